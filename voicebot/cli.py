@@ -113,7 +113,7 @@ def models_pull(
                TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False) as progress:
         for name, spec in specs.items():
-            task = progress.add_task(name, total=spec.size * 2)
+            task = progress.add_task(name, total=spec.size)
 
             def advance(desc: str, n: int, task=task, name=name) -> None:
                 progress.update(task, advance=n, description=f"{name}: {desc}"[:60])
@@ -123,7 +123,7 @@ def models_pull(
             except ModelError as exc:
                 progress.stop()
                 raise fail(str(exc)) from None
-            progress.update(task, completed=spec.size * 2, description=f"{name}: verified")
+            progress.update(task, completed=spec.size, description=f"{name}: verified")
     console.print(f"[green]models ready under {store.models_dir}[/green] (cache: {store.cache_dir})")
 
 
@@ -141,6 +141,51 @@ def models_verify(config_path: ConfigOption = None):
             bad += 1
             err_console.print(f"[red]{name}: {status.problem or 'not pulled'}[/red]; run `voicebot models pull {name}`")
     raise typer.Exit(1 if bad else 0)
+
+
+@app.command()
+def serve(config_path: ConfigOption = None):
+    """Start the bot: load and warm every model, report readiness and load times."""
+    from voicebot.components import load_components
+    from voicebot.llm.base import LlmError
+
+    config = get_config(config_path)
+    console.print("[bold]voicebot[/bold] starting on "
+                  f"{'the embedded model' if config.llm.backend == 'embedded' else 'Ollama'} ...")
+    table = Table(title="readiness")
+    for column in ("component", "model", "load s", "warm s"):
+        table.add_column(column)
+    try:
+        with console.status("loading models ...") as status:
+            parts = load_components(config, on_stage=lambda s: status.update(f"{s.name} ready ..."))
+    except (ModelError, LlmError) as exc:
+        raise fail(str(exc)) from None
+    for stage in parts.stages:
+        table.add_row(stage.name, stage.detail, f"{stage.load_s:.2f}", f"{stage.warm_s:.2f}")
+    console.print(table)
+    total = sum(s.load_s + s.warm_s for s in parts.stages)
+    console.print(f"[green]ready[/green]: every model loaded and warm in {total:.1f} s.")
+    console.print("[yellow]The SIP front end is not built yet (issue 5): no calls are answered.[/yellow]")
+
+
+@bench_app.command("models")
+def bench_models_cmd(runs: Annotated[int, typer.Option(min=1, help="Repetitions per measurement.")] = 5,
+                     config_path: ConfigOption = None):
+    """Load time of each model; STT on 2 s and 6 s phone audio; LLM first token and tok/s; TTS first audio."""
+    from voicebot.bench import bench_models
+
+    config = get_config(config_path)
+    try:
+        rows = bench_models(config, runs=runs, log=lambda line: console.print(line, highlight=False))
+    except ModelError as exc:
+        raise fail(str(exc)) from None
+    table = Table(title=f"model benchmark ({runs} runs each)")
+    for column in ("stage", "measure", "median", "p95", "n"):
+        table.add_column(column, justify="right" if column in ("median", "p95", "n") else "left")
+    for row in rows:
+        table.add_row(row.stage, row.metric, f"{row.median:.3f} {row.unit}", f"{row.p95:.3f} {row.unit}",
+                      str(len(row.values)))
+    console.print(table)
 
 
 def main() -> None:  # pragma: no cover - console script entry

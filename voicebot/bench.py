@@ -1,0 +1,106 @@
+"""Benchmarks of the speech and language models (never run by the test suite; `voicebot bench models`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from voicebot.audio import resample, silence, ulaw_decode, ulaw_encode
+from voicebot.components import load_components, system_prompt
+from voicebot.config import Config
+from voicebot.llm.base import ChatMessage
+from voicebot.models import ModelStore
+
+SHORT_UTTERANCE = "Where is my order?"
+LONG_UTTERANCE = ("Hi, I ordered a pair of hiking boots two weeks ago and the tracking page "
+                  "still says it is waiting for the carrier.")
+CALLER_TURNS = [
+    "Where is my order?",
+    "I want to book a repair appointment for next week.",
+    "Can you tell me when the boots will arrive?",
+    "My package arrived damaged and I would like a replacement.",
+    "Please call me back tomorrow morning.",
+]
+REPLY = "Your order shipped yesterday with UPS. It should arrive on Thursday. Is there anything else?"
+
+
+@dataclass(frozen=True)
+class Row:
+    stage: str
+    metric: str
+    unit: str
+    values: tuple[float, ...]
+
+    @property
+    def median(self) -> float:
+        return float(np.median(self.values))
+
+    @property
+    def p95(self) -> float:
+        return float(np.percentile(self.values, 95))
+
+
+def _phone_line(pcm: bytes, rate: int) -> bytes:
+    """What a caller's voice looks like after an 8 kHz mu-law phone line."""
+    return ulaw_decode(ulaw_encode(resample(pcm, rate, 8000)))
+
+
+def bench_models(config: Config, runs: int = 5, log: Callable[[str], None] = print) -> list[Row]:
+    store = ModelStore.from_config(config)
+    rate = config.audio.sample_rate
+    log("loading and warming models ...")
+    parts = load_components(config, store, on_stage=lambda s: log(f"  {s.name}: load {s.load_s:.2f} s, "
+                                                                    f"warm {s.warm_s:.2f} s"))
+    rows = [Row(s.name, f"load ({s.detail})", "s", (s.load_s,)) for s in parts.stages]
+
+    # speech to text on telephone audio of two lengths
+    for label, text in (("short", SHORT_UTTERANCE), ("long", LONG_UTTERANCE)):
+        speech = b"".join(c.pcm for c in parts.synthesizer.stream(text, rate))
+        clip = _phone_line(silence(200, rate) + speech + silence(200, rate), rate)
+        seconds = len(clip) / 2 / 8000
+        times = []
+        for _ in range(runs):
+            started = time.perf_counter()
+            parts.transcriber.transcribe(clip, 8000)
+            times.append(time.perf_counter() - started)
+        rows.append(Row("speech to text", f"{label} utterance {seconds:.1f} s", "s", tuple(times)))
+
+    # language model with the system prompt already evaluated
+    prompt = system_prompt(config)
+    ttft, rates = [], []
+    for i in range(max(runs, len(CALLER_TURNS))):
+        turn = CALLER_TURNS[i % len(CALLER_TURNS)]
+        messages = [ChatMessage("system", prompt), ChatMessage("user", turn)]
+        started = time.perf_counter()
+        first = None
+        pieces = 0
+        for _piece in parts.chat.stream(messages, max_tokens=64):
+            pieces += 1
+            if first is None:
+                first = time.perf_counter()
+        ended = time.perf_counter()
+        if first is not None:
+            ttft.append(first - started)
+            if pieces > 1 and ended > first:
+                rates.append((pieces - 1) / (ended - first))
+    rows.append(Row("language model", "time to first token (prefix warm)", "s", tuple(ttft)))
+    rows.append(Row("language model", "generation", "tok/s", tuple(rates)))
+
+    # text to speech: first audio and real-time factor
+    firsts, rtfs = [], []
+    for _ in range(runs):
+        started = time.perf_counter()
+        first = None
+        audio_s = 0.0
+        for chunk in parts.synthesizer.stream(REPLY, rate):
+            if first is None:
+                first = time.perf_counter() - started
+            audio_s += chunk.duration_s
+        firsts.append(first or 0.0)
+        rtfs.append((time.perf_counter() - started) / audio_s)
+    rows.append(Row("text to speech", "time to first audio", "s", tuple(firsts)))
+    rows.append(Row("text to speech", "real-time factor", "x", tuple(rtfs)))
+    return rows

@@ -1,0 +1,101 @@
+"""Builds the configured speech and language components from the config and the model store.
+
+This is the one place that knows which implementation stands behind each protocol; everything else takes a
+Transcriber, Synthesizer, VoiceActivity or ChatModel and does not care which.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from voicebot.config import Config
+from voicebot.llm.base import ChatModel
+from voicebot.models import ModelStore
+from voicebot.speech.stt import Transcriber, WhisperTranscriber
+from voicebot.speech.tts import PiperSynthesizer, Synthesizer
+from voicebot.speech.vad import WebRtcVoiceActivity
+
+
+def make_transcriber(config: Config, store: ModelStore) -> Transcriber:
+    c = config.stt
+    return WhisperTranscriber(str(store.locate(c.model)), language=c.language, beam_size=c.beam_size,
+                              threads=c.threads, initial_prompt=c.initial_prompt)
+
+
+def make_synthesizer(config: Config, store: ModelStore) -> Synthesizer:
+    c = config.tts
+    return PiperSynthesizer(store.locate(c.voice), voice=c.voice, length_scale=c.length_scale,
+                            cache_dir=config.path(c.cache_dir))
+
+
+def make_voice_activity(config: Config) -> WebRtcVoiceActivity:
+    return WebRtcVoiceActivity(config.vad.aggressiveness)
+
+
+def make_chat_model(config: Config, store: ModelStore) -> ChatModel:
+    c = config.llm
+    if c.backend == "ollama":
+        from voicebot.llm.ollama_backend import OllamaChatModel
+
+        return OllamaChatModel(c.ollama.url, c.ollama.model, timeout_s=c.ollama.timeout_s,
+                               keep_alive=c.ollama.keep_alive, temperature=c.temperature, max_tokens=c.max_tokens)
+    from voicebot.llm.embedded import LlamaCppChatModel
+
+    folder = store.locate(c.model)
+    return LlamaCppChatModel(folder / "model.gguf", name=c.model, context_tokens=c.context_tokens,
+                             threads=c.threads, temperature=c.temperature, max_tokens=c.max_tokens)
+
+
+def system_prompt(config: Config) -> str:
+    return config.dialog.system_prompt.format(company=config.dialog.company)
+
+
+@dataclass
+class Stage:
+    name: str
+    detail: str
+    load_s: float
+    warm_s: float
+
+
+@dataclass
+class Components:
+    """Every model loaded and warmed, with how long each took."""
+
+    transcriber: Transcriber
+    synthesizer: Synthesizer
+    chat: ChatModel
+    vad: WebRtcVoiceActivity
+    stages: list[Stage] = field(default_factory=list)
+
+
+def load_components(config: Config, store: ModelStore | None = None,
+                    on_stage: Callable[[Stage], None] | None = None) -> Components:
+    """Load and warm every model so the first call pays nothing extra. Raises ModelError / LlmError."""
+    store = store or ModelStore.from_config(config)
+    stages: list[Stage] = []
+
+    def timed(name: str, detail: str, build: Callable, warm: Callable) -> object:
+        started = time.perf_counter()
+        obj = build()
+        loaded = time.perf_counter()
+        warm(obj)
+        stage = Stage(name, detail, loaded - started, time.perf_counter() - loaded)
+        stages.append(stage)
+        if on_stage:
+            on_stage(stage)
+        return obj
+
+    rate = config.audio.sample_rate
+    vad = timed("voice activity", f"webrtcvad, aggressiveness {config.vad.aggressiveness}",
+                lambda: make_voice_activity(config), lambda v: v.is_speech(b"\0" * (rate // 50 * 2), rate))
+    synthesizer = timed("text to speech", config.tts.voice, lambda: make_synthesizer(config, store),
+                        lambda s: s.cached(config.dialog.filler, rate))
+    transcriber = timed("speech to text", config.stt.model, lambda: make_transcriber(config, store),
+                        lambda t: t.transcribe(synthesizer.cached(config.dialog.filler, rate), rate))
+    llm_detail = config.llm.model if config.llm.backend == "embedded" else f"ollama {config.llm.ollama.model}"
+    chat = timed("language model", llm_detail, lambda: make_chat_model(config, store),
+                 lambda m: m.warm(system_prompt(config)))
+    return Components(transcriber, synthesizer, chat, vad, stages)

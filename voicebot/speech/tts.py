@@ -1,0 +1,125 @@
+"""Text to speech: the Synthesizer protocol and its Piper implementation.
+
+Speech is produced sentence by sentence so the first sentence can play while the rest is still being made.
+Fixed prompts (greeting, "one moment", transfer notice) are synthesised once and kept on disk, keyed by the
+text, the voice and the settings, so a call never waits for them twice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from voicebot.audio import TELEPHONE_RATES, read_wav, resample, write_wav
+
+_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+(?=[\"'(\[]?[A-Z0-9])")
+
+
+def split_sentences(text: str) -> list[str]:
+    """Split text at sentence ends; keeps abbreviations like "Dr." together when followed by lowercase."""
+    parts = [p.strip() for p in _SENTENCE_END.split(text.strip())]
+    return [p for p in parts if p]
+
+
+@dataclass(frozen=True)
+class SpeechChunk:
+    text: str
+    pcm: bytes
+    sample_rate: int
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.pcm) / 2 / self.sample_rate
+
+
+@runtime_checkable
+class Synthesizer(Protocol):
+    voice: str
+
+    def stream(self, text: str, sample_rate: int) -> Iterator[SpeechChunk]:
+        """Yield speech one sentence at a time, mono s16le at ``sample_rate`` (8000 or 16000)."""
+        ...
+
+    def cached(self, text: str, sample_rate: int) -> bytes:
+        """The whole text as speech, from the disk cache when it was made before."""
+        ...
+
+
+@dataclass
+class PiperSynthesizer:
+    """Piper (ONNX on CPU) loaded from a local voice folder."""
+
+    model_dir: str | Path
+    voice: str = "piper-en_US-joe-medium"
+    length_scale: float = 1.0
+    cache_dir: str | Path | None = None
+    load_s: float = field(init=False, default=0.0)
+
+    def __post_init__(self) -> None:
+        from piper import PiperVoice, SynthesisConfig  # heavy import, only when a synthesizer is made
+
+        folder = Path(self.model_dir)
+        onnx = next(iter(sorted(folder.glob("*.onnx"))), None)
+        if onnx is None:
+            raise FileNotFoundError(f"no .onnx voice in {folder}")
+        started = time.perf_counter()
+        self._voice = PiperVoice.load(str(onnx), config_path=str(onnx) + ".json", use_cuda=False)
+        self._config = SynthesisConfig(length_scale=self.length_scale)
+        self.native_rate = self._voice.config.sample_rate
+        self.load_s = time.perf_counter() - started
+
+    def _check_rate(self, sample_rate: int) -> None:
+        if sample_rate not in TELEPHONE_RATES:
+            raise ValueError(f"sample rate {sample_rate} Hz: telephone rates are {TELEPHONE_RATES}")
+
+    def _speak(self, sentence: str, sample_rate: int) -> bytes:
+        native = b"".join(chunk.audio_int16_bytes for chunk in self._voice.synthesize(sentence, self._config))
+        return resample(native, self.native_rate, sample_rate)
+
+    def stream(self, text: str, sample_rate: int) -> Iterator[SpeechChunk]:
+        self._check_rate(sample_rate)
+        for sentence in split_sentences(text):
+            pcm = self._speak(sentence, sample_rate)
+            if pcm:
+                yield SpeechChunk(sentence, pcm, sample_rate)
+
+    def cache_path(self, text: str, sample_rate: int) -> Path | None:
+        if self.cache_dir is None:
+            return None
+        key = hashlib.sha256(f"{self.voice}|{self.length_scale}|{sample_rate}|{text}".encode()).hexdigest()
+        return Path(self.cache_dir).expanduser() / f"{key[:32]}.wav"
+
+    def cached(self, text: str, sample_rate: int) -> bytes:
+        self._check_rate(sample_rate)
+        path = self.cache_path(text, sample_rate)
+        if path is not None and path.is_file():
+            try:
+                pcm, rate = read_wav(path)
+                if rate == sample_rate:
+                    return pcm
+            except (OSError, EOFError, ValueError):
+                pass  # a damaged cache entry is simply made again
+        pcm = b"".join(chunk.pcm for chunk in self.stream(text, sample_rate))
+        if path is not None:
+            self._store(path, pcm, sample_rate)
+        return pcm
+
+    @staticmethod
+    def _store(path: Path, pcm: bytes, sample_rate: int) -> None:
+        tmp = None
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".wav.tmp")
+            os.close(fd)
+            write_wav(tmp, pcm, sample_rate)
+            os.replace(tmp, path)
+        except OSError:
+            if tmp:
+                Path(tmp).unlink(missing_ok=True)  # a full or read-only disk costs speed, never the call
