@@ -1,0 +1,95 @@
+"""The language-model backends through the real embedded model (llama.cpp)."""
+
+from __future__ import annotations
+
+import json
+import socket
+
+import pytest
+
+from ollama_server import FakeOllama
+from voicebot.llm.base import ChatMessage, ChatModel, LlmError, complete, complete_json
+from voicebot.llm.ollama_backend import OllamaChatModel
+
+ROUTE_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "intent": {"type": "string", "enum": ["order_status", "book_appointment", "operator", "other"]},
+        "order_number": {"type": ["string", "null"]},
+    },
+    "required": ["intent", "order_number"],
+    "additionalProperties": False,
+}
+ROUTER = ChatMessage("system", "You route phone calls for a shop. Reply with JSON: the caller's intent and the "
+                               "order number they said, or null when they said none.")
+
+
+def test_embedded_model_implements_the_protocol(chat_model):
+    assert isinstance(chat_model, ChatModel)
+
+
+def test_embedded_model_returns_valid_json_for_a_schema(chat_model):
+    reply = complete_json(chat_model, [ROUTER, ChatMessage("user", "Hi, where is my order 10452?")],
+                          ROUTE_SCHEMA, temperature=0.0)
+    assert set(reply) == {"intent", "order_number"}
+    assert reply["intent"] == "order_status"
+    assert reply["order_number"] == "10452"
+    reply = complete_json(chat_model, [ROUTER, ChatMessage("user", "I'd like to book a repair visit.")],
+                          ROUTE_SCHEMA, temperature=0.0)
+    assert reply["intent"] in ROUTE_SCHEMA["properties"]["intent"]["enum"]
+    assert reply["order_number"] is None
+
+
+def test_embedded_model_streams_in_pieces_and_can_be_stopped(chat_model):
+    messages = [ChatMessage("system", "You are a helpful phone assistant."),
+                ChatMessage("user", "Count from one to twenty in words.")]
+    stream = chat_model.stream(messages, max_tokens=60, temperature=0.0)
+    pieces = [next(stream) for _ in range(3)]
+    stream.close()  # a caller barging in stops generation
+    assert all(isinstance(p, str) and p for p in pieces)
+    # the model is free again at once: the lock was released when the stream closed
+    assert complete(chat_model, messages, max_tokens=5, temperature=0.0)
+
+
+def test_warm_keeps_the_system_prompt_prefix(chat_model):
+    system = "You are the phone assistant of Northwind Supplies. Answer briefly."
+    chat_model.warm(system)
+    text = complete(chat_model, [ChatMessage("system", system), ChatMessage("user", "Say hello.")], max_tokens=8)
+    assert text.strip()
+
+
+def test_ollama_backend_streams_a_reply_through_the_ollama_contract(chat_model):
+    with FakeOllama(chat_model, "qwen2.5-coder:1.5b-instruct-q4_K_M") as server:
+        model = OllamaChatModel(server.url, "qwen2.5-coder:1.5b-instruct-q4_K_M", timeout_s=60)
+        assert isinstance(model, ChatModel)
+        model.check()
+        pieces = list(model.stream([ChatMessage("system", "You are terse."),
+                                    ChatMessage("user", "Name three colours.")], max_tokens=20, temperature=0.0))
+        assert len(pieces) > 1 and "".join(pieces).strip()
+        reply = complete_json(model, [ROUTER, ChatMessage("user", "Where is order 20031?")], ROUTE_SCHEMA,
+                              temperature=0.0)
+        assert reply == {"intent": "order_status", "order_number": "20031"}
+        chat = [r for r in server.requests if r["path"] == "/api/chat"]
+        assert chat[0]["stream"] is True
+        assert chat[-1]["format"] == ROUTE_SCHEMA  # the schema travelled as Ollama's `format`
+        assert chat[-1]["options"]["temperature"] == 0.0
+
+
+def test_ollama_backend_reports_a_model_the_server_lacks(chat_model):
+    with FakeOllama(chat_model, "other-model:latest") as server:
+        model = OllamaChatModel(server.url, "qwen2.5-coder:1.5b-instruct-q4_K_M")
+        with pytest.raises(LlmError, match="ollama pull qwen2.5-coder:1.5b-instruct-q4_K_M"):
+            model.check()
+        with pytest.raises(LlmError, match="404"):
+            list(model.stream([ChatMessage("user", "hi")]))
+
+
+def test_ollama_backend_reports_a_server_that_is_down():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # nothing listens here once closed
+    model = OllamaChatModel(f"http://127.0.0.1:{port}", "any", timeout_s=2)
+    with pytest.raises(LlmError, match="ollama serve"):
+        model.check()
+    with pytest.raises(LlmError, match="ollama serve"):
+        list(model.stream([ChatMessage("user", "hi")]))
