@@ -72,6 +72,10 @@ class VadConfig(Section):
     preroll_ms: int = Field(300, ge=0, le=2000)
     barge_in_ms: int = Field(200, ge=20, le=2000)
     no_input_timeout_s: float = Field(7.0, gt=0, le=60)
+    echo_margin_db: float = Field(
+        20.0, ge=0, le=60,
+        description="Caller audio this far below the bot's own playback level is its echo, not speech.",
+    )
 
 
 class SttConfig(Section):

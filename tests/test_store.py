@@ -1,0 +1,214 @@
+"""The call store: durability settings, crash survival, outcomes, recordings, migrations, errors."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import textwrap
+import threading
+import wave
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pytest
+
+from voicebot.audio import read_wav
+from voicebot.store import MIGRATIONS, CallFilter, CallStore, Outcome, StoreError, Turn, TurnTimings
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> CallStore:
+    with CallStore(tmp_path / "calls.db", tmp_path / "recordings") as s:
+        yield s
+
+
+def test_wal_and_synchronous_full_are_set(store: CallStore, tmp_path: Path) -> None:
+    assert store.pragma("journal_mode") == "wal"
+    assert store.pragma("synchronous") == 2  # FULL
+    assert store.pragma("foreign_keys") == 1
+    # WAL is a property of the file: a plain sqlite3 connection sees it too
+    with sqlite3.connect(tmp_path / "calls.db") as other:
+        assert other.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_call_and_turns_survive_a_killed_process(tmp_path: Path) -> None:
+    db, recordings = tmp_path / "calls.db", tmp_path / "rec"
+    child = textwrap.dedent(f"""
+        import os, signal
+        from voicebot.store import CallStore, Turn, TurnTimings
+        store = CallStore({str(db)!r}, {str(recordings)!r})
+        call = store.start_call("+15551234567", worker="w1")
+        store.add_turn(call, Turn("caller", "Where is my order?", 1.0, 2.4,
+                                  TurnTimings(end_of_speech=2.4, transcript_ready=2.9), stt_confidence=0.91))
+        store.add_turn(call, Turn("bot", "Your order 10452 ships today.", 3.1, 5.0,
+                                  TurnTimings(first_token=3.0, first_audio_out=3.1),
+                                  tool_calls=({{"name": "order_status", "arguments": {{"order": "10452"}},
+                                               "result": {{"status": "shipped"}}}},)))
+        print(call, flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+    """)
+    result = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True, timeout=60,
+                            cwd=Path(__file__).resolve().parents[1])
+    assert result.returncode == -9, result.stderr
+    call_id = result.stdout.strip()
+
+    with CallStore(db, recordings) as store:
+        call = store.get_call(call_id)
+        assert call.outcome is Outcome.IN_PROGRESS and call.caller_id == "+15551234567"
+        turns = store.turns(call_id)
+        assert [(t.idx, t.role, t.text) for t in turns] == [
+            (0, "caller", "Where is my order?"), (1, "bot", "Your order 10452 ships today.")]
+        assert turns[0].timings == TurnTimings(end_of_speech=2.4, transcript_ready=2.9)
+        assert turns[0].stt_confidence == 0.91
+        assert turns[1].tool_calls[0]["result"] == {"status": "shipped"}
+
+        assert store.mark_interrupted(worker="other-worker") == 0  # another worker's start leaves it alone
+        assert store.mark_interrupted(worker="w1") == 1
+        assert store.get_call(call_id).outcome is Outcome.INTERRUPTED
+        assert store.mark_interrupted() == 0
+
+
+def test_outcome_turn_fields_and_events_round_trip(store: CallStore) -> None:
+    call_id = store.start_call("+15550001111", worker="w1")
+    stored = store.add_turn(call_id, Turn("caller", "my card is 4111 1111 1111 1111", 0.5, 2.0,
+                                          sentiment=-0.6, barged_in=True, guard_event="frustration",
+                                          stt_avg_logprob=-0.3, stt_no_speech_prob=0.01))
+    assert (stored.call_id, stored.idx) == (call_id, 0)
+    store.add_event(call_id, "guard", {"reason": "operator phrase", "phrase": "operator"}, at=2.1)
+    store.add_event(call_id, "transfer", {"target": "sip:operator@127.0.0.1:5070", "when": datetime(2024, 1, 1)})
+    store.update_call(call_id, customer_id="C-17", summary="asked for a human")
+    store.finish_call(call_id, Outcome.TRANSFERRED, "caller asked for an operator",
+                      transfer_target="sip:operator@127.0.0.1:5070")
+
+    call = store.get_call(call_id)
+    assert call.outcome is Outcome.TRANSFERRED
+    assert call.outcome_reason == "caller asked for an operator"
+    assert call.transfer_target == "sip:operator@127.0.0.1:5070"
+    assert (call.customer_id, call.summary) == ("C-17", "asked for a human")
+    assert call.ended_at is not None and call.ended_at >= call.started_at
+    turn = store.turns(call_id)[0]
+    assert turn.text == "my card is 4111 1111 1111 1111"  # raw: the review app redacts by role
+    assert (turn.sentiment, turn.barged_in, turn.guard_event) == (-0.6, True, "frustration")
+    events = store.events(call_id)
+    assert [e.kind for e in events] == ["guard", "transfer"]
+    assert events[0].at == 2.1 and events[0].data["phrase"] == "operator"
+    assert events[1].data["when"] == "2024-01-01 00:00:00"  # non-JSON values are kept as text
+
+    with pytest.raises(StoreError, match="already ended"):
+        store.finish_call(call_id, "resolved")
+    assert store.get_call(call_id).outcome is Outcome.TRANSFERRED
+    with pytest.raises(StoreError, match="no call"):
+        store.add_turn("no-such-call", Turn("bot", "hello"))
+    with pytest.raises(ValueError):
+        store.finish_call(call_id, "in_progress")
+    with pytest.raises(ValueError):
+        store.add_turn(call_id, Turn("operator", "hi"))  # type: ignore[arg-type]
+
+
+def test_list_and_count_calls_filter_and_page(tmp_path: Path) -> None:
+    clock = [datetime(2025, 3, 1, 9, 0, tzinfo=timezone.utc)]
+
+    def now() -> datetime:
+        clock[0] += timedelta(minutes=1)
+        return clock[0]
+
+    with CallStore(tmp_path / "c.db", tmp_path / "r", now=now) as store:
+        ids = [store.start_call(f"+1555000{i}", worker="w1" if i % 2 else "w2") for i in range(5)]
+        store.finish_call(ids[0], "resolved")
+        store.finish_call(ids[1], "abandoned", "caller hung up")
+        store.finish_call(ids[2], "error", "stt crashed")
+        assert [c.id for c in store.list_calls()] == ids[::-1]
+        assert [c.id for c in store.list_calls(limit=2, offset=1)] == [ids[3], ids[2]]
+        assert [c.id for c in store.list_calls(CallFilter(outcome="in_progress"))] == [ids[4], ids[3]]
+        assert {c.id for c in store.list_calls(CallFilter(outcome=["resolved", Outcome.ERROR]))} == {ids[0], ids[2]}
+        assert [c.id for c in store.list_calls(CallFilter(worker="w1"))] == [ids[3], ids[1]]
+        assert [c.id for c in store.list_calls(CallFilter(caller_id="+15550002"))] == [ids[2]]
+        assert store.count_calls(CallFilter(since=datetime(2025, 3, 1, 9, 3, tzinfo=timezone.utc))) == 3
+        assert store.count_calls(CallFilter(until=datetime(2025, 3, 1, 9, 3, tzinfo=timezone.utc))) == 2
+
+
+def test_recordings_are_readable_wav_files(store: CallStore, tmp_path: Path) -> None:
+    call_id = store.start_call("+15550002222")
+    pcm = bytes(range(256)) * 32  # 8192 bytes = 4096 samples
+    path = store.save_recording(call_id, "caller", pcm, 8000)
+    assert path == tmp_path / "recordings" / call_id / "caller.wav"
+    with wave.open(str(path)) as wav:
+        assert (wav.getnchannels(), wav.getsampwidth(), wav.getframerate(), wav.getnframes()) == (1, 2, 8000, 4096)
+    assert read_wav(path) == (pcm, 8000)
+    store.save_recording(call_id, "bot", pcm[:100], 16000)
+    call = store.get_call(call_id)
+    assert store.recording_file(call, "caller") == path
+    assert store.recording_file(call, "bot").is_file()
+    assert store.recording_file(call, "mixed") is None
+    assert not list(path.parent.glob("*.tmp"))
+
+
+def test_recording_io_error_is_a_store_error(store: CallStore, tmp_path: Path) -> None:
+    call_id = store.start_call(None)
+    (tmp_path / "recordings").write_text("a file where the folder should be")
+    with pytest.raises(StoreError, match="recording"):
+        store.save_recording(call_id, "mixed", b"\0\0" * 10, 8000)
+    assert store.get_call(call_id).mixed_recording is None
+
+
+def test_full_disk_raises_store_error_and_keeps_committed_rows(store: CallStore) -> None:
+    call_id = store.start_call("+15550003333")
+    store.add_turn(call_id, Turn("caller", "first"))
+    pages = store.pragma("page_count")
+    store._db.execute(f"PRAGMA max_page_count = {pages}")  # the database file may not grow: "disk full"
+    with pytest.raises(StoreError, match="add turn"):
+        store.add_turn(call_id, Turn("bot", "x" * 200_000))
+    assert [t.text for t in store.turns(call_id)] == ["first"]
+    store.finish_call(call_id, "error", "disk full")  # small writes into free pages still work
+    assert store.get_call(call_id).outcome is Outcome.ERROR
+
+
+def test_reopening_keeps_data_and_version(tmp_path: Path) -> None:
+    with CallStore(tmp_path / "c.db", tmp_path / "r") as store:
+        call_id = store.start_call("+1")
+        assert store.schema_version == len(MIGRATIONS)
+    with CallStore(tmp_path / "c.db", tmp_path / "r") as store:
+        assert store.schema_version == len(MIGRATIONS)
+        assert store.get_call(call_id).caller_id == "+1"
+
+
+def test_migration_adds_a_column_in_place(tmp_path: Path) -> None:
+    with CallStore(tmp_path / "c.db", tmp_path / "r", migrations=MIGRATIONS[:1]) as store:
+        call_id = store.start_call("+1")
+        store.add_turn(call_id, Turn("caller", "hello"))
+        assert store.schema_version == 1
+    newer = [*MIGRATIONS, ("ALTER TABLE turns ADD COLUMN language TEXT",)]
+    with CallStore(tmp_path / "c.db", tmp_path / "r", migrations=newer) as store:
+        assert store.schema_version == len(newer)
+        assert [t.text for t in store.turns(call_id)] == ["hello"]  # unknown columns are ignored
+        columns = [row[1] for row in store._db.execute("PRAGMA table_info(turns)")]
+        assert "language" in columns
+    with pytest.raises(StoreError, match="newer than this code"):
+        CallStore(tmp_path / "c.db", tmp_path / "r", migrations=MIGRATIONS[:1])
+
+
+def test_readonly_reader_sees_writes_of_another_connection(tmp_path: Path) -> None:
+    with CallStore(tmp_path / "c.db", tmp_path / "r") as writer:
+        call_id = writer.start_call("+1")
+        with CallStore(tmp_path / "c.db", tmp_path / "r", readonly=True) as reader:
+            writer.add_turn(call_id, Turn("caller", "hi"))
+            assert [t.text for t in reader.turns(call_id)] == ["hi"]
+            with pytest.raises(StoreError):
+                reader.start_call("+2")
+
+
+def test_writes_from_several_threads(store: CallStore) -> None:
+    call_id = store.start_call("+1")
+
+    def write(n: int) -> None:
+        for i in range(20):
+            store.add_turn(call_id, Turn("system", f"{n}-{i}"))
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    turns = store.turns(call_id)
+    assert [t.idx for t in turns] == list(range(80))

@@ -1,0 +1,277 @@
+"""Turn-taking: end of turn, barge-in and no-input, timed in audio time.
+
+``TurnDetector`` is a synchronous state machine. The session feeds it every inbound ``AudioFrame`` of the call
+(silence included, in order) and acts on the events it returns. It never reads the wall clock: the time of an
+event is the number of samples fed so far divided by the sample rate, so a 10-minute call can be replayed in a
+fraction of a second and a test can say "speech at 0.5-2.5 s" and check the event times to the frame.
+
+Decisions come from a ``VoiceActivity`` (webrtcvad in production, a scripted fake in tests) on frames of
+``VadConfig.frame_ms``; inbound frames of another length are re-cut, so the transport's framing does not matter.
+
+Rules, per VAD frame:
+
+* **Utterance.** A speech frame opens a candidate utterance that starts ``preroll_ms`` earlier (the audio kept
+  in a ring buffer), so the first syllable is not cut. It ends after ``end_of_turn_silence_ms`` of continuous
+  non-speech (``digits_silence_ms`` while ``expect_digits(True)``). A candidate with less than
+  ``min_speech_ms`` of speech frames is noise and is dropped silently. The audio of an ``Utterance`` runs from
+  the preroll to the last speech frame plus up to ``preroll_ms`` of trailing silence (soft word ends often read
+  as non-speech); ``speech_ended_at_s`` is the end of the last speech frame: the "end of speech" of the turn's
+  timings. An utterance longer than ``max_utterance_s`` is cut there (Whisper reads 30 s at most).
+* **SpeechStarted** is emitted once a candidate reaches ``min_speech_ms`` of speech, carrying the onset time;
+  it disarms the no-input timer.
+* **Barge-in.** While ``set_bot_speaking(True)``, a run of speech frames lasting ``barge_in_ms`` emits one
+  ``BargeIn`` (at most one per playback). A single non-speech frame inside the run is tolerated (webrtcvad
+  drops frames inside words), two end it. So a short "ok" or "mm-hmm" (< ``barge_in_ms``) never stops the bot.
+  Backchannels longer than ``barge_in_ms`` do barge in: raise ``barge_in_ms`` to trade speed for tolerance.
+* **Backchannels.** Speech during playback that did not barge in but still passes ``min_speech_ms`` is emitted as
+  an ``Utterance`` with ``during_playback=True, barged_in=False``: the session decides (e.g. run the escalation
+  guard on its transcript, otherwise ignore it). An utterance that caused a barge-in has ``barged_in=True``.
+* **Echo gate.** The caller's line carries the bot's own voice back, attenuated by the echo return loss. The
+  session passes each outbound frame to ``note_playback`` as it is sent; an inbound frame quieter than the
+  loudest playback of the last ``echo_tail_ms`` minus ``echo_margin_db`` counts as non-speech, whatever the VAD
+  says. Real caller speech is about as loud as the playback and passes; echo 20+ dB down does not. The window
+  is counted in inbound frames, so playback must be noted in step with the inbound audio (as it is played,
+  not a whole sentence at once), and the gate stays on for ``echo_tail_ms`` after playback ends.
+* **No input.** ``arm_no_input()`` (after a prompt has played) starts a timer of ``no_input_timeout_s`` of
+  audio; ``NoInput`` is emitted when it runs out with no confirmed speech. It is never emitted while a candidate
+  utterance is open; ``set_bot_speaking(True)``, ``cancel_no_input()`` and ``SpeechStarted`` disarm it.
+
+Not thread-safe: call every method from one thread (the session's event loop).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+from voicebot.audio import AudioFrame, rms_dbfs
+from voicebot.config import VadConfig
+from voicebot.speech.vad import VoiceActivity
+
+_SILENT = float("-inf")
+
+
+@dataclass(frozen=True)
+class TurnEvent:
+    at_s: float  # seconds of call audio the event refers to (see each event)
+
+
+@dataclass(frozen=True)
+class SpeechStarted(TurnEvent):
+    """The caller is speaking (confirmed: ``min_speech_ms`` of speech); ``at_s`` is the onset."""
+
+
+@dataclass(frozen=True)
+class BargeIn(TurnEvent):
+    """Caller speech sustained for ``barge_in_ms`` while the bot speaks: stop playback now (``at_s``: now)."""
+
+
+@dataclass(frozen=True)
+class NoInput(TurnEvent):
+    """``no_input_timeout_s`` of audio passed after ``arm_no_input()`` without the caller speaking (``at_s``: now)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Utterance(TurnEvent):
+    """One turn of caller speech; ``pcm`` (mono s16le) covers ``started_at_s`` .. ``ended_at_s`` exactly.
+
+    ``at_s`` is when the end of turn was decided; ``at_s - speech_ended_at_s`` is the endpointing delay.
+    """
+
+    pcm: bytes
+    sample_rate: int
+    started_at_s: float  # includes the preroll
+    ended_at_s: float  # includes a short trailing silence
+    speech_ended_at_s: float  # end of the last speech frame: the turn's "end of speech"
+    during_playback: bool = False  # the bot was speaking when the caller started
+    barged_in: bool = False  # this utterance stopped the bot
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.pcm) / 2 / self.sample_rate
+
+
+class TurnDetector:
+    """Endpointing, barge-in and no-input from VAD decisions; see the module docstring for the rules."""
+
+    def __init__(self, vad: VoiceActivity, config: VadConfig | None = None, *, echo_tail_ms: int = 500,
+                 max_utterance_s: float = 30.0):
+        self.vad = vad
+        self.config = config or VadConfig()
+        self.echo_tail_ms = echo_tail_ms
+        self.max_utterance_s = max_utterance_s
+        self.frame_ms = self.config.frame_ms
+        self.sample_rate: int | None = None
+        self._frame_bytes = 0
+        self._pending = bytearray()  # inbound audio not yet a whole VAD frame
+        self._t_ms = 0  # audio fed so far, in whole VAD frames
+        self._preroll_frames = -(-self.config.preroll_ms // self.frame_ms)  # ceil
+        self._preroll: deque[bytes] = deque(maxlen=self._preroll_frames)
+        self._play_levels: deque[float] = deque(maxlen=max(1, echo_tail_ms // self.frame_ms))
+        self._play_peak = _SILENT  # loudest playback noted since the last inbound frame
+        self._bot_speaking = False
+        self._barged = False  # a BargeIn was emitted in this playback
+        self._run_ms = 0  # current run of speech frames (barge-in)
+        self._run_gap = 0  # non-speech frames inside that run
+        self._digits = False
+        self._no_input_at_ms: int | None = None
+        self._reset_utterance()
+
+    # -- controls set by the session ---------------------------------------------------------------------
+
+    def set_bot_speaking(self, speaking: bool) -> None:
+        """The bot started (True) or stopped (False) playing audio to the caller."""
+        if speaking and not self._bot_speaking:
+            self._barged = False
+            self._no_input_at_ms = None
+        self._bot_speaking = speaking
+
+    def note_playback(self, frame: AudioFrame) -> None:
+        """An outbound frame as it is sent; its level drives the echo gate."""
+        self._play_peak = max(self._play_peak, rms_dbfs(frame.pcm))
+
+    def expect_digits(self, expect: bool) -> None:
+        """While True the caller is dictating digits: wait ``digits_silence_ms`` before ending the turn."""
+        self._digits = expect
+
+    def arm_no_input(self) -> None:
+        """Start (or restart) the no-input timer from now."""
+        self._no_input_at_ms = self._t_ms + round(self.config.no_input_timeout_s * 1000)
+
+    def cancel_no_input(self) -> None:
+        """Stop the no-input timer (e.g. the caller pressed a key)."""
+        self._no_input_at_ms = None
+
+    @property
+    def now_s(self) -> float:
+        """Seconds of audio fed so far (whole VAD frames)."""
+        return self._t_ms / 1000
+
+    @property
+    def in_speech(self) -> bool:
+        """A candidate utterance is open."""
+        return self._start_ms is not None
+
+    @property
+    def bot_speaking(self) -> bool:
+        return self._bot_speaking
+
+    # -- the audio path ----------------------------------------------------------------------------------
+
+    def feed(self, frame: AudioFrame) -> list[TurnEvent]:
+        """Take one inbound frame (any length); return the events it caused, oldest first."""
+        if self.sample_rate is None:
+            self.sample_rate = frame.sample_rate
+            self._frame_bytes = frame.sample_rate * self.frame_ms // 1000 * 2
+        elif frame.sample_rate != self.sample_rate:
+            raise ValueError(f"frame at {frame.sample_rate} Hz; this call runs at {self.sample_rate} Hz")
+        events: list[TurnEvent] = []
+        size = self._frame_bytes
+        if not self._pending and len(frame.pcm) == size:  # the usual case: no copy
+            self._step(frame.pcm, events)
+            return events
+        self._pending += frame.pcm
+        while len(self._pending) >= size:
+            chunk = bytes(self._pending[:size])
+            del self._pending[:size]
+            self._step(chunk, events)
+        return events
+
+    def flush(self) -> list[TurnEvent]:
+        """At hang-up: end an open utterance now (dropped if it is too short to be speech)."""
+        events: list[TurnEvent] = []
+        if self._start_ms is not None:
+            self._finish(events)
+        return events
+
+    def _step(self, chunk: bytes, events: list[TurnEvent]) -> None:
+        start_ms = self._t_ms
+        self._t_ms += self.frame_ms
+        echo_floor = self._echo_floor()
+        speech = self.vad.is_speech(chunk, self.sample_rate) and (
+            echo_floor == _SILENT or rms_dbfs(chunk) >= echo_floor)
+
+        if self._start_ms is None:
+            if speech:
+                self._open(start_ms, chunk)
+        else:
+            self._chunks.append(chunk)
+            if speech:
+                self._speech_ms += self.frame_ms
+                self._last_speech_ms = self._t_ms
+                self._last_speech_index = len(self._chunks)
+            else:
+                silence = self._t_ms - self._last_speech_ms
+                needed = self.config.digits_silence_ms if self._digits else self.config.end_of_turn_silence_ms
+                if silence >= needed:
+                    self._finish(events)
+        if self._start_ms is not None and not self._confirmed and self._speech_ms >= self.config.min_speech_ms:
+            self._confirm(events)
+        self._preroll.append(chunk)
+
+        self._barge_in(speech, events)
+        if self._start_ms is not None and self._t_ms - self._start_ms >= self.max_utterance_s * 1000:
+            self._finish(events)
+            self._preroll.clear()  # the next utterance must not repeat audio already sent
+        if self._no_input_at_ms is not None and self._t_ms >= self._no_input_at_ms and self._start_ms is None:
+            self._no_input_at_ms = None
+            events.append(NoInput(self.now_s))
+
+    def _echo_floor(self) -> float:
+        """Inbound frames quieter than this are the bot's echo (-inf: no playback within the echo tail)."""
+        self._play_levels.append(self._play_peak)
+        self._play_peak = _SILENT
+        return max(self._play_levels) - self.config.echo_margin_db
+
+    def _barge_in(self, speech: bool, events: list[TurnEvent]) -> None:
+        if speech:
+            self._run_ms += self.frame_ms
+            self._run_gap = 0
+        elif self._run_ms:
+            self._run_gap += 1
+            if self._run_gap > 1:  # one dropped frame is tolerated, two end the run
+                self._run_ms = self._run_gap = 0
+        if self._bot_speaking and not self._barged and self._run_ms >= self.config.barge_in_ms:
+            self._barged = True
+            if self._start_ms is not None:
+                self._utt_barged = True
+            events.append(BargeIn(self.now_s))
+
+    # -- utterance bookkeeping ---------------------------------------------------------------------------
+
+    def _reset_utterance(self) -> None:
+        self._start_ms: int | None = None  # first speech frame
+        self._chunks: list[bytes] = []  # preroll + every frame since the onset
+        self._preroll_ms = 0
+        self._speech_ms = 0
+        self._last_speech_ms = 0
+        self._last_speech_index = 0
+        self._confirmed = False
+        self._utt_playback = False
+        self._utt_barged = False
+
+    def _open(self, start_ms: int, chunk: bytes) -> None:
+        self._start_ms = start_ms
+        self._chunks = [*self._preroll, chunk]
+        self._preroll_ms = len(self._preroll) * self.frame_ms
+        self._speech_ms = self.frame_ms
+        self._last_speech_ms = self._t_ms
+        self._last_speech_index = len(self._chunks)
+        self._utt_playback = self._bot_speaking
+
+    def _confirm(self, events: list[TurnEvent]) -> None:
+        self._confirmed = True
+        self._no_input_at_ms = None
+        events.append(SpeechStarted(self._start_ms / 1000))
+
+    def _finish(self, events: list[TurnEvent]) -> None:
+        if self._confirmed:
+            tail = min(self._preroll_frames, len(self._chunks) - self._last_speech_index)
+            kept = self._chunks[:self._last_speech_index + tail]
+            started = self._start_ms - self._preroll_ms
+            events.append(Utterance(
+                at_s=self.now_s, pcm=b"".join(kept), sample_rate=self.sample_rate, started_at_s=started / 1000,
+                ended_at_s=(started + len(kept) * self.frame_ms) / 1000,
+                speech_ended_at_s=self._last_speech_ms / 1000, during_playback=self._utt_playback,
+                barged_in=self._utt_barged))
+        self._reset_utterance()

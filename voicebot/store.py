@@ -1,0 +1,449 @@
+"""The call store: every call, turn, event, outcome and recording, in SQLite.
+
+Durability is the point: the database runs in WAL mode with ``synchronous=FULL`` and every write is its own
+committed transaction, so when the process dies mid-call the call row and every finished turn are on disk.
+At the next start ``mark_interrupted()`` turns calls left ``in_progress`` into ``interrupted``.
+
+The schema is versioned with ``PRAGMA user_version``: ``MIGRATIONS[i]`` takes a database from version ``i`` to
+``i + 1``, so a later change appends a migration (``ALTER TABLE ... ADD COLUMN``) and old databases are upgraded
+in place. Enumerations (outcome, role) are checked in Python, not with SQL CHECK constraints, because SQLite
+cannot alter a constraint without rebuilding the table.
+
+Values are stored raw (phone and card numbers included): redaction by role is the review app's job.
+Wall-clock times are ISO 8601 UTC text; times inside a call (turns, events) are seconds of call audio.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import tempfile
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields, replace
+from datetime import datetime, timezone
+from enum import StrEnum
+from pathlib import Path
+from typing import Any, Literal
+
+from voicebot.audio import write_wav
+
+
+class StoreError(Exception):
+    """The store could not do what was asked (disk full, I/O error, unknown call, ...).
+
+    Rows committed before the failure are never lost: a failed write is rolled back on its own.
+    """
+
+
+class Outcome(StrEnum):
+    IN_PROGRESS = "in_progress"
+    RESOLVED = "resolved"
+    TRANSFERRED = "transferred"
+    TRANSFER_FAILED = "transfer_failed"
+    ABANDONED = "abandoned"
+    ERROR = "error"
+    INTERRUPTED = "interrupted"
+
+
+Role = Literal["caller", "bot", "system"]
+Recording = Literal["caller", "bot", "mixed"]
+ROLES = ("caller", "bot", "system")
+RECORDINGS = ("caller", "bot", "mixed")
+
+
+@dataclass(frozen=True)
+class TurnTimings:
+    """Seconds of call audio at which each stage of a turn happened (None when it did not)."""
+
+    end_of_speech: float | None = None
+    transcript_ready: float | None = None
+    first_token: float | None = None
+    first_sentence: float | None = None
+    first_audio_out: float | None = None
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One turn. Pass it to ``add_turn`` without ``call_id``/``idx``; the store fills them in."""
+
+    role: Role
+    text: str
+    started_at: float | None = None  # seconds of call audio
+    ended_at: float | None = None
+    timings: TurnTimings = field(default_factory=TurnTimings)
+    tool_calls: tuple[Mapping[str, Any], ...] = ()  # each e.g. {"name", "arguments", "result"}
+    sentiment: float | None = None
+    barged_in: bool = False
+    guard_event: str | None = None
+    stt_confidence: float | None = None
+    stt_avg_logprob: float | None = None
+    stt_no_speech_prob: float | None = None
+    call_id: str | None = None
+    idx: int | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    """A guard event, transfer, error, ... ``at`` is seconds of call audio; ``recorded_at`` the wall clock."""
+
+    kind: str
+    data: Mapping[str, Any] = field(default_factory=dict)
+    at: float | None = None
+    call_id: str | None = None
+    id: int | None = None
+    recorded_at: datetime | None = None
+
+
+@dataclass(frozen=True)
+class Call:
+    id: str
+    started_at: datetime
+    caller_id: str | None
+    outcome: Outcome
+    ended_at: datetime | None = None
+    customer_id: str | None = None
+    worker: str | None = None
+    outcome_reason: str | None = None
+    transfer_target: str | None = None
+    summary: str | None = None
+    caller_recording: str | None = None  # relative to recordings_dir; see CallStore.recording_file
+    bot_recording: str | None = None
+    mixed_recording: str | None = None
+
+
+@dataclass(frozen=True)
+class CallFilter:
+    """Filters for ``list_calls``/``count_calls``; unset fields do not filter. ``until`` is exclusive."""
+
+    outcome: Outcome | str | Sequence[Outcome | str] | None = None
+    caller_id: str | None = None
+    customer_id: str | None = None
+    worker: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+
+    def sql(self) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if self.outcome is not None:
+            outcomes = [self.outcome] if isinstance(self.outcome, str) else list(self.outcome)
+            clauses.append(f"outcome IN ({', '.join('?' * len(outcomes))})")
+            params += [Outcome(o).value for o in outcomes]
+        for name in ("caller_id", "customer_id", "worker"):
+            if getattr(self, name) is not None:
+                clauses.append(f"{name} = ?")
+                params.append(getattr(self, name))
+        for name, op in (("since", ">="), ("until", "<")):
+            if getattr(self, name) is not None:
+                clauses.append(f"started_at {op} ?")
+                params.append(_iso(getattr(self, name)))
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+# MIGRATIONS[i] takes the schema from version i to i + 1; append, never edit a released entry.
+MIGRATIONS: list[Sequence[str]] = [
+    (
+        """CREATE TABLE calls (
+            id TEXT PRIMARY KEY, started_at TEXT NOT NULL, ended_at TEXT, caller_id TEXT, customer_id TEXT,
+            worker TEXT, outcome TEXT NOT NULL, outcome_reason TEXT, transfer_target TEXT, summary TEXT,
+            caller_recording TEXT, bot_recording TEXT, mixed_recording TEXT)""",
+        "CREATE INDEX calls_started ON calls (started_at)",
+        "CREATE INDEX calls_outcome ON calls (outcome)",
+        """CREATE TABLE turns (
+            call_id TEXT NOT NULL REFERENCES calls (id), idx INTEGER NOT NULL, role TEXT NOT NULL,
+            text TEXT NOT NULL, started_at REAL, ended_at REAL, timings TEXT NOT NULL DEFAULT '{}',
+            tool_calls TEXT NOT NULL DEFAULT '[]', sentiment REAL, barged_in INTEGER NOT NULL DEFAULT 0,
+            guard_event TEXT, stt_confidence REAL, stt_avg_logprob REAL, stt_no_speech_prob REAL,
+            PRIMARY KEY (call_id, idx))""",
+        """CREATE TABLE events (
+            id INTEGER PRIMARY KEY, call_id TEXT NOT NULL REFERENCES calls (id), at REAL,
+            recorded_at TEXT NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL DEFAULT '{}')""",
+        "CREATE INDEX events_call ON events (call_id, id)",
+    ),
+]
+
+_TIMING_NAMES = frozenset(f.name for f in fields(TurnTimings))
+_UPDATABLE = ("customer_id", "summary", "transfer_target", "outcome_reason")
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _json(value: Any) -> str:
+    # default=str: a tool result holding a date or Decimal must never cost the turn
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _iso(moment: datetime) -> str:
+    """Fixed-width UTC text, so comparing strings in SQL compares times."""
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _time(text: str | None) -> datetime | None:
+    return datetime.fromisoformat(text) if text else None
+
+
+class CallStore:
+    """The call store on one SQLite file; safe to share between threads (one connection behind a lock).
+
+    Readers in other processes (the review app) may open the same file, with ``readonly=True``; WAL lets them
+    read while a worker writes. Several workers may share one database: each passes its own ``worker`` name
+    to ``start_call`` and to ``mark_interrupted`` so one worker's start never ends another's live calls.
+    """
+
+    def __init__(self, path: str | Path, recordings_dir: str | Path, *, readonly: bool = False,
+                 migrations: Sequence[Sequence[str]] = MIGRATIONS, now: Callable[[], datetime] = _utc_now):
+        self.path = str(path)
+        self.recordings_dir = Path(recordings_dir)
+        self._now = now
+        self._lock = threading.RLock()
+        try:
+            if readonly:
+                uri = Path(self.path).resolve().as_uri() + "?mode=ro"
+                self._db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
+            else:
+                if self.path != ":memory:":
+                    Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+                self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db.row_factory = sqlite3.Row
+            self._db.execute("PRAGMA busy_timeout = 5000")
+            if not readonly:
+                self._db.execute("PRAGMA journal_mode = WAL")
+            self._db.execute("PRAGMA synchronous = FULL")
+            self._db.execute("PRAGMA foreign_keys = ON")
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"call store {self.path}: cannot open: {exc}") from exc
+        self._migrate(migrations, readonly)
+
+    # -- plumbing ---------------------------------------------------------------------------------------
+
+    @contextmanager
+    def _write(self, what: str) -> Iterator[sqlite3.Connection]:
+        """One committed transaction; any failure rolls back this write only and raises StoreError."""
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                yield self._db
+                self._db.execute("COMMIT")
+            except BaseException as exc:
+                if self._db.in_transaction:  # SQLite may already have rolled back (e.g. after an I/O error)
+                    try:
+                        self._db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"call store {self.path}: {what}: {exc}") from exc
+                raise
+
+    def _read(self, what: str, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            try:
+                return self._db.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise StoreError(f"call store {self.path}: {what}: {exc}") from exc
+
+    @property
+    def schema_version(self) -> int:
+        return self._read("schema version", "PRAGMA user_version")[0][0]
+
+    def pragma(self, name: str) -> Any:
+        """One PRAGMA value, e.g. ``pragma("journal_mode")`` -> "wal" (for checks and `voicebot` diagnostics)."""
+        if not name.isidentifier():
+            raise ValueError(f"not a pragma name: {name!r}")
+        return self._read("pragma", f"PRAGMA {name}")[0][0]
+
+    def _migrate(self, migrations: Sequence[Sequence[str]], readonly: bool) -> None:
+        target = len(migrations)
+        current = self.schema_version
+        if current > target:
+            raise StoreError(f"call store {self.path}: schema version {current} is newer than this code "
+                             f"(knows up to {target}); upgrade voicebot")
+        if current == target:
+            return
+        if readonly:
+            raise StoreError(f"call store {self.path}: schema version {current}, needs {target}; "
+                             "open it once read-write to migrate")
+        with self._write("migrate") as db:
+            # read again inside the write lock: another worker may have migrated in the meantime
+            current = db.execute("PRAGMA user_version").fetchone()[0]
+            for version in range(current, target):
+                for statement in migrations[version]:
+                    db.execute(statement)
+            db.execute(f"PRAGMA user_version = {target}")
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> CallStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writes -----------------------------------------------------------------------------------------
+
+    def start_call(self, caller_id: str | None, *, customer_id: str | None = None, worker: str | None = None,
+                   call_id: str | None = None) -> str:
+        """Create the call row (outcome ``in_progress``) and return its id (a new UUID unless given)."""
+        call_id = call_id or str(uuid.uuid4())
+        with self._write("start call") as db:
+            db.execute("INSERT INTO calls (id, started_at, caller_id, customer_id, worker, outcome) "
+                       "VALUES (?, ?, ?, ?, ?, ?)",
+                       (call_id, _iso(self._now()), caller_id, customer_id, worker, Outcome.IN_PROGRESS))
+        return call_id
+
+    def _require_call(self, db: sqlite3.Connection, call_id: str) -> sqlite3.Row:
+        row = db.execute("SELECT * FROM calls WHERE id = ?", (call_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"call store {self.path}: no call {call_id!r}")
+        return row
+
+    def add_turn(self, call_id: str, turn: Turn) -> Turn:
+        """Commit one finished turn now; returns it with ``call_id`` and ``idx`` (0, 1, ... per call) set."""
+        if turn.role not in ROLES:
+            raise ValueError(f"turn role {turn.role!r}: one of {ROLES}")
+        timings = {f.name: getattr(turn.timings, f.name) for f in fields(TurnTimings)}
+        with self._write("add turn") as db:
+            self._require_call(db, call_id)
+            idx = db.execute("SELECT COALESCE(MAX(idx), -1) + 1 FROM turns WHERE call_id = ?",
+                             (call_id,)).fetchone()[0]
+            db.execute(
+                "INSERT INTO turns (call_id, idx, role, text, started_at, ended_at, timings, tool_calls, "
+                "sentiment, barged_in, guard_event, stt_confidence, stt_avg_logprob, stt_no_speech_prob) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (call_id, idx, turn.role, turn.text, turn.started_at, turn.ended_at, _json(timings),
+                 _json([dict(t) for t in turn.tool_calls]), turn.sentiment, int(turn.barged_in),
+                 turn.guard_event, turn.stt_confidence, turn.stt_avg_logprob, turn.stt_no_speech_prob))
+        return replace(turn, call_id=call_id, idx=idx)
+
+    def add_event(self, call_id: str, kind: str, data: Mapping[str, Any] | None = None,
+                  at: float | None = None) -> Event:
+        """Commit one event (``at``: seconds of call audio, if known)."""
+        recorded = self._now()
+        with self._write("add event") as db:
+            self._require_call(db, call_id)
+            cur = db.execute("INSERT INTO events (call_id, at, recorded_at, kind, data) VALUES (?, ?, ?, ?, ?)",
+                             (call_id, at, _iso(recorded), kind, _json(dict(data or {}))))
+        return Event(kind, dict(data or {}), at, call_id, cur.lastrowid, recorded)
+
+    def update_call(self, call_id: str, **values: str | None) -> None:
+        """Set fields known only during the call: ``customer_id``, ``summary``, ``transfer_target``, ..."""
+        unknown = set(values) - set(_UPDATABLE)
+        if unknown:
+            raise ValueError(f"cannot update {sorted(unknown)}; updatable: {_UPDATABLE}")
+        if not values:
+            return
+        assignments = ", ".join(f"{name} = ?" for name in values)
+        with self._write("update call") as db:
+            self._require_call(db, call_id)
+            db.execute(f"UPDATE calls SET {assignments} WHERE id = ?", (*values.values(), call_id))
+
+    def finish_call(self, call_id: str, outcome: Outcome | str, reason: str | None = None, *,
+                    transfer_target: str | None = None, summary: str | None = None) -> None:
+        """Record how the call ended. Finishing a call twice is an error (the first outcome stays)."""
+        outcome = Outcome(outcome)
+        if outcome in (Outcome.IN_PROGRESS, Outcome.INTERRUPTED):
+            raise ValueError(f"outcome {outcome.value!r} is set by the store, not by finish_call")
+        with self._write("finish call") as db:
+            row = self._require_call(db, call_id)
+            if row["outcome"] != Outcome.IN_PROGRESS:
+                raise StoreError(f"call store {self.path}: call {call_id} already ended ({row['outcome']})")
+            db.execute("UPDATE calls SET outcome = ?, outcome_reason = ?, ended_at = ?, "
+                       "transfer_target = COALESCE(?, transfer_target), summary = COALESCE(?, summary) "
+                       "WHERE id = ?",
+                       (outcome, reason, _iso(self._now()), transfer_target, summary, call_id))
+
+    def mark_interrupted(self, worker: str | None = None,
+                         reason: str = "the worker stopped before the call ended") -> int:
+        """At start-up: calls still ``in_progress`` (of this ``worker``, or all when None) become interrupted."""
+        sql = "UPDATE calls SET outcome = ?, outcome_reason = ? WHERE outcome = ?"
+        params: list[Any] = [Outcome.INTERRUPTED, reason, Outcome.IN_PROGRESS]
+        if worker is not None:
+            sql += " AND worker = ?"
+            params.append(worker)
+        with self._write("mark interrupted calls") as db:
+            return db.execute(sql, params).rowcount
+
+    def save_recording(self, call_id: str, which: Recording, pcm: bytes, sample_rate: int) -> Path:
+        """Write mono s16le PCM as ``recordings_dir/<call_id>/<which>.wav`` and note it on the call.
+
+        The file is written to a temporary name, synced and renamed, so a crash never leaves half a WAV.
+        """
+        if which not in RECORDINGS:
+            raise ValueError(f"recording {which!r}: one of {RECORDINGS}")
+        if sample_rate <= 0 or len(pcm) % 2:
+            raise ValueError("a recording is mono 16-bit PCM at a positive sample rate")
+        self.get_call(call_id)  # an unknown call is an error before anything is written
+        folder = self.recordings_dir / call_id
+        path = folder / f"{which}.wav"
+        tmp = None
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=folder, suffix=".wav.tmp")
+            os.close(fd)
+            write_wav(tmp, pcm, sample_rate)
+            with open(tmp, "rb+") as handle:
+                os.fsync(handle.fileno())
+            os.replace(tmp, path)
+        except OSError as exc:
+            if tmp:
+                Path(tmp).unlink(missing_ok=True)
+            raise StoreError(f"call store: cannot save the {which} recording of {call_id}: {exc}") from exc
+        with self._write("save recording") as db:
+            db.execute(f"UPDATE calls SET {which}_recording = ? WHERE id = ?", (f"{call_id}/{which}.wav", call_id))
+        return path
+
+    # -- reads ------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _call(row: sqlite3.Row) -> Call:
+        values = {f.name: row[f.name] for f in fields(Call) if f.name in row.keys()}
+        values.update(started_at=_time(row["started_at"]), ended_at=_time(row["ended_at"]),
+                      outcome=Outcome(row["outcome"]))
+        return Call(**values)
+
+    def get_call(self, call_id: str) -> Call:
+        rows = self._read("get call", "SELECT * FROM calls WHERE id = ?", (call_id,))
+        if not rows:
+            raise StoreError(f"call store {self.path}: no call {call_id!r}")
+        return self._call(rows[0])
+
+    def recording_file(self, call: Call, which: Recording) -> Path | None:
+        """The absolute path of a call's recording, or None when none was saved."""
+        relative = getattr(call, f"{which}_recording")
+        return self.recordings_dir / relative if relative else None
+
+    def list_calls(self, filters: CallFilter | None = None, limit: int = 50, offset: int = 0) -> list[Call]:
+        """Calls matching every set field of ``filters``, newest first."""
+        where, params = (filters or CallFilter()).sql()
+        rows = self._read("list calls", f"SELECT * FROM calls{where} ORDER BY started_at DESC, id "
+                          "LIMIT ? OFFSET ?", (*params, limit, offset))
+        return [self._call(row) for row in rows]
+
+    def count_calls(self, filters: CallFilter | None = None) -> int:
+        """How many calls ``list_calls`` pages through with the same filters."""
+        where, params = (filters or CallFilter()).sql()
+        return self._read("count calls", f"SELECT COUNT(*) FROM calls{where}", params)[0][0]
+
+    def turns(self, call_id: str) -> list[Turn]:
+        rows = self._read("read turns", "SELECT * FROM turns WHERE call_id = ? ORDER BY idx", (call_id,))
+        names = {f.name for f in fields(Turn)}
+        out = []
+        for row in rows:
+            values = {k: row[k] for k in row.keys() if k in names}
+            timings = {k: v for k, v in json.loads(row["timings"]).items() if k in _TIMING_NAMES}
+            values.update(timings=TurnTimings(**timings),
+                          tool_calls=tuple(json.loads(row["tool_calls"])), barged_in=bool(row["barged_in"]))
+            out.append(Turn(**values))
+        return out
+
+    def events(self, call_id: str) -> list[Event]:
+        rows = self._read("read events", "SELECT * FROM events WHERE call_id = ? ORDER BY id", (call_id,))
+        return [Event(row["kind"], json.loads(row["data"]), row["at"], row["call_id"], row["id"],
+                      _time(row["recorded_at"])) for row in rows]

@@ -1,0 +1,90 @@
+"""The CallTransport protocol: what a call looks like to the CallSession, whatever carries it.
+
+A transport delivers caller audio frames, DTMF digits, the caller hanging up and transfer results, all stamped
+in audio time; it plays bot audio, can drop what is queued at once (barge-in), transfers and hangs up.
+Implementations: ``sim.SimulatedLine`` (in memory, tests and `voicebot simulate`) and the SIP front end.
+Media paths only move bytes: no model, no disk, no lock held for long.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+from voicebot.audio import AudioFrame
+
+
+@dataclass(frozen=True)
+class CallInfo:
+    call_id: str
+    caller_id: str
+    called: str = ""
+    remote: str = ""
+    codec: str = "PCMU"
+
+
+@dataclass(frozen=True)
+class DtmfReceived:
+    digit: str
+    at_s: float
+
+
+@dataclass(frozen=True)
+class CallerHungUp:
+    at_s: float
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    target: str
+    ok: bool
+    status: int = 0
+    reason: str = ""
+
+
+TransportEvent = AudioFrame | DtmfReceived | CallerHungUp
+
+
+@runtime_checkable
+class CallTransport(Protocol):
+    info: CallInfo
+    sample_rate: int
+
+    def events(self) -> AsyncIterator[TransportEvent]:
+        """Caller audio (AudioFrame), DTMF and hang-up, in order; ends when the call ends. The next item is
+        only asked for once the previous one has been handled, so handling must stay cheap."""
+        ...
+
+    def play(self, pcm: bytes) -> None:
+        """Queue bot audio (s16le at ``sample_rate``) behind what is already queued; returns at once."""
+        ...
+
+    def reply_done(self) -> None:
+        """The session has queued the whole of its current reply. A hint for transports that simulate a
+        caller (who answers once the reply has played); a real line ignores it."""
+        ...
+
+    def flush(self) -> int:
+        """Stop playback now and drop everything queued; returns the number of bytes dropped."""
+        ...
+
+    @property
+    def playing(self) -> bool:
+        """True while queued bot audio remains to be played."""
+        ...
+
+    async def wait_played(self) -> None:
+        """Return when the queued audio has been played out (or flushed)."""
+        ...
+
+    async def transfer(self, target: str) -> TransferResult:
+        """Hand the caller to ``target`` (a SIP URI from the config) and report how it went."""
+        ...
+
+    async def hangup(self) -> None:
+        ...
+
+    def recordings(self) -> tuple[bytes, bytes]:
+        """Caller and bot audio of the call so far, aligned sample for sample at ``sample_rate``."""
+        ...

@@ -1,0 +1,289 @@
+"""An in-memory phone line: a scripted caller on one end, the CallSession on the other.
+
+Time is audio time: each item ``events()`` yields is one frame of the call, and the next frame is made only
+when the session asks for it, so the session has handled every frame before time moves on. ``speed`` sets the
+pace: 1.0 is line pace (a frame every 20 ms of wall time), larger runs faster than real time. When running
+faster than real time the clock stands still while the scripted caller waits for a reply that the bot is still
+preparing (nothing is audible on either side), so model latency does not turn into minutes of silent audio.
+
+The caller is a script of steps, written as a timeline: ``[WaitForBot(), Say(pcm), WaitForBot(), Press("0")]``.
+Caller audio passes through the configured codec (8 kHz mu-law by default), as on a real phone line.
+Everything the bot plays is recorded with its time, and ``bot_utterances()`` cuts it into what the bot said.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from voicebot.audio import AudioFrame, alaw_decode, alaw_encode, frame_bytes, resample, ulaw_decode, ulaw_encode
+from voicebot.telephony.base import CallerHungUp, CallInfo, DtmfReceived, TransferResult, TransportEvent
+
+
+@dataclass(frozen=True)
+class Say:
+    """The caller speaks ``pcm`` (mono s16le at ``sample_rate``)."""
+
+    pcm: bytes
+    sample_rate: int
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class Silence:
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Press:
+    digit: str
+
+
+@dataclass(frozen=True)
+class WaitForBot:
+    """Wait until the bot has spoken a whole reply and then been quiet for ``gap_s`` of audio."""
+
+    gap_s: float = 0.5
+    timeout_s: float = 120.0  # wall-clock seconds: a bot that never answers fails the script, it does not hang
+
+
+@dataclass(frozen=True)
+class WaitIntoBot:
+    """Wait until the bot's current reply has been playing for ``seconds`` (to talk over it: barge-in)."""
+
+    seconds: float
+    timeout_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class HangUp:
+    pass
+
+
+Step = Say | Silence | Press | WaitForBot | WaitIntoBot | HangUp
+
+
+@dataclass
+class BotUtterance:
+    start_s: float
+    end_s: float
+    pcm: bytes
+
+
+@dataclass
+class SimulatedLine:
+    script: list[Step]
+    sample_rate: int = 16000
+    frame_ms: int = 20
+    speed: float = 1.0
+    caller_id: str = "+15550102030"
+    codec: Literal["PCMU", "PCMA", "L16"] = "PCMU"
+    dtmf_at: list[tuple[float, str]] = field(default_factory=list)
+    transfer_result: TransferResult | None = None
+    max_duration_s: float = 600.0
+    info: CallInfo = field(init=False)
+    failures: list[str] = field(init=False, default_factory=list)
+    transfers: list[str] = field(init=False, default_factory=list)
+    dtmf_sent: list[tuple[float, str]] = field(init=False, default_factory=list)
+    hung_up_by: str | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.info = CallInfo(call_id=str(uuid.uuid4()), caller_id=self.caller_id, called="voicebot",
+                             remote="sim", codec=self.codec)
+        self._frame = frame_bytes(self.sample_rate, self.frame_ms)
+        self._out = bytearray()
+        self._caller_track = bytearray()
+        self._bot_track = bytearray()
+        self._bot_active: list[bool] = []
+        self._tick = 0
+        self._ended = False
+        self._reply_open = False
+        self._reply_started_tick: int | None = None
+        self._audio_queued = asyncio.Event()
+        self._drained = asyncio.Event()
+        self._drained.set()
+        self._pending_dtmf = sorted(self.dtmf_at)
+
+    # -- the session's side (CallTransport) ----------------------------------------------------------------
+    @property
+    def now_s(self) -> float:
+        return self._tick * self.frame_ms / 1000
+
+    def play(self, pcm: bytes) -> None:
+        if self._ended or not pcm:
+            return
+        if not self._reply_open:
+            self._reply_open = True
+            self._reply_started_tick = None
+        self._out += pcm
+        self._drained.clear()
+        self._audio_queued.set()
+
+    def reply_done(self) -> None:
+        """The session has queued the whole reply (the scripted caller may answer once it has played)."""
+        self._reply_open = False
+
+    def flush(self) -> int:
+        dropped = len(self._out)
+        self._out.clear()
+        self._reply_open = False
+        self._drained.set()
+        return dropped
+
+    @property
+    def playing(self) -> bool:
+        return bool(self._out)
+
+    async def wait_played(self) -> None:
+        await self._drained.wait()
+
+    async def transfer(self, target: str) -> TransferResult:
+        self.transfers.append(target)
+        result = self.transfer_result or TransferResult(target, ok=True, status=200, reason="OK")
+        if result.ok:
+            self._end("bot")
+        return TransferResult(target, result.ok, result.status, result.reason)
+
+    async def hangup(self) -> None:
+        self._end("bot")
+
+    def recordings(self) -> tuple[bytes, bytes]:
+        return bytes(self._caller_track), bytes(self._bot_track)
+
+    async def events(self) -> AsyncIterator[TransportEvent]:
+        started = time.perf_counter()
+        for step in self.script:
+            async for event in self._run_step(step, started):
+                yield event
+            if self._ended:
+                return
+        if not self._ended:
+            self._end("caller")
+            yield CallerHungUp(self.now_s)
+
+    # -- the caller's side ---------------------------------------------------------------------------------
+    def _end(self, who: str) -> None:
+        if not self._ended:
+            self._ended = True
+            self.hung_up_by = who
+            self._out.clear()
+            self._drained.set()
+
+    def _line(self, pcm: bytes, rate: int) -> bytes:
+        """The caller's audio as it arrives over the line's codec, at the pipeline rate."""
+        if self.codec == "L16":
+            return resample(pcm, rate, self.sample_rate)
+        narrow = resample(pcm, rate, 8000)
+        coded = ulaw_decode(ulaw_encode(narrow)) if self.codec == "PCMU" else alaw_decode(alaw_encode(narrow))
+        return resample(coded, 8000, self.sample_rate)
+
+    def _bot_done_for(self, gap_s: float, since_tick: int) -> bool:
+        if self._reply_open or self._out:
+            return False
+        spoke = [i for i in range(since_tick, self._tick) if self._bot_active[i]]
+        return bool(spoke) and (self._tick - spoke[-1] - 1) * self.frame_ms / 1000 >= gap_s
+
+    async def _run_step(self, step: Step, started: float) -> AsyncIterator[TransportEvent]:
+        if isinstance(step, Say):
+            audio = self._line(step.pcm, step.sample_rate)
+            for offset in range(0, len(audio), self._frame):
+                async for event in self._advance(audio[offset:offset + self._frame], started):
+                    yield event
+                if self._ended:
+                    return
+        elif isinstance(step, Silence):
+            for _ in range(round(step.seconds * 1000 / self.frame_ms)):
+                async for event in self._advance(b"", started):
+                    yield event
+                if self._ended:
+                    return
+        elif isinstance(step, Press):
+            self.dtmf_sent.append((self.now_s, step.digit))
+            yield DtmfReceived(step.digit, self.now_s)
+        elif isinstance(step, HangUp):
+            self._end("caller")
+            yield CallerHungUp(self.now_s)
+        elif isinstance(step, (WaitForBot, WaitIntoBot)):
+            since = self._tick
+            deadline = time.perf_counter() + step.timeout_s
+            while not self._ended:
+                if isinstance(step, WaitForBot) and self._bot_done_for(step.gap_s, since):
+                    return
+                if (isinstance(step, WaitIntoBot) and self._reply_started_tick is not None and self._out
+                        and (self._tick - self._reply_started_tick) * self.frame_ms / 1000 >= step.seconds):
+                    return
+                if time.perf_counter() > deadline:
+                    self.failures.append(f"{type(step).__name__} timed out at {self.now_s:.2f} s")
+                    self._end("caller")
+                    yield CallerHungUp(self.now_s)
+                    return
+                if self.speed > 1 and not self._out and (self._reply_open or not self._bot_spoke_since(since)):
+                    # nothing audible and the bot is preparing its reply: hold the clock (fast mode only)
+                    self._audio_queued.clear()
+                    try:
+                        await asyncio.wait_for(self._audio_queued.wait(), timeout=0.05)
+                    except TimeoutError:
+                        pass
+                    continue
+                async for event in self._advance(b"", started):
+                    yield event
+
+    def _bot_spoke_since(self, since_tick: int) -> bool:
+        return any(self._bot_active[since_tick:self._tick])
+
+    async def _advance(self, caller_pcm: bytes, started: float) -> AsyncIterator[TransportEvent]:
+        """One frame of time: the caller's frame goes in, one frame of bot audio comes out."""
+        if self.now_s >= self.max_duration_s:
+            self.failures.append(f"call exceeded {self.max_duration_s} s of audio")
+            self._end("caller")
+            yield CallerHungUp(self.now_s)
+            return
+        caller = caller_pcm.ljust(self._frame, b"\0")
+        bot = bytes(self._out[:self._frame])
+        del self._out[:self._frame]
+        if bot and self._reply_started_tick is None:
+            self._reply_started_tick = self._tick
+        if not self._out:
+            self._drained.set()
+        self._bot_active.append(bool(bot))
+        self._bot_track += bot.ljust(self._frame, b"\0")
+        self._caller_track += caller
+        frame = AudioFrame(caller, self.sample_rate, self._tick * (self._frame // 2))
+        self._tick += 1
+        while self._pending_dtmf and self._pending_dtmf[0][0] <= self.now_s:
+            at, digit = self._pending_dtmf.pop(0)
+            self.dtmf_sent.append((self.now_s, digit))
+            yield DtmfReceived(digit, self.now_s)
+        if self.speed != float("inf"):
+            delay = started + self.now_s / self.speed - time.perf_counter()
+            await asyncio.sleep(delay if delay > 0 else 0)
+        else:
+            await asyncio.sleep(0)
+        yield frame
+
+    # -- what the test looks at ----------------------------------------------------------------------------
+    def bot_utterances(self, min_gap_s: float = 0.4) -> list[BotUtterance]:
+        """What the bot said, cut at pauses longer than ``min_gap_s``."""
+        out: list[BotUtterance] = []
+        gap_ticks = round(min_gap_s * 1000 / self.frame_ms)
+        start = last = None
+        for i, active in enumerate(self._bot_active + [False] * (gap_ticks + 1)):
+            if active:
+                start = i if start is None else start
+                last = i
+            elif start is not None and i - last > gap_ticks:
+                lo, hi = start * self._frame, (last + 1) * self._frame
+                out.append(BotUtterance(start * self.frame_ms / 1000, (last + 1) * self.frame_ms / 1000,
+                                        bytes(self._bot_track[lo:hi])))
+                start = last = None
+        return out
+
+
+def script_from_wav(pcm: bytes, sample_rate: int, dtmf: Iterable[tuple[float, str]] = (),
+                    tail_s: float = 8.0) -> tuple[list[Step], list[tuple[float, str]]]:
+    """A caller who plays one recording from the start of the call, presses keys at given times, then listens."""
+    return [Say(pcm, sample_rate), Silence(tail_s), HangUp()], sorted(dtmf)
