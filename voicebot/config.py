@@ -8,12 +8,16 @@ Every section forbids unknown keys. ``load_config`` reads YAML with the safe loa
 from __future__ import annotations
 
 import ipaddress
+import re
+import string
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from voicebot.dialog.flow import DtmfKey, MenuConfig, check_escalation_overlap, default_menu, normalize
 
 
 class Section(BaseModel):
@@ -122,6 +126,13 @@ class StoreConfig(Section):
     recordings_dir: str = "data/recordings"
 
 
+_DISCLOSURE = re.compile(
+    r"\b(?:(?:automated|virtual|digital|ai|a\.i\.|computer)\s+(?:assistant|agent|system)|an? (?:ro)?bot)\b",
+    re.IGNORECASE,
+)
+_GREETING_FIELDS = {"name", "company"}
+
+
 class DialogConfig(Section):
     company: str = "Northwind Supplies"
     greeting: str = (
@@ -134,19 +145,50 @@ class DialogConfig(Section):
     )
     filler: str = "One moment, let me check that."
     filler_after_ms: int = Field(1200, ge=0, le=10000)
+    menu: MenuConfig = Field(default_factory=default_menu, description="Menu nodes; see voicebot/dialog/flow.py.")
+
+    @field_validator("greeting")
+    @classmethod
+    def _discloses_a_bot(cls, value: str) -> str:
+        """Callers must hear at once that they are talking to a machine (honest, and the research asks for it)."""
+        try:
+            fields = {name for _, name, _, _ in string.Formatter().parse(value) if name is not None}
+        except ValueError as exc:
+            raise ValueError(f"unbalanced braces: {exc}") from exc
+        if fields - _GREETING_FIELDS:
+            unknown = ", ".join("{" + f + "}" for f in sorted(fields - _GREETING_FIELDS))
+            raise ValueError(f"unknown placeholder {unknown}; the greeting may use {{name}} and {{company}}")
+        if not _DISCLOSURE.search(value):
+            raise ValueError("the greeting must tell callers they are talking to a machine: say e.g. "
+                             "'automated assistant', 'virtual assistant', 'AI assistant' or 'a bot'")
+        return value
 
 
 class EscalationConfig(Section):
+    """When the guard hands the call to a human: checked before any menu or model, at every step of the call."""
+
     operator_phrases: list[str] = Field(
         default_factory=lambda: [
-            "operator", "agent", "human", "real person", "representative", "talk to someone",
+            "operator", "agent", "human", "real person", "live person", "representative",
+            "talk to someone", "speak to someone", "talk to a person", "speak to a person",
         ],
         min_length=1,
     )
-    dtmf_key: str = Field("0", pattern=r"^[0-9*#]$")
+    dtmf_key: DtmfKey = "0"
     max_no_match: int = Field(2, ge=1, le=10)
     max_no_input: int = Field(2, ge=1, le=10)
-    frustration_threshold: float = Field(-0.5, ge=-1, le=0)
+    frustration_threshold: float = Field(-0.5, ge=-1, le=0, description="Mean sentiment over sentiment_turns.")
+    sentiment_turns: int = Field(3, ge=1, le=10, description="Caller turns the mean sentiment is taken over.")
+    max_confused_turns: int = Field(2, ge=1, le=4, description="'What?', 'sorry?' turns among the last four.")
+    repeat_similarity: float = Field(0.85, ge=0.5, le=1, description="A turn this like the last is a repeat.")
+
+    @field_validator("operator_phrases")
+    @classmethod
+    def _phrases_have_words(cls, value: list[str]) -> list[str]:
+        for phrase in value:
+            if not normalize(phrase):
+                raise ValueError(f"{phrase!r} has no words to listen for")
+        return value
 
 
 class ReviewConfig(Section):
@@ -176,6 +218,12 @@ class Config(Section):
 
     # Set by load_config: paths in the file are relative to the file's folder.
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+
+    @model_validator(mode="after")
+    def _menu_vs_escalation(self) -> "Config":
+        """The escalation key and phrases always mean a human: a menu option may not take them elsewhere."""
+        check_escalation_overlap(self.dialog.menu, self.escalation.dtmf_key, self.escalation.operator_phrases)
+        return self
 
     def path(self, value: str) -> Path:
         """Resolve a path from the config: ``~`` expanded, relative paths against the config's folder."""

@@ -1,0 +1,246 @@
+"""EscalationGuard: the fixed checks every caller event passes before any menu or model.
+
+What it catches never reaches the language model, so "operator" and the escalation key work at any depth even when
+the model is broken or slow, and no menu node can turn them off. It is pure, synchronous and cheap (regular
+expressions, one VADER score per turn, a difflib ratio): the session calls it inline.
+
+Triggers, in the order checked:
+
+- ``operator_request``: an operator phrase from config as whole words in the normalised transcript ("OPERATOR!",
+  "can I speak to a real person"). A small list of compounds that name something else ("travel agent", "human
+  resources") is ignored; a false transfer costs a caller a short wait, a missed one is the failure the research
+  names as the worst, so the list stays small and there is no negation handling ("I don't need an agent" does
+  transfer).
+- ``dtmf``: the escalation key.
+- ``frustration``: anger words in a turn that VADER does not read as positive; ``max_confused_turns`` of the last
+  four turns being "what?" / "sorry?" / "I don't understand"; the same sentence again after the bot answered it
+  (the bot failed them); or the mean sentiment of the last ``sentiment_turns`` turns below the threshold.
+- ``no_match`` / ``no_input``: that many turns in a row the bot could not use, or met by silence.
+
+The session reports outcomes: ``note_no_match`` / ``note_no_input`` after a failed turn, ``note_progress`` after
+one the bot understood. ``reset`` clears the signals after a transfer that did not happen (operator busy), so the
+guard does not fire again on the same history.
+"""
+
+from __future__ import annotations
+
+import difflib
+import functools
+import re
+from collections import deque
+from dataclasses import dataclass
+from statistics import fmean
+from typing import Literal
+
+from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
+
+from voicebot.config import EscalationConfig
+from voicebot.dialog.flow import normalize, phrase_pattern
+
+EscalationReason = Literal["operator_request", "dtmf", "frustration", "no_match", "no_input"]
+
+
+@dataclass(frozen=True)
+class Escalation:
+    """A transfer request. ``sentiment`` is the caller's mean over the recent turns (-1..1, 0 when unknown)."""
+
+    reason: EscalationReason
+    detail: str
+    sentiment: float
+
+
+# Words before / after a phrase that make it name something else ("travel agent", "human resources").
+_NOT_AFTER = frozenset(
+    "travel estate insurance shipping customs booking secret tour rental leasing letting cleaning forklift crane user"
+    .split()
+)
+_NOT_BEFORE = frozenset("resources error errors rights nature".split())
+
+_ANGER = re.compile(
+    r"(?<!\S)(?:ridiculous|useless|pointless|stupid|idiot|idiotic|dumb|terrible|awful|horrible|pathetic|"
+    r"unacceptable|outrageous|furious|angry|annoyed|annoying|hate|worst|rubbish|nonsense|damn|bloody|crap|"
+    r"shit|fuck|fucking|fed up|sick of|sick and tired|waste of time|had enough)(?!\S)"
+)
+_CONFUSED_WORDS = frozenset("what sorry pardon huh eh excuse me come again please hm hmm".split())
+_CONFUSED_PHRASE = re.compile(
+    r"(?<!\S)(?:dont understand|didnt understand|dont get it|didnt get that|didnt catch|didnt hear|cant hear|"
+    r"what do you mean|what did you say|say that again|say again|repeat that|come again|pardon)(?!\S)"
+)
+_CONFUSED_MAX_WORDS = 6
+_CONFUSED_WINDOW = 4  # EscalationConfig.max_confused_turns is at most this
+_REPEAT_MIN_WORDS = 3  # "yes", "no", "one" twice are answers to two questions, not a repeat
+
+_TOPICS = (
+    (re.compile(r"(?<!\S)(?:orders?|deliver(?:y|ed)|package|parcel|shipping|tracking)(?!\S)"), "order"),
+    (re.compile(r"(?<!\S)(?:repairs?|appointments?|visit|technician|fix)(?!\S)"), "repair visit"),
+    (re.compile(r"(?<!\S)(?:refund|invoice|bill|billing|charged?|payment)(?!\S)"), "billing"),
+    (re.compile(r"(?<!\S)(?:buy|price|quote|sales|purchase)(?!\S)"), "buying"),
+    (re.compile(r"(?<!\S)(?:call ?back)(?!\S)"), "callback"),
+)
+_NUMBER = re.compile(r"(?<!\S)\d{3,}(?!\S)")
+
+
+@functools.cache
+def _analyzer() -> SentimentIntensityAnalyzer:
+    """One analyzer per process (it reads its lexicon from disk); it is stateless, so calls share it."""
+    return SentimentIntensityAnalyzer()
+
+
+class EscalationGuard:
+    """One per call. Feed it every transcript and key press, and the outcome of each turn."""
+
+    def __init__(self, config: EscalationConfig):
+        self.config = config
+        self._phrases = [(phrase, phrase_pattern(phrase)) for phrase in config.operator_phrases]
+        self.sentiments: list[float] = []
+        """Every caller turn's compound score, in order (for the call store; never cleared)."""
+        self.last: Escalation | None = None
+        self._recent: deque[float] = deque(maxlen=config.sentiment_turns)
+        self._confused: deque[bool] = deque(maxlen=_CONFUSED_WINDOW)
+        self._previous: str | None = None
+        self._no_match = 0
+        self._no_input = 0
+
+    # --- signals ---------------------------------------------------------------------------------------------
+
+    def sentiment(self, text: str) -> float:
+        """VADER compound score of ``text``: -1 (very negative) .. 1 (very positive)."""
+        return _analyzer().polarity_scores(text)["compound"]
+
+    @property
+    def mood(self) -> float:
+        """Mean sentiment of the recent caller turns (0 before any)."""
+        return round(fmean(self._recent), 3) if self._recent else 0.0
+
+    def operator_phrase(self, text: str) -> str | None:
+        """The operator phrase ``text`` asks for, or None. Public so the session can check partial transcripts."""
+        words = normalize(text)
+        padded = f" {words} "
+        for phrase, pattern in self._phrases:
+            for found in pattern.finditer(words):
+                before = padded[:found.start() + 1].split()[-1:]
+                after = padded[found.end() + 1:].split()[:1]
+                if not (set(before) & _NOT_AFTER or set(after) & _NOT_BEFORE):
+                    return phrase
+        return None
+
+    # --- events ----------------------------------------------------------------------------------------------
+
+    def check_transcript(self, text: str) -> Escalation | None:
+        """Check one caller turn and record its sentiment; an Escalation if it must go to a human."""
+        words = normalize(text)
+        if not words:
+            return None
+        score = self.sentiment(text)
+        self.sentiments.append(score)
+        self._recent.append(score)
+        phrase = self.operator_phrase(text)
+        if phrase is not None:
+            return self._escalate("operator_request", f"said {phrase!r}")
+
+        confused = len(words.split()) <= _CONFUSED_MAX_WORDS and (
+            set(words.split()) <= _CONFUSED_WORDS or _CONFUSED_PHRASE.search(words) is not None)
+        self._confused.append(confused)
+        previous, self._previous = self._previous, None if confused else words
+
+        anger = _ANGER.search(words)
+        if anger and score <= 0:
+            return self._escalate("frustration", f"angry: {anger.group(0)!r} in {_quote(text)}")
+        if sum(self._confused) >= self.config.max_confused_turns:
+            return self._escalate("frustration", f"did not understand the bot {sum(self._confused)} times")
+        if (previous is not None and not confused and len(words.split()) >= _REPEAT_MIN_WORDS
+                and difflib.SequenceMatcher(None, previous, words).ratio() > self.config.repeat_similarity):
+            return self._escalate("frustration", f"repeated {_quote(text)}")
+        if len(self._recent) >= self.config.sentiment_turns and self.mood < self.config.frustration_threshold:
+            return self._escalate("frustration", f"negative over the last {len(self._recent)} turns ({self.mood:+.2f})")
+        return None
+
+    def check_dtmf(self, digit: str) -> Escalation | None:
+        return self._escalate("dtmf", f"pressed {digit}") if digit == self.config.dtmf_key else None
+
+    def note_no_match(self) -> Escalation | None:
+        """The last turn matched nothing (or the model could not use it). The caller will be asked again, so
+        saying the same thing next is expected, not a repeat."""
+        self._no_match += 1
+        self._previous = None
+        if self._no_match >= self.config.max_no_match:
+            return self._escalate("no_match", f"{self._no_match} answers in a row not understood")
+        return None
+
+    def note_no_input(self) -> Escalation | None:
+        self._no_input += 1
+        if self._no_input >= self.config.max_no_input:
+            return self._escalate("no_input", f"{self._no_input} prompts in a row with no answer")
+        return None
+
+    def note_progress(self) -> None:
+        """The bot understood the last turn: the no-match and no-input runs are broken."""
+        self._no_match = 0
+        self._no_input = 0
+
+    def reset(self) -> None:
+        """Forget the signals (not ``sentiments``), e.g. after a transfer that could not be completed."""
+        self.note_progress()
+        self._recent.clear()
+        self._confused.clear()
+        self._previous = None
+        self.last = None
+
+    def _escalate(self, reason: EscalationReason, detail: str) -> Escalation:
+        self.last = Escalation(reason, detail, self.mood)
+        return self.last
+
+    # --- hand-over -------------------------------------------------------------------------------------------
+
+    def summary(self, turns: list[tuple[str, str]], caller: str | None = None,
+                escalation: Escalation | None = None) -> str:
+        """A short note for the operator, built without a model so it is instant and says nothing invented.
+
+        ``turns`` are (role, text) with role "caller" (or "user") for the caller; ``caller`` is who the CRM says
+        it is, e.g. "Alice Smith (+15550102030), verified"; ``escalation`` defaults to the guard's last one.
+        """
+        said = [text.strip() for role, text in turns if role in ("caller", "user") and normalize(text)]
+        parts = [f"Caller {caller}." if caller else "Caller not identified."]
+        request = next((t for t in said if self._is_request(t)), None)
+        if request is None:
+            parts.append("No request stated.")
+        else:
+            everything = " ".join(normalize(t) for t in said)
+            topic = _topic(normalize(request)) or _topic(everything)
+            numbers = list(dict.fromkeys(_NUMBER.findall(everything)))[:3]
+            about = " ".join(filter(None, [topic, ", ".join(numbers)]))
+            parts.append(f"Asked about {about}: {_quote(request)}." if about else f"Asked: {_quote(request)}.")
+        escalation = escalation or self.last
+        if escalation is not None:
+            why = {"operator_request": "asked for a person", "dtmf": "pressed the operator key",
+                   "frustration": "caller frustrated", "no_match": "bot did not understand",
+                   "no_input": "no answer from caller"}[escalation.reason]
+            parts.append(f"Escalated: {why} ({escalation.detail}).")
+        mood = escalation.sentiment if escalation is not None else self.mood
+        if mood <= -0.05:
+            parts.append(f"Mood: {'upset' if mood < self.config.frustration_threshold else 'negative'} ({mood:+.2f}).")
+        return " ".join(parts)
+
+    def _is_request(self, text: str) -> bool:
+        """A turn that says what the caller wants: not a bare operator phrase, "what?", or a one-word answer."""
+        words = normalize(text).split()
+        if len(words) < 2 or set(words) <= _CONFUSED_WORDS:
+            return False
+        rest = " ".join(words)
+        for _, pattern in self._phrases:
+            rest = pattern.sub(" ", rest)
+        return len([w for w in rest.split() if w not in _FILLER]) >= 2
+
+
+_FILLER = frozenset("i id want to a an the please can could get me speak talk with now just".split())
+
+
+def _topic(words: str) -> str | None:
+    """The topic whose keyword comes first in ``words``."""
+    found = [(m.start(), label) for pattern, label in _TOPICS if (m := pattern.search(words))]
+    return min(found)[1] if found else None
+
+
+def _quote(text: str, limit: int = 80) -> str:
+    text = " ".join(text.split())
+    return f'"{text}"' if len(text) <= limit else f'"{text[:limit - 1].rstrip()}…"'
