@@ -1,0 +1,45 @@
+"""Phone numbers in E.164 ("+15550102030"), however a caller ID, a CSV or a caller writes them."""
+
+from __future__ import annotations
+
+import re
+
+import phonenumbers
+
+_URI = re.compile(r"^<?(?:sips?|tel):([^@;>]+)", re.IGNORECASE)
+
+
+def normalize_phone(raw: str | None, region: str = "US") -> str | None:
+    """E.164 for ``raw``, or None when it is no phone number ("anonymous", "12", "").
+
+    National numbers are read with ``region`` (the config's ``crm.default_region``). A leading "00" is the
+    international prefix in most of the world, so "0044 20 7946 0958" means +44 even where the region's own
+    prefix differs (011 in the US). SIP and tel URIs ("sip:+15550102030@pbx") are reduced to their user part.
+    The check is "possible", not "valid": demo and test numbers such as +1 555 010 2030 are never assigned.
+    """
+    if not raw:
+        return None
+    text = raw.strip()
+    match = _URI.match(text)
+    if match:
+        text = match.group(1)
+    candidates = [text]
+    if re.sub(r"[^\d+]", "", text).startswith("00"):
+        candidates.append("+" + re.sub(r"\D", "", text)[2:])
+    for candidate in candidates:
+        try:
+            number = phonenumbers.parse(candidate, region.upper())
+        except phonenumbers.NumberParseException:
+            continue
+        if phonenumbers.is_possible_number(number):
+            return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    return None
+
+
+def speakable_phone(e164: str) -> str:
+    """A number grouped for reading aloud or printing: "+1 555-010-2030"."""
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return e164
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)

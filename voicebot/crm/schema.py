@@ -1,0 +1,162 @@
+"""The CRM schema as an ordered list of sqlite-utils migrations, and opening a database at the latest version.
+
+Each migration runs once, in order, and is recorded in ``_sqlite_migrations`` (sqlite-utils' own table), so an
+existing database upgrades in place: ``migrate`` applies only what it has not seen. Never edit a migration that
+has shipped; append a new one. The whole upgrade runs under ``BEGIN IMMEDIATE`` so two processes starting on
+one file do not both try to create the same table.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlite_utils import Database
+from sqlite_utils.migrations import Migrations
+
+MIGRATIONS = Migrations("voicebot_crm")
+MIGRATION_NAMES: list[str] = []
+
+
+def _migration(fn):
+    MIGRATION_NAMES.append(fn.__name__)
+    return MIGRATIONS()(fn)
+
+
+class SchemaError(Exception):
+    """The database was written by a newer voicebot (it has migrations this code does not know)."""
+
+
+@_migration
+def m001_customers_orders_tickets(db: Database) -> None:
+    db["customers"].create({"id": int, "name": str, "email": str, "pin_hash": str, "created_at": str},
+                           pk="id", not_null={"name", "created_at"})
+    db["customer_phones"].create({"id": int, "customer_id": int, "e164": str, "label": str}, pk="id",
+                                 not_null={"customer_id", "e164"}, foreign_keys=[("customer_id", "customers", "id")])
+    db["customer_phones"].create_index(["e164"], unique=True)
+    db["customer_phones"].create_index(["customer_id"])
+    db["orders"].create({"id": int, "number": str, "customer_id": int, "status": str, "placed_at": str,
+                         "total_cents": int, "currency": str, "carrier": str, "tracking": str, "eta": str,
+                         "delivered_at": str}, pk="id",
+                        not_null={"number", "customer_id", "status", "placed_at", "total_cents", "currency"},
+                        foreign_keys=[("customer_id", "customers", "id")])
+    db["orders"].create_index(["number"], unique=True)
+    db["orders"].create_index(["customer_id", "status"])
+    db["order_items"].create({"id": int, "order_id": int, "sku": str, "description": str, "quantity": int,
+                              "unit_price_cents": int}, pk="id",
+                             not_null={"order_id", "description", "quantity", "unit_price_cents"},
+                             foreign_keys=[("order_id", "orders", "id")])
+    db["order_items"].create_index(["order_id"])
+    db["tickets"].create({"id": int, "customer_id": int, "order_id": int, "phone": str, "subject": str,
+                          "description": str, "status": str, "priority": str, "created_at": str}, pk="id",
+                         not_null={"subject", "status", "priority", "created_at"},
+                         foreign_keys=[("customer_id", "customers", "id"), ("order_id", "orders", "id")])
+    db["tickets"].create_index(["customer_id", "status"])
+
+
+@_migration
+def m002_appointments(db: Database) -> None:
+    db["appointment_slots"].create({"id": int, "service": str, "starts_at": str, "duration_min": int,
+                                    "resource": str}, pk="id",
+                                   not_null={"service", "starts_at", "duration_min", "resource"})
+    db["appointment_slots"].create_index(["resource", "starts_at"], unique=True)
+    db["appointment_slots"].create_index(["service", "starts_at"])
+    # One booking per slot, enforced by the database: the last line of defence against double booking.
+    db["bookings"].create({"id": int, "slot_id": int, "customer_id": int, "name": str, "phone": str, "notes": str,
+                           "created_at": str}, pk="id", not_null={"slot_id", "name", "created_at"},
+                          foreign_keys=[("slot_id", "appointment_slots", "id"), ("customer_id", "customers", "id")])
+    db["bookings"].create_index(["slot_id"], unique=True)
+    db["bookings"].create_index(["customer_id"])
+
+
+@_migration
+def m003_leads_callbacks_interactions(db: Database) -> None:
+    db["leads"].create({"id": int, "customer_id": int, "name": str, "phone": str, "email": str, "interest": str,
+                        "notes": str, "status": str, "created_at": str}, pk="id",
+                       not_null={"name", "interest", "status", "created_at"},
+                       foreign_keys=[("customer_id", "customers", "id")])
+    db["callbacks"].create({"id": int, "customer_id": int, "phone": str, "reason": str, "preferred_time": str,
+                            "status": str, "created_at": str}, pk="id",
+                           not_null={"phone", "reason", "status", "created_at"},
+                           foreign_keys=[("customer_id", "customers", "id")])
+    db["callbacks"].create_index(["status", "created_at"])
+    db["interactions"].create({"id": int, "customer_id": int, "phone": str, "call_id": str, "started_at": str,
+                               "summary": str, "outcome": str, "sentiment": float}, pk="id",
+                              not_null={"started_at", "summary", "outcome"},
+                              foreign_keys=[("customer_id", "customers", "id")])
+    db["interactions"].create_index(["customer_id", "started_at"])
+    db["interactions"].create_index(["phone", "started_at"])
+
+
+@_migration
+def m004_verify_by_birth_date_and_postcode(db: Database) -> None:
+    """Callers who forgot their PIN can verify with date of birth plus postcode."""
+    db["customers"].add_column("date_of_birth", str)
+    db["customers"].add_column("postcode", str)
+
+
+SCHEMA_VERSION = len(MIGRATION_NAMES)
+
+
+def schema_version(db: Database) -> int:
+    """How many of the known migrations this database has (0 for an empty file)."""
+    return len(MIGRATIONS.applied(db))
+
+
+@contextmanager
+def write_transaction(db: Database) -> Iterator[Database]:
+    """A write transaction that takes the write lock up front (``BEGIN IMMEDIATE``).
+
+    A deferred ``BEGIN`` would read first and fail to upgrade its lock when another writer got there in between;
+    IMMEDIATE makes the second writer wait (busy timeout) and then read the first one's committed rows. Inside an
+    open transaction this nests as a savepoint.
+    """
+    if db.conn.in_transaction:
+        with db.atomic():
+            yield db
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.rollback()
+        raise
+    db.commit()
+
+
+def migrate(db: Database, stop_before: str | None = None) -> int:
+    """Bring ``db`` to the latest schema (or to just before migration ``stop_before``); return its version."""
+    with write_transaction(db):
+        unknown = [m.name for m in MIGRATIONS.applied(db) if m.name not in MIGRATION_NAMES]
+        if unknown:
+            raise SchemaError(f"the CRM database has migrations this voicebot does not know: {', '.join(unknown)}; "
+                              "upgrade voicebot")
+        MIGRATIONS.apply(db, stop_before=stop_before)
+    return schema_version(db)
+
+
+def connect(path: str | Path | None, busy_timeout_s: float = 10.0) -> Database:
+    """A sqlite-utils Database on ``path`` (None: in memory) with foreign keys on and, for files, WAL.
+
+    ``check_same_thread=False`` lets a call's worker thread use a connection made elsewhere; the Repository
+    serialises its own use of it.
+    """
+    if path is None or str(path) == ":memory:":
+        conn = sqlite3.connect(":memory:", check_same_thread=False)
+    else:
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), timeout=busy_timeout_s, check_same_thread=False)
+    db = Database(conn)
+    db.execute("PRAGMA foreign_keys = ON")
+    if path is not None and str(path) != ":memory:":
+        db.enable_wal()
+    return db
+
+
+def open_database(path: str | Path | None) -> Database:
+    """Connect and migrate to the latest schema."""
+    db = connect(path)
+    migrate(db)
+    return db

@@ -1,0 +1,170 @@
+"""Caller verification, decided in code: the model relays what the caller said; this module compares it with
+the record. Attempts are limited per call (``crm.verification_attempts``); after the last wrong answer the call
+is locked out and account tools stay closed for the rest of it.
+
+PINs are stored as salted PBKDF2 hashes. With four digits that is no defence against someone who has stolen
+the database file; it keeps the PIN out of dumps, logs, `crm show` and anything handed to the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+import re
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import TYPE_CHECKING
+
+from voicebot.crm.models import Customer, NotFound, VerificationRecord
+from voicebot.crm.phone import normalize_phone
+from voicebot.crm.spoken import digits_in, parse_date, words_to_digits
+
+if TYPE_CHECKING:
+    from voicebot.crm.repository import Repository
+
+_PIN_ITERATIONS = 10_000
+
+
+def hash_pin(pin: str, salt: bytes | None = None) -> str:
+    """``pbkdf2_sha256$iterations$salt$hash`` for a PIN (digits only are kept)."""
+    salt = salt if salt is not None else os.urandom(16)
+    digest = hashlib.pbkdf2_hmac("sha256", digits_in(pin).encode(), salt, _PIN_ITERATIONS)
+    return f"pbkdf2_sha256${_PIN_ITERATIONS}${salt.hex()}${digest.hex()}"
+
+
+def pin_matches(pin_digits: str, stored: str) -> bool:
+    try:
+        scheme, iterations, salt, expected = stored.split("$")
+    except ValueError:
+        return False
+    if scheme != "pbkdf2_sha256":
+        return False
+    digest = hashlib.pbkdf2_hmac("sha256", pin_digits.encode(), bytes.fromhex(salt), int(iterations))
+    return hmac.compare_digest(digest.hex(), expected)
+
+
+def normalize_postcode(text: str) -> str:
+    """"SW1A 1AA", "sw1a1aa", "s w one a one a a" -> "SW1A1AA"; "nine eight one oh one" -> "98101"."""
+    return re.sub(r"[^A-Z0-9]", "", words_to_digits(text).upper())
+
+
+class Outcome(str, Enum):
+    VERIFIED = "verified"
+    WRONG = "wrong"              # compared and did not match: one attempt used
+    LOCKED = "locked"            # no attempts left
+    UNCLEAR = "unclear"          # nothing comparable was heard: no attempt used, ask again
+    NO_SECRET = "no_secret"      # the record has no such secret: ask for the other method
+    NO_CUSTOMER = "no_customer"  # nobody to verify against (unknown caller ID)
+
+
+@dataclass(frozen=True)
+class VerificationResult:
+    outcome: Outcome
+    attempts_left: int
+    message: str
+
+    @property
+    def verified(self) -> bool:
+        return self.outcome is Outcome.VERIFIED
+
+
+@dataclass
+class Verification:
+    """Per-call verification state: which customer is verified, how many attempts are left."""
+
+    max_attempts: int = 3
+    region: str = "US"
+    attempts_used: int = 0
+    verified_customer_id: int | None = None
+
+    @property
+    def attempts_left(self) -> int:
+        return max(0, self.max_attempts - self.attempts_used)
+
+    @property
+    def locked(self) -> bool:
+        return self.verified_customer_id is None and self.attempts_left == 0
+
+    def _result(self, outcome: Outcome, message: str) -> VerificationResult:
+        return VerificationResult(outcome, self.attempts_left, message)
+
+    def check(self, record: VerificationRecord | NotFound | None, *, pin: str | None = None,
+              date_of_birth: str | None = None, postcode: str | None = None) -> VerificationResult:
+        """Compare what the caller said or keyed (PIN, or date of birth plus postcode) with ``record``."""
+        if self.verified_customer_id is not None and isinstance(record, VerificationRecord) \
+                and record.customer_id == self.verified_customer_id:
+            return self._result(Outcome.VERIFIED, "The caller is already verified.")
+        if self.locked:
+            return self._result(Outcome.LOCKED, "Too many wrong answers: verification is locked for this call. "
+                                                 "Offer to transfer the caller to a person.")
+        if not isinstance(record, VerificationRecord):
+            return self._result(Outcome.NO_CUSTOMER, "No customer account is known for this caller. "
+                                                      "Ask for the phone number on the account.")
+        pin_digits = digits_in(pin) if pin else ""
+        birth = parse_date(date_of_birth, self.region) if date_of_birth else None
+        code = normalize_postcode(postcode) if postcode else ""
+        if pin_digits:
+            if not record.pin_hash:
+                return self._result(Outcome.NO_SECRET, "This account has no PIN; ask for the date of birth and "
+                                                        "postcode instead.")
+            return self._decide(record, pin_matches(pin_digits, record.pin_hash))
+        if birth and code:
+            if not (record.date_of_birth and record.postcode):
+                return self._result(Outcome.NO_SECRET, "This account cannot be verified by date of birth; ask for "
+                                                        "the PIN instead.")
+            return self._decide(record, birth == record.date_of_birth
+                                and hmac.compare_digest(code, normalize_postcode(record.postcode)))
+        missing = "the postcode" if birth else "the full date of birth with the year" if code else \
+            "the PIN, or the date of birth and postcode"
+        return self._result(Outcome.UNCLEAR, f"Nothing was compared: ask for {missing}.")
+
+    def _decide(self, record: VerificationRecord, ok: bool) -> VerificationResult:
+        if ok:
+            self.verified_customer_id = record.customer_id
+            return self._result(Outcome.VERIFIED, "Verified.")
+        self.attempts_used += 1
+        if self.locked:
+            return self._result(Outcome.LOCKED, "That did not match, and no attempts are left: verification is "
+                                                 "locked for this call. Offer a transfer to a person.")
+        return self._result(Outcome.WRONG, f"That did not match. {self.attempts_left} attempt(s) left.")
+
+
+@dataclass
+class CallerContext:
+    """What one call knows about its caller: the dialogue holds one per call and passes it to every tool call.
+
+    ``customer`` is who the caller ID (or a number the caller gave) points at; that is not proof of identity,
+    so account tools use ``verified_customer``, set only by a successful ``Verification``.
+    """
+
+    repo: Repository
+    caller_id: str | None = None
+    customer: Customer | None = None
+    verification: Verification = field(default_factory=Verification)
+
+    @classmethod
+    def start(cls, repo: Repository, raw_caller_id: str | None, *, max_attempts: int = 3) -> CallerContext:
+        """Normalise the caller ID and look the caller up: call this when the call is answered."""
+        found = repo.find_customer_by_phone(raw_caller_id)
+        return cls(repo, normalize_phone(raw_caller_id, repo.region),
+                   None if isinstance(found, NotFound) else found,
+                   Verification(max_attempts=max_attempts, region=repo.region))
+
+    @property
+    def verified_customer(self) -> Customer | None:
+        if self.customer is not None and self.verification.verified_customer_id == self.customer.id:
+            return self.customer
+        return None
+
+    def identify(self, customer: Customer) -> None:
+        """Point the call at another account (the caller gave its number). Attempts are not reset: switching
+        accounts must not buy more guesses."""
+        if self.customer is None or customer.id != self.customer.id:
+            self.customer = customer
+            self.verification.verified_customer_id = None
+
+    def verify(self, *, pin: str | None = None, date_of_birth: str | None = None,
+               postcode: str | None = None) -> VerificationResult:
+        record = self.repo.verification_record(self.customer.id) if self.customer else None
+        return self.verification.check(record, pin=pin, date_of_birth=date_of_birth, postcode=postcode)
