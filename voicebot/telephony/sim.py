@@ -85,6 +85,7 @@ class SimulatedLine:
     dtmf_at: list[tuple[float, str]] = field(default_factory=list)
     transfer_result: TransferResult | None = None
     max_duration_s: float = 600.0
+    hold_after_s: float = 2.5  # fast mode: silence the bot gets to notice the caller stopped, before the hold
     info: CallInfo = field(init=False)
     failures: list[str] = field(init=False, default_factory=list)
     transfers: list[str] = field(init=False, default_factory=list)
@@ -100,6 +101,7 @@ class SimulatedLine:
         self._bot_track = bytearray()
         self._bot_active: list[bool] = []
         self._tick = 0
+        self._last_caller_tick = 0
         self._ended = False
         self._reply_open = False
         self._reply_started_tick: int | None = None
@@ -193,6 +195,7 @@ class SimulatedLine:
             for offset in range(0, len(audio), self._frame):
                 async for event in self._advance(audio[offset:offset + self._frame], started):
                     yield event
+                self._last_caller_tick = self._tick
                 if self._ended:
                     return
         elif isinstance(step, Silence):
@@ -221,7 +224,9 @@ class SimulatedLine:
                     self._end("caller")
                     yield CallerHungUp(self.now_s)
                     return
-                if self.speed > 1 and not self._out and (self._reply_open or not self._bot_spoke_since(since)):
+                quiet_s = (self._tick - self._last_caller_tick) * self.frame_ms / 1000
+                if (self.speed > 1 and not self._out and quiet_s >= self.hold_after_s
+                        and (self._reply_open or not self._bot_spoke_since(since))):
                     # nothing audible and the bot is preparing its reply: hold the clock (fast mode only)
                     self._audio_queued.clear()
                     try:

@@ -1,0 +1,134 @@
+"""Streaming helpers: the reply text out of a JSON object as the model writes it, sentences out of text as it
+grows, and a synchronous generator consumed from asyncio without blocking the event loop."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import TypeVar
+
+T = TypeVar("T")
+
+_TEXT_START = re.compile(r'"text"\s*:\s*"')
+_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": " ", "r": " ", "t": " "}
+_SENTENCE_END = re.compile(r"[.!?](?=\s+[\"'(]?[A-Z0-9])")
+
+
+class JsonTextStream:
+    """Feed pieces of a JSON object; get back the new characters of its ``"text"`` string value so far.
+
+    The schema puts ``action`` before ``text``, so speech can start before the object is complete.
+    """
+
+    def __init__(self) -> None:
+        self.raw = ""
+        self._pos: int | None = None  # index in raw of the next undecoded character of the text value
+        self.done = False
+
+    def feed(self, piece: str) -> str:
+        self.raw += piece
+        if self.done:
+            return ""
+        if self._pos is None:
+            match = _TEXT_START.search(self.raw)
+            if not match:
+                return ""
+            self._pos = match.end()
+        out = []
+        i = self._pos
+        while i < len(self.raw):
+            ch = self.raw[i]
+            if ch == '"':
+                self.done = True
+                i += 1
+                break
+            if ch == "\\":
+                if i + 1 >= len(self.raw):
+                    break  # wait for the escaped character
+                nxt = self.raw[i + 1]
+                if nxt == "u":
+                    if i + 6 > len(self.raw):
+                        break
+                    out.append(chr(int(self.raw[i + 2:i + 6], 16)))
+                    i += 6
+                    continue
+                out.append(_ESCAPES.get(nxt, nxt))
+                i += 2
+                continue
+            out.append(ch)
+            i += 1
+        self._pos = i
+        return "".join(out)
+
+
+class SentenceBuffer:
+    """Collects streamed text and hands out whole sentences as soon as they are complete."""
+
+    def __init__(self, min_chars: int = 12) -> None:
+        self.text = ""
+        self.min_chars = min_chars
+
+    def feed(self, piece: str) -> list[str]:
+        self.text += piece
+        out = []
+        while True:
+            cut = next((m.end() for m in _SENTENCE_END.finditer(self.text) if m.end() >= self.min_chars), None)
+            if cut is None:
+                return out
+            sentence, self.text = self.text[:cut].strip(), self.text[cut:].lstrip()
+            if sentence:
+                out.append(sentence)
+
+    def flush(self) -> list[str]:
+        rest, self.text = self.text.strip(), ""
+        return [rest] if rest else []
+
+
+def parse_json_object(raw: str) -> dict | None:
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+async def iterate_in_thread(make: Callable[[], Iterator[T]]) -> AsyncIterator[T]:
+    """Run a blocking generator in a worker thread and yield its items on the event loop.
+
+    When the consumer stops early (a barge-in cancels the reply), the generator is closed in its own thread
+    at its next item, which stops the model mid-generation.
+    """
+    loop = asyncio.get_running_loop()
+    queue: asyncio.Queue = asyncio.Queue()
+    stop = threading.Event()
+    end = object()
+
+    def worker() -> None:
+        gen = make()
+        try:
+            for item in gen:
+                if stop.is_set():
+                    break
+                loop.call_soon_threadsafe(queue.put_nowait, (item, None))
+        except BaseException as exc:  # handed to the consumer, raised there
+            loop.call_soon_threadsafe(queue.put_nowait, (end, exc))
+            return
+        finally:
+            gen.close()
+        loop.call_soon_threadsafe(queue.put_nowait, (end, None))
+
+    thread = threading.Thread(target=worker, name="voicebot-gen", daemon=True)
+    thread.start()
+    try:
+        while True:
+            item, exc = await queue.get()
+            if item is end:
+                if exc is not None:
+                    raise exc
+                return
+            yield item
+    finally:
+        stop.set()

@@ -1,0 +1,461 @@
+"""CallSession: one call, from answer to hang-up, as a small state machine with three tasks.
+
+- The **listener** reads the transport: every audio frame goes through the turn detector (cheap, in audio
+  time); a barge-in stops playback at once, right there, before the next frame; utterances, DTMF and
+  no-input timeouts go onto the session's queue.
+- The **consumer** takes one event at a time: the escalation guard first (operator phrases, DTMF 0,
+  frustration, repeated no-match), then the menu flow, then the dialogue agent for free-form turns.
+- The **speaker** plays a reply sentence by sentence while the model is still writing; it is a task the
+  listener can cancel.
+
+Heavy work (Whisper, the model, Piper, SQLite) runs in worker threads, never on the event loop. Every turn is
+committed to the call store when it ends. Whatever goes wrong, the caller hears something and is offered a
+person: nobody is left in silence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Iterable
+from dataclasses import dataclass, field
+from datetime import date
+from enum import StrEnum
+from typing import Any
+
+import numpy as np
+
+from voicebot.audio import AudioFrame
+from voicebot.config import Config
+from voicebot.crm.repository import Repository
+from voicebot.crm.verification import CallerContext
+from voicebot.dialog.agent import (DialogueAgent, FirstToken, Guarded, Sentence, ToolCalled, TransferRequested)
+from voicebot.dialog.flow import FreeForm, Goto, MenuFlow, NoMatch, Transfer
+from voicebot.dialog.guard import Escalation, EscalationGuard
+from voicebot.dialog.streaming import iterate_in_thread
+from voicebot.llm.base import ChatModel
+from voicebot.speech.stt import Transcriber
+from voicebot.speech.tts import Synthesizer
+from voicebot.speech.turns import BargeIn, NoInput, TurnDetector, Utterance
+from voicebot.speech.vad import VoiceActivity
+from voicebot.store import CallStore, Outcome, Turn, TurnTimings
+from voicebot.telephony.base import CallerHungUp, CallTransport, DtmfReceived
+
+log = logging.getLogger(__name__)
+
+PROMPTS = {
+    "not_heard": "Sorry, I didn't catch that. Could you say it again?",
+    "transfer": "I'll connect you with a colleague now. Please hold.",
+    "transfer_failed": "I'm sorry, no one can take your call right now. I've asked a colleague to call you back "
+                       "at this number. Is there anything else I can help with?",
+    "error": "I'm sorry, something went wrong on my side. Let me connect you with a colleague.",
+    "offer_human": "I'm sorry about this. Let me get you to a person who can help.",
+    "goodbye": "Thank you for calling. Goodbye.",
+}
+
+
+class State(StrEnum):
+    GREETING = "greeting"
+    LISTENING = "listening"
+    THINKING = "thinking"
+    SPEAKING = "speaking"
+    TRANSFERRING = "transferring"
+    ENDED = "ended"
+
+
+_NEXT: dict[State, set[State]] = {
+    State.GREETING: {State.SPEAKING, State.ENDED},
+    State.LISTENING: {State.THINKING, State.SPEAKING, State.TRANSFERRING, State.ENDED},
+    State.THINKING: {State.SPEAKING, State.LISTENING, State.TRANSFERRING, State.ENDED},
+    State.SPEAKING: {State.LISTENING, State.THINKING, State.TRANSFERRING, State.ENDED},
+    State.TRANSFERRING: {State.SPEAKING, State.LISTENING, State.ENDED},
+    State.ENDED: set(),
+}
+
+
+class IllegalTransition(RuntimeError):
+    pass
+
+
+@dataclass
+class SessionDeps:
+    """Everything a call needs that outlives the call: loaded models, databases, config."""
+
+    config: Config
+    transcriber: Transcriber
+    synthesizer: Synthesizer
+    chat: ChatModel
+    vad: VoiceActivity
+    crm: Repository
+    store: CallStore
+    worker: str = "main"
+    today: date | None = None
+    on_call_end: Any = None  # callable(call_id): e.g. the review app's background analysis
+
+
+@dataclass
+class TurnClock:
+    """Stage times of one caller turn, in seconds after the caller stopped speaking: the endpointing wait
+    (audio) plus processing (wall clock). These are the numbers the benchmark and the review app show."""
+
+    end_of_speech: float
+    endpoint_delay: float
+    started_wall: float = field(default_factory=time.perf_counter)
+    marks: dict[str, float] = field(default_factory=dict)
+
+    def mark(self, stage: str) -> None:
+        self.marks.setdefault(stage, self.endpoint_delay + time.perf_counter() - self.started_wall)
+
+    def timings(self) -> TurnTimings:
+        return TurnTimings(end_of_speech=self.end_of_speech, **{
+            k: self.marks.get(k) for k in ("transcript_ready", "first_token", "first_sentence", "first_audio_out")})
+
+
+class CallSession:
+    def __init__(self, transport: CallTransport, deps: SessionDeps):
+        self.t = transport
+        self.deps = deps
+        self.config = deps.config
+        self.rate = transport.sample_rate
+        self.state = State.GREETING
+        self.call_id = transport.info.call_id
+        self.detector = TurnDetector(deps.vad, self.config.vad)
+        self.guard = EscalationGuard(self.config.escalation)
+        self.flow = MenuFlow(self.config.dialog.menu)
+        self.queue: asyncio.Queue = asyncio.Queue()
+        self.speaking: asyncio.Task | None = None
+        self.barged_in = False
+        self.outcome: Outcome | None = None
+        self.outcome_reason: str | None = None
+        self.transfer_target: str | None = None
+        self.transcript: list[tuple[str, str]] = []
+        self.events: list[tuple[str, dict]] = []
+        self.caller_turns = 0
+        self._prefilling: asyncio.Future | None = None
+
+    # -- state ---------------------------------------------------------------------------------------------
+    def _set(self, state: State) -> None:
+        if state == self.state:
+            return
+        if state not in _NEXT[self.state]:
+            raise IllegalTransition(f"{self.state} -> {state}")
+        self.state = state
+
+    async def _db(self, fn, *args, **kwargs):
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    async def _event(self, kind: str, data: dict | None = None) -> None:
+        self.events.append((kind, data or {}))
+        await self._db(self.deps.store.add_event, self.call_id, kind, data or {}, self.detector.now_s)
+
+    async def _turn(self, role: str, text: str, **kw) -> None:
+        self.transcript.append((role, text))
+        await self._db(self.deps.store.add_turn, self.call_id, Turn(role=role, text=text, **kw))
+
+    # -- speaking ------------------------------------------------------------------------------------------
+    async def _play_sentences(self, sentences: AsyncIterator[str], clock: TurnClock | None, fixed: bool,
+                              said: list[str]) -> None:
+        synth = self.deps.synthesizer.cached if fixed else self._synth
+        try:
+            async for sentence in sentences:
+                pcm = await asyncio.to_thread(synth, sentence, self.rate)
+                if clock:
+                    clock.mark("first_audio_out")
+                self.t.play(pcm)
+                said.append(sentence)
+            self.t.reply_done()
+            self._prefill()  # the CPU is free while the reply plays: get the model ready for the next turn
+            await self.t.wait_played()
+        finally:
+            await sentences.aclose()  # stops the model when a barge-in cancels the reply
+
+    def _synth(self, sentence: str, rate: int) -> bytes:
+        return b"".join(chunk.pcm for chunk in self.deps.synthesizer.stream(sentence, rate))
+
+    async def _speak(self, sentences: AsyncIterator[str] | Iterable[str], clock: TurnClock | None = None,
+                     fixed: bool = False) -> list[str]:
+        """Play a reply in its own task (the listener cancels it on barge-in); record what was played."""
+        if not hasattr(sentences, "__aiter__"):
+            sentences = _aiter(list(sentences))
+        self._set(State.SPEAKING)
+        self.barged_in = False
+        self.detector.set_bot_speaking(True)
+        said: list[str] = []
+        self.speaking = asyncio.create_task(self._play_sentences(sentences, clock, fixed, said))
+        try:
+            await self.speaking
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                self.speaking.cancel()
+                raise  # the call itself is being stopped
+        finally:
+            self.speaking = None
+            self.detector.set_bot_speaking(False)
+        if self.state == State.SPEAKING:
+            self._set(State.LISTENING)
+            if not self.barged_in:
+                self.detector.arm_no_input()
+        if said:
+            await self._turn("bot", " ".join(said), barged_in=self.barged_in,
+                             timings=clock.timings() if clock else TurnTimings())
+        return said
+
+    def _prefill(self) -> None:
+        """While the caller talks, let the model evaluate the conversation so far (off the event loop)."""
+        if self._prefilling is None or self._prefilling.done():
+            self._prefilling = asyncio.ensure_future(asyncio.to_thread(self._safe_prefill))
+
+    def _safe_prefill(self) -> None:
+        try:
+            self.agent.prefill()
+        except Exception:  # only an optimisation: the next turn will evaluate it anyway
+            log.debug("prefill failed", exc_info=True)
+
+    async def _say(self, key_or_text: str) -> None:
+        await self._speak([PROMPTS.get(key_or_text, key_or_text)], fixed=True)
+
+    # -- listening -----------------------------------------------------------------------------------------
+    async def _listen(self) -> None:
+        try:
+            async for event in self.t.events():
+                if isinstance(event, AudioFrame):
+                    for turn_event in self.detector.feed(event):
+                        if isinstance(turn_event, BargeIn):
+                            self._barge_in()
+                        elif isinstance(turn_event, (Utterance, NoInput)):
+                            self.queue.put_nowait(turn_event)
+                elif isinstance(event, DtmfReceived):
+                    self.detector.cancel_no_input()
+                    self._barge_in()  # a key press interrupts a prompt, as on any phone menu
+                    self.queue.put_nowait(event)
+                elif isinstance(event, CallerHungUp):
+                    self.queue.put_nowait(event)
+                    return
+        finally:
+            self.queue.put_nowait(CallerHungUp(self.detector.now_s))
+
+    def _barge_in(self) -> None:
+        """Runs on the listener, inside one frame: stop the audio now, then cancel what produces it."""
+        if self.speaking is not None and not self.speaking.done():
+            self.barged_in = True
+            self.t.flush()
+            self.speaking.cancel()
+
+    # -- one caller event ----------------------------------------------------------------------------------
+    async def _on_utterance(self, utt: Utterance) -> None:
+        clock = TurnClock(utt.speech_ended_at_s, max(utt.at_s - utt.speech_ended_at_s, 0.0))
+        self._set(State.THINKING)
+        stt = self.config.stt
+        transcript = await asyncio.to_thread(self.deps.transcriber.transcribe, utt.pcm, utt.sample_rate)
+        clock.mark("transcript_ready")
+        heard = transcript.accepted(stt.no_speech_threshold, stt.logprob_threshold)
+        text = heard.text.strip()
+        sentiment = self.guard.sentiment(text) if text else None
+        await self._turn("caller", text or "(unintelligible)", started_at=utt.started_at_s,
+                         ended_at=utt.speech_ended_at_s, sentiment=sentiment, barged_in=utt.barged_in,
+                         stt_avg_logprob=transcript.avg_logprob if transcript.segments else None,
+                         stt_no_speech_prob=transcript.no_speech_prob, timings=clock.timings())
+        if not text:
+            if utt.during_playback and not utt.barged_in:
+                return  # a cough or "mm-hmm" while the bot talked: carry on
+            return await self._no_match(clock)
+        self.caller_turns += 1
+        escalation = self.guard.check_transcript(text)
+        if escalation:
+            return await self._escalate(escalation)
+        if utt.during_playback and not utt.barged_in:
+            return  # a backchannel ("ok", "mm-hmm"): the guard heard it, nothing else to do
+        await self._on_flow(self.flow.match(text=text), clock, text)
+
+    async def _on_flow(self, result, clock: TurnClock | None, text: str = "") -> None:
+        if isinstance(result, Transfer):
+            return await self._transfer("menu", result.reason)
+        if isinstance(result, Goto):
+            self.guard.note_progress()
+            return await self._speak([result.prompt], clock, fixed=True)
+        if isinstance(result, NoMatch):
+            return await self._no_match(clock, result.reprompt)
+        if isinstance(result, FreeForm):
+            self.guard.note_progress()
+            return await self._model_turn(result.text or text, list(result.tools), clock)
+
+    async def _no_match(self, clock: TurnClock | None, reprompt: str | None = None) -> None:
+        escalation = self.guard.note_no_match()
+        if escalation:
+            return await self._escalate(escalation)
+        await self._speak([reprompt or PROMPTS["not_heard"]], clock, fixed=True)
+
+    async def _on_dtmf(self, event: DtmfReceived) -> None:
+        escalation = self.guard.check_dtmf(event.digit)
+        await self._turn("caller", f"[DTMF {event.digit}]", started_at=event.at_s)
+        if escalation:
+            return await self._escalate(escalation)
+        self._set(State.THINKING)
+        await self._on_flow(self.flow.match(digit=event.digit), None)
+
+    async def _on_no_input(self) -> None:
+        escalation = self.guard.note_no_input()
+        await self._event("no_input", {})
+        if escalation:
+            return await self._escalate(escalation)
+        await self._speak([self.flow.reprompt()], fixed=True)
+
+    # -- the model -----------------------------------------------------------------------------------------
+    async def _model_turn(self, text: str, tools: list[str], clock: TurnClock | None) -> None:
+        self._set(State.THINKING)
+        pending: list[Any] = []
+        transfer: TransferRequested | None = None
+        filler_after = self.config.dialog.filler_after_ms / 1000
+
+        async def sentences() -> AsyncIterator[str]:
+            nonlocal transfer
+            events = iterate_in_thread(lambda: self.agent.turn(text, tools or None))
+            waiting = asyncio.ensure_future(anext(events, None))
+            try:
+                done, _ = await asyncio.wait({waiting}, timeout=filler_after)
+                if not done and filler_after > 0:  # the model is slow: say so rather than leave a silence
+                    self.t.play(await asyncio.to_thread(self.deps.synthesizer.cached, self.config.dialog.filler,
+                                                        self.rate))
+                    pending.append("filler")
+                event = await waiting
+                while event is not None:
+                    if isinstance(event, FirstToken) and clock:
+                        clock.mark("first_token")
+                    elif isinstance(event, Sentence):
+                        if clock:
+                            clock.mark("first_sentence")
+                        yield event.text
+                    elif isinstance(event, (ToolCalled, Guarded)):
+                        pending.append(event)
+                    elif isinstance(event, TransferRequested):
+                        transfer = event
+                    event = await anext(events, None)
+            finally:
+                waiting.cancel()
+                await events.aclose()
+
+        try:
+            await self._speak(sentences(), clock)
+        except Exception as exc:  # the model or a tool failed: never leave the caller in silence
+            log.exception("model turn failed")
+            await self._event("error", {"stage": "dialogue", "error": repr(exc)})
+            return await self._transfer("error", "the assistant failed", prompt="error")
+        for event in pending:
+            if event == "filler":
+                await self._event("filler", {})
+            elif isinstance(event, ToolCalled):
+                await self._event("tool_call", {"tool": event.name, "args": event.args, "result": event.result,
+                                                "elapsed_s": round(event.elapsed_s, 3)})
+            else:
+                await self._event("guard_" + event.kind, {"original": event.original, "items": list(event.items)})
+        if transfer is not None:
+            await self._transfer("model", transfer.reason)
+
+    # -- escalation and transfer ---------------------------------------------------------------------------
+    async def _escalate(self, escalation: Escalation) -> None:
+        await self._event("escalation", {"reason": escalation.reason, "detail": escalation.detail,
+                                         "sentiment": escalation.sentiment})
+        prompt = "offer_human" if escalation.reason == "frustration" else "transfer"
+        await self._transfer(escalation.reason, escalation.detail, prompt=prompt, escalation=escalation)
+
+    async def _transfer(self, reason: str, detail: str, prompt: str = "transfer",
+                        escalation: Escalation | None = None) -> None:
+        caller = self.agent.context.verified_customer or self.agent.context.customer
+        summary = self.guard.summary(self.transcript, caller=caller, escalation=escalation)
+        target = self.config.sip.operator_uri  # only ever from the config, never from what a caller says
+        await self._say(prompt)
+        self._set(State.TRANSFERRING)
+        await self._event("transfer_requested", {"reason": reason, "detail": detail, "target": target,
+                                                 "summary": summary})
+        result = await self.t.transfer(target)
+        await self._event("transfer_result", {"ok": result.ok, "status": result.status, "reason": result.reason})
+        if result.ok:
+            self.outcome, self.outcome_reason, self.transfer_target = Outcome.TRANSFERRED, reason, target
+            self._set(State.ENDED)
+            return
+        callback = await self._db(self.deps.crm.request_callback, self.t.info.caller_id,
+                                  f"Transfer failed ({result.status} {result.reason}). {summary}",
+                                  customer_id=caller.id if caller else None)
+        await self._event("callback_created", {"id": callback.id})
+        self.outcome, self.outcome_reason = Outcome.TRANSFER_FAILED, f"{reason}; callback {callback.id}"
+        self.guard.reset()
+        self._set(State.LISTENING)
+        await self._say("transfer_failed")
+
+    # -- the call ------------------------------------------------------------------------------------------
+    async def run(self) -> Outcome:
+        deps = self.deps
+        info = self.t.info
+        self.call_id = await self._db(deps.store.start_call, info.caller_id, worker=deps.worker,
+                                      call_id=info.call_id)
+        context = await self._db(CallerContext.start, deps.crm, info.caller_id,
+                                 max_attempts=self.config.crm.verification_attempts)
+        if context.customer is not None:
+            await self._db(deps.store.update_call, self.call_id, customer_id=str(context.customer.id))
+        company_prompt = self.config.dialog.system_prompt.format(company=self.config.dialog.company)
+        self.agent = DialogueAgent(deps.chat, context, company_prompt, today=deps.today or date.today())
+        listener = asyncio.create_task(self._listen(), name=f"listen-{self.call_id}")
+        try:
+            name = f", {context.customer.name.split()[0]}" if context.customer else ""
+            greeting = self.config.dialog.greeting.format(name=name, company=self.config.dialog.company)
+            await self._speak([greeting], fixed=True)
+            while self.state != State.ENDED:
+                event = await self.queue.get()
+                try:
+                    if isinstance(event, CallerHungUp):
+                        break
+                    if isinstance(event, Utterance):
+                        await self._on_utterance(event)
+                    elif isinstance(event, DtmfReceived):
+                        await self._on_dtmf(event)
+                    elif isinstance(event, NoInput):
+                        await self._on_no_input()
+                except Exception as exc:
+                    log.exception("call %s: turn failed", self.call_id)
+                    await self._event("error", {"error": repr(exc)})
+                    if self.state not in (State.TRANSFERRING, State.ENDED):
+                        self.state = State.LISTENING
+                        await self._transfer("error", repr(exc), prompt="error")
+        finally:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+            await self._finish()
+        return self.outcome
+
+    async def _finish(self) -> None:
+        if self.outcome is None:
+            self.outcome = Outcome.RESOLVED if self.caller_turns else Outcome.ABANDONED
+            self.outcome_reason = "caller hung up"
+        self.state = State.ENDED
+        store = self.deps.store
+        caller, bot = self.t.recordings()
+        try:
+            await self._db(store.save_recording, self.call_id, "caller", caller, self.rate)
+            await self._db(store.save_recording, self.call_id, "bot", bot, self.rate)
+            await self._db(store.save_recording, self.call_id, "mixed", mix(caller, bot), self.rate)
+        except Exception:  # a full disk must not lose the call record
+            log.exception("call %s: recordings not saved", self.call_id)
+        caller_info = self.agent.context.verified_customer or self.agent.context.customer
+        summary = self.guard.summary(self.transcript, caller=caller_info)
+        await self._db(store.finish_call, self.call_id, self.outcome, self.outcome_reason,
+                       transfer_target=self.transfer_target, summary=summary)
+        await self._db(self.deps.crm.add_interaction, summary, str(self.outcome), phone=self.t.info.caller_id,
+                       customer_id=caller_info.id if caller_info else None, call_id=self.call_id)
+        if self.deps.on_call_end is not None:
+            self.deps.on_call_end(self.call_id)
+
+
+def mix(a: bytes, b: bytes) -> bytes:
+    """Both sides of the call in one track, for playback in the review app."""
+    n = max(len(a), len(b)) // 2
+    x = np.zeros(n, dtype=np.int32)
+    x[:len(a) // 2] += np.frombuffer(a, dtype=np.int16)
+    x[:len(b) // 2] += np.frombuffer(b, dtype=np.int16)
+    return np.clip(x, -32768, 32767).astype(np.int16).tobytes()
+
+
+async def _aiter(items: list[str]) -> AsyncIterator[str]:
+    for item in items:
+        yield item
