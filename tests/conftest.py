@@ -58,3 +58,81 @@ def chat_model(config, model_store):
     from voicebot.components import make_chat_model
 
     return _load(lambda: make_chat_model(config, model_store))
+
+
+# -- simulated calls ------------------------------------------------------------------------------------------
+
+TODAY = __import__("datetime").date(2026, 11, 22)
+ALICE = "+15550102030"  # seeded demo caller: PIN 1234, order 10452 shipped with UPS, ETA 2026-11-24
+
+
+class CountingChat:
+    """The real chat model, counting the dialogue turns that reach it (prefill is not a turn)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+        self.name = inner.name
+        self.turns = 0
+
+    def stream(self, messages, **kwargs):
+        if kwargs.get("json_schema") is not None:
+            self.turns += 1
+        return self.inner.stream(messages, **kwargs)
+
+    def warm(self, system_prompt):
+        return self.inner.warm(system_prompt)
+
+
+@pytest.fixture
+def call_env(tmp_path, config, caller_voice, transcriber, chat_model):
+    """Everything a simulated call needs: real models, a seeded CRM and an empty call store per test. The bot
+    speaks with the repeatable Piper settings too, so what Whisper hears back is the same on every run."""
+    from voicebot.components import make_voice_activity
+    from voicebot.crm.repository import Repository
+    from voicebot.crm.seed import seed_demo
+    from voicebot.session import SessionDeps
+    from voicebot.store import CallStore
+
+    repo = Repository.open(tmp_path / "crm.db", region=config.crm.default_region)
+    seed_demo(repo, today=TODAY)
+    store = CallStore(tmp_path / "calls.db", tmp_path / "recordings")
+    chat = CountingChat(chat_model)
+    deps = SessionDeps(config, transcriber, caller_voice, chat, make_voice_activity(config), repo, store,
+                       today=TODAY)
+    yield deps
+    store.close()
+    repo.close()
+
+
+@pytest.fixture(scope="session")
+def caller_voice(model_store, config):
+    """Piper without its random variation: the same caller audio on every run, so tests repeat exactly."""
+    from voicebot.speech.tts import PiperSynthesizer
+
+    return PiperSynthesizer(model_store.locate(config.tts.voice), voice=config.tts.voice, noise_scale=0.0,
+                            noise_w_scale=0.0)
+
+
+def caller_says(synthesizer, text: str, rate: int = 16000):
+    from voicebot.telephony.sim import Say
+
+    return Say(b"".join(chunk.pcm for chunk in synthesizer.stream(text, rate)), rate, text)
+
+
+def run_call(deps, script, caller_id: str = ALICE, speed: float = float("inf"), **line_kwargs):
+    """Run one simulated call to the end; returns (line, outcome)."""
+    import asyncio
+
+    from voicebot.session import CallSession
+    from voicebot.telephony.sim import SimulatedLine
+
+    line = SimulatedLine(script, caller_id=caller_id, speed=speed, sample_rate=deps.config.audio.sample_rate,
+                         **line_kwargs)
+    outcome = asyncio.run(CallSession(line, deps).run())
+    assert not line.failures, line.failures
+    return line, outcome
+
+
+def bot_said(line, transcriber) -> list[str]:
+    """What the bot said, as heard: its recorded audio transcribed back by Whisper."""
+    return [transcriber.transcribe(u.pcm, line.sample_rate).text for u in line.bot_utterances()]

@@ -14,6 +14,7 @@ from rich.table import Table
 from voicebot.config import Config, ConfigError, load_config
 from voicebot.models import ModelError, ModelStore
 from voicebot.crm.cli import crm_app
+from voicebot.review.cli import review_app
 
 app = typer.Typer(help="voicebot: a fully local voice assistant that answers phone calls.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -22,6 +23,7 @@ bench_app = typer.Typer(help="Benchmarks: print tables of timings (median and p9
 app.add_typer(models_app, name="models")
 app.add_typer(bench_app, name="bench")
 app.add_typer(crm_app, name="crm")
+app.add_typer(review_app, name="review")
 
 console = Console()
 err_console = Console(stderr=True, soft_wrap=True)

@@ -192,9 +192,28 @@ class EscalationConfig(Section):
 
 
 class ReviewConfig(Section):
+    """The supervisors' review web app (`voicebot review`) and the after-call analysis."""
+
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=1, le=65535)
-    session_minutes: int = Field(30, ge=1, le=24 * 60)
+    session_minutes: int = Field(30, ge=1, le=24 * 60, description="A login ends after this long idle.")
+    database: str = Field("data/review.db", description="Users, login sessions and the access log.")
+    timezone: str = Field("UTC", description="IANA name; dates in the app and the per-day charts use it.")
+    page_size: int = Field(25, ge=5, le=200)
+    secure_cookies: bool = Field(False, description="Set true when the app is served over HTTPS.")
+    long_silence_s: float = Field(5.0, gt=0, le=60, description="A gap this long in a call flags it.")
+    upset_sentiment: float = Field(-0.5, ge=-1, le=0, description="A caller turn this negative flags the call.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"{value!r} is not a known time zone (e.g. UTC, Europe/Berlin)") from exc
+        return value
 
 
 class ModelsConfig(Section):

@@ -55,6 +55,35 @@ PROMPTS = {
 }
 
 
+BACKCHANNEL_WORDS = frozenset("ok okay k mm hmm mhm mm-hmm uh-huh uh huh yeah yes yep yup right sure alright "
+                              "got it i see cool great fine".split())
+
+
+TAKE_TURN_WORDS = frozenset("stop wait no nope hold sorry what pardon hello hey help".split())
+BACKCHANNEL_MAX_S = 1.0
+
+
+def is_backchannel(text: str, speech_s: float) -> bool:
+    """"Mm-hmm", "okay", "right", "got it": the caller is listening, not taking the turn (or only noise).
+
+    Whisper often mishears a short "mm-hmm" as words ("Amen, mom"), so a very short utterance of at most two
+    words counts too, unless it holds a word that takes the turn ("stop", "wait", "no").
+    """
+    words = [w for w in (w.strip(".,!?;:'\"").lower() for w in text.split()) if w]
+    if any(w in TAKE_TURN_WORDS for w in words):
+        return False
+    return (len(words) <= 3 and all(w in BACKCHANNEL_WORDS for w in words)) or (
+        speech_s <= BACKCHANNEL_MAX_S and len(words) <= 2)
+
+
+@dataclass(frozen=True)
+class Heard:
+    """A caller utterance that was already transcribed (while deciding on a barge-in)."""
+
+    utterance: Utterance
+    transcript: Any
+
+
 class State(StrEnum):
     GREETING = "greeting"
     LISTENING = "listening"
@@ -96,8 +125,10 @@ class SessionDeps:
 
 @dataclass
 class TurnClock:
-    """Stage times of one caller turn, in seconds after the caller stopped speaking: the endpointing wait
-    (audio) plus processing (wall clock). These are the numbers the benchmark and the review app show."""
+    """Stage times of one caller turn. Each stage is kept as its delay after the caller stopped speaking (the
+    endpointing wait in audio, plus processing in wall-clock time, so it is right at any simulation speed);
+    the store gets positions in the call audio: end of speech + delay. The benchmark and the review app show
+    these numbers."""
 
     end_of_speech: float
     endpoint_delay: float
@@ -107,9 +138,13 @@ class TurnClock:
     def mark(self, stage: str) -> None:
         self.marks.setdefault(stage, self.endpoint_delay + time.perf_counter() - self.started_wall)
 
+    def delay(self, stage: str) -> float | None:
+        return self.marks.get(stage)
+
     def timings(self) -> TurnTimings:
         return TurnTimings(end_of_speech=self.end_of_speech, **{
-            k: self.marks.get(k) for k in ("transcript_ready", "first_token", "first_sentence", "first_audio_out")})
+            k: None if k not in self.marks else round(self.end_of_speech + self.marks[k], 3)
+            for k in ("transcript_ready", "first_token", "first_sentence", "first_audio_out")})
 
 
 class CallSession:
@@ -133,6 +168,8 @@ class CallSession:
         self.events: list[tuple[str, dict]] = []
         self.caller_turns = 0
         self._prefilling: asyncio.Future | None = None
+        self._paused = False
+        self._deciding: asyncio.Task | None = None
 
     # -- state ---------------------------------------------------------------------------------------------
     def _set(self, state: State) -> None:
@@ -164,7 +201,6 @@ class CallSession:
                     clock.mark("first_audio_out")
                 self.t.play(pcm)
                 said.append(sentence)
-            self.t.reply_done()
             self._prefill()  # the CPU is free while the reply plays: get the model ready for the next turn
             await self.t.wait_played()
         finally:
@@ -182,6 +218,7 @@ class CallSession:
         self.barged_in = False
         self.detector.set_bot_speaking(True)
         said: list[str] = []
+        started_at = self.detector.now_s
         self.speaking = asyncio.create_task(self._play_sentences(sentences, clock, fixed, said))
         try:
             await self.speaking
@@ -198,8 +235,8 @@ class CallSession:
             if not self.barged_in:
                 self.detector.arm_no_input()
         if said:
-            await self._turn("bot", " ".join(said), barged_in=self.barged_in,
-                             timings=clock.timings() if clock else TurnTimings())
+            await self._turn("bot", " ".join(said), barged_in=self.barged_in, started_at=started_at,
+                             ended_at=self.detector.now_s, timings=clock.timings() if clock else TurnTimings())
         return said
 
     def _prefill(self) -> None:
@@ -223,7 +260,10 @@ class CallSession:
                 if isinstance(event, AudioFrame):
                     for turn_event in self.detector.feed(event):
                         if isinstance(turn_event, BargeIn):
-                            self._barge_in()
+                            self.t.pause()  # silent within the barge-in window; the words decide what next
+                            self._paused = True
+                        elif isinstance(turn_event, Utterance) and self._paused:
+                            self._deciding = asyncio.create_task(self._decide_barge_in(turn_event))
                         elif isinstance(turn_event, (Utterance, NoInput)):
                             self.queue.put_nowait(turn_event)
                 elif isinstance(event, DtmfReceived):
@@ -236,6 +276,22 @@ class CallSession:
         finally:
             self.queue.put_nowait(CallerHungUp(self.detector.now_s))
 
+    async def _decide_barge_in(self, utt: Utterance) -> None:
+        """The bot paused for caller speech: a backchannel lets it carry on, anything else takes the turn."""
+        transcript = await asyncio.to_thread(self.deps.transcriber.transcribe, utt.pcm, utt.sample_rate)
+        stt = self.config.stt
+        text = transcript.accepted(stt.no_speech_threshold, stt.logprob_threshold).text
+        self._paused = False
+        speech_s = utt.speech_ended_at_s - utt.started_at_s - self.config.vad.preroll_ms / 1000
+        evidence = {"text": text, "speech_s": round(speech_s, 2)}
+        if is_backchannel(text, speech_s) and not self.guard.operator_phrase(text):
+            self.t.resume()
+            await self._event("backchannel", evidence)
+            return
+        await self._event("barge_in", evidence)
+        self._barge_in()
+        self.queue.put_nowait(Heard(utt, transcript))
+
     def _barge_in(self) -> None:
         """Runs on the listener, inside one frame: stop the audio now, then cancel what produces it."""
         if self.speaking is not None and not self.speaking.done():
@@ -244,11 +300,12 @@ class CallSession:
             self.speaking.cancel()
 
     # -- one caller event ----------------------------------------------------------------------------------
-    async def _on_utterance(self, utt: Utterance) -> None:
+    async def _on_utterance(self, utt: Utterance, transcript=None) -> None:
         clock = TurnClock(utt.speech_ended_at_s, max(utt.at_s - utt.speech_ended_at_s, 0.0))
         self._set(State.THINKING)
         stt = self.config.stt
-        transcript = await asyncio.to_thread(self.deps.transcriber.transcribe, utt.pcm, utt.sample_rate)
+        if transcript is None:
+            transcript = await asyncio.to_thread(self.deps.transcriber.transcribe, utt.pcm, utt.sample_rate)
         clock.mark("transcript_ready")
         heard = transcript.accepted(stt.no_speech_threshold, stt.logprob_threshold)
         text = heard.text.strip()
@@ -363,7 +420,7 @@ class CallSession:
     async def _transfer(self, reason: str, detail: str, prompt: str = "transfer",
                         escalation: Escalation | None = None) -> None:
         caller = self.agent.context.verified_customer or self.agent.context.customer
-        summary = self.guard.summary(self.transcript, caller=caller, escalation=escalation)
+        summary = self.guard.summary(self.transcript, caller=self._caller_note(), escalation=escalation)
         target = self.config.sip.operator_uri  # only ever from the config, never from what a caller says
         await self._say(prompt)
         self._set(State.TRANSFERRING)
@@ -400,14 +457,19 @@ class CallSession:
         try:
             name = f", {context.customer.name.split()[0]}" if context.customer else ""
             greeting = self.config.dialog.greeting.format(name=name, company=self.config.dialog.company)
+            self.t.busy(True)
             await self._speak([greeting], fixed=True)
+            self.t.busy(False)
             while self.state != State.ENDED:
                 event = await self.queue.get()
+                self.t.busy(True)
                 try:
                     if isinstance(event, CallerHungUp):
                         break
                     if isinstance(event, Utterance):
                         await self._on_utterance(event)
+                    elif isinstance(event, Heard):
+                        await self._on_utterance(event.utterance, event.transcript)
                     elif isinstance(event, DtmfReceived):
                         await self._on_dtmf(event)
                     elif isinstance(event, NoInput):
@@ -418,11 +480,20 @@ class CallSession:
                     if self.state not in (State.TRANSFERRING, State.ENDED):
                         self.state = State.LISTENING
                         await self._transfer("error", repr(exc), prompt="error")
+                self.t.busy(False)  # the bot's whole response to this event is queued
         finally:
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)
             await self._finish()
         return self.outcome
+
+    def _caller_note(self) -> str | None:
+        context = self.agent.context
+        customer = context.verified_customer or context.customer
+        if customer is None:
+            return None
+        verified = "verified" if context.verified_customer is not None else "not verified"
+        return f"{customer.name} ({self.t.info.caller_id}), {verified}"
 
     async def _finish(self) -> None:
         if self.outcome is None:
@@ -438,7 +509,7 @@ class CallSession:
         except Exception:  # a full disk must not lose the call record
             log.exception("call %s: recordings not saved", self.call_id)
         caller_info = self.agent.context.verified_customer or self.agent.context.customer
-        summary = self.guard.summary(self.transcript, caller=caller_info)
+        summary = self.guard.summary(self.transcript, caller=self._caller_note())
         await self._db(store.finish_call, self.call_id, self.outcome, self.outcome_reason,
                        transfer_target=self.transfer_target, summary=summary)
         await self._db(self.deps.crm.add_interaction, summary, str(self.outcome), phone=self.t.info.caller_id,

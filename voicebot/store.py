@@ -164,9 +164,22 @@ MIGRATIONS: list[Sequence[str]] = [
             recorded_at TEXT NOT NULL, kind TEXT NOT NULL, data TEXT NOT NULL DEFAULT '{}')""",
         "CREATE INDEX events_call ON events (call_id, id)",
     ),
+    (
+        # After-call analysis (voicebot.review.analysis): one row per call, written in two steps (the
+        # deterministic part at once, the model's part later), so each column may still be NULL.
+        """CREATE TABLE call_analysis (
+            call_id TEXT PRIMARY KEY REFERENCES calls (id), analyzed_at TEXT NOT NULL, model TEXT,
+            summary TEXT, topic TEXT, sentiment_mean REAL, sentiment_min REAL,
+            sentiment_trajectory TEXT NOT NULL DEFAULT '[]', qa_score REAL, qa TEXT NOT NULL DEFAULT '{}',
+            flags TEXT NOT NULL DEFAULT '{}', error TEXT)""",
+        "CREATE INDEX call_analysis_topic ON call_analysis (topic)",
+    ),
 ]
 
 _TIMING_NAMES = frozenset(f.name for f in fields(TurnTimings))
+ANALYSIS_COLUMNS = ("analyzed_at", "model", "summary", "topic", "sentiment_mean", "sentiment_min",
+                    "sentiment_trajectory", "qa_score", "qa", "flags", "error")
+_ANALYSIS_JSON = frozenset({"sentiment_trajectory", "qa", "flags"})
 _UPDATABLE = ("customer_id", "summary", "transfer_target", "outcome_reason")
 
 
@@ -447,3 +460,47 @@ class CallStore:
         rows = self._read("read events", "SELECT * FROM events WHERE call_id = ? ORDER BY id", (call_id,))
         return [Event(row["kind"], json.loads(row["data"]), row["at"], row["call_id"], row["id"],
                       _time(row["recorded_at"])) for row in rows]
+
+    # -- after-call analysis (written by voicebot.review.analysis, read by the review app) ---------------------
+
+    def save_analysis(self, call_id: str, **values: Any) -> None:
+        """Insert or update the call's analysis row; only the given columns change (see ANALYSIS_COLUMNS).
+
+        JSON columns (``sentiment_trajectory``, ``qa``, ``flags``) take Python lists/dicts.
+        """
+        unknown = set(values) - set(ANALYSIS_COLUMNS)
+        if unknown:
+            raise ValueError(f"unknown analysis columns {sorted(unknown)}; known: {ANALYSIS_COLUMNS}")
+        values.setdefault("analyzed_at", _iso(self._now()))
+        names = list(values)
+        params = [_json(v) if k in _ANALYSIS_JSON else v for k, v in values.items()]
+        updates = ", ".join(f"{name} = excluded.{name}" for name in names)
+        with self._write("save analysis") as db:
+            self._require_call(db, call_id)
+            db.execute(f"INSERT INTO call_analysis (call_id, {', '.join(names)}) "
+                       f"VALUES (?, {', '.join('?' * len(names))}) ON CONFLICT (call_id) DO UPDATE SET {updates}",
+                       (call_id, *params))
+
+    def get_analysis(self, call_id: str) -> dict[str, Any] | None:
+        """The call's analysis row as a dict (JSON columns decoded), or None before any analysis."""
+        rows = self._read("get analysis", "SELECT * FROM call_analysis WHERE call_id = ?", (call_id,))
+        if not rows:
+            return None
+        return {k: json.loads(rows[0][k]) if k in _ANALYSIS_JSON else rows[0][k] for k in rows[0].keys()}
+
+    def select(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """Rows of one read-only query (``SELECT``/``WITH``), for reports over the store: the review app's
+        filters and KPIs join calls, turns and analysis in ways the methods above do not offer."""
+        if not sql.lstrip().upper().startswith(("SELECT", "WITH")):
+            raise ValueError("select() runs SELECT queries only; writes go through the store's methods")
+        with self._lock:
+            self._db.execute("PRAGMA query_only = ON")  # a WITH ... DELETE fails instead of writing
+            try:
+                return self._read("query", sql, params)
+            finally:
+                self._db.execute("PRAGMA query_only = OFF")
+
+    @staticmethod
+    def call_from_row(row: sqlite3.Row) -> Call:
+        """A Call from a ``calls`` row returned by ``select`` (extra columns are ignored)."""
+        return CallStore._call(row)

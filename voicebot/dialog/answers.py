@@ -9,7 +9,7 @@ patterns do not catch goes to the model, as before.
 from __future__ import annotations
 
 import re
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from voicebot.crm.spoken import digits_in
@@ -66,6 +66,26 @@ def render(tool: str, args: dict[str, Any], result: dict[str, Any]) -> list[str]
             return [order_sentence(value), "Is there anything else I can help with?"]
         if result.get("error") == "not_found":
             return [f"I couldn't find order {args.get('order_number', '')}. Could you check the number for me?"]
+    if tool == "list_free_slots" and result.get("ok") and isinstance(value, dict):
+        slots = value.get("slots") or []
+        if not slots:
+            return ["I'm sorry, I don't see any free times for that right now. Shall I ask a colleague to call you?"]
+        offered = " or ".join(spoken_time(str(s["starts_at"])) for s in slots[:2])
+        return [f"I can offer {slots[0]['service']} on {offered}.", "Which would suit you?"]
+    if tool == "book_appointment" and result.get("ok") and isinstance(value, dict) and value.get("slot"):
+        slot = value["slot"]
+        return [f"You're booked for {slot['service']} on {spoken_time(str(slot['starts_at']))}.",
+                "Is there anything else I can help with?"]
+    if tool == "book_appointment" and result.get("error") == "slot_taken":
+        return ["I'm sorry, that time was just taken. Shall I offer you other times?"]
+    if tool == "create_lead" and result.get("ok"):
+        return ["Thank you. I've passed your request to our sales team, and they will contact you shortly.",
+                "Is there anything else I can help with?"]
+    if tool == "request_callback" and result.get("ok"):
+        return ["Done. A colleague will call you back. Is there anything else I can help with?"]
+    if tool == "create_ticket" and result.get("ok") and isinstance(value, dict) and value.get("id"):
+        return [f"I have opened a ticket for you, number {value['id']}. "
+                "A colleague will follow up. Is there anything else?"]
     if tool == "list_open_orders" and result.get("ok") and isinstance(value, list):
         if not value:
             return ["I don't see any open orders on your account. Is there anything else I can help with?"]
@@ -74,3 +94,97 @@ def render(tool: str, args: dict[str, Any], result: dict[str, Any]) -> list[str]
         head = f"You have {len(value)} open orders."
         return [head, *(order_sentence(o) for o in value[:3]), "Is there anything else I can help with?"]
     return None
+
+
+# -- the model names a tool and one line of text; code turns the text into the tool's arguments ----------------
+
+TOOL_HINTS = {
+    "get_order": "status and delivery of one order (text: the order number)",
+    "list_open_orders": "the caller's open orders (text: empty)",
+    "get_caller_history": "the caller's earlier calls, tickets and orders (text: empty)",
+    "create_ticket": "report a problem, e.g. a damaged or wrong item (text: the problem in a few words)",
+    "list_free_slots": "free appointment times for a repair or service visit (text: the service needed)",
+    "book_appointment": "book one of the times just offered (text: the day and time the caller chose)",
+    "create_lead": "a sales enquiry or quote request (text: what the caller wants to buy)",
+    "request_callback": "a colleague calls the caller back later (text: why, and when if said)",
+    "identify_caller": "find the caller's account by another phone number (text: the number)",
+}
+_WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+
+
+def _service(text: str, services: list[str]) -> str | None:
+    lowered = text.lower()
+    for service in services:
+        if any(word in lowered for word in service.lower().split() if len(word) > 3):
+            return service
+    keywords = {"print": "printer", "laptop": "laptop", "computer": "laptop", "desk": "furniture",
+                "chair": "furniture", "cabinet": "furniture", "furniture": "furniture"}
+    for key, word in keywords.items():
+        if key in lowered:
+            return next((s for s in services if word in s.lower()), None)
+    return None
+
+
+def _hour(text: str) -> int | None:
+    match = re.search(r"\b(\d{1,2})(?::(\d{2}))?\s*(a\.?m\.?|p\.?m\.?)?", text.lower())
+    if not match:
+        return None
+    hour = int(match.group(1))
+    if match.group(3) and match.group(3).startswith("p") and hour < 12:
+        hour += 12
+    elif not match.group(3) and 1 <= hour <= 6:
+        hour += 12  # "at 2" on a service desk means the afternoon
+    return hour
+
+
+def pick_slot(text: str, slots: list[dict[str, Any]]) -> int | None:
+    """The offered slot the caller chose ("Tuesday at 10", "the first one"), or None."""
+    if not slots:
+        return None
+    lowered = text.lower()
+    if re.search(r"\b(second|later|last|other)\b", lowered) and len(slots) > 1:
+        return slots[1]["id"]
+    if re.search(r"\b(first|earliest|earlier|that one|yes)\b", lowered) and not re.search(r"\d", lowered):
+        return slots[0]["id"]
+    day = next((i for i, d in enumerate(_WEEKDAYS) if d in lowered), None)
+    hour = _hour(lowered)
+    for slot in slots:
+        start = datetime.fromisoformat(str(slot["starts_at"]))
+        if (day is None or start.weekday() == day) and (hour is None or start.hour == hour):
+            if day is not None or hour is not None:
+                return slot["id"]
+    return None
+
+
+def tool_args(tool: str, text: str, *, caller_name: str | None, services: list[str],
+              offered_slots: list[dict[str, Any]], caller_text: str = "") -> dict[str, Any] | None:
+    """Arguments for ``tool`` from the model's one line of text (and the caller's own words, which win where
+    they are exact, e.g. "the first one"); None when neither gives them."""
+    text = (text or "").strip()
+    if tool == "get_order":
+        number = _NUMBER.search(digits_in(text)) or _NUMBER.search(text)
+        return {"order_number": number.group(0)} if number else None
+    if tool in ("list_open_orders", "get_caller_history"):
+        return {}
+    if tool == "create_ticket":
+        subject = (text or "Caller reported a problem")[:100]
+        return {"subject": subject if len(subject) >= 3 else "Caller reported a problem", "description": text}
+    if tool == "list_free_slots":
+        return {"service": _service(text, services)}
+    if tool == "book_appointment":
+        slot = pick_slot(caller_text, offered_slots) or pick_slot(text, offered_slots)
+        return None if slot is None else {"slot_id": slot, "name": caller_name or "Caller", "notes": text[:200]}
+    if tool == "create_lead":
+        return {"name": caller_name or "Caller", "interest": text or "sales enquiry"}
+    if tool == "request_callback":
+        return {"reason": text or "callback requested"}
+    if tool == "identify_caller":
+        return {"phone_number": text} if text else None
+    return None
+
+
+def spoken_time(value: str) -> str:
+    start = datetime.fromisoformat(value)
+    hour = start.strftime("%I").lstrip("0")
+    minutes = "" if start.minute == 0 else f":{start.minute:02d}"
+    return f"{spoken_date(start.date())} at {hour}{minutes} {'AM' if start.hour < 12 else 'PM'}"

@@ -13,6 +13,7 @@ from typing import TypeVar
 T = TypeVar("T")
 
 _TEXT_START = re.compile(r'"text"\s*:\s*"')
+_REPLY = re.compile(r'"action"\s*:\s*"reply"')
 _ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": " ", "r": " ", "t": " "}
 _SENTENCE_END = re.compile(r"[.!?](?=\s+[\"'(]?[A-Z0-9])")
 
@@ -20,7 +21,8 @@ _SENTENCE_END = re.compile(r"[.!?](?=\s+[\"'(]?[A-Z0-9])")
 class JsonTextStream:
     """Feed pieces of a JSON object; get back the new characters of its ``"text"`` string value so far.
 
-    The schema puts ``action`` before ``text``, so speech can start before the object is complete.
+    The schema puts ``action`` before ``text``, so speech can start before the object is complete. Only the
+    text of a ``reply`` is speech: for any other action the stream yields nothing.
     """
 
     def __init__(self) -> None:
@@ -35,6 +37,9 @@ class JsonTextStream:
         if self._pos is None:
             match = _TEXT_START.search(self.raw)
             if not match:
+                return ""
+            if not _REPLY.search(self.raw, 0, match.start()):
+                self.done = True
                 return ""
             self._pos = match.end()
         out = []

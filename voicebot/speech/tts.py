@@ -60,6 +60,8 @@ class PiperSynthesizer:
     voice: str = "piper-en_US-joe-medium"
     length_scale: float = 1.0
     cache_dir: str | Path | None = None
+    noise_scale: float | None = None  # None: the voice's own; 0 with noise_w_scale 0 makes output repeatable
+    noise_w_scale: float | None = None
     load_s: float = field(init=False, default=0.0)
 
     def __post_init__(self) -> None:
@@ -71,7 +73,8 @@ class PiperSynthesizer:
             raise FileNotFoundError(f"no .onnx voice in {folder}")
         started = time.perf_counter()
         self._voice = PiperVoice.load(str(onnx), config_path=str(onnx) + ".json", use_cuda=False)
-        self._config = SynthesisConfig(length_scale=self.length_scale)
+        self._config = SynthesisConfig(length_scale=self.length_scale, noise_scale=self.noise_scale,
+                                       noise_w_scale=self.noise_w_scale)
         self.native_rate = self._voice.config.sample_rate
         self.load_s = time.perf_counter() - started
 
@@ -93,7 +96,8 @@ class PiperSynthesizer:
     def cache_path(self, text: str, sample_rate: int) -> Path | None:
         if self.cache_dir is None:
             return None
-        key = hashlib.sha256(f"{self.voice}|{self.length_scale}|{sample_rate}|{text}".encode()).hexdigest()
+        settings = f"{self.voice}|{self.length_scale}|{self.noise_scale}|{self.noise_w_scale}|{sample_rate}"
+        key = hashlib.sha256(f"{settings}|{text}".encode()).hexdigest()
         return Path(self.cache_dir).expanduser() / f"{key[:32]}.wav"
 
     def cached(self, text: str, sample_rate: int) -> bytes:

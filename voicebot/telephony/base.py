@@ -60,9 +60,18 @@ class CallTransport(Protocol):
         """Queue bot audio (s16le at ``sample_rate``) behind what is already queued; returns at once."""
         ...
 
-    def reply_done(self) -> None:
-        """The session has queued the whole of its current reply. A hint for transports that simulate a
-        caller (who answers once the reply has played); a real line ignores it."""
+    def busy(self, working: bool) -> None:
+        """The session is handling a caller event (True) until its whole response is queued (False). A hint
+        for transports that simulate time (they may hold their clock while nothing is audible); a real line
+        ignores it."""
+        ...
+
+    def pause(self) -> None:
+        """Stop sending bot audio now but keep what is queued (the caller may only be saying "mm-hmm")."""
+        ...
+
+    def resume(self) -> None:
+        """Carry on playing what was queued when paused."""
         ...
 
     def flush(self) -> int:

@@ -85,7 +85,8 @@ class SimulatedLine:
     dtmf_at: list[tuple[float, str]] = field(default_factory=list)
     transfer_result: TransferResult | None = None
     max_duration_s: float = 600.0
-    hold_after_s: float = 2.5  # fast mode: silence the bot gets to notice the caller stopped, before the hold
+    wall_limit_s: float = 180.0  # a bot that never finishes fails the script instead of hanging the test
+    decide_after_s: float = 1.5  # a paused bot first hears the caller out (the end-of-turn silence), then decides
     info: CallInfo = field(init=False)
     failures: list[str] = field(init=False, default_factory=list)
     transfers: list[str] = field(init=False, default_factory=list)
@@ -101,9 +102,10 @@ class SimulatedLine:
         self._bot_track = bytearray()
         self._bot_active: list[bool] = []
         self._tick = 0
-        self._last_caller_tick = 0
+        self._caller_tick = 0  # the tick after the caller's last audio
         self._ended = False
-        self._reply_open = False
+        self._busy = False
+        self._paused = False
         self._reply_started_tick: int | None = None
         self._audio_queued = asyncio.Event()
         self._drained = asyncio.Event()
@@ -118,21 +120,27 @@ class SimulatedLine:
     def play(self, pcm: bytes) -> None:
         if self._ended or not pcm:
             return
-        if not self._reply_open:
-            self._reply_open = True
+        if not self._out:
             self._reply_started_tick = None
         self._out += pcm
         self._drained.clear()
         self._audio_queued.set()
 
-    def reply_done(self) -> None:
-        """The session has queued the whole reply (the scripted caller may answer once it has played)."""
-        self._reply_open = False
+    def busy(self, working: bool) -> None:
+        self._busy = working
+        self._audio_queued.set()
+
+    def pause(self) -> None:
+        self._paused = True
+
+    def resume(self) -> None:
+        self._paused = False
+        self._audio_queued.set()
 
     def flush(self) -> int:
         dropped = len(self._out)
+        self._paused = False
         self._out.clear()
-        self._reply_open = False
         self._drained.set()
         return dropped
 
@@ -184,7 +192,7 @@ class SimulatedLine:
         return resample(coded, 8000, self.sample_rate)
 
     def _bot_done_for(self, gap_s: float, since_tick: int) -> bool:
-        if self._reply_open or self._out:
+        if self._busy or self._out or self._paused:
             return False
         spoke = [i for i in range(since_tick, self._tick) if self._bot_active[i]]
         return bool(spoke) and (self._tick - spoke[-1] - 1) * self.frame_ms / 1000 >= gap_s
@@ -195,11 +203,15 @@ class SimulatedLine:
             for offset in range(0, len(audio), self._frame):
                 async for event in self._advance(audio[offset:offset + self._frame], started):
                     yield event
-                self._last_caller_tick = self._tick
+                self._caller_tick = self._tick
                 if self._ended:
                     return
         elif isinstance(step, Silence):
             for _ in range(round(step.seconds * 1000 / self.frame_ms)):
+                if await self._hold(started):
+                    self._end("caller")
+                    yield CallerHungUp(self.now_s)
+                    return
                 async for event in self._advance(b"", started):
                     yield event
                 if self._ended:
@@ -224,18 +236,36 @@ class SimulatedLine:
                     self._end("caller")
                     yield CallerHungUp(self.now_s)
                     return
-                quiet_s = (self._tick - self._last_caller_tick) * self.frame_ms / 1000
-                if (self.speed > 1 and not self._out and quiet_s >= self.hold_after_s
-                        and (self._reply_open or not self._bot_spoke_since(since))):
-                    # nothing audible and the bot is preparing its reply: hold the clock (fast mode only)
-                    self._audio_queued.clear()
-                    try:
-                        await asyncio.wait_for(self._audio_queued.wait(), timeout=0.05)
-                    except TimeoutError:
-                        pass
+                if self._holding():
+                    await self._wait_for_audio()
                     continue
                 async for event in self._advance(b"", started):
                     yield event
+
+    def _holding(self) -> bool:
+        """Fast mode: the bot is working (or deciding on a barge-in) and nothing is audible: time stands still,
+        as if the bot answered instantly. Its real (wall-clock) latency is in the session's stage timings."""
+        if self.speed <= 1 or (self._out and not self._paused):
+            return False
+        if self._paused:  # listening to the caller until their turn has surely ended, then deciding
+            return (self._tick - self._caller_tick) * self.frame_ms / 1000 >= self.decide_after_s
+        return self._busy
+
+    async def _wait_for_audio(self) -> None:
+        self._audio_queued.clear()
+        try:
+            await asyncio.wait_for(self._audio_queued.wait(), timeout=0.05)
+        except TimeoutError:
+            pass
+
+    async def _hold(self, started: float) -> bool:
+        """Hold the clock while ``_holding``; True when the bot stayed busy past the wall-clock limit."""
+        while self._holding() and not self._ended:
+            if time.perf_counter() - started > self.wall_limit_s:
+                self.failures.append(f"bot busy past {self.wall_limit_s} s of wall time at {self.now_s:.2f} s")
+                return True
+            await self._wait_for_audio()
+        return False
 
     def _bot_spoke_since(self, since_tick: int) -> bool:
         return any(self._bot_active[since_tick:self._tick])
@@ -248,11 +278,11 @@ class SimulatedLine:
             yield CallerHungUp(self.now_s)
             return
         caller = caller_pcm.ljust(self._frame, b"\0")
-        bot = bytes(self._out[:self._frame])
-        del self._out[:self._frame]
+        bot = b"" if self._paused else bytes(self._out[:self._frame])
+        del self._out[:len(bot)]
         if bot and self._reply_started_tick is None:
             self._reply_started_tick = self._tick
-        if not self._out:
+        if not self._out and not self._paused:
             self._drained.set()
         self._bot_active.append(bool(bot))
         self._bot_track += bot.ljust(self._frame, b"\0")

@@ -1,0 +1,153 @@
+"""Helpers for the review app's tests: a config in a temporary folder, a fake chat model, a live server."""
+
+from __future__ import annotations
+
+import json
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from voicebot.config import Config, CrmConfig, ReviewConfig, StoreConfig
+from voicebot.llm.base import ChatMessage
+from voicebot.store import CallStore
+
+SUPERVISOR = ("sue", "supervisor-pass-1")
+ADMIN = ("ada", "admin-pass-12345")
+CARD = "4111 1111 1111 1111"
+
+
+def review_config(folder: Path, **review: Any) -> Config:
+    """The default config with every database and folder inside ``folder``."""
+    config = Config(store=StoreConfig(database="calls.db", recordings_dir="recordings"),
+                    crm=CrmConfig(database="crm.db"), review=ReviewConfig(database="review.db", **review))
+    config.base_dir = folder
+    return config
+
+
+def open_store(config: Config) -> CallStore:
+    return CallStore(config.path(config.store.database), config.path(config.store.recordings_dir))
+
+
+def add_users(config: Config) -> None:
+    from voicebot.review.users import ReviewDB
+
+    db = ReviewDB(config.path(config.review.database))
+    db.add_user(*SUPERVISOR, "supervisor")
+    db.add_user(*ADMIN, "admin")
+    db.close()
+
+
+@dataclass
+class FakeChat:
+    """A ChatModel that answers every request with ``reply`` (a dict is sent as JSON), piece by piece."""
+
+    reply: Any = None
+    name: str = "fake-model"
+    delay_s: float = 0.0
+    on_piece: Callable[[int], None] | None = None
+    calls: list[list[ChatMessage]] = field(default_factory=list)
+    schemas: list[dict | None] = field(default_factory=list)
+    closed: int = 0
+
+    def stream(self, messages: Sequence[ChatMessage], *, json_schema: dict | None = None, **_: Any) -> Iterator[str]:
+        self.calls.append(list(messages))
+        self.schemas.append(json_schema)
+        text = self.reply if isinstance(self.reply, str) else json.dumps(self.reply)
+        try:
+            for i in range(0, len(text), 8):
+                if self.on_piece:
+                    self.on_piece(i // 8)
+                if self.delay_s:
+                    time.sleep(self.delay_s)
+                yield text[i:i + 8]
+        finally:
+            self.closed += 1
+
+    def warm(self, system_prompt: str) -> None:
+        pass
+
+
+GOOD_REPLY = {
+    "summary": "The caller asked about an order; the bot gave the status.",
+    "topic": "order_status",
+    "structure": {"score": 4, "reason": "Clear steps."},
+    "clarity": {"score": 5, "reason": "Short sentences."},
+    "empathy": {"score": 3, "reason": "Polite but brief."},
+    "grounding": {"score": 5, "reason": "Only tool facts."},
+}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def live_server(app) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on 127.0.0.1 and a free port in a background thread; yields the base URL."""
+    import uvicorn
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, name="review-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("the review app did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
+class Clock:
+    """A settable clock for session-expiry tests."""
+
+    def __init__(self, start: datetime | None = None):
+        self.value = start or datetime(2026, 3, 3, 9, 0, tzinfo=timezone.utc)
+
+    def __call__(self) -> datetime:
+        return self.value
+
+
+@dataclass(frozen=True)
+class ReviewEnv:
+    config: Config
+    card_call: str  # a caller reads a card number; the caller is CRM customer Alice Smith
+    pin_call: str  # a caller says a PIN
+    order_call: str  # nothing secret
+    customer_id: str
+
+
+def build_env(folder: Path, background_calls: int = 30) -> ReviewEnv:
+    """A call store with demo calls (three known ones with recordings), a CRM with their customer, two users."""
+    from voicebot.crm.models import OrderItem
+    from voicebot.crm.repository import Repository
+    from voicebot.review.demo import DemoCustomer, seed_calls, write_demo_call
+
+    config = review_config(folder)
+    repo = Repository.open(config.path(config.crm.database))
+    alice = repo.add_customer("Alice Smith", ["+15550102030"], email="alice@example.com", pin="4821")
+    repo.add_order("10452", alice.id, "shipped", date(2026, 3, 1),
+                   [OrderItem("CHR-1", "Ergonomic chair", 1, Decimal("249.00"))], carrier="UPS", eta=date(2026, 3, 5))
+    repo.close()
+    customer = DemoCustomer(str(alice.id), "+15550102030", "Alice")
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    with open_store(config) as store:
+        seed_calls(store, background_calls, end=now - timedelta(hours=3), days=10, recordings=0)
+        order = write_demo_call(store, "order status", now - timedelta(hours=2), call_id="order-call")
+        pin = write_demo_call(store, "pin", now - timedelta(hours=1, minutes=30), call_id="pin-call")
+        card = write_demo_call(store, "card number", now - timedelta(hours=1), call_id="card-call", customer=customer)
+    add_users(config)
+    return ReviewEnv(config, card, pin, order, str(alice.id))

@@ -1,0 +1,210 @@
+"""The review app over HTTP (Starlette's TestClient): login, sessions, CSRF, redaction by role, access log."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+from starlette.testclient import TestClient
+
+from review_support import ADMIN, CARD, SUPERVISOR, Clock, build_env, review_config
+from voicebot.audio import read_wav
+from voicebot.review.app import StoreMissing, create_app
+from voicebot.review.users import ReviewDB
+from voicebot.store import CallStore
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    return build_env(tmp_path_factory.mktemp("review-app"))
+
+
+@pytest.fixture
+def client(env):
+    with TestClient(create_app(env.config, redact_logs=False), follow_redirects=False) as c:
+        yield c
+
+
+def login(client: TestClient, user: tuple[str, str], next_path: str = "/calls"):
+    client.cookies.clear()  # a fresh browser: a logged-in one is sent on from /login
+    page = client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+    return client.post("/login", data={"csrf_token": token, "username": user[0], "password": user[1],
+                                       "next": next_path})
+
+
+def csrf(client: TestClient) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', client.get("/calls").text).group(1)
+
+
+def access_log(env):
+    db = ReviewDB(env.config.path(env.config.review.database))
+    try:
+        return db.access_entries(1000)
+    finally:
+        db.close()
+
+
+@pytest.mark.parametrize("path", ["/", "/calls?outcome=resolved", "/calls/card-call",
+                                  "/calls/card-call/recording/mixed.wav", "/dashboard", "/admin/access"])
+def test_without_login_every_page_redirects_to_the_login(client, path):
+    response = client.get(path)
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/login?next=")
+    assert client.get("/healthz").text == "ok" and client.get("/static/app.css").status_code == 200
+
+
+def test_login_sets_a_strict_http_only_session_cookie(client):
+    response = login(client, SUPERVISOR, "/dashboard?days=7")
+    assert response.status_code == 303 and response.headers["location"] == "/dashboard?days=7"
+    cookie = next(v for v in response.headers.get_list("set-cookie") if v.startswith("voicebot_review="))
+    assert "HttpOnly" in cookie and "SameSite=strict" in cookie and "Path=/" in cookie
+    assert "Max-Age" not in cookie and "Secure" not in cookie  # secure_cookies is off for plain-HTTP localhost
+    assert client.get("/calls").status_code == 200
+
+
+@pytest.mark.parametrize("target", ["//evil.example/x", "https://evil.example/", "/\\evil.example"])
+def test_login_never_redirects_off_site(client, target):
+    assert login(client, SUPERVISOR, target).headers["location"] == "/calls"
+
+
+def test_the_login_form_needs_its_token(client):
+    client.get("/login")
+    for data in ({}, {"csrf_token": "forged"}):
+        response = client.post("/login", data={**data, "username": SUPERVISOR[0], "password": SUPERVISOR[1]})
+        assert response.status_code == 403 and "CSRF" in response.text
+
+
+def test_a_wrong_password_is_refused_and_logged(client, env):
+    response = login(client, (SUPERVISOR[0], "wrong password"))
+    assert response.status_code == 401 and "Wrong user name or password" in response.text
+    assert any(e.action == "login_failed" and e.detail == SUPERVISOR[0] for e in access_log(env))
+
+
+def test_repeated_failures_lock_the_name_for_a_while(env):
+    clock = Clock()
+    ReviewDB(env.config.path(env.config.review.database), now=clock).add_user("locky", "locky-pass-1", "supervisor")
+    with TestClient(create_app(env.config, now=clock, redact_logs=False), follow_redirects=False) as client:
+        for _ in range(5):
+            assert login(client, ("locky", "nope nope")).status_code == 401
+        assert login(client, ("locky", "locky-pass-1")).status_code == 401  # locked, even with the right password
+        clock.value += timedelta(minutes=16)
+        assert login(client, ("locky", "locky-pass-1")).status_code == 303
+
+
+def test_every_post_needs_the_session_token(client):
+    login(client, SUPERVISOR)
+    assert client.post("/logout", data={}).status_code == 403
+    assert client.post("/logout", data={"csrf_token": csrf(client)},
+                       headers={"Origin": "http://evil.example"}).status_code == 403
+    assert client.post("/logout", data={"csrf_token": csrf(client)}).status_code == 303
+    assert client.get("/calls").status_code == 303  # logged out
+
+
+def test_sessions_expire_after_idle_minutes(env):
+    clock = Clock()
+    with TestClient(create_app(env.config, now=clock, redact_logs=False), follow_redirects=False) as client:
+        login(client, SUPERVISOR)
+        for _ in range(3):  # activity keeps it alive (sliding expiry) ...
+            clock.value += timedelta(minutes=29)
+            assert client.get("/calls").status_code == 200
+        clock.value += timedelta(minutes=31)  # ... idleness ends it
+        response = client.get("/calls")
+        assert response.status_code == 303 and response.headers["location"] == "/login?next=%2Fcalls"
+
+
+def test_supervisors_see_card_numbers_pins_and_phones_masked(client, env):
+    login(client, SUPERVISOR)
+    page = client.get(f"/calls/{env.card_call}").text
+    assert "[card •••• 1111]" in page and CARD not in page and "4111111111111111" not in page
+    assert "+1 555 ••• 2030" in page and "+15550102030" not in page
+    assert "Alice Smith" in page and "10452: shipped" in page  # the CRM customer
+    pin_page = client.get(f"/calls/{env.pin_call}").text
+    assert "PIN is ••••" in pin_page and "4 8 2 1" not in pin_page and "4821" not in pin_page
+    assert "replaced by a tone" in pin_page
+    listing = client.get("/calls").text
+    assert "+15550102030" not in listing and CARD not in listing
+
+
+def test_admins_see_everything(client, env):
+    login(client, ADMIN)
+    page = client.get(f"/calls/{env.card_call}").text
+    assert CARD in page and "+15550102030" in page
+    assert "4 8 2 1" in client.get(f"/calls/{env.pin_call}").text
+
+
+def test_views_and_plays_are_logged(client, env):
+    login(client, SUPERVISOR)
+    client.get(f"/calls/{env.order_call}")
+    client.get(f"/calls/{env.order_call}/recording/mixed.wav", headers={"Range": "bytes=0-99"})
+    client.get(f"/calls/{env.order_call}/recording/mixed.wav", headers={"Range": "bytes=5000-"})  # a seek: not again
+    mine = [(e.action, e.detail) for e in access_log(env) if e.username == "sue" and e.call_id == env.order_call]
+    assert ("view_call", None) in mine and mine.count(("play_recording", "mixed")) == 1
+
+
+def test_recordings_support_ranges_and_beep_out_secrets_for_supervisors(client, env):
+    login(client, SUPERVISOR)
+    url = f"/calls/{env.card_call}/recording/mixed.wav"
+    part = client.get(url, headers={"Range": "bytes=0-99"})
+    assert part.status_code == 206 and len(part.content) == 100
+    assert re.fullmatch(r"bytes 0-99/\d+", part.headers["content-range"])
+    assert part.headers["accept-ranges"] == "bytes"
+    store = CallStore(env.config.path("calls.db"), env.config.path("recordings"), readonly=True)
+    original, rate = read_wav(store.recording_file(store.get_call(env.card_call), "mixed"))
+    card_turn = next(t for t in store.turns(env.card_call) if CARD in t.text)
+    store.close()
+    heard = client.get(url).content[44:]
+    assert len(heard) == len(original) and heard != original
+    start, end = int((card_turn.started_at - 0.3) * rate) * 2, int((card_turn.ended_at + 0.3) * rate) * 2
+    assert heard[:start] == original[:start] and heard[end + 2:] == original[end + 2:]  # only the card is beeped
+    login(client, ADMIN)
+    assert client.get(url).content[44:] == original
+
+
+def test_the_access_log_page_is_for_admins(client):
+    login(client, SUPERVISOR)
+    assert client.get("/admin/access").status_code == 403
+    login(client, ADMIN)
+    page = client.get("/admin/access")
+    assert page.status_code == 200 and "login" in page.text and "sue" in page.text
+
+
+def test_unknown_calls_and_tracks_are_404(client, env):
+    login(client, SUPERVISOR)
+    assert client.get("/calls/nope").status_code == 404
+    assert client.get(f"/calls/{env.card_call}/recording/other.wav").status_code == 404
+    assert client.get(f"/calls/{env.card_call}/recording/caller.wav").status_code == 404  # only mixed was saved
+
+
+def test_list_filters_and_dashboard_render(client, env):
+    login(client, SUPERVISOR)
+    page = client.get("/calls", params={"outcome": "transferred", "q": "card"}).text
+    assert f'href="/calls/{env.card_call}' in page and f'href="/calls/{env.order_call}' not in page
+    assert "Ignored: qa_min" in client.get("/calls", params={"qa_min": "abc"}).text
+    dashboard = client.get("/dashboard", params={"days": "30"})
+    assert dashboard.status_code == 200
+    assert "Containment" in dashboard.text and dashboard.text.count("<svg") >= 5
+
+
+def test_pages_carry_security_headers(client):
+    login(client, SUPERVISOR)
+    response = client.get("/calls")
+    assert "script-src 'self'" in response.headers["content-security-policy"]
+    assert response.headers["cache-control"] == "no-store"
+    assert response.headers["x-frame-options"] == "DENY"
+
+
+def test_a_missing_crm_is_a_note_not_an_error(env, tmp_path):
+    config = env.config.model_copy(deep=True)
+    config.crm.database = str(tmp_path / "absent.db")
+    with TestClient(create_app(config, redact_logs=False), follow_redirects=False) as client:
+        login(client, SUPERVISOR)
+        page = client.get(f"/calls/{env.card_call}")
+    assert page.status_code == 200 and "no CRM database at" in page.text
+    assert not (tmp_path / "absent.db").exists()
+
+
+def test_a_missing_store_says_how_to_create_one(tmp_path):
+    with pytest.raises(StoreMissing, match="voicebot review seed-demo"):
+        create_app(review_config(tmp_path))

@@ -1,0 +1,203 @@
+"""What the call page shows, built per role: every string that reaches a template has passed redaction here,
+so a template cannot forget it."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from voicebot.review.analysis import FLAGS, RUBRIC, TOPICS, CallAnalysis
+from voicebot.review.redact import answers_secret_question, mask_phone, redact_data, redact_text
+from voicebot.store import RECORDINGS, Call, Event, Turn
+
+log = logging.getLogger(__name__)
+
+STAGES = (("transcript_ready", "transcript"), ("first_token", "first token"), ("first_sentence", "first sentence"),
+          ("first_audio_out", "first audio"))
+EVENT_LABELS = {
+    "escalation": "Escalation", "transfer_requested": "Transfer requested", "transfer_result": "Transfer result",
+    "callback_created": "Callback created", "guard_ungrounded": "Grounding guard", "no_input": "No input",
+    "guard_instructions_leak": "Prompt-leak guard", "tool_call": "Tool call", "error": "Error", "filler": "Filler",
+}
+
+
+@dataclass(frozen=True)
+class ToolView:
+    name: str
+    arguments: str
+    result: str
+
+
+@dataclass(frozen=True)
+class EventView:
+    kind: str
+    label: str
+    at: float | None
+    detail: str
+    severity: str  # "info", "warn" or "bad": the badge colour
+
+
+@dataclass(frozen=True)
+class TurnView:
+    idx: int
+    role: str
+    text: str
+    started_at: float | None
+    ended_at: float | None
+    latency_s: float | None
+    stages: list[tuple[str, float]]  # (stage, seconds after the caller's end of speech)
+    tools: list[ToolView]
+    barged_in: bool
+    guard_event: str | None
+    sentiment: float | None
+    events: list[EventView] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class CustomerView:
+    name: str | None = None
+    phones: list[str] = field(default_factory=list)
+    email: str | None = None
+    open_orders: list[str] = field(default_factory=list)
+    tickets: list[str] = field(default_factory=list)
+    bookings: list[str] = field(default_factory=list)
+    callbacks: list[str] = field(default_factory=list)
+    interactions: list[str] = field(default_factory=list)
+    problem: str | None = None  # why nothing is shown
+
+
+@dataclass(frozen=True)
+class RubricView:
+    name: str
+    description: str
+    score: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class CallPage:
+    call: Call
+    caller: str
+    outcome_reason: str
+    handover: str
+    turns: list[TurnView]
+    early_events: list[EventView]  # before the first turn
+    recordings: list[str]
+    analysis: CallAnalysis | None
+    summary: str
+    topic: str | None
+    flags: list[tuple[str, str]]
+    rubric: list[RubricView]
+    customer: CustomerView | None
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _event_view(event: Event, role: str) -> EventView:
+    data = dict(event.data)
+    severity = "info"
+    if event.kind in ("error", "guard_ungrounded", "guard_instructions_leak") or (
+            event.kind == "transfer_result" and not data.get("ok", True)):
+        severity = "bad"
+    elif event.kind in ("escalation", "no_input", "transfer_requested"):
+        severity = "warn"
+    if event.kind == "escalation":
+        detail = f"{data.get('reason', '')}: {data.get('detail', '')}".strip(": ")
+    elif event.kind == "transfer_result":
+        detail = ("connected" if data.get("ok") else "failed") + \
+                 "".join(f" {data[k]}" for k in ("status", "reason") if data.get(k) is not None)
+    elif event.kind == "guard_ungrounded":
+        detail = f"held back: “{data.get('original', '')}” (not in tool results: {', '.join(data.get('items', []))})"
+    else:
+        detail = ", ".join(f"{k}={_json(v)}" for k, v in data.items())
+    return EventView(event.kind, EVENT_LABELS.get(event.kind, event.kind.replace("_", " ").capitalize()), event.at,
+                     redact_text(detail, role), severity)
+
+
+def _turn_view(turn: Turn, role: str, secret_answer: bool) -> TurnView:
+    t = turn.timings
+    stages = []
+    if t.end_of_speech is not None:
+        stages = [(label, getattr(t, name) - t.end_of_speech) for name, label in STAGES
+                  if getattr(t, name) is not None]
+    latency = (t.first_audio_out - t.end_of_speech) if t.first_audio_out is not None and \
+        t.end_of_speech is not None and turn.role == "bot" else None
+    tools = [ToolView(str(tc.get("name", "?")), _json(redact_data(tc.get("arguments", {}), role)),
+                      _json(redact_data(tc.get("result"), role))) for tc in turn.tool_calls]
+    text = redact_text(turn.text, role, secret_answer=secret_answer)
+    return TurnView(turn.idx or 0, turn.role, text, turn.started_at, turn.ended_at, latency,
+                    stages if turn.role == "bot" else [], tools, turn.barged_in, turn.guard_event, turn.sentiment)
+
+
+def _place_events(turns: list[TurnView], events: list[EventView]) -> list[EventView]:
+    """Attach each event to the last turn that started at or before it; returns those before every turn.
+
+    A turn without a start time (the session does not time fixed prompts) counts as starting with the turn
+    before it, so an event lands on the bot turn that answered the caller turn it followed."""
+    starts: list[float] = []
+    for turn in turns:
+        starts.append(turn.started_at if turn.started_at is not None else (starts[-1] if starts else 0.0))
+    early = []
+    for event in events:
+        hosts = [turn for turn, start in zip(turns, starts) if event.at is None or start <= event.at]
+        if hosts:
+            hosts[-1].events.append(event)
+        else:
+            early.append(event)
+    return early
+
+
+def build_call_page(call: Call, turns: list[Turn], events: list[Event], analysis: CallAnalysis | None,
+                    recordings: list[str], customer: CustomerView | None, role: str) -> CallPage:
+    secret = answers_secret_question([(t.role, t.text) for t in turns])
+    turn_views = [_turn_view(t, role, answer) for t, answer in zip(turns, secret)]
+    early = _place_events(turn_views, [_event_view(e, role) for e in events])
+    rubric = [RubricView(name, RUBRIC[name], r.score, redact_text(r.reason, role))
+              for name, r in (analysis.qa.items() if analysis else []) if name in RUBRIC]
+    flags = [(FLAGS.get(k, k), redact_text(v, role)) for k, v in (analysis.flags.items() if analysis else [])]
+    return CallPage(
+        call, mask_phone(call.caller_id, role) if call.caller_id else "unknown", redact_text(call.outcome_reason, role),
+        redact_text(call.summary, role), turn_views, early, [r for r in RECORDINGS if r in recordings], analysis,
+        redact_text((analysis.summary if analysis else None) or "", role),
+        TOPICS.get(analysis.topic, analysis.topic) if analysis and analysis.topic else None, flags, rubric, customer)
+
+
+def crm_customer(crm_path: Path, customer_id: str | None, role: str) -> CustomerView | None:
+    """The CRM's view of the caller, read-only in effect; a missing or broken CRM is a note, not an error."""
+    if not customer_id:
+        return None
+    if not crm_path.is_file():
+        return CustomerView(problem=f"no CRM database at {crm_path}")
+    try:
+        number = int(customer_id)
+    except ValueError:
+        return CustomerView(problem=f"customer id {customer_id!r} is not a CRM id")
+    from voicebot.crm.models import NotFound
+    from voicebot.crm.repository import Repository
+
+    try:
+        repo = Repository.open(crm_path)
+        try:
+            profile = repo.caller_profile(number)
+        finally:
+            repo.close()
+    except (sqlite3.Error, OSError, ValueError) as exc:
+        log.warning("CRM lookup of customer %s failed: %s", customer_id, exc)
+        return CustomerView(problem=f"the CRM could not be read: {exc}")
+    if isinstance(profile, NotFound):
+        return CustomerView(problem=f"customer {customer_id} is not in the CRM")
+    c = profile.customer
+    return CustomerView(
+        c.name, [mask_phone(p, role) for p in c.phones], c.email,
+        [f"{o.number}: {o.status.replace('_', ' ')}" + (f", ETA {o.eta:%d %b}" if o.eta else "")
+         for o in profile.open_orders],
+        [redact_text(f"#{t.id} {t.subject} ({t.status}, {t.priority})", role) for t in profile.open_tickets],
+        [f"{b.slot.service} on {b.slot.starts_at:%a %d %b %H:%M}" for b in profile.upcoming_bookings],
+        [redact_text(f"{cb.reason} ({cb.status})", role) for cb in profile.pending_callbacks],
+        [redact_text(f"{i.started_at:%d %b}: {i.summary} ({i.outcome})", role) for i in profile.recent_interactions])

@@ -1,0 +1,221 @@
+"""The call list's filters and paging, as SQL over the call store (calls joined with their analysis).
+
+Filters come from the query string; ``ListFilter.parse`` turns every bad value into a message for the page
+instead of an error, so a hand-edited URL never breaks the list.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from datetime import date, datetime, time, timedelta, timezone
+from typing import Any
+from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
+
+from voicebot.review.analysis import FLAGS, TOPICS
+from voicebot.store import Call, CallStore, Outcome
+
+SENTIMENTS = {"negative": "Negative", "neutral": "Neutral", "positive": "Positive"}
+# Transfer reasons as the session records them (the escalation guard's reasons, "model", "error").
+REASON_LABELS = {"operator_request": "Asked for a person", "dtmf": "Pressed 0", "frustration": "Caller frustrated",
+                 "no_match": "Not understood", "no_input": "No answer", "model": "Assistant handed over",
+                 "error": "Assistant error"}
+NEUTRAL_BAND = 0.05  # VADER's usual band: compound within ±0.05 is neutral
+_DIGITS = "REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(c.caller_id, '+', ''), ' ', ''), '-', ''), '(', ''), ')', ''), '.', '')"
+# outcome_reason of a failed transfer reads "operator_request; callback 12": the reason is before the ";"
+REASON_SQL = ("CASE WHEN instr(c.outcome_reason, ';') > 0 THEN trim(substr(c.outcome_reason, 1, "
+              "instr(c.outcome_reason, ';') - 1)) ELSE c.outcome_reason END")
+TRANSFER_OUTCOMES = (Outcome.TRANSFERRED.value, Outcome.TRANSFER_FAILED.value)
+
+
+def utc_iso(moment: datetime) -> str:
+    """The store's text form of a time (fixed-width UTC), so SQL string comparison compares times."""
+    return moment.astimezone(timezone.utc).isoformat(timespec="microseconds")
+
+
+def day_bounds(first: date, last: date, tz: ZoneInfo) -> tuple[datetime, datetime]:
+    """[start of ``first``, start of the day after ``last``) in ``tz``, as UTC datetimes."""
+    start = datetime.combine(first, time(0), tz).astimezone(timezone.utc)
+    end = datetime.combine(last + timedelta(days=1), time(0), tz).astimezone(timezone.utc)
+    return start, end
+
+
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+@dataclass(frozen=True)
+class ListFilter:
+    """What the call list shows. Dates are days in the app's time zone, both ends included."""
+
+    since: date | None = None
+    until: date | None = None
+    outcome: str | None = None
+    reason: str | None = None
+    topic: str | None = None
+    sentiment: str | None = None
+    flag: str | None = None
+    caller: str | None = None
+    qa_min: float | None = None
+    qa_max: float | None = None
+    q: str | None = None
+    page: int = 1
+
+    @classmethod
+    def parse(cls, params: Mapping[str, str]) -> tuple[ListFilter, list[str]]:
+        """A filter from query parameters, and a message for each value that was ignored."""
+        values: dict[str, Any] = {}
+        problems: list[str] = []
+        for f in fields(cls):
+            raw = (params.get(f.name) or "").strip()
+            if not raw:
+                continue
+            try:
+                values[f.name] = _parse_field(f.name, raw)
+            except ValueError as exc:
+                problems.append(f"{f.name}: {exc}")
+        return cls(**values), problems
+
+    def link(self, **changes: Any) -> str:
+        """The query string of this filter with ``changes`` (paging links, chart links)."""
+        merged = replace(self, **changes)
+        pairs = [(f.name, getattr(merged, f.name)) for f in fields(merged)]
+        return urlencode([(k, v.isoformat() if isinstance(v, date) else v) for k, v in pairs
+                          if v not in (None, "") and not (k == "page" and v == 1)])
+
+    @property
+    def active(self) -> bool:
+        return any(getattr(self, f.name) not in (None, "") for f in fields(self) if f.name != "page")
+
+    def sql(self, tz: ZoneInfo) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if self.since or self.until:
+            start, end = day_bounds(self.since or date(1970, 1, 1), self.until or date(9998, 12, 30), tz)
+            clauses.append("c.started_at >= ? AND c.started_at < ?")
+            params += [utc_iso(start), utc_iso(end)]
+        if self.outcome:
+            clauses.append("c.outcome = ?")
+            params.append(self.outcome)
+        if self.reason:
+            clauses.append(f"c.outcome IN (?, ?) AND {REASON_SQL} = ?")
+            params += [*TRANSFER_OUTCOMES, self.reason]
+        if self.topic:
+            clauses.append("a.topic = ?")
+            params.append(self.topic)
+        if self.sentiment == "negative":
+            clauses.append("a.sentiment_mean <= ?")
+            params.append(-NEUTRAL_BAND)
+        elif self.sentiment == "positive":
+            clauses.append("a.sentiment_mean >= ?")
+            params.append(NEUTRAL_BAND)
+        elif self.sentiment == "neutral":
+            clauses.append("a.sentiment_mean > ? AND a.sentiment_mean < ?")
+            params += [-NEUTRAL_BAND, NEUTRAL_BAND]
+        if self.flag:
+            clauses.append("json_extract(a.flags, ?) IS NOT NULL")
+            params.append(f'$."{self.flag}"')
+        if self.caller:
+            clauses.append(f"{_DIGITS} LIKE ? ESCAPE '\\'")
+            params.append(_like(re.sub(r"\D", "", self.caller)))
+        if self.qa_min is not None:
+            clauses.append("a.qa_score >= ?")
+            params.append(self.qa_min)
+        if self.qa_max is not None:
+            clauses.append("a.qa_score <= ?")
+            params.append(self.qa_max)
+        if self.q:
+            clauses.append("(c.id = ? OR c.summary LIKE ? ESCAPE '\\' OR a.summary LIKE ? ESCAPE '\\' OR EXISTS ("
+                           "SELECT 1 FROM turns t WHERE t.call_id = c.id AND t.text LIKE ? ESCAPE '\\'))")
+            params += [self.q, *[_like(self.q)] * 3]
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def _parse_field(name: str, raw: str) -> Any:
+    if name in ("since", "until"):
+        try:
+            return date.fromisoformat(raw)
+        except ValueError:
+            raise ValueError(f"{raw!r} is not a date (YYYY-MM-DD)") from None
+    if name in ("qa_min", "qa_max"):
+        value = float(raw)  # ValueError names the text
+        if not 1 <= value <= 5 or math.isnan(value):
+            raise ValueError("QA scores are 1 to 5")
+        return value
+    if name == "page":
+        page = int(raw)
+        if page < 1:
+            raise ValueError("pages start at 1")
+        return page
+    choices = {"outcome": [o.value for o in Outcome], "topic": list(TOPICS), "sentiment": list(SENTIMENTS),
+               "flag": list(FLAGS)}.get(name)
+    if choices is not None and raw not in choices:
+        raise ValueError(f"{raw!r} is not one of {', '.join(choices)}")
+    if name == "caller" and not re.search(r"\d", raw):
+        raise ValueError("search callers by digits of their number")
+    return raw[:200]
+
+
+@dataclass(frozen=True)
+class CallRow:
+    """One line of the call list: the call and what the analysis says about it."""
+
+    call: Call
+    topic: str | None = None
+    qa_score: float | None = None
+    sentiment: float | None = None
+    flags: Mapping[str, str] = field(default_factory=dict)
+    summary: str | None = None
+
+    @property
+    def duration_s(self) -> float | None:
+        if self.call.ended_at is None:
+            return None
+        return (self.call.ended_at - self.call.started_at).total_seconds()
+
+
+@dataclass(frozen=True)
+class Page:
+    rows: list[CallRow]
+    total: int
+    page: int
+    page_size: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, math.ceil(self.total / self.page_size))
+
+    @property
+    def first(self) -> int:
+        return 0 if not self.total else (self.page - 1) * self.page_size + 1
+
+    @property
+    def last(self) -> int:
+        return min(self.total, self.page * self.page_size)
+
+
+_FROM = "FROM calls c LEFT JOIN call_analysis a ON a.call_id = c.id"
+
+
+def list_calls(store: CallStore, filters: ListFilter, tz: ZoneInfo, page_size: int = 25) -> Page:
+    """One page of calls matching ``filters``, newest first."""
+    where, params = filters.sql(tz)
+    total = store.select(f"SELECT COUNT(*) {_FROM}{where}", params)[0][0]
+    page = min(filters.page, max(1, math.ceil(total / page_size)))
+    rows = store.select(f"SELECT c.*, a.topic AS a_topic, a.qa_score AS a_qa, a.sentiment_mean AS a_sentiment, "
+                        f"a.flags AS a_flags, a.summary AS a_summary {_FROM}{where} "
+                        "ORDER BY c.started_at DESC, c.id LIMIT ? OFFSET ?", (*params, page_size, (page - 1) * page_size))
+    out = [CallRow(store.call_from_row(r), r["a_topic"], r["a_qa"], r["a_sentiment"],
+                   json.loads(r["a_flags"]) if r["a_flags"] else {}, r["a_summary"] or r["summary"]) for r in rows]
+    return Page(out, total, page, page_size)
+
+
+def transfer_reasons(store: CallStore) -> list[str]:
+    """Every transfer reason in the store, for the filter's choices."""
+    rows = store.select(f"SELECT DISTINCT {REASON_SQL} AS reason FROM calls c WHERE c.outcome IN (?, ?) "
+                        "AND c.outcome_reason IS NOT NULL ORDER BY reason", TRANSFER_OUTCOMES)
+    return [r["reason"] for r in rows if r["reason"]]

@@ -1,0 +1,220 @@
+"""The review app's pages. Handlers are thin: queries in ``queries``/``kpis``, redaction in ``pages``.
+
+Sync handlers run in Starlette's thread pool, so SQLite and argon2 never block the event loop.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import FileResponse, RedirectResponse, Response
+
+from voicebot.review import charts
+from voicebot.review.analysis import FLAGS, TOPICS, load_analysis
+from voicebot.review.kpis import compute_dashboard
+from voicebot.review.pages import build_call_page, crm_customer
+from voicebot.review.queries import SENTIMENTS, ListFilter, list_calls, transfer_reasons
+from voicebot.review.recordings import RecordingWithheld, playable_file, secret_spans
+from voicebot.review.redact import mask_phone, redact_text
+from voicebot.review.security import LOGIN_COOKIE, SESSION_COOKIE, safe_next, set_login_cookie, set_session_cookie
+from voicebot.review.state import ReviewState
+from voicebot.store import RECORDINGS, Outcome, StoreError
+
+DASHBOARD_DAYS = (7, 14, 30, 90)
+
+
+def _state(request: Request) -> ReviewState:
+    return request.app.state.review
+
+
+def _client(request: Request) -> str | None:
+    return request.client.host if request.client else None
+
+
+def render(request: Request, template: str, context: dict[str, Any], status: int = 200) -> Response:
+    session = getattr(request.state, "session", None)
+    context = {"user": session.user if session else None, "csrf": session.csrf if session else "", **context}
+    return _state(request).templates.TemplateResponse(request, template, context, status_code=status)
+
+
+# -- login --------------------------------------------------------------------------------------------------------
+
+def login_page(request: Request) -> Response:
+    if request.state.user is not None:
+        return RedirectResponse(safe_next(request.query_params.get("next")), 303)
+    state = _state(request)
+    # reuse the cookie's token: two login pages open at once (or a second tab) must not void each other's form
+    token = request.cookies.get(LOGIN_COOKIE) or secrets.token_urlsafe(24)
+    response = render(request, "login.html", {"next": safe_next(request.query_params.get("next")),
+                                              "error": None, "username": "", "login_csrf": token})
+    set_login_cookie(response, state, token)
+    return response
+
+
+async def login_submit(request: Request) -> Response:
+    state = _state(request)
+    form = await request.form()
+    username = str(form.get("username", ""))[:64]
+    password = str(form.get("password", ""))[:1024]
+    target = safe_next(str(form.get("next", "")))
+    user = await run_in_threadpool(state.users.authenticate, username, password, _client(request))
+    if user is None:
+        token = secrets.token_urlsafe(24)
+        response = render(request, "login.html", {"next": target, "username": username, "login_csrf": token,
+                                                  "error": "Wrong user name or password, or too many attempts: "
+                                                           "wait a few minutes and try again."}, 401)
+        set_login_cookie(response, state, token)
+        return response
+    token, _ = await run_in_threadpool(state.users.start_session, user)
+    response = RedirectResponse(target, 303)
+    set_session_cookie(response, state, token)
+    response.delete_cookie(LOGIN_COOKIE, path="/login")
+    return response
+
+
+def logout(request: Request) -> Response:
+    state = _state(request)
+    state.users.log(request.state.user, "logout", client=_client(request))
+    state.users.end_session(request.cookies.get(SESSION_COOKIE))
+    response = RedirectResponse("/login", 303)
+    response.delete_cookie(SESSION_COOKIE, path="/")
+    return response
+
+
+# -- calls --------------------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ListRow:
+    id: str
+    started_at: datetime
+    caller: str
+    customer_id: str | None
+    duration_s: float | None
+    outcome: str
+    reason: str
+    topic: str | None
+    sentiment: float | None
+    qa_score: float | None
+    flags: list[str]
+    summary: str
+
+
+def call_list(request: Request) -> Response:
+    state = _state(request)
+    role = request.state.user.role
+    filters, problems = ListFilter.parse(request.query_params)
+    page = list_calls(state.store, filters, state.tz, state.config.review.page_size)
+    rows = [ListRow(r.call.id, r.call.started_at, mask_phone(r.call.caller_id, role) if r.call.caller_id else "unknown",
+                    r.call.customer_id, r.duration_s, r.call.outcome.value, redact_text(r.call.outcome_reason, role),
+                    TOPICS.get(r.topic or "", r.topic), r.sentiment, r.qa_score,
+                    [FLAGS.get(f, f) for f in r.flags], redact_text(r.summary, role)) for r in page.rows]
+    return render(request, "calls.html", {
+        "nav": "calls", "filters": filters, "problems": problems, "page": page, "rows": rows,
+        "outcomes": [o.value for o in Outcome], "reasons": transfer_reasons(state.store), "topics": TOPICS,
+        "sentiments": SENTIMENTS, "flags": FLAGS})
+
+
+def _get_call(state: ReviewState, call_id: str):
+    try:
+        return state.store.get_call(call_id)
+    except StoreError:
+        raise HTTPException(404, f"There is no call {call_id!r}.") from None
+
+
+def call_page(request: Request) -> Response:
+    state = _state(request)
+    user = request.state.user
+    call = _get_call(state, request.path_params["call_id"])
+    turns = state.store.turns(call.id)
+    available = [w for w in RECORDINGS if (p := state.store.recording_file(call, w)) is not None and p.is_file()]
+    note = None
+    if available and not user.is_admin:
+        try:
+            if secret_spans(turns):
+                note = "Card numbers and PINs are replaced by a tone in this recording."
+        except RecordingWithheld:
+            available, note = [], "The recording is withheld: it holds a card number or PIN at an unknown time."
+    page = build_call_page(call, turns, state.store.events(call.id), load_analysis(state.store, call.id), available,
+                           crm_customer(state.crm_path, call.customer_id, user.role), user.role)
+    state.users.log(user, "view_call", call_id=call.id, client=_client(request))
+    length = (call.ended_at - call.started_at).total_seconds() if call.ended_at else 0.0
+    points = [(p.at or 0.0, p.score, f"turn {p.turn}") for p in (page.analysis.sentiment if page.analysis else ())]
+    return render(request, "call.html", {
+        "nav": "calls", "p": page, "recording_note": note, "back": request.query_params.get("back", ""),
+        "sentiment_svg": charts.sentiment_line(points, length, width=360, height=120)})
+
+
+def recording(request: Request) -> Response:
+    state = _state(request)
+    user = request.state.user
+    which = request.path_params["which"].removesuffix(".wav")
+    if which not in RECORDINGS:
+        raise HTTPException(404, f"No recording named {which!r}.")
+    call = _get_call(state, request.path_params["call_id"])
+    path = state.store.recording_file(call, which)
+    if path is None or not path.is_file():
+        raise HTTPException(404, f"Call {call.id} has no {which} recording.")
+    try:
+        playable = playable_file(path, state.store.turns(call.id), user.role, state.cache_dir)
+    except RecordingWithheld as exc:
+        raise HTTPException(403, f"This recording is withheld from supervisors: {exc}.") from None
+    span = request.headers.get("range", "")
+    if not span or span.replace(" ", "").startswith("bytes=0-"):  # one line per listen, not per seek
+        state.users.log(user, "play_recording", call_id=call.id, detail=which, client=_client(request))
+    return FileResponse(playable, media_type="audio/wav")
+
+
+# -- dashboard and admin ------------------------------------------------------------------------------------------
+
+def dashboard(request: Request) -> Response:
+    state = _state(request)
+    try:
+        days = int(request.query_params.get("days", "14"))
+    except ValueError:
+        days = 14
+    days = days if days in DASHBOARD_DAYS else 14
+    today = datetime.now(state.tz).date()
+    first: date = today - timedelta(days=days - 1)
+    d = compute_dashboard(state.store, first, today, state.tz)
+    since = f"since={first.isoformat()}&until={today.isoformat()}"
+    outcome_css = {"resolved": "c-resolved", "transferred": "c-transferred", "transfer_failed": "bad"}
+    return render(request, "dashboard.html", {
+        "nav": "dashboard", "d": d, "days": days, "choices": DASHBOARD_DAYS,
+        "per_day": charts.day_columns(d.per_day, width=1240, height=250),
+        "outcomes": charts.hbars(d.outcomes, lambda b: f"/calls?{since}&outcome={b.key}",
+                                 css=lambda b: outcome_css.get(b.key, "c-other")),
+        "reasons": charts.hbars(d.transfer_reasons, lambda b: f"/calls?{since}&reason={b.key}"),
+        "topics": charts.hbars(d.topics, lambda b: f"/calls?{since}&topic={b.key}"),
+        "sentiment": charts.hbars(d.sentiment, lambda b: f"/calls?{since}&sentiment={b.key}"
+                                  if b.key != "unknown" else None, css=lambda b: f"s-{b.key}"),
+        "flags": charts.hbars(d.flags, lambda b: f"/calls?{since}&flag={b.key}", css=lambda b: "bad"),
+        "since": since})
+
+
+def access_log_page(request: Request) -> Response:
+    user = request.state.user
+    if not user.is_admin:
+        raise HTTPException(403, "The access log is for admins.")
+    state = _state(request)
+    return render(request, "access.html", {"nav": "access", "entries": state.users.access_entries(300),
+                                           "users": state.users.users()})
+
+
+async def not_found(request: Request, exc: Exception) -> Response:
+    return _error(request, 404, getattr(exc, "detail", "Not found."))
+
+
+async def forbidden(request: Request, exc: Exception) -> Response:
+    return _error(request, 403, getattr(exc, "detail", "Forbidden."))
+
+
+def _error(request: Request, status: int, message: str) -> Response:
+    if not hasattr(request.state, "session"):
+        request.state.session = None
+    return render(request, "error.html", {"status": status, "message": message}, status)

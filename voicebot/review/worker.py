@@ -1,0 +1,183 @@
+"""AnalysisWorker: after-call analysis on a background thread that never delays a call.
+
+The session calls ``worker.submit(call_id)`` when a call ends (``SessionDeps.on_call_end``); ``submit`` only
+puts the id on a queue and returns at once. The worker thread then
+
+1. runs the deterministic part at once (VADER and a few SQLite reads: milliseconds), so flags show in the app;
+2. waits until ``idle()`` says no call needs the model, then runs the model's part through a wrapper that
+   checks ``idle()`` before every token: when a call starts meanwhile, generation stops within one token (the
+   embedded model serves one generation at a time, so a call would otherwise wait for the whole analysis), and
+   the analysis starts again once the line is quiet;
+3. calls ``after_model()`` if given, e.g. to re-warm the dialogue's system prompt in llama.cpp's cache, which
+   the analysis prompt displaced.
+
+Wiring in the process that answers calls::
+
+    worker = AnalysisWorker(store, chat, config.review, idle=lambda: not active_sessions,
+                            after_model=lambda: chat.warm(system_prompt)).start()
+    deps = SessionDeps(..., on_call_end=worker.submit)
+    ...
+    worker.stop()   # at shutdown; calls not yet analysed by the model: `voicebot review analyze --missing`
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+from voicebot.config import ReviewConfig
+from voicebot.llm.base import ChatMessage, ChatModel
+from voicebot.review.analysis import analyze_call
+from voicebot.store import CallStore
+
+log = logging.getLogger(__name__)
+
+_STOP = object()
+
+
+class Preempted(Exception):
+    """A call needs the model: the analysis gives it back and runs again when the line is quiet."""
+
+
+class YieldingChatModel:
+    """A ChatModel that stops generating as soon as ``idle()`` turns false (raising ``Preempted``)."""
+
+    def __init__(self, chat: ChatModel, idle: Callable[[], bool]):
+        self.name = chat.name
+        self._chat = chat
+        self._idle = idle
+
+    def stream(self, messages: Sequence[ChatMessage], **kwargs: Any) -> Iterator[str]:
+        if not self._idle():
+            raise Preempted
+        inner = self._chat.stream(messages, **kwargs)
+        try:
+            for piece in inner:
+                if not self._idle():
+                    raise Preempted
+                yield piece
+        finally:
+            close = getattr(inner, "close", None)
+            if close is not None:
+                close()  # stops the model and releases its lock now, not when garbage-collected
+
+    def warm(self, system_prompt: str) -> None:
+        self._chat.warm(system_prompt)
+
+
+class AnalysisWorker:
+    """A queue of finished calls and one daemon thread that analyses them in order."""
+
+    def __init__(self, store: CallStore, chat: ChatModel | None = None, config: ReviewConfig | None = None, *,
+                 idle: Callable[[], bool] = lambda: True, after_model: Callable[[], None] | None = None,
+                 poll_s: float = 0.5, max_queue: int = 10_000):
+        self.store = store
+        self.chat = chat
+        self.config = config or ReviewConfig()
+        self.idle = idle
+        self.after_model = after_model
+        self.poll_s = poll_s
+        self.analysed = 0
+        self.failed = 0
+        self.preempted = 0
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="call-analysis", daemon=True)
+
+    def start(self) -> AnalysisWorker:
+        self._thread.start()
+        return self
+
+    def __enter__(self) -> AnalysisWorker:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def submit(self, call_id: str) -> bool:
+        """Queue a finished call; never blocks. False (and a warning) when the worker is stopped or full."""
+        if self._stopping.is_set():
+            log.warning("analysis worker stopped: call %s not queued", call_id)
+            return False
+        try:
+            self._queue.put_nowait(call_id)
+        except queue.Full:
+            log.warning("analysis queue full: call %s not queued (run `voicebot review analyze --missing`)", call_id)
+            return False
+        return True
+
+    @property
+    def pending(self) -> int:
+        return self._queue.qsize()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until every queued call is done (tests, CLI); False on timeout."""
+        done = threading.Event()
+
+        def waiter() -> None:
+            self._queue.join()
+            done.set()
+
+        threading.Thread(target=waiter, daemon=True).start()
+        return done.wait(timeout)
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        """Stop after the current call; queued calls are left (their ids are logged)."""
+        if self._stopping.is_set():
+            return
+        self._stopping.set()
+        left = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            self._queue.task_done()
+            left.append(item)
+        if left:
+            log.warning("analysis worker stopping with %d call(s) not analysed: %s", len(left), ", ".join(left))
+        self._queue.put(_STOP)
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    # -- the thread ---------------------------------------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            call_id = self._queue.get()
+            try:
+                if call_id is _STOP:
+                    return
+                self._analyse(call_id)
+            except Exception:  # one bad call must not stop the others
+                self.failed += 1
+                log.exception("analysis of call %s failed", call_id)
+            finally:
+                self._queue.task_done()
+
+    def _analyse(self, call_id: str) -> None:
+        analyze_call(self.store, call_id, None, self.config)
+        if self.chat is None:
+            self.analysed += 1
+            return
+        chat = YieldingChatModel(self.chat, self.idle)
+        while not self._stopping.is_set():
+            if not self.idle():
+                self._stopping.wait(self.poll_s)
+                continue
+            try:
+                analyze_call(self.store, call_id, chat, self.config)
+            except Preempted:
+                self.preempted += 1
+                log.info("analysis of call %s paused: a call needs the model", call_id)
+                continue
+            self.analysed += 1
+            if self.after_model is not None:
+                try:
+                    self.after_model()
+                except Exception:  # e.g. re-warming failed: the next call warms the model itself
+                    log.exception("after-analysis hook failed")
+            return
