@@ -3,7 +3,8 @@
 #   1. system packages (sipp, Kamailio, Chromium for the review-app tests),
 #   2. a virtualenv in .venv with voicebot and its pinned dependencies (llama-cpp-python compiles once,
 #      about 7 minutes on 2 cores; pip caches the wheel for later runs),
-#   3. the configured models, pulled and verified (cached under ~/.cache/voicebot, about 1.5 GB).
+#   3. the configured models, pulled and verified (cached under ~/.cache/voicebot, about 1.5 GB),
+#   4. the demo CRM in data/crm.db when there is none yet.
 # Safe to rerun: each step skips what is already done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -42,4 +43,8 @@ export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2}
 say "pulling and verifying the configured models"
 .venv/bin/voicebot check-config config.yaml
 .venv/bin/voicebot models pull
+if [ ! -f data/crm.db ]; then
+  say "creating the demo CRM (Northwind Supplies) in data/crm.db"
+  .venv/bin/voicebot crm seed >/dev/null
+fi
 say "setup done"

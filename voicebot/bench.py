@@ -104,3 +104,61 @@ def bench_models(config: Config, runs: int = 5, log: Callable[[str], None] = pri
     rows.append(Row("text to speech", "time to first audio", "s", tuple(firsts)))
     rows.append(Row("text to speech", "real-time factor", "x", tuple(rtfs)))
     return rows
+
+
+# -- whole calls ---------------------------------------------------------------------------------------------
+
+CALL_SCRIPTS: list[list[str]] = [
+    ["Where is my order?", "My PIN is one two three four.", "Repairs."],
+    ["I would like a quote for ten standing desks.", "My printer is broken, can someone come and fix it?",
+     "The first one please.", "Do you sell coffee machines?"],
+    ["Sales.", "I need forty ergonomic chairs for a new office.", "Please call me back tomorrow morning."],
+]
+STAGES = ("endpointing", "transcript_ready", "first_token", "first_sentence", "first_audio_out")
+
+
+def bench_calls(config: Config, runs: int = 1, log: Callable[[str], None] = print) -> list[Row]:
+    """Scripted calls at line pace through the simulated line with the real models, CRM and call store.
+    Returns per-stage delays after the caller stopped speaking, for fixed turns and for model turns."""
+    import asyncio
+    import tempfile
+    from datetime import date
+    from pathlib import Path
+
+    from voicebot.crm.repository import Repository
+    from voicebot.crm.seed import seed_demo
+    from voicebot.session import CallSession, SessionDeps
+    from voicebot.store import CallStore
+    from voicebot.telephony.sim import HangUp, Say, SimulatedLine, WaitForBot
+
+    store_models = ModelStore.from_config(config)
+    log("loading and warming models ...")
+    parts = load_components(config, store_models)
+    rate = config.audio.sample_rate
+    samples: dict[tuple[str, str], list[float]] = {}
+    with tempfile.TemporaryDirectory(prefix="voicebot-bench-") as tmp:
+        folder = Path(tmp)
+        repo = Repository.open(folder / "crm.db", region=config.crm.default_region)
+        seed_demo(repo, today=date.today())
+        store = CallStore(folder / "calls.db", folder / "recordings")
+        deps = SessionDeps(config, parts.transcriber, parts.synthesizer, parts.chat, parts.vad, repo, store)
+        for run in range(runs):
+            for number, lines in enumerate(CALL_SCRIPTS, 1):
+                script: list = [WaitForBot()]
+                for text in lines:
+                    pcm = b"".join(c.pcm for c in parts.synthesizer.stream(text, rate))
+                    script += [Say(pcm, rate, text), WaitForBot(gap_s=0.8)]
+                line = SimulatedLine(script + [HangUp()], caller_id="+15550102030", sample_rate=rate, speed=1.0)
+                session = CallSession(line, deps)
+                asyncio.run(session.run())
+                log(f"  run {run + 1}, call {number}: {len(session.clocks)} caller turns, {line.now_s:.0f} s")
+                for clock in session.clocks:
+                    kind = "model turns" if "first_token" in clock.marks else "fixed / CRM turns"
+                    samples.setdefault((kind, "endpointing"), []).append(clock.endpoint_delay)
+                    for stage in STAGES[1:]:
+                        if stage in clock.marks:
+                            samples.setdefault((kind, stage), []).append(clock.marks[stage])
+        store.close()
+        repo.close()
+    return [Row(kind, f"{stage.replace('_', ' ')} (after end of speech)", "s", tuple(values))
+            for (kind, stage), values in sorted(samples.items(), key=lambda kv: (kv[0][0], STAGES.index(kv[0][1])))]

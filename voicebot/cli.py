@@ -172,6 +172,104 @@ def serve(config_path: ConfigOption = None):
     console.print("[yellow]The SIP front end is not built yet (issue 5): no calls are answered.[/yellow]")
 
 
+def _print_turn(role: str, text: str, timings) -> None:
+    if role == "caller":
+        return
+    delay = ""
+    if timings is not None and timings.first_audio_out is not None and timings.end_of_speech is not None:
+        delay = f"  [first audio {timings.first_audio_out - timings.end_of_speech:.2f} s after end of speech]"
+    console.print(f"[bold cyan]bot:[/bold cyan] {text}[dim]{delay}[/dim]", highlight=False)
+
+
+def _runtime(config_path: Path | None):
+    from voicebot.components import load_components, open_session_deps
+    from voicebot.llm.base import LlmError
+
+    config = get_config(config_path)
+    try:
+        with console.status("loading models ..."):
+            parts = load_components(config)
+        return config, open_session_deps(config, parts)
+    except (ModelError, LlmError, FileNotFoundError) as exc:
+        raise fail(str(exc)) from None
+
+
+@app.command()
+def chat(
+    caller_id: Annotated[str, typer.Option(help="The caller's number, as the CRM knows it.")] = "+15550102030",
+    audio_dir: Annotated[Optional[Path], typer.Option(help="Save each spoken reply as a WAV file here.")] = None,
+    speak: Annotated[bool, typer.Option(help="Also play the replies (needs aplay and a sound device).")] = False,
+    config_path: ConfigOption = None,
+):
+    """Type as the caller against the real dialogue core and CRM (/dtmf 0 presses a key, /quit hangs up)."""
+    import asyncio
+
+    from voicebot.session import CallSession
+    from voicebot.telephony.console import ConsoleLine
+
+    config, deps = _runtime(config_path)
+
+    def read_line() -> str | None:
+        try:
+            return console.input("[bold green]you:[/bold green] ")
+        except EOFError:
+            return None
+
+    line = ConsoleLine(read_line, caller_id=caller_id, sample_rate=config.audio.sample_rate, audio_dir=audio_dir,
+                       play_audio=speak)
+    session = CallSession(line, deps)
+    session.on_turn = _print_turn
+    outcome = asyncio.run(session.run())
+    console.print(f"[dim]call {line.info.call_id} ended: {outcome}[/dim]")
+
+
+@app.command()
+def simulate(
+    wav: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="The caller's audio (16-bit WAV).")],
+    dtmf: Annotated[Optional[list[str]], typer.Option(help="A key press as SECONDS:KEY, e.g. 3.5:0; repeatable.")] = None,
+    caller_id: Annotated[str, typer.Option(help="The caller's number.")] = "+15550102030",
+    tail: Annotated[float, typer.Option(help="Seconds to listen after the recording ends.")] = 8.0,
+    realtime: Annotated[bool, typer.Option(help="Run at line pace instead of faster than real time.")] = False,
+    config_path: ConfigOption = None,
+):
+    """Play a WAV through the simulated phone line; print the conversation and the stage timings."""
+    import asyncio
+
+    from voicebot.audio import read_wav
+    from voicebot.session import CallSession
+    from voicebot.telephony.sim import SimulatedLine, script_from_wav
+
+    presses = []
+    for item in dtmf or []:
+        at, _, key = item.partition(":")
+        try:
+            presses.append((float(at), key))
+        except ValueError:
+            raise fail(f"--dtmf {item!r}: expected SECONDS:KEY, e.g. 3.5:0", 2) from None
+        if len(key) != 1 or key not in "0123456789*#":
+            raise fail(f"--dtmf {item!r}: the key must be one of 0-9, * or #", 2)
+    try:
+        pcm, rate = read_wav(wav)
+    except (ValueError, EOFError, OSError) as exc:
+        raise fail(f"{wav}: {exc}", 2) from None
+    config, deps = _runtime(config_path)
+    script, presses = script_from_wav(pcm, rate, presses, tail_s=tail)
+    line = SimulatedLine(script, caller_id=caller_id, dtmf_at=presses, sample_rate=config.audio.sample_rate,
+                         speed=1.0 if realtime else float("inf"))
+    session = CallSession(line, deps)
+    outcome = asyncio.run(session.run())
+    table = Table(title=f"call {line.info.call_id}: {outcome}")
+    for column in ("at s", "who", "text", "transcript", "first token", "first sentence", "first audio"):
+        table.add_column(column)
+    for turn in deps.store.turns(line.info.call_id):
+        t = turn.timings
+        rel = (lambda v: "" if v is None or t.end_of_speech is None else f"{v - t.end_of_speech:.2f}")
+        table.add_row(f"{turn.started_at or 0:.1f}", turn.role, turn.text, rel(t.transcript_ready),
+                      rel(t.first_token), rel(t.first_sentence), rel(t.first_audio_out))
+    console.print(table)
+    console.print("[dim]stage columns: seconds after the caller stopped speaking[/dim]")
+
+
 @bench_app.command("models")
 def bench_models_cmd(runs: Annotated[int, typer.Option(min=1, help="Repetitions per measurement.")] = 5,
                      config_path: ConfigOption = None):
@@ -183,8 +281,26 @@ def bench_models_cmd(runs: Annotated[int, typer.Option(min=1, help="Repetitions 
         rows = bench_models(config, runs=runs, log=lambda line: console.print(line, highlight=False))
     except ModelError as exc:
         raise fail(str(exc)) from None
-    table = Table(title=f"model benchmark ({runs} runs each)")
-    for column in ("stage", "measure", "median", "p95", "n"):
+    _print_rows(f"model benchmark ({runs} runs each)", rows)
+
+
+@bench_app.command("calls")
+def bench_calls_cmd(runs: Annotated[int, typer.Option(min=1, help="Times to run the set of scripted calls.")] = 1,
+                    config_path: ConfigOption = None):
+    """Whole scripted calls at line pace: per-turn stage timings (median and p95), fixed turns vs model turns."""
+    from voicebot.bench import bench_calls
+
+    config = get_config(config_path)
+    try:
+        rows = bench_calls(config, runs=runs, log=lambda line: console.print(line, highlight=False))
+    except ModelError as exc:
+        raise fail(str(exc)) from None
+    _print_rows(f"call benchmark ({runs} run(s) of the scripted calls, line pace)", rows)
+
+
+def _print_rows(title: str, rows) -> None:
+    table = Table(title=title)
+    for column in ("part", "stage", "median", "p95", "n"):
         table.add_column(column, justify="right" if column in ("median", "p95", "n") else "left")
     for row in rows:
         table.add_row(row.stage, row.metric, f"{row.median:.3f} {row.unit}", f"{row.p95:.3f} {row.unit}",
@@ -193,5 +309,16 @@ def bench_models_cmd(runs: Annotated[int, typer.Option(min=1, help="Repetitions 
 
 
 def main() -> None:  # pragma: no cover - console script entry
+    import logging
+
+    from voicebot.review.redact import install_log_redaction
+
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    logging.basicConfig(level=os.environ.get("VOICEBOT_LOG_LEVEL", "WARNING"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    install_log_redaction()  # card numbers, PINs and phone numbers never reach a log in clear
     app()
+
+
+if __name__ == "__main__":  # python -m voicebot.cli
+    main()

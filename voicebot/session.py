@@ -40,7 +40,7 @@ from voicebot.speech.tts import Synthesizer
 from voicebot.speech.turns import BargeIn, NoInput, TurnDetector, Utterance
 from voicebot.speech.vad import VoiceActivity
 from voicebot.store import CallStore, Outcome, Turn, TurnTimings
-from voicebot.telephony.base import CallerHungUp, CallTransport, DtmfReceived
+from voicebot.telephony.base import CallerHungUp, CallTransport, DtmfReceived, TextReceived
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +170,8 @@ class CallSession:
         self._prefilling: asyncio.Future | None = None
         self._paused = False
         self._deciding: asyncio.Task | None = None
+        self.on_turn = None  # callable(role, text, timings): `voicebot chat` and `simulate` print turns with it
+        self.clocks: list[TurnClock] = []  # every caller turn's stage times, for the benchmark
 
     # -- state ---------------------------------------------------------------------------------------------
     def _set(self, state: State) -> None:
@@ -188,6 +190,8 @@ class CallSession:
 
     async def _turn(self, role: str, text: str, **kw) -> None:
         self.transcript.append((role, text))
+        if self.on_turn is not None:
+            self.on_turn(role, text, kw.get("timings"))
         await self._db(self.deps.store.add_turn, self.call_id, Turn(role=role, text=text, **kw))
 
     # -- speaking ------------------------------------------------------------------------------------------
@@ -270,6 +274,8 @@ class CallSession:
                     self.detector.cancel_no_input()
                     self._barge_in()  # a key press interrupts a prompt, as on any phone menu
                     self.queue.put_nowait(event)
+                elif isinstance(event, TextReceived):
+                    self.queue.put_nowait(event)
                 elif isinstance(event, CallerHungUp):
                     self.queue.put_nowait(event)
                     return
@@ -302,6 +308,7 @@ class CallSession:
     # -- one caller event ----------------------------------------------------------------------------------
     async def _on_utterance(self, utt: Utterance, transcript=None) -> None:
         clock = TurnClock(utt.speech_ended_at_s, max(utt.at_s - utt.speech_ended_at_s, 0.0))
+        self.clocks.append(clock)
         self._set(State.THINKING)
         stt = self.config.stt
         if transcript is None:
@@ -318,13 +325,24 @@ class CallSession:
             if utt.during_playback and not utt.barged_in:
                 return  # a cough or "mm-hmm" while the bot talked: carry on
             return await self._no_match(clock)
+        await self._on_caller_text(text, clock, backchannel=utt.during_playback and not utt.barged_in)
+
+    async def _on_caller_text(self, text: str, clock: TurnClock | None, backchannel: bool = False) -> None:
+        """What the caller said, in words: the guard first, then the menu, then the model."""
         self.caller_turns += 1
         escalation = self.guard.check_transcript(text)
         if escalation:
             return await self._escalate(escalation)
-        if utt.during_playback and not utt.barged_in:
-            return  # a backchannel ("ok", "mm-hmm"): the guard heard it, nothing else to do
+        if backchannel:
+            return  # "ok", "mm-hmm" while the bot talked: the guard heard it, nothing else to do
         await self._on_flow(self.flow.match(text=text), clock, text)
+
+    async def _on_text(self, event: TextReceived) -> None:
+        clock = TurnClock(event.at_s, 0.0)
+        self._set(State.THINKING)
+        sentiment = self.guard.sentiment(event.text)
+        await self._turn("caller", event.text, started_at=event.at_s, ended_at=event.at_s, sentiment=sentiment)
+        await self._on_caller_text(event.text, clock)
 
     async def _on_flow(self, result, clock: TurnClock | None, text: str = "") -> None:
         if isinstance(result, Transfer):
@@ -470,6 +488,8 @@ class CallSession:
                         await self._on_utterance(event)
                     elif isinstance(event, Heard):
                         await self._on_utterance(event.utterance, event.transcript)
+                    elif isinstance(event, TextReceived):
+                        await self._on_text(event)
                     elif isinstance(event, DtmfReceived):
                         await self._on_dtmf(event)
                     elif isinstance(event, NoInput):

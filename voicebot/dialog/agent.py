@@ -311,7 +311,9 @@ class DialogueAgent:
                         continue
                     break
             finally:
-                pieces.close()
+                close = getattr(pieces, "close", None)
+                if close is not None:
+                    close()  # stops generation (a barge-in, a blocked sentence)
             action = parse_json_object(stream.raw)
             if spoken and spoken[-1] in (SAFE_REPLY, NO_SECRETS_REPLY):
                 action = {"action": "reply", "text": " ".join(spoken)}

@@ -43,7 +43,15 @@ class TransferResult:
     reason: str = ""
 
 
-TransportEvent = AudioFrame | DtmfReceived | CallerHungUp
+@dataclass(frozen=True)
+class TextReceived:
+    """A caller turn that arrives as text (``voicebot chat``): the session skips speech recognition."""
+
+    text: str
+    at_s: float = 0.0
+
+
+TransportEvent = AudioFrame | DtmfReceived | CallerHungUp | TextReceived
 
 
 @runtime_checkable
