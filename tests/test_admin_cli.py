@@ -42,6 +42,8 @@ def test_chat_answers_typed_caller_turns_from_the_crm(site):
     store = CallStore(site.parent / "data" / "calls.db", site.parent / "data" / "recordings")
     [call] = store.list_calls()
     assert call.outcome == Outcome.TRANSFERRED
+    analysis = store.get_analysis(call.id)  # the after-call analysis ran in the background
+    assert analysis is not None
 
 
 def test_simulate_plays_a_wav_and_prints_turns_and_timings(site, caller_voice, tmp_path):

@@ -189,3 +189,12 @@ def test_words_of_the_caller_reach_the_store_and_recordings_are_saved(call_env, 
     assert caller_turn.timings.transcript_ready is not None
     for which in ("caller", "bot", "mixed"):
         assert call_env.store.recording_file(call, which).is_file()
+
+
+def test_the_bots_own_echo_does_not_interrupt_it_but_the_caller_still_can(call_env, caller_voice, transcriber):
+    line, _ = run_call(call_env, [WaitForBot(), HangUp()], echo_db=-25)
+    assert "operator at any time" in " ".join(bot_said(line, transcriber)).lower()  # not cut by its own echo
+    assert not next(t for t in call_env.store.turns(line.info.call_id) if t.role == "bot").barged_in
+    line, _ = run_call(call_env, [WaitIntoBot(2.0), caller_says(caller_voice, "Where is my order 10452?"),
+                                  WaitForBot(), HangUp()], echo_db=-25)
+    assert next(t for t in call_env.store.turns(line.info.call_id) if t.role == "bot").barged_in

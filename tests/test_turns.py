@@ -63,9 +63,10 @@ def detector(*spans: tuple[float, float], **config) -> TurnDetector:
 
 def test_end_of_turn_after_exactly_the_configured_silence() -> None:
     events = run(detector((0.5, 2.5), end_of_turn_silence_ms=700, preroll_ms=300, min_speech_ms=200), 5)
-    assert [type(e) for e in events] == [SpeechStarted, Utterance]
-    started, utterance = events
+    assert [type(e).__name__ for e in events] == ["SpeechStarted", "LikelyEnd", "Utterance"]
+    started, likely, utterance = events
     assert started.at_s == pytest.approx(0.5)
+    assert likely.at_s == pytest.approx(2.5 + 0.3, abs=FRAME)  # speech recognition may start here
     assert utterance.at_s == pytest.approx(2.5 + 0.7, abs=FRAME)
     assert utterance.speech_ended_at_s == pytest.approx(2.5)
     assert utterance.at_s - utterance.speech_ended_at_s == pytest.approx(0.7, abs=FRAME)
@@ -236,3 +237,26 @@ def test_real_webrtcvad_on_piper_speech_gives_one_utterance(synthesizer) -> None
     assert utterance.ended_at_s >= last_s
     assert utterance.speech_ended_at_s >= last_s - 0.1
     assert len(of(events, SpeechStarted)) == 1 and of(events, BargeIn) == []
+
+
+def test_likely_end_comes_before_the_utterance_with_the_same_audio():
+    from voicebot.config import VadConfig
+    from voicebot.speech.turns import LikelyEnd, TurnDetector, Utterance
+
+    class Scripted:
+        def __init__(self):
+            self.n = 0
+
+        def is_speech(self, frame, rate):
+            self.n += 1
+            return 10 <= self.n < 60  # speech from 0.2 s to 1.2 s
+
+    detector = TurnDetector(Scripted(), VadConfig(early_stt_ms=300, end_of_turn_silence_ms=700))
+    events = []
+    for i in range(150):
+        events += detector.feed(AudioFrame(b"\1\0" * 320, 16000, i * 320))
+    likely = [e for e in events if isinstance(e, LikelyEnd)]
+    final = [e for e in events if isinstance(e, Utterance)]
+    assert len(likely) == 1 and len(final) == 1
+    assert likely[0].at_s < final[0].at_s - 0.3  # recognition can start 0.4 s earlier
+    assert likely[0].pcm == final[0].pcm and likely[0].speech_ended_at_s == final[0].speech_ended_at_s

@@ -182,16 +182,28 @@ def _print_turn(role: str, text: str, timings) -> None:
 
 
 def _runtime(config_path: Path | None):
-    from voicebot.components import load_components, open_session_deps
+    """Models, databases and the after-call analysis worker for a command that handles calls."""
+    from voicebot.components import load_components, open_session_deps, system_prompt
     from voicebot.llm.base import LlmError
+    from voicebot.review.worker import AnalysisWorker
 
     config = get_config(config_path)
     try:
         with console.status("loading models ..."):
             parts = load_components(config)
-        return config, open_session_deps(config, parts)
+        deps = open_session_deps(config, parts)
     except (ModelError, LlmError, FileNotFoundError) as exc:
         raise fail(str(exc)) from None
+    worker = AnalysisWorker(deps.store, parts.chat, config.review,
+                            after_model=lambda: parts.chat.warm(system_prompt(config))).start()
+    deps.on_call_end = worker.submit  # summary, topic, QA and flags for the review app, off the call path
+    return config, deps, worker
+
+
+def _finish_analysis(worker) -> None:
+    with console.status("analysing the call for the review app ..."):
+        worker.wait(timeout=180)
+    worker.stop()
 
 
 @app.command()
@@ -207,7 +219,7 @@ def chat(
     from voicebot.session import CallSession
     from voicebot.telephony.console import ConsoleLine
 
-    config, deps = _runtime(config_path)
+    config, deps, worker = _runtime(config_path)
 
     def read_line() -> str | None:
         try:
@@ -221,6 +233,7 @@ def chat(
     session.on_turn = _print_turn
     outcome = asyncio.run(session.run())
     console.print(f"[dim]call {line.info.call_id} ended: {outcome}[/dim]")
+    _finish_analysis(worker)
 
 
 @app.command()
@@ -252,12 +265,13 @@ def simulate(
         pcm, rate = read_wav(wav)
     except (ValueError, EOFError, OSError) as exc:
         raise fail(f"{wav}: {exc}", 2) from None
-    config, deps = _runtime(config_path)
+    config, deps, worker = _runtime(config_path)
     script, presses = script_from_wav(pcm, rate, presses, tail_s=tail)
     line = SimulatedLine(script, caller_id=caller_id, dtmf_at=presses, sample_rate=config.audio.sample_rate,
                          speed=1.0 if realtime else float("inf"))
     session = CallSession(line, deps)
     outcome = asyncio.run(session.run())
+    _finish_analysis(worker)
     table = Table(title=f"call {line.info.call_id}: {outcome}")
     for column in ("at s", "who", "text", "transcript", "first token", "first sentence", "first audio"):
         table.add_column(column)

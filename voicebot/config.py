@@ -75,6 +75,8 @@ class VadConfig(Section):
     min_speech_ms: int = Field(200, ge=20, le=5000)
     preroll_ms: int = Field(300, ge=0, le=2000)
     barge_in_ms: int = Field(200, ge=20, le=2000)
+    early_stt_ms: int = Field(300, ge=0, le=5000, description="Start speech recognition after this much silence, "
+                              "before the turn surely ended (0: wait for the end of turn).")
     no_input_timeout_s: float = Field(7.0, gt=0, le=60)
     echo_margin_db: float = Field(
         20.0, ge=0, le=60,

@@ -37,7 +37,7 @@ from voicebot.dialog.streaming import iterate_in_thread
 from voicebot.llm.base import ChatModel
 from voicebot.speech.stt import Transcriber
 from voicebot.speech.tts import Synthesizer
-from voicebot.speech.turns import BargeIn, NoInput, TurnDetector, Utterance
+from voicebot.speech.turns import BargeIn, LikelyEnd, NoInput, TurnDetector, Utterance
 from voicebot.speech.vad import VoiceActivity
 from voicebot.store import CallStore, Outcome, Turn, TurnTimings
 from voicebot.telephony.base import CallerHungUp, CallTransport, DtmfReceived, TextReceived
@@ -172,6 +172,7 @@ class CallSession:
         self._deciding: asyncio.Task | None = None
         self.on_turn = None  # callable(role, text, timings): `voicebot chat` and `simulate` print turns with it
         self.clocks: list[TurnClock] = []  # every caller turn's stage times, for the benchmark
+        self._early: tuple[float, asyncio.Future] | None = None  # speech recognition started before end of turn
 
     # -- state ---------------------------------------------------------------------------------------------
     def _set(self, state: State) -> None:
@@ -262,10 +263,16 @@ class CallSession:
         try:
             async for event in self.t.events():
                 if isinstance(event, AudioFrame):
+                    played = getattr(self.t, "last_played", b"")
+                    if played:
+                        self.detector.note_playback(AudioFrame(played, self.rate))  # the echo gate's reference
                     for turn_event in self.detector.feed(event):
                         if isinstance(turn_event, BargeIn):
                             self.t.pause()  # silent within the barge-in window; the words decide what next
                             self._paused = True
+                        elif isinstance(turn_event, LikelyEnd) and not self._paused:
+                            self._early = (turn_event.speech_ended_at_s, asyncio.ensure_future(asyncio.to_thread(
+                                self.deps.transcriber.transcribe, turn_event.pcm, turn_event.sample_rate)))
                         elif isinstance(turn_event, Utterance) and self._paused:
                             self._deciding = asyncio.create_task(self._decide_barge_in(turn_event))
                         elif isinstance(turn_event, (Utterance, NoInput)):
@@ -311,6 +318,9 @@ class CallSession:
         self.clocks.append(clock)
         self._set(State.THINKING)
         stt = self.config.stt
+        early, self._early = self._early, None
+        if transcript is None and early is not None and early[0] == utt.speech_ended_at_s:
+            transcript = await early[1]  # started while the end of turn was still being confirmed
         if transcript is None:
             transcript = await asyncio.to_thread(self.deps.transcriber.transcribe, utt.pcm, utt.sample_rate)
         clock.mark("transcript_ready")
@@ -501,6 +511,7 @@ class CallSession:
                         self.state = State.LISTENING
                         await self._transfer("error", repr(exc), prompt="error")
                 self.t.busy(False)  # the bot's whole response to this event is queued
+                self.detector.expect_digits(self.agent.awaiting_pin)  # a PIN is read slowly: wait longer
         finally:
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)

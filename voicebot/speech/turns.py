@@ -91,6 +91,16 @@ class Utterance(TurnEvent):
         return len(self.pcm) / 2 / self.sample_rate
 
 
+@dataclass(frozen=True)
+class LikelyEnd(TurnEvent):
+    """The caller has been quiet for ``early_stt_ms``: the turn will probably end. ``pcm`` is exactly the audio
+    the Utterance will carry if no speech follows, so speech recognition can start now and be reused."""
+
+    pcm: bytes
+    sample_rate: int
+    speech_ended_at_s: float
+
+
 class TurnDetector:
     """Endpointing, barge-in and no-input from VAD decisions; see the module docstring for the rules."""
 
@@ -205,6 +215,10 @@ class TurnDetector:
                 needed = self.config.digits_silence_ms if self._digits else self.config.end_of_turn_silence_ms
                 if silence >= needed:
                     self._finish(events)
+                elif (self._confirmed and self.config.early_stt_ms and silence == max(
+                        self.config.early_stt_ms, self.config.preroll_ms) // self.frame_ms * self.frame_ms):
+                    events.append(LikelyEnd(self.now_s, pcm=b"".join(self._kept()), sample_rate=self.sample_rate,
+                                            speech_ended_at_s=self._last_speech_ms / 1000))
         if self._start_ms is not None and not self._confirmed and self._speech_ms >= self.config.min_speech_ms:
             self._confirm(events)
         self._preroll.append(chunk)
@@ -264,10 +278,14 @@ class TurnDetector:
         self._no_input_at_ms = None
         events.append(SpeechStarted(self._start_ms / 1000))
 
+    def _kept(self) -> list[bytes]:
+        """The utterance's audio: preroll, speech, and at most ``preroll_ms`` of the silence after it."""
+        tail = min(self._preroll_frames, len(self._chunks) - self._last_speech_index)
+        return self._chunks[:self._last_speech_index + tail]
+
     def _finish(self, events: list[TurnEvent]) -> None:
         if self._confirmed:
-            tail = min(self._preroll_frames, len(self._chunks) - self._last_speech_index)
-            kept = self._chunks[:self._last_speech_index + tail]
+            kept = self._kept()
             started = self._start_ms - self._preroll_ms
             events.append(Utterance(
                 at_s=self.now_s, pcm=b"".join(kept), sample_rate=self.sample_rate, started_at_s=started / 1000,

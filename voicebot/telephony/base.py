@@ -91,6 +91,11 @@ class CallTransport(Protocol):
         """True while queued bot audio remains to be played."""
         ...
 
+    @property
+    def last_played(self) -> bytes:
+        """The bot audio sent during the most recent frame (empty when silent): the echo gate's reference."""
+        ...
+
     async def wait_played(self) -> None:
         """Return when the queued audio has been played out (or flushed)."""
         ...

@@ -86,6 +86,10 @@ class ConsoleLine:
     def playing(self) -> bool:
         return False
 
+    @property
+    def last_played(self) -> bytes:
+        return b""
+
     async def wait_played(self) -> None:
         return None
 

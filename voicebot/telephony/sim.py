@@ -87,6 +87,7 @@ class SimulatedLine:
     max_duration_s: float = 600.0
     wall_limit_s: float = 180.0  # a bot that never finishes fails the script instead of hanging the test
     decide_after_s: float = 1.5  # a paused bot first hears the caller out (the end-of-turn silence), then decides
+    echo_db: float | None = None  # the bot's own voice leaking back into the caller's audio, this many dB down
     info: CallInfo = field(init=False)
     failures: list[str] = field(init=False, default_factory=list)
     transfers: list[str] = field(init=False, default_factory=list)
@@ -102,6 +103,7 @@ class SimulatedLine:
         self._bot_track = bytearray()
         self._bot_active: list[bool] = []
         self._tick = 0
+        self.last_played = b""
         self._caller_tick = 0  # the tick after the caller's last audio
         self._ended = False
         self._busy = False
@@ -286,6 +288,9 @@ class SimulatedLine:
             self._drained.set()
         self._bot_active.append(bool(bot))
         self._bot_track += bot.ljust(self._frame, b"\0")
+        self.last_played = bot
+        if bot and self.echo_db is not None:
+            caller = mix_echo(caller, bot.ljust(self._frame, b"\0"), self.echo_db)
         self._caller_track += caller
         frame = AudioFrame(caller, self.sample_rate, self._tick * (self._frame // 2))
         self._tick += 1
@@ -316,6 +321,15 @@ class SimulatedLine:
                                         bytes(self._bot_track[lo:hi])))
                 start = last = None
         return out
+
+
+def mix_echo(caller: bytes, bot: bytes, echo_db: float) -> bytes:
+    """The caller's frame with the bot's frame added ``echo_db`` below its level (a line or handset echo)."""
+    import numpy as np
+
+    mixed = np.frombuffer(caller, np.int16).astype(np.int32) + (
+        np.frombuffer(bot, np.int16).astype(np.float32) * 10 ** (echo_db / 20)).astype(np.int32)
+    return np.clip(mixed, -32768, 32767).astype(np.int16).tobytes()
 
 
 def script_from_wav(pcm: bytes, sample_rate: int, dtmf: Iterable[tuple[float, str]] = (),
