@@ -284,18 +284,22 @@ def simulate(
     console.print("[dim]stage columns: seconds after the caller stopped speaking[/dim]")
 
 
+def _bench(run, runs: int, config_path: Path | None, title: str) -> None:
+    config = get_config(config_path)
+    try:
+        rows = run(config, runs=runs, log=lambda line: console.print(line, highlight=False))
+    except ModelError as exc:
+        raise fail(str(exc)) from None
+    _print_rows(title, rows)
+
+
 @bench_app.command("models")
 def bench_models_cmd(runs: Annotated[int, typer.Option(min=1, help="Repetitions per measurement.")] = 5,
                      config_path: ConfigOption = None):
     """Load time of each model; STT on 2 s and 6 s phone audio; LLM first token and tok/s; TTS first audio."""
     from voicebot.bench import bench_models
 
-    config = get_config(config_path)
-    try:
-        rows = bench_models(config, runs=runs, log=lambda line: console.print(line, highlight=False))
-    except ModelError as exc:
-        raise fail(str(exc)) from None
-    _print_rows(f"model benchmark ({runs} runs each)", rows)
+    _bench(bench_models, runs, config_path, f"model benchmark ({runs} runs each)")
 
 
 @bench_app.command("calls")
@@ -304,12 +308,7 @@ def bench_calls_cmd(runs: Annotated[int, typer.Option(min=1, help="Times to run 
     """Whole scripted calls at line pace: per-turn stage timings (median and p95), fixed turns vs model turns."""
     from voicebot.bench import bench_calls
 
-    config = get_config(config_path)
-    try:
-        rows = bench_calls(config, runs=runs, log=lambda line: console.print(line, highlight=False))
-    except ModelError as exc:
-        raise fail(str(exc)) from None
-    _print_rows(f"call benchmark ({runs} run(s) of the scripted calls, line pace)", rows)
+    _bench(bench_calls, runs, config_path, f"call benchmark ({runs} run(s) of the scripted calls, line pace)")
 
 
 def _print_rows(title: str, rows) -> None:
