@@ -14,7 +14,7 @@ from voicebot.config import Config
 from voicebot.llm.base import ChatMessage
 from voicebot.models import ModelStore
 
-SHORT_UTTERANCE = "Hi, where is my order, please?"
+SHORT_UTTERANCE = "Where is my order, please?"
 LONG_UTTERANCE = ("Hi, I ordered a pair of hiking boots two weeks ago and the tracking page "
                   "still says it is waiting for the carrier.")
 CALLER_TURNS = [
