@@ -17,7 +17,7 @@ def test_help_lists_the_commands():
 
 
 def test_serve_loads_and_warms_every_model_and_reports(config):
-    result = runner.invoke(app, ["serve"], env={"COLUMNS": "200"})
+    result = runner.invoke(app, ["serve", "--ready-only"], env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     for component, model in (("text to speech", config.tts.voice), ("speech to text", config.stt.model),
                               ("language model", config.llm.model), ("voice activity", "webrtcvad")):

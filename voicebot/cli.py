@@ -148,9 +148,13 @@ def models_verify(config_path: ConfigOption = None):
 
 
 @app.command()
-def serve(config_path: ConfigOption = None):
-    """Start the bot: load and warm every model, report readiness and load times."""
-    from voicebot.components import load_components
+def serve(config_path: ConfigOption = None,
+          ready_only: Annotated[bool, typer.Option(help="Load and warm the models, report, and exit.")] = False):
+    """Start the bot: load and warm every model, report readiness, then answer SIP calls until stopped."""
+    import asyncio
+    import signal
+
+    from voicebot.components import load_components, open_session_deps, system_prompt
     from voicebot.llm.base import LlmError
 
     config = get_config(config_path)
@@ -169,7 +173,35 @@ def serve(config_path: ConfigOption = None):
     console.print(table)
     total = sum(s.load_s + s.warm_s for s in parts.stages)
     console.print(f"[green]ready[/green]: every model loaded and warm in {total:.1f} s.")
-    console.print("[yellow]The SIP front end is not built yet (issue 5): no calls are answered.[/yellow]")
+    if ready_only:
+        return
+    try:
+        deps = open_session_deps(config, parts)
+    except FileNotFoundError as exc:
+        raise fail(str(exc)) from None
+    from voicebot.review.worker import AnalysisWorker
+    from voicebot.telephony.sip import run_worker
+
+    analysis = AnalysisWorker(deps.store, parts.chat, config.review,
+                              after_model=lambda: parts.chat.warm(system_prompt(config))).start()
+    deps.on_call_end = analysis.submit
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        console.print(f"[green]answering calls[/green] on sip:{config.sip.listen_address}:{config.sip.port} "
+                      f"({', '.join(config.sip.transports)}); allowed sources: {', '.join(config.sip.allowed_sources)}; "
+                      "Ctrl-C to stop", highlight=False)
+        await run_worker(config, deps.worker, deps, stop=stop)
+
+    try:
+        asyncio.run(main())
+    finally:
+        analysis.stop()
+        deps.store.close()
+    console.print("stopped.")
 
 
 def _print_turn(role: str, text: str, timings) -> None:
