@@ -136,3 +136,9 @@ def run_call(deps, script, caller_id: str = ALICE, speed: float = float("inf"), 
 def bot_said(line, transcriber) -> list[str]:
     """What the bot said, as heard: its recorded audio transcribed back by Whisper."""
     return [transcriber.transcribe(u.pcm, line.sample_rate).text for u in line.bot_utterances()]
+
+
+def pytest_collection_modifyitems(config, items):
+    """pytest-playwright's sync API keeps an asyncio loop running on the main thread until the session ends,
+    after which asyncio.run() (simulated calls, the SIP worker, the CLI) refuses to start: browser tests last."""
+    items.sort(key=lambda item: "test_review_browser" in item.nodeid)  # a stable sort keeps the rest in order
