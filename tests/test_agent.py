@@ -14,7 +14,8 @@ from voicebot.crm.verification import CallerContext
 from voicebot.dialog.agent import (SAFE_REPLY, DialogueAgent, Guarded, Sentence, ToolCalled, TransferRequested,
                                    action_schema)
 from voicebot.dialog.answers import match_intent, pick_slot, tool_args
-from voicebot.dialog.streaming import JsonTextStream, SentenceBuffer
+from voicebot.dialog.streaming import JsonTextStream
+from voicebot.speech.tts import SentenceBuffer
 
 TODAY = date(2026, 11, 22)
 

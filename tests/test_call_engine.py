@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 
-from conftest import ALICE, bot_said, caller_says, run_call, words
+from conftest import bot_said, caller_says, run_call, words
 from voicebot.speech.vad import WebRtcVoiceActivity
 from voicebot.store import Outcome
 from voicebot.telephony.base import TransferResult

@@ -87,6 +87,17 @@ def alaw_decode(data: bytes) -> bytes:
     return audioop.alaw2lin(data, SAMPLE_WIDTH)
 
 
+def phone_line(pcm: bytes, rate: int, codec: str = "PCMU", out_rate: int | None = None) -> bytes:
+    """Audio as it comes out of a telephone line: narrowed to 8 kHz and through the codec (PCMU, PCMA; L16 is
+    only resampled), then at ``out_rate`` (default: 8000)."""
+    out_rate = out_rate or 8000
+    if codec == "L16":
+        return resample(pcm, rate, out_rate)
+    narrow = resample(pcm, rate, 8000)
+    coded = ulaw_decode(ulaw_encode(narrow)) if codec == "PCMU" else alaw_decode(alaw_encode(narrow))
+    return resample(coded, 8000, out_rate)
+
+
 def rms_dbfs(pcm: bytes) -> float:
     """Loudness of a block in dBFS (-inf for digital silence)."""
     if not pcm:

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from voicebot.audio import resample, silence, ulaw_decode, ulaw_encode
+from voicebot.audio import phone_line, silence
 from voicebot.components import load_components, system_prompt
 from voicebot.config import Config
 from voicebot.llm.base import ChatMessage
@@ -43,11 +43,6 @@ class Row:
         return float(np.percentile(self.values, 95))
 
 
-def _phone_line(pcm: bytes, rate: int) -> bytes:
-    """What a caller's voice looks like after an 8 kHz mu-law phone line."""
-    return ulaw_decode(ulaw_encode(resample(pcm, rate, 8000)))
-
-
 def bench_models(config: Config, runs: int = 5, log: Callable[[str], None] = print) -> list[Row]:
     store = ModelStore.from_config(config)
     rate = config.audio.sample_rate
@@ -59,7 +54,7 @@ def bench_models(config: Config, runs: int = 5, log: Callable[[str], None] = pri
     # speech to text on telephone audio of two lengths
     for label, text in (("short", SHORT_UTTERANCE), ("long", LONG_UTTERANCE)):
         speech = b"".join(c.pcm for c in parts.synthesizer.stream(text, rate))
-        clip = _phone_line(silence(200, rate) + speech + silence(200, rate), rate)
+        clip = phone_line(silence(200, rate) + speech + silence(200, rate), rate)
         seconds = len(clip) / 2 / 8000
         times = []
         for _ in range(runs):

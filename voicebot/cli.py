@@ -123,7 +123,7 @@ def models_pull(
                 progress.update(task, advance=n, description=f"{name}: {desc}"[:60])
 
             try:
-                folder = store.pull(name, advance)
+                store.pull(name, advance)
             except ModelError as exc:
                 progress.stop()
                 raise fail(str(exc)) from None

@@ -23,7 +23,8 @@ from voicebot.crm.tools import CRM_TOOLS
 from voicebot.crm.toolkit import ToolRegistry, to_jsonable
 from voicebot.dialog.answers import TOOL_HINTS, match_intent, render, tool_args
 from voicebot.crm.verification import CallerContext
-from voicebot.dialog.streaming import JsonTextStream, SentenceBuffer, parse_json_object
+from voicebot.dialog.streaming import JsonTextStream, parse_json_object
+from voicebot.speech.tts import SentenceBuffer
 from voicebot.llm.base import ChatMessage, ChatModel
 
 SAFE_REPLY = "I'm sorry, I can't confirm that detail right now. Would you like me to connect you to a colleague?"

@@ -1,5 +1,5 @@
-"""Streaming helpers: the reply text out of a JSON object as the model writes it, sentences out of text as it
-grows, and a synchronous generator consumed from asyncio without blocking the event loop."""
+"""Streaming helpers: the reply text out of a JSON object as the model writes it, and a synchronous generator
+consumed from asyncio without blocking the event loop. (Sentences out of growing text: speech.tts.SentenceBuffer.)"""
 
 from __future__ import annotations
 
@@ -15,7 +15,6 @@ T = TypeVar("T")
 _TEXT_START = re.compile(r'"text"\s*:\s*"')
 _REPLY = re.compile(r'"action"\s*:\s*"reply"')
 _ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": " ", "r": " ", "t": " "}
-_SENTENCE_END = re.compile(r"[.!?](?=\s+[\"'(]?[A-Z0-9])")
 
 
 class JsonTextStream:
@@ -67,29 +66,6 @@ class JsonTextStream:
             i += 1
         self._pos = i
         return "".join(out)
-
-
-class SentenceBuffer:
-    """Collects streamed text and hands out whole sentences as soon as they are complete."""
-
-    def __init__(self, min_chars: int = 12) -> None:
-        self.text = ""
-        self.min_chars = min_chars
-
-    def feed(self, piece: str) -> list[str]:
-        self.text += piece
-        out = []
-        while True:
-            cut = next((m.end() for m in _SENTENCE_END.finditer(self.text) if m.end() >= self.min_chars), None)
-            if cut is None:
-                return out
-            sentence, self.text = self.text[:cut].strip(), self.text[cut:].lstrip()
-            if sentence:
-                out.append(sentence)
-
-    def flush(self) -> list[str]:
-        rest, self.text = self.text.strip(), ""
-        return [rest] if rest else []
 
 
 def parse_json_object(raw: str) -> dict | None:

@@ -19,13 +19,37 @@ from typing import Protocol, runtime_checkable
 
 from voicebot.audio import TELEPHONE_RATES, read_wav, resample, write_wav
 
-_SENTENCE_END = re.compile(r"(?<=[.!?;])\s+(?=[\"'(\[]?[A-Z0-9])")
+_SENTENCE_END = re.compile(r"[.!?;](?=\s+[\"'(\[]?[A-Z0-9])")
+
+
+class SentenceBuffer:
+    """Collects streamed text and hands out whole sentences as soon as they are complete. A sentence ends at
+    . ! ? or ; followed by a space and a capital or digit, so "25.99" and "Dr. smith" stay whole."""
+
+    def __init__(self, min_chars: int = 12) -> None:
+        self.text = ""
+        self.min_chars = min_chars
+
+    def feed(self, piece: str) -> list[str]:
+        self.text += piece
+        out = []
+        while True:
+            cut = next((m.end() for m in _SENTENCE_END.finditer(self.text) if m.end() >= self.min_chars), None)
+            if cut is None:
+                return out
+            sentence, self.text = self.text[:cut].strip(), self.text[cut:].lstrip()
+            if sentence:
+                out.append(sentence)
+
+    def flush(self) -> list[str]:
+        rest, self.text = self.text.strip(), ""
+        return [rest] if rest else []
 
 
 def split_sentences(text: str) -> list[str]:
-    """Split text at sentence ends; keeps abbreviations like "Dr." together when followed by lowercase."""
-    parts = [p.strip() for p in _SENTENCE_END.split(text.strip())]
-    return [p for p in parts if p]
+    """Split a whole text into sentences (the same rule as streamed text)."""
+    buffer = SentenceBuffer(min_chars=1)
+    return buffer.feed(text) + buffer.flush()
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from voicebot.audio import AudioFrame, alaw_decode, alaw_encode, frame_bytes, resample, ulaw_decode, ulaw_encode
+from voicebot.audio import AudioFrame, frame_bytes, phone_line
 from voicebot.telephony.base import CallerHungUp, CallInfo, DtmfReceived, TransferResult, TransportEvent
 
 
@@ -185,14 +185,6 @@ class SimulatedLine:
             self._out.clear()
             self._drained.set()
 
-    def _line(self, pcm: bytes, rate: int) -> bytes:
-        """The caller's audio as it arrives over the line's codec, at the pipeline rate."""
-        if self.codec == "L16":
-            return resample(pcm, rate, self.sample_rate)
-        narrow = resample(pcm, rate, 8000)
-        coded = ulaw_decode(ulaw_encode(narrow)) if self.codec == "PCMU" else alaw_decode(alaw_encode(narrow))
-        return resample(coded, 8000, self.sample_rate)
-
     def _bot_done_for(self, gap_s: float, since_tick: int) -> bool:
         if self._busy or self._out or self._paused:
             return False
@@ -201,7 +193,7 @@ class SimulatedLine:
 
     async def _run_step(self, step: Step, started: float) -> AsyncIterator[TransportEvent]:
         if isinstance(step, Say):
-            audio = self._line(step.pcm, step.sample_rate)
+            audio = phone_line(step.pcm, step.sample_rate, self.codec, self.sample_rate)
             for offset in range(0, len(audio), self._frame):
                 async for event in self._advance(audio[offset:offset + self._frame], started):
                     yield event
@@ -268,9 +260,6 @@ class SimulatedLine:
                 return True
             await self._wait_for_audio()
         return False
-
-    def _bot_spoke_since(self, since_tick: int) -> bool:
-        return any(self._bot_active[since_tick:self._tick])
 
     async def _advance(self, caller_pcm: bytes, started: float) -> AsyncIterator[TransportEvent]:
         """One frame of time: the caller's frame goes in, one frame of bot audio comes out."""
