@@ -198,3 +198,25 @@ def test_the_bots_own_echo_does_not_interrupt_it_but_the_caller_still_can(call_e
     line, _ = run_call(call_env, [WaitIntoBot(2.0), caller_says(caller_voice, "Where is my order 10452?"),
                                   WaitForBot(), HangUp()], echo_db=-25)
     assert next(t for t in call_env.store.turns(line.info.call_id) if t.role == "bot").barged_in
+
+
+def test_warm_transfer_briefs_the_operator_with_a_spoken_summary(call_env, caller_voice, transcriber):
+    """transfer_mode: warm hands the transport a spoken summary for the operator (who the caller is, what for)."""
+    import dataclasses
+
+    config = call_env.config.model_copy(deep=True)
+    config.sip.transfer_mode = "warm"
+    deps = dataclasses.replace(call_env, config=config)
+    ask = caller_says(caller_voice, "Where is my order 10452? I want to talk to a real person.")
+    line, outcome = run_call(deps, [WaitForBot(), ask, WaitForBot()])
+    assert line.transfers == [OPERATOR] and outcome == Outcome.TRANSFERRED
+    [brief] = line.briefs
+    assert brief is not None and len(brief) > line.sample_rate  # over half a second of speech
+    heard = words(transcriber.transcribe(brief, line.sample_rate).text)
+    assert "assistant" in heard and "alice" in heard, heard
+    assert "10452" in "".join(heard) or "order" in heard, heard
+
+
+def test_blind_transfer_has_no_brief(call_env):
+    line, _ = run_call(call_env, [WaitForBot(), Press("0"), WaitForBot()])
+    assert line.briefs == [None]

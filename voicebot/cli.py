@@ -343,6 +343,26 @@ def bench_calls_cmd(runs: Annotated[int, typer.Option(min=1, help="Times to run 
     _bench(bench_calls, runs, config_path, f"call benchmark ({runs} run(s) of the scripted calls, line pace)")
 
 
+@bench_app.command("sip")
+def bench_sip_cmd(runs: Annotated[int, typer.Option(min=1, help="Times to run the script set per level.")] = 1,
+                  concurrency: Annotated[str, typer.Option(help="Concurrent calls to measure, comma-separated "
+                                                                "(at most 4: one worker).")] = "1,2,3,4",
+                  port: Annotated[int, typer.Option(help="SIP port of the benchmark's own bot.")] = 25060,
+                  config_path: ConfigOption = None):
+    """Real SIP calls on loopback: voice-to-voice delay heard by `voicebot call` callers at each concurrency
+    level (median and p95), with the bot's per-stage timings of the same turns."""
+    from voicebot.bench_sip import bench_sip
+
+    try:
+        levels = tuple(int(n) for n in concurrency.split(","))
+    except ValueError:
+        raise fail(f"--concurrency must be numbers separated by commas, not {concurrency!r}") from None
+    if not levels or min(levels) < 1 or max(levels) > 4:
+        raise fail("--concurrency levels must be between 1 and 4 (one worker answers at most 4 calls)")
+    _bench(lambda config, runs, log: bench_sip(config, runs, levels, log, port), runs, config_path,
+           f"SIP line benchmark ({runs} run(s) of {len(levels)} concurrency levels)")
+
+
 def _print_rows(title: str, rows) -> None:
     table = Table(title=title)
     for column in ("part", "stage", "median", "p95", "n"):

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from voicebot import metrics
 from voicebot.audio import AudioFrame
 from voicebot.config import Config
 from voicebot.crm.repository import Repository
@@ -454,8 +455,13 @@ class CallSession:
         self._set(State.TRANSFERRING)
         await self._event("transfer_requested", {"reason": reason, "detail": detail, "target": target,
                                                  "summary": summary})
-        result = await self.t.transfer(target)
-        await self._event("transfer_result", {"ok": result.ok, "status": result.status, "reason": result.reason})
+        if self.config.sip.transfer_mode == "warm":  # the bot tells the operator who is calling, then bridges
+            brief = await asyncio.to_thread(self._synth, f"Call from the automated assistant. {summary}", self.rate)
+            result = await self.t.transfer(target, brief=brief)
+        else:
+            result = await self.t.transfer(target)
+        await self._event("transfer_result", {"ok": result.ok, "status": result.status, "reason": result.reason,
+                                              "mode": self.config.sip.transfer_mode})
         if result.ok:
             self.outcome, self.outcome_reason, self.transfer_target = Outcome.TRANSFERRED, reason, target
             self._set(State.ENDED)
@@ -506,6 +512,7 @@ class CallSession:
                         await self._on_no_input()
                 except Exception as exc:
                     log.exception("call %s: turn failed", self.call_id)
+                    metrics.ERRORS.labels(kind="session").inc()
                     await self._event("error", {"error": repr(exc)})
                     if self.state not in (State.TRANSFERRING, State.ENDED):
                         self.state = State.LISTENING
@@ -531,6 +538,9 @@ class CallSession:
             self.outcome = Outcome.RESOLVED if self.caller_turns else Outcome.ABANDONED
             self.outcome_reason = "caller hung up"
         self.state = State.ENDED
+        metrics.CALLS.labels(outcome=str(self.outcome)).inc()
+        for clock in self.clocks:
+            metrics.observe_turn({"endpointing": clock.endpoint_delay, **clock.marks})
         store = self.deps.store
         caller, bot = self.t.recordings()
         try:

@@ -91,6 +91,7 @@ class SimulatedLine:
     info: CallInfo = field(init=False)
     failures: list[str] = field(init=False, default_factory=list)
     transfers: list[str] = field(init=False, default_factory=list)
+    briefs: list[bytes | None] = field(init=False, default_factory=list)  # warm transfer: what the operator heard
     dtmf_sent: list[tuple[float, str]] = field(init=False, default_factory=list)
     hung_up_by: str | None = field(init=False, default=None)
 
@@ -153,8 +154,9 @@ class SimulatedLine:
     async def wait_played(self) -> None:
         await self._drained.wait()
 
-    async def transfer(self, target: str) -> TransferResult:
+    async def transfer(self, target: str, brief: bytes | None = None) -> TransferResult:
         self.transfers.append(target)
+        self.briefs.append(brief)
         result = self.transfer_result or TransferResult(target, ok=True, status=200, reason="OK")
         if result.ok:
             self._end("bot")

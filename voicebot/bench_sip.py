@@ -1,0 +1,191 @@
+"""The SIP line benchmark (`voicebot bench sip`): voice-to-voice latency heard by real SIP callers, and capacity.
+
+It runs the real thing end to end on loopback: a `voicebot serve` process (on a copy of the config with its own
+port, CRM and call store in a temporary folder) answers calls from scripted callers, each a `voicebot call`
+process (pjsua2) that plays Piper-voiced WAVs and measures, in the audio it receives, the delay from the end
+of each of its utterances to the onset of the bot's reply. With ``concurrency`` N, N callers call at once.
+The server's own per-stage timings of the same turns (from the call store) are reported next to it.
+
+Caller audio is synthesised once, up front, so caller processes only play WAVs and do no model work.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import yaml
+
+from voicebot.audio import write_wav
+from voicebot.bench import CALL_SCRIPTS, STAGES, Row
+from voicebot.config import Config
+
+CALLER = "+15550102030"  # the demo CRM's known caller
+READY_LINE = "answering calls"
+
+
+def _bench_config(config: Config, folder: Path, port: int) -> Path:
+    """A copy of ``config`` that keeps the models and caches but has its own SIP port, CRM and call store."""
+    data = config.model_dump(mode="json")
+    data["models"]["dir"] = str(config.path(config.models.dir))
+    data["models"]["cache_dir"] = str(config.path(config.models.cache_dir))
+    data["tts"]["cache_dir"] = str(config.path(config.tts.cache_dir))
+    data["sip"].update(port=port, listen_address="127.0.0.1", transports=["udp"], allowed_sources=["127.0.0.0/8"])
+    data["crm"]["database"] = str(folder / "crm.db")
+    data["store"].update(database=str(folder / "calls.db"), recordings_dir=str(folder / "recordings"))
+    data["review"]["database"] = str(folder / "review.db")
+    if "serve" in data:
+        data["serve"].update(workers=1, metrics_port=0, run_dir=str(folder / "run"))
+    path = folder / "config.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _caller_wavs(config: Config, folder: Path, log: Callable[[str], None]) -> list[list[Path]]:
+    from voicebot.components import make_synthesizer
+    from voicebot.models import ModelStore
+
+    log("synthesising the callers' utterances ...")
+    voice = make_synthesizer(config, ModelStore.from_config(config))
+    scripts = []
+    for n, lines in enumerate(CALL_SCRIPTS):
+        paths = []
+        for i, text in enumerate(lines):
+            pcm = b"".join(chunk.pcm for chunk in voice.stream(text, 16000))
+            path = folder / f"caller-{n}-{i}.wav"
+            write_wav(path, pcm, 16000)
+            paths.append(path)
+        scripts.append(paths)
+    return scripts
+
+
+class _Server:
+    """`voicebot serve` in a child process, started and stopped with the benchmark."""
+
+    def __init__(self, cfg: Path, folder: Path, load_timeout_s: float = 300):
+        self.output: list[str] = []
+        self.proc = subprocess.Popen([sys.executable, "-m", "voicebot.cli", "serve", "--config", str(cfg)],
+                                     cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                     env={**os.environ, "COLUMNS": "200"})
+        threading.Thread(target=lambda: self.output.extend(self.proc.stdout), daemon=True).start()
+        deadline = time.monotonic() + load_timeout_s
+        while not any(READY_LINE in line for line in self.output):
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError("voicebot serve did not start:\n" + "".join(self.output)[-3000:])
+            time.sleep(0.2)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def _call(uri: str, cfg: Path, wavs: list[Path], timeout_s: float) -> dict:
+    cmd = [sys.executable, "-m", "voicebot.cli", "call", uri, "--config", str(cfg), "--from", CALLER, "--json",
+           "--no-transcribe"]
+    for wav in wavs:
+        cmd += ["--wav", str(wav)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
+    if done.returncode != 0:
+        raise RuntimeError(f"voicebot call failed ({done.returncode}):\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
+    return json.loads(done.stdout[done.stdout.index("{"):])
+
+
+def _run_level(uri: str, cfg: Path, scripts: list[list[Path]], concurrency: int, runs: int,
+               log: Callable[[str], None]) -> list[float]:
+    delays: list[float] = []
+    errors: list[str] = []
+    for run in range(runs):
+        for first in range(0, len(scripts)):
+            chosen = [scripts[(first + k) % len(scripts)] for k in range(concurrency)]
+            results: list[dict] = []
+
+            def one(wavs: list[Path]) -> None:
+                try:
+                    results.append(_call(uri, cfg, wavs, timeout_s=300))
+                except Exception as exc:  # noqa: BLE001 - reported below
+                    errors.append(str(exc))
+
+            threads = [threading.Thread(target=one, args=(w,)) for w in chosen]
+            for thread in threads:
+                thread.start()
+                time.sleep(0.3)  # callers ring a little apart, as real ones do
+            for thread in threads:
+                thread.join()
+            got = [d for r in results for d in r.get("voice_to_voice_s", []) if d is not None]
+            delays += got
+            log(f"  {concurrency} concurrent, run {run + 1}, script set {first + 1}: {len(got)} turns, "
+                f"median so far {sorted(delays)[len(delays) // 2] if delays else float('nan'):.2f} s")
+    if errors:
+        raise RuntimeError(f"{len(errors)} call(s) failed; first:\n{errors[0]}")
+    return delays
+
+
+def _server_stages(folder: Path, since_call: int) -> dict[str, list[float]]:
+    """Per-stage delays after end of speech that the bot recorded for caller turns of calls after ``since_call``."""
+    from voicebot.store import CallStore
+
+    store = CallStore(folder / "calls.db", folder / "recordings")
+    stages: dict[str, list[float]] = {}
+    try:
+        for call in store.list_calls(limit=10_000)[::-1][since_call:]:
+            for turn in store.turns(call.id):
+                t = turn.timings
+                if turn.role != "caller" or t.end_of_speech is None:
+                    continue
+                for stage in STAGES[1:]:
+                    at = getattr(t, stage)
+                    if at is not None:
+                        stages.setdefault(stage, []).append(at - t.end_of_speech)
+    finally:
+        store.close()
+    return stages
+
+
+def bench_sip(config: Config, runs: int = 1, concurrency: tuple[int, ...] = (1, 2, 3, 4),
+              log: Callable[[str], None] = print, port: int = 25060) -> list[Row]:
+    """Voice-to-voice delay on the SIP line for each concurrency level (median/p95), and the bot's own stage
+    timings for the same turns."""
+    from voicebot.crm.repository import Repository
+    from voicebot.crm.seed import seed_demo
+
+    rows: list[Row] = []
+    with tempfile.TemporaryDirectory(prefix="voicebot-bench-sip-") as tmp:
+        folder = Path(tmp)
+        cfg = _bench_config(config, folder, port)
+        repo = Repository.open(folder / "crm.db", region=config.crm.default_region)
+        seed_demo(repo, today=date.today())
+        repo.close()
+        scripts = _caller_wavs(config, folder, log)
+        log(f"starting voicebot serve on 127.0.0.1:{port} ...")
+        server = _Server(cfg, folder)
+        uri = f"sip:voicebot@127.0.0.1:{port}"
+        try:
+            calls_before = 0
+            for level in concurrency:
+                delays = _run_level(uri, cfg, scripts, level, runs, log)
+                rows.append(Row(f"SIP line, {level} concurrent call{'s' if level > 1 else ''}",
+                                "voice to voice (caller stops -> bot audio heard)", "s", tuple(delays)))
+                stages = _server_stages(folder, calls_before)
+                calls_before += level * runs * len(scripts)
+                for stage in STAGES[1:]:
+                    if stages.get(stage):
+                        rows.append(Row(f"  bot side, {level} concurrent", f"{stage.replace('_', ' ')} "
+                                        "(after end of speech)", "s", tuple(stages[stage])))
+        finally:
+            server.stop()
+    return rows
