@@ -143,10 +143,12 @@ def _server_stages(folder: Path, since_call: int) -> dict[str, list[float]]:
     stages: dict[str, list[float]] = {}
     try:
         for call in store.list_calls(limit=10_000)[::-1][since_call:]:
-            for turn in store.turns(call.id):
+            seen = set()
+            for turn in store.turns(call.id):  # a bot turn carries the timings of the caller turn it answers
                 t = turn.timings
-                if turn.role != "caller" or t.end_of_speech is None:
+                if turn.role != "bot" or t.end_of_speech is None or t.end_of_speech in seen:
                     continue
+                seen.add(t.end_of_speech)
                 for stage in STAGES[1:]:
                     at = getattr(t, stage)
                     if at is not None:
