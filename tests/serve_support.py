@@ -35,9 +35,9 @@ class Served:
         return CallStore(self.folder / "data" / "calls.db", self.folder / "data" / "recordings")
 
 
-def write_config(folder: Path, port: int, extra: str = "") -> Path:
+def write_config(folder: Path, port: int, extra: str = "", sip_extra: str = "") -> Path:
     cfg = folder / "config.yaml"
-    cfg.write_text(f"models:\n  dir: {ROOT / 'models'}\nsip:\n  port: {port}\n  transports: [udp]\n"
+    cfg.write_text(f"models:\n  dir: {ROOT / 'models'}\nsip:\n  port: {port}\n  transports: [udp]\n{sip_extra}"
                    f"serve:\n  metrics_port: 0\n{extra}")
     seeded = CliRunner().invoke(app, ["crm", "seed", "--today", TODAY.isoformat(), "--config", str(cfg)])
     assert seeded.exit_code == 0, seeded.output
@@ -46,10 +46,11 @@ def write_config(folder: Path, port: int, extra: str = "") -> Path:
 
 @contextlib.contextmanager
 def serving(folder: Path, port: int, extra: str = "", args: tuple[str, ...] = (), ready: str = "answering calls",
+            sip_extra: str = "",
             load_timeout_s: float = 180, stop_timeout_s: float = 60) -> Iterator[Served]:
     """Start `voicebot serve --config <folder>/config.yaml`, wait for ``ready`` in its output, yield; then
     SIGTERM it and record its exit code in ``Served.exit_code`` (None when it had to be killed)."""
-    cfg = write_config(folder, port, extra)
+    cfg = write_config(folder, port, extra, sip_extra)
     process = subprocess.Popen([sys.executable, "-m", "voicebot.cli", "serve", "--config", str(cfg), *args],
                                cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                                env={"COLUMNS": "200", "PATH": "/usr/sbin:/usr/bin:/sbin:/bin"})
@@ -67,5 +68,66 @@ def serving(folder: Path, port: int, extra: str = "", args: tuple[str, ...] = ()
         try:
             served.exit_code = process.wait(timeout=stop_timeout_s)
         except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+BUSY_UAS = """<?xml version="1.0" encoding="ISO-8859-1" ?>
+<!DOCTYPE scenario SYSTEM "sipp.dtd">
+<scenario name="operator busy">
+  <recv request="INVITE"/>
+  <send>
+    <![CDATA[
+      SIP/2.0 486 Busy Here
+      [last_Via:]
+      [last_From:]
+      [last_To:];tag=[pid]SIPpTag01[call_number]
+      [last_Call-ID:]
+      [last_CSeq:]
+      Content-Length: 0
+    ]]>
+  </send>
+  <recv request="ACK"/>
+</scenario>
+"""
+
+
+@dataclass
+class Operator:
+    """sipp playing the human operator: answers and echoes the audio (``-sn uas -rtp_echo``), or a scenario."""
+
+    process: subprocess.Popen
+    log: Path
+
+    def wait(self, timeout_s: float = 30) -> tuple[int | None, str]:
+        try:
+            code = self.process.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+            code = None
+        return code, self.log.read_text(errors="replace")[-3000:] if self.log.exists() else ""
+
+
+@contextlib.contextmanager
+def operator(folder: Path, port: int, scenario_xml: str | None = None) -> Iterator[Operator]:
+    from sip_support import sipp_binary
+
+    if scenario_xml is None:
+        scen = ["-sn", "uas", "-rtp_echo"]
+    else:
+        path = folder / f"operator-{port}.xml"
+        path.write_text(scenario_xml)
+        scen = ["-sf", str(path)]
+    log = folder / f"operator-{port}.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen([sipp_binary(), *scen, "-i", "127.0.0.1", "-p", str(port), "-mp", str(port + 2),
+                                    "-m", "1", "-nostdin", "-timeout", "120s", "-timeout_error"],
+                                   cwd=folder, stdout=out, stderr=subprocess.STDOUT)
+    op = Operator(process, log)
+    try:
+        yield op
+    finally:
+        if process.poll() is None:
             process.kill()
             process.wait()

@@ -9,17 +9,22 @@ import threading
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
-from sip_support import PCAP_DIR, run_sipp, scenario, sipp_binary
+from sip_support import PCAP_DIR, Ports, run_sipp, scenario, sipp_binary, start_sipp, uas_scenario, wait_sipp
 from voicebot.audio import AudioFrame, rms_dbfs
 from voicebot.config import Config
 from voicebot.telephony.base import CallerHungUp, CallTransport, DtmfReceived
-from voicebot.telephony.sip import SipCall, SipWorker, caller_id_from_message, run_worker, source_allowed, source_ip
+from voicebot.telephony.sip import (SipCall, SipDialError, SipWorker, caller_id_from_message, run_worker,
+                                    source_allowed, source_ip)
 
 pytestmark = pytest.mark.timeout(60)
 
-BASE_PORT = 17000  # each test uses its own block of ports: SIP, sipp, RTP ranges
 TONE = b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / 16000))) for i in range(16000))
+
+
+def metric(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
 def sip_config(port: int, **sip) -> Config:
@@ -64,11 +69,11 @@ class Recorder:
             self.done.set()
 
 
-async def call_worker(tmp_path: Path, port: int, xml: str, on_call=None, **sip):
+async def call_worker(tmp_path: Path, ports: Ports, xml: str, on_call=None, **sip):
     sipp_binary()  # fails with the install hint when sipp is missing
-    config = sip_config(port, **sip)
-    async with SipWorker(config, on_call, rtp_port=port + 100) as worker:
-        result = await asyncio.to_thread(run_sipp, tmp_path, xml, port, port + 1, port + 300)
+    config = sip_config(ports.sip, **sip)
+    async with SipWorker(config, on_call, rtp_port=ports.rtp, rtp_port_range=ports.rtp_range) as worker:
+        result = await asyncio.to_thread(run_sipp, tmp_path, xml, ports.sip, ports.sipp(), ports.media())
         if on_call is not None and worker.stats.answered:
             await asyncio.wait_for(on_call.done.wait(), 5)
     assert not [t for t in threading.enumerate() if t.name.startswith("pjsua2-")], "pjsua2 thread left running"
@@ -93,7 +98,7 @@ def test_caller_id_parsing():
 
 # -- real calls --------------------------------------------------------------------------------------------
 def test_call_answered_audio_both_ways(tmp_path):
-    port = BASE_PORT
+    port = Ports.block(0)
     rec = Recorder()
     xml = scenario(pcaps=[(str(PCAP_DIR / "g711a.pcap"), 3000)],
                    pai="<sip:+15550109999@127.0.0.1>")
@@ -121,18 +126,20 @@ def test_call_answered_audio_both_ways(tmp_path):
 
 
 def test_source_not_allowed_gets_403(tmp_path):
-    port = BASE_PORT + 1000
+    port = Ports.block(1)
     rec = Recorder()
+    counted = metric("voicebot_calls_rejected_total", reason="forbidden")
     worker, result = asyncio.run(call_worker(tmp_path, port, scenario(expect=403), rec,
                                              allowed_sources=["127.0.0.2/32"]))
     assert result.returncode == 0, result.stdout
     assert worker.stats.rejected_forbidden == 1 and worker.stats.answered == 0
+    assert metric("voicebot_calls_rejected_total", reason="forbidden") == counted + 1
     assert rec.calls == []  # no session was started for it
 
 
 def test_allowed_source_not_refused(tmp_path):
     """The same scenario expecting 403 fails when the source is allowed: the 403 test can fail."""
-    port = BASE_PORT + 2000
+    port = Ports.block(2)
     worker, result = asyncio.run(call_worker(tmp_path, port, scenario(expect=403, hold_ms=0), None,
                                              allowed_sources=["127.0.0.1/32"]))
     assert result.returncode != 0
@@ -140,7 +147,7 @@ def test_allowed_source_not_refused(tmp_path):
 
 
 def test_dtmf_rfc2833(tmp_path):
-    port = BASE_PORT + 3000
+    port = Ports.block(3)
     rec = Recorder()
     xml = scenario(pcaps=[(str(PCAP_DIR / "dtmf_2833_0.pcap"), 1000), (str(PCAP_DIR / "dtmf_2833_pound.pcap"), 1000)])
     worker, result = asyncio.run(call_worker(tmp_path, port, xml, rec))
@@ -153,28 +160,31 @@ def test_dtmf_rfc2833(tmp_path):
 
 @pytest.mark.parametrize("sipfrag, ok, status", [("200 OK", True, 200), ("486 Busy Here", False, 486)])
 def test_blind_transfer_refer(tmp_path, sipfrag, ok, status):
-    port = BASE_PORT + 4000 + (0 if ok else 500)
-    target = f"sip:operator@127.0.0.1:{port + 50}"
+    port = Ports.block(4 if ok else 5)
+    target = f"sip:operator@127.0.0.1:{port.sipp(4)}"
     rec = Recorder(transfer_to=target)
     xml = scenario(refer_sipfrag=sipfrag)  # the caller accepts the REFER, reports the outcome, awaits BYE
+    counted = metric("voicebot_transfers_total", mode="blind", result="ok" if ok else "failed")
     worker, result = asyncio.run(call_worker(tmp_path, port, xml, rec))
     assert result.returncode == 0, result.stdout  # sipp got the REFER and then the bot's BYE
     [transfer] = rec.transfer_results
     assert (transfer.ok, transfer.status, transfer.target) == (ok, status, target), transfer
     assert rec.calls[0].hung_up_by == "bot"
+    assert metric("voicebot_transfers_total", mode="blind", result="ok" if ok else "failed") == counted + 1
 
 
 def test_run_worker_starts_and_stops(tmp_path):
     """run_worker with ready deps listens, answers (the session is not run: the call is refused 403 here),
     and stops cleanly when asked."""
-    port = BASE_PORT + 5000
+    port = Ports.block(6)
 
     async def main():
         stop = asyncio.Event()
-        config = sip_config(port, allowed_sources=["127.0.0.2/32"])
-        task = asyncio.create_task(run_worker(config, deps=object(), stop=stop, rtp_port=port + 100))
+        config = sip_config(port.sip, allowed_sources=["127.0.0.2/32"])
+        task = asyncio.create_task(run_worker(config, deps=object(), stop=stop, rtp_port=port.rtp))
         await asyncio.sleep(0.5)
-        result = await asyncio.to_thread(run_sipp, tmp_path, scenario(expect=403), port, port + 1, port + 300)
+        result = await asyncio.to_thread(run_sipp, tmp_path, scenario(expect=403), port.sip, port.sipp(),
+                                         port.media())
         stop.set()
         await asyncio.wait_for(task, 10)
         return result
@@ -186,30 +196,149 @@ def test_run_worker_starts_and_stops(tmp_path):
 
 def test_silent_caller_hung_up_after_rtp_timeout(tmp_path):
     """The caller sends no RTP at all: the bot hangs up after rtp_timeout_s (sipp waits for that BYE)."""
-    port = BASE_PORT + 6000
+    port = Ports.block(7)
     rec = Recorder()
     worker, result = asyncio.run(call_worker(tmp_path, port, scenario(await_bye=True), rec, rtp_timeout_s=1.0))
     assert result.returncode == 0, result.stdout
     assert worker.stats.rtp_timeouts == 1
+    assert metric("voicebot_errors_total", kind="rtp_timeout") >= 1
     assert isinstance(rec.events[-1], CallerHungUp)
 
 
 def test_calls_beyond_max_calls_get_486(tmp_path):
     """max_calls=1: a second INVITE while the first call is up is refused 486; the first is unharmed.
     Both transports are configured (UDP and TCP bind the same port)."""
-    port = BASE_PORT + 7000
+    port = Ports.block(8)
     rec = Recorder()
 
     async def main():
-        config = sip_config(port, max_calls=1, transports=["udp", "tcp"])
-        async with SipWorker(config, rec, rtp_port=port + 100) as worker:
+        config = sip_config(port.sip, max_calls=1, transports=["udp", "tcp"])
+        async with SipWorker(config, rec, rtp_port=port.rtp, rtp_port_range=port.rtp_range) as worker:
             first = asyncio.create_task(asyncio.to_thread(
-                run_sipp, tmp_path, scenario(hold_ms=2500), port, port + 1, port + 300))
+                run_sipp, tmp_path, scenario(hold_ms=2500), port.sip, port.sipp(), port.media()))
             await asyncio.sleep(1.0)
-            second = await asyncio.to_thread(run_sipp, tmp_path, scenario(expect=486), port, port + 2, port + 400)
+            second = await asyncio.to_thread(run_sipp, tmp_path, scenario(expect=486), port.sip, port.sipp(1),
+                                             port.media(1))
             return worker, await first, second
 
     worker, first, second = asyncio.run(main())
     assert first.returncode == 0, first.stdout
     assert second.returncode == 0, second.stdout
     assert (worker.stats.answered, worker.stats.rejected_busy) == (1, 1)
+
+
+# -- outgoing calls, drain ---------------------------------------------------------------------------------
+def frames_over(pcm: bytes, db: float) -> int:
+    return sum(rms_dbfs(pcm[i:i + 640]) > db for i in range(0, len(pcm) - 639, 640))
+
+
+def test_dial_operator_echoes_the_tone(tmp_path):
+    """A caller-only endpoint on port 0 dials sipp's echoing UAS, plays a tone and hears it back; sipp exits 0
+    after the worker hangs up. The From user is the caller ID given."""
+    ports = Ports.block(9)
+
+    async def main():
+        operator = start_sipp(tmp_path, ports.sipp(), ports.media(), builtin="uas", rtp_echo=True)
+        await asyncio.sleep(0.3)
+        async with SipWorker(sip_config(ports.sip), None, port=0, rtp_port=ports.rtp,
+                             rtp_port_range=ports.rtp_range) as worker:
+            assert worker.bound_port > 0
+            call = await worker.dial(f"sip:operator@127.0.0.1:{ports.sipp()}", caller_id="+15550109999",
+                                     headers={"X-Voicebot-Test": "dial"}, timeout_s=10)
+            assert isinstance(call, CallTransport) and call.outgoing
+            call.play(TONE)
+            await call.wait_played()
+            await asyncio.sleep(0.5)
+            await call.hangup()
+            stats = worker.stats
+        return call, stats, await asyncio.to_thread(wait_sipp, operator)
+
+    call, stats, result = asyncio.run(main())
+    assert result.returncode == 0, result.stdout
+    assert stats.dialed == 1 and call.hung_up_by == "bot"
+    heard, sent = call.recordings()
+    assert frames_over(sent, -30) >= 45  # the 1 s tone went out
+    assert frames_over(heard, -30) >= 35, "the echoed tone did not come back"
+    invite = result.messages[result.messages.index("INVITE sip:"):]
+    invite = invite[:invite.index("\n\n")]
+    assert "From: <sip:+15550109999@127.0.0.1" in invite and "X-Voicebot-Test: dial" in invite
+
+
+def test_dial_refused_raises_with_status(tmp_path):
+    ports = Ports.block(10)
+
+    async def main():
+        operator = start_sipp(tmp_path, ports.sipp(), ports.media(), xml=uas_scenario(486, "Busy Here"))
+        await asyncio.sleep(0.3)
+        async with SipWorker(sip_config(ports.sip), None, port=0, rtp_port=ports.rtp,
+                             rtp_port_range=ports.rtp_range) as worker:
+            with pytest.raises(SipDialError) as refused:
+                await worker.dial(f"sip:operator@127.0.0.1:{ports.sipp()}", timeout_s=10)
+            ringing = start_sipp(tmp_path, ports.sipp(1), ports.media(1), xml=uas_scenario(200, "OK", ring_ms=8000))
+            await asyncio.sleep(0.3)
+            with pytest.raises(SipDialError) as unanswered:
+                await worker.dial(f"sip:operator@127.0.0.1:{ports.sipp(1)}", timeout_s=1.5)
+            stats, calls = worker.stats, dict(worker.calls)
+        ringing.kill()
+        return refused.value, unanswered.value, stats, calls, await asyncio.to_thread(wait_sipp, operator)
+
+    refused, unanswered, stats, calls, result = asyncio.run(main())
+    assert result.returncode == 0, result.stdout
+    assert (refused.status, refused.reason) == (486, "Busy Here"), refused
+    assert unanswered.status == 408 and "no answer" in unanswered.reason
+    assert (stats.dialed, stats.dial_failed) == (0, 2) and calls == {}
+
+
+def test_caller_only_endpoint_refuses_invites(tmp_path):
+    ports = Ports.block(11)
+
+    async def main():
+        async with SipWorker(sip_config(ports.sip), None, rtp_port=ports.rtp, rtp_port_range=ports.rtp_range) as w:
+            result = await asyncio.to_thread(run_sipp, tmp_path, scenario(expect=486), ports.sip, ports.sipp(),
+                                             ports.media())
+            return w.stats, result
+
+    stats, result = asyncio.run(main())
+    assert result.returncode == 0, result.stdout
+    assert (stats.answered, stats.rejected_busy) == (0, 1)
+
+
+@pytest.mark.parametrize("ends", ["by_itself", "at_timeout"])
+def test_drain_refuses_new_calls_and_lets_live_ones_finish(tmp_path, ends):
+    """While draining, a new INVITE gets 503; the live call goes on until the caller hangs up (drain returns
+    early) or, past the drain timeout, the bot hangs it up (its session ends normally)."""
+    ports = Ports.block(12 if ends == "by_itself" else 13)
+    rec = Recorder()
+    live_xml = scenario(hold_ms=3000) if ends == "by_itself" else scenario(await_bye=True)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        async with SipWorker(sip_config(ports.sip), rec, rtp_port=ports.rtp,
+                             rtp_port_range=ports.rtp_range) as worker:
+            live = asyncio.create_task(asyncio.to_thread(run_sipp, tmp_path, live_xml, ports.sip, ports.sipp(),
+                                                         ports.media()))
+            while not rec.calls:
+                await asyncio.sleep(0.05)
+            active_during = metric("voicebot_active_calls")
+            started = loop.time()
+            drain = asyncio.create_task(worker.drain(timeout_s=2.5 if ends == "at_timeout" else 20))
+            await asyncio.sleep(0.2)
+            refused = await asyncio.to_thread(run_sipp, tmp_path, scenario(expect=503), ports.sip, ports.sipp(1),
+                                              ports.media(1))
+            await asyncio.wait_for(drain, 30)
+            drained_after = loop.time() - started
+            assert worker._thread is None  # drain stopped the worker
+            return worker.stats, refused, await live, drained_after, active_during
+
+    counted = metric("voicebot_calls_rejected_total", reason="draining")
+    stats, refused, live, drained_after, active_during = asyncio.run(main())
+    assert refused.returncode == 0, refused.stdout
+    assert metric("voicebot_calls_rejected_total", reason="draining") == counted + 1
+    assert (active_during, metric("voicebot_active_calls")) == (1, 0)  # up while the session ran
+    assert live.returncode == 0, live.stdout
+    assert (stats.answered, stats.rejected_draining, stats.ended) == (1, 1, 1)
+    assert rec.done.is_set() and rec.calls[0].ended
+    if ends == "by_itself":
+        assert rec.calls[0].hung_up_by == "caller" and drained_after < 10
+    else:
+        assert rec.calls[0].hung_up_by == "bot" and 2.4 <= drained_after < 10

@@ -16,6 +16,7 @@ from typing import Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from voicebot.dialog.flow import DtmfKey, MenuConfig, check_escalation_overlap, default_menu, normalize
 
@@ -223,6 +224,60 @@ class ModelsConfig(Section):
     cache_dir: str = Field("~/.cache/voicebot", description="Downloaded packages live here, outside the repo.")
 
 
+class ServeConfig(Section):
+    """How `voicebot serve` runs: one process on ``sip.port``, or Kamailio there in front of N worker processes."""
+
+    workers: int = Field(1, ge=1, le=16, description="1: one process answers on sip.port; more: Kamailio on "
+                         "sip.port dispatches to that many worker processes (4 calls each).")
+    worker_base_port: int = Field(5080, ge=1024, le=65535, description="Worker i's SIP port is this + i.")
+    rtp_base_port: int = Field(20000, ge=1024, le=65535, description="Worker i's RTP ports start at this + "
+                               "i * rtp_ports_per_worker.")
+    rtp_ports_per_worker: int = Field(1000, ge=100, le=10000, description="Size of each worker's RTP port block.")
+    drain_timeout_s: float = Field(30.0, ge=0, le=3600, description="On SIGTERM live calls get this long to end.")
+    metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus /metrics; 0 turns it off.")
+    metrics_address: str = "127.0.0.1"
+    run_dir: str = Field("data/run", description="Generated Kamailio config, dispatcher list, pid file, control "
+                         "socket and the workers' metrics files.")
+
+    @field_validator("metrics_address")
+    @classmethod
+    def _ip(cls, value: str) -> str:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError as exc:
+            raise ValueError(f"{value!r} is not an IP address") from exc
+        return value
+
+
+def serve_port_problems(sip: SipConfig, serve: ServeConfig, workers: int | None = None) -> list[tuple[str, str]]:
+    """Port clashes of a multi-worker setup as (serve field, message); empty when fine. ``workers`` overrides
+    ``serve.workers`` (the ``--workers`` option). With one worker only the metrics port is checked."""
+    n = serve.workers if workers is None else workers
+    problems = []
+    if serve.metrics_port and serve.metrics_port == sip.port:
+        problems.append(("metrics_port", f"{serve.metrics_port} is sip.port too"))
+    if n <= 1:
+        return problems
+    sip_ports = range(serve.worker_base_port, serve.worker_base_port + n)
+    rtp_ports = range(serve.rtp_base_port, serve.rtp_base_port + n * serve.rtp_ports_per_worker)
+    sip_span, rtp_span = f"{sip_ports[0]}-{sip_ports[-1]}", f"{rtp_ports[0]}-{rtp_ports[-1]}"
+    if sip_ports[-1] > 65535:
+        problems.append(("worker_base_port", f"{serve.worker_base_port} + {n} workers goes past port 65535"))
+    if rtp_ports[-1] > 65535:
+        problems.append(("rtp_base_port", f"{serve.rtp_base_port} + {n} workers x {serve.rtp_ports_per_worker} "
+                                          "RTP ports goes past port 65535"))
+    if sip.port in sip_ports:
+        problems.append(("worker_base_port", f"worker ports {sip_span} include sip.port {sip.port}, where "
+                                             "Kamailio listens"))
+    if sip.port in rtp_ports or sip.port + 1 in rtp_ports:
+        problems.append(("rtp_base_port", f"RTP ports {rtp_span} include sip.port {sip.port}"))
+    if set(sip_ports) & set(rtp_ports):
+        problems.append(("rtp_base_port", f"RTP ports {rtp_span} overlap the worker SIP ports {sip_span}"))
+    if serve.metrics_port and serve.metrics_port in sip_ports:
+        problems.append(("metrics_port", f"{serve.metrics_port} is a worker's SIP port ({sip_span})"))
+    return problems
+
+
 class Config(Section):
     sip: SipConfig = Field(default_factory=SipConfig)
     audio: AudioConfig = Field(default_factory=AudioConfig)
@@ -236,6 +291,7 @@ class Config(Section):
     escalation: EscalationConfig = Field(default_factory=EscalationConfig)
     review: ReviewConfig = Field(default_factory=ReviewConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
+    serve: ServeConfig = Field(default_factory=ServeConfig)
 
     # Set by load_config: paths in the file are relative to the file's folder.
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
@@ -244,6 +300,16 @@ class Config(Section):
     def _menu_vs_escalation(self) -> "Config":
         """The escalation key and phrases always mean a human: a menu option may not take them elsewhere."""
         check_escalation_overlap(self.dialog.menu, self.escalation.dtmf_key, self.escalation.operator_phrases)
+        return self
+
+    @model_validator(mode="after")
+    def _serve_ports(self) -> "Config":
+        """Ports of the proxy, the workers and /metrics must not clash (each error at its own serve.* key)."""
+        problems = [{"type": PydanticCustomError("serve_ports", message), "loc": ("serve", field),
+                     "input": getattr(self.serve, field)}
+                    for field, message in serve_port_problems(self.sip, self.serve)]
+        if problems:
+            raise ValidationError.from_exception_data("Config", problems)
         return self
 
     def path(self, value: str) -> Path:

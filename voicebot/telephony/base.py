@@ -100,8 +100,11 @@ class CallTransport(Protocol):
         """Return when the queued audio has been played out (or flushed)."""
         ...
 
-    async def transfer(self, target: str) -> TransferResult:
-        """Hand the caller to ``target`` (a SIP URI from the config) and report how it went."""
+    async def transfer(self, target: str, brief: bytes | None = None) -> TransferResult:
+        """Hand the caller to ``target`` (a SIP URI from the config) and report how it went. Without ``brief``
+        a blind transfer; with it (s16le at ``sample_rate``: the bot's summary for the operator) a warm one: the
+        operator is called and hears the brief first, then caller and operator are connected. On failure the
+        caller is still on the line with the bot."""
         ...
 
     async def hangup(self) -> None:

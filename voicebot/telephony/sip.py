@@ -8,6 +8,11 @@ Threads:
 - the *asyncio loop* runs one ``on_call(SipCall)`` coroutine per answered call (``CallSession.run`` in
   ``run_worker``). ``SipCall`` is the CallTransport: it holds no pjsua2 object, only the call id and buffers.
 
+Besides answering, a worker dials (``SipWorker.dial``: the scripted caller ``voicebot call`` and the warm
+transfer's operator leg), sends RFC 2833 DTMF, follows a REFER on the calls it dialed (the SipCall carries on
+with the new leg), bridges two calls in pjsua's conference bridge (warm transfer) and drains (503 to new
+INVITEs while live calls finish).
+
 This is the only module that imports pjsua2. The wheel allows at most 4 calls per process (see docs/sip.md).
 """
 
@@ -29,6 +34,7 @@ from typing import Any
 
 import pjsua2 as pj
 
+from voicebot import metrics
 from voicebot.audio import AudioFrame
 from voicebot.config import Config
 from voicebot.telephony.base import CallerHungUp, CallInfo, DtmfReceived, TransferResult, TransportEvent
@@ -42,7 +48,18 @@ SILENCE = b"\0" * FRAME_BYTES
 PORT_GRACE_S = 0.3  # a released media port lives this long before it is deleted (see SipWorker._release)
 CODEC_IDS = {"PCMU": "PCMU/8000", "PCMA": "PCMA/8000", "G722": "G722/16000"}
 
+DTMF_DIGITS = re.compile(r"[0-9*#A-Da-d]+")
+
 OnCall = Callable[["SipCall"], Awaitable[None]]
+
+
+class SipDialError(RuntimeError):
+    """An outgoing call that was not answered: ``status`` is the SIP status (408 for no answer in time, 0 when
+    the INVITE could not even be sent)."""
+
+    def __init__(self, uri: str, status: int, reason: str):
+        self.uri, self.status, self.reason = uri, status, reason
+        super().__init__(f"{uri}: {status} {reason}" if status else f"{uri}: {reason}")
 
 
 # -- header parsing (pure functions, tested without a network) ---------------------------------------------
@@ -167,23 +184,32 @@ class _MediaPort(pj.AudioMediaPort):
 
 # -- the transport the CallSession sees -------------------------------------------------------------------
 class SipCall:
-    """One answered call as a CallTransport. Lives on the asyncio loop; talks to pjsua2 only via the worker."""
+    """One call as a CallTransport: answered (inbound) or dialed (``SipWorker.dial``). Lives on the asyncio loop;
+    talks to pjsua2 only via the worker. "caller" in ``recordings()`` and ``events()`` is always the far end."""
 
     sample_rate = SAMPLE_RATE
 
-    def __init__(self, worker: SipWorker, call_id: int, info: CallInfo, loop: asyncio.AbstractEventLoop):
+    def __init__(self, worker: SipWorker, call_id: int, info: CallInfo, loop: asyncio.AbstractEventLoop,
+                 outgoing: bool = False):
         self.worker = worker
-        self.call_id = call_id  # pjsua call id (reused after the call ends)
+        self.call_id = call_id  # pjsua call id (reused after the call ends; changes when a REFER is followed)
         self.info = info
         self.loop = loop
+        self.outgoing = outgoing
         self._events: asyncio.Queue = asyncio.Queue()
         self._drained = asyncio.Event()
         self._drained.set()
         self.media = _Media(loop, self._events, self._on_drained)
         self.ended = False
         self.hung_up_by: str | None = None
+        self.end_status: int = 0  # the SIP status the call ended with (e.g. 486 for a dial that was refused)
+        self.end_reason: str = ""
+        self._ended_event = asyncio.Event()
+        self._answer: asyncio.Future | None = None  # dialed calls: (status, reason) once answered or failed
         self._transfer: asyncio.Future | None = None
         self.transfers: list[TransferResult] = []
+        self.followed: list[tuple[str, int]] = []  # REFERs this (dialed) call followed: (target, final status)
+        self.bridged: SipCall | None = None  # the other leg after a warm transfer connected the two
         self._last_played = b""
 
     @property
@@ -191,6 +217,11 @@ class SipCall:
         """The bot audio sent in the media tick of the caller frame ``events()`` yielded last (b"" if none):
         the echo gate's reference."""
         return self._last_played
+
+    @property
+    def elapsed_s(self) -> float:
+        """Seconds of call audio so far (the media clock: frames received since the media started)."""
+        return self._now_s()
 
     # called on the loop (posted from the pjsua2 thread)
     def _on_drained(self) -> None:
@@ -203,17 +234,28 @@ class SipCall:
     def _now_s(self) -> float:
         return self.media.received * FRAME_MS / 1000
 
-    def _ended_by(self, who: str) -> None:
+    def _answered(self) -> None:
+        if self._answer is not None and not self._answer.done():
+            self._answer.set_result((200, "OK"))
+
+    def _followed(self, target: str, status: int) -> None:
+        self.followed.append((target, status))
+
+    def _ended_by(self, who: str, status: int = 0, reason: str = "") -> None:
         if self.ended:
             return
         self.ended = True
         self.hung_up_by = who
+        self.end_status, self.end_reason = status, reason
         self.media.ended = True
         self.media.out.clear()
         self._drained.set()
-        if who == "caller":
+        self._ended_event.set()
+        if who != "bot":
             self._push(CallerHungUp(self._now_s()))
         self._push(None)
+        if self._answer is not None and not self._answer.done():
+            self._answer.set_result((status or 0, reason or "call ended"))
         if self._transfer is not None and not self._transfer.done():
             self._transfer.set_result((0, "call ended"))
 
@@ -267,18 +309,41 @@ class SipCall:
                 break
             await self._drained.wait()
 
-    async def transfer(self, target: str, timeout_s: float = 20.0) -> TransferResult:
-        """Blind transfer (REFER). Waits for the final NOTIFY; on 2xx the bot's leg is hung up."""
+    async def wait_ended(self) -> None:
+        await self._ended_event.wait()
+
+    async def send_dtmf(self, digits: str) -> None:
+        """Send ``digits`` (0-9 * # A-D) as RFC 2833 telephone events; returns once pjsua2 has queued them
+        (each digit then takes about 0.2 s on the line)."""
+        if not DTMF_DIGITS.fullmatch(digits or ""):
+            raise ValueError(f"{digits!r}: DTMF digits are 0-9, *, # and A-D")
         if self.ended:
-            return TransferResult(target, False, 0, "call ended")
+            raise RuntimeError("the call has ended")
+        await asyncio.wrap_future(self.worker.post(self.worker._dtmf, self, digits.upper()))
+
+    async def transfer(self, target: str, brief: bytes | None = None, timeout_s: float = 20.0) -> TransferResult:
+        """Hand the far end to ``target``. Without ``brief``: blind (REFER), waiting for the final NOTIFY; on 2xx
+        the bot's leg is hung up. With ``brief`` (s16le, 16 kHz): warm, see ``_warm_transfer``. Either way a
+        failure leaves this call as it was."""
+        mode = "blind" if brief is None else "warm"
+        if self.ended:
+            result = TransferResult(target, False, 0, "call ended")
+        elif brief is None:
+            result = await self._blind_transfer(target, timeout_s)
+        else:
+            result = await self._warm_transfer(target, timeout_s, brief)
+        self.transfers.append(result)
+        metrics.TRANSFERS.labels(mode=mode, result="ok" if result.ok else "failed").inc()
+        log.info("call %s: %s transfer to %s: %s %s", self.info.call_id, mode, target, result.status, result.reason)
+        return result
+
+    async def _blind_transfer(self, target: str, timeout_s: float) -> TransferResult:
         self._transfer = self.loop.create_future()
         try:
-            await asyncio.wrap_future(self.worker.post(self.worker._xfer, self.call_id, self, target))
+            await asyncio.wrap_future(self.worker.post(self.worker._xfer, self, target))
         except Exception as exc:  # pjsua2.Error: bad URI, no dialog...
             self._transfer = None
-            result = TransferResult(target, False, 0, f"REFER not sent: {getattr(exc, 'reason', None) or exc}")
-            self.transfers.append(result)
-            return result
+            return TransferResult(target, False, 0, f"REFER not sent: {_reason(exc)}")
         try:
             status, reason = await asyncio.wait_for(self._transfer, timeout_s)
         except TimeoutError:
@@ -286,10 +351,47 @@ class SipCall:
         finally:
             self._transfer = None
         result = TransferResult(target, 200 <= status < 300, status, reason)
-        self.transfers.append(result)
         if result.ok:
             await self.hangup()
         return result
+
+    async def _warm_transfer(self, target: str, timeout_s: float, brief: bytes) -> TransferResult:
+        """Dial ``target``, play ``brief`` to it alone, then connect the two calls in the conference bridge (the
+        bot's own audio leaves both). The pair then lives on without the session: when either side hangs up the
+        worker hangs up the other. Not answered / busy / timeout: this call is untouched."""
+        try:
+            operator = await self.worker.dial(target, caller_id=self.info.caller_id or None, timeout_s=timeout_s)
+        except SipDialError as exc:
+            return TransferResult(target, False, exc.status, exc.reason)
+        except Exception as exc:  # the worker is stopping
+            return TransferResult(target, False, 0, f"the operator could not be called: {_reason(exc)}")
+        operator.play(brief)
+        waits = [asyncio.ensure_future(operator.wait_played()), asyncio.ensure_future(self.wait_ended()),
+                 asyncio.ensure_future(operator.wait_ended())]
+        limit = len(brief) / (2 * SAMPLE_RATE) + 10.0
+        try:
+            await asyncio.wait(waits, timeout=limit, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in waits:
+                task.cancel()
+        failure = None
+        if self.ended:
+            failure = TransferResult(target, False, 0, "the caller hung up during the brief")
+        elif operator.ended:
+            failure = TransferResult(target, False, operator.end_status, "the operator hung up during the brief")
+        elif operator.playing:
+            failure = TransferResult(target, False, 0, "the brief did not play out")
+        if failure is None:
+            await asyncio.sleep(2 * FRAME_MS / 1000)  # the brief's last frame leaves the bridge
+            try:
+                await asyncio.wrap_future(self.worker.post(self.worker._bridge, self, operator))
+            except Exception as exc:
+                failure = TransferResult(target, False, 0, f"bridging failed: {_reason(exc)}")
+        if failure is not None:
+            await operator.hangup()
+            return failure
+        self.bridged, operator.bridged = operator, self
+        return TransferResult(target, True, 200, "bridged")
 
     def _transfer_status(self, status: int, reason: str) -> None:
         if self._transfer is not None and not self._transfer.done():
@@ -300,14 +402,23 @@ class SipCall:
             return
         self._ended_by("bot")
         try:
-            await asyncio.wrap_future(self.worker.post(self.worker._hangup, self.call_id, self))
+            await asyncio.wrap_future(self.worker.post(self.worker._hangup, self))
         except Exception:
             log.debug("hangup of call %s failed", self.call_id, exc_info=True)
+
+    def received_audio(self, start: int = 0) -> bytes:
+        """The far end's audio from byte ``start`` on (cheaper than ``recordings()`` for polling a long call)."""
+        return bytes(self.media.caller[start:])
 
     def recordings(self) -> tuple[bytes, bytes]:
         caller, bot = bytes(self.media.caller), bytes(self.media.bot)
         n = max(len(caller), len(bot))
         return caller.ljust(n, b"\0"), bot.ljust(n, b"\0")
+
+
+def _reason(exc: BaseException) -> str:
+    """pjsua2.Error carries its text in ``reason``; others in str()."""
+    return str(getattr(exc, "reason", None) or exc)
 
 
 def _to_loop(loop: asyncio.AbstractEventLoop | None, fn: Callable[..., Any], *args: Any) -> None:
@@ -322,9 +433,12 @@ def _to_loop(loop: asyncio.AbstractEventLoop | None, fn: Callable[..., Any], *ar
 
 # -- pjsua2 objects (pjsua2 thread only) --------------------------------------------------------------------
 class _PjCall(pj.Call):
-    def __init__(self, worker: SipWorker, account: pj.Account, call_id: int):
+    def __init__(self, worker: SipWorker, account: pj.Account, call_id: int = pj.PJSUA_INVALID_ID,
+                 outgoing: bool = False):
         super().__init__(account, call_id)
         self.worker = worker
+        self.account = account
+        self.outgoing = outgoing
         self.transport: SipCall | None = None
         self.port: _MediaPort | None = None
         self.connected = False
@@ -334,6 +448,10 @@ class _PjCall(pj.Call):
         self.rx_packets = 0
         self.rx_at = time.monotonic()
         self.rtp_dead = False
+        self.follow_for: SipCall | None = None  # a REFER's new call: the transport it takes over when answered
+        self.follow_target = ""
+        self.bridged_with: _PjCall | None = None  # warm transfer: the call this one's audio is connected to
+        self.hung_up_here = False  # the worker hung it up on its own (the other leg of a bridge ended)
 
     def onCallState(self, prm: Any) -> None:  # noqa: N802
         self.worker._on_call_state(self)
@@ -353,6 +471,9 @@ class _PjCall(pj.Call):
         if prm.finalNotify and t is not None:
             _to_loop(t.loop, t._transfer_status, int(prm.statusCode), str(prm.reason))
 
+    def onCallTransferRequest(self, prm: Any) -> None:  # noqa: N802
+        self.worker._on_transfer_request(self, prm)
+
 
 class _Account(pj.Account):
     def __init__(self, worker: SipWorker):
@@ -368,27 +489,40 @@ class WorkerStats:
     answered: int = 0
     rejected_forbidden: int = 0
     rejected_busy: int = 0
+    rejected_draining: int = 0
     ended: int = 0
     rtp_timeouts: int = 0
+    dialed: int = 0  # outgoing calls answered (scripted caller, warm-transfer operator legs)
+    dial_failed: int = 0
 
 
 class SipWorker:
-    """One pjsua2 endpoint (UDP and/or TCP on ``config.sip.listen_address:port``) answering calls.
+    """One pjsua2 endpoint (UDP and/or TCP on ``config.sip.listen_address:port``) answering and making calls.
 
     Use ``async with SipWorker(config, on_call) as worker:`` (or ``start(loop)`` / ``stop()``). ``on_call``
-    runs on the loop for every answered call; the call is hung up when it returns."""
+    runs on the loop for every answered call; the call is hung up when it returns (unless a warm transfer
+    bridged it to an operator). Without ``on_call`` the endpoint only dials: INVITEs to it get 486.
+    ``port`` overrides the configured SIP port (0: any free port, see ``bound_port``); the RTP ports then
+    default to any free ports too."""
 
     def __init__(self, config: Config, on_call: OnCall | None = None, rtp_port: int | None = None,
-                 rtp_port_range: int = 100, log_level: int = 1):
+                 rtp_port_range: int = 100, log_level: int = 1, port: int | None = None,
+                 transports: list[str] | None = None):
         self.config = config
         self.sip = config.sip
         self.on_call = on_call
-        self.rtp_port = rtp_port if rtp_port is not None else self.sip.port + 2
-        self.rtp_port_range = rtp_port_range
+        self.port = self.sip.port if port is None else port
+        self.transports = list(transports or self.sip.transports)
+        if rtp_port is None:
+            rtp_port = self.port + 2 if self.port else 0
+        self.rtp_port = rtp_port
+        self.rtp_port_range = rtp_port_range if rtp_port else 0
         self.log_level = log_level
         self.networks = [ipaddress.ip_network(s, strict=False) for s in self.sip.allowed_sources]
         self.stats = WorkerStats()
-        self.calls: dict[int, SipCall] = {}  # live transports, by pjsua call id (loop-side view)
+        self.draining = False  # new INVITEs get 503 (read by the pjsua2 thread)
+        self.bound_port = 0  # the SIP port actually bound (known once started)
+        self.calls: dict[str, SipCall] = {}  # live transports by CallInfo.call_id (loop-side view)
         self.tasks: set[asyncio.Task] = set()
         self.loop: asyncio.AbstractEventLoop | None = None
         self._work: queue.SimpleQueue = queue.SimpleQueue()
@@ -397,21 +531,24 @@ class SipWorker:
         self._error: BaseException | None = None
         self._stopping = threading.Event()
         self._pj_calls: dict[int, _PjCall] = {}  # pjsua2 thread only
+        self._unborn: list[_PjCall] = []  # REFER calls pjsua has not given an id yet (kept alive here)
         self._ep: pj.Endpoint | None = None
         self._account: _Account | None = None
         self._transports: list[int] = []
+        self._local_host = self.sip.listen_address
         self._graveyard: deque[tuple[float, _MediaPort]] = deque()  # released media ports, deleted later
 
     # -- lifecycle -----------------------------------------------------------------------------------------
     def start(self, loop: asyncio.AbstractEventLoop, timeout_s: float = 10.0) -> None:
         self.loop = loop
-        self._thread = threading.Thread(target=self._run, name=f"pjsua2-{self.sip.port}", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"pjsua2-{self.port}", daemon=True)
         self._thread.start()
         if not self._ready.wait(timeout_s):
             raise RuntimeError("the SIP endpoint did not start")
         if self._error is not None:
             self._thread.join(5)
-            raise RuntimeError(f"the SIP endpoint failed to start: {self._error}") from self._error
+            self._thread = None
+            raise RuntimeError(f"the SIP endpoint failed to start: {_reason(self._error)}") from self._error
 
     def stop(self, timeout_s: float = 10.0) -> None:
         if self._thread is None:
@@ -439,6 +576,23 @@ class SipWorker:
             task.cancel()
         await asyncio.to_thread(self.stop)
 
+    async def drain(self, timeout_s: float = 30.0, grace_s: float = 10.0) -> None:
+        """Stop taking calls (new INVITEs get 503), let the live ones finish for up to ``timeout_s``, then hang
+        up what is left (their sessions end and write their records, for up to ``grace_s``) and stop."""
+        self.draining = True
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        log.info("draining: %d live call(s), up to %.0f s", len(self.calls), timeout_s)
+        while (self.calls or self.tasks) and loop.time() < deadline:
+            await asyncio.sleep(0.1)
+        if self.calls:
+            log.warning("drain timeout: hanging up %d call(s)", len(self.calls))
+            for call in list(self.calls.values()):
+                await call.hangup()
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=grace_s)
+        await self.aclose()
+
     def post(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future:
         """Run ``fn(*args)`` on the pjsua2 thread; the future has its result (thread-safe)."""
         fut: concurrent.futures.Future = concurrent.futures.Future()
@@ -448,12 +602,50 @@ class SipWorker:
             self._work.put((fn, args, fut))
         return fut
 
+    async def dial(self, uri: str, caller_id: str | None = None, headers: dict[str, str] | None = None,
+                   timeout_s: float = 20.0) -> SipCall:
+        """Call ``uri`` and return the answered call as a SipCall (same events/play/recordings as an answered
+        one; "caller" there is the far end). ``caller_id`` becomes the From user (e.g. ``+15550102030``);
+        ``headers`` are added to the INVITE. Raises SipDialError with the SIP status when the call is refused
+        (403, 486, 503 ...) or not answered in ``timeout_s`` (408; the INVITE is cancelled)."""
+        if self.loop is None or self._thread is None:
+            raise RuntimeError("the SIP worker is not running")
+        info = CallInfo(call_id=str(uuid.uuid4()), caller_id=caller_id or "", called=uri, remote=uri)
+        call = SipCall(self, -1, info, self.loop, outgoing=True)
+        call._answer = self.loop.create_future()
+        self.calls[info.call_id] = call
+        try:
+            try:
+                await asyncio.wrap_future(self.post(self._make_call, call, uri, caller_id, dict(headers or {})))
+            except Exception as exc:
+                call._ended_by("bot")
+                raise SipDialError(uri, 0, f"the call could not be made: {_reason(exc)}") from exc
+            try:
+                status, reason = await asyncio.wait_for(asyncio.shield(call._answer), timeout_s)
+            except TimeoutError:
+                await call.hangup()  # CANCEL
+                raise SipDialError(uri, 408, f"no answer within {timeout_s:g} s") from None
+            except asyncio.CancelledError:
+                await call.hangup()
+                raise
+            if not 200 <= status < 300:
+                raise SipDialError(uri, status, reason)
+        except SipDialError:
+            self.stats.dial_failed += 1
+            self.calls.pop(info.call_id, None)
+            raise
+        self.stats.dialed += 1
+        return call
+
     # -- the pjsua2 thread ---------------------------------------------------------------------------------
     def _run(self) -> None:
         try:
             self._create()
         except BaseException as exc:  # noqa: BLE001 - reported to start()
-            self._error = exc
+            log.debug("the SIP endpoint failed to start", exc_info=True)
+            # the traceback's frames hold the Endpoint; it must not outlive libDestroy (an abort at exit)
+            self._error = exc.with_traceback(None)
+            del exc
             self._destroy()
             self._ready.set()
             return
@@ -468,6 +660,7 @@ class SipWorker:
                     self._check_rtp()
                     self._reap()
         except Exception:
+            metrics.ERRORS.labels(kind="sip").inc()
             log.exception("the pjsua2 loop failed")
         finally:
             self._shutdown()
@@ -503,15 +696,21 @@ class SipWorker:
         ep.libInit(cfg)
         ep.audDevManager().setNullDev()
         kinds = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP}
-        for name in self.sip.transports:
+        port = self.port
+        for name in self.transports:
             tcfg = pj.TransportConfig()
-            tcfg.port = self.sip.port
+            tcfg.port = port
             tcfg.boundAddress = self.sip.listen_address
-            self._transports.append(ep.transportCreate(kinds[name], tcfg))
+            tid = ep.transportCreate(kinds[name], tcfg)
+            self._transports.append(tid)
+            if not self.bound_port:  # port 0: the first transport picks one, the others share it
+                host, _, bound = ep.transportGetInfo(tid).localName.rpartition(":")
+                self.bound_port = port = int(bound)
+                self._local_host = host.strip("[]") or self.sip.listen_address
         self._set_codecs(ep)
         ep.libStart()
         acfg = pj.AccountConfig()
-        acfg.idUri = f"sip:voicebot@{self.sip.listen_address}:{self.sip.port}"
+        acfg.idUri = f"sip:voicebot@{self._host_port()}"
         acfg.regConfig.registerOnAdd = False
         acfg.mediaConfig.transportConfig.port = self.rtp_port
         acfg.mediaConfig.transportConfig.portRange = self.rtp_port_range
@@ -520,6 +719,10 @@ class SipWorker:
         account = _Account(self)
         account.create(acfg, True)
         self._account = account
+
+    def _host_port(self) -> str:
+        host = f"[{self._local_host}]" if ":" in self._local_host else self._local_host
+        return f"{host}:{self.bound_port}"
 
     def _set_codecs(self, ep: pj.Endpoint) -> None:
         wanted = {CODEC_IDS[name]: 250 - i for i, name in enumerate(self.sip.codecs)}
@@ -571,6 +774,7 @@ class SipWorker:
         for call in list(self._pj_calls.values()):
             self._release(call)
         self._pj_calls.clear()
+        self._unborn.clear()
         self._graveyard.clear()
         if self._account is not None:
             try:
@@ -587,39 +791,104 @@ class SipWorker:
             del ep
 
     # -- callbacks (pjsua2 thread) ---------------------------------------------------------------------------
+    def _reject(self, call: _PjCall, status: int, reason: str) -> None:
+        call.rejected = True
+        metrics.REJECTED.labels(reason=reason).inc()
+        op = pj.CallOpParam(True)
+        op.statusCode = status
+        call.hangup(op)
+
     def _on_incoming(self, account: _Account, prm: Any) -> None:
         call = _PjCall(self, account, prm.callId)
         cid = call.getId()
         self._pj_calls[cid] = call
         ip = source_ip(prm.rdata.srcAddress)
-        op = pj.CallOpParam(True)
         active = sum(1 for c in self._pj_calls.values() if not c.rejected) - 1
-        if not source_allowed(ip, self.networks):
-            call.rejected = True
-            self.stats.rejected_forbidden += 1
-            op.statusCode = 403
-            log.warning("INVITE from %s refused (403): not in allowed_sources", ip)
-            call.hangup(op)
-            return
-        if active >= self.sip.max_calls or self.loop is None:
-            call.rejected = True
-            self.stats.rejected_busy += 1
-            op.statusCode = 486
-            log.warning("INVITE from %s refused (486): %s calls active", ip, active)
-            call.hangup(op)
-            return
-        msg = prm.rdata.wholeMsg
-        ci = call.getInfo()
-        info = CallInfo(call_id=str(uuid.uuid4()), caller_id=caller_id_from_message(msg),
-                        called=ci.localUri, remote=prm.rdata.srcAddress)
-        transport = SipCall(self, cid, info, self.loop)
+        try:
+            if not source_allowed(ip, self.networks):
+                self.stats.rejected_forbidden += 1
+                log.warning("INVITE from %s refused (403): not in allowed_sources", ip)
+                self._reject(call, 403, "forbidden")
+                return
+            if self.draining:
+                self.stats.rejected_draining += 1
+                log.info("INVITE from %s refused (503): draining", ip)
+                self._reject(call, 503, "draining")
+                return
+            if active >= self.sip.max_calls or self.loop is None or self.on_call is None:
+                self.stats.rejected_busy += 1
+                why = f"{active} calls active" if self.on_call is not None else "this endpoint only dials"
+                log.warning("INVITE from %s refused (486): %s", ip, why)
+                self._reject(call, 486, "busy")
+                return
+            msg = prm.rdata.wholeMsg
+            ci = call.getInfo()
+            info = CallInfo(call_id=str(uuid.uuid4()), caller_id=caller_id_from_message(msg),
+                            called=ci.localUri, remote=prm.rdata.srcAddress)
+            transport = SipCall(self, cid, info, self.loop)
+            call.transport = transport
+            _to_loop(self.loop, self.calls.__setitem__, info.call_id, transport)
+            op = pj.CallOpParam(True)
+            op.statusCode = 200
+            call.answer(op)
+            self.stats.answered += 1
+        except Exception:  # never let an exception out of a pjsua2 callback
+            metrics.ERRORS.labels(kind="sip").inc()
+            log.exception("handling the INVITE from %s failed", ip)
+            call.transport, call.rejected = None, True
+            try:
+                op = pj.CallOpParam(True)
+                op.statusCode = 500
+                call.hangup(op)
+            except Exception:
+                pass
+
+    def _make_call(self, transport: SipCall, uri: str, caller_id: str | None, headers: dict[str, str]) -> int:
+        call = _PjCall(self, self._account, outgoing=True)
+        op = pj.CallOpParam(True)
+        if caller_id:
+            op.txOption.localUri = f"<sip:{caller_id}@{self._host_port()}>"
+        for name, value in headers.items():
+            header = pj.SipHeader()
+            header.hName, header.hValue = name, value
+            op.txOption.headers.append(header)
+        try:
+            call.makeCall(uri, op)
+        except Exception:
+            metrics.ERRORS.labels(kind="sip").inc()
+            raise
+        cid = call.getId()
         call.transport = transport
-        _to_loop(self.loop, self.calls.__setitem__, cid, transport)
-        op.statusCode = 200
-        call.answer(op)
-        self.stats.answered += 1
+        transport.call_id = cid
+        self._pj_calls[cid] = call
+        return cid
+
+    def _on_transfer_request(self, call: _PjCall, prm: Any) -> None:
+        """A REFER on a call. Calls this endpoint dialed follow it: a new call of our own is made (pjsua dials
+        it and reports its progress to the referrer in NOTIFYs) and takes over the SipCall once answered; the
+        old leg is left for the referrer to hang up. Answered calls refuse (a caller must not steer the bot)."""
+        t = call.transport
+        if not call.outgoing or t is None:
+            prm.statusCode = 403
+            log.warning("call %s: REFER to %s refused", call.getId(), prm.dstUri)
+            return
+        child = _PjCall(self, call.account, outgoing=True)
+        child.follow_for, child.follow_target = t, str(prm.dstUri)
+        self._unborn.append(child)
+        prm.newCall = child
+        log.info("call %s: following REFER to %s", call.getId(), prm.dstUri)
+
+    def _find(self, transport: SipCall) -> _PjCall | None:
+        for call in self._pj_calls.values():
+            if call.transport is transport:
+                return call
+        return None
 
     def _on_media_state(self, call: _PjCall) -> None:
+        self._connect_media(call)
+
+    def _connect_media(self, call: _PjCall) -> None:
+        """Connect the call's active audio to its media port both ways (or, when bridged, to the other call)."""
         t = call.transport
         if t is None:
             return
@@ -630,14 +899,20 @@ class SipWorker:
             aud = call.getAudioMedia(i)
             if call.media_index != i:
                 call.media_index, call.rx_at = i, time.monotonic()
-            if call.port is None:
-                port = _MediaPort(t.media)
-                fmt = pj.MediaFormatAudio()
-                fmt.init(pj.PJMEDIA_FORMAT_PCM, SAMPLE_RATE, 1, FRAME_MS * 1000, 16)
-                port.createPort(f"call{call.getId()}", fmt)
-                call.port = port
-            aud.startTransmit(call.port)
-            call.port.startTransmit(aud)
+            partner = call.bridged_with
+            if partner is not None and partner.media_index >= 0:
+                other = partner.getAudioMedia(partner.media_index)
+                aud.startTransmit(other)
+                other.startTransmit(aud)
+            else:
+                if call.port is None:
+                    port = _MediaPort(t.media)
+                    fmt = pj.MediaFormatAudio()
+                    fmt.init(pj.PJMEDIA_FORMAT_PCM, SAMPLE_RATE, 1, FRAME_MS * 1000, 16)
+                    port.createPort(f"call{call.getId()}", fmt)
+                    call.port = port
+                aud.startTransmit(call.port)
+                call.port.startTransmit(aud)
             try:
                 codec = call.getStreamInfo(i).codecName
                 t.info = dataclasses.replace(t.info, codec=codec)
@@ -645,23 +920,75 @@ class SipWorker:
                 pass
             break
 
+    def _disconnect_media(self, call: _PjCall) -> None:
+        """Take the call's audio off its media port (both directions); the port itself stays with the call."""
+        if call.port is None or call.media_index < 0:
+            return
+        try:
+            aud = call.getAudioMedia(call.media_index)
+            aud.stopTransmit(call.port)
+            call.port.stopTransmit(aud)
+        except Exception:
+            log.debug("call %s: media already gone", call.getId(), exc_info=True)
+
     def _on_call_state(self, call: _PjCall) -> None:
         info = call.getInfo()
+        cid = call.getId()
+        if call in self._unborn:  # a REFER's new call has its id now
+            self._unborn.remove(call)
+            self._pj_calls[cid] = call
         t = call.transport
-        if info.state == pj.PJSIP_INV_STATE_CONFIRMED and t is not None and not call.dispatched:
-            call.dispatched = True
-            _to_loop(self.loop, self._dispatch, t)
+        if info.state == pj.PJSIP_INV_STATE_CONFIRMED:
+            if call.follow_for is not None:
+                self._adopt(call)
+            elif t is not None and not call.dispatched:
+                call.dispatched = True
+                if call.outgoing:
+                    _to_loop(self.loop, t._answered)
+                else:
+                    _to_loop(self.loop, self._dispatch, t)
         elif info.state == pj.PJSIP_INV_STATE_DISCONNECTED:
-            cid = call.getId()
-            log.info("call %s ended: %s %s", cid, info.lastStatusCode, info.lastReason)
+            status, reason = int(info.lastStatusCode), str(info.lastReason)
+            log.info("call %s ended: %s %s", cid, status, reason)
+            if call.follow_for is not None:  # the REFER target did not answer: the original call goes on
+                parent_t, call.follow_for = call.follow_for, None
+                _to_loop(self.loop, parent_t._followed, call.follow_target, status)
+            partner, call.bridged_with = call.bridged_with, None
+            if partner is not None:  # one side of a warm transfer hung up: so does the other
+                partner.bridged_with = None
+                try:
+                    if partner.getInfo().state != pj.PJSIP_INV_STATE_DISCONNECTED:
+                        partner.hung_up_here = True
+                        partner.hangup(pj.CallOpParam(True))
+                except Exception:
+                    log.debug("hanging up the bridged call failed", exc_info=True)
             if t is not None:
                 self.stats.ended += 1
-                _to_loop(self.loop, self._ended, t)
+                _to_loop(self.loop, self._ended, t, status, reason, call.hung_up_here)
             # delete the Call object outside its own callback, on the next poll
             self._work.put((self._forget, (cid, call), concurrent.futures.Future()))
 
+    def _adopt(self, child: _PjCall) -> None:
+        """A followed REFER's call was answered: it takes over the SipCall (the media port moves to it, so the
+        recordings and events carry on) and the old leg, left to the referrer to hang up, no longer ends it."""
+        t, child.follow_for = child.follow_for, None
+        parent = self._find(t)
+        if t.ended:
+            child.hangup(pj.CallOpParam(True))
+            _to_loop(self.loop, t._followed, child.follow_target, 0)
+            return
+        if parent is not None:
+            self._disconnect_media(parent)
+            child.port, parent.port = parent.port, None
+            parent.transport = None
+        child.transport = t
+        child.dispatched = True
+        t.call_id = child.getId()
+        self._connect_media(child)
+        _to_loop(self.loop, t._followed, child.follow_target, int(child.getInfo().lastStatusCode) or 200)
+
     def _check_rtp(self) -> None:
-        """Hang up answered calls whose caller sent no RTP for ``rtp_timeout_s`` (a vanished phone)."""
+        """Hang up calls whose far end sent no RTP for ``rtp_timeout_s`` (a vanished phone)."""
         now = time.monotonic()
         for call in list(self._pj_calls.values()):
             if call.port is None or call.media_index < 0 or call.rtp_dead:
@@ -675,6 +1002,7 @@ class SipWorker:
             elif now - call.rx_at >= self.sip.rtp_timeout_s:
                 call.rtp_dead = True
                 self.stats.rtp_timeouts += 1
+                metrics.ERRORS.labels(kind="rtp_timeout").inc()
                 log.warning("call %s: no RTP for %.1f s, hanging up", call.getId(), now - call.rx_at)
                 try:
                     call.hangup(pj.CallOpParam(True))
@@ -697,25 +1025,64 @@ class SipWorker:
         if port is not None:
             self._graveyard.append((time.monotonic(), port))
         call.transport = None
+        call.bridged_with = None
+        call.follow_for = None
 
     def _reap(self, age_s: float = PORT_GRACE_S) -> None:
         now = time.monotonic()
         while self._graveyard and now - self._graveyard[0][0] >= age_s:
             self._graveyard.popleft()
 
-    def _xfer(self, cid: int, transport: SipCall, target: str) -> None:
-        call = self._pj_calls.get(cid)
-        if call is None or call.transport is not transport:
+    def _live(self, transport: SipCall) -> _PjCall:
+        call = self._find(transport)
+        if call is None or call.getInfo().state == pj.PJSIP_INV_STATE_DISCONNECTED:
             raise RuntimeError("the call has ended")
-        call.xfer(target, pj.CallOpParam(True))
+        return call
 
-    def _hangup(self, cid: int, transport: SipCall) -> None:
-        call = self._pj_calls.get(cid)
-        if call is None or call.transport is not transport:
+    def _xfer(self, transport: SipCall, target: str) -> None:
+        try:
+            self._live(transport).xfer(target, pj.CallOpParam(True))
+        except pj.Error:
+            metrics.ERRORS.labels(kind="sip").inc()
+            raise
+
+    def _dtmf(self, transport: SipCall, digits: str) -> None:
+        self._live(transport).dialDtmf(digits)
+
+    def _bridge(self, a: SipCall, b: SipCall) -> None:
+        """Connect two confirmed calls' audio both ways and take both off their media ports (the bot leaves the
+        conversation; its recordings of the two legs end here)."""
+        calls = [self._live(a), self._live(b)]
+        for call in calls:
+            if call.getInfo().state != pj.PJSIP_INV_STATE_CONFIRMED or call.media_index < 0:
+                raise RuntimeError("a leg has no active audio")
+        for call in calls:
+            self._disconnect_media(call)
+        first, second = calls
+        first.bridged_with, second.bridged_with = second, first
+        try:
+            self._connect_media(first)
+        except Exception:
+            metrics.ERRORS.labels(kind="sip").inc()
+            first.bridged_with = second.bridged_with = None
+            for call in calls:  # back to the bot, as before
+                try:
+                    self._connect_media(call)
+                except Exception:
+                    log.exception("call %s: reconnecting media failed", call.getId())
+            raise
+
+    def _hangup(self, transport: SipCall) -> None:
+        call = self._find(transport)
+        if call is None:
             return
         info = call.getInfo()
         if info.state != pj.PJSIP_INV_STATE_DISCONNECTED:
-            call.hangup(pj.CallOpParam(True))
+            try:
+                call.hangup(pj.CallOpParam(True))
+            except pj.Error:
+                metrics.ERRORS.labels(kind="sip").inc()
+                raise
 
     # -- loop side -------------------------------------------------------------------------------------------
     def _dispatch(self, call: SipCall) -> None:
@@ -726,24 +1093,31 @@ class SipWorker:
         task.add_done_callback(self.tasks.discard)
 
     async def _run_call(self, call: SipCall) -> None:
+        metrics.ACTIVE_CALLS.inc()
         try:
             await self.on_call(call)
         except Exception:
+            metrics.ERRORS.labels(kind="session").inc()
             log.exception("call %s: on_call failed", call.info.call_id)
         finally:
-            if not call.ended and self._thread is not None:
+            metrics.ACTIVE_CALLS.dec()
+            # a warm transfer's bridged pair lives on without the session
+            if not call.ended and call.bridged is None and self._thread is not None:
                 await call.hangup()
 
-    def _ended(self, call: SipCall) -> None:
-        call._ended_by("caller")  # no-op if the bot hung up first
-        if self.calls.get(call.call_id) is call:
-            del self.calls[call.call_id]
+    def _ended(self, call: SipCall, status: int = 0, reason: str = "", by_bot: bool = False) -> None:
+        who = "bot" if by_bot else "remote" if call.outgoing else "caller"
+        call._ended_by(who, status, reason)  # no-op if the bot hung up first
+        if self.calls.get(call.info.call_id) is call:
+            del self.calls[call.info.call_id]
 
 
 async def run_worker(config: Config, worker_name: str = "main", deps: Any = None,
-                     stop: asyncio.Event | None = None, rtp_port: int | None = None) -> None:
-    """Load the models (unless ``deps`` is given), then answer calls until ``stop`` is set (or forever):
-    each call runs ``CallSession(SipCall, deps).run()`` on this loop."""
+                     stop: asyncio.Event | None = None, rtp_port: int | None = None,
+                     drain_timeout_s: float = 30.0) -> None:
+    """Load the models (unless ``deps`` is given), then answer calls until ``stop`` is set (or forever): each
+    call runs ``CallSession(SipCall, deps).run()`` on this loop. When ``stop`` is set the worker drains: new
+    calls get 503, live ones have ``drain_timeout_s`` to finish before the bot hangs them up."""
     from voicebot.session import CallSession
 
     if deps is None:
@@ -758,5 +1132,6 @@ async def run_worker(config: Config, worker_name: str = "main", deps: Any = None
 
     async with SipWorker(config, on_call, rtp_port=rtp_port) as worker:
         log.info("SIP worker %s listening on %s:%s (%s)", worker_name, config.sip.listen_address,
-                 config.sip.port, ",".join(config.sip.transports))
+                 worker.bound_port, ",".join(worker.transports))
         await (stop or asyncio.Event()).wait()
+        await worker.drain(drain_timeout_s)

@@ -1,0 +1,302 @@
+"""``voicebot serve --workers N``: N worker processes behind Kamailio, one ``/metrics`` for all of them.
+
+The supervisor loads no model itself. It
+1. prepares ``serve.run_dir`` (a fresh Prometheus multiprocess folder, the Kamailio config, checked);
+2. serves ``/metrics`` on ``serve.metrics_address:metrics_port``, summing the workers' files;
+3. starts N workers (``python -m voicebot.cli serve --worker-index i``): each a full bot with its own models,
+   answering on ``worker_base_port + i`` and accepting INVITEs from the proxy only; each prints a ready line;
+4. starts Kamailio on ``sip.listen_address:sip.port`` and waits until its OPTIONS pings reach every worker;
+5. restarts a worker that dies (Kamailio's pings keep it out meanwhile) and Kamailio if it dies;
+6. on SIGTERM or SIGINT forwards SIGTERM to every worker, which drains (503 for new calls, live calls get
+   ``serve.drain_timeout_s``), waits for them (SIGKILL after the drain time plus a margin), stops Kamailio and
+   returns 0.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from voicebot import metrics
+from voicebot.config import Config
+from voicebot.telephony import kamailio
+from voicebot.telephony.kamailio import Kamailio, KamailioError, RunFiles, WorkerSlot
+
+log = logging.getLogger(__name__)
+
+READY_PREFIX = "VOICEBOT-WORKER-READY"
+READY_TIMEOUT_S = 600.0  # loading Whisper, Piper and the LLM in N processes at once on a small machine
+STOP_MARGIN_S = 15.0  # beyond drain_timeout_s: writing the last records, unloading the models
+UP_TIMEOUT_S = 12.0  # Kamailio's first OPTIONS round reaches every worker well within this
+MAX_RESTART_DELAY_S = 30.0
+
+
+class SupervisorError(RuntimeError):
+    """The service could not start: a worker died while loading, Kamailio refused to start..."""
+
+
+def ready_line(slot: WorkerSlot, pid: int) -> str:
+    """What a worker prints (alone on a line) once its models are loaded and it is about to answer."""
+    return f"{READY_PREFIX} index={slot.index} pid={pid} port={slot.port}"
+
+
+def worker_command(index: int, config_path: Path | None) -> list[str]:
+    cmd = [sys.executable, "-m", "voicebot.cli", "serve", "--worker-index", str(index)]
+    if config_path is not None:
+        cmd += ["--config", str(config_path)]
+    return cmd
+
+
+@dataclass
+class WorkerProcess:
+    """One worker process and the reader thread that relays its output and spots its ready line."""
+
+    slot: WorkerSlot
+    console: Console
+    proc: subprocess.Popen | None = None
+    started_at: float = 0.0
+    ready: threading.Event = field(default_factory=threading.Event)
+    tail: deque = field(default_factory=lambda: deque(maxlen=30))
+    quick_failures: int = 0  # exits in a row soon after a start: the restart delay grows with it
+    restart_at: float | None = None
+    restarted: bool = False  # started again after dying: say so when it is ready
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc is not None else None
+
+    def start(self, cmd: list[str], env: dict[str, str]) -> None:
+        self.ready = threading.Event()
+        self.tail.clear()
+        self.restart_at = None
+        self.started_at = time.monotonic()
+        # a session of its own: Ctrl-C in the terminal reaches the supervisor only, which then drains each worker
+        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                     stderr=subprocess.STDOUT, text=True, bufsize=1, env=env,
+                                     start_new_session=True)
+        threading.Thread(target=self._relay, args=(self.proc, self.ready), daemon=True,
+                         name=f"relay-{self.slot.name}").start()
+
+    def _relay(self, proc: subprocess.Popen, ready: threading.Event) -> None:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip("\n")
+            if line.startswith(READY_PREFIX):
+                ready.set()
+                continue
+            self.tail.append(line)
+            self.console.print(f"[{self.slot.name}] {line}", markup=False, highlight=False)
+
+    def exited(self) -> int | None:
+        return self.proc.poll() if self.proc is not None else None
+
+
+class Supervisor:
+    """Runs the whole multi-worker service until SIGTERM/SIGINT; see the module docstring."""
+
+    def __init__(self, config: Config, config_path: Path | None, workers: int, console: Console):
+        self.config = config
+        self.config_path = config_path.resolve() if config_path is not None else None
+        self.serve = config.serve
+        self.console = console
+        self.slots = kamailio.worker_slots(config, workers)
+        self.run_dir = config.path(self.serve.run_dir)
+        self.files = RunFiles(self.run_dir)
+        self.metrics_dir = self.run_dir / "metrics"
+        self.kamailio = Kamailio(self.files)
+        self.workers = [WorkerProcess(slot, console) for slot in self.slots]
+        self.stopping = threading.Event()
+        self.env: dict[str, str] = {}
+
+    # -- start ---------------------------------------------------------------------------------------------
+    def prepare(self) -> None:
+        """Write and check the Kamailio config, clear the metrics folder, serve /metrics. Nothing is started
+        when any of it fails."""
+        kamailio.kamailio_binary()
+        kamailio.kamailio_binary("kamcmd")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        kamailio.write_files(self.config, self.run_dir, len(self.slots))
+        stale = kamailio.stop_stale(self.files)
+        if stale:
+            self.console.print(f"stopped a Kamailio left running by an earlier start (pid {stale})", highlight=False)
+        busy = kamailio.busy_ports(self.config, len(self.slots))
+        if busy:
+            raise SupervisorError(f"in use already: {', '.join(busy)} (another voicebot or SIP server?); stop it "
+                                  "or change sip.port / serve.worker_base_port")
+        self.files.log.unlink(missing_ok=True)  # one run's log; a restart within the run appends to it
+        shutil.rmtree(self.metrics_dir, ignore_errors=True)
+        self.metrics_dir.mkdir(parents=True)
+        os.environ[metrics.MULTIPROC_ENV] = str(self.metrics_dir)
+        self.env = {**os.environ, metrics.MULTIPROC_ENV: str(self.metrics_dir), "PYTHONUNBUFFERED": "1"}
+        if self.serve.metrics_port:
+            try:
+                metrics.serve_metrics(self.serve.metrics_port, self.serve.metrics_address)
+            except OSError as exc:
+                raise SupervisorError(f"cannot serve /metrics on {self.serve.metrics_address}:"
+                                      f"{self.serve.metrics_port}: {exc.strerror or exc} (set serve.metrics_port, "
+                                      "or 0 to turn it off)") from exc
+
+    def start_workers(self) -> None:
+        """Start every worker and wait until each has printed its ready line."""
+        for worker in self.workers:
+            worker.start(worker_command(worker.slot.index, self.config_path), self.env)
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        with self.console.status(f"loading the models in {len(self.workers)} workers ..."):
+            while not all(w.ready.is_set() for w in self.workers):
+                if self.stopping.is_set():
+                    raise SupervisorError("stopped while the workers were loading")
+                for worker in self.workers:
+                    code = worker.exited()
+                    if code is not None and not worker.ready.is_set():
+                        time.sleep(0.2)  # let the relay thread take the last lines
+                        raise SupervisorError(
+                            f"worker {worker.slot.name} (pid {worker.pid}) exited with code {code} while loading; "
+                            "its last output:\n" + "\n".join(worker.tail))
+                if time.monotonic() > deadline:
+                    raise SupervisorError(f"the workers were not ready within {READY_TIMEOUT_S:.0f} s")
+                time.sleep(0.1)
+
+    def wait_until_up(self) -> dict[str, bool]:
+        """Wait until Kamailio's OPTIONS pings got an answer from every worker (flags AP); worker URI -> up."""
+        deadline = time.monotonic() + UP_TIMEOUT_S
+        state: dict[str, bool] = {}
+        while time.monotonic() < deadline and not self.stopping.is_set():
+            try:
+                dests = kamailio.dispatcher_state(self.files)
+            except KamailioError:
+                dests = []
+            state = {d.uri: d.flags == "AP" for d in dests}
+            if state and all(state.values()):
+                break
+            time.sleep(0.25)
+        return state
+
+    def print_ready(self, up: dict[str, bool]) -> None:
+        sip = self.config.sip
+        table = Table(title=f"voicebot: {len(self.workers)} workers behind Kamailio")
+        for column in ("worker", "pid", "SIP", "RTP ports", "state"):
+            table.add_column(column)
+        table.add_row("kamailio", str(self.kamailio.pid), f"{sip.listen_address}:{sip.port}", "",
+                      f"log: {self.files.log}")
+        transports = self.config.sip.transports
+        for worker in self.workers:
+            slot = worker.slot
+            is_up = up.get(slot.uri(transports))
+            state = "[green]up[/green]" if is_up else "[red]no answer to OPTIONS[/red]" if is_up is False else "?"
+            table.add_row(slot.name, str(worker.pid), f"{slot.host}:{slot.port}",
+                          f"{slot.rtp_port}-{slot.rtp_port + slot.rtp_ports - 1}", state)
+        self.console.print(table)
+        where = (f"http://{self.serve.metrics_address}:{self.serve.metrics_port}/metrics"
+                 if self.serve.metrics_port else "off")
+        self.console.print(
+            f"[green]answering calls[/green] on sip:{sip.listen_address}:{sip.port} ({', '.join(transports)}) "
+            f"through Kamailio: {len(self.workers)} workers x {kamailio.MAX_LOAD} calls; allowed sources: "
+            f"{', '.join(sip.allowed_sources)}; metrics: {where}; Ctrl-C or SIGTERM drains and stops",
+            highlight=False)
+
+    # -- run -----------------------------------------------------------------------------------------------
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self.stopping.set()
+
+    def run(self) -> int:
+        """Start everything, supervise until a stop signal, stop everything; the exit code (0 after a stop)."""
+        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        try:
+            try:
+                self.prepare()
+                self.start_workers()
+                self.kamailio.start()
+            except (SupervisorError, KamailioError, OSError) as exc:
+                self.console.print(f"[red]error:[/red] {exc}", highlight=False)
+                return 0 if self.stopping.is_set() else 1
+            self.print_ready(self.wait_until_up())
+            while not self.stopping.wait(0.25):
+                self.supervise()
+            return 0
+        finally:
+            self.shutdown()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+    def supervise(self) -> None:
+        """One look at every child: restart what died (with a growing delay if it keeps dying)."""
+        now = time.monotonic()
+        for worker in self.workers:
+            if worker.restart_at is not None:
+                if now >= worker.restart_at:
+                    worker.start(worker_command(worker.slot.index, self.config_path), self.env)
+                    worker.restarted = True
+                    self.console.print(f"worker {worker.slot.name} restarted (pid {worker.pid}), loading ...",
+                                       highlight=False)
+                continue
+            code = worker.exited()
+            if code is None:
+                if worker.restarted and worker.ready.is_set():
+                    worker.restarted = False
+                    self.console.print(f"[green]worker {worker.slot.name} ready again[/green] (pid {worker.pid}); "
+                                       "Kamailio sends it calls once it answers OPTIONS", highlight=False)
+                if worker.ready.is_set() and worker.quick_failures and now - worker.started_at > 60:
+                    worker.quick_failures = 0
+                continue
+            metrics.worker_exited(worker.pid)
+            worker.quick_failures = worker.quick_failures + 1 if now - worker.started_at < 60 else 1
+            delay = min(MAX_RESTART_DELAY_S, 2.0 ** (worker.quick_failures - 1))
+            worker.restart_at = now + delay
+            self.console.print(f"[red]worker {worker.slot.name} (pid {worker.pid}) exited with code {code}[/red]; "
+                               f"restarting it in {delay:.0f} s (Kamailio sends its calls to the others meanwhile)",
+                               highlight=False)
+            log.error("worker %s (pid %s) exited with code %s", worker.slot.name, worker.pid, code)
+        if not self.kamailio.alive():
+            self.console.print(f"[red]kamailio exited[/red]; restarting it. The end of its log:\n"
+                               f"{self.kamailio.log_tail(10)}", highlight=False)
+            try:
+                self.kamailio.start()
+            except KamailioError as exc:
+                self.console.print(f"[red]kamailio did not start again:[/red] {exc}", highlight=False)
+
+    # -- stop ----------------------------------------------------------------------------------------------
+    def shutdown(self) -> None:
+        """SIGTERM every worker (each drains), wait for them within the bound, SIGKILL the rest, stop Kamailio."""
+        running = [w for w in self.workers if w.proc is not None and w.proc.poll() is None]
+        if running:
+            self.console.print(f"stopping: {len(running)} workers drain (live calls get up to "
+                               f"{self.serve.drain_timeout_s:.0f} s) ...", highlight=False)
+        for worker in running:
+            try:
+                worker.proc.send_signal(signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + self.serve.drain_timeout_s + STOP_MARGIN_S
+        for worker in self.workers:
+            if worker.proc is None:
+                continue
+            try:
+                code = worker.proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                worker.proc.kill()
+                code = worker.proc.wait()
+                self.console.print(f"[red]worker {worker.slot.name} (pid {worker.pid}) did not stop in time: "
+                                   "killed[/red]", highlight=False)
+            metrics.worker_exited(worker.pid)
+            if code not in (0, None):
+                self.console.print(f"worker {worker.slot.name} (pid {worker.pid}) exited with code {code}",
+                                   highlight=False)
+        self.kamailio.stop()
+        self.console.print("stopped.")
+
+
+def run_supervisor(config: Config, config_path: Path | None, workers: int, console: Console) -> int:
+    """``voicebot serve --workers N`` (N > 1); returns the process exit code."""
+    return Supervisor(config, config_path, workers, console).run()

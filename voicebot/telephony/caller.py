@@ -1,0 +1,347 @@
+"""The scripted caller behind ``voicebot call``: dials the bot over SIP, runs a script of steps (speech, WAV
+files, DTMF), listens to what the bot says and reports it with timings.
+
+Turn-taking is judged from the bot's audio alone: the bot is speaking while its audio is above SPEECH_DB, and
+has finished once an onset was followed by QUIET_S of quiet. Before each step the caller waits for that (the
+greeting before the first step, the reply to the previous step before the others). Those audio judgements are
+pure functions over PCM (``frame_levels``, ``find_onset``, ``bot_finished``, ``split_utterances``), tested on
+synthetic audio.
+
+This module does not import pjsua2: ``place_call`` gets the SipWorker class from ``voicebot.telephony.sip``
+only when it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import wave
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+
+from voicebot.audio import read_wav, resample
+
+if TYPE_CHECKING:
+    from voicebot.config import Config
+    from voicebot.speech.stt import Transcriber
+    from voicebot.telephony.sip import SipCall
+
+RATE = 16000
+FRAME_S = 0.02
+FRAME_BYTES = int(RATE * FRAME_S) * 2  # 640
+SPEECH_DB = -40.0  # bot audio above this is speech
+QUIET_S = 1.0  # this much quiet after speech: the bot has finished
+MIN_SPEECH_S = 0.06  # shorter blips (clicks) are not speech
+MAX_WAIT_S = 15.0  # how long to wait for the bot to start speaking
+MAX_SPEECH_S = 90.0  # how long to let it speak before going on anyway
+DTMF_DIGIT_S = 0.25  # an RFC 2833 digit and the gap after it, as pjsua sends them
+STEP_OPTIONS = {"--say": "say", "--wav": "wav", "--dtmf": "dtmf"}
+DEFAULT_CALLER_ID = "+15550102030"
+
+StepKind = Literal["say", "wav", "dtmf"]
+
+
+class CallScriptError(Exception):
+    """A problem with the script itself (a WAV that cannot be read, bad DTMF digits): nothing was dialed."""
+
+
+# -- pure audio analysis ------------------------------------------------------------------------------------
+def frame_levels(pcm: bytes, frame_s: float = FRAME_S, rate: int = RATE) -> np.ndarray:
+    """Loudness of each whole frame of s16le PCM in dBFS (-120 for digital silence)."""
+    size = int(rate * frame_s)
+    samples = np.frombuffer(pcm[:len(pcm) // 2 * 2], dtype=np.int16)
+    n = len(samples) // size
+    if n == 0:
+        return np.zeros(0)
+    frames = samples[:n * size].reshape(n, size).astype(np.float64)
+    rms = np.sqrt(np.mean(frames * frames, axis=1))
+    with np.errstate(divide="ignore"):
+        return np.maximum(20 * np.log10(rms / 32768.0), -120.0)
+
+
+def _min_frames(seconds: float, frame_s: float) -> int:
+    return max(1, math.ceil(seconds / frame_s - 1e-9))
+
+
+def find_onset(levels: Sequence[float], start: int = 0, threshold_db: float = SPEECH_DB,
+               min_frames: int = 3) -> int | None:
+    """Index of the first frame at or after ``start`` that begins ``min_frames`` frames in a row above the
+    threshold (speech, not a click), or None."""
+    run = 0
+    for i in range(max(0, start), len(levels)):
+        run = run + 1 if levels[i] > threshold_db else 0
+        if run >= min_frames:
+            return i - min_frames + 1
+    return None
+
+
+def bot_finished(levels: Sequence[float], start: int = 0, quiet_frames: int = 50,
+                 threshold_db: float = SPEECH_DB, min_frames: int = 3) -> bool:
+    """True once the bot has spoken at or after frame ``start`` and the last ``quiet_frames`` frames are quiet."""
+    onset = find_onset(levels, start, threshold_db, min_frames)
+    if onset is None or len(levels) - onset < min_frames + quiet_frames:
+        return False
+    return bool(np.all(np.asarray(levels[len(levels) - quiet_frames:]) <= threshold_db))
+
+
+def split_utterances(levels: Sequence[float], threshold_db: float = SPEECH_DB, min_gap_frames: int = 50,
+                     min_frames: int = 3) -> list[tuple[int, int]]:
+    """Stretches of speech as (first frame, end frame exclusive); gaps shorter than ``min_gap_frames`` join
+    their neighbours, stretches shorter than ``min_frames`` in all are dropped."""
+    spans: list[list[int]] = []
+    for i, level in enumerate(levels):
+        if level <= threshold_db:
+            continue
+        if spans and i - spans[-1][1] < min_gap_frames:
+            spans[-1][1] = i + 1
+        else:
+            spans.append([i, i + 1])
+    out = []
+    for first, end in spans:
+        loud = sum(1 for level in levels[first:end] if level > threshold_db)
+        if loud >= min_frames:
+            out.append((first, end))
+    return out
+
+
+def reply_delays(step_ends: Sequence[float], step_starts: Sequence[float],
+                 onsets: Sequence[float]) -> list[float | None]:
+    """For each step, the delay from its end to the first bot onset after it (None if the bot said nothing
+    before the next step began)."""
+    delays: list[float | None] = []
+    for i, end in enumerate(step_ends):
+        until = step_starts[i + 1] if i + 1 < len(step_starts) else math.inf
+        after = [t for t in onsets if end - 1e-6 <= t < until]
+        delays.append(round(min(after) - end, 3) if after else None)
+    return delays
+
+
+def step_order(argv: Sequence[str], counts: dict[str, int]) -> list[str]:
+    """The order the step options (--say/--wav/--dtmf) were given in on the command line: click hands each
+    repeated option over as a list of its own, losing how they interleave. Falls back to all says, then WAVs,
+    then DTMF when ``argv`` does not match the parsed counts (e.g. under a test runner)."""
+    order: list[str] = []
+    i = 0
+    while i < len(argv):
+        token = argv[i]
+        if token == "--":
+            break
+        name, eq, _ = token.partition("=")
+        if name in STEP_OPTIONS:
+            order.append(STEP_OPTIONS[name])
+            i += 1 if eq else 2
+            continue
+        i += 1
+    if {kind: order.count(kind) for kind in counts} != counts or len(order) != sum(counts.values()):
+        return [kind for kind in ("say", "wav", "dtmf") for _ in range(counts.get(kind, 0))]
+    return order
+
+
+def describe_dial_failure(uri: str, status: int, reason: str, timeout_s: float) -> str:
+    """A readable sentence for a call the bot did not answer."""
+    if status == 408:
+        return (f"{uri} did not answer within {timeout_s:g} s (is the bot running? `voicebot serve` starts it; "
+                "check the address and port)")
+    if status == 403:
+        return f"{uri} refused the call: 403 {reason} (this address is not in the bot's sip.allowed_sources)"
+    if status == 486:
+        return f"{uri} is busy: 486 {reason} (every call slot of the bot is in use; try again shortly)"
+    if status == 503:
+        return f"{uri} is not taking calls: 503 {reason} (the bot is shutting down, or nothing is listening)"
+    if status == 0:
+        return f"could not call {uri}: {reason}"
+    return f"{uri} did not take the call: {status} {reason}"
+
+
+# -- the script -----------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Step:
+    kind: StepKind
+    value: str  # the text said, the WAV path or the digits
+    pcm: bytes = b""  # 16 kHz s16le for say / wav
+
+    def label(self) -> str:
+        return {"say": f"say {self.value!r}", "wav": f"play {self.value}", "dtmf": f"press {self.value}"}[self.kind]
+
+
+def wav_step(path: str | Path) -> Step:
+    """A step playing a WAV file (16-bit mono or stereo, any rate: resampled to 16 kHz)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CallScriptError(f"WAV file {path} does not exist")
+    try:
+        pcm, rate = read_wav(path)
+    except (OSError, EOFError, ValueError, wave.Error) as exc:
+        raise CallScriptError(f"cannot read WAV file {path}: {exc}") from None
+    if not pcm:
+        raise CallScriptError(f"WAV file {path} holds no audio")
+    return Step("wav", str(path), resample(pcm, rate, RATE))
+
+
+def dtmf_step(digits: str) -> Step:
+    if not digits or any(d not in "0123456789*#ABCDabcd" for d in digits):
+        raise CallScriptError(f"{digits!r}: DTMF digits are 0-9, *, # and A-D")
+    return Step("dtmf", digits.upper())
+
+
+@dataclass
+class StepRecord:
+    kind: StepKind
+    value: str
+    start_s: float
+    end_s: float
+    reply_s: float | None = None  # end of this step to the bot's next onset
+
+
+@dataclass
+class Utterance:
+    start_s: float
+    end_s: float
+    text: str = ""
+
+
+@dataclass
+class CallReport:
+    uri: str
+    caller_id: str
+    codec: str = ""
+    steps: list[StepRecord] = field(default_factory=list)
+    bot_utterances: list[Utterance] = field(default_factory=list)
+    transfers: list[tuple[str, int]] = field(default_factory=list)
+    duration_s: float = 0.0
+    ended_by: str = ""  # "caller" (the script hung up) or "bot"
+    recording: str | None = None
+    heard: bytes = b""  # what the caller heard (the bot), 16 kHz
+    sent: bytes = b""  # what the caller sent
+
+    @property
+    def voice_to_voice_s(self) -> list[float]:
+        return [s.reply_s for s in self.steps if s.reply_s is not None]
+
+    def analyse(self, transcriber: Transcriber | None = None, pad_s: float = 0.2) -> None:
+        """Cut the heard audio into utterances, transcribe each (when a transcriber is given) and work out each
+        step's reply delay."""
+        levels = frame_levels(self.heard)
+        spans = split_utterances(levels, min_gap_frames=_min_frames(QUIET_S, FRAME_S),
+                                 min_frames=_min_frames(MIN_SPEECH_S, FRAME_S))
+        self.bot_utterances = []
+        for first, end in spans:
+            start_s, end_s = first * FRAME_S, end * FRAME_S
+            text = ""
+            if transcriber is not None:
+                a = max(0, int((start_s - pad_s) * RATE) * 2)
+                b = int((end_s + pad_s) * RATE) * 2
+                text = transcriber.transcribe(self.heard[a:b], RATE).text.strip()
+            self.bot_utterances.append(Utterance(round(start_s, 2), round(end_s, 2), text))
+        delays = reply_delays([s.end_s for s in self.steps], [s.start_s for s in self.steps],
+                              [u.start_s for u in self.bot_utterances])
+        for step, delay in zip(self.steps, delays):
+            step.reply_s = delay
+
+    def to_json(self) -> dict:
+        return {
+            "uri": self.uri,
+            "caller_id": self.caller_id,
+            "codec": self.codec,
+            "duration_s": round(self.duration_s, 2),
+            "ended_by": self.ended_by,
+            "steps": [asdict(s) for s in self.steps],
+            "bot_utterances": [asdict(u) for u in self.bot_utterances],
+            "transfers": [{"target": t, "status": s} for t, s in self.transfers],
+            "recording": self.recording,
+            "voice_to_voice_s": self.voice_to_voice_s,
+        }
+
+
+# -- running it over SIP --------------------------------------------------------------------------------------
+async def wait_for_bot(call: SipCall, since_s: float, max_wait_s: float = MAX_WAIT_S,
+                       max_speech_s: float = MAX_SPEECH_S, quiet_s: float = QUIET_S,
+                       poll_s: float = 0.1) -> float | None:
+    """Wait until the bot has spoken after ``since_s`` (seconds into the call) and then been quiet for
+    ``quiet_s``; gives up when it has not started within ``max_wait_s`` or is still going after
+    ``max_speech_s`` more, or the call ends. Returns the onset (seconds into the call) or None."""
+    loop = asyncio.get_running_loop()
+    first = int(since_s / FRAME_S)
+    quiet = _min_frames(quiet_s, FRAME_S)
+    min_frames = _min_frames(MIN_SPEECH_S, FRAME_S)
+    give_up = loop.time() + max_wait_s
+    onset: int | None = None
+    levels = np.zeros(0)
+    while not call.ended:
+        new = call.received_audio((first + len(levels)) * FRAME_BYTES)  # only what came since the last look
+        levels = np.concatenate([levels, frame_levels(new[:len(new) // FRAME_BYTES * FRAME_BYTES])])
+        if onset is None:
+            onset = find_onset(levels, 0, SPEECH_DB, min_frames)
+            if onset is not None:
+                give_up = loop.time() + max_speech_s
+        if onset is not None and bot_finished(levels, onset, quiet, SPEECH_DB, min_frames):
+            break
+        if loop.time() >= give_up:
+            break
+        await asyncio.sleep(poll_s)
+    return None if onset is None else (first + onset) * FRAME_S
+
+
+async def _drain_events(call: SipCall) -> None:
+    """Consume the call's events (the far end's frames): nothing here needs them, but unread they pile up."""
+    async for _ in call.events():
+        pass
+
+
+async def run_script(call: SipCall, steps: Sequence[Step], *, wait_greeting: bool = True,
+                     hold_s: float = MAX_WAIT_S, max_wait_s: float = MAX_WAIT_S,
+                     status: Callable[[str], None] = lambda _: None) -> list[StepRecord]:
+    """Run ``steps`` on an answered call, waiting for the bot between them; after the last, wait for its reply
+    (at most ``hold_s``). Stops early when the bot hangs up. Does not hang up."""
+    records: list[StepRecord] = []
+    since = 0.0
+    for i, step in enumerate(steps):
+        if call.ended:
+            break
+        if i > 0 or wait_greeting:
+            status("waiting for the bot's greeting ..." if i == 0 else "waiting for the bot's reply ...")
+            await wait_for_bot(call, since, max_wait_s=max_wait_s)
+            if call.ended:
+                break
+        status(f"step {i + 1}/{len(steps)}: {step.label()}")
+        start = call.elapsed_s
+        if step.kind == "dtmf":
+            await call.send_dtmf(step.value)
+            await asyncio.sleep(DTMF_DIGIT_S * len(step.value))
+        else:
+            call.play(step.pcm)
+            await call.wait_played()
+        since = call.elapsed_s
+        records.append(StepRecord(step.kind, step.value, round(start, 2), round(since, 2)))
+    if not call.ended and hold_s > 0:
+        status("waiting for the bot's reply ..." if steps else "listening ...")
+        await wait_for_bot(call, since, max_wait_s=hold_s, max_speech_s=hold_s)
+    return records
+
+
+async def place_call(config: Config, uri: str, steps: Sequence[Step], *, caller_id: str = DEFAULT_CALLER_ID,
+                     wait_greeting: bool = True, hold_s: float = MAX_WAIT_S, answer_timeout_s: float = 20.0,
+                     status: Callable[[str], None] = lambda _: None) -> CallReport:
+    """Dial ``uri`` from an endpoint of our own (a free local port), run the script, hang up and return what
+    happened (audio not yet analysed: ``CallReport.analyse``). Raises SipDialError when the call is refused
+    or not answered."""
+    from voicebot.telephony.sip import SipWorker  # the pjsua2 side, only when a call is placed
+
+    async with SipWorker(config, None, port=0, transports=["udp"]) as worker:
+        status(f"calling {uri} ...")
+        call = await worker.dial(uri, caller_id=caller_id, timeout_s=answer_timeout_s)
+        events = asyncio.ensure_future(_drain_events(call))
+        try:
+            records = await run_script(call, steps, wait_greeting=wait_greeting, hold_s=hold_s, status=status)
+        finally:
+            ended_by = "bot" if call.ended and call.hung_up_by != "bot" else "caller"
+            await call.hangup()
+            events.cancel()
+        heard, sent = call.recordings()
+        return CallReport(uri=uri, caller_id=caller_id, codec=call.info.codec, steps=records,
+                          transfers=list(call.followed), duration_s=len(heard) / (2 * RATE), ended_by=ended_by,
+                          heard=heard, sent=sent)
