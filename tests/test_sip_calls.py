@@ -103,7 +103,7 @@ def test_warm_transfer_briefs_the_operator_then_bridges_the_caller(tmp_path):
     """transfer_mode: warm — the bot calls the operator, speaks the summary, then joins the caller to it."""
     port = PORT + 300
     with start(tmp_path, port, mode="warm") as served, operator(tmp_path, port + OP) as op:
-        report = call(served, port, "--say", "I want to talk to a real person.", hold_s=8)
+        report = call(served, port, "--say", "I want to talk to a real person.", "--stay", "20", hold_s=8)
         code, log = op.wait(30)  # the caller's hang-up ends the operator's leg too
     assert code == 0, log
     [row] = served.store().list_calls()
@@ -111,3 +111,4 @@ def test_warm_transfer_briefs_the_operator_then_bridges_the_caller(tmp_path):
     results = [e.data for e in served.store().events(row.id) if e.kind == "transfer_result"]
     assert results and results[0]["ok"] and results[0]["mode"] == "warm"
     assert report["transfers"] == []  # no REFER: the caller never left the bot's call
+    assert report["ended_by"] == "caller" and report["duration_s"] > 30  # stayed on with the operator

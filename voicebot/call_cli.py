@@ -46,6 +46,9 @@ def call(
         "--wait-greeting/--no-wait-greeting", help="Wait for the bot's greeting before the first step.")] = True,
     hold: Annotated[float, typer.Option(
         "--hold", min=0, help="After the script, wait at most this long for the bot's reply, then hang up.")] = 15.0,
+    stay: Annotated[float, typer.Option(
+        "--stay", min=0, help="Then stay on the line this much longer (e.g. to talk to the operator the bot "
+        "put you through to), then hang up.")] = 0.0,
     answer_timeout: Annotated[float, typer.Option(
         "--timeout", min=0.5, help="Seconds to wait for the bot to answer.")] = 20.0,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
@@ -60,7 +63,7 @@ def call(
     target = uri or f"sip:voicebot@{config.sip.listen_address}:{config.sip.port}"
     with _stdout_kept_for_results() as results:
         _call(config, target, say or [], wav or [], dtmf or [], caller_id, record, record_sent, wait_greeting, hold,
-              answer_timeout, as_json, transcribe, results)
+              stay, answer_timeout, as_json, transcribe, results)
 
 
 @contextlib.contextmanager
@@ -82,8 +85,8 @@ def _stdout_kept_for_results() -> Iterator[TextIO]:
 
 
 def _call(config, target: str, say: list[str], wav: list[Path], dtmf: list[str], caller_id: str,
-          record: Path | None, record_sent: Path | None, wait_greeting: bool, hold: float, answer_timeout: float,
-          as_json: bool, transcribe: bool, results: TextIO) -> None:
+          record: Path | None, record_sent: Path | None, wait_greeting: bool, hold: float, stay: float,
+          answer_timeout: float, as_json: bool, transcribe: bool, results: TextIO) -> None:
     def fail(message: str, status: int | None = None) -> typer.Exit:
         if as_json:
             print(json.dumps({"error": message, "status": status, "uri": target}), file=results)
@@ -102,8 +105,8 @@ def _call(config, target: str, say: list[str], wav: list[Path], dtmf: list[str],
 
     with _err.status(f"calling {target} ...") as status:
         try:
-            report = asyncio.run(_place(config, target, steps, caller_id, wait_greeting, hold, answer_timeout,
-                                        status.update))
+            report = asyncio.run(_place(config, target, steps, caller_id, wait_greeting, hold, stay,
+                                        answer_timeout, status.update))
         except SipDialError as exc:
             raise fail(describe_dial_failure(target, exc.status, exc.reason, answer_timeout), exc.status) from None
         except RuntimeError as exc:  # the local endpoint could not start
@@ -128,11 +131,12 @@ def _call(config, target: str, say: list[str], wav: list[Path], dtmf: list[str],
         _print_report(report, Console(file=results))
 
 
-async def _place(config, target, steps, caller_id, wait_greeting, hold, answer_timeout, update) -> CallReport:
+async def _place(config, target, steps, caller_id, wait_greeting, hold, stay, answer_timeout,
+                 update) -> CallReport:
     from voicebot.telephony.caller import place_call
 
     return await place_call(config, target, steps, caller_id=caller_id, wait_greeting=wait_greeting, hold_s=hold,
-                            answer_timeout_s=answer_timeout, status=update)
+                            stay_s=stay, answer_timeout_s=answer_timeout, status=update)
 
 
 def _build_steps(config, say: list[str], wav: list[Path], dtmf: list[str]) -> list[Step]:

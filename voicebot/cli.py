@@ -435,7 +435,10 @@ def _print_rows(title: str, rows) -> None:
 
 
 def main() -> None:  # pragma: no cover - console script entry
+    import faulthandler
     import logging
+
+    faulthandler.enable()  # a crash in native code (pjsua2, llama.cpp) leaves the Python stack in the log
 
     from voicebot.review.redact import install_log_redaction
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import time
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
@@ -456,7 +457,8 @@ class CallSession:
         await self._event("transfer_requested", {"reason": reason, "detail": detail, "target": target,
                                                  "summary": summary})
         if self.config.sip.transfer_mode == "warm":  # the bot tells the operator who is calling, then bridges
-            brief = await asyncio.to_thread(self._synth, f"Call from the automated assistant. {summary}", self.rate)
+            spoken = re.sub(r"\s*\(\+?\d[\d\s().-]*\)", "", summary)  # the number is on the operator's phone already
+            brief = await asyncio.to_thread(self._synth, f"Call from the automated assistant. {spoken}", self.rate)
             result = await self.t.transfer(target, brief=brief)
         else:
             result = await self.t.transfer(target)

@@ -14,6 +14,7 @@ only when it runs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import math
 import wave
 from collections.abc import Callable, Sequence
@@ -324,8 +325,8 @@ async def run_script(call: SipCall, steps: Sequence[Step], *, wait_greeting: boo
 
 
 async def place_call(config: Config, uri: str, steps: Sequence[Step], *, caller_id: str = DEFAULT_CALLER_ID,
-                     wait_greeting: bool = True, hold_s: float = MAX_WAIT_S, answer_timeout_s: float = 20.0,
-                     status: Callable[[str], None] = lambda _: None) -> CallReport:
+                     wait_greeting: bool = True, hold_s: float = MAX_WAIT_S, stay_s: float = 0.0,
+                     answer_timeout_s: float = 20.0, status: Callable[[str], None] = lambda _: None) -> CallReport:
     """Dial ``uri`` from an endpoint of our own (a free local port), run the script, hang up and return what
     happened (audio not yet analysed: ``CallReport.analyse``). Raises SipDialError when the call is refused
     or not answered."""
@@ -337,6 +338,10 @@ async def place_call(config: Config, uri: str, steps: Sequence[Step], *, caller_
         events = asyncio.ensure_future(_drain_events(call))
         try:
             records = await run_script(call, steps, wait_greeting=wait_greeting, hold_s=hold_s, status=status)
+            if stay_s > 0 and not call.ended:
+                status(f"staying on the line for {stay_s:g} s ...")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(call.wait_ended(), stay_s)
         finally:
             ended_by = "bot" if call.ended and call.hung_up_by != "bot" else "caller"
             await call.hangup()
