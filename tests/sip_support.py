@@ -221,7 +221,7 @@ _UAS_REPLY = """  <send>
 def start_sipp(tmp_path: Path, local_port: int, media_port: int, *, xml: str | None = None,
                builtin: str | None = None, target_port: int | None = None, rtp_echo: bool = False,
                local_ip: str = "127.0.0.1", timeout_s: float = 30.0,
-               recv_timeout_s: float | None = None) -> subprocess.Popen:
+               recv_timeout_s: float | None = None, transport: str = "u1") -> subprocess.Popen:
     """Start one sipp call in the background: scenario ``xml`` or a built-in one (``builtin="uas"``), as a UAC
     towards 127.0.0.1:target_port or, without a target, as a UAS listening on local_port. ``wait_sipp`` ends it."""
     sipp = sipp_binary()
@@ -236,7 +236,8 @@ def start_sipp(tmp_path: Path, local_port: int, media_port: int, *, xml: str | N
         cmd += ["-sn", builtin or "uas"]
     if rtp_echo:
         cmd.append("-rtp_echo")
-    cmd += ["-i", local_ip, "-p", str(local_port), "-mp", str(media_port), "-m", "1", "-l", "1", "-nostdin",
+    cmd += ["-t", transport, "-i", local_ip, "-p", str(local_port), "-mp", str(media_port), "-m", "1", "-l", "1",
+            "-nostdin",
             "-trace_err", "-trace_msg", "-message_file", str(tmp_path / f"sipp-{local_port}-messages.log"),
             "-error_file", str(tmp_path / f"sipp-{local_port}-errors.log"),
             "-timeout", f"{int(timeout_s)}s", "-timeout_error",
@@ -269,10 +270,12 @@ def wait_sipp(proc: subprocess.Popen, timeout_s: float = 40.0) -> subprocess.Com
 
 
 def run_sipp(tmp_path: Path, xml: str, target_port: int, local_port: int, media_port: int,
-             local_ip: str = "127.0.0.1", timeout_s: float = 30.0) -> subprocess.CompletedProcess:
-    """Run one call of ``xml`` against 127.0.0.1:target_port; sipp is always killed at the end."""
+             local_ip: str = "127.0.0.1", timeout_s: float = 30.0, transport: str = "u1"
+             ) -> subprocess.CompletedProcess:
+    """Run one call of ``xml`` against 127.0.0.1:target_port (``transport`` u1: UDP, t1: TCP); sipp is always
+    killed at the end."""
     proc = start_sipp(tmp_path, local_port, media_port, xml=xml, target_port=target_port, local_ip=local_ip,
-                      timeout_s=timeout_s, recv_timeout_s=15)
+                      timeout_s=timeout_s, recv_timeout_s=15, transport=transport)
     return wait_sipp(proc, timeout_s + 10)
 
 

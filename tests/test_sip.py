@@ -69,11 +69,12 @@ class Recorder:
             self.done.set()
 
 
-async def call_worker(tmp_path: Path, ports: Ports, xml: str, on_call=None, **sip):
+async def call_worker(tmp_path: Path, ports: Ports, xml: str, on_call=None, sipp_transport: str = "u1", **sip):
     sipp_binary()  # fails with the install hint when sipp is missing
     config = sip_config(ports.sip, **sip)
     async with SipWorker(config, on_call, rtp_port=ports.rtp, rtp_port_range=ports.rtp_range) as worker:
-        result = await asyncio.to_thread(run_sipp, tmp_path, xml, ports.sip, ports.sipp(), ports.media())
+        result = await asyncio.to_thread(run_sipp, tmp_path, xml, ports.sip, ports.sipp(), ports.media(),
+                                         transport=sipp_transport)
         if on_call is not None and worker.stats.answered:
             await asyncio.wait_for(on_call.done.wait(), 5)
     assert not [t for t in threading.enumerate() if t.name.startswith("pjsua2-")], "pjsua2 thread left running"
@@ -123,6 +124,26 @@ def test_call_answered_audio_both_ways(tmp_path):
     bot_loud = sum(rms_dbfs(bot[i:i + 640]) > -30 for i in range(0, len(bot), 640))
     assert bot_loud >= 40, f"the bot's tone reached only {bot_loud} frames of the line"
     assert not call.playing  # 1 s tone in a 3 s call: played out
+
+
+@pytest.mark.parametrize("codec, payload, transport, block", [
+    ("PCMU", 0, "u1", 14), ("G722", 9, "u1", 15), ("PCMA", 8, "t1", 16)], ids=["pcmu-udp", "g722-udp", "pcma-tcp"])
+def test_codec_and_transport_negotiated(tmp_path, codec, payload, transport, block):
+    """The caller offers only one codec (over UDP or TCP signalling): the worker answers with it and the bot's
+    audio goes out."""
+    ports = Ports.block(block)
+    rec = Recorder()
+    xml = scenario(hold_ms=2500).replace("RTP/AVP 8 101", f"RTP/AVP {payload} 101").replace(
+        "a=rtpmap:8 PCMA/8000", f"a=rtpmap:{payload} {codec}/8000")
+    worker, result = asyncio.run(call_worker(tmp_path, ports, xml, rec, sipp_transport=transport,
+                                             transports=["udp", "tcp"]))
+    assert result.returncode == 0, result.stdout
+    call = rec.calls[0]
+    assert call.info.codec.upper() == codec
+    _, bot = call.recordings()
+    assert sum(rms_dbfs(bot[i:i + 640]) > -30 for i in range(0, len(bot), 640)) >= 40
+    if transport == "t1":
+        assert "TCP" in result.messages.upper()
 
 
 def test_source_not_allowed_gets_403(tmp_path):
