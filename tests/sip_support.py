@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from voicebot.config import Config
+
 PCAP_DIR = Path("/usr/share/sip-tester")
 PORTS_FIRST, PORTS_LAST = 17000, 18999  # the SIP tests' share of loopback ports (other suites use others)
 
@@ -184,6 +186,17 @@ def scenario(*, from_header: str = '"Caller" <sip:+15550102030@[local_ip]:[local
     else:
         body += _BYE.format(**fmt)
     return _wrap(body)
+
+
+def sip_config(port: int, **sip) -> Config:
+    """A config for a worker on 127.0.0.1:port (UDP) with ``sip`` overrides."""
+    config = Config()
+    config.sip.port = port
+    config.sip.listen_address = "127.0.0.1"
+    config.sip.transports = ["udp"]
+    for key, value in sip.items():
+        setattr(config.sip, key, value)
+    return config
 
 
 def sipp_binary() -> str:

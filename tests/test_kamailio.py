@@ -15,7 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from sip_support import (PCAP_DIR, finish_sipp_calls, run_sipp, scenario, sipp_binary, start_sipp_calls,
+from sip_support import (_RECV_BYE, PCAP_DIR, finish_sipp_calls, run_sipp, scenario, sipp_binary, start_sipp_calls,
                          via_proxy)
 from voicebot.config import ConfigError, load_config
 from voicebot.telephony import kamailio
@@ -214,20 +214,7 @@ _SDP = """      Content-Type: application/sdp
       m=audio [media_port] RTP/AVP 8
       a=rtpmap:8 PCMA/8000
 """
-_ANSWERED = """  <recv request="ACK" crlf="true"/>
-  <recv request="BYE"/>
-  <send>
-    <![CDATA[
-      SIP/2.0 200 OK
-      [last_Via:]
-      [last_From:]
-      [last_To:]
-      [last_Call-ID:]
-      [last_CSeq:]
-      Content-Length: 0
-    ]]>
-  </send>
-"""
+_ANSWERED = '  <recv request="ACK" crlf="true"/>\n' + _RECV_BYE
 
 
 class StandIn:

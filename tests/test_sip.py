@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from sip_support import PCAP_DIR, Ports, run_sipp, scenario, sipp_binary, start_sipp, uas_scenario, wait_sipp
+from sip_support import (PCAP_DIR, Ports, run_sipp, scenario, sip_config, sipp_binary, start_sipp, uas_scenario,
+                         wait_sipp)
 from voicebot.audio import AudioFrame, rms_dbfs
-from voicebot.config import Config
 from voicebot.telephony.base import CallerHungUp, CallTransport, DtmfReceived
 from voicebot.telephony.sip import (SipCall, SipDialError, SipWorker, caller_id_from_message, run_worker,
                                     source_allowed, source_ip)
@@ -25,16 +25,6 @@ TONE = b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / 16
 
 def metric(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
-
-
-def sip_config(port: int, **sip) -> Config:
-    config = Config()
-    config.sip.port = port
-    config.sip.listen_address = "127.0.0.1"
-    config.sip.transports = ["udp"]
-    for key, value in sip.items():
-        setattr(config.sip, key, value)
-    return config
 
 
 class Recorder:

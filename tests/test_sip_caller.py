@@ -15,9 +15,8 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
-from sip_support import Ports, sipp_binary, start_sipp, uas_scenario, wait_sipp
+from sip_support import Ports, sip_config, sipp_binary, start_sipp, uas_scenario, wait_sipp
 from voicebot.audio import AudioFrame, rms_dbfs, write_wav
-from voicebot.config import Config
 from voicebot.telephony.base import DtmfReceived
 from voicebot.telephony.caller import (CallReport, CallScriptError, StepRecord, bot_finished, describe_dial_failure,
                                        dtmf_step, find_onset, frame_levels, reply_delays, split_utterances,
@@ -103,16 +102,6 @@ def test_step_order_and_script_errors(tmp_path):
 # -- the caller process against a worker in this process ---------------------------------------------------
 def transfers(mode: str, result: str) -> float:
     return REGISTRY.get_sample_value("voicebot_transfers_total", {"mode": mode, "result": result}) or 0.0
-
-
-def sip_config(port: int, **sip) -> Config:
-    config = Config()
-    config.sip.port = port
-    config.sip.listen_address = "127.0.0.1"
-    config.sip.transports = ["udp"]
-    for key, value in sip.items():
-        setattr(config.sip, key, value)
-    return config
 
 
 async def run_caller(uri: str, *args: str, transcribe: bool = False, timeout_s: float = 45.0) -> tuple[int, dict, str]:

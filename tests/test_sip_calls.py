@@ -9,7 +9,6 @@ import sys
 
 import pytest
 
-from conftest import words
 from serve_support import BUSY_UAS, operator, serving
 
 pytestmark = [pytest.mark.models, pytest.mark.timeout(400)]
