@@ -224,7 +224,10 @@ def serve(config_path: ConfigOption = None,
     from voicebot.review.worker import AnalysisWorker
     from voicebot.telephony.sip import run_worker
 
-    analysis = AnalysisWorker(deps.store, parts.chat, config.review,
+    from voicebot.session import CallSession
+
+    # the model serves live calls first: analysis runs only while no call is up, and stops within a token
+    analysis = AnalysisWorker(deps.store, parts.chat, config.review, idle=lambda: CallSession.live == 0,
                               after_model=lambda: parts.chat.warm(system_prompt(config))).start()
     deps.on_call_end = analysis.submit
 

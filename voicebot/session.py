@@ -150,6 +150,8 @@ class TurnClock:
 
 
 class CallSession:
+    live = 0  # sessions running in this process: background work (after-call analysis) waits while any is
+
     def __init__(self, transport: CallTransport, deps: SessionDeps):
         self.t = transport
         self.deps = deps
@@ -479,6 +481,13 @@ class CallSession:
 
     # -- the call ------------------------------------------------------------------------------------------
     async def run(self) -> Outcome:
+        CallSession.live += 1
+        try:
+            return await self._run()
+        finally:
+            CallSession.live -= 1
+
+    async def _run(self) -> Outcome:
         deps = self.deps
         info = self.t.info
         self.call_id = await self._db(deps.store.start_call, info.caller_id, worker=deps.worker,

@@ -124,8 +124,9 @@ class AnalysisWorker:
         threading.Thread(target=waiter, daemon=True).start()
         return done.wait(timeout)
 
-    def stop(self, timeout: float | None = 10.0) -> None:
-        """Stop after the current call; queued calls are left (their ids are logged)."""
+    def stop(self, timeout: float | None = 60.0) -> None:
+        """Stop now: a model generation in progress is abandoned at its next token (a prompt being evaluated
+        finishes first); queued calls are left (their ids are logged)."""
         if self._stopping.is_set():
             return
         self._stopping.set()
@@ -163,7 +164,8 @@ class AnalysisWorker:
         if self.chat is None:
             self.analysed += 1
             return
-        chat = YieldingChatModel(self.chat, self.idle)
+        # stopping preempts too: the model must not be freed at exit while this thread is inside llama.cpp
+        chat = YieldingChatModel(self.chat, lambda: self.idle() and not self._stopping.is_set())
         while not self._stopping.is_set():
             if not self.idle():
                 self._stopping.wait(self.poll_s)
