@@ -353,3 +353,28 @@ def test_drain_refuses_new_calls_and_lets_live_ones_finish(tmp_path, ends):
         assert rec.calls[0].hung_up_by == "caller" and drained_after < 10
     else:
         assert rec.calls[0].hung_up_by == "bot" and 2.4 <= drained_after < 10
+
+
+@pytest.mark.parametrize("kind", ["udp", "tcp"])
+def test_a_port_in_use_is_refused_with_a_clear_error(kind):
+    """pjsip binds with SO_REUSEADDR and would share a port with another bot; the worker refuses to start."""
+    import socket
+
+    ports = Ports.block(17 if kind == "udp" else 18)
+    holder = socket.socket(socket.AF_INET, socket.SOCK_DGRAM if kind == "udp" else socket.SOCK_STREAM)
+    holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as pjsip does
+    holder.bind(("127.0.0.1", ports.sip))
+    if kind == "tcp":
+        holder.listen()
+
+    async def main():
+        async with SipWorker(sip_config(ports.sip, transports=[kind]), None, rtp_port=ports.rtp):
+            pass
+
+    try:
+        with pytest.raises(RuntimeError, match=f"{kind.upper()} port 127.0.0.1:{ports.sip} is in use"):
+            asyncio.run(main())
+    finally:
+        holder.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("pjsua2-")]
+

@@ -25,6 +25,7 @@ import ipaddress
 import logging
 import queue
 import re
+import socket
 import threading
 import time
 import uuid
@@ -113,6 +114,23 @@ def source_allowed(ip: str, networks: list[ipaddress.IPv4Network | ipaddress.IPv
     except ValueError:
         return False
     return any(addr in net for net in networks)
+
+
+def port_free_or_raise(address: str, port: int, transports: list[str]) -> None:
+    """pjsip binds its UDP socket with SO_REUSEADDR, so a second bot on the same port would start without an
+    error and share (steal) the first one's INVITEs. A plain bind without SO_REUSEADDR fails while any socket
+    holds the port: try one per transport first."""
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    for name in transports:
+        kind = socket.SOCK_DGRAM if name == "udp" else socket.SOCK_STREAM
+        with socket.socket(family, kind) as probe:
+            if kind == socket.SOCK_STREAM:  # TIME_WAIT leftovers are fine; a listener still conflicts
+                probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind((address, port))
+            except OSError as exc:
+                raise RuntimeError(f"{name.upper()} port {address}:{port} is in use ({exc.strerror}): another "
+                                   "voicebot or SIP server is listening there; stop it or change sip.port") from None
 
 
 # -- media: runs on pjmedia's clock thread, only moves bytes ------------------------------------------------
@@ -678,6 +696,8 @@ class SipWorker:
                     fut.set_exception(exc)
 
     def _create(self) -> None:
+        if self.port:  # before any pjsua2 object exists: an error after Endpoint() would leave it half made
+            port_free_or_raise(self.sip.listen_address, self.port, self.transports)
         ep = pj.Endpoint()
         self._ep = ep
         ep.libCreate()
