@@ -126,12 +126,12 @@ def _run_level(uri: str, cfg: Path, scripts: list[list[Path]], concurrency: int,
                 time.sleep(0.3)  # callers ring a little apart, as real ones do
             for thread in threads:
                 thread.join()
+            if errors:  # the bot is not answering as it should: measuring on would only repeat the error
+                raise RuntimeError(f"{len(errors)} call(s) failed; first:\n{errors[0]}")
             got = [d for r in results for d in r.get("voice_to_voice_s", []) if d is not None]
             delays += got
             log(f"  {concurrency} concurrent, run {run + 1}, script set {first + 1}: {len(got)} turns, "
                 f"median so far {sorted(delays)[len(delays) // 2] if delays else float('nan'):.2f} s")
-    if errors:
-        raise RuntimeError(f"{len(errors)} call(s) failed; first:\n{errors[0]}")
     return delays
 
 
@@ -180,14 +180,21 @@ def bench_sip(config: Config, runs: int = 1, concurrency: tuple[int, ...] = (1, 
             calls_before = 0
             for level in concurrency:
                 delays = _run_level(uri, cfg, scripts, level, runs, log)
-                rows.append(Row(f"SIP line, {level} concurrent call{'s' if level > 1 else ''}",
-                                "voice to voice (caller stops -> bot audio heard)", "s", tuple(delays)))
+                row = Row(f"SIP line, {level} concurrent call{'s' if level > 1 else ''}",
+                          "voice to voice (caller stops -> bot audio heard)", "s", tuple(delays))
+                rows.append(row)
+                log(f"{row.stage}: voice to voice median {row.median:.2f} s, p95 {row.p95:.2f} s, "
+                    f"{len(delays)} turns")
                 stages = _server_stages(folder, calls_before)
                 calls_before += level * runs * len(scripts)
                 for stage in STAGES[1:]:
                     if stages.get(stage):
                         rows.append(Row(f"  bot side, {level} concurrent", f"{stage.replace('_', ' ')} "
                                         "(after end of speech)", "s", tuple(stages[stage])))
+        except Exception as exc:
+            alive = "still running" if server.proc.poll() is None else f"exited with {server.proc.returncode}"
+            raise RuntimeError(f"{exc}\n--- voicebot serve ({alive}), last output ---\n"
+                               + "".join(server.output)[-4000:]) from exc
         finally:
             server.stop()
     return rows
