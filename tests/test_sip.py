@@ -180,6 +180,7 @@ def test_blind_transfer_refer(tmp_path, sipfrag, ok, status):
     assert result.returncode == 0, result.stdout  # sipp got the REFER and then the bot's BYE
     [transfer] = rec.transfer_results
     assert (transfer.ok, transfer.status, transfer.target) == (ok, status, target), transfer
+    assert transfer.progress and transfer.progress[-1][0] == status  # every NOTIFY is kept, the final one last
     assert rec.calls[0].hung_up_by == "bot"
     assert metric("voicebot_transfers_total", mode="blind", result="ok" if ok else "failed") == counted + 1
 

@@ -77,8 +77,10 @@ def test_operator_or_zero_transfers_to_a_human_by_refer(bot, tmp_path, how):
     assert [(t["target"], t["status"]) for t in report["transfers"]] == [(f"sip:operator@127.0.0.1:{port + OP}", 200)]
     row = last_call(served)
     assert row.outcome == "transferred", row
-    kinds = [e.kind for e in served.store().events(row.id)]
-    assert "transfer_requested" in kinds and "transfer_result" in kinds
+    events = served.store().events(row.id)
+    assert "transfer_requested" in [e.kind for e in events]
+    [result] = [e.data for e in events if e.kind == "transfer_result"]
+    assert result["ok"] and result["progress"][-1][0] == 200, result  # the REFER's progress, as NOTIFYs reported it
 
 
 def test_busy_operator_leaves_the_caller_with_the_bot_and_a_callback(bot, tmp_path):

@@ -465,7 +465,8 @@ class CallSession:
         else:
             result = await self.t.transfer(target)
         await self._event("transfer_result", {"ok": result.ok, "status": result.status, "reason": result.reason,
-                                              "mode": self.config.sip.transfer_mode})
+                                              "mode": self.config.sip.transfer_mode,
+                                              "progress": [list(p) for p in result.progress]})
         if result.ok:
             self.outcome, self.outcome_reason, self.transfer_target = Outcome.TRANSFERRED, reason, target
             self._set(State.ENDED)

@@ -41,6 +41,7 @@ class TransferResult:
     ok: bool
     status: int = 0
     reason: str = ""
+    progress: tuple[tuple[int, str], ...] = ()  # what the far end reported on the way (e.g. 100, 180, 200)
 
 
 @dataclass(frozen=True)

@@ -225,6 +225,7 @@ class SipCall:
         self._ended_event = asyncio.Event()
         self._answer: asyncio.Future | None = None  # dialed calls: (status, reason) once answered or failed
         self._transfer: asyncio.Future | None = None
+        self._progress: list[tuple[int, str]] = []  # the REFER's NOTIFYs (100 Trying, 180 Ringing, ... final)
         self.transfers: list[TransferResult] = []
         self.followed: list[tuple[str, int]] = []  # REFERs this (dialed) call followed: (target, final status)
         self.bridged: SipCall | None = None  # the other leg after a warm transfer connected the two
@@ -357,6 +358,7 @@ class SipCall:
 
     async def _blind_transfer(self, target: str, timeout_s: float) -> TransferResult:
         self._transfer = self.loop.create_future()
+        self._progress = []
         try:
             await asyncio.wrap_future(self.worker.post(self.worker._xfer, self, target))
         except Exception as exc:  # pjsua2.Error: bad URI, no dialog...
@@ -368,7 +370,7 @@ class SipCall:
             status, reason = 408, "no final NOTIFY"
         finally:
             self._transfer = None
-        result = TransferResult(target, 200 <= status < 300, status, reason)
+        result = TransferResult(target, 200 <= status < 300, status, reason, tuple(self._progress))
         if result.ok:
             await self.hangup()
         return result
@@ -410,6 +412,10 @@ class SipCall:
             return failure
         self.bridged, operator.bridged = operator, self
         return TransferResult(target, True, 200, "bridged")
+
+    def _transfer_notified(self, status: int, reason: str) -> None:
+        if self._transfer is not None:
+            self._progress.append((status, reason))
 
     def _transfer_status(self, status: int, reason: str) -> None:
         if self._transfer is not None and not self._transfer.done():
@@ -486,8 +492,10 @@ class _PjCall(pj.Call):
         t = self.transport
         log.info("call %s transfer status %s %s final=%s", self.getId(), prm.statusCode, prm.reason,
                  prm.finalNotify)
-        if prm.finalNotify and t is not None:
-            _to_loop(t.loop, t._transfer_status, int(prm.statusCode), str(prm.reason))
+        if t is not None:
+            _to_loop(t.loop, t._transfer_notified, int(prm.statusCode), str(prm.reason))
+            if prm.finalNotify:
+                _to_loop(t.loop, t._transfer_status, int(prm.statusCode), str(prm.reason))
 
     def onCallTransferRequest(self, prm: Any) -> None:  # noqa: N802
         self.worker._on_transfer_request(self, prm)
