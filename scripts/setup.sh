@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Set up everything voicebot needs on a fresh Debian machine, idempotently:
 #   1. system packages (sipp, Kamailio, Chromium for the review-app tests),
-#   2. a virtualenv in .venv with voicebot and its pinned dependencies (llama-cpp-python compiles once,
-#      about 7 minutes on 2 cores; pip caches the wheel for later runs),
+#   2. a virtualenv in .venv with voicebot and its pinned dependencies (llama-cpp-python compiles once per
+#      machine, portable, about 6 minutes on 2 cores, into ~/.cache/voicebot/llama-cpp),
 #   3. the configured models, pulled and verified (cached under ~/.cache/voicebot, about 1.5 GB),
 #   4. the demo CRM in data/crm.db when there is none yet.
 # Safe to rerun: each step skips what is already done.
@@ -32,9 +32,43 @@ if [ ! -x .venv/bin/python ]; then
   say "creating the virtualenv .venv"
   "$PYTHON" -m venv .venv
 fi
-say "installing voicebot and its dependencies (first run compiles llama-cpp-python, ~7 min)"
-export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-2}
+export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/null || echo 2)}
 .venv/bin/python -m pip install --disable-pip-version-check -q --upgrade "pip>=24" wheel
+
+# llama.cpp, built portable: never -march=native. The build host's CPU must not decide the instructions: a
+# library compiled on a CPU that advertises AMX or AVX-512 faults (SIGSEGV/SIGILL) on a machine of the same
+# kind that cannot run them, and pip's own wheel cache is keyed by the sdist only, so it would hand such a
+# wheel to the next machine. We build x86-64-v3 (AVX2, FMA, F16C, BMI2; no AVX-512, no AMX) with
+# --no-cache-dir into voicebot's cache under a key made of the version and these flags, and install that
+# file. See the README, "Portable llama.cpp", for the choice and the figures.
+LLAMA_CPP_VERSION=$(sed -n 's/^llama[-_]cpp[-_]python==//ip' constraints.txt)
+LLAMA_CPP_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
+-DGGML_AVX_VNNI=OFF -DGGML_AVX512=OFF -DGGML_AVX512_VBMI=OFF -DGGML_AVX512_VNNI=OFF -DGGML_AVX512_BF16=OFF \
+-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DGGML_BACKEND_DL=OFF -DGGML_CPU_ALL_VARIANTS=OFF \
+-DLLAVA_BUILD=OFF"
+LLAMA_CPP_KEY=$(printf '%s %s %s' "$LLAMA_CPP_VERSION" "$(uname -m)" "$LLAMA_CPP_CMAKE_ARGS" | sha256sum | cut -c1-12)
+LLAMA_CPP_WHEELS="${VOICEBOT_CACHE:-$HOME/.cache/voicebot}/llama-cpp/$LLAMA_CPP_VERSION-portable-$LLAMA_CPP_KEY"
+if [ "${VOICEBOT_REBUILD_LLAMA:-0}" = 1 ]; then  # asked for by the native-library check's error message
+  rm -rf "$LLAMA_CPP_WHEELS" .venv/.llama-cpp-build
+fi
+if ! ls "$LLAMA_CPP_WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+  say "building llama-cpp-python $LLAMA_CPP_VERSION portable (x86-64-v3, no AVX-512/AMX; ~6 min on 2 cores, once per machine)"
+  build_dir=$(mktemp -d)
+  CMAKE_ARGS="$LLAMA_CPP_CMAKE_ARGS" FORCE_CMAKE=1 .venv/bin/python -m pip wheel --disable-pip-version-check \
+    --no-cache-dir --no-deps --no-binary llama-cpp-python -w "$build_dir" "llama-cpp-python==$LLAMA_CPP_VERSION"
+  mkdir -p "$LLAMA_CPP_WHEELS"
+  mv "$build_dir"/llama_cpp_python-*.whl "$LLAMA_CPP_WHEELS"/ && rmdir "$build_dir"
+fi
+if [ "$(cat .venv/.llama-cpp-build 2>/dev/null)" != "$LLAMA_CPP_KEY" ]; then
+  say "installing the portable llama-cpp-python build $LLAMA_CPP_KEY"
+  .venv/bin/python -m pip install --disable-pip-version-check -q --no-cache-dir --force-reinstall --no-deps \
+    "$LLAMA_CPP_WHEELS"/llama_cpp_python-*.whl
+  .venv/bin/python -m pip install --disable-pip-version-check -q -c constraints.txt \
+    "llama-cpp-python==$LLAMA_CPP_VERSION" | grep -v "^Requirement already satisfied" || true
+  echo "$LLAMA_CPP_KEY" > .venv/.llama-cpp-build
+fi
+
+say "installing voicebot and its dependencies"
 .venv/bin/python -m pip install --disable-pip-version-check --progress-bar on -c constraints.txt -e ".[dev]" \
   | grep -v "^Requirement already satisfied" || true
 .venv/bin/python -c "import voicebot, llama_cpp, faster_whisper, piper, pjsua2, webrtcvad" \

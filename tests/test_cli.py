@@ -33,3 +33,27 @@ def test_bench_models_prints_a_table_of_medians_and_p95():
     for measure in ("short utterance", "long utterance", "time to first token", "tok/s", "time to first audio",
                     "real-time factor"):
         assert measure in result.output, measure
+
+
+def test_version_prints_the_installed_version():
+    from importlib.metadata import version
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == f"voicebot {version('voicebot')}"
+
+
+def test_check_config_takes_config_like_every_command(tmp_path):
+    from pathlib import Path
+
+    good = Path(__file__).resolve().parents[1] / "config.yaml"
+    ok = runner.invoke(app, ["check-config", "--config", str(good)])
+    assert ok.exit_code == 0, ok.output
+    assert f"{good}: OK" in ok.output.replace("\n", "")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("sip:\n  port: 99999\n")
+    result = runner.invoke(app, ["check-config", "--config", str(bad)])
+    assert result.exit_code == 2
+    assert "bad.yaml:2" in result.output and "port" in result.output
+    missing = runner.invoke(app, ["check-config", "--config", str(tmp_path / "nope.yaml")])
+    assert missing.exit_code == 2 and "no such config file" in missing.output

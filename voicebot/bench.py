@@ -83,6 +83,17 @@ def bench_models(config: Config, runs: int = 5, log: Callable[[str], None] = pri
                 rates.append((pieces - 1) / (ended - first))
     rows.append(Row("language model", "time to first token (prefix warm)", "s", tuple(ttft)))
     rows.append(Row("language model", "generation", "tok/s", tuple(rates)))
+    count = getattr(parts.chat, "count_tokens", None)
+    if count is not None:  # prompt processing: the whole system prompt evaluated cold, no cached prefix
+        prompt_rates = []
+        for i in range(runs):
+            text = f"Session {i} of the benchmark. {prompt}"  # a new first token: nothing of the cache is reused
+            messages = [ChatMessage("system", text), ChatMessage("user", CALLER_TURNS[0])]
+            started = time.perf_counter()
+            for _piece in parts.chat.stream(messages, max_tokens=1):
+                break
+            prompt_rates.append(count(text) / (time.perf_counter() - started))
+        rows.append(Row("language model", "prompt processing (cold system prompt)", "tok/s", tuple(prompt_rates)))
 
     # text to speech: first audio and real-time factor
     firsts, rtfs = [], []

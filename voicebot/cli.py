@@ -18,6 +18,24 @@ from voicebot.review.cli import review_app
 
 app = typer.Typer(help="voicebot: a fully local voice assistant that answers phone calls.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import PackageNotFoundError, version
+
+        try:
+            text = version("voicebot")
+        except PackageNotFoundError:  # run from a source tree that was never installed
+            text = "unknown (not installed)"
+        print(f"voicebot {text}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(version_: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                 help="Print the version and exit.")] = False) -> None:
+    """voicebot: a fully local voice assistant that answers phone calls."""
 models_app = typer.Typer(help="Pull, verify and list model weights (see models/manifest.yaml).", no_args_is_help=True)
 bench_app = typer.Typer(help="Benchmarks: print tables of timings (median and p95).", no_args_is_help=True)
 app.add_typer(models_app, name="models")
@@ -71,8 +89,18 @@ def default_models(config: Config) -> list[str]:
 
 
 @app.command("check-config")
-def check_config(path: Annotated[Path, typer.Argument(help="The config file to check.")] = Path("config.yaml")):
+def check_config(path: Annotated[Optional[Path], typer.Argument(
+                     help="The config file to check (the same as --config).")] = None,
+                 config_path: ConfigOption = None):
     """Validate a config file: exit 0, or print every error with file, line and field and exit 2."""
+    if path is not None and config_path is not None and path != config_path:
+        raise fail(f"two config files given ({path} and --config {config_path}); check one at a time", 2)
+    path = path or config_path or default_config_path()
+    if path is None:
+        raise fail("no config file: give its path (voicebot check-config --config PATH); "
+                   "./config.yaml does not exist", 2)
+    if not path.is_file():
+        raise fail(f"{path}: no such config file", 2)
     config = get_config(path)
     store = ModelStore.from_config(config)
     unknown = [name for name in default_models(config) if name not in store.manifest.models]
@@ -248,14 +276,19 @@ def serve(config_path: ConfigOption = None,
         watcher = None
         if worker_index is not None:
             watcher = loop.create_task(watch_parent(stop))
-            print(ready_line(slot, os.getpid()), flush=True)  # the supervisor waits for this line
-        else:
-            console.print(f"[green]answering calls[/green] on sip:{sip.listen_address}:{sip.port} "
+
+        def announce(worker) -> None:
+            """Printed only once the SIP transports are bound and INVITEs are taken: scripts dial on it."""
+            if worker_index is not None:
+                print(ready_line(slot, os.getpid()), flush=True)  # the supervisor waits for this line
+                return
+            console.print(f"[green]answering calls[/green] on sip:{sip.listen_address}:{worker.bound_port} "
                           f"({', '.join(sip.transports)}); allowed sources: {', '.join(sip.allowed_sources)}; "
                           "Ctrl-C or SIGTERM drains and stops", highlight=False)
+
         try:
             await run_worker(config, worker_name, deps, stop=stop, rtp_port=rtp_port,
-                             drain_timeout_s=config.serve.drain_timeout_s)
+                             drain_timeout_s=config.serve.drain_timeout_s, on_ready=announce)
         finally:
             if watcher is not None:
                 watcher.cancel()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from voicebot.config import Config
 from voicebot.llm.base import ChatModel
 from voicebot.models import ModelStore
+from voicebot.native_check import REBUILD_FIX, REINSTALL_FIX, Probe, check
 from voicebot.speech.stt import Transcriber, WhisperTranscriber
 from voicebot.speech.tts import PiperSynthesizer, Synthesizer
 from voicebot.speech.vad import WebRtcVoiceActivity
@@ -71,10 +72,34 @@ class Components:
     stages: list[Stage] = field(default_factory=list)
 
 
+def native_probes(config: Config, store: ModelStore) -> list[Probe]:
+    """The native libraries this config will load in-process, each with the model it runs."""
+    threads = max(1, config.llm.threads)
+    probes = [
+        Probe("whisper", "speech to text", config.stt.model, "CTranslate2 (faster-whisper)",
+              ("ctranslate2",), store.locate(config.stt.model), REINSTALL_FIX, max(1, config.stt.threads)),
+        Probe("piper", "text to speech", config.tts.voice, "ONNX Runtime (Piper)", ("onnxruntime",),
+              store.locate(config.tts.voice), REINSTALL_FIX, 1),
+    ]
+    if config.llm.backend == "embedded":
+        probes.append(Probe("llama", "language model", config.llm.model, "llama.cpp (llama-cpp-python)",
+                            ("llama_cpp",), store.locate(config.llm.model) / "model.gguf", REBUILD_FIX, threads))
+    return probes
+
+
+def check_native_libraries(config: Config, store: ModelStore | None = None) -> None:
+    """Try every native model library in a child process first (cached per build and CPU): a library that
+    would crash the bot raises NativeLibraryError with one sentence instead. See voicebot.native_check."""
+    store = store or ModelStore.from_config(config)
+    check(native_probes(config, store), store.cache_dir / "native-checks.json")
+
+
 def load_components(config: Config, store: ModelStore | None = None,
                     on_stage: Callable[[Stage], None] | None = None) -> Components:
-    """Load and warm every model so the first call pays nothing extra. Raises ModelError / LlmError."""
+    """Check the native libraries, then load and warm every model so the first call pays nothing extra.
+    Raises ModelError (NativeLibraryError included) / LlmError."""
     store = store or ModelStore.from_config(config)
+    check_native_libraries(config, store)
     stages: list[Stage] = []
 
     def timed(name: str, detail: str, build: Callable, warm: Callable) -> object:

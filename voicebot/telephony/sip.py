@@ -1142,10 +1142,14 @@ class SipWorker:
 
 async def run_worker(config: Config, worker_name: str = "main", deps: Any = None,
                      stop: asyncio.Event | None = None, rtp_port: int | None = None,
-                     drain_timeout_s: float = 30.0) -> None:
+                     drain_timeout_s: float = 30.0,
+                     on_ready: Callable[[SipWorker], None] | None = None) -> None:
     """Load the models (unless ``deps`` is given), then answer calls until ``stop`` is set (or forever): each
     call runs ``CallSession(SipCall, deps).run()`` on this loop. When ``stop`` is set the worker drains: new
-    calls get 503, live ones have ``drain_timeout_s`` to finish before the bot hangs them up."""
+    calls get 503, live ones have ``drain_timeout_s`` to finish before the bot hangs them up.
+
+    ``on_ready`` is called once the transports are bound and the account takes INVITEs: only then may a
+    readiness line be printed, or a script that dials on it races the endpoint's start."""
     from voicebot.session import CallSession
 
     if deps is None:
@@ -1161,5 +1165,7 @@ async def run_worker(config: Config, worker_name: str = "main", deps: Any = None
     async with SipWorker(config, on_call, rtp_port=rtp_port) as worker:
         log.info("SIP worker %s listening on %s:%s (%s)", worker_name, config.sip.listen_address,
                  worker.bound_port, ",".join(worker.transports))
+        if on_ready is not None:
+            on_ready(worker)
         await (stop or asyncio.Event()).wait()
         await worker.drain(drain_timeout_s)
