@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 from prometheus_client import REGISTRY
 
+from asr_support import assert_heard, assert_heard_any
 from sip_support import Ports, sip_config, sipp_binary, start_sipp, uas_scenario, wait_sipp
 from voicebot.audio import AudioFrame, rms_dbfs, write_wav
 from voicebot.telephony.base import DtmfReceived
@@ -358,11 +359,14 @@ def test_caller_speaks_and_transcribes_the_bot(synthesizer, transcriber):
 
     code, data, err = asyncio.run(main())
     assert code == 0, err
-    texts = [u["text"].lower() for u in data["bot_utterances"]]
-    assert len(texts) == 2 and "thanks for calling" in texts[0] and "shipped" in texts[1], data["bot_utterances"]
+    texts = [u["text"] for u in data["bot_utterances"]]
+    assert len(texts) == 2, data["bot_utterances"]
+    # what Whisper heard, tolerant of its errors ("Your order has shipped" came back as "Your order has shit.")
+    assert_heard(texts[0], "Hello, thanks for calling the demo company.")
+    assert_heard(texts[1], "Your order has shipped.")
     assert data["bot_utterances"][0]["start_s"] < 0.5
     [step] = data["steps"]
     assert step["kind"] == "say" and step["start_s"] > data["bot_utterances"][0]["end_s"]
     assert 0.5 < step["reply_s"] < 3.0 and data["voice_to_voice_s"] == [step["reply_s"]]
-    said = transcriber.transcribe(b"".join(heard_caller), RATE).text.lower()
-    assert "order" in said, said
+    said = transcriber.transcribe(b"".join(heard_caller), RATE).text
+    assert_heard_any(said, "check", "order")  # the caller's "I want to check my order." reached the bot

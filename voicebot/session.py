@@ -34,9 +34,10 @@ from voicebot.crm.repository import Repository
 from voicebot.crm.verification import CallerContext
 from voicebot.dialog.agent import (DialogueAgent, FirstToken, Guarded, Sentence, ToolCalled, TransferRequested)
 from voicebot.dialog.flow import FreeForm, Goto, MenuFlow, NoMatch, Transfer
-from voicebot.dialog.guard import Escalation, EscalationGuard
+from voicebot.dialog.guard import Escalation, EscalationGuard, confirmed_orders
 from voicebot.dialog.streaming import iterate_in_thread
 from voicebot.llm.base import ChatModel
+from voicebot.review.redact import mask_caller_turn, mask_secret_data
 from voicebot.speech.stt import Transcriber
 from voicebot.speech.tts import Synthesizer
 from voicebot.speech.turns import BargeIn, LikelyEnd, NoInput, TurnDetector, Utterance
@@ -190,10 +191,18 @@ class CallSession:
         return await asyncio.to_thread(fn, *args, **kwargs)
 
     async def _event(self, kind: str, data: dict | None = None) -> None:
+        data = mask_secret_data(data or {})  # no PIN, date of birth or card number is stored in clear
         self.events.append((kind, data or {}))
         await self._db(self.deps.store.add_event, self.call_id, kind, data or {}, self.detector.now_s)
 
+    def _private(self, text: str) -> str:
+        """Caller words as they may be kept: PINs, dates of birth and card numbers masked (every number in an
+        answer to a question for one). The guard and the agent get the raw words; nothing stored does."""
+        agent = getattr(self, "agent", None)  # set when the call is answered
+        return mask_caller_turn(text, self.transcript, asked=bool(agent and agent.awaiting_pin))
+
     async def _turn(self, role: str, text: str, **kw) -> None:
+        text = self._private(text) if role == "caller" else text
         self.transcript.append((role, text))
         if self.on_turn is not None:
             self.on_turn(role, text, kw.get("timings"))
@@ -300,7 +309,7 @@ class CallSession:
         text = transcript.accepted(stt.no_speech_threshold, stt.logprob_threshold).text
         self._paused = False
         speech_s = utt.speech_ended_at_s - utt.started_at_s - self.config.vad.preroll_ms / 1000
-        evidence = {"text": text, "speech_s": round(speech_s, 2)}
+        evidence = {"text": self._private(text), "speech_s": round(speech_s, 2)}
         if is_backchannel(text, speech_s) and not self.guard.operator_phrase(text):
             self.t.resume()
             await self._event("backchannel", evidence)
@@ -452,7 +461,8 @@ class CallSession:
     async def _transfer(self, reason: str, detail: str, prompt: str = "transfer",
                         escalation: Escalation | None = None) -> None:
         caller = self.agent.context.verified_customer or self.agent.context.customer
-        summary = self.guard.summary(self.transcript, caller=self._caller_note(), escalation=escalation)
+        summary = self.guard.summary(self.transcript, caller=self._caller_note(), escalation=escalation,
+                                     orders=confirmed_orders(self.events))
         target = self.config.sip.operator_uri  # only ever from the config, never from what a caller says
         await self._say(prompt)
         self._set(State.TRANSFERRING)
@@ -562,7 +572,7 @@ class CallSession:
         except Exception:  # a full disk must not lose the call record
             log.exception("call %s: recordings not saved", self.call_id)
         caller_info = self.agent.context.verified_customer or self.agent.context.customer
-        summary = self.guard.summary(self.transcript, caller=self._caller_note())
+        summary = self.guard.summary(self.transcript, caller=self._caller_note(), orders=confirmed_orders(self.events))
         await self._db(store.finish_call, self.call_id, self.outcome, self.outcome_reason,
                        transfer_target=self.transfer_target, summary=summary)
         await self._db(self.deps.crm.add_interaction, summary, str(self.outcome), phone=self.t.info.caller_id,

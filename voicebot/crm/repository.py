@@ -3,11 +3,19 @@
 "Not found" is a ``NotFound`` value and a lost booking race is a ``SlotTaken`` value: a phone call goes on
 after either, so neither is an exception. One Repository may be shared by threads: it serialises its use of the
 connection with a lock. Each process should open its own.
+
+Free text written from a call (ticket subject and description, lead interest and notes, callback reason and
+preferred time, call summaries) passes through ``voicebot.review.redact.mask_secrets`` first: PINs, dates of
+birth and card numbers are never stored in clear. Call history and callback reasons are masked again when read,
+since the model is given them on later calls.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import hmac
+import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -24,10 +32,33 @@ from voicebot.crm.models import (
 )
 from voicebot.crm.phone import normalize_phone
 from voicebot.crm.schema import open_database, write_transaction
-from voicebot.crm.verification import hash_pin
+from voicebot.crm.spoken import digits_in
+from voicebot.review.redact import mask_secrets
 
 if TYPE_CHECKING:
     from voicebot.config import Config
+
+
+_PIN_ITERATIONS = 10_000
+
+
+def hash_pin(pin: str, salt: bytes | None = None) -> str:
+    """``pbkdf2_sha256$iterations$salt$hash`` for a PIN (digits only are kept): what ``add_customer`` stores."""
+    salt = salt if salt is not None else os.urandom(16)
+    digest = hashlib.pbkdf2_hmac("sha256", digits_in(pin).encode(), salt, _PIN_ITERATIONS)
+    return f"pbkdf2_sha256${_PIN_ITERATIONS}${salt.hex()}${digest.hex()}"
+
+
+def pin_matches(pin_digits: str, stored: str) -> bool:
+    """Whether ``pin_digits`` is the PIN ``hash_pin`` stored (compared in constant time; verification asks)."""
+    try:
+        scheme, iterations, salt, expected = stored.split("$")
+    except ValueError:
+        return False
+    if scheme != "pbkdf2_sha256":
+        return False
+    digest = hashlib.pbkdf2_hmac("sha256", pin_digits.encode(), bytes.fromhex(salt), int(iterations))
+    return hmac.compare_digest(digest.hex(), expected)
 
 
 def _locked(method):
@@ -197,8 +228,8 @@ class Repository:
                     return NotFound("order", order_number)
                 order_id = order["id"]
             ticket_id = self.db["tickets"].insert({
-                "customer_id": customer_id, "order_id": order_id, "phone": phone, "subject": subject,
-                "description": description, "status": status, "priority": priority,
+                "customer_id": customer_id, "order_id": order_id, "phone": phone, "subject": mask_secrets(subject),
+                "description": mask_secrets(description), "status": status, "priority": priority,
                 "created_at": iso(created_at or self.now())}).last_pk
             return self._tickets("t.id = ?", [ticket_id])[0]
 
@@ -285,6 +316,7 @@ class Repository:
     def create_lead(self, name: str, interest: str, *, phone: str | None = None, email: str | None = None,
                     notes: str = "", customer_id: int | None = None, created_at: datetime | None = None) -> Lead:
         when = created_at or self.now()
+        interest, notes = mask_secrets(interest), mask_secrets(notes)
         lead_id = self._insert("leads", {"customer_id": customer_id, "name": name.strip(), "phone": phone,
                                          "email": email, "interest": interest, "notes": notes, "status": "new",
                                          "created_at": iso(when)})
@@ -294,6 +326,8 @@ class Repository:
                          customer_id: int | None = None, status: str = "pending",
                          created_at: datetime | None = None) -> CallbackRequest:
         when = created_at or self.now()
+        reason = mask_secrets(reason)
+        preferred_time = mask_secrets(preferred_time) if preferred_time is not None else None
         callback_id = self._insert("callbacks", {"customer_id": customer_id, "phone": phone, "reason": reason,
                                                  "preferred_time": preferred_time, "status": status,
                                                  "created_at": iso(when)})
@@ -301,16 +335,18 @@ class Repository:
 
     @_locked
     def pending_callbacks(self, customer_id: int) -> list[CallbackRequest]:
-        return [CallbackRequest(r["id"], r["phone"], r["reason"], r["preferred_time"], r["status"], r["customer_id"],
-                                datetime.fromisoformat(r["created_at"]))
+        return [CallbackRequest(r["id"], r["phone"], mask_secrets(r["reason"]), r["preferred_time"], r["status"],
+                                r["customer_id"], datetime.fromisoformat(r["created_at"]))
                 for r in self.db["callbacks"].rows_where("customer_id = ? and status = 'pending'", [customer_id],
                                                          order_by="created_at desc")]
 
     def add_interaction(self, summary: str, outcome: str, *, phone: str | None = None,
                         customer_id: int | None = None, call_id: str | None = None,
                         started_at: datetime | None = None, sentiment: float | None = None) -> Interaction:
-        """Record a call in the caller's history (the dialogue calls this when a call ends)."""
+        """Record a call in the caller's history (the dialogue calls this when a call ends). The summary is
+        stored with PINs, dates of birth and card numbers masked: the model reads it on the caller's next call."""
         when = started_at or self.now()
+        summary = mask_secrets(summary)
         interaction_id = self._insert("interactions", {
             "customer_id": customer_id, "phone": phone, "call_id": call_id, "started_at": iso(when),
             "summary": summary, "outcome": outcome, "sentiment": sentiment})
@@ -318,8 +354,8 @@ class Repository:
 
     @_locked
     def recent_interactions(self, customer_id: int, limit: int = 5) -> list[Interaction]:
-        return [Interaction(r["id"], datetime.fromisoformat(r["started_at"]), r["phone"], r["summary"], r["outcome"],
-                            r["customer_id"], r["call_id"], r["sentiment"])
+        return [Interaction(r["id"], datetime.fromisoformat(r["started_at"]), r["phone"], mask_secrets(r["summary"]),
+                            r["outcome"], r["customer_id"], r["call_id"], r["sentiment"])
                 for r in self.db["interactions"].rows_where("customer_id = ?", [customer_id],
                                                             order_by="started_at desc, id desc", limit=limit)]
 

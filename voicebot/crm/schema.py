@@ -97,6 +97,35 @@ def m004_verify_by_birth_date_and_postcode(db: Database) -> None:
     db["customers"].add_column("postcode", str)
 
 
+@_migration
+def m005_mask_secrets_in_free_text(db: Database) -> None:
+    """Call summaries written before this could hold the PIN or date of birth a caller said, in clear, and the
+    model reads them on later calls: mask them (and any in callback reasons, tickets and leads) the way new rows
+    are masked when written (``voicebot.review.redact.mask_secrets``)."""
+    import re
+
+    from voicebot.review.redact import mask_secrets
+
+    # The old summaries listed every number the caller said as what they asked about: "Asked about order 4815,
+    # 10452: ...". Any of them may be a PIN, so the list goes (summaries now name only confirmed orders).
+    numbers = re.compile(r"\bAsked about (?P<topic>(?:order|repair visit|billing|buying|callback) )?"
+                         r"\d{3,}(?:, \d{3,})*: ")
+
+    def clean(text: str) -> str:
+        text = numbers.sub(lambda m: f"Asked about {m['topic'].strip()}: " if m["topic"] else "Asked: ", text)
+        return mask_secrets(text)
+
+    columns = {"interactions": ("summary",), "callbacks": ("reason", "preferred_time"),
+               "tickets": ("subject", "description"), "leads": ("interest", "notes")}
+    for table, names in columns.items():
+        rows = db.execute(f"select id, {', '.join(names)} from {table}").fetchall()
+        for row_id, *values in rows:
+            masked = [clean(v) if isinstance(v, str) else v for v in values]
+            if masked != values:
+                db.execute(f"update {table} set {', '.join(f'{n} = ?' for n in names)} where id = ?",
+                           [*masked, row_id])
+
+
 SCHEMA_VERSION = len(MIGRATION_NAMES)
 
 

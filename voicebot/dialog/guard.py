@@ -20,6 +20,13 @@ Triggers, in the order checked:
 The session reports outcomes: ``note_no_match`` / ``note_no_input`` after a failed turn, ``note_progress`` after
 one the bot understood. ``reset`` clears the signals after a transfer that did not happen (operator busy), so the
 guard does not fire again on the same history.
+
+``summary`` writes the note for the operator (the transfer event, the spoken warm-transfer brief, the callback,
+the call store and the CRM's call history, which the model reads on later calls). It is built from typed facts,
+never from a regular expression over the transcript: order numbers come from the CRM's answers on this call
+(``confirmed_orders``) or from a caller turn that names them as an order ("order 1 0 4 5 2"); a turn that answers
+a question for a PIN, date of birth or card number is never quoted or read for numbers; whatever caller text is
+quoted (the request, an escalation's detail) has its PINs, dates of birth and card numbers masked.
 """
 
 from __future__ import annotations
@@ -28,14 +35,17 @@ import difflib
 import functools
 import re
 from collections import deque
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import fmean
-from typing import Literal
+from typing import Any, Literal
 
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from voicebot.config import EscalationConfig
+from voicebot.crm.spoken import words_to_digits
 from voicebot.dialog.flow import normalize, phrase_pattern
+from voicebot.review.redact import answers_secret_question, mask_secrets
 
 EscalationReason = Literal["operator_request", "dtmf", "frustration", "no_match", "no_input"]
 
@@ -77,7 +87,12 @@ _TOPICS = (
     (re.compile(r"(?<!\S)(?:buy|price|quote|sales|purchase)(?!\S)"), "buying"),
     (re.compile(r"(?<!\S)(?:call ?back)(?!\S)"), "callback"),
 )
-_NUMBER = re.compile(r"(?<!\S)\d{3,}(?!\S)")
+# A number the caller names as an order ("order 10452", "order number is 1 0 4 5 2", "order #10452"), after
+# spoken digits became digits. Any other number a caller says (a PIN, a date, a postcode) is not an order number.
+_STATED_ORDER = re.compile(r"\border(?:\s+(?:number|no\.?|#))?(?:\s+(?:is|was))?[\s:#]*"
+                           r"(?P<number>\d(?:(?:[\s-]|,\s?)?\d){2,11})(?!\d)", re.IGNORECASE)
+_ORDER_TOOLS = ("get_order", "list_open_orders")
+_MAX_ORDERS = 3
 
 
 @functools.cache
@@ -145,12 +160,12 @@ class EscalationGuard:
 
         anger = _ANGER.search(words)
         if anger and score <= 0:
-            return self._escalate("frustration", f"angry: {anger.group(0)!r} in {_quote(text)}")
+            return self._escalate("frustration", f"angry: {anger.group(0)!r} in {_quote(text, every_number=True)}")
         if sum(self._confused) >= self.config.max_confused_turns:
             return self._escalate("frustration", f"did not understand the bot {sum(self._confused)} times")
         if (previous is not None and not confused and len(words.split()) >= _REPEAT_MIN_WORDS
                 and difflib.SequenceMatcher(None, previous, words).ratio() > self.config.repeat_similarity):
-            return self._escalate("frustration", f"repeated {_quote(text)}")
+            return self._escalate("frustration", f"repeated {_quote(text, every_number=True)}")  # a PIN, again?
         if len(self._recent) >= self.config.sentiment_turns and self.mood < self.config.frustration_threshold:
             return self._escalate("frustration", f"negative over the last {len(self._recent)} turns ({self.mood:+.2f})")
         return None
@@ -192,14 +207,18 @@ class EscalationGuard:
 
     # --- hand-over -------------------------------------------------------------------------------------------
 
-    def summary(self, turns: list[tuple[str, str]], caller: str | None = None,
-                escalation: Escalation | None = None) -> str:
+    def summary(self, turns: Sequence[tuple[str, str]], caller: str | None = None,
+                escalation: Escalation | None = None, *, orders: Iterable[str] = ()) -> str:
         """A short note for the operator, built without a model so it is instant and says nothing invented.
 
-        ``turns`` are (role, text) with role "caller" (or "user") for the caller; ``caller`` is who the CRM says
-        it is, e.g. "Alice Smith (+15550102030), verified"; ``escalation`` defaults to the guard's last one.
+        ``turns`` are (role, text) with role "caller" (or "user") for the caller and "bot" for the bot; ``caller``
+        is who the CRM says it is, e.g. "Alice Smith (+15550102030), verified"; ``escalation`` defaults to the
+        guard's last one; ``orders`` are the order numbers the CRM confirmed on this call (``confirmed_orders``).
+        No secret reaches the note: see the module's docstring.
         """
-        said = [text.strip() for role, text in turns if role in ("caller", "user") and normalize(text)]
+        roles = [("caller" if role in ("caller", "user") else role, text) for role, text in turns]
+        said = [mask_secrets(text.strip()) for (role, text), secret in zip(roles, answers_secret_question(roles))
+                if role == "caller" and not secret and normalize(text)]
         parts = [f"Caller {caller}." if caller else "Caller not identified."]
         request = next((t for t in said if self._is_request(t)), None)
         if request is None:
@@ -207,8 +226,8 @@ class EscalationGuard:
         else:
             everything = " ".join(normalize(t) for t in said)
             topic = _topic(normalize(request)) or _topic(everything)
-            numbers = list(dict.fromkeys(_NUMBER.findall(everything)))[:3]
-            about = " ".join(filter(None, [topic, ", ".join(numbers)]))
+            numbers = list(dict.fromkeys([*orders, *(n for t in said for n in stated_orders(t))]))[:_MAX_ORDERS]
+            about = " ".join(filter(None, [topic or ("order" if numbers else None), ", ".join(numbers)]))
             parts.append(f"Asked about {about}: {_quote(request)}." if about else f"Asked: {_quote(request)}.")
         escalation = escalation or self.last
         if escalation is not None:
@@ -222,14 +241,16 @@ class EscalationGuard:
         return " ".join(parts)
 
     def _is_request(self, text: str) -> bool:
-        """A turn that says what the caller wants: not a bare operator phrase, "what?", or a one-word answer."""
+        """A turn that says what the caller wants: not a bare operator phrase, "what?", a one-word answer or only
+        numbers ("4 8 1 5" answers a question, maybe for a PIN)."""
         words = normalize(text).split()
         if len(words) < 2 or set(words) <= _CONFUSED_WORDS:
             return False
         rest = " ".join(words)
         for _, pattern in self._phrases:
             rest = pattern.sub(" ", rest)
-        return len([w for w in rest.split() if w not in _FILLER]) >= 2
+        content = [w for w in rest.split() if w not in _FILLER]
+        return len(content) >= 2 and not words_to_digits(" ".join(content)).replace(" ", "").isdigit()
 
 
 _FILLER = frozenset("i id want to a an the please can could get me speak talk with now just".split())
@@ -241,6 +262,29 @@ def _topic(words: str) -> str | None:
     return min(found)[1] if found else None
 
 
-def _quote(text: str, limit: int = 80) -> str:
-    text = " ".join(text.split())
+def stated_orders(text: str) -> list[str]:
+    """Order numbers the caller named as such in ``text``: "where is order one oh four five two" -> ["10452"].
+    A number said without "order" before it (a PIN, a date, a postcode, a phone number) is not one."""
+    return [re.sub(r"\D", "", m.group("number")) for m in _STATED_ORDER.finditer(words_to_digits(text))]
+
+
+def confirmed_orders(events: Iterable[tuple[str, Mapping[str, Any]]]) -> list[str]:
+    """Order numbers the CRM returned on this call, in order: from the call's ``tool_call`` events (kind, data)
+    of ``get_order`` and ``list_open_orders`` that succeeded. Typed facts for ``EscalationGuard.summary``."""
+    found: list[str] = []
+    for kind, data in events:
+        if kind != "tool_call" or data.get("tool") not in _ORDER_TOOLS:
+            continue
+        result = data.get("result") or {}
+        value = result.get("result") if isinstance(result, Mapping) and result.get("ok") else None
+        for order in value if isinstance(value, list) else [value]:
+            if isinstance(order, Mapping) and order.get("number"):
+                found.append(str(order["number"]))
+    return list(dict.fromkeys(found))
+
+
+def _quote(text: str, limit: int = 80, every_number: bool = False) -> str:
+    """Caller text for a note, with PINs, dates of birth and card numbers masked (``every_number``: every number
+    and date, for text that may answer a question for a PIN: "4 8 1 5", said twice, is a repeat)."""
+    text = " ".join(mask_secrets(text, secret_answer=every_number).split())
     return f'"{text}"' if len(text) <= limit else f'"{text[:limit - 1].rstrip()}…"'

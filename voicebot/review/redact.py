@@ -1,15 +1,24 @@
-"""Redaction of card numbers, PINs and phone numbers, for the review app's pages and for text logs.
+"""Redaction of card numbers, PINs, dates of birth and phone numbers: before anything is stored, and by role for
+the review app's pages and for text logs.
 
-The call store keeps values raw; what a person sees depends on their role:
+**Storage.** Secrets are never stored in clear: ``mask_secrets`` (text) and ``mask_secret_data`` (event data, tool
+arguments) mask PINs, card numbers and dates of birth before a caller turn, an event, a call summary or a CRM note
+is written. Phone numbers, order numbers and other dates are kept: the operator and the CRM need them. A caller
+turn that answers a question for a secret (``asks_for_secret`` on the bot's last turn) has every number and date
+in it masked, since "it's 4 8 2 1" has no keyword to find it by.
 
-- ``admin`` sees everything as recorded;
-- ``supervisor`` (and any other role) sees card numbers as ``[card •••• 1111]``, PINs as ``PIN ••••`` and phone
-  numbers partly masked: ``+1 555 ••• 2030``.
+**Display.** What a person sees of the stored text depends on their role:
+
+- ``admin`` sees everything as stored;
+- ``supervisor`` (and any other role) sees card numbers as ``[card •••• 1111]``, PINs as ``PIN ••••``, dates of
+  birth as ``date of birth ••••`` and phone numbers partly masked: ``+1 555 ••• 2030`` (older rows, written
+  before masking at storage, are masked here too).
 
 Detection is by pattern, on digits as Whisper writes them: 13-19 digits (spaces or dashes allowed) are a card
 number when the Luhn check passes or when they are too long for a phone number; 9-15 digits are a phone number;
-a run of 3-8 digits (or spoken digits) right after "PIN", "passcode", "CVV" or "security code" is a PIN. Order
-numbers, amounts and dates are left alone.
+a run of 3-8 digits (or spoken digits) right after "PIN", "passcode", "CVV" or "security code" is a PIN; a date
+(digits, month names, spoken numbers and ordinals) right after "date of birth", "birthday", "DOB" or "born" is a
+date of birth. Order numbers, amounts and other dates are left alone.
 
 **Logs.** ``RedactingFilter`` applies the same rules to log records. A filter attached to a *logger* only sees
 records created on that very logger, not those propagated from child loggers, so ``install_log_redaction()``
@@ -32,20 +41,44 @@ ROLES = (SUPERVISOR, ADMIN)
 MASK = "•••"
 
 _DIGIT_WORDS = r"(?:zero|oh|one|two|three|four|five|six|seven|eight|nine)"
-# A PIN: the keyword, an optional "is"/"number"/":", then digits (or spoken digits). The digits are group "pin".
+_NUMBER_WORDS = (
+    r"(?:zero|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|thirteen|fourteen|fifteen|sixteen|"
+    r"seventeen|eighteen|nineteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|hundred|thousand|first|"
+    r"second|third|fourth|fifth|sixth|seventh|eighth|ninth|tenth|eleventh|twelfth|thirteenth|fourteenth|"
+    r"fifteenth|sixteenth|seventeenth|eighteenth|nineteenth|twentieth|thirtieth)"
+)
+_MONTH_WORDS = (r"(?:january|february|march|april|may|june|july|august|september|october|november|december|"
+                r"jan|feb|mar|apr|jun|jul|aug|sept|sep|oct|nov|dec)\.?")
+# One piece of a date or a spoken number: "14", "14th", "1985", "March", "fourteenth", "nineteen".
+_DATE_TOKEN = rf"(?:\d{{1,4}}(?:st|nd|rd|th)?|{_MONTH_WORDS}|{_NUMBER_WORDS})"
+_DATE_GLUE = r"(?:[\s,./-]+(?:(?:the|of|and)[\s,]+)?)"
+# A date of birth: the keyword, an optional "is"/":", then a run of date pieces. The date is group "date".
+_DOB = re.compile(
+    rf"\b(?P<key>date\s+of\s+birth|birth\s*date|birthday|d\.?o\.?b\b\.?|born(?:\s+(?:on|in))?)"
+    rf"(?P<sep>(?:\s*(?:is|was|it's|its|:|,|=|-))*\s*(?:the\s+)?)"
+    rf"(?P<date>{_DATE_TOKEN}(?:{_DATE_GLUE}{_DATE_TOKEN}){{0,8}})(?!\w)",
+    re.IGNORECASE,
+)
+# In an answer to a question for a secret: any run of digits, number words and month names.
+_SECRET_TOKEN = rf"(?:\d+|{_DATE_TOKEN}|oh|nought|double|triple)"
+_SECRET_RUN = re.compile(rf"(?<!\w){_SECRET_TOKEN}(?:{_DATE_GLUE}{_SECRET_TOKEN})*(?!\w)", re.IGNORECASE)
+# A PIN: the keyword, an optional "is"/"number"/":", then digits (or spoken digits), as Whisper writes them: "4815",
+# "4 8 1 5", "4-8-1-5", "4, 8, 1, 5". The digits are group "pin".
 _PIN = re.compile(
     rf"\b(?P<key>pin(?:\s+(?:code|number))?|passcode|pass\s+code|cvv|cvc|security\s+code)\b"
     rf"(?P<sep>(?:\s*(?:is|was|number|code|:|=|-))*\s*)"
-    rf"(?P<pin>\d(?:[\s-]?\d){{2,7}}|{_DIGIT_WORDS}(?:[\s,-]+{_DIGIT_WORDS}){{2,7}})(?![\d])",
+    rf"(?P<pin>\d(?:(?:[\s-]|,\s?)?\d){{2,7}}|{_DIGIT_WORDS}(?:[\s,-]+{_DIGIT_WORDS}){{2,7}})(?![\d])",
     re.IGNORECASE,
 )
 # A run of digits with single spaces, dashes, dots or brackets between them, optionally after "+".
 _DIGIT_RUN = re.compile(r"(?<![\w+])\+?\(?\d(?:[\s().-]{0,2}\d){8,18}(?![\w])")
-_ANY_DIGITS = re.compile(rf"\d(?:[\s,-]{{0,2}}\d){{2,}}|{_DIGIT_WORDS}(?:[\s,-]+{_DIGIT_WORDS}){{2,}}", re.IGNORECASE)
-_SECRET_QUESTION = re.compile(r"\b(?:pin|passcode|pass code|card number|card details|security code|cvv|cvc)\b",
-                              re.IGNORECASE)
+_SECRET_QUESTION = re.compile(r"\b(?:pin|passcode|pass code|card number|card details|security code|cvv|cvc|"
+                              r"date of birth|birth ?date|birthday|born)\b", re.IGNORECASE)
 _IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
-_SENSITIVE_KEYS = re.compile(r"pin|passcode|cvv|cvc|card|security_code|password", re.IGNORECASE)
+_SENSITIVE_KEYS = re.compile(r"pin|passcode|cvv|cvc|card|security_code|password|birth", re.IGNORECASE)
+# Keys whose values are secrets whole, as words of a snake_case key ("pin", "card_number"; not "shipping").
+_SECRET_KEYS = re.compile(r"(?:^|_)(?:pin|passcode|cvv|cvc|card|security_code|password|date_of_birth|dob|birth)"
+                          r"(?:_|$)", re.IGNORECASE)
 _PHONE_KEYS = re.compile(r"phone|caller_id|mobile|msisdn", re.IGNORECASE)
 
 
@@ -90,12 +123,16 @@ def _split_country(digits: str) -> tuple[str, str]:
     return f"+{number.country_code}", str(number.national_number)
 
 
+def _is_card(text: str, digits: str) -> bool:
+    return 13 <= len(digits) <= 19 and (len(digits) > 15 or (luhn_ok(digits) and not text.startswith("+")))
+
+
 def _digit_run(match: re.Match[str]) -> str:
     text = match.group(0)
     if _IPV4.fullmatch(text):
         return text  # an address in a log line, not a phone number
     digits = re.sub(r"\D", "", text)
-    if 13 <= len(digits) <= 19 and (len(digits) > 15 or (luhn_ok(digits) and not text.startswith("+"))):
+    if _is_card(text, digits):
         return f"[card {MASK}• {digits[-4:]}]"
     if len(digits) <= 15:
         return mask_phone(text)
@@ -105,33 +142,94 @@ def _digit_run(match: re.Match[str]) -> str:
 def redact_text(text: str | None, role: str | None = SUPERVISOR, *, secret_answer: bool = False) -> str:
     """The text as ``role`` may see it: card numbers, PINs and phone numbers masked unless ``role`` is admin.
 
-    ``secret_answer``: the text answers a question for a PIN or card number (see ``answers_secret_question``),
-    so every group of three or more digits in it is masked: "it's 4 8 2 1" has no keyword to find it by.
+    ``secret_answer``: the text answers a question for a PIN, card number or date of birth (see
+    ``answers_secret_question``), so every number and date in it is masked: "it's 4 8 2 1" has no keyword to find
+    it by.
     """
     if not text:
         return text or ""
     if can_see_raw(role):
         return text
-    text = _PIN.sub(lambda m: f"{m.group('key')}{m.group('sep')}{MASK}•", text)
+    text = _mask_keyed(text)
     text = _DIGIT_RUN.sub(_digit_run, text)
     if secret_answer:
-        text = _ANY_DIGITS.sub(MASK + "•", text)
+        text = _SECRET_RUN.sub(MASK + "•", text)
     return text
 
 
+def _mask_keyed(text: str) -> str:
+    """PINs and dates of birth found by their keyword masked: "my PIN is ••••", "date of birth ••••"."""
+    text = _PIN.sub(lambda m: f"{m.group('key')}{m.group('sep')}{MASK}•", text)
+    return _DOB.sub(lambda m: f"{m.group('key')}{m.group('sep')}{MASK}•", text)
+
+
+def _card_only(match: re.Match[str]) -> str:
+    text = match.group(0)
+    digits = re.sub(r"\D", "", text)
+    return f"[card {MASK}• {digits[-4:]}]" if _is_card(text, digits) else text
+
+
+def mask_secrets(text: str | None, *, secret_answer: bool = False) -> str:
+    """``text`` as it may be stored: PINs, card numbers and dates of birth masked; phone numbers, order numbers,
+    amounts and other dates kept (the operator and the CRM need them; the review app masks phone numbers by role).
+
+    ``secret_answer``: the text answers a question for a PIN, date of birth or card number (see
+    ``asks_for_secret``), so every number, spoken number and month name in it is masked.
+    """
+    if not text:
+        return text or ""
+    text = _DIGIT_RUN.sub(_card_only, _mask_keyed(text))
+    if secret_answer:
+        text = _SECRET_RUN.sub(MASK + "•", text)
+    return text
+
+
+def asks_for_secret(text: str | None) -> bool:
+    """Whether a bot turn asks for a PIN, passcode, card number or date of birth: the caller's answer to it is a
+    secret (``mask_secrets(answer, secret_answer=True)``)."""
+    return bool(text and _SECRET_QUESTION.search(text))
+
+
+def mask_caller_turn(text: str, previous_turns: Sequence[tuple[str, str]] = (), *, asked: bool = False) -> str:
+    """A new caller turn as it may be stored, after ``previous_turns`` ((role, text), oldest first): secrets
+    masked, and every number and date when the bot's last turn asked for a secret or ``asked`` says so (the
+    dialogue is waiting for a PIN)."""
+    last_bot = next((t for role, t in reversed(previous_turns) if role == "bot"), None)
+    return mask_secrets(text, secret_answer=asked or asks_for_secret(last_bot))
+
+
+def mask_secret_data(value: Any, key: str = "") -> Any:
+    """A JSON-like value (event data, tool arguments and results) as it may be stored: values under keys such as
+    ``pin``, ``card_number`` or ``date_of_birth`` masked whole, every string passed through ``mask_secrets``.
+    Phone numbers are kept (``redact_data`` masks them for display)."""
+    if isinstance(value, Mapping):
+        return {k: mask_secret_data(v, str(k)) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [mask_secret_data(v, key) for v in value]
+    if value is None or isinstance(value, bool):
+        return value
+    if key and _SECRET_KEYS.search(key):
+        return MASK + "•"
+    if isinstance(value, str):
+        return mask_secrets(value)
+    return value
+
+
 def has_secrets(text: str | None, *, secret_answer: bool = False) -> bool:
-    """Whether ``text`` holds a card number or a PIN (phone numbers do not count): such turns are silenced in
-    the recordings supervisors hear."""
+    """Whether ``text`` holds a card number, a PIN or a date of birth, or had one masked when it was stored
+    (phone numbers do not count): such turns are silenced in the recordings supervisors hear."""
     if not text:
         return False
-    if _PIN.search(text) or (secret_answer and _ANY_DIGITS.search(text)):
+    if MASK + "•" in text:
+        return True  # masked when it was stored: the recording still holds it
+    if _PIN.search(text) or _DOB.search(text) or (secret_answer and _SECRET_RUN.search(text)):
         return True
     return any(_digit_run(m).startswith("[card") for m in _DIGIT_RUN.finditer(text))
 
 
 def answers_secret_question(turns: Sequence[tuple[str, str]]) -> list[bool]:
     """For (role, text) turns in order: True for each caller turn that follows a bot turn asking for a PIN,
-    passcode or card number."""
+    passcode, card number or date of birth."""
     out = []
     asked = False
     for role, text in turns:

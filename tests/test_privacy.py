@@ -1,0 +1,300 @@
+"""No PIN, date of birth or card number in clear anywhere (issue 13, item 6).
+
+Before this, every call summary took each 3+ digit number the caller said as an order number, so a PIN went into
+the transfer event, the spoken warm-transfer brief, the callback, the call store and the CRM's call history (which
+the model reads on the caller's next call); caller turns were stored as heard. Now caller turns and event data are
+masked before they are stored, summaries are built from typed facts (order numbers the CRM confirmed or the caller
+named as an order), and the CRM masks free text when it is written and call history when it is read.
+
+The last test runs a whole call with the real models through the simulated line, where the caller gives a wrong
+PIN, a date of birth and the right PIN, then scans every text column of both databases, every log record, every
+sentence synthesised (the brief included) and the process output for them.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import re
+import sqlite3
+from datetime import date
+
+import pytest
+
+from voicebot.config import EscalationConfig
+from voicebot.crm.repository import Repository
+from voicebot.crm.schema import connect, migrate
+from voicebot.crm.seed import DEMO_CALLERS, seed_demo
+from voicebot.crm.spoken import digits_in
+from voicebot.dialog.guard import EscalationGuard, confirmed_orders, stated_orders
+from voicebot.review.redact import (MASK, has_secrets, mask_caller_turn, mask_secret_data, mask_secrets,
+                                    redact_text)
+
+TODAY = date(2026, 11, 22)
+ALICE = DEMO_CALLERS[0]  # PIN 1234, born 1985-03-14, orders 10452 and 10398
+assert ALICE.pin == "1234" and ALICE.date_of_birth == date(1985, 3, 14)
+WRONG_PIN = "4815"
+PIN_PROMPT = "For your security, please tell me your four-digit PIN."
+HIDDEN = MASK + "•"
+
+
+def digit_pattern(digits: str) -> re.Pattern[str]:
+    """``digits`` as Whisper or a person may write them: "4815", "4 8 1 5", "4, 8, 1, 5", "4-8-1-5", "four eight
+    one five"; not inside a longer number or a decimal ("0.4815")."""
+    names = "zero one two three four five six seven eight nine".split()
+    as_digits = r"[\s,-]{0,2}".join(digits)
+    as_words = r"[\s,-]+".join(rf"(?:{names[int(d)]}|{'oh|' if d == '0' else ''}{d})" for d in digits)
+    return re.compile(rf"(?<![\d.])(?:{as_digits}|{as_words})(?![\d.])", re.IGNORECASE)
+
+
+DOB_PATTERNS = [re.compile(p, re.IGNORECASE) for p in (
+    r"(?<![\d.])1985(?![\d.])", r"march\s+(?:the\s+)?14", r"\b14(?:st|nd|rd|th)?\s+(?:of\s+)?march", r"fourteenth",
+    r"nineteen\s+eighty", r"(?<!\d)0?3/14/(?:19)?85", r"14/0?3/(?:19)?85")]
+
+
+def found(text: str, patterns) -> list[str]:
+    return [m.group(0) for p in patterns for m in p.finditer(text or "")]
+
+
+# -- masking before storage ------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("text, stored", [
+    ("My PIN is 4 8 1 5.", "My PIN is ••••."),
+    ("my pin is four eight one five", "my pin is ••••"),
+    ("PIN: 4, 8, 1, 5 and order 10452", "PIN: •••• and order 10452"),
+    ("My date of birth is March 14th, 1985.", "My date of birth is ••••."),
+    ("I was born on the fourteenth of March nineteen eighty-five", "I was born on the ••••"),
+    ("DOB 03/14/1985, zip 98101", "DOB ••••, zip 98101"),
+    ("card 4111 1111 1111 1111 please", "card [card •••• 1111] please"),
+    ("Where is order 10452? Call me on +15550102030 on March 3rd.",
+     "Where is order 10452? Call me on +15550102030 on March 3rd."),  # not secrets: kept for the operator
+    ("born in London", "born in London"),
+])
+def test_secrets_are_masked_before_storage_and_other_numbers_kept(text, stored):
+    assert mask_secrets(text) == stored
+    assert has_secrets(stored) == (stored != text)  # the review app still silences that part of the recording
+
+
+def test_an_answer_to_a_question_for_a_secret_is_masked_whole():
+    history = [("bot", "Hello."), ("caller", "where is my order"), ("bot", PIN_PROMPT)]
+    assert mask_caller_turn("4 8 1 5", history) == HIDDEN
+    assert mask_caller_turn("it's four oh one five", history) == f"it's {HIDDEN}"
+    assert mask_caller_turn("March 14 1985", [("bot", "What is your date of birth?")]) == HIDDEN
+    assert mask_caller_turn("1 2 3 4", [("bot", "Hello.")], asked=True) == HIDDEN  # the dialogue awaits a PIN
+    assert mask_caller_turn("order 10452 please", [("bot", "Which order?")]) == "order 10452 please"
+
+
+def test_event_data_is_masked_by_key_and_content():
+    data = {"tool": "verify_caller", "args": {"pin": "4815", "date_of_birth": "March 14, 1985"},
+            "result": {"ok": True, "result": {"number": "10452", "shipping": "UPS"}},
+            "text": "my PIN is 4815", "summary": "Caller said PIN 4815.", "elapsed_s": 0.4815, "n": 3}
+    assert mask_secret_data(data) == {
+        "tool": "verify_caller", "args": {"pin": HIDDEN, "date_of_birth": HIDDEN},
+        "result": {"ok": True, "result": {"number": "10452", "shipping": "UPS"}},
+        "text": f"my PIN is {HIDDEN}", "summary": f"Caller said PIN {HIDDEN}.", "elapsed_s": 0.4815, "n": 3}
+
+
+def test_supervisors_see_dates_of_birth_masked_too():
+    assert redact_text("my date of birth is March 14, 1985", "supervisor") == f"my date of birth is {HIDDEN}"
+    assert redact_text("it's March 14, 1985", "supervisor", secret_answer=True) == f"it's {HIDDEN}"
+
+
+# -- the summary: typed facts only ------------------------------------------------------------------------------
+
+@pytest.fixture
+def guard():
+    return EscalationGuard(EscalationConfig())
+
+
+CALL = [
+    ("bot", "Hello Alice, you are speaking with the automated assistant of Northwind Supplies."),
+    ("caller", "Hi, where is my order? My date of birth is March 14th, 1985."),
+    ("bot", PIN_PROMPT),
+    ("caller", "4 8 1 5"),
+    ("bot", "That did not match. 2 attempt(s) left. Please tell me your four-digit PIN again."),
+    ("caller", "My PIN is one two three four."),
+    ("bot", "Thank you. What else can I do for you?"),
+    ("caller", "My card is 4111 1111 1111 1111, can I pay the invoice for order 10 452?"),
+]
+
+
+def test_the_summary_takes_no_pin_or_date_of_birth_for_an_order_number(guard):
+    """Before: "Asked about order 1985, 4815, 10452" (every 3+ digit number), and the request quoted with its DOB."""
+    summary = guard.summary(CALL, caller="Alice Johnson (+15550102030), verified")
+    assert summary.startswith("Caller Alice Johnson (+15550102030), verified. Asked about order 10452: "), summary
+    assert f"My date of birth is {HIDDEN}" in summary, summary
+    for secret in (digit_pattern(WRONG_PIN), digit_pattern("1234"), digit_pattern("4111111111111111"),
+                   *DOB_PATTERNS):
+        assert not found(summary, [secret]), (secret.pattern, summary)
+
+
+def test_order_numbers_in_the_summary_come_from_the_crm_or_are_named_as_orders(guard):
+    turns = [("caller", "4 8 1 5"), ("caller", "I have a question about my delivery of 250 chairs")]
+    assert guard.summary(turns) == 'Caller not identified. Asked about order: "I have a question about my delivery ' \
+                                   'of 250 chairs".'  # before: "Asked about order 4815, 250"
+    events = [("tool_call", {"tool": "get_order", "args": {"order_number": "10398"},
+                             "result": {"ok": True, "result": {"number": "10398", "status": "delivered"}}}),
+              ("tool_call", {"tool": "list_open_orders", "args": {},
+                             "result": {"ok": True, "result": [{"number": "10452"}, {"number": "10398"}]}}),
+              ("tool_call", {"tool": "get_order", "args": {"order_number": "4815"},
+                             "result": {"ok": False, "error": "not_found"}}),
+              ("escalation", {"reason": "dtmf"})]
+    assert confirmed_orders(events) == ["10398", "10452"]
+    assert "Asked about order 10398, 10452:" in guard.summary(turns, orders=confirmed_orders(events))
+    assert stated_orders("order number one oh four five two, my PIN is 4815") == ["10452"]
+    assert stated_orders("order #10452 and 4815") == ["10452"]
+
+
+def test_a_pin_said_twice_is_not_quoted_in_the_escalation(guard):
+    guard.check_transcript("4 8 1 5 6")
+    escalation = guard.check_transcript("4 8 1 5 6")
+    assert escalation is not None and escalation.detail == f'repeated "{HIDDEN}"'
+    summary = guard.summary([("caller", "4 8 1 5 6")] * 2, escalation=escalation)
+    assert summary == f'Caller not identified. No request stated. Escalated: caller frustrated (repeated "{HIDDEN}").'
+
+
+# -- the CRM ----------------------------------------------------------------------------------------------------
+
+def test_the_crm_masks_free_text_when_written_and_call_history_when_read():
+    repo = Repository.open(None)
+    seed_demo(repo, today=TODAY)
+    alice = repo.find_customer_by_phone(ALICE.phone)
+    first = {table: repo.db[table].count + 1 for table in ("interactions", "callbacks", "tickets", "leads")}
+    repo.add_interaction("Caller gave PIN 4815; date of birth March 14, 1985.", "resolved", customer_id=alice.id)
+    repo.request_callback(ALICE.phone, "Transfer failed. My PIN is 4 8 1 5.", customer_id=alice.id)
+    repo.create_ticket("Card 4111 1111 1111 1111 charged twice", "pin 4815", customer_id=alice.id)
+    repo.create_lead("Dana", "chairs", notes="born on 14 March 1985")
+    # a row from before the fix, written straight into the table: the model must not read it either
+    repo.db["interactions"].insert({"customer_id": alice.id, "started_at": "2026-11-21T10:00:00",
+                                    "summary": "Asked about order 4815, PIN 4815.", "outcome": "resolved"})
+    history = [i.summary for i in repo.recent_interactions(alice.id, limit=100)]
+    assert f"Caller gave PIN {HIDDEN}; date of birth {HIDDEN}." in history
+    assert f"Asked about order 4815, PIN {HIDDEN}." in history  # masked on the way to the model
+    legacy = repo.db["interactions"].count
+    stored = " ".join(str(v) for table, start in first.items() for row in repo.db[table].rows_where("id >= ?", [start])
+                      if not (table == "interactions" and row["id"] == legacy) for v in row.values())
+    assert "PIN" in stored and not found(stored, [digit_pattern(WRONG_PIN), *DOB_PATTERNS]), stored
+    assert "4111 1111" not in stored and "[card •••• 1111]" in stored
+    assert [c.reason for c in repo.pending_callbacks(alice.id)][0] == f"Transfer failed. My PIN is {HIDDEN}."
+
+
+def test_an_upgrade_masks_secrets_already_in_the_crm(tmp_path):
+    old = connect(tmp_path / "crm.db")
+    migrate(old, stop_before="m005_mask_secrets_in_free_text")
+    old["interactions"].insert({"started_at": "2026-11-21T10:00:00", "outcome": "resolved",
+                                "summary": "Caller Alice. Asked about order 4815, 10452: \"my PIN is 4815\"."})
+    old["callbacks"].insert({"phone": "+15550102030", "reason": "date of birth March 14, 1985", "status": "pending",
+                             "created_at": "2026-11-21T10:00:00"})
+    old.close()
+    repo = Repository.open(tmp_path / "crm.db")
+    [interaction] = list(repo.db["interactions"].rows)
+    assert interaction["summary"] == f"Caller Alice. Asked about order: \"my PIN is {HIDDEN}\"."  # any was a PIN
+    [callback] = list(repo.db["callbacks"].rows)
+    assert callback["reason"] == f"date of birth {HIDDEN}"
+    repo.close()
+
+
+@pytest.mark.xfail(strict=True, reason="voicebot/dialog/answers.py (not in this change): match_intent takes any "
+                                       "4-8 digit number for an order number, so a PIN said with the request "
+                                       "becomes get_order's argument and 'I couldn't find order 1234'")
+def test_a_pin_said_with_the_request_is_not_taken_for_an_order_number():
+    from voicebot.dialog.answers import match_intent
+
+    assert match_intent("Where is my order? My PIN is 1234.") == ("list_open_orders", {})
+
+
+# -- a whole call with the real models ----------------------------------------------------------------------------
+
+class Recording:
+    """Wraps a model and keeps what went through it: the texts synthesised, the transcripts heard."""
+
+    def __init__(self, inner, kind: str):
+        self.inner, self.kind, self.texts = inner, kind, []
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def stream(self, text, sample_rate):
+        self.texts.append(text)
+        return self.inner.stream(text, sample_rate)
+
+    def cached(self, text, sample_rate):
+        self.texts.append(text)
+        return self.inner.cached(text, sample_rate)
+
+    def transcribe(self, pcm, sample_rate, **kwargs):
+        transcript = self.inner.transcribe(pcm, sample_rate, **kwargs)
+        self.texts.append(transcript.text)
+        return transcript
+
+
+def text_values(connection) -> list[tuple[str, str, str]]:
+    """(table, column, text) for every text value in every table of a SQLite database."""
+    out = []
+    tables = [r[0] for r in connection.execute("select name from sqlite_master where type = 'table'")]
+    for table in tables:
+        cursor = connection.execute(f'select * from "{table}"')
+        names = [d[0] for d in cursor.description]
+        for row in cursor:
+            out += [(table, name, value) for name, value in zip(names, row) if isinstance(value, str)]
+    return out
+
+
+def database_file(connection) -> str:
+    return next(r[2] for r in connection.execute("PRAGMA database_list") if r[1] == "main")
+
+
+@pytest.mark.models
+@pytest.mark.timeout(600)
+def test_a_call_that_gives_a_pin_and_a_date_of_birth_leaves_them_nowhere(call_env, caller_voice, caplog, capfd):
+    from conftest import caller_says, run_call
+    from voicebot.store import Outcome
+    from voicebot.telephony.base import TransferResult
+    from voicebot.telephony.sim import HangUp, Press, WaitForBot
+
+    config = call_env.config.model_copy(deep=True)
+    config.sip.transfer_mode = "warm"  # the operator hears a spoken brief ...
+    synthesizer = Recording(call_env.synthesizer, "tts")
+    transcriber = Recording(call_env.transcriber, "stt")
+    deps = dataclasses.replace(call_env, config=config, synthesizer=synthesizer, transcriber=transcriber)
+    crm_file = database_file(deps.crm.db.conn)
+    with sqlite3.connect(crm_file) as db:
+        crm_before = set(text_values(db))
+    busy = TransferResult(config.sip.operator_uri, ok=False, status=486, reason="Busy Here")  # ... and a callback
+    script = [WaitForBot(), caller_says(caller_voice, "Hi, where is my order?"),
+              WaitForBot(), caller_says(caller_voice, "My PIN is 4 8 1 5."),
+              WaitForBot(), caller_says(caller_voice, "My date of birth is March 14th, 1985."),
+              WaitForBot(), caller_says(caller_voice, "1 2 3 4."),
+              WaitForBot(), Press("0"), WaitForBot(), HangUp()]
+    capfd.readouterr()  # from here on, only what the bot logs and prints (the caller's voice is made above)
+    caplog.clear()
+    caplog.set_level(logging.DEBUG)
+    line, outcome = run_call(deps, script, caller_id="+15550102030", transfer_result=busy)
+    assert outcome == Outcome.TRANSFER_FAILED and len(line.briefs) == 1 and line.briefs[0]
+
+    # what to look for: the PINs and the date of birth, and whatever digits Whisper heard in their place
+    heard = [t for t in transcriber.texts if t.strip()]
+    pins = {WRONG_PIN, ALICE.pin} | {digits_in(t) for t in heard if len(digits_in(t)) >= 4}
+    patterns = [digit_pattern(p) for p in sorted(pins)] + DOB_PATTERNS
+    assert any(found(t, patterns) for t in heard), heard  # the secrets were said and heard, so they could leak
+
+    store_file = deps.store.path
+    with sqlite3.connect(store_file) as db:
+        stored = text_values(db)  # calls, turns, events, analysis: all from this call
+    with sqlite3.connect(crm_file) as db:
+        crm_new = [v for v in text_values(db) if v not in crm_before]  # interactions, callbacks
+    leaks = [(where, text, found(text, patterns)) for where, text in
+             [(f"calls.db {t}.{c}", v) for t, c, v in stored] + [(f"crm.db {t}.{c}", v) for t, c, v in crm_new]
+             + [(f"log {r.name}", r.getMessage() + (r.exc_text or "")) for r in caplog.records]
+             + [("synthesised", t) for t in synthesizer.texts] + [("output", "\n".join(capfd.readouterr()))]
+             if found(text, patterns)]
+    assert not leaks, leaks
+
+    # and the scan saw the places where they used to leak
+    kinds = [e.kind for e in deps.store.events(line.info.call_id)]
+    assert {"tool_call", "transfer_requested", "transfer_result", "callback_created"} <= set(kinds), kinds
+    caller_turns = [t.text for t in deps.store.turns(line.info.call_id) if t.role == "caller"]
+    assert sum(HIDDEN in t for t in caller_turns) >= 3, caller_turns  # the PIN and DOB turns are kept, masked
+    call = deps.store.get_call(line.info.call_id)
+    assert call.summary and call.summary.startswith("Caller Alice Johnson"), call.summary
+    assert any(table == "interactions" for table, _, _ in crm_new) and any(t == "callbacks" for t, _, _ in crm_new)
