@@ -18,7 +18,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
-from voicebot.dialog.flow import DtmfKey, MenuConfig, check_escalation_overlap, default_menu, normalize
+from voicebot.dialog.flow import DtmfKey, MenuConfig, check_escalation_overlap, default_menu, phrases_have_words
 
 
 class Section(BaseModel):
@@ -185,13 +185,7 @@ class EscalationConfig(Section):
     max_confused_turns: int = Field(2, ge=1, le=4, description="'What?', 'sorry?' turns among the last four.")
     repeat_similarity: float = Field(0.85, ge=0.5, le=1, description="A turn this like the last is a repeat.")
 
-    @field_validator("operator_phrases")
-    @classmethod
-    def _phrases_have_words(cls, value: list[str]) -> list[str]:
-        for phrase in value:
-            if not normalize(phrase):
-                raise ValueError(f"{phrase!r} has no words to listen for")
-        return value
+    _phrases_have_words = field_validator("operator_phrases")(phrases_have_words)
 
 
 class ReviewConfig(Section):

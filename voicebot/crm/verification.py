@@ -2,46 +2,22 @@
 the record. Attempts are limited per call (``crm.verification_attempts``); after the last wrong answer the call
 is locked out and account tools stay closed for the rest of it.
 
-PINs are stored as salted PBKDF2 hashes. With four digits that is no defence against someone who has stolen
-the database file; it keeps the PIN out of dumps, logs, `crm show` and anything handed to the model.
+PINs are stored as salted PBKDF2 hashes (``voicebot.crm.repository.hash_pin``, next to the code that writes
+them; this module only reads them). With four digits that is no defence against someone who has stolen the
+database file; it keeps the PIN out of dumps, logs, `crm show` and anything handed to the model.
 """
 
 from __future__ import annotations
 
-import hashlib
 import hmac
-import os
 import re
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING
 
 from voicebot.crm.models import Customer, NotFound, VerificationRecord
 from voicebot.crm.phone import normalize_phone
+from voicebot.crm.repository import Repository, pin_matches
 from voicebot.crm.spoken import digits_in, parse_date, words_to_digits
-
-if TYPE_CHECKING:
-    from voicebot.crm.repository import Repository
-
-_PIN_ITERATIONS = 10_000
-
-
-def hash_pin(pin: str, salt: bytes | None = None) -> str:
-    """``pbkdf2_sha256$iterations$salt$hash`` for a PIN (digits only are kept)."""
-    salt = salt if salt is not None else os.urandom(16)
-    digest = hashlib.pbkdf2_hmac("sha256", digits_in(pin).encode(), salt, _PIN_ITERATIONS)
-    return f"pbkdf2_sha256${_PIN_ITERATIONS}${salt.hex()}${digest.hex()}"
-
-
-def pin_matches(pin_digits: str, stored: str) -> bool:
-    try:
-        scheme, iterations, salt, expected = stored.split("$")
-    except ValueError:
-        return False
-    if scheme != "pbkdf2_sha256":
-        return False
-    digest = hashlib.pbkdf2_hmac("sha256", pin_digits.encode(), bytes.fromhex(salt), int(iterations))
-    return hmac.compare_digest(digest.hex(), expected)
 
 
 def normalize_postcode(text: str) -> str:

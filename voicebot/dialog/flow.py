@@ -66,6 +66,15 @@ def phrase_pattern(phrase: str) -> re.Pattern[str]:
     return re.compile(rf"(?<!\S){body}s?(?!\S)")
 
 
+def phrases_have_words(phrases: list[str]) -> list[str]:
+    """The validator of every list of phrases to listen for (an option's ``say``, ``escalation.operator_phrases``,
+    as ``field_validator(name)(phrases_have_words)``): each phrase must have a word in it."""
+    for phrase in phrases:
+        if not normalize(phrase):
+            raise ValueError(f"{phrase!r} has no words to listen for")
+    return phrases
+
+
 # --- schema ------------------------------------------------------------------------------------------------
 
 
@@ -102,13 +111,7 @@ class MenuOption(_Strict):
     def _one_phrase_is_a_list(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
 
-    @field_validator("say")
-    @classmethod
-    def _has_words(cls, value: list[str]) -> list[str]:
-        for phrase in value:
-            if not normalize(phrase):
-                raise ValueError(f"{phrase!r} has no words to listen for")
-        return value
+    _has_words = field_validator("say")(phrases_have_words)
 
     @model_validator(mode="after")
     def _can_be_chosen(self) -> MenuOption:

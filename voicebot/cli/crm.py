@@ -10,22 +10,20 @@ import typer
 from rich.panel import Panel
 from rich.table import Table
 
+from voicebot.cli.common import ConfigOption, console, err_console, fail, get_config
+from voicebot.crm.importer import import_csv
+from voicebot.crm.models import NotFound, VerificationRecord
+from voicebot.crm.phone import normalize_phone, speakable_phone
+from voicebot.crm.repository import Repository
+from voicebot.crm.seed import seed_demo
+
 crm_app = typer.Typer(help="The CRM database: demo data, CSV imports, and what the bot knows about a caller.",
                       no_args_is_help=True)
-
-# Imported after crm_app exists: voicebot.cli imports this module for crm_app while it is itself loading.
-# The annotations below are strings resolved when the command runs, by which time voicebot.cli is complete.
-import voicebot.cli as main_cli  # noqa: E402
-from voicebot.crm.importer import import_csv  # noqa: E402
-from voicebot.crm.models import NotFound, VerificationRecord  # noqa: E402
-from voicebot.crm.phone import normalize_phone, speakable_phone  # noqa: E402
-from voicebot.crm.repository import Repository  # noqa: E402
-from voicebot.crm.seed import seed_demo  # noqa: E402
 
 
 def open_repository(config_path: Path | None) -> Repository:
     """The CRM database the config names (folders created, schema migrated)."""
-    config = main_cli.get_config(config_path)
+    config = get_config(config_path)
     return Repository.open(config.path(config.crm.database), region=config.crm.default_region)
 
 
@@ -43,7 +41,7 @@ def _table(title: str, columns: tuple[str, ...], rows: list[tuple]) -> Table | s
 
 @crm_app.command("seed")
 def seed(
-    config_path: main_cli.ConfigOption = None,
+    config_path: ConfigOption = None,
     today: Annotated[Optional[datetime], typer.Option(formats=["%Y-%m-%d"],
                                                       help="The demo's today (default: today).")] = None,
     random_seed: Annotated[int, typer.Option("--seed", help="Random seed: same seed and day, same data.")] = 7,
@@ -58,37 +56,37 @@ def seed(
     try:
         summary = seed_demo(repo, today.date() if today else date.today(), random_seed, wipe=force)
     except ValueError as exc:
-        raise main_cli.fail(str(exc)) from None
+        raise fail(str(exc)) from None
     finally:
         repo.close()
-    main_cli.console.print(_table(f"seeded Northwind Supplies as of {summary.today}", ("table", "rows"),
-                                  list(summary.counts.items())))
-    main_cli.console.print(_table("demo callers", ("name", "phone", "PIN", "date of birth", "postcode", "orders"),
-                                  [(c.name, c.phone, c.pin or "(none)", c.date_of_birth, c.postcode,
-                                    ", ".join(c.orders)) for c in summary.demo_callers]))
+    console.print(_table(f"seeded Northwind Supplies as of {summary.today}", ("table", "rows"),
+                         list(summary.counts.items())))
+    console.print(_table("demo callers", ("name", "phone", "PIN", "date of birth", "postcode", "orders"),
+                         [(c.name, c.phone, c.pin or "(none)", c.date_of_birth, c.postcode,
+                           ", ".join(c.orders)) for c in summary.demo_callers]))
 
 
 @crm_app.command("import")
 def import_file(
     path: Annotated[Path, typer.Argument(help="customers.csv or orders.csv (told apart by their header).")],
     kind: Annotated[Optional[str], typer.Option(help="customers or orders, if the header is ambiguous.")] = None,
-    config_path: main_cli.ConfigOption = None,
+    config_path: ConfigOption = None,
 ):
     """Import customers or orders from CSV: every row is checked first; any bad row imports nothing."""
     if kind not in (None, "customers", "orders"):
-        raise main_cli.fail(f"--kind must be customers or orders, not {kind!r}", 2)
+        raise fail(f"--kind must be customers or orders, not {kind!r}", 2)
     repo = open_repository(config_path)
     try:
         report = import_csv(repo, path, kind)
     finally:
         repo.close()
     if not report.ok:
-        main_cli.err_console.print(_table(f"{path}: {len(report.rejected)} row(s) rejected, nothing imported",
-                                          ("line", "reason"), [(r.line, r.reason) for r in report.rejected]))
+        err_console.print(_table(f"{path}: {len(report.rejected)} row(s) rejected, nothing imported",
+                                 ("line", "reason"), [(r.line, r.reason) for r in report.rejected]))
         raise typer.Exit(1)
     what = report.kind[:-1] if report.imported == 1 else report.kind
-    main_cli.console.print(f"[green]{path}: imported {report.imported} {what}[/green] ({report.rows} row(s))",
-                           highlight=False, soft_wrap=True)
+    console.print(f"[green]{path}: imported {report.imported} {what}[/green] ({report.rows} row(s))",
+                  highlight=False, soft_wrap=True)
 
 
 def _secrets_on_file(record: VerificationRecord | NotFound) -> str:
@@ -102,7 +100,7 @@ def _secrets_on_file(record: VerificationRecord | NotFound) -> str:
 @crm_app.command("show")
 def show(
     phone: Annotated[str, typer.Argument(help="The caller ID, in any format (+1 555 010 2030, 0044 20 ...).")],
-    config_path: main_cli.ConfigOption = None,
+    config_path: ConfigOption = None,
 ):
     """Print what the bot would know about a caller: before verification (the name) and after it."""
     repo = open_repository(config_path)
@@ -111,16 +109,16 @@ def show(
         found = repo.find_customer_by_phone(phone)
         if isinstance(found, NotFound):
             shown = e164 or f"{phone!r} (not a phone number)"
-            main_cli.console.print(f"[yellow]unknown caller {shown}[/yellow]: the bot greets them as a new caller; "
-                                   "it can take a lead, a ticket, a booking or a callback.", highlight=False,
-                                   soft_wrap=True)
+            console.print(f"[yellow]unknown caller {shown}[/yellow]: the bot greets them as a new caller; "
+                          "it can take a lead, a ticket, a booking or a callback.", highlight=False,
+                          soft_wrap=True)
             raise typer.Exit(1)
         profile = repo.caller_profile(found.id)
         verification = _secrets_on_file(repo.verification_record(found.id))
     finally:
         repo.close()
     c = profile.customer
-    main_cli.console.print(Panel(
+    console.print(Panel(
         f"[bold]{c.name}[/bold]  (customer {c.id}, since {c.created_at.date()})\n"
         f"phones: {', '.join(speakable_phone(p) for p in c.phones)}   email: {c.email or '-'}\n"
         f"verification on file: {verification}\n"
@@ -128,20 +126,20 @@ def show(
         title=f"caller {e164}", title_align="left"))
     order_rows = [(o.number, o.status.replace("_", " "), o.placed_at, o.carrier, o.tracking, o.eta,
                    f"{o.total} {o.currency}") for o in profile.open_orders]
-    main_cli.console.print(_table("open orders", ("order", "status", "placed", "carrier", "tracking", "ETA",
-                                                  "total"), order_rows))
-    main_cli.console.print(_table("recent orders", ("order", "status", "placed", "delivered", "total"),
-                                  [(o.number, o.status.replace("_", " "), o.placed_at, o.delivered_at,
-                                    f"{o.total} {o.currency}") for o in profile.recent_orders]))
-    main_cli.console.print(_table("open tickets", ("ticket", "status", "priority", "opened", "subject", "order"),
-                                  [(t.id, t.status, t.priority, t.created_at.date(), t.subject, t.order_number)
-                                   for t in profile.open_tickets]))
-    main_cli.console.print(_table("upcoming appointments", ("booking", "when", "service", "with"),
-                                  [(b.id, b.slot.starts_at.strftime("%a %Y-%m-%d %H:%M"), b.slot.service,
-                                    b.slot.resource) for b in profile.upcoming_bookings]))
-    main_cli.console.print(_table("pending callbacks", ("id", "requested", "reason", "preferred time"),
-                                  [(cb.id, cb.created_at.date(), cb.reason, cb.preferred_time)
-                                   for cb in profile.pending_callbacks]))
-    main_cli.console.print(_table("recent calls", ("when", "outcome", "summary"),
-                                  [(i.started_at.strftime("%Y-%m-%d %H:%M"), i.outcome, i.summary)
-                                   for i in profile.recent_interactions]))
+    console.print(_table("open orders", ("order", "status", "placed", "carrier", "tracking", "ETA",
+                                         "total"), order_rows))
+    console.print(_table("recent orders", ("order", "status", "placed", "delivered", "total"),
+                         [(o.number, o.status.replace("_", " "), o.placed_at, o.delivered_at,
+                           f"{o.total} {o.currency}") for o in profile.recent_orders]))
+    console.print(_table("open tickets", ("ticket", "status", "priority", "opened", "subject", "order"),
+                         [(t.id, t.status, t.priority, t.created_at.date(), t.subject, t.order_number)
+                          for t in profile.open_tickets]))
+    console.print(_table("upcoming appointments", ("booking", "when", "service", "with"),
+                         [(b.id, b.slot.starts_at.strftime("%a %Y-%m-%d %H:%M"), b.slot.service,
+                           b.slot.resource) for b in profile.upcoming_bookings]))
+    console.print(_table("pending callbacks", ("id", "requested", "reason", "preferred time"),
+                         [(cb.id, cb.created_at.date(), cb.reason, cb.preferred_time)
+                          for cb in profile.pending_callbacks]))
+    console.print(_table("recent calls", ("when", "outcome", "summary"),
+                         [(i.started_at.strftime("%Y-%m-%d %H:%M"), i.outcome, i.summary)
+                          for i in profile.recent_interactions]))

@@ -9,46 +9,45 @@ from typing import Annotated, Optional
 
 import typer
 
+from voicebot.cli.common import ConfigOption, console, err_console, fail, get_config
+from voicebot.config import Config
+from voicebot.store import CallStore, StoreError
+
 review_app = typer.Typer(
     help="The supervisors' review web app. Without a command: serve it (same as `voicebot review serve`).",
     invoke_without_command=True, no_args_is_help=False)
-
-# Imported after review_app exists: voicebot.cli imports this module while it is itself loading (as crm/cli.py).
-import voicebot.cli as main_cli  # noqa: E402
-from voicebot.config import Config  # noqa: E402
-from voicebot.store import CallStore, StoreError  # noqa: E402
 
 HostOption = Annotated[Optional[str], typer.Option(help="Listen address (default: review.host).")]
 PortOption = Annotated[Optional[int], typer.Option(min=1, max=65535, help="Port (default: review.port).")]
 
 
 def _config(ctx: typer.Context, config_path: Path | None) -> Config:
-    return main_cli.get_config(config_path or (ctx.obj or {}).get("config_path"))
+    return get_config(config_path or (ctx.obj or {}).get("config_path"))
 
 
 def _store(config: Config) -> CallStore:
     """The call store, read-write (analysis and demo data write to it); a clear error when it is missing."""
     path = config.path(config.store.database)
     if not path.is_file():
-        raise main_cli.fail(f"no call store at {path}: it is created when the bot takes its first call "
-                            "(`voicebot serve`); for a demo, run `voicebot review seed-demo`")
+        raise fail(f"no call store at {path}: it is created when the bot takes its first call "
+                   "(`voicebot serve`); for a demo, run `voicebot review seed-demo`")
     try:
         return CallStore(path, config.path(config.store.recordings_dir))
     except StoreError as exc:
-        raise main_cli.fail(str(exc)) from None
+        raise fail(str(exc)) from None
 
 
 @review_app.callback()
-def review_main(ctx: typer.Context, config_path: main_cli.ConfigOption = None, host: HostOption = None,
+def review_main(ctx: typer.Context, config_path: ConfigOption = None, host: HostOption = None,
                 port: PortOption = None):
     """Serve the review web app, or run one of the commands below."""
     ctx.obj = {"config_path": config_path}
     if ctx.invoked_subcommand is None:
-        _serve(main_cli.get_config(config_path), host, port)
+        _serve(get_config(config_path), host, port)
 
 
 @review_app.command("serve")
-def serve(ctx: typer.Context, config_path: main_cli.ConfigOption = None, host: HostOption = None,
+def serve(ctx: typer.Context, config_path: ConfigOption = None, host: HostOption = None,
           port: PortOption = None):
     """Serve the review web app on review.host:review.port (log in with a user from `add-user`)."""
     _serve(_config(ctx, config_path), host, port)
@@ -65,19 +64,19 @@ def _serve(config: Config, host: str | None, port: int | None) -> None:
     try:
         app = create_app(config)
     except StoreMissing as exc:
-        raise main_cli.fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except StoreError as exc:
-        raise main_cli.fail(str(exc)) from None
+        raise fail(str(exc)) from None
     users = app.state.review.users.users()
     if not users:
-        main_cli.err_console.print("[yellow]no users yet:[/yellow] add one with "
-                                   "`voicebot review add-user NAME --role admin`", highlight=False)
+        err_console.print("[yellow]no users yet:[/yellow] add one with "
+                          "`voicebot review add-user NAME --role admin`", highlight=False)
     if not _is_loopback(host) and not config.review.secure_cookies:
-        main_cli.err_console.print(f"[yellow]warning:[/yellow] listening on {host} without secure cookies: serve "
-                                   "it behind HTTPS and set review.secure_cookies: true", highlight=False)
+        err_console.print(f"[yellow]warning:[/yellow] listening on {host} without secure cookies: serve "
+                          "it behind HTTPS and set review.secure_cookies: true", highlight=False)
     server_config = uvicorn.Config(app, host=host, port=port, log_level="info", server_header=False)
     install_log_redaction()  # uvicorn.Config has configured its loggers by now
-    main_cli.console.print(f"review app on [bold]http://{host}:{port}/[/bold] ({len(users)} user(s))")
+    console.print(f"review app on [bold]http://{host}:{port}/[/bold] ({len(users)} user(s))")
     uvicorn.Server(server_config).run()
 
 
@@ -98,7 +97,7 @@ def add_user(
                                           help="Asked for when not given (at least 8 characters).")] = None,
     replace: Annotated[bool, typer.Option("--replace", help="Set a new password and role for an existing user.")]
     = False,
-    config_path: main_cli.ConfigOption = None,
+    config_path: ConfigOption = None,
 ):
     """Add a user of the review app (or, with --replace, reset one: their open sessions end)."""
     from voicebot.review.users import ReviewDB, UserError
@@ -108,15 +107,15 @@ def add_user(
     try:
         user = db.add_user(name, password, role, replace=replace)
     except UserError as exc:
-        raise main_cli.fail(str(exc)) from None
+        raise fail(str(exc)) from None
     finally:
         db.close()
-    main_cli.console.print(f"[green]{'updated' if replace else 'added'}[/green] {user.role} {user.username!r} "
-                           f"in {config.path(config.review.database)}", highlight=False)
+    console.print(f"[green]{'updated' if replace else 'added'}[/green] {user.role} {user.username!r} "
+                  f"in {config.path(config.review.database)}", highlight=False)
 
 
 @review_app.command("users")
-def list_users(ctx: typer.Context, config_path: main_cli.ConfigOption = None):
+def list_users(ctx: typer.Context, config_path: ConfigOption = None):
     """List the review app's users."""
     from voicebot.review.users import ReviewDB
 
@@ -124,7 +123,7 @@ def list_users(ctx: typer.Context, config_path: main_cli.ConfigOption = None):
     db = ReviewDB(config.path(config.review.database))
     try:
         for user in db.users():
-            main_cli.console.print(f"{user.username:<24} {user.role}", highlight=False)
+            console.print(f"{user.username:<24} {user.role}", highlight=False)
     finally:
         db.close()
 
@@ -137,13 +136,13 @@ def analyze(
     missing: Annotated[bool, typer.Option("--missing", help="Calls without a model analysis yet.")] = False,
     no_model: Annotated[bool, typer.Option("--no-model", help="Only the deterministic part (sentiment, flags).")]
     = False,
-    config_path: main_cli.ConfigOption = None,
+    config_path: ConfigOption = None,
 ):
     """(Re)run the after-call analysis: sentiment and flags, and summary, topic and QA from the local model."""
     from voicebot.review.analysis import analyze_call
 
     if bool(call_ids) + all_calls + missing != 1:
-        raise main_cli.fail("name call ids, or pass --all or --missing (one of them)", 2)
+        raise fail("name call ids, or pass --all or --missing (one of them)", 2)
     config = _config(ctx, config_path)
     store = _store(config)
     try:
@@ -156,12 +155,12 @@ def analyze(
             try:
                 result = analyze_call(store, call_id, chat, config.review)
             except StoreError as exc:
-                raise main_cli.fail(str(exc)) from None
+                raise fail(str(exc)) from None
             qa = f"QA {result.qa_score:.1f}" if result.qa_score is not None else "QA -"
             flags = ", ".join(result.flags) or "no flags"
             error = f" [red]model failed: {result.error}[/red]" if result.error else ""
-            main_cli.console.print(f"{call_id}  {result.topic or '-'}  {qa}  {flags}{error}", highlight=False)
-        main_cli.console.print(f"[green]analysed {len(call_ids or [])} call(s)[/green]")
+            console.print(f"{call_id}  {result.topic or '-'}  {qa}  {flags}{error}", highlight=False)
+        console.print(f"[green]analysed {len(call_ids or [])} call(s)[/green]")
     finally:
         store.close()
 
@@ -174,7 +173,7 @@ def _chat_model(config: Config):
     try:
         return make_chat_model(config, ModelStore.from_config(config))
     except (ModelError, LlmError) as exc:
-        raise main_cli.fail(f"{exc} (or pass --no-model for sentiment and flags only)") from None
+        raise fail(f"{exc} (or pass --no-model for sentiment and flags only)") from None
 
 
 @review_app.command("seed-demo")
@@ -184,7 +183,7 @@ def seed_demo(
     days: Annotated[int, typer.Option(min=1, max=365, help="Spread over this many days up to now.")] = 30,
     recordings: Annotated[int, typer.Option(min=0, help="How many of the latest calls get a recording.")] = 20,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same calls.")] = 7,
-    config_path: main_cli.ConfigOption = None,
+    config_path: ConfigOption = None,
 ):
     """Fill the configured call store with realistic demo calls (and their analysis) to try the app on.
 
@@ -195,14 +194,14 @@ def seed_demo(
     store = CallStore(config.path(config.store.database), config.path(config.store.recordings_dir))
     try:
         if store.select("SELECT id FROM calls WHERE id LIKE ? LIMIT 1", (f"demo-{seed}-%",)):
-            raise main_cli.fail(f"demo calls with seed {seed} are already in {store.path}; pass another --seed")
+            raise fail(f"demo calls with seed {seed} are already in {store.path}; pass another --seed")
         ids = seed_calls(store, calls, seed=seed, days=days, recordings=recordings,
                          customers=_crm_customers(config), config=config.review)
     finally:
         store.close()
-    main_cli.console.print(f"[green]seeded {len(ids)} demo calls[/green] into {config.path(config.store.database)}; "
-                           "next: `voicebot review add-user NAME --role admin`, then `voicebot review`",
-                           highlight=False)
+    console.print(f"[green]seeded {len(ids)} demo calls[/green] into {config.path(config.store.database)}; "
+                  "next: `voicebot review add-user NAME --role admin`, then `voicebot review`",
+                  highlight=False)
 
 
 def _crm_customers(config: Config):

@@ -1,0 +1,71 @@
+"""``voicebot bench models / calls / sip``: benchmarks that print tables of timings (median and p95)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from voicebot.cli.common import ConfigOption, console, fail, get_config
+from voicebot.models import ModelError
+
+bench_app = typer.Typer(help="Benchmarks: print tables of timings (median and p95).", no_args_is_help=True)
+
+
+def _bench(run, runs: int, config_path: Path | None, title: str) -> None:
+    config = get_config(config_path)
+    try:
+        rows = run(config, runs=runs, log=lambda line: console.print(line, highlight=False))
+    except ModelError as exc:
+        raise fail(str(exc)) from None
+    _print_rows(title, rows)
+
+
+@bench_app.command("models")
+def bench_models_cmd(runs: Annotated[int, typer.Option(min=1, help="Repetitions per measurement.")] = 5,
+                     config_path: ConfigOption = None):
+    """Load time of each model; STT on 2 s and 6 s phone audio; LLM first token and tok/s; TTS first audio."""
+    from voicebot.bench import bench_models
+
+    _bench(bench_models, runs, config_path, f"model benchmark ({runs} runs each)")
+
+
+@bench_app.command("calls")
+def bench_calls_cmd(runs: Annotated[int, typer.Option(min=1, help="Times to run the set of scripted calls.")] = 1,
+                    config_path: ConfigOption = None):
+    """Whole scripted calls at line pace: per-turn stage timings (median and p95), fixed turns vs model turns."""
+    from voicebot.bench import bench_calls
+
+    _bench(bench_calls, runs, config_path, f"call benchmark ({runs} run(s) of the scripted calls, line pace)")
+
+
+@bench_app.command("sip")
+def bench_sip_cmd(runs: Annotated[int, typer.Option(min=1, help="Times to run the script set per level.")] = 1,
+                  concurrency: Annotated[str, typer.Option(help="Concurrent calls to measure, comma-separated "
+                                                                "(at most 4: one worker).")] = "1,2,3,4",
+                  port: Annotated[int, typer.Option(help="SIP port of the benchmark's own bot.")] = 25060,
+                  config_path: ConfigOption = None):
+    """Real SIP calls on loopback: voice-to-voice delay heard by `voicebot call` callers at each concurrency
+    level (median and p95), with the bot's per-stage timings of the same turns."""
+    from voicebot.bench_sip import bench_sip
+
+    try:
+        levels = tuple(int(n) for n in concurrency.split(","))
+    except ValueError:
+        raise fail(f"--concurrency must be numbers separated by commas, not {concurrency!r}") from None
+    if not levels or min(levels) < 1 or max(levels) > 4:
+        raise fail("--concurrency levels must be between 1 and 4 (one worker answers at most 4 calls)")
+    _bench(lambda config, runs, log: bench_sip(config, runs, levels, log, port), runs, config_path,
+           f"SIP line benchmark ({runs} run(s) of {len(levels)} concurrency levels)")
+
+
+def _print_rows(title: str, rows) -> None:
+    table = Table(title=title)
+    for column in ("part", "stage", "median", "p95", "n"):
+        table.add_column(column, justify="right" if column in ("median", "p95", "n") else "left")
+    for row in rows:
+        table.add_row(row.stage, row.metric, f"{row.median:.3f} {row.unit}", f"{row.p95:.3f} {row.unit}",
+                      str(len(row.values)))
+    console.print(table)

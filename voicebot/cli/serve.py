@@ -1,0 +1,132 @@
+"""``voicebot serve``: load and warm every model, report readiness, then answer SIP calls (one worker, or a
+supervisor in front of several)."""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Optional
+
+import typer
+from rich.table import Table
+
+from voicebot.cli.common import ConfigOption, console, err_console, fail, get_config
+from voicebot.models import ModelError
+
+
+def serve(config_path: ConfigOption = None,
+          ready_only: Annotated[bool, typer.Option(help="Load and warm the models, report, and exit.")] = False,
+          workers: Annotated[Optional[int], typer.Option(
+              min=1, max=16, help="Worker processes (default: serve.workers). More than 1 puts Kamailio on "
+                                  "sip.port in front of them, 4 calls each.")] = None,
+          worker_index: Annotated[Optional[int], typer.Option(
+              hidden=True, min=0, max=15, help="Run as worker i under `serve --workers N` (internal).")] = None):
+    """Start the bot: load and warm every model, report readiness, then answer SIP calls until stopped.
+
+    SIGTERM (or Ctrl-C) drains: new calls get 503, live calls get serve.drain_timeout_s to finish."""
+    import asyncio
+    import signal
+
+    from voicebot.components import load_components, open_session_deps, system_prompt
+    from voicebot.config import serve_port_problems
+    from voicebot.llm.base import LlmError
+
+    config = get_config(config_path)
+    count = workers if workers is not None else config.serve.workers
+    if worker_index is None and count > 1 and not ready_only:
+        from voicebot.supervisor import run_supervisor
+
+        problems = serve_port_problems(config.sip, config.serve, count)
+        if problems:
+            for field, message in problems:
+                err_console.print(f"  --workers {count}: serve.{field}: {message}", markup=False, highlight=False)
+            raise typer.Exit(2)
+        raise typer.Exit(run_supervisor(config, config_path, count, console))
+
+    worker_name, rtp_port = "main", None
+    if worker_index is not None:  # one of the supervisor's workers: its own port, INVITEs from the proxy only
+        from voicebot.supervisor import ready_line
+        from voicebot.telephony.kamailio import worker_config, worker_slots
+
+        slot = worker_slots(config, worker_index + 1)[worker_index]
+        config = worker_config(config, slot)
+        worker_name, rtp_port = slot.name, slot.rtp_port
+    elif config.serve.metrics_port and not ready_only:
+        from voicebot.metrics import serve_metrics
+
+        try:  # before loading the models: a port clash fails at once
+            serve_metrics(config.serve.metrics_port, config.serve.metrics_address)
+        except OSError as exc:
+            raise fail(f"cannot serve /metrics on {config.serve.metrics_address}:{config.serve.metrics_port}: "
+                       f"{exc.strerror or exc} (set serve.metrics_port, or 0 to turn it off)") from None
+
+    console.print("[bold]voicebot[/bold] starting on "
+                  f"{'the embedded model' if config.llm.backend == 'embedded' else 'Ollama'} ...")
+    table = Table(title="readiness")
+    for column in ("component", "model", "load s", "warm s"):
+        table.add_column(column)
+    try:
+        with console.status("loading models ...") as status:
+            parts = load_components(config, on_stage=lambda s: status.update(f"{s.name} ready ..."))
+    except (ModelError, LlmError) as exc:
+        raise fail(str(exc)) from None
+    for stage in parts.stages:
+        table.add_row(stage.name, stage.detail, f"{stage.load_s:.2f}", f"{stage.warm_s:.2f}")
+    console.print(table)
+    total = sum(s.load_s + s.warm_s for s in parts.stages)
+    console.print(f"[green]ready[/green]: every model loaded and warm in {total:.1f} s.")
+    if ready_only:
+        return
+    try:
+        deps = open_session_deps(config, parts, worker=worker_name)
+    except FileNotFoundError as exc:
+        raise fail(str(exc)) from None
+    from voicebot.review.worker import AnalysisWorker
+    from voicebot.telephony.sip import run_worker
+
+    from voicebot.session import CallSession
+
+    # the model serves live calls first: analysis runs only while no call is up, and stops within a token
+    analysis = AnalysisWorker(deps.store, parts.chat, config.review, idle=lambda: CallSession.live == 0,
+                              after_model=lambda: parts.chat.warm(system_prompt(config))).start()
+    deps.on_call_end = analysis.submit
+
+    async def watch_parent(stop: asyncio.Event) -> None:
+        """A worker whose supervisor vanished (killed with SIGKILL) drains and exits instead of lingering."""
+        parent = os.getppid()
+        while not stop.is_set():
+            await asyncio.sleep(1.0)
+            if os.getppid() != parent:
+                stop.set()
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        sip = config.sip
+        watcher = None
+        if worker_index is not None:
+            watcher = loop.create_task(watch_parent(stop))
+
+        def announce(worker) -> None:
+            """Printed only once the SIP transports are bound and INVITEs are taken: scripts dial on it."""
+            if worker_index is not None:
+                print(ready_line(slot, os.getpid()), flush=True)  # the supervisor waits for this line
+                return
+            console.print(f"[green]answering calls[/green] on sip:{sip.listen_address}:{worker.bound_port} "
+                          f"({', '.join(sip.transports)}); allowed sources: {', '.join(sip.allowed_sources)}; "
+                          "Ctrl-C or SIGTERM drains and stops", highlight=False)
+
+        try:
+            await run_worker(config, worker_name, deps, stop=stop, rtp_port=rtp_port,
+                             drain_timeout_s=config.serve.drain_timeout_s, on_ready=announce)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+
+    try:
+        asyncio.run(main())
+    finally:
+        analysis.stop()
+        deps.store.close()
+    console.print("stopped.")
