@@ -82,15 +82,36 @@ def test_a_wrong_password_is_refused_and_logged(client, env):
     assert any(e.action == "login_failed" and e.detail == SUPERVISOR[0] for e in access_log(env))
 
 
-def test_repeated_failures_lock_the_name_for_a_while(env):
+def test_repeated_failures_slow_the_guesser_down_but_never_lock_the_user_out(env):
     clock = Clock()
-    ReviewDB(env.config.path(env.config.review.database), now=clock).add_user("locky", "locky-pass-1", "supervisor")
-    with TestClient(create_app(env.config, now=clock, redact_logs=False), follow_redirects=False) as client:
-        for _ in range(5):
-            assert login(client, ("locky", "nope nope")).status_code == 401
-        assert login(client, ("locky", "locky-pass-1")).status_code == 401  # locked, even with the right password
-        clock.value += timedelta(minutes=16)
-        assert login(client, ("locky", "locky-pass-1")).status_code == 303
+    ReviewDB(env.config.path(env.config.review.database), now=clock).add_user("locky", "harbour-lamp-7",
+                                                                              "supervisor")
+    guesser_app, user_app = (create_app(env.config, now=clock, redact_logs=False) for _ in range(2))
+    with TestClient(guesser_app, follow_redirects=False, client=("10.0.0.66", 4000)) as guesser:
+        for _ in range(3):
+            assert login(guesser, ("locky", "nope nope")).status_code == 401
+        throttled = login(guesser, ("locky", "harbour-lamp-7"))  # the guesser's address must wait now
+        assert throttled.status_code == 429 and int(throttled.headers["retry-after"]) >= 1
+        for _ in range(20):  # hammering while throttled is refused without checking, and adds no failures
+            assert login(guesser, ("locky", "nope nope")).status_code == 429
+        assert sum(e.action == "login_failed" and e.detail == "locky" for e in access_log(env)) == 3
+        # the real user, from their own address, logs in at once: a guesser cannot lock them out
+        with TestClient(user_app, follow_redirects=False, client=("10.0.0.7", 5000)) as user:
+            assert login(user, ("locky", "harbour-lamp-7")).status_code == 303
+        clock.value += timedelta(minutes=16)  # the window passes: the guesser's address may try again
+        assert login(guesser, ("locky", "harbour-lamp-7")).status_code == 303
+
+
+def test_a_flood_from_one_address_is_throttled_exponentially(env):
+    clock = Clock()
+    app = create_app(env.config, now=clock, redact_logs=False)
+    with TestClient(app, follow_redirects=False, client=("10.0.0.99", 4000)) as guesser:
+        statuses = []
+        for i in range(30):  # 30 tries at 2 per second of the app's clock, a different name each time
+            statuses.append(login(guesser, (f"guess{i}", "wrong guess 1")).status_code)
+            clock.value += timedelta(seconds=0.5)
+        assert statuses.count(401) < 12 and statuses.count(429) > 18, statuses
+        assert login(guesser, SUPERVISOR).status_code == 429  # even the right password waits
 
 
 def test_every_post_needs_the_session_token(client):

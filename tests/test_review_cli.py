@@ -47,20 +47,20 @@ def test_review_serves_the_app_by_default(config, monkeypatch):
 
 
 def test_add_user_hashes_the_password(config):
-    result = review(config, "add-user", "alice", "--role", "supervisor", input="alice-pass-1\nalice-pass-1\n")
+    result = review(config, "add-user", "alice", "--role", "supervisor", input="harbour-lamp-7\nharbour-lamp-7\n")
     assert result.exit_code == 0, result.output
     assert "added supervisor 'alice'" in result.output
     db = ReviewDB(config.parent / "data" / "review.db")
-    assert db.authenticate("alice", "alice-pass-1").role == "supervisor"
+    assert db.authenticate("alice", "harbour-lamp-7").role == "supervisor"
     stored = db._db.execute("SELECT password_hash FROM users").fetchone()[0]
-    assert stored.startswith("$argon2id$") and "alice-pass-1" not in stored
+    assert stored.startswith("$argon2id$") and "harbour-lamp-7" not in stored
     db.close()
     assert re.search(r"alice\s+supervisor", review(config, "users").output)
 
 
 @pytest.mark.parametrize("args, message", [
     (["bob", "--role", "boss", "--password", "long-enough-1"], "role 'boss'"),
-    (["bob", "--password", "short"], "at least 8 characters"),
+    (["bob", "--password", "short"], "at least 10 characters"),
     (["bad name!", "--password", "long-enough-1"], "user name"),
 ])
 def test_add_user_refuses_bad_input(config, args, message):

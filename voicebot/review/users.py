@@ -23,12 +23,10 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from voicebot.review.redact import ROLES
+from voicebot.review.throttle import Failures, ThrottlePolicy, password_problem, wait_s
 
 access_log = logging.getLogger("voicebot.review.access")
 
-MIN_PASSWORD = 8
-LOCKOUT_FAILURES = 5  # failed logins for one name within LOCKOUT_WINDOW lock it for the rest of that window
-LOCKOUT_WINDOW = timedelta(minutes=15)
 _USERNAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 
 _SCHEMA = (
@@ -43,6 +41,14 @@ _SCHEMA = (
         call_id TEXT, detail TEXT, client TEXT)""",
     "CREATE INDEX IF NOT EXISTS access_log_at ON access_log (at)",
 )
+
+
+class LoginThrottled(Exception):
+    """Too many wrong passwords from this client or for this name: try again after ``retry_after_s``."""
+
+    def __init__(self, retry_after_s: float):
+        super().__init__(f"too many attempts: try again in {retry_after_s:.0f} s")
+        self.retry_after_s = retry_after_s
 
 
 class UserError(Exception):
@@ -90,8 +96,10 @@ class ReviewDB:
     """Users, sessions and the access log on one SQLite file; safe to share between threads."""
 
     def __init__(self, path: str | Path, *, session_minutes: int = 30,
-                 now: Callable[[], datetime] = _utc_now, hasher: PasswordHasher | None = None):
+                 now: Callable[[], datetime] = _utc_now, hasher: PasswordHasher | None = None,
+                 throttle: ThrottlePolicy = ThrottlePolicy()):
         self.path = str(path)
+        self.throttle = throttle
         self.session_ttl = timedelta(minutes=session_minutes)
         self._now = now
         self._hasher = hasher or PasswordHasher()
@@ -134,8 +142,9 @@ class ReviewDB:
             raise UserError(f"user name {username!r}: 1-64 letters, digits, '.', '-', '_' or '@'")
         if role not in ROLES:
             raise UserError(f"role {role!r}: one of {', '.join(ROLES)}")
-        if len(password) < MIN_PASSWORD:
-            raise UserError(f"the password needs at least {MIN_PASSWORD} characters")
+        problem = password_problem(password, username)
+        if problem:
+            raise UserError(problem)
         hashed = self._hasher.hash(password)
         existing = self._one("SELECT id FROM users WHERE username = ?", (username,))
         if existing and not replace:
@@ -154,11 +163,13 @@ class ReviewDB:
         return [User(r["id"], r["username"], r["role"]) for r in rows]
 
     def authenticate(self, username: str, password: str, client: str | None = None) -> User | None:
-        """The user when the password matches, else None; every attempt is written to the access log."""
+        """The user when the password matches, else None; every attempt is written to the access log.
+        Raises LoginThrottled, before the password is even checked, while this client or name must wait."""
         username = username.strip()
-        if self._locked_out(username):
-            self.log(None, "login_locked", detail=username, client=client)
-            return None
+        waiting = wait_s(self, username, client, self._now(), self.throttle)
+        if waiting > 0:
+            self.log(None, "login_throttled", detail=username, client=client)
+            raise LoginThrottled(waiting)
         row = self._one("SELECT * FROM users WHERE username = ? AND disabled = 0", (username,))
         try:
             self._hasher.verify(row["password_hash"] if row else self._dummy_hash, password)
@@ -174,11 +185,23 @@ class ReviewDB:
         self.log(user, "login", client=client)
         return user
 
-    def _locked_out(self, username: str) -> bool:
-        since = (self._now() - LOCKOUT_WINDOW).isoformat()
-        failures = self._exec("SELECT COUNT(*) FROM access_log WHERE action = 'login_failed' AND detail = ? "
-                              "AND at >= ?", (username, since))[0][0]
-        return failures >= LOCKOUT_FAILURES
+    def failures(self, *, since: datetime, until: datetime, username: str | None = None,
+                 client: str | None = None) -> Failures:
+        """Wrong passwords between ``since`` and ``until``, for a name and/or from a client (the throttle's
+        FailureLog)."""
+        sql = "SELECT COUNT(*), MAX(at) FROM access_log WHERE action = 'login_failed' AND at >= ? AND at <= ?"
+        params: list[str] = [since.isoformat(), until.isoformat()]
+        if username is not None:
+            sql, params = sql + " AND detail = ?", [*params, username]
+        if client is not None:
+            sql, params = sql + " AND client = ?", [*params, client]
+        count, last = self._exec(sql, tuple(params))[0]
+        return Failures(count, datetime.fromisoformat(last) if last else None)
+
+    def logged_in_before(self, username: str, client: str, since: datetime, until: datetime) -> bool:
+        return self._one("SELECT 1 FROM access_log WHERE action = 'login' AND username = ? AND client = ? "
+                         "AND at >= ? AND at <= ? LIMIT 1",
+                         (username, client, since.isoformat(), until.isoformat())) is not None
 
     # -- sessions ---------------------------------------------------------------------------------------------
 

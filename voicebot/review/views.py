@@ -5,6 +5,7 @@ Sync handlers run in Starlette's thread pool, so SQLite and argon2 never block t
 
 from __future__ import annotations
 
+import math
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -24,6 +25,7 @@ from voicebot.review.recordings import RecordingWithheld, playable_file, secret_
 from voicebot.review.redact import mask_phone, redact_text
 from voicebot.review.security import LOGIN_COOKIE, SESSION_COOKIE, safe_next, set_login_cookie, set_session_cookie
 from voicebot.review.state import ReviewState
+from voicebot.review.users import LoginThrottled
 from voicebot.store import RECORDINGS, Outcome, StoreError
 
 DASHBOARD_DAYS = (7, 14, 30, 90)
@@ -63,12 +65,20 @@ async def login_submit(request: Request) -> Response:
     username = str(form.get("username", ""))[:64]
     password = str(form.get("password", ""))[:1024]
     target = safe_next(str(form.get("next", "")))
-    user = await run_in_threadpool(state.users.authenticate, username, password, _client(request))
+    try:
+        user = await run_in_threadpool(state.users.authenticate, username, password, _client(request))
+    except LoginThrottled as exc:
+        token = secrets.token_urlsafe(24)
+        wait = max(1, math.ceil(exc.retry_after_s))
+        response = render(request, "login.html", {"next": target, "username": username, "login_csrf": token,
+                                                  "error": f"Too many attempts: wait {wait} s and try again."}, 429)
+        response.headers["Retry-After"] = str(wait)
+        set_login_cookie(response, state, token)
+        return response
     if user is None:
         token = secrets.token_urlsafe(24)
         response = render(request, "login.html", {"next": target, "username": username, "login_csrf": token,
-                                                  "error": "Wrong user name or password, or too many attempts: "
-                                                           "wait a few minutes and try again."}, 401)
+                                                  "error": "Wrong user name or password."}, 401)
         set_login_cookie(response, state, token)
         return response
     token, _ = await run_in_threadpool(state.users.start_session, user)
