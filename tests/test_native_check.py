@@ -114,3 +114,21 @@ def test_serve_refuses_a_library_that_segfaults_with_one_line(tmp_path):
     for bad in ("Traceback", "Fatal Python error", "core dumped"):
         assert bad not in done.stdout + done.stderr
     assert not list(tmp_path.glob("core*"))
+
+
+def test_the_installed_llama_cpp_is_the_portable_build():
+    """No AVX-512 (zmm registers) and no AMX tile instructions anywhere in the installed llama.cpp libraries:
+    a build that has them faults on machines of this kind that cannot run them (see README)."""
+    objdump = shutil.which("objdump")
+    assert objdump, "objdump (binutils, installed with gcc) is needed to inspect the build"
+    from voicebot.native_check import library_files
+
+    libs = {p.resolve() for p in library_files(["llama_cpp"]) if p.name.startswith(("libllama", "libggml"))}
+    assert any(p.name.startswith("libggml-cpu") for p in libs), libs
+    for lib in sorted(libs):
+        code = subprocess.run([objdump, "-d", "--no-show-raw-insn", str(lib)], capture_output=True, text=True,
+                              check=True).stdout
+        assert "%zmm" not in code, f"{lib} uses AVX-512"
+        for op in ("ldtilecfg", "tileloadd", "tdpbssd", "tdpbf16ps"):
+            assert op not in code, f"{lib} uses AMX ({op})"
+    assert (ROOT / ".venv" / ".llama-cpp-build").is_file(), "scripts/setup.sh records the portable build's key"
