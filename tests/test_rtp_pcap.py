@@ -8,7 +8,7 @@ import struct
 import pytest
 
 from voicebot.audio import alaw_decode, rms_dbfs, write_wav
-from voicebot.telephony.rtp_pcap import rtp_packets, wav_to_rtp_pcap
+from voicebot.tools.rtp_pcap import rtp_packets, wav_to_rtp_pcap
 
 TONE_16K = b"".join(struct.pack("<h", int(8000 * math.sin(2 * math.pi * 440 * i / 16000))) for i in range(16000))
 

@@ -19,10 +19,10 @@ from asr_support import assert_heard, assert_heard_any
 from sip_support import Ports, sip_config, sipp_binary, start_sipp, uas_scenario, wait_sipp
 from voicebot.audio import AudioFrame, rms_dbfs, write_wav
 from voicebot.telephony.base import DtmfReceived
-from voicebot.telephony.caller import (CallReport, CallScriptError, StepRecord, bot_finished, describe_dial_failure,
-                                       dtmf_step, find_onset, frame_levels, reply_delays, split_utterances,
-                                       step_order, wav_step)
 from voicebot.telephony.sip import SipCall, SipWorker
+from voicebot.tools.caller import (CallReport, CallScriptError, StepRecord, bot_finished, describe_dial_failure,
+                                   dtmf_step, find_onset, frame_levels, reply_delays, split_utterances, step_order,
+                                   wav_step)
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -9,7 +9,7 @@ from conftest import words
 from serve_support import serving
 from sip_support import run_sipp, scenario
 from voicebot.audio import rms_dbfs
-from voicebot.telephony.rtp_pcap import write_rtp_pcap
+from voicebot.tools.rtp_pcap import write_rtp_pcap
 
 PORT = 17600  # sipp on PORT+1, RTP from PORT+10
 

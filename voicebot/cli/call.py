@@ -21,7 +21,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from voicebot.cli.common import get_config
-from voicebot.telephony.caller import DEFAULT_CALLER_ID, CallReport, CallScriptError, Step, describe_dial_failure, \
+from voicebot.tools.caller import DEFAULT_CALLER_ID, CallReport, CallScriptError, Step, describe_dial_failure, \
     dtmf_step, step_order, wav_step
 
 _err = Console(stderr=True, soft_wrap=True)
@@ -101,7 +101,7 @@ def _call(config, target: str, say: list[str], wav: list[Path], dtmf: list[str],
     except CallScriptError as exc:
         raise fail(str(exc)) from None
 
-    from voicebot.telephony.sip import SipDialError
+    from voicebot.telephony.sip_transfer import SipDialError
 
     with _err.status(f"calling {target} ...") as status:
         try:
@@ -133,7 +133,7 @@ def _call(config, target: str, say: list[str], wav: list[Path], dtmf: list[str],
 
 async def _place(config, target, steps, caller_id, wait_greeting, hold, stay, answer_timeout,
                  update) -> CallReport:
-    from voicebot.telephony.caller import place_call
+    from voicebot.tools.caller import place_call
 
     return await place_call(config, target, steps, caller_id=caller_id, wait_greeting=wait_greeting, hold_s=hold,
                             stay_s=stay, answer_timeout_s=answer_timeout, status=update)

@@ -7,8 +7,8 @@ greeting before the first step, the reply to the previous step before the others
 pure functions over PCM (``frame_levels``, ``find_onset``, ``bot_finished``, ``split_utterances``), tested on
 synthetic audio.
 
-This module does not import pjsua2: ``place_call`` gets the SipWorker class from ``voicebot.telephony.sip``
-only when it runs.
+This module does not import pjsua2: ``place_call`` dials with the bot's own endpoint (SipWorker from
+``voicebot.telephony.sip_endpoint``, the one module that imports pjsua2), imported only when it runs.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from voicebot.audio import read_wav, resample
 if TYPE_CHECKING:
     from voicebot.config import Config
     from voicebot.speech.stt import Transcriber
-    from voicebot.telephony.sip import SipCall
+    from voicebot.telephony.sip_call import SipCall
 
 RATE = 16000
 FRAME_S = 0.02
@@ -330,7 +330,7 @@ async def place_call(config: Config, uri: str, steps: Sequence[Step], *, caller_
     """Dial ``uri`` from an endpoint of our own (a free local port), run the script, hang up and return what
     happened (audio not yet analysed: ``CallReport.analyse``). Raises SipDialError when the call is refused
     or not answered."""
-    from voicebot.telephony.sip import SipWorker  # the pjsua2 side, only when a call is placed
+    from voicebot.telephony.sip_endpoint import SipWorker  # the pjsua2 side, only when a call is placed
 
     async with SipWorker(config, None, port=0, transports=["udp"]) as worker:
         status(f"calling {uri} ...")
