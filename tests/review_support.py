@@ -1,21 +1,19 @@
-"""Helpers for the review app's tests: a config in a temporary folder, a fake chat model, a live server."""
+"""Helpers for the review app's tests: a config in a temporary folder, a model reply, a live server."""
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from voicebot.config import Config, CrmConfig, ReviewConfig, StoreConfig
-from voicebot.llm.base import ChatMessage
 from voicebot.store import CallStore
 
 SUPERVISOR = ("sue", "supervisor-pass-1")
@@ -42,36 +40,6 @@ def add_users(config: Config) -> None:
     db.add_user(*SUPERVISOR, "supervisor")
     db.add_user(*ADMIN, "admin")
     db.close()
-
-
-@dataclass
-class FakeChat:
-    """A ChatModel that answers every request with ``reply`` (a dict is sent as JSON), piece by piece."""
-
-    reply: Any = None
-    name: str = "fake-model"
-    delay_s: float = 0.0
-    on_piece: Callable[[int], None] | None = None
-    calls: list[list[ChatMessage]] = field(default_factory=list)
-    schemas: list[dict | None] = field(default_factory=list)
-    closed: int = 0
-
-    def stream(self, messages: Sequence[ChatMessage], *, json_schema: dict | None = None, **_: Any) -> Iterator[str]:
-        self.calls.append(list(messages))
-        self.schemas.append(json_schema)
-        text = self.reply if isinstance(self.reply, str) else json.dumps(self.reply)
-        try:
-            for i in range(0, len(text), 8):
-                if self.on_piece:
-                    self.on_piece(i // 8)
-                if self.delay_s:
-                    time.sleep(self.delay_s)
-                yield text[i:i + 8]
-        finally:
-            self.closed += 1
-
-    def warm(self, system_prompt: str) -> None:
-        pass
 
 
 GOOD_REPLY = {

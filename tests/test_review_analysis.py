@@ -6,7 +6,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from review_support import CARD, GOOD_REPLY, FakeChat, review_config
+from fakes import ScriptedChat
+from review_support import CARD, GOOD_REPLY, review_config
 from voicebot.config import ReviewConfig
 from voicebot.review.analysis import RUBRIC, TOPICS, analysis_schema, analyze_call, load_analysis
 from voicebot.review.app import open_store
@@ -92,14 +93,14 @@ def test_model_part_with_a_fake_model(store):
     store.add_turn(call_id, Turn("bot", "Order 10452 has shipped.", 9.0, 10.0, tool_calls=(
         {"name": "verify_pin", "arguments": {"pin": "4821"}, "result": {"verified": True}},)))
     store.finish_call(call_id, "resolved")
-    chat = FakeChat(GOOD_REPLY)
+    chat = ScriptedChat([GOOD_REPLY], repeat=True)
     result = analyze_call(store, call_id, chat)
-    assert (result.summary, result.topic, result.model) == (GOOD_REPLY["summary"], "order_status", "fake-model")
+    assert (result.summary, result.topic, result.model) == (GOOD_REPLY["summary"], "order_status", chat.name)
     assert {k: v.score for k, v in result.qa.items()} == {"structure": 4, "clarity": 5, "empathy": 3, "grounding": 5}
     assert result.qa_score == 4.25 and result.qa["empathy"].reason == "Polite but brief."
     assert chat.schemas == [analysis_schema()]
     assert analysis_schema()["properties"]["topic"]["enum"] == list(TOPICS)
-    prompt = chat.calls[0][-1].content
+    prompt = chat.calls[0].messages[-1].content
     assert "[card •••• 1111]" in prompt and "4111" not in prompt  # the model never reads a secret
     assert "4 8 2 1" not in prompt and "4821" not in prompt
     assert "Order 10452 has shipped." in prompt and "Outcome: resolved" in prompt
@@ -108,19 +109,19 @@ def test_model_part_with_a_fake_model(store):
 def test_model_output_out_of_range_is_coerced(store):
     call_id = _upset_call(store)
     reply = dict(GOOD_REPLY, topic="weather", structure={"score": 9, "reason": "Line one.\nLine two."})
-    result = analyze_call(store, call_id, FakeChat(reply))
+    result = analyze_call(store, call_id, ScriptedChat([reply], repeat=True))
     assert result.topic == "other"
     assert result.qa["structure"].score == 5 and result.qa["structure"].reason == "Line one. Line two."
 
 
 def test_a_model_failure_is_stored_and_keeps_what_was_there(store):
     call_id = _upset_call(store)
-    analyze_call(store, call_id, FakeChat(GOOD_REPLY))
-    result = analyze_call(store, call_id, FakeChat("this is not json"))
+    analyze_call(store, call_id, ScriptedChat([GOOD_REPLY], repeat=True))
+    result = analyze_call(store, call_id, ScriptedChat(["this is not json"], repeat=True))
     assert "invalid JSON" in result.error
     assert result.summary == GOOD_REPLY["summary"]  # the earlier model analysis stays
     assert "upset_caller" in result.flags  # and the deterministic part is fresh
-    result = analyze_call(store, call_id, FakeChat({"summary": "x", "topic": "billing"}))
+    result = analyze_call(store, call_id, ScriptedChat([{"summary": "x", "topic": "billing"}], repeat=True))
     assert "no score for 'structure'" in result.error
 
 

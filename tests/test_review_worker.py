@@ -8,7 +8,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from review_support import GOOD_REPLY, FakeChat
+from fakes import ScriptedChat
+from review_support import GOOD_REPLY
 from voicebot.review.analysis import load_analysis
 from voicebot.review.demo import write_demo_call
 from voicebot.review.worker import AnalysisWorker, Preempted, YieldingChatModel
@@ -31,7 +32,7 @@ def _call(store: CallStore, name: str = "order status", n: int = 0) -> str:
 
 def test_submit_returns_at_once_while_the_model_is_slow(store):
     ids = [_call(store, n=i) for i in range(3)]
-    chat = FakeChat(GOOD_REPLY, delay_s=0.01)
+    chat = ScriptedChat([GOOD_REPLY], repeat=True, delay_s=0.01)
     with AnalysisWorker(store, chat) as worker:
         started = time.perf_counter()
         assert all(worker.submit(call_id) for call_id in ids)
@@ -53,7 +54,7 @@ def test_the_model_waits_for_a_quiet_line_and_gives_way_to_a_new_call(store):
             line_busy.set()
             threading.Timer(0.3, line_busy.clear).start()
 
-    chat = FakeChat(GOOD_REPLY, on_piece=piece)
+    chat = ScriptedChat([GOOD_REPLY], repeat=True, on_piece=piece)
     with AnalysisWorker(store, chat, idle=lambda: not line_busy.is_set(), poll_s=0.02) as worker:
         worker.submit(call_id)
         deadline = time.monotonic() + 5
@@ -72,7 +73,7 @@ def test_the_model_waits_for_a_quiet_line_and_gives_way_to_a_new_call(store):
 
 def test_yielding_model_stops_within_a_piece():
     busy = threading.Event()
-    chat = FakeChat(GOOD_REPLY, on_piece=lambda i: busy.set() if i == 2 else None)
+    chat = ScriptedChat([GOOD_REPLY], repeat=True, on_piece=lambda i: busy.set() if i == 2 else None)
     stream = YieldingChatModel(chat, idle=lambda: not busy.is_set()).stream([])
     pieces = []
     with pytest.raises(Preempted):
@@ -83,7 +84,7 @@ def test_yielding_model_stops_within_a_piece():
 
 def test_a_failing_call_does_not_stop_the_worker(store, caplog):
     good = _call(store)
-    with AnalysisWorker(store, FakeChat(GOOD_REPLY), after_model=lambda: None) as worker:
+    with AnalysisWorker(store, ScriptedChat([GOOD_REPLY], repeat=True), after_model=lambda: None) as worker:
         worker.submit("no-such-call")
         worker.submit(good)
         assert worker.wait(10)
@@ -103,7 +104,8 @@ def test_without_a_model_only_the_deterministic_part_runs(store):
 def test_stop_leaves_queued_calls_and_refuses_new_ones(store, caplog):
     ids = [_call(store, n=i) for i in range(3)]
     gate = threading.Event()
-    worker = AnalysisWorker(store, FakeChat(GOOD_REPLY, on_piece=lambda i: gate.wait(5)), idle=lambda: True).start()
+    chat = ScriptedChat([GOOD_REPLY], repeat=True, on_piece=lambda i: gate.wait(5))
+    worker = AnalysisWorker(store, chat, idle=lambda: True).start()
     for call_id in ids:
         worker.submit(call_id)
     time.sleep(0.1)

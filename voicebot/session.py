@@ -18,8 +18,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import threading
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Coroutine, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from enum import StrEnum
@@ -31,12 +32,14 @@ from voicebot import metrics
 from voicebot.audio import AudioFrame
 from voicebot.config import Config
 from voicebot.crm.repository import Repository
+from voicebot.crm.toolkit import ToolRegistry
+from voicebot.crm.tools import CRM_TOOLS
 from voicebot.crm.verification import CallerContext
 from voicebot.dialog.agent import (DialogueAgent, FirstToken, Guarded, Sentence, ToolCalled, TransferRequested)
 from voicebot.dialog.flow import FreeForm, Goto, MenuFlow, NoMatch, Transfer
 from voicebot.dialog.guard import Escalation, EscalationGuard, confirmed_orders
 from voicebot.dialog.streaming import iterate_in_thread
-from voicebot.llm.base import ChatModel
+from voicebot.llm.base import ChatMessage, ChatModel
 from voicebot.review.redact import mask_caller_turn, mask_secret_data
 from voicebot.speech.stt import Transcriber
 from voicebot.speech.tts import Synthesizer
@@ -150,6 +153,70 @@ class TurnClock:
             for k in ("transcript_ready", "first_token", "first_sentence", "first_audio_out")})
 
 
+class CallEnded(Exception):
+    """Raised in a worker thread still working for a call whose caller has hung up."""
+
+
+@dataclass
+class HangUpGate:
+    """The chat model and the CRM tools as one call's agent sees them: both stop once the caller has hung up.
+
+    A model turn runs in a worker thread, and asyncio cannot cancel a thread: cancelling the turn only stops
+    reading it, while the thread would go on generating and then run the tool the model chose (a ticket or a
+    callback for a caller who has gone). So the thread checks for itself, before every piece the model hands
+    over and before every tool, and raises CallEnded. It stands in for both the ChatModel and the ToolRegistry.
+    """
+
+    chat: ChatModel
+    tools: ToolRegistry
+    hung_up: threading.Event
+    _open: int = 0  # streams being read now
+    _released: threading.Condition = field(default_factory=threading.Condition)
+
+    @property
+    def name(self) -> str:
+        return self.chat.name
+
+    def check(self) -> None:
+        if self.hung_up.is_set():
+            raise CallEnded("the caller hung up")
+
+    def stream(self, messages: Sequence[ChatMessage], **kwargs: Any) -> Iterator[str]:
+        with self._released:
+            self._open += 1
+        try:
+            self.check()
+            pieces = self.chat.stream(messages, **kwargs)
+            try:
+                for piece in pieces:
+                    self.check()
+                    yield piece
+            finally:
+                close = getattr(pieces, "close", None)
+                if close is not None:
+                    close()  # stops generation now, not when the generator is garbage-collected
+        finally:
+            with self._released:
+                self._open -= 1
+                self._released.notify_all()
+
+    def warm(self, system_prompt: str) -> None:
+        self.chat.warm(system_prompt)
+
+    def specs(self) -> list[dict[str, Any]]:
+        return self.tools.specs()
+
+    def call(self, name: str, args: dict[str, Any] | str | None, context: Any) -> dict[str, Any]:
+        self.check()  # nothing is written for a caller who has gone
+        return self.tools.call(name, args, context)
+
+    def wait_released(self, timeout_s: float) -> bool:
+        """Block until no stream is open: the call ends only once its model is let go (after-call analysis may
+        take the same model as soon as no call is live)."""
+        with self._released:
+            return self._released.wait_for(lambda: self._open == 0, timeout_s)
+
+
 class CallSession:
     live = 0  # sessions running in this process: background work (after-call analysis) waits while any is
 
@@ -172,6 +239,8 @@ class CallSession:
         self.transcript: list[tuple[str, str]] = []
         self.events: list[tuple[str, dict]] = []
         self.caller_turns = 0
+        self.hung_up = threading.Event()  # the line is gone: set on the loop, read by worker threads too
+        self._turn_task: asyncio.Task | None = None  # the caller event being handled; a hang-up cancels it
         self._prefilling: asyncio.Future | None = None
         self._paused = False
         self._deciding: asyncio.Task | None = None
@@ -244,7 +313,10 @@ class CallSession:
             current = asyncio.current_task()
             if current is not None and current.cancelling():
                 self.speaking.cancel()
-                raise  # the call itself is being stopped
+                if self.hung_up.is_set() and said:  # the caller left mid-reply: what they heard stays on record
+                    await self._turn("bot", " ".join(said), started_at=started_at, ended_at=self.detector.now_s,
+                                     timings=clock.timings() if clock else TurnTimings())
+                raise  # the caller hung up, or the call itself is being stopped
         finally:
             self.speaking = None
             self.detector.set_bot_speaking(False)
@@ -297,10 +369,20 @@ class CallSession:
                 elif isinstance(event, TextReceived):
                     self.queue.put_nowait(event)
                 elif isinstance(event, CallerHungUp):
-                    self.queue.put_nowait(event)
                     return
-        finally:
+        finally:  # the caller hung up or the line ended: either way nobody is listening any more
+            self._hang_up()
             self.queue.put_nowait(CallerHungUp(self.detector.now_s))
+
+    def _hang_up(self) -> None:
+        """A control event, not a turn: it does not wait in the queue behind the turn in progress but cancels it
+        (playback, synthesis, generation), and the model's thread stops at its next piece, before any tool. A
+        transfer under way is left to finish: the transport's result decides the call's outcome."""
+        self.hung_up.set()
+        if self._deciding is not None:
+            self._deciding.cancel()
+        if self._turn_task is not None and self.state not in (State.TRANSFERRING, State.ENDED):
+            self._turn_task.cancel()
 
     async def _decide_barge_in(self, utt: Utterance) -> None:
         """The bot paused for caller speech: a backchannel lets it carry on, anything else takes the turn."""
@@ -436,10 +518,19 @@ class CallSession:
 
         try:
             await self._speak(sentences(), clock)
+        except asyncio.CancelledError:
+            if self.hung_up.is_set():  # what the filler and the tools did before the caller left stays on record
+                await self._record_agent_events(pending)
+            raise
         except Exception as exc:  # the model or a tool failed: never leave the caller in silence
             log.exception("model turn failed")
             await self._event("error", {"stage": "dialogue", "error": repr(exc)})
             return await self._transfer("error", "the assistant failed", prompt="error")
+        await self._record_agent_events(pending)
+        if transfer is not None:
+            await self._transfer("model", transfer.reason)
+
+    async def _record_agent_events(self, pending: list[Any]) -> None:
         for event in pending:
             if event == "filler":
                 await self._event("filler", {})
@@ -448,8 +539,6 @@ class CallSession:
                                                 "elapsed_s": round(event.elapsed_s, 3)})
             else:
                 await self._event("guard_" + event.kind, {"original": event.original, "items": list(event.items)})
-        if transfer is not None:
-            await self._transfer("model", transfer.reason)
 
     # -- escalation and transfer ---------------------------------------------------------------------------
     async def _escalate(self, escalation: Escalation) -> None:
@@ -508,37 +597,30 @@ class CallSession:
         if context.customer is not None:
             await self._db(deps.store.update_call, self.call_id, customer_id=str(context.customer.id))
         company_prompt = self.config.dialog.system_prompt.format(company=self.config.dialog.company)
-        self.agent = DialogueAgent(deps.chat, context, company_prompt, today=deps.today or date.today())
+        self.gate = HangUpGate(deps.chat, CRM_TOOLS, self.hung_up)
+        self.agent = DialogueAgent(self.gate, context, company_prompt, tools=self.gate,
+                                   today=deps.today or date.today())
         listener = asyncio.create_task(self._listen(), name=f"listen-{self.call_id}")
         try:
             name = f", {context.customer.name.split()[0]}" if context.customer else ""
             greeting = self.config.dialog.greeting.format(name=name, company=self.config.dialog.company)
             self.t.busy(True)
-            await self._speak([greeting], fixed=True)
+            await self._cancellable(self._speak([greeting], fixed=True))
             self.t.busy(False)
-            while self.state != State.ENDED:
+            while self.state != State.ENDED and not self.hung_up.is_set():
                 event = await self.queue.get()
                 self.t.busy(True)
                 try:
                     if isinstance(event, CallerHungUp):
                         break
-                    if isinstance(event, Utterance):
-                        await self._on_utterance(event)
-                    elif isinstance(event, Heard):
-                        await self._on_utterance(event.utterance, event.transcript)
-                    elif isinstance(event, TextReceived):
-                        await self._on_text(event)
-                    elif isinstance(event, DtmfReceived):
-                        await self._on_dtmf(event)
-                    elif isinstance(event, NoInput):
-                        await self._on_no_input()
+                    await self._cancellable(self._on_event(event))
                 except Exception as exc:
                     log.exception("call %s: turn failed", self.call_id)
                     metrics.ERRORS.labels(kind="session").inc()
                     await self._event("error", {"error": repr(exc)})
-                    if self.state not in (State.TRANSFERRING, State.ENDED):
+                    if self.state not in (State.TRANSFERRING, State.ENDED) and not self.hung_up.is_set():
                         self.state = State.LISTENING
-                        await self._transfer("error", repr(exc), prompt="error")
+                        await self._cancellable(self._transfer("error", repr(exc), prompt="error"))
                 self.t.busy(False)  # the bot's whole response to this event is queued
                 self.detector.expect_digits(self.agent.awaiting_pin)  # a PIN is read slowly: wait longer
         finally:
@@ -546,6 +628,30 @@ class CallSession:
             await asyncio.gather(listener, return_exceptions=True)
             await self._finish()
         return self.outcome
+
+    async def _on_event(self, event: Utterance | Heard | TextReceived | DtmfReceived | NoInput) -> None:
+        if isinstance(event, Utterance):
+            await self._on_utterance(event)
+        elif isinstance(event, Heard):
+            await self._on_utterance(event.utterance, event.transcript)
+        elif isinstance(event, TextReceived):
+            await self._on_text(event)
+        elif isinstance(event, DtmfReceived):
+            await self._on_dtmf(event)
+        elif isinstance(event, NoInput):
+            await self._on_no_input()
+
+    async def _cancellable(self, turn: Coroutine[Any, Any, Any]) -> None:
+        """Run one turn as a task that a hang-up cancels (see ``_hang_up``); a cancelled turn simply ends."""
+        self._turn_task = asyncio.ensure_future(turn)
+        try:
+            await self._turn_task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the call itself is being stopped (the turn is cancelled with it)
+        finally:
+            self._turn_task = None
 
     def _caller_note(self) -> str | None:
         context = self.agent.context
@@ -556,6 +662,7 @@ class CallSession:
         return f"{customer.name} ({self.t.info.caller_id}), {verified}"
 
     async def _finish(self) -> None:
+        await asyncio.to_thread(self.gate.wait_released, 10.0)  # a generation cut by the hang-up stops first
         if self.outcome is None:
             self.outcome = Outcome.RESOLVED if self.caller_turns else Outcome.ABANDONED
             self.outcome_reason = "caller hung up"

@@ -1,0 +1,356 @@
+"""CallSession behaviours as timelines in audio time, on the simulated line, without any model.
+
+The fakes in fakes.py stand in for Whisper, Piper, webrtcvad and the language model; everything else is real:
+the line and its codec, the turn detector, the guard, the menu, the dialogue agent, the CRM and the call store.
+Each call runs in milliseconds of wall time, so times are checked in call audio to the frame, and what the bot
+said is checked in the store (and in what the fake synthesizer was asked for), not through speech recognition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from fakes import (CallerVoice, FakeSynthesizer, FakeTranscriber, ScriptedChat, ScriptedVad, Synthesis,
+                   wait_until)
+from voicebot.config import Config
+from voicebot.crm.repository import Repository
+from voicebot.crm.seed import seed_demo
+from voicebot.llm.base import ChatMessage
+from voicebot.session import PROMPTS, CallSession, SessionDeps
+from voicebot.speech.tts import split_sentences
+from voicebot.store import Call as CallRecord
+from voicebot.store import CallStore, Event, Outcome, Turn
+from voicebot.telephony.base import TransferResult
+from voicebot.telephony.sim import HangUp, Press, Silence, SimulatedLine, Step, WaitForBot, WaitIntoBot
+
+TODAY = date(2026, 11, 22)
+ALICE = "+15550102030"  # seeded demo caller, known by her number (not verified)
+STRANGER = "+15559876543"  # not in the CRM
+FRAME = 0.02  # the line's frame: times in call audio are exact to about this
+COFFEE = "We don't sell coffee, I'm afraid. Our sales team may know a good supplier."
+STOCK = ("Coffee is not something we sell today, but we do sell paper, toner, chairs and desks. "
+         "Our sales team can tell you more about any of them.")  # the first sentence lasts 1.7 s
+
+
+# -- a call on the simulated line -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def crm_template(tmp_path_factory) -> Path:
+    """The demo CRM, seeded once per module; each test gets its own copy."""
+    path = tmp_path_factory.mktemp("crm") / "crm.db"
+    repo = Repository.open(path)
+    seed_demo(repo, today=TODAY)
+    repo.close()
+    return path
+
+
+@dataclass
+class Env:
+    config: Config
+    crm: Repository
+    store: CallStore
+    voice: CallerVoice
+    synth: FakeSynthesizer
+    transcriber: FakeTranscriber
+
+    def prompt(self, node: str) -> str:
+        return self.config.dialog.menu.nodes[node].prompt
+
+    def greeting(self, name: str = "") -> str:
+        return self.config.dialog.greeting.format(name=f", {name}" if name else "", company=self.config.dialog.company)
+
+
+@pytest.fixture
+def env(tmp_path, config, crm_template):
+    shutil.copy(crm_template, tmp_path / "crm.db")
+    crm = Repository.open(tmp_path / "crm.db", region=config.crm.default_region)
+    store = CallStore(tmp_path / "calls.db", tmp_path / "recordings")
+    voice = CallerVoice(sample_rate=config.audio.sample_rate)
+    yield Env(config, crm, store, voice, FakeSynthesizer(), FakeTranscriber(voice))
+    store.close()
+    crm.close()
+
+
+@dataclass
+class Call:
+    """One finished call: the line (what was played, and when), the session, and what the store holds."""
+
+    line: SimulatedLine
+    session: CallSession
+    outcome: Outcome
+    store: CallStore
+
+    @property
+    def record(self) -> CallRecord:
+        return self.store.get_call(self.session.call_id)
+
+    @property
+    def turns(self) -> list[Turn]:
+        return self.store.turns(self.session.call_id)
+
+    def said(self, role: str) -> list[str]:
+        return [t.text for t in self.turns if t.role == role]
+
+    def turn(self, role: str, text: str) -> Turn:
+        return next(t for t in self.turns if t.role == role and t.text == text)
+
+    @property
+    def events(self) -> list[Event]:
+        return self.store.events(self.session.call_id)
+
+    def kinds(self) -> list[str]:
+        return [e.kind for e in self.events]
+
+    def event(self, kind: str) -> Event:
+        found = [e for e in self.events if e.kind == kind]
+        assert len(found) == 1, (kind, self.kinds())
+        return found[0]
+
+
+def line_for(env: Env, script: list[Step], caller_id: str = ALICE, **kwargs) -> SimulatedLine:
+    return SimulatedLine(script, caller_id=caller_id, speed=float("inf"), sample_rate=env.config.audio.sample_rate,
+                         **kwargs)
+
+
+def run(env: Env, line: SimulatedLine, chat: ScriptedChat | None = None, config: Config | None = None) -> Call:
+    """Run the call to its end. The default model has no script: a turn that reaches it fails the test."""
+    deps = SessionDeps(config or env.config, env.transcriber, env.synth, chat or ScriptedChat(), ScriptedVad(),
+                       env.crm, env.store, today=TODAY)
+    session = CallSession(line, deps)
+    outcome = asyncio.run(asyncio.wait_for(session.run(), timeout=20))
+    assert not line.failures, line.failures
+    return Call(line, session, outcome, env.store)
+
+
+def with_dialog(config: Config, **values) -> Config:
+    return config.model_copy(update={"dialog": config.dialog.model_copy(update=values)})
+
+
+def reply(text: str) -> dict:
+    return {"action": "reply", "text": text}
+
+
+def audio_s(texts: list[str], synth: FakeSynthesizer) -> float:
+    """How long the fake synthesizer's speech for ``texts`` lasts."""
+    return sum(synth.seconds(t) for t in texts)
+
+
+def played_s(line: SimulatedLine) -> float:
+    """How much bot audio the line played, in all."""
+    return sum(u.end_s - u.start_s for u in line.bot_utterances(min_gap_s=0))
+
+
+# -- greeting -------------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("caller_id, name", [(ALICE, "Alice"), (STRANGER, "")])
+def test_greeting_names_a_known_caller_and_plays_out_before_a_silent_caller_hangs_up(env, caller_id, name):
+    call = run(env, line_for(env, [WaitForBot(), HangUp()], caller_id=caller_id))
+
+    greeting = env.greeting(name)
+    assert call.said("bot") == [greeting]
+    assert env.synth.said == [Synthesis(greeting, fixed=True)]  # a fixed prompt, from the cache
+    [played] = call.line.bot_utterances()
+    assert played.start_s == 0.0
+    assert played.end_s == pytest.approx(env.synth.seconds(greeting), abs=FRAME)  # played to the end
+    assert call.outcome == Outcome.ABANDONED and call.record.outcome == Outcome.ABANDONED
+    customer = env.crm.find_customer_by_phone(caller_id)
+    assert call.record.customer_id == (str(customer.id) if name else None)
+
+
+# -- a caller turn: menu, model -----------------------------------------------------------------------------
+
+
+def test_a_menu_word_leads_to_its_node_without_the_model(env):
+    chat = ScriptedChat()
+    call = run(env, line_for(env, [WaitForBot(), env.voice.say("sales", 0.6), WaitForBot(), HangUp()]), chat)
+
+    assert call.said("caller") == ["sales"]
+    assert call.said("bot") == [env.greeting("Alice"), env.prompt("sales")]
+    assert chat.calls == []  # the menu decided; the model was never asked
+    greeting, answer = call.line.bot_utterances()
+    caller = call.turn("caller", "sales")
+    assert caller.timings.end_of_speech == pytest.approx(greeting.end_s + 0.5 + 0.6, abs=FRAME)
+    end_of_turn = env.config.vad.end_of_turn_silence_ms / 1000
+    assert answer.start_s == pytest.approx(caller.timings.end_of_speech + end_of_turn, abs=2 * FRAME)
+    assert call.outcome == Outcome.RESOLVED
+
+
+def test_free_speech_goes_to_the_model_and_its_reply_is_streamed_sentence_by_sentence(env):
+    chat = ScriptedChat([reply(COFFEE)])
+    call = run(env, line_for(env, [WaitForBot(), env.voice.say("do you sell coffee"), WaitForBot(), HangUp()]),
+               chat)
+
+    assert call.said("bot") == [env.greeting("Alice"), COFFEE]
+    assert [s for s in env.synth.said if not s.fixed] == [Synthesis(s, fixed=False) for s in split_sentences(COFFEE)]
+    [request] = chat.calls
+    assert request.messages[-1] == ChatMessage("user", "Caller: do you sell coffee")
+    assert request.json_schema["properties"]["action"]["enum"][:2] == ["reply", "transfer"]
+    assert chat.finished == 1 and chat.prefills >= 1  # the model was warmed for the next turn while the bot spoke
+    t = call.turn("bot", COFFEE).timings
+    assert t.end_of_speech < t.first_token <= t.first_sentence <= t.first_audio_out
+    assert call.outcome == Outcome.RESOLVED
+
+
+# -- interruptions ------------------------------------------------------------------------------------------
+
+
+def test_barge_in_silences_the_bot_within_the_window_and_the_caller_takes_the_turn(env):
+    chat = ScriptedChat([reply(STOCK)])
+    script = [WaitForBot(), env.voice.say("do you sell coffee"), WaitIntoBot(0.6), env.voice.say("sales", 1.2),
+              WaitForBot(), HangUp()]
+    call = run(env, line_for(env, script), chat)
+
+    _, cut, answer = call.line.bot_utterances()
+    barge_in_s = env.config.vad.barge_in_ms / 1000
+    assert cut.end_s - cut.start_s == pytest.approx(0.6 + barge_in_s, abs=2 * FRAME)  # silent within the window
+    assert cut.end_s - cut.start_s < audio_s(split_sentences(STOCK), env.synth)
+    assert call.event("barge_in").data["text"] == "sales"  # one word, but too long for a backchannel
+    assert "backchannel" not in call.kinds()
+    cut_turn = [t for t in call.turns if t.role == "bot"][1]
+    assert cut_turn.barged_in and STOCK.startswith(cut_turn.text)  # the sentences queued by then
+    assert call.turn("caller", "sales").barged_in
+    assert call.said("bot")[-1] == env.prompt("sales")
+    assert answer.end_s - answer.start_s == pytest.approx(env.synth.seconds(env.prompt("sales")), abs=FRAME)
+    assert len(chat.calls) == 1
+
+
+def test_a_backchannel_pauses_the_bot_then_lets_it_finish(env):
+    chat = ScriptedChat([reply(STOCK)])
+    script = [WaitForBot(), env.voice.say("do you sell coffee"), WaitIntoBot(0.6), env.voice.say("mm-hmm", 0.3),
+              WaitForBot(), HangUp()]
+    call = run(env, line_for(env, script), chat)
+
+    assert call.event("backchannel").data["text"] == "mm-hmm"
+    assert "barge_in" not in call.kinds()
+    _, paused, resumed = call.line.bot_utterances()
+    barge_in_s = env.config.vad.barge_in_ms / 1000
+    assert paused.end_s - paused.start_s == pytest.approx(0.6 + barge_in_s, abs=2 * FRAME)  # paused ...
+    greeting = env.synth.seconds(env.greeting("Alice"))
+    assert played_s(call.line) - greeting == pytest.approx(audio_s([STOCK], env.synth), abs=2 * FRAME)  # ... resumed
+    assert not call.turn("bot", STOCK).barged_in
+    assert call.said("caller") == ["do you sell coffee"]  # "mm-hmm" was not a turn
+    assert len(chat.calls) == 1
+
+
+def test_silence_after_a_prompt_gets_a_reprompt_then_a_person(env):
+    script = [WaitForBot(), Silence(7.5), WaitForBot(), Silence(8.0)]
+    call = run(env, line_for(env, script))
+
+    timeout = env.config.vad.no_input_timeout_s
+    greeting, reprompt, _ = call.line.bot_utterances()
+    first, second = [e for e in call.events if e.kind == "no_input"]
+    assert first.at == pytest.approx(greeting.end_s + timeout, abs=2 * FRAME)
+    assert reprompt.start_s == pytest.approx(first.at, abs=2 * FRAME)
+    assert second.at == pytest.approx(reprompt.end_s + timeout, abs=2 * FRAME)
+    main = env.config.dialog.menu.nodes["main"]
+    assert call.said("bot") == [env.greeting("Alice"), main.reprompt or main.prompt, PROMPTS["transfer"]]
+    assert call.event("escalation").data["reason"] == "no_input"
+    assert call.said("caller") == []
+    assert call.outcome == Outcome.TRANSFERRED and call.line.transfers == [env.config.sip.operator_uri]
+
+
+def test_keys_interrupt_the_greeting_choose_a_node_and_zero_reaches_a_person(env):
+    script = [WaitIntoBot(1.0), Press("3"), WaitForBot(), Press("0"), WaitForBot()]
+    call = run(env, line_for(env, script))
+
+    greeting = call.turn("bot", env.greeting("Alice"))
+    assert greeting.barged_in and greeting.ended_at == pytest.approx(1.0, abs=FRAME)  # a key stops the prompt ...
+    prompts = [env.prompt("sales"), PROMPTS["transfer"]]
+    assert played_s(call.line) == pytest.approx(1.0 + audio_s(prompts, env.synth), abs=2 * FRAME)  # ... at once
+    assert call.said("caller") == ["[DTMF 3]", "[DTMF 0]"]
+    assert call.said("bot") == [env.greeting("Alice"), env.prompt("sales"), PROMPTS["transfer"]]
+    assert call.event("escalation").data["reason"] == "dtmf"
+    operator = env.config.sip.operator_uri
+    assert call.line.transfers == [operator] and call.line.hung_up_by == "bot"
+    assert call.outcome == Outcome.TRANSFERRED and call.record.transfer_target == operator
+
+
+# -- transfers ------------------------------------------------------------------------------------------------
+
+
+def test_operator_transfers_the_call_without_asking_the_model(env):
+    chat = ScriptedChat()
+    call = run(env, line_for(env, [WaitForBot(), env.voice.say("operator", 0.6), WaitForBot()]), chat)
+
+    operator = env.config.sip.operator_uri
+    assert call.said("bot") == [env.greeting("Alice"), PROMPTS["transfer"]]
+    assert call.event("escalation").data["reason"] == "operator_request"
+    assert call.event("transfer_requested").data["target"] == operator
+    result = call.event("transfer_result").data
+    assert (result["ok"], result["status"]) == (True, 200)
+    assert call.line.transfers == [operator] and call.line.hung_up_by == "bot"
+    assert call.outcome == Outcome.TRANSFERRED and call.record.transfer_target == operator
+    assert chat.calls == []
+
+
+def test_a_failed_transfer_keeps_the_caller_and_creates_a_callback(env):
+    operator = env.config.sip.operator_uri
+    script = [WaitForBot(), env.voice.say("operator", 0.6), WaitForBot(), env.voice.say("sales", 0.6), WaitForBot(),
+              HangUp()]
+    line = line_for(env, script, transfer_result=TransferResult(operator, ok=False, status=486, reason="Busy Here"))
+    callbacks = env.crm.counts()["callbacks"]
+    call = run(env, line)
+
+    assert env.crm.counts()["callbacks"] == callbacks + 1
+    callback_id = call.event("callback_created").data["id"]
+    callback = env.crm.db["callbacks"].get(callback_id)
+    assert callback["reason"].startswith("Transfer failed (486 Busy Here).")
+    assert callback["phone"] == ALICE and callback["customer_id"] == env.crm.find_customer_by_phone(ALICE).id
+    assert call.event("transfer_result").data["ok"] is False
+    assert call.said("bot") == [env.greeting("Alice"), PROMPTS["transfer"], PROMPTS["transfer_failed"],
+                                env.prompt("sales")]  # the caller stayed with the bot
+    assert call.line.hung_up_by == "caller"
+    assert call.outcome == Outcome.TRANSFER_FAILED and call.record.outcome_reason.endswith(f"callback {callback_id}")
+
+
+# -- hang-up: a control event that stops the turn in progress -----------------------------------------------
+
+
+def test_hanging_up_while_the_model_writes_stops_it_before_its_tool_writes_to_the_crm(env):
+    """The model is slow, so the filler plays; the caller hangs up during it. The model chose a callback: it
+    must not be created for a caller who has gone, nor its confirmation synthesised."""
+    config = with_dialog(env.config, filler_after_ms=20)
+    lines: list[SimulatedLine] = []
+    chat = ScriptedChat([{"action": "request_callback", "text": "call me back tomorrow morning about an invoice"}],
+                        delay_s=0.02,  # it writes only once the filler plays, so the hang-up comes mid-generation
+                        on_piece=lambda i: i == 0 and wait_until(lambda: lines[0].playing or lines[0].hung_up_by))
+    env.synth.before = lambda text: text == config.dialog.filler and wait_until(lambda: chat.calls)  # model first
+    lines.append(line_for(env, [WaitForBot(), env.voice.say("please call me back tomorrow"), Silence(1.0),
+                                HangUp()]))
+    before = env.crm.counts()
+    call = run(env, lines[0], chat, config)
+
+    assert call.line.hung_up_by == "caller"
+    assert env.crm.counts() == {**before, "interactions": before["interactions"] + 1}  # no callback, only the call
+    assert env.synth.texts == [env.greeting("Alice"), config.dialog.filler]  # nothing synthesised after it
+    assert chat.cancelled == 1 and chat.finished == 0  # generation stopped: the stream was closed mid-way
+    assert chat.closed == len(chat.calls)  # and let go before the call ended
+    assert "tool_call" not in call.kinds() and "filler" in call.kinds()
+    assert call.outcome == Outcome.RESOLVED and call.record.outcome_reason == "caller hung up"
+
+
+def test_hanging_up_during_a_spoken_reply_stops_the_model_and_the_synthesis(env):
+    first = split_sentences(STOCK)[0]
+    lines: list[SimulatedLine] = []
+
+    def piece(i: int) -> None:  # once the first sentence is on its way, the model waits for the hang-up
+        if any(not s.fixed for s in env.synth.said):
+            wait_until(lambda: lines[0].hung_up_by is not None)
+
+    chat = ScriptedChat([reply(STOCK)], delay_s=0.002, on_piece=piece)
+    lines.append(line_for(env, [WaitForBot(), env.voice.say("do you sell coffee"), Silence(1.0), HangUp()]))
+    call = run(env, lines[0], chat)
+
+    assert call.line.hung_up_by == "caller"
+    assert [s.text for s in env.synth.said if not s.fixed] == [first]  # no sentence made after the hang-up
+    assert chat.cancelled == 1 and chat.finished == 0 and chat.closed == len(chat.calls)
+    assert call.said("bot") == [env.greeting("Alice"), first]  # what the caller heard before leaving
+    assert call.outcome == Outcome.RESOLVED
