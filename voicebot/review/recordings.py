@@ -9,14 +9,13 @@ withheld from supervisors rather than played whole.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
-from voicebot.audio import read_wav, write_wav
+from voicebot.audio import read_wav
+from voicebot.fileio import write_wav_atomic
 from voicebot.review.redact import answers_secret_question, can_see_raw, has_secrets
 from voicebot.store import Turn
 
@@ -62,9 +61,5 @@ def playable_file(original: Path, turns: Sequence[Turn], role: str, cache_dir: P
     target = cache_dir / f"{key[:32]}.wav"
     if not target.exists():
         pcm, rate = read_wav(original)
-        cache_dir.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".tmp")
-        os.close(fd)
-        write_wav(tmp, beep_out(pcm, rate, spans), rate)
-        os.replace(tmp, target)
+        write_wav_atomic(target, beep_out(pcm, rate, spans), rate)
     return target

@@ -8,16 +8,15 @@ text, the voice and the settings, so a call never waits for them twice.
 from __future__ import annotations
 
 import hashlib
-import os
 import re
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
-from voicebot.audio import TELEPHONE_RATES, read_wav, resample, write_wav
+from voicebot.audio import TELEPHONE_RATES, read_wav, resample
+from voicebot.fileio import write_wav_atomic
 
 _SENTENCE_END = re.compile(r"[.!?;](?=\s+[\"'(\[]?[A-Z0-9])")
 
@@ -141,13 +140,7 @@ class PiperSynthesizer:
 
     @staticmethod
     def _store(path: Path, pcm: bytes, sample_rate: int) -> None:
-        tmp = None
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".wav.tmp")
-            os.close(fd)
-            write_wav(tmp, pcm, sample_rate)
-            os.replace(tmp, path)
+            write_wav_atomic(path, pcm, sample_rate)
         except OSError:
-            if tmp:
-                Path(tmp).unlink(missing_ok=True)  # a full or read-only disk costs speed, never the call
+            pass  # a full or read-only disk costs speed, never the call
