@@ -27,6 +27,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any, Literal
 
+from voicebot.db import open_sqlite
 from voicebot.fileio import write_wav_atomic
 
 
@@ -214,19 +215,8 @@ class CallStore:
         self._now = now
         self._lock = threading.RLock()
         try:
-            if readonly:
-                uri = Path(self.path).resolve().as_uri() + "?mode=ro"
-                self._db = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False)
-            else:
-                if self.path != ":memory:":
-                    Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-                self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            self._db = open_sqlite(self.path, readonly=readonly, synchronous="FULL")
             self._db.row_factory = sqlite3.Row
-            self._db.execute("PRAGMA busy_timeout = 5000")
-            if not readonly:
-                self._db.execute("PRAGMA journal_mode = WAL")
-            self._db.execute("PRAGMA synchronous = FULL")
-            self._db.execute("PRAGMA foreign_keys = ON")
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"call store {self.path}: cannot open: {exc}") from exc
         self._migrate(migrations, readonly)

@@ -8,13 +8,14 @@ one file do not both try to create the same table.
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from sqlite_utils import Database
 from sqlite_utils.migrations import Migrations
+
+from voicebot.db import open_sqlite
 
 MIGRATIONS = Migrations("voicebot_crm")
 MIGRATION_NAMES: list[str] = []
@@ -167,21 +168,11 @@ def migrate(db: Database, stop_before: str | None = None) -> int:
 
 
 def connect(path: str | Path | None, busy_timeout_s: float = 10.0) -> Database:
-    """A sqlite-utils Database on ``path`` (None: in memory) with foreign keys on and, for files, WAL.
-
-    ``check_same_thread=False`` lets a call's worker thread use a connection made elsewhere; the Repository
-    serialises its own use of it.
+    """A sqlite-utils Database on ``path`` (None: in memory), opened by ``voicebot.db.open_sqlite`` (foreign keys
+    on, WAL for files, usable from a call's worker thread; the Repository serialises its own use of it), with
+    Python's implicit transactions, which sqlite-utils expects.
     """
-    if path is None or str(path) == ":memory:":
-        conn = sqlite3.connect(":memory:", check_same_thread=False)
-    else:
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(str(path), timeout=busy_timeout_s, check_same_thread=False)
-    db = Database(conn)
-    db.execute("PRAGMA foreign_keys = ON")
-    if path is not None and str(path) != ":memory:":
-        db.enable_wal()
-    return db
+    return Database(open_sqlite(path, autocommit=False, busy_timeout_s=busy_timeout_s))
 
 
 def open_database(path: str | Path | None) -> Database:

@@ -22,6 +22,7 @@ from pathlib import Path
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
+from voicebot.db import open_sqlite
 from voicebot.review.redact import ROLES
 from voicebot.review.throttle import Failures, ThrottlePolicy, password_problem, wait_s
 
@@ -104,13 +105,8 @@ class ReviewDB:
         self._now = now
         self._hasher = hasher or PasswordHasher()
         self._lock = threading.Lock()
-        if self.path != ":memory:":
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db = open_sqlite(self.path)
         self._db.row_factory = sqlite3.Row
-        self._db.execute("PRAGMA busy_timeout = 5000")
-        if self.path != ":memory:":
-            self._db.execute("PRAGMA journal_mode = WAL")
         for statement in _SCHEMA:
             self._exec(statement)
         # verifying against this when the name is unknown keeps both answers equally slow
