@@ -15,16 +15,14 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from voicebot.dialog.flow import DtmfKey, MenuConfig, check_escalation_overlap, default_menu, phrases_have_words
+from voicebot.strict import StrictModel
 
-
-class Section(BaseModel):
-    """Base of every config section: unknown keys are errors, values are checked on assignment too."""
-
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+Section = StrictModel
+"""Base of every config section: unknown keys are errors, values are checked on assignment too."""
 
 
 class SipConfig(Section):

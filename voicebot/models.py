@@ -25,9 +25,10 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from voicebot.fileio import atomic_path, write_text_atomic
+from voicebot.strict import StrictModel
 
 DEFAULT_MANIFEST = Path(__file__).resolve().parent.parent / "models" / "manifest.yaml"
 CHUNK = 1 << 20
@@ -49,22 +50,18 @@ class ChecksumError(ModelError):
         self.path = path
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class FilePart(_Strict):
+class FilePart(StrictModel):
     package: str
     path: str
 
 
-class ModelFile(_Strict):
+class ModelFile(StrictModel):
     size: int = Field(gt=0)
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     parts: tuple[FilePart, ...] = Field(min_length=1)
 
 
-class ModelSpec(_Strict):
+class ModelSpec(StrictModel):
     kind: Literal["stt", "tts", "llm"]
     title: str
     licence: str
@@ -83,7 +80,7 @@ class ModelSpec(_Strict):
         raise KeyError(package)
 
 
-class Manifest(_Strict):
+class Manifest(StrictModel):
     version: Literal[1]
     models: dict[str, ModelSpec]
 

@@ -24,9 +24,10 @@ from decimal import Decimal
 from enum import Enum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model
+from pydantic import BaseModel, Field, ValidationError, create_model
 
 from voicebot.crm.models import NotFound, SlotTaken
+from voicebot.strict import StrictModel
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,7 @@ class Tool:
         for p in params:
             default = ... if p.default is inspect.Parameter.empty else p.default
             fields[p.name] = (hints[p.name], Field(default, description=arg_docs.get(p.name)))
-        model = create_model(f"{fn.__name__}_arguments", __config__=ConfigDict(extra="forbid"), **fields)
+        model = create_model(f"{fn.__name__}_arguments", __base__=StrictModel, **fields)
         return cls(fn.__name__, summary, fn, model, requires_verification)
 
     def spec(self) -> dict[str, Any]:

@@ -15,8 +15,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from voicebot.strict import StrictModel
 
 OPERATOR = "operator"
 """The special ``goto`` target: a transfer to a human. Not a node name."""
@@ -78,10 +80,6 @@ def phrases_have_words(phrases: list[str]) -> list[str]:
 # --- schema ------------------------------------------------------------------------------------------------
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
-
-
 class _Problems:
     """Errors collected with their own ``loc``, raised together as one ValidationError (pydantic prefixes the
     location of the model being validated, so ``load_config`` finds the line of the exact node or key)."""
@@ -99,7 +97,7 @@ class _Problems:
             raise ValidationError.from_exception_data(title, self.items)
 
 
-class MenuOption(_Strict):
+class MenuOption(StrictModel):
     """One choice in a node: words to say and/or a key to press, and where it leads."""
 
     say: list[str] = Field(default_factory=list, description="Words that choose this option (whole words, any case).")
@@ -120,7 +118,7 @@ class MenuOption(_Strict):
         return self
 
 
-class MenuNode(_Strict):
+class MenuNode(StrictModel):
     """A point in the call. A menu node only routes; a free-form node hands other speech to the model."""
 
     prompt: str = Field(min_length=1, description="Said on arrival.")
@@ -157,7 +155,7 @@ class MenuNode(_Strict):
         return self
 
 
-class MenuConfig(_Strict):
+class MenuConfig(StrictModel):
     """The menu graph: named nodes, and the one a call starts in."""
 
     start: str = Field("main", description="The node a call starts in (after the greeting).")
