@@ -6,9 +6,11 @@ the model reads on the caller's next call); caller turns were stored as heard. N
 masked before they are stored, summaries are built from typed facts (order numbers the CRM confirmed or the caller
 named as an order), and the CRM masks free text when it is written and call history when it is read.
 
-The last test runs a whole call with the real models through the simulated line, where the caller gives a wrong
-PIN, a date of birth and the right PIN, then scans every text column of both databases, every log record, every
-sentence synthesised (the brief included) and the process output for them.
+The last two tests run a whole call through the simulated line, once on the fakes of fakes.py (milliseconds, no
+models) and once with the real models: the caller gives a wrong PIN, a date of birth and the right PIN, asks for a
+person (a warm transfer to a busy operator: a spoken brief, then a callback); then every text column of both
+databases, every log record, every sentence synthesised (the brief included) and the process output are scanned
+for them.
 """
 
 from __future__ import annotations
@@ -203,7 +205,11 @@ def test_a_pin_said_with_the_request_is_not_taken_for_an_order_number():
     assert match_intent("Where is my order? My PIN is 1234.") == ("list_open_orders", {})
 
 
-# -- a whole call with the real models ----------------------------------------------------------------------------
+# -- whole calls ---------------------------------------------------------------------------------------------------
+
+SCRIPT = ["Hi, where is my order?", "My PIN is 4 8 1 5.", "My date of birth is March 14th, 1985.", "1 2 3 4."]
+LATER = "Also my date of birth is March 14th, 1985, can you update my account?"  # not an answer: keyword-masked
+LATER_REPLY = {"action": "reply", "text": "I can't change account details, but a colleague can help with that."}
 
 class Recording:
     """Wraps a model and keeps what went through it: the texts synthesised, the transcripts heard."""
@@ -244,28 +250,94 @@ def database_file(connection) -> str:
     return next(r[2] for r in connection.execute("PRAGMA database_list") if r[1] == "main")
 
 
+def warm_and_busy(config):
+    """The config with warm transfers (the operator hears a spoken brief), and the busy operator's answer (the
+    caller stays, and a callback with the summary goes to the CRM)."""
+    from voicebot.telephony.base import TransferResult
+
+    config = config.model_copy(deep=True)
+    config.sip.transfer_mode = "warm"
+    return config, TransferResult(config.sip.operator_uri, ok=False, status=486, reason="Busy Here")
+
+
+def assert_nothing_leaked(deps, call_id, crm_before, patterns, caplog, capfd, synthesised):
+    """Scan both databases (the CRM: rows the call added or changed), the log records, what was synthesised and
+    the process output for ``patterns``; then check the scan saw the places where secrets used to leak."""
+    with sqlite3.connect(deps.store.path) as db:
+        stored = text_values(db)  # calls, turns, events, analysis: all from this call
+    with sqlite3.connect(database_file(deps.crm.db.conn)) as db:
+        crm_new = [v for v in text_values(db) if v not in crm_before]  # interactions, callbacks
+    leaks = [(where, text, found(text, patterns)) for where, text in
+             [(f"calls.db {t}.{c}", v) for t, c, v in stored] + [(f"crm.db {t}.{c}", v) for t, c, v in crm_new]
+             + [(f"log {r.name}", r.getMessage() + (r.exc_text or "")) for r in caplog.records]
+             + [("synthesised", t) for t in synthesised] + [("output", "\n".join(capfd.readouterr()))]
+             if found(text, patterns)]
+    assert not leaks, leaks
+
+    kinds = [e.kind for e in deps.store.events(call_id)]
+    assert {"tool_call", "transfer_requested", "transfer_result", "callback_created"} <= set(kinds), kinds
+    caller_turns = [t.text for t in deps.store.turns(call_id) if t.role == "caller"]
+    assert sum(HIDDEN in t for t in caller_turns) >= 3, caller_turns  # the PIN and DOB turns are kept, masked
+    call = deps.store.get_call(call_id)
+    assert call.summary and call.summary.startswith("Caller Alice Johnson"), call.summary
+    assert {t for t, _, _ in crm_new} >= {"interactions", "callbacks"}, crm_new
+
+
+def test_a_call_on_the_fakes_leaves_no_pin_or_date_of_birth_anywhere(tmp_path, config, caplog, capfd):
+    """The same call as below in milliseconds: fakes.py stands in for Whisper, Piper, webrtcvad and the model."""
+    import asyncio
+
+    from fakes import CallerVoice, FakeSynthesizer, FakeTranscriber, ScriptedChat, ScriptedVad
+    from voicebot.session import CallSession, SessionDeps
+    from voicebot.store import CallStore, Outcome
+    from voicebot.telephony.sim import HangUp, Press, SimulatedLine, WaitForBot
+
+    repo = Repository.open(tmp_path / "crm.db", region=config.crm.default_region)
+    seed_demo(repo, today=TODAY)
+    store = CallStore(tmp_path / "calls.db", tmp_path / "recordings")
+    config, busy = warm_and_busy(config)
+    voice, synthesizer, chat = CallerVoice(sample_rate=config.audio.sample_rate), FakeSynthesizer(), ScriptedChat(
+        [LATER_REPLY])
+    deps = SessionDeps(config, FakeTranscriber(voice), synthesizer, chat, ScriptedVad(), repo, store, today=TODAY)
+    with sqlite3.connect(database_file(repo.db.conn)) as db:
+        crm_before = set(text_values(db))
+    script = [step for text in [*SCRIPT, LATER] for step in (WaitForBot(), voice.say(text))]
+    script += [WaitForBot(), Press("0"), WaitForBot(), HangUp()]
+    line = SimulatedLine(script, caller_id="+15550102030", speed=float("inf"),
+                         sample_rate=config.audio.sample_rate, transfer_result=busy)
+    capfd.readouterr()
+    caplog.set_level(logging.DEBUG)
+    session = CallSession(line, deps)
+    outcome = asyncio.run(asyncio.wait_for(session.run(), timeout=20))
+    assert not line.failures, line.failures
+    assert outcome == Outcome.TRANSFER_FAILED and line.briefs and line.briefs[0]
+
+    assert {*SCRIPT, LATER} <= set(deps.transcriber.heard)  # the secrets were heard, so they could leak
+    patterns = [digit_pattern(WRONG_PIN), digit_pattern(ALICE.pin), *DOB_PATTERNS]
+    assert_nothing_leaked(deps, session.call_id, crm_before, patterns, caplog, capfd, synthesizer.texts)
+    later = [t.text for t in store.turns(session.call_id) if t.role == "caller" and t.text.startswith("Also")]
+    assert later == [f"Also my date of birth is {HIDDEN}, can you update my account?"]
+    [request] = chat.calls  # the model saw the caller's words (it needs them), and nothing stored did
+    assert "1985" in request.messages[-1].content
+    store.close()
+    repo.close()
+
+
 @pytest.mark.models
 @pytest.mark.timeout(600)
 def test_a_call_that_gives_a_pin_and_a_date_of_birth_leaves_them_nowhere(call_env, caller_voice, caplog, capfd):
     from conftest import caller_says, run_call
     from voicebot.store import Outcome
-    from voicebot.telephony.base import TransferResult
     from voicebot.telephony.sim import HangUp, Press, WaitForBot
 
-    config = call_env.config.model_copy(deep=True)
-    config.sip.transfer_mode = "warm"  # the operator hears a spoken brief ...
+    config, busy = warm_and_busy(call_env.config)
     synthesizer = Recording(call_env.synthesizer, "tts")
     transcriber = Recording(call_env.transcriber, "stt")
     deps = dataclasses.replace(call_env, config=config, synthesizer=synthesizer, transcriber=transcriber)
-    crm_file = database_file(deps.crm.db.conn)
-    with sqlite3.connect(crm_file) as db:
+    with sqlite3.connect(database_file(deps.crm.db.conn)) as db:
         crm_before = set(text_values(db))
-    busy = TransferResult(config.sip.operator_uri, ok=False, status=486, reason="Busy Here")  # ... and a callback
-    script = [WaitForBot(), caller_says(caller_voice, "Hi, where is my order?"),
-              WaitForBot(), caller_says(caller_voice, "My PIN is 4 8 1 5."),
-              WaitForBot(), caller_says(caller_voice, "My date of birth is March 14th, 1985."),
-              WaitForBot(), caller_says(caller_voice, "1 2 3 4."),
-              WaitForBot(), Press("0"), WaitForBot(), HangUp()]
+    script = [step for text in SCRIPT for step in (WaitForBot(), caller_says(caller_voice, text))]
+    script += [WaitForBot(), Press("0"), WaitForBot(), HangUp()]
     capfd.readouterr()  # from here on, only what the bot logs and prints (the caller's voice is made above)
     caplog.clear()
     caplog.set_level(logging.DEBUG)
@@ -277,24 +349,4 @@ def test_a_call_that_gives_a_pin_and_a_date_of_birth_leaves_them_nowhere(call_en
     pins = {WRONG_PIN, ALICE.pin} | {digits_in(t) for t in heard if len(digits_in(t)) >= 4}
     patterns = [digit_pattern(p) for p in sorted(pins)] + DOB_PATTERNS
     assert any(found(t, patterns) for t in heard), heard  # the secrets were said and heard, so they could leak
-
-    store_file = deps.store.path
-    with sqlite3.connect(store_file) as db:
-        stored = text_values(db)  # calls, turns, events, analysis: all from this call
-    with sqlite3.connect(crm_file) as db:
-        crm_new = [v for v in text_values(db) if v not in crm_before]  # interactions, callbacks
-    leaks = [(where, text, found(text, patterns)) for where, text in
-             [(f"calls.db {t}.{c}", v) for t, c, v in stored] + [(f"crm.db {t}.{c}", v) for t, c, v in crm_new]
-             + [(f"log {r.name}", r.getMessage() + (r.exc_text or "")) for r in caplog.records]
-             + [("synthesised", t) for t in synthesizer.texts] + [("output", "\n".join(capfd.readouterr()))]
-             if found(text, patterns)]
-    assert not leaks, leaks
-
-    # and the scan saw the places where they used to leak
-    kinds = [e.kind for e in deps.store.events(line.info.call_id)]
-    assert {"tool_call", "transfer_requested", "transfer_result", "callback_created"} <= set(kinds), kinds
-    caller_turns = [t.text for t in deps.store.turns(line.info.call_id) if t.role == "caller"]
-    assert sum(HIDDEN in t for t in caller_turns) >= 3, caller_turns  # the PIN and DOB turns are kept, masked
-    call = deps.store.get_call(line.info.call_id)
-    assert call.summary and call.summary.startswith("Caller Alice Johnson"), call.summary
-    assert any(table == "interactions" for table, _, _ in crm_new) and any(t == "callbacks" for t, _, _ in crm_new)
+    assert_nothing_leaked(deps, line.info.call_id, crm_before, patterns, caplog, capfd, synthesizer.texts)
