@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from sqlite_utils import Database
 
@@ -35,8 +35,22 @@ from voicebot.crm.schema import open_database, write_transaction
 from voicebot.crm.spoken import digits_in
 from voicebot.review.redact import mask_secrets
 
-if TYPE_CHECKING:
-    from voicebot.config import Config
+
+class _CrmSettings(Protocol):
+    """The ``crm`` section's fields ``from_config`` reads."""
+
+    database: str
+    default_region: str
+
+
+class _Config(Protocol):
+    """What ``from_config`` needs of ``voicebot.config.Config``, typed without importing it: the config imports
+    the menu schema, which checks node tools against the CRM's tool names (an import would close a circle)."""
+
+    @property
+    def crm(self) -> _CrmSettings: ...
+
+    def path(self, value: str) -> Path: ...
 
 
 _PIN_ITERATIONS = 10_000
@@ -87,7 +101,7 @@ class Repository:
         return cls(open_database(path), region=region, clock=clock)
 
     @classmethod
-    def from_config(cls, config: Config) -> Repository:
+    def from_config(cls, config: _Config) -> Repository:
         return cls.open(config.path(config.crm.database), region=config.crm.default_region)
 
     def with_clock(self, clock: Callable[[], datetime]) -> Repository:

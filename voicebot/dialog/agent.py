@@ -26,6 +26,7 @@ from voicebot.crm.verification import CallerContext
 from voicebot.dialog.streaming import JsonTextStream, parse_json_object
 from voicebot.speech.tts import SentenceBuffer
 from voicebot.llm.base import ChatMessage, ChatModel
+from voicebot.text import normalize, words
 
 SAFE_REPLY = "I'm sorry, I can't confirm that detail right now. Would you like me to connect you to a colleague?"
 NO_SECRETS_REPLY = "I can't share that, but I'm happy to help with an order, an appointment or a callback."
@@ -126,9 +127,8 @@ def action_schema(tools: list[str]) -> dict[str, Any]:
 
 def _leaks(sentence: str, secret: str, run: int = 8) -> bool:
     """True when the sentence repeats ``run`` consecutive words of the secret text."""
-    words = [w.lower().strip(".,:;!?\"'()") for w in secret.split()]
-    said = " ".join(w.lower().strip(".,:;!?\"'()") for w in sentence.split())
-    return any(" ".join(words[i:i + run]) in said for i in range(0, max(len(words) - run + 1, 0)))
+    secret_words, said = words(secret), f" {normalize(sentence)} "
+    return any(f" {' '.join(secret_words[i:i + run])} " in said for i in range(0, max(len(secret_words) - run + 1, 0)))
 
 
 def compact_result(result: dict[str, Any]) -> str:

@@ -9,7 +9,6 @@ from ``goto: operator`` is about the menu path: the guard offers a human anywher
 
 from __future__ import annotations
 
-import re
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -18,7 +17,9 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from voicebot.crm.tools import CRM_TOOLS
 from voicebot.strict import StrictModel
+from voicebot.text import normalize, phrase_pattern
 
 OPERATOR = "operator"
 """The special ``goto`` target: a transfer to a human. Not a node name."""
@@ -27,13 +28,9 @@ MAX_OPTIONS = 5
 """Callers lose track of longer menus; the research asks for short, discrete rounds."""
 
 TRANSFER_TOOL = "transfer_to_human"
-KNOWN_TOOLS: frozenset[str] = frozenset({
-    # the CRM's tools (voicebot/crm/tools.py, CRM_TOOLS) ...
-    "identify_caller", "verify_caller", "get_caller_history", "list_open_orders", "get_order", "create_ticket",
-    "list_free_slots", "book_appointment", "create_lead", "request_callback",
-    # ... and the dialogue's own: the model's second path to a human, offered on every free-form node anyway
-    TRANSFER_TOOL,
-})
+KNOWN_TOOLS: frozenset[str] = frozenset({*CRM_TOOLS.names(), TRANSFER_TOOL})
+"""The tools a node may offer: the CRM's, and the dialogue's own transfer (the model's second path to a human,
+offered on every free-form node anyway)."""
 
 NodeName = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$", max_length=40)]
 
@@ -46,26 +43,7 @@ def _key_as_text(value: Any) -> Any:
 DtmfKey = Annotated[str, BeforeValidator(_key_as_text), Field(pattern=r"^[0-9*#]$", description="0-9, * or #")]
 
 
-# --- text matching (shared with the guard) -------------------------------------------------------------------
-
-_NOT_WORD = re.compile(r"[\W_]+")
-
-
-def normalize(text: str) -> str:
-    """Lower-case words separated by single spaces; punctuation dropped and apostrophes removed ("don't" -> "dont")."""
-    return " ".join(_NOT_WORD.sub(" ", text.casefold().replace("'", "").replace("\u2019", "")).split())
-
-
-def phrase_pattern(phrase: str) -> re.Pattern[str]:
-    """Find ``phrase`` as whole words in ``normalize``d text; its last word with or without a plural ``s``.
-
-    Whole words, so "human" does not match "humane" and "agent" does not match "agency".
-    """
-    *head, last = normalize(phrase).split()
-    if len(last) >= 4 and last.endswith("s") and not last.endswith("ss"):
-        last = last[:-1]  # "orders" also hears "order"
-    body = " ".join(re.escape(word) for word in [*head, last])
-    return re.compile(rf"(?<!\S){body}s?(?!\S)")
+# --- phrases to listen for (words as voicebot.text cuts them) ---------------------------------------------
 
 
 def phrases_have_words(phrases: list[str]) -> list[str]:

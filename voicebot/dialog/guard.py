@@ -44,8 +44,8 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from voicebot.config import EscalationConfig
 from voicebot.crm.spoken import words_to_digits
-from voicebot.dialog.flow import normalize, phrase_pattern
 from voicebot.review.redact import answers_secret_question, mask_secrets
+from voicebot.text import normalize, phrase_pattern
 
 EscalationReason = Literal["operator_request", "dtmf", "frustration", "no_match", "no_input"]
 
