@@ -196,13 +196,12 @@ def test_an_upgrade_masks_secrets_already_in_the_crm(tmp_path):
     repo.close()
 
 
-@pytest.mark.xfail(strict=True, reason="voicebot/dialog/answers.py (not in this change): match_intent takes any "
-                                       "4-8 digit number for an order number, so a PIN said with the request "
-                                       "becomes get_order's argument and 'I couldn't find order 1234'")
 def test_a_pin_said_with_the_request_is_not_taken_for_an_order_number():
     from voicebot.dialog.answers import match_intent
 
     assert match_intent("Where is my order? My PIN is 1234.") == ("list_open_orders", {})
+    assert match_intent("My PIN is 4 8 1 5, where is my order?") == ("list_open_orders", {})
+    assert match_intent("Where is order 10452? My PIN is 1234.") == ("get_order", {"order_number": "10452"})
 
 
 # -- whole calls ---------------------------------------------------------------------------------------------------

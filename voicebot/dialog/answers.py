@@ -13,6 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 from voicebot.crm.spoken import digits_in
+from voicebot.review.redact import mask_secrets
 
 _ORDER_WORDS = re.compile(r"\b(order|package|parcel|delivery|shipment)s?\b", re.I)
 _WHERE_WORDS = re.compile(r"\b(where|status|arriv\w*|track\w*|deliver\w*|come|coming|ship\w*|when)\b", re.I)
@@ -31,8 +32,12 @@ STATUS_PHRASES = {
 
 
 def match_intent(text: str) -> tuple[str, dict[str, Any]] | None:
-    """A tool call for the request when a fixed pattern recognises it, else None (the model decides)."""
+    """A tool call for the request when a fixed pattern recognises it, else None (the model decides).
+
+    Numbers are read from the text with its secrets masked: "where is my order? my PIN is 1234" must not make
+    the PIN an order number (it would be looked up, stored in the tool call and read back to the caller)."""
     if _ORDER_WORDS.search(text) and _WHERE_WORDS.search(text):
+        text = mask_secrets(text)
         number = _NUMBER.search(text) or _NUMBER.search(digits_in(text))
         if number:
             return "get_order", {"order_number": number.group(0)}
