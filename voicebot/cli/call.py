@@ -21,8 +21,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from voicebot.cli.common import get_config
-from voicebot.tools.caller import DEFAULT_CALLER_ID, CallReport, CallScriptError, Step, describe_dial_failure, \
-    dtmf_step, step_order, wav_step
+from voicebot.tools.caller import DEFAULT_CALLER_ID, Action, CallReport, CallScriptError, describe_dial_failure, \
+    dtmf_step, say_step, step_order, wav_step
 
 _err = Console(stderr=True, soft_wrap=True)
 
@@ -139,13 +139,13 @@ async def _place(config, target, steps, caller_id, wait_greeting, hold, stay, an
                             stay_s=stay, answer_timeout_s=answer_timeout, status=update)
 
 
-def _build_steps(config, say: list[str], wav: list[Path], dtmf: list[str]) -> list[Step]:
+def _build_steps(config, say: list[str], wav: list[Path], dtmf: list[str]) -> list[Action]:
     """The steps in command-line order: WAVs read and DTMF checked first, speech synthesized before dialing (so
     it does not compete with the bot for the CPU during the call)."""
     order = step_order(sys.argv[1:], {"say": len(say), "wav": len(wav), "dtmf": len(dtmf)})
     wavs = [wav_step(path) for path in wav]
     digits = [dtmf_step(d) for d in dtmf]
-    spoken: list[Step] = []
+    spoken: list[Action] = []
     if say:
         from voicebot.components import make_synthesizer
         from voicebot.models import ModelError, ModelStore
@@ -153,7 +153,7 @@ def _build_steps(config, say: list[str], wav: list[Path], dtmf: list[str]) -> li
         try:
             with _err.status("loading the voice ..."):
                 synth = make_synthesizer(config, ModelStore.from_config(config))
-                spoken = [Step("say", text, synth.cached(text, 16000)) for text in say]
+                spoken = [say_step(text, synth.cached(text, 16000)) for text in say]
         except ModelError as exc:
             raise CallScriptError(f"{exc} (--say needs the Piper voice: `voicebot models pull`)") from None
     queues = {"say": spoken, "wav": wavs, "dtmf": digits}

@@ -6,7 +6,8 @@ pace: 1.0 is line pace (a frame every 20 ms of wall time), larger runs faster th
 faster than real time the clock stands still while the scripted caller waits for a reply that the bot is still
 preparing (nothing is audible on either side), so model latency does not turn into minutes of silent audio.
 
-The caller is a script of steps, written as a timeline: ``[WaitForBot(), Say(pcm), WaitForBot(), Press("0")]``.
+The caller is a script of steps (``telephony.script``, the vocabulary the SIP scripted caller uses too), written
+as a timeline: ``[WaitForBot(), Say(pcm, 16000), WaitForBot(), Press("0")]``.
 Caller audio passes through the configured codec (8 kHz mu-law by default), as on a real phone line.
 Everything the bot plays is recorded with its time, and ``bot_utterances()`` cuts it into what the bot said.
 """
@@ -22,49 +23,7 @@ from typing import Literal
 
 from voicebot.audio import AudioFrame, frame_bytes, phone_line
 from voicebot.telephony.base import CallerHungUp, CallInfo, DtmfReceived, TransferResult, TransportEvent
-
-
-@dataclass(frozen=True)
-class Say:
-    """The caller speaks ``pcm`` (mono s16le at ``sample_rate``)."""
-
-    pcm: bytes
-    sample_rate: int
-    label: str = ""
-
-
-@dataclass(frozen=True)
-class Silence:
-    seconds: float
-
-
-@dataclass(frozen=True)
-class Press:
-    digit: str
-
-
-@dataclass(frozen=True)
-class WaitForBot:
-    """Wait until the bot has spoken a whole reply and then been quiet for ``gap_s`` of audio."""
-
-    gap_s: float = 0.5
-    timeout_s: float = 120.0  # wall-clock seconds: a bot that never answers fails the script, it does not hang
-
-
-@dataclass(frozen=True)
-class WaitIntoBot:
-    """Wait until the bot's current reply has been playing for ``seconds`` (to talk over it: barge-in)."""
-
-    seconds: float
-    timeout_s: float = 120.0
-
-
-@dataclass(frozen=True)
-class HangUp:
-    pass
-
-
-Step = Say | Silence | Press | WaitForBot | WaitIntoBot | HangUp
+from voicebot.telephony.script import HangUp, Press, Say, Silence, Step, WaitForBot, WaitIntoBot
 
 
 @dataclass
@@ -213,8 +172,9 @@ class SimulatedLine:
                 if self._ended:
                     return
         elif isinstance(step, Press):
-            self.dtmf_sent.append((self.now_s, step.digit))
-            yield DtmfReceived(step.digit, self.now_s)
+            for digit in step.digits:
+                self.dtmf_sent.append((self.now_s, digit))
+                yield DtmfReceived(digit, self.now_s)
         elif isinstance(step, HangUp):
             self._end("caller")
             yield CallerHungUp(self.now_s)

@@ -1,11 +1,13 @@
 """The scripted caller behind ``voicebot call``: dials the bot over SIP, runs a script of steps (speech, WAV
 files, DTMF), listens to what the bot says and reports it with timings.
 
-Turn-taking is judged from the bot's audio alone: the bot is speaking while its audio is above SPEECH_DB, and
-has finished once an onset was followed by QUIET_S of quiet. Before each step the caller waits for that (the
-greeting before the first step, the reply to the previous step before the others). Those audio judgements are
-pure functions over PCM (``frame_levels``, ``find_onset``, ``bot_finished``, ``split_utterances``), tested on
-synthetic audio.
+The script is a timeline in the vocabulary of ``voicebot.telephony.script``, the one the simulated line runs
+too. ``voicebot call`` gives actions (``Say`` for --say and --wav, ``Press`` for --dtmf) and ``caller_script``
+puts a ``WaitForBot`` before each (the greeting before the first, the reply to the previous step before the
+others) and after the last. Turn-taking is judged from the bot's audio alone: the bot is speaking while its
+audio is above SPEECH_DB, and has finished once an onset was followed by the wait's gap of quiet. Those audio
+judgements are pure functions over PCM (``frame_levels``, ``find_onset``, ``bot_finished``,
+``split_utterances``), tested on synthetic audio.
 
 This module does not import pjsua2: ``place_call`` dials with the bot's own endpoint (SipWorker from
 ``voicebot.telephony.sip_endpoint``, the one module that imports pjsua2), imported only when it runs.
@@ -25,6 +27,7 @@ from typing import TYPE_CHECKING, Literal
 import numpy as np
 
 from voicebot.audio import read_wav, resample
+from voicebot.telephony.script import Action, HangUp, Press, Say, Silence, Step, WaitForBot, WaitIntoBot
 
 if TYPE_CHECKING:
     from voicebot.config import Config
@@ -35,15 +38,15 @@ RATE = 16000
 FRAME_S = 0.02
 FRAME_BYTES = int(RATE * FRAME_S) * 2  # 640
 SPEECH_DB = -40.0  # bot audio above this is speech
-QUIET_S = 1.0  # this much quiet after speech: the bot has finished
+QUIET_S = 1.0  # this much quiet after speech: the bot has finished (a WaitForBot's gap between steps)
 MIN_SPEECH_S = 0.06  # shorter blips (clicks) are not speech
 MAX_WAIT_S = 15.0  # how long to wait for the bot to start speaking
-MAX_SPEECH_S = 90.0  # how long to let it speak before going on anyway
+MAX_SPEECH_S = 90.0  # how long to let it speak before going on anyway (a WaitForBot's timeout between steps)
 DTMF_DIGIT_S = 0.25  # an RFC 2833 digit and the gap after it, as pjsua sends them
 STEP_OPTIONS = {"--say": "say", "--wav": "wav", "--dtmf": "dtmf"}
 DEFAULT_CALLER_ID = "+15550102030"
 
-StepKind = Literal["say", "wav", "dtmf"]
+StepKind = Literal["say", "wav", "dtmf"]  # ``Action.kind``
 
 
 class CallScriptError(Exception):
@@ -159,17 +162,12 @@ def describe_dial_failure(uri: str, status: int, reason: str, timeout_s: float) 
 
 
 # -- the script -----------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
-class Step:
-    kind: StepKind
-    value: str  # the text said, the WAV path or the digits
-    pcm: bytes = b""  # 16 kHz s16le for say / wav
-
-    def label(self) -> str:
-        return {"say": f"say {self.value!r}", "wav": f"play {self.value}", "dtmf": f"press {self.value}"}[self.kind]
+def say_step(text: str, pcm: bytes, sample_rate: int = RATE) -> Say:
+    """A step saying ``text`` (``pcm``: its speech, mono s16le; resampled to 16 kHz)."""
+    return Say(resample(pcm, sample_rate, RATE), RATE, text)
 
 
-def wav_step(path: str | Path) -> Step:
+def wav_step(path: str | Path) -> Say:
     """A step playing a WAV file (16-bit mono or stereo, any rate: resampled to 16 kHz)."""
     path = Path(path)
     if not path.is_file():
@@ -180,13 +178,28 @@ def wav_step(path: str | Path) -> Step:
         raise CallScriptError(f"cannot read WAV file {path}: {exc}") from None
     if not pcm:
         raise CallScriptError(f"WAV file {path} holds no audio")
-    return Step("wav", str(path), resample(pcm, rate, RATE))
+    return Say(resample(pcm, rate, RATE), RATE, path.name, file=str(path))
 
 
-def dtmf_step(digits: str) -> Step:
-    if not digits or any(d not in "0123456789*#ABCDabcd" for d in digits):
-        raise CallScriptError(f"{digits!r}: DTMF digits are 0-9, *, # and A-D")
-    return Step("dtmf", digits.upper())
+def dtmf_step(digits: str) -> Press:
+    try:
+        return Press(digits.upper())
+    except ValueError as exc:
+        raise CallScriptError(str(exc)) from None
+
+
+def caller_script(actions: Sequence[Action], *, wait_greeting: bool = True, hold_s: float = MAX_WAIT_S) -> list[Step]:
+    """The timeline of ``voicebot call``: each action once the bot has finished speaking (the greeting first,
+    unless ``wait_greeting`` is off), then at most ``hold_s`` for the bot's reply to the last."""
+    reply = WaitForBot(gap_s=QUIET_S, timeout_s=MAX_SPEECH_S)
+    script: list[Step] = []
+    for i, action in enumerate(actions):
+        if i > 0 or wait_greeting:
+            script.append(reply)
+        script.append(action)
+    if hold_s > 0:
+        script.append(WaitForBot(gap_s=QUIET_S, timeout_s=hold_s))
+    return script
 
 
 @dataclass
@@ -259,15 +272,15 @@ class CallReport:
 
 
 # -- running it over SIP --------------------------------------------------------------------------------------
-async def wait_for_bot(call: SipCall, since_s: float, max_wait_s: float = MAX_WAIT_S,
-                       max_speech_s: float = MAX_SPEECH_S, quiet_s: float = QUIET_S,
-                       poll_s: float = 0.1) -> float | None:
+async def wait_for_bot(call: SipCall, since_s: float, *, quiet_s: float | None = QUIET_S,
+                       into_s: float | None = None, max_wait_s: float = MAX_WAIT_S,
+                       max_speech_s: float = MAX_SPEECH_S, poll_s: float = 0.1) -> float | None:
     """Wait until the bot has spoken after ``since_s`` (seconds into the call) and then been quiet for
-    ``quiet_s``; gives up when it has not started within ``max_wait_s`` or is still going after
-    ``max_speech_s`` more, or the call ends. Returns the onset (seconds into the call) or None."""
+    ``quiet_s`` (a ``WaitForBot``), or until it has been speaking for ``into_s`` (a ``WaitIntoBot``); gives up
+    when it has not started within ``max_wait_s`` or is still going after ``max_speech_s`` more, or the call
+    ends. Returns the onset (seconds into the call) or None."""
     loop = asyncio.get_running_loop()
     first = int(since_s / FRAME_S)
-    quiet = _min_frames(quiet_s, FRAME_S)
     min_frames = _min_frames(MIN_SPEECH_S, FRAME_S)
     give_up = loop.time() + max_wait_s
     onset: int | None = None
@@ -279,7 +292,10 @@ async def wait_for_bot(call: SipCall, since_s: float, max_wait_s: float = MAX_WA
             onset = find_onset(levels, 0, SPEECH_DB, min_frames)
             if onset is not None:
                 give_up = loop.time() + max_speech_s
-        if onset is not None and bot_finished(levels, onset, quiet, SPEECH_DB, min_frames):
+        if onset is not None and into_s is not None and len(levels) - onset >= _min_frames(into_s, FRAME_S):
+            break
+        if (onset is not None and quiet_s is not None
+                and bot_finished(levels, onset, _min_frames(quiet_s, FRAME_S), SPEECH_DB, min_frames)):
             break
         if loop.time() >= give_up:
             break
@@ -293,43 +309,48 @@ async def _drain_events(call: SipCall) -> None:
         pass
 
 
-async def run_script(call: SipCall, steps: Sequence[Step], *, wait_greeting: bool = True,
-                     hold_s: float = MAX_WAIT_S, max_wait_s: float = MAX_WAIT_S,
+async def run_script(call: SipCall, script: Sequence[Step], *, answer_within_s: float = MAX_WAIT_S,
                      status: Callable[[str], None] = lambda _: None) -> list[StepRecord]:
-    """Run ``steps`` on an answered call, waiting for the bot between them; after the last, wait for its reply
-    (at most ``hold_s``). Stops early when the bot hangs up. Does not hang up."""
+    """Run a timeline (``telephony.script``) on an answered call and return a record of each action. A wait
+    gives up when the bot has not started speaking within ``answer_within_s`` (or the wait's ``timeout_s``, if
+    shorter), or has spoken for ``timeout_s`` without a pause, and the script goes on: over SIP a slow bot and a
+    silent one sound the same. Stops early when the call ends; hangs up only at a ``HangUp`` step."""
     records: list[StepRecord] = []
-    since = 0.0
-    for i, step in enumerate(steps):
+    actions = [step for step in script if isinstance(step, (Say, Press))]
+    since = 0.0  # the end of the last action: the bot's answer to it starts after this
+    for step in script:
         if call.ended:
             break
-        if i > 0 or wait_greeting:
-            status("waiting for the bot's greeting ..." if i == 0 else "waiting for the bot's reply ...")
-            await wait_for_bot(call, since, max_wait_s=max_wait_s)
-            if call.ended:
-                break
-        status(f"step {i + 1}/{len(steps)}: {step.label()}")
-        start = call.elapsed_s
-        if step.kind == "dtmf":
-            await call.send_dtmf(step.value)
-            await asyncio.sleep(DTMF_DIGIT_S * len(step.value))
+        if isinstance(step, (WaitForBot, WaitIntoBot)):
+            status("waiting for the bot's greeting ..." if not records and actions else
+                   "waiting for the bot's reply ..." if actions else "listening ...")
+            quiet, into = (step.gap_s, None) if isinstance(step, WaitForBot) else (None, step.seconds)
+            await wait_for_bot(call, since, quiet_s=quiet, into_s=into,
+                               max_wait_s=min(answer_within_s, step.timeout_s), max_speech_s=step.timeout_s)
+        elif isinstance(step, Silence):
+            await asyncio.sleep(step.seconds)
+        elif isinstance(step, HangUp):
+            await call.hangup()
         else:
-            call.play(step.pcm)
-            await call.wait_played()
-        since = call.elapsed_s
-        records.append(StepRecord(step.kind, step.value, round(start, 2), round(since, 2)))
-    if not call.ended and hold_s > 0:
-        status("waiting for the bot's reply ..." if steps else "listening ...")
-        await wait_for_bot(call, since, max_wait_s=hold_s, max_speech_s=hold_s)
+            status(f"step {len(records) + 1}/{len(actions)}: {step.describe()}")
+            start = call.elapsed_s
+            if isinstance(step, Press):
+                await call.send_dtmf(step.digits)
+                await asyncio.sleep(DTMF_DIGIT_S * len(step.digits))
+            else:
+                call.play(step.pcm if step.sample_rate == RATE else resample(step.pcm, step.sample_rate, RATE))
+                await call.wait_played()
+            since = call.elapsed_s
+            records.append(StepRecord(step.kind, step.value, round(start, 2), round(since, 2)))
     return records
 
 
-async def place_call(config: Config, uri: str, steps: Sequence[Step], *, caller_id: str = DEFAULT_CALLER_ID,
+async def place_call(config: Config, uri: str, steps: Sequence[Action], *, caller_id: str = DEFAULT_CALLER_ID,
                      wait_greeting: bool = True, hold_s: float = MAX_WAIT_S, stay_s: float = 0.0,
                      answer_timeout_s: float = 20.0, status: Callable[[str], None] = lambda _: None) -> CallReport:
-    """Dial ``uri`` from an endpoint of our own (a free local port), run the script, hang up and return what
-    happened (audio not yet analysed: ``CallReport.analyse``). Raises SipDialError when the call is refused
-    or not answered."""
+    """Dial ``uri`` from an endpoint of our own (a free local port), run ``caller_script(steps, ...)``, hang up
+    and return what happened (audio not yet analysed: ``CallReport.analyse``). Raises SipDialError when the call
+    is refused or not answered."""
     from voicebot.telephony.sip_endpoint import SipWorker  # the pjsua2 side, only when a call is placed
 
     async with SipWorker(config, None, port=0, transports=["udp"]) as worker:
@@ -337,7 +358,8 @@ async def place_call(config: Config, uri: str, steps: Sequence[Step], *, caller_
         call = await worker.dial(uri, caller_id=caller_id, timeout_s=answer_timeout_s)
         events = asyncio.ensure_future(_drain_events(call))
         try:
-            records = await run_script(call, steps, wait_greeting=wait_greeting, hold_s=hold_s, status=status)
+            script = caller_script(steps, wait_greeting=wait_greeting, hold_s=hold_s)
+            records = await run_script(call, script, status=status)
             if stay_s > 0 and not call.ended:
                 status(f"staying on the line for {stay_s:g} s ...")
                 with contextlib.suppress(TimeoutError):
