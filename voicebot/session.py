@@ -39,14 +39,17 @@ from voicebot.dialog.agent import (DialogueAgent, FirstToken, Guarded, Sentence,
 from voicebot.dialog.flow import FreeForm, Goto, MenuFlow, NoMatch, Transfer
 from voicebot.dialog.guard import Escalation, EscalationGuard, confirmed_orders
 from voicebot.dialog.streaming import iterate_in_thread
+from voicebot.events import (BackchannelHeard, BargedIn, CallbackCreated, CallerHungUp, DtmfReceived, ErrorOccurred,
+                             Escalated, FillerPlayed, Heard, NoInputTimedOut, StoredEvent, TextReceived, ToolCallMade,
+                             TransferEnded, TransferReason, TransferStarted, guard_fired, to_row)
 from voicebot.llm.base import ChatMessage, ChatModel
-from voicebot.review.redact import mask_caller_turn, mask_secret_data
+from voicebot.review.redact import mask_caller_turn
 from voicebot.speech.stt import Transcriber
 from voicebot.speech.tts import Synthesizer
 from voicebot.speech.turns import BargeIn, LikelyEnd, NoInput, TurnDetector, Utterance
 from voicebot.speech.vad import VoiceActivity
 from voicebot.store import CallStore, Outcome, Turn, TurnTimings
-from voicebot.telephony.base import CallerHungUp, CallTransport, DtmfReceived, TextReceived
+from voicebot.telephony.base import CallTransport
 
 log = logging.getLogger(__name__)
 
@@ -80,14 +83,6 @@ def is_backchannel(text: str, speech_s: float) -> bool:
         return False
     return (len(words) <= 3 and all(w in BACKCHANNEL_WORDS for w in words)) or (
         speech_s <= BACKCHANNEL_MAX_S and len(words) <= 2)
-
-
-@dataclass(frozen=True)
-class Heard:
-    """A caller utterance that was already transcribed (while deciding on a barge-in)."""
-
-    utterance: Utterance
-    transcript: Any
 
 
 class State(StrEnum):
@@ -237,7 +232,7 @@ class CallSession:
         self.outcome_reason: str | None = None
         self.transfer_target: str | None = None
         self.transcript: list[tuple[str, str]] = []
-        self.events: list[tuple[str, dict]] = []
+        self.events: list[StoredEvent] = []  # as recorded, for the operator's note
         self.caller_turns = 0
         self.hung_up = threading.Event()  # the line is gone: set on the loop, read by worker threads too
         self._turn_task: asyncio.Task | None = None  # the caller event being handled; a hang-up cancels it
@@ -259,10 +254,10 @@ class CallSession:
     async def _db(self, fn, *args, **kwargs):
         return await asyncio.to_thread(fn, *args, **kwargs)
 
-    async def _event(self, kind: str, data: dict | None = None) -> None:
-        data = mask_secret_data(data or {})  # no PIN, date of birth or card number is stored in clear
-        self.events.append((kind, data or {}))
-        await self._db(self.deps.store.add_event, self.call_id, kind, data or {}, self.detector.now_s)
+    async def _record(self, event: StoredEvent) -> None:
+        """Store one event (``events.to_row`` masks any PIN, date of birth or card number in it)."""
+        self.events.append(event)
+        await self._db(self.deps.store.add_event, self.call_id, event, at=self.detector.now_s)
 
     def _private(self, text: str) -> str:
         """Caller words as they may be kept: PINs, dates of birth and card numbers masked (every number in an
@@ -394,11 +389,11 @@ class CallSession:
         evidence = {"text": self._private(text), "speech_s": round(speech_s, 2)}
         if is_backchannel(text, speech_s) and not self.guard.operator_phrase(text):
             self.t.resume()
-            await self._event("backchannel", evidence)
+            await self._record(BackchannelHeard(**evidence))
             return
-        await self._event("barge_in", evidence)
+        await self._record(BargedIn(**evidence))
         self._barge_in()
-        self.queue.put_nowait(Heard(utt, transcript))
+        self.queue.put_nowait(Heard(utt, transcript, text))
 
     def _barge_in(self) -> None:
         """Runs on the listener, inside one frame: stop the audio now, then cancel what produces it."""
@@ -451,7 +446,7 @@ class CallSession:
 
     async def _on_flow(self, result, clock: TurnClock | None, text: str = "") -> None:
         if isinstance(result, Transfer):
-            return await self._transfer("menu", result.reason)
+            return await self._transfer(TransferReason.MENU, result.reason)
         if isinstance(result, Goto):
             self.guard.note_progress()
             return await self._speak([result.prompt], clock, fixed=True)
@@ -477,7 +472,7 @@ class CallSession:
 
     async def _on_no_input(self) -> None:
         escalation = self.guard.note_no_input()
-        await self._event("no_input", {})
+        await self._record(NoInputTimedOut())
         if escalation:
             return await self._escalate(escalation)
         await self._speak([self.flow.reprompt()], fixed=True)
@@ -524,26 +519,24 @@ class CallSession:
             raise
         except Exception as exc:  # the model or a tool failed: never leave the caller in silence
             log.exception("model turn failed")
-            await self._event("error", {"stage": "dialogue", "error": repr(exc)})
-            return await self._transfer("error", "the assistant failed", prompt="error")
+            await self._record(ErrorOccurred(stage="dialogue", error=repr(exc)))
+            return await self._transfer(TransferReason.ERROR, "the assistant failed", prompt="error")
         await self._record_agent_events(pending)
         if transfer is not None:
-            await self._transfer("model", transfer.reason)
+            await self._transfer(TransferReason.MODEL, transfer.reason)
 
     async def _record_agent_events(self, pending: list[Any]) -> None:
         for event in pending:
             if event == "filler":
-                await self._event("filler", {})
+                await self._record(FillerPlayed())
             elif isinstance(event, ToolCalled):
-                await self._event("tool_call", {"tool": event.name, "args": event.args, "result": event.result,
-                                                "elapsed_s": round(event.elapsed_s, 3)})
+                await self._record(ToolCallMade(event.name, event.args, event.result, round(event.elapsed_s, 3)))
             else:
-                await self._event("guard_" + event.kind, {"original": event.original, "items": list(event.items)})
+                await self._record(guard_fired(event.kind, event.original, event.items))
 
     # -- escalation and transfer ---------------------------------------------------------------------------
     async def _escalate(self, escalation: Escalation) -> None:
-        await self._event("escalation", {"reason": escalation.reason, "detail": escalation.detail,
-                                         "sentiment": escalation.sentiment})
+        await self._record(Escalated(escalation.reason, escalation.detail, escalation.sentiment))
         prompt = "offer_human" if escalation.reason == "frustration" else "transfer"
         await self._transfer(escalation.reason, escalation.detail, prompt=prompt, escalation=escalation)
 
@@ -551,21 +544,18 @@ class CallSession:
                         escalation: Escalation | None = None) -> None:
         caller = self.agent.context.verified_customer or self.agent.context.customer
         summary = self.guard.summary(self.transcript, caller=self._caller_note(), escalation=escalation,
-                                     orders=confirmed_orders(self.events))
+                                     orders=confirmed_orders(map(to_row, self.events)))
         target = self.config.sip.operator_uri  # only ever from the config, never from what a caller says
         await self._say(prompt)
         self._set(State.TRANSFERRING)
-        await self._event("transfer_requested", {"reason": reason, "detail": detail, "target": target,
-                                                 "summary": summary})
+        await self._record(TransferStarted(reason, detail, target, summary))
         if self.config.sip.transfer_mode == "warm":  # the bot tells the operator who is calling, then bridges
             spoken = re.sub(r"\s*\(\+?\d[\d\s().-]*\)", "", summary)  # the number is on the operator's phone already
             brief = await asyncio.to_thread(self._synth, f"Call from the automated assistant. {spoken}", self.rate)
             result = await self.t.transfer(target, brief=brief)
         else:
             result = await self.t.transfer(target)
-        await self._event("transfer_result", {"ok": result.ok, "status": result.status, "reason": result.reason,
-                                              "mode": self.config.sip.transfer_mode,
-                                              "progress": [list(p) for p in result.progress]})
+        await self._record(TransferEnded.of(result, self.config.sip.transfer_mode))
         if result.ok:
             self.outcome, self.outcome_reason, self.transfer_target = Outcome.TRANSFERRED, reason, target
             self._set(State.ENDED)
@@ -573,7 +563,7 @@ class CallSession:
         callback = await self._db(self.deps.crm.request_callback, self.t.info.caller_id,
                                   f"Transfer failed ({result.status} {result.reason}). {summary}",
                                   customer_id=caller.id if caller else None)
-        await self._event("callback_created", {"id": callback.id})
+        await self._record(CallbackCreated(callback.id))
         self.outcome, self.outcome_reason = Outcome.TRANSFER_FAILED, f"{reason}; callback {callback.id}"
         self.guard.reset()
         self._set(State.LISTENING)
@@ -617,10 +607,10 @@ class CallSession:
                 except Exception as exc:
                     log.exception("call %s: turn failed", self.call_id)
                     metrics.ERRORS.labels(kind="session").inc()
-                    await self._event("error", {"error": repr(exc)})
+                    await self._record(ErrorOccurred(error=repr(exc)))
                     if self.state not in (State.TRANSFERRING, State.ENDED) and not self.hung_up.is_set():
                         self.state = State.LISTENING
-                        await self._cancellable(self._transfer("error", repr(exc), prompt="error"))
+                        await self._cancellable(self._transfer(TransferReason.ERROR, repr(exc), prompt="error"))
                 self.t.busy(False)  # the bot's whole response to this event is queued
                 self.detector.expect_digits(self.agent.awaiting_pin)  # a PIN is read slowly: wait longer
         finally:
@@ -679,7 +669,7 @@ class CallSession:
         except Exception:  # a full disk must not lose the call record
             log.exception("call %s: recordings not saved", self.call_id)
         caller_info = self.agent.context.verified_customer or self.agent.context.customer
-        summary = self.guard.summary(self.transcript, caller=self._caller_note(), orders=confirmed_orders(self.events))
+        summary = self.guard.summary(self.transcript, caller=self._caller_note(), orders=confirmed_orders(map(to_row, self.events)))
         await self._db(store.finish_call, self.call_id, self.outcome, self.outcome_reason,
                        transfer_target=self.transfer_target, summary=summary)
         await self._db(self.deps.crm.add_interaction, summary, str(self.outcome), phone=self.t.info.caller_id,

@@ -9,7 +9,9 @@ The schema is versioned with ``PRAGMA user_version``: ``MIGRATIONS[i]`` takes a 
 in place. Enumerations (outcome, role) are checked in Python, not with SQL CHECK constraints, because SQLite
 cannot alter a constraint without rebuilding the table.
 
-Values are stored raw (phone and card numbers included): redaction by role is the review app's job.
+Events are written and read through ``voicebot.events`` (``to_row`` masks PINs, dates of birth and card numbers;
+``Event.parsed`` gives the typed event). Other values are stored as given: redaction by role is the review app's
+job.
 Wall-clock times are ISO 8601 UTC text; times inside a call (turns, events) are seconds of call audio.
 """
 
@@ -28,6 +30,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from voicebot.db import open_sqlite
+from voicebot.events import StoredEvent, parse, to_row
 from voicebot.fileio import write_wav_atomic
 
 
@@ -87,7 +90,8 @@ class Turn:
 
 @dataclass(frozen=True)
 class Event:
-    """A guard event, transfer, error, ... ``at`` is seconds of call audio; ``recorded_at`` the wall clock."""
+    """A stored event row: a guard event, transfer, error, ... ``at`` is seconds of call audio; ``recorded_at`` the
+    wall clock. ``kind`` and ``data`` are as stored; ``parsed`` is the typed event of ``voicebot.events``."""
 
     kind: str
     data: Mapping[str, Any] = field(default_factory=dict)
@@ -95,6 +99,10 @@ class Event:
     call_id: str | None = None
     id: int | None = None
     recorded_at: datetime | None = None
+
+    @property
+    def parsed(self) -> StoredEvent:
+        return parse(self.kind, self.data)
 
 
 @dataclass(frozen=True)
@@ -323,15 +331,21 @@ class CallStore:
                  turn.guard_event, turn.stt_confidence, turn.stt_avg_logprob, turn.stt_no_speech_prob))
         return replace(turn, call_id=call_id, idx=idx)
 
-    def add_event(self, call_id: str, kind: str, data: Mapping[str, Any] | None = None,
+    def add_event(self, call_id: str, event: StoredEvent | str, data: Mapping[str, Any] | None = None,
                   at: float | None = None) -> Event:
-        """Commit one event (``at``: seconds of call audio, if known)."""
+        """Commit one event (``at``: seconds of call audio, if known): a ``voicebot.events`` stored event, or a kind
+        and its data, which are parsed into one first. Either way the row is ``events.to_row``'s: secrets masked."""
+        if isinstance(event, str):
+            event = parse(event, data)
+        elif data is not None:
+            raise TypeError("add_event: data goes with a kind, not with a typed event")
+        kind, values = to_row(event)
         recorded = self._now()
         with self._write("add event") as db:
             self._require_call(db, call_id)
             cur = db.execute("INSERT INTO events (call_id, at, recorded_at, kind, data) VALUES (?, ?, ?, ?, ?)",
-                             (call_id, at, _iso(recorded), kind, _json(dict(data or {}))))
-        return Event(kind, dict(data or {}), at, call_id, cur.lastrowid, recorded)
+                             (call_id, at, _iso(recorded), kind, _json(values)))
+        return Event(kind, values, at, call_id, cur.lastrowid, recorded)
 
     def update_call(self, call_id: str, **values: str | None) -> None:
         """Set fields known only during the call: ``customer_id``, ``summary``, ``transfer_target``, ..."""

@@ -27,6 +27,7 @@ from typing import Any
 from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from voicebot.config import ReviewConfig
+from voicebot.events import Escalated, EventKind, TransferEnded, TransferReason
 from voicebot.llm.base import ChatMessage, ChatModel, LlmError, complete_json
 from voicebot.review.redact import answers_secret_question, redact_data, redact_text
 from voicebot.store import Call, CallStore, Event, Outcome, Turn
@@ -55,6 +56,7 @@ FLAGS: dict[str, str] = {
     "transfer_failed": "Transfer failed",
     "long_silence": "Long silence",
 }
+_FOR_MODEL = {EventKind.ESCALATION, EventKind.TRANSFER_RESULT, EventKind.GUARD_UNGROUNDED, EventKind.TOOL_CALL}
 _PROMPT_CHARS = 6000  # about 1,500 tokens of transcript: fits the 4k context with the reply
 
 
@@ -163,23 +165,23 @@ def call_flags(call: Call, turns: Sequence[Turn], events: Sequence[Event], senti
     """The flags a supervisor filters on, each with a short reason."""
     flags: dict[str, str] = {}
     low = min(sentiment, key=lambda p: p.score, default=None)
-    frustrated = [e for e in events if e.kind == "escalation" and e.data.get("reason") == "frustration"]
+    typed = [e.parsed for e in events]
+    frustrated = [e for e in typed if isinstance(e, Escalated) and e.reason == TransferReason.FRUSTRATION]
     if frustrated:
-        flags["upset_caller"] = f"escalated for frustration: {frustrated[0].data.get('detail', '')}".strip(": ")
+        flags["upset_caller"] = f"escalated for frustration: {frustrated[0].detail or ''}".strip(": ")
     elif low is not None and low.score <= config.upset_sentiment:
         flags["upset_caller"] = f"sentiment {low.score:+.2f} at {_clock(low.at)}"
-    guarded = [e for e in events if e.kind in ("guard_ungrounded", "grounding")]
+    guarded = [e for e in typed if e.kind == EventKind.GUARD_UNGROUNDED]
     guarded_turns = [t for t in turns if t.guard_event and "ground" in t.guard_event]
     if guarded or guarded_turns:
         n = len(guarded) or len(guarded_turns)
         flags["grounding_guard"] = f"{n} reply{'' if n == 1 else 's'} held back: facts not in the tool results"
-    failed = [e for e in events if e.kind == "transfer_result" and not e.data.get("ok", True)]
+    failed = [e for e in typed if isinstance(e, TransferEnded) and e.ok is False]
     if call.outcome == Outcome.TRANSFER_FAILED or failed:
-        data = failed[0].data if failed else {}
-        status = " ".join(str(data[k]) for k in ("status", "reason") if data.get(k))
+        status = " ".join(str(v) for v in ((failed[0].status, failed[0].reason) if failed else ()) if v)
         flags["transfer_failed"] = f"transfer not completed{f' ({status})' if status else ''}"
     gaps = [g for g in silences(turns) if g[1] >= config.long_silence_s]
-    no_input = [e for e in events if e.kind == "no_input"]
+    no_input = [e for e in typed if e.kind == EventKind.NO_INPUT]
     if gaps:
         start, length = max(gaps, key=lambda g: g[1])
         flags["long_silence"] = f"{length:.1f} s of silence at {_clock(start)}"
@@ -211,7 +213,7 @@ def transcript_for_model(call: Call, turns: Sequence[Turn], events: Sequence[Eve
             lines.append(f"  [tool {tool.get('name')} {json.dumps(redact_data(tool.get('arguments', {})))} -> "
                          f"{json.dumps(redact_data(tool.get('result')), default=str)[:300]}]")
     for event in events:
-        if event.kind in ("escalation", "transfer_result", "guard_ungrounded", "tool_call"):
+        if event.kind in _FOR_MODEL:
             lines.append(f"[{event.kind} at {_clock(event.at)}: {json.dumps(redact_data(event.data), default=str)[:300]}]")
     lines.append(f"Outcome: {call.outcome.value}{f' ({call.outcome_reason})' if call.outcome_reason else ''}")
     text = "\n".join(lines)

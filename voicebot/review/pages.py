@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from voicebot.events import Escalated, EventKind, GuardFired, TransferEnded
 from voicebot.review.analysis import FLAGS, RUBRIC, TOPICS, CallAnalysis
 from voicebot.review.redact import answers_secret_question, mask_phone, redact_data, redact_text
 from voicebot.store import RECORDINGS, Call, Event, Turn
@@ -19,10 +20,14 @@ log = logging.getLogger(__name__)
 STAGES = (("transcript_ready", "transcript"), ("first_token", "first token"), ("first_sentence", "first sentence"),
           ("first_audio_out", "first audio"))
 EVENT_LABELS = {
-    "escalation": "Escalation", "transfer_requested": "Transfer requested", "transfer_result": "Transfer result",
-    "callback_created": "Callback created", "guard_ungrounded": "Grounding guard", "no_input": "No input",
-    "guard_instructions_leak": "Prompt-leak guard", "tool_call": "Tool call", "error": "Error", "filler": "Filler",
+    EventKind.ESCALATION: "Escalation", EventKind.TRANSFER_REQUESTED: "Transfer requested",
+    EventKind.TRANSFER_RESULT: "Transfer result", EventKind.CALLBACK_CREATED: "Callback created",
+    EventKind.GUARD_UNGROUNDED: "Grounding guard", EventKind.NO_INPUT: "No input",
+    EventKind.GUARD_INSTRUCTIONS_LEAK: "Prompt-leak guard", EventKind.TOOL_CALL: "Tool call", EventKind.ERROR: "Error",
+    EventKind.FILLER: "Filler", EventKind.BACKCHANNEL: "Backchannel", EventKind.BARGE_IN: "Barge in",
 }
+_BAD = {EventKind.ERROR, EventKind.GUARD_UNGROUNDED, EventKind.GUARD_INSTRUCTIONS_LEAK}
+_WARN = {EventKind.ESCALATION, EventKind.NO_INPUT, EventKind.TRANSFER_REQUESTED}
 
 
 @dataclass(frozen=True)
@@ -99,24 +104,23 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def _event_view(event: Event, role: str) -> EventView:
-    data = dict(event.data)
+def _event_view(row: Event, role: str) -> EventView:
+    event = row.parsed
     severity = "info"
-    if event.kind in ("error", "guard_ungrounded", "guard_instructions_leak") or (
-            event.kind == "transfer_result" and not data.get("ok", True)):
+    if event.kind in _BAD or (isinstance(event, TransferEnded) and event.ok is False):
         severity = "bad"
-    elif event.kind in ("escalation", "no_input", "transfer_requested"):
+    elif event.kind in _WARN:
         severity = "warn"
-    if event.kind == "escalation":
-        detail = f"{data.get('reason', '')}: {data.get('detail', '')}".strip(": ")
-    elif event.kind == "transfer_result":
-        detail = ("connected" if data.get("ok") else "failed") + \
-                 "".join(f" {data[k]}" for k in ("status", "reason") if data.get(k) is not None)
-    elif event.kind == "guard_ungrounded":
-        detail = f"held back: “{data.get('original', '')}” (not in tool results: {', '.join(data.get('items', []))})"
-    else:
-        detail = ", ".join(f"{k}={_json(v)}" for k, v in data.items())
-    return EventView(event.kind, EVENT_LABELS.get(event.kind, event.kind.replace("_", " ").capitalize()), event.at,
+    if isinstance(event, Escalated):
+        detail = f"{event.reason or ''}: {event.detail or ''}".strip(": ")
+    elif isinstance(event, TransferEnded):
+        detail = ("connected" if event.ok else "failed") + \
+                 "".join(f" {v}" for v in (event.status, event.reason) if v is not None)
+    elif isinstance(event, GuardFired) and event.kind == EventKind.GUARD_UNGROUNDED:
+        detail = f"held back: “{event.original or ''}” (not in tool results: {', '.join(event.items or ())})"
+    else:  # the row as stored: every field, in order
+        detail = ", ".join(f"{k}={_json(v)}" for k, v in row.data.items())
+    return EventView(row.kind, EVENT_LABELS.get(row.kind, row.kind.replace("_", " ").capitalize()), row.at,
                      redact_text(detail, role), severity)
 
 

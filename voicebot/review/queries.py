@@ -16,14 +16,16 @@ from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
+from voicebot.events import TransferReason
 from voicebot.review.analysis import FLAGS, TOPICS
 from voicebot.store import Call, CallStore, Outcome
 
 SENTIMENTS = {"negative": "Negative", "neutral": "Neutral", "positive": "Positive"}
-# Transfer reasons as the session records them (the escalation guard's reasons, "model", "error").
-REASON_LABELS = {"operator_request": "Asked for a person", "dtmf": "Pressed 0", "frustration": "Caller frustrated",
-                 "no_match": "Not understood", "no_input": "No answer", "model": "Assistant handed over",
-                 "error": "Assistant error"}
+# Transfer reasons as the session records them (voicebot.events.TransferReason); others show as their name.
+REASON_LABELS = {TransferReason.OPERATOR_REQUEST: "Asked for a person", TransferReason.DTMF: "Pressed 0",
+                 TransferReason.FRUSTRATION: "Caller frustrated", TransferReason.NO_MATCH: "Not understood",
+                 TransferReason.NO_INPUT: "No answer", TransferReason.MODEL: "Assistant handed over",
+                 TransferReason.ERROR: "Assistant error"}
 NEUTRAL_BAND = 0.05  # VADER's usual band: compound within ±0.05 is neutral
 _DIGITS = "REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(c.caller_id, '+', ''), ' ', ''), '-', ''), '(', ''), ')', ''), '.', '')"
 # outcome_reason of a failed transfer reads "operator_request; callback 12": the reason is before the ";"

@@ -12,7 +12,10 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from voicebot.audio import AudioFrame
+from voicebot.events import CallerHungUp, DtmfReceived, TextReceived, TransferResult, TransportEvent
+
+__all__ = ["CallInfo", "CallTransport", "CallerHungUp", "DtmfReceived", "TextReceived", "TransferResult",
+           "TransportEvent"]  # the events are voicebot.events'; re-exported for the transports
 
 
 @dataclass(frozen=True)
@@ -22,37 +25,6 @@ class CallInfo:
     called: str = ""
     remote: str = ""
     codec: str = "PCMU"
-
-
-@dataclass(frozen=True)
-class DtmfReceived:
-    digit: str
-    at_s: float
-
-
-@dataclass(frozen=True)
-class CallerHungUp:
-    at_s: float
-
-
-@dataclass(frozen=True)
-class TransferResult:
-    target: str
-    ok: bool
-    status: int = 0
-    reason: str = ""
-    progress: tuple[tuple[int, str], ...] = ()  # what the far end reported on the way (e.g. 100, 180, 200)
-
-
-@dataclass(frozen=True)
-class TextReceived:
-    """A caller turn that arrives as text (``voicebot chat``): the session skips speech recognition."""
-
-    text: str
-    at_s: float = 0.0
-
-
-TransportEvent = AudioFrame | DtmfReceived | CallerHungUp | TextReceived
 
 
 @runtime_checkable

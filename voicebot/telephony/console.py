@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from voicebot.audio import write_wav
-from voicebot.telephony.base import (CallerHungUp, CallInfo, DtmfReceived, TextReceived, TransferResult,
-                                     TransportEvent)
+from voicebot.events import CallerHungUp, DtmfReceived, TextReceived, TransferResult, TransportEvent
+from voicebot.telephony.base import CallInfo
 
 
 class ConsoleLine:

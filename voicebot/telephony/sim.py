@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from voicebot.audio import AudioFrame, frame_bytes, phone_line
-from voicebot.telephony.base import CallerHungUp, CallInfo, DtmfReceived, TransferResult, TransportEvent
+from voicebot.events import CallerHungUp, DtmfReceived, TransferResult, TransportEvent
+from voicebot.telephony.base import CallInfo
 from voicebot.telephony.script import HangUp, Press, Say, Silence, Step, WaitForBot, WaitIntoBot
 
 

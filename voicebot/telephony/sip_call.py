@@ -16,7 +16,8 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
-from voicebot.telephony.base import CallerHungUp, CallInfo, DtmfReceived, TransferResult, TransportEvent
+from voicebot.events import CallerHungUp, DtmfReceived, TransferResult, TransportEvent
+from voicebot.telephony.base import CallInfo
 from voicebot.telephony.sip_transfer import ReferProgress, TransferControl, transfer
 
 log = logging.getLogger(__name__)
