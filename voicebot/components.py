@@ -125,19 +125,3 @@ def load_components(config: Config, store: ModelStore | None = None,
                  lambda m: m.warm(system_prompt(config)))
     return Components(transcriber, synthesizer, chat, vad, stages)
 
-
-def open_session_deps(config: Config, parts: Components, worker: str = "main"):
-    """The databases a worker needs, opened once per process. Calls this worker left unfinished (the process
-    died mid-call) are marked interrupted now, with every turn they finished kept."""
-    from voicebot.crm.repository import Repository
-    from voicebot.session import SessionDeps
-    from voicebot.store import CallStore
-
-    crm_path = config.path(config.crm.database)
-    if not crm_path.exists():
-        raise FileNotFoundError(f"no CRM database at {crm_path}; run `voicebot crm seed` for the demo company "
-                                "or `voicebot crm import` for your own data")
-    store = CallStore(config.path(config.store.database), config.path(config.store.recordings_dir))
-    store.mark_interrupted(worker=worker)
-    return SessionDeps(config, parts.transcriber, parts.synthesizer, parts.chat, parts.vad,
-                       Repository.from_config(config), store, worker=worker)

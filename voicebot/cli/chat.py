@@ -23,28 +23,25 @@ def _print_turn(role: str, text: str, timings) -> None:
 
 
 def _runtime(config_path: Path | None):
-    """Models, databases and the after-call analysis worker for a command that handles calls."""
-    from voicebot.components import load_components, open_session_deps, system_prompt
+    """A worker with its models loaded and its databases open, the after-call analysis running: for a command
+    that handles calls on a line of its own."""
     from voicebot.llm.base import LlmError
-    from voicebot.review.worker import AnalysisWorker
+    from voicebot.worker import Worker
 
     config = get_config(config_path)
+    worker = Worker(config)
     try:
         with console.status("loading models ..."):
-            parts = load_components(config)
-        deps = open_session_deps(config, parts)
+            worker.load()
+        worker.start()  # summary, topic, QA and flags for the review app, off the call path
     except (ModelError, LlmError, FileNotFoundError) as exc:
         raise fail(str(exc)) from None
-    worker = AnalysisWorker(deps.store, parts.chat, config.review,
-                            after_model=lambda: parts.chat.warm(system_prompt(config))).start()
-    deps.on_call_end = worker.submit  # summary, topic, QA and flags for the review app, off the call path
-    return config, deps, worker
+    return config, worker
 
 
 def _finish_analysis(worker) -> None:
     with console.status("analysing the call for the review app ..."):
-        worker.wait(timeout=180)
-    worker.stop()
+        worker.finish_analysis(timeout_s=180)
 
 
 def chat(
@@ -56,10 +53,9 @@ def chat(
     """Type as the caller against the real dialogue core and CRM (/dtmf 0 presses a key, /quit hangs up)."""
     import asyncio
 
-    from voicebot.session import CallSession
     from voicebot.telephony.console import ConsoleLine
 
-    config, deps, worker = _runtime(config_path)
+    config, worker = _runtime(config_path)
 
     def read_line() -> str | None:
         try:
@@ -69,11 +65,10 @@ def chat(
 
     line = ConsoleLine(read_line, caller_id=caller_id, sample_rate=config.audio.sample_rate, audio_dir=audio_dir,
                        play_audio=speak)
-    session = CallSession(line, deps)
-    session.on_turn = _print_turn
-    outcome = asyncio.run(session.run())
-    console.print(f"[dim]call {line.info.call_id} ended: {outcome}[/dim]")
-    _finish_analysis(worker)
+    with worker:
+        outcome = asyncio.run(worker.run_call(line, on_turn=_print_turn))
+        console.print(f"[dim]call {line.info.call_id} ended: {outcome}[/dim]")
+        _finish_analysis(worker)
 
 
 def simulate(
@@ -88,7 +83,6 @@ def simulate(
     import asyncio
 
     from voicebot.audio import read_wav
-    from voicebot.session import CallSession
     from voicebot.telephony.sim import SimulatedLine, script_from_wav
 
     presses = []
@@ -104,17 +98,18 @@ def simulate(
         pcm, rate = read_wav(wav)
     except (ValueError, EOFError, OSError) as exc:
         raise fail(f"{wav}: {exc}", 2) from None
-    config, deps, worker = _runtime(config_path)
+    config, worker = _runtime(config_path)
     script, presses = script_from_wav(pcm, rate, presses, tail_s=tail)
     line = SimulatedLine(script, caller_id=caller_id, dtmf_at=presses, sample_rate=config.audio.sample_rate,
                          speed=1.0 if realtime else float("inf"))
-    session = CallSession(line, deps)
-    outcome = asyncio.run(session.run())
-    _finish_analysis(worker)
+    with worker:
+        outcome = asyncio.run(worker.run_call(line))
+        _finish_analysis(worker)
+        turns = worker.deps.store.turns(line.info.call_id)
     table = Table(title=f"call {line.info.call_id}: {outcome}")
     for column in ("at s", "who", "text", "transcript", "first token", "first sentence", "first audio"):
         table.add_column(column)
-    for turn in deps.store.turns(line.info.call_id):
+    for turn in turns:
         t = turn.timings
         rel = (lambda v: "" if v is None or t.end_of_speech is None else f"{v - t.end_of_speech:.2f}")
         table.add_row(f"{turn.started_at or 0:.1f}", turn.role, turn.text, rel(t.transcript_ready),

@@ -23,10 +23,6 @@ def serve(config_path: ConfigOption = None,
     """Start the bot: load and warm every model, report readiness, then answer SIP calls until stopped.
 
     SIGTERM (or Ctrl-C) drains: new calls get 503, live calls get serve.drain_timeout_s to finish."""
-    import asyncio
-    import signal
-
-    from voicebot.components import load_components, open_session_deps, system_prompt
     from voicebot.config import serve_port_problems
     from voicebot.llm.base import LlmError
 
@@ -42,19 +38,13 @@ def serve(config_path: ConfigOption = None,
             raise typer.Exit(2)
         raise typer.Exit(run_supervisor(config, config_path, count, console))
 
-    worker_name, rtp_port = "main", None
-    if worker_index is not None:  # one of the supervisor's workers: its own port, INVITEs from the proxy only
-        from voicebot.supervisor import ready_line
-        from voicebot.telephony.kamailio import worker_config, worker_slots
+    from voicebot.worker import Worker
 
-        slot = worker_slots(config, worker_index + 1)[worker_index]
-        config = worker_config(config, slot)
-        worker_name, rtp_port = slot.name, slot.rtp_port
-    elif config.serve.metrics_port and not ready_only:
-        from voicebot.metrics import serve_metrics
-
+    # the only worker, or one of the supervisor's (its own port, INVITEs from the proxy only)
+    worker = Worker(config) if worker_index is None else Worker.for_slot(config, worker_index)
+    if worker_index is None and not ready_only:
         try:  # before loading the models: a port clash fails at once
-            serve_metrics(config.serve.metrics_port, config.serve.metrics_address)
+            worker.expose_metrics()
         except OSError as exc:
             raise fail(f"cannot serve /metrics on {config.serve.metrics_address}:{config.serve.metrics_port}: "
                        f"{exc.strerror or exc} (set serve.metrics_port, or 0 to turn it off)") from None
@@ -66,7 +56,7 @@ def serve(config_path: ConfigOption = None,
         table.add_column(column)
     try:
         with console.status("loading models ...") as status:
-            parts = load_components(config, on_stage=lambda s: status.update(f"{s.name} ready ..."))
+            parts = worker.load(on_stage=lambda s: status.update(f"{s.name} ready ..."))
     except (ModelError, LlmError) as exc:
         raise fail(str(exc)) from None
     for stage in parts.stages:
@@ -77,56 +67,24 @@ def serve(config_path: ConfigOption = None,
     if ready_only:
         return
     try:
-        deps = open_session_deps(config, parts, worker=worker_name)
+        worker.start()
     except FileNotFoundError as exc:
         raise fail(str(exc)) from None
-    from voicebot.review.worker import AnalysisWorker
-    from voicebot.telephony.sip import run_worker
 
-    from voicebot.session import CallSession
+    def announce(endpoint) -> None:
+        """Printed only once the SIP transports are bound and INVITEs are taken: scripts dial on it."""
+        if worker.slot is not None:
+            from voicebot.supervisor import ready_line
 
-    # the model serves live calls first: analysis runs only while no call is up, and stops within a token
-    analysis = AnalysisWorker(deps.store, parts.chat, config.review, idle=lambda: CallSession.live == 0,
-                              after_model=lambda: parts.chat.warm(system_prompt(config))).start()
-    deps.on_call_end = analysis.submit
-
-    async def watch_parent(stop: asyncio.Event) -> None:
-        """A worker whose supervisor vanished (killed with SIGKILL) drains and exits instead of lingering."""
-        parent = os.getppid()
-        while not stop.is_set():
-            await asyncio.sleep(1.0)
-            if os.getppid() != parent:
-                stop.set()
-
-    async def main() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            print(ready_line(worker.slot, os.getpid()), flush=True)  # the supervisor waits for this line
+            return
         sip = config.sip
-        watcher = None
-        if worker_index is not None:
-            watcher = loop.create_task(watch_parent(stop))
-
-        def announce(worker) -> None:
-            """Printed only once the SIP transports are bound and INVITEs are taken: scripts dial on it."""
-            if worker_index is not None:
-                print(ready_line(slot, os.getpid()), flush=True)  # the supervisor waits for this line
-                return
-            console.print(f"[green]answering calls[/green] on sip:{sip.listen_address}:{worker.bound_port} "
-                          f"({', '.join(sip.transports)}); allowed sources: {', '.join(sip.allowed_sources)}; "
-                          "Ctrl-C or SIGTERM drains and stops", highlight=False)
-
-        try:
-            await run_worker(config, worker_name, deps, stop=stop, rtp_port=rtp_port,
-                             drain_timeout_s=config.serve.drain_timeout_s, on_ready=announce)
-        finally:
-            if watcher is not None:
-                watcher.cancel()
+        console.print(f"[green]answering calls[/green] on sip:{sip.listen_address}:{endpoint.bound_port} "
+                      f"({', '.join(sip.transports)}); allowed sources: {', '.join(sip.allowed_sources)}; "
+                      "Ctrl-C or SIGTERM drains and stops", highlight=False)
 
     try:
-        asyncio.run(main())
+        worker.run(on_ready=announce, watch_parent=worker_index is not None)
     finally:
-        analysis.stop()
-        deps.store.close()
+        worker.close()
     console.print("stopped.")

@@ -11,13 +11,15 @@ puts the id on a queue and returns at once. The worker thread then
 3. calls ``after_model()`` if given, e.g. to re-warm the dialogue's system prompt in llama.cpp's cache, which
    the analysis prompt displaced.
 
-Wiring in the process that answers calls::
+The idle gate is any ``IdleGate``: a callable the worker thread asks, before the model's part and before every
+token, whether the model is free. The process that answers calls owns it: ``voicebot.worker.Worker.idle``, true
+while none of its calls is in progress, by the count of calls it runs. It wires the analysis so::
 
-    worker = AnalysisWorker(store, chat, config.review, idle=lambda: not active_sessions,
-                            after_model=lambda: chat.warm(system_prompt)).start()
-    deps = SessionDeps(..., on_call_end=worker.submit)
+    analysis = AnalysisWorker(store, chat, config.review, idle=worker.idle,
+                              after_model=lambda: chat.warm(system_prompt)).start()
+    deps.on_call_end = analysis.submit
     ...
-    worker.stop()   # at shutdown; calls not yet analysed by the model: `voicebot review analyze --missing`
+    analysis.stop()   # at shutdown; calls not yet analysed by the model: `voicebot review analyze --missing`
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ log = logging.getLogger(__name__)
 
 _STOP = object()
 
+IdleGate = Callable[[], bool]
+"""True while no call needs the model (read from the analysis thread: it must be cheap and thread-safe)."""
+
 
 class Preempted(Exception):
     """A call needs the model: the analysis gives it back and runs again when the line is quiet."""
@@ -45,7 +50,7 @@ class Preempted(Exception):
 class YieldingChatModel:
     """A ChatModel that stops generating as soon as ``idle()`` turns false (raising ``Preempted``)."""
 
-    def __init__(self, chat: ChatModel, idle: Callable[[], bool]):
+    def __init__(self, chat: ChatModel, idle: IdleGate):
         self.name = chat.name
         self._chat = chat
         self._idle = idle
@@ -72,7 +77,7 @@ class AnalysisWorker:
     """A queue of finished calls and one daemon thread that analyses them in order."""
 
     def __init__(self, store: CallStore, chat: ChatModel | None = None, config: ReviewConfig | None = None, *,
-                 idle: Callable[[], bool] = lambda: True, after_model: Callable[[], None] | None = None,
+                 idle: IdleGate = lambda: True, after_model: Callable[[], None] | None = None,
                  poll_s: float = 0.5, max_queue: int = 10_000):
         self.store = store
         self.chat = chat

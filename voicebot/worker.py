@@ -1,0 +1,307 @@
+"""One worker process: its models, the session dependencies, the SIP endpoint, admission, the after-call analysis
+and its idle gate, and drain.
+
+The lifecycle, each step once and in this order (``close`` may come at any point, and twice)::
+
+    worker = Worker(config)              # or Worker.for_slot(config, i): worker i of `serve --workers N`
+    worker.load(on_stage=...)            # the native-library check, then every model loaded and warmed
+    worker.start()                       # databases open (calls a dead process left are marked), analysis runs
+    worker.run(on_ready=announce)        # SIP until SIGINT/SIGTERM (in a loop: ``await worker.serve(stop)``),
+                                         # then drain: new INVITEs get 503, live calls get drain_timeout_s
+    worker.close()                       # the analysis stopped, the databases closed
+
+``voicebot serve`` runs all of it; ``voicebot chat`` and ``simulate`` run load, start, ``run_call`` (one call on a
+line of their own), ``finish_analysis`` and close.
+
+Admission is decided by the endpoint on its pjsua2 thread, before a call is answered: a source outside
+``sip.allowed_sources`` gets 403, a call beyond ``sip.max_calls`` 486, any call once ``drain`` began 503.
+
+The idle gate: the after-call analysis shares the language model with the calls, so it uses the model only while
+``idle()``, i.e. no call of this worker is in progress (checked before every token). The worker counts its calls
+itself (``live``, in ``run_call``), for the one process it runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Awaitable, Callable
+from enum import StrEnum
+from typing import TYPE_CHECKING, Protocol
+
+from voicebot.components import Components, Stage, load_components, system_prompt
+from voicebot.config import Config
+from voicebot.review.worker import AnalysisWorker
+from voicebot.session import CallSession, SessionDeps
+from voicebot.store import Outcome
+from voicebot.telephony.base import CallTransport
+
+if TYPE_CHECKING:
+    from voicebot.telephony.kamailio import WorkerSlot
+
+log = logging.getLogger(__name__)
+
+OnCall = Callable[[CallTransport], Awaitable[None]]
+
+
+class Endpoint(Protocol):
+    """What a worker needs of its SIP endpoint: ``telephony.sip_endpoint.SipWorker`` (a fake in tests). Entering
+    it binds the transports and takes INVITEs, each answered call runs ``on_call``; leaving it hangs up and stops."""
+
+    bound_port: int
+    transports: list[str]
+
+    async def __aenter__(self) -> Endpoint: ...
+
+    async def __aexit__(self, *exc: object) -> None: ...
+
+    async def drain(self, timeout_s: float = 30.0) -> None: ...
+
+
+EndpointFactory = Callable[[Config, OnCall, int | None], Endpoint]
+
+
+def sip_endpoint(config: Config, on_call: OnCall, rtp_port: int | None) -> Endpoint:
+    """The real endpoint: pjsua2 is imported only by a worker that serves SIP (not by chat or simulate)."""
+    from voicebot.telephony.sip_endpoint import SipWorker
+
+    return SipWorker(config, on_call, rtp_port=rtp_port)
+
+
+class Phase(StrEnum):
+    NEW = "new"
+    LOADED = "loaded"  # models loaded and warm
+    STARTED = "started"  # databases open, analysis running: calls may run
+    SERVING = "serving"  # the SIP endpoint takes calls
+    DRAINING = "draining"  # new calls get 503, live ones finish
+    STOPPED = "stopped"  # the endpoint is closed
+    CLOSED = "closed"
+
+
+class WorkerStateError(RuntimeError):
+    """A lifecycle step out of order (e.g. ``start`` before ``load``)."""
+
+
+def open_session_deps(config: Config, parts: Components, worker: str = "main") -> SessionDeps:
+    """The databases a worker needs, opened once per process. Calls this worker left unfinished (the process
+    died mid-call) are marked interrupted now, with every turn they finished kept."""
+    from voicebot.crm.repository import Repository
+    from voicebot.store import CallStore
+
+    crm_path = config.path(config.crm.database)
+    if not crm_path.exists():
+        raise FileNotFoundError(f"no CRM database at {crm_path}; run `voicebot crm seed` for the demo company "
+                                "or `voicebot crm import` for your own data")
+    store = CallStore(config.path(config.store.database), config.path(config.store.recordings_dir))
+    store.mark_interrupted(worker=worker)
+    return SessionDeps(config, parts.transcriber, parts.synthesizer, parts.chat, parts.vad,
+                       Repository.from_config(config), store, worker=worker)
+
+
+async def stop_when_orphaned(stop: asyncio.Event, poll_s: float = 1.0) -> None:
+    """Set ``stop`` once this process's parent is gone: a worker whose supervisor vanished (killed with
+    SIGKILL) drains and exits instead of lingering."""
+    parent = os.getppid()
+    while not stop.is_set():
+        await asyncio.sleep(poll_s)
+        if os.getppid() != parent:
+            stop.set()
+
+
+class Worker:
+    """One process that answers calls; see the module docstring for its lifecycle.
+
+    ``name`` is stored with every call (``calls.worker``); ``rtp_port`` is the first of the endpoint's RTP ports
+    (default: the SIP port + 2); ``drain_timeout_s`` defaults to ``serve.drain_timeout_s``; ``endpoint`` builds
+    the SIP endpoint (the real one by default)."""
+
+    def __init__(self, config: Config, name: str = "main", *, rtp_port: int | None = None,
+                 drain_timeout_s: float | None = None, endpoint: EndpointFactory = sip_endpoint):
+        self.config = config
+        self.name = name
+        self.rtp_port = rtp_port
+        self.drain_timeout_s = config.serve.drain_timeout_s if drain_timeout_s is None else drain_timeout_s
+        self.make_endpoint = endpoint
+        self.slot: WorkerSlot | None = None  # set by for_slot
+        self.phase = Phase.NEW
+        self.parts: Components | None = None
+        self.deps: SessionDeps | None = None
+        self.analysis: AnalysisWorker | None = None
+        self.endpoint: Endpoint | None = None
+        self.live = 0  # calls in progress (the idle gate); changed on the event loop only
+        self.finished = 0  # calls run to their end
+        self._owns_deps = False
+
+    @classmethod
+    def for_slot(cls, config: Config, index: int, **kwargs: object) -> Worker:
+        """Worker ``index`` of ``serve --workers N``: its own SIP port and RTP block, INVITEs from the proxy only."""
+        from voicebot.telephony.kamailio import worker_config, worker_slots
+
+        slot = worker_slots(config, index + 1)[index]
+        worker = cls(worker_config(config, slot), slot.name, rtp_port=slot.rtp_port, **kwargs)
+        worker.slot = slot
+        return worker
+
+    def _expect(self, step: str, *phases: Phase) -> None:
+        if self.phase not in phases:
+            raise WorkerStateError(f"worker {self.name}: cannot {step} when {self.phase} "
+                                   f"(only when {' or '.join(phases)})")
+
+    # -- load, start -----------------------------------------------------------------------------------------
+    def expose_metrics(self) -> None:
+        """Serve ``/metrics`` on ``serve.metrics_address:metrics_port`` unless the port is 0 (a worker on its own;
+        under the supervisor, the supervisor serves every worker's). Call it before ``load``, so a port clash
+        fails at once: raises OSError."""
+        from voicebot.metrics import serve_metrics
+
+        serve = self.config.serve
+        if serve.metrics_port:
+            serve_metrics(serve.metrics_port, serve.metrics_address)
+
+    def load(self, on_stage: Callable[[Stage], None] | None = None) -> Components:
+        """Check the native libraries in a child process, then load and warm every model (``on_stage`` after
+        each). Raises ModelError (NativeLibraryError included) or LlmError."""
+        self._expect("load", Phase.NEW)
+        self.parts = load_components(self.config, on_stage=on_stage)
+        self.phase = Phase.LOADED
+        return self.parts
+
+    def start(self, deps: SessionDeps | None = None, *, analysis: bool = True) -> SessionDeps:
+        """Open the databases for the loaded models (FileNotFoundError without a CRM), or take ``deps`` ready made
+        (the caller keeps them: ``close`` does not close them); then, with ``analysis``, start the after-call
+        analysis behind the idle gate and have every call that ends submit itself to it."""
+        if deps is None:
+            self._expect("start", Phase.LOADED)
+            assert self.parts is not None
+            deps = open_session_deps(self.config, self.parts, worker=self.name)
+            self._owns_deps = True
+        else:
+            self._expect("start", Phase.NEW, Phase.LOADED)
+        self.deps = deps
+        if analysis:
+            chat, prompt = deps.chat, system_prompt(self.config)
+            # the model serves live calls first: the analysis runs only while no call is up, and stops within a
+            # token when one starts; afterwards the dialogue's prompt is warmed again in the model's cache
+            self.analysis = AnalysisWorker(deps.store, chat, self.config.review, idle=self.idle,
+                                           after_model=lambda: chat.warm(prompt)).start()
+            deps.on_call_end = self.analysis.submit
+        self.phase = Phase.STARTED
+        return deps
+
+    # -- calls ---------------------------------------------------------------------------------------------------
+    def idle(self) -> bool:
+        """The analysis's idle gate: no call of this worker is in progress (read from the analysis thread)."""
+        return self.live == 0
+
+    async def run_call(self, transport: CallTransport,
+                       on_turn: Callable[[str, str, object], None] | None = None) -> Outcome:
+        """Run one call to its end as a CallSession on ``transport``, counted in ``live`` while it lasts.
+        ``on_turn(role, text, timings)`` sees every turn (chat and simulate print them)."""
+        self._expect("run a call", Phase.STARTED, Phase.SERVING, Phase.DRAINING)
+        session = CallSession(transport, self.deps)
+        if on_turn is not None:
+            session.on_turn = on_turn
+        self.live += 1
+        try:
+            return await session.run()
+        finally:
+            self.live -= 1
+            self.finished += 1
+
+    async def _on_call(self, call: CallTransport) -> None:
+        outcome = await self.run_call(call)
+        log.info("call %s from %s: %s", call.info.call_id, call.info.caller_id, outcome)
+
+    # -- serve, drain ----------------------------------------------------------------------------------------
+    async def serve(self, stop: asyncio.Event | None = None,
+                    on_ready: Callable[[Endpoint], None] | None = None) -> None:
+        """Answer calls on the SIP endpoint until ``stop`` is set (or forever), then drain.
+
+        ``on_ready(endpoint)`` is called once the transports are bound and the account takes INVITEs: only then
+        may a readiness line be printed, or a script that dials on it races the endpoint's start."""
+        self._expect("serve", Phase.STARTED)
+        async with self.make_endpoint(self.config, self._on_call, self.rtp_port) as endpoint:
+            self.endpoint, self.phase = endpoint, Phase.SERVING
+            try:
+                log.info("SIP worker %s listening on %s:%s (%s)", self.name, self.config.sip.listen_address,
+                         endpoint.bound_port, ",".join(endpoint.transports))
+                if on_ready is not None:
+                    on_ready(endpoint)
+                await (stop or asyncio.Event()).wait()
+                await self.drain()
+            finally:
+                self.endpoint = None
+                if self.phase is not Phase.CLOSED:
+                    self.phase = Phase.STOPPED
+
+    async def drain(self) -> None:
+        """Stop taking calls (new INVITEs get 503), give the live ones ``drain_timeout_s`` to finish, then hang
+        up what is left; the endpoint stops."""
+        if self.endpoint is None:
+            return
+        self.phase = Phase.DRAINING
+        log.info("worker %s draining: %d live call(s), up to %.0f s", self.name, self.live, self.drain_timeout_s)
+        await self.endpoint.drain(self.drain_timeout_s)
+
+    def run(self, on_ready: Callable[[Endpoint], None] | None = None, *, watch_parent: bool = False) -> None:
+        """Serve until SIGINT or SIGTERM (with ``watch_parent`` also until the parent process is gone), then
+        drain: the blocking main loop of ``voicebot serve``."""
+        asyncio.run(self._serve_until_signalled(on_ready, watch_parent))
+
+    async def _serve_until_signalled(self, on_ready: Callable[[Endpoint], None] | None, watch_parent: bool) -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        watcher = loop.create_task(stop_when_orphaned(stop)) if watch_parent else None
+        try:
+            await self.serve(stop, on_ready)
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+
+    # -- close -----------------------------------------------------------------------------------------------
+    def finish_analysis(self, timeout_s: float = 180.0) -> bool:
+        """Wait until every finished call is analysed, then stop the analysis (chat, simulate); False on timeout."""
+        if self.analysis is None:
+            return True
+        done = self.analysis.wait(timeout=timeout_s)
+        self.analysis.stop()
+        return done
+
+    def close(self) -> None:
+        """Stop the analysis now (calls it has not analysed with the model: `voicebot review analyze --missing`)
+        and close the databases this worker opened."""
+        if self.phase is Phase.CLOSED:
+            return
+        if self.analysis is not None:
+            self.analysis.stop()
+        if self._owns_deps and self.deps is not None:
+            self.deps.store.close()
+            self.deps.crm.close()
+        self.phase = Phase.CLOSED
+
+    def __enter__(self) -> Worker:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+async def run_worker(config: Config, worker_name: str = "main", deps: SessionDeps | None = None,
+                     stop: asyncio.Event | None = None, rtp_port: int | None = None,
+                     drain_timeout_s: float = 30.0, on_ready: Callable[[Endpoint], None] | None = None) -> None:
+    """A whole worker answering SIP calls until ``stop`` is set, then draining (see ``Worker.serve``). Without
+    ``deps`` it loads the models, opens the databases and runs the analysis; with them, it only serves."""
+    worker = Worker(config, worker_name, rtp_port=rtp_port, drain_timeout_s=drain_timeout_s)
+    try:
+        if deps is None:
+            await asyncio.to_thread(worker.load)
+            worker.start()
+        else:
+            worker.start(deps, analysis=False)
+        await worker.serve(stop, on_ready)
+    finally:
+        worker.close()
