@@ -114,3 +114,14 @@ def test_fixed_intents_and_arguments():
     assert tool_args("get_order", "order one zero four five two", caller_name=None, services=[],
                      offered_slots=[]) == {"order_number": "10452"}
     assert tool_args("get_order", "no number", caller_name=None, services=[], offered_slots=[]) is None
+
+
+def test_sampling_is_the_llm_config_unless_the_agent_is_given_its_own(repo):
+    chat = ScriptedChat([{"action": "reply", "text": "Hello there."}], repeat=True)
+    list(agent_for(repo, chat).turn("Hi."))
+    # None: the chat model's own, which components.make_chat_model sets from llm.max_tokens and llm.temperature
+    assert (chat.calls[-1].max_tokens, chat.calls[-1].temperature) == (None, None)
+    agent = agent_for(repo, chat)
+    agent.max_tokens, agent.temperature = 60, 0.0
+    list(agent.turn("Hi."))
+    assert (chat.calls[-1].max_tokens, chat.calls[-1].temperature) == (60, 0.0)

@@ -69,6 +69,28 @@ def test_every_error_is_listed_with_its_line(tmp_path):
     assert found["surprise"].line == 8
 
 
+def test_a_removed_key_says_why_at_its_line(tmp_path):
+    path = write(tmp_path, """\
+        audio:
+          sample_rate: 8000
+          frame_ms: 20
+        vad:
+          aggressiveness: 9
+        """)
+    found = {p.field: p for p in problems(path)}
+    assert set(found) == {"audio.frame_ms", "vad.aggressiveness"}
+    assert found["audio.frame_ms"].line == 3
+    assert found["audio.frame_ms"].message.startswith("this key was removed: it did nothing; ")
+    assert "vad.frame_ms" in found["audio.frame_ms"].message and "(got" not in found["audio.frame_ms"].message
+
+
+def test_transfers_go_only_to_the_operator_or_a_listed_target():
+    sip = Config().sip
+    sip.operator_uri, sip.transfer_targets = "sip:operator@pbx", ["sip:sales@pbx"]
+    assert sip.transfer_allowed("sip:operator@pbx") and sip.transfer_allowed("sip:sales@pbx")
+    assert not sip.transfer_allowed("sip:someone@elsewhere") and not sip.transfer_allowed("sip:operator@pbx:5070")
+
+
 def test_nested_list_item_errors_point_at_the_item(tmp_path):
     path = write(tmp_path, """\
         sip:

@@ -15,8 +15,10 @@ from sip_support import (PCAP_DIR, Ports, run_sipp, scenario, sip_config, sipp_b
                          wait_sipp)
 from voicebot.audio import AudioFrame, rms_dbfs
 from voicebot.telephony.base import CallerHungUp, CallTransport, DtmfReceived
+from voicebot.telephony.base import CallInfo
 from voicebot.telephony.sip import (SipCall, SipDialError, SipWorker, caller_id_from_message, run_worker,
                                     source_allowed, source_ip)
+from voicebot.telephony.sip_transfer import transfer
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -59,9 +61,11 @@ class Recorder:
             self.done.set()
 
 
-async def call_worker(tmp_path: Path, ports: Ports, xml: str, on_call=None, sipp_transport: str = "u1", **sip):
+async def call_worker(tmp_path: Path, ports: Ports, xml: str, on_call=None, sipp_transport: str = "u1",
+                      sample_rate: int = 16000, **sip):
     sipp_binary()  # fails with the install hint when sipp is missing
     config = sip_config(ports.sip, **sip)
+    config.audio.sample_rate = sample_rate
     async with SipWorker(config, on_call, rtp_port=ports.rtp, rtp_port_range=ports.rtp_range) as worker:
         result = await asyncio.to_thread(run_sipp, tmp_path, xml, ports.sip, ports.sipp(), ports.media(),
                                          transport=sipp_transport)
@@ -87,13 +91,43 @@ def test_caller_id_parsing():
     assert not source_allowed("garbage", nets)
 
 
+def test_a_call_is_transferred_only_to_the_operator_or_a_listed_target():
+    class Leg:  # a TransferLeg that is never touched: nothing may be sent for a refused target
+        info, sample_rate, ended, end_status = CallInfo("c1", "+15550102030"), 16000, False, 0
+        bridged = refer = None
+
+        def __init__(self):
+            self.transfers = []
+
+    class Control:
+        sip = sip_config(5060, operator_uri="sip:operator@pbx", transfer_targets=["sip:sales@pbx"]).sip
+
+        def __init__(self):
+            self.referred = []
+
+        async def refer(self, call, target):
+            self.referred.append(target)
+            raise RuntimeError("no dialog")  # stops the blind transfer right after the REFER would go out
+
+    control, leg = Control(), Leg()
+    refused = asyncio.run(transfer(leg, control, "sip:someone@elsewhere", None, 1.0))
+    assert (refused.ok, refused.status) == (False, 0) and "not an allowed transfer target" in refused.reason
+    assert control.referred == [] and leg.transfers == [refused]
+    for allowed in ("sip:operator@pbx", "sip:sales@pbx"):
+        assert "REFER not sent" in asyncio.run(transfer(leg, control, allowed, None, 1.0)).reason
+    assert control.referred == ["sip:operator@pbx", "sip:sales@pbx"]
+
+
 # -- real calls --------------------------------------------------------------------------------------------
-def test_call_answered_audio_both_ways(tmp_path):
-    port = Ports.block(0)
+@pytest.mark.parametrize("rate, block", [(16000, 0), (8000, 19)], ids=["16k", "8k"])
+def test_call_answered_audio_both_ways(tmp_path, rate, block):
+    """The media clock runs at audio.sample_rate: frames, timestamps, played and recorded audio all at that rate."""
+    port = Ports.block(block)
     rec = Recorder()
     xml = scenario(pcaps=[(str(PCAP_DIR / "g711a.pcap"), 3000)],
                    pai="<sip:+15550109999@127.0.0.1>")
-    worker, result = asyncio.run(call_worker(tmp_path, port, xml, rec))
+    worker, result = asyncio.run(call_worker(tmp_path, port, xml, rec, sample_rate=rate))
+    size = rate // 50 * 2  # bytes in a 20 ms frame
     assert result.returncode == 0, result.stdout
     assert worker.stats.answered == 1 and worker.stats.rejected_forbidden == 0
     call = rec.calls[0]
@@ -103,17 +137,17 @@ def test_call_answered_audio_both_ways(tmp_path):
     assert call.info.codec.upper() == "PCMA"
     frames = [e for e in rec.events if isinstance(e, AudioFrame)]
     assert len(frames) >= 100, len(frames)  # ~3 s of 20 ms frames
-    assert all(len(f.pcm) == 640 and f.sample_rate == 16000 for f in frames)
+    assert call.sample_rate == rate and all(len(f.pcm) == size and f.sample_rate == rate for f in frames)
     stamps = [f.timestamp for f in frames]
-    assert stamps == [i * 320 for i in range(len(frames))]
+    assert stamps == [i * size // 2 for i in range(len(frames))]
     loud = sum(rms_dbfs(f.pcm) > -40 for f in frames)
     assert loud >= 25, f"only {loud} of {len(frames)} caller frames carry speech"
     assert isinstance(rec.events[-1], CallerHungUp) and call.hung_up_by == "caller"
     caller, bot = call.recordings()
-    assert len(caller) == len(bot) and len(caller) >= 100 * 640
-    bot_loud = sum(rms_dbfs(bot[i:i + 640]) > -30 for i in range(0, len(bot), 640))
+    assert len(caller) == len(bot) and len(caller) >= 100 * size
+    bot_loud = sum(rms_dbfs(bot[i:i + size]) > -30 for i in range(0, len(bot), size))
     assert bot_loud >= 40, f"the bot's tone reached only {bot_loud} frames of the line"
-    assert not call.playing  # 1 s tone in a 3 s call: played out
+    assert not call.playing  # a 1 s tone (2 s at 8 kHz) in a 3 s call: played out
 
 
 @pytest.mark.parametrize("codec, payload, transport, block", [
@@ -176,7 +210,7 @@ def test_blind_transfer_refer(tmp_path, sipfrag, ok, status):
     rec = Recorder(transfer_to=target)
     xml = scenario(refer_sipfrag=sipfrag)  # the caller accepts the REFER, reports the outcome, awaits BYE
     counted = metric("voicebot_transfers_total", mode="blind", result="ok" if ok else "failed")
-    worker, result = asyncio.run(call_worker(tmp_path, port, xml, rec))
+    worker, result = asyncio.run(call_worker(tmp_path, port, xml, rec, transfer_targets=[target]))
     assert result.returncode == 0, result.stdout  # sipp got the REFER and then the bot's BYE
     [transfer] = rec.transfer_results
     assert (transfer.ok, transfer.status, transfer.target) == (ok, status, target), transfer

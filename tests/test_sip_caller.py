@@ -158,6 +158,8 @@ async def with_worker(ports: Ports, bot: Bot, caller_args: list[str], operator=N
     """Start a worker answering with ``bot``, run the caller process against it, then wait for the operator
     sipp (if any) and for the worker's calls to end."""
     sipp_binary()
+    if bot.transfer_to:
+        sip.setdefault("operator_uri", bot.transfer_to)  # a call may be transferred nowhere else
     async with SipWorker(sip_config(ports.sip, **sip), bot, rtp_port=ports.rtp,
                          rtp_port_range=ports.rtp_range) as worker:
         code, data, err = await run_caller(f"sip:voicebot@127.0.0.1:{ports.sip}", *caller_args)

@@ -12,7 +12,7 @@ import re
 import string
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -35,7 +35,8 @@ class SipConfig(Section):
     )
     operator_uri: str = "sip:operator@127.0.0.1:5070"
     transfer_targets: list[str] = Field(
-        default_factory=list, description="Extra SIP URIs a transfer may go to (the operator URI always may)."
+        default_factory=list, description="The only SIP URIs besides operator_uri a call may be transferred to: "
+        "a transfer anywhere else is refused before any SIP is sent."
     )
     codecs: list[Literal["PCMU", "PCMA", "G722"]] = Field(default_factory=lambda: ["PCMU", "PCMA", "G722"])
     rtp_timeout_s: float = Field(20.0, gt=0, le=600)
@@ -60,10 +61,32 @@ class SipConfig(Section):
                 raise ValueError(f"{uri!r} is not a SIP URI (sip:user@host[:port])")
         return value
 
+    def transfer_allowed(self, target: str) -> bool:
+        """Whether a call may be transferred to ``target``: the operator URI or one of ``transfer_targets``."""
+        return target == self.operator_uri or target in self.transfer_targets
+
+
+def _removed(data: Any, removed: dict[str, str]) -> Any:
+    """A ``model_validator(mode="before")`` body: a key that no longer exists gets its own message (why, and what
+    to set instead) at its own line, not a bare "unknown key"."""
+    if isinstance(data, dict):
+        found = [{"type": PydanticCustomError("removed_key", f"this key was removed: {why}"), "loc": (key,),
+                  "input": data[key]} for key, why in removed.items() if key in data]
+        if found:
+            raise ValidationError.from_exception_data("removed keys", found)
+    return data
+
 
 class AudioConfig(Section):
-    sample_rate: Literal[8000, 16000] = Field(16000, description="Rate inside the pipeline.")
-    frame_ms: Literal[10, 20, 30] = 20
+    sample_rate: Literal[8000, 16000] = Field(
+        16000, description="Rate inside the pipeline: SIP calls (the media clock), the simulated and console "
+        "lines, speech recognition and synthesis.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_frame_ms(cls, data: Any) -> Any:
+        return _removed(data, {"frame_ms": "it did nothing; the turn detector cuts audio into vad.frame_ms frames "
+                                           "and each phone line keeps its own framing (SIP: 20 ms). Delete the key."})
 
 
 class VadConfig(Section):
@@ -111,8 +134,9 @@ class LlmConfig(Section):
     model: str = "qwen2.5-coder-1.5b"
     context_tokens: int = Field(4096, ge=512, le=32768)
     threads: int = Field(2, ge=1, le=64)
-    temperature: float = Field(0.2, ge=0, le=2)
-    max_tokens: int = Field(256, ge=1, le=4096)
+    temperature: float = Field(0.2, ge=0, le=2, description="Sampling temperature of every model turn in a call.")
+    max_tokens: int = Field(120, ge=1, le=4096, description="The longest model answer in one step of a call (a "
+                            "reply, a tool call or a transfer, as JSON); the after-call analysis sets its own.")
     ollama: OllamaConfig = Field(default_factory=OllamaConfig)
 
 
@@ -387,7 +411,8 @@ def load_config(path: str | Path | None = None) -> Config:
             message = err["msg"]
             if err["type"] == "extra_forbidden":
                 message = "unknown key"
-            elif "input" in err and err["type"] not in ("missing",) and not isinstance(err["input"], (dict, list)):
+            elif ("input" in err and err["type"] not in ("missing", "removed_key")
+                  and not isinstance(err["input"], (dict, list))):
                 message = f"{message} (got {err['input']!r})"
             problems.append(ConfigProblem(name, _line_for(lines, loc), field, message))
         raise ConfigError(problems) from exc

@@ -155,7 +155,8 @@ class DialogueAgent:
     company_prompt: str
     tools: ToolRegistry = CRM_TOOLS
     today: date = field(default_factory=date.today)
-    max_tokens: int = 120
+    max_tokens: int | None = None  # None: the chat model's own, i.e. llm.max_tokens
+    temperature: float | None = None  # None: llm.temperature
     history: list[ChatMessage] = field(default_factory=list)
     facts: list[Any] = field(default_factory=list)  # everything the bot may state, for grounding
     caller_words: list[str] = field(default_factory=list)
@@ -298,7 +299,7 @@ class DialogueAgent:
             schema = action_schema(allowed if step < MAX_TOOL_STEPS else [])
             stream, sentences, spoken = JsonTextStream(), SentenceBuffer(), []
             pieces = self.chat.stream([ChatMessage("system", system), *self.history], json_schema=schema,
-                                      max_tokens=self.max_tokens, temperature=0.2)
+                                      max_tokens=self.max_tokens, temperature=self.temperature)
             try:
                 for piece in pieces:
                     if first:

@@ -22,9 +22,9 @@ from voicebot.telephony.sip_transfer import ReferProgress, TransferControl, tran
 
 log = logging.getLogger(__name__)
 
-SAMPLE_RATE = 16000
+SAMPLE_RATE = 16000  # the default media rate; each endpoint runs at its config's audio.sample_rate
 FRAME_MS = 20
-FRAME_BYTES = SAMPLE_RATE * FRAME_MS // 1000 * 2  # 640
+FRAME_BYTES = SAMPLE_RATE * FRAME_MS // 1000 * 2  # 640 at the default rate; a call's own is media.frame_bytes
 SILENCE = b"\0" * FRAME_BYTES
 
 DTMF_DIGITS = re.compile(r"[0-9*#A-Da-d]+")
@@ -41,9 +41,14 @@ class CallControl(TransferControl, Protocol):
 
 
 class MediaBuffers:
-    """Buffers shared by the media port (pjmedia's clock thread) and the SipCall (asyncio)."""
+    """Buffers shared by the media port (pjmedia's clock thread) and the SipCall (asyncio): s16le frames of
+    FRAME_MS at ``sample_rate``."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, events: asyncio.Queue, on_drained: Callable[[], None]):
+    def __init__(self, loop: asyncio.AbstractEventLoop, events: asyncio.Queue, on_drained: Callable[[], None],
+                 sample_rate: int = SAMPLE_RATE):
+        self.sample_rate = sample_rate
+        self.frame_bytes = sample_rate * FRAME_MS // 1000 * 2
+        self.silence = b"\0" * self.frame_bytes
         self.loop = loop
         self.events = events
         self.on_drained = on_drained
@@ -58,13 +63,13 @@ class MediaBuffers:
 
 class SipCall:
     """One call as a CallTransport: answered (inbound) or dialed (``SipWorker.dial``). Lives on the asyncio loop;
-    talks to pjsua2 only via ``control``. "caller" in ``recordings()`` and ``events()`` is always the far end."""
-
-    sample_rate = SAMPLE_RATE
+    talks to pjsua2 only via ``control``. "caller" in ``recordings()`` and ``events()`` is always the far end.
+    Audio both ways is s16le at ``sample_rate``, the endpoint's media clock."""
 
     def __init__(self, control: CallControl, call_id: int, info: CallInfo, loop: asyncio.AbstractEventLoop,
-                 outgoing: bool = False):
+                 outgoing: bool = False, sample_rate: int = SAMPLE_RATE):
         self.control = control
+        self.sample_rate = sample_rate
         self.call_id = call_id  # pjsua call id (reused after the call ends; changes when a REFER is followed)
         self.info = info
         self.loop = loop
@@ -72,7 +77,7 @@ class SipCall:
         self._events: asyncio.Queue = asyncio.Queue()
         self._drained = asyncio.Event()
         self._drained.set()
-        self.media = MediaBuffers(loop, self._events, self._on_drained)
+        self.media = MediaBuffers(loop, self._events, self._on_drained, sample_rate)
         self.ended = False
         self.hung_up_by: str | None = None
         self.end_status: int = 0  # the SIP status the call ended with (e.g. 486 for a dial that was refused)
@@ -157,8 +162,9 @@ class SipCall:
         if self.ended or not pcm:
             return
         out = self.media.out
-        for offset in range(0, len(pcm), FRAME_BYTES):
-            out.append(pcm[offset:offset + FRAME_BYTES].ljust(FRAME_BYTES, b"\0"))
+        size = self.media.frame_bytes
+        for offset in range(0, len(pcm), size):
+            out.append(pcm[offset:offset + size].ljust(size, b"\0"))
         self._drained.clear()
 
     def busy(self, working: bool) -> None:

@@ -40,7 +40,7 @@ from voicebot import metrics
 from voicebot.audio import AudioFrame
 from voicebot.config import Config
 from voicebot.telephony.base import CallInfo
-from voicebot.telephony.sip_call import FRAME_BYTES, FRAME_MS, SAMPLE_RATE, SILENCE, MediaBuffers, SipCall
+from voicebot.telephony.sip_call import FRAME_MS, MediaBuffers, SipCall
 from voicebot.telephony.sip_headers import caller_id_from_message, port_free_or_raise, source_allowed, source_ip
 from voicebot.telephony.sip_transfer import SipDialError, reason_of
 
@@ -54,30 +54,55 @@ OnCall = Callable[[SipCall], Awaitable[None]]
 
 # -- media: runs on pjmedia's clock thread, only moves bytes ------------------------------------------------
 class _MediaPort(pj.AudioMediaPort):
+    """The call's audio in and out of Python, on pjmedia's clock thread every 20 ms: only moves bytes.
+
+    Its lifetime belongs to the SipWorker: a port is disconnected, kept in the graveyard for PORT_GRACE_S and
+    deleted on the pjsua2 thread with its ``media`` link cut first, so it is never in a reference cycle that the
+    garbage collector could tear down on another thread while the clock still calls it. The callbacks still
+    check ``media`` themselves: an exception must never travel back into pjmedia's C++ thread."""
+
     def __init__(self, media: MediaBuffers):
         super().__init__()
-        self.media = media
+        self.media: MediaBuffers | None = media
 
     def onFrameReceived(self, frame: Any) -> None:  # noqa: N802 (pjsua2 name)
-        m = self.media
-        if m.ended:
+        m = getattr(self, "media", None)
+        if m is None or m.ended:
             return
-        pcm = bytes(list(frame.buf)) if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO else b""
-        if len(pcm) != FRAME_BYTES:
-            pcm = pcm[:FRAME_BYTES].ljust(FRAME_BYTES, b"\0")
-        ts = m.received * (FRAME_BYTES // 2)
-        m.received += 1
-        m.caller += pcm
-        # keep the tracks aligned even if the bridge asks for a frame less often than it delivers one
-        if len(m.bot) < len(m.caller) - 4 * FRAME_BYTES:
-            m.bot += SILENCE
         try:
-            m.loop.call_soon_threadsafe(m.events.put_nowait, (AudioFrame(pcm, SAMPLE_RATE, ts), m.last_sent))
-        except RuntimeError:  # loop closed
+            self._received(m, frame)
+        except Exception:  # noqa: BLE001 - never into pjmedia's thread
             m.ended = True
 
     def onFrameRequested(self, frame: Any) -> None:  # noqa: N802 (pjsua2 name)
-        m = self.media
+        m = getattr(self, "media", None)
+        try:
+            if m is not None and self._requested(m, frame):
+                return
+        except Exception:  # noqa: BLE001 - never into pjmedia's thread
+            pass
+        frame.type = pj.PJMEDIA_FRAME_TYPE_NONE
+        frame.size = 0
+
+    @staticmethod
+    def _received(m: MediaBuffers, frame: Any) -> None:
+        pcm = bytes(list(frame.buf)) if frame.type == pj.PJMEDIA_FRAME_TYPE_AUDIO else b""
+        if len(pcm) != m.frame_bytes:
+            pcm = pcm[:m.frame_bytes].ljust(m.frame_bytes, b"\0")
+        ts = m.received * (m.frame_bytes // 2)
+        m.received += 1
+        m.caller += pcm
+        # keep the tracks aligned even if the bridge asks for a frame less often than it delivers one
+        if len(m.bot) < len(m.caller) - 4 * m.frame_bytes:
+            m.bot += m.silence
+        try:
+            m.loop.call_soon_threadsafe(m.events.put_nowait, (AudioFrame(pcm, m.sample_rate, ts), m.last_sent))
+        except RuntimeError:  # loop closed
+            m.ended = True
+
+    @staticmethod
+    def _requested(m: MediaBuffers, frame: Any) -> bool:
+        """Fill ``frame`` with the bot's next 20 ms; False: send nothing this tick."""
         pcm = None
         if not m.paused and not m.ended:
             try:
@@ -92,15 +117,14 @@ class _MediaPort(pj.AudioMediaPort):
         m.last_sent = pcm or b""
         if pcm is None:
             if len(m.bot) < len(m.caller):
-                m.bot += SILENCE
-            frame.type = pj.PJMEDIA_FRAME_TYPE_NONE
-            frame.size = 0
-            return
-        if len(m.bot) < len(m.caller) + 4 * FRAME_BYTES:
+                m.bot += m.silence
+            return False
+        if len(m.bot) < len(m.caller) + 4 * m.frame_bytes:
             m.bot += pcm
         frame.type = pj.PJMEDIA_FRAME_TYPE_AUDIO
         frame.buf = pj.ByteVector(pcm)
         frame.size = len(pcm)
+        return True
 
 
 def _to_loop(loop: asyncio.AbstractEventLoop | None, fn: Callable[..., Any], *args: Any) -> None:
@@ -185,13 +209,15 @@ class SipWorker:
     runs on the loop for every answered call; the call is hung up when it returns (unless a warm transfer
     bridged it to an operator). Without ``on_call`` the endpoint only dials: INVITEs to it get 486.
     ``port`` overrides the configured SIP port (0: any free port, see ``bound_port``); the RTP ports then
-    default to any free ports too."""
+    default to any free ports too. Media runs at ``audio.sample_rate`` (the rate the session, recognition and
+    synthesis then work at), unless ``sample_rate`` says otherwise (the scripted caller analyses at 16 kHz)."""
 
     def __init__(self, config: Config, on_call: OnCall | None = None, rtp_port: int | None = None,
                  rtp_port_range: int = 100, log_level: int = 1, port: int | None = None,
-                 transports: list[str] | None = None):
+                 transports: list[str] | None = None, sample_rate: int | None = None):
         self.config = config
         self.sip = config.sip
+        self.sample_rate = sample_rate or config.audio.sample_rate
         self.on_call = on_call
         self.port = self.sip.port if port is None else port
         self.transports = list(transports or self.sip.transports)
@@ -214,6 +240,9 @@ class SipWorker:
         self._stopping = threading.Event()
         self._pj_calls: dict[int, _PjCall] = {}  # pjsua2 thread only
         self._unborn: list[_PjCall] = []  # REFER calls pjsua has not given an id yet (kept alive here)
+        # ended calls' objects, deleted only once no live call has their id: pjsua reuses ids, and a Call's
+        # destructor hangs up whatever call holds its id then (a flood once left every caller getting 603)
+        self._stale: list[_PjCall] = []
         self._ep: pj.Endpoint | None = None
         self._account: _Account | None = None
         self._transports: list[int] = []
@@ -293,7 +322,7 @@ class SipWorker:
         if self.loop is None or self._thread is None:
             raise RuntimeError("the SIP worker is not running")
         info = CallInfo(call_id=str(uuid.uuid4()), caller_id=caller_id or "", called=uri, remote=uri)
-        call = SipCall(self, -1, info, self.loop, outgoing=True)
+        call = SipCall(self, -1, info, self.loop, outgoing=True, sample_rate=self.sample_rate)
         answer = call.expect_answer()
         self.calls[info.call_id] = call
         try:
@@ -388,8 +417,8 @@ class SipWorker:
         cfg.uaConfig.userAgent = "voicebot"
         cfg.logConfig.level = self.log_level
         cfg.logConfig.consoleLevel = self.log_level
-        cfg.medConfig.clockRate = SAMPLE_RATE
-        cfg.medConfig.sndClockRate = SAMPLE_RATE
+        cfg.medConfig.clockRate = self.sample_rate
+        cfg.medConfig.sndClockRate = self.sample_rate
         cfg.medConfig.channelCount = 1
         cfg.medConfig.noVad = True
         cfg.medConfig.ecTailLen = 0
@@ -475,6 +504,7 @@ class SipWorker:
             self._release(call)
         self._pj_calls.clear()
         self._unborn.clear()
+        self._stale.clear()
         self._graveyard.clear()
         if self._account is not None:
             try:
@@ -498,10 +528,24 @@ class SipWorker:
         op.statusCode = status
         call.hangup(op)
 
+    def _map(self, cid: int, call: _PjCall) -> None:
+        """``call`` holds pjsua call id ``cid`` now; an older object for the id (its end not yet forgotten) is
+        retired, never dropped: dropping it would run its destructor against the new call."""
+        old = self._pj_calls.get(cid)
+        if old is not None and old is not call:
+            log.warning("call id %s reused before its last call was forgotten", cid)
+            self._retire(old)
+        self._pj_calls[cid] = call
+
+    def _retire(self, call: _PjCall) -> None:
+        self._release(call)
+        if call not in self._stale:
+            self._stale.append(call)
+
     def _on_incoming(self, account: _Account, prm: Any) -> None:
         call = _PjCall(self, account, prm.callId)
         cid = call.getId()
-        self._pj_calls[cid] = call
+        self._map(cid, call)
         ip = source_ip(prm.rdata.srcAddress)
         active = sum(1 for c in self._pj_calls.values() if not c.rejected) - 1
         try:
@@ -525,7 +569,7 @@ class SipWorker:
             ci = call.getInfo()
             info = CallInfo(call_id=str(uuid.uuid4()), caller_id=caller_id_from_message(msg),
                             called=ci.localUri, remote=prm.rdata.srcAddress)
-            transport = SipCall(self, cid, info, self.loop)
+            transport = SipCall(self, cid, info, self.loop, sample_rate=self.sample_rate)
             call.transport = transport
             _to_loop(self.loop, self.calls.__setitem__, info.call_id, transport)
             op = pj.CallOpParam(True)
@@ -560,7 +604,7 @@ class SipWorker:
         cid = call.getId()
         call.transport = transport
         transport.call_id = cid
-        self._pj_calls[cid] = call
+        self._map(cid, call)
         return cid
 
     def _on_transfer_request(self, call: _PjCall, prm: Any) -> None:
@@ -608,7 +652,7 @@ class SipWorker:
                 if call.port is None:
                     port = _MediaPort(t.media)
                     fmt = pj.MediaFormatAudio()
-                    fmt.init(pj.PJMEDIA_FORMAT_PCM, SAMPLE_RATE, 1, FRAME_MS * 1000, 16)
+                    fmt.init(pj.PJMEDIA_FORMAT_PCM, self.sample_rate, 1, FRAME_MS * 1000, 16)
                     port.createPort(f"call{call.getId()}", fmt)
                     call.port = port
                 aud.startTransmit(call.port)
@@ -636,7 +680,7 @@ class SipWorker:
         cid = call.getId()
         if call in self._unborn:  # a REFER's new call has its id now
             self._unborn.remove(call)
-            self._pj_calls[cid] = call
+            self._map(cid, call)
         t = call.transport
         if info.state == pj.PJSIP_INV_STATE_CONFIRMED:
             if call.follow_for is not None:
@@ -712,15 +756,16 @@ class SipWorker:
     def _forget(self, cid: int, call: _PjCall) -> None:
         if self._pj_calls.get(cid) is call:
             del self._pj_calls[cid]
-        self._release(call)
+        self._retire(call)
 
     def _release(self, call: _PjCall) -> None:
         """Forget a call's objects. Its media port is not deleted at once: pjmedia's conference bridge applies
         disconnect/remove operations on its own clock thread at a later tick, so a port freed now could still
         be called back (a use-after-free that corrupted the heap, seen as rare segfaults in GC). The port waits
-        in the graveyard, already disconnected, and is deleted by ``_reap`` PORT_GRACE_S later."""
+        in the graveyard, disconnected here, and is deleted by ``_reap`` PORT_GRACE_S later."""
         if call.transport is not None:
             call.transport.media.ended = True
+        self._disconnect_media(call)
         port, call.port = call.port, None
         if port is not None:
             self._graveyard.append((time.monotonic(), port))
@@ -729,9 +774,16 @@ class SipWorker:
         call.follow_for = None
 
     def _reap(self, age_s: float = PORT_GRACE_S) -> None:
+        """Delete, here on the pjsua2 thread, the ports disconnected long enough ago and the ended calls whose
+        id no live call holds (so their destructors touch nothing alive)."""
         now = time.monotonic()
         while self._graveyard and now - self._graveyard[0][0] >= age_s:
-            self._graveyard.popleft()
+            _, port = self._graveyard.popleft()
+            port.media = None  # no cycle through the port: it goes now, not in a later GC on another thread
+            del port
+        if self._stale:
+            busy = {c.getId() for c in self._pj_calls.values()} | {c.getId() for c in self._unborn}
+            self._stale = [c for c in self._stale if c.getId() in busy]
 
     def _live(self, transport: SipCall) -> _PjCall:
         call = self._find(transport)

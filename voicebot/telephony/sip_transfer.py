@@ -6,7 +6,8 @@ outcome means for the caller's call. The endpoint does the SIP work behind ``Tra
   bridge (the bot's own audio leaves both). The pair then lives on without the session.
 
 Either way a failure (refused, busy, not answered, someone hung up during the brief) leaves the caller's call as
-it was, with the bot still on it.
+it was, with the bot still on it. A call goes only to ``sip.operator_uri`` or one of ``sip.transfer_targets``:
+any other target is refused before anything is sent.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import logging
 from typing import Protocol
 
 from voicebot import metrics
+from voicebot.config import SipConfig
 from voicebot.telephony.base import CallInfo, TransferResult
 
 log = logging.getLogger(__name__)
@@ -82,6 +84,8 @@ class TransferLeg(Protocol):
 class TransferControl(Protocol):
     """The SIP work a transfer asks of the endpoint; each returns once the pjsua2 thread has done it (or raises)."""
 
+    sip: SipConfig  # the endpoint's SIP section: where a call may be transferred to
+
     async def refer(self, call: TransferLeg, target: str) -> None:
         """Send a REFER to ``target`` on ``call``; its NOTIFYs go to ``call.refer``."""
 
@@ -100,6 +104,9 @@ async def transfer(call: TransferLeg, control: TransferControl, target: str, bri
     mode = "blind" if brief is None else "warm"
     if call.ended:
         result = TransferResult(target, False, 0, "call ended")
+    elif not control.sip.transfer_allowed(target):
+        result = TransferResult(target, False, 0, "not an allowed transfer target (sip.operator_uri or "
+                                                  "sip.transfer_targets)")
     elif brief is None:
         result = await _blind(call, control, target, timeout_s)
     else:

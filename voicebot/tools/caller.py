@@ -353,7 +353,7 @@ async def place_call(config: Config, uri: str, steps: Sequence[Action], *, calle
     is refused or not answered."""
     from voicebot.telephony.sip_endpoint import SipWorker  # the pjsua2 side, only when a call is placed
 
-    async with SipWorker(config, None, port=0, transports=["udp"]) as worker:
+    async with SipWorker(config, None, port=0, transports=["udp"], sample_rate=RATE) as worker:
         status(f"calling {uri} ...")
         call = await worker.dial(uri, caller_id=caller_id, timeout_s=answer_timeout_s)
         events = asyncio.ensure_future(_drain_events(call))
