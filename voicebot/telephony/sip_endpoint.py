@@ -127,6 +127,22 @@ class _MediaPort(pj.AudioMediaPort):
         return True
 
 
+pj_log = logging.getLogger("voicebot.pjsip")
+
+
+class _PjLogWriter(pj.LogWriter):
+    """pjsip's own log lines (which quote whole SIP messages, caller numbers included) go through Python
+    logging, and so through the redaction filter the CLI installs, instead of straight to stdout."""
+
+    LEVELS = {0: logging.CRITICAL, 1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO}
+
+    def write(self, entry: Any) -> None:
+        try:
+            pj_log.log(self.LEVELS.get(int(entry.level), logging.DEBUG), "%s", str(entry.msg).rstrip())
+        except Exception:  # noqa: BLE001 - called from pjsip's threads: never raise into C
+            pass
+
+
 def _to_loop(loop: asyncio.AbstractEventLoop | None, fn: Callable[..., Any], *args: Any) -> None:
     """Hand ``fn(*args)`` to the asyncio loop from a pjsua2 thread; a closed loop only loses the event."""
     if loop is None:
@@ -417,6 +433,9 @@ class SipWorker:
         cfg.uaConfig.userAgent = "voicebot"
         cfg.logConfig.level = self.log_level
         cfg.logConfig.consoleLevel = self.log_level
+        cfg.logConfig.decor = pj.PJ_LOG_HAS_SENDER | pj.PJ_LOG_HAS_TIME
+        self._log_writer = _PjLogWriter()  # kept alive as long as the endpoint
+        cfg.logConfig.writer = self._log_writer
         cfg.medConfig.clockRate = self.sample_rate
         cfg.medConfig.sndClockRate = self.sample_rate
         cfg.medConfig.channelCount = 1
@@ -669,11 +688,13 @@ class SipWorker:
         if call.port is None or call.media_index < 0:
             return
         try:
+            if call.getInfo().state == pj.PJSIP_INV_STATE_DISCONNECTED:
+                return  # pjsua took the call's audio off the bridge when it ended
             aud = call.getAudioMedia(call.media_index)
             aud.stopTransmit(call.port)
             call.port.stopTransmit(aud)
-        except Exception:
-            log.debug("call %s: media already gone", call.getId(), exc_info=True)
+        except Exception as exc:  # no traceback kept: its frames would hold pjsua2 objects past libDestroy
+            log.debug("call %s: media already gone (%s)", call.getId(), exc)
 
     def _on_call_state(self, call: _PjCall) -> None:
         info = call.getInfo()
