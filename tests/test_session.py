@@ -18,11 +18,11 @@ import pytest
 
 from fakes import (CallerVoice, FakeSynthesizer, FakeTranscriber, ScriptedChat, ScriptedVad, Synthesis,
                    wait_until)
-from voicebot.config import Config
+from voicebot.config import Config, PromptsConfig
 from voicebot.crm.repository import Repository
 from voicebot.crm.seed import seed_demo
 from voicebot.llm.base import ChatMessage
-from voicebot.session import PROMPTS, CallSession, SessionDeps
+from voicebot.session import CallSession, SessionDeps
 from voicebot.speech.tts import split_sentences
 from voicebot.store import Call as CallRecord
 from voicebot.store import CallStore, Event, Outcome, Turn
@@ -62,6 +62,10 @@ class Env:
 
     def prompt(self, node: str) -> str:
         return self.config.dialog.menu.nodes[node].prompt
+
+    @property
+    def prompts(self) -> PromptsConfig:
+        return self.config.dialog.prompts
 
     def greeting(self, name: str = "") -> str:
         return self.config.dialog.greeting.format(name=f", {name}" if name else "", company=self.config.dialog.company)
@@ -251,10 +255,46 @@ def test_silence_after_a_prompt_gets_a_reprompt_then_a_person(env):
     assert reprompt.start_s == pytest.approx(first.at, abs=2 * FRAME)
     assert second.at == pytest.approx(reprompt.end_s + timeout, abs=2 * FRAME)
     main = env.config.dialog.menu.nodes["main"]
-    assert call.said("bot") == [env.greeting("Alice"), main.reprompt or main.prompt, PROMPTS["transfer"]]
+    assert call.said("bot") == [env.greeting("Alice"), main.reprompt or main.prompt, env.prompts.transfer]
     assert call.event("escalation").data["reason"] == "no_input"
     assert call.said("caller") == []
     assert call.outcome == Outcome.TRANSFERRED and call.line.transfers == [env.config.sip.operator_uri]
+
+
+def test_operator_said_over_the_bot_is_never_a_backchannel(env):
+    """Short speech over the bot passes as a backchannel, unless it asks for a person: then it takes the turn."""
+    chat = ScriptedChat([reply(STOCK)])
+    script = [WaitForBot(), env.voice.say("do you sell coffee"), WaitIntoBot(0.6), env.voice.say("operator", 0.5),
+              WaitForBot()]
+    call = run(env, line_for(env, script), chat)
+
+    barge_in = call.event("barge_in").data
+    assert barge_in["text"] == "operator" and barge_in["speech_s"] <= 1.0  # short enough for a backchannel ...
+    assert "backchannel" not in call.kinds()  # ... but it asks for a person
+    assert call.event("escalation").data["reason"] == "operator_request"
+    assert call.said("bot")[-1] == env.prompts.transfer
+    assert call.outcome == Outcome.TRANSFERRED and call.line.transfers == [env.config.sip.operator_uri]
+
+
+def test_speech_is_recognised_once_per_turn_starting_before_the_turn_ends(env):
+    """One recognition path: the transcript started early (the caller paused) is the one the turn uses."""
+    chat = ScriptedChat([reply(COFFEE)])
+    call = run(env, line_for(env, [WaitForBot(), env.voice.say("do you sell coffee"), WaitForBot(), HangUp()]),
+               chat)
+
+    assert env.transcriber.heard == ["do you sell coffee"]  # started after a short pause, used at the end of turn
+    timings = call.turn("caller", "do you sell coffee").timings
+    end_of_turn = env.config.vad.end_of_turn_silence_ms / 1000
+    assert timings.transcript_ready == pytest.approx(timings.end_of_speech + end_of_turn, abs=2 * FRAME)  # ready
+
+
+def test_unintelligible_speech_gets_the_not_heard_prompt_from_the_config(env):
+    config = with_dialog(env.config, prompts=PromptsConfig(not_heard="Pardon? Please say that once more."))
+    call = run(env, line_for(env, [WaitForBot(), env.voice.mumble(), WaitForBot(), HangUp()]), config=config)
+
+    assert call.said("caller") == ["(unintelligible)"]  # heard, but below Whisper's acceptance thresholds
+    assert call.said("bot") == [env.greeting("Alice"), "Pardon? Please say that once more."]
+    assert Synthesis("Pardon? Please say that once more.", fixed=True) in env.synth.said  # a cached prompt
 
 
 def test_keys_interrupt_the_greeting_choose_a_node_and_zero_reaches_a_person(env):
@@ -263,10 +303,10 @@ def test_keys_interrupt_the_greeting_choose_a_node_and_zero_reaches_a_person(env
 
     greeting = call.turn("bot", env.greeting("Alice"))
     assert greeting.barged_in and greeting.ended_at == pytest.approx(1.0, abs=FRAME)  # a key stops the prompt ...
-    prompts = [env.prompt("sales"), PROMPTS["transfer"]]
+    prompts = [env.prompt("sales"), env.prompts.transfer]
     assert played_s(call.line) == pytest.approx(1.0 + audio_s(prompts, env.synth), abs=2 * FRAME)  # ... at once
     assert call.said("caller") == ["[DTMF 3]", "[DTMF 0]"]
-    assert call.said("bot") == [env.greeting("Alice"), env.prompt("sales"), PROMPTS["transfer"]]
+    assert call.said("bot") == [env.greeting("Alice"), env.prompt("sales"), env.prompts.transfer]
     assert call.event("escalation").data["reason"] == "dtmf"
     operator = env.config.sip.operator_uri
     assert call.line.transfers == [operator] and call.line.hung_up_by == "bot"
@@ -281,7 +321,7 @@ def test_operator_transfers_the_call_without_asking_the_model(env):
     call = run(env, line_for(env, [WaitForBot(), env.voice.say("operator", 0.6), WaitForBot()]), chat)
 
     operator = env.config.sip.operator_uri
-    assert call.said("bot") == [env.greeting("Alice"), PROMPTS["transfer"]]
+    assert call.said("bot") == [env.greeting("Alice"), env.prompts.transfer]
     assert call.event("escalation").data["reason"] == "operator_request"
     assert call.event("transfer_requested").data["target"] == operator
     result = call.event("transfer_result").data
@@ -305,10 +345,25 @@ def test_a_failed_transfer_keeps_the_caller_and_creates_a_callback(env):
     assert callback["reason"].startswith("Transfer failed (486 Busy Here).")
     assert callback["phone"] == ALICE and callback["customer_id"] == env.crm.find_customer_by_phone(ALICE).id
     assert call.event("transfer_result").data["ok"] is False
-    assert call.said("bot") == [env.greeting("Alice"), PROMPTS["transfer"], PROMPTS["transfer_failed"],
+    assert call.said("bot") == [env.greeting("Alice"), env.prompts.transfer, env.prompts.transfer_failed,
                                 env.prompt("sales")]  # the caller stayed with the bot
     assert call.line.hung_up_by == "caller"
     assert call.outcome == Outcome.TRANSFER_FAILED and call.record.outcome_reason.endswith(f"callback {callback_id}")
+
+
+def test_a_warm_transfer_briefs_the_operator_without_the_callers_number(env):
+    config = env.config.model_copy(update={"sip": env.config.sip.model_copy(update={"transfer_mode": "warm"})})
+    call = run(env, line_for(env, [WaitForBot(), env.voice.say("operator", 0.6), WaitForBot()]), config=config)
+
+    name = env.crm.find_customer_by_phone(ALICE).name
+    summary = call.event("transfer_requested").data["summary"]
+    assert summary.startswith(f"Caller {name} ({ALICE}), not verified.")  # the note on record has the number ...
+    brief = [s.text for s in env.synth.said if not s.fixed]  # synthesised for the operator only
+    assert " ".join(brief) == f"Call from the automated assistant. {summary.replace(f' ({ALICE})', '')}"  # ... not this
+    rate = call.line.sample_rate
+    assert call.line.briefs == [b"".join(env.synth.pcm(sentence, rate) for sentence in brief)]
+    assert call.event("transfer_result").data["mode"] == "warm"
+    assert call.outcome == Outcome.TRANSFERRED
 
 
 # -- hang-up: a control event that stops the turn in progress -----------------------------------------------

@@ -63,6 +63,17 @@ def resample(pcm: bytes, from_rate: int, to_rate: int) -> bytes:
     return soxr.resample(samples, from_rate, to_rate, quality="HQ").astype(np.int16).tobytes()
 
 
+def mix(a: bytes, b: bytes, b_gain_db: float = 0.0) -> bytes:
+    """Two s16le tracks summed sample by sample (``b`` ``b_gain_db`` louder, or quieter when negative), clipped to
+    16 bits, as long as the longer: both sides of a call in one recording, or an echo added to the caller's audio.
+    Summed in 32 bits, so loud passages clip instead of wrapping around."""
+    x = np.zeros(max(len(a), len(b)) // SAMPLE_WIDTH, dtype=np.int32)
+    x[:len(a) // SAMPLE_WIDTH] += np.frombuffer(a, dtype=np.int16)
+    other = np.frombuffer(b, dtype=np.int16)
+    x[:len(other)] += other if not b_gain_db else (other.astype(np.float32) * 10 ** (b_gain_db / 20)).astype(np.int32)
+    return np.clip(x, -32768, 32767).astype(np.int16).tobytes()
+
+
 def to_float32(pcm: bytes) -> np.ndarray:
     return np.frombuffer(pcm, dtype=np.int16).astype(np.float32) / 32768.0
 

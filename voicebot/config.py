@@ -158,6 +158,30 @@ _DISCLOSURE = re.compile(
 _GREETING_FIELDS = {"name", "company"}
 
 
+class PromptsConfig(Section):
+    """What the bot says at fixed moments of a call. Synthesised once and cached; spoken as written."""
+
+    not_heard: str = Field("Sorry, I didn't catch that. Could you say it again?",
+                           description="Nothing usable was heard (an answer the menu cannot place gets the reprompt).")
+    transfer: str = Field("I'll connect you with a colleague now. Please hold.", description="Before a transfer.")
+    transfer_failed: str = Field(
+        "I'm sorry, no one can take your call right now. I've asked a colleague to call you back at this number. "
+        "Is there anything else I can help with?", description="The transfer failed; a callback was created.")
+    error: str = Field("I'm sorry, something went wrong on my side. Let me connect you with a colleague.",
+                       description="Something failed on the bot's side; a transfer follows.")
+    offer_human: str = Field("I'm sorry about this. Let me get you to a person who can help.",
+                             description="The caller sounds frustrated; a transfer follows.")
+
+    @field_validator("*")
+    @classmethod
+    def _spoken_as_written(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("a prompt must say something")
+        if "{" in value or "}" in value:
+            raise ValueError("prompts are spoken as written: no {placeholders}")
+        return value
+
+
 class DialogConfig(Section):
     company: str = "Northwind Supplies"
     greeting: str = (
@@ -170,6 +194,7 @@ class DialogConfig(Section):
     )
     filler: str = "One moment, let me check that."
     filler_after_ms: int = Field(1200, ge=0, le=10000)
+    prompts: PromptsConfig = Field(default_factory=PromptsConfig)
     menu: MenuConfig = Field(default_factory=default_menu, description="Menu nodes; see voicebot/dialog/flow.py.")
 
     @field_validator("greeting")

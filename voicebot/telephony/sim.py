@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from voicebot.audio import AudioFrame, frame_bytes, phone_line
+from voicebot.audio import AudioFrame, frame_bytes, mix, phone_line
 from voicebot.events import CallerHungUp, DtmfReceived, TransferResult, TransportEvent
 from voicebot.telephony.base import CallInfo
 from voicebot.telephony.script import HangUp, Press, Say, Silence, Step, WaitForBot, WaitIntoBot
@@ -242,7 +242,7 @@ class SimulatedLine:
         self._bot_track += bot.ljust(self._frame, b"\0")
         self.last_played = bot
         if bot and self.echo_db is not None:
-            caller = mix_echo(caller, bot.ljust(self._frame, b"\0"), self.echo_db)
+            caller = mix(caller, bot.ljust(self._frame, b"\0"), self.echo_db)  # a line or handset echo
         self._caller_track += caller
         frame = AudioFrame(caller, self.sample_rate, self._tick * (self._frame // 2))
         self._tick += 1
@@ -273,15 +273,6 @@ class SimulatedLine:
                                         bytes(self._bot_track[lo:hi])))
                 start = last = None
         return out
-
-
-def mix_echo(caller: bytes, bot: bytes, echo_db: float) -> bytes:
-    """The caller's frame with the bot's frame added ``echo_db`` below its level (a line or handset echo)."""
-    import numpy as np
-
-    mixed = np.frombuffer(caller, np.int16).astype(np.int32) + (
-        np.frombuffer(bot, np.int16).astype(np.float32) * 10 ** (echo_db / 20)).astype(np.int32)
-    return np.clip(mixed, -32768, 32767).astype(np.int16).tobytes()
 
 
 def script_from_wav(pcm: bytes, sample_rate: int, dtmf: Iterable[tuple[float, str]] = (),

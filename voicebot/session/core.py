@@ -1,0 +1,389 @@
+"""The core of a call: a small state machine that takes the caller's events one at a time.
+
+Every event passes the escalation guard first (operator phrases, DTMF 0, frustration, repeated no-match), then the
+menu flow, then the dialogue agent for free-form turns (``model_turn``). The states (GREETING, LISTENING,
+THINKING, SPEAKING, TRANSFERRING, ENDED) say what the bot is doing; an illegal transition raises, so a bug shows
+as an error and a transfer to a person rather than as a bot that talks while it should transfer.
+
+Why the turn is a task: a hang-up is a control event, not one more turn. It does not wait in the queue behind the
+turn in progress but cancels it (playback, synthesis, generation), and the ``HangUpGate`` stops the model's thread
+before any tool writes for a caller who has gone. A transfer under way is left to finish: its result decides the
+call's outcome.
+
+Every turn and event is committed to the call store as it happens, caller words masked (``_private``), so a crash
+loses nothing said. Whatever goes wrong, the caller hears something and is offered a person.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
+from datetime import date
+from typing import Any, Literal
+
+from voicebot import metrics
+from voicebot.audio import mix
+from voicebot.crm.tools import CRM_TOOLS
+from voicebot.crm.verification import CallerContext
+from voicebot.dialog.agent import DialogueAgent
+from voicebot.dialog.flow import FlowResult, FreeForm, Goto, MenuFlow, NoMatch, Transfer
+from voicebot.dialog.guard import Escalation, EscalationGuard
+from voicebot.events import (CallbackCreated, CallerHungUp, CallInput, DtmfReceived, ErrorOccurred, Escalated, Heard,
+                             NoInputTimedOut, StoredEvent, TextReceived, TransferEnded, TransferReason,
+                             TransferStarted)
+from voicebot.review.redact import mask_caller_turn
+from voicebot.session.deps import SessionDeps
+from voicebot.session.gate import HangUpGate
+from voicebot.session.handover import operator_note, spoken_brief
+from voicebot.session.listener import Listener
+from voicebot.session.model_turn import ModelTurn
+from voicebot.session.speaker import Reply, Speaker, TurnClock
+from voicebot.session.state import State, checked
+from voicebot.speech.turns import NoInput, TurnDetector, Utterance
+from voicebot.store import Outcome, Turn, TurnTimings
+from voicebot.telephony.base import CallTransport
+
+log = logging.getLogger(__name__)
+
+Prompt = Literal["not_heard", "transfer", "transfer_failed", "error", "offer_human"]  # config.dialog.prompts
+
+
+class CallSession:
+    """One call: ``CallSession(transport, deps).run()`` answers it and returns its outcome when it has ended."""
+
+    live = 0  # sessions running in this process: background work (after-call analysis) waits while any is
+
+    def __init__(self, transport: CallTransport, deps: SessionDeps):
+        self.t = transport
+        self.deps = deps
+        self.config = deps.config
+        self.rate = transport.sample_rate
+        self.state = State.GREETING
+        self.call_id = transport.info.call_id
+        self.detector = TurnDetector(deps.vad, self.config.vad)
+        self.guard = EscalationGuard(self.config.escalation)
+        self.flow = MenuFlow(self.config.dialog.menu)
+        self.queue: asyncio.Queue[CallInput] = asyncio.Queue()
+        self.speaker = Speaker(transport, deps.synthesizer, self.detector, on_queued=self._prefill)
+        self.listener = Listener(transport, self.detector, deps.transcriber, self.speaker, self.guard, self.config,
+                                 self.queue, record=self._record, private=self._private, on_hang_up=self._hang_up)
+        self.outcome: Outcome | None = None
+        self.outcome_reason: str | None = None
+        self.transfer_target: str | None = None
+        self.transcript: list[tuple[str, str]] = []
+        self.events: list[StoredEvent] = []  # as recorded, for the operator's note
+        self.caller_turns = 0
+        self.hung_up = threading.Event()  # the line is gone: set on the loop, read by worker threads too
+        self.agent: DialogueAgent | None = None  # once the call is answered
+        self.on_turn: Callable[[str, str, TurnTimings | None], Any] | None = None  # `voicebot chat` prints turns
+        self.clocks: list[TurnClock] = []  # every caller turn's stage times, for the benchmark
+        self._turn_task: asyncio.Future | None = None  # the caller event being handled; a hang-up cancels it
+        self._prefilling: asyncio.Future | None = None
+
+    # -- state and records ---------------------------------------------------------------------------------
+    def _set(self, state: State) -> None:
+        self.state = checked(self.state, state)
+
+    async def _db(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    async def _record(self, event: StoredEvent) -> None:
+        """Store one event (``events.to_row`` masks any PIN, date of birth or card number in it)."""
+        self.events.append(event)
+        await self._db(self.deps.store.add_event, self.call_id, event, at=self.detector.now_s)
+
+    def _private(self, text: str) -> str:
+        """Caller words as they may be kept: PINs, dates of birth and card numbers masked (every number in an
+        answer to a question for one). The guard and the agent get the raw words; nothing stored does."""
+        asked = bool(self.agent and self.agent.awaiting_pin)
+        return mask_caller_turn(text, self.transcript, asked=asked)
+
+    async def _turn(self, role: str, text: str, **kw: Any) -> None:
+        text = self._private(text) if role == "caller" else text
+        self.transcript.append((role, text))
+        if self.on_turn is not None:
+            self.on_turn(role, text, kw.get("timings"))
+        await self._db(self.deps.store.add_turn, self.call_id, Turn(role=role, text=text, **kw))
+
+    # -- speaking ------------------------------------------------------------------------------------------
+    async def _speak(self, sentences: AsyncIterator[str] | Iterable[str], clock: TurnClock | None = None,
+                     fixed: bool = False) -> list[str]:
+        """Play a reply (the listener may cut it: barge-in); record what was played as the bot's turn."""
+        self._set(State.SPEAKING)
+        reply = Reply(self.detector.now_s, clock)
+        try:
+            await self.speaker.play(sentences, reply, fixed)
+        except asyncio.CancelledError:
+            if self.hung_up.is_set() and reply.said:  # the caller left mid-reply: what they heard stays on record
+                await self._turn("bot", reply.text, started_at=reply.started_at, ended_at=self.detector.now_s,
+                                 timings=reply.timings())
+            raise  # the caller hung up, or the call itself is being stopped
+        if self.state == State.SPEAKING:
+            self._set(State.LISTENING)
+            if not reply.barged_in:
+                self.detector.arm_no_input()
+        if reply.said:
+            await self._turn("bot", reply.text, barged_in=reply.barged_in, started_at=reply.started_at,
+                             ended_at=self.detector.now_s, timings=reply.timings())
+        return reply.said
+
+    async def _say(self, prompt: Prompt) -> None:
+        await self._speak([getattr(self.config.dialog.prompts, prompt)], fixed=True)
+
+    def _prefill(self) -> None:
+        """While the reply plays and the caller talks, let the model evaluate the conversation so far."""
+        if self.agent is not None and (self._prefilling is None or self._prefilling.done()):
+            self._prefilling = asyncio.ensure_future(asyncio.to_thread(self._safe_prefill, self.agent))
+
+    @staticmethod
+    def _safe_prefill(agent: DialogueAgent) -> None:
+        try:
+            agent.prefill()
+        except Exception:  # only an optimisation: the next turn will evaluate it anyway
+            log.debug("prefill failed", exc_info=True)
+
+    def _hang_up(self) -> None:
+        """The control path of a hang-up (see the module's docstring), run by the listener as the line ends."""
+        self.hung_up.set()
+        self.listener.stop()
+        if self._turn_task is not None and self.state not in (State.TRANSFERRING, State.ENDED):
+            self._turn_task.cancel()
+
+    # -- one caller event ----------------------------------------------------------------------------------
+    async def _on_event(self, event: CallInput) -> None:
+        if isinstance(event, (Utterance, Heard)):
+            await self._on_heard(event)
+        elif isinstance(event, TextReceived):
+            await self._on_text(event)
+        elif isinstance(event, DtmfReceived):
+            await self._on_dtmf(event)
+        elif isinstance(event, NoInput):
+            await self._on_no_input()
+
+    async def _on_heard(self, event: Utterance | Heard) -> None:
+        utt = event.utterance if isinstance(event, Heard) else event
+        clock = TurnClock(utt.speech_ended_at_s, max(utt.at_s - utt.speech_ended_at_s, 0.0))
+        self.clocks.append(clock)
+        self._set(State.THINKING)
+        heard = event if isinstance(event, Heard) else await self.listener.hear(event)
+        clock.mark("transcript_ready")
+        text, transcript = heard.text, heard.transcript
+        await self._turn("caller", text or "(unintelligible)", started_at=utt.started_at_s,
+                         ended_at=utt.speech_ended_at_s, sentiment=self.guard.sentiment(text) if text else None,
+                         barged_in=utt.barged_in, stt_no_speech_prob=transcript.no_speech_prob,
+                         stt_avg_logprob=transcript.avg_logprob if transcript.segments else None,
+                         timings=clock.timings())
+        over_the_bot = utt.during_playback and not utt.barged_in  # "ok", "mm-hmm", a cough while the bot talked
+        if not text:
+            return None if over_the_bot else await self._no_match(clock)
+        await self._on_caller_text(text, clock, backchannel=over_the_bot)
+
+    async def _on_caller_text(self, text: str, clock: TurnClock | None, backchannel: bool = False) -> None:
+        """What the caller said, in words: the guard first, then the menu, then the model."""
+        self.caller_turns += 1
+        escalation = self.guard.check_transcript(text)
+        if escalation:
+            return await self._escalate(escalation)
+        if backchannel:
+            return  # said while the bot talked: the guard heard it, nothing else to do
+        await self._on_flow(self.flow.match(text=text), clock, text)
+
+    async def _on_text(self, event: TextReceived) -> None:
+        clock = TurnClock(event.at_s, 0.0)
+        self._set(State.THINKING)
+        sentiment = self.guard.sentiment(event.text)
+        await self._turn("caller", event.text, started_at=event.at_s, ended_at=event.at_s, sentiment=sentiment)
+        await self._on_caller_text(event.text, clock)
+
+    async def _on_flow(self, result: FlowResult, clock: TurnClock | None, text: str = "") -> None:
+        if isinstance(result, Transfer):
+            return await self._transfer(TransferReason.MENU, result.reason)
+        if isinstance(result, Goto):
+            self.guard.note_progress()
+            return await self._speak([result.prompt], clock, fixed=True)
+        if isinstance(result, NoMatch):
+            return await self._no_match(clock, result.reprompt)
+        if isinstance(result, FreeForm):
+            self.guard.note_progress()
+            return await self._model_turn(result.text or text, list(result.tools), clock)
+
+    async def _no_match(self, clock: TurnClock | None, reprompt: str | None = None) -> None:
+        escalation = self.guard.note_no_match()
+        if escalation:
+            return await self._escalate(escalation)
+        await self._speak([reprompt or self.config.dialog.prompts.not_heard], clock, fixed=True)
+
+    async def _on_dtmf(self, event: DtmfReceived) -> None:
+        escalation = self.guard.check_dtmf(event.digit)
+        await self._turn("caller", f"[DTMF {event.digit}]", started_at=event.at_s)
+        if escalation:
+            return await self._escalate(escalation)
+        self._set(State.THINKING)
+        await self._on_flow(self.flow.match(digit=event.digit), None)
+
+    async def _on_no_input(self) -> None:
+        escalation = self.guard.note_no_input()
+        await self._record(NoInputTimedOut())
+        if escalation:
+            return await self._escalate(escalation)
+        await self._speak([self.flow.reprompt()], fixed=True)
+
+    async def _model_turn(self, text: str, tools: list[str], clock: TurnClock | None) -> None:
+        self._set(State.THINKING)
+        assert self.agent is not None
+        turn = ModelTurn(self.agent, self.speaker, self.config.dialog, text, tools or None, clock)
+        try:
+            await self._speak(turn.sentences(), clock)
+        except asyncio.CancelledError:
+            if self.hung_up.is_set():  # what the filler and the tools did before the caller left stays on record
+                await self._record_all(turn.recorded)
+            raise
+        except Exception as exc:  # the model or a tool failed: never leave the caller in silence
+            log.exception("model turn failed")
+            await self._record(ErrorOccurred(stage="dialogue", error=repr(exc)))
+            return await self._transfer(TransferReason.ERROR, "the assistant failed", prompt="error")
+        await self._record_all(turn.recorded)
+        if turn.transfer is not None:
+            await self._transfer(TransferReason.MODEL, turn.transfer.reason)
+
+    async def _record_all(self, events: list[StoredEvent]) -> None:
+        for event in events:
+            await self._record(event)
+
+    # -- escalation and transfer ---------------------------------------------------------------------------
+    async def _escalate(self, escalation: Escalation) -> None:
+        await self._record(Escalated(escalation.reason, escalation.detail, escalation.sentiment))
+        prompt: Prompt = "offer_human" if escalation.reason == TransferReason.FRUSTRATION else "transfer"
+        await self._transfer(escalation.reason, escalation.detail, prompt=prompt, escalation=escalation)
+
+    def _summary(self, escalation: Escalation | None = None, number: bool = True) -> str:
+        return operator_note(self.guard, self.transcript, self.events, self._context, self.t.info.caller_id,
+                             escalation, number)
+
+    @property
+    def _context(self) -> CallerContext:
+        assert self.agent is not None, "the call has not been answered"
+        return self.agent.context
+
+    async def _transfer(self, reason: str, detail: str, prompt: Prompt = "transfer",
+                        escalation: Escalation | None = None) -> None:
+        caller = self._context.verified_customer or self._context.customer
+        summary = self._summary(escalation)
+        target = self.config.sip.operator_uri  # only ever from the config, never from what a caller says
+        mode = self.config.sip.transfer_mode
+        await self._say(prompt)
+        self._set(State.TRANSFERRING)
+        await self._record(TransferStarted(reason, detail, target, summary))
+        if mode == "warm":  # the bot tells the operator who is calling (whose number their phone shows), then bridges
+            brief = await self.speaker.synthesize(spoken_brief(self._summary(escalation, number=False)))
+            result = await self.t.transfer(target, brief=brief)
+        else:
+            result = await self.t.transfer(target)
+        await self._record(TransferEnded.of(result, mode))
+        if result.ok:
+            self.outcome, self.outcome_reason, self.transfer_target = Outcome.TRANSFERRED, reason, target
+            self._set(State.ENDED)
+            return
+        callback = await self._db(self.deps.crm.request_callback, self.t.info.caller_id,
+                                  f"Transfer failed ({result.status} {result.reason}). {summary}",
+                                  customer_id=caller.id if caller else None)
+        await self._record(CallbackCreated(callback.id))
+        self.outcome, self.outcome_reason = Outcome.TRANSFER_FAILED, f"{reason}; callback {callback.id}"
+        self.guard.reset()
+        self._set(State.LISTENING)
+        await self._say("transfer_failed")
+
+    # -- the call ------------------------------------------------------------------------------------------
+    async def run(self) -> Outcome:
+        CallSession.live += 1
+        try:
+            return await self._run()
+        finally:
+            CallSession.live -= 1
+
+    async def _answer(self) -> CallerContext:
+        """The call's row in the store, who the CRM says is calling, and the agent for this call."""
+        deps, info = self.deps, self.t.info
+        self.call_id = await self._db(deps.store.start_call, info.caller_id, worker=deps.worker,
+                                      call_id=info.call_id)
+        context = await self._db(CallerContext.start, deps.crm, info.caller_id,
+                                 max_attempts=self.config.crm.verification_attempts)
+        if context.customer is not None:
+            await self._db(deps.store.update_call, self.call_id, customer_id=str(context.customer.id))
+        company_prompt = self.config.dialog.system_prompt.format(company=self.config.dialog.company)
+        self.gate = HangUpGate(deps.chat, CRM_TOOLS, self.hung_up)
+        self.agent = DialogueAgent(self.gate, context, company_prompt, tools=self.gate,
+                                   today=deps.today or date.today())
+        return context
+
+    async def _run(self) -> Outcome:
+        context = await self._answer()
+        listener = asyncio.create_task(self.listener.run(), name=f"listen-{self.call_id}")
+        try:
+            name = f", {context.customer.name.split()[0]}" if context.customer else ""
+            greeting = self.config.dialog.greeting.format(name=name, company=self.config.dialog.company)
+            self.t.busy(True)
+            await self._cancellable(self._speak([greeting], fixed=True))
+            self.t.busy(False)
+            while self.state != State.ENDED and not self.hung_up.is_set():
+                event = await self.queue.get()
+                self.t.busy(True)
+                try:
+                    if isinstance(event, CallerHungUp):
+                        break
+                    await self._cancellable(self._on_event(event))
+                except Exception as exc:
+                    log.exception("call %s: turn failed", self.call_id)
+                    metrics.ERRORS.labels(kind="session").inc()
+                    await self._record(ErrorOccurred(error=repr(exc)))
+                    if self.state not in (State.TRANSFERRING, State.ENDED) and not self.hung_up.is_set():
+                        self.state = State.LISTENING
+                        await self._cancellable(self._transfer(TransferReason.ERROR, repr(exc), prompt="error"))
+                self.t.busy(False)  # the bot's whole response to this event is queued
+                self.detector.expect_digits(self.agent.awaiting_pin)  # a PIN is read slowly: wait longer
+        finally:
+            listener.cancel()
+            await asyncio.gather(listener, return_exceptions=True)
+            await self._finish()
+        assert self.outcome is not None
+        return self.outcome
+
+    async def _cancellable(self, turn: Coroutine[Any, Any, Any]) -> None:
+        """Run one turn as a task that a hang-up cancels (see ``_hang_up``); a cancelled turn simply ends."""
+        self._turn_task = asyncio.ensure_future(turn)
+        try:
+            await self._turn_task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                raise  # the call itself is being stopped (the turn is cancelled with it)
+        finally:
+            self._turn_task = None
+
+    async def _finish(self) -> None:
+        await asyncio.to_thread(self.gate.wait_released, 10.0)  # a generation cut by the hang-up stops first
+        if self.outcome is None:
+            self.outcome = Outcome.RESOLVED if self.caller_turns else Outcome.ABANDONED
+            self.outcome_reason = "caller hung up"
+        self.state = State.ENDED
+        metrics.CALLS.labels(outcome=str(self.outcome)).inc()
+        for clock in self.clocks:
+            metrics.observe_turn({"endpointing": clock.endpoint_delay, **clock.marks})
+        store = self.deps.store
+        caller, bot = self.t.recordings()
+        try:
+            await self._db(store.save_recording, self.call_id, "caller", caller, self.rate)
+            await self._db(store.save_recording, self.call_id, "bot", bot, self.rate)
+            await self._db(store.save_recording, self.call_id, "mixed", mix(caller, bot), self.rate)
+        except Exception:  # a full disk must not lose the call record
+            log.exception("call %s: recordings not saved", self.call_id)
+        caller_info = self._context.verified_customer or self._context.customer
+        summary = self._summary()
+        await self._db(store.finish_call, self.call_id, self.outcome, self.outcome_reason,
+                       transfer_target=self.transfer_target, summary=summary)
+        await self._db(self.deps.crm.add_interaction, summary, str(self.outcome), phone=self.t.info.caller_id,
+                       customer_id=caller_info.id if caller_info else None, call_id=self.call_id)
+        if self.deps.on_call_end is not None:
+            self.deps.on_call_end(self.call_id)

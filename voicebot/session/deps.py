@@ -1,0 +1,36 @@
+"""SessionDeps: what every call of a worker shares, built once when the worker starts.
+
+Apart from the session's code so that the code that builds it (the worker, ``voicebot chat``, the benchmarks, the
+tests with their fakes) names the parts a call needs without depending on how a call uses them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from voicebot.config import Config
+from voicebot.crm.repository import Repository
+from voicebot.llm.base import ChatModel
+from voicebot.speech.stt import Transcriber
+from voicebot.speech.tts import Synthesizer
+from voicebot.speech.vad import VoiceActivity
+from voicebot.store import CallStore
+
+
+@dataclass
+class SessionDeps:
+    """Everything a call needs that outlives the call: loaded models, databases, config."""
+
+    config: Config
+    transcriber: Transcriber
+    synthesizer: Synthesizer
+    chat: ChatModel
+    vad: VoiceActivity
+    crm: Repository
+    store: CallStore
+    worker: str = "main"
+    today: date | None = None  # the CRM's "today" (tests pin it); None: the real date
+    on_call_end: Callable[[str], Any] | None = None  # called with the call id: e.g. the after-call analysis

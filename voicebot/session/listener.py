@@ -1,0 +1,123 @@
+"""The listener: everything that comes in from the line, handled as it arrives, one frame at a time.
+
+Why it is apart from the turn being handled: it must never wait. Every audio frame goes through the turn detector
+(cheap, in audio time) with the bot's own playback as the echo reference. Caller speech over the bot pauses
+playback within the barge-in window, right here, before the next frame; the words then decide (``dialog.backchannel``):
+"mm-hmm" resumes the reply, anything else stops it and takes the turn. A key press stops a prompt at once, as on any
+phone menu. Finished utterances, DTMF, typed text and no-input timeouts go onto the session's queue, where the core
+handles them one at a time; the end of the line (hang-up) is a control event that does not queue behind them.
+
+Speech recognition has one path, ``hear``: one call of the transcriber, one acceptance check (Whisper's no-speech
+and log-probability thresholds). It may start early, once the caller has been quiet for ``vad.early_stt_ms``,
+before the end of the turn is certain; the result is used when the turn does end there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from voicebot.audio import AudioFrame
+from voicebot.config import Config
+from voicebot.dialog.backchannel import is_backchannel
+from voicebot.dialog.guard import EscalationGuard
+from voicebot.events import (BackchannelHeard, BargedIn, CallerHungUp, CallInput, DtmfReceived, Heard, StoredEvent,
+                             TextReceived)
+from voicebot.session.speaker import Speaker
+from voicebot.speech.stt import Transcriber, Transcript
+from voicebot.speech.turns import BargeIn, LikelyEnd, NoInput, TurnDetector, Utterance
+from voicebot.telephony.base import CallTransport
+
+
+class Listener:
+    """Reads one call's transport until the line ends; puts caller events on ``queue`` for the core.
+
+    ``record`` stores an event, ``private`` masks caller words as they may be stored, ``on_hang_up`` is the
+    core's control path for the end of the line (called once, on the listener, before ``CallerHungUp`` is queued).
+    """
+
+    def __init__(self, transport: CallTransport, detector: TurnDetector, transcriber: Transcriber, speaker: Speaker,
+                 guard: EscalationGuard, config: Config, queue: asyncio.Queue[CallInput], *,
+                 record: Callable[[StoredEvent], Awaitable[None]], private: Callable[[str], str],
+                 on_hang_up: Callable[[], None]):
+        self.t = transport
+        self.rate = transport.sample_rate
+        self.detector = detector
+        self.transcriber = transcriber
+        self.speaker = speaker
+        self.guard = guard
+        self.config = config
+        self.queue = queue
+        self.record = record
+        self.private = private
+        self.on_hang_up = on_hang_up
+        self._paused = False  # playback paused for caller speech, until its words decide
+        self._deciding: asyncio.Task | None = None
+        self._early: tuple[float, asyncio.Future[Transcript]] | None = None  # (end of speech, recognition)
+
+    async def run(self) -> None:
+        try:
+            async for event in self.t.events():
+                if isinstance(event, AudioFrame):
+                    self._on_frame(event)
+                elif isinstance(event, DtmfReceived):
+                    self.detector.cancel_no_input()
+                    self.speaker.interrupt()  # a key press interrupts a prompt, as on any phone menu
+                    self.queue.put_nowait(event)
+                elif isinstance(event, TextReceived):
+                    self.queue.put_nowait(event)
+                elif isinstance(event, CallerHungUp):
+                    return
+        finally:  # the caller hung up or the line ended: either way nobody is listening any more
+            self.on_hang_up()
+            self.queue.put_nowait(CallerHungUp(self.detector.now_s))
+
+    def _on_frame(self, frame: AudioFrame) -> None:
+        played = getattr(self.t, "last_played", b"")
+        if played:
+            self.detector.note_playback(AudioFrame(played, self.rate))  # the echo gate's reference
+        for event in self.detector.feed(frame):
+            if isinstance(event, BargeIn):
+                self.t.pause()  # silent within the barge-in window; the words decide what next
+                self._paused = True
+            elif isinstance(event, LikelyEnd) and not self._paused:
+                self._early = (event.speech_ended_at_s, asyncio.ensure_future(self._transcribe(event.pcm,
+                                                                                               event.sample_rate)))
+            elif isinstance(event, Utterance) and self._paused:
+                self._deciding = asyncio.create_task(self._decide_barge_in(event))
+            elif isinstance(event, (Utterance, NoInput)):
+                self.queue.put_nowait(event)
+
+    def stop(self) -> None:
+        """The line is gone: drop a barge-in decision still waiting for its words."""
+        if self._deciding is not None:
+            self._deciding.cancel()
+
+    async def hear(self, utt: Utterance) -> Heard:
+        """What the caller said in ``utt``: the transcript, and the text that passes the acceptance thresholds ("" if
+        none does). Uses the recognition started early when it covered exactly this utterance."""
+        early = self._early
+        if early is not None and early[0] == utt.speech_ended_at_s:
+            self._early = None
+            transcript = await early[1]  # started while the end of turn was still being confirmed
+        else:
+            transcript = await self._transcribe(utt.pcm, utt.sample_rate)
+        stt = self.config.stt
+        return Heard(utt, transcript, transcript.accepted(stt.no_speech_threshold, stt.logprob_threshold).text)
+
+    async def _transcribe(self, pcm: bytes, sample_rate: int) -> Transcript:
+        return await asyncio.to_thread(self.transcriber.transcribe, pcm, sample_rate)
+
+    async def _decide_barge_in(self, utt: Utterance) -> None:
+        """The bot paused for caller speech: a backchannel lets it carry on, anything else takes the turn."""
+        heard = await self.hear(utt)
+        self._paused = False
+        speech_s = utt.speech_ended_at_s - utt.started_at_s - self.config.vad.preroll_ms / 1000
+        evidence = (self.private(heard.text), round(speech_s, 2))  # as a caller turn is stored: secrets masked
+        if is_backchannel(heard.text, speech_s) and not self.guard.operator_phrase(heard.text):
+            self.t.resume()
+            await self.record(BackchannelHeard(*evidence))
+            return
+        await self.record(BargedIn(*evidence))
+        self.speaker.interrupt()
+        self.queue.put_nowait(heard)

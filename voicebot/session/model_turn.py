@@ -1,0 +1,68 @@
+"""One free-form turn by the language model, as the speaker needs it: sentences to say, in order, as they come.
+
+The dialogue agent runs in a worker thread and hands over what it does as it does it: its first token, each
+sentence it wrote, each CRM tool it called, a sentence a guard held back, a request to transfer. The caller must
+hear the first sentence while the model is still writing the next, so ``sentences`` yields sentences to the
+speaker at once; everything else is kept for the core to record when the reply has played (``recorded``) or to act
+on (``transfer``). When the model is slow the caller hears the filler instead of silence.
+
+Closing the stream (a barge-in, a hang-up) closes the agent's: the model stops at its next piece.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+from voicebot.config import DialogConfig
+from voicebot.dialog.agent import (DialogueAgent, FirstToken, Guarded, Sentence, ToolCalled, TransferRequested)
+from voicebot.dialog.streaming import iterate_in_thread
+from voicebot.events import FillerPlayed, StoredEvent, ToolCallMade, guard_fired
+from voicebot.session.speaker import Speaker, TurnClock
+
+
+class ModelTurn:
+    """The agent's turn on ``text`` with ``tools`` allowed (None: the node's default), timed by ``clock``."""
+
+    def __init__(self, agent: DialogueAgent, speaker: Speaker, dialog: DialogConfig, text: str,
+                 tools: list[str] | None, clock: TurnClock | None):
+        self.agent = agent
+        self.speaker = speaker
+        self.dialog = dialog
+        self.text = text
+        self.tools = tools
+        self.clock = clock
+        self.recorded: list[StoredEvent] = []  # filler, tool calls, guard events: in the order they happened
+        self.transfer: TransferRequested | None = None
+
+    async def sentences(self) -> AsyncIterator[str]:
+        events = iterate_in_thread(lambda: self.agent.turn(self.text, self.tools))
+        waiting = asyncio.ensure_future(anext(events, None))
+        try:
+            if await self.speaker.filler_if_slow(waiting, self.dialog.filler_after_ms / 1000, self.dialog.filler):
+                self.recorded.append(FillerPlayed())
+            event = await waiting
+            while event is not None:
+                sentence = self._note(event)
+                if sentence is not None:
+                    yield sentence
+                event = await anext(events, None)
+        finally:
+            waiting.cancel()
+            await events.aclose()
+
+    def _note(self, event: object) -> str | None:
+        """Keep what ``event`` says for later; return a sentence to speak now."""
+        if isinstance(event, FirstToken) and self.clock:
+            self.clock.mark("first_token")
+        elif isinstance(event, Sentence):
+            if self.clock:
+                self.clock.mark("first_sentence")
+            return event.text
+        elif isinstance(event, ToolCalled):
+            self.recorded.append(ToolCallMade(event.name, event.args, event.result, round(event.elapsed_s, 3)))
+        elif isinstance(event, Guarded):
+            self.recorded.append(guard_fired(event.kind, event.original, event.items))
+        elif isinstance(event, TransferRequested):
+            self.transfer = event
+        return None
