@@ -161,3 +161,39 @@ def test_broken_config_starts_nothing(tmp_path):
     assert result.exit_code == 2
     assert "sip.port" in result.output
     assert "ready" not in result.output
+
+
+def test_an_alias_bomb_is_refused_at_once(tmp_path):
+    """A 'billion laughs' file (2 KB, billions of values once expanded) is refused without expanding it."""
+    import time
+
+    lines = ['a0: &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    lines += [f"a{i}: &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 10)]
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    assert path.stat().st_size < 2500
+    started = time.process_time()
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert time.process_time() - started < 5  # refused, not walked: a bound on the work, not a timing test
+    assert "expands to more than" in str(info.value)
+
+
+def test_ordinary_anchors_and_aliases_still_work(tmp_path):
+    path = tmp_path / "anchors.yaml"
+    path.write_text("escalation:\n  operator_phrases: &ops [\"operator\", \"a person\"]\n"
+                    "sip:\n  port: 5070\n")
+    assert load_config(path).sip.port == 5070
+
+
+def test_a_duplicate_key_is_an_error_with_both_lines(tmp_path):
+    path = tmp_path / "dup.yaml"
+    path.write_text("sip:\n  port: 5070\nvad:\n  aggressiveness: 2\nsip:\n  port: 5080\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    [problem] = info.value.problems
+    assert (problem.line, problem.field) == (5, "sip") and "first given at line 1" in problem.message
+    nested = tmp_path / "dup2.yaml"
+    nested.write_text("sip:\n  port: 5070\n  port: 5080\n")
+    with pytest.raises(ConfigError, match=r"dup2.yaml:3: sip.port: duplicate key \(first given at line 2\)"):
+        load_config(nested)

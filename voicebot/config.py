@@ -10,15 +10,14 @@ from __future__ import annotations
 import ipaddress
 import re
 import string
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from voicebot.dialog.flow import DtmfKey, MenuConfig, check_escalation_overlap, default_menu, phrases_have_words
+from voicebot.configfile import ConfigError, ConfigProblem, read_yaml_mapping, validation_problems  # noqa: F401
 from voicebot.strict import StrictModel
 
 Section = StrictModel
@@ -359,87 +358,16 @@ class Config(Section):
         return p if p.is_absolute() else (self.base_dir / p)
 
 
-@dataclass(frozen=True)
-class ConfigProblem:
-    file: str
-    line: int | None
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
-
-
-class ConfigError(Exception):
-    """A config that must not start the bot; ``problems`` lists every error found."""
-
-    def __init__(self, problems: list[ConfigProblem]):
-        self.problems = problems
-        super().__init__("\n".join(str(p) for p in problems))
-
-
-def _key_lines(node: yaml.Node, path: tuple = (), out: dict | None = None) -> dict[tuple, int]:
-    """Map each dotted path in a composed YAML tree to its 1-based line."""
-    out = {} if out is None else out
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value
-            out[path + (key,)] = key_node.start_mark.line + 1
-            _key_lines(value_node, path + (key,), out)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            out[path + (index,)] = item.start_mark.line + 1
-            _key_lines(item, path + (index,), out)
-    return out
-
-
-def _line_for(lines: dict[tuple, int], loc: tuple) -> int | None:
-    for end in range(len(loc), 0, -1):
-        if loc[:end] in lines:
-            return lines[loc[:end]]
-    return None
-
-
 def load_config(path: str | Path | None = None) -> Config:
-    """Read and validate a config file; raise ConfigError listing every problem. ``None`` gives the defaults."""
+    """Read and validate a config file; raise ConfigError listing every problem. ``None`` gives the defaults.
+    Reading is ``voicebot.configfile``'s job (safe YAML, bounded aliases, duplicate keys, key lines)."""
     if path is None:
         return Config()
     path = Path(path)
-    name = str(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError([ConfigProblem(name, None, "", f"cannot read the file: {exc.strerror or exc}")]) from exc
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.load(text, Loader=yaml.SafeLoader)  # noqa: S506 - SafeLoader: tags never build objects
-    except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        message = " ".join(str(part) for part in (exc.context, exc.problem) if part)
-        raise ConfigError([ConfigProblem(name, line, "", f"invalid YAML: {message}")]) from exc
-    except yaml.YAMLError as exc:
-        raise ConfigError([ConfigProblem(name, None, "", f"invalid YAML: {exc}")]) from exc
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError([ConfigProblem(name, 1, "", "the top level must be a mapping of sections")])
-    lines = _key_lines(node) if node is not None else {}
+    data, lines = read_yaml_mapping(path)
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            loc = tuple(err["loc"])
-            field = ".".join(str(part) for part in loc)
-            message = err["msg"]
-            if err["type"] == "extra_forbidden":
-                message = "unknown key"
-            elif ("input" in err and err["type"] not in ("missing", "removed_key")
-                  and not isinstance(err["input"], (dict, list))):
-                message = f"{message} (got {err['input']!r})"
-            problems.append(ConfigProblem(name, _line_for(lines, loc), field, message))
-        raise ConfigError(problems) from exc
+        raise ConfigError(validation_problems(exc, str(path), lines)) from exc
     config.base_dir = path.resolve().parent
     return config
