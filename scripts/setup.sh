@@ -40,25 +40,40 @@ export CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc 2>/dev/n
 # kind that cannot run them, and pip's own wheel cache is keyed by the sdist only, so it would hand such a
 # wheel to the next machine. We build x86-64-v3 (AVX2, FMA, F16C, BMI2; no AVX-512, no AMX) with
 # --no-cache-dir into voicebot's cache under a key made of the version and these flags, and install that
-# file. See the README, "Portable llama.cpp", for the choice and the figures.
+# file. On a CPU with AVX-512 (F, CD, VL, DQ, BW, VNNI) a second build with those (never AMX) goes beside it in
+# llama_cpp/lib-avx512; voicebot uses it only if its check process runs (voicebot/native_check.py).
+# See the README, "Portable llama.cpp", for the choice and the figures.
 LLAMA_CPP_VERSION=$(sed -n 's/^llama[-_]cpp[-_]python==//ip' constraints.txt)
-LLAMA_CPP_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
--DGGML_AVX_VNNI=OFF -DGGML_AVX512=OFF -DGGML_AVX512_VBMI=OFF -DGGML_AVX512_VNNI=OFF -DGGML_AVX512_BF16=OFF \
--DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DGGML_BACKEND_DL=OFF -DGGML_CPU_ALL_VARIANTS=OFF \
+LLAMA_CPP_CACHE="${VOICEBOT_CACHE:-$HOME/.cache/voicebot}/llama-cpp"
+LLAMA_CPP_COMMON="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON \
+-DGGML_AVX_VNNI=OFF"
+LLAMA_CPP_TAIL="-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF -DGGML_BACKEND_DL=OFF -DGGML_CPU_ALL_VARIANTS=OFF \
 -DLLAVA_BUILD=OFF"
-LLAMA_CPP_KEY=$(printf '%s %s %s' "$LLAMA_CPP_VERSION" "$(uname -m)" "$LLAMA_CPP_CMAKE_ARGS" | sha256sum | cut -c1-12)
-LLAMA_CPP_WHEELS="${VOICEBOT_CACHE:-$HOME/.cache/voicebot}/llama-cpp/$LLAMA_CPP_VERSION-portable-$LLAMA_CPP_KEY"
+LLAMA_CPP_CMAKE_ARGS="$LLAMA_CPP_COMMON -DGGML_AVX512=OFF -DGGML_AVX512_VBMI=OFF -DGGML_AVX512_VNNI=OFF -DGGML_AVX512_BF16=OFF \
+$LLAMA_CPP_TAIL"
+LLAMA_CPP_AVX512_ARGS="$LLAMA_CPP_COMMON -DGGML_AVX512=ON -DGGML_AVX512_VBMI=OFF -DGGML_AVX512_VNNI=ON -DGGML_AVX512_BF16=OFF \
+$LLAMA_CPP_TAIL"
 if [ "${VOICEBOT_REBUILD_LLAMA:-0}" = 1 ]; then  # asked for by the native-library check's error message
-  rm -rf "$LLAMA_CPP_WHEELS" .venv/.llama-cpp-build
+  rm -rf "$LLAMA_CPP_CACHE" .venv/.llama-cpp-build .venv/.llama-cpp-avx512
 fi
-if ! ls "$LLAMA_CPP_WHEELS"/llama_cpp_python-*.whl >/dev/null 2>&1; then
-  say "building llama-cpp-python $LLAMA_CPP_VERSION portable (x86-64-v3, no AVX-512/AMX; ~6 min on 2 cores, once per machine)"
-  build_dir=$(mktemp -d)
-  CMAKE_ARGS="$LLAMA_CPP_CMAKE_ARGS" FORCE_CMAKE=1 .venv/bin/python -m pip wheel --disable-pip-version-check \
-    --no-cache-dir --no-deps --no-binary llama-cpp-python -w "$build_dir" "llama-cpp-python==$LLAMA_CPP_VERSION"
-  mkdir -p "$LLAMA_CPP_WHEELS"
-  mv "$build_dir"/llama_cpp_python-*.whl "$LLAMA_CPP_WHEELS"/ && rmdir "$build_dir"
-fi
+
+llama_wheel() {  # NAME "CMAKE ARGS" "WHAT": the folder holding that build's wheel, built once per machine
+  local key dir build_dir
+  key=$(printf '%s %s %s' "$LLAMA_CPP_VERSION" "$(uname -m)" "$2" | sha256sum | cut -c1-12)
+  dir="$LLAMA_CPP_CACHE/$LLAMA_CPP_VERSION-$1-$key"
+  if ! ls "$dir"/llama_cpp_python-*.whl >/dev/null 2>&1; then
+    say "building llama-cpp-python $LLAMA_CPP_VERSION, $3 (~6 min on 2 cores, once per machine)" >&2
+    build_dir=$(mktemp -d)
+    CMAKE_ARGS="$2" FORCE_CMAKE=1 .venv/bin/python -m pip wheel --disable-pip-version-check \
+      --no-cache-dir --no-deps --no-binary llama-cpp-python -w "$build_dir" "llama-cpp-python==$LLAMA_CPP_VERSION" >&2
+    mkdir -p "$dir"
+    mv "$build_dir"/llama_cpp_python-*.whl "$dir"/ && rmdir "$build_dir"
+  fi
+  echo "$dir"
+}
+
+LLAMA_CPP_WHEELS=$(llama_wheel portable "$LLAMA_CPP_CMAKE_ARGS" "portable (x86-64-v3: AVX2, no AVX-512, no AMX)")
+LLAMA_CPP_KEY=$(basename "$LLAMA_CPP_WHEELS")
 if [ "$(cat .venv/.llama-cpp-build 2>/dev/null)" != "$LLAMA_CPP_KEY" ]; then
   say "installing the portable llama-cpp-python build $LLAMA_CPP_KEY"
   .venv/bin/python -m pip install --disable-pip-version-check -q --no-cache-dir --force-reinstall --no-deps \
@@ -66,6 +81,30 @@ if [ "$(cat .venv/.llama-cpp-build 2>/dev/null)" != "$LLAMA_CPP_KEY" ]; then
   .venv/bin/python -m pip install --disable-pip-version-check -q -c constraints.txt \
     "llama-cpp-python==$LLAMA_CPP_VERSION" | grep -v "^Requirement already satisfied" || true
   echo "$LLAMA_CPP_KEY" > .venv/.llama-cpp-build
+  rm -f .venv/.llama-cpp-avx512
+fi
+cpu_flags=" $(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | cut -d: -f2) "
+has_avx512=1
+for flag in avx512f avx512cd avx512vl avx512dq avx512bw avx512_vnni; do
+  case "$cpu_flags" in *" $flag "*) ;; *) has_avx512=0 ;; esac
+done
+if [ "$has_avx512" = 1 ]; then
+  LLAMA_CPP_AVX512=$(llama_wheel avx512 "$LLAMA_CPP_AVX512_ARGS" "AVX-512 variant (F/CD/VL/DQ/BW/VNNI, no AMX)")
+  if [ "$(cat .venv/.llama-cpp-avx512 2>/dev/null)" != "$(basename "$LLAMA_CPP_AVX512")" ]; then
+    say "placing the AVX-512 llama.cpp variant beside the portable one"
+    .venv/bin/python - "$LLAMA_CPP_AVX512" <<'PY'
+import pathlib, shutil, sys, sysconfig, zipfile
+wheel = next(pathlib.Path(sys.argv[1]).glob("llama_cpp_python-*.whl"))
+target = pathlib.Path(sysconfig.get_paths()["purelib"]) / "llama_cpp" / "lib-avx512"
+shutil.rmtree(target, ignore_errors=True)
+target.mkdir(parents=True)
+with zipfile.ZipFile(wheel) as zf:
+    for name in zf.namelist():
+        if name.startswith("llama_cpp/lib/") and not name.endswith("/"):
+            (target / pathlib.Path(name).name).write_bytes(zf.read(name))
+PY
+    basename "$LLAMA_CPP_AVX512" > .venv/.llama-cpp-avx512
+  fi
 fi
 
 say "installing voicebot and its dependencies"

@@ -116,19 +116,66 @@ def test_serve_refuses_a_library_that_segfaults_with_one_line(tmp_path):
     assert not list(tmp_path.glob("core*"))
 
 
-def test_the_installed_llama_cpp_is_the_portable_build():
-    """No AVX-512 (zmm registers) and no AMX tile instructions anywhere in the installed llama.cpp libraries:
-    a build that has them faults on machines of this kind that cannot run them (see README)."""
+def _disassembly(lib: Path) -> str:
     objdump = shutil.which("objdump")
     assert objdump, "objdump (binutils, installed with gcc) is needed to inspect the build"
-    from voicebot.native_check import library_files
+    return subprocess.run([objdump, "-d", "--no-show-raw-insn", str(lib)], capture_output=True, text=True,
+                          check=True).stdout
 
-    libs = {p.resolve() for p in library_files(["llama_cpp"]) if p.name.startswith(("libllama", "libggml"))}
-    assert any(p.name.startswith("libggml-cpu") for p in libs), libs
-    for lib in sorted(libs):
-        code = subprocess.run([objdump, "-d", "--no-show-raw-insn", str(lib)], capture_output=True, text=True,
-                              check=True).stdout
+
+def test_the_installed_llama_cpp_is_the_portable_build():
+    """The default llama.cpp libraries have no AVX-512 (zmm registers) and no AMX tile instructions; the AVX-512
+    variant, where setup placed one, has no AMX: a build with them faults on machines of this kind that cannot
+    run them (see README, "Portable llama.cpp")."""
+    from voicebot.native_check import AVX512_VARIANT, _package_dirs
+
+    [package] = [d for d in _package_dirs("llama_cpp") if (d / "lib").is_dir()]
+    default = sorted((package / "lib").glob("lib*.so"))
+    assert any(p.name == "libggml-cpu.so" for p in default), default
+    for lib in default:
+        code = _disassembly(lib)
         assert "%zmm" not in code, f"{lib} uses AVX-512"
         for op in ("ldtilecfg", "tileloadd", "tdpbssd", "tdpbf16ps"):
             assert op not in code, f"{lib} uses AMX ({op})"
+    for lib in sorted((package / AVX512_VARIANT).glob("lib*.so")):
+        code = _disassembly(lib)
+        for op in ("ldtilecfg", "tileloadd", "tdpbssd", "tdpbf16ps"):
+            assert op not in code, f"{lib} uses AMX ({op})"
     assert (ROOT / ".venv" / ".llama-cpp-build").is_file(), "scripts/setup.sh records the portable build's key"
+
+
+def test_a_crashing_llama_variant_falls_back_to_the_portable_build(tmp_path, monkeypatch, caplog):
+    from voicebot.native_check import check_llama
+
+    monkeypatch.delenv("LLAMA_CPP_LIB_PATH", raising=False)
+    variant = tmp_path / "lib-avx512"
+    variant.mkdir()
+    tried: list[Path | None] = []
+
+    def run(p: Probe) -> Verdict:
+        tried.append(p.lib_dir)
+        return run_probe(p, command=_crash_with(signal.SIGILL) if p.lib_dir else [sys.executable, "-c", "pass"])
+
+    verdict = check_llama(_probe(tmp_path), tmp_path / "c.json", run=run, variants=[variant, None])
+    assert verdict.ok and tried == [variant, None]
+    assert "LLAMA_CPP_LIB_PATH" not in os.environ  # the portable default stays in use
+    assert "lib-avx512 build failed its check" in caplog.text and "SIGILL" in caplog.text
+
+
+def test_a_working_llama_variant_is_chosen(tmp_path, monkeypatch):
+    from voicebot.native_check import check_llama
+
+    monkeypatch.delenv("LLAMA_CPP_LIB_PATH", raising=False)
+    variant = tmp_path / "lib-avx512"
+    variant.mkdir()
+    check_llama(_probe(tmp_path), tmp_path / "c.json", run=lambda p: Verdict(True), variants=[variant, None])
+    assert os.environ["LLAMA_CPP_LIB_PATH"] == str(variant)
+
+
+def test_when_every_llama_build_crashes_the_error_is_raised(tmp_path, monkeypatch):
+    from voicebot.native_check import check_llama
+
+    monkeypatch.delenv("LLAMA_CPP_LIB_PATH", raising=False)
+    with pytest.raises(NativeLibraryError, match="SIGSEGV"):
+        check_llama(_probe(tmp_path), tmp_path / "c.json", variants=[tmp_path, None],
+                    run=lambda p: run_probe(p, command=_crash_with(signal.SIGSEGV)))

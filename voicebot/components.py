@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from voicebot.config import Config
 from voicebot.llm.base import ChatModel
 from voicebot.models import ModelStore
-from voicebot.native_check import REBUILD_FIX, REINSTALL_FIX, Probe, check
+from voicebot.native_check import REBUILD_FIX, REINSTALL_FIX, Probe, check, check_llama
 from voicebot.speech.stt import Transcriber, WhisperTranscriber
 from voicebot.speech.tts import PiperSynthesizer, Synthesizer
 from voicebot.speech.vad import WebRtcVoiceActivity
@@ -75,7 +75,7 @@ class Components:
 def native_probes(config: Config, store: ModelStore) -> list[Probe]:
     """The native libraries this config will load in-process, each with the model it runs."""
     threads = max(1, config.llm.threads)
-    probes = [
+    probes = [  # llama.cpp last: check_native_libraries picks its build variant
         Probe("whisper", "speech to text", config.stt.model, "CTranslate2 (faster-whisper)",
               ("ctranslate2",), store.locate(config.stt.model), REINSTALL_FIX, max(1, config.stt.threads)),
         Probe("piper", "text to speech", config.tts.voice, "ONNX Runtime (Piper)", ("onnxruntime",),
@@ -91,7 +91,11 @@ def check_native_libraries(config: Config, store: ModelStore | None = None) -> N
     """Try every native model library in a child process first (cached per build and CPU): a library that
     would crash the bot raises NativeLibraryError with one sentence instead. See voicebot.native_check."""
     store = store or ModelStore.from_config(config)
-    check(native_probes(config, store), store.cache_dir / "native-checks.json")
+    cache = store.cache_dir / "native-checks.json"
+    probes = native_probes(config, store)
+    check([p for p in probes if p.kind != "llama"], cache)
+    for probe in (p for p in probes if p.kind == "llama"):
+        check_llama(probe, cache)  # the fastest build that runs here (sets LLAMA_CPP_LIB_PATH)
 
 
 def load_components(config: Config, store: ModelStore | None = None,
