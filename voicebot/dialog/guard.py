@@ -44,6 +44,7 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from voicebot.config import EscalationConfig
 from voicebot.crm.spoken import words_to_digits
+from voicebot.events import EventKind
 from voicebot.review.redact import answers_secret_question, mask_secrets
 from voicebot.text import normalize, phrase_pattern
 
@@ -273,7 +274,7 @@ def confirmed_orders(events: Iterable[tuple[str, Mapping[str, Any]]]) -> list[st
     of ``get_order`` and ``list_open_orders`` that succeeded. Typed facts for ``EscalationGuard.summary``."""
     found: list[str] = []
     for kind, data in events:
-        if kind != "tool_call" or data.get("tool") not in _ORDER_TOOLS:
+        if kind != EventKind.TOOL_CALL or data.get("tool") not in _ORDER_TOOLS:
             continue
         result = data.get("result") or {}
         value = result.get("result") if isinstance(result, Mapping) and result.get("ok") else None

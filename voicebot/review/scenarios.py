@@ -10,6 +10,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from voicebot.events import EventKind
 from voicebot.store import Outcome
 
 GREETING = ("Hello, you are speaking with the automated assistant of Northwind Supplies. How can I help you "
@@ -57,8 +58,8 @@ def tool(name: str, arguments: Mapping[str, Any], result: Any) -> Mapping[str, A
 
 
 _ORDER = {"number": "10452", "status": "shipped", "carrier": "UPS", "eta": "2026-03-05", "items": ["Ergonomic chair"]}
-_TRANSFER_OK = (("transfer_requested", {"reason": "operator_request", "target": "sip:operator@127.0.0.1:5070"}),
-                ("transfer_result", {"ok": True, "status": 200, "reason": "OK"}))
+_TRANSFER_OK = ((EventKind.TRANSFER_REQUESTED, {"reason": "operator_request", "target": "sip:operator@127.0.0.1:5070"}),
+                (EventKind.TRANSFER_RESULT, {"ok": True, "status": 200, "reason": "OK"}))
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("order status", 30, "order_status", Outcome.RESOLVED, "caller hung up",
@@ -68,7 +69,7 @@ SCENARIOS: tuple[Scenario, ...] = (
                  caller("Hi, I'd like to know where my order is. The number is one zero four five two."),
                  bot("Your order 10452 has shipped with UPS and should arrive on March 5.",
                      tools=(tool("order_status", {"number": "10452"}, _ORDER),),
-                     events=(("tool_call", {"tool": "order_status", "args": {"number": "10452"}, "result": _ORDER}),)),
+                     events=((EventKind.TOOL_CALL, {"tool": "order_status", "args": {"number": "10452"}, "result": _ORDER}),)),
                  caller("Great, thank you so much."),
                  bot("You're welcome. Is there anything else I can help with?"),
                  caller("No, that's all. Bye."),
@@ -106,13 +107,13 @@ SCENARIOS: tuple[Scenario, ...] = (
                  bot(GREETING, fixed=True),
                  caller("I want to pay my invoice. My card number is 4111 1111 1111 1111, expiry next May."),
                  bot("For your security I can't take card details on this line. Let me connect you with billing."),
-                 bot(TRANSFER, fixed=True, events=(("transfer_requested", {"reason": "model", "target":
+                 bot(TRANSFER, fixed=True, events=((EventKind.TRANSFER_REQUESTED, {"reason": "model", "target":
                                                     "sip:operator@127.0.0.1:5070"}),
-                                                   ("transfer_result", {"ok": True, "status": 200, "reason": "OK"}))))),
+                                                   (EventKind.TRANSFER_RESULT, {"ok": True, "status": 200, "reason": "OK"}))))),
     Scenario("operator", 10, "other", Outcome.TRANSFERRED, "operator_request",
              "{name} asked for a person at once and was transferred.", "Caller asked for an operator.", (
                  bot(GREETING, fixed=True, barge_in=True),
-                 caller("Operator.", pause=0.2, events=(("escalation", {"reason": "operator_request",
+                 caller("Operator.", pause=0.2, events=((EventKind.ESCALATION, {"reason": "operator_request",
                                                                         "detail": "said 'operator'"}),)),
                  bot(TRANSFER, fixed=True, events=_TRANSFER_OK))),
     Scenario("upset caller", 7, "complaint", Outcome.TRANSFERRED, "frustration",
@@ -122,7 +123,7 @@ SCENARIOS: tuple[Scenario, ...] = (
                  caller("You sent me the wrong chair. Again. Second time this month."),
                  bot("I'm sorry to hear that. Could you tell me the order number?"),
                  caller("This is ridiculous, I already gave it last time! Useless.",
-                        events=(("escalation", {"reason": "frustration", "detail": "angry: 'ridiculous'"}),)),
+                        events=((EventKind.ESCALATION, {"reason": "frustration", "detail": "angry: 'ridiculous'"}),)),
                  bot("I'm sorry about this. Let me get you to a person who can help.", fixed=True,
                      events=_TRANSFER_OK)),
              qa={"empathy": (2, 4), "structure": (3, 4)}),
@@ -131,11 +132,11 @@ SCENARIOS: tuple[Scenario, ...] = (
              "Return of a desk; transfer failed, callback requested.", (
                  bot(GREETING, fixed=True),
                  caller("I want to return a desk, can I talk to a person please?",
-                        events=(("escalation", {"reason": "operator_request", "detail": "said 'person'"}),)),
+                        events=((EventKind.ESCALATION, {"reason": "operator_request", "detail": "said 'person'"}),)),
                  bot(TRANSFER, fixed=True, events=(
-                     ("transfer_requested", {"reason": "operator_request", "target": "sip:operator@127.0.0.1:5070"}),
-                     ("transfer_result", {"ok": False, "status": 486, "reason": "Busy Here"}),
-                     ("callback_created", {"id": 12}))),
+                     (EventKind.TRANSFER_REQUESTED, {"reason": "operator_request", "target": "sip:operator@127.0.0.1:5070"}),
+                     (EventKind.TRANSFER_RESULT, {"ok": False, "status": 486, "reason": "Busy Here"}),
+                     (EventKind.CALLBACK_CREATED, {"id": 12}))),
                  bot("I'm sorry, no one can take your call right now. I've asked a colleague to call you back at "
                      "this number. Is there anything else I can help with?", fixed=True),
                  caller("No. Bye."))),
@@ -147,7 +148,7 @@ SCENARIOS: tuple[Scenario, ...] = (
                  bot("Let me check. I can see the return was received; I can't see a refund date yet. A colleague "
                      "will confirm it by email.",
                      tools=(tool("order_status", {"number": "10455"}, {"number": "10455", "status": "returned"}),),
-                     guard="ungrounded", events=(("guard_ungrounded", {"original": "Your refund arrives on March 9.",
+                     guard="ungrounded", events=((EventKind.GUARD_UNGROUNDED, {"original": "Your refund arrives on March 9.",
                                                                        "items": ["March 9"]}),)),
                  caller("Okay, thanks."),
                  bot("Thank you for calling. Goodbye.", fixed=True)),
@@ -155,9 +156,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("silent caller", 5, "other", Outcome.ABANDONED, "caller hung up",
              "The caller did not speak and hung up after two prompts.", "No answer from the caller.", (
                  bot(GREETING, fixed=True),
-                 Line("pause", pause=7.0, events=(("no_input", {}),)),
+                 Line("pause", pause=7.0, events=((EventKind.NO_INPUT, {}),)),
                  bot("Sorry, I didn't catch that. Could you say it again?", fixed=True),
-                 Line("pause", pause=7.0, events=(("no_input", {}),)))),
+                 Line("pause", pause=7.0, events=((EventKind.NO_INPUT, {}),)))),
     Scenario("pin", 6, "account", Outcome.RESOLVED, "caller hung up",
              "{name} verified with a PIN and asked about two open orders; both are on the way.",
              "Verified caller; two open orders checked.", (

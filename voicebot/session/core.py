@@ -53,8 +53,6 @@ Prompt = Literal["not_heard", "transfer", "transfer_failed", "error", "offer_hum
 class CallSession:
     """One call: ``CallSession(transport, deps).run()`` answers it and returns its outcome when it has ended."""
 
-    live = 0  # sessions running in this process: background work (after-call analysis) waits while any is
-
     def __init__(self, transport: CallTransport, deps: SessionDeps):
         self.t = transport
         self.deps = deps
@@ -296,13 +294,6 @@ class CallSession:
         await self._say("transfer_failed")
 
     # -- the call ------------------------------------------------------------------------------------------
-    async def run(self) -> Outcome:
-        CallSession.live += 1
-        try:
-            return await self._run()
-        finally:
-            CallSession.live -= 1
-
     async def _answer(self) -> CallerContext:
         """The call's row in the store, who the CRM says is calling, and the agent for this call."""
         deps, info = self.deps, self.t.info
@@ -318,7 +309,7 @@ class CallSession:
                                    today=deps.today or date.today())
         return context
 
-    async def _run(self) -> Outcome:
+    async def run(self) -> Outcome:
         context = await self._answer()
         listener = asyncio.create_task(self.listener.run(), name=f"listen-{self.call_id}")
         try:
