@@ -38,7 +38,7 @@ class Served:
 def write_config(folder: Path, port: int, extra: str = "", sip_extra: str = "") -> Path:
     cfg = folder / "config.yaml"
     cfg.write_text(f"models:\n  dir: {ROOT / 'models'}\nsip:\n  port: {port}\n  transports: [udp]\n{sip_extra}"
-                   f"serve:\n  metrics_port: 0\n{extra}")
+                   f"serve:\n{'' if 'metrics_port:' in extra else '  metrics_port: 0' + chr(10)}{extra}")
     seeded = CliRunner().invoke(app, ["crm", "seed", "--today", TODAY.isoformat(), "--config", str(cfg)])
     assert seeded.exit_code == 0, seeded.output
     return cfg

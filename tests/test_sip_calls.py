@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -49,8 +50,15 @@ def bot(tmp_path_factory):
     assert served.exit_code == 0, served.text[-3000:]
 
 
-def last_call(served):
-    return served.store().list_calls(limit=1)[0]
+def last_call(served, timeout_s: float = 20.0):
+    """The newest call's row once the bot has finished it (the caller's process may end first: the bot writes
+    the outcome when its session ends, a moment later under load)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        row = served.store().list_calls(limit=1)[0]
+        if row.outcome != "in_progress" or time.monotonic() > deadline:
+            return row
+        time.sleep(0.2)
 
 
 def test_scripted_caller_asks_for_an_order_and_hears_the_crm_answer(bot):
