@@ -229,3 +229,16 @@ def test_a_missing_crm_is_a_note_not_an_error(env, tmp_path):
 def test_a_missing_store_says_how_to_create_one(tmp_path):
     with pytest.raises(StoreMissing, match="voicebot review seed-demo"):
         create_app(review_config(tmp_path))
+
+
+def test_search_matches_only_what_the_role_is_shown(client, env):
+    """A masked card number or phone number cannot be recovered digit by digit through the search box."""
+    def found(query: str) -> bool:
+        return f"/calls/{env.card_call}" in client.get(f"/calls?{query}").text
+
+    login(client, SUPERVISOR)
+    assert not found("q=4111")  # the card's hidden digits
+    assert not found("caller=0102")  # the phone number's hidden middle digits
+    assert found("caller=2030")  # what the supervisor sees still finds the call
+    login(client, ADMIN)
+    assert found("q=4111") and found("caller=0102")

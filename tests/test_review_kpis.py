@@ -111,11 +111,11 @@ def test_an_empty_period_has_no_numbers(known):
     assert len(d.per_day) == 7 and d.topics == []
 
 
-def _ids(store, ids, **params):
+def _ids(store, ids, role="admin", **params):
     filters, problems = ListFilter.parse({k: str(v) for k, v in params.items()})
     assert problems == []
     names = {v: k for k, v in ids.items()}
-    return [names[r.call.id] for r in list_calls(store, filters, UTC, 50).rows]
+    return [names[r.call.id] for r in list_calls(store, filters, UTC, 50, role=role).rows]
 
 
 def test_list_filters(known):
@@ -128,6 +128,7 @@ def test_list_filters(known):
     assert _ids(store, ids, sentiment="positive") == ["a"]
     assert _ids(store, ids, flag="upset_caller") == ["c"]
     assert _ids(store, ids, caller="212 555") == ["b"]
+    assert _ids(store, ids, role="supervisor", caller="212 555") == []  # the 555 is masked for supervisors
     assert _ids(store, ids, qa_max=3) == ["c", "b"]
     assert _ids(store, ids, qa_min=3.5) == ["a"]
     assert _ids(store, ids, q="RIDICULOUS") == ["c"]

@@ -308,6 +308,12 @@ class CallStore:
             return None
         return {k: json.loads(rows[0][k]) if k in _ANALYSIS_JSON else rows[0][k] for k in rows[0].keys()}
 
+    def add_function(self, name: str, fn: Callable[[Any], Any]) -> None:
+        """Make ``fn`` callable by name in ``select`` queries (one argument, deterministic): the review app searches
+        text as the reader's role sees it."""
+        with self._lock:
+            self._db.create_function(name, 1, fn, deterministic=True)
+
     def select(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """Rows of one read-only query (``SELECT``/``WITH``), for reports over the store: the review app's
         filters and KPIs join calls, turns and analysis in ways the methods above do not offer."""

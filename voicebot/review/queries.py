@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from voicebot.events import TransferReason
 from voicebot.review.analysis import FLAGS, TOPICS
+from voicebot.review.redact import SUPERVISOR, can_see_raw, mask_phone, redact_text
 from voicebot.store import Call, CallStore, Outcome
 
 SENTIMENTS = {"negative": "Negative", "neutral": "Neutral", "positive": "Positive"}
@@ -93,7 +94,12 @@ class ListFilter:
     def active(self) -> bool:
         return any(getattr(self, f.name) not in (None, "") for f in fields(self) if f.name != "page")
 
-    def sql(self, tz: ZoneInfo) -> tuple[str, list[Any]]:
+    def sql(self, tz: ZoneInfo, raw: bool = False) -> tuple[str, list[Any]]:
+        """The WHERE clause. Unless ``raw`` (a role that sees clear text), the caller filter and the text search
+        match what the reader is shown (``vb_seen_*``, see ``list_calls``), never the stored digits: a masked card
+        number, PIN or phone number must not be recoverable digit by digit through the search box."""
+        seen = (lambda expr: expr) if raw else (lambda expr: f"vb_seen_text({expr})")
+        caller_digits = _DIGITS if raw else "vb_seen_digits(c.caller_id)"
         clauses: list[str] = []
         params: list[Any] = []
         if self.since or self.until:
@@ -122,7 +128,7 @@ class ListFilter:
             clauses.append("json_extract(a.flags, ?) IS NOT NULL")
             params.append(f'$."{self.flag}"')
         if self.caller:
-            clauses.append(f"{_DIGITS} LIKE ? ESCAPE '\\'")
+            clauses.append(f"{caller_digits} LIKE ? ESCAPE '\\'")
             params.append(_like(re.sub(r"\D", "", self.caller)))
         if self.qa_min is not None:
             clauses.append("a.qa_score >= ?")
@@ -131,8 +137,9 @@ class ListFilter:
             clauses.append("a.qa_score <= ?")
             params.append(self.qa_max)
         if self.q:
-            clauses.append("(c.id = ? OR c.summary LIKE ? ESCAPE '\\' OR a.summary LIKE ? ESCAPE '\\' OR EXISTS ("
-                           "SELECT 1 FROM turns t WHERE t.call_id = c.id AND t.text LIKE ? ESCAPE '\\'))")
+            clauses.append(f"(c.id = ? OR {seen('c.summary')} LIKE ? ESCAPE '\\' OR {seen('a.summary')} LIKE ? "
+                           "ESCAPE '\\' OR EXISTS (SELECT 1 FROM turns t WHERE t.call_id = c.id AND "
+                           f"{seen('t.text')} LIKE ? ESCAPE '\\'))")
             params += [self.q, *[_like(self.q)] * 3]
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
@@ -203,9 +210,15 @@ class Page:
 _FROM = "FROM calls c LEFT JOIN call_analysis a ON a.call_id = c.id"
 
 
-def list_calls(store: CallStore, filters: ListFilter, tz: ZoneInfo, page_size: int = 25) -> Page:
-    """One page of calls matching ``filters``, newest first."""
-    where, params = filters.sql(tz)
+def list_calls(store: CallStore, filters: ListFilter, tz: ZoneInfo, page_size: int = 25,
+               role: str | None = SUPERVISOR) -> Page:
+    """One page of calls matching ``filters`` as ``role`` may search them, newest first."""
+    raw = can_see_raw(role)
+    if not raw:
+        store.add_function("vb_seen_text", lambda text: redact_text(text, role) if text else text)
+        store.add_function("vb_seen_digits", lambda number: re.sub(r"\D", "", mask_phone(number, role))
+                           if number else number)
+    where, params = filters.sql(tz, raw=raw)
     total = store.select(f"SELECT COUNT(*) {_FROM}{where}", params)[0][0]
     page = min(filters.page, max(1, math.ceil(total / page_size)))
     rows = store.select(f"SELECT c.*, a.topic AS a_topic, a.qa_score AS a_qa, a.sentiment_mean AS a_sentiment, "

@@ -119,7 +119,7 @@ def call_list(request: Request) -> Response:
     state = _state(request)
     role = request.state.user.role
     filters, problems = ListFilter.parse(request.query_params)
-    page = list_calls(state.store, filters, state.tz, state.config.review.page_size)
+    page = list_calls(state.store, filters, state.tz, state.config.review.page_size, role)
     rows = [ListRow(r.call.id, r.call.started_at, mask_phone(r.call.caller_id, role) if r.call.caller_id else "unknown",
                     r.call.customer_id, r.duration_s, r.call.outcome.value, redact_text(r.call.outcome_reason, role),
                     TOPICS.get(r.topic or "", r.topic), r.sentiment, r.qa_score,
