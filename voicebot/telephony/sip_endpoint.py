@@ -259,6 +259,12 @@ class SipWorker:
         # ended calls' objects, deleted only once no live call has their id: pjsua reuses ids, and a Call's
         # destructor hangs up whatever call holds its id then (a flood once left every caller getting 603)
         self._stale: list[_PjCall] = []
+        # Media ports are created once and recycled, never deleted while the endpoint runs: deleting one while
+        # pjmedia's clock thread runs crashed the process now and then (a segfault in the port's destructor in a
+        # run of 40 short calls). A port idle for PORT_GRACE_S in the graveyard goes to _free_ports; a new call
+        # takes one from there. At most max_calls (+ transfers) exist; all are deleted at shutdown.
+        self._all_ports: list[_MediaPort] = []
+        self._free_ports: list[_MediaPort] = []
         self._ep: pj.Endpoint | None = None
         self._account: _Account | None = None
         self._transports: list[int] = []
@@ -502,6 +508,7 @@ class SipWorker:
                     ep.libHandleEvents(10)
                     self._reap()
                 self._graveyard.clear()
+                self._drop_ports()
                 deadline = time.monotonic() + 0.1
                 while time.monotonic() < deadline:
                     ep.libHandleEvents(10)
@@ -525,6 +532,7 @@ class SipWorker:
         self._unborn.clear()
         self._stale.clear()
         self._graveyard.clear()
+        self._drop_ports()
         if self._account is not None:
             try:
                 self._account.shutdown()
@@ -669,10 +677,15 @@ class SipWorker:
                 other.startTransmit(aud)
             else:
                 if call.port is None:
-                    port = _MediaPort(t.media)
-                    fmt = pj.MediaFormatAudio()
-                    fmt.init(pj.PJMEDIA_FORMAT_PCM, self.sample_rate, 1, FRAME_MS * 1000, 16)
-                    port.createPort(f"call{call.getId()}", fmt)
+                    if self._free_ports:  # a port recycled from an ended call (see _reap)
+                        port = self._free_ports.pop()
+                        port.media = t.media
+                    else:
+                        port = _MediaPort(t.media)
+                        fmt = pj.MediaFormatAudio()
+                        fmt.init(pj.PJMEDIA_FORMAT_PCM, self.sample_rate, 1, FRAME_MS * 1000, 16)
+                        port.createPort(f"port{len(self._all_ports)}", fmt)
+                        self._all_ports.append(port)
                     call.port = port
                 aud.startTransmit(call.port)
                 call.port.startTransmit(aud)
@@ -794,14 +807,21 @@ class SipWorker:
         call.bridged_with = None
         call.follow_for = None
 
+    def _drop_ports(self) -> None:
+        """Delete every media port (shutdown only, on the pjsua2 thread, before libDestroy)."""
+        for port in self._all_ports:
+            port.media = None
+        self._free_ports.clear()
+        self._all_ports.clear()
+
     def _reap(self, age_s: float = PORT_GRACE_S) -> None:
         """Delete, here on the pjsua2 thread, the ports disconnected long enough ago and the ended calls whose
         id no live call holds (so their destructors touch nothing alive)."""
         now = time.monotonic()
         while self._graveyard and now - self._graveyard[0][0] >= age_s:
             _, port = self._graveyard.popleft()
-            port.media = None  # no cycle through the port: it goes now, not in a later GC on another thread
-            del port
+            port.media = None
+            self._free_ports.append(port)  # recycled, not deleted: see _free_ports
         if self._stale:
             busy = {c.getId() for c in self._pj_calls.values()} | {c.getId() for c in self._unborn}
             self._stale = [c for c in self._stale if c.getId() in busy]
