@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import gc
 import ipaddress
 import logging
 import queue
@@ -429,6 +430,10 @@ class SipWorker:
     def _create(self) -> None:
         if self.port:  # before any pjsua2 object exists: an error after Endpoint() would leave it half made
             port_free_or_raise(self.sip.listen_address, self.port, self.transports)
+        # pjsua2 is a process-wide singleton: garbage left by an earlier endpoint (a proxy in a reference cycle)
+        # must die now, with no library alive, not later from a GC pass on another thread while this endpoint
+        # is half made (a segfault in codecEnum2 seen once in CI)
+        gc.collect()
         ep = pj.Endpoint()
         self._ep = ep
         ep.libCreate()
@@ -541,10 +546,14 @@ class SipWorker:
         self._account = None
         ep, self._ep = self._ep, None
         if ep is not None:
+            # pjsua2 objects that only a reference cycle keeps are destroyed here, on this thread and while the
+            # library is alive, instead of by a later GC pass on whatever thread allocates
+            gc.collect()
             try:
-                ep.libDestroy()
+                ep.libDestroy()  # also deletes the log writer (pjsua2 owns it once it is in the config)
             except Exception:
                 log.exception("libDestroy failed")
+            self._log_writer = None
             del ep
 
     # -- callbacks (pjsua2 thread) ---------------------------------------------------------------------------
@@ -772,7 +781,11 @@ class SipWorker:
             if call.port is None or call.media_index < 0 or call.rtp_dead:
                 continue
             try:
-                packets = call.getStreamStat(call.media_index).rtcp.rxStat.pkt
+                # keep the StreamStat alive: .rtcp and .rxStat are views into its memory, and a chained
+                # temporary is freed before .pkt is read (a use-after-free valgrind showed)
+                stat = call.getStreamStat(call.media_index)
+                packets = int(stat.rtcp.rxStat.pkt)
+                del stat
             except Exception:
                 continue
             if packets != call.rx_packets:
