@@ -62,7 +62,7 @@ class ModelFile(StrictModel):
 
 
 class ModelSpec(StrictModel):
-    kind: Literal["stt", "tts", "llm"]
+    kind: Literal["stt", "tts", "llm", "turn", "embed"]
     title: str
     licence: str
     note: str = ""
