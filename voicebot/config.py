@@ -259,6 +259,23 @@ class ReviewConfig(Section):
         return value
 
 
+class KnowledgeConfig(Section):
+    """The company's knowledge (``voicebot kb``): Markdown entries, hours and prices the bot answers from."""
+
+    enabled: bool = True
+    dir: str = Field("knowledge", description="Markdown files (one entry per heading), hours.yaml, prices.yaml.")
+    model: str = Field("multilingual-e5-small", description="Embedding model from models/manifest.yaml.")
+    confident: float = Field(0.6, ge=0, le=1, description="A fused score this high answers from the entry.")
+    weak: float = Field(0.35, ge=0, le=1, description="Below confident but this high: ask or offer a person.")
+    threads: int = Field(2, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> KnowledgeConfig:
+        if self.weak > self.confident:
+            raise ValueError(f"weak ({self.weak}) must not be above confident ({self.confident})")
+        return self
+
+
 class ModelsConfig(Section):
     dir: str = "models"
     cache_dir: str = Field("~/.cache/voicebot", description="Downloaded packages live here, outside the repo.")
@@ -330,6 +347,7 @@ class Config(Section):
     dialog: DialogConfig = Field(default_factory=DialogConfig)
     escalation: EscalationConfig = Field(default_factory=EscalationConfig)
     review: ReviewConfig = Field(default_factory=ReviewConfig)
+    knowledge: KnowledgeConfig = Field(default_factory=KnowledgeConfig)
     models: ModelsConfig = Field(default_factory=ModelsConfig)
     serve: ServeConfig = Field(default_factory=ServeConfig)
 

@@ -49,4 +49,6 @@ def default_models(config: Config) -> list[str]:
     names = [config.stt.model, config.tts.voice]
     if config.llm.backend == "embedded":
         names.append(config.llm.model)
+    if config.knowledge.enabled:  # the knowledge base's embeddings: scripts/setup.sh pulls them by default
+        names.append(config.knowledge.model)
     return names
