@@ -105,6 +105,16 @@ class VadConfig(Section):
     )
 
 
+class TurnsConfig(Section):
+    """End of turn decided by a turn model after a short pause; ``model: null``: the fixed ``vad`` silences."""
+    model: str | None = "smart-turn-v3.2"
+    check_silence_ms: int = Field(200, ge=40, le=1000)  # bounds keep it below incomplete_silence_ms
+    incomplete_silence_ms: int = Field(1600, ge=1100, le=10000)  # also when the model gave no answer
+    dictation_silence_ms: int = Field(2500, ge=1100, le=10000)  # digits or an address: the model is not asked
+    threshold: float = Field(0.5, gt=0, lt=1)  # probability of "complete" that ends the turn
+    threads: int = Field(1, ge=1, le=16)
+
+
 class SttConfig(Section):
     model: str = "whisper-base"
     language: str | None = Field("en", description="ISO code; null lets Whisper detect the language.")
@@ -339,6 +349,7 @@ class Config(Section):
     sip: SipConfig = Field(default_factory=SipConfig)
     audio: AudioConfig = Field(default_factory=AudioConfig)
     vad: VadConfig = Field(default_factory=VadConfig)
+    turns: TurnsConfig = Field(default_factory=TurnsConfig)
     stt: SttConfig = Field(default_factory=SttConfig)
     tts: TtsConfig = Field(default_factory=TtsConfig)
     llm: LlmConfig = Field(default_factory=LlmConfig)

@@ -51,4 +51,6 @@ def default_models(config: Config) -> list[str]:
         names.append(config.llm.model)
     if config.knowledge.enabled:  # the knowledge base's embeddings: scripts/setup.sh pulls them by default
         names.append(config.knowledge.model)
+    if config.turns.model:  # the end-of-turn model: scripts/setup.sh pulls it by default
+        names.append(config.turns.model)
     return names
