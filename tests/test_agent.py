@@ -61,13 +61,73 @@ def test_reciting_the_instructions_is_blocked(repo):
     assert secret not in " ".join(e.text for e in events if isinstance(e, Sentence))
 
 
-def test_tool_text_is_never_spoken_and_results_are_spoken_from_templates(repo):
+def test_a_write_carries_the_callers_words_is_read_back_and_happens_only_after_yes(repo):
     chat = ScriptedChat([{"action": "create_lead", "text": "quote for 10 desks"}])
-    events = list(agent_for(repo, chat).turn("I'd like a quote for ten desks."))
+    agent = agent_for(repo, chat)
+    first = list(agent.turn("I'd like a quote for ten desks."))
+    assert not [e for e in first if isinstance(e, ToolCalled)]  # nothing written before the read-back
+    readback = " ".join(e.text for e in first if isinstance(e, Sentence))
+    assert "I'd like a quote for ten desks." in readback and readback.endswith("?")
+    assert "quote for 10 desks" not in readback  # the model's line is never spoken nor stored
+    events = list(agent.turn("Yes please."))
     called = [e for e in events if isinstance(e, ToolCalled)]
-    assert called[0].name == "create_lead" and called[0].args["interest"] == "quote for 10 desks"
+    assert called[0].name == "create_lead" and called[0].args["interest"] == "I'd like a quote for ten desks."
     spoken = " ".join(e.text for e in events if isinstance(e, Sentence))
-    assert "sales team" in spoken and "quote for 10 desks" not in spoken
+    assert "sales team" in spoken and len(chat.calls) == 1  # the yes needed no model
+
+
+def test_a_no_to_the_read_back_writes_nothing(repo):
+    agent = agent_for(repo, ScriptedChat([{"action": "create_ticket", "text": "broken chair"}]))
+    before = repo.counts()
+    list(agent.turn("The chair you delivered arrived broken."))
+    events = list(agent.turn("No, don't do that."))
+    assert not [e for e in events if isinstance(e, ToolCalled)] and repo.counts() == before
+    assert "won't" in " ".join(e.text for e in events if isinstance(e, Sentence))
+
+
+def test_a_write_the_caller_never_asked_for_is_refused_whatever_the_model_chose(repo):
+    """A question about loyalty points once became a callback with the few-shot example's reason."""
+    chat = ScriptedChat([{"action": "request_callback", "text": "call back tomorrow morning"},
+                         {"action": "reply", "text": "I'm not sure about loyalty points."}])
+    agent = agent_for(repo, chat)
+    before = repo.counts()
+    events = list(agent.turn("Do you have loyalty points?"))
+    assert not [e for e in events if isinstance(e, ToolCalled)] and agent.pending_write is None
+    assert repo.counts() == before
+    assert any("has not asked for request_callback" in m.content for m in chat.calls[-1].messages)
+
+
+def test_a_callback_keeps_the_callers_reason_and_time_computed_in_code(repo):
+    chat = ScriptedChat([{"action": "reply", "text": "I see."},
+                         {"action": "request_callback", "text": "call back tomorrow morning"}])
+    agent = agent_for(repo, chat)
+    list(agent.turn("I have a question about an invoice from last month."))
+    first = list(agent.turn("Could someone call me back on Tuesday afternoon?"))
+    readback = " ".join(e.text for e in first if isinstance(e, Sentence))
+    assert "Tuesday, November 24th in the afternoon" in readback  # TODAY is Sunday the 22nd
+    called = [e for e in agent.turn("yes") if isinstance(e, ToolCalled)]
+    assert called[0].args["reason"] == "Could someone call me back on Tuesday afternoon?"
+    assert called[0].args["preferred_time"].startswith("tuesday afternoon")
+    assert "tomorrow morning" not in str(called[0].args)
+
+
+def test_free_slots_are_asked_for_the_callers_day_and_the_choice_is_read_back(repo):
+    chat = ScriptedChat([{"action": "list_free_slots", "text": "printer repair"},
+                         {"action": "book_appointment", "text": "Monday 9 am"}])
+    agent = agent_for(repo, chat)
+    events = list(agent.turn("My printer keeps jamming, can someone come on December 1st in the afternoon?"))
+    listed = next(e for e in events if isinstance(e, ToolCalled))
+    assert listed.args == {"service": "printer repair", "date_from": "2026-12-01", "date_to": "2026-12-01"}
+    offered = agent.offered_slots
+    assert offered and offered[0]["starts_at"] == "2026-12-01T15:00:00"  # the afternoon first
+    spoken = " ".join(e.text for e in events if isinstance(e, Sentence))
+    assert "December 1st at 3 PM" in spoken
+    events = list(agent.turn("Three pm would be great"))
+    assert not [e for e in events if isinstance(e, ToolCalled)]
+    assert "Shall I book it?" in " ".join(e.text for e in events if isinstance(e, Sentence))
+    booked = [e for e in agent.turn("yes, book it") if isinstance(e, ToolCalled)]
+    assert booked[0].name == "book_appointment" and booked[0].args["slot_id"] == offered[0]["id"]
+    assert booked[0].result["ok"]
 
 
 def test_locked_tools_ask_for_the_pin_and_verification_happens_in_code(repo):

@@ -14,14 +14,17 @@ import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from voicebot.crm.grounding import find_ungrounded
 from voicebot.crm.spoken import digits_in
 from voicebot.crm.tools import CRM_TOOLS
 from voicebot.crm.toolkit import ToolRegistry, to_jsonable
-from voicebot.dialog.answers import TOOL_HINTS, match_intent, render, tool_args
+from voicebot.dialog.answers import TOOL_HINTS, match_intent, pick_slot, render, tool_args
+from voicebot.dialog.slots import parse_when
+from voicebot.dialog.writes import (WRITE_TOOLS, PendingWrite, answer_to_readback, asked_for, grounded_args,
+                                    readback)
 from voicebot.crm.verification import CallerContext
 from voicebot.dialog.streaming import JsonTextStream, parse_json_object
 from voicebot.speech.tts import SentenceBuffer
@@ -163,6 +166,7 @@ class DialogueAgent:
     awaiting_pin: bool = False
     pending_tool: tuple[str, dict[str, Any]] | None = None  # asked for before the caller was verified
     offered_slots: list[dict[str, Any]] = field(default_factory=list)  # the times the bot last read out
+    pending_write: PendingWrite | None = None  # read back to the caller, waiting for their yes
 
     def __post_init__(self) -> None:
         customer = self.context.customer
@@ -240,7 +244,13 @@ class DialogueAgent:
         self.facts.append(result)
         yield ToolCalled(name, args, result, time.perf_counter() - started)
         if name == "list_free_slots" and result.get("ok"):
-            self.offered_slots = list(to_jsonable(result["result"]).get("slots") or [])[:2]
+            value = to_jsonable(result["result"])
+            when = parse_when(self.caller_words[-1], self.today) if self.caller_words else None
+            if when is not None and when.has_time:  # the caller's hour or part of the day first
+                value["slots"] = sorted(value.get("slots") or [],
+                                        key=lambda s: not when.matches(datetime.fromisoformat(str(s["starts_at"]))))
+                result = {**result, "result": value}
+            self.offered_slots = list(value.get("slots") or [])[:2]
         if result.get("error") == "verification_required" and self.context.customer is not None:
             self.pending_tool, self.awaiting_pin = (name, args), True
             yield from self._reply([PIN_PROMPT])
@@ -251,6 +261,29 @@ class DialogueAgent:
             yield from self._reply(spoken)
             return True
         return False
+
+    def _propose_write(self, name: str) -> Iterator[AgentEvent]:
+        """The model chose a CRM write: read it back from the caller's words (True: the turn is answered), or
+        tell the model why not and let it answer (False). See voicebot/dialog/writes.py."""
+        slot = None
+        if name == "book_appointment":
+            slot_id = pick_slot(self.caller_words[-1], self.offered_slots, today=self.today)
+            slot = next((s for s in self.offered_slots if s["id"] == slot_id), None)
+            args = None if slot is None else {"slot_id": slot["id"], "name": self._caller_name() or "Caller",
+                                              "notes": str(slot.get("service", ""))[:200]}
+        elif not asked_for(name, self.caller_words):
+            self.history.append(ChatMessage("system", f"The caller has not asked for {name}: answer what they said, "
+                                                      "or ask what they need."))
+            return False
+        else:
+            args = grounded_args(name, self.caller_words, self.today, caller_name=self._caller_name())
+        if args is None:
+            self.history.append(ChatMessage("system", f"{name} needs more detail: ask the caller for it."))
+            return False
+        sentence = readback(name, args, slot)
+        self.pending_write = PendingWrite(name, args, sentence)
+        yield from self._reply([sentence])
+        return True
 
     def _reply(self, sentences: list[str]) -> Iterator[AgentEvent]:
         """Speak fixed or templated sentences and keep them in the history as the bot's reply."""
@@ -289,6 +322,18 @@ class DialogueAgent:
         allowed = [spec["name"] for spec in self._allowed(allowed_tools)]
         if pin_turn and (yield from self._verify_pin(caller_text)):
             return
+        pending, self.pending_write = self.pending_write, None
+        if pending is not None and not pin_turn:
+            answer = answer_to_readback(caller_text)
+            if answer is True:
+                if (yield from self._tool(pending.tool, pending.args)):
+                    return
+            elif answer is False:
+                self._note(f"The caller said no: {pending.tool} was not done.")
+                yield from self._reply(["All right, I won't do that. What else can I help you with?"])
+                return
+            else:
+                self._note(f"The caller did not confirm {pending.tool}: nothing was written.")
         intent = None if pin_turn else match_intent(caller_text)
         if intent and intent[0] in allowed:
             if (yield from self._tool(*intent)):
@@ -335,9 +380,13 @@ class DialogueAgent:
                 yield TransferRequested(str(action.get("text", "")))
                 return
             name = str(action["action"])
+            if name in WRITE_TOOLS:
+                if (yield from self._propose_write(name)):
+                    return
+                continue
             args = tool_args(name, str(action.get("text", "")), caller_name=self._caller_name(),
                              services=self._services(), offered_slots=self.offered_slots,
-                             caller_text=self.caller_words[-1])
+                             caller_text=self.caller_words[-1], today=self.today)
             if args is None:
                 self.history.append(ChatMessage("system", f"{name} needs more detail: ask the caller for it."))
                 continue

@@ -13,6 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 from voicebot.crm.spoken import digits_in
+from voicebot.dialog.slots import parse_when
 from voicebot.review.redact import mask_secrets
 
 _ORDER_WORDS = re.compile(r"\b(order|package|parcel|delivery|shipment)s?\b", re.I)
@@ -142,8 +143,8 @@ def _hour(text: str) -> int | None:
     return hour
 
 
-def pick_slot(text: str, slots: list[dict[str, Any]]) -> int | None:
-    """The offered slot the caller chose ("Tuesday at 10", "the first one"), or None."""
+def pick_slot(text: str, slots: list[dict[str, Any]], today: date | None = None) -> int | None:
+    """The offered slot the caller chose ("Tuesday at 10", "the first one", "the day after tomorrow"), or None."""
     if not slots:
         return None
     lowered = text.lower()
@@ -151,6 +152,10 @@ def pick_slot(text: str, slots: list[dict[str, Any]]) -> int | None:
         return slots[1]["id"]
     if re.search(r"\b(first|earliest|earlier|that one|yes)\b", lowered) and not re.search(r"\d", lowered):
         return slots[0]["id"]
+    when = parse_when(text, today) if today is not None else None
+    if when is not None and (when.has_day or when.hour is not None):
+        fits = [s for s in slots if when.matches(datetime.fromisoformat(str(s["starts_at"])))]
+        return fits[0]["id"] if len(fits) == 1 or (fits and when.has_day and when.hour is not None) else None
     day = next((i for i, d in enumerate(_WEEKDAYS) if d in lowered), None)
     hour = _hour(lowered)
     for slot in slots:
@@ -162,9 +167,11 @@ def pick_slot(text: str, slots: list[dict[str, Any]]) -> int | None:
 
 
 def tool_args(tool: str, text: str, *, caller_name: str | None, services: list[str],
-              offered_slots: list[dict[str, Any]], caller_text: str = "") -> dict[str, Any] | None:
+              offered_slots: list[dict[str, Any]], caller_text: str = "",
+              today: date | None = None) -> dict[str, Any] | None:
     """Arguments for ``tool`` from the model's one line of text (and the caller's own words, which win where
-    they are exact, e.g. "the first one"); None when neither gives them."""
+    they are exact, e.g. "the first one" or "next Tuesday"); None when neither gives them. CRM writes take their
+    arguments from voicebot.dialog.writes instead (the caller's words only)."""
     text = (text or "").strip()
     if tool == "get_order":
         number = _NUMBER.search(digits_in(text)) or _NUMBER.search(text)
@@ -175,10 +182,14 @@ def tool_args(tool: str, text: str, *, caller_name: str | None, services: list[s
         subject = (text or "Caller reported a problem")[:100]
         return {"subject": subject if len(subject) >= 3 else "Caller reported a problem", "description": text}
     if tool == "list_free_slots":
-        return {"service": _service(text, services)}
+        args: dict[str, Any] = {"service": _service(caller_text, services) or _service(text, services)}
+        when = parse_when(caller_text, today) if today is not None else None
+        if when is not None and when.has_day:  # the caller's day, computed in code, never the model's
+            args["date_from"], args["date_to"] = when.first_day.isoformat(), (when.last_day or when.first_day).isoformat()
+        return args
     if tool == "book_appointment":
-        slot = pick_slot(caller_text, offered_slots) or pick_slot(text, offered_slots)
-        return None if slot is None else {"slot_id": slot, "name": caller_name or "Caller", "notes": text[:200]}
+        slot = pick_slot(caller_text, offered_slots, today) or pick_slot(text, offered_slots, today)
+        return None if slot is None else {"slot_id": slot, "name": caller_name or "Caller", "notes": caller_text[:200]}
     if tool == "create_lead":
         return {"name": caller_name or "Caller", "interest": text or "sales enquiry"}
     if tool == "request_callback":

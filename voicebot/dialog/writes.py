@@ -1,0 +1,128 @@
+"""CRM writes from the caller's words only: whether the caller asked for one, what it carries, and the read-back.
+
+Why: the model chooses *which* tool fits, but its one line of text is not evidence. A 1.5B model copied its few-shot
+example ("call back tomorrow morning") into callbacks nobody asked for and made a misheard sentence a ticket
+with an invented subject. So a write happens only when (1) the caller's own recent words ask for that kind of
+write (``asked_for``), (2) every field comes from those words, the CRM or code (``grounded_args``: the subject
+and reason are the caller's words, a preferred time is the caller's phrase plus the day code computed from it),
+and (3) the caller has heard it read back and said yes (``PendingWrite``, ``answer_to_readback``). A "no" undoes
+nothing because nothing was written yet.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from voicebot.dialog.slots import When, parse_when, spoken_when
+from voicebot.review.redact import mask_secrets
+from voicebot.text import normalize
+
+WRITE_TOOLS = frozenset({"create_ticket", "create_lead", "request_callback", "book_appointment"})
+
+_ASKS = {
+    "request_callback": re.compile(
+        r"\b(call(ed|ing)? (me|us|him|her) (back|later|tomorrow|again)|call ?back|ring (me|us)|phone (me|us)|"
+        r"get back to (me|us)|(someone|somebody|a person|colleague) (to )?call|give me a call|contact me)\b"),
+    "create_ticket": re.compile(
+        r"\b(broken|broke|damaged|damage|wrong|missing|faulty|defect\w*|not working|doesn'?t work|does not work|"
+        r"stopped working|won'?t (work|start|print|turn on)|jamm\w*|jams?|leak\w*|complain\w*|ticket|report|"
+        r"issue|problem|crack\w*|scratch\w*|never (arrived|came)|didn'?t (arrive|come)|refund|return\w*|"
+        r"dent\w*|error)\b"),
+    "create_lead": re.compile(
+        r"\b(buy|buying|purchase|quote|quotation|price|prices|pricing|cost|costs|how much|interested in|"
+        r"looking for|estimate|order (some|more|new)|need (some|\d+|a few|new)|bulk|offer)\b"),
+}
+_YES = re.compile(r"^(yes|yeah|yep|yup|sure|ok|okay|correct|right|please do|go ahead|do it|that'?s (right|fine|"
+                  r"correct|good|great)|sounds good|perfect|great|fine|absolutely|definitely|book it|please)\b")
+_NO = re.compile(r"^(no|nope|nah|don'?t|do not|cancel|wait|stop|not (now|that|yet|really)|never ?mind|wrong|"
+                 r"that'?s (wrong|not right))\b")
+_FILLER = frozenset("yes yeah no ok okay please thanks thank you hi hello um uh er so well just that one it".split())
+
+
+def asked_for(tool: str, caller_turns: Sequence[str], last: int = 3) -> bool:
+    """Whether the caller's last ``last`` turns ask for ``tool`` (booking is asked by picking an offered time)."""
+    pattern = _ASKS.get(tool)
+    if pattern is None:
+        return True
+    recent = " ".join(normalize(t) for t in caller_turns[-last:])
+    return bool(pattern.search(recent))
+
+
+def caller_request(caller_turns: Sequence[str], last: int = 3, limit: int = 120) -> str | None:
+    """The caller's own words for a write's subject: the latest of the last ``last`` turns with three or more
+    content words (so "yes please" after "the chair arrived broken" keeps the chair), secrets masked."""
+    for text in reversed(caller_turns[-last:]):
+        content = [w for w in normalize(text).split() if w not in _FILLER and not w.isdigit()]
+        if len(content) >= 3:
+            said = " ".join(mask_secrets(text).split())
+            return said if len(said) <= limit else said[:limit].rsplit(" ", 1)[0]
+    return None
+
+
+def answer_to_readback(text: str) -> bool | None:
+    """True for a yes, False for a no, None for anything else (a new request)."""
+    said = normalize(text)
+    if _NO.search(said):
+        return False
+    if _YES.search(said):
+        return True
+    return None
+
+
+@dataclass(frozen=True)
+class PendingWrite:
+    """A write read back to the caller and waiting for their yes."""
+
+    tool: str
+    args: dict[str, Any]
+    readback: str
+
+
+def grounded_args(tool: str, caller_turns: Sequence[str], today: date, *, caller_name: str | None) -> \
+        dict[str, Any] | None:
+    """Arguments of a write from the caller's words and the CRM (the name), or None when they do not give them."""
+    request = caller_request(caller_turns)
+    when = _latest_when(caller_turns, today)
+    if tool == "create_ticket":
+        if request is None:
+            return None
+        return {"subject": request[:100], "description": request}
+    if tool == "create_lead":
+        if request is None:
+            return None
+        return {"name": caller_name or "Caller", "interest": request}
+    if tool == "request_callback":
+        args: dict[str, Any] = {"reason": request or "callback requested"}
+        if when is not None:
+            args["preferred_time"] = f"{when.text} ({spoken_when(when)})" if when.text else spoken_when(when)
+        return args
+    return None
+
+
+def _latest_when(caller_turns: Sequence[str], today: date, last: int = 2) -> When | None:
+    for text in reversed(caller_turns[-last:]):
+        when = parse_when(text, today)
+        if when is not None:
+            return when
+    return None
+
+
+def readback(tool: str, args: dict[str, Any], slot: dict[str, Any] | None = None) -> str:
+    """The sentence that reads a write back before it happens; it repeats only the caller's words and code's
+    values, so it needs no grounding check."""
+    if tool == "request_callback":
+        when = f" {args['preferred_time'].split(' (')[-1].rstrip(')')}" if args.get("preferred_time") else ""
+        return f"So I'll ask a colleague to call you back{when}. Shall I do that?"
+    if tool == "create_ticket":
+        return f"I'll open a ticket saying: {args['subject']}. Is that right?"
+    if tool == "create_lead":
+        return f"I'll pass this to our sales team: {args['interest']}. Shall I send it?"
+    if tool == "book_appointment" and slot is not None:
+        from voicebot.dialog.answers import spoken_time
+
+        return f"That's {slot.get('service', 'the visit')} on {spoken_time(str(slot['starts_at']))}. Shall I book it?"
+    return "Shall I go ahead?"
