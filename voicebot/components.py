@@ -16,6 +16,7 @@ from voicebot.models import ModelStore
 from voicebot.native_check import REBUILD_FIX, REINSTALL_FIX, Probe, check, check_llama
 from voicebot.speech.stt import Transcriber, WhisperTranscriber
 from voicebot.speech.tts import PiperSynthesizer, Synthesizer
+from voicebot.speech.turn_model import EndOfTurnModel, SmartTurnModel
 from voicebot.speech.vad import WebRtcVoiceActivity
 
 
@@ -29,6 +30,15 @@ def make_synthesizer(config: Config, store: ModelStore) -> Synthesizer:
     c = config.tts
     return PiperSynthesizer(store.locate(c.voice), voice=c.voice, length_scale=c.length_scale,
                             cache_dir=config.path(c.cache_dir))
+
+
+def make_turn_model(config: Config, store: ModelStore) -> SmartTurnModel | None:
+    """The end-of-turn model, or None when ``turns.model`` is null (fixed silence). ONNX Runtime is the library
+    Piper's voices run on, so the native check of the voice covers it."""
+    c = config.turns
+    if not c.model:
+        return None
+    return SmartTurnModel(store.locate(c.model), name=c.model, threshold=c.threshold, threads=c.threads)
 
 
 def make_voice_activity(config: Config) -> WebRtcVoiceActivity:
@@ -70,6 +80,7 @@ class Components:
     chat: ChatModel
     vad: WebRtcVoiceActivity
     stages: list[Stage] = field(default_factory=list)
+    turn_model: EndOfTurnModel | None = None  # None: turns end after a fixed silence
 
 
 def native_probes(config: Config, store: ModelStore) -> list[Probe]:
@@ -127,5 +138,9 @@ def load_components(config: Config, store: ModelStore | None = None,
     llm_detail = config.llm.model if config.llm.backend == "embedded" else f"ollama {config.llm.ollama.model}"
     chat = timed("language model", llm_detail, lambda: make_chat_model(config, store),
                  lambda m: m.warm(system_prompt(config)))
-    return Components(transcriber, synthesizer, chat, vad, stages)
+    turn_model = None
+    if config.turns.model:
+        turn_model = timed("end of turn", config.turns.model, lambda: make_turn_model(config, store),
+                           lambda m: m.warm())
+    return Components(transcriber, synthesizer, chat, vad, stages, turn_model)
 

@@ -110,7 +110,7 @@ class TurnsConfig(Section):
     model: str | None = "smart-turn-v3.2"
     check_silence_ms: int = Field(200, ge=40, le=1000)  # bounds keep it below incomplete_silence_ms
     incomplete_silence_ms: int = Field(1600, ge=1100, le=10000)  # also when the model gave no answer
-    dictation_silence_ms: int = Field(2500, ge=1100, le=10000)  # digits or an address: the model is not asked
+    dictation_silence_ms: int = Field(2500, ge=1100, le=10000)  # digits, an address ("complete": the limit above)
     threshold: float = Field(0.5, gt=0, lt=1)  # probability of "complete" that ends the turn
     threads: int = Field(1, ge=1, le=16)
 

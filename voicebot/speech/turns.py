@@ -17,6 +17,19 @@ Rules, per VAD frame:
   the preroll to the last speech frame plus up to ``preroll_ms`` of trailing silence (soft word ends often read
   as non-speech); ``speech_ended_at_s`` is the end of the last speech frame: the "end of speech" of the turn's
   timings. An utterance longer than ``max_utterance_s`` is cut there (Whisper reads 30 s at most).
+* **Turn model** (when built with ``turns``: a ``TurnsConfig`` whose ``model`` is set). After
+  ``turns.check_silence_ms`` (~200 ms) of silence the detector emits one ``TurnCheck`` carrying the utterance's
+  audio; the session scores it with the ``EndOfTurnModel`` and answers ``resolve_turn_check(id, complete)``.
+  Complete: the turn ends at once, at the audio time of the answer (``ended_by="model"``). Incomplete, or no
+  answer at all (a slow or failing model never holds a call): the turn ends after ``turns.incomplete_silence_ms``
+  (>= 1.1 s, 1.6 s by default), so a slow caller's 1.2 s pause mid-sentence is not a turn. An answer that comes
+  after the caller spoke again is stale and ignored; the next pause gets its own check. Without ``turns`` the
+  fixed ``end_of_turn_silence_ms`` applies as before.
+* **Dictation.** While digits or an address are dictated (``expect_digits(True)`` for the whole prompt, e.g. a
+  PIN; or ``set_dictation(True)``, a hint for the current utterance only, which the session gives when the partial
+  transcript ends in a number or an address), pauses between groups are part of the turn: the limit is
+  ``turns.dictation_silence_ms`` (without ``turns``: ``digits_silence_ms``), and a "complete" verdict only
+  shortens it to ``turns.incomplete_silence_ms`` (a group of digits sounds finished when it is not).
 * **SpeechStarted** is emitted once a candidate reaches ``min_speech_ms`` of speech, carrying the onset time;
   it disarms the no-input timer.
 * **Barge-in.** While ``set_bot_speaking(True)``, a run of speech frames lasting ``barge_in_ms`` emits one
@@ -36,6 +49,12 @@ Rules, per VAD frame:
   audio; ``NoInput`` is emitted when it runs out with no confirmed speech. It is never emitted while a candidate
   utterance is open; ``set_bot_speaking(True)``, ``cancel_no_input()`` and ``SpeechStarted`` disarm it.
 
+Why the model is a request event and not a call: Smart Turn costs ~45 ms on an idle core but 70-180 ms on the
+2 shared cores of a bot that is also running Whisper and llama.cpp, several times a 20 ms media frame. Called
+inside ``feed`` it would stall the event loop that carries every call's media and playback. So the detector stays
+synchronous and in audio time, and the session runs ``score`` in a worker thread and answers on the loop; a test
+answers whenever it likes in audio time (after N frames, or never) and checks the outcome to the frame.
+
 Not thread-safe: call every method from one thread (the session's event loop).
 """
 
@@ -45,7 +64,7 @@ from collections import deque
 from dataclasses import dataclass
 
 from voicebot.audio import AudioFrame, rms_dbfs
-from voicebot.config import VadConfig
+from voicebot.config import TurnsConfig, VadConfig
 from voicebot.speech.vad import VoiceActivity
 
 _SILENT = float("-inf")
@@ -85,10 +104,23 @@ class Utterance(TurnEvent):
     speech_ended_at_s: float  # end of the last speech frame: the turn's "end of speech"
     during_playback: bool = False  # the bot was speaking when the caller started
     barged_in: bool = False  # this utterance stopped the bot
+    ended_by: str = "silence"  # silence | model | dictation | max_length | hang_up
+    turn_probability: float | None = None  # the turn model's last verdict on this pause, when it gave one
 
     @property
     def duration_s(self) -> float:
         return len(self.pcm) / 2 / self.sample_rate
+
+
+@dataclass(frozen=True, kw_only=True)
+class TurnCheck(TurnEvent):
+    """The caller paused for ``turns.check_silence_ms``: score ``pcm`` (the utterance so far) with the turn model,
+    off the event loop, and answer ``resolve_turn_check(id, complete)``. ``at_s``: when it was asked."""
+
+    id: int
+    pcm: bytes
+    sample_rate: int
+    speech_ended_at_s: float
 
 
 @dataclass(frozen=True)
@@ -105,9 +137,11 @@ class TurnDetector:
     """Endpointing, barge-in and no-input from VAD decisions; see the module docstring for the rules."""
 
     def __init__(self, vad: VoiceActivity, config: VadConfig | None = None, *, echo_tail_ms: int = 500,
-                 max_utterance_s: float = 30.0):
+                 max_utterance_s: float = 30.0, turns: TurnsConfig | None = None):
         self.vad = vad
         self.config = config or VadConfig()
+        self.turns = turns if turns is not None and turns.model else None  # None: fixed silence
+        self._check_seq = 0  # ids of TurnCheck requests
         self.echo_tail_ms = echo_tail_ms
         self.max_utterance_s = max_utterance_s
         self.frame_ms = self.config.frame_ms
@@ -124,6 +158,7 @@ class TurnDetector:
         self._run_ms = 0  # current run of speech frames (barge-in)
         self._run_gap = 0  # non-speech frames inside that run
         self._digits = False
+        self._dictation = False  # set_dictation hint: this utterance (or the next one)
         self._no_input_at_ms: int | None = None
         self._reset_utterance()
 
@@ -143,6 +178,37 @@ class TurnDetector:
     def expect_digits(self, expect: bool) -> None:
         """While True the caller is dictating digits: wait ``digits_silence_ms`` before ending the turn."""
         self._digits = expect
+
+    def set_dictation(self, dictating: bool) -> None:
+        """Hint from the partial transcript: the caller is dictating digits or an address in this utterance (or
+        the next, if none is open). Cleared when the utterance ends."""
+        self._dictation = dictating
+
+    @property
+    def dictating(self) -> bool:
+        return self._digits or self._dictation
+
+    def resolve_turn_check(self, check_id: int, complete: bool, probability: float | None = None) -> list[TurnEvent]:
+        """The turn model's answer to ``TurnCheck`` ``check_id``; returns the events it causes (the Utterance when
+        the turn ends now). Stale answers (the caller spoke again, the utterance ended) change nothing."""
+        events: list[TurnEvent] = []
+        if self._start_ms is None or check_id != self._check_id:
+            return events
+        self._check_id = None
+        self._verdict = complete
+        self._probability = probability
+        if complete and self._t_ms - self._last_speech_ms >= self._silence_needed():
+            self._finish(events, "dictation" if self.dictating else "model")
+        return events
+
+    def _silence_needed(self) -> int:
+        """Silence (ms) that ends the open utterance now, from the mode and the turn model's verdict."""
+        turns = self.turns
+        if turns is None:
+            return self.config.digits_silence_ms if self.dictating else self.config.end_of_turn_silence_ms
+        if self.dictating:
+            return turns.incomplete_silence_ms if self._verdict else turns.dictation_silence_ms
+        return turns.check_silence_ms if self._verdict else turns.incomplete_silence_ms
 
     def arm_no_input(self) -> None:
         """Start (or restart) the no-input timer from now."""
@@ -191,7 +257,7 @@ class TurnDetector:
         """At hang-up: end an open utterance now (dropped if it is too short to be speech)."""
         events: list[TurnEvent] = []
         if self._start_ms is not None:
-            self._finish(events)
+            self._finish(events, "hang_up")
         return events
 
     def _step(self, chunk: bytes, events: list[TurnEvent]) -> None:
@@ -210,12 +276,20 @@ class TurnDetector:
                 self._speech_ms += self.frame_ms
                 self._last_speech_ms = self._t_ms
                 self._last_speech_index = len(self._chunks)
+                self._check_id = self._verdict = self._probability = None  # a new pause gets a new check
             else:
                 silence = self._t_ms - self._last_speech_ms
-                needed = self.config.digits_silence_ms if self._digits else self.config.end_of_turn_silence_ms
-                if silence >= needed:
-                    self._finish(events)
-                elif (self._confirmed and self.config.early_stt_ms and silence == max(
+                if silence >= self._silence_needed():
+                    self._finish(events, "dictation" if self.dictating else "silence")
+                    silence = -1
+                elif (self.turns is not None and self._confirmed and self._verdict is None and self._check_id is None
+                      and silence >= self.turns.check_silence_ms):
+                    self._check_seq += 1
+                    self._check_id = self._check_seq
+                    events.append(TurnCheck(self.now_s, id=self._check_id, pcm=b"".join(self._kept()),
+                                            sample_rate=self.sample_rate,
+                                            speech_ended_at_s=self._last_speech_ms / 1000))
+                if (silence > 0 and self._confirmed and self.config.early_stt_ms and silence == max(
                         self.config.early_stt_ms, self.config.preroll_ms) // self.frame_ms * self.frame_ms):
                     events.append(LikelyEnd(self.now_s, pcm=b"".join(self._kept()), sample_rate=self.sample_rate,
                                             speech_ended_at_s=self._last_speech_ms / 1000))
@@ -225,7 +299,7 @@ class TurnDetector:
 
         self._barge_in(speech, events)
         if self._start_ms is not None and self._t_ms - self._start_ms >= self.max_utterance_s * 1000:
-            self._finish(events)
+            self._finish(events, "max_length")
             self._preroll.clear()  # the next utterance must not repeat audio already sent
         if self._no_input_at_ms is not None and self._t_ms >= self._no_input_at_ms and self._start_ms is None:
             self._no_input_at_ms = None
@@ -263,6 +337,9 @@ class TurnDetector:
         self._confirmed = False
         self._utt_playback = False
         self._utt_barged = False
+        self._check_id: int | None = None  # the TurnCheck awaiting its answer
+        self._verdict: bool | None = None  # the turn model's answer for the current pause
+        self._probability: float | None = None
 
     def _open(self, start_ms: int, chunk: bytes) -> None:
         self._start_ms = start_ms
@@ -283,13 +360,14 @@ class TurnDetector:
         tail = min(self._preroll_frames, len(self._chunks) - self._last_speech_index)
         return self._chunks[:self._last_speech_index + tail]
 
-    def _finish(self, events: list[TurnEvent]) -> None:
+    def _finish(self, events: list[TurnEvent], ended_by: str) -> None:
         if self._confirmed:
+            self._dictation = False
             kept = self._kept()
             started = self._start_ms - self._preroll_ms
             events.append(Utterance(
                 at_s=self.now_s, pcm=b"".join(kept), sample_rate=self.sample_rate, started_at_s=started / 1000,
                 ended_at_s=(started + len(kept) * self.frame_ms) / 1000,
                 speech_ended_at_s=self._last_speech_ms / 1000, during_playback=self._utt_playback,
-                barged_in=self._utt_barged))
+                barged_in=self._utt_barged, ended_by=ended_by, turn_probability=self._probability))
         self._reset_utterance()

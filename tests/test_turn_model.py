@@ -1,0 +1,254 @@
+"""The end-of-turn model: the real Smart Turn v3.2 on real speech, and TurnDetector timelines that use it.
+
+The first part loads the real weights (a missing model fails with the pull command, never skips) and judges Piper
+speech: finished sentences score complete; the same speech cut mid-phrase or ending on "and" scores lower. Piper
+ends every synthesised sentence with falling pitch, so "incomplete" audio is made by cutting real sentences or by
+letting a sentence end on a conjunction, not by synthesising a fragment as a sentence.
+
+The second part drives the ``TurnDetector`` in audio time with a scripted ``EndOfTurnModel`` and answers each
+``TurnCheck`` a chosen number of frames later, as the session does from its worker thread. No wall-clock asserts:
+every time checked is audio time, to the frame.
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import _load
+from test_turns import FRAME, ScriptedVad, frame, of
+
+from voicebot.audio import AudioFrame, split_frames
+from voicebot.config import TurnsConfig, VadConfig
+from voicebot.speech.turn_model import (
+    EndOfTurnModel,
+    SmartTurnModel,
+    TurnScore,
+    latency_stats,
+)
+from voicebot.speech.turns import LikelyEnd, TurnCheck, TurnDetector, Utterance
+
+SENTENCES = ["I would like to check the status of my order.", "Could you tell me when the store opens on Saturday?"]
+
+
+@pytest.fixture(scope="module")
+def turn_model(config, model_store) -> SmartTurnModel:
+    from voicebot.components import make_turn_model
+
+    model = _load(lambda: make_turn_model(config, model_store))
+    assert model is not None, "config.yaml must configure the turn model (turns.model)"
+    model.warm()
+    return model
+
+
+def speech(voice, text: str, rate: int) -> bytes:
+    return b"".join(chunk.pcm for chunk in voice.stream(text, rate))
+
+
+def pause(seconds: float, rate: int) -> bytes:
+    return b"\0\0" * round(seconds * rate)
+
+
+# -- the real model --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("rate", [8000, 16000])
+def test_finished_sentences_score_complete(turn_model, caller_voice, rate):
+    for text in SENTENCES:
+        score = turn_model.score(speech(caller_voice, text, rate) + pause(0.2, rate), rate)
+        assert score.complete and score.probability >= 0.5, (text, score)
+
+
+@pytest.mark.parametrize("rate", [8000, 16000])
+def test_speech_cut_mid_phrase_scores_lower(turn_model, caller_voice, rate):
+    full = speech(caller_voice, SENTENCES[0], rate)
+    cut = full[:len(full) * 3 // 10 // 2 * 2]  # "I would like t-": cut mid-word, then the caller pauses
+    whole = turn_model.score(full + pause(0.2, rate), rate)
+    truncated = turn_model.score(cut + pause(0.2, rate), rate)
+    assert truncated.probability < whole.probability
+    assert not truncated.complete, truncated
+
+
+@pytest.mark.parametrize("rate", [8000, 16000])
+def test_a_sentence_ending_on_and_scores_incomplete(turn_model, caller_voice, rate):
+    trailing = speech(caller_voice, "I would like to check the status of my order number and", rate)
+    score = turn_model.score(trailing + pause(0.2, rate), rate)
+    assert not score.complete, score
+
+
+def test_latency_is_measured_per_call(turn_model, caller_voice):
+    turn_model.reset_latency()
+    pcm = speech(caller_voice, SENTENCES[1], 8000)
+    for _ in range(5):
+        turn_model.score(pcm, 8000)
+    stats = turn_model.latency()
+    assert stats is not None and stats.calls == 5 and 0 < stats.median_ms <= stats.p95_ms
+    assert latency_stats([]) is None
+
+
+def test_a_missing_model_file_names_the_pull_command(tmp_path):
+    from voicebot.speech.turn_model import TurnModelError
+
+    with pytest.raises(TurnModelError, match="voicebot models pull smart-turn-v3.2"):
+        SmartTurnModel(tmp_path)
+
+
+def feed_real(detector: TurnDetector, model: EndOfTurnModel, pcm: bytes, rate: int) -> list:
+    """Real audio through webrtcvad and the detector; each TurnCheck answered by the model at once."""
+    events = []
+    for piece in split_frames(pcm, rate, 20):
+        for event in detector.feed(AudioFrame(piece.pcm, rate)):
+            events.append(event)
+            if isinstance(event, TurnCheck):
+                score = model.score(event.pcm, event.sample_rate)
+                events += detector.resolve_turn_check(event.id, score.complete, score.probability)
+    return events
+
+
+@pytest.mark.parametrize("rate", [8000, 16000])
+def test_real_model_keeps_a_slow_callers_pause_in_one_turn(turn_model, model_store, config, rate):
+    from voicebot.speech.tts import PiperSynthesizer
+    from voicebot.speech.vad import WebRtcVoiceActivity
+
+    slow = PiperSynthesizer(model_store.locate(config.tts.voice), voice=config.tts.voice, length_scale=1.5,
+                            noise_scale=0.0, noise_w_scale=0.0)
+    audio = (pause(0.5, rate) + speech(slow, "I would like to check the status of", rate) + pause(1.2, rate)
+             + speech(slow, "my order, please.", rate) + pause(2.5, rate))
+    detector = TurnDetector(WebRtcVoiceActivity(2), VadConfig(), turns=config.turns)
+    events = feed_real(detector, turn_model, audio, rate)
+    (utterance,) = of(events, Utterance)
+    assert utterance.duration_s > 3.0  # both halves
+    assert utterance.ended_by == "model"  # and the end was the model's call, soon after the last word
+    assert utterance.at_s - utterance.speech_ended_at_s < 0.7
+
+
+# -- timelines with a scripted model ---------------------------------------------------------------------------
+
+
+class ScriptedTurnModel:
+    """An EndOfTurnModel that answers from a script: one verdict per call (the last one repeats)."""
+
+    name = "scripted"
+
+    def __init__(self, *verdicts: bool):
+        self.verdicts = list(verdicts)
+        self.calls: list[float] = []  # audio seconds each scored utterance lasted
+
+    def score(self, pcm: bytes, sample_rate: int) -> TurnScore:
+        self.calls.append(len(pcm) / 2 / sample_rate)
+        verdict = self.verdicts.pop(0) if len(self.verdicts) > 1 else self.verdicts[0]
+        return TurnScore(0.9 if verdict else 0.1, verdict, 0.045)
+
+
+def drive(detector: TurnDetector, seconds: float, model: EndOfTurnModel | None, answer_after: int = 3,
+          on_frame=None) -> list:
+    """Feed ``seconds`` of frames; answer each TurnCheck ``answer_after`` frames later (None model: never)."""
+    events, waiting = [], []  # waiting: (frame index of the answer, check)
+    for i in range(round(seconds / FRAME)):
+        if on_frame:
+            on_frame(i, detector)
+        for due, check in [w for w in waiting if w[0] == i]:
+            waiting.remove((due, check))
+            score = model.score(check.pcm, check.sample_rate)
+            events += detector.resolve_turn_check(check.id, score.complete, score.probability)
+        for event in detector.feed(frame(i)):
+            events.append(event)
+            if isinstance(event, TurnCheck) and model is not None:
+                waiting.append((i + 1 + answer_after, event))
+    return events
+
+
+TURNS = TurnsConfig()  # check after 200 ms, incomplete limit 1.6 s, dictation 2.5 s
+
+
+def with_model(*spans: tuple[float, float], **turns) -> TurnDetector:
+    return TurnDetector(ScriptedVad(*spans), VadConfig(), turns=TurnsConfig(**turns))
+
+
+def test_a_complete_short_answer_ends_after_the_check_and_the_model():
+    events = drive(with_model((1.0, 1.4)), 4, ScriptedTurnModel(True), answer_after=3)  # "yes", model 60 ms
+    (check,) = of(events, TurnCheck)
+    assert check.at_s == pytest.approx(1.4 + 0.2)
+    (utterance,) = of(events, Utterance)
+    assert utterance.ended_by == "model" and utterance.turn_probability == 0.9
+    assert utterance.at_s == pytest.approx(1.4 + 0.2 + 0.06)  # vs 0.7 s of fixed silence before
+    assert not of(events, LikelyEnd)  # the turn ended before early recognition was due
+
+
+def test_a_slow_caller_pausing_mid_sentence_is_not_cut():
+    spans = ((0.5, 2.0), (3.2, 4.5))  # "I would like to check the status of" ... 1.2 s ... "my order"
+    model = ScriptedTurnModel(False, True)
+    events = drive(with_model(*spans), 7, model)
+    (utterance,) = of(events, Utterance)
+    assert utterance.started_at_s == pytest.approx(0.2) and utterance.speech_ended_at_s == pytest.approx(4.5)
+    assert utterance.ended_by == "model" and utterance.at_s == pytest.approx(4.5 + 0.2 + 0.06)
+    assert len(model.calls) == 2  # one check per pause
+
+
+def test_without_an_answer_the_longer_limit_ends_the_turn():
+    spans = ((0.5, 2.0), (3.2, 4.5))  # the model never answers (slow, failed): the 1.2 s pause still holds
+    events = drive(with_model(*spans), 8, None)
+    (utterance,) = of(events, Utterance)
+    assert utterance.ended_by == "silence" and utterance.at_s == pytest.approx(4.5 + 1.6)
+    assert len(of(events, TurnCheck)) == 2
+
+
+def test_an_incomplete_verdict_waits_the_longer_limit():
+    events = drive(with_model((0.5, 1.5)), 5, ScriptedTurnModel(False))
+    (utterance,) = of(events, Utterance)
+    assert utterance.at_s == pytest.approx(1.5 + 1.6) and utterance.turn_probability == 0.1
+
+
+def test_a_late_answer_after_the_caller_spoke_again_is_ignored():
+    spans = ((0.5, 1.0), (1.3, 2.0))  # check at 1.2 s; its answer comes at 1.4 s, after speech resumed at 1.3 s
+    model = ScriptedTurnModel(True)
+    events = drive(with_model(*spans), 4, model, answer_after=10)
+    (utterance,) = of(events, Utterance)
+    assert utterance.speech_ended_at_s == pytest.approx(2.0)
+    assert utterance.at_s == pytest.approx(2.0 + 0.2 + 0.2)
+    assert [c.at_s for c in of(events, TurnCheck)] == pytest.approx([1.2, 2.2])
+
+
+def test_dictated_digits_with_one_second_pauses_stay_one_turn():
+    spans = ((0.5, 1.2), (2.2, 2.8), (3.8, 4.4))  # "three six nine" ... "five two" ... "one"
+    model = ScriptedTurnModel(True)  # every group of digits sounds finished to the model
+
+    cut = of(drive(with_model(*spans), 8, model), Utterance)
+    assert len(cut) == 3  # the model alone would split the number
+
+    def hint(i: int, detector: TurnDetector) -> None:
+        if i == round(0.8 / FRAME):  # the bot just asked for a number, or a partial transcript shows digits
+            detector.set_dictation(True)
+
+    events = drive(with_model(*spans), 8, model, on_frame=hint)
+    (utterance,) = of(events, Utterance)
+    assert utterance.started_at_s == pytest.approx(0.2) and utterance.speech_ended_at_s == pytest.approx(4.4)
+    assert utterance.ended_by == "dictation"
+    assert utterance.at_s == pytest.approx(4.4 + 1.6)  # "complete" shortens the 2.5 s dictation limit to 1.6 s
+
+
+def test_the_dictation_hint_lasts_one_utterance_and_a_pin_prompt_all_of_them():
+    spans = ((0.5, 1.0), (3.0, 3.5), (6.5, 7.0))
+    detector = with_model(*spans)
+    detector.set_dictation(True)  # given between turns: applies to the next utterance only
+    first, second = of(drive(detector, 6, ScriptedTurnModel(True)), Utterance)
+    assert first.ended_by == "dictation" and second.ended_by == "model"
+
+    pin = with_model(*spans)
+    pin.expect_digits(True)
+    assert [u.ended_by for u in of(drive(pin, 10, ScriptedTurnModel(True)), Utterance)] == ["dictation"] * 3
+
+
+def test_dictation_without_the_model_waits_the_digits_silence():
+    spans = ((0.5, 1.0), (2.0, 2.5))
+    fixed = TurnDetector(ScriptedVad(*spans), VadConfig(end_of_turn_silence_ms=700, digits_silence_ms=1500))
+    fixed.set_dictation(True)
+    (utterance,) = of(drive(fixed, 6, None), Utterance)
+    assert utterance.at_s == pytest.approx(2.5 + 1.5)
+
+
+def test_no_model_configured_keeps_the_fixed_silence():
+    for detector in (TurnDetector(ScriptedVad((1.0, 1.4)), VadConfig()),
+                     TurnDetector(ScriptedVad((1.0, 1.4)), VadConfig(), turns=TurnsConfig(model=None))):
+        events = drive(detector, 4, ScriptedTurnModel(True))
+        assert not of(events, TurnCheck)
+        (utterance,) = of(events, Utterance)
+        assert utterance.at_s == pytest.approx(1.4 + 0.7) and utterance.ended_by == "silence"
