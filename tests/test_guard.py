@@ -242,3 +242,20 @@ def test_escalation_config_reads_a_numeric_key_and_rejects_empty_phrases():
     assert EscalationConfig.model_validate({"dtmf_key": 0}).dtmf_key == "0"
     with pytest.raises(ValidationError, match="no words to listen for"):
         EscalationConfig(operator_phrases=["operator", "?!"])
+
+
+@pytest.mark.parametrize(("said", "question"), [
+    ("Am I talking to a real person?", True), ("are you a robot", True), ("Are you a real person or a machine?", True),
+    ("is this a recording", True), ("hello? am I speaking with a human?", True), ("are you real", True),
+    ("is this automated", True), ("Sorry, are you a bot?", True), ("are you a person or a bot?", True),
+    ("real person please", False), ("I want to talk to a real person", False), ("let me talk to someone", False),
+    ("operator", False), ("can I speak to a human", False), ("are you open on saturday", False),
+])
+def test_a_question_about_the_bot_is_not_a_request_for_a_person(said, question):
+    guard = EscalationGuard(EscalationConfig())
+    assert EscalationGuard.bot_question(said) is question
+    escalation = guard.check_transcript(said)
+    if question:
+        assert escalation is None
+    elif guard.operator_phrase(said):
+        assert escalation is not None and escalation.reason == "operator_request"

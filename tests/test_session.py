@@ -288,6 +288,16 @@ def test_speech_is_recognised_once_per_turn_starting_before_the_turn_ends(env):
     assert timings.transcript_ready == pytest.approx(timings.end_of_speech + end_of_turn, abs=2 * FRAME)  # ready
 
 
+@pytest.mark.parametrize("hallucination", ["I am a man. I am a man. I am a man.", "Thank you for watching!"])
+def test_whispers_subtitles_for_noise_are_a_no_match_never_a_model_turn(env, hallucination):
+    chat = ScriptedChat()
+    call = run(env, line_for(env, [WaitForBot(), env.voice.say(hallucination, 1.5), WaitForBot(), HangUp()]), chat)
+
+    assert call.said("bot") == [env.greeting("Alice"), env.prompts.not_heard]
+    assert call.event("stt_rejected").data["reason"] in ("repetition", "subtitle")
+    assert chat.calls == [] and "tool_call" not in call.kinds()
+
+
 def test_unintelligible_speech_gets_the_not_heard_prompt_from_the_config(env):
     config = with_dialog(env.config, prompts=PromptsConfig(not_heard="Pardon? Please say that once more."))
     call = run(env, line_for(env, [WaitForBot(), env.voice.mumble(), WaitForBot(), HangUp()]), config=config)
@@ -329,6 +339,19 @@ def test_operator_transfers_the_call_without_asking_the_model(env):
     assert call.line.transfers == [operator] and call.line.hung_up_by == "bot"
     assert call.outcome == Outcome.TRANSFERRED and call.record.transfer_target == operator
     assert chat.calls == []
+
+
+def test_asking_whether_the_bot_is_a_person_gets_an_honest_answer_not_a_transfer(env):
+    """ "real person" is an operator phrase, but "am I talking to a real person?" is a question."""
+    chat = ScriptedChat()
+    script = [WaitForBot(), env.voice.say("am I talking to a real person?"), WaitForBot(),
+              env.voice.say("real person please", 0.8), WaitForBot()]
+    call = run(env, line_for(env, script), chat)
+
+    assert call.said("bot")[:2] == [env.greeting("Alice"), env.prompts.bot_question]
+    assert "automated assistant" in env.prompts.bot_question and "operator" in env.prompts.bot_question
+    assert call.event("escalation").data["reason"] == "operator_request"  # the request still transfers at once
+    assert call.line.transfers == [env.config.sip.operator_uri] and chat.calls == []
 
 
 def test_a_failed_transfer_keeps_the_caller_and_creates_a_callback(env):

@@ -180,6 +180,10 @@ class PromptsConfig(Section):
                        description="Something failed on the bot's side; a transfer follows.")
     offer_human: str = Field("I'm sorry about this. Let me get you to a person who can help.",
                              description="The caller sounds frustrated; a transfer follows.")
+    bot_question: str = Field(
+        "Yes, I'm an automated assistant. I can help with orders, repair visits and quotes, and if you'd rather "
+        "talk to a person, just say operator or press zero at any time.",
+        description="The caller asked whether they are talking to a machine: an honest answer, no transfer.")
 
     @field_validator("*")
     @classmethod

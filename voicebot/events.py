@@ -111,6 +111,7 @@ class EventKind(StrEnum):
     TRANSFER_RESULT = "transfer_result"
     CALLBACK_CREATED = "callback_created"
     ERROR = "error"
+    STT_REJECTED = "stt_rejected"
 
 
 class TransferReason(StrEnum):
@@ -235,6 +236,16 @@ class ErrorOccurred:
 
 
 @dataclass(frozen=True)
+class TranscriptRejected:
+    """What Whisper wrote was not the caller's speech (a subtitle phrase, a loop, a doubtful window): a no-match,
+    never a turn for the model. ``reason``: see voicebot/speech/hallucination.py."""
+
+    kind: ClassVar[EventKind] = EventKind.STT_REJECTED
+    reason: str | None = None
+    text: str | None = None  # masked as a stored caller turn is
+
+
+@dataclass(frozen=True)
 class OtherEvent:
     """A stored event this code has no class for (an old row, or one that does not fit its kind), kept as is."""
 
@@ -243,11 +254,11 @@ class OtherEvent:
 
 
 StoredEvent = (NoInputTimedOut | BackchannelHeard | BargedIn | FillerPlayed | ToolCallMade | GuardFired | Escalated
-               | TransferStarted | TransferEnded | CallbackCreated | ErrorOccurred | OtherEvent)
+               | TransferStarted | TransferEnded | CallbackCreated | ErrorOccurred | TranscriptRejected | OtherEvent)
 
 _CLASSES: dict[str, type] = {
     **{cls.kind: cls for cls in (NoInputTimedOut, BackchannelHeard, BargedIn, FillerPlayed, ToolCallMade, Escalated,
-                                 TransferStarted, TransferEnded, CallbackCreated, ErrorOccurred)},
+                                 TransferStarted, TransferEnded, CallbackCreated, ErrorOccurred, TranscriptRejected)},
     EventKind.GUARD_UNGROUNDED: GuardFired, EventKind.GUARD_INSTRUCTIONS_LEAK: GuardFired,
 }
 _GUARDS = {"ungrounded": EventKind.GUARD_UNGROUNDED, "instructions_leak": EventKind.GUARD_INSTRUCTIONS_LEAK}

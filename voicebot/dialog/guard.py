@@ -128,6 +128,13 @@ class EscalationGuard:
         """Mean sentiment of the recent caller turns (0 before any)."""
         return round(fmean(self._recent), 3) if self._recent else 0.0
 
+    @staticmethod
+    def bot_question(text: str) -> bool:
+        """Whether the caller asks if they are talking to a machine ("am I talking to a real person?", "are you
+        a robot?"). It is a question, not a request: it deserves an honest answer and the way to a human, not a
+        transfer (a caller who wants a person says so: "real person, please" still transfers)."""
+        return _BOT_QUESTION.search(normalize(text)) is not None
+
     def operator_phrase(self, text: str) -> str | None:
         """The operator phrase ``text`` asks for, or None. Public so the session can check partial transcripts."""
         words = normalize(text)
@@ -150,7 +157,7 @@ class EscalationGuard:
         score = self.sentiment(text)
         self.sentiments.append(score)
         self._recent.append(score)
-        phrase = self.operator_phrase(text)
+        phrase = None if self.bot_question(text) else self.operator_phrase(text)
         if phrase is not None:
             return self._escalate("operator_request", f"said {phrase!r}")
 
@@ -255,6 +262,16 @@ class EscalationGuard:
 
 
 _FILLER = frozenset("i id want to a an the please can could get me speak talk with now just".split())
+_MACHINE = r"(a |an )?(real )?(robot|bot|machine|computer|human|human being|real person|person|live person|ai|" \
+           r"artificial intelligence|recording|automated|automatic|answering machine|virtual assistant)"
+_BOT_QUESTION = re.compile(
+    rf"^(?:(?:hi|hello|sorry|wait|excuse me|so|um|uh|hang on) )*(?:"
+    rf"(?:are|r) (?:you|u) (?:really |actually |even )?{_MACHINE}|"
+    rf"(?:am i|are we) (?:talking|speaking|chatting) (?:to|with) {_MACHINE}|"
+    rf"is (?:this|that|it) (?:really |actually )?{_MACHINE}|"
+    rf"is this (?:call )?automated|(?:are|r) (?:you|u) real|is (?:this|that) a real (?:person|human))"
+    rf"(?: or (?:not|{_MACHINE}))?(?: or what)?$")
+"""A whole turn that asks what the bot is; "I want a real person" is not one (it does not start as a question)."""
 
 
 def _topic(words: str) -> str | None:

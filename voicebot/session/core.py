@@ -31,9 +31,9 @@ from voicebot.dialog.agent import DialogueAgent
 from voicebot.dialog.flow import FlowResult, FreeForm, Goto, MenuFlow, NoMatch, Transfer
 from voicebot.dialog.guard import Escalation, EscalationGuard
 from voicebot.events import (CallbackCreated, CallerHungUp, CallInput, DtmfReceived, ErrorOccurred, Escalated, Heard,
-                             NoInputTimedOut, StoredEvent, TextReceived, TransferEnded, TransferReason,
-                             TransferStarted)
-from voicebot.review.redact import mask_caller_turn
+                             NoInputTimedOut, StoredEvent, TextReceived, TranscriptRejected, TransferEnded,
+                             TransferReason, TransferStarted)
+from voicebot.review.redact import mask_caller_turn, mask_secrets
 from voicebot.session.deps import SessionDeps
 from voicebot.session.gate import HangUpGate
 from voicebot.session.handover import operator_note, spoken_brief
@@ -41,13 +41,16 @@ from voicebot.session.listener import Listener
 from voicebot.session.model_turn import ModelTurn
 from voicebot.session.speaker import Reply, Speaker, TurnClock
 from voicebot.session.state import State, checked
+from voicebot.speech import hallucination
+from voicebot.speech.dictation import asks_for_dictation
 from voicebot.speech.turns import NoInput, TurnDetector, Utterance
 from voicebot.store import Outcome, Turn, TurnTimings
 from voicebot.telephony.base import CallTransport
 
 log = logging.getLogger(__name__)
 
-Prompt = Literal["not_heard", "transfer", "transfer_failed", "error", "offer_human"]  # config.dialog.prompts
+Prompt = Literal["not_heard", "transfer", "transfer_failed", "error", "offer_human",
+                 "bot_question"]  # config.dialog.prompts
 
 
 class CallSession:
@@ -60,13 +63,15 @@ class CallSession:
         self.rate = transport.sample_rate
         self.state = State.GREETING
         self.call_id = transport.info.call_id
-        self.detector = TurnDetector(deps.vad, self.config.vad)
+        self.detector = TurnDetector(deps.vad, self.config.vad,  # turns: the turn model decides the end of a turn
+                                     turns=self.config.turns if deps.turn_model is not None else None)
         self.guard = EscalationGuard(self.config.escalation)
         self.flow = MenuFlow(self.config.dialog.menu)
         self.queue: asyncio.Queue[CallInput] = asyncio.Queue()
         self.speaker = Speaker(transport, deps.synthesizer, self.detector, on_queued=self._prefill)
         self.listener = Listener(transport, self.detector, deps.transcriber, self.speaker, self.guard, self.config,
-                                 self.queue, record=self._record, private=self._private, on_hang_up=self._hang_up)
+                                 self.queue, record=self._record, private=self._private, on_hang_up=self._hang_up,
+                                 turn_model=deps.turn_model)
         self.outcome: Outcome | None = None
         self.outcome_reason: str | None = None
         self.transfer_target: str | None = None
@@ -168,6 +173,11 @@ class CallSession:
         heard = event if isinstance(event, Heard) else await self.listener.hear(event)
         clock.mark("transcript_ready")
         text, transcript = heard.text, heard.transcript
+        rejected = hallucination.check(text, transcript.no_speech_prob,
+                                       transcript.avg_logprob if transcript.segments else 0.0) if text else None
+        if rejected is not None:  # Whisper's subtitles for noise: a no-match, never a turn for the model
+            await self._record(TranscriptRejected(rejected.reason, mask_secrets(text)))
+            text = ""
         await self._turn("caller", text or "(unintelligible)", started_at=utt.started_at_s,
                          ended_at=utt.speech_ended_at_s, sentiment=self.guard.sentiment(text) if text else None,
                          barged_in=utt.barged_in, stt_no_speech_prob=transcript.no_speech_prob,
@@ -186,6 +196,9 @@ class CallSession:
             return await self._escalate(escalation)
         if backchannel:
             return  # said while the bot talked: the guard heard it, nothing else to do
+        if self.guard.bot_question(text):  # an honest answer and the way to a human, without a transfer
+            self.guard.note_progress()
+            return await self._speak([self.config.dialog.prompts.bot_question], clock, fixed=True)
         await self._on_flow(self.flow.match(text=text), clock, text)
 
     async def _on_text(self, event: TextReceived) -> None:
@@ -334,6 +347,8 @@ class CallSession:
                         await self._cancellable(self._transfer(TransferReason.ERROR, repr(exc), prompt="error"))
                 self.t.busy(False)  # the bot's whole response to this event is queued
                 self.detector.expect_digits(self.agent.awaiting_pin)  # a PIN is read slowly: wait longer
+                if asks_for_dictation(next((text for role, text in reversed(self.transcript) if role == "bot"), "")):
+                    self.detector.set_dictation(True)  # "what is your order number?": pauses between digits
         finally:
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)
