@@ -12,6 +12,8 @@ every time checked is audio time, to the frame.
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 from conftest import _load
 from test_turns import FRAME, ScriptedVad, frame, of
@@ -252,3 +254,98 @@ def test_no_model_configured_keeps_the_fixed_silence():
         assert not of(events, TurnCheck)
         (utterance,) = of(events, Utterance)
         assert utterance.at_s == pytest.approx(1.4 + 0.7) and utterance.ended_by == "silence"
+
+
+# -- the call session: the model runs off the event loop -------------------------------------------------------
+
+
+class ThreadNotingModel(ScriptedTurnModel):
+    """A scripted model that notes the thread it ran on (``fail``: raises instead, as a broken model would)."""
+
+    def __init__(self, *verdicts: bool, fail: bool = False):
+        super().__init__(*verdicts)
+        self.fail = fail
+        self.threads: list[int] = []
+
+    def score(self, pcm: bytes, sample_rate: int) -> TurnScore:
+        import threading
+
+        self.threads.append(threading.get_ident())
+        if self.fail:
+            raise RuntimeError("the turn model broke")
+        return super().score(pcm, sample_rate)
+
+
+TODAY = date(2026, 11, 22)
+
+
+def call_with(tmp_path, config, model: EndOfTurnModel, script_of) -> tuple:
+    """One call on the simulated line (10x line pace) with fakes for every model but ``model``."""
+    import asyncio
+    import threading
+
+    from fakes import (
+        CallerVoice,
+        FakeSynthesizer,
+        FakeTranscriber,
+        ScriptedChat,
+        ScriptedVad,
+    )
+
+    from voicebot.crm.repository import Repository
+    from voicebot.crm.seed import seed_demo
+    from voicebot.session import CallSession, SessionDeps
+    from voicebot.store import CallStore
+    from voicebot.telephony.sim import SimulatedLine
+
+    crm = Repository.open(tmp_path / "crm.db", region=config.crm.default_region)
+    seed_demo(crm, today=TODAY)
+    store = CallStore(tmp_path / "calls.db", tmp_path / "recordings")
+    voice = CallerVoice(sample_rate=config.audio.sample_rate)
+    deps = SessionDeps(config, FakeTranscriber(voice), FakeSynthesizer(), ScriptedChat(), ScriptedVad(), crm, store,
+                       today=TODAY, turn_model=model)
+    line = SimulatedLine(script_of(voice), caller_id="+15550102030", speed=10.0, sample_rate=config.audio.sample_rate)
+    session = CallSession(line, deps)
+    asyncio.run(asyncio.wait_for(session.run(), timeout=60))
+    assert not line.failures, line.failures
+    turns = store.turns(session.call_id)
+    store.close()
+    crm.close()
+    return line, session, turns, threading.get_ident()
+
+
+def test_the_session_scores_turns_off_the_loop_and_a_complete_turn_is_answered_early(tmp_path, config):
+    from voicebot.telephony.sim import HangUp, WaitForBot
+
+    model = ThreadNotingModel(True)
+    line, session, turns, loop_thread = call_with(
+        tmp_path, config, model, lambda voice: [WaitForBot(), voice.say("sales", 0.6), WaitForBot(), HangUp()])
+    assert model.threads and loop_thread not in model.threads  # scored in a worker thread, never on the loop
+    assert [t.text for t in turns if t.role == "caller"] == ["sales"]
+    caller = next(t for t in turns if t.role == "caller")
+    answer = line.bot_utterances()[1]
+    waited = answer.start_s - caller.timings.end_of_speech
+    assert config.turns.check_silence_ms / 1000 <= waited < config.turns.incomplete_silence_ms / 1000 - 0.1
+    assert [s.complete for s in session.listener.turn_scores] == [True]
+
+
+def test_a_broken_turn_model_never_holds_the_call(tmp_path, config):
+    from voicebot.telephony.sim import HangUp, WaitForBot
+
+    model = ThreadNotingModel(True, fail=True)
+    line, _, turns, _ = call_with(
+        tmp_path, config, model, lambda voice: [WaitForBot(), voice.say("sales", 0.6), WaitForBot(), HangUp()])
+    caller = next(t for t in turns if t.role == "caller")
+    answer = line.bot_utterances()[1]
+    assert model.threads  # it was asked, and failed: the longer limit ended the turn
+    assert answer.start_s == pytest.approx(caller.timings.end_of_speech + config.turns.incomplete_silence_ms / 1000,
+                                           abs=2 * FRAME)
+
+
+def test_a_slow_callers_pause_is_one_turn_in_the_session(tmp_path, config):
+    from voicebot.telephony.sim import HangUp, Silence, WaitForBot
+
+    model = ThreadNotingModel(False, True)  # mid-sentence: unfinished; at the end: finished
+    _, _, turns, _ = call_with(tmp_path, config, model, lambda voice: [
+        WaitForBot(), voice.say("I need", 0.8), Silence(1.2), voice.say("sales", 0.6), WaitForBot(), HangUp()])
+    assert [t.text for t in turns if t.role == "caller"] == ["I need sales"]

@@ -147,7 +147,8 @@ def bench_calls(config: Config, runs: int = 1, log: Callable[[str], None] = prin
         repo = Repository.open(folder / "crm.db", region=config.crm.default_region)
         seed_demo(repo, today=date.today())
         store = CallStore(folder / "calls.db", folder / "recordings")
-        deps = SessionDeps(config, parts.transcriber, parts.synthesizer, parts.chat, parts.vad, repo, store)
+        deps = SessionDeps(config, parts.transcriber, parts.synthesizer, parts.chat, parts.vad, repo, store,
+                           turn_model=parts.turn_model)
         for run in range(runs):
             for number, lines in enumerate(CALL_SCRIPTS, 1):
                 script: list = [WaitForBot()]

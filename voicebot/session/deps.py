@@ -16,6 +16,7 @@ from voicebot.crm.repository import Repository
 from voicebot.llm.base import ChatModel
 from voicebot.speech.stt import Transcriber
 from voicebot.speech.tts import Synthesizer
+from voicebot.speech.turn_model import EndOfTurnModel
 from voicebot.speech.vad import VoiceActivity
 from voicebot.store import CallStore
 
@@ -34,3 +35,4 @@ class SessionDeps:
     worker: str = "main"
     today: date | None = None  # the CRM's "today" (tests pin it); None: the real date
     on_call_end: Callable[[str], Any] | None = None  # called with the call id: e.g. the after-call analysis
+    turn_model: EndOfTurnModel | None = None  # decides the end of each turn; None: a fixed silence

@@ -10,11 +10,19 @@ handles them one at a time; the end of the line (hang-up) is a control event tha
 Speech recognition has one path, ``hear``: one call of the transcriber, one acceptance check (Whisper's no-speech
 and log-probability thresholds). It may start early, once the caller has been quiet for ``vad.early_stt_ms``,
 before the end of the turn is certain; the result is used when the turn does end there.
+
+The end of a turn, when a turn model is configured (``turns.model``): the detector asks with a ``TurnCheck`` ~200 ms
+into a pause, and the listener scores it in a worker thread (``asyncio``'s default executor) so the model's
+45-180 ms never holds the loop that carries the media; the verdict comes back on the loop through
+``resolve_turn_check``. A failed scoring is logged and left unanswered: the detector's longer limit ends the turn.
+The early transcript doubles as the partial transcript: when it ends in digits or an address, the detector is told
+the caller is dictating (``set_dictation``), so the pauses between groups do not end the turn.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 
 from voicebot.audio import AudioFrame
@@ -24,9 +32,13 @@ from voicebot.dialog.guard import EscalationGuard
 from voicebot.events import (BackchannelHeard, BargedIn, CallerHungUp, CallInput, DtmfReceived, Heard, StoredEvent,
                              TextReceived)
 from voicebot.session.speaker import Speaker
+from voicebot.speech.dictation import sounds_like_dictation
 from voicebot.speech.stt import Transcriber, Transcript
-from voicebot.speech.turns import BargeIn, LikelyEnd, NoInput, TurnDetector, Utterance
+from voicebot.speech.turn_model import EndOfTurnModel, TurnScore
+from voicebot.speech.turns import BargeIn, LikelyEnd, NoInput, TurnCheck, TurnDetector, TurnEvent, Utterance
 from voicebot.telephony.base import CallTransport
+
+log = logging.getLogger(__name__)
 
 
 class Listener:
@@ -39,7 +51,7 @@ class Listener:
     def __init__(self, transport: CallTransport, detector: TurnDetector, transcriber: Transcriber, speaker: Speaker,
                  guard: EscalationGuard, config: Config, queue: asyncio.Queue[CallInput], *,
                  record: Callable[[StoredEvent], Awaitable[None]], private: Callable[[str], str],
-                 on_hang_up: Callable[[], None]):
+                 on_hang_up: Callable[[], None], turn_model: EndOfTurnModel | None = None):
         self.t = transport
         self.rate = transport.sample_rate
         self.detector = detector
@@ -51,6 +63,8 @@ class Listener:
         self.record = record
         self.private = private
         self.on_hang_up = on_hang_up
+        self.turn_model = turn_model
+        self.turn_scores: list[TurnScore] = []  # every verdict of this call, for the benchmark
         self._paused = False  # playback paused for caller speech, until its words decide
         self._deciding: asyncio.Task | None = None
         self._early: tuple[float, asyncio.Future[Transcript]] | None = None  # (end of speech, recognition)
@@ -76,17 +90,49 @@ class Listener:
         played = getattr(self.t, "last_played", b"")
         if played:
             self.detector.note_playback(AudioFrame(played, self.rate))  # the echo gate's reference
-        for event in self.detector.feed(frame):
-            if isinstance(event, BargeIn):
+        self._handle(self.detector.feed(frame))
+
+    def _handle(self, events: list[TurnEvent]) -> None:
+        for event in events:
+            if isinstance(event, TurnCheck):
+                self._check_turn(event)
+            elif isinstance(event, BargeIn):
                 self.t.pause()  # silent within the barge-in window; the words decide what next
                 self._paused = True
             elif isinstance(event, LikelyEnd) and not self._paused:
-                self._early = (event.speech_ended_at_s, asyncio.ensure_future(self._transcribe(event.pcm,
-                                                                                               event.sample_rate)))
+                early = asyncio.ensure_future(self._transcribe(event.pcm, event.sample_rate))
+                early.add_done_callback(self._on_partial)
+                self._early = (event.speech_ended_at_s, early)
             elif isinstance(event, Utterance) and self._paused:
                 self._deciding = asyncio.create_task(self._decide_barge_in(event))
             elif isinstance(event, (Utterance, NoInput)):
                 self.queue.put_nowait(event)
+
+    def _check_turn(self, check: TurnCheck) -> None:
+        """Score the pause off the loop; the verdict goes back to the detector on the loop."""
+        if self.turn_model is None:
+            return  # a detector built with turns but no model: its longer limit ends the turn
+        scoring = asyncio.get_running_loop().run_in_executor(None, self.turn_model.score, check.pcm,
+                                                             check.sample_rate)
+        scoring.add_done_callback(lambda done: self._on_turn_score(check, done))
+
+    def _on_turn_score(self, check: TurnCheck, done: asyncio.Future[TurnScore]) -> None:
+        if done.cancelled():
+            return
+        if (exc := done.exception()) is not None:
+            log.warning("turn model failed (%r); the turn ends after turns.incomplete_silence_ms", exc)
+            return
+        score = done.result()
+        self.turn_scores.append(score)
+        self._handle(self.detector.resolve_turn_check(check.id, score.complete, score.probability))
+
+    def _on_partial(self, done: asyncio.Future[Transcript]) -> None:
+        """The early transcript, read as the partial transcript: digits or an address at its end mean the caller is
+        dictating, and the turn waits through the pauses between groups."""
+        if done.cancelled() or done.exception() is not None or not self.detector.in_speech:
+            return
+        if sounds_like_dictation(done.result().text):
+            self.detector.set_dictation(True)
 
     def stop(self) -> None:
         """The line is gone: drop a barge-in decision still waiting for its words."""

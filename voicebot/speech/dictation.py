@@ -1,0 +1,41 @@
+"""Is the caller dictating digits or an address? A cheap guess from words, for the turn detector's longer wait.
+
+Why: the turn model hears a finished-sounding group of digits ("three six nine") as the end of a turn, and a
+caller reading an order number, a phone number or a street address pauses between groups as a matter of course.
+Two moments give the words away before the turn is over: the bot has just asked for a number or an address
+(``asks_for_dictation`` on the bot's last words), or the partial transcript of the caller's speech so far ends in
+digits or an address (``sounds_like_dictation``). Either sets ``TurnDetector.set_dictation(True)`` for the turn.
+Wrong guesses cost time, not words: a finished number waits ``turns.incomplete_silence_ms`` instead of ~250 ms.
+"""
+
+from __future__ import annotations
+
+import re
+
+NUMBER_WORDS = frozenset({
+    "zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
+    "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty",
+    "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety", "hundred", "thousand", "double",
+    "triple",
+})
+ADDRESS_WORDS = frozenset({
+    "street", "st", "avenue", "ave", "road", "rd", "lane", "drive", "boulevard", "blvd", "court", "apartment",
+    "apt", "suite", "unit", "zip", "postcode",
+})
+ASKED_FOR = re.compile(r"\b(number|digits?|pin|code|phone|zip|postcode|post code|address|account|reference)\b")
+TAIL_WORDS = 3  # how far from the end a number or address word still means "in the middle of it"
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z]+|\d+", text.lower())
+
+
+def sounds_like_dictation(partial: str) -> bool:
+    """The caller's words so far end in digits or an address: "my order is three six nine", "12 Elm Street"."""
+    tail = _words(partial)[-TAIL_WORDS:]
+    return any(w.isdigit() or w in NUMBER_WORDS or w in ADDRESS_WORDS for w in tail)
+
+
+def asks_for_dictation(bot_said: str) -> bool:
+    """The bot's last words ask for a number or an address: "What is your order number?"."""
+    return "?" in bot_said and bool(ASKED_FOR.search(bot_said.lower()))
