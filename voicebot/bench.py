@@ -43,6 +43,10 @@ class Row:
         return float(np.percentile(self.values, 95))
 
 
+def speech_for(parts, text: str, rate: int) -> bytes:
+    return b"".join(c.pcm for c in parts.synthesizer.stream(text, rate))
+
+
 def bench_models(config: Config, runs: int = 5, log: Callable[[str], None] = print) -> list[Row]:
     store = ModelStore.from_config(config)
     rate = config.audio.sample_rate
@@ -53,7 +57,7 @@ def bench_models(config: Config, runs: int = 5, log: Callable[[str], None] = pri
 
     # speech to text on telephone audio of two lengths
     for label, text in (("short", SHORT_UTTERANCE), ("long", LONG_UTTERANCE)):
-        speech = b"".join(c.pcm for c in parts.synthesizer.stream(text, rate))
+        speech = speech_for(parts, text, rate)
         clip = phone_line(silence(200, rate) + speech + silence(200, rate), rate)
         seconds = len(clip) / 2 / 8000
         times = []
@@ -62,6 +66,12 @@ def bench_models(config: Config, runs: int = 5, log: Callable[[str], None] = pri
             parts.transcriber.transcribe(clip, 8000)
             times.append(time.perf_counter() - started)
         rows.append(Row("speech to text", f"{label} utterance {seconds:.1f} s", "s", tuple(times)))
+
+    # end of turn: one decision of the turn model on telephone audio (what each pause of a caller costs)
+    if parts.turn_model is not None:
+        clip = phone_line(speech_for(parts, LONG_UTTERANCE, rate) + silence(200, rate), rate)
+        times = [parts.turn_model.score(clip, 8000).seconds * 1000 for _ in range(max(runs, 20))]
+        rows.append(Row("end of turn", f"decision ({config.turns.model}, 8 kHz, 1 thread)", "ms", tuple(times)))
 
     # language model with the system prompt already evaluated
     prompt = system_prompt(config)
@@ -142,6 +152,7 @@ def bench_calls(config: Config, runs: int = 1, log: Callable[[str], None] = prin
     parts = load_components(config, store_models)
     rate = config.audio.sample_rate
     samples: dict[tuple[str, str], list[float]] = {}
+    decisions: list[float] = []  # the turn model's cost per decision, in the calls
     with tempfile.TemporaryDirectory(prefix="voicebot-bench-") as tmp:
         folder = Path(tmp)
         repo = Repository.open(folder / "crm.db", region=config.crm.default_region)
@@ -159,6 +170,7 @@ def bench_calls(config: Config, runs: int = 1, log: Callable[[str], None] = prin
                 session = CallSession(line, deps)
                 asyncio.run(session.run())
                 log(f"  run {run + 1}, call {number}: {len(session.clocks)} caller turns, {line.now_s:.0f} s")
+                decisions += [score.seconds * 1000 for score in session.listener.turn_scores]
                 for clock in session.clocks:
                     kind = "model turns" if "first_token" in clock.marks else "fixed / CRM turns"
                     samples.setdefault((kind, "endpointing"), []).append(clock.endpoint_delay)
@@ -167,5 +179,8 @@ def bench_calls(config: Config, runs: int = 1, log: Callable[[str], None] = prin
                             samples.setdefault((kind, stage), []).append(clock.marks[stage])
         store.close()
         repo.close()
-    return [Row(kind, f"{stage.replace('_', ' ')} (after end of speech)", "s", tuple(values))
+    rows = [Row(kind, f"{stage.replace('_', ' ')} (after end of speech)", "s", tuple(values))
             for (kind, stage), values in sorted(samples.items(), key=lambda kv: (kv[0][0], STAGES.index(kv[0][1])))]
+    if decisions:
+        rows.append(Row("end of turn", f"turn model decision in calls ({config.turns.model})", "ms", tuple(decisions)))
+    return rows
