@@ -349,3 +349,35 @@ def test_a_slow_callers_pause_is_one_turn_in_the_session(tmp_path, config):
     _, _, turns, _ = call_with(tmp_path, config, model, lambda voice: [
         WaitForBot(), voice.say("I need", 0.8), Silence(1.2), voice.say("sales", 0.6), WaitForBot(), HangUp()])
     assert [t.text for t in turns if t.role == "caller"] == ["I need sales"]
+
+
+# -- dictation, guessed from words -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("partial, dictating", [
+    ("My order number is three six nine", True),
+    ("it's 12 Elm Street", True),
+    ("four five", True),
+    ("I live at 22 Baker Street apartment", True),
+    ("I would like to check my order", False),
+    ("Where is my order?", False),
+    ("", False),
+])
+def test_a_partial_transcript_ending_in_digits_or_an_address_is_dictation(partial, dictating):
+    from voicebot.speech.dictation import sounds_like_dictation
+
+    assert sounds_like_dictation(partial) is dictating
+
+
+@pytest.mark.parametrize("bot, asks", [
+    ("Could you tell me your order number?", True),
+    ("What is the delivery address?", True),
+    ("Please say your four digit PIN.", True),
+    ("Your order shipped yesterday.", False),
+    ("Your order number is 10452.", False),
+    ("How can I help you today?", False),
+])
+def test_a_bot_question_for_a_number_or_an_address_expects_dictation(bot, asks):
+    from voicebot.speech.dictation import asks_for_dictation
+
+    assert asks_for_dictation(bot) is asks

@@ -23,6 +23,7 @@ ADDRESS_WORDS = frozenset({
     "apt", "suite", "unit", "zip", "postcode",
 })
 ASKED_FOR = re.compile(r"\b(number|digits?|pin|code|phone|zip|postcode|post code|address|account|reference)\b")
+REQUEST = re.compile(r"\b(please|tell me|say|give me|read me|spell)\b")
 TAIL_WORDS = 3  # how far from the end a number or address word still means "in the middle of it"
 
 
@@ -38,4 +39,5 @@ def sounds_like_dictation(partial: str) -> bool:
 
 def asks_for_dictation(bot_said: str) -> bool:
     """The bot's last words ask for a number or an address: "What is your order number?"."""
-    return "?" in bot_said and bool(ASKED_FOR.search(bot_said.lower()))
+    text = bot_said.lower()
+    return bool(ASKED_FOR.search(text)) and ("?" in text or bool(REQUEST.search(text)))
