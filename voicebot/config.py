@@ -153,6 +153,9 @@ class CrmConfig(Section):
     database: str = "data/crm.db"
     default_region: str = Field("US", min_length=2, max_length=2)
     verification_attempts: int = Field(3, ge=1, le=10)
+    verification_lockout_hours: float = Field(
+        24.0, ge=0, le=720, description="Wrong answers count against an account across calls for this long; "
+                                        "0 counts them per call only.")
 
 
 class StoreConfig(Section):
@@ -279,8 +282,10 @@ class KnowledgeConfig(Section):
     enabled: bool = True
     dir: str = Field("knowledge", description="Markdown files (one entry per heading), hours.yaml, prices.yaml.")
     model: str = Field("multilingual-e5-small", description="Embedding model from models/manifest.yaml.")
-    confident: float = Field(0.6, ge=0, le=1, description="A fused score this high answers from the entry.")
-    weak: float = Field(0.35, ge=0, le=1, description="Below confident but this high: ask or offer a person.")
+    confident: float = Field(0.46, ge=0, le=1, description="A fused score this high answers from the entry ...")
+    margin: float = Field(0.04, ge=0, le=1, description="... when it leads the next document by this much (or "
+                          "scores 0.2 above confident).")
+    weak: float = Field(0.3, ge=0, le=1, description="Below confident but this high: ask or offer a person.")
     threads: int = Field(2, ge=1, le=64)
 
     @model_validator(mode="after")

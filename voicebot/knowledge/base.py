@@ -1,0 +1,244 @@
+"""The knowledge base the dialogue asks: ``KnowledgeBase.answer(question, now) -> KnowledgeAnswer``.
+
+One call does everything a knowledge turn needs, with no language model: retrieval over the entries, the
+opening hours and the price items (one hybrid index, so English and Russian questions find all three), then
+
+* an **entry** found with confidence is spoken from its own text, cut to one or two sentences for the phone;
+* the **hours** found: the answer is computed from ``hours.yaml`` for the moment or day asked about;
+* a **price** item found: an estimate computed from ``prices.yaml`` when a quantity was said, else the unit
+  price; always called an estimate;
+* a **weak** match asks one clarifying question naming the closest entry, or offers a person; never a guess;
+* **none**: nothing close; the text offers a person, and the dialogue decides (the question is worth keeping
+  for the admin: it is what the knowledge base lacks).
+
+So every figure, date and time the caller hears comes from the admin's files or from the code here.
+
+The folder is read at start and again whenever a file in it changes (size or mtime; checked at most every
+``check_interval_s`` before an answer), so an admin's edit is live on the next question without a restart. A
+bad file is reported (``problems``, and the log) and skipped; the bot keeps answering from the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+from voicebot.knowledge.embed import Embedder
+from voicebot.knowledge.files import (
+    Entry,
+    KnowledgeFiles,
+    PriceItem,
+    Problem,
+    folder_stamp,
+    load_folder,
+    plain_text,
+)
+from voicebot.knowledge.hours import OpeningHours
+from voicebot.knowledge.prices import (
+    Estimate,
+    estimate,
+    quantity_in,
+    say_estimate,
+    say_unit_price,
+)
+from voicebot.knowledge.retrieval import Document, Hit, HybridIndex
+
+log = logging.getLogger(__name__)
+
+AnswerKind = Literal["entry", "hours", "price", "weak", "none"]
+HOURS_ID = "hours"
+SPOKEN_MAX_CHARS = 220
+OFFER_PERSON = "I don't have that information. Would you like me to connect you with a colleague?"
+HOURS_KEYS = ("What are your opening hours?", "Are you open now?", "Are you open on Saturday?",
+              "When do you close today?", "What time do you open tomorrow?", "Are you open on the 31st?")
+_HOURS_WORDS = re.compile(r"\b(open(?!ings?\b)\w*|clos\w*|hours?|work\w*|come (by|in|over)|visit|there|available|"
+                          r"работа\w*|открыт\w*|закрыт\w*|час\w*)\b", re.IGNORECASE)
+_PRICE_WORDS = re.compile(r"\b(how much|cost\w*|price\w*|pricing|charge\w*|expensive|cheap\w*|quote|rate|fee|"
+                          r"сколько|стои\w*|стоимост\w*|цен\w*)\b", re.IGNORECASE)
+SURE_ABOVE = 0.2  # a score this far above ``confident`` answers even without the margin
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(А-ЯЁ])")
+
+
+@dataclass(frozen=True)
+class KnowledgeAnswer:
+    """What the bot would say to a knowledge question, and why.
+
+    ``text`` is ready to speak. ``entry_ids`` names what answered (entry ids, ``hours``, ``price:<item id>``;
+    for ``weak``, the candidates), for the call's record and the supervisors. ``score`` is the fused retrieval
+    score of the best hit (0..1). ``estimate`` is set for a price answer with a quantity: the lead keeps it."""
+
+    kind: AnswerKind
+    text: str
+    entry_ids: tuple[str, ...] = ()
+    score: float = 0.0
+    estimate: Estimate | None = None
+    hits: tuple[Hit, ...] = ()
+    latency_s: float = 0.0
+
+    @property
+    def answered(self) -> bool:
+        return self.kind in ("entry", "hours", "price")
+
+
+def spoken(answer: str, max_chars: int = SPOKEN_MAX_CHARS) -> str:
+    """An entry's answer for the phone: its first sentence, and the second when both fit in ``max_chars``."""
+    sentences = [s.strip() for s in _SENTENCE_END.split(plain_text(answer)) if s.strip()]
+    if not sentences:
+        return ""
+    text = sentences[0]
+    if len(sentences) > 1 and len(text) + 1 + len(sentences[1]) <= max_chars:
+        text += " " + sentences[1]
+    return text
+
+
+def clarifying_question(entry_title: str) -> str:
+    """A weak match: ask whether the caller meant the closest entry, and offer a person."""
+    title = entry_title.strip().rstrip("?.!")
+    title = title[:1].lower() + title[1:]
+    return f"Just to check, is your question: {title}? If not, I can connect you with a colleague."
+
+
+class KnowledgeBase:
+    """The knowledge folder, indexed for questions. Thread-safe: calls may ask while a reload swaps the index."""
+
+    def __init__(self, folder: str | Path, embedder: Embedder, confident: float = 0.46, weak: float = 0.3,
+                 margin: float = 0.04, check_interval_s: float = 1.0):
+        self.folder = Path(folder)
+        self.embedder = embedder
+        self.confident = confident
+        self.weak = weak
+        self.margin = margin
+        self.check_interval_s = check_interval_s
+        self._cache: dict = {}
+        self._lock = threading.Lock()
+        self._checked_at = 0.0
+        self.files: KnowledgeFiles = KnowledgeFiles(self.folder)
+        self.index: HybridIndex = HybridIndex((), embedder, self._cache)
+        self.hours: OpeningHours | None = None
+        self._entries: dict[str, Entry] = {}
+        self._items: dict[str, PriceItem] = {}
+        self.reload()
+
+    @classmethod
+    def from_config(cls, config, embedder: Embedder | None = None, store=None) -> KnowledgeBase:
+        """The configured knowledge base; the embedding model is loaded through the model store unless given."""
+        from voicebot.knowledge.embed import load_embedder
+
+        k = config.knowledge
+        return cls(config.path(k.dir), embedder or load_embedder(config, store), k.confident, k.weak, k.margin)
+
+    @property
+    def problems(self) -> tuple[Problem, ...]:
+        return self.files.problems
+
+    # -- loading -----------------------------------------------------------------------------------------------
+    def reload(self) -> KnowledgeFiles:
+        """Read the folder and build a new index; the old one answers until the new one is ready."""
+        files = load_folder(self.folder)
+        for problem in files.problems:
+            log.warning("knowledge: %s", problem)
+        documents = [Document(e.id, "entry", e.search_text, _entry_keys(e)) for e in files.entries]
+        hours = OpeningHours(files.hours) if files.hours is not None else None
+        if hours is not None:
+            documents.append(Document(HOURS_ID, "hours", "Opening hours, business hours: when we are open and "
+                                      "closed, days and times, holidays. " + hours.summary(), HOURS_KEYS))
+        items = {item.id: item for item in files.prices.items} if files.prices is not None else {}
+        for item in items.values():
+            names = (item.name, *item.aliases)
+            documents.append(Document(f"price:{item.id}", "price",
+                                      f"Price of {', '.join(names)}: cost per {item.unit}. {item.conditions}",
+                                      tuple(f"How much does {n.lower()} cost?" for n in names)))
+        index = HybridIndex(documents, self.embedder, self._cache)
+        with self._lock:
+            self.files, self.index, self.hours = files, index, hours
+            self._entries = {e.id: e for e in files.entries}
+            self._items = items
+            self._checked_at = time.monotonic()
+        return files
+
+    def refresh(self, force: bool = False) -> bool:
+        """Reload when a knowledge file changed since the last read; True when it did."""
+        now = time.monotonic()
+        if not force and now - self._checked_at < self.check_interval_s:
+            return False
+        self._checked_at = now
+        if folder_stamp(self.folder) == self.files.stamp:
+            return False
+        self.reload()
+        return True
+
+    # -- asking ------------------------------------------------------------------------------------------------
+    def entry(self, entry_id: str) -> Entry | None:
+        return self._entries.get(entry_id)
+
+    def search(self, question: str, top: int = 5) -> list[Hit]:
+        self.refresh()
+        return self.index.search(question, top)
+
+    def answer(self, question: str, now: datetime) -> KnowledgeAnswer:
+        """What to say to ``question`` asked at ``now`` (an aware datetime). Never raises for what the admin
+        wrote; an empty or unanswerable question gives ``none``."""
+        started = time.perf_counter()
+        self.refresh()
+        with self._lock:
+            index, hours, items, entries = self.index, self.hours, self._items, self._entries
+        found = index.search(question, top=8) if question.strip() else []
+        hits = tuple(h for h in found if _fits(h, question))[:5]
+        result = self._decide(question, now, hits, hours, items, entries)
+        return KnowledgeAnswer(result.kind, result.text, result.entry_ids, result.score, result.estimate, hits,
+                               time.perf_counter() - started)
+
+    def _decide(self, question: str, now: datetime, hits: tuple[Hit, ...], hours: OpeningHours | None,
+                items: dict[str, PriceItem], entries: dict[str, Entry]) -> KnowledgeAnswer:
+        if not hits or hits[0].score < self.weak:
+            return KnowledgeAnswer("none", OFFER_PERSON, (), hits[0].score if hits else 0.0)
+        top = hits[0]
+        lead = top.score - hits[1].score if len(hits) > 1 else top.score
+        if top.score < self.confident or (lead < self.margin and top.score < self.confident + SURE_ABOVE):
+            candidates = tuple(h.doc.id for h in hits[:2] if h.score >= self.weak)
+            title = _title(top.doc, entries, items)
+            return KnowledgeAnswer("weak", clarifying_question(title), candidates, top.score)
+        if top.doc.kind == "hours" and hours is not None:
+            return KnowledgeAnswer("hours", hours.answer(question, now), (HOURS_ID,), top.score)
+        if top.doc.kind == "price":
+            item = items[top.doc.id.removeprefix("price:")]
+            prices = self.files.prices
+            assert prices is not None
+            quantity = quantity_in(question)
+            if quantity is None:
+                return KnowledgeAnswer("price", say_unit_price(item, prices), (top.doc.id,), top.score)
+            est = estimate(item, quantity, prices.currency)
+            return KnowledgeAnswer("price", say_estimate(est, item, prices, quantity), (top.doc.id,), top.score,
+                                   est)
+        entry = entries[top.doc.id]
+        return KnowledgeAnswer("entry", spoken(entry.answer), (entry.id,), top.score)
+
+
+def _entry_keys(entry: Entry) -> tuple[str, ...]:
+    if not entry.tags:
+        return (entry.title,)
+    return entry.title, f"{entry.title} ({', '.join(entry.tags)})"
+
+
+def _fits(hit: Hit, question: str) -> bool:
+    """Computed answers only for questions of their kind: "how long is the guarantee on a desk?" is near the
+    desk's price item, and "what's the weather tomorrow?" near "are you open tomorrow?"; neither is one."""
+    if hit.doc.kind == "price":
+        return bool(_PRICE_WORDS.search(question))
+    if hit.doc.kind == "hours":
+        return bool(_HOURS_WORDS.search(question))
+    return True
+
+
+def _title(doc: Document, entries: dict[str, Entry], items: dict[str, PriceItem]) -> str:
+    if doc.kind == "entry":
+        return entries[doc.id].title
+    if doc.kind == "price":
+        return f"how much {items[doc.id.removeprefix('price:')].name.lower()} costs"
+    return "our opening hours"

@@ -1,0 +1,385 @@
+"""The admin's knowledge files, read and checked: Markdown entries, ``hours.yaml`` and ``prices.yaml``.
+
+The knowledge folder (``knowledge.dir``) belongs to the admin, who edits it with any text editor while the bot
+runs. So reading it follows the config's rules (every problem is ``file:line: message``, YAML through the same
+safe reader) with one difference: a broken knowledge file never stops the bot. Each problem is reported
+(``voicebot kb check``, the log at start and at every reload) and what it spoils is left out: a bad Markdown
+entry drops that entry, a bad ``hours.yaml`` or ``prices.yaml`` drops that file. The rest still answers.
+
+Markdown (``*.md``, any name, read in name order): every heading with text under it is one entry. Its title
+is the question callers ask ("What is your return policy?"), the text is the answer, and an optional line
+``tags: returns, refunds`` anywhere in the text adds search words that are not spoken. A heading with no text
+before a deeper heading is a topic: it is added to the search text of the entries under it. A heading with
+no text at all (none under it and no deeper heading) is an error, as is the same title twice.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import dataclass, field
+from datetime import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator, model_validator
+
+from voicebot.configfile import (
+    ConfigError,
+    ConfigProblem,
+    read_yaml_mapping,
+    validation_problems,
+)
+from voicebot.strict import StrictModel
+
+MAX_MARKDOWN_BYTES = 1 << 20
+HOURS_FILE = "hours.yaml"
+PRICES_FILE = "prices.yaml"
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+
+Problem = ConfigProblem
+"""One problem in a knowledge file; ``str()`` is ``file:line: message`` (``file:line: field: message`` in YAML)."""
+
+_HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
+_TAGS = re.compile(r"^\s*tags\s*:\s*(.*)$", re.IGNORECASE)
+_FENCE = re.compile(r"^\s*(```|~~~)")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One question and its answer, from a Markdown heading and the text under it."""
+
+    id: str  # "<file stem>/<title slug>": stable while the title stays the same
+    title: str
+    answer: str  # the text under the heading as written (Markdown marks kept), tags line removed
+    tags: tuple[str, ...]
+    topic: str  # the headings above it, joined ("Orders and delivery"); searched, never spoken
+    file: str
+    line: int
+
+    @property
+    def search_text(self) -> str:
+        """What retrieval reads: the title, topic and tags (words callers use) before the answer."""
+        parts = [self.title, self.topic, ", ".join(self.tags), plain_text(self.answer)]
+        return ". ".join(p for p in parts if p)
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^\w]+", "-", text.casefold()).strip("-")[:60] or "entry"
+
+
+def plain_text(markdown: str) -> str:
+    """Markdown as it would be read aloud: list marks, emphasis, links and code marks dropped; lines joined
+    into sentences (a list item without a full stop gets one)."""
+    lines = []
+    for raw in markdown.splitlines():
+        line = raw.strip()
+        if not line or _FENCE.match(line):
+            continue
+        item = re.match(r"^(?:[-*+]|\d+[.)])\s+(.*)$", line)
+        if item:
+            line = item.group(1)
+            if not re.search(r"[.!?:;]$", line):
+                line += "."
+        lines.append(line)
+    text = " ".join(lines)
+    text = re.sub(r"!?\[([^\]]*)\]\([^)]*\)", r"\1", text)  # [label](url) -> label
+    text = re.sub(r"(\*\*|__|\*|_|`)(\S(?:.*?\S)?)\1", r"\2", text)
+    return re.sub(r"\s+", " ", text).strip()
+
+
+def read_markdown(path: Path, name: str | None = None) -> tuple[list[Entry], list[Problem]]:
+    """The entries of one Markdown file and its problems. An entry with a problem is left out; a file that
+    cannot be read gives one problem and no entries."""
+    name = name or str(path)
+    try:
+        if path.stat().st_size > MAX_MARKDOWN_BYTES:
+            return [], [Problem(name, None, "", f"the file is over {MAX_MARKDOWN_BYTES} bytes: skipped")]
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        return [], [Problem(name, None, "", f"cannot read the file: {exc.strerror or exc}")]
+    except UnicodeDecodeError as exc:
+        return [], [Problem(name, None, "", f"not UTF-8 text ({exc.reason}): skipped")]
+
+    sections: list[tuple[int, str, int, list[str]]] = []  # (level, title, line, body lines)
+    preamble: list[tuple[int, str]] = []
+    fenced = False
+    for number, line in enumerate(text.splitlines(), 1):
+        if _FENCE.match(line):
+            fenced = not fenced
+        heading = None if fenced else _HEADING.match(line)
+        if heading:
+            sections.append((len(heading.group(1)), heading.group(2).strip(), number, []))
+        elif sections:
+            sections[-1][3].append(line)
+        elif line.strip():
+            preamble.append((number, line))
+
+    problems: list[Problem] = []
+    if preamble:
+        problems.append(Problem(name, preamble[0][0], "", "text before the first heading belongs to no entry: "
+                                                          "put a question heading (## ...) above it"))
+    entries: list[Entry] = []
+    stem = path.stem
+    topics: list[tuple[int, str]] = []  # open topic headings, outermost first
+    seen: dict[str, int] = {}
+    for index, (level, title, line, body) in enumerate(sections):
+        topics = [(lv, t) for lv, t in topics if lv < level]
+        has_text = any(b.strip() for b in body)
+        deeper_follows = index + 1 < len(sections) and sections[index + 1][0] > level
+        if not title:
+            problems.append(Problem(name, line, "", "a heading without a title"))
+            continue
+        if not has_text:
+            if deeper_follows:
+                topics.append((level, title))
+            else:
+                problems.append(Problem(name, line, "", f"{title!r} has no answer under it: write the answer "
+                                                        "below the heading, or remove the heading"))
+            continue
+        tags: list[str] = []
+        kept: list[str] = []
+        for offset, b in enumerate(body, 1):
+            tag_line = _TAGS.match(b)
+            if tag_line:
+                found = [t.strip() for t in tag_line.group(1).split(",") if t.strip()]
+                if not found:
+                    problems.append(Problem(name, line + offset, "", "an empty tags: line (write tags: a, b)"))
+                tags += found
+            else:
+                kept.append(b)
+        answer = "\n".join(kept).strip()
+        if not answer:
+            problems.append(Problem(name, line, "", f"{title!r} has tags but no answer under it"))
+            continue
+        key = title.casefold()
+        if key in seen:
+            problems.append(Problem(name, line, "", f"{title!r} is already an entry at line {seen[key]} of "
+                                                    "this file: merge the two answers"))
+            continue
+        seen[key] = line
+        entries.append(Entry(f"{stem}/{slug(title)}", title, answer, tuple(tags),
+                             " / ".join(t for _, t in topics), name, line))
+    return entries, problems
+
+
+# -- hours.yaml ------------------------------------------------------------------------------------------------
+
+_SPAN = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+
+def parse_spans(value: str | None) -> tuple[tuple[time, time], ...]:
+    """"08:00-12:00, 13:00-17:30" -> ((08:00, 12:00), (13:00, 17:30)); "closed" -> (). "24:00" ends a day."""
+    if value is None or value.strip().casefold() == "closed":
+        return ()
+    spans = []
+    for part in value.split(","):
+        m = _SPAN.match(part)
+        if not m:
+            raise ValueError(f"{part.strip()!r} is not a time span: write \"09:00-17:00\", several separated by "
+                             "commas, or \"closed\"")
+        h1, m1, h2, m2 = (int(g) for g in m.groups())
+        if h1 > 23 or m1 > 59 or h2 > 24 or m2 > 59 or (h2 == 24 and m2):
+            raise ValueError(f"{part.strip()!r}: not a time of day")
+        start, end = time(h1, m1), time.max if h2 == 24 else time(h2, m2)
+        if end <= start:
+            raise ValueError(f"{part.strip()!r} ends before it starts (a span past midnight is not supported)")
+        if spans and start < spans[-1][1]:
+            raise ValueError(f"{part.strip()!r} overlaps or comes before the span before it")
+        spans.append((start, end))
+    return tuple(spans)
+
+
+def _span_text(value: object) -> object:
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError("write times in quotes, e.g. \"09:00-17:00\" (YAML reads 9:00 as a number)")  # noqa: TRY004
+    if value is not None and not isinstance(value, str):
+        raise ValueError("a time span such as \"09:00-17:00\", or \"closed\"")
+    parse_spans(value)
+    return value
+
+
+class Holiday(StrictModel):
+    date: dt.date
+    name: str = Field(min_length=1)
+    hours: str = Field("closed", description="\"closed\", or the day's own spans (\"09:00-13:00\").")
+
+    @field_validator("hours", mode="before")
+    @classmethod
+    def _spans(cls, value: object) -> object:
+        return _span_text(value)
+
+
+class HoursFile(StrictModel):
+    """``hours.yaml``: the week, the days that differ, and the zone every time is in."""
+
+    timezone: str
+    weekly: dict[Literal[WEEKDAYS], str | None]  # type: ignore[valid-type]
+    holidays: list[Holiday] = Field(default_factory=list)
+    note: str = Field("", description="Said after a general hours answer (e.g. \"Times are Central Time.\").")
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"{value!r} is not a known time zone (e.g. America/Chicago, Europe/Berlin)") from exc
+        return value
+
+    @field_validator("weekly", mode="before")
+    @classmethod
+    def _days(cls, value: object) -> object:
+        if isinstance(value, dict):
+            for day, spans in value.items():
+                if day in WEEKDAYS:
+                    _span_text(spans)
+        return value
+
+    @model_validator(mode="after")
+    def _complete(self) -> HoursFile:
+        missing = [d for d in WEEKDAYS if d not in self.weekly]
+        if missing:
+            raise ValueError(f"weekly lacks {', '.join(missing)}: give every day its hours or \"closed\"")
+        dates = [h.date for h in self.holidays]
+        twice = sorted({d.isoformat() for d in dates if dates.count(d) > 1})
+        if twice:
+            raise ValueError(f"holidays list {', '.join(twice)} more than once")
+        return self
+
+
+# -- prices.yaml -----------------------------------------------------------------------------------------------
+
+class Discount(StrictModel):
+    min_quantity: int = Field(ge=2)
+    percent: Decimal = Field(gt=0, lt=100)
+
+
+class PriceItem(StrictModel):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9-]*$")
+    name: str = Field(min_length=1)
+    aliases: list[str] = Field(default_factory=list, description="Other words callers use for it.")
+    price: Decimal = Field(ge=0, decimal_places=2)
+    unit: str = Field(min_length=1, description="What one price buys: \"desk\", \"hour\", \"box of 5 reams\".")
+    plural: str = Field("", description="The unit's plural when it is not unit + s.")
+    minimum: int = Field(1, ge=1, description="The smallest quantity sold.")
+    conditions: str = Field("", description="Said with every estimate (delivery, what is included).")
+    discounts: list[Discount] = Field(default_factory=list, description="Volume tiers: the highest that applies.")
+
+    @field_validator("price", mode="before")
+    @classmethod
+    def _exact(cls, value: object) -> object:
+        return Decimal(str(value)) if isinstance(value, float) else value  # 24.99 stays 24.99, not binary
+
+    @field_validator("discounts")
+    @classmethod
+    def _rising(cls, value: list[Discount]) -> list[Discount]:
+        quantities = [d.min_quantity for d in value]
+        if quantities != sorted(set(quantities)):
+            raise ValueError("list volume discounts by rising min_quantity, each quantity once")
+        return value
+
+    @property
+    def units(self) -> str:
+        return self.plural or (self.unit if self.unit.endswith("s") else self.unit + "s")
+
+
+class PricesFile(StrictModel):
+    """``prices.yaml``: what things cost. Every price the bot says is one of these, or computed from one."""
+
+    currency: Literal["USD", "GBP", "EUR"] = "USD"
+    note: str = Field("", description="Said after every estimate (e.g. that a quote from sales is final).")
+    items: list[PriceItem] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _unique(self) -> PricesFile:
+        ids = [item.id for item in self.items]
+        twice = sorted({i for i in ids if ids.count(i) > 1})
+        if twice:
+            raise ValueError(f"item ids {', '.join(twice)} are used more than once")
+        return self
+
+
+def read_yaml_file(path: Path, model: type[StrictModel], name: str | None = None
+                   ) -> tuple[StrictModel | None, list[Problem]]:
+    """One YAML knowledge file, validated; ``(None, problems)`` when it must be skipped."""
+    name = name or str(path)
+    try:
+        data, lines = read_yaml_mapping(path)
+    except ConfigError as exc:
+        return None, [Problem(name, p.line, p.field, p.message) for p in exc.problems]
+    try:
+        return model.model_validate(data), []
+    except ValidationError as exc:
+        return None, validation_problems(exc, name, lines)
+
+
+# -- the whole folder ------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class KnowledgeFiles:
+    """Everything read from the folder: what is usable, and every problem found on the way."""
+
+    folder: Path
+    entries: tuple[Entry, ...] = ()
+    hours: HoursFile | None = None
+    prices: PricesFile | None = None
+    problems: tuple[Problem, ...] = ()
+    stamp: tuple = field(default=(), compare=False)  # files' (name, size, mtime): a change means read again
+
+
+def folder_stamp(folder: Path) -> tuple:
+    """(name, size, mtime_ns) of every knowledge file: cheap enough to compare before every answer."""
+    try:
+        paths = sorted(p for p in folder.iterdir() if p.suffix == ".md" or p.name in (HOURS_FILE, PRICES_FILE))
+    except OSError:
+        return ()
+    stamp = []
+    for path in paths:
+        try:
+            st = path.stat()
+        except OSError:
+            continue
+        stamp.append((path.name, st.st_size, st.st_mtime_ns))
+    return tuple(stamp)
+
+
+def load_folder(folder: Path) -> KnowledgeFiles:
+    """Read the knowledge folder. Never raises for what is in the files: problems are returned."""
+    stamp = folder_stamp(folder)
+    if not folder.is_dir():
+        return KnowledgeFiles(folder, problems=(Problem(str(folder), None, "", "no such knowledge folder: create "
+                                                        "it or set knowledge.dir"),), stamp=stamp)
+    entries: list[Entry] = []
+    problems: list[Problem] = []
+    ids: dict[str, Entry] = {}
+    for path in sorted(folder.glob("*.md")):
+        found, trouble = read_markdown(path, _display(folder, path))
+        problems += trouble
+        for entry in found:
+            if entry.id in ids:
+                first = ids[entry.id]
+                problems.append(Problem(entry.file, entry.line, "", f"{entry.title!r} has the same id {entry.id!r} "
+                                        f"as the entry at {first.file}:{first.line}: rename one"))
+                continue
+            ids[entry.id] = entry
+            entries.append(entry)
+    hours = prices = None
+    if (folder / HOURS_FILE).exists():
+        hours, trouble = read_yaml_file(folder / HOURS_FILE, HoursFile, _display(folder, folder / HOURS_FILE))
+        problems += trouble
+    if (folder / PRICES_FILE).exists():
+        prices, trouble = read_yaml_file(folder / PRICES_FILE, PricesFile, _display(folder, folder / PRICES_FILE))
+        problems += trouble
+    return KnowledgeFiles(folder, tuple(entries), hours, prices, tuple(problems), stamp)  # type: ignore[arg-type]
+
+
+def _display(folder: Path, path: Path) -> str:
+    """The name problems use: relative to the current folder when it can be, as an admin typed it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)

@@ -1,0 +1,136 @@
+"""Hybrid retrieval: BM25 over words plus e5 cosine over meaning, fused into one score from 0 to 1.
+
+Why both: callers paraphrase ("can I send it back?" for the return policy), which only the embedding sees; but
+they also name things the embedding blurs together ("toner", "shredder", "VAT number"), which BM25 catches
+exactly. Neither score alone says how sure we are, so each is mapped onto 0..1 first and the two are mixed:
+
+* dense: the best cosine between the question (``query:``) and the document, read two ways: the whole
+  document as a ``passage:`` and each of its short keys (the entry's title, a price item's name and aliases)
+  as another ``query:`` (question-to-question similarity is the sharper of the two for FAQ titles). e5's
+  cosines sit in a narrow band (unrelated ~0.75, a paraphrase ~0.87), so ``DENSE_FLOOR``..``DENSE_CEIL`` is
+  stretched onto 0..1. An entry's keys are its title, and its title with its tags ("Can I pick up my order?
+  (collect, click and collect, pickup)"): the tags are the admin's own words for how callers ask.
+* lexical: bm25s over lower-cased words without stop words (English and Russian), plurals folded; a raw score
+  ``b`` becomes ``b / (b + BM25_HALF)``: saturating, and the same for every query length.
+
+``fused = DENSE_WEIGHT * dense + (1 - DENSE_WEIGHT) * lexical``. The decision thresholds (``knowledge.confident``
+``knowledge.weak`` and ``knowledge.margin``) apply to it; the constants here and the thresholds were chosen
+with ``voicebot bench kb`` (a grid over weights and thresholds, keeping the abstain rate at 90% or more).
+
+Embeddings are cached by text, so rebuilding after an admin changes one entry embeds only what changed.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import bm25s
+import numpy as np
+from bm25s.stopwords import STOPWORDS_EN, STOPWORDS_RUSSIAN
+
+from voicebot.knowledge.embed import Embedder
+
+DENSE_FLOOR = 0.80
+DENSE_CEIL = 0.93
+BM25_HALF = 2.0
+DENSE_WEIGHT = 0.6
+
+_STOP = frozenset(STOPWORDS_EN) | frozenset(STOPWORDS_RUSSIAN) | {
+    "can", "could", "would", "please", "hi", "hello", "tell", "know", "want", "like", "need", "get", "us", "do",
+    "does", "you", "your", "yours", "i", "me", "my", "we", "our", "much", "many", "any", "also"}
+_WORD = re.compile(r"\w+", re.UNICODE)
+
+
+def tokens(text: str) -> list[str]:
+    """Words for BM25: lower case, stop words out, an English plural -s folded ("desks" -> "desk")."""
+    out = []
+    for word in _WORD.findall(text.casefold()):
+        if word in _STOP or word.isdigit():
+            continue
+        if len(word) > 4 and word.isascii():
+            if word.endswith("ies"):
+                word = word[:-3] + "y"
+            elif word.endswith("s") and not word.endswith("ss"):
+                word = word[:-1]
+        out.append(word)
+    return out
+
+
+@dataclass(frozen=True)
+class Document:
+    """Something retrieval can find: an entry, the opening hours, or a price item (``kind`` says which)."""
+
+    id: str
+    kind: str  # "entry" | "hours" | "price"
+    text: str  # embedded as a passage and indexed by BM25
+    keys: tuple[str, ...]  # short question-like texts, embedded as queries
+
+
+@dataclass(frozen=True)
+class Hit:
+    doc: Document
+    score: float  # fused, 0..1
+    dense: float  # raw cosine (best of passage and keys)
+    lexical: float  # raw BM25
+
+
+class HybridIndex:
+    """An immutable index over ``documents``; build a new one when the documents change."""
+
+    def __init__(self, documents: Sequence[Document], embedder: Embedder, cache: dict[tuple[str, str], np.ndarray]
+                 | None = None):
+        self.documents = tuple(documents)
+        self.embedder = embedder
+        cache = {} if cache is None else cache
+        self._passages = _embed_all(embedder, [d.text for d in self.documents], "passage", cache)
+        keys = [(i, key) for i, d in enumerate(self.documents) for key in d.keys]
+        self._key_doc = np.array([i for i, _ in keys], dtype=np.int64)
+        self._keys = _embed_all(embedder, [k for _, k in keys], "query", cache)
+        corpus = [tokens(d.text + " " + " ".join(d.keys)) or ["_"] for d in self.documents]
+        self._bm25 = bm25s.BM25()
+        if corpus:
+            self._bm25.index(corpus, show_progress=False)
+
+    def __len__(self) -> int:
+        return len(self.documents)
+
+    def search(self, question: str, top: int = 5, vector: np.ndarray | None = None) -> list[Hit]:
+        """The ``top`` documents for ``question``, best first (one hit per document)."""
+        if not self.documents:
+            return []
+        q = vector if vector is not None else self.embedder.queries([question])[0]
+        dense = self._passages @ q
+        if len(self._key_doc):
+            key_scores = self._keys @ q
+            np.maximum.at(dense, self._key_doc, key_scores)
+        words = tokens(question)
+        lexical = self._bm25.get_scores(words) if words else np.zeros(len(self.documents), dtype=np.float32)
+        fused = fuse(dense, lexical)
+        order = np.argsort(-fused)[:top]
+        return [Hit(self.documents[i], float(fused[i]), float(dense[i]), float(lexical[i])) for i in order]
+
+
+def fuse(dense: np.ndarray, lexical: np.ndarray) -> np.ndarray:
+    d = np.clip((dense - DENSE_FLOOR) / (DENSE_CEIL - DENSE_FLOOR), 0.0, 1.0)
+    b = lexical / (lexical + BM25_HALF)
+    return DENSE_WEIGHT * d + (1 - DENSE_WEIGHT) * b
+
+
+_CACHE_LOCK = threading.Lock()
+
+
+def _embed_all(embedder: Embedder, texts: list[str], kind: str, cache: dict) -> np.ndarray:
+    """Embed ``texts`` as passages or queries, reusing ``cache`` (text -> vector) for those seen before."""
+    with _CACHE_LOCK:
+        todo = sorted({t for t in texts if (kind, t) not in cache})
+    if todo:
+        vectors = embedder.passages(todo) if kind == "passage" else embedder.queries(todo)
+        with _CACHE_LOCK:
+            for text, vector in zip(todo, vectors):
+                cache[(kind, text)] = vector
+    if not texts:
+        return np.zeros((0, embedder.dim), dtype=np.float32)
+    return np.stack([cache[(kind, t)] for t in texts])
