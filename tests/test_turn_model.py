@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from conftest import _load
+from conftest import _load, words
 from test_turns import FRAME, ScriptedVad, frame, of
 
 from voicebot.audio import AudioFrame, split_frames
@@ -279,8 +279,9 @@ class ThreadNotingModel(ScriptedTurnModel):
 TODAY = date(2026, 11, 22)
 
 
-def call_with(tmp_path, config, model: EndOfTurnModel, script_of) -> tuple:
-    """One call on the simulated line (10x line pace) with fakes for every model but ``model``."""
+def call_with(tmp_path, config, model: EndOfTurnModel, script_of, *, transcriber=None, vad=None, chat=None,
+              speed: float = 10.0) -> tuple:
+    """One call on the simulated line (10x line pace by default) with fakes for every model not given."""
     import asyncio
     import threading
 
@@ -302,9 +303,9 @@ def call_with(tmp_path, config, model: EndOfTurnModel, script_of) -> tuple:
     seed_demo(crm, today=TODAY)
     store = CallStore(tmp_path / "calls.db", tmp_path / "recordings")
     voice = CallerVoice(sample_rate=config.audio.sample_rate)
-    deps = SessionDeps(config, FakeTranscriber(voice), FakeSynthesizer(), ScriptedChat(), ScriptedVad(), crm, store,
-                       today=TODAY, turn_model=model)
-    line = SimulatedLine(script_of(voice), caller_id="+15550102030", speed=10.0, sample_rate=config.audio.sample_rate)
+    deps = SessionDeps(config, transcriber or FakeTranscriber(voice), FakeSynthesizer(), chat or ScriptedChat(),
+                       vad or ScriptedVad(), crm, store, today=TODAY, turn_model=model)
+    line = SimulatedLine(script_of(voice), caller_id="+15550102030", speed=speed, sample_rate=config.audio.sample_rate)
     session = CallSession(line, deps)
     asyncio.run(asyncio.wait_for(session.run(), timeout=60))
     assert not line.failures, line.failures
@@ -349,6 +350,30 @@ def test_a_slow_callers_pause_is_one_turn_in_the_session(tmp_path, config):
     _, _, turns, _ = call_with(tmp_path, config, model, lambda voice: [
         WaitForBot(), voice.say("I need", 0.8), Silence(1.2), voice.say("sales", 0.6), WaitForBot(), HangUp()])
     assert [t.text for t in turns if t.role == "caller"] == ["I need sales"]
+
+
+def test_real_models_a_slow_callers_pause_is_one_turn_on_the_phone_line(tmp_path, config, model_store, transcriber,
+                                                                       turn_model):
+    """Whisper, webrtcvad and Smart Turn for real, over the simulated 8 kHz mu-law line: a caller speaking at 2/3
+    of Piper's pace pauses 1.2 s mid-sentence; the bot hears one turn with both halves."""
+    from fakes import ScriptedChat
+
+    from voicebot.components import make_voice_activity
+    from voicebot.speech.tts import PiperSynthesizer
+    from voicebot.telephony.sim import HangUp, Say, Silence, WaitForBot
+
+    slow = PiperSynthesizer(model_store.locate(config.tts.voice), voice=config.tts.voice, length_scale=1.5,
+                            noise_scale=0.0, noise_w_scale=0.0)
+    rate = 16000
+    first, second = "I would like to check the status of", "my order, please."
+    chat = ScriptedChat([{"action": "reply", "text": "Let me look that up for you."}], repeat=True)
+    _, session, turns, _ = call_with(tmp_path, config, turn_model, lambda voice: [
+        WaitForBot(), Say(speech(slow, first, rate), rate, first), Silence(1.2),
+        Say(speech(slow, second, rate), rate, second), WaitForBot(), HangUp()],
+        transcriber=transcriber, vad=make_voice_activity(config), chat=chat, speed=float("inf"))
+    (caller,) = [t.text for t in turns if t.role == "caller"]
+    assert {"status", "order"} <= set(words(caller)), caller
+    assert session.listener.turn_scores  # the model was asked
 
 
 # -- dictation, guessed from words -----------------------------------------------------------------------------
