@@ -2,7 +2,7 @@
 
 ``app`` is the root; this module only assembles it from the command modules, which share ``common`` and never
 import one another: ``models`` (check-config and the weights), ``serve``, ``chat`` (chat and simulate), ``bench``,
-``call`` (the scripted SIP caller), ``crm`` and ``review``. Run as ``voicebot`` (``main``) or
+``call`` (the scripted SIP caller), ``crm``, ``kb`` (the knowledge files) and ``review``. Run as ``voicebot`` (``main``) or
 ``python -m voicebot.cli``.
 """
 
@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from voicebot.cli import bench, call, chat, crm, models, review, serve
+from voicebot.cli import bench, call, chat, crm, kb, models, review, serve
 
 app = typer.Typer(help="voicebot: a fully local voice assistant that answers phone calls.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -46,6 +46,7 @@ app.command("call")(call.call)
 app.add_typer(models.models_app, name="models")
 app.add_typer(bench.bench_app, name="bench")
 app.add_typer(crm.crm_app, name="crm")
+app.add_typer(kb.kb_app, name="kb")
 app.add_typer(review.review_app, name="review")
 
 

@@ -1,4 +1,4 @@
-"""``voicebot bench models / calls / sip``: benchmarks that print tables of timings (median and p95)."""
+"""``voicebot bench models / calls / sip / kb``: benchmarks that print tables of timings (median and p95)."""
 
 from __future__ import annotations
 
@@ -59,6 +59,34 @@ def bench_sip_cmd(runs: Annotated[int, typer.Option(min=1, help="Times to run th
         raise fail("--concurrency levels must be between 1 and 4 (one worker answers at most 4 calls)")
     _bench(lambda config, runs, log: bench_sip(config, runs, levels, log, port), runs, config_path,
            f"SIP line benchmark ({runs} run(s) of {len(levels)} concurrency levels)")
+
+
+@bench_app.command("kb")
+def bench_kb_cmd(runs: Annotated[int, typer.Option(min=1, help="Times to ask every question.")] = 1,
+                 failures: Annotated[bool, typer.Option("--failures", help="Also list every question the bot "
+                                                        "answered wrongly or did not answer.")] = False,
+                 config_path: ConfigOption = None):
+    """Knowledge retrieval over the demo base: top-1 accuracy on 100 paraphrased questions, the abstain rate on
+    20 it cannot answer, and answer latency (median and p95). Uses the config's thresholds."""
+    from voicebot.knowledge.bench import bench_kb
+    from voicebot.knowledge.embed import EmbeddingError
+
+    config = get_config(config_path)
+    try:
+        result = bench_kb(config, runs=runs, log=lambda line: console.print(line, highlight=False))
+    except (ModelError, EmbeddingError) as exc:
+        raise fail(str(exc)) from None
+    table = Table(title=f"knowledge benchmark (demo base, {runs} run(s); confident {config.knowledge.confident}, "
+                        f"margin {config.knowledge.margin}, weak {config.knowledge.weak})")
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for metric, value in result.figures():
+        table.add_row(metric, value)
+    console.print(table)
+    if failures:
+        for o in result.failures():
+            console.print(f"  {o.kind:5s} {o.score:.2f} got {o.top or '-'}, expected "
+                          f"{' or '.join(o.case.expect) or 'no answer'}: {o.case.question}", highlight=False)
 
 
 def _print_rows(title: str, rows) -> None:

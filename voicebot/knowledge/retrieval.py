@@ -22,6 +22,7 @@ Embeddings are cached by text, so rebuilding after an admin changes one entry em
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 from collections.abc import Sequence
@@ -32,6 +33,8 @@ import numpy as np
 from bm25s.stopwords import STOPWORDS_EN, STOPWORDS_RUSSIAN
 
 from voicebot.knowledge.embed import Embedder
+
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets itself to DEBUG: a line per index built
 
 DENSE_FLOOR = 0.80
 DENSE_CEIL = 0.93
