@@ -93,6 +93,15 @@ def test_a_missing_model_file_names_the_pull_command(tmp_path):
         SmartTurnModel(tmp_path)
 
 
+def test_a_model_of_another_kind_is_refused_as_the_turn_model(config, model_store):
+    from voicebot.components import make_turn_model
+    from voicebot.models import ModelError
+
+    wrong = config.model_copy(update={"turns": config.turns.model_copy(update={"model": config.stt.model})})
+    with pytest.raises(ModelError, match="not a turn model"):
+        make_turn_model(wrong, model_store)
+
+
 def feed_real(detector: TurnDetector, model: EndOfTurnModel, pcm: bytes, rate: int) -> list:
     """Real audio through webrtcvad and the detector; each TurnCheck answered by the model at once."""
     events = []

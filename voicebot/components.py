@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from voicebot.config import Config
 from voicebot.llm.base import ChatModel
-from voicebot.models import ModelStore
+from voicebot.models import ModelError, ModelStore
 from voicebot.native_check import REBUILD_FIX, REINSTALL_FIX, Probe, check, check_llama
 from voicebot.speech.stt import Transcriber, WhisperTranscriber
 from voicebot.speech.tts import PiperSynthesizer, Synthesizer
@@ -38,6 +38,9 @@ def make_turn_model(config: Config, store: ModelStore) -> SmartTurnModel | None:
     c = config.turns
     if not c.model:
         return None
+    kind = store.manifest.get(c.model).kind
+    if kind != "turn":
+        raise ModelError(f"turns.model {c.model!r} is a {kind} model in models/manifest.yaml, not a turn model")
     return SmartTurnModel(store.locate(c.model), name=c.model, threshold=c.threshold, threads=c.threads)
 
 

@@ -35,15 +35,15 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
+from voicebot.models import ModelError
 from voicebot.speech.whisper_features import compute_whisper_log_mel_features
 
 MODEL_RATE = 16000
 WINDOW_S = 8
-MODEL_FILE = "smart-turn-v3.2-cpu.onnx"
 
 
-class TurnModelError(Exception):
-    """The turn model cannot be loaded or run; the message says what to do."""
+class TurnModelError(ModelError):
+    """The turn model cannot be loaded; the message says what to do."""
 
 
 @dataclass(frozen=True)
@@ -106,9 +106,11 @@ class SmartTurnModel:
     def __init__(self, path: str | Path, *, name: str = "smart-turn-v3.2", threshold: float = 0.5,
                  threads: int = 1, keep_latencies: int = 512):
         path = Path(path)
-        onnx = path / MODEL_FILE if path.is_dir() else path
-        if not onnx.is_file():
-            raise TurnModelError(f"turn model file {onnx} is missing; run `voicebot models pull {name}`")
+        found = sorted(path.glob("*.onnx")) if path.is_dir() else [path] if path.is_file() else []
+        if len(found) != 1:
+            raise TurnModelError(f"{path} holds {len(found) or 'no'} turn model files (.onnx), not one; run "
+                                 f"`voicebot models pull {name}`")
+        onnx = found[0]
         if not 0 < threshold < 1:
             raise ValueError("threshold is a probability between 0 and 1")
         import onnxruntime as ort  # the same runtime as Piper's voices; probed by voicebot.native_check
