@@ -26,8 +26,9 @@ Rules, per VAD frame:
   after the caller spoke again is stale and ignored; the next pause gets its own check. Without ``turns`` the
   fixed ``end_of_turn_silence_ms`` applies as before.
 * **Dictation.** While digits or an address are dictated (``expect_digits(True)`` for the whole prompt, e.g. a
-  PIN; or ``set_dictation(True)``, a hint for the current utterance only, which the session gives when the partial
-  transcript ends in a number or an address), pauses between groups are part of the turn: the limit is
+  PIN; or ``set_dictation(True)``, a hint for one utterance, the open one or else the next, which the session
+  gives when the partial transcript ends in a number or an address, or when the bot has just asked for one),
+  pauses between groups are part of the turn: the limit is
   ``turns.dictation_silence_ms`` (without ``turns``: ``digits_silence_ms``), and a "complete" verdict only
   shortens it to ``turns.incomplete_silence_ms`` (a group of digits sounds finished when it is not).
 * **SpeechStarted** is emitted once a candidate reaches ``min_speech_ms`` of speech, carrying the onset time;
