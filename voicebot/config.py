@@ -13,7 +13,7 @@ import string
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from voicebot.dialog.flow import DtmfKey, MenuConfig, check_escalation_overlap, default_menu, phrases_have_words
@@ -288,11 +288,13 @@ class KnowledgeConfig(Section):
     weak: float = Field(0.3, ge=0, le=1, description="Below confident but this high: ask or offer a person.")
     threads: int = Field(2, ge=1, le=64)
 
-    @model_validator(mode="after")
-    def _ordered(self) -> KnowledgeConfig:
-        if self.weak > self.confident:
-            raise ValueError(f"weak ({self.weak}) must not be above confident ({self.confident})")
-        return self
+    @field_validator("weak")
+    @classmethod
+    def _below_confident(cls, value: float, info: ValidationInfo) -> float:
+        confident = info.data.get("confident")
+        if confident is not None and value > confident:
+            raise ValueError(f"weak ({value}) must not be above confident ({confident})")
+        return value
 
 
 class ModelsConfig(Section):

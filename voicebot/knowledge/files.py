@@ -21,9 +21,15 @@ from dataclasses import dataclass, field
 from datetime import time
 from decimal import Decimal
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BeforeValidator,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from voicebot.configfile import (
     ConfigError,
@@ -200,6 +206,10 @@ def _span_text(value: object) -> object:
     return value
 
 
+DaySpans = Annotated[str | None, BeforeValidator(_span_text)]
+"""A day's hours: "09:00-17:00", several spans separated by commas, or "closed" (each day checked at its line)."""
+
+
 class Holiday(StrictModel):
     date: dt.date
     name: str = Field(min_length=1)
@@ -215,7 +225,7 @@ class HoursFile(StrictModel):
     """``hours.yaml``: the week, the days that differ, and the zone every time is in."""
 
     timezone: str
-    weekly: dict[Literal[WEEKDAYS], str | None]  # type: ignore[valid-type]
+    weekly: dict[Literal[WEEKDAYS], DaySpans]  # type: ignore[valid-type]
     holidays: list[Holiday] = Field(default_factory=list)
     note: str = Field("", description="Said after a general hours answer (e.g. \"Times are Central Time.\").")
 
@@ -230,25 +240,22 @@ class HoursFile(StrictModel):
             raise ValueError(f"{value!r} is not a known time zone (e.g. America/Chicago, Europe/Berlin)") from exc
         return value
 
-    @field_validator("weekly", mode="before")
+    @field_validator("weekly")
     @classmethod
-    def _days(cls, value: object) -> object:
-        if isinstance(value, dict):
-            for day, spans in value.items():
-                if day in WEEKDAYS:
-                    _span_text(spans)
-        return value
-
-    @model_validator(mode="after")
-    def _complete(self) -> HoursFile:
-        missing = [d for d in WEEKDAYS if d not in self.weekly]
+    def _complete(cls, value: dict[str, str | None]) -> dict[str, str | None]:
+        missing = [d for d in WEEKDAYS if d not in value]
         if missing:
             raise ValueError(f"weekly lacks {', '.join(missing)}: give every day its hours or \"closed\"")
-        dates = [h.date for h in self.holidays]
+        return value
+
+    @field_validator("holidays")
+    @classmethod
+    def _once(cls, value: list[Holiday]) -> list[Holiday]:
+        dates = [h.date for h in value]
         twice = sorted({d.isoformat() for d in dates if dates.count(d) > 1})
         if twice:
             raise ValueError(f"holidays list {', '.join(twice)} more than once")
-        return self
+        return value
 
 
 # -- prices.yaml -----------------------------------------------------------------------------------------------

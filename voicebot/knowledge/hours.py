@@ -149,7 +149,9 @@ class OpeningHours:
         label = f", {hours.holiday}," if hours.holiday else ""
         if not hours.spans:
             reason = f" for {hours.holiday}" if hours.holiday else ""
-            return f"{when[0].upper()}{when[1:]} we're closed{reason}."
+            comma = "," if when.startswith("on ") else ""
+            return f"{when[0].upper()}{when[1:]}{comma} we're closed{reason}."
+        label = label or ("," if when.startswith("on ") else "")
         return f"{when[0].upper()}{when[1:]}{label} we're open {say_spans(hours.spans)}."
 
     def summary(self) -> str:

@@ -93,6 +93,7 @@ class HybridIndex:
         self._key_doc = np.array([i for i, _ in keys], dtype=np.int64)
         self._keys = _embed_all(embedder, [k for _, k in keys], "query", cache)
         corpus = [tokens(d.text + " " + " ".join(d.keys)) or ["_"] for d in self.documents]
+        self._script = _script([w for doc in corpus for w in doc])
         self._bm25 = bm25s.BM25()
         if corpus:
             self._bm25.index(corpus, show_progress=False)
@@ -111,15 +112,26 @@ class HybridIndex:
             np.maximum.at(dense, self._key_doc, key_scores)
         words = tokens(question)
         lexical = self._bm25.get_scores(words) if words else np.zeros(len(self.documents), dtype=np.float32)
-        fused = fuse(dense, lexical)
+        fused = fuse(dense, lexical, _script(words) != self._script)
         order = np.argsort(-fused)[:top]
         return [Hit(self.documents[i], float(fused[i]), float(dense[i]), float(lexical[i])) for i in order]
 
 
-def fuse(dense: np.ndarray, lexical: np.ndarray) -> np.ndarray:
+def fuse(dense: np.ndarray, lexical: np.ndarray, other_script: bool = False) -> np.ndarray:
+    """Both scores on 0..1, mixed. A question written in another script than the base (a Russian question to an
+    English base) can share no word with it: there is no lexical evidence, for or against, so the dense score
+    alone decides instead of being scaled down by the missing half. (An English question that shares no word
+    is scored as usual: that absence is evidence, "can I speak to my doctor?" is not in an office-supply base.)"""
     d = np.clip((dense - DENSE_FLOOR) / (DENSE_CEIL - DENSE_FLOOR), 0.0, 1.0)
+    if other_script and not np.any(lexical > 0):
+        return d
     b = lexical / (lexical + BM25_HALF)
     return DENSE_WEIGHT * d + (1 - DENSE_WEIGHT) * b
+
+
+def _script(words: Sequence[str]) -> str:
+    """"latin" when most words are ASCII, else "other": enough to tell a Russian question from an English base."""
+    return "latin" if sum(w.isascii() for w in words) * 2 >= len(words) else "other"
 
 
 _CACHE_LOCK = threading.Lock()
