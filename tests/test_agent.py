@@ -185,3 +185,78 @@ def test_sampling_is_the_llm_config_unless_the_agent_is_given_its_own(repo):
     agent.max_tokens, agent.temperature = 60, 0.0
     list(agent.turn("Hi."))
     assert (chat.calls[-1].max_tokens, chat.calls[-1].temperature) == (60, 0.0)
+
+
+# -- callers the CRM does not know by their number ------------------------------------------------------------
+
+UNKNOWN = "+15559990000"
+
+
+def test_an_unknown_number_is_asked_for_the_account_then_the_pin(repo):
+    chat = ScriptedChat()
+    agent = agent_for(repo, chat, caller=UNKNOWN)
+    first = list(agent.turn("What did I order last time?"))
+    assert "phone number on your account" in first[-1].text and agent.awaiting_account
+    second = list(agent.turn("It's 555 010 2030"))  # Alice's number, said from another phone
+    assert any(isinstance(e, ToolCalled) and e.args == {"by": "phone"} for e in second)
+    assert "PIN" in second[-1].text and agent.context.customer is not None
+    third = list(agent.turn("one two three four"))
+    spoken = " ".join(e.text for e in third if isinstance(e, Sentence))
+    assert "10452" in spoken and "most recent order" in spoken  # the waiting request, answered after the PIN
+    assert chat.calls == []
+
+
+def test_an_order_number_from_an_unknown_number_finds_the_account_but_reveals_nothing_before_the_pin(repo):
+    agent = agent_for(repo, ScriptedChat(), caller=UNKNOWN)
+    first = list(agent.turn("Where is my order 10452?"))
+    spoken = " ".join(e.text for e in first if isinstance(e, Sentence))
+    assert "PIN" in spoken and "UPS" not in spoken and "shipped" not in spoken
+    right = list(agent.turn("1 2 3 4"))
+    assert "UPS" in " ".join(e.text for e in right if isinstance(e, Sentence))
+
+
+def test_account_details_that_match_nothing_get_the_same_questions_and_can_only_fail(repo):
+    """A stranger must not learn which orders exist: a made-up order number is answered like a real one."""
+    agent = agent_for(repo, ScriptedChat(), caller=UNKNOWN)
+    first = list(agent.turn("Where is my order 99999?"))
+    assert "PIN" in first[-1].text and agent.decoy
+    events = []
+    for pin in ("1 2 3 4", "4 3 2 1", "1 1 1 1"):
+        events = list(agent.turn(pin))
+    assert any(isinstance(e, TransferRequested) for e in events)
+    assert agent.context.verified_customer is None
+
+
+def test_wrong_pins_count_across_calls(repo):
+    """Three wrong PINs over two calls lock the account: calling again buys no fresh guesses."""
+    first_call = agent_for(repo, ScriptedChat())
+    list(first_call.turn("Where is my order?"))
+    for pin in ("0000", "9999"):
+        list(first_call.turn(pin))
+    second_call = agent_for(repo, ScriptedChat())
+    list(second_call.turn("Where is my order?"))
+    events = list(second_call.turn("1111"))  # the third wrong answer within a day
+    assert any(isinstance(e, TransferRequested) for e in events)
+    third_call = agent_for(repo, ScriptedChat())
+    list(third_call.turn("Where is my order?"))
+    events = list(third_call.turn("1 2 3 4"))  # even the right PIN: locked until a person helps
+    assert third_call.context.verified_customer is None and any(isinstance(e, TransferRequested) for e in events)
+    assert "1111" not in str(list(repo.db["verification_failures"].rows))  # what was said is not kept
+
+
+def test_a_right_pin_clears_earlier_wrong_ones(repo):
+    agent = agent_for(repo, ScriptedChat())
+    list(agent.turn("Where is my order?"))
+    list(agent.turn("0000"))
+    list(agent.turn("1234"))
+    assert agent.context.verified_customer is not None
+    assert repo.db["verification_failures"].count == 0
+
+
+def test_order_history_is_spoken_from_the_crm(repo):
+    agent = agent_for(repo, ScriptedChat())
+    list(agent.turn("What did I order last time?"))
+    events = list(agent.turn("1234"))
+    spoken = " ".join(e.text for e in events if isinstance(e, Sentence))
+    assert "most recent order, number 10452" in spoken and "Ergonomic office chair" in spoken
+    assert "Before that, order 10398" in spoken

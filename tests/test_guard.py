@@ -259,3 +259,10 @@ def test_a_question_about_the_bot_is_not_a_request_for_a_person(said, question):
         assert escalation is None
     elif guard.operator_phrase(said):
         assert escalation is not None and escalation.reason == "operator_request"
+
+
+def test_a_pin_said_twice_is_not_a_repeat_complaint():
+    guard = EscalationGuard(EscalationConfig())
+    assert guard.check_transcript("one two three four") is None
+    assert guard.check_transcript("one two three four") is None  # asked again after a mishearing
+    assert guard.check_transcript("4 8 1 5 6") is None and guard.check_transcript("4 8 1 5 6") is None

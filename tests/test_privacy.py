@@ -148,11 +148,15 @@ def test_order_numbers_in_the_summary_come_from_the_crm_or_are_named_as_orders(g
 
 
 def test_a_pin_said_twice_is_not_quoted_in_the_escalation(guard):
-    guard.check_transcript("4 8 1 5 6")
-    escalation = guard.check_transcript("4 8 1 5 6")
-    assert escalation is not None and escalation.detail == f'repeated "{HIDDEN}"'
-    summary = guard.summary([("caller", "4 8 1 5 6")] * 2, escalation=escalation)
-    assert summary == f'Caller not identified. No request stated. Escalated: caller frustrated (repeated "{HIDDEN}").'
+    assert guard.check_transcript("4 8 1 5 6") is None
+    assert guard.check_transcript("4 8 1 5 6") is None  # a number said again answers a question again
+    said = "I told you, it is 4 8 1 5 6"
+    guard.check_transcript(said)
+    escalation = guard.check_transcript(said)
+    assert escalation is not None and escalation.detail == f'repeated "I told you, it is {HIDDEN}"'
+    asked = ("bot", "For your security, please tell me your four-digit PIN.")
+    summary = guard.summary([asked, ("caller", said)] * 2, escalation=escalation)
+    assert "4 8 1 5 6" not in summary and "48156" not in summary and HIDDEN in summary
 
 
 # -- the CRM ----------------------------------------------------------------------------------------------------

@@ -127,6 +127,15 @@ def m005_mask_secrets_in_free_text(db: Database) -> None:
                            [*masked, row_id])
 
 
+@_migration
+def m006_verification_failures(db: Database) -> None:
+    """Wrong verification answers, kept across calls: a caller who used up their attempts must not get three
+    fresh guesses by calling again. Only the customer and the time are kept, never what was said."""
+    db["verification_failures"].create({"id": int, "customer_id": int, "at": str}, pk="id",
+                                       foreign_keys=[("customer_id", "customers", "id")])
+    db["verification_failures"].create_index(["customer_id", "at"])
+
+
 SCHEMA_VERSION = len(MIGRATION_NAMES)
 
 

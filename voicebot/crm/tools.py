@@ -100,6 +100,13 @@ def get_order(ctx: CallerContext, order_number: Text) -> Order | NotFound:
 
 
 @CRM_TOOLS.tool(requires_verification=True)
+def list_recent_orders(ctx: CallerContext) -> list[Order]:
+    """The verified caller's last orders of any status (delivered ones too), newest first: "what did I order
+    last time?"."""
+    return ctx.repo.recent_orders(ctx.verified_customer.id, limit=3)
+
+
+@CRM_TOOLS.tool(requires_verification=True)
 def get_caller_history(ctx: CallerContext) -> dict[str, Any] | NotFound:
     """The verified caller's open tickets, upcoming appointments, pending callbacks and their last calls."""
     profile = ctx.repo.caller_profile(ctx.verified_customer.id)
@@ -107,6 +114,7 @@ def get_caller_history(ctx: CallerContext) -> dict[str, Any] | NotFound:
         return profile
     return {"name": profile.customer.name, "open_tickets": profile.open_tickets,
             "upcoming_appointments": profile.upcoming_bookings, "pending_callbacks": profile.pending_callbacks,
+            "recent_orders": ctx.repo.recent_orders(ctx.verified_customer.id, limit=3),
             "recent_calls": profile.recent_interactions[:3]}
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hmac
 import re
 from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import Enum
 
 from voicebot.crm.models import Customer, NotFound, VerificationRecord
@@ -118,14 +119,16 @@ class CallerContext:
     caller_id: str | None = None
     customer: Customer | None = None
     verification: Verification = field(default_factory=Verification)
+    lockout_hours: float = 24.0  # wrong answers count against an account across calls for this long
 
     @classmethod
-    def start(cls, repo: Repository, raw_caller_id: str | None, *, max_attempts: int = 3) -> CallerContext:
+    def start(cls, repo: Repository, raw_caller_id: str | None, *, max_attempts: int = 3,
+              lockout_hours: float = 24.0) -> CallerContext:
         """Normalise the caller ID and look the caller up: call this when the call is answered."""
         found = repo.find_customer_by_phone(raw_caller_id)
         return cls(repo, normalize_phone(raw_caller_id, repo.region),
                    None if isinstance(found, NotFound) else found,
-                   Verification(max_attempts=max_attempts, region=repo.region))
+                   Verification(max_attempts=max_attempts, region=repo.region), lockout_hours)
 
     @property
     def verified_customer(self) -> Customer | None:
@@ -142,5 +145,19 @@ class CallerContext:
 
     def verify(self, *, pin: str | None = None, date_of_birth: str | None = None,
                postcode: str | None = None) -> VerificationResult:
-        record = self.repo.verification_record(self.customer.id) if self.customer else None
-        return self.verification.check(record, pin=pin, date_of_birth=date_of_birth, postcode=postcode)
+        """Check the caller's answer. Wrong answers are counted per account in the CRM as well, so the
+        attempts left are the fewer of this call's and the account's over the last ``lockout_hours``: calling
+        again does not buy fresh guesses. A success clears the account's count."""
+        customer = self.customer
+        if customer is not None and self.lockout_hours > 0 and self.verification.verified_customer_id != customer.id:
+            since = self.repo.now() - timedelta(hours=self.lockout_hours)
+            earlier = self.repo.verification_failures_since(customer.id, since)
+            self.verification.attempts_used = max(self.verification.attempts_used, earlier)
+        record = self.repo.verification_record(customer.id) if customer else None
+        used = self.verification.attempts_used
+        result = self.verification.check(record, pin=pin, date_of_birth=date_of_birth, postcode=postcode)
+        if customer is not None and self.verification.attempts_used > used:
+            self.repo.note_verification_failure(customer.id)
+        elif customer is not None and result.outcome is Outcome.VERIFIED and used:
+            self.repo.clear_verification_failures(customer.id)
+        return result

@@ -32,11 +32,17 @@ STATUS_PHRASES = {
 }
 
 
+_HISTORY = re.compile(r"\b((last|previous|recent|past|earlier) (order|purchase|delivery)s?|what did (i|we) "
+                      r"(order|buy|get)|(my|our) order history|ordered (last|before))\b", re.I)
+
+
 def match_intent(text: str) -> tuple[str, dict[str, Any]] | None:
     """A tool call for the request when a fixed pattern recognises it, else None (the model decides).
 
     Numbers are read from the text with its secrets masked: "where is my order? my PIN is 1234" must not make
     the PIN an order number (it would be looked up, stored in the tool call and read back to the caller)."""
+    if _HISTORY.search(text) and not _NUMBER.search(digits_in(mask_secrets(text))):
+        return "list_recent_orders", {}
     if _ORDER_WORDS.search(text) and _WHERE_WORDS.search(text):
         text = mask_secrets(text)
         number = _NUMBER.search(text) or _NUMBER.search(digits_in(text))
@@ -62,6 +68,17 @@ def order_sentence(order: dict[str, Any]) -> str:
     elif order.get("eta") and status not in ("cancelled", "returned", "delivered"):
         text += f", and should arrive on {spoken_date(order['eta'])}"
     return text + "."
+
+
+def past_order_sentence(order: dict[str, Any], latest: bool = False) -> str:
+    """An order as history: when it was placed, what was in it (at most three lines), where it is now."""
+    items = order.get("items") or []
+    said = [f"{i['quantity']} {i['description']}" for i in items[:3]]
+    what = (", ".join(said[:-1]) + " and " + said[-1]) if len(said) > 1 else (said[0] if said else "")
+    head = f"Your most recent order, number {order['number']}," if latest else f"Before that, order {order['number']}"
+    text = f"{head} was placed on {spoken_date(order['placed_at'])}"
+    text += f" for {what}." if what else "."
+    return f"{text} {order_sentence(order)}"
 
 
 def render(tool: str, args: dict[str, Any], result: dict[str, Any]) -> list[str] | None:
@@ -92,6 +109,11 @@ def render(tool: str, args: dict[str, Any], result: dict[str, Any]) -> list[str]
     if tool == "create_ticket" and result.get("ok") and isinstance(value, dict) and value.get("id"):
         return [f"I have opened a ticket for you, number {value['id']}. "
                 "A colleague will follow up. Is there anything else?"]
+    if tool == "list_recent_orders" and result.get("ok") and isinstance(value, list):
+        if not value:
+            return ["I don't see any orders on your account yet. Is there anything else I can help with?"]
+        return [past_order_sentence(value[0], latest=True), *(past_order_sentence(o) for o in value[1:2]),
+                "Is there anything else I can help with?"]
     if tool == "list_open_orders" and result.get("ok") and isinstance(value, list):
         if not value:
             return ["I don't see any open orders on your account. Is there anything else I can help with?"]
@@ -108,6 +130,7 @@ TOOL_HINTS = {
     "get_order": "status and delivery of one order (text: the order number)",
     "list_open_orders": "the caller's open orders (text: empty)",
     "get_caller_history": "the caller's earlier calls, tickets and orders (text: empty)",
+    "list_recent_orders": "the caller's last orders, delivered ones too (text: empty)",
     "create_ticket": "report a problem, e.g. a damaged or wrong item (text: the problem in a few words)",
     "list_free_slots": "free appointment times for a repair or service visit (text: the service needed)",
     "book_appointment": "book one of the times just offered (text: the day and time the caller chose)",
@@ -176,7 +199,7 @@ def tool_args(tool: str, text: str, *, caller_name: str | None, services: list[s
     if tool == "get_order":
         number = _NUMBER.search(digits_in(text)) or _NUMBER.search(text)
         return {"order_number": number.group(0)} if number else None
-    if tool in ("list_open_orders", "get_caller_history"):
+    if tool in ("list_open_orders", "get_caller_history", "list_recent_orders"):
         return {}
     if tool == "create_ticket":
         subject = (text or "Caller reported a problem")[:100]

@@ -171,7 +171,8 @@ class EscalationGuard:
             return self._escalate("frustration", f"angry: {anger.group(0)!r} in {_quote(text, every_number=True)}")
         if sum(self._confused) >= self.config.max_confused_turns:
             return self._escalate("frustration", f"did not understand the bot {sum(self._confused)} times")
-        if (previous is not None and not confused and len(words.split()) >= _REPEAT_MIN_WORDS
+        numbers = words_to_digits(words).replace(" ", "").isdigit()  # a PIN or number said again is no complaint
+        if (previous is not None and not confused and not numbers and len(words.split()) >= _REPEAT_MIN_WORDS
                 and difflib.SequenceMatcher(None, previous, words).ratio() > self.config.repeat_similarity):
             return self._escalate("frustration", f"repeated {_quote(text, every_number=True)}")  # a PIN, again?
         if len(self._recent) >= self.config.sentiment_turns and self.mood < self.config.frustration_threshold:

@@ -313,7 +313,8 @@ class CallSession:
         self.call_id = await self._db(deps.store.start_call, info.caller_id, worker=deps.worker,
                                       call_id=info.call_id)
         context = await self._db(CallerContext.start, deps.crm, info.caller_id,
-                                 max_attempts=self.config.crm.verification_attempts)
+                                 max_attempts=self.config.crm.verification_attempts,
+                                 lockout_hours=self.config.crm.verification_lockout_hours)
         if context.customer is not None:
             await self._db(deps.store.update_call, self.call_id, customer_id=str(context.customer.id))
         company_prompt = self.config.dialog.system_prompt.format(company=self.config.dialog.company)
