@@ -290,6 +290,33 @@ def test_an_edit_is_live_on_the_next_question_without_a_restart(kb):
                                              "the heading, or remove the heading")]
 
 
+class CountingEmbedder:
+    """The real model, counting the texts it embeds."""
+
+    def __init__(self, inner):
+        self.inner, self.name, self.dim, self.texts = inner, inner.name, inner.dim, 0
+
+    def queries(self, texts):
+        self.texts += len(texts)
+        return self.inner.queries(texts)
+
+    def passages(self, texts):
+        self.texts += len(texts)
+        return self.inner.passages(texts)
+
+
+def test_embeddings_are_kept_between_starts(tmp_path, embedder):
+    folder, vectors = write_base(tmp_path / "kb"), tmp_path / "cache" / "e5.npz"
+    first = CountingEmbedder(embedder)
+    KnowledgeBase(folder, first, vectors_file=vectors)
+    assert first.texts > 10 and vectors.is_file()
+    second = CountingEmbedder(embedder)
+    kb = KnowledgeBase(folder, second, vectors_file=vectors)
+    assert second.texts == 0  # nothing changed: nothing embedded again
+    assert kb.answer("Where is your shop?", FRIDAY_MORNING).entry_ids == ("faq/where-are-you-located",)
+    assert second.texts == 1  # the question
+
+
 # -- hours and prices in code ------------------------------------------------------------------------------------
 
 @pytest.fixture

@@ -54,7 +54,7 @@ def search(
     folder: DirOption = None,
 ):
     """The best documents with their scores, the answer the bot would give, and how long it took."""
-    from voicebot.knowledge.base import KnowledgeBase
+    from voicebot.knowledge.base import KnowledgeBase, vectors_file
     from voicebot.knowledge.embed import EmbeddingError, load_embedder
     from voicebot.models import ModelError
 
@@ -64,7 +64,8 @@ def search(
     except (ModelError, EmbeddingError) as exc:
         raise fail(str(exc)) from None
     k = config.knowledge
-    kb = KnowledgeBase(_folder(config, folder), embedder, k.confident, k.weak, k.margin)
+    kb = KnowledgeBase(_folder(config, folder), embedder, k.confident, k.weak, k.margin,
+                       vectors_file=vectors_file(config))
     moment = (now.replace(tzinfo=UTC) if now is not None else datetime.now(UTC))
     answer = kb.answer(question, moment)
     hits = kb.index.search(question, top)  # unfiltered: what retrieval saw, before the kind checks

@@ -47,7 +47,13 @@ from voicebot.knowledge.prices import (
     say_estimate,
     say_unit_price,
 )
-from voicebot.knowledge.retrieval import Document, Hit, HybridIndex
+from voicebot.knowledge.retrieval import (
+    Document,
+    Hit,
+    HybridIndex,
+    load_vectors,
+    save_vectors,
+)
 
 log = logging.getLogger(__name__)
 
@@ -108,14 +114,15 @@ class KnowledgeBase:
     """The knowledge folder, indexed for questions. Thread-safe: calls may ask while a reload swaps the index."""
 
     def __init__(self, folder: str | Path, embedder: Embedder, confident: float = 0.46, weak: float = 0.3,
-                 margin: float = 0.04, check_interval_s: float = 1.0):
+                 margin: float = 0.04, check_interval_s: float = 1.0, vectors_file: Path | None = None):
         self.folder = Path(folder)
         self.embedder = embedder
         self.confident = confident
         self.weak = weak
         self.margin = margin
         self.check_interval_s = check_interval_s
-        self._cache: dict = {}
+        self.vectors_file = vectors_file  # embeddings kept between starts (None: only in memory)
+        self._cache: dict = load_vectors(vectors_file, embedder.dim) if vectors_file else {}
         self._lock = threading.Lock()
         self._checked_at = 0.0
         self.files: KnowledgeFiles = KnowledgeFiles(self.folder)
@@ -131,7 +138,8 @@ class KnowledgeBase:
         from voicebot.knowledge.embed import load_embedder
 
         k = config.knowledge
-        return cls(config.path(k.dir), embedder or load_embedder(config, store), k.confident, k.weak, k.margin)
+        return cls(config.path(k.dir), embedder or load_embedder(config, store), k.confident, k.weak, k.margin,
+                   vectors_file=vectors_file(config))
 
     @property
     def problems(self) -> tuple[Problem, ...]:
@@ -154,7 +162,10 @@ class KnowledgeBase:
             documents.append(Document(f"price:{item.id}", "price",
                                       f"Price of {', '.join(names)}: cost per {item.unit}. {item.conditions}",
                                       tuple(f"How much does {n.lower()} cost?" for n in names)))
+        before = len(self._cache)
         index = HybridIndex(documents, self.embedder, self._cache)
+        if self.vectors_file is not None and len(self._cache) != before:
+            save_vectors(self.vectors_file, self._cache, index.cache_keys)
         with self._lock:
             self.files, self.index, self.hours = files, index, hours
             self._entries = {e.id: e for e in files.entries}
@@ -218,6 +229,11 @@ class KnowledgeBase:
                                    est)
         entry = entries[top.doc.id]
         return KnowledgeAnswer("entry", spoken(entry.answer), (entry.id,), top.score)
+
+
+def vectors_file(config) -> Path:
+    """Where the knowledge base's embeddings are kept between starts: beside the model downloads."""
+    return config.path(config.models.cache_dir) / "knowledge" / f"{config.knowledge.model}.npz"
 
 
 def _entry_keys(entry: Entry) -> tuple[str, ...]:

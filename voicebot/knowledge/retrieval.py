@@ -17,7 +17,8 @@ exactly. Neither score alone says how sure we are, so each is mapped onto 0..1 f
 ``knowledge.weak`` and ``knowledge.margin``) apply to it; the constants here and the thresholds were chosen
 with ``voicebot bench kb`` (a grid over weights and thresholds, keeping the abstain rate at 90% or more).
 
-Embeddings are cached by text, so rebuilding after an admin changes one entry embeds only what changed.
+Embeddings are cached by text, so rebuilding after an admin changes one entry embeds only what changed; the
+cache is kept on disk too (``save_vectors`` / ``load_vectors``), so a restart embeds nothing that did not change.
 """
 
 from __future__ import annotations
@@ -27,11 +28,13 @@ import re
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import bm25s
 import numpy as np
 from bm25s.stopwords import STOPWORDS_EN, STOPWORDS_RUSSIAN
 
+from voicebot.fileio import atomic_path
 from voicebot.knowledge.embed import Embedder
 
 logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets itself to DEBUG: a line per index built
@@ -101,6 +104,11 @@ class HybridIndex:
     def __len__(self) -> int:
         return len(self.documents)
 
+    @property
+    def cache_keys(self) -> set[tuple[str, str]]:
+        """The (kind, text) embeddings this index uses: what is worth keeping on disk."""
+        return {("passage", d.text) for d in self.documents} | {("query", k) for d in self.documents for k in d.keys}
+
     def search(self, question: str, top: int = 5, vector: np.ndarray | None = None) -> list[Hit]:
         """The ``top`` documents for ``question``, best first (one hit per document)."""
         if not self.documents:
@@ -149,3 +157,32 @@ def _embed_all(embedder: Embedder, texts: list[str], kind: str, cache: dict) -> 
     if not texts:
         return np.zeros((0, embedder.dim), dtype=np.float32)
     return np.stack([cache[(kind, t)] for t in texts])
+
+
+_SEP = "\x1f"
+
+
+def load_vectors(path: Path, dim: int) -> dict[tuple[str, str], np.ndarray]:
+    """The embeddings saved by ``save_vectors``; empty when the file is missing, unreadable or of another size."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            keys, vectors = data["keys"], data["vectors"]
+    except (OSError, ValueError, KeyError):
+        return {}
+    if vectors.ndim != 2 or vectors.shape[1] != dim or len(keys) != len(vectors):
+        return {}
+    return {tuple(str(k).split(_SEP, 1)): v for k, v in zip(keys, vectors.astype(np.float32))}  # type: ignore[misc]
+
+
+def save_vectors(path: Path, cache: dict[tuple[str, str], np.ndarray], keys: set[tuple[str, str]]) -> None:
+    """Keep the embeddings of ``keys`` on disk (atomically; a failure only costs the next start some time)."""
+    kept = sorted(k for k in keys if k in cache)
+    if not kept:
+        return
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path) as tmp, open(tmp, "wb") as fh:
+            np.savez(fh, keys=np.array([f"{kind}{_SEP}{text}" for kind, text in kept]),
+                     vectors=np.stack([cache[k] for k in kept]))
+    except OSError:
+        pass
