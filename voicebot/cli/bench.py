@@ -86,7 +86,8 @@ def bench_kb_cmd(runs: Annotated[int, typer.Option(min=1, help="Times to ask eve
     if failures:
         for o in result.failures():
             console.print(f"  {o.kind:5s} {o.score:.2f} got {o.top or '-'}, expected "
-                          f"{' or '.join(o.case.expect) or 'no answer'}: {o.case.question}", highlight=False)
+                          f"{' or '.join(o.case.expect) or 'no answer'}: {o.case.question}", highlight=False,
+                          soft_wrap=True)
 
 
 def _print_rows(title: str, rows) -> None:
