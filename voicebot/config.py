@@ -119,7 +119,8 @@ class SttConfig(Section):
     model: str = "whisper-base"
     language: str | None = Field("en", description="ISO code; null lets Whisper detect the language.")
     beam_size: int = Field(1, ge=1, le=10)
-    threads: int = Field(2, ge=1, le=64)
+    threads: int = Field(1, ge=1, le=64, description="Embedding threads: one query is ~10 ms on one idle core, "
+                         "and a second thread mostly waits on Whisper and the LLM.")
     no_speech_threshold: float = Field(0.6, ge=0, le=1)
     logprob_threshold: float = Field(-1.0, le=0)
     initial_prompt: str | None = None
@@ -142,7 +143,8 @@ class LlmConfig(Section):
     backend: Literal["embedded", "ollama"] = "embedded"
     model: str = "qwen2.5-coder-1.5b"
     context_tokens: int = Field(4096, ge=512, le=32768)
-    threads: int = Field(2, ge=1, le=64)
+    threads: int = Field(1, ge=1, le=64, description="Embedding threads: one query is ~10 ms on one idle core, "
+                         "and a second thread mostly waits on Whisper and the LLM.")
     temperature: float = Field(0.2, ge=0, le=2, description="Sampling temperature of every model turn in a call.")
     max_tokens: int = Field(120, ge=1, le=4096, description="The longest model answer in one step of a call (a "
                             "reply, a tool call or a transfer, as JSON); the after-call analysis sets its own.")
@@ -286,7 +288,8 @@ class KnowledgeConfig(Section):
     margin: float = Field(0.04, ge=0, le=1, description="... when it leads the next document by this much (or "
                           "scores 0.2 above confident).")
     weak: float = Field(0.3, ge=0, le=1, description="Below confident but this high: ask or offer a person.")
-    threads: int = Field(2, ge=1, le=64)
+    threads: int = Field(1, ge=1, le=64, description="Embedding threads: one query is ~10 ms on one idle core, "
+                         "and a second thread mostly waits on Whisper and the LLM.")
 
     @field_validator("weak")
     @classmethod

@@ -65,6 +65,8 @@ def bench_sip_cmd(runs: Annotated[int, typer.Option(min=1, help="Times to run th
 def bench_kb_cmd(runs: Annotated[int, typer.Option(min=1, help="Times to ask every question.")] = 1,
                  failures: Annotated[bool, typer.Option("--failures", help="Also list every question the bot "
                                                         "answered wrongly or did not answer.")] = False,
+                 size: Annotated[int, typer.Option(min=0, help="Also time searches on the index padded to this "
+                                                   "many documents (0: no).")] = 500,
                  config_path: ConfigOption = None):
     """Knowledge retrieval over the demo base: top-1 accuracy on 100 paraphrased questions, the abstain rate on
     20 it cannot answer, and answer latency (median and p95). Uses the config's thresholds."""
@@ -73,7 +75,7 @@ def bench_kb_cmd(runs: Annotated[int, typer.Option(min=1, help="Times to ask eve
 
     config = get_config(config_path)
     try:
-        result = bench_kb(config, runs=runs, log=lambda line: console.print(line, highlight=False))
+        result = bench_kb(config, runs=runs, log=lambda line: console.print(line, highlight=False), size=size)
     except (ModelError, EmbeddingError) as exc:
         raise fail(str(exc)) from None
     table = Table(title=f"knowledge benchmark (demo base, {runs} run(s); confident {config.knowledge.confident}, "

@@ -10,7 +10,8 @@ What is measured, and why each number matters on the phone:
   expensive mistake (a caller acts on it); a weak or none is a clarifying question or a person.
 * **abstain rate**: of the questions the base cannot answer, the share that got weak or none, not an answer.
 * **latency**: ``KnowledgeBase.answer`` per question (embedding, BM25, fusion, the computed answer), median and
-  p95, on the index of the demo base, warm.
+  p95, on the index of the demo base, warm; and the search alone on the index padded to ``size`` documents
+  (500 by default, the size the issue sets a p95 of 30 ms for).
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class KbBenchResult:
     outcomes: list[Outcome] = field(default_factory=list)
     build_s: float = 0.0
     documents: int = 0
+    padded: tuple[int, np.ndarray] | None = None  # (documents, search latencies in ms) of the padded index
 
     @property
     def answerable(self) -> list[Outcome]:
@@ -85,11 +87,41 @@ class KbBenchResult:
             ("abstain rate (questions with no answer)", share([o for o in una if not o.answered], una)),
             ("answer latency median", f"{np.median(lat):.1f} ms"),
             ("answer latency p95", f"{np.percentile(lat, 95):.1f} ms"),
-        ]
+        ] + ([] if self.padded is None else [
+            (f"search latency median, {self.padded[0]} documents", f"{np.median(self.padded[1]):.1f} ms"),
+            (f"search latency p95, {self.padded[0]} documents", f"{np.percentile(self.padded[1], 95):.1f} ms"),
+        ])
 
     def failures(self) -> list[Outcome]:
         return [o for o in self.outcomes if (o.case.expect and not (o.answered and o.top_right))
                 or (not o.case.expect and o.answered)]
+
+
+def latency_at_size(kb: KnowledgeBase, size: int, questions: list[str]) -> np.ndarray:
+    """Search latency (ms, one per question) on an index padded to ``size`` documents: copies of the demo
+    documents under new ids and texts, their vectors the originals' with a little noise (what a search costs
+    depends on how many documents there are, not on what they say, so nothing new is embedded)."""
+    from voicebot.knowledge.retrieval import Document, HybridIndex
+
+    base = list(kb.index.documents)
+    cache = dict(kb._cache)
+    rng = np.random.default_rng(15)
+    docs = list(base)
+    for i in range(max(size - len(base), 0)):
+        source = base[i % len(base)]
+        doc = Document(f"pad/{i}", source.kind, f"{source.text} (copy {i})", tuple(f"{k} ({i})" for k in source.keys))
+        for kind, old, new in [("passage", source.text, doc.text), *[("query", a, b) for a, b in
+                                                                     zip(source.keys, doc.keys)]]:
+            vector = cache[(kind, old)] + rng.normal(0, 0.01, kb.embedder.dim).astype(np.float32)
+            cache[(kind, new)] = vector / np.linalg.norm(vector)
+        docs.append(doc)
+    index = HybridIndex(docs, kb.embedder, cache)
+    times = []
+    for question in questions:
+        started = time.perf_counter()
+        index.search(question, 8)
+        times.append((time.perf_counter() - started) * 1000)
+    return np.array(times)
 
 
 def load_cases(path: Path = QUESTIONS) -> list[Case]:
@@ -103,7 +135,7 @@ def load_cases(path: Path = QUESTIONS) -> list[Case]:
 
 
 def bench_kb(config, embedder: Embedder | None = None, folder: Path = DEMO_DIR, runs: int = 1,
-             log: Callable[[str], None] = print) -> KbBenchResult:
+             log: Callable[[str], None] = print, size: int = 500) -> KbBenchResult:
     """Every question ``runs`` times against the knowledge base in ``folder`` (the demo base by default), with
     the config's thresholds and embedding model."""
     from voicebot.knowledge.embed import load_embedder
@@ -125,4 +157,6 @@ def bench_kb(config, embedder: Embedder | None = None, folder: Path = DEMO_DIR, 
             answer = kb.answer(case.question, NOW)
             top = answer.hits[0].doc.id if answer.hits else ""
             result.outcomes.append(Outcome(case, answer.kind, top, answer.score, answer.latency_s, answer.text))
+    if size:
+        result.padded = (size, latency_at_size(kb, size, [c.question for c in cases] * runs))
     return result
