@@ -119,8 +119,7 @@ class SttConfig(Section):
     model: str = "whisper-base"
     language: str | None = Field("en", description="ISO code; null lets Whisper detect the language.")
     beam_size: int = Field(1, ge=1, le=10)
-    threads: int = Field(1, ge=1, le=64, description="Embedding threads: one query is ~10 ms on one idle core, "
-                         "and a second thread mostly waits on Whisper and the LLM.")
+    threads: int = Field(2, ge=1, le=64)
     no_speech_threshold: float = Field(0.6, ge=0, le=1)
     logprob_threshold: float = Field(-1.0, le=0)
     initial_prompt: str | None = None
@@ -143,8 +142,7 @@ class LlmConfig(Section):
     backend: Literal["embedded", "ollama"] = "embedded"
     model: str = "qwen2.5-coder-1.5b"
     context_tokens: int = Field(4096, ge=512, le=32768)
-    threads: int = Field(1, ge=1, le=64, description="Embedding threads: one query is ~10 ms on one idle core, "
-                         "and a second thread mostly waits on Whisper and the LLM.")
+    threads: int = Field(2, ge=1, le=64)
     temperature: float = Field(0.2, ge=0, le=2, description="Sampling temperature of every model turn in a call.")
     max_tokens: int = Field(120, ge=1, le=4096, description="The longest model answer in one step of a call (a "
                             "reply, a tool call or a transfer, as JSON); the after-call analysis sets its own.")
