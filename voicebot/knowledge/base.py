@@ -113,7 +113,7 @@ def clarifying_question(entry_title: str) -> str:
 class KnowledgeBase:
     """The knowledge folder, indexed for questions. Thread-safe: calls may ask while a reload swaps the index."""
 
-    def __init__(self, folder: str | Path, embedder: Embedder, confident: float = 0.46, weak: float = 0.3,
+    def __init__(self, folder: str | Path, embedder: Embedder, confident: float = 0.38, weak: float = 0.25,
                  margin: float = 0.04, check_interval_s: float = 1.0, vectors_file: Path | None = None):
         self.folder = Path(folder)
         self.embedder = embedder

@@ -13,7 +13,10 @@ exactly. Neither score alone says how sure we are, so each is mapped onto 0..1 f
 * lexical: bm25s over lower-cased words without stop words (English and Russian), plurals folded; a raw score
   ``b`` becomes ``b / (b + BM25_HALF)``: saturating, and the same for every query length.
 
-``fused = DENSE_WEIGHT * dense + (1 - DENSE_WEIGHT) * lexical``. The decision thresholds (``knowledge.confident``
+``fused = DENSE_WEIGHT * dense + (1 - DENSE_WEIGHT) * lexical - UNKNOWN_PENALTY * unknown``, where ``unknown`` is
+the share of the question's words that no document contains ("do you do *car* repairs?" to an office-supply
+base): the more a question names what the base never mentions, the surer the match must be. It shifts every
+document alike, so it changes the decision, never the ranking; it is 0 for a question in another script. The decision thresholds (``knowledge.confident``
 ``knowledge.weak`` and ``knowledge.margin``) apply to it; the constants here and the thresholds were chosen
 with ``voicebot bench kb`` (a grid over weights and thresholds, keeping the abstain rate at 90% or more).
 
@@ -43,6 +46,7 @@ DENSE_FLOOR = 0.80
 DENSE_CEIL = 0.93
 BM25_HALF = 2.0
 DENSE_WEIGHT = 0.6
+UNKNOWN_PENALTY = 0.2
 
 _STOP = frozenset(STOPWORDS_EN) | frozenset(STOPWORDS_RUSSIAN) | {
     "can", "could", "would", "please", "hi", "hello", "tell", "know", "want", "like", "need", "get", "us", "do",
@@ -97,6 +101,7 @@ class HybridIndex:
         self._keys = _embed_all(embedder, [k for _, k in keys], "query", cache)
         corpus = [tokens(d.text + " " + " ".join(d.keys)) or ["_"] for d in self.documents]
         self._script = _script([w for doc in corpus for w in doc])
+        self._vocabulary = frozenset(w for doc in corpus for w in doc)
         self._bm25 = bm25s.BM25()
         if corpus:
             self._bm25.index(corpus, show_progress=False)
@@ -120,7 +125,10 @@ class HybridIndex:
             np.maximum.at(dense, self._key_doc, key_scores)
         words = tokens(question)
         lexical = self._bm25.get_scores(words) if words else np.zeros(len(self.documents), dtype=np.float32)
-        fused = fuse(dense, lexical, _script(words) != self._script)
+        other_script = _script(words) != self._script
+        fused = fuse(dense, lexical, other_script)
+        if words and not other_script:
+            fused -= UNKNOWN_PENALTY * sum(w not in self._vocabulary for w in words) / len(words)
         order = np.argsort(-fused)[:top]
         return [Hit(self.documents[i], float(fused[i]), float(dense[i]), float(lexical[i])) for i in order]
 
