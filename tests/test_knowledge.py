@@ -219,7 +219,8 @@ def test_config_thresholds_are_checked(tmp_path):
     path.write_text("knowledge:\n  confident: 0.3\n  weak: 0.5\n", encoding="utf-8")
     with pytest.raises(ConfigError) as caught:
         load_config(path)
-    assert "config.yaml:3: knowledge.weak: Value error, weak (0.5) must not be above confident (0.3)" in str(caught.value)
+    assert "config.yaml:3: knowledge.weak: Value error, weak (0.5) must not be above confident (0.3)" in \
+        str(caught.value)
 
 
 def test_the_embedding_model_is_pulled_whenever_knowledge_is_on(tmp_path, config, model_store):
@@ -251,7 +252,7 @@ def test_paraphrases_in_english_and_russian_find_the_entry_and_the_answer_is_spo
         if answer.kind == "entry":
             entry = kb.entry(expected)
             assert answer.entry_ids == (expected,)
-            assert answer.text == spoken(entry.answer)
+            assert answer.text == spoken(entry.answer) and answer.grounds == plain_text(entry.answer)
             for number in re.findall(r"\d+", answer.text):  # every figure said is in the entry
                 assert number in entry.answer
     english = kb.answer("Can I send something back if I don't need it?", FRIDAY_MORNING)
@@ -278,6 +279,7 @@ def test_hours_and_price_questions_are_computed(kb):
     assert price.kind == "price" and price.entry_ids == ("price:standing-desk",)
     assert price.estimate is not None and price.estimate.total == Decimal("19305.00")
     assert "estimate" in price.text and "$21,450" in price.text and "$19,305" in price.text
+    assert price.grounds == price.text
     unit = kb.answer("What does printer paper cost?", FRIDAY_MORNING)
     assert unit.kind == "price" and unit.text.startswith("Copy paper costs $24.99 per box.")
     # a question near a price item that asks no price is not answered with one

@@ -77,7 +77,9 @@ class KnowledgeAnswer:
 
     ``text`` is ready to speak. ``entry_ids`` names what answered (entry ids, ``hours``, ``price:<item id>``;
     for ``weak``, the candidates), for the call's record and the supervisors. ``score`` is the fused retrieval
-    score of the best hit (0..1). ``estimate`` is set for a price answer with a quantity: the lead keeps it."""
+    score of the best hit (0..1). ``estimate`` is set for a price answer with a quantity: the lead keeps it.
+    ``grounds`` is the text a rephrasing may take figures, dates and times from: the whole entry for an entry
+    (``text`` is cut from it), the computed sentence itself for hours and prices; empty when nothing answered."""
 
     kind: AnswerKind
     text: str
@@ -86,6 +88,7 @@ class KnowledgeAnswer:
     estimate: Estimate | None = None
     hits: tuple[Hit, ...] = ()
     latency_s: float = 0.0
+    grounds: str = ""
 
     @property
     def answered(self) -> bool:
@@ -110,6 +113,17 @@ def clarifying_question(entry_title: str) -> str:
     return f"Just to check, is your question: {title}? If not, I can connect you with a colleague."
 
 
+@dataclass(frozen=True)
+class _Snapshot:
+    """One reading of the folder and its index: swapped whole, so a question never sees half a reload."""
+
+    files: KnowledgeFiles
+    index: HybridIndex
+    hours: OpeningHours | None
+    entries: dict[str, Entry]
+    items: dict[str, PriceItem]
+
+
 class KnowledgeBase:
     """The knowledge folder, indexed for questions. Thread-safe: calls may ask while a reload swaps the index."""
 
@@ -123,13 +137,9 @@ class KnowledgeBase:
         self.check_interval_s = check_interval_s
         self.vectors_file = vectors_file  # embeddings kept between starts (None: only in memory)
         self._cache: dict = load_vectors(vectors_file, embedder.dim) if vectors_file else {}
-        self._lock = threading.Lock()
+        self._reloading = threading.Lock()
         self._checked_at = 0.0
-        self.files: KnowledgeFiles = KnowledgeFiles(self.folder)
-        self.index: HybridIndex = HybridIndex((), embedder, self._cache)
-        self.hours: OpeningHours | None = None
-        self._entries: dict[str, Entry] = {}
-        self._items: dict[str, PriceItem] = {}
+        self._now = _Snapshot(KnowledgeFiles(self.folder), HybridIndex((), embedder, self._cache), None, {}, {})
         self.reload()
 
     @classmethod
@@ -142,12 +152,28 @@ class KnowledgeBase:
                    vectors_file=vectors_file(config))
 
     @property
+    def files(self) -> KnowledgeFiles:
+        return self._now.files
+
+    @property
+    def index(self) -> HybridIndex:
+        return self._now.index
+
+    @property
+    def hours(self) -> OpeningHours | None:
+        return self._now.hours
+
+    @property
     def problems(self) -> tuple[Problem, ...]:
-        return self.files.problems
+        return self._now.files.problems
 
     # -- loading -----------------------------------------------------------------------------------------------
     def reload(self) -> KnowledgeFiles:
         """Read the folder and build a new index; the old one answers until the new one is ready."""
+        with self._reloading:
+            return self._reload()
+
+    def _reload(self) -> KnowledgeFiles:
         files = load_folder(self.folder)
         for problem in files.problems:
             log.warning("knowledge: %s", problem)
@@ -166,11 +192,8 @@ class KnowledgeBase:
         index = HybridIndex(documents, self.embedder, self._cache)
         if self.vectors_file is not None and len(self._cache) != before:
             save_vectors(self.vectors_file, self._cache, index.cache_keys)
-        with self._lock:
-            self.files, self.index, self.hours = files, index, hours
-            self._entries = {e.id: e for e in files.entries}
-            self._items = items
-            self._checked_at = time.monotonic()
+        self._now = _Snapshot(files, index, hours, {e.id: e for e in files.entries}, items)
+        self._checked_at = time.monotonic()
         return files
 
     def refresh(self, force: bool = False) -> bool:
@@ -179,14 +202,19 @@ class KnowledgeBase:
         if not force and now - self._checked_at < self.check_interval_s:
             return False
         self._checked_at = now
-        if folder_stamp(self.folder) == self.files.stamp:
+        if folder_stamp(self.folder) == self._now.files.stamp:
             return False
-        self.reload()
+        if not self._reloading.acquire(blocking=False):
+            return False  # another thread is reloading: answer from the current index meanwhile
+        try:
+            self._reload()
+        finally:
+            self._reloading.release()
         return True
 
     # -- asking ------------------------------------------------------------------------------------------------
     def entry(self, entry_id: str) -> Entry | None:
-        return self._entries.get(entry_id)
+        return self._now.entries.get(entry_id)
 
     def search(self, question: str, top: int = 5) -> list[Hit]:
         self.refresh()
@@ -197,16 +225,15 @@ class KnowledgeBase:
         wrote; an empty or unanswerable question gives ``none``."""
         started = time.perf_counter()
         self.refresh()
-        with self._lock:
-            index, hours, items, entries = self.index, self.hours, self._items, self._entries
-        found = index.search(question, top=8) if question.strip() else []
+        snap = self._now
+        found = snap.index.search(question, top=8) if question.strip() else []
         hits = tuple(h for h in found if _fits(h, question))[:5]
-        result = self._decide(question, now, hits, hours, items, entries)
+        result = self._decide(question, now, hits, snap)
         return KnowledgeAnswer(result.kind, result.text, result.entry_ids, result.score, result.estimate, hits,
-                               time.perf_counter() - started)
+                               time.perf_counter() - started, result.grounds)
 
-    def _decide(self, question: str, now: datetime, hits: tuple[Hit, ...], hours: OpeningHours | None,
-                items: dict[str, PriceItem], entries: dict[str, Entry]) -> KnowledgeAnswer:
+    def _decide(self, question: str, now: datetime, hits: tuple[Hit, ...], snap: _Snapshot) -> KnowledgeAnswer:
+        entries, items, hours = snap.entries, snap.items, snap.hours
         if not hits or hits[0].score < self.weak:
             return KnowledgeAnswer("none", OFFER_PERSON, (), hits[0].score if hits else 0.0)
         top = hits[0]
@@ -216,19 +243,19 @@ class KnowledgeBase:
             title = _title(top.doc, entries, items)
             return KnowledgeAnswer("weak", clarifying_question(title), candidates, top.score)
         if top.doc.kind == "hours" and hours is not None:
-            return KnowledgeAnswer("hours", hours.answer(question, now), (HOURS_ID,), top.score)
-        if top.doc.kind == "price":
-            item = items[top.doc.id.removeprefix("price:")]
-            prices = self.files.prices
-            assert prices is not None
+            text = hours.answer(question, now)
+            return KnowledgeAnswer("hours", text, (HOURS_ID,), top.score, grounds=text)
+        if top.doc.kind == "price" and snap.files.prices is not None:
+            item, prices = items[top.doc.id.removeprefix("price:")], snap.files.prices
             quantity = quantity_in(question)
             if quantity is None:
-                return KnowledgeAnswer("price", say_unit_price(item, prices), (top.doc.id,), top.score)
+                text = say_unit_price(item, prices)
+                return KnowledgeAnswer("price", text, (top.doc.id,), top.score, grounds=text)
             est = estimate(item, quantity, prices.currency)
-            return KnowledgeAnswer("price", say_estimate(est, item, prices, quantity), (top.doc.id,), top.score,
-                                   est)
+            text = say_estimate(est, item, prices, quantity)
+            return KnowledgeAnswer("price", text, (top.doc.id,), top.score, est, grounds=text)
         entry = entries[top.doc.id]
-        return KnowledgeAnswer("entry", spoken(entry.answer), (entry.id,), top.score)
+        return KnowledgeAnswer("entry", spoken(entry.answer), (entry.id,), top.score, grounds=plain_text(entry.answer))
 
 
 def vectors_file(config) -> Path:

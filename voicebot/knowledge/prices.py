@@ -16,9 +16,11 @@ from decimal import ROUND_HALF_UP, Decimal
 from voicebot.knowledge.files import PriceItem, PricesFile
 
 _SYMBOL = {"USD": "$", "GBP": "£", "EUR": "€"}
-_SMALL = {w: i for i, w in enumerate(
-    ["zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen"])}
-_TENS = {w: 10 * i for i, w in enumerate(["_", "_", "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety"]) if i > 1}
+_NUMBER_WORDS = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
+                 "sixteen seventeen eighteen nineteen")
+_SMALL = {w: i for i, w in enumerate(_NUMBER_WORDS.split())}
+_TENS = {w: 10 * (i + 2) for i, w in enumerate(["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty",
+                                                "ninety"])}
 _SCALES = {"hundred": 100, "thousand": 1000}
 _DIGITS = re.compile(r"(?<![\d.,$£€])(\d{1,3}(?:,\d{3})+|\d+)(?![\d.]*\s*(?:%|percent|dollars?|pounds?|euros?))")
 

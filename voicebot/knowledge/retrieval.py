@@ -16,9 +16,11 @@ exactly. Neither score alone says how sure we are, so each is mapped onto 0..1 f
 ``fused = DENSE_WEIGHT * dense + (1 - DENSE_WEIGHT) * lexical - UNKNOWN_PENALTY * unknown``, where ``unknown`` is
 the share of the question's words that no document contains ("do you do *car* repairs?" to an office-supply
 base): the more a question names what the base never mentions, the surer the match must be. It shifts every
-document alike, so it changes the decision, never the ranking; it is 0 for a question in another script. The decision thresholds (``knowledge.confident``
-``knowledge.weak`` and ``knowledge.margin``) apply to it; the constants here and the thresholds were chosen
-with ``voicebot bench kb`` (a grid over weights and thresholds, keeping the abstain rate at 90% or more).
+document alike, so it changes the decision, never the ranking; it is 0 for a question in another script.
+
+The decision thresholds (``knowledge.confident``, ``knowledge.margin`` and ``knowledge.weak``) apply to the
+fused score; they and the constants here were chosen with ``voicebot bench kb`` (a grid over weights and
+thresholds, keeping the abstain rate at 90% or more).
 
 Embeddings are cached by text, so rebuilding after an admin changes one entry embeds only what changed; the
 cache is kept on disk too (``save_vectors`` / ``load_vectors``), so a restart embeds nothing that did not change.
