@@ -364,6 +364,8 @@ def test_holidays_override_the_week(hours):
     monday = datetime(2026, 12, 21, 18, 0, tzinfo=UTC)
     assert hours.answer("Are you open on Christmas Day, December 25?", monday) == (
         "On Friday, December 25, we're closed for Christmas Day.")
+    assert hours.answer("Will you be open on Christmas Day?", monday) == (
+        "On Friday, December 25, we're closed for Christmas Day.")
     assert hours.on(date(2026, 12, 31)).spans[0][1].hour == 14
 
 

@@ -113,6 +113,11 @@ def clarifying_question(entry_title: str) -> str:
     return f"Just to check, is your question: {title}? If not, I can connect you with a colleague."
 
 
+def clarifying_topic(topic: str) -> str:
+    """A weak match on computed knowledge (hours, a price): ask about the topic, and offer a person."""
+    return f"Just to check, are you asking about {topic}? If not, I can connect you with a colleague."
+
+
 @dataclass(frozen=True)
 class _Snapshot:
     """One reading of the folder and its index: swapped whole, so a question never sees half a reload."""
@@ -240,8 +245,13 @@ class KnowledgeBase:
         lead = top.score - hits[1].score if len(hits) > 1 else top.score
         if top.score < self.confident or (lead < self.margin and top.score < self.confident + SURE_ABOVE):
             candidates = tuple(h.doc.id for h in hits[:2] if h.score >= self.weak)
-            title = _title(top.doc, entries, items)
-            return KnowledgeAnswer("weak", clarifying_question(title), candidates, top.score)
+            if top.doc.kind == "entry":
+                text = clarifying_question(entries[top.doc.id].title)
+            elif top.doc.kind == "price":
+                text = clarifying_topic(f"the price of the {items[top.doc.id.removeprefix('price:')].name.lower()}")
+            else:
+                text = clarifying_topic("our opening hours")
+            return KnowledgeAnswer("weak", text, candidates, top.score)
         if top.doc.kind == "hours" and hours is not None:
             text = hours.answer(question, now)
             return KnowledgeAnswer("hours", text, (HOURS_ID,), top.score, grounds=text)
@@ -277,11 +287,3 @@ def _fits(hit: Hit, question: str) -> bool:
     if hit.doc.kind == "hours":
         return bool(_HOURS_WORDS.search(question))
     return True
-
-
-def _title(doc: Document, entries: dict[str, Entry], items: dict[str, PriceItem]) -> str:
-    if doc.kind == "entry":
-        return entries[doc.id].title
-    if doc.kind == "price":
-        return f"how much {items[doc.id.removeprefix('price:')].name.lower()} costs"
-    return "our opening hours"

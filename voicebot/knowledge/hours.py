@@ -10,7 +10,8 @@ converted to the company's zone first, so a call at 23:30 UTC asks about the com
 
 Which day a question means (``day_asked``): "now" / "right now" / "at the moment", "today", "tonight",
 "tomorrow", a weekday ("on Saturday": the next one, today included), "the 31st" (the next 31st, today
-included), and anything ``dateparser`` reads as a date ("December 31", "31 декабря", "в субботу").
+included), a holiday of ``hours.yaml`` by its name ("on Christmas Day"), and a month and day that ``dateparser``
+reads ("December 31", "31 декабря").
 """
 
 from __future__ import annotations
@@ -106,6 +107,9 @@ class OpeningHours:
         for stem, index in _RU_DAYS.items():
             if stem in text:
                 return DayAsked(day=_next_weekday(local.date(), index))
+        for holiday in sorted(self.spec.holidays, key=lambda h: h.date):  # "on Christmas Day": its next date
+            if holiday.date >= local.date() and holiday.name.casefold() in text:
+                return DayAsked(day=holiday.date)
         month_day = _MONTH_DAY.search(text)
         if month_day:
             parsed = _dateparser(month_day.group(0), local)
