@@ -33,6 +33,7 @@ HESITANT = "I would like to check the status of my order number, and the deliver
 the part before the pause keeps its unfinished intonation (the model: 0.14 at 8 kHz, 0.19 at 16 kHz), the whole
 sounds finished (0.80, 0.93). A fragment synthesised on its own would not do: Piper ends every phrase with a final
 fall, so a bare "I would like to check the status of" at normal pace scores complete (0.97)."""
+NUMBERS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
 SENTENCES = ["I would like to check the status of my order.", "Could you tell me when the store opens on Saturday?"]
 
 
@@ -396,6 +397,28 @@ def test_real_models_a_slow_callers_pause_is_one_turn_on_the_phone_line(tmp_path
     (caller,) = [t.text for t in turns if t.role == "caller"]
     assert {"status", "order", "delivery"} <= set(words(caller)), caller
     assert session.listener.turn_scores  # the model was asked
+
+
+def test_real_models_a_number_dictated_with_a_pause_after_the_bot_asked_for_it_is_one_turn(
+        tmp_path, config, model_store, transcriber, turn_model, caller_voice):
+    """The bot asks for the order number; the caller reads "three six nine" ... 1 s ... "five two". Each group
+    sounds finished to the model (0.98, 0.94), so only the dictation wait keeps the number whole."""
+    from fakes import ScriptedChat
+
+    from voicebot.components import make_voice_activity
+    from voicebot.telephony.sim import HangUp, Say, Silence, WaitForBot
+
+    rate = 16000
+    chat = ScriptedChat([{"action": "reply", "text": "Could you tell me your order number?"}], repeat=True)
+    say = [Say(speech(caller_voice, text, rate), rate, text)
+           for text in ("Do you sell coffee machines?", "Three six nine.", "Five two.")]
+    _, _, turns, _ = call_with(tmp_path, config, turn_model, lambda voice: [
+        WaitForBot(), say[0], WaitForBot(), say[1], Silence(1.0), say[2], WaitForBot(), HangUp()],
+        transcriber=transcriber, vad=make_voice_activity(config), chat=chat, speed=1.5)  # verdicts on time
+    caller = [t.text for t in turns if t.role == "caller"]
+    assert len(caller) == 2, caller  # the question, then the whole number
+    digit = {w: str(i) for i, w in enumerate(NUMBERS)}
+    assert "".join(digit.get(w, w if w.isdigit() else "") for w in words(caller[1])) == "36952", caller
 
 
 # -- dictation, guessed from words -----------------------------------------------------------------------------
