@@ -22,6 +22,7 @@ from voicebot.knowledge.base import KnowledgeBase, spoken
 from voicebot.knowledge.embed import E5Embedder
 from voicebot.knowledge.files import (
     HoursFile,
+    PriceItem,
     PricesFile,
     load_folder,
     plain_text,
@@ -29,7 +30,13 @@ from voicebot.knowledge.files import (
     read_yaml_file,
 )
 from voicebot.knowledge.hours import OpeningHours, say_time
-from voicebot.knowledge.prices import estimate, money, quantity_in, say_estimate
+from voicebot.knowledge.prices import (
+    counted_words,
+    estimate,
+    money,
+    quantity_in,
+    say_estimate,
+)
 from voicebot.models import ModelError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -384,8 +391,14 @@ def test_days_are_understood_in_english_and_russian(hours):
 
 def test_quantities_and_estimates(tmp_path):
     assert [quantity_in(q) for q in ("50 desks", "I need twenty five chairs", "a dozen boxes", "1,200 pens",
-                                     "one hundred and twenty", "how much is a desk", "is it 10% off?")] == \
-        [50, 25, 12, 1200, 120, None, None]
+                                     "one hundred and twenty", "how much is a desk", "is it 10% off?", "$50 desks",
+                                     "ninety-nine chairs")] == [50, 25, 12, 1200, 120, None, None, None, 99]
+    repair = PriceItem(id="printer-repair", name="Printer repair visit", aliases=["fix my printer"], price=85,
+                       unit="hour")
+    chair = PriceItem(id="chair", name="Ergonomic office chair", aliases=["desk chair"], price=189, unit="chair")
+    assert quantity_in("how much to fix 5 printers?", counted_words(repair)) is None  # 5 printers are not 5 hours
+    assert quantity_in("3 hours of printer repair", counted_words(repair)) == 3
+    assert quantity_in("for our 12 staff, 30 desk chairs", counted_words(chair)) == 30
     path = tmp_path / "prices.yaml"
     path.write_text(PRICES, encoding="utf-8")
     prices, problems = read_yaml_file(path, PricesFile)

@@ -42,6 +42,7 @@ from voicebot.knowledge.files import (
 from voicebot.knowledge.hours import OpeningHours
 from voicebot.knowledge.prices import (
     Estimate,
+    counted_words,
     estimate,
     quantity_in,
     say_estimate,
@@ -257,7 +258,7 @@ class KnowledgeBase:
             return KnowledgeAnswer("hours", text, (HOURS_ID,), top.score, grounds=text)
         if top.doc.kind == "price" and snap.files.prices is not None:
             item, prices = items[top.doc.id.removeprefix("price:")], snap.files.prices
-            quantity = quantity_in(question)
+            quantity = quantity_in(question, counted_words(item))
             if quantity is None:
                 text = say_unit_price(item, prices)
                 return KnowledgeAnswer("price", text, (top.doc.id,), top.score, grounds=text)

@@ -22,7 +22,6 @@ _SMALL = {w: i for i, w in enumerate(_NUMBER_WORDS.split())}
 _TENS = {w: 10 * (i + 2) for i, w in enumerate(["twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty",
                                                 "ninety"])}
 _SCALES = {"hundred": 100, "thousand": 1000}
-_DIGITS = re.compile(r"(?<![\d.,$£€])(\d{1,3}(?:,\d{3})+|\d+)(?![\d.]*\s*(?:%|percent|dollars?|pounds?|euros?))")
 
 
 @dataclass(frozen=True)
@@ -41,38 +40,90 @@ class Estimate:
     conditions: str
 
 
-def quantity_in(text: str) -> int | None:
-    """The quantity a caller asks for: "50 desks" -> 50, "twenty five chairs" -> 25, "a dozen" -> 12; None
-    when no count is said. Amounts of money and percentages are not quantities."""
-    lowered = text.casefold().replace("-", " ")
-    digits = _DIGITS.search(lowered)
-    if digits:
-        return int(digits.group(1).replace(",", ""))
-    if re.search(r"\b(a|one) dozen\b", lowered):
-        return 12
-    total = current = 0
-    found = False
-    for word in re.findall(r"[a-z]+", lowered):
-        if word in _SMALL:
-            current += _SMALL[word]
-        elif word in _TENS:
-            current += _TENS[word]
-        elif word in _SCALES and (current or found):
-            scale = _SCALES[word]
-            if scale == 100:
-                current *= 100
+_TOKEN = re.compile(r"[$£€]?\d[\d,.]*%?|[a-zа-яё]+", re.IGNORECASE)
+_NOT_COUNTED = {"%", "percent", "dollar", "dollars", "pound", "pounds", "euro", "euros", "cents", "off"}
+_FILLER = {"a", "an", "the", "of", "with", "for", "my", "per", "and", "in", "on", "to", "up"}
+
+
+def _numbers(tokens: list[str]) -> list[tuple[int, int]]:
+    """Every count said in ``tokens`` as (value, index of the token after it): digits ("50", "1,200") or words
+    ("twenty five", "one hundred and twenty", "a dozen"). Money ("$50"), decimals and percentages are not counts."""
+    found: list[tuple[int, int]] = []
+    i = 0
+    while i < len(tokens):
+        token = tokens[i]
+        nxt = tokens[i + 1] if i + 1 < len(tokens) else ""
+        if token[0].isdigit():
+            plain = token.replace(",", "")
+            if plain.isdigit() and nxt not in _NOT_COUNTED:
+                found.append((int(plain), i + 1))
+            i += 1
+            continue
+        if token in ("a", "one") and nxt == "dozen":
+            found.append((12, i + 2))
+            i += 2
+            continue
+        total = current = 0
+        j = i
+        while j < len(tokens):
+            word = tokens[j]
+            if word in _SMALL:
+                current += _SMALL[word]
+            elif word in _TENS:
+                current += _TENS[word]
+            elif word in _SCALES and j > i:
+                if _SCALES[word] == 100:
+                    current *= 100
+                else:
+                    total, current = total + (current or 1) * 1000, 0
+            elif word == "and" and j > i and j + 1 < len(tokens) and (tokens[j + 1] in _SMALL or
+                                                                    tokens[j + 1] in _TENS):
+                pass
             else:
-                total += (current or 1) * scale
-                current = 0
-        elif word == "and" and (current or total):
-            continue
-        else:
-            if current or total:
                 break
-            continue
-        found = True
-    value = total + current
-    return value if found and value > 0 else None
+            j += 1
+        if j > i:
+            if total + current > 0 and (tokens[j] if j < len(tokens) else "") not in _NOT_COUNTED:
+                found.append((total + current, j))
+            i = j
+        else:
+            i += 1
+    return found
+
+
+def _singular(word: str) -> str:
+    if len(word) > 3 and word.endswith("es") and word[:-2].endswith(("x", "s", "sh", "ch")):
+        return word[:-2]
+    return word[:-1] if len(word) > 2 and word.endswith("s") and not word.endswith("ss") else word
+
+
+def counted_words(item: PriceItem) -> frozenset[str]:
+    """The words a count of ``item`` is followed by: its unit ("50 boxes"), and its names when the unit is the
+    thing itself ("50 standing desks" for a price per desk), but not for a price per hour ("5 printers" is no
+    number of hours)."""
+    unit = {_singular(w) for w in _TOKEN.findall(f"{item.unit} {item.units}".casefold())}
+    names = {_singular(w) for phrase in (item.name, *item.aliases) for w in _TOKEN.findall(phrase.casefold())}
+    words = unit | (names if unit & names else set())
+    return frozenset(w for w in words if w not in _FILLER and len(w) > 1 and not w[0].isdigit())
+
+
+def quantity_in(text: str, counted: frozenset[str] | None = None) -> int | None:
+    """The quantity a caller asks for: "50 desks" -> 50, "twenty five chairs" -> 25, "a dozen" -> 12; None when
+    no count is said. With ``counted`` (``counted_words(item)``), only a count followed within three words by
+    one of them: "how much to fix 5 printers" is no number of hours."""
+    tokens = [t.casefold() for t in _TOKEN.findall(text.replace("-", " "))]
+    numbers = _numbers(tokens)
+    if counted is None:
+        return numbers[0][0] if numbers else None
+    for value, after in numbers:
+        window = []
+        for token in tokens[after:after + 3]:
+            if token[0].isdigit() or token in _SMALL or token in _TENS:
+                break  # the next count: what follows is counted by it
+            window.append(_singular(token))
+        if any(t in counted for t in window):
+            return value
+    return None
 
 
 def money(amount: Decimal, currency: str) -> str:
