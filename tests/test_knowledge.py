@@ -266,6 +266,14 @@ def test_paraphrases_in_english_and_russian_find_the_entry_and_the_answer_is_spo
     assert english.kind == "entry" and english.text.startswith("You can return unused items within 30 days")
 
 
+def test_a_confirmed_weak_match_is_answered_from_that_entry(kb):
+    confirmed = kb.answer_document("faq/what-is-your-return-policy", "can I give it back?", FRIDAY_MORNING)
+    assert confirmed.kind == "entry" and confirmed.text.startswith("You can return unused items within 30 days")
+    price = kb.answer_document("price:standing-desk", "and for 10 desks?", FRIDAY_MORNING)
+    assert price.kind == "price" and price.estimate is not None and price.estimate.total == Decimal("4075.50")
+    assert kb.answer_document("faq/gone", "anything", FRIDAY_MORNING).kind == "none"
+
+
 def test_questions_the_base_cannot_answer_get_no_answer(kb):
     for question in ("Who won the football game last night?", "How do I cook pasta?", "Какая сегодня погода?",
                      "Can you recommend a good movie?", ""):

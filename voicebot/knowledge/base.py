@@ -13,6 +13,13 @@ opening hours and the price items (one hybrid index, so English and Russian ques
 
 So every figure, date and time the caller hears comes from the admin's files or from the code here.
 
+For the dialogue: build one ``KnowledgeBase.from_config(config)`` per process (it raises ``ModelMissingError``
+when the embedding model is not pulled) and share it between calls. ``answer`` is synchronous CPU work (the
+query embedding, ~10-50 ms on 2 cores), so an asyncio session calls it in a thread:
+``await asyncio.to_thread(kb.answer, text, datetime.now(UTC))``. Speak ``text`` for entry / hours / price;
+a rephrasing may use only the figures in ``grounds``. After a weak answer the caller confirms or not: on a
+yes, ``answer_document(entry_ids[0], question, now)`` answers from the confirmed document.
+
 The folder is read at start and again whenever a file in it changes (size or mtime; checked at most every
 ``check_interval_s`` before an answer), so an admin's edit is live on the next question without a restart. A
 bad file is reported (``problems``, and the log) and skipped; the bot keeps answering from the rest.
@@ -239,7 +246,7 @@ class KnowledgeBase:
                                time.perf_counter() - started, result.grounds)
 
     def _decide(self, question: str, now: datetime, hits: tuple[Hit, ...], snap: _Snapshot) -> KnowledgeAnswer:
-        entries, items, hours = snap.entries, snap.items, snap.hours
+        entries, items = snap.entries, snap.items
         if not hits or hits[0].score < self.weak:
             return KnowledgeAnswer("none", OFFER_PERSON, (), hits[0].score if hits else 0.0)
         top = hits[0]
@@ -253,20 +260,34 @@ class KnowledgeBase:
             else:
                 text = clarifying_topic("our opening hours")
             return KnowledgeAnswer("weak", text, candidates, top.score)
-        if top.doc.kind == "hours" and hours is not None:
-            text = hours.answer(question, now)
-            return KnowledgeAnswer("hours", text, (HOURS_ID,), top.score, grounds=text)
-        if top.doc.kind == "price" and snap.files.prices is not None:
-            item, prices = items[top.doc.id.removeprefix("price:")], snap.files.prices
+        return self._from_document(top.doc, question, now, snap, top.score)
+
+    def answer_document(self, document_id: str, question: str, now: datetime) -> KnowledgeAnswer:
+        """The answer from one document (an entry id, ``hours``, ``price:<item id>``), e.g. the one a caller
+        confirmed after a weak match; ``none`` when the id is unknown (the files changed since)."""
+        snap = self._now
+        doc = next((d for d in snap.index.documents if d.id == document_id), None)
+        if doc is None:
+            return KnowledgeAnswer("none", OFFER_PERSON)
+        return self._from_document(doc, question, now, snap, 1.0)
+
+    @staticmethod
+    def _from_document(doc: Document, question: str, now: datetime, snap: _Snapshot,
+                       score: float) -> KnowledgeAnswer:
+        if doc.kind == "hours" and snap.hours is not None:
+            text = snap.hours.answer(question, now)
+            return KnowledgeAnswer("hours", text, (HOURS_ID,), score, grounds=text)
+        if doc.kind == "price" and snap.files.prices is not None:
+            item, prices = snap.items[doc.id.removeprefix("price:")], snap.files.prices
             quantity = quantity_in(question, counted_words(item))
             if quantity is None:
                 text = say_unit_price(item, prices)
-                return KnowledgeAnswer("price", text, (top.doc.id,), top.score, grounds=text)
+                return KnowledgeAnswer("price", text, (doc.id,), score, grounds=text)
             est = estimate(item, quantity, prices.currency)
             text = say_estimate(est, item, prices, quantity)
-            return KnowledgeAnswer("price", text, (top.doc.id,), top.score, est, grounds=text)
-        entry = entries[top.doc.id]
-        return KnowledgeAnswer("entry", spoken(entry.answer), (entry.id,), top.score, grounds=plain_text(entry.answer))
+            return KnowledgeAnswer("price", text, (doc.id,), score, est, grounds=text)
+        entry = snap.entries[doc.id]
+        return KnowledgeAnswer("entry", spoken(entry.answer), (entry.id,), score, grounds=plain_text(entry.answer))
 
 
 def vectors_file(config) -> Path:
