@@ -41,6 +41,16 @@ def bench_calls_cmd(runs: Annotated[int, typer.Option(min=1, help="Times to run 
     _bench(bench_calls, runs, config_path, f"call benchmark ({runs} run(s) of the scripted calls, line pace)")
 
 
+@bench_app.command("turns")
+def bench_turns_cmd(runs: Annotated[int, typer.Option(min=1, help="Times to run the utterance sets.")] = 1,
+                    config_path: ConfigOption = None):
+    """End of turn with real speech, webrtcvad and the turn model (no Whisper, no LLM): false cuts over slow
+    speech and dictated numbers with pauses, and the delay after finished turns; turn model vs fixed silence."""
+    from voicebot.bench_turns import bench_turns
+
+    _bench(bench_turns, runs, config_path, f"turn-taking benchmark ({runs} run(s), 8 kHz)")
+
+
 @bench_app.command("sip")
 def bench_sip_cmd(runs: Annotated[int, typer.Option(min=1, help="Times to run the script set per level.")] = 1,
                   concurrency: Annotated[str, typer.Option(help="Concurrent calls to measure, comma-separated "

@@ -1,0 +1,145 @@
+"""``voicebot bench turns``: how often the end of a turn comes too early, and how fast it comes when it is right.
+
+Why a benchmark of its own: the turn model's job is to tell a pause from an end, and the two ways it can fail
+cost differently. Cutting a slow caller mid-sentence loses their words (issue 14: the goal is no false cut);
+waiting too long after a finished turn costs every caller time. This runs real speech (Piper at a slow pace,
+length_scale 1.4-1.6) through webrtcvad, the ``TurnDetector`` and the real turn model, in audio time, with no
+Whisper and no language model, so 30 utterances take seconds. Each verdict is answered as many 20 ms frames
+after its ``TurnCheck`` as the model really took, as on a live call.
+
+Three sets, each compared with the fixed silence (``vad.end_of_turn_silence_ms``, the behaviour without a model):
+
+* slow speech: one sentence said in one go, split at its inner pause for 0.9-1.4 s (a slow or hesitant caller);
+* dictated numbers: groups of digits, each said on its own, 1 s apart, after the bot asked for the number
+  (``set_dictation``), and the same without the hint;
+* finished turns: how long after the end of speech the turn ends (the model: ~0.2 s + its own time).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+from voicebot.audio import AudioFrame, split_frames
+from voicebot.bench import Row
+from voicebot.components import make_synthesizer, make_turn_model
+from voicebot.config import Config, TurnsConfig
+from voicebot.models import ModelError, ModelStore
+from voicebot.speech.turn_model import EndOfTurnModel
+from voicebot.speech.turns import TurnCheck, TurnDetector, Utterance
+from voicebot.speech.vad import WebRtcVoiceActivity, speech_regions
+
+SLOW_SENTENCES = [
+    "I would like to check the status of my order number, and the delivery date.",
+    "My order, the one from last week, has not arrived yet.",
+    "I bought a chair in March, and one of the legs is broken.",
+    "Could you tell me, if it is not too much trouble, when you open on Saturday?",
+    "I need a repair visit for the printer, preferably on Monday morning.",
+    "We would like a quote for ten desks, and maybe some chairs as well.",
+    "The parcel was left at the door, but the box was empty.",
+    "I called yesterday about my invoice, and nobody called me back.",
+    "My name is Alice Martin, and I live on Elm Street.",
+    "I want to change the address for the delivery, because I am moving.",
+]
+NUMBERS = [
+    ["three six nine", "five two"], ["one zero four", "five two"], ["seven seven", "one three", "eight"],
+    ["two four six", "eight one"], ["nine nine", "zero two", "four"], ["five five five", "one two"],
+    ["four one", "six six", "nine"], ["eight zero two", "three"], ["six one two", "four four"],
+    ["one one", "two two", "three three"],
+]
+FINISHED = ["Yes.", "No, thank you.", "Where is my order?", "I would like to speak to someone in sales.",
+            "That's right.", "Can I book a repair visit?", "My PIN is one two three four.", "Thanks, goodbye."]
+
+
+def _pause(seconds: float, rate: int) -> bytes:
+    return b"\0\0" * round(seconds * rate)
+
+
+def run_detector(detector: TurnDetector, model: EndOfTurnModel | None, pcm: bytes, rate: int,
+                 costs: list[float] | None = None) -> list[Utterance]:
+    """Feed ``pcm`` through the detector; each TurnCheck is answered as many frames later as the model took
+    (its time in ms appended to ``costs``)."""
+    utterances: list[Utterance] = []
+    waiting: list[tuple[int, int, bool, float]] = []  # (frame index of the answer, check id, complete, p)
+    for index, frame in enumerate(split_frames(pcm, rate, detector.frame_ms)):
+        for due in [w for w in waiting if w[0] == index]:
+            waiting.remove(due)
+            utterances += [e for e in detector.resolve_turn_check(due[1], due[2], due[3]) if isinstance(e, Utterance)]
+        for event in detector.feed(AudioFrame(frame.pcm, rate)):
+            if isinstance(event, Utterance):
+                utterances.append(event)
+            elif isinstance(event, TurnCheck) and model is not None:
+                score = model.score(event.pcm, event.sample_rate)
+                if costs is not None:
+                    costs.append(score.seconds * 1000)
+                frames = max(1, math.ceil(score.seconds * 1000 / detector.frame_ms))
+                waiting.append((index + frames, event.id, score.complete, score.probability))
+    return utterances
+
+
+def bench_turns(config: Config, runs: int = 1, log: Callable[[str], None] = print) -> list[Row]:
+    """False cuts over slow speech and dictated numbers, and the delay after finished turns; model vs fixed."""
+    from voicebot.speech.tts import PiperSynthesizer
+
+    if not config.turns.model:
+        raise ModelError("turns.model is null in this config: there is no turn model to benchmark")
+    store = ModelStore.from_config(config)
+    model = make_turn_model(config, store)
+    assert model is not None
+    model.warm()
+    make_synthesizer(config, store)  # the voice is there and verified
+    rate = 8000  # telephone audio, as the model hears it on a call
+    vad = WebRtcVoiceActivity(config.vad.aggressiveness)
+
+    def detector(turns: TurnsConfig | None, dictation: bool = False) -> TurnDetector:
+        d = TurnDetector(vad, config.vad, turns=turns)
+        d.set_dictation(dictation)
+        return d
+
+    def voice(scale: float) -> PiperSynthesizer:
+        return PiperSynthesizer(store.locate(config.tts.voice), voice=config.tts.voice, length_scale=scale,
+                                noise_scale=0.0, noise_w_scale=0.0)
+
+    def speech(v: PiperSynthesizer, text: str) -> bytes:
+        return b"".join(chunk.pcm for chunk in v.stream(text, rate))
+
+    voices = {scale: voice(scale) for scale in (1.0, 1.4, 1.5, 1.6)}
+    cuts: dict[str, list[int]] = {}
+    costs: list[float] = []
+    for _ in range(runs):
+        log("slow speech with a pause mid-sentence ...")
+        for i, text in enumerate(SLOW_SENTENCES):
+            v = voices[(1.4, 1.5, 1.6)[i % 3]]
+            pcm = speech(v, text)
+            regions = speech_regions(vad, pcm, rate, 20, hangover_ms=100)
+            inner = regions[len(regions) // 2 - 1] if len(regions) > 1 else None  # a pause mid-sentence
+            cut = inner.end_ms * rate // 1000 * 2 if inner else len(pcm) // 4 * 2
+            gap = 0.9 + 0.5 * (i % 3) / 2  # 0.9, 1.15, 1.4 s
+            audio = _pause(0.5, rate) + pcm[:cut] + _pause(gap, rate) + pcm[cut:] + _pause(3.0, rate)
+            for label, turns, m in (("turn model", config.turns, model), ("fixed silence", None, None)):
+                cuts.setdefault(f"slow speech, 0.9-1.4 s pause ({label})", []).append(
+                    int(len(run_detector(detector(turns), m, audio, rate, costs)) > 1))
+        log("dictated numbers with 1 s pauses ...")
+        for i, groups in enumerate(NUMBERS):
+            v = voices[(1.4, 1.5, 1.6)[i % 3]]
+            audio = _pause(0.5, rate) + _pause(1.0, rate).join(speech(v, g) for g in groups) + _pause(3.5, rate)
+            for label, turns, m, hint in (("turn model, bot asked for it", config.turns, model, True),
+                                          ("turn model, no hint", config.turns, model, False),
+                                          ("fixed silence", None, None, False)):
+                cuts.setdefault(f"dictated numbers, 1 s pauses ({label})", []).append(
+                    int(len(run_detector(detector(turns, hint), m, audio, rate, costs)) > 1))
+    rows = [Row("false cuts", f"{name}: {sum(v)} of {len(v)} cut early", "cuts", (float(sum(v)),))
+            for name, v in cuts.items()]
+
+    log("finished turns ...")
+    delays: dict[str, list[float]] = {}
+    for text in FINISHED * runs:
+        audio = _pause(0.5, rate) + speech(voices[1.0], text) + _pause(2.5, rate)
+        for label, turns, m in (("turn model", config.turns, model), ("fixed silence", None, None)):
+            for utt in run_detector(detector(turns), m, audio, rate, costs):
+                delays.setdefault(label, []).append(utt.at_s - utt.speech_ended_at_s)
+    rows += [Row("end of turn", f"finished turn, end of speech to end of turn ({label})", "s", tuple(v))
+             for label, v in delays.items()]
+    if costs:
+        rows.append(Row("end of turn", "turn model decision (8 kHz, 1 thread)", "ms", tuple(costs)))
+    return rows
