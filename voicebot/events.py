@@ -112,6 +112,7 @@ class EventKind(StrEnum):
     CALLBACK_CREATED = "callback_created"
     ERROR = "error"
     STT_REJECTED = "stt_rejected"
+    INTENT = "intent"
 
 
 class TransferReason(StrEnum):
@@ -246,6 +247,17 @@ class TranscriptRejected:
 
 
 @dataclass(frozen=True)
+class IntentRecognized:
+    """The caller's request was recognised in code (nearest examples), so no model chose the action."""
+
+    kind: ClassVar[EventKind] = EventKind.INTENT
+    intent: str | None = None
+    score: float | None = None
+    margin: float | None = None
+    example: str | None = None
+
+
+@dataclass(frozen=True)
 class OtherEvent:
     """A stored event this code has no class for (an old row, or one that does not fit its kind), kept as is."""
 
@@ -254,11 +266,13 @@ class OtherEvent:
 
 
 StoredEvent = (NoInputTimedOut | BackchannelHeard | BargedIn | FillerPlayed | ToolCallMade | GuardFired | Escalated
-               | TransferStarted | TransferEnded | CallbackCreated | ErrorOccurred | TranscriptRejected | OtherEvent)
+               | TransferStarted | TransferEnded | CallbackCreated | ErrorOccurred | TranscriptRejected
+               | IntentRecognized | OtherEvent)
 
 _CLASSES: dict[str, type] = {
     **{cls.kind: cls for cls in (NoInputTimedOut, BackchannelHeard, BargedIn, FillerPlayed, ToolCallMade, Escalated,
-                                 TransferStarted, TransferEnded, CallbackCreated, ErrorOccurred, TranscriptRejected)},
+                                 TransferStarted, TransferEnded, CallbackCreated, ErrorOccurred, TranscriptRejected,
+                                 IntentRecognized)},
     EventKind.GUARD_UNGROUNDED: GuardFired, EventKind.GUARD_INSTRUCTIONS_LEAK: GuardFired,
 }
 _GUARDS = {"ungrounded": EventKind.GUARD_UNGROUNDED, "instructions_leak": EventKind.GUARD_INSTRUCTIONS_LEAK}

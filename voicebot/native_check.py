@@ -49,7 +49,7 @@ class NativeLibraryError(ModelError):
 class Probe:
     """One native library to try: which component, which model file, how to fix a crash."""
 
-    kind: str            # "llama" | "whisper" | "piper": what the child process runs
+    kind: str            # "llama" | "whisper" | "piper" | "embed": what the child process runs
     component: str       # "language model"
     model: str           # the manifest name, e.g. "qwen2.5-coder-1.5b"
     library: str         # "llama.cpp (llama-cpp-python)"
@@ -285,6 +285,12 @@ def _child(kind: str, model_path: str, threads: int) -> None:
         voice = PiperVoice.load(str(onnx))
         if not any(chunk.audio_int16_bytes for chunk in voice.synthesize("Hello.")):
             raise SystemExit("the voice produced no audio")
+    elif kind == "embed":
+        from voicebot.knowledge.embed import E5Embedder
+
+        vectors = E5Embedder(model_path, threads=threads).queries(["where is my order"])
+        if vectors.shape[0] != 1 or not abs(float((vectors[0] ** 2).sum()) - 1.0) < 1e-3:
+            raise SystemExit("the embedding engine returned no unit vector")
     else:
         raise SystemExit(f"unknown probe kind {kind!r}")
 

@@ -22,6 +22,7 @@ from voicebot.crm.models import NotFound
 from voicebot.crm.spoken import digits_in
 from voicebot.crm.tools import CRM_TOOLS
 from voicebot.crm.toolkit import ToolRegistry, to_jsonable
+from voicebot.dialog.intents import Intent, IntentClassifier
 from voicebot.dialog.answers import TOOL_HINTS, match_intent, pick_slot, render, tool_args
 from voicebot.dialog.slots import parse_when
 from voicebot.dialog.writes import (WRITE_TOOLS, PendingWrite, answer_to_readback, asked_for, grounded_args,
@@ -120,7 +121,19 @@ class FirstToken:
     after_s: float
 
 
-AgentEvent = Sentence | ToolCalled | TransferRequested | Guarded | FirstToken
+@dataclass(frozen=True)
+class IntentFound:
+    """The caller's request was recognised in code (voicebot/dialog/intents.py); no model was asked."""
+
+    intent: Intent
+
+
+AgentEvent = Sentence | ToolCalled | TransferRequested | Guarded | FirstToken | IntentFound
+
+INTENT_TOOLS = {"order_status": "list_open_orders", "order_history": "list_recent_orders",
+                "booking": "list_free_slots", "ticket": "create_ticket", "lead": "create_lead",
+                "callback": "request_callback"}
+"""The tool each recognised intent leads to (knowledge questions go to the knowledge base, when there is one)."""
 
 
 def action_schema(tools: list[str]) -> dict[str, Any]:
@@ -171,6 +184,7 @@ class DialogueAgent:
     offered_slots: list[dict[str, Any]] = field(default_factory=list)  # the times the bot last read out
     pending_write: PendingWrite | None = None  # read back to the caller, waiting for their yes
     awaiting_account: bool = False  # an unknown caller was asked for the account's phone or an order number
+    intents: IntentClassifier | None = None  # recognises requests in code; None: the model decides every turn
     decoy: bool = False  # what they gave matched no account: the PIN is asked anyway and can only fail
 
     def __post_init__(self) -> None:
@@ -276,7 +290,22 @@ class DialogueAgent:
             return True
         return False
 
-    def _propose_write(self, name: str) -> Iterator[AgentEvent]:
+    def _recognised(self, caller_text: str, allowed: list[str]) -> Iterator[AgentEvent]:
+        """Answer a request the intent classifier recognises, without the model. True: the turn is answered."""
+        found = self.intents.classify(caller_text) if self.intents is not None else None
+        tool = INTENT_TOOLS.get(found.name) if found else None
+        if found is None or tool is None or tool not in allowed:
+            return False
+        yield IntentFound(found)
+        if tool in WRITE_TOOLS:
+            return (yield from self._propose_write(tool, evidence=True))
+        args = tool_args(tool, "", caller_name=self._caller_name(), services=self._services(),
+                         offered_slots=self.offered_slots, caller_text=caller_text, today=self.today)
+        if tool == "list_open_orders" and (number := match_intent(f"where is order {caller_text}")):
+            tool, args = number  # "has order 10452 shipped?": the one order
+        return False if args is None else (yield from self._tool(tool, args))
+
+    def _propose_write(self, name: str, evidence: bool = False) -> Iterator[AgentEvent]:
         """The model chose a CRM write: read it back from the caller's words (True: the turn is answered), or
         tell the model why not and let it answer (False). See voicebot/dialog/writes.py."""
         slot = None
@@ -285,7 +314,7 @@ class DialogueAgent:
             slot = next((s for s in self.offered_slots if s["id"] == slot_id), None)
             args = None if slot is None else {"slot_id": slot["id"], "name": self._caller_name() or "Caller",
                                               "notes": str(slot.get("service", ""))[:200]}
-        elif not asked_for(name, self.caller_words):
+        elif not evidence and not asked_for(name, self.caller_words):
             self.history.append(ChatMessage("system", f"The caller has not asked for {name}: answer what they said, "
                                                       "or ask what they need."))
             return False
@@ -389,6 +418,8 @@ class DialogueAgent:
         if intent and intent[0] in allowed:
             if (yield from self._tool(*intent)):
                 return
+        elif not pin_turn and (yield from self._recognised(caller_text, allowed)):
+            return
         seen_calls: set[str] = set()
         first = True
         for step in range(MAX_TOOL_STEPS + 1):

@@ -13,7 +13,7 @@ from datetime import date, datetime
 from typing import Any
 
 from voicebot.crm.spoken import digits_in
-from voicebot.dialog.slots import parse_when
+from voicebot.dialog.slots import parse_when, spoken_date, spoken_time
 from voicebot.review.redact import mask_secrets
 
 _ORDER_WORDS = re.compile(r"\b(order|package|parcel|delivery|shipment)s?\b", re.I)
@@ -51,11 +51,6 @@ def match_intent(text: str) -> tuple[str, dict[str, Any]] | None:
         return "list_open_orders", {}
     return None
 
-
-def spoken_date(value: str | date) -> str:
-    d = date.fromisoformat(value) if isinstance(value, str) else value
-    suffix = "th" if 10 <= d.day % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(d.day % 10, "th")
-    return f"{d:%A}, {d:%B} {d.day}{suffix}"
 
 
 def order_sentence(order: dict[str, Any]) -> str:
@@ -208,7 +203,8 @@ def tool_args(tool: str, text: str, *, caller_name: str | None, services: list[s
         args: dict[str, Any] = {"service": _service(caller_text, services) or _service(text, services)}
         when = parse_when(caller_text, today) if today is not None else None
         if when is not None and when.has_day:  # the caller's day, computed in code, never the model's
-            args["date_from"], args["date_to"] = when.first_day.isoformat(), (when.last_day or when.first_day).isoformat()
+            last = when.last_day or when.first_day
+            args["date_from"], args["date_to"] = when.first_day.isoformat(), last.isoformat()
         return args
     if tool == "book_appointment":
         slot = pick_slot(caller_text, offered_slots, today) or pick_slot(text, offered_slots, today)
@@ -220,10 +216,3 @@ def tool_args(tool: str, text: str, *, caller_name: str | None, services: list[s
     if tool == "identify_caller":
         return {"phone_number": text} if text else None
     return None
-
-
-def spoken_time(value: str) -> str:
-    start = datetime.fromisoformat(value)
-    hour = start.strftime("%I").lstrip("0")
-    minutes = "" if start.minute == 0 else f":{start.minute:02d}"
-    return f"{spoken_date(start.date())} at {hour}{minutes} {'AM' if start.hour < 12 else 'PM'}"

@@ -26,9 +26,8 @@ _PART_WORDS = {"morning": "morning", "lunchtime": "lunchtime", "lunch": "lunchti
                "evening": "evening", "tonight": "evening"}
 _HOUR_WORDS = {**{k: v for k, v in UNITS.items() if v}, **{k: v for k, v in TEENS.items() if v <= 12}}
 _MINUTE_WORDS = {"fifteen": 15, "thirty": 30, "forty-five": 45, "forty five": 45, "oh five": 5}
-_NUMBER_WORDS = {**UNITS, **TEENS, "twenty": 20, "thirty": 30}
-_WORD_TIME = (r"(" + "|".join(sorted(_HOUR_WORDS, key=len, reverse=True)) + r")(?: (fifteen|thirty|forty-five|forty five))?"
-              r"(?: ?(a\.? ?m\b\.?|p\.? ?m\b\.?|o'?clock))")
+_WORD_TIME = (r"(" + "|".join(sorted(_HOUR_WORDS, key=len, reverse=True)) + r")"
+              r"(?: (fifteen|thirty|forty-five|forty five))?(?: ?(a\.? ?m\b\.?|p\.? ?m\b\.?|o'?clock))")
 """An hour in words: after "at"/"from" the meridiem is optional ("at ten"), alone it is not ("three pm")."""
 _SPAN_UNITS = {"day": 1, "days": 1, "week": 7, "weeks": 7, "fortnight": 14}
 
@@ -229,8 +228,6 @@ def parse_when(text: str, today: date) -> When | None:
 
 def spoken_when(when: When) -> str:
     """``when`` as the bot reads it back ("Tuesday, December 1st in the morning")."""
-    from voicebot.dialog.answers import spoken_date
-
     parts = []
     if when.first_day is not None:
         parts.append(spoken_date(when.first_day) if when.last_day in (None, when.first_day)
@@ -242,3 +239,16 @@ def spoken_when(when: When) -> str:
     elif when.part is not None:
         parts.append(f"in the {when.part}" if when.part != "lunchtime" else "at lunchtime")
     return " ".join(parts)
+
+
+def spoken_date(value: str | date) -> str:
+    d = date.fromisoformat(value) if isinstance(value, str) else value
+    suffix = "th" if 10 <= d.day % 100 <= 20 else {1: "st", 2: "nd", 3: "rd"}.get(d.day % 10, "th")
+    return f"{d:%A}, {d:%B} {d.day}{suffix}"
+
+
+def spoken_time(value: str) -> str:
+    start = datetime.fromisoformat(value)
+    hour = start.strftime("%I").lstrip("0")
+    minutes = "" if start.minute == 0 else f":{start.minute:02d}"
+    return f"{spoken_date(start.date())} at {hour}{minutes} {'AM' if start.hour < 12 else 'PM'}"

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from voicebot.dialog.slots import When, parse_when, spoken_when
+from voicebot.dialog.slots import When, parse_when, spoken_time, spoken_when
 from voicebot.review.redact import mask_secrets
 from voicebot.text import normalize
 
@@ -122,7 +122,5 @@ def readback(tool: str, args: dict[str, Any], slot: dict[str, Any] | None = None
     if tool == "create_lead":
         return f"I'll pass this to our sales team: {args['interest']}. Shall I send it?"
     if tool == "book_appointment" and slot is not None:
-        from voicebot.dialog.answers import spoken_time
-
         return f"That's {slot.get('service', 'the visit')} on {spoken_time(str(slot['starts_at']))}. Shall I book it?"
     return "Shall I go ahead?"

@@ -320,7 +320,7 @@ class CallSession:
         company_prompt = self.config.dialog.system_prompt.format(company=self.config.dialog.company)
         self.gate = HangUpGate(deps.chat, CRM_TOOLS, self.hung_up)
         self.agent = DialogueAgent(self.gate, context, company_prompt, tools=self.gate,
-                                   today=deps.today or date.today())
+                                   today=deps.today or date.today(), intents=deps.intents)
         return context
 
     async def run(self) -> Outcome:

@@ -15,9 +15,10 @@ import asyncio
 from collections.abc import AsyncIterator
 
 from voicebot.config import DialogConfig
-from voicebot.dialog.agent import (DialogueAgent, FirstToken, Guarded, Sentence, ToolCalled, TransferRequested)
+from voicebot.dialog.agent import (DialogueAgent, FirstToken, Guarded, IntentFound, Sentence, ToolCalled,
+                                   TransferRequested)
 from voicebot.dialog.streaming import iterate_in_thread
-from voicebot.events import FillerPlayed, StoredEvent, ToolCallMade, guard_fired
+from voicebot.events import FillerPlayed, IntentRecognized, StoredEvent, ToolCallMade, guard_fired
 from voicebot.session.speaker import Speaker, TurnClock
 
 
@@ -36,17 +37,30 @@ class ModelTurn:
         self.transfer: TransferRequested | None = None
 
     async def sentences(self) -> AsyncIterator[str]:
+        """The agent's sentences as they come. The filler follows "nothing audible yet", not "no event yet": the
+        model's first token, a tool call or a recognised intent come long before anything speakable, and timing
+        the filler from them left callers in 4-8 s of silence."""
+        loop = asyncio.get_running_loop()
+        after_s = self.dialog.filler_after_ms / 1000
+        deadline = loop.time() + after_s
+        pending = after_s > 0  # the filler may still be needed
         events = iterate_in_thread(lambda: self.agent.turn(self.text, self.tools))
         waiting = asyncio.ensure_future(anext(events, None))
         try:
-            if await self.speaker.filler_if_slow(waiting, self.dialog.filler_after_ms / 1000, self.dialog.filler):
-                self.recorded.append(FillerPlayed())
-            event = await waiting
-            while event is not None:
+            while True:
+                if pending:
+                    if await self.speaker.filler_if_slow(waiting, max(deadline - loop.time(), 0.001),
+                                                         self.dialog.filler):
+                        self.recorded.append(FillerPlayed())
+                        pending = False
+                event = await waiting
+                if event is None:
+                    return
                 sentence = self._note(event)
                 if sentence is not None:
+                    pending = False
                     yield sentence
-                event = await anext(events, None)
+                waiting = asyncio.ensure_future(anext(events, None))
         finally:
             waiting.cancel()
             await events.aclose()
@@ -65,4 +79,7 @@ class ModelTurn:
             self.recorded.append(guard_fired(event.kind, event.original, event.items))
         elif isinstance(event, TransferRequested):
             self.transfer = event
+        elif isinstance(event, IntentFound):
+            found = event.intent
+            self.recorded.append(IntentRecognized(found.name, found.score, found.margin, found.example))
         return None
