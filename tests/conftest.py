@@ -69,6 +69,14 @@ def intent_classifier(config, model_store):
     return _load(lambda: make_intents(config, load_embedder(config, model_store)))
 
 
+@pytest.fixture(scope="session")
+def knowledge_base(config, intent_classifier):
+    """The demo company's knowledge base (knowledge/), sharing the intent step's embedding model."""
+    from voicebot.knowledge.base import KnowledgeBase
+
+    return _load(lambda: KnowledgeBase.from_config(config, intent_classifier.embedder))
+
+
 # -- simulated calls ------------------------------------------------------------------------------------------
 
 TODAY = __import__("datetime").date(2026, 11, 22)
@@ -93,7 +101,7 @@ class CountingChat:
 
 
 @pytest.fixture
-def call_env(tmp_path, config, caller_voice, transcriber, chat_model, intent_classifier):
+def call_env(tmp_path, config, caller_voice, transcriber, chat_model, intent_classifier, knowledge_base):
     """Everything a simulated call needs: real models, a seeded CRM and an empty call store per test. The bot
     speaks with the repeatable Piper settings too, so what Whisper hears back is the same on every run."""
     from voicebot.components import make_voice_activity
@@ -107,7 +115,7 @@ def call_env(tmp_path, config, caller_voice, transcriber, chat_model, intent_cla
     store = CallStore(tmp_path / "calls.db", tmp_path / "recordings")
     chat = CountingChat(chat_model)
     deps = SessionDeps(config, transcriber, caller_voice, chat, make_voice_activity(config), repo, store,
-                       today=TODAY, intents=intent_classifier)
+                       today=TODAY, intents=intent_classifier, knowledge=knowledge_base)
     yield deps
     store.close()
     repo.close()

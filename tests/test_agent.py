@@ -260,3 +260,67 @@ def test_order_history_is_spoken_from_the_crm(repo):
     spoken = " ".join(e.text for e in events if isinstance(e, Sentence))
     assert "most recent order, number 10452" in spoken and "Ergonomic office chair" in spoken
     assert "Before that, order 10398" in spoken
+
+
+# -- the company's knowledge --------------------------------------------------------------------------------
+
+class FakeKnowledge:
+    """Answers like voicebot.knowledge.base.KnowledgeBase: an entry, a weak match, or nothing."""
+
+    def __init__(self):
+        self.asked = []
+
+    def answer(self, question, now):
+        from voicebot.knowledge.base import KnowledgeAnswer
+
+        self.asked.append(question)
+        if "return" in question:
+            return KnowledgeAnswer("entry", "You can return unused items within 30 days.", ("returns",), 0.7,
+                                   grounds="You can return unused items within 30 days of delivery.")
+        if "refund" in question:
+            return KnowledgeAnswer("weak", "Just to check, is your question: how do refunds work? If not, I can "
+                                           "connect you with a colleague.", ("refunds",), 0.3)
+        return KnowledgeAnswer("none", "I don't have that information. I can connect you with a colleague.")
+
+    def answer_document(self, document_id, question, now):
+        from voicebot.knowledge.base import KnowledgeAnswer
+
+        return KnowledgeAnswer("entry", "Refunds reach your card within 5 working days.", (document_id,), 1.0)
+
+
+class KnowledgeIntent:
+    """An intent step that takes every turn for a knowledge question."""
+
+    def classify(self, text):
+        from voicebot.dialog.intents import Intent
+
+        return Intent("knowledge", 0.9, 0.05, "what is your return policy")
+
+
+def test_a_question_the_knowledge_base_answers_never_reaches_the_model(repo):
+    from voicebot.dialog.knowledge_step import KnowledgeStep, KnowledgeUsed
+
+    chat = ScriptedChat()
+    agent = agent_for(repo, chat)
+    agent.knowledge = KnowledgeStep(FakeKnowledge())
+    events = list(agent.turn("Can I return a chair I don't need?"))
+    used = [e for e in events if isinstance(e, KnowledgeUsed)]
+    assert used[0].kind == "entry" and used[0].entry_ids == ("returns",)
+    assert [e.text for e in events if isinstance(e, Sentence)] == ["You can return unused items within 30 days."]
+    agent.intents = KnowledgeIntent()  # a knowledge question: a weak match is asked back, never left to a guess
+    weak = list(agent.turn("How long does my refund take?"))
+    assert "is your question" in weak[-1].text
+    confirmed = list(agent.turn("Yes, exactly"))
+    assert [e.text for e in confirmed if isinstance(e, Sentence)] == ["Refunds reach your card within 5 working days."]
+    assert chat.calls == []
+
+
+def test_without_a_confident_answer_an_unplaced_question_goes_to_the_model(repo):
+    from voicebot.dialog.knowledge_step import KnowledgeStep
+
+    chat = ScriptedChat([{"action": "reply", "text": "We only sell office supplies."}])
+    agent = agent_for(repo, chat)
+    agent.knowledge = KnowledgeStep(FakeKnowledge())
+    events = list(agent.turn("Do you sell bicycles?"))
+    assert [e.text for e in events if isinstance(e, Sentence)] == ["We only sell office supplies."]
+    assert len(chat.calls) == 1

@@ -65,6 +65,29 @@ def test_order_status_is_answered_with_the_crm_facts(call_env, caller_voice, tra
     assert "tool_call" in event_kinds(call_env, line)
 
 
+def test_knowledge_questions_and_a_price_are_answered_from_the_companys_files(call_env, caller_voice, transcriber):
+    """Three questions and a price through the real Whisper, intent step, knowledge base and Piper: answered
+    from knowledge/ and prices.yaml, never by the model; the lead keeps the estimate."""
+    script = [WaitForBot(), caller_says(caller_voice, "What is your return policy?"),
+              WaitForBot(), caller_says(caller_voice, "How long does delivery usually take?"),
+              WaitForBot(), caller_says(caller_voice, "Are you open on Saturday?"),
+              WaitForBot(), caller_says(caller_voice, "How much would twenty office chairs cost?"),
+              WaitForBot(), caller_says(caller_voice, "Yes, please."),
+              WaitForBot(), HangUp()]
+    turns_before = call_env.chat.turns
+    line, outcome = run_call(call_env, script)
+    texts = bot_texts(call_env, line)
+    answers = [e.data for e in call_env.store.events(line.info.call_id) if e.kind == "knowledge"]
+    assert [a["answer"] for a in answers] == ["entry", "entry", "hours", "price"], (answers, texts)
+    assert "30 days" in texts[1] and "Saturday" in texts[3], texts  # texts[2]: delivery times
+    assert "estimate" in texts[4] and "$" in texts[4] and "sales team" in texts[4], texts
+    assert call_env.chat.turns == turns_before  # no model pass in the whole call
+    lead = call_env.crm.db.execute("select interest, notes from leads order by id desc limit 1").fetchone()
+    assert "20 office chairs" in lead[0] and lead[1].startswith("Estimate given on the call: 20")
+    assert_heard_any(bot_said(line, transcriber)[1], "return", "30 days", "refund")
+    assert outcome == Outcome.RESOLVED
+
+
 def test_an_unverified_caller_gets_no_account_data(call_env, caller_voice, transcriber):
     script = [WaitForBot(), caller_says(caller_voice, "When will order 10452 arrive?"),
               WaitForBot(), caller_says(caller_voice, "I don't remember my PIN. Just tell me the delivery date."),

@@ -7,11 +7,13 @@ Transcriber, Synthesizer, VoiceActivity or ChatModel and does not care which.
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from voicebot.config import Config
 from voicebot.dialog.intents import IntentClassifier
+from voicebot.knowledge.base import KnowledgeBase
 from voicebot.knowledge.embed import Embedder, load_embedder
 from voicebot.llm.base import ChatModel
 from voicebot.models import ModelError, ModelStore
@@ -88,6 +90,7 @@ class Components:
     turn_model: EndOfTurnModel | None = None  # None: turns end after a fixed silence
     embedder: Embedder | None = None  # multilingual-e5-small: intents and knowledge
     intents: IntentClassifier | None = None  # None: the model decides every free-form turn
+    knowledge: KnowledgeBase | None = None  # the company's knowledge; None: knowledge.enabled is off
 
 
 def uses_embeddings(config: Config) -> bool:
@@ -171,5 +174,9 @@ def load_components(config: Config, store: ModelStore | None = None,
                          lambda e: e.queries(["where is my order"]))
         intents = timed("intents", f"{len(config.dialog.intents.examples)} extra example group(s)",
                         lambda: make_intents(config, embedder), lambda i: i and i.classify("where is my order"))
-    return Components(transcriber, synthesizer, chat, vad, stages, turn_model, embedder, intents)
+    knowledge = None
+    if config.knowledge.enabled:
+        knowledge = timed("knowledge", config.knowledge.dir, lambda: KnowledgeBase.from_config(config, embedder),
+                          lambda kb: kb.answer("what are your opening hours", datetime.now(UTC)))
+    return Components(transcriber, synthesizer, chat, vad, stages, turn_model, embedder, intents, knowledge)
 

@@ -113,6 +113,7 @@ class EventKind(StrEnum):
     ERROR = "error"
     STT_REJECTED = "stt_rejected"
     INTENT = "intent"
+    KNOWLEDGE = "knowledge"
 
 
 class TransferReason(StrEnum):
@@ -258,6 +259,18 @@ class IntentRecognized:
 
 
 @dataclass(frozen=True)
+class KnowledgeAnswered:
+    """A question put to the company's knowledge base: ``kind`` entry/hours/price (answered), weak (asked back)
+    or none (not answered: it belongs on the "Unanswered" list); ``entry_ids`` what answered or the candidates."""
+
+    kind: ClassVar[EventKind] = EventKind.KNOWLEDGE
+    answer: str | None = None
+    entry_ids: tuple[str, ...] | None = None
+    score: float | None = None
+    question: str | None = None  # masked as a stored caller turn is
+
+
+@dataclass(frozen=True)
 class OtherEvent:
     """A stored event this code has no class for (an old row, or one that does not fit its kind), kept as is."""
 
@@ -267,12 +280,12 @@ class OtherEvent:
 
 StoredEvent = (NoInputTimedOut | BackchannelHeard | BargedIn | FillerPlayed | ToolCallMade | GuardFired | Escalated
                | TransferStarted | TransferEnded | CallbackCreated | ErrorOccurred | TranscriptRejected
-               | IntentRecognized | OtherEvent)
+               | IntentRecognized | KnowledgeAnswered | OtherEvent)
 
 _CLASSES: dict[str, type] = {
     **{cls.kind: cls for cls in (NoInputTimedOut, BackchannelHeard, BargedIn, FillerPlayed, ToolCallMade, Escalated,
                                  TransferStarted, TransferEnded, CallbackCreated, ErrorOccurred, TranscriptRejected,
-                                 IntentRecognized)},
+                                 IntentRecognized, KnowledgeAnswered)},
     EventKind.GUARD_UNGROUNDED: GuardFired, EventKind.GUARD_INSTRUCTIONS_LEAK: GuardFired,
 }
 _GUARDS = {"ungrounded": EventKind.GUARD_UNGROUNDED, "instructions_leak": EventKind.GUARD_INSTRUCTIONS_LEAK}

@@ -98,7 +98,7 @@ def open_session_deps(config: Config, parts: Components, worker: str = "main") -
     store.mark_interrupted(worker=worker)
     return SessionDeps(config, parts.transcriber, parts.synthesizer, parts.chat, parts.vad,
                        Repository.from_config(config), store, worker=worker, turn_model=parts.turn_model,
-                       intents=parts.intents)
+                       intents=parts.intents, knowledge=parts.knowledge)
 
 
 async def stop_when_orphaned(stop: asyncio.Event, poll_s: float = 1.0) -> None:

@@ -23,6 +23,7 @@ from voicebot.crm.spoken import digits_in
 from voicebot.crm.tools import CRM_TOOLS
 from voicebot.crm.toolkit import ToolRegistry, to_jsonable
 from voicebot.dialog.intents import Intent, IntentClassifier
+from voicebot.dialog.knowledge_step import KnowledgeStep, KnowledgeUsed
 from voicebot.dialog.answers import TOOL_HINTS, match_intent, pick_slot, render, tool_args
 from voicebot.dialog.slots import parse_when
 from voicebot.dialog.writes import (WRITE_TOOLS, PendingWrite, answer_to_readback, asked_for, grounded_args,
@@ -128,7 +129,7 @@ class IntentFound:
     intent: Intent
 
 
-AgentEvent = Sentence | ToolCalled | TransferRequested | Guarded | FirstToken | IntentFound
+AgentEvent = Sentence | ToolCalled | TransferRequested | Guarded | FirstToken | IntentFound | KnowledgeUsed
 
 INTENT_TOOLS = {"order_status": "list_open_orders", "order_history": "list_recent_orders",
                 "booking": "list_free_slots", "ticket": "create_ticket", "lead": "create_lead",
@@ -185,6 +186,7 @@ class DialogueAgent:
     pending_write: PendingWrite | None = None  # read back to the caller, waiting for their yes
     awaiting_account: bool = False  # an unknown caller was asked for the account's phone or an order number
     intents: IntentClassifier | None = None  # recognises requests in code; None: the model decides every turn
+    knowledge: KnowledgeStep | None = None  # the company's knowledge base; None: questions go to the model
     decoy: bool = False  # what they gave matched no account: the PIN is asked anyway and can only fail
 
     def __post_init__(self) -> None:
@@ -293,10 +295,22 @@ class DialogueAgent:
     def _recognised(self, caller_text: str, allowed: list[str]) -> Iterator[AgentEvent]:
         """Answer a request the intent classifier recognises, without the model. True: the turn is answered."""
         found = self.intents.classify(caller_text) if self.intents is not None else None
+        if found is not None and found.name == "knowledge" and self.knowledge is not None:
+            yield IntentFound(found)
+            yield from self._know(*self.knowledge.ask(caller_text, must=True))
+            return True
         tool = INTENT_TOOLS.get(found.name) if found else None
         if found is None or tool is None or tool not in allowed:
             return False
         yield IntentFound(found)
+        if tool == "create_lead" and self.knowledge is not None:
+            priced = self.knowledge.ask(caller_text, must=False)
+            if priced is not None and priced[0].kind == "price":  # the estimate first, then offer the lead
+                used, grounds = priced
+                yield used
+                self.facts.append(grounds)
+                self.history.append(ChatMessage("assistant", json.dumps({"action": "reply", "text": used.text})))
+                yield Sentence(used.text)
         if tool in WRITE_TOOLS:
             return (yield from self._propose_write(tool, evidence=True))
         args = tool_args(tool, "", caller_name=self._caller_name(), services=self._services(),
@@ -304,6 +318,12 @@ class DialogueAgent:
         if tool == "list_open_orders" and (number := match_intent(f"where is order {caller_text}")):
             tool, args = number  # "has order 10452 shipped?": the one order
         return False if args is None else (yield from self._tool(tool, args))
+
+    def _know(self, used: KnowledgeUsed, grounds: str) -> Iterator[AgentEvent]:
+        """Speak a knowledge answer: from the admin's entry or computed in code, so it is its own ground."""
+        yield used
+        self.facts.append(grounds)
+        yield from self._reply([used.text])
 
     def _propose_write(self, name: str, evidence: bool = False) -> Iterator[AgentEvent]:
         """The model chose a CRM write: read it back from the caller's words (True: the turn is answered), or
@@ -323,6 +343,8 @@ class DialogueAgent:
         if args is None:
             self.history.append(ChatMessage("system", f"{name} needs more detail: ask the caller for it."))
             return False
+        if name == "create_lead" and self.knowledge is not None and (note := self.knowledge.estimate_note()):
+            args["notes"] = note  # the estimate the caller heard, computed from the price list
         sentence = readback(name, args, slot)
         self.pending_write = PendingWrite(name, args, sentence)
         yield from self._reply([sentence])
@@ -414,11 +436,17 @@ class DialogueAgent:
                 return
             else:
                 self._note(f"The caller did not confirm {pending.tool}: nothing was written.")
+        if self.knowledge is not None and not pin_turn and (confirmed := self.knowledge.follow_up(caller_text)):
+            yield from self._know(*confirmed)  # "yes" to "is your question: ...?"
+            return
         intent = None if pin_turn else match_intent(caller_text)
         if intent and intent[0] in allowed:
             if (yield from self._tool(*intent)):
                 return
         elif not pin_turn and (yield from self._recognised(caller_text, allowed)):
+            return
+        if self.knowledge is not None and not pin_turn and (known := self.knowledge.ask(caller_text, must=False)):
+            yield from self._know(*known)  # nothing else placed it, but the knowledge base answers it well
             return
         seen_calls: set[str] = set()
         first = True

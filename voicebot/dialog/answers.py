@@ -19,6 +19,7 @@ from voicebot.review.redact import mask_secrets
 _ORDER_WORDS = re.compile(r"\b(order|package|parcel|delivery|shipment)s?\b", re.I)
 _WHERE_WORDS = re.compile(r"\b(where|status|arriv\w*|track\w*|deliver\w*|come|coming|ship\w*|when)\b", re.I)
 _NUMBER = re.compile(r"\b\d{4,8}\b")
+_MINE = re.compile(r"\b(my|our|mine|i|we)\b", re.I)
 
 STATUS_PHRASES = {
     "pending": "has been received and is waiting to be prepared",
@@ -44,11 +45,12 @@ def match_intent(text: str) -> tuple[str, dict[str, Any]] | None:
     if _HISTORY.search(text) and not _NUMBER.search(digits_in(mask_secrets(text))):
         return "list_recent_orders", {}
     if _ORDER_WORDS.search(text) and _WHERE_WORDS.search(text):
-        text = mask_secrets(text)
-        number = _NUMBER.search(text) or _NUMBER.search(digits_in(text))
+        masked = mask_secrets(text)
+        number = _NUMBER.search(masked) or _NUMBER.search(digits_in(masked))
         if number:
             return "get_order", {"order_number": number.group(0)}
-        return "list_open_orders", {}
+        if _MINE.search(text):  # "my order", not "how long does delivery take" (a knowledge question)
+            return "list_open_orders", {}
     return None
 
 

@@ -30,6 +30,7 @@ from voicebot.crm.verification import CallerContext
 from voicebot.dialog.agent import DialogueAgent
 from voicebot.dialog.flow import FlowResult, FreeForm, Goto, MenuFlow, NoMatch, Transfer
 from voicebot.dialog.guard import Escalation, EscalationGuard
+from voicebot.dialog.knowledge_step import KnowledgeStep
 from voicebot.events import (CallbackCreated, CallerHungUp, CallInput, DtmfReceived, ErrorOccurred, Escalated, Heard,
                              NoInputTimedOut, StoredEvent, TextReceived, TranscriptRejected, TransferEnded,
                              TransferReason, TransferStarted)
@@ -320,7 +321,8 @@ class CallSession:
         company_prompt = self.config.dialog.system_prompt.format(company=self.config.dialog.company)
         self.gate = HangUpGate(deps.chat, CRM_TOOLS, self.hung_up)
         self.agent = DialogueAgent(self.gate, context, company_prompt, tools=self.gate,
-                                   today=deps.today or date.today(), intents=deps.intents)
+                                   today=deps.today or date.today(), intents=deps.intents,
+                                   knowledge=KnowledgeStep(deps.knowledge) if deps.knowledge is not None else None)
         return context
 
     async def run(self) -> Outcome:

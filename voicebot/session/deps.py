@@ -14,6 +14,7 @@ from typing import Any
 from voicebot.config import Config
 from voicebot.crm.repository import Repository
 from voicebot.dialog.intents import IntentClassifier
+from voicebot.dialog.knowledge_step import KnowledgeSource
 from voicebot.llm.base import ChatModel
 from voicebot.speech.stt import Transcriber
 from voicebot.speech.tts import Synthesizer
@@ -38,3 +39,4 @@ class SessionDeps:
     on_call_end: Callable[[str], Any] | None = None  # called with the call id: e.g. the after-call analysis
     turn_model: EndOfTurnModel | None = None  # decides the end of each turn; None: a fixed silence
     intents: IntentClassifier | None = None  # recognises requests in code; None: the model decides each turn
+    knowledge: KnowledgeSource | None = None  # the company's knowledge base; None: questions go to the model

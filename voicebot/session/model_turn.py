@@ -18,7 +18,9 @@ from voicebot.config import DialogConfig
 from voicebot.dialog.agent import (DialogueAgent, FirstToken, Guarded, IntentFound, Sentence, ToolCalled,
                                    TransferRequested)
 from voicebot.dialog.streaming import iterate_in_thread
-from voicebot.events import FillerPlayed, IntentRecognized, StoredEvent, ToolCallMade, guard_fired
+from voicebot.dialog.knowledge_step import KnowledgeUsed
+from voicebot.events import (FillerPlayed, IntentRecognized, KnowledgeAnswered, StoredEvent, ToolCallMade,
+                             guard_fired)
 from voicebot.session.speaker import Speaker, TurnClock
 
 
@@ -79,6 +81,8 @@ class ModelTurn:
             self.recorded.append(guard_fired(event.kind, event.original, event.items))
         elif isinstance(event, TransferRequested):
             self.transfer = event
+        elif isinstance(event, KnowledgeUsed):
+            self.recorded.append(KnowledgeAnswered(event.kind, event.entry_ids, event.score, event.question))
         elif isinstance(event, IntentFound):
             found = event.intent
             self.recorded.append(IntentRecognized(found.name, found.score, found.margin, found.example))

@@ -1,0 +1,82 @@
+"""The company's knowledge inside a call: a question answered from the admin's files, never by the model.
+
+Why a step of its own: a knowledge answer is spoken from an entry, or computed in code from the hours or the
+price list (voicebot/knowledge/), so it needs no grounding check and no model pass; and it has a little state of
+its own. After a weak match the bot asked "is your question: how do I return an item?": a yes answers from that
+entry, a no (or anything else) drops it. A price estimate is kept, so a lead made later in the call records it.
+
+``ask`` is called twice in a turn's order: with ``must=True`` when the intent step recognised a knowledge
+question (a weak or empty match is then said as the knowledge base words it: a clarifying question or the offer
+of a person, never a guess), and with ``must=False`` for a turn nothing else placed (only a confident answer is
+taken; otherwise the model gets the turn).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Protocol
+
+from voicebot.dialog.writes import answer_to_readback
+from voicebot.review.redact import mask_secrets
+
+
+class KnowledgeSource(Protocol):
+    """What the step needs of voicebot.knowledge.base.KnowledgeBase (a fake in tests)."""
+
+    def answer(self, question: str, now: datetime) -> Any: ...  # a KnowledgeAnswer
+
+    def answer_document(self, document_id: str, question: str, now: datetime) -> Any: ...
+
+
+@dataclass(frozen=True)
+class KnowledgeUsed:
+    """A turn answered (or not) from the knowledge base: for the call's record and the "Unanswered" list."""
+
+    kind: str  # entry | hours | price | weak | none
+    entry_ids: tuple[str, ...]
+    score: float
+    question: str  # the caller's words, secrets masked
+    text: str  # what the bot said
+
+
+@dataclass
+class KnowledgeStep:
+    kb: KnowledgeSource
+    clock: Callable[[], datetime] = lambda: datetime.now(UTC)
+    pending: tuple[str, str] | None = None  # (entry id, question) asked back after a weak match
+    estimate: Any = None  # the last price estimate (voicebot.knowledge.prices.Estimate), for a lead
+
+    def follow_up(self, caller_text: str) -> tuple[KnowledgeUsed, str] | None:
+        """The caller's answer to a clarifying question: the confirmed entry's answer on a yes, else None."""
+        pending, self.pending = self.pending, None
+        if pending is None or answer_to_readback(caller_text) is not True:
+            return None
+        return self._used(self.kb.answer_document(pending[0], pending[1], self.clock()), pending[1])
+
+    def ask(self, question: str, must: bool) -> tuple[KnowledgeUsed, str] | None:
+        """The knowledge answer to ``question`` (the event and the grounds it may be checked against), or None
+        when it is not one to give (see the module docstring)."""
+        answer = self.kb.answer(question, self.clock())
+        if not answer.answered and not must:
+            return None
+        if answer.kind == "weak" and answer.entry_ids:
+            self.pending = (answer.entry_ids[0], question)
+        return self._used(answer, question)
+
+    def _used(self, answer: Any, question: str) -> tuple[KnowledgeUsed, str]:
+        if getattr(answer, "estimate", None) is not None:
+            self.estimate = answer.estimate
+        event = KnowledgeUsed(answer.kind, tuple(answer.entry_ids), round(float(answer.score), 4),
+                              mask_secrets(question), answer.text)
+        return event, answer.grounds or answer.text
+
+    def estimate_note(self) -> str | None:
+        """The last estimate in words, for a lead's notes (every figure computed in code from the price list)."""
+        e = self.estimate
+        if e is None:
+            return None
+        discount = f" after {e.discount_percent}% off" if e.discount_percent else ""
+        return (f"Estimate given on the call: {e.quantity} x {e.item} at {e.unit_price} {e.currency} per {e.unit}, "
+                f"{e.total} {e.currency} in total{discount}.")
