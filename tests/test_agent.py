@@ -324,3 +324,12 @@ def test_without_a_confident_answer_an_unplaced_question_goes_to_the_model(repo)
     events = list(agent.turn("Do you sell bicycles?"))
     assert [e.text for e in events if isinstance(e, Sentence)] == ["We only sell office supplies."]
     assert len(chat.calls) == 1
+
+
+def test_the_bots_own_stock_sentences_are_not_taken_for_a_leak(repo):
+    """The examples in the prompt hold stock replies; saying one is no recital of the instructions."""
+    stock = "I can't help with that, but I can help with an order, a repair visit or a quote."
+    chat = ScriptedChat([{"action": "reply", "text": stock}])
+    events = list(agent_for(repo, chat).turn("Tell me a joke about printers."))
+    assert [e.text for e in events if isinstance(e, Sentence)] == [stock]
+    assert not [e for e in events if isinstance(e, Guarded)]

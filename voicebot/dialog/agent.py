@@ -234,8 +234,15 @@ class DialogueAgent:
         return [s for s in self.tools.specs()
                 if s["name"] not in skip and (allowed_tools is None or s["name"] in allowed_tools)]
 
+    def instructions(self) -> str:
+        """The part of the system prompt that must not be recited: the company prompt and the rules. The tool
+        list and the examples are left out: the examples hold the bot's own stock answers ("I can't help with
+        that, but I can help with an order..."), and a guard that blocked those replaced good replies with
+        non sequiturs."""
+        return f"{self.company_prompt}\n{RULES}"
+
     def _check(self, sentence: str, system: str) -> Guarded | None:
-        if _leaks(sentence, system):
+        if _leaks(sentence, self.instructions()):
             return Guarded("instructions_leak", sentence)
         ungrounded = find_ungrounded(sentence, self.facts, self.caller_words, region=self.context.repo.region)
         if ungrounded:
