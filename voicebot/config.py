@@ -161,6 +161,18 @@ class CrmConfig(Section):
 class StoreConfig(Section):
     database: str = "data/calls.db"
     recordings_dir: str = "data/recordings"
+    spill_dir: str = Field("~/.cache/voicebot/spill", description="A second place (ideally another disk) for call "
+                           "records the database could not take; the file beside the database is tried first.")
+
+
+class FaultsConfig(Section):
+    """Per-stage time limits: a stage that takes longer is a fault (an apology and a transfer), never a silence."""
+
+    stt_timeout_s: float = Field(6.0, gt=0, le=60, description="Longest speech recognition of one caller turn.")
+    tts_timeout_s: float = Field(4.0, gt=0, le=60, description="Longest synthesis of one sentence.")
+    llm_timeout_s: float = Field(8.0, gt=0, le=120, description="Longest wait for the model's next piece (the "
+                                 "first included; the filler plays meanwhile) or for its next tool step.")
+    crm_timeout_s: float = Field(5.0, gt=0, le=60, description="Longest CRM lookup or write done by the call itself.")
 
 
 _DISCLOSURE = re.compile(
@@ -183,6 +195,9 @@ class PromptsConfig(Section):
                        description="Something failed on the bot's side; a transfer follows.")
     offer_human: str = Field("I'm sorry about this. Let me get you to a person who can help.",
                              description="The caller sounds frustrated; a transfer follows.")
+    error_goodbye: str = Field(
+        "I'm sorry, no one can take your call right now. A colleague will call you back at this number. Goodbye.",
+        description="After a failure on the bot's side the transfer failed too: a callback, then the call ends.")
     bot_question: str = Field(
         "Yes, I'm an automated assistant. I can help with orders, repair visits and quotes, and if you'd rather "
         "talk to a person, just say operator or press zero at any time.",
@@ -382,6 +397,7 @@ class Config(Section):
     llm: LlmConfig = Field(default_factory=LlmConfig)
     crm: CrmConfig = Field(default_factory=CrmConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
+    faults: FaultsConfig = Field(default_factory=FaultsConfig)
     dialog: DialogConfig = Field(default_factory=DialogConfig)
     escalation: EscalationConfig = Field(default_factory=EscalationConfig)
     review: ReviewConfig = Field(default_factory=ReviewConfig)
