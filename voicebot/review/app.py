@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from voicebot.config import Config
-from voicebot.review import views
+from voicebot.review import unanswered, views
 from voicebot.review.format import FILTERS
 from voicebot.review.redact import install_log_redaction
 from voicebot.review.security import SecurityMiddleware
@@ -79,6 +79,8 @@ def create_app(config: Config, *, now: Callable[[], datetime] | None = None, sto
         finally:
             users.close()
             store.close()
+            for helper in state.extras.get("unanswered", ()):
+                getattr(helper, "close", lambda: None)()
             cache.cleanup()
 
     routes = [
@@ -93,6 +95,8 @@ def create_app(config: Config, *, now: Callable[[], datetime] | None = None, sto
         Route("/calls/{call_id}/recording/{which}", views.recording),
         Route("/dashboard", views.dashboard),
         Route("/admin/access", views.access_log_page),
+        Route("/unanswered", unanswered.unanswered_page, methods=["GET"]),
+        Route("/unanswered/answer", unanswered.unanswered_answer, methods=["POST"]),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(SecurityMiddleware)], lifespan=lifespan,

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from voicebot.events import Escalated, EventKind, GuardFired, TransferEnded
+from voicebot.events import Escalated, EventKind, GuardFired, KnowledgeAnswered, TransferEnded
 from voicebot.review.analysis import FLAGS, RUBRIC, TOPICS, CallAnalysis
 from voicebot.review.redact import answers_secret_question, mask_phone, redact_data, redact_text
 from voicebot.store import RECORDINGS, Call, Event, Turn
@@ -25,7 +25,11 @@ EVENT_LABELS = {
     EventKind.GUARD_UNGROUNDED: "Grounding guard", EventKind.NO_INPUT: "No input",
     EventKind.GUARD_INSTRUCTIONS_LEAK: "Prompt-leak guard", EventKind.TOOL_CALL: "Tool call", EventKind.ERROR: "Error",
     EventKind.FILLER: "Filler", EventKind.BACKCHANNEL: "Backchannel", EventKind.BARGE_IN: "Barge in",
+    EventKind.KNOWLEDGE: "Knowledge",
 }
+KNOWLEDGE_LABELS = {"entry": "Answered from the knowledge base", "hours": "Computed from the opening hours",
+                    "price": "Computed from the price list", "weak": "Weak knowledge match: asked back",
+                    "none": "No answer in the knowledge base"}
 _BAD = {EventKind.ERROR, EventKind.GUARD_UNGROUNDED, EventKind.GUARD_INSTRUCTIONS_LEAK}
 _WARN = {EventKind.ESCALATION, EventKind.NO_INPUT, EventKind.TRANSFER_REQUESTED}
 
@@ -44,6 +48,18 @@ class EventView:
     at: float | None
     detail: str
     severity: str  # "info", "warn" or "bad": the badge colour
+    knowledge: KnowledgeView | None = None  # a knowledge event: which entry answered, shown on its bot turn
+
+
+@dataclass(frozen=True)
+class KnowledgeView:
+    """What answered a knowledge question: the entries (id, title when the file still has it) and the score."""
+
+    answer: str  # entry | hours | price | weak | none
+    label: str
+    entries: list[tuple[str, str | None]]
+    score: float | None
+    question: str
 
 
 @dataclass(frozen=True)
@@ -104,13 +120,23 @@ def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
-def _event_view(row: Event, role: str) -> EventView:
+def _event_view(row: Event, role: str, titles: dict[str, str] | None = None) -> EventView:
+    titles = titles or {}
     event = row.parsed
     severity = "info"
     if event.kind in _BAD or (isinstance(event, TransferEnded) and event.ok is False):
         severity = "bad"
     elif event.kind in _WARN:
         severity = "warn"
+    if isinstance(event, KnowledgeAnswered):
+        view = KnowledgeView(event.answer or "?", KNOWLEDGE_LABELS.get(event.answer or "", "Knowledge"),
+                             [(i, titles.get(i)) for i in event.entry_ids or ()], event.score,
+                             redact_text(event.question, role))
+        severity = {"weak": "warn", "none": "bad"}.get(view.answer, "info")
+        entries = ", ".join(i + (f" “{t}”" if t else "") for i, t in view.entries)
+        detail = (f"{view.label}{': ' + entries if entries else ''}"
+                  f"{f' (score {view.score:.2f})' if view.score is not None else ''}")
+        return EventView(row.kind, "Knowledge", row.at, redact_text(detail, role), severity, view)
     if isinstance(event, Escalated):
         detail = f"{event.reason or ''}: {event.detail or ''}".strip(": ")
     elif isinstance(event, TransferEnded):
@@ -158,10 +184,12 @@ def _place_events(turns: list[TurnView], events: list[EventView]) -> list[EventV
 
 
 def build_call_page(call: Call, turns: list[Turn], events: list[Event], analysis: CallAnalysis | None,
-                    recordings: list[str], customer: CustomerView | None, role: str) -> CallPage:
+                    recordings: list[str], customer: CustomerView | None, role: str,
+                    knowledge_titles: dict[str, str] | None = None) -> CallPage:
+    """``knowledge_titles``: entry id -> title of the knowledge files as they are now (for knowledge events)."""
     secret = answers_secret_question([(t.role, t.text) for t in turns])
     turn_views = [_turn_view(t, role, answer) for t, answer in zip(turns, secret)]
-    early = _place_events(turn_views, [_event_view(e, role) for e in events])
+    early = _place_events(turn_views, [_event_view(e, role, knowledge_titles) for e in events])
     rubric = [RubricView(name, RUBRIC[name], r.score, redact_text(r.reason, role))
               for name, r in (analysis.qa.items() if analysis else []) if name in RUBRIC]
     flags = [(FLAGS.get(k, k), redact_text(v, role)) for k, v in (analysis.flags.items() if analysis else [])]

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from starlette.templating import Jinja2Templates
@@ -22,3 +23,4 @@ class ReviewState:
     tz: ZoneInfo
     crm_path: Path
     cache_dir: Path  # beeped copies of recordings (see recordings.py); a temporary folder
+    extras: dict[str, Any] = field(default_factory=dict)  # lazily built helpers (the Unanswered page's)

@@ -25,6 +25,7 @@ from voicebot.review.recordings import RecordingWithheld, playable_file, secret_
 from voicebot.review.redact import mask_phone, redact_text
 from voicebot.review.security import LOGIN_COOKIE, SESSION_COOKIE, safe_next, set_login_cookie, set_session_cookie
 from voicebot.review.state import ReviewState
+from voicebot.review.unanswered import entry_titles
 from voicebot.review.users import LoginThrottled
 from voicebot.store import RECORDINGS, Outcome, StoreError
 
@@ -151,7 +152,8 @@ def call_page(request: Request) -> Response:
         except RecordingWithheld:
             available, note = [], "The recording is withheld: it holds a card number or PIN at an unknown time."
     page = build_call_page(call, turns, state.store.events(call.id), load_analysis(state.store, call.id), available,
-                           crm_customer(state.crm_path, call.customer_id, user.role), user.role)
+                           crm_customer(state.crm_path, call.customer_id, user.role), user.role,
+                           entry_titles(state))
     state.users.log(user, "view_call", call_id=call.id, client=_client(request))
     length = (call.ended_at - call.started_at).total_seconds() if call.ended_at else 0.0
     points = [(p.at or 0.0, p.score, f"turn {p.turn}") for p in (page.analysis.sentiment if page.analysis else ())]
