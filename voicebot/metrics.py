@@ -29,7 +29,15 @@ STAGE_SECONDS = Histogram("voicebot_turn_stage_seconds",
                           buckets=LATENCY_BUCKETS)
 TRANSFERS = Counter("voicebot_transfers_total", "Transfers to a human, by mode (blind, warm) and result (ok, failed).",
                     ["mode", "result"])
-ERRORS = Counter("voicebot_errors_total", "Errors by kind (session, stt, llm, tts, sip, rtp_timeout).", ["kind"])
+ERRORS = Counter("voicebot_errors_total",
+                 "Errors by kind (session, stt, llm, tts, crm, store, sip, rtp_timeout); each call fault counts once.",
+                 ["kind"])
+STORE_SPILLED = Counter("voicebot_store_spilled_records_total",
+                        "Call records the call store could not take by the end of a call, kept in a spill file "
+                        "(or memory) and imported at the next start.")
+FAULT_TO_APOLOGY = Histogram("voicebot_fault_to_apology_seconds",
+                             "From a fault in a call (an error, or a stage past its time limit) to the apology.",
+                             buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, float("inf")))
 
 
 def observe_turn(delays: dict[str, float]) -> None:

@@ -31,6 +31,7 @@ from typing import Any
 from voicebot.db import open_sqlite
 from voicebot.events import StoredEvent, parse, to_row
 from voicebot.fileio import write_wav_atomic
+from voicebot.store_journal import Op, Spill, turn_from, when
 from voicebot.store_records import (  # noqa: F401 - the records are part of the store's interface
     _ANALYSIS_JSON, _TIMING_NAMES, _UPDATABLE, ANALYSIS_COLUMNS, MIGRATIONS, RECORDINGS, ROLES, Call, CallFilter,
     Event, Outcome, Recording, Role, StoreError, Turn, TurnTimings, _iso, _json, _time, _utc_now)
@@ -45,7 +46,8 @@ class CallStore:
     """
 
     def __init__(self, path: str | Path, recordings_dir: str | Path, *, readonly: bool = False,
-                 migrations: Sequence[Sequence[str]] = MIGRATIONS, now: Callable[[], datetime] = _utc_now):
+                 migrations: Sequence[Sequence[str]] = MIGRATIONS, now: Callable[[], datetime] = _utc_now,
+                 spill_dir: str | Path | None = None):
         self.path = str(path)
         self.recordings_dir = Path(recordings_dir)
         self._now = now
@@ -56,6 +58,8 @@ class CallStore:
         except (sqlite3.Error, OSError) as exc:
             raise StoreError(f"call store {self.path}: cannot open: {exc}") from exc
         self._migrate(migrations, readonly)
+        self.spill = Spill(self.path, spill_dir)  # records a failing database could not take (store_journal)
+        self.imported = 0 if readonly else self.spill.import_into(self.apply)
 
     # -- plumbing ---------------------------------------------------------------------------------------
 
@@ -126,13 +130,13 @@ class CallStore:
     # -- writes -----------------------------------------------------------------------------------------
 
     def start_call(self, caller_id: str | None, *, customer_id: str | None = None, worker: str | None = None,
-                   call_id: str | None = None) -> str:
+                   call_id: str | None = None, when: datetime | None = None) -> str:
         """Create the call row (outcome ``in_progress``) and return its id (a new UUID unless given)."""
         call_id = call_id or str(uuid.uuid4())
         with self._write("start call") as db:
             db.execute("INSERT INTO calls (id, started_at, caller_id, customer_id, worker, outcome) "
                        "VALUES (?, ?, ?, ?, ?, ?)",
-                       (call_id, _iso(self._now()), caller_id, customer_id, worker, Outcome.IN_PROGRESS))
+                       (call_id, _iso(when or self._now()), caller_id, customer_id, worker, Outcome.IN_PROGRESS))
         return call_id
 
     def _require_call(self, db: sqlite3.Connection, call_id: str) -> sqlite3.Row:
@@ -160,7 +164,7 @@ class CallStore:
         return replace(turn, call_id=call_id, idx=idx)
 
     def add_event(self, call_id: str, event: StoredEvent | str, data: Mapping[str, Any] | None = None,
-                  at: float | None = None) -> Event:
+                  at: float | None = None, when: datetime | None = None) -> Event:
         """Commit one event (``at``: seconds of call audio, if known): a ``voicebot.events`` stored event, or a kind
         and its data, which are parsed into one first. Either way the row is ``events.to_row``'s: secrets masked."""
         if isinstance(event, str):
@@ -168,7 +172,7 @@ class CallStore:
         elif data is not None:
             raise TypeError("add_event: data goes with a kind, not with a typed event")
         kind, values = to_row(event)
-        recorded = self._now()
+        recorded = when or self._now()
         with self._write("add event") as db:
             self._require_call(db, call_id)
             cur = db.execute("INSERT INTO events (call_id, at, recorded_at, kind, data) VALUES (?, ?, ?, ?, ?)",
@@ -188,19 +192,45 @@ class CallStore:
             db.execute(f"UPDATE calls SET {assignments} WHERE id = ?", (*values.values(), call_id))
 
     def finish_call(self, call_id: str, outcome: Outcome | str, reason: str | None = None, *,
-                    transfer_target: str | None = None, summary: str | None = None) -> None:
-        """Record how the call ended. Finishing a call twice is an error (the first outcome stays)."""
+                    transfer_target: str | None = None, summary: str | None = None, when: datetime | None = None,
+                    after_interruption: bool = False) -> None:
+        """Record how the call ended. Finishing a call twice is an error (the first outcome stays); with
+        ``after_interruption`` (a spilled record imported) an ``interrupted`` mark made at a restart is replaced."""
         outcome = Outcome(outcome)
         if outcome in (Outcome.IN_PROGRESS, Outcome.INTERRUPTED):
             raise ValueError(f"outcome {outcome.value!r} is set by the store, not by finish_call")
+        open_outcomes = (Outcome.IN_PROGRESS, Outcome.INTERRUPTED) if after_interruption else (Outcome.IN_PROGRESS,)
         with self._write("finish call") as db:
             row = self._require_call(db, call_id)
-            if row["outcome"] != Outcome.IN_PROGRESS:
+            if row["outcome"] not in open_outcomes:
                 raise StoreError(f"call store {self.path}: call {call_id} already ended ({row['outcome']})")
             db.execute("UPDATE calls SET outcome = ?, outcome_reason = ?, ended_at = ?, "
                        "transfer_target = COALESCE(?, transfer_target), summary = COALESCE(?, summary) "
                        "WHERE id = ?",
-                       (outcome, reason, _iso(self._now()), transfer_target, summary, call_id))
+                       (outcome, reason, _iso(when or self._now()), transfer_target, summary, call_id))
+
+    def apply(self, op: Op) -> None:
+        """Write one record op of ``voicebot.store_journal`` (live from a call's queue, or from a spill file) with
+        the time it happened. Replaying is safe where it matters: a call row that exists is not created again, a
+        finished call is not finished again, an ``interrupted`` mark gives way to the outcome the call had."""
+        name, call_id = op["op"], op["call_id"]
+        if name == "start_call":
+            if not self._read("find call", "SELECT 1 FROM calls WHERE id = ?", (call_id,)):
+                self.start_call(op.get("caller_id"), customer_id=op.get("customer_id"), worker=op.get("worker"),
+                                call_id=call_id, when=when(op))
+        elif name == "add_turn":
+            self.add_turn(call_id, turn_from(op["turn"]))
+        elif name == "add_event":
+            self.add_event(call_id, op["kind"], op.get("data") or {}, at=op.get("audio_at"), when=when(op))
+        elif name == "update_call":
+            self.update_call(call_id, **op["values"])
+        elif name == "finish_call":
+            row = self._read("find call", "SELECT outcome FROM calls WHERE id = ?", (call_id,))
+            if row and row[0][0] in (Outcome.IN_PROGRESS, Outcome.INTERRUPTED):
+                self.finish_call(call_id, op["outcome"], op.get("reason"), transfer_target=op.get("transfer_target"),
+                                 summary=op.get("summary"), when=when(op), after_interruption=True)
+        else:
+            raise ValueError(f"unknown record op {name!r}")
 
     def mark_interrupted(self, worker: str | None = None,
                          reason: str = "the worker stopped before the call ended") -> int:

@@ -10,8 +10,9 @@ turn in progress but cancels it (playback, synthesis, generation), and the ``Han
 before any tool writes for a caller who has gone. A transfer under way is left to finish: its result decides the
 call's outcome.
 
-Every turn and event is committed to the call store as it happens, caller words masked (``_private``), so a crash
-loses nothing said. Whatever goes wrong, the caller hears something and is offered a person.
+Every turn and event goes to the call store as it happens, caller words masked (``_private``), so a crash
+loses nothing said; the writes are queued (``records``), so a locked or full store never holds up the caller.
+Whatever goes wrong, the caller hears an apology and is offered a person (``faults``).
 """
 
 from __future__ import annotations
@@ -23,15 +24,13 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
 from datetime import date
 from typing import Any, Literal
 
-from voicebot import metrics
-from voicebot.audio import mix
 from voicebot.crm.tools import CRM_TOOLS
 from voicebot.crm.verification import CallerContext
 from voicebot.dialog.agent import DialogueAgent
 from voicebot.dialog.flow import FlowResult, FreeForm, Goto, MenuFlow, NoMatch, Transfer
 from voicebot.dialog.guard import Escalation, EscalationGuard
 from voicebot.dialog.knowledge_step import KnowledgeStep
-from voicebot.events import (CallbackCreated, CallerHungUp, CallInput, DtmfReceived, ErrorOccurred, Escalated, Heard,
+from voicebot.events import (CallbackCreated, CallerHungUp, CallInput, DtmfReceived, Escalated, Heard,
                              NoInputTimedOut, StoredEvent, TextReceived, TranscriptRejected, TransferEnded,
                              TransferReason, TransferStarted)
 from voicebot.review.redact import mask_caller_turn, mask_secrets
@@ -39,13 +38,17 @@ from voicebot.session.deps import SessionDeps
 from voicebot.session.gate import HangUpGate
 from voicebot.session.handover import operator_note, spoken_brief
 from voicebot.session.listener import Listener
+from voicebot.session.ending import finish
+from voicebot.session.faults import Faulted, StageFailed, in_thread, recover
 from voicebot.session.model_turn import ModelTurn
+from voicebot.session.records import CallRecords
 from voicebot.session.speaker import Reply, Speaker, TurnClock
 from voicebot.session.state import State, checked
 from voicebot.speech import hallucination
 from voicebot.speech.dictation import asks_for_dictation
 from voicebot.speech.turns import NoInput, TurnDetector, Utterance
 from voicebot.store import Outcome, Turn, TurnTimings
+from voicebot.store_journal import event_op, start_op, turn_op, update_op
 from voicebot.telephony.base import CallTransport
 
 log = logging.getLogger(__name__)
@@ -69,7 +72,8 @@ class CallSession:
         self.guard = EscalationGuard(self.config.escalation)
         self.flow = MenuFlow(self.config.dialog.menu)
         self.queue: asyncio.Queue[CallInput] = asyncio.Queue()
-        self.speaker = Speaker(transport, deps.synthesizer, self.detector, on_queued=self._prefill)
+        self.speaker = Speaker(transport, deps.synthesizer, self.detector, on_queued=self._prefill,
+                               tts_timeout_s=self.config.faults.tts_timeout_s)
         self.listener = Listener(transport, self.detector, deps.transcriber, self.speaker, self.guard, self.config,
                                  self.queue, record=self._record, private=self._private, on_hang_up=self._hang_up,
                                  turn_model=deps.turn_model)
@@ -81,6 +85,9 @@ class CallSession:
         self.caller_turns = 0
         self.hung_up = threading.Event()  # the line is gone: set on the loop, read by worker threads too
         self.agent: DialogueAgent | None = None  # once the call is answered
+        self.gate: HangUpGate | None = None
+        self.records = CallRecords(deps.store, self.call_id)  # the store's writes, queued off the caller's path
+        self.fault_apology_at: float | None = None  # call audio time of the apology after a fault
         self.on_turn: Callable[[str, str, TurnTimings | None], Any] | None = None  # `voicebot chat` prints turns
         self.clocks: list[TurnClock] = []  # every caller turn's stage times, for the benchmark
         self._turn_task: asyncio.Future | None = None  # the caller event being handled; a hang-up cancels it
@@ -96,7 +103,7 @@ class CallSession:
     async def _record(self, event: StoredEvent) -> None:
         """Store one event (``events.to_row`` masks any PIN, date of birth or card number in it)."""
         self.events.append(event)
-        await self._db(self.deps.store.add_event, self.call_id, event, at=self.detector.now_s)
+        self.records.add(event_op(self.call_id, event, self.detector.now_s))
 
     def _private(self, text: str) -> str:
         """Caller words as they may be kept: PINs, dates of birth and card numbers masked (every number in an
@@ -109,7 +116,7 @@ class CallSession:
         self.transcript.append((role, text))
         if self.on_turn is not None:
             self.on_turn(role, text, kw.get("timings"))
-        await self._db(self.deps.store.add_turn, self.call_id, Turn(role=role, text=text, **kw))
+        self.records.add(turn_op(self.call_id, Turn(role=role, text=text, **kw)))
 
     # -- speaking ------------------------------------------------------------------------------------------
     async def _speak(self, sentences: AsyncIterator[str] | Iterable[str], clock: TurnClock | None = None,
@@ -165,6 +172,8 @@ class CallSession:
             await self._on_dtmf(event)
         elif isinstance(event, NoInput):
             await self._on_no_input()
+        elif isinstance(event, Faulted):  # a stage the listener ran failed
+            raise event.failure
 
     async def _on_heard(self, event: Utterance | Heard) -> None:
         utt = event.utterance if isinstance(event, Heard) else event
@@ -245,17 +254,17 @@ class CallSession:
     async def _model_turn(self, text: str, tools: list[str], clock: TurnClock | None) -> None:
         self._set(State.THINKING)
         assert self.agent is not None
-        turn = ModelTurn(self.agent, self.speaker, self.config.dialog, text, tools or None, clock)
+        turn = ModelTurn(self.agent, self.speaker, self.config.dialog, text, tools or None, clock,
+                         timeout_s=self.config.faults.llm_timeout_s)
         try:
             await self._speak(turn.sentences(), clock)
         except asyncio.CancelledError:
             if self.hung_up.is_set():  # what the filler and the tools did before the caller left stays on record
                 await self._record_all(turn.recorded)
             raise
-        except Exception as exc:  # the model or a tool failed: never leave the caller in silence
-            log.exception("model turn failed")
-            await self._record(ErrorOccurred(stage="dialogue", error=repr(exc)))
-            return await self._transfer(TransferReason.ERROR, "the assistant failed", prompt="error")
+        except Exception:  # the model, a tool or the synthesis failed: the fault path (``run``) takes over
+            await self._record_all(turn.recorded)
+            raise
         await self._record_all(turn.recorded)
         if turn.transfer is not None:
             await self._transfer(TransferReason.MODEL, turn.transfer.reason)
@@ -311,13 +320,12 @@ class CallSession:
     async def _answer(self) -> CallerContext:
         """The call's row in the store, who the CRM says is calling, and the agent for this call."""
         deps, info = self.deps, self.t.info
-        self.call_id = await self._db(deps.store.start_call, info.caller_id, worker=deps.worker,
-                                      call_id=info.call_id)
-        context = await self._db(CallerContext.start, deps.crm, info.caller_id,
-                                 max_attempts=self.config.crm.verification_attempts,
-                                 lockout_hours=self.config.crm.verification_lockout_hours)
+        self.records.add(start_op(self.call_id, info.caller_id, deps.worker))
+        context = await in_thread("crm", self.config.faults.crm_timeout_s, CallerContext.start, deps.crm,
+                                  info.caller_id, max_attempts=self.config.crm.verification_attempts,
+                                  lockout_hours=self.config.crm.verification_lockout_hours)
         if context.customer is not None:
-            await self._db(deps.store.update_call, self.call_id, customer_id=str(context.customer.id))
+            self.records.add(update_op(self.call_id, customer_id=str(context.customer.id)))
         company_prompt = self.config.dialog.system_prompt.format(company=self.config.dialog.company)
         self.gate = HangUpGate(deps.chat, CRM_TOOLS, self.hung_up)
         self.agent = DialogueAgent(self.gate, context, company_prompt, tools=self.gate,
@@ -326,38 +334,49 @@ class CallSession:
         return context
 
     async def run(self) -> Outcome:
-        context = await self._answer()
+        failure: Exception | None = None
+        try:
+            context = await self._answer()
+        except Exception as exc:  # the CRM failed as the call was answered: apology, then a person
+            failure = exc
         listener = asyncio.create_task(self.listener.run(), name=f"listen-{self.call_id}")
         try:
-            name = f", {context.customer.name.split()[0]}" if context.customer else ""
-            greeting = self.config.dialog.greeting.format(name=name, company=self.config.dialog.company)
-            self.t.busy(True)
-            await self._cancellable(self._speak([greeting], fixed=True))
-            self.t.busy(False)
-            while self.state != State.ENDED and not self.hung_up.is_set():
-                event = await self.queue.get()
-                self.t.busy(True)
-                try:
-                    if isinstance(event, CallerHungUp):
-                        break
-                    await self._cancellable(self._on_event(event))
-                except Exception as exc:
-                    log.exception("call %s: turn failed", self.call_id)
-                    metrics.ERRORS.labels(kind="session").inc()
-                    await self._record(ErrorOccurred(error=repr(exc)))
-                    if self.state not in (State.TRANSFERRING, State.ENDED) and not self.hung_up.is_set():
-                        self.state = State.LISTENING
-                        await self._cancellable(self._transfer(TransferReason.ERROR, repr(exc), prompt="error"))
-                self.t.busy(False)  # the bot's whole response to this event is queued
-                self.detector.expect_digits(self.agent.awaiting_pin)  # a PIN is read slowly: wait longer
-                if asks_for_dictation(next((text for role, text in reversed(self.transcript) if role == "bot"), "")):
-                    self.detector.set_dictation(True)  # "what is your order number?": pauses between digits
+            if failure is not None:
+                await self._cancellable(recover(self, failure))
+            else:
+                await self._converse(context)
         finally:
             listener.cancel()
             await asyncio.gather(listener, return_exceptions=True)
             await self._finish()
         assert self.outcome is not None
         return self.outcome
+
+    async def _converse(self, context: CallerContext) -> None:
+        name = f", {context.customer.name.split()[0]}" if context.customer else ""
+        greeting = self.config.dialog.greeting.format(name=name, company=self.config.dialog.company)
+        self.t.busy(True)
+        try:
+            await self._cancellable(self._speak([greeting], fixed=True))
+        except Exception as exc:  # the greeting could not be synthesised
+            await self._cancellable(recover(self, exc))
+        self.t.busy(False)
+        while self.state != State.ENDED and not self.hung_up.is_set():
+            event = await self.queue.get()
+            self.t.busy(True)
+            try:
+                if isinstance(event, CallerHungUp):
+                    break
+                await self._cancellable(self._on_event(event))
+            except Exception as exc:  # a stage failed or hung (faults.StageFailed), or a bug: never silence
+                if not isinstance(exc, StageFailed):
+                    log.exception("call %s: turn failed", self.call_id)
+                await self._cancellable(recover(self, exc))
+            self.t.busy(False)  # the bot's whole response to this event is queued
+            if self.agent is not None:
+                self.detector.expect_digits(self.agent.awaiting_pin)  # a PIN is read slowly: wait longer
+            if asks_for_dictation(next((text for role, text in reversed(self.transcript) if role == "bot"), "")):
+                self.detector.set_dictation(True)  # "what is your order number?": pauses between digits
 
     async def _cancellable(self, turn: Coroutine[Any, Any, Any]) -> None:
         """Run one turn as a task that a hang-up cancels (see ``_hang_up``); a cancelled turn simply ends."""
@@ -372,27 +391,4 @@ class CallSession:
             self._turn_task = None
 
     async def _finish(self) -> None:
-        await asyncio.to_thread(self.gate.wait_released, 10.0)  # a generation cut by the hang-up stops first
-        if self.outcome is None:
-            self.outcome = Outcome.RESOLVED if self.caller_turns else Outcome.ABANDONED
-            self.outcome_reason = "caller hung up"
-        self.state = State.ENDED
-        metrics.CALLS.labels(outcome=str(self.outcome)).inc()
-        for clock in self.clocks:
-            metrics.observe_turn({"endpointing": clock.endpoint_delay, **clock.marks})
-        store = self.deps.store
-        caller, bot = self.t.recordings()
-        try:
-            await self._db(store.save_recording, self.call_id, "caller", caller, self.rate)
-            await self._db(store.save_recording, self.call_id, "bot", bot, self.rate)
-            await self._db(store.save_recording, self.call_id, "mixed", mix(caller, bot), self.rate)
-        except Exception:  # a full disk must not lose the call record
-            log.exception("call %s: recordings not saved", self.call_id)
-        caller_info = self._context.verified_customer or self._context.customer
-        summary = self._summary()
-        await self._db(store.finish_call, self.call_id, self.outcome, self.outcome_reason,
-                       transfer_target=self.transfer_target, summary=summary)
-        await self._db(self.deps.crm.add_interaction, summary, str(self.outcome), phone=self.t.info.caller_id,
-                       customer_id=caller_info.id if caller_info else None, call_id=self.call_id)
-        if self.deps.on_call_end is not None:
-            self.deps.on_call_end(self.call_id)
+        await finish(self)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from voicebot.config import Config
 from voicebot.crm.repository import Repository
@@ -21,6 +21,9 @@ from voicebot.speech.tts import Synthesizer
 from voicebot.speech.turn_model import EndOfTurnModel
 from voicebot.speech.vad import VoiceActivity
 from voicebot.store import CallStore
+
+if TYPE_CHECKING:
+    from voicebot.session.faults import FallbackSpeech
 
 
 @dataclass
@@ -40,3 +43,4 @@ class SessionDeps:
     turn_model: EndOfTurnModel | None = None  # decides the end of each turn; None: a fixed silence
     intents: IntentClassifier | None = None  # recognises requests in code; None: the model decides each turn
     knowledge: KnowledgeSource | None = None  # the company's knowledge base; None: questions go to the model
+    fallback: FallbackSpeech | None = None  # the apology and goodbye, rendered at start (faults.FallbackSpeech.render)

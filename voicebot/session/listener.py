@@ -31,6 +31,7 @@ from voicebot.dialog.backchannel import is_backchannel
 from voicebot.dialog.guard import EscalationGuard
 from voicebot.events import (BackchannelHeard, BargedIn, CallerHungUp, CallInput, DtmfReceived, Heard, StoredEvent,
                              TextReceived)
+from voicebot.session.faults import Faulted, StageFailed, limited
 from voicebot.session.speaker import Speaker
 from voicebot.speech.dictation import sounds_like_dictation
 from voicebot.speech.stt import Transcriber, Transcript
@@ -143,11 +144,12 @@ class Listener:
         """What the caller said in ``utt``: the transcript, and the text that passes the acceptance thresholds ("" if
         none does). Uses the recognition started early when it covered exactly this utterance."""
         early = self._early
+        limit = self.config.faults.stt_timeout_s  # an error or a hang: StageFailed("stt"), the session apologises
         if early is not None and early[0] == utt.speech_ended_at_s:
             self._early = None
-            transcript = await early[1]  # started while the end of turn was still being confirmed
+            transcript = await limited("stt", limit, early[1])  # started while the end of turn was being confirmed
         else:
-            transcript = await self._transcribe(utt.pcm, utt.sample_rate)
+            transcript = await limited("stt", limit, self._transcribe(utt.pcm, utt.sample_rate))
         stt = self.config.stt
         return Heard(utt, transcript, transcript.accepted(stt.no_speech_threshold, stt.logprob_threshold).text)
 
@@ -156,7 +158,13 @@ class Listener:
 
     async def _decide_barge_in(self, utt: Utterance) -> None:
         """The bot paused for caller speech: a backchannel lets it carry on, anything else takes the turn."""
-        heard = await self.hear(utt)
+        try:
+            heard = await self.hear(utt)
+        except StageFailed as exc:  # the core handles it as any fault: the reply stops, the apology plays
+            self._paused = False
+            self.speaker.interrupt()
+            self.queue.put_nowait(Faulted(exc))
+            return
         self._paused = False
         speech_s = utt.speech_ended_at_s - utt.started_at_s - self.config.vad.preroll_ms / 1000
         evidence = (self.private(heard.text), round(speech_s, 2))  # as a caller turn is stored: secrets masked

@@ -4,7 +4,9 @@ The dialogue agent runs in a worker thread and hands over what it does as it doe
 sentence it wrote, each CRM tool it called, a sentence a guard held back, a request to transfer. The caller must
 hear the first sentence while the model is still writing the next, so ``sentences`` yields sentences to the
 speaker at once; everything else is kept for the core to record when the reply has played (``recorded``) or to act
-on (``transfer``). When the model is slow the caller hears the filler instead of silence.
+on (``transfer``). When the model is slow the caller hears the filler instead of silence; when it gives nothing
+for ``timeout_s`` (``faults.llm_timeout_s``: hung, or its server gone quiet) or fails, the turn raises
+``faults.StageFailed("llm")`` and the session apologises and transfers.
 
 Closing the stream (a barge-in, a hang-up) closes the agent's: the model stops at its next piece.
 """
@@ -21,6 +23,7 @@ from voicebot.dialog.streaming import iterate_in_thread
 from voicebot.dialog.knowledge_step import KnowledgeUsed
 from voicebot.events import (FillerPlayed, IntentRecognized, KnowledgeAnswered, StoredEvent, ToolCallMade,
                              guard_fired)
+from voicebot.session.faults import StageFailed, stage_of
 from voicebot.session.speaker import Speaker, TurnClock
 
 
@@ -28,8 +31,9 @@ class ModelTurn:
     """The agent's turn on ``text`` with ``tools`` allowed (None: the node's default), timed by ``clock``."""
 
     def __init__(self, agent: DialogueAgent, speaker: Speaker, dialog: DialogConfig, text: str,
-                 tools: list[str] | None, clock: TurnClock | None):
+                 tools: list[str] | None, clock: TurnClock | None, timeout_s: float = 8.0):
         self.agent = agent
+        self.timeout_s = timeout_s
         self.speaker = speaker
         self.dialog = dialog
         self.text = text
@@ -46,6 +50,7 @@ class ModelTurn:
         after_s = self.dialog.filler_after_ms / 1000
         deadline = loop.time() + after_s
         pending = after_s > 0  # the filler may still be needed
+        last = loop.time()  # when the model last gave something (the time limit runs from here)
         events = iterate_in_thread(lambda: self.agent.turn(self.text, self.tools))
         waiting = asyncio.ensure_future(anext(events, None))
         try:
@@ -55,7 +60,8 @@ class ModelTurn:
                                                          self.dialog.filler):
                         self.recorded.append(FillerPlayed())
                         pending = False
-                event = await waiting
+                event = await self._next(waiting, last)
+                last = loop.time()
                 if event is None:
                     return
                 sentence = self._note(event)
@@ -65,7 +71,21 @@ class ModelTurn:
                 waiting = asyncio.ensure_future(anext(events, None))
         finally:
             waiting.cancel()
+            await asyncio.gather(waiting, return_exceptions=True)  # let go of the stream before closing it
             await events.aclose()
+
+    async def _next(self, waiting: asyncio.Future, since: float) -> object:
+        """The agent's next event, within the time limit counted from ``since``."""
+        left = max(since + self.timeout_s - asyncio.get_running_loop().time(), 0.001)
+        done, _ = await asyncio.wait({waiting}, timeout=left)
+        if not done:
+            raise StageFailed("llm", f"no answer from the model within {self.timeout_s:g} s", timed_out=True)
+        try:
+            return waiting.result()
+        except (StageFailed, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # the model (or a tool it ran) raised
+            raise StageFailed(stage_of(exc, "llm"), exc) from exc
 
     def _note(self, event: object) -> str | None:
         """Keep what ``event`` says for later; return a sentence to speak now."""

@@ -8,7 +8,8 @@ is synthesised and played while it writes the next, and cancelling the reply clo
 model too.
 
 Synthesis runs in worker threads. Fixed prompts (greeting, menu prompts, transfer notices, the filler) come from
-the synthesizer's cache; the model's sentences are synthesised as they come.
+the synthesizer's cache; the model's sentences are synthesised as they come. A synthesis that fails or takes longer
+than ``faults.tts_timeout_s`` raises ``faults.StageFailed("tts")``: the session apologises from pre-rendered speech.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 
+from voicebot.session.faults import StageFailed, in_thread
 from voicebot.speech.tts import Synthesizer
 from voicebot.speech.turns import TurnDetector
 from voicebot.store import TurnTimings
@@ -74,8 +76,9 @@ class Speaker:
     """
 
     def __init__(self, transport: CallTransport, synthesizer: Synthesizer, detector: TurnDetector,
-                 on_queued: Callable[[], None] = lambda: None):
+                 on_queued: Callable[[], None] = lambda: None, tts_timeout_s: float = 4.0):
         self.t = transport
+        self.tts_timeout_s = tts_timeout_s
         self.rate = transport.sample_rate
         self.synthesizer = synthesizer
         self.detector = detector
@@ -115,7 +118,7 @@ class Speaker:
         synth = self.synthesizer.cached if fixed else self._synthesize
         try:
             async for sentence in sentences:
-                pcm = await asyncio.to_thread(synth, sentence, self.rate)
+                pcm = await in_thread("tts", self.tts_timeout_s, synth, sentence, self.rate)
                 if reply.clock:
                     reply.clock.mark("first_audio_out")
                 self.t.play(pcm)
@@ -130,7 +133,7 @@ class Speaker:
 
     async def synthesize(self, text: str) -> bytes:
         """``text`` as speech at the line's rate, not played (e.g. the warm-transfer brief for the operator)."""
-        return await asyncio.to_thread(self._synthesize, text, self.rate)
+        return await in_thread("tts", self.tts_timeout_s, self._synthesize, text, self.rate)
 
     async def filler_if_slow(self, first: asyncio.Future, after_s: float, text: str) -> bool:
         """Wait up to ``after_s`` for ``first`` (the model's first piece); when it has not come by then, play the
@@ -138,7 +141,10 @@ class Speaker:
         done, _ = await asyncio.wait({first}, timeout=after_s)
         if done or after_s <= 0:
             return False
-        self.t.play(await asyncio.to_thread(self.synthesizer.cached, text, self.rate))
+        try:
+            self.t.play(await in_thread("tts", self.tts_timeout_s, self.synthesizer.cached, text, self.rate))
+        except StageFailed:  # the model may still answer; a broken synthesizer shows at its first sentence
+            return False
         return True
 
 

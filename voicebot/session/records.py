@@ -1,0 +1,95 @@
+"""CallRecords: one call's writes to the call store, in order, off the conversation's path.
+
+Why a queue: a locked database makes each write wait (SQLite's busy timeout, 5 s) and a full disk makes it fail;
+the caller must not hear either. So the session hands each record (an op of ``voicebot.store_journal``) to
+``add`` and carries on; a task writes them in order in a worker thread. A write that fails is retried, with a
+growing pause, and everything after it waits behind it so the turns keep their order. The first failure of a
+call is logged once and counted (``voicebot_errors_total{kind="store"}``). ``close`` at the end of the call gives
+the queue a last few seconds, then spills what is left (``CallStore.spill``), to be imported at the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+
+from voicebot import metrics
+from voicebot.store import CallStore
+from voicebot.store_journal import Op
+
+log = logging.getLogger(__name__)
+
+RETRY_S = (0.05, 0.1, 0.2, 0.5, 1.0)  # pauses between attempts of one write; the last repeats
+
+
+class CallRecords:
+    def __init__(self, store: CallStore, call_id: str):
+        self.store = store
+        self.call_id = call_id
+        self.pending: deque[Op] = deque()
+        self.failures = 0  # failed attempts, all writes together
+        self.spilled = 0  # ops written to a spill file (or held in memory) at the end
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task | None = None
+        self._drained = asyncio.Event()  # set while nothing is queued
+        self._drained.set()
+
+    def add(self, op: Op) -> None:
+        """Queue one record; never blocks, never raises."""
+        self.pending.append(op)
+        self._drained.clear()
+        self._wake.set()
+        if self._task is None or self._task.done():
+            self._task = asyncio.ensure_future(self._run())
+
+    async def _run(self) -> None:
+        attempt = 0
+        while True:
+            if not self.pending:
+                self._drained.set()
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            op = self.pending[0]
+            try:
+                await asyncio.to_thread(self.store.apply, op)
+            except Exception as exc:  # noqa: BLE001 - a full disk, a locked database, a closed store: retry
+                self.failures += 1
+                if self.failures == 1:
+                    log.error("call %s: the call store failed (%s: %s); the call goes on, records are retried",
+                              self.call_id, type(exc).__name__, exc)
+                    metrics.ERRORS.labels(kind="store").inc()
+                await asyncio.sleep(RETRY_S[min(attempt, len(RETRY_S) - 1)])
+                attempt += 1
+                continue
+            attempt = 0
+            self.pending.popleft()
+
+    async def flush(self, timeout_s: float) -> bool:
+        """Wait up to ``timeout_s`` for every queued record to be written; True when they all were."""
+        if not self.pending:
+            return True
+        try:
+            await asyncio.wait_for(self._drained.wait(), timeout_s)
+        except TimeoutError:
+            pass
+        return not self.pending
+
+    async def close(self, timeout_s: float = 3.0) -> int:
+        """The call has ended: a last ``timeout_s`` for the queue, then what is left is spilled. Returns how many
+        records were spilled (0: all are in the database)."""
+        written = await self.flush(timeout_s)
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        if written:
+            return 0
+        left = list(self.pending)
+        self.pending.clear()
+        path = await asyncio.to_thread(self.store.spill.write, left)
+        self.spilled = len(left)
+        metrics.STORE_SPILLED.inc(len(left))
+        log.error("call %s: %d record(s) the call store could not take were kept in %s; they are imported at the "
+                  "next start", self.call_id, len(left), path or "memory (no spill place could be written)")
+        return len(left)
