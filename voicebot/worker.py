@@ -86,7 +86,8 @@ class WorkerStateError(RuntimeError):
 
 def open_session_deps(config: Config, parts: Components, worker: str = "main") -> SessionDeps:
     """The databases a worker needs, opened once per process. Calls this worker left unfinished (the process
-    died mid-call) are marked interrupted now, with every turn they finished kept."""
+    died mid-call) are marked interrupted now, with every turn they finished kept; records a failing store spilled
+    are imported first. The apology a failing call plays is rendered now, so it plays even when synthesis breaks."""
     from voicebot.crm.repository import Repository
     from voicebot.store import CallStore
 
@@ -94,11 +95,15 @@ def open_session_deps(config: Config, parts: Components, worker: str = "main") -
     if not crm_path.exists():
         raise FileNotFoundError(f"no CRM database at {crm_path}; run `voicebot crm seed` for the demo company "
                                 "or `voicebot crm import` for your own data")
-    store = CallStore(config.path(config.store.database), config.path(config.store.recordings_dir))
+    from voicebot.session.faults import FallbackSpeech
+
+    store = CallStore(config.path(config.store.database), config.path(config.store.recordings_dir),
+                      spill_dir=config.path(config.store.spill_dir))  # records spilled earlier are imported here
     store.mark_interrupted(worker=worker)
+    fallback = FallbackSpeech.render(parts.synthesizer, config.dialog.prompts, config.audio.sample_rate)
     return SessionDeps(config, parts.transcriber, parts.synthesizer, parts.chat, parts.vad,
                        Repository.from_config(config), store, worker=worker, turn_model=parts.turn_model,
-                       intents=parts.intents, knowledge=parts.knowledge)
+                       intents=parts.intents, knowledge=parts.knowledge, fallback=fallback)
 
 
 async def stop_when_orphaned(stop: asyncio.Event, poll_s: float = 1.0) -> None:
