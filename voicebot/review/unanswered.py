@@ -179,7 +179,8 @@ def _render(request: Request, days: int, *, status: int = 200, error: str | None
     return render(request, "unanswered.html", {
         "nav": "unanswered", "days": days, "choices": DAYS, "method": grouping.method, "note": grouping.note,
         "open_groups": [_view(g, marks, role) for g in open_], "answered_groups": [_view(g, marks, role) for g in done],
-        "error": error, "form": form or {}, "added": request.query_params.get("added", ""),
+        "error": error, "form": form or {},
+        "error_on_top": bool(error) and not any(g.key == (form or {}).get("group") for g in open_), "added": request.query_params.get("added", ""),
         "learned_file": LEARNED_FILE}, status)
 
 
