@@ -271,6 +271,8 @@ class DialogueAgent:
             seen.add(key)
         self.facts.append(result)
         yield ToolCalled(name, args, result, time.perf_counter() - started)
+        if name == "book_appointment" and result.get("ok"):
+            self.offered_slots = []  # booked: a later "yes" answers something else
         if name == "list_free_slots" and result.get("ok"):
             value = to_jsonable(result["result"])
             when = parse_when(self.caller_words[-1], self.today) if self.caller_words else None
@@ -445,6 +447,10 @@ class DialogueAgent:
                 self._note(f"The caller did not confirm {pending.tool}: nothing was written.")
         if self.knowledge is not None and not pin_turn and (confirmed := self.knowledge.follow_up(caller_text)):
             yield from self._know(*confirmed)  # "yes" to "is your question: ...?"
+            return
+        if (not pin_turn and self.offered_slots and "book_appointment" in allowed
+                and pick_slot(caller_text, self.offered_slots, today=self.today) is not None):
+            yield from self._propose_write("book_appointment")  # "Tuesday at 10" after times were offered
             return
         intent = None if pin_turn else match_intent(caller_text)
         if intent and intent[0] in allowed:

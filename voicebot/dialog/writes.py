@@ -118,11 +118,11 @@ def readback(tool: str, args: dict[str, Any], slot: dict[str, Any] | None = None
         when = f" {args['preferred_time'].split(' (')[-1].rstrip(')')}" if args.get("preferred_time") else ""
         return f"So I'll ask a colleague to call you back{when}. Shall I do that?"
     if tool == "create_ticket":
-        return f"I'll open a ticket saying: {args['subject']}. Is that right?"
+        return f"I'll open a ticket saying: {args['subject'].rstrip('.!?')}. Is that right?"
     if tool == "create_lead":
         if args.get("notes", "").startswith("Estimate"):
             return "Shall I pass this to our sales team for a written quote?"
-        return f"I'll pass this to our sales team: {args['interest']}. Shall I send it?"
+        return f"I'll pass this to our sales team: {args['interest'].rstrip('.!?')}. Shall I send it?"
     if tool == "book_appointment" and slot is not None:
         return f"That's {slot.get('service', 'the visit')} on {spoken_time(str(slot['starts_at']))}. Shall I book it?"
     return "Shall I go ahead?"

@@ -71,7 +71,7 @@ SPOKEN_MAX_CHARS = 220
 OFFER_PERSON = "I don't have that information. Would you like me to connect you with a colleague?"
 HOURS_KEYS = ("What are your opening hours?", "Are you open now?", "Are you open on Saturday?",
               "When do you close today?", "What time do you open tomorrow?", "Are you open on the 31st?")
-_HOURS_WORDS = re.compile(r"\b(open(?!ings?\b)\w*|clos\w*|hours?|work\w*|come (by|in|over)|visit|available|"
+_HOURS_WORDS = re.compile(r"\b(open(?!ings\b)\w*|clos\w*|hours?|work\w*|come (by|in|over)|visit|available|"
                           r"(any|some)(one|body) there|работа\w*|открыт\w*|закрыт\w*|час\w*)\b", re.IGNORECASE)
 _PRICE_WORDS = re.compile(r"\b(how much|cost\w*|price\w*|pricing|charge\w*|expensive|cheap\w*|quote|rate|fee|"
                           r"сколько|стои\w*|стоимост\w*|цен\w*)\b", re.IGNORECASE)
