@@ -222,17 +222,25 @@ def _word_groups(questions: Sequence[Question], threshold: float) -> list[list[i
 
 
 def _vector_groups(vectors: np.ndarray, threshold: float) -> list[list[int]]:
+    """Each vector joins the group with the highest mean cosine to its members (kept as the members' sum: the
+    mean of dot products is the dot product with the sum over the count), or starts a group."""
     groups: list[list[int]] = []
-    for i in range(len(vectors)):
-        best, best_score = None, threshold
-        for g, members in enumerate(groups):
-            mean = float(np.mean(vectors[members] @ vectors[i]))
-            if mean >= best_score:
-                best, best_score = g, mean
-        if best is None:
-            groups.append([i])
-        else:
-            groups[best].append(i)
+    if len(vectors) == 0:
+        return groups
+    sums = np.zeros_like(vectors)  # row g: the sum of group g's vectors
+    counts = np.zeros(len(vectors), np.float32)
+    for i, vector in enumerate(vectors):
+        n = len(groups)
+        if n:
+            means = (sums[:n] @ vector) / counts[:n]
+            best = int(np.argmax(means))
+            if means[best] >= threshold:
+                groups[best].append(i)
+                sums[best] += vector
+                counts[best] += 1
+                continue
+        groups.append([i])
+        sums[n], counts[n] = vector, 1
     return groups
 
 

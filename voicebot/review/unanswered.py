@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 
 DAYS = (7, 30, 90, 365, 0)  # 0: all time
 DEFAULT_DAYS = 30
+MAX_GROUPS = 200  # per section: the most asked; `voicebot kb unanswered --json` lists them all
 _SCHEMA = """CREATE TABLE IF NOT EXISTS unanswered_marks (
     question_key TEXT PRIMARY KEY, entry_id TEXT NOT NULL, file TEXT NOT NULL, answered_by TEXT,
     answered_at TEXT NOT NULL)"""
@@ -178,7 +179,8 @@ def _render(request: Request, days: int, *, status: int = 200, error: str | None
     open_, done = split_answered(grouping.groups, marks)
     return render(request, "unanswered.html", {
         "nav": "unanswered", "days": days, "choices": DAYS, "method": grouping.method, "note": grouping.note,
-        "open_groups": [_view(g, marks, role) for g in open_], "answered_groups": [_view(g, marks, role) for g in done],
+        "open_groups": [_view(g, marks, role) for g in open_[:MAX_GROUPS]], "open_total": len(open_),
+        "answered_groups": [_view(g, marks, role) for g in done[:MAX_GROUPS]], "answered_total": len(done),
         "error": error, "form": form or {},
         "error_on_top": bool(error) and not any(g.key == (form or {}).get("group") for g in open_), "added": request.query_params.get("added", ""),
         "learned_file": LEARNED_FILE}, status)
