@@ -26,7 +26,8 @@ from voicebot.knowledge.learn import EntryError, append_entry
 from voicebot.knowledge.unanswered import QuestionVectors, collect, group_questions, looks_like_question
 from voicebot.models import ModelError, ModelStore
 from voicebot.review.app import create_app
-from voicebot.store import CallStore
+from voicebot.events import KnowledgeAnswered, TransferStarted
+from voicebot.store import CallStore, Turn
 
 NEW_ANSWER = "No, we do not repair cars. We repair office printers and furniture only."
 
@@ -268,3 +269,27 @@ def test_kb_unanswered_lists_the_groups(seeded, embedder):
     table = runner.invoke(cli_app, ["kb", "unanswered", "--since", "30", "--words", "--config", str(path)],
                           env={"COLUMNS": "200"})
     assert table.exit_code == 0 and "grouped by shared words" in table.stdout and "gift" in table.stdout
+
+
+def test_a_question_asked_again_after_its_answer_reopens_the_group(client, seeded):
+    """The entry did not catch every wording: the new question shows the group open again, with the old answer."""
+    token = login(client, ADMIN)
+    assert client.post("/unanswered/answer", data={
+        "csrf_token": token, "group": "call-gift1:4", "days": "30", "title": "Do you sell gift cards?",
+        "answer": "Yes. Gift cards from 25 to 500 dollars."}).status_code == 303
+    c = seeded.config
+    with CallStore(c.path(c.store.database), c.path(c.store.recordings_dir)) as store:
+        call = store.start_call(PHONE, call_id="call-gift3")
+        store.add_turn(call, Turn("caller", "Have you got gift vouchers?", 3.5, 5.5))
+        store.add_event(call, KnowledgeAnswered("none", (), 0.2, "Have you got gift vouchers?"), at=6.0)
+        dtmf = store.start_call(PHONE, call_id="call-dtmf")  # a key pressed for a person: not a question
+        store.add_turn(dtmf, Turn("caller", "What are your prices for toner?", 3.5, 5.5))
+        store.add_event(dtmf, TransferStarted("dtmf", None, "sip:operator@127.0.0.1", "summary"), at=6.0)
+    html = client.get("/unanswered").text
+    open_part = re.search(r"<h2>Open.*?</section>", html, re.S).group(0)
+    gift = re.search(r'<li class="ugroup" data-key="call-gift1:4">.*?(?=<li class="ugroup|</ol>)', open_part,
+                     re.S).group(0)
+    assert "Have you got gift vouchers?" in gift and "learned/do-you-sell-gift-cards" in gift
+    assert "1 asked since" in gift and "3×" in gift
+    assert "toner" not in html
+    assert "<h2>Answered" not in html  # nothing fully answered now

@@ -127,6 +127,12 @@ def append_entry(folder: str | Path, title: str, answer: str, tags: tuple[str, .
         if len(problems) > len(old_problems) or len(entries) != len(old_entries) + 1 or len(added) != 1:
             found = "; ".join(str(p) for p in problems[len(old_problems):]) or "it did not read back as one entry"
             raise EntryError(f"the entry would not read back as written: {found}")
+        try:
+            now = target.read_text(encoding="utf-8") if target.exists() else ""
+        except (OSError, UnicodeDecodeError):
+            now = None
+        if now != old:  # someone edited the file by hand meanwhile: their edit must not be lost
+            raise EntryError(f"{target} changed while the entry was checked: try again")
         write_text_atomic(target, text)
     written, _ = read_markdown(target)
     return next(e for e in written if e.title == new.title)

@@ -15,6 +15,7 @@ placed it), loaded once on the first view; otherwise shared words, and the page 
 from __future__ import annotations
 
 import logging
+import sqlite3
 import threading
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -61,7 +62,7 @@ class AnsweredMarks:
         with self._lock:
             try:
                 rows = self._db.execute("SELECT question_key, entry_id FROM unanswered_marks").fetchall()
-            except Exception as exc:  # a read-only database from before this table
+            except sqlite3.OperationalError as exc:  # opened read-only (the CLI) before any answer made the table
                 if "no such table" in str(exc):
                     return {}
                 raise
