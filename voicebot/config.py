@@ -13,7 +13,7 @@ import string
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, ValidationInfo, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from voicebot.dialog.flow import DtmfKey, MenuConfig, check_escalation_overlap, default_menu, phrases_have_words
@@ -22,6 +22,59 @@ from voicebot.strict import StrictModel
 
 Section = StrictModel
 """Base of every config section: unknown keys are errors, values are checked on assignment too."""
+
+
+class SipAccountConfig(Section):
+    """One registration at a PBX or SIP trunk (``sip.accounts``): the bot registers as ``user`` at ``registrar``
+    and answers the calls the registrar sends it. The password comes from exactly one of ``password``,
+    ``password_file`` (its first line) or ``password_env``; it is never logged and shows as ``**********`` in
+    any dump of the config."""
+
+    registrar: str = Field(description="The registrar's SIP URI, e.g. sip:pbx.example.com or sip:10.0.0.5:5060.")
+    user: str = Field(min_length=1, description="The extension or account name: sip:user@registrar-host.")
+    auth_user: str | None = Field(None, description="The digest user name when it differs from user.")
+    realm: str = Field("*", description="The digest realm the credentials are for; * answers any realm.")
+    password: SecretStr | None = None
+    password_file: str | None = Field(None, description="A file holding the password (first line), relative "
+                                      "to the config file's folder.")
+    password_env: str | None = Field(None, description="An environment variable holding the password.")
+    expiry_s: int = Field(300, ge=10, le=86400, description="Registration lifetime asked for; refreshed before.")
+    outbound_proxy: str | None = Field(None, description="Send REGISTERs (and the account's calls) through this "
+                                       "SIP URI; calls from its address are trusted like the registrar's.")
+    transport: Literal["udp", "tcp"] = "udp"
+    retry_s: int = Field(30, ge=1, le=3600, description="First retry after a failed registration; doubles on "
+                         "each further failure up to max_retry_s.")
+    max_retry_s: int = Field(300, ge=1, le=86400)
+
+    @field_validator("registrar", "outbound_proxy")
+    @classmethod
+    def _sip_uri(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"sips?:[^@\s;>]+(;[^\s>]*)?", value):
+            raise ValueError(f"{value!r} is not a registrar SIP URI (sip:host[:port], no user part)")
+        return value
+
+    @field_validator("user", "auth_user")
+    @classmethod
+    def _no_uri_chars(cls, value: str | None) -> str | None:
+        if value is not None and re.search(r"[\s@:;<>\"]", value):
+            raise ValueError(f"{value!r}: a user name only, without @, :, ; or spaces")
+        return value
+
+    @model_validator(mode="after")
+    def _one_password_source(self) -> "SipAccountConfig":
+        given = [name for name in ("password", "password_file", "password_env") if getattr(self, name) is not None]
+        if len(given) != 1:
+            raise ValueError("set exactly one of password, password_file, password_env"
+                             + (f" (got {', '.join(given)})" if given else ""))
+        if self.max_retry_s < self.retry_s:
+            raise ValueError(f"max_retry_s ({self.max_retry_s}) is below retry_s ({self.retry_s})")
+        return self
+
+    @property
+    def name(self) -> str:
+        """``user@registrar-host[:port]``: how logs and /metrics name the account (no secret in it)."""
+        host = self.registrar.split(":", 1)[1].split(";", 1)[0]
+        return f"{self.user}@{host}"
 
 
 class SipConfig(Section):
@@ -41,6 +94,9 @@ class SipConfig(Section):
     rtp_timeout_s: float = Field(20.0, gt=0, le=600)
     max_calls: int = Field(4, ge=1, le=4, description="The pjsua2 wheel allows at most 4 calls per process.")
     transfer_mode: Literal["blind", "warm"] = "blind"
+    accounts: list[SipAccountConfig] = Field(
+        default_factory=list, description="Registrations at a PBX or trunk; calls the registrar (or the account's "
+        "outbound proxy) sends are answered even from outside allowed_sources.")
 
     @field_validator("allowed_sources")
     @classmethod
