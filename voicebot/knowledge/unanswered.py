@@ -96,6 +96,14 @@ class Group:
         return list(dict.fromkeys(q.call_id for q in sorted(self.questions, key=_newest_first)))
 
     @property
+    def call_times(self) -> list[tuple[str, datetime | None]]:
+        """(call id, when its question was last asked there), newest first."""
+        out: dict[str, datetime | None] = {}
+        for q in sorted(self.questions, key=_newest_first):
+            out.setdefault(q.call_id, q.asked_at)
+        return list(out.items())
+
+    @property
     def wordings(self) -> list[str]:
         return list(dict.fromkeys(q.text.strip() for q in self.questions))
 

@@ -124,7 +124,7 @@ class GroupView:
     open_count: int
     first_seen: datetime | None
     last_seen: datetime | None
-    calls: list[str]
+    calls: list[tuple[str, datetime | None]]  # (call id, when asked), newest first
     sources: dict[str, int]
     answered_by: tuple[str, ...]
 
@@ -132,7 +132,7 @@ class GroupView:
 def _view(group: Group, marks: dict[str, str], role: str) -> GroupView:
     return GroupView(group.key, redact_text(group.title, role), [redact_text(w, role) for w in group.wordings[:6]],
                      group.count, len(group.open_questions(marks)), group.first_seen, group.last_seen,
-                     group.calls[:12], group.sources, group.answered_by)
+                     group.call_times[:12], group.sources, group.answered_by)
 
 
 def entry_titles(state) -> dict[str, str]:
