@@ -293,3 +293,19 @@ def test_a_question_asked_again_after_its_answer_reopens_the_group(client, seede
     assert "1 asked since" in gift and "3×" in gift
     assert "toner" not in html
     assert "<h2>Answered" not in html  # nothing fully answered now
+
+
+def test_kb_unanswered_leaves_answered_groups_out_unless_all(seeded):
+    from voicebot.review.unanswered import AnsweredMarks
+
+    marks = AnsweredMarks(seeded.config.path(seeded.config.review.database))
+    marks.mark(["call-gift1:4", "call-gift2:5"], "learned/do-you-sell-gift-cards", "learned.md", "ada")
+    marks.close()
+    path = config_yaml(seeded.config)
+    runner = CliRunner()
+    shown = json.loads(runner.invoke(cli_app, ["kb", "unanswered", "--json", "--config", str(path)]).stdout)
+    assert (shown["open"], shown["answered"]) == (4, 1)
+    assert "Do you sell gift cards?" not in [g["question"] for g in shown["groups"]]
+    every = json.loads(runner.invoke(cli_app, ["kb", "unanswered", "--json", "--all", "--config", str(path)]).stdout)
+    gift = next(g for g in every["groups"] if g["question"] == "Do you sell gift cards?")
+    assert gift["answered_by"] == ["learned/do-you-sell-gift-cards"] and gift["open"] == 0
