@@ -35,6 +35,10 @@ ERRORS = Counter("voicebot_errors_total",
 STORE_SPILLED = Counter("voicebot_store_spilled_records_total",
                         "Call records the call store could not take by the end of a call, kept in a spill file "
                         "(or memory) and imported at the next start.")
+SIP_REGISTERED = Gauge("voicebot_sip_registered", "1 while the bot is registered at the account's registrar "
+                       "(sip.accounts), else 0.", ["account"], multiprocess_mode="livemax")
+SIP_REGISTER_FAILURES = Counter("voicebot_sip_register_failures_total",
+                                "Failed REGISTERs by account and SIP status (408: no answer).", ["account", "code"])
 FAULT_TO_APOLOGY = Histogram("voicebot_fault_to_apology_seconds",
                              "From a fault in a call (an error, or a stage past its time limit) to the apology.",
                              buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, float("inf")))

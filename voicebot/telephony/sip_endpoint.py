@@ -39,10 +39,12 @@ import pjsua2 as pj
 
 from voicebot import metrics
 from voicebot.audio import AudioFrame
-from voicebot.config import Config
+from voicebot.config import Config, SipAccountConfig
 from voicebot.telephony.base import CallInfo
 from voicebot.telephony.sip_call import FRAME_MS, MediaBuffers, SipCall
 from voicebot.telephony.sip_headers import caller_id_from_message, port_free_or_raise, source_allowed, source_ip
+from voicebot.telephony.sip_register import (Registration, RegistrationError, read_password, refresh_margin,
+                                             trusted_addresses, uri_host_port, with_transport)
 from voicebot.telephony.sip_transfer import SipDialError, reason_of
 
 log = logging.getLogger(__name__)
@@ -136,10 +138,16 @@ class _PjLogWriter(pj.LogWriter):
     logging, and so through the redaction filter the CLI installs, instead of straight to stdout."""
 
     LEVELS = {0: logging.CRITICAL, 1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO}
+    # reported once, clearly, by sip_register (pjsip repeats them at error level on every retry)
+    QUIET = ("SIP registration error", "SIP registration failed")
 
     def write(self, entry: Any) -> None:
         try:
-            pj_log.log(self.LEVELS.get(int(entry.level), logging.DEBUG), "%s", str(entry.msg).rstrip())
+            msg = str(entry.msg).rstrip()
+            level = self.LEVELS.get(int(entry.level), logging.DEBUG)
+            if level > logging.DEBUG and any(q in msg for q in self.QUIET):
+                level = logging.DEBUG
+            pj_log.log(level, "%s", msg)
         except Exception:  # noqa: BLE001 - called from pjsip's threads: never raise into C
             pass
 
@@ -207,6 +215,17 @@ class _Account(pj.Account):
         self.worker._on_incoming(self, prm)
 
 
+class _RegAccount(_Account):
+    """An account registered at a PBX (``sip.accounts``); its state lives in ``reg`` (sip_register)."""
+
+    def __init__(self, worker: SipWorker, reg: Registration):
+        super().__init__(worker)
+        self.reg = reg
+
+    def onRegState(self, prm: Any) -> None:  # noqa: N802
+        self.worker._on_reg_state(self, prm)
+
+
 @dataclasses.dataclass
 class WorkerStats:
     answered: int = 0
@@ -227,11 +246,14 @@ class SipWorker:
     bridged it to an operator). Without ``on_call`` the endpoint only dials: INVITEs to it get 486.
     ``port`` overrides the configured SIP port (0: any free port, see ``bound_port``); the RTP ports then
     default to any free ports too. Media runs at ``audio.sample_rate`` (the rate the session, recognition and
-    synthesis then work at), unless ``sample_rate`` says otherwise (the scripted caller analyses at 16 kHz)."""
+    synthesis then work at), unless ``sample_rate`` says otherwise (the scripted caller analyses at 16 kHz).
+    ``accounts`` (default: ``sip.accounts`` when answering, none when only dialling) are registered at start,
+    refreshed by pjsua, retried with backoff (``sip_register``) and unregistered on drain and stop."""
 
     def __init__(self, config: Config, on_call: OnCall | None = None, rtp_port: int | None = None,
                  rtp_port_range: int = 100, log_level: int = 1, port: int | None = None,
-                 transports: list[str] | None = None, sample_rate: int | None = None):
+                 transports: list[str] | None = None, sample_rate: int | None = None,
+                 accounts: list[SipAccountConfig] | None = None):
         self.config = config
         self.sip = config.sip
         self.sample_rate = sample_rate or config.audio.sample_rate
@@ -242,6 +264,9 @@ class SipWorker:
             rtp_port = self.port + 2 if self.port else 0
         self.rtp_port = rtp_port
         self.rtp_port_range = rtp_port_range if rtp_port else 0
+        # registrations (sip.accounts): an answering endpoint registers the configured ones, a dialling one none
+        self.accounts = list(self.sip.accounts if accounts is None and on_call is not None else accounts or [])
+        self.registrations: list[Registration] = []  # pjsua2 thread only once started
         self.log_level = log_level
         self.networks = [ipaddress.ip_network(s, strict=False) for s in self.sip.allowed_sources]
         self.stats = WorkerStats()
@@ -268,6 +293,7 @@ class SipWorker:
         self._free_ports: list[_MediaPort] = []
         self._ep: pj.Endpoint | None = None
         self._account: _Account | None = None
+        self._reg_accounts: list[_RegAccount] = []
         self._transports: list[int] = []
         self._local_host = self.sip.listen_address
         self._graveyard: deque[tuple[float, _MediaPort]] = deque()  # released media ports, deleted later
@@ -314,6 +340,11 @@ class SipWorker:
         """Stop taking calls (new INVITEs get 503), let the live ones finish for up to ``timeout_s``, then hang
         up what is left (their sessions end and write their records, for up to ``grace_s``) and stop."""
         self.draining = True
+        if self._reg_accounts:  # the registrar stops sending calls here; live calls go on
+            try:
+                await self._on_thread(self._unregister)
+            except Exception:
+                log.exception("unregistering at drain failed")
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         log.info("draining: %d live call(s), up to %.0f s", len(self.calls), timeout_s)
@@ -409,6 +440,7 @@ class SipWorker:
                     next_check = time.monotonic() + 0.5
                     self._check_rtp()
                     self._reap()
+                    self._retry_registrations()
         except Exception:
             metrics.ERRORS.labels(kind="sip").inc()
             log.exception("the pjsua2 loop failed")
@@ -430,6 +462,7 @@ class SipWorker:
     def _create(self) -> None:
         if self.port:  # before any pjsua2 object exists: an error after Endpoint() would leave it half made
             port_free_or_raise(self.sip.listen_address, self.port, self.transports)
+        secrets = self._check_accounts()  # same: passwords, registrar addresses, transports
         # pjsua2 is a process-wide singleton: garbage left by an earlier endpoint (a proxy in a reference cycle)
         # must die now, with no library alive, not later from a GC pass on another thread while this endpoint
         # is half made (a segfault in codecEnum2 seen once in CI)
@@ -478,6 +511,82 @@ class SipWorker:
         account = _Account(self)
         account.create(acfg, True)
         self._account = account
+        for reg, secret in zip(self.registrations, secrets):
+            self._register(reg, secret)
+
+    # -- registrations (sip.accounts; the logic is in sip_register) -------------------------------------------
+    def _check_accounts(self) -> list[str]:
+        """Each account's password and registrar addresses, before any pjsua2 object exists (errors are clear
+        and name the account, never the password)."""
+        self.registrations = []
+        secrets = []
+        for acc in self.accounts:
+            if acc.transport not in self.transports:
+                raise RegistrationError(f"sip.accounts {acc.name}: transport {acc.transport} is not in "
+                                        f"sip.transports {self.transports}")
+            secrets.append(read_password(acc, self.config.path))
+            self.registrations.append(Registration(acc, trusted_addresses(acc)))
+        return secrets
+
+    def _register(self, reg: Registration, secret: str) -> None:
+        acc = reg.account
+        host, port = uri_host_port(acc.registrar)
+        acfg = pj.AccountConfig()
+        acfg.idUri = f"sip:{acc.user}@{host}" + (f":{port}" if port else "")
+        rc = acfg.regConfig
+        rc.registrarUri = with_transport(acc.registrar, acc.transport)
+        rc.registerOnAdd = True
+        rc.timeoutSec = acc.expiry_s
+        rc.delayBeforeRefreshSec = refresh_margin(acc.expiry_s)
+        rc.firstRetryIntervalSec = acc.retry_s  # pjsua's own retries of 408/5xx/6xx (see sip_register)
+        rc.retryIntervalSec = acc.max_retry_s
+        rc.randomRetryIntervalSec = min(10, acc.retry_s // 2)
+        rc.dropCallsOnFail = False
+        acfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", acc.realm, acc.auth_user or acc.user, 0, secret))
+        if acc.outbound_proxy:
+            acfg.sipConfig.proxies.append(with_transport(acc.outbound_proxy, acc.transport) + ";lr")
+        acfg.mediaConfig.transportConfig.port = self.rtp_port
+        acfg.mediaConfig.transportConfig.portRange = self.rtp_port_range
+        acfg.mediaConfig.transportConfig.boundAddress = self.sip.listen_address
+        acfg.callConfig.timerUse = pj.PJSUA_SIP_TIMER_OPTIONAL
+        reg.starting()
+        account = _RegAccount(self, reg)
+        self._reg_accounts.append(account)
+        account.create(acfg, False)
+
+    def _on_reg_state(self, account: _RegAccount, prm: Any) -> None:
+        try:
+            info = account.getInfo()
+            account.reg.result(int(prm.code), str(prm.reason), bool(info.regIsActive), int(prm.expiration),
+                               time.monotonic(), unregistering=self.draining or self._stopping.is_set())
+        except Exception:  # never into pjsua2
+            log.exception("registration state of %s", account.reg.name)
+
+    def _retry_registrations(self) -> None:
+        if self.draining:
+            return
+        now = time.monotonic()
+        for account in self._reg_accounts:
+            if account.reg.due(now):
+                account.reg.attempt()
+                try:
+                    account.setRegistration(True)
+                except Exception as exc:
+                    log.warning("registration %s: retry failed to start: %s", account.reg.name, reason_of(exc))
+                    account.reg.result(503, "not sent", False, 0, now)
+
+    def _unregister(self) -> int:
+        """Send REGISTER with expiry 0 for every active registration; the number sent."""
+        sent = 0
+        for account in self._reg_accounts:
+            account.reg.retry_at = None
+            try:
+                if account.getInfo().regIsActive:
+                    account.setRegistration(False)
+                    sent += 1
+            except Exception as exc:
+                log.warning("unregistering %s failed: %s", account.reg.name, reason_of(exc))
+        return sent
 
     def _host_port(self) -> str:
         host = f"[{self._local_host}]" if ":" in self._local_host else self._local_host
@@ -514,6 +623,11 @@ class SipWorker:
                     self._reap()
                 self._graveyard.clear()
                 self._drop_ports()
+                if self._unregister():  # wait briefly for the registrars' answers
+                    deadline = time.monotonic() + 2
+                    while time.monotonic() < deadline and any(a.reg.state == "registered"
+                                                               for a in self._reg_accounts):
+                        ep.libHandleEvents(10)
                 deadline = time.monotonic() + 0.1
                 while time.monotonic() < deadline:
                     ep.libHandleEvents(10)
@@ -538,11 +652,13 @@ class SipWorker:
         self._stale.clear()
         self._graveyard.clear()
         self._drop_ports()
-        if self._account is not None:
-            try:
-                self._account.shutdown()
-            except Exception:
-                pass
+        for account in [*self._reg_accounts, self._account]:
+            if account is not None:
+                try:
+                    account.shutdown()
+                except Exception:
+                    pass
+        self._reg_accounts.clear()
         self._account = None
         ep, self._ep = self._ep, None
         if ep is not None:
@@ -585,7 +701,10 @@ class SipWorker:
         ip = source_ip(prm.rdata.srcAddress)
         active = sum(1 for c in self._pj_calls.values() if not c.rejected) - 1
         try:
-            if not source_allowed(ip, self.networks):
+            trusted = self._registrar_of(ip)
+            if trusted is not None and not source_allowed(ip, self.networks):
+                log.info("INVITE from %s accepted: the registrar of %s", ip, trusted)
+            elif not source_allowed(ip, self.networks):
                 self.stats.rejected_forbidden += 1
                 log.warning("INVITE from %s refused (403): not in allowed_sources", ip)
                 self._reject(call, 403, "forbidden")
@@ -622,6 +741,13 @@ class SipWorker:
                 call.hangup(op)
             except Exception:
                 pass
+
+    def _registrar_of(self, ip: str) -> str | None:
+        """The account whose registrar or outbound proxy has address ``ip``, or None."""
+        for reg in self.registrations:
+            if ip in reg.trusted:
+                return reg.name
+        return None
 
     def _make_call(self, transport: SipCall, uri: str, caller_id: str | None, headers: dict[str, str]) -> int:
         call = _PjCall(self, self._account, outgoing=True)

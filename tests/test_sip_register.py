@@ -1,0 +1,429 @@
+"""Registration at a PBX (``sip.accounts``) against a real Kamailio registrar with digest auth on loopback.
+
+Kamailio (registrar + usrloc in memory + auth with the password in its config) listens on 127.0.0.2 and logs
+every REGISTER it gets (user, digest user, whether the digest checked out); the bot is a real pjsua2 endpoint on
+127.0.0.1; callers are sipp processes on 127.0.0.3 (outside ``sip.allowed_sources``, which is 10.99.0.0/16 here).
+
+Ports: 20000-20999 only (other suites use 17000-19999): each test takes its own block of 20 (``Block``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from prometheus_client import REGISTRY
+
+from sip_support import scenario, sipp_binary, via_proxy
+from voicebot.config import Config, ConfigError, load_config
+from voicebot.telephony.sip import SipWorker
+from voicebot.telephony.sip_register import backoff, read_password, uri_host_port
+
+pytestmark = pytest.mark.timeout(90)
+
+PASSWORD = "Zq7-reg-Secret-41x"
+USER = "botext"
+REGISTRAR_IP, BOT_IP, OUTSIDE_IP = "127.0.0.2", "127.0.0.1", "127.0.0.3"
+
+
+class Block:
+    """20 loopback ports for one test: registrar +0, bot SIP +2, bot RTP +4..+13, sipp +14, sipp media +16."""
+
+    def __init__(self, index: int):
+        assert 0 <= index < 50
+        self.base = 20000 + 20 * index
+
+    registrar = property(lambda self: self.base)
+    bot = property(lambda self: self.base + 2)
+    rtp = property(lambda self: self.base + 4)
+    sipp = property(lambda self: self.base + 14)
+    media = property(lambda self: self.base + 16)
+
+
+KAMAILIO_CFG = """#!KAMAILIO
+debug=2
+log_stderror=yes
+children=1
+disable_tcp=yes
+listen=udp:{ip}:{port}
+mpath="/usr/lib/x86_64-linux-gnu/kamailio/modules/"
+loadmodule "tm.so"
+loadmodule "sl.so"
+loadmodule "rr.so"
+loadmodule "pv.so"
+loadmodule "maxfwd.so"
+loadmodule "textops.so"
+loadmodule "siputils.so"
+loadmodule "xlog.so"
+loadmodule "usrloc.so"
+loadmodule "registrar.so"
+loadmodule "auth.so"
+modparam("usrloc", "db_mode", 0)
+modparam("registrar", "min_expires", 5)
+modparam("registrar", "default_expires", 60)
+
+request_route {{
+    if (is_method("REGISTER")) {{
+        if (!is_present_hf("Authorization")) {{
+            xlog("L_ALERT", "REG user=$tU noauth expires=$hdr(Expires)\\n");
+            www_challenge("$td", "0");
+            exit;
+        }}
+        if ($aU != "{user}" || !pv_www_authenticate("$td", "{password}", "0")) {{
+            xlog("L_ALERT", "REG user=$tU authuser=$aU realm=$ar bad expires=$hdr(Expires)\\n");
+            www_challenge("$td", "0");
+            exit;
+        }}
+        xlog("L_ALERT", "REG user=$tU authuser=$aU realm=$ar ok expires=$hdr(Expires) contact=$ct\\n");
+        if (!save("location")) {{ sl_reply_error(); }}
+        exit;
+    }}
+    if (has_totag()) {{
+        if (loose_route()) {{ t_relay(); exit; }}
+        if (is_method("ACK")) {{ t_relay(); exit; }}
+        sl_send_reply("404", "Not here");
+        exit;
+    }}
+    if (is_method("INVITE")) {{
+        if (!lookup("location")) {{
+            xlog("L_ALERT", "CALL to $rU: not registered\\n");
+            sl_send_reply("404", "Not Registered");
+            exit;
+        }}
+        xlog("L_ALERT", "CALL to $tU relayed to $ru\\n");
+        record_route();
+        t_relay();
+        exit;
+    }}
+    t_relay();
+}}
+"""
+
+
+def kamailio_or_fail() -> str:
+    path = shutil.which("kamailio") or ("/usr/sbin/kamailio" if Path("/usr/sbin/kamailio").exists() else None)
+    if path is None:
+        pytest.fail("kamailio is not installed: `apt-get install -y kamailio` (Debian) provides it")
+    return path
+
+
+class Registrar:
+    """A real Kamailio registrar on REGISTRAR_IP:port; ``lines()`` are its REG/CALL log lines."""
+
+    def __init__(self, folder: Path, port: int):
+        self.folder, self.port = folder, port
+        self.cfg = folder / "registrar.cfg"
+        self.cfg.write_text(KAMAILIO_CFG.format(ip=REGISTRAR_IP, port=port, user=USER, password=PASSWORD))
+        self.log = folder / "registrar.log"
+        self.proc: subprocess.Popen | None = None
+        check = subprocess.run([kamailio_or_fail(), "-c", "-f", str(self.cfg)], capture_output=True, text=True)
+        assert check.returncode == 0, check.stderr[-3000:]
+
+    def start(self) -> None:
+        out = open(self.log, "ab")  # noqa: SIM115 - the child keeps it
+        self.proc = subprocess.Popen([kamailio_or_fail(), "-f", str(self.cfg), "-DD", "-E"], stdout=out,
+                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
+        out.close()
+        deadline = time.monotonic() + 10
+        while "INFO: <core>" not in self.text() and "listening on" not in self.text():
+            assert self.proc.poll() is None, self.text()[-3000:]
+            assert time.monotonic() < deadline, "kamailio did not start: " + self.text()[-3000:]
+            time.sleep(0.05)
+        time.sleep(0.3)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.proc = None
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+    def lines(self, kind: str = "REG") -> list[str]:
+        return [line for line in self.text().splitlines() if f"{kind} " in line and "ALERT" in line]
+
+    def ok(self) -> list[str]:
+        return [line for line in self.lines() if " ok " in line]
+
+    def wait_for(self, predicate, timeout_s: float, what: str) -> None:
+        deadline = time.monotonic() + timeout_s
+        while not predicate():
+            assert time.monotonic() < deadline, f"{what}; registrar log:\n" + "\n".join(self.lines("")[-30:])
+            time.sleep(0.1)
+
+
+@pytest.fixture
+def registrar(request, tmp_path):
+    made: list[Registrar] = []
+
+    def make(block: Block) -> Registrar:
+        reg = Registrar(tmp_path, block.registrar)
+        made.append(reg)
+        reg.start()
+        return reg
+
+    yield make
+    for reg in made:
+        reg.stop()
+
+
+def bot_config(block: Block, folder: Path, password: str = PASSWORD, expiry_s: int = 60, retry_s: int = 2,
+               extra: str = "") -> Config:
+    path = folder / "config.yaml"
+    path.write_text(f"""\
+sip:
+  listen_address: {BOT_IP}
+  port: {block.bot}
+  transports: [udp]
+  allowed_sources: [10.99.0.0/16]
+  accounts:
+    - registrar: sip:{REGISTRAR_IP}:{block.registrar}
+      user: {USER}
+      password: {password}
+      expiry_s: {expiry_s}
+      retry_s: {retry_s}
+      max_retry_s: 60
+{extra}""")
+    return load_config(path)
+
+
+class Answer:
+    """on_call: note the call, then wait until it ends."""
+
+    def __init__(self):
+        self.calls = []
+
+    async def __call__(self, call) -> None:
+        self.calls.append(call.info)
+        async for _ in call.events():
+            pass
+
+
+def worker_for(config: Config, block: Block, on_call=None, log_level: int = 1) -> SipWorker:
+    return SipWorker(config, on_call or Answer(), rtp_port=block.rtp, rtp_port_range=10, log_level=log_level)
+
+
+async def until(predicate, timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.05)
+
+
+def registered(worker: SipWorker) -> bool:
+    return bool(worker.registrations) and worker.registrations[0].state == "registered"
+
+
+def gauge(name: str) -> float | None:
+    return REGISTRY.get_sample_value("voicebot_sip_registered", {"account": name})
+
+
+def run_sipp_call(tmp_path: Path, block: Block, host: str, port: int, user: str, expect: int = 200,
+                  routed: bool = False) -> subprocess.CompletedProcess:
+    """One sipp call from OUTSIDE_IP to sip:user@host:port (through a record-routing proxy when ``routed``)."""
+    xml = scenario(expect=expect, hold_ms=500)
+    xml = (via_proxy(xml) if routed else xml).replace("sip:voicebot@", f"sip:{user}@")
+    scen = tmp_path / f"call-{port}-{expect}.xml"
+    scen.write_text(xml)
+    cmd = [sipp_binary(), f"{host}:{port}", "-sf", str(scen), "-i", OUTSIDE_IP, "-p", str(block.sipp),
+           "-mp", str(block.media), "-m", "1", "-l", "1", "-nostdin", "-trace_err",
+           "-error_file", str(tmp_path / "sipp-errors.log"), "-timeout", "20s", "-timeout_error",
+           "-recv_timeout", "10s"]
+    proc = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=40)
+    errors = tmp_path / "sipp-errors.log"
+    proc.stdout += errors.read_text(errors="replace")[-3000:] if errors.exists() else ""
+    return proc
+
+
+# -- pure parts -----------------------------------------------------------------------------------------------
+def test_accounts_config_needs_exactly_one_password_source_and_masks_it(tmp_path, monkeypatch):
+    config = bot_config(Block(0), tmp_path)
+    acc = config.sip.accounts[0]
+    assert acc.name == f"{USER}@{REGISTRAR_IP}:20000"
+    dumped = str(config.model_dump(mode="json")) + repr(config) + str(config.model_dump())
+    assert PASSWORD not in dumped and "**********" in dumped
+    assert read_password(acc, config.path) == PASSWORD
+    (tmp_path / "pw.txt").write_text("from-a-file\n")
+    config.sip.accounts[0] = acc.model_copy(update={"password": None, "password_file": "pw.txt"})
+    assert read_password(config.sip.accounts[0], config.path) == "from-a-file"  # relative to the config file
+    monkeypatch.setenv("VB_TEST_PW", "from-env")
+    config.sip.accounts[0] = acc.model_copy(update={"password": None, "password_env": "VB_TEST_PW"})
+    assert read_password(config.sip.accounts[0], config.path) == "from-env"
+    with pytest.raises(Exception, match="VB_UNSET_PW"):
+        read_password(acc.model_copy(update={"password": None, "password_env": "VB_UNSET_PW"}), config.path)
+
+    def problems(account_yaml: str) -> str:
+        path = tmp_path / "bad.yaml"
+        path.write_text("sip:\n  accounts:\n    - " + account_yaml.replace("\n", "\n      ") + "\n")
+        with pytest.raises(ConfigError) as err:
+            load_config(path)
+        return str(err.value)
+
+    assert "exactly one of password" in problems("registrar: sip:pbx\nuser: a")
+    assert "exactly one of password" in problems("registrar: sip:pbx\nuser: a\npassword: x\npassword_env: Y")
+    assert "registrar SIP URI" in problems("registrar: pbx.example.com\nuser: a\npassword: x")
+    assert "user name only" in problems("registrar: sip:pbx\nuser: a@b\npassword: x")
+    assert uri_host_port("sip:[::1]:5070;transport=tcp") == ("::1", 5070)
+    assert [backoff(acc, n) for n in (1, 2, 3, 4, 5, 6, 7)] == [2, 4, 8, 16, 32, 60, 60]
+
+
+def test_a_tcp_account_needs_the_tcp_transport(tmp_path):
+    block = Block(1)
+    config = bot_config(block, tmp_path)
+    config.sip.accounts[0] = config.sip.accounts[0].model_copy(update={"transport": "tcp"})
+
+    async def main():
+        with pytest.raises(RuntimeError, match="transport tcp is not in sip.transports"):
+            async with worker_for(config, block):
+                pass
+    asyncio.run(main())
+    assert not [t for t in threading.enumerate() if t.name.startswith("pjsua2-")]
+
+
+# -- against Kamailio -----------------------------------------------------------------------------------------
+def test_registers_with_digest_refreshes_and_unregisters_on_drain(tmp_path, registrar, caplog):
+    block = Block(2)
+    reg = registrar(block)
+    config = bot_config(block, tmp_path, expiry_s=10)
+    name = config.sip.accounts[0].name
+    caplog.set_level(logging.INFO, logger="voicebot")
+
+    async def main():
+        worker = worker_for(config, block)
+        async with worker:
+            await until(lambda: registered(worker), 10, "not registered")
+            assert gauge(name) == 1.0
+            first = time.monotonic()
+            # expiry 10 s: pjsua refreshes 3 s before it, so the next authenticated REGISTER ~7 s later
+            await asyncio.to_thread(reg.wait_for, lambda: len(reg.ok()) >= 2, 14, "no refresh")
+            elapsed = time.monotonic() - first
+            assert registered(worker)
+            await worker.drain(timeout_s=1)
+        return elapsed
+
+    elapsed = asyncio.run(main())
+    assert 5 <= elapsed <= 10, elapsed
+    oks = reg.ok()
+    assert all(f"user={USER} authuser={USER}" in line and "expires=10" in line for line in oks[:2]), oks
+    assert any("expires=0" in line for line in oks), "no unregister at drain: " + "\n".join(oks)
+    assert not [line for line in reg.lines() if " bad " in line]
+    assert gauge(name) == 0.0
+    text = caplog.text
+    assert f"registering {name}" in text and f"registered {name}" in text and f"unregistered {name}" in text
+    assert len(re.findall(rf"(?<!un)registered {re.escape(name)} \(", text)) == 1  # refreshes: not at INFO
+    assert PASSWORD not in text
+
+
+def test_a_call_through_the_registrar_is_answered_and_a_direct_outside_call_gets_403(tmp_path, registrar):
+    block = Block(3)
+    reg = registrar(block)
+    config = bot_config(block, tmp_path)
+    answer = Answer()
+
+    async def main():
+        worker = worker_for(config, block, answer)
+        async with worker:
+            await until(lambda: registered(worker), 10, "not registered")
+            through = await asyncio.to_thread(run_sipp_call, tmp_path, block, REGISTRAR_IP, block.registrar, USER,
+                                              200, True)
+            await until(lambda: worker.stats.ended >= 1, 5, "the call did not end")
+            direct = await asyncio.to_thread(run_sipp_call, tmp_path, block, BOT_IP, block.bot, USER, 403)
+        return worker, through, direct
+
+    worker, through, direct = asyncio.run(main())
+    assert through.returncode == 0, through.stdout[-3000:] + "\n".join(reg.lines(""))
+    assert any("CALL to botext relayed" in line for line in reg.lines("CALL")), reg.lines("CALL")
+    assert len(answer.calls) == 1 and answer.calls[0].remote.startswith(REGISTRAR_IP + ":")
+    assert direct.returncode == 0, direct.stdout[-3000:]
+    assert worker.stats.answered == 1 and worker.stats.rejected_forbidden == 1
+
+
+def test_re_registers_after_the_registrar_restarts(tmp_path, registrar):
+    """Kamailio keeps bindings in memory only: a restart forgets the bot, and calls get 404 until the bot's
+    next refresh registers it again; a REGISTER the stopped registrar never answered is retried after retry_s."""
+    block = Block(4)
+    reg = registrar(block)
+    config = bot_config(block, tmp_path, expiry_s=10, retry_s=2)
+
+    async def main():
+        worker = worker_for(config, block, Answer())
+        async with worker:
+            await until(lambda: registered(worker), 10, "not registered")
+            await asyncio.to_thread(reg.stop)
+            before = len(reg.ok())
+            await asyncio.sleep(1)
+            await asyncio.to_thread(reg.start)
+            # forgotten: a call through the registrar finds nobody
+            lost = await asyncio.to_thread(run_sipp_call, tmp_path, block, REGISTRAR_IP, block.registrar, USER, 404)
+            await asyncio.to_thread(reg.wait_for, lambda: len(reg.ok()) > before, 15, "no re-registration")
+            await until(lambda: registered(worker), 5, "not registered again")
+            back = await asyncio.to_thread(run_sipp_call, tmp_path, block, REGISTRAR_IP, block.registrar, USER,
+                                           200, True)
+        return worker, lost, back
+
+    worker, lost, back = asyncio.run(main())
+    assert lost.returncode == 0, lost.stdout[-3000:]
+    assert back.returncode == 0, back.stdout[-3000:] + "\n".join(reg.lines(""))
+    assert worker.stats.answered == 1
+
+
+def test_a_wrong_password_is_reported_once_and_retried_with_backoff(tmp_path, registrar, caplog):
+    block = Block(5)
+    reg = registrar(block)
+    config = bot_config(block, tmp_path, password="not-the-password", retry_s=1)
+    name = config.sip.accounts[0].name
+    caplog.set_level(logging.DEBUG, logger="voicebot")
+
+    async def main():
+        worker = worker_for(config, block)
+        async with worker:
+            await asyncio.sleep(8)
+            return worker.registrations[0].failures, worker.registrations[0].state
+
+    failures, state = asyncio.run(main())
+    attempts = [line for line in reg.lines() if " bad " in line]
+    # backoff 1, 2, 4 s: attempts at 0, 1, 3, 7 s, each a REGISTER with the wrong digest (and one without)
+    assert 3 <= len(attempts) <= 5, attempts
+    assert 3 <= failures <= 5 and state == "failed"
+    assert not reg.ok()
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR and "registration" in r.getMessage()]
+    assert len(errors) == 1, [r.getMessage() for r in errors]
+    assert "wrong password" in errors[0].getMessage() and name in errors[0].getMessage()
+    assert "401" in errors[0].getMessage()
+    assert gauge(name) == 0.0
+    assert REGISTRY.get_sample_value("voicebot_sip_register_failures_total",
+                                     {"account": name, "code": "401"}) >= 3
+
+
+def test_the_password_never_reaches_any_log_line_even_pjsips_own(tmp_path, registrar, caplog):
+    """pjsip at its most verbose (level 6: every SIP message, the account config) through voicebot.pjsip."""
+    block = Block(6)
+    reg = registrar(block)
+    config = bot_config(block, tmp_path)
+    caplog.set_level(logging.DEBUG)
+
+    async def main():
+        worker = worker_for(config, block, log_level=6)
+        async with worker:
+            await until(lambda: registered(worker), 10, "not registered")
+            await worker.drain(timeout_s=1)
+
+    asyncio.run(main())
+    pjsip = [r.getMessage() for r in caplog.records if r.name == "voicebot.pjsip"]
+    assert any("Authorization: Digest" in m and f'username="{USER}"' in m for m in pjsip), "no REGISTER logged"
+    assert len(reg.ok()) >= 1
+    everything = caplog.text + "\n".join(pjsip)
+    assert PASSWORD not in everything
+    assert not re.search(re.escape(PASSWORD[:10]), everything)
