@@ -41,6 +41,8 @@ class SipAccountConfig(Section):
     expiry_s: int = Field(300, ge=10, le=86400, description="Registration lifetime asked for; refreshed before.")
     outbound_proxy: str | None = Field(None, description="Send REGISTERs (and the account's calls) through this "
                                        "SIP URI; calls from its address are trusted like the registrar's.")
+    contact_host: str | None = Field(None, description="host[:port] the registrar is asked to send calls to (the "
+                                     "Contact): default the bot's own address; serve --workers N sets Kamailio's.")
     transport: Literal["udp", "tcp"] = "udp"
     retry_s: int = Field(30, ge=1, le=3600, description="First retry after a failed registration; doubles on "
                          "each further failure up to max_retry_s.")
@@ -58,6 +60,13 @@ class SipAccountConfig(Section):
     def _no_uri_chars(cls, value: str | None) -> str | None:
         if value is not None and re.search(r"[\s@:;<>\"]", value):
             raise ValueError(f"{value!r}: a user name only, without @, :, ; or spaces")
+        return value
+
+    @field_validator("contact_host")
+    @classmethod
+    def _host_port(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"(\[[0-9a-fA-F:.]+\]|[^\s@:;<>\[\]]+)(:\d{1,5})?", value):
+            raise ValueError(f"{value!r}: host[:port] only, e.g. 192.0.2.10:5060")
         return value
 
     @model_validator(mode="after")
