@@ -196,7 +196,7 @@ def test_an_unknown_number_is_asked_for_the_account_then_the_pin(repo):
     chat = ScriptedChat()
     agent = agent_for(repo, chat, caller=UNKNOWN)
     first = list(agent.turn("What did I order last time?"))
-    assert "phone number on your account" in first[-1].text and agent.awaiting_account
+    assert "phone number on your account" in first[-1].text and agent.identity.awaiting_account
     second = list(agent.turn("It's 555 010 2030"))  # Alice's number, said from another phone
     assert any(isinstance(e, ToolCalled) and e.args == {"by": "phone"} for e in second)
     assert "PIN" in second[-1].text and agent.context.customer is not None
@@ -219,7 +219,7 @@ def test_account_details_that_match_nothing_get_the_same_questions_and_can_only_
     """A stranger must not learn which orders exist: a made-up order number is answered like a real one."""
     agent = agent_for(repo, ScriptedChat(), caller=UNKNOWN)
     first = list(agent.turn("Where is my order 99999?"))
-    assert "PIN" in first[-1].text and agent.decoy
+    assert "PIN" in first[-1].text and agent.identity.decoy
     events = []
     for pin in ("1 2 3 4", "4 3 2 1", "1 1 1 1"):
         events = list(agent.turn(pin))
@@ -333,3 +333,30 @@ def test_the_bots_own_stock_sentences_are_not_taken_for_a_leak(repo):
     events = list(agent_for(repo, chat).turn("Tell me a joke about printers."))
     assert [e.text for e in events if isinstance(e, Sentence)] == [stock]
     assert not [e for e in events if isinstance(e, Guarded)]
+
+
+def test_a_caller_without_a_pin_verifies_by_date_of_birth_and_postcode(repo):
+    """Tom's account has no PIN: he is asked his date of birth, then the postcode; neither is kept anywhere."""
+    tom = "+442079460958"
+    agent = agent_for(repo, ScriptedChat(), caller=tom)
+    first = list(agent.turn("Where is my order?"))
+    assert "date of birth" in first[-1].text and "PIN" not in first[-1].text
+    second = list(agent.turn("The second of November, nineteen seventy-nine."))
+    assert "postcode" in second[-1].text and agent.awaiting_pin
+    third = list(agent.turn("S W one A, one A A"))
+    assert agent.context.verified_customer is not None
+    assert "10460" in " ".join(e.text for e in third if isinstance(e, Sentence))
+    history = str(agent.history).lower()
+    assert "second of november" not in history and "seventy" not in history and "s w one a" not in history
+    assert "1979" not in str(agent.caller_words)
+
+
+def test_a_caller_who_forgot_the_pin_can_use_the_date_of_birth_in_one_breath(repo):
+    agent = agent_for(repo, ScriptedChat())
+    list(agent.turn("Where is my order?"))
+    assert "date of birth" in list(agent.turn("I don't remember my PIN."))[-1].text
+    events = list(agent.turn("March 14th 1985, and my zip code is 9 8 1 0 1"))
+    assert agent.context.verified_customer is not None
+    assert "10452" in " ".join(e.text for e in events if isinstance(e, Sentence))
+    checks = [e for e in events if isinstance(e, ToolCalled) and e.name == "verify_caller"]
+    assert checks[0].args == {"date_of_birth": "<redacted>", "postcode": "<redacted>"}

@@ -233,11 +233,13 @@ class StoreConfig(Section):
 class FaultsConfig(Section):
     """Per-stage time limits: a stage that takes longer is a fault (an apology and a transfer), never a silence."""
 
-    stt_timeout_s: float = Field(6.0, gt=0, le=60, description="Longest speech recognition of one caller turn.")
-    tts_timeout_s: float = Field(4.0, gt=0, le=60, description="Longest synthesis of one sentence.")
-    llm_timeout_s: float = Field(8.0, gt=0, le=120, description="Longest wait for the model's next piece (the "
+    # Limits for a hang, not for a slow turn: on 2 busy cores a long sentence took Piper 4+ s and a cold model
+    # prefix 10+ s, and a caller transferred for a slow but good answer is a caller let down.
+    stt_timeout_s: float = Field(15.0, gt=0, le=60, description="Longest speech recognition of one caller turn.")
+    tts_timeout_s: float = Field(12.0, gt=0, le=60, description="Longest synthesis of one sentence.")
+    llm_timeout_s: float = Field(25.0, gt=0, le=120, description="Longest wait for the model's next piece (the "
                                  "first included; the filler plays meanwhile) or for its next tool step.")
-    crm_timeout_s: float = Field(5.0, gt=0, le=60, description="Longest CRM lookup or write done by the call itself.")
+    crm_timeout_s: float = Field(10.0, gt=0, le=60, description="Longest CRM lookup or write done by the call itself.")
 
 
 _DISCLOSURE = re.compile(

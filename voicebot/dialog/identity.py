@@ -1,0 +1,164 @@
+"""Who the caller is, settled in code: finding the account of an unknown number, then the PIN, or the date of
+birth and postcode for a caller without a PIN. The model never sees or judges an answer.
+
+Why apart from the agent: this is a small state machine with rules of its own. An unknown or withheld number is
+asked for the account's phone number or an order number; when that matches nothing the PIN is asked all the
+same (``decoy``) and can only fail, so a stranger cannot learn which numbers are customers' or which orders
+exist. A caller who says a date at the PIN prompt (or "I don't have a PIN") is verifying by date of birth: the
+date is held here, never in the history or the store, until the postcode comes, and no attempt is used until
+both are compared. Attempts are limited per account across calls (voicebot/crm/verification.py).
+
+``answer`` takes one caller turn while the step is waiting; it returns None when the turn is not an answer (the
+agent then handles it), else an ``IdentityResult``: the tool-call events to record, the sentences to say, and
+whether the caller is now verified or must go to a person.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from voicebot.crm.models import NotFound
+from voicebot.crm.spoken import digits_in, find_dates
+from voicebot.crm.toolkit import ToolRegistry
+from voicebot.crm.verification import CallerContext
+from voicebot.text import normalize
+
+PIN_PROMPT = "For your security, please tell me your four-digit PIN."
+ACCOUNT_PROMPT = ("I can help with that once I've found your account. What is the phone number on your account, "
+                  "or one of your order numbers?")
+BIRTH_PROMPT = "No problem. Please tell me your date of birth, and then the postcode on your account."
+NO_PIN_PROMPT = "For your security, please tell me your date of birth."
+POSTCODE_PROMPT = "Thank you. And the postcode on your account?"
+_NO_PIN = re.compile(r"\b(dont|do not|never) (have|know|remember|got)\b.*\b(pin|code|number)\b|\bforgot\b.*\bpin\b|"
+                     r"\bno pin\b|\bdate of birth\b|\bbirthday\b")
+
+_LEAD_IN = re.compile(r"^\W*(?:(?:is|it'?s|its|my|the|and|of|postcode|zip|code)\b\W*)*", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Checked:
+    """A tool-like record of an identity step for the call's events (answers are never in it)."""
+
+    name: str
+    args: dict[str, Any]
+    result: dict[str, Any]
+    elapsed_s: float
+
+
+@dataclass
+class IdentityResult:
+    checked: list[Checked] = field(default_factory=list)
+    say: list[str] = field(default_factory=list)
+    verified: bool = False  # the caller is now verified: the waiting request can run
+    locked: bool = False  # no attempts left: a person must help
+
+
+@dataclass
+class IdentityStep:
+    context: CallerContext
+    tools: ToolRegistry
+    awaiting_pin: bool = False
+    awaiting_account: bool = False
+    decoy: bool = False
+    birth: str | None = None  # a date of birth said at the PIN prompt, until the postcode comes (never stored)
+
+    @property
+    def waiting(self) -> bool:
+        """A question about identity is open: the caller's next words are secret (the store masks them)."""
+        return self.awaiting_pin or self.awaiting_account or self.birth is not None
+
+    def ask(self, order_number: str = "") -> list[str]:
+        """A request needs verification: what to ask first (an order number in the request finds the account)."""
+        if self.context.customer is None and not self.decoy:
+            if not order_number:
+                self.awaiting_account = True
+                return [ACCOUNT_PROMPT]
+            return self._find(order_number).say
+        self.awaiting_pin = True
+        return [PIN_PROMPT if self._has_pin() else NO_PIN_PROMPT]
+
+    def _has_pin(self) -> bool:
+        """Whether the account asks for a PIN (a decoy always does: it must sound like any account)."""
+        customer = self.context.customer
+        if customer is None:
+            return True
+        record = self.context.repo.verification_record(customer.id)
+        return isinstance(record, NotFound) or bool(record.pin_hash)
+
+    def answer(self, text: str) -> IdentityResult | None:
+        """Handle ``text`` when it answers an open identity question; None when it does not."""
+        digits = digits_in(text)
+        if self.birth is not None:
+            if len(digits.replace(" ", "")) == 4 and (re.search(r"\bpin\b", text, re.I) or self._has_pin()):
+                self.birth = None  # four digits on an account with a PIN: the caller gave the PIN after all
+                return self._pin(text)
+            return self._birth_and_postcode(self.birth, text)
+        if self.awaiting_account and len(digits) >= 4:
+            return self._find(digits)
+        if not self.awaiting_pin or (self.context.customer is None and not self.decoy):
+            return None
+        if find_dates(text, self.context.repo.region):  # a day and a month: a date of birth, not a PIN
+            keyword = re.search(r"\b(post ?code|zip(?: ?code)?)\b", text, re.IGNORECASE)
+            said, postcode = (text[:keyword.start()], text[keyword.end():]) if keyword else (text, "")
+            self.birth = said
+            if postcode.strip(" ,.:is"):  # "... and my postcode is 98101" in the same breath
+                return self._birth_and_postcode(said, postcode)
+            return IdentityResult(say=[POSTCODE_PROMPT])
+        if len(digits) >= 4:
+            return self._pin(text)
+        if _NO_PIN.search(normalize(text)):
+            return IdentityResult(say=[BIRTH_PROMPT])
+        return None
+
+    def _find(self, digits: str) -> IdentityResult:
+        started = time.perf_counter()
+        by = "phone" if len(digits) >= 7 else "order"
+        repo, found = self.context.repo, None
+        if by == "phone":
+            customer = repo.find_customer_by_phone(digits)
+            found = None if isinstance(customer, NotFound) else customer
+        else:
+            order = repo.get_order(digits)
+            if not isinstance(order, NotFound):
+                customer = repo.get_customer(order.customer_id)
+                found = None if isinstance(customer, NotFound) else customer
+        if found is not None:
+            self.context.identify(found)
+        self.decoy = found is None
+        self.awaiting_account, self.awaiting_pin = False, True
+        checked = Checked("identify_caller", {"by": by}, {"ok": found is not None}, time.perf_counter() - started)
+        return IdentityResult([checked], [f"Thank you. {PIN_PROMPT}"])
+
+    def _pin(self, text: str) -> IdentityResult:
+        return self._compare({"pin": text}, {"pin": "<redacted>"})
+
+    def _birth_and_postcode(self, birth: str, postcode: str) -> IdentityResult:
+        self.birth = None
+        postcode = _LEAD_IN.sub("", postcode)  # "is 98101", "it's SW1A 1AA"
+        return self._compare({"date_of_birth": birth, "postcode": postcode},
+                             {"date_of_birth": "<redacted>", "postcode": "<redacted>"})
+
+    def _compare(self, args: dict[str, str], shown: dict[str, str]) -> IdentityResult:
+        started = time.perf_counter()
+        verification = self.context.verification
+        if self.decoy and self.context.customer is None:  # no account matched: every answer is wrong
+            verification.attempts_used += 1
+            message = "That did not match." + ("" if verification.locked else
+                                              f" {verification.attempts_left} attempt(s) left.")
+            result = {"ok": True, "result": {"verified": False, "outcome": "wrong", "message": message}}
+        else:
+            result = self.tools.call("verify_caller", args, self.context)
+        checked = [Checked("verify_caller", shown, result, time.perf_counter() - started)]
+        if self.context.verified_customer is not None:
+            self.awaiting_pin = False
+            return IdentityResult(checked, verified=True)
+        if verification.locked:
+            self.awaiting_pin = False
+            return IdentityResult(checked, locked=True)
+        message = (result.get("result") or {}).get("message") or result.get("message") or "That did not match."
+        again = "Please tell me your four-digit PIN again." if "pin" in args else \
+            "Please tell me your date of birth and postcode again, or your PIN."
+        return IdentityResult(checked, [f"{message} {again}"])
