@@ -16,6 +16,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 from fakes import (
     CallerVoice,
     FakeSynthesizer,
@@ -149,12 +150,22 @@ class BrokenTranscriber:
         raise RuntimeError("CUDA error: out of memory (simulated)")
 
 
-def test_speech_recognition_error_gets_the_apology_and_a_transfer(env):
+def counted(name: str, **labels: str) -> float:
+    return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def test_speech_recognition_error_gets_the_apology_and_a_transfer(env, caplog):
     transcriber = BrokenTranscriber(env.transcriber)
+    errors, apologies = counted("voicebot_errors_total", kind="stt"), counted("voicebot_fault_to_apology_seconds_count")
     result = call(env, transcriber=transcriber)
 
     assert transcriber.asked >= 1
     assert_apology_then_person(result, env, "stt", turn_end(result, env.config))
+    assert counted("voicebot_errors_total", kind="stt") == errors + 1  # in /metrics
+    assert counted("voicebot_fault_to_apology_seconds_count") == apologies + 1
+    logged = [r.getMessage() for r in caplog.records if "stt failed" in r.getMessage()]
+    assert logged == [f"call {result.session.call_id}: stt failed (RuntimeError: CUDA error: out of memory "
+                      "(simulated)); apology and transfer"]  # once, with its stage
     assert result.said("bot") == [env.greeting("Alice"), env.prompts.error]
     assert result.said("caller") == []  # nothing was heard: no invented turn
 

@@ -39,7 +39,7 @@ from voicebot.session.gate import HangUpGate
 from voicebot.session.handover import operator_note, spoken_brief
 from voicebot.session.listener import Listener
 from voicebot.session.ending import finish
-from voicebot.session.faults import Faulted, StageFailed, in_thread, recover
+from voicebot.session.faults import Faulted, in_thread, recover, warm_brief
 from voicebot.session.model_turn import ModelTurn
 from voicebot.session.records import CallRecords
 from voicebot.session.speaker import Reply, Speaker, TurnClock
@@ -297,12 +297,12 @@ class CallSession:
         await self._say(prompt)
         self._set(State.TRANSFERRING)
         await self._record(TransferStarted(reason, detail, target, summary))
-        if mode == "warm":  # the bot tells the operator who is calling (whose number their phone shows), then bridges
-            brief = await self.speaker.synthesize(spoken_brief(self._summary(escalation, number=False)))
+        brief = None  # warm: the bot tells the operator who is calling (not the number their phone shows), then bridges
+        if mode == "warm" and (brief := await warm_brief(self, spoken_brief(self._summary(escalation, number=False)))):
             result = await self.t.transfer(target, brief=brief)
-        else:
+        else:  # blind, or warm when the brief could not be synthesised
             result = await self.t.transfer(target)
-        await self._record(TransferEnded.of(result, mode))
+        await self._record(TransferEnded.of(result, mode if brief else "blind"))
         if result.ok:
             self.outcome, self.outcome_reason, self.transfer_target = Outcome.TRANSFERRED, reason, target
             self._set(State.ENDED)
@@ -369,8 +369,6 @@ class CallSession:
                     break
                 await self._cancellable(self._on_event(event))
             except Exception as exc:  # a stage failed or hung (faults.StageFailed), or a bug: never silence
-                if not isinstance(exc, StageFailed):
-                    log.exception("call %s: turn failed", self.call_id)
                 await self._cancellable(recover(self, exc))
             self.t.busy(False)  # the bot's whole response to this event is queued
             if self.agent is not None:

@@ -109,6 +109,18 @@ def safe_summary(session: CallSession, fallback: str) -> str:
         return f"Call from {session.t.info.caller_id or 'an unknown number'}. {fallback}"
 
 
+async def warm_brief(session: CallSession, text: str) -> bytes | None:
+    """The operator's brief for a warm transfer as speech; None when synthesis fails (the transfer goes blind)."""
+    try:
+        return await session.speaker.synthesize(text)
+    except StageFailed as exc:
+        log.error("call %s: tts failed for the warm transfer brief (%s); transferring blind", session.call_id,
+                  describe(exc))
+        metrics.ERRORS.labels(kind="tts").inc()
+        await session._record(ErrorOccurred(stage="tts", error=describe(exc)))
+        return None
+
+
 class FallbackSpeech:
     """The prompts a failing call needs, rendered once when the worker starts (``render``), kept in memory."""
 
@@ -154,10 +166,11 @@ async def recover(session: CallSession, exc: BaseException) -> None:
     stage = stage_of(exc)
     noticed = exc.at if isinstance(exc, StageFailed) else time.perf_counter()
     detail = describe(exc)
-    log.error("call %s: %s failed (%s); apology and transfer", session.call_id, stage, detail)
+    log.error("call %s: %s failed (%s); apology and transfer", session.call_id, stage, detail,
+              exc_info=stage in ("session", "dialogue"))  # a bug: its traceback, once
     metrics.ERRORS.labels(kind=stage).inc()
     await session._record(ErrorOccurred(stage=stage, error=detail))
-    if session.hung_up.is_set() or session.state in (State.TRANSFERRING, State.ENDED):
+    if session.hung_up.is_set() or session.state == State.ENDED:
         return
     session.state = State.TRANSFERRING  # whatever the bot was doing, it stops: only the way out is left
     cfg = session.config

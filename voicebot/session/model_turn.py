@@ -85,7 +85,7 @@ class ModelTurn:
         except (StageFailed, asyncio.CancelledError):
             raise
         except Exception as exc:  # the model (or a tool it ran) raised
-            raise StageFailed(stage_of(exc, "llm"), exc) from exc
+            raise StageFailed(stage_of(exc, "dialogue"), exc) from exc
 
     def _note(self, event: object) -> str | None:
         """Keep what ``event`` says for later; return a sentence to speak now."""

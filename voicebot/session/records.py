@@ -31,9 +31,10 @@ class CallRecords:
         self.failures = 0  # failed attempts, all writes together
         self.spilled = 0  # ops written to a spill file (or held in memory) at the end
         self._wake = asyncio.Event()
-        self._task: asyncio.Task | None = None
         self._drained = asyncio.Event()  # set while nothing is queued
         self._drained.set()
+        self._stop = False  # close(): end after the attempt in flight (never cut one: it may still commit)
+        self._task: asyncio.Task | None = None
 
     def add(self, op: Op) -> None:
         """Queue one record; never blocks, never raises."""
@@ -45,7 +46,7 @@ class CallRecords:
 
     async def _run(self) -> None:
         attempt = 0
-        while True:
+        while not self._stop:
             if not self.pending:
                 self._drained.set()
                 self._wake.clear()
@@ -60,7 +61,11 @@ class CallRecords:
                     log.error("call %s: the call store failed (%s: %s); the call goes on, records are retried",
                               self.call_id, type(exc).__name__, exc)
                     metrics.ERRORS.labels(kind="store").inc()
-                await asyncio.sleep(RETRY_S[min(attempt, len(RETRY_S) - 1)])
+                self._wake.clear()
+                try:  # a pause before the next attempt; close() cuts it short
+                    await asyncio.wait_for(self._wake.wait(), RETRY_S[min(attempt, len(RETRY_S) - 1)])
+                except TimeoutError:
+                    pass
                 attempt += 1
                 continue
             attempt = 0
@@ -78,12 +83,14 @@ class CallRecords:
 
     async def close(self, timeout_s: float = 3.0) -> int:
         """The call has ended: a last ``timeout_s`` for the queue, then what is left is spilled. Returns how many
-        records were spilled (0: all are in the database)."""
+        records were spilled (0: all are in the database). Waits for a write in flight to end (at most SQLite's
+        busy timeout), so a record is never both written and spilled."""
         written = await self.flush(timeout_s)
+        self._stop = True
+        self._wake.set()
         if self._task is not None:
-            self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        if written:
+        if written or not self.pending:
             return 0
         left = list(self.pending)
         self.pending.clear()
