@@ -71,6 +71,20 @@ def bench_sip_cmd(runs: Annotated[int, typer.Option(min=1, help="Times to run th
            f"SIP line benchmark ({runs} run(s) of {len(levels)} concurrency levels)")
 
 
+@bench_app.command("soak")
+def bench_soak_cmd(calls: Annotated[int, typer.Option(min=20, help="Short calls to place in all.")] = 300,
+                   concurrency: Annotated[int, typer.Option(min=1, max=4, help="Calls at once.")] = 2,
+                   hold: Annotated[float, typer.Option(min=0.2, help="Seconds each call lasts.")] = 1.5,
+                   port: Annotated[int, typer.Option(help="SIP port of the benchmark's own bot.")] = 25160,
+                   config_path: ConfigOption = None):
+    """Hundreds of short real SIP calls (sipp) against one `voicebot serve`: drift of its memory, file
+    descriptors and threads per 100 calls, calls recorded, and its exit code on SIGTERM."""
+    from voicebot.bench_soak import bench_soak
+
+    _bench(lambda config, runs, log: bench_soak(config, calls, concurrency, hold, log=log, port=port), 1,
+           config_path, f"Soak: {calls} SIP calls, {concurrency} at a time")
+
+
 @bench_app.command("kb")
 def bench_kb_cmd(runs: Annotated[int, typer.Option(min=1, help="Times to ask every question.")] = 1,
                  failures: Annotated[bool, typer.Option("--failures", help="Also list every question the bot "
