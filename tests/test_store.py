@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import subprocess
 import sys
@@ -175,8 +176,11 @@ def test_reopening_keeps_data_and_version(tmp_path: Path) -> None:
 
 def test_migration_adds_a_column_in_place(tmp_path: Path) -> None:
     with CallStore(tmp_path / "c.db", tmp_path / "r", migrations=MIGRATIONS[:1]) as store:
-        call_id = store.start_call("+1")
-        store.add_turn(call_id, Turn("caller", "hello"))
+        call_id = "c1"  # rows as the first schema's code wrote them (today's code writes later columns)
+        with store._write("old rows") as db:
+            db.execute("INSERT INTO calls (id, started_at, outcome) VALUES (?, ?, 'in_progress')",
+                       (call_id, "2026-01-01T00:00:00.000000+00:00"))
+            db.execute("INSERT INTO turns (call_id, idx, role, text) VALUES (?, 0, 'caller', 'hello')", (call_id,))
         assert store.schema_version == 1
     newer = [*MIGRATIONS, ("ALTER TABLE turns ADD COLUMN language TEXT",)]
     with CallStore(tmp_path / "c.db", tmp_path / "r", migrations=newer) as store:
@@ -184,6 +188,7 @@ def test_migration_adds_a_column_in_place(tmp_path: Path) -> None:
         assert [t.text for t in store.turns(call_id)] == ["hello"]  # unknown columns are ignored
         columns = [row[1] for row in store._db.execute("PRAGMA table_info(turns)")]
         assert "language" in columns
+        assert store.get_call(call_id).test is False  # an old call is no test call
     with pytest.raises(StoreError, match="newer than this code"):
         CallStore(tmp_path / "c.db", tmp_path / "r", migrations=MIGRATIONS[:1])
 
@@ -212,3 +217,56 @@ def test_writes_from_several_threads(store: CallStore) -> None:
         t.join()
     turns = store.turns(call_id)
     assert [t.idx for t in turns] == list(range(80))
+
+
+# -- spilled records (store_journal): what a failing database could not take --------------------------------------
+
+
+def test_spill_goes_beside_the_database_then_to_the_second_place_then_memory(tmp_path: Path) -> None:
+    from voicebot.store_journal import Spill, start_op
+
+    blocked = tmp_path / "not-a-folder"
+    blocked.write_text("a file where a folder should be")  # nothing can be created under it, even by root
+    spill = Spill(tmp_path / "calls.db", blocked / "spill")
+    assert spill.write([start_op("a", "+1555", "w1")]).parent == tmp_path  # beside the database first
+
+    spill = Spill(blocked / "calls.db", tmp_path / "second")
+    assert spill.write([start_op("b", "+1555", "w1")]).parent == tmp_path / "second"  # then the second place
+
+    spill = Spill(blocked / "calls.db", blocked / "spill")
+    assert spill.write([start_op("c", "+1555", "w1")]) is None
+    assert [op["call_id"] for op in spill.unwritten] == ["c"]  # then memory, retried at the next write
+    spill.second = tmp_path / "later"
+    path = spill.write([start_op("d", "+1555", "w1")])
+    assert path.parent == tmp_path / "later" and spill.unwritten == []
+    assert [json.loads(line)["call_id"] for line in path.read_text().splitlines()] == ["c", "d"]
+
+
+def test_imported_records_keep_their_times_replace_an_interrupted_mark_and_are_not_imported_twice(
+        tmp_path: Path) -> None:
+    from voicebot.events import ErrorOccurred
+    from voicebot.store_journal import event_op, finish_op, start_op, turn_op
+
+    db = tmp_path / "calls.db"
+    store = CallStore(db, tmp_path / "rec")
+    store.apply(start_op("c1", "+15550102030", "w1"))  # the call row made it; the rest did not
+    ops = [start_op("c1", "+15550102030", "w1"), turn_op("c1", Turn(role="caller", text="my PIN is 1234")),
+           event_op("c1", ErrorOccurred(stage="stt", error="boom"), 3.5),
+           finish_op("c1", Outcome.TRANSFERRED, "error: stt failed", transfer_target="sip:op@x", summary="s")]
+    store.spill.write(ops)
+    assert store.mark_interrupted(worker="w1") == 1  # a restart before the import
+    store.close()
+
+    reopened = CallStore(db, tmp_path / "rec")
+    assert reopened.imported == 4 and reopened.spill.files() == []
+    call = reopened.get_call("c1")
+    assert (call.outcome, call.outcome_reason, call.transfer_target) == (
+        Outcome.TRANSFERRED, "error: stt failed", "sip:op@x")
+    assert call.ended_at == datetime.fromisoformat(ops[-1]["at"])
+    assert [t.text for t in reopened.turns("c1")] == ["my PIN is 1234"]  # (the session masks before it queues)
+    [event] = reopened.events("c1")
+    assert (event.kind, event.at, event.data["stage"]) == ("error", 3.5, "stt")
+    reopened.close()
+    again = CallStore(db, tmp_path / "rec")
+    assert again.imported == 0 and len(again.turns("c1")) == 1
+    again.close()

@@ -39,9 +39,10 @@ def _now() -> str:
     return datetime.now(timezone.utc).isoformat()
 
 
-def start_op(call_id: str, caller_id: str | None, worker: str | None, customer_id: str | None = None) -> Op:
+def start_op(call_id: str, caller_id: str | None, worker: str | None, customer_id: str | None = None,
+             test: bool = False) -> Op:
     return {"op": "start_call", "call_id": call_id, "caller_id": caller_id, "worker": worker,
-            "customer_id": customer_id, "at": _now()}
+            "customer_id": customer_id, "test": test, "at": _now()}
 
 
 def turn_op(call_id: str, turn: Turn) -> Op:
@@ -117,7 +118,10 @@ class Spill:
                         os.close(fd)
                 except OSError as exc:
                     log.warning("call store spill: cannot write %s (%s)", folder, exc.strerror or exc)
-                    path.unlink(missing_ok=True)
+                    try:
+                        path.unlink(missing_ok=True)  # a file cut short by a full disk
+                    except OSError:
+                        pass
                     continue
                 self.unwritten = []
                 return path
@@ -132,10 +136,22 @@ class Spill:
                 found += sorted(p for p in folder.glob(f"{prefix}*.jsonl"))
         return found
 
+    def _reclaim(self) -> None:
+        """A file claimed by an import that died before it ended (its process is gone) is a spill file again."""
+        for folder, prefix in self._places():
+            for claimed in folder.glob(f"{prefix}*.jsonl.importing-*") if folder.is_dir() else ():
+                pid = claimed.name.rsplit("-", 1)[-1]
+                if pid.isdigit() and int(pid) != os.getpid() and not Path(f"/proc/{pid}").exists():
+                    try:
+                        claimed.rename(claimed.with_name(claimed.name.rsplit(".importing-", 1)[0]))
+                    except OSError:
+                        pass
+
     def import_into(self, apply: Callable[[Op], None]) -> int:
         """Replay every spill file through ``apply`` (``CallStore.apply``); returns the number of ops written.
         An op that still fails, and every op after it in its file, is written back to a new spill file."""
         done = 0
+        self._reclaim()
         for path in self.files():
             claimed = path.with_name(f"{path.name}.importing-{os.getpid()}")
             try:
