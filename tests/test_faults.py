@@ -180,6 +180,46 @@ def test_speech_recognition_that_hangs_becomes_a_fault_within_its_time_limit(env
     assert "no result within 1.5 s" in result.event("error").data["error"]
 
 
+class DeafToInterruptions:
+    """Recognises the question; fails on what the caller says over the bot."""
+
+    def __init__(self, inner: FakeTranscriber):
+        self.inner = inner
+
+    def transcribe(self, pcm: bytes, sample_rate: int, *, prompt: str | None = None):
+        transcript = self.inner.transcribe(pcm, sample_rate)
+        if "sales" in transcript.text:
+            raise RuntimeError("decoder failure (simulated)")
+        return transcript
+
+
+def test_speech_recognition_failing_on_a_barge_in_stops_the_reply_and_apologises(env):
+    """The words of a barge-in are recognised on the listener, not in a turn: their failure still reaches the
+    core (a ``Faulted`` event) instead of leaving the bot paused and silent."""
+    from test_session import STOCK
+
+    from voicebot.telephony.sim import WaitIntoBot
+
+    rate = env.config.audio.sample_rate
+    fallback = FallbackSpeech.render(env.synth, env.config.dialog.prompts, rate)
+    env.synth.said.clear()
+    script = [WaitForBot(), env.voice.say(COFFEE_Q, SAY_S), WaitIntoBot(0.6), env.voice.say("sales", 1.2),
+              WaitForBot()]
+    line = SimulatedLine(script, caller_id=ALICE, speed=float("inf"), sample_rate=rate)
+    deps = SessionDeps(env.config, DeafToInterruptions(env.transcriber), env.synth, ScriptedChat([reply(STOCK)]),
+                       ScriptedVad(), env.crm, env.store, today=TODAY, fallback=fallback)
+    session = CallSession(line, deps)
+    outcome = asyncio.run(asyncio.wait_for(session.run(), timeout=60))
+    assert not line.failures, line.failures
+    result = Call(line, session, outcome, env.store)
+
+    reply_start = line.bot_utterances()[1].start_s
+    said_over = reply_start + 0.6 + 1.2  # the end of the caller's words over the bot
+    assert_apology_then_person(result, env, "stt", said_over)
+    cut = [t for t in result.turns if t.role == "bot"][1]
+    assert cut.barged_in and STOCK.startswith(cut.text)  # the reply stopped; what was queued is on record
+
+
 # -- text to speech -----------------------------------------------------------------------------------------
 
 
@@ -263,6 +303,15 @@ def test_the_real_ollama_client_when_the_server_dies_mid_reply(env):
         result = call(env, chat)
     assert_apology_then_person(result, env, "llm", turn_end(result, env.config))
     assert "Ollama server" in result.event("error").data["error"]
+
+
+def test_the_real_ollama_client_when_the_server_answers_500(env):
+    """Ollama's own answer when its runner process was killed: HTTP 500 with an error."""
+    with FakeOllama(ScriptedChat([reply(COFFEE)]), OLLAMA_MODEL) as server:
+        server.fail_status = 500
+        result = call(env, OllamaChatModel(server.url, OLLAMA_MODEL, timeout_s=30.0))
+    assert_apology_then_person(result, env, "llm", turn_end(result, env.config))
+    assert "Ollama answered 500: llama runner process has terminated" in result.event("error").data["error"]
 
 
 def test_the_real_ollama_client_when_the_server_is_gone(env):
@@ -361,7 +410,7 @@ def test_a_full_disk_never_reaches_the_caller_and_no_record_is_lost(env, tmpfs, 
     filler = fill(tmpfs)
     result = call(env, ScriptedChat([reply(COFFEE)]), store=store)
 
-    assert result.outcome == Outcome.RESOLVED and result.line.transfers == []
+    assert result.outcome == Outcome.ABANDONED and result.line.transfers == []  # a model reply is no evidence
     assert result.session.records.spilled > 0
     assert [p.parent for p in store.spill.files()] == [second]  # beside the database was full too
     store.close()
@@ -370,7 +419,7 @@ def test_a_full_disk_never_reaches_the_caller_and_no_record_is_lost(env, tmpfs, 
     try:
         assert reopened.imported == result.session.records.spilled and reopened.spill.files() == []
         record = reopened.get_call(result.session.call_id)
-        assert record.outcome == Outcome.RESOLVED and record.summary and record.ended_at >= record.started_at
+        assert record.outcome == Outcome.ABANDONED and record.summary and record.ended_at >= record.started_at
         texts = [(t.role, t.text) for t in reopened.turns(record.id)]
         assert texts == [("bot", env.greeting("Alice")), ("caller", COFFEE_Q), ("bot", COFFEE)]
     finally:
@@ -388,13 +437,13 @@ def test_a_locked_call_store_spills_beside_the_database_and_imports_at_the_next_
     finally:
         locker.rollback()
         locker.close()
-    assert result.outcome == Outcome.RESOLVED and result.session.records.spilled > 0
+    assert result.outcome == Outcome.ABANDONED and result.session.records.spilled > 0
     assert [p.parent for p in store.spill.files()] == [tmp_path]
     store.close()
     reopened = CallStore(path, tmp_path / "recordings")
     try:
         texts = [t.text for t in reopened.turns(result.session.call_id)]
         assert texts == [env.greeting("Alice"), COFFEE_Q, COFFEE]
-        assert reopened.get_call(result.session.call_id).outcome == Outcome.RESOLVED
+        assert reopened.get_call(result.session.call_id).outcome == Outcome.ABANDONED
     finally:
         reopened.close()

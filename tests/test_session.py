@@ -186,7 +186,7 @@ def test_a_menu_word_leads_to_its_node_without_the_model(env):
     assert caller.timings.end_of_speech == pytest.approx(greeting.end_s + 0.5 + 0.6, abs=FRAME)
     end_of_turn = env.config.vad.end_of_turn_silence_ms / 1000
     assert answer.start_s == pytest.approx(caller.timings.end_of_speech + end_of_turn, abs=2 * FRAME)
-    assert call.outcome == Outcome.RESOLVED
+    assert call.outcome == Outcome.ABANDONED  # a menu prompt and a hang-up: no goal met (voicebot.outcomes)
 
 
 def test_free_speech_goes_to_the_model_and_its_reply_is_streamed_sentence_by_sentence(env):
@@ -202,7 +202,9 @@ def test_free_speech_goes_to_the_model_and_its_reply_is_streamed_sentence_by_sen
     assert chat.finished == 1 and chat.prefills >= 1  # the model was warmed for the next turn while the bot spoke
     t = call.turn("bot", COFFEE).timings
     assert t.end_of_speech < t.first_token <= t.first_sentence <= t.first_audio_out
-    assert call.outcome == Outcome.RESOLVED
+    # the model's own words, with no tool result or knowledge answer behind them, are no evidence of a met goal
+    assert call.outcome == Outcome.ABANDONED
+    assert call.record.outcome_reason == "no evidence the caller's goal was met"
 
 
 def test_the_filler_follows_nothing_audible_not_the_first_token(env):
@@ -429,7 +431,8 @@ def test_hanging_up_while_the_model_writes_stops_it_before_its_tool_writes_to_th
     assert chat.cancelled == 1 and chat.finished == 0  # generation stopped: the stream was closed mid-way
     assert chat.closed == len(chat.calls)  # and let go before the call ended
     assert "tool_call" not in call.kinds() and "filler" in call.kinds()
-    assert call.outcome == Outcome.RESOLVED and call.record.outcome_reason == "caller hung up"
+    assert call.outcome == Outcome.ABANDONED  # hung up unhelped: abandoned unresolved
+    assert call.record.outcome_reason == "no evidence the caller's goal was met"
 
 
 def test_hanging_up_during_a_spoken_reply_stops_the_model_and_the_synthesis(env):
@@ -448,4 +451,4 @@ def test_hanging_up_during_a_spoken_reply_stops_the_model_and_the_synthesis(env)
     assert [s.text for s in env.synth.said if not s.fixed] == [first]  # no sentence made after the hang-up
     assert chat.cancelled == 1 and chat.finished == 0 and chat.closed == len(chat.calls)
     assert call.said("bot") == [env.greeting("Alice"), first]  # what the caller heard before leaving
-    assert call.outcome == Outcome.RESOLVED
+    assert call.outcome == Outcome.ABANDONED  # left during the answer: abandoned unresolved

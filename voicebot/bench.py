@@ -159,7 +159,8 @@ def bench_calls(config: Config, runs: int = 1, log: Callable[[str], None] = prin
         seed_demo(repo, today=date.today())
         store = CallStore(folder / "calls.db", folder / "recordings")
         deps = SessionDeps(config, parts.transcriber, parts.synthesizer, parts.chat, parts.vad, repo, store,
-                           turn_model=parts.turn_model, intents=parts.intents, knowledge=parts.knowledge)
+                           turn_model=parts.turn_model, intents=parts.intents, knowledge=parts.knowledge,
+                           test_calls=True)
         for run in range(runs):
             for number, lines in enumerate(CALL_SCRIPTS, 1):
                 script: list = [WaitForBot()]

@@ -130,13 +130,15 @@ class CallStore:
     # -- writes -----------------------------------------------------------------------------------------
 
     def start_call(self, caller_id: str | None, *, customer_id: str | None = None, worker: str | None = None,
-                   call_id: str | None = None, when: datetime | None = None) -> str:
-        """Create the call row (outcome ``in_progress``) and return its id (a new UUID unless given)."""
+                   call_id: str | None = None, when: datetime | None = None, test: bool = False) -> str:
+        """Create the call row (outcome ``in_progress``) and return its id (a new UUID unless given). ``test``:
+        a test call (chat, simulate, bench), hidden by default in the review app."""
         call_id = call_id or str(uuid.uuid4())
         with self._write("start call") as db:
-            db.execute("INSERT INTO calls (id, started_at, caller_id, customer_id, worker, outcome) "
-                       "VALUES (?, ?, ?, ?, ?, ?)",
-                       (call_id, _iso(when or self._now()), caller_id, customer_id, worker, Outcome.IN_PROGRESS))
+            db.execute("INSERT INTO calls (id, started_at, caller_id, customer_id, worker, outcome, test) "
+                       "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                       (call_id, _iso(when or self._now()), caller_id, customer_id, worker, Outcome.IN_PROGRESS,
+                        int(test)))
         return call_id
 
     def _require_call(self, db: sqlite3.Connection, call_id: str) -> sqlite3.Row:
@@ -145,8 +147,9 @@ class CallStore:
             raise StoreError(f"call store {self.path}: no call {call_id!r}")
         return row
 
-    def add_turn(self, call_id: str, turn: Turn) -> Turn:
-        """Commit one finished turn now; returns it with ``call_id`` and ``idx`` (0, 1, ... per call) set."""
+    def add_turn(self, call_id: str, turn: Turn, when: datetime | None = None) -> Turn:
+        """Commit one finished turn now; returns it with ``call_id`` and ``idx`` (0, 1, ... per call) set.
+        ``when`` (wall clock, default now) orders it among the call's events (``voicebot.outcomes.timeline``)."""
         if turn.role not in ROLES:
             raise ValueError(f"turn role {turn.role!r}: one of {ROLES}")
         timings = {f.name: getattr(turn.timings, f.name) for f in fields(TurnTimings)}
@@ -156,11 +159,12 @@ class CallStore:
                              (call_id,)).fetchone()[0]
             db.execute(
                 "INSERT INTO turns (call_id, idx, role, text, started_at, ended_at, timings, tool_calls, "
-                "sentiment, barged_in, guard_event, stt_confidence, stt_avg_logprob, stt_no_speech_prob) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                "sentiment, barged_in, guard_event, stt_confidence, stt_avg_logprob, stt_no_speech_prob, recorded_at) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (call_id, idx, turn.role, turn.text, turn.started_at, turn.ended_at, _json(timings),
                  _json([dict(t) for t in turn.tool_calls]), turn.sentiment, int(turn.barged_in),
-                 turn.guard_event, turn.stt_confidence, turn.stt_avg_logprob, turn.stt_no_speech_prob))
+                 turn.guard_event, turn.stt_confidence, turn.stt_avg_logprob, turn.stt_no_speech_prob,
+                 _iso(when or self._now())))
         return replace(turn, call_id=call_id, idx=idx)
 
     def add_event(self, call_id: str, event: StoredEvent | str, data: Mapping[str, Any] | None = None,
@@ -217,9 +221,9 @@ class CallStore:
         if name == "start_call":
             if not self._read("find call", "SELECT 1 FROM calls WHERE id = ?", (call_id,)):
                 self.start_call(op.get("caller_id"), customer_id=op.get("customer_id"), worker=op.get("worker"),
-                                call_id=call_id, when=when(op))
+                                call_id=call_id, when=when(op), test=bool(op.get("test")))
         elif name == "add_turn":
-            self.add_turn(call_id, turn_from(op["turn"]))
+            self.add_turn(call_id, turn_from(op["turn"]), when=when(op))
         elif name == "add_event":
             self.add_event(call_id, op["kind"], op.get("data") or {}, at=op.get("audio_at"), when=when(op))
         elif name == "update_call":
@@ -269,6 +273,8 @@ class CallStore:
         values = {f.name: row[f.name] for f in fields(Call) if f.name in row.keys()}
         values.update(started_at=_time(row["started_at"]), ended_at=_time(row["ended_at"]),
                       outcome=Outcome(row["outcome"]))
+        if "test" in values:
+            values["test"] = bool(values["test"])
         return Call(**values)
 
     def get_call(self, call_id: str) -> Call:

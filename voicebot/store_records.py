@@ -103,6 +103,7 @@ class Call:
     caller_recording: str | None = None  # relative to recordings_dir; see CallStore.recording_file
     bot_recording: str | None = None
     mixed_recording: str | None = None
+    test: bool = False  # a test call (chat, simulate, bench): hidden by default in the review app
 
 
 @dataclass(frozen=True)
@@ -164,11 +165,19 @@ MIGRATIONS: list[Sequence[str]] = [
             flags TEXT NOT NULL DEFAULT '{}', error TEXT)""",
         "CREATE INDEX call_analysis_topic ON call_analysis (topic)",
     ),
+    (
+        # Test calls (``voicebot chat``, ``simulate``, benchmarks) are kept but hidden by default in the review
+        # app; a turn's wall-clock time orders turns and events of a call exactly (audio time may be 0 on a
+        # console line); the model's summary is kept apart from the one built from the record.
+        "ALTER TABLE calls ADD COLUMN test INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE turns ADD COLUMN recorded_at TEXT",
+        "ALTER TABLE call_analysis ADD COLUMN generated_summary TEXT",
+    ),
 ]
 
 _TIMING_NAMES = frozenset(f.name for f in fields(TurnTimings))
 ANALYSIS_COLUMNS = ("analyzed_at", "model", "summary", "topic", "sentiment_mean", "sentiment_min",
-                    "sentiment_trajectory", "qa_score", "qa", "flags", "error")
+                    "sentiment_trajectory", "qa_score", "qa", "flags", "error", "generated_summary")
 _ANALYSIS_JSON = frozenset({"sentiment_trajectory", "qa", "flags"})
 _UPDATABLE = ("customer_id", "summary", "transfer_target", "outcome_reason")
 

@@ -320,7 +320,7 @@ class CallSession:
     async def _answer(self) -> CallerContext:
         """The call's row in the store, who the CRM says is calling, and the agent for this call."""
         deps, info = self.deps, self.t.info
-        self.records.add(start_op(self.call_id, info.caller_id, deps.worker))
+        self.records.add(start_op(self.call_id, info.caller_id, deps.worker, test=deps.test_calls))
         context = await in_thread("crm", self.config.faults.crm_timeout_s, CallerContext.start, deps.crm,
                                   info.caller_id, max_attempts=self.config.crm.verification_attempts,
                                   lockout_hours=self.config.crm.verification_lockout_hours)

@@ -44,3 +44,4 @@ class SessionDeps:
     intents: IntentClassifier | None = None  # recognises requests in code; None: the model decides each turn
     knowledge: KnowledgeSource | None = None  # the company's knowledge base; None: questions go to the model
     fallback: FallbackSpeech | None = None  # the apology and goodbye, rendered at start (faults.FallbackSpeech.render)
+    test_calls: bool = False  # chat, simulate, bench: their calls are marked as tests in the store (hidden in review)

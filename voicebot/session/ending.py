@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING
 
 from voicebot import metrics
 from voicebot.audio import mix
+from voicebot.outcomes import decide, from_ops
 from voicebot.session.faults import StageFailed, customer_id, in_thread, safe_summary
 from voicebot.session.state import State
-from voicebot.store import Outcome
 from voicebot.store_journal import finish_op
 
 if TYPE_CHECKING:
@@ -27,9 +27,9 @@ log = logging.getLogger(__name__)
 async def finish(session: CallSession) -> None:
     if session.gate is not None:  # a generation cut by the hang-up stops first
         await asyncio.to_thread(session.gate.wait_released, 10.0)
-    if session.outcome is None:
-        session.outcome = Outcome.RESOLVED if session.caller_turns else Outcome.ABANDONED
-        session.outcome_reason = "caller hung up"
+    if session.outcome is None:  # no transfer: resolved only on evidence (voicebot.outcomes)
+        decision = decide(from_ops(session.records.log))
+        session.outcome, session.outcome_reason = decision.outcome, decision.reason
     session.state = State.ENDED
     metrics.CALLS.labels(outcome=str(session.outcome)).inc()
     for clock in session.clocks:

@@ -28,6 +28,7 @@ class CallRecords:
         self.store = store
         self.call_id = call_id
         self.pending: deque[Op] = deque()
+        self.log: list[Op] = []  # every record of the call in order: the outcome is decided from it at the end
         self.failures = 0  # failed attempts, all writes together
         self.spilled = 0  # ops written to a spill file (or held in memory) at the end
         self._wake = asyncio.Event()
@@ -39,6 +40,7 @@ class CallRecords:
     def add(self, op: Op) -> None:
         """Queue one record; never blocks, never raises."""
         self.pending.append(op)
+        self.log.append(op)
         self._drained.clear()
         self._wake.set()
         if self._task is None or self._task.done():
