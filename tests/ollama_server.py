@@ -24,6 +24,7 @@ class FakeOllama:
         self.chat_model = chat_model
         self.model_name = model_name
         self.requests: list[dict] = []
+        self.fail_status: int | None = None  # set: /api/chat answers this status with an error, as a failing server
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -60,6 +61,9 @@ class FakeOllama:
                 server.requests.append({"path": self.path, **body})
                 if self.path != "/api/chat":
                     return self._json(404, {"error": "not found"})
+                if server.fail_status is not None:
+                    return self._json(server.fail_status, {"error": "llama runner process has terminated: signal: "
+                                                                    "killed"})
                 if body.get("model") != server.model_name:
                     return self._json(404, {"error": f"model '{body.get('model')}' not found"})
                 messages = [ChatMessage(m["role"], m["content"]) for m in body["messages"]]
