@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import re
 import shutil
+import signal
 import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -427,3 +430,106 @@ def test_the_password_never_reaches_any_log_line_even_pjsips_own(tmp_path, regis
     everything = caplog.text + "\n".join(pjsip)
     assert PASSWORD not in everything
     assert not re.search(re.escape(PASSWORD[:10]), everything)
+
+
+# -- serve --workers N: worker 0 owns the registration (one binding), the others register nothing --------------
+WORKER_SCRIPT = """
+import asyncio, signal, sys
+from voicebot.config import load_config
+from voicebot.telephony.kamailio import worker_config, worker_slots
+from voicebot.telephony.sip import SipWorker
+
+config = load_config(sys.argv[1])
+slot = worker_slots(config)[int(sys.argv[2])]
+
+async def on_call(call):
+    print("ANSWERED", call.info.remote, flush=True)
+    async for _ in call.events():
+        pass
+
+async def main():
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    worker = SipWorker(worker_config(config, slot), on_call, rtp_port=int(sys.argv[3]), rtp_port_range=10)
+    async with worker:
+        print("READY", [r.name for r in worker.registrations], flush=True)
+        await stop.wait()
+        await worker.drain(timeout_s=2)
+    print("STOPPED", flush=True)
+
+asyncio.run(main())
+"""
+
+
+def test_with_workers_only_worker_0_registers_and_answers_the_registrar_s_calls(tmp_path, registrar):
+    """Two worker processes as `serve --workers 2` configures them: one binding at the registrar (worker 0's own
+    address), and two calls at once through the registrar both answered by worker 0."""
+    from voicebot.telephony import kamailio as kam
+
+    reg = registrar(Block(40))  # 20800: the registrar on 127.0.0.2
+    proxy_port, workers_base = 20802, 20804  # where Kamailio would listen; the workers on 20804-20805
+    path = tmp_path / "config.yaml"
+    path.write_text(f"""\
+sip:
+  listen_address: {BOT_IP}
+  port: {proxy_port}
+  transports: [udp]
+  allowed_sources: [10.99.0.0/16]
+  accounts:
+    - registrar: sip:{REGISTRAR_IP}:{reg.port}
+      user: {USER}
+      password: {PASSWORD}
+      expiry_s: 60
+serve:
+  workers: 2
+  worker_base_port: {workers_base}
+  rtp_base_port: 20600
+  rtp_ports_per_worker: 100
+  metrics_port: 0
+  run_dir: run
+""")
+    config = load_config(path)
+    first, second = (kam.worker_config(config, slot) for slot in kam.worker_slots(config))
+    assert len(first.sip.accounts) == 1 and second.sip.accounts == []
+    script = tmp_path / "worker.py"
+    script.write_text(WORKER_SCRIPT)
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")]))}
+    procs = [subprocess.Popen([sys.executable, str(script), str(path), str(i), str(20810 + 20 * i)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=root)
+             for i in range(2)]
+    outputs, ready = [], []
+    try:
+        for proc in procs:  # pjlib prints a few lines of its own before its log goes through logging
+            seen = ""
+            while not seen.endswith("\n") or not seen.splitlines()[-1].startswith("READY"):
+                line = proc.stdout.readline()
+                assert line, "a worker died at start:\n" + seen[-3000:]
+                seen += line
+            ready.append(seen.splitlines()[-1])
+        reg.wait_for(lambda: len(reg.ok()) >= 1, 10, "worker 0 did not register")
+        xml = via_proxy(scenario(hold_ms=1500)).replace("sip:voicebot@", f"sip:{USER}@")
+        scen = tmp_path / "two-calls.xml"
+        scen.write_text(xml)
+        both = subprocess.run([sipp_binary(), f"{REGISTRAR_IP}:{reg.port}", "-sf", str(scen), "-i", OUTSIDE_IP,
+                               "-p", "20850", "-mp", "20860", "-m", "2", "-l", "2", "-r", "10", "-nostdin",
+                               "-timeout", "20s", "-timeout_error", "-recv_timeout", "10s"],
+                              cwd=tmp_path, capture_output=True, text=True, timeout=40)
+        assert both.returncode == 0, both.stdout[-3000:] + "\n".join(reg.lines(""))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                out, _ = proc.communicate(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                out, _ = proc.communicate()
+            outputs.append(out)
+    assert [out.count("ANSWERED") for out in outputs] == [2, 0], outputs
+    assert ready == [f"READY ['{USER}@{REGISTRAR_IP}:{reg.port}']", "READY []"], ready
+    contacts = {line.split("contact=")[1] for line in reg.ok() if "expires=60" in line}
+    assert contacts == {f"<sip:{USER}@{BOT_IP}:{workers_base};ob>"}, reg.ok()  # one binding: worker 0
+    assert any("expires=0" in line for line in reg.ok()), "worker 0 did not unregister at its drain"
+    assert all("STOPPED" in out for out in outputs), outputs

@@ -125,11 +125,17 @@ def worker_slots(config: Config, workers: int | None = None) -> list[WorkerSlot]
 
 
 def worker_config(config: Config, slot: WorkerSlot) -> Config:
-    """The config one worker runs with: its own port, and only the proxy allowed to send it INVITEs."""
+    """The config one worker runs with: its own port, and only the proxy allowed to send it INVITEs. Worker 0
+    owns the registrations (``sip.accounts``), so each is made once; the registrar's calls go straight to
+    worker 0 (it trusts the registrar's address), not through Kamailio, so they do not spread over the workers
+    (pjsua matches a call to the registered account by its To URI and answers with that account's Contact,
+    which must then be the worker's own address)."""
+    accounts = list(config.sip.accounts) if slot.index == 0 else []
     sip = config.sip.model_copy(update={
         "listen_address": slot.bind,
         "port": slot.port,
         "allowed_sources": [proxy_host(config)],
+        "accounts": accounts,
     })
     # a worker is one process on its own port: serve.workers 1 (model_copy keeps base_dir, skips validation)
     return config.model_copy(update={"sip": sip, "serve": config.serve.model_copy(update={"workers": 1})})

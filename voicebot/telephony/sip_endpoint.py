@@ -543,6 +543,10 @@ class SipWorker:
         rc.randomRetryIntervalSec = min(10, acc.retry_s // 2)
         rc.dropCallsOnFail = False
         acfg.sipConfig.authCreds.append(pj.AuthCredInfo("digest", acc.realm, acc.auth_user or acc.user, 0, secret))
+        if acc.contact_host:  # an address the registrar reaches this endpoint at (a forwarded public port)
+            # calls on this account answer with this Contact too: it must lead to this endpoint, not to a proxy
+            tail = "" if acc.transport == "udp" else f";transport={acc.transport}"
+            acfg.sipConfig.contactForced = f"<sip:{acc.user}@{acc.contact_host}{tail}>"
         if acc.outbound_proxy:
             acfg.sipConfig.proxies.append(with_transport(acc.outbound_proxy, acc.transport) + ";lr")
         acfg.mediaConfig.transportConfig.port = self.rtp_port
