@@ -103,6 +103,12 @@ class SipConfig(Section):
     rtp_timeout_s: float = Field(20.0, gt=0, le=600)
     max_calls: int = Field(4, ge=1, le=4, description="The pjsua2 wheel allows at most 4 calls per process.")
     transfer_mode: Literal["blind", "warm"] = "blind"
+    auth_users_file: str | None = Field(
+        None, description="Digest authentication of direct callers: a file of user:password lines (relative to "
+        "the config file). Set: an INVITE from allowed_sources must authenticate (401, then 403 for wrong "
+        "credentials); calls from a registrar in accounts are exempt. Never logged.")
+    auth_realm: str = Field("voicebot", min_length=1, pattern=r'^[^"\\\s]+$',
+                            description="The realm callers' digest credentials are for.")
     accounts: list[SipAccountConfig] = Field(
         default_factory=list, description="Registrations at a PBX or trunk; calls the registrar (or the account's "
         "outbound proxy) sends are answered even from outside allowed_sources.")
