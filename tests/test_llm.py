@@ -92,3 +92,12 @@ def test_ollama_backend_reports_a_server_that_is_down():
         model.check()
     with pytest.raises(LlmError, match="ollama serve"):
         list(model.stream([ChatMessage("user", "hi")]))
+
+
+def test_embedded_model_failure_is_an_llm_error_and_the_model_still_answers_after(chat_model):
+    """llama.cpp refusing a prompt beyond its context is the model's failure (LlmError: the call's fault path names
+    the stage 'llm'), not a bug; the model answers the next request as before."""
+    too_long = ChatMessage("user", "order " * 6000)
+    with pytest.raises(LlmError, match="exceed context window"):
+        complete(chat_model, [too_long], max_tokens=3)
+    assert complete(chat_model, [ChatMessage("user", "Say OK.")], max_tokens=3, temperature=0.0)

@@ -49,20 +49,23 @@ class LlamaCppChatModel:
         if json_schema is not None:
             kwargs["grammar"] = self._grammar(json_schema)
         with self._lock:
-            chunks = self._llm.create_chat_completion(
-                messages=[m.as_dict() for m in messages],
-                stream=True,
-                max_tokens=max_tokens or self.max_tokens,
-                temperature=self.temperature if temperature is None else temperature,
-                **kwargs,
-            )
-            try:
-                for chunk in chunks:
-                    piece = chunk["choices"][0]["delta"].get("content")
-                    if piece:
-                        yield piece
-            finally:
-                chunks.close()
+            try:  # llama.cpp's failures (a prompt beyond the context, a failed decode) are the model's: LlmError
+                chunks = self._llm.create_chat_completion(
+                    messages=[m.as_dict() for m in messages],
+                    stream=True,
+                    max_tokens=max_tokens or self.max_tokens,
+                    temperature=self.temperature if temperature is None else temperature,
+                    **kwargs,
+                )
+                try:
+                    for chunk in chunks:
+                        piece = chunk["choices"][0]["delta"].get("content")
+                        if piece:
+                            yield piece
+                finally:
+                    chunks.close()
+            except (ValueError, RuntimeError) as exc:
+                raise LlmError(f"llama.cpp ({self.name}) failed: {exc}") from exc
 
     def count_tokens(self, text: str) -> int:
         """How many tokens the model's tokenizer makes of ``text`` (benchmarks report prompt tok/s with it)."""
