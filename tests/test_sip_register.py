@@ -332,7 +332,8 @@ def test_registers_with_digest_refreshes_and_unregisters_on_drain(tmp_path, regi
 def test_a_call_through_the_registrar_is_answered_and_a_direct_outside_call_gets_403(tmp_path, registrar):
     block = Block(3)
     reg = registrar(block)
-    config = bot_config(block, tmp_path)
+    (tmp_path / "callers.txt").write_text("alice:caller-password\n")  # direct callers must authenticate ...
+    config = bot_config(block, tmp_path, extra="  auth_users_file: callers.txt\n")
     answer = Answer()
 
     async def main():
@@ -351,6 +352,7 @@ def test_a_call_through_the_registrar_is_answered_and_a_direct_outside_call_gets
     assert len(answer.calls) == 1 and answer.calls[0].remote.startswith(REGISTRAR_IP + ":")
     assert direct.returncode == 0, direct.stdout[-3000:]
     assert worker.stats.answered == 1 and worker.stats.rejected_forbidden == 1
+    assert worker.stats.challenged == 0  # ... the registrar's calls are exempt
 
 
 def test_re_registers_after_the_registrar_restarts(tmp_path, registrar):

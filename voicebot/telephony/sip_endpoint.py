@@ -42,6 +42,7 @@ from voicebot.audio import AudioFrame
 from voicebot.config import Config, SipAccountConfig
 from voicebot.telephony.base import CallInfo
 from voicebot.telephony.sip_call import FRAME_MS, MediaBuffers, SipCall
+from voicebot.telephony.sip_auth import DigestAuth, Verdict, load_users
 from voicebot.telephony.sip_headers import caller_id_from_message, port_free_or_raise, source_allowed, source_ip
 from voicebot.telephony.sip_register import (Registration, RegistrationError, read_password, refresh_margin,
                                              trusted_addresses, uri_host_port, with_transport)
@@ -232,6 +233,8 @@ class WorkerStats:
     rejected_forbidden: int = 0
     rejected_busy: int = 0
     rejected_draining: int = 0
+    challenged: int = 0  # 401 sent to a direct caller without (fresh) credentials (sip.auth_users_file)
+    rejected_unauthenticated: int = 0  # 403 for wrong credentials
     ended: int = 0
     rtp_timeouts: int = 0
     dialed: int = 0  # outgoing calls answered (scripted caller, warm-transfer operator legs)
@@ -267,6 +270,7 @@ class SipWorker:
         # registrations (sip.accounts): an answering endpoint registers the configured ones, a dialling one none
         self.accounts = list(self.sip.accounts if accounts is None and on_call is not None else accounts or [])
         self.registrations: list[Registration] = []  # pjsua2 thread only once started
+        self.auth: DigestAuth | None = None  # digest of direct callers (sip.auth_users_file), answering only
         self.log_level = log_level
         self.networks = [ipaddress.ip_network(s, strict=False) for s in self.sip.allowed_sources]
         self.stats = WorkerStats()
@@ -519,6 +523,8 @@ class SipWorker:
         """Each account's password and registrar addresses, before any pjsua2 object exists (errors are clear
         and name the account, never the password)."""
         self.registrations = []
+        if self.sip.auth_users_file and self.on_call is not None:
+            self.auth = DigestAuth(load_users(self.config.path(self.sip.auth_users_file)), self.sip.auth_realm)
         secrets = []
         for acc in self.accounts:
             if acc.transport not in self.transports:
@@ -684,6 +690,24 @@ class SipWorker:
         op.statusCode = status
         call.hangup(op)
 
+    def _challenge(self, call: _PjCall, verdict: Verdict, ip: str) -> None:
+        """401 with a fresh digest challenge, or 403 for wrong credentials (the user named, never a password)."""
+        if verdict.status == 401:
+            self.stats.challenged += 1
+            call.rejected = True
+            op = pj.CallOpParam(True)
+            op.statusCode = 401
+            header = pj.SipHeader()
+            header.hName = "WWW-Authenticate"
+            header.hValue = self.auth.challenge(stale=verdict.why == "stale nonce")
+            op.txOption.headers.append(header)
+            log.info("INVITE from %s challenged (401): %s", ip, verdict.why)
+            call.answer(op)  # a hangup from this callback would drop the header (pjsua answers it later, bare)
+            return
+        self.stats.rejected_unauthenticated += 1
+        log.warning("INVITE from %s refused (403): %s for user %r", ip, verdict.why, verdict.user)
+        self._reject(call, 403, "unauthenticated")
+
     def _map(self, cid: int, call: _PjCall) -> None:
         """``call`` holds pjsua call id ``cid`` now; an older object for the id (its end not yet forgotten) is
         retired, never dropped: dropping it would run its destructor against the new call."""
@@ -713,6 +737,11 @@ class SipWorker:
                 log.warning("INVITE from %s refused (403): not in allowed_sources", ip)
                 self._reject(call, 403, "forbidden")
                 return
+            if self.auth is not None and trusted is None:
+                verdict = self.auth.check(prm.rdata.wholeMsg, "INVITE")
+                if not verdict.ok:
+                    self._challenge(call, verdict, ip)
+                    return
             if self.draining:
                 self.stats.rejected_draining += 1
                 log.info("INVITE from %s refused (503): draining", ip)
@@ -846,7 +875,7 @@ class SipWorker:
             aud.stopTransmit(call.port)
             call.port.stopTransmit(aud)
         except Exception as exc:  # no traceback kept: its frames would hold pjsua2 objects past libDestroy
-            log.debug("call %s: media already gone (%s)", call.getId(), exc)
+            log.debug("call %s: media already gone (%s)", call.getId(), str(exc))
 
     def _on_call_state(self, call: _PjCall) -> None:
         info = call.getInfo()
