@@ -118,6 +118,8 @@ class CallStore:
             db.execute(f"PRAGMA user_version = {target}")
 
     def close(self) -> None:
+        if getattr(self, "spill", None) is not None and self.spill.unwritten:
+            self.spill.write([])  # records only memory held: a last try to keep them in a spill file
         with self._lock:
             self._db.close()
 

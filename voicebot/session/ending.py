@@ -34,7 +34,7 @@ async def finish(session: CallSession) -> None:
     metrics.CALLS.labels(outcome=str(session.outcome)).inc()
     for clock in session.clocks:
         metrics.observe_turn({"endpointing": clock.endpoint_delay, **clock.marks})
-    await session.records.flush(3.0)  # the call row first: recordings are noted on it
+    await session.records.flush(1.0)  # the call row first: recordings are noted on it
     store = session.deps.store
     caller, bot = session.t.recordings()
     try:
