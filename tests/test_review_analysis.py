@@ -64,7 +64,10 @@ def test_deterministic_part_sentiment_and_flags(store):
     assert set(result.flags) == {"upset_caller", "grounding_guard", "transfer_failed", "long_silence"}
     assert result.flags["long_silence"] == "7.5 s of silence at 0:08"
     assert result.flags["transfer_failed"] == "transfer not completed (486 Busy Here)"
-    assert result.summary is None and result.qa == {} and result.model is None
+    assert result.model is None and result.generated_summary is None
+    # the summary states what the events show, and nothing else
+    assert result.summary == "Outcome: transfer failed (the transfer did not complete (486 Busy Here))."
+    assert set(result.qa) == set(RUBRIC) and result.qa["handoff"].score == 2  # computed without any model
     assert load_analysis(store, call_id) == result
 
 
@@ -86,6 +89,7 @@ def test_thresholds_come_from_the_config(store):
 
 
 def test_model_part_with_a_fake_model(store):
+    """The model writes the topic and a generated summary only; the QA comes from the record."""
     call_id = store.start_call("+15550102030")
     store.add_turn(call_id, Turn("bot", "Please tell me your PIN.", 0.5, 2.0))
     store.add_turn(call_id, Turn("caller", "4 8 2 1", 3.0, 4.0))
@@ -95,10 +99,11 @@ def test_model_part_with_a_fake_model(store):
     store.finish_call(call_id, "resolved")
     chat = ScriptedChat([GOOD_REPLY], repeat=True)
     result = analyze_call(store, call_id, chat)
-    assert (result.summary, result.topic, result.model) == (GOOD_REPLY["summary"], "order_status", chat.name)
-    assert {k: v.score for k, v in result.qa.items()} == {"structure": 4, "clarity": 5, "empathy": 3, "grounding": 5}
-    assert result.qa_score == 4.25 and result.qa["empathy"].reason == "Polite but brief."
-    assert chat.schemas == [analysis_schema()]
+    assert (result.generated_summary, result.topic, result.model) == (GOOD_REPLY["summary"], "order_status",
+                                                                      chat.name)
+    assert set(result.qa) == set(RUBRIC) and result.qa_score is not None
+    assert "empathy" not in result.qa  # the model's own scores are not asked for, nor kept
+    assert chat.schemas == [analysis_schema()] and set(analysis_schema()["required"]) == {"summary", "topic"}
     assert analysis_schema()["properties"]["topic"]["enum"] == list(TOPICS)
     prompt = chat.calls[0].messages[-1].content
     assert "[card •••• 1111]" in prompt and "4111" not in prompt  # the model never reads a secret
@@ -106,12 +111,10 @@ def test_model_part_with_a_fake_model(store):
     assert "Order 10452 has shipped." in prompt and "Outcome: resolved" in prompt
 
 
-def test_model_output_out_of_range_is_coerced(store):
+def test_model_topic_out_of_range_is_coerced(store):
     call_id = _upset_call(store)
-    reply = dict(GOOD_REPLY, topic="weather", structure={"score": 9, "reason": "Line one.\nLine two."})
-    result = analyze_call(store, call_id, ScriptedChat([reply], repeat=True))
+    result = analyze_call(store, call_id, ScriptedChat([dict(GOOD_REPLY, topic="weather")], repeat=True))
     assert result.topic == "other"
-    assert result.qa["structure"].score == 5 and result.qa["structure"].reason == "Line one. Line two."
 
 
 def test_a_model_failure_is_stored_and_keeps_what_was_there(store):
@@ -119,10 +122,8 @@ def test_a_model_failure_is_stored_and_keeps_what_was_there(store):
     analyze_call(store, call_id, ScriptedChat([GOOD_REPLY], repeat=True))
     result = analyze_call(store, call_id, ScriptedChat(["this is not json"], repeat=True))
     assert "invalid JSON" in result.error
-    assert result.summary == GOOD_REPLY["summary"]  # the earlier model analysis stays
-    assert "upset_caller" in result.flags  # and the deterministic part is fresh
-    result = analyze_call(store, call_id, ScriptedChat([{"summary": "x", "topic": "billing"}], repeat=True))
-    assert "no score for 'structure'" in result.error
+    assert result.generated_summary == GOOD_REPLY["summary"]  # the earlier model analysis stays
+    assert "upset_caller" in result.flags and result.qa  # and the part from the record is fresh
 
 
 def test_an_unknown_call_is_a_store_error(store):
@@ -136,11 +137,12 @@ def test_the_real_model_summarises_and_scores_a_call(store, chat_model):
     call_id = write_demo_call(store, "late delivery", datetime(2026, 3, 3, 10, tzinfo=timezone.utc), call_id="real",
                               recording=False)
     result = analyze_call(store, call_id, chat_model)
-    assert result.error is None, result.error
     assert result.model == chat_model.name
-    assert len(result.summary.split()) >= 5
     assert result.topic in {"delivery_problem", "order_status", "complaint"}
+    # kept only when it names nothing the record lacks; else the error says what it named
+    assert (result.error is None and len(result.generated_summary.split()) >= 5) or \
+        "not kept" in (result.error or ""), result.error
     assert set(result.qa) == set(RUBRIC)
     for score in result.qa.values():
         assert 1 <= score.score <= 5 and score.reason
-    assert load_analysis(store, call_id).summary == result.summary
+    assert load_analysis(store, call_id).generated_summary == result.generated_summary

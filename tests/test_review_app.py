@@ -156,12 +156,23 @@ def test_admins_see_everything(client, env):
 
 
 def test_views_and_plays_are_logged(client, env):
+    """Loading the page and the audio logs a view only; the player's POST (app.js, on play) logs the listen."""
     login(client, SUPERVISOR)
-    client.get(f"/calls/{env.order_call}")
+    page = client.get(f"/calls/{env.order_call}").text
+    assert f'data-played="/calls/{env.order_call}/played"' in page
     client.get(f"/calls/{env.order_call}/recording/mixed.wav", headers={"Range": "bytes=0-99"})
-    client.get(f"/calls/{env.order_call}/recording/mixed.wav", headers={"Range": "bytes=5000-"})  # a seek: not again
-    mine = [(e.action, e.detail) for e in access_log(env) if e.username == "sue" and e.call_id == env.order_call]
-    assert ("view_call", None) in mine and mine.count(("play_recording", "mixed")) == 1
+
+    def mine():
+        return [(e.action, e.detail) for e in access_log(env) if e.username == "sue" and e.call_id == env.order_call]
+
+    assert ("view_call", None) in mine() and ("play_recording", "mixed") not in mine()  # loaded, not played
+    token = csrf(client)
+    assert client.post(f"/calls/{env.order_call}/played", data={"csrf_token": token, "which": "mixed"}).status_code == 204
+    assert mine().count(("play_recording", "mixed")) == 1
+    assert client.post(f"/calls/{env.order_call}/played", data={"which": "mixed"}).status_code == 403  # no token
+    assert client.post(f"/calls/{env.order_call}/played", data={"csrf_token": token, "which": "x"}).status_code == 404
+    assert client.post("/calls/nope/played", data={"csrf_token": token, "which": "mixed"}).status_code == 404
+    assert mine().count(("play_recording", "mixed")) == 1
 
 
 def test_recordings_support_ranges_and_beep_out_secrets_for_supervisors(client, env):

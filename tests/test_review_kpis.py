@@ -24,8 +24,9 @@ class Clock:
 
 
 def _call(store, clock, start, length_s, outcome, reason=None, *, caller="+15550102030", greeting_at=None,
-          answers=(), text="", analysis=None):
-    """One call: a greeting at ``greeting_at``, then per (eos, first_audio) a caller turn and the bot's answer."""
+          answers=(), text="", analysis=None, looked_up=False):
+    """One call: a greeting at ``greeting_at``, then per (eos, first_audio) a caller turn and the bot's answer
+    (``looked_up``: after an ok CRM lookup, the evidence that makes a call resolved)."""
     clock.value = start
     call_id = store.start_call(caller)
     if greeting_at is not None:
@@ -33,6 +34,9 @@ def _call(store, clock, start, length_s, outcome, reason=None, *, caller="+15550
                                      greeting_at + 3))
     for eos, audio in answers:
         store.add_turn(call_id, Turn("caller", text or "Where is my order?", eos - 2, eos, TurnTimings(eos, eos + 0.8)))
+        if looked_up:
+            store.add_event(call_id, "tool_call", {"tool": "order_status", "args": {"number": "10452"},
+                                                   "result": {"ok": True, "result": {"status": "shipped"}}}, eos + 0.9)
         store.add_turn(call_id, Turn("bot", "It has shipped.", audio, audio + 2,
                                      TurnTimings(eos, eos + 0.8, eos + 0.9, eos + 1.0, audio)))
     if outcome != "in_progress":
@@ -51,7 +55,7 @@ def known(tmp_path):
     day2, day3 = datetime(2026, 3, 2, tzinfo=timezone.utc), datetime(2026, 3, 3, tzinfo=timezone.utc)
     ids = {
         "a": _call(store, clock, day2 + timedelta(hours=10), 60, "resolved", "caller hung up", greeting_at=0.5,
-                   answers=[(5.0, 6.0), (10.0, 12.0)], text="Thanks, that is great news",
+                   answers=[(5.0, 6.0), (10.0, 12.0)], text="Thanks, that is great news", looked_up=True,
                    analysis={"topic": "order_status", "sentiment_mean": 0.5, "qa_score": 4.5, "flags": {}}),
         "b": _call(store, clock, day2 + timedelta(hours=11), 120, "transferred", "operator_request",
                    caller="+12125550199", greeting_at=0.7, answers=[(4.0, 7.0)],

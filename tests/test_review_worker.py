@@ -26,7 +26,8 @@ def store(tmp_path):
 
 def _call(store: CallStore, name: str = "order status", n: int = 0) -> str:
     call_id = write_demo_call(store, name, START, call_id=f"c{n}", recording=False)
-    store.save_analysis(call_id, model=None, summary=None, topic=None, qa={}, qa_score=None)  # as a live call leaves it
+    store.save_analysis(call_id, model=None, summary=None, topic=None, qa={}, qa_score=None,  # as a live call
+                        generated_summary=None)  # leaves it
     return call_id
 
 
@@ -40,7 +41,9 @@ def test_submit_returns_at_once_while_the_model_is_slow(store):
         assert worker.wait(30)
     assert worker.analysed == 3 and worker.failed == 0
     for call_id in ids:
-        assert load_analysis(store, call_id).summary == GOOD_REPLY["summary"]
+        analysis = load_analysis(store, call_id)
+        assert analysis.generated_summary == GOOD_REPLY["summary"]  # the model's, labelled generated
+        assert analysis.summary.startswith("CRM: order status (number 10452) succeeded.")  # from the record
 
 
 def test_the_model_waits_for_a_quiet_line_and_gives_way_to_a_new_call(store):
@@ -98,7 +101,10 @@ def test_without_a_model_only_the_deterministic_part_runs(store):
         worker.submit(call_id)
         assert worker.wait(10)
     analysis = load_analysis(store, call_id)
-    assert "transfer_failed" in analysis.flags and analysis.summary is None
+    assert "transfer_failed" in analysis.flags and analysis.generated_summary is None and analysis.model is None
+    assert analysis.summary == ("Escalated (operator request). Outcome: transfer failed (the transfer did not "
+                                "complete (486 Busy Here)).")  # the record's summary and QA need no model
+    assert analysis.qa["handoff"].score == 2 and analysis.qa_score is not None
 
 
 def test_stop_leaves_queued_calls_and_refuses_new_ones(store, caplog):

@@ -20,12 +20,14 @@ Definitions (the dashboard states them too):
     read-back and said yes (a declined read-back writes nothing, so it is no evidence).
 
   After the last such evidence, none of these may follow: an escalation or transfer request, a knowledge question
-  left unanswered (``none``/``weak``), a rejected transcript, a guard firing, an error, or a caller turn that is not
-  a closing ("thanks, bye") and got no answer with evidence of its own (the caller asked again).
+  left unanswered (``none``/``weak``), a rejected transcript, an error, or a caller turn that is not a closing
+  ("thanks, bye") and got no answer with evidence of its own (the caller asked again). Guard firings lower the QA
+  score (``voicebot.review.qa``), not the outcome: the grounded part of the answer was still given.
 - **abandoned unresolved** (``abandoned``): the call ended without a resolution or a transfer, e.g. the caller
   hung up unhelped, hung up during the greeting, or after a declined read-back.
 - **transferred**: a transfer to a person succeeded (a ``transfer_result`` event with ok).
-- **transfer failed**: the last transfer did not complete (a callback was created for the caller).
+- **transfer failed**: the last transfer did not complete (a callback was created for the caller). A call
+  stored as transferred or transfer failed without any ``transfer_result`` event (older rows) keeps that.
 - **interrupted**: the process stopped during the call (set by the store at the next start, never decided here);
   **error** and **in progress** are kept as the call was stored.
 """
@@ -37,7 +39,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from voicebot.events import (Escalated, EventKind, GuardFired, KnowledgeAnswered, StoredEvent, ToolCallMade,
+from voicebot.events import (Escalated, EventKind, KnowledgeAnswered, StoredEvent, ToolCallMade,
                              TransferEnded, TransferStarted, parse)
 from voicebot.store_records import Outcome
 
@@ -62,9 +64,9 @@ DEFINITIONS: dict[str, str] = {
 _CLOSING = frozenset(
     "no nope nah yes yeah yep ok okay thanks thank thankyou you so much very many great perfect alright all right "
     "good fine bye goodbye cheers that's thats that is it everything nothing else got brilliant lovely awesome "
-    "wonderful excellent see have a nice day one then i'm im done for your help was was helpful cool sure".split())
-_UNMET = {EventKind.ESCALATION, EventKind.TRANSFER_REQUESTED, EventKind.STT_REJECTED, EventKind.ERROR,
-          EventKind.GUARD_UNGROUNDED, EventKind.GUARD_INSTRUCTIONS_LEAK}
+    "wonderful excellent see have a nice day one then i'm im done for your help was helpful cool sure i guess "
+    "suppose oh well needed wanted know now understood".split())
+_UNMET = {EventKind.ESCALATION, EventKind.TRANSFER_REQUESTED, EventKind.STT_REJECTED, EventKind.ERROR}
 
 
 @dataclass(frozen=True)
@@ -117,8 +119,6 @@ def _unmet(step: Step) -> str | None:
         return f"a question the knowledge base could not answer ({event.answer or 'none'})"
     if isinstance(event, (Escalated, TransferStarted)):
         return f"the caller was escalated ({event.reason or 'unknown reason'})"
-    if isinstance(event, GuardFired):
-        return "a reply was held back by a guard"
     if event is not None and str(getattr(event, "kind", "")) in _UNMET:
         return f"{event.kind} event"
     return None
@@ -137,6 +137,8 @@ def decide(steps: Sequence[Step], ended: Outcome | str | None = None) -> Decisio
         if not any(t.ok for t in transfers):
             status = " ".join(str(v) for v in (last.status, last.reason) if v)
             return Decision(Outcome.TRANSFER_FAILED, f"the transfer did not complete{f' ({status})' if status else ''}")
+    elif ended is not None and Outcome(ended) in (Outcome.TRANSFERRED, Outcome.TRANSFER_FAILED):
+        return Decision(Outcome(ended), "as stored (no transfer result recorded)")  # older calls
     met: str | None = None  # the latest evidence that counts
     pending: str | None = None  # evidence waiting for the bot turn that gives the answer
     open_request: str | None = None  # a caller turn after the last evidence, not answered with evidence
@@ -152,7 +154,8 @@ def decide(steps: Sequence[Step], ended: Outcome | str | None = None) -> Decisio
         if step.role == "bot":
             for call in step.tool_calls:  # tool calls stored on the bot turn itself
                 if tool_ok(call.get("result")):
-                    pending = f"answered {call.get('name')}"
+                    name = call.get("name")
+                    pending = f"{'confirmed' if name in WRITE_TOOLS else 'answered'} {name}"
             if pending is not None:
                 met, pending, open_request, unmet = pending, None, None, None
             continue
@@ -189,24 +192,26 @@ def from_ops(ops: Iterable[Mapping[str, Any]]) -> list[Step]:
 
 def from_rows(turns: Iterable[Mapping[str, Any]], events: Iterable[Mapping[str, Any]]) -> list[Step]:
     """Steps from stored rows of one call (turns: idx, role, text, tool_calls, started_at, recorded_at; events: id,
-    kind, data, at, recorded_at; JSON columns as text or decoded). Ordered by the wall clock each was recorded at;
-    turns stored before that column existed fall back to seconds of call audio."""
+    kind, data, at, recorded_at; JSON columns as text or decoded). Ordered by the wall clock each was recorded at,
+    then by seconds of call audio (turns stored before that column existed: audio time only)."""
     import json
 
     def _load(value: Any, default: Any) -> Any:
         return json.loads(value) if isinstance(value, str) else (value if value is not None else default)
 
     turns, events = list(turns), list(events)
-    by_clock = all(t["recorded_at"] for t in turns)
-    keyed: list[tuple[Any, int, int, Step]] = []
+    by_clock = all(t["recorded_at"] for t in turns)  # else "" for all: audio time decides
+    keyed: list[tuple[str, float, int, int, Step]] = []
     for t in turns:
-        key = t["recorded_at"] if by_clock else (t["started_at"] if t["started_at"] is not None else 0.0)
-        keyed.append((key, 0, t["idx"], Step(t["role"], t["text"], tuple(_load(t["tool_calls"], [])))))
+        audio = t["started_at"] if t["started_at"] is not None else 0.0
+        keyed.append((t["recorded_at"] if by_clock else "", audio, 0, t["idx"],
+                      Step(t["role"], t["text"], tuple(_load(t["tool_calls"], [])))))
     for e in events:
-        key = e["recorded_at"] if by_clock else (e["at"] if e["at"] is not None else 0.0)
-        keyed.append((key, 1, e["id"], Step(event=parse(e["kind"], _load(e["data"], {})))))
-    keyed.sort(key=lambda k: k[:3])
-    return [k[3] for k in keyed]
+        audio = e["at"] if e["at"] is not None else 0.0
+        keyed.append((e["recorded_at"] if by_clock else "", audio, 1, e["id"],
+                      Step(event=parse(e["kind"], _load(e["data"], {})))))
+    keyed.sort(key=lambda k: k[:4])  # equal clocks (a backdated or frozen clock): seconds of call audio
+    return [k[4] for k in keyed]
 
 
 def from_store(store: Any, call_ids: Sequence[str]) -> dict[str, list[Step]]:

@@ -5,10 +5,14 @@ Two parts, stored in the call store's ``call_analysis`` table:
 - **Deterministic**, always, in milliseconds: the caller's sentiment turn by turn (VADER on caller turns) and
   flags from the call's events, turn timings and outcome: ``upset_caller``, ``grounding_guard``,
   ``transfer_failed``, ``long_silence``.
-- **From the local model**, when a ChatModel is given: a two-sentence summary, a topic from ``TOPICS`` and a
-  QA score on a rubric (structure, clarity, empathy, grounding: 1-5 each with a one-line reason), in one
-  ``complete_json`` call whose JSON schema fixes the shape (constrained decoding). The transcript the model
-  reads is redacted first, so no card number or PIN can end up in a stored summary.
+- **From the record** (``voicebot.review.qa``), always: the QA rubric (understanding, resolution, grounding,
+  responsiveness, handoff: 1-5 each, computed from the call's signals with a reason naming them) and the summary
+  (``summary``: only what the events show).
+- **From the local model**, when a ChatModel is given: a topic from ``TOPICS`` and a short generated summary
+  (``generated_summary``, shown labelled as generated), in one ``complete_json`` call whose JSON schema fixes the
+  shape (constrained decoding). The transcript the model reads is redacted first, so no card number or PIN can end
+  up in a stored summary; a generated summary that names a number or month the record does not hold is not kept
+  (``error`` says which). The model never scores the call.
 
 The deterministic part is saved before the model starts, so flags show in the app at once. A model failure
 is stored in ``error`` and never loses the deterministic part.
@@ -29,6 +33,9 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 from voicebot.config import ReviewConfig
 from voicebot.events import Escalated, EventKind, TransferEnded, TransferReason
 from voicebot.llm.base import ChatMessage, ChatModel, LlmError, complete_json
+from voicebot.outcomes import from_store
+from voicebot.review.qa import RUBRIC  # noqa: F401 - re-exported: the rubric's lines, for pages and the demo
+from voicebot.review.qa import foreign_facts, record_summary, record_text, rubric, signals
 from voicebot.review.redact import answers_secret_question, redact_data, redact_text
 from voicebot.store import Call, CallStore, Event, Outcome, Turn
 
@@ -43,12 +50,6 @@ TOPICS: dict[str, str] = {
     "account": "Account and verification",
     "complaint": "Complaint",
     "other": "Other",
-}
-RUBRIC: dict[str, str] = {
-    "structure": "the bot led the call in clear steps: greeted, found the need, acted, confirmed, closed",
-    "clarity": "short plain sentences a caller understands on the phone; no jargon, no rambling",
-    "empathy": "acknowledged the caller's situation and feelings; polite; offered a person when needed",
-    "grounding": "stated only facts that tool results or the caller gave; never invented numbers or dates",
 }
 FLAGS: dict[str, str] = {
     "upset_caller": "Upset caller",
@@ -86,6 +87,7 @@ class CallAnalysis:
     model: str | None = None
     error: str | None = None
     analyzed_at: datetime | None = None
+    generated_summary: str | None = None  # the model's words, kept only when grounded; shown as generated
 
     @property
     def sentiment_mean(self) -> float | None:
@@ -97,16 +99,18 @@ class CallAnalysis:
 
     @property
     def qa_score(self) -> float | None:
-        """The rubric's mean, 1..5 (None without a model analysis)."""
+        """The rubric's mean, 1..5 (None before any analysis)."""
         return round(fmean(r.score for r in self.qa.values()), 2) if self.qa else None
 
     def deterministic_columns(self) -> dict[str, Any]:
         return {"sentiment_mean": self.sentiment_mean, "sentiment_min": self.sentiment_min,
-                "sentiment_trajectory": [[p.turn, p.at, p.score] for p in self.sentiment], "flags": dict(self.flags)}
+                "sentiment_trajectory": [[p.turn, p.at, p.score] for p in self.sentiment], "flags": dict(self.flags),
+                "summary": self.summary, "qa_score": self.qa_score,
+                "qa": {k: {"score": r.score, "reason": r.reason} for k, r in self.qa.items()}}
 
     def model_columns(self) -> dict[str, Any]:
-        return {"model": self.model, "summary": self.summary, "topic": self.topic, "qa_score": self.qa_score,
-                "qa": {k: {"score": r.score, "reason": r.reason} for k, r in self.qa.items()}, "error": self.error}
+        return {"model": self.model, "topic": self.topic, "generated_summary": self.generated_summary,
+                "error": self.error}
 
     @classmethod
     def from_row(cls, call_id: str, row: Mapping[str, Any]) -> CallAnalysis:
@@ -117,7 +121,8 @@ class CallAnalysis:
             dict(row.get("flags") or {}), row.get("summary"), row.get("topic"),
             {k: RubricScore(int(v["score"]), str(v["reason"])) for k, v in (row.get("qa") or {}).items()},
             row.get("model"), row.get("error"),
-            datetime.fromisoformat(row["analyzed_at"]) if row.get("analyzed_at") else None)
+            datetime.fromisoformat(row["analyzed_at"]) if row.get("analyzed_at") else None,
+            row.get("generated_summary"))
 
 
 def load_analysis(store: CallStore, call_id: str) -> CallAnalysis | None:
@@ -195,12 +200,8 @@ def call_flags(call: Call, turns: Sequence[Turn], events: Sequence[Event], senti
 def analysis_schema() -> dict[str, Any]:
     """The reply's shape. No ``maxLength``: llama.cpp's grammar for bounded strings made generation four times
     slower; ``max_tokens`` and the prompt keep the text short, and the parser trims it."""
-    criterion = {"type": "object", "additionalProperties": False, "required": ["reason", "score"],
-                 "properties": {"reason": {"type": "string"}, "score": {"type": "integer", "enum": [1, 2, 3, 4, 5]}}}
-    return {"type": "object", "additionalProperties": False,
-            "required": ["summary", "topic", *RUBRIC],
-            "properties": {"summary": {"type": "string"}, "topic": {"type": "string", "enum": list(TOPICS)},
-                           **{name: criterion for name in RUBRIC}}}
+    return {"type": "object", "additionalProperties": False, "required": ["summary", "topic"],
+            "properties": {"summary": {"type": "string"}, "topic": {"type": "string", "enum": list(TOPICS)}}}
 
 
 def transcript_for_model(call: Call, turns: Sequence[Turn], events: Sequence[Event]) -> str:
@@ -225,14 +226,12 @@ def transcript_for_model(call: Call, turns: Sequence[Turn], events: Sequence[Eve
 
 def _messages(call: Call, turns: Sequence[Turn], events: Sequence[Event]) -> list[ChatMessage]:
     topics = ", ".join(TOPICS)
-    rubric = "\n".join(f"- {name}: {text}" for name, text in RUBRIC.items())
     system = ("You review recorded phone calls between a company's automated voice assistant (Bot) and a caller. "
               "Answer with JSON only.")
     user = (f"Call transcript:\n{transcript_for_model(call, turns, events)}\n\n"
-            f"Write:\n- summary: one or two short sentences: what the caller wanted and what happened.\n"
-            f"- topic: the best fit of: {topics}.\n"
-            f"- for each criterion, a reason of at most 12 words, then a score for the Bot from 1 (poor) to "
-            f"5 (excellent):\n{rubric}")
+            f"Write:\n- summary: one or two short sentences: what the caller wanted and what happened. Use only "
+            f"facts in the transcript; name no number, amount or date it does not contain.\n"
+            f"- topic: the best fit of: {topics}.")
     return [ChatMessage("system", system), ChatMessage("user", user)]
 
 
@@ -241,19 +240,13 @@ def _one_line(value: Any, limit: int) -> str:
 
 
 def model_analysis(chat: ChatModel, call: Call, turns: Sequence[Turn], events: Sequence[Event]
-                   ) -> tuple[str, str, dict[str, RubricScore]]:
-    """(summary, topic, rubric) from the model; LlmError when it fails or answers out of shape."""
-    answer = complete_json(chat, _messages(call, turns, events), analysis_schema(), max_tokens=320, temperature=0)
+                   ) -> tuple[str, str]:
+    """(summary, topic) from the model; LlmError when it fails or answers out of shape."""
+    answer = complete_json(chat, _messages(call, turns, events), analysis_schema(), max_tokens=200, temperature=0)
     if not isinstance(answer, dict):
         raise LlmError(f"{chat.name}: expected a JSON object, got {type(answer).__name__}")
-    qa: dict[str, RubricScore] = {}
-    for name in RUBRIC:
-        item = answer.get(name)
-        if not isinstance(item, dict) or not isinstance(item.get("score"), (int, float)):
-            raise LlmError(f"{chat.name}: no score for {name!r} in {str(answer)[:200]}")
-        qa[name] = RubricScore(min(5, max(1, round(item["score"]))), _one_line(item.get("reason"), 200))
     topic = answer.get("topic") if answer.get("topic") in TOPICS else "other"
-    return _one_line(answer.get("summary"), 600), topic, qa
+    return _one_line(answer.get("summary"), 600), topic
 
 
 # -- the whole analysis -------------------------------------------------------------------------------------------
@@ -270,14 +263,21 @@ def analyze_call(store: CallStore, call_id: str, chat: ChatModel | None = None,
     turns = store.turns(call_id)
     events = store.events(call_id)
     sentiment = sentiment_trajectory(turns)
-    result = CallAnalysis(call_id, sentiment, call_flags(call, turns, events, sentiment, config))
+    found = signals(call, turns, events, from_store(store, [call_id])[call_id])
+    qa = {name: RubricScore(score, reason) for name, (score, reason) in rubric(found).items()}
+    result = CallAnalysis(call_id, sentiment, call_flags(call, turns, events, sentiment, config),
+                          record_summary(call, turns, events, found), qa=qa)
     store.save_analysis(call_id, **result.deterministic_columns())
     if chat is not None:
         try:
-            summary, topic, qa = model_analysis(chat, call, turns, events)
+            generated, topic = model_analysis(chat, call, turns, events)
         except LlmError as exc:  # an earlier model analysis, if any, stays; the error shows next to it
             store.save_analysis(call_id, model=chat.name, error=str(exc)[:500])
         else:
-            result = CallAnalysis(call_id, sentiment, result.flags, summary, topic, qa, chat.name)
+            foreign = foreign_facts(generated, record_text(call, turns, events))
+            error = (f"generated summary not kept: it names {', '.join(foreign)}, which the record does not hold"
+                     if foreign else None)
+            result = CallAnalysis(call_id, sentiment, result.flags, result.summary, topic, qa, chat.name, error,
+                                  generated_summary=None if foreign else generated)
             store.save_analysis(call_id, **result.model_columns())
     return load_analysis(store, call_id) or result

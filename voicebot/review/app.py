@@ -93,6 +93,7 @@ def create_app(config: Config, *, now: Callable[[], datetime] | None = None, sto
         Route("/calls", views.call_list),
         Route("/calls/{call_id}", views.call_page),
         Route("/calls/{call_id}/recording/{which}", views.recording),
+        Route("/calls/{call_id}/played", views.recording_played, methods=["POST"]),
         Route("/dashboard", views.dashboard),
         Route("/admin/access", views.access_log_page),
         Route("/unanswered", unanswered.unanswered_page, methods=["GET"]),

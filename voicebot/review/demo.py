@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from voicebot.config import ReviewConfig
-from voicebot.review.analysis import RUBRIC, analyze_call
+from voicebot.review.analysis import analyze_call
 from voicebot.review.scenarios import SCENARIOS, Line, Scenario
 from voicebot.store import CallStore, Outcome, Turn, TurnTimings
 
@@ -205,20 +205,9 @@ def _write_turns(store: CallStore, call_id: str, scenario: Scenario, rng: random
 
 
 def _demo_model_part(scenario: Scenario, rng: random.Random, name: str) -> dict[str, Any]:
-    qa = {}
-    for criterion in RUBRIC:
-        low, high = scenario.qa.get(criterion, (4, 5))
-        score = rng.randint(low, high)
-        qa[criterion] = {"score": score, "reason": scenario.reasons.get(criterion, _REASONS[criterion])[score >= 4]}
-    return {"model": "demo", "summary": scenario.summary.format(name=name), "topic": scenario.topic,
-            "qa": qa, "qa_score": round(sum(v["score"] for v in qa.values()) / len(qa), 2), "error": None}
+    """What the model adds to a demo call: a topic and a generated summary (the QA is computed from the record)."""
+    return {"model": "demo", "generated_summary": scenario.summary.format(name=name), "topic": scenario.topic,
+            "error": None}
 
-
-_REASONS: dict[str, tuple[str, str]] = {
-    "structure": ("Jumped between questions before the need was clear.", "Greeted, found the need, acted, closed."),
-    "clarity": ("Long answers the caller had to ask about again.", "Short, plain sentences."),
-    "empathy": ("Did not acknowledge the caller's frustration.", "Acknowledged the problem and stayed polite."),
-    "grounding": ("A reply was held back for facts not in the tool results.", "Only stated what the CRM returned."),
-}
 
 __all__ = ["DemoCustomer", "Line", "seed_calls", "synth_recording", "write_demo_call"]

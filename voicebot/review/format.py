@@ -7,6 +7,7 @@ from datetime import datetime
 from jinja2 import pass_environment
 from jinja2.environment import Environment
 
+from voicebot.outcomes import LABELS as OUTCOME_LABELS
 from voicebot.review.queries import REASON_LABELS
 
 DASH = "—"
@@ -49,7 +50,8 @@ def score(value: float | None) -> str:
 
 
 def label(value: str | None) -> str:
-    return DASH if not value else value.replace("_", " ")
+    """An outcome (``voicebot.outcomes.LABELS``: "abandoned" reads "abandoned unresolved") or another key."""
+    return DASH if not value else OUTCOME_LABELS.get(value, value.replace("_", " "))
 
 
 def reason(value: str | None) -> str:

@@ -2,8 +2,12 @@
 
 Definitions (shown on the dashboard too):
 
+- **outcome**: decided from each call's turns and events by ``voicebot.outcomes.decide`` (its docstring and
+  ``DEFINITIONS`` define resolved, abandoned unresolved, transferred, transfer failed, interrupted), recomputed
+  here from the store, so calls stored before that rule count by the same evidence;
 - **containment**: calls resolved by the bot alone / calls that ended (a transfer, even a failed one, an
-  abandoned, interrupted or errored call is not contained);
+  abandoned unresolved, interrupted or errored call is not contained);
+- **test calls** (``voicebot chat``, ``simulate``, benchmarks; ``calls.test``) are left out unless asked for;
 - **transfer rate**: transferred + transfer failed / calls that ended; reasons from ``outcome_reason``;
 - **average handle time**: ``ended_at - started_at`` over calls that ended;
 - **first response time**: seconds of call audio until the bot's first audio (the greeting): the first bot
@@ -23,6 +27,7 @@ from datetime import date, datetime, timedelta
 from statistics import fmean
 from zoneinfo import ZoneInfo
 
+from voicebot.outcomes import LABELS, decide_stored
 from voicebot.review.analysis import FLAGS, TOPICS
 from voicebot.review.queries import (NEUTRAL_BAND, REASON_LABELS, REASON_SQL, SENTIMENTS, TRANSFER_OUTCOMES,
                                     day_bounds, utc_iso)
@@ -89,14 +94,18 @@ def _share(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
-def compute_dashboard(store: CallStore, first_day: date, last_day: date, tz: ZoneInfo) -> Dashboard:
-    """Every number of the dashboard for the days ``first_day``..``last_day`` (inclusive) in ``tz``."""
+def compute_dashboard(store: CallStore, first_day: date, last_day: date, tz: ZoneInfo,
+                      tests: bool = False) -> Dashboard:
+    """Every number of the dashboard for the days ``first_day``..``last_day`` (inclusive) in ``tz``; test calls
+    only with ``tests``."""
     start, end = day_bounds(first_day, last_day, tz)
     span = (utc_iso(start), utc_iso(end))
-    in_span = "c.started_at >= ? AND c.started_at < ?"
-    calls = store.select(f"SELECT c.id, c.started_at, c.ended_at, c.outcome, {REASON_SQL} AS reason, a.topic, "
-                         f"a.sentiment_mean, a.qa_score, a.flags FROM calls c "
-                         f"LEFT JOIN call_analysis a ON a.call_id = c.id WHERE {in_span}", span)
+    in_span = "c.started_at >= ? AND c.started_at < ?" + ("" if tests else " AND c.test = 0")
+    rows = store.select(f"SELECT c.id, c.started_at, c.ended_at, c.outcome, {REASON_SQL} AS reason, a.topic, "
+                        f"a.sentiment_mean, a.qa_score, a.flags FROM calls c "
+                        f"LEFT JOIN call_analysis a ON a.call_id = c.id WHERE {in_span}", span)
+    decided = decide_stored(store, rows)
+    calls = [{**dict(c), "outcome": decided[c["id"]].outcome.value} for c in rows]
     ended = [c for c in calls if c["outcome"] not in _NOT_ENDED]
     outcomes = Counter(c["outcome"] for c in calls)
     resolved = outcomes[Outcome.RESOLVED.value]
@@ -112,7 +121,7 @@ def compute_dashboard(store: CallStore, first_day: date, last_day: date, tz: Zon
         fmean(handle) if handle else None, fmean(first) if first else None,
         percentile(latency, 50), percentile(latency, 95), len(latency), fmean(qa) if qa else None,
         _per_day(calls, first_day, last_day, tz),
-        [Bar(o, o.replace("_", " "), n) for o, n in outcomes.most_common()],
+        [Bar(o, LABELS.get(o, o.replace("_", " ")), n) for o, n in outcomes.most_common()],
         _bars(Counter(c["reason"] or "unknown" for c in calls if c["outcome"] in TRANSFER_OUTCOMES), REASON_LABELS),
         _bars(Counter(c["topic"] for c in calls if c["topic"]), TOPICS, limit=8),
         _sentiment(calls),

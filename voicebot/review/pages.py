@@ -114,6 +114,7 @@ class CallPage:
     flags: list[tuple[str, str]]
     rubric: list[RubricView]
     customer: CustomerView | None
+    generated_summary: str = ""  # the model's words (labelled as generated on the page)
 
 
 def _json(value: Any) -> str:
@@ -197,7 +198,8 @@ def build_call_page(call: Call, turns: list[Turn], events: list[Event], analysis
         call, mask_phone(call.caller_id, role) if call.caller_id else "unknown", redact_text(call.outcome_reason, role),
         redact_text(call.summary, role), turn_views, early, [r for r in RECORDINGS if r in recordings], analysis,
         redact_text((analysis.summary if analysis else None) or "", role),
-        TOPICS.get(analysis.topic, analysis.topic) if analysis and analysis.topic else None, flags, rubric, customer)
+        TOPICS.get(analysis.topic, analysis.topic) if analysis and analysis.topic else None, flags, rubric, customer,
+        redact_text((analysis.generated_summary if analysis else None) or "", role))
 
 
 def crm_customer(crm_path: Path, customer_id: str | None, role: str) -> CustomerView | None:

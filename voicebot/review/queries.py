@@ -33,6 +33,7 @@ _DIGITS = "REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(REPLACE(c.caller_id, '+', '')
 REASON_SQL = ("CASE WHEN instr(c.outcome_reason, ';') > 0 THEN trim(substr(c.outcome_reason, 1, "
               "instr(c.outcome_reason, ';') - 1)) ELSE c.outcome_reason END")
 TRANSFER_OUTCOMES = (Outcome.TRANSFERRED.value, Outcome.TRANSFER_FAILED.value)
+TEST_CHOICES = {"include": "Shown with the others", "only": "Only test calls"}  # default: hidden
 
 
 def utc_iso(moment: datetime) -> str:
@@ -66,6 +67,7 @@ class ListFilter:
     qa_min: float | None = None
     qa_max: float | None = None
     q: str | None = None
+    tests: str | None = None  # test calls (chat, simulate, bench): hidden (None), "include" or "only"
     page: int = 1
 
     @classmethod
@@ -141,6 +143,10 @@ class ListFilter:
                            "ESCAPE '\\' OR EXISTS (SELECT 1 FROM turns t WHERE t.call_id = c.id AND "
                            f"{seen('t.text')} LIKE ? ESCAPE '\\'))")
             params += [self.q, *[_like(self.q)] * 3]
+        if self.tests is None:
+            clauses.append("c.test = 0")
+        elif self.tests == "only":
+            clauses.append("c.test = 1")
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
@@ -161,7 +167,7 @@ def _parse_field(name: str, raw: str) -> Any:
             raise ValueError("pages start at 1")
         return page
     choices = {"outcome": [o.value for o in Outcome], "topic": list(TOPICS), "sentiment": list(SENTIMENTS),
-               "flag": list(FLAGS)}.get(name)
+               "flag": list(FLAGS), "tests": list(TEST_CHOICES)}.get(name)
     if choices is not None and raw not in choices:
         raise ValueError(f"{raw!r} is not one of {', '.join(choices)}")
     if name == "caller" and not re.search(r"\d", raw):

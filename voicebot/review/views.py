@@ -20,7 +20,8 @@ from voicebot.review import charts
 from voicebot.review.analysis import FLAGS, TOPICS, load_analysis
 from voicebot.review.kpis import compute_dashboard
 from voicebot.review.pages import build_call_page, crm_customer
-from voicebot.review.queries import SENTIMENTS, ListFilter, list_calls, transfer_reasons
+from voicebot.outcomes import DEFINITIONS
+from voicebot.review.queries import SENTIMENTS, TEST_CHOICES, ListFilter, list_calls, transfer_reasons
 from voicebot.review.recordings import RecordingWithheld, playable_file, secret_spans
 from voicebot.review.redact import mask_phone, redact_text
 from voicebot.review.security import LOGIN_COOKIE, SESSION_COOKIE, safe_next, set_login_cookie, set_session_cookie
@@ -114,6 +115,7 @@ class ListRow:
     qa_score: float | None
     flags: list[str]
     summary: str
+    test: bool = False
 
 
 def call_list(request: Request) -> Response:
@@ -124,11 +126,12 @@ def call_list(request: Request) -> Response:
     rows = [ListRow(r.call.id, r.call.started_at, mask_phone(r.call.caller_id, role) if r.call.caller_id else "unknown",
                     r.call.customer_id, r.duration_s, r.call.outcome.value, redact_text(r.call.outcome_reason, role),
                     TOPICS.get(r.topic or "", r.topic), r.sentiment, r.qa_score,
-                    [FLAGS.get(f, f) for f in r.flags], redact_text(r.summary, role)) for r in page.rows]
+                    [FLAGS.get(f, f) for f in r.flags], redact_text(r.summary, role), r.call.test)
+            for r in page.rows]
     return render(request, "calls.html", {
         "nav": "calls", "filters": filters, "problems": problems, "page": page, "rows": rows,
         "outcomes": [o.value for o in Outcome], "reasons": transfer_reasons(state.store), "topics": TOPICS,
-        "sentiments": SENTIMENTS, "flags": FLAGS})
+        "sentiments": SENTIMENTS, "flags": FLAGS, "test_choices": TEST_CHOICES})
 
 
 def _get_call(state: ReviewState, call_id: str):
@@ -176,10 +179,22 @@ def recording(request: Request) -> Response:
         playable = playable_file(path, state.store.turns(call.id), user.role, state.cache_dir)
     except RecordingWithheld as exc:
         raise HTTPException(403, f"This recording is withheld from supervisors: {exc}.") from None
-    span = request.headers.get("range", "")
-    if not span or span.replace(" ", "").startswith("bytes=0-"):  # one line per listen, not per seek
-        state.users.log(user, "play_recording", call_id=call.id, detail=which, client=_client(request))
-    return FileResponse(playable, media_type="audio/wav")
+    return FileResponse(playable, media_type="audio/wav")  # loading is no listening: see ``recording_played``
+
+
+async def recording_played(request: Request) -> Response:
+    """POST from the call page's player when someone presses play (app.js): the access log's "play_recording"
+    line. Loading the page, or the browser fetching the audio's metadata, logs nothing."""
+    state = _state(request)
+    user = request.state.user
+    form = await request.form()
+    which = str(form.get("which", ""))
+    if which not in RECORDINGS:
+        raise HTTPException(404, f"No recording named {which!r}.")
+    call = await run_in_threadpool(_get_call, state, request.path_params["call_id"])
+    await run_in_threadpool(state.users.log, user, "play_recording", call_id=call.id, detail=which,
+                            client=_client(request))
+    return Response(status_code=204)
 
 
 # -- dashboard and admin ------------------------------------------------------------------------------------------
@@ -193,11 +208,13 @@ def dashboard(request: Request) -> Response:
     days = days if days in DASHBOARD_DAYS else 14
     today = datetime.now(state.tz).date()
     first: date = today - timedelta(days=days - 1)
-    d = compute_dashboard(state.store, first, today, state.tz)
-    since = f"since={first.isoformat()}&until={today.isoformat()}"
+    tests = request.query_params.get("tests") == "include"
+    d = compute_dashboard(state.store, first, today, state.tz, tests=tests)
+    since = f"since={first.isoformat()}&until={today.isoformat()}" + ("&tests=include" if tests else "")
     outcome_css = {"resolved": "c-resolved", "transferred": "c-transferred", "transfer_failed": "bad"}
     return render(request, "dashboard.html", {
-        "nav": "dashboard", "d": d, "days": days, "choices": DASHBOARD_DAYS,
+        "nav": "dashboard", "d": d, "days": days, "choices": DASHBOARD_DAYS, "tests": tests,
+        "definitions": DEFINITIONS,
         "per_day": charts.day_columns(d.per_day, width=1240, height=250),
         "outcomes": charts.hbars(d.outcomes, lambda b: f"/calls?{since}&outcome={b.key}",
                                  css=lambda b: outcome_css.get(b.key, "c-other")),

@@ -17,10 +17,23 @@ document.addEventListener("DOMContentLoaded", () => {
       }
       turns.forEach((turn) => turn.classList.toggle("playing", turn === current && !audio.paused));
     });
+    // "play_recording" goes to the access log when someone plays a track (once per track until it ends),
+    // never when the page or the audio's metadata loads
+    const logged = new Set();
+    audio.addEventListener("play", () => {
+      const which = audio.dataset.which;
+      const token = document.querySelector('input[name="csrf_token"]');
+      if (!audio.dataset.played || logged.has(which) || !token) return;
+      logged.add(which);
+      fetch(audio.dataset.played, {method: "POST", credentials: "same-origin",
+        body: new URLSearchParams({csrf_token: token.value, which: which})});
+    });
+    audio.addEventListener("ended", () => logged.delete(audio.dataset.which));
     document.querySelectorAll("[data-track]").forEach((link) => {
       link.addEventListener("click", (event) => {
         event.preventDefault();
         const at = audio.currentTime;
+        audio.dataset.which = link.dataset.track;
         audio.src = link.href;
         audio.addEventListener("loadedmetadata", () => { audio.currentTime = at; }, { once: true });
       });
