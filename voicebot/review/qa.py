@@ -131,7 +131,9 @@ def signals(call: Call, turns: Sequence[Turn], events: Sequence[Event], steps: S
 
 def _n(count: int, noun: str) -> str:
     word = _WORDS[count] if count < len(_WORDS) else "many"
-    return f"{word} {noun}{'' if count == 1 else 's'}"
+    if count == 1:
+        return f"{word} {noun}"
+    return f"{word} {noun[:-1]}ies" if noun.endswith("y") and noun[-2:-1] not in "aeiou" else f"{word} {noun}s"
 
 
 def _clamp(score: float) -> int:
