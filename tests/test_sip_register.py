@@ -94,6 +94,19 @@ request_route {{
         sl_send_reply("404", "Not here");
         exit;
     }}
+    if (is_method("INVITE") && $rU == "operator") {{
+        if (!pv_proxy_authenticate("$td", "{password}", "0") || $au != "{user}") {{
+            xlog("L_ALERT", "OPER challenge authuser=$au\\n");
+            proxy_challenge("$td", "0");
+            exit;
+        }}
+        xlog("L_ALERT", "OPER authuser=$au ok\\n");
+        consume_credentials();
+        record_route();
+        $du = "sip:{outside}:{operator}";
+        t_relay();
+        exit;
+    }}
     if (is_method("INVITE")) {{
         if (!lookup("location")) {{
             xlog("L_ALERT", "CALL to $rU: not registered\\n");
@@ -123,7 +136,8 @@ class Registrar:
     def __init__(self, folder: Path, port: int):
         self.folder, self.port = folder, port
         self.cfg = folder / "registrar.cfg"
-        self.cfg.write_text(KAMAILIO_CFG.format(ip=REGISTRAR_IP, port=port, user=USER, password=PASSWORD))
+        self.cfg.write_text(KAMAILIO_CFG.format(ip=REGISTRAR_IP, port=port, user=USER, password=PASSWORD,
+                                                outside=OUTSIDE_IP, operator=port + 18))
         self.log = folder / "registrar.log"
         self.proc: subprocess.Popen | None = None
         check = subprocess.run([kamailio_or_fail(), "-c", "-f", str(self.cfg)], capture_output=True, text=True)
@@ -535,3 +549,35 @@ serve:
     assert contacts == {f"<sip:{USER}@{BOT_IP}:{workers_base};ob>"}, reg.ok()  # one binding: worker 0
     assert any("expires=0" in line for line in reg.ok()), "worker 0 did not unregister at its drain"
     assert all("STOPPED" in out for out in outputs), outputs
+
+
+def test_a_call_to_the_pbx_goes_out_on_the_account_and_answers_its_407(tmp_path, registrar):
+    """A transfer target on the PBX (here sip:operator@registrar, which demands proxy auth): dialled on the
+    registered account, whose credentials answer the 407; the plain account (no registration) gets the 407."""
+    from sip_support import start_sipp, wait_sipp
+    from voicebot.telephony.sip import SipDialError
+
+    block = Block(7)
+    reg = registrar(block)
+    operator = start_sipp(tmp_path, block.registrar + 18, block.registrar + 6, builtin="uas", rtp_echo=True,
+                          local_ip=OUTSIDE_IP, timeout_s=25)
+    target = f"sip:operator@{REGISTRAR_IP}:{block.registrar}"
+
+    async def main():
+        worker = worker_for(bot_config(block, tmp_path), block)
+        async with worker:
+            await until(lambda: registered(worker), 10, "not registered")
+            call = await worker.dial(target, timeout_s=10)
+            await asyncio.sleep(0.5)
+            await call.hangup()
+        plain = SipWorker(Config(), None, port=0, transports=["udp"], rtp_port=block.rtp, rtp_port_range=10)
+        async with plain:
+            with pytest.raises(SipDialError) as refused:
+                await plain.dial(target, timeout_s=10)
+        return refused.value
+
+    refused = asyncio.run(main())
+    result = wait_sipp(operator, 10)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert any(f"OPER authuser={USER} ok" in line for line in reg.lines("OPER")), reg.lines("OPER")
+    assert refused.status == 407, refused

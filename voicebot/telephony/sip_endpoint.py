@@ -782,8 +782,22 @@ class SipWorker:
                 return reg.name
         return None
 
+    def _account_for(self, uri: str) -> pj.Account:
+        """Calls to a registrar's (or its outbound proxy's) host go out on that account, whose credentials then
+        answer a 401/407 (a transfer target on the PBX); every other call on the plain account."""
+        try:
+            host, port = uri_host_port(uri)
+        except (IndexError, ValueError):
+            return self._account
+        for account in self._reg_accounts:
+            acc = account.reg.account
+            hosts = {uri_host_port(u)[0] for u in (acc.registrar, acc.outbound_proxy) if u}
+            if host in hosts or host in account.reg.trusted:
+                return account
+        return self._account
+
     def _make_call(self, transport: SipCall, uri: str, caller_id: str | None, headers: dict[str, str]) -> int:
-        call = _PjCall(self, self._account, outgoing=True)
+        call = _PjCall(self, self._account_for(uri), outgoing=True)
         op = pj.CallOpParam(True)
         if caller_id:
             op.txOption.localUri = f"<sip:{caller_id}@{self._host_port()}>"
