@@ -82,6 +82,10 @@ def serve(config_path: ConfigOption = None,
         console.print(f"[green]answering calls[/green] on sip:{sip.listen_address}:{endpoint.bound_port} "
                       f"({', '.join(sip.transports)}); allowed sources: {', '.join(sip.allowed_sources)}; "
                       "Ctrl-C or SIGTERM drains and stops", highlight=False)
+        for reg in getattr(endpoint, "registrations", []):  # their results follow in the log (and /metrics)
+            console.print(f"registering {reg.name} at {reg.account.registrar}: {reg.state}", highlight=False)
+        if sip.auth_users_file:
+            console.print(f"direct callers authenticate (digest, realm {sip.auth_realm})", highlight=False)
 
     try:
         worker.run(on_ready=announce, watch_parent=worker_index is not None)
