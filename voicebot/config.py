@@ -42,7 +42,8 @@ class SipAccountConfig(Section):
     outbound_proxy: str | None = Field(None, description="Send REGISTERs (and the account's calls) through this "
                                        "SIP URI; calls from its address are trusted like the registrar's.")
     contact_host: str | None = Field(None, description="host[:port] the registrar is asked to send calls to (the "
-                                     "Contact): default the bot's own address; serve --workers N sets Kamailio's.")
+                                     "Contact; e.g. a forwarded public address): default the bot's own address. "
+                                     "It must lead to this endpoint itself (calls answer with it), not to a proxy.")
     transport: Literal["udp", "tcp"] = "udp"
     retry_s: int = Field(30, ge=1, le=3600, description="First retry after a failed registration; doubles on "
                          "each further failure up to max_retry_s.")
