@@ -155,8 +155,9 @@ def seed_calls(store: CallStore, n: int, *, seed: int = 7, end: datetime | None 
 
 def write_demo_call(store: CallStore, scenario: Scenario | str, started: datetime, *, call_id: str,
                     customer: DemoCustomer | None = None, recording: bool = True, rng: random.Random | None = None,
-                    worker: str = "demo", config: ReviewConfig | None = None) -> str:
-    """Write one finished call following ``scenario`` (or its name, e.g. "card number"), with its analysis."""
+                    worker: str = "demo", config: ReviewConfig | None = None, test: bool = False) -> str:
+    """Write one finished call following ``scenario`` (or its name, e.g. "card number"), with its analysis;
+    ``test``: marked as a test call (as ``voicebot chat`` marks its calls)."""
     if isinstance(scenario, str):
         scenario = next(s for s in SCENARIOS if s.name == scenario)
     rng = rng or random.Random(call_id)
@@ -164,7 +165,8 @@ def write_demo_call(store: CallStore, scenario: Scenario | str, started: datetim
     name = customer.first_name if customer else rng.choice(("Sam", "Maria", "Li", "Omar", "Priya", "Jan"))
     with _backdated(store) as clock:
         clock.value = started
-        store.start_call(caller_id, customer_id=customer.id if customer else None, worker=worker, call_id=call_id)
+        store.start_call(caller_id, customer_id=customer.id if customer else None, worker=worker, call_id=call_id,
+                         test=test)
         timeline = _write_turns(store, call_id, scenario, rng, name)
         length = timeline.now + rng.uniform(0.8, 2.0)
         if recording:
