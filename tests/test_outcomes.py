@@ -266,3 +266,27 @@ def test_a_generated_summary_with_an_invented_number_is_not_kept(tmp_path):
                     "topic": "order_status"}
         result = analyze_call(store, call_id, ScriptedChat([grounded], repeat=True))
         assert result.generated_summary == grounded["summary"] and result.error is None
+
+
+def test_the_call_page_shows_the_outcome_by_evidence_for_an_old_call(tmp_path):
+    """A call stored "resolved" by the old rule: its page says what the evidence shows (and the dashboard counts)."""
+    from starlette.testclient import TestClient
+
+    from review_support import SUPERVISOR, add_users, review_config
+    from review_support import open_store as open_review_store
+    from voicebot.review.app import create_app
+
+    config = review_config(tmp_path)
+    with open_review_store(config) as store:
+        write(store, "unhelped", DAY)
+        write(store, "order answered", DAY + timedelta(minutes=5), test=True)
+    add_users(config)
+    with TestClient(create_app(config, redact_logs=False)) as client:
+        page = client.get("/login")
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)
+        client.post("/login", data={"csrf_token": token, "username": SUPERVISOR[0], "password": SUPERVISOR[1],
+                                    "next": "/calls"})
+        text = client.get("/calls/unhelped").text
+        assert "by the recorded evidence: abandoned unresolved (no evidence the caller&#39;s goal was met)" in text
+        assert "by the recorded evidence" not in client.get("/calls/order-answered-test").text
+        assert "test call" in client.get("/calls/order-answered-test").text

@@ -20,7 +20,7 @@ from voicebot.review import charts
 from voicebot.review.analysis import FLAGS, TOPICS, load_analysis
 from voicebot.review.kpis import compute_dashboard
 from voicebot.review.pages import build_call_page, crm_customer
-from voicebot.outcomes import DEFINITIONS
+from voicebot.outcomes import DEFINITIONS, decide_stored
 from voicebot.review.queries import SENTIMENTS, TEST_CHOICES, ListFilter, list_calls, transfer_reasons
 from voicebot.review.recordings import RecordingWithheld, playable_file, secret_spans
 from voicebot.review.redact import mask_phone, redact_text
@@ -158,10 +158,12 @@ def call_page(request: Request) -> Response:
                            crm_customer(state.crm_path, call.customer_id, user.role), user.role,
                            entry_titles(state))
     state.users.log(user, "view_call", call_id=call.id, client=_client(request))
+    decided = decide_stored(state.store, [{"id": call.id, "outcome": call.outcome.value}])[call.id]
     length = (call.ended_at - call.started_at).total_seconds() if call.ended_at else 0.0
     points = [(p.at or 0.0, p.score, f"turn {p.turn}") for p in (page.analysis.sentiment if page.analysis else ())]
     return render(request, "call.html", {
         "nav": "calls", "p": page, "recording_note": note, "back": request.query_params.get("back", ""),
+        "evidence": decided if decided.outcome != call.outcome else None,
         "sentiment_svg": charts.sentiment_line(points, length, width=360, height=120)})
 
 
