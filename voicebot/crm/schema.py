@@ -136,6 +136,22 @@ def m006_verification_failures(db: Database) -> None:
     db["verification_failures"].create_index(["customer_id", "at"])
 
 
+
+@_migration
+def m007_callback_attempts(db: Database) -> None:
+    """The dialer (issue 18) calls callbacks back: each callback row says how often it was tried, when last and
+    with what result, and when it was done; every attempt is also a row of its own (the history a supervisor
+    reads: when, the result, the SIP status, the call). Statuses: pending, done, failed (attempts used up),
+    opted_out (the callee asked never to be called again)."""
+    db["callbacks"].add_column("attempts", int, not_null_default=0)
+    db["callbacks"].add_column("last_attempt_at", str)
+    db["callbacks"].add_column("last_result", str)
+    db["callbacks"].add_column("done_at", str)
+    db["callback_attempts"].create({"id": int, "callback_id": int, "at": str, "result": str, "sip_status": int,
+                                    "call_id": str}, pk="id", not_null={"callback_id", "at", "result"},
+                                   foreign_keys=[("callback_id", "callbacks", "id")])
+    db["callback_attempts"].create_index(["callback_id", "at"])
+
 SCHEMA_VERSION = len(MIGRATION_NAMES)
 
 

@@ -60,8 +60,9 @@ Prompt = Literal["not_heard", "transfer", "transfer_failed", "error", "offer_hum
 class CallSession:
     """One call: ``CallSession(transport, deps).run()`` answers it and returns its outcome when it has ended."""
 
-    def __init__(self, transport: CallTransport, deps: SessionDeps):
+    def __init__(self, transport: CallTransport, deps: SessionDeps, opening: str | None = None):
         self.t = transport
+        self.opening = opening  # said instead of the greeting: a call the bot placed says who it is and why
         self.deps = deps
         self.config = deps.config
         self.rate = transport.sample_rate
@@ -354,7 +355,7 @@ class CallSession:
 
     async def _converse(self, context: CallerContext) -> None:
         name = f", {context.customer.name.split()[0]}" if context.customer else ""
-        greeting = self.config.dialog.greeting.format(name=name, company=self.config.dialog.company)
+        greeting = self.opening or self.config.dialog.greeting.format(name=name, company=self.config.dialog.company)
         self.t.busy(True)
         try:
             await self._cancellable(self._speak([greeting], fixed=True))
