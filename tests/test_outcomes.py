@@ -86,6 +86,14 @@ CALLS = {
                      caller("But when exactly will it arrive at my door?", 12),
                      bot("I'm sorry, could you say that again?", 13, answer_to=12)],
                     Outcome.RESOLVED, Outcome.ABANDONED),
+    "booking declined": ([bot(GREETING, 0.5), caller("I need a repair visit for my printer.", 5),
+                          (ToolCallMade("list_free_slots", {"service": "repair"},
+                                        {"ok": True, "result": [{"starts_at": "2026-03-03T10:00"}]}), 5.6),
+                          bot("I have Tuesday at ten. Does that suit you?", 6.5, answer_to=5),
+                          caller("Tuesday at ten.", 10),
+                          bot("That's a repair visit on Tuesday at ten. Shall I book it?", 11, answer_to=10),
+                          caller("No.", 15), bot("All right, I won't book it.", 16, answer_to=15)],
+                         Outcome.RESOLVED, Outcome.ABANDONED),  # the read-back declined: nothing was booked
     "tool failed": ([bot(GREETING, 0.5), caller("Where is my order 99?", 5),
                      (ToolCallMade("order_status", {"number": "99"}, {"ok": False, "error": "not_found"}), 5.6),
                      bot("I can't find that order.", 6.5, answer_to=5)], Outcome.RESOLVED, Outcome.ABANDONED),
@@ -138,6 +146,8 @@ def test_each_seeded_call_gets_its_known_outcome(seeded):
     assert decide(steps[ids["knowledge answer"]]).reason == "knowledge answer (hours)"
     assert decide(steps[ids["read-back confirmed"]]).reason == "confirmed request_callback"
     assert "asked again" in decide(steps[ids["asked again"]]).reason
+    assert decide(steps[ids["booking declined"]]).reason == ("after answered list_free_slots: the caller asked again "
+                                                             "or for more, and it was not met")
 
 
 def test_the_dashboard_counts_by_evidence_and_leaves_test_calls_out(seeded):
@@ -145,12 +155,12 @@ def test_the_dashboard_counts_by_evidence_and_leaves_test_calls_out(seeded):
     d = compute_dashboard(store, date(2026, 3, 2), date(2026, 3, 2), UTC)
     counts = {b.key: b.value for b in d.outcomes}
     # resolved: order answered, knowledge answer, read-back confirmed; the old rule counted eight
-    assert counts == {"resolved": 3, "abandoned": 6, "transferred": 1, "transfer_failed": 1, "interrupted": 1}
-    assert (d.calls, d.ended, d.resolved, d.transferred) == (12, 12, 3, 2)
-    assert d.containment == pytest.approx(3 / 12)
+    assert counts == {"resolved": 3, "abandoned": 7, "transferred": 1, "transfer_failed": 1, "interrupted": 1}
+    assert (d.calls, d.ended, d.resolved, d.transferred) == (13, 13, 3, 2)
+    assert d.containment == pytest.approx(3 / 13)
     assert {b.label for b in d.outcomes} >= {"abandoned unresolved", "transfer failed"}
     with_tests = compute_dashboard(store, date(2026, 3, 2), date(2026, 3, 2), UTC, tests=True)
-    assert (with_tests.calls, with_tests.resolved) == (13, 4)
+    assert (with_tests.calls, with_tests.resolved) == (14, 4)
     assert set(DEFINITIONS) == {"resolved", "abandoned unresolved", "transferred", "transfer failed", "interrupted"}
 
 
@@ -162,9 +172,9 @@ def test_test_calls_are_hidden_in_the_call_list_unless_asked_for(seeded):
         assert problems == []
         return {r.call.id for r in list_calls(store, filters, UTC, 50, role="admin").rows}
 
-    assert ids["test"] not in listed() and len(listed()) == 12
+    assert ids["test"] not in listed() and len(listed()) == 13
     assert listed(tests="only") == {ids["test"]}
-    assert len(listed(tests="include")) == 13
+    assert len(listed(tests="include")) == 14
     assert store.get_call(ids["test"]).test is True and store.get_call(ids["unhelped"]).test is False
     assert ListFilter.parse({"tests": "all"})[1] == ["tests: 'all' is not one of include, only"]
 

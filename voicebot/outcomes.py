@@ -172,7 +172,7 @@ def decide(steps: Sequence[Step], ended: Outcome | str | None = None) -> Decisio
     if unmet is not None:
         return Decision(Outcome.ABANDONED, f"after {met}: {unmet}")
     if open_request is not None:
-        return Decision(Outcome.ABANDONED, f"after {met}: the caller asked again and got no answer")
+        return Decision(Outcome.ABANDONED, f"after {met}: the caller asked again or for more, and it was not met")
     return Decision(Outcome.RESOLVED, met)
 
 
