@@ -33,12 +33,14 @@ from typing import TYPE_CHECKING, Protocol
 
 from voicebot.components import Components, Stage, load_components, system_prompt
 from voicebot.config import Config
+from voicebot.dialer.service import start_for_worker as start_dialer
 from voicebot.review.worker import AnalysisWorker
 from voicebot.session import CallSession, SessionDeps
 from voicebot.store import Outcome
 from voicebot.telephony.base import CallTransport
 
 if TYPE_CHECKING:
+    from voicebot.dialer.loop import Dialer
     from voicebot.telephony.kamailio import WorkerSlot
 
 log = logging.getLogger(__name__)
@@ -136,6 +138,7 @@ class Worker:
         self.deps: SessionDeps | None = None
         self.analysis: AnalysisWorker | None = None
         self.endpoint: Endpoint | None = None
+        self.dialer: Dialer | None = None  # the dialer, when this worker owns it (voicebot.dialer.service)
         self.live = 0  # calls in progress (the idle gate); changed on the event loop only
         self.finished = 0  # calls run to their end
         self._owns_deps = False
@@ -235,8 +238,13 @@ class Worker:
                          endpoint.bound_port, ",".join(endpoint.transports))
                 if on_ready is not None:
                     on_ready(endpoint)
-                await (stop or asyncio.Event()).wait()
+                stop = stop or asyncio.Event()
+                dialing = start_dialer(self, endpoint, stop)  # proactive calls: only when enabled, one owner
+                await stop.wait()
                 await self.drain()
+                if dialing is not None and self.dialer is not None:
+                    await asyncio.wait([dialing], timeout=5)
+                    await self.dialer.wait_idle(5)  # drained calls' attempts are recorded
             finally:
                 self.endpoint = None
                 if self.phase is not Phase.CLOSED:

@@ -1,0 +1,94 @@
+"""The dialer's side of the CRM: the pending callbacks in, every attempt and its result out.
+
+Why the result is written twice: the callback row (``attempts``, ``last_attempt_at``, ``last_result``,
+``done_at``, ``status``) is what the dialer and a supervisor need at a glance; ``callback_attempts`` keeps each
+attempt (when, result, SIP status, the call's id in the call store) so "it was tried three times" can be shown,
+not just claimed. Both are written in one transaction. Statuses: ``pending`` (due, or waiting for its next
+attempt), ``done`` (the callee answered and the dialogue ran), ``failed`` (attempts used up), ``opted_out``
+(the callee asked never to be called again) and ``do_not_call`` (the number was on the list before any call).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from voicebot.crm.repository import Repository
+from voicebot.dialer.policy import DueCallback
+
+FINAL = ("done", "failed", "opted_out", "do_not_call")
+
+
+@dataclass(frozen=True)
+class Attempt:
+    callback_id: int
+    at: datetime
+    result: str  # answered, opted_out, no_answer, busy, declined, failed
+    sip_status: int | None = None
+    call_id: str | None = None
+
+
+def _time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value else None
+
+
+class CallbackLedger:
+    """Reads and writes the callbacks through the Repository's connection and lock."""
+
+    def __init__(self, crm: Repository, max_attempts: int):
+        self.crm = crm
+        self.max_attempts = max_attempts
+
+    def pending(self) -> list[DueCallback]:
+        """Every pending callback, oldest first, with the latest attempt on its number."""
+        sql = ("select c.*, (select max(a.at) from callback_attempts a join callbacks o on o.id = a.callback_id "
+               "where o.phone = c.phone) as number_last from callbacks c where c.status = 'pending' "
+               "order by c.created_at, c.id")
+        with self.crm.transaction():
+            rows = list(self.crm.db.query(sql))
+        return [DueCallback(r["id"], r["phone"], r["reason"], r["preferred_time"], r["attempts"] or 0,
+                            _time(r["last_attempt_at"]), _time(r["number_last"]), r["customer_id"]) for r in rows]
+
+    def record(self, attempt: Attempt) -> str:
+        """Write one attempt and return the callback's new status: done when answered, opted_out on an
+        opt-out, failed once ``max_attempts`` are used up, else still pending (retried after the spacing)."""
+        at = attempt.at.isoformat(timespec="seconds")
+        with self.crm.transaction():
+            row = self.crm.db["callbacks"].get(attempt.callback_id)
+            attempts = (row["attempts"] or 0) + 1
+            if attempt.result == "answered":
+                status = "done"
+            elif attempt.result == "opted_out":
+                status = "opted_out"
+            elif attempts >= self.max_attempts:
+                status = "failed"
+            else:
+                status = "pending"
+            self.crm.db["callback_attempts"].insert({"callback_id": attempt.callback_id, "at": at,
+                                                     "result": attempt.result, "sip_status": attempt.sip_status,
+                                                     "call_id": attempt.call_id})
+            self.crm.db["callbacks"].update(attempt.callback_id, {
+                "attempts": attempts, "last_attempt_at": at, "last_result": attempt.result, "status": status,
+                "done_at": at if status in FINAL else None})
+        return status
+
+    def close_unreachable(self, callback_id: int, status: str, at: datetime) -> None:
+        """A callback that will never be dialled (its number is on the do-not-call list): closed, no attempt."""
+        with self.crm.transaction():
+            self.crm.db["callbacks"].update(callback_id, {"status": status, "last_result": status,
+                                                          "done_at": at.isoformat(timespec="seconds")})
+
+    def opt_out_number(self, phone: str, at: datetime) -> int:
+        """Every other pending callback for ``phone`` is closed as opted_out; returns how many."""
+        with self.crm.transaction():
+            cur = self.crm.db.execute("update callbacks set status = 'opted_out', last_result = 'opted_out', "
+                                      "done_at = ? where phone = ? and status = 'pending'",
+                                      [at.isoformat(timespec="seconds"), phone])
+            return cur.rowcount
+
+    def attempts(self, callback_id: int) -> list[Attempt]:
+        with self.crm.transaction():
+            rows = list(self.crm.db["callback_attempts"].rows_where("callback_id = ?", [callback_id],
+                                                                    order_by="at, id"))
+        return [Attempt(r["callback_id"], datetime.fromisoformat(r["at"]), r["result"], r["sip_status"],
+                        r["call_id"]) for r in rows]
