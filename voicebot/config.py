@@ -102,6 +102,11 @@ class SipConfig(Section):
     )
     codecs: list[Literal["PCMU", "PCMA", "G722"]] = Field(default_factory=lambda: ["PCMU", "PCMA", "G722"])
     rtp_timeout_s: float = Field(20.0, gt=0, le=600)
+    rtp_source_check: bool = Field(
+        True, description="Hang up a call whose RTP starts coming from an address that is neither the call's SIP "
+                          "peer, its SDP address nor in allowed_sources (a media hijack: pjmedia follows the new "
+                          "source, so the bot's speech would go there). Off for setups where media comes from "
+                          "elsewhere, e.g. phones behind NAT with direct media.")
     max_calls: int = Field(4, ge=1, le=4, description="The pjsua2 wheel allows at most 4 calls per process.")
     transfer_mode: Literal["blind", "warm"] = "blind"
     auth_users_file: str | None = Field(

@@ -43,7 +43,8 @@ from voicebot.config import Config, SipAccountConfig
 from voicebot.telephony.base import CallInfo
 from voicebot.telephony.sip_call import FRAME_MS, MediaBuffers, SipCall
 from voicebot.telephony.sip_auth import DigestAuth, Verdict, load_users
-from voicebot.telephony.sip_headers import caller_id_from_message, port_free_or_raise, source_allowed, source_ip
+from voicebot.telephony.sip_headers import (body_shorter_than_declared, caller_id_from_message, port_free_or_raise,
+                                            source_allowed, source_ip)
 from voicebot.telephony.sip_register import (Registration, RegistrationError, read_password, refresh_margin,
                                              trusted_addresses, uri_host_port, with_transport)
 from voicebot.telephony.sip_transfer import SipDialError, reason_of
@@ -180,6 +181,7 @@ class _PjCall(pj.Call):
         self.rx_packets = 0
         self.rx_at = time.monotonic()
         self.rtp_dead = False
+        self.peer_ip = ""  # where the call's SIP came from (its RTP may come from there, or its SDP address)
         self.follow_for: SipCall | None = None  # a REFER's new call: the transport it takes over when answered
         self.follow_target = ""
         self.bridged_with: _PjCall | None = None  # warm transfer: the call this one's audio is connected to
@@ -214,6 +216,15 @@ class _Account(pj.Account):
 
     def onIncomingCall(self, prm: Any) -> None:  # noqa: N802
         self.worker._on_incoming(self, prm)
+
+    def onIncomingSubscribe(self, prm: Any) -> None:  # noqa: N802
+        """The bot offers no presence: pjsua would accept a SUBSCRIBE with 200 and then send NOTIFYs to whoever
+        asked (a reflector), so every one is refused: 403 from a source not allowed, 489 Bad Event otherwise."""
+        try:
+            allowed = source_allowed(source_ip(prm.rdata.srcAddress), self.worker.networks)
+        except Exception:  # never into pjsua2
+            allowed = False
+        prm.code, prm.reason = (489, "Bad Event") if allowed else (403, "Forbidden")
 
 
 class _RegAccount(_Account):
@@ -737,6 +748,10 @@ class SipWorker:
                 log.warning("INVITE from %s refused (403): not in allowed_sources", ip)
                 self._reject(call, 403, "forbidden")
                 return
+            if body_shorter_than_declared(prm.rdata.wholeMsg):
+                log.warning("INVITE from %s refused (400): its body is shorter than its Content-Length", ip)
+                self._reject(call, 400, "malformed")
+                return
             if self.auth is not None and trusted is None:
                 verdict = self.auth.check(prm.rdata.wholeMsg, "INVITE")
                 if not verdict.ok:
@@ -754,6 +769,7 @@ class SipWorker:
                 self._reject(call, 486, "busy")
                 return
             msg = prm.rdata.wholeMsg
+            call.peer_ip = ip
             ci = call.getInfo()
             info = CallInfo(call_id=str(uuid.uuid4()), caller_id=caller_id_from_message(msg),
                             called=ci.localUri, remote=prm.rdata.srcAddress)
@@ -963,6 +979,8 @@ class SipWorker:
                 continue
             if packets != call.rx_packets:
                 call.rx_packets, call.rx_at = packets, now
+                if self.sip.rtp_source_check and self._rtp_hijacked(call):
+                    continue
             elif now - call.rx_at >= self.sip.rtp_timeout_s:
                 call.rtp_dead = True
                 self.stats.rtp_timeouts += 1
@@ -972,6 +990,28 @@ class SipWorker:
                     call.hangup(pj.CallOpParam(True))
                 except Exception:
                     log.exception("hangup after RTP timeout failed")
+
+    def _rtp_hijacked(self, call: _PjCall) -> bool:
+        """RTP from an address that is not the call's: pjmedia latches onto a new source after a few packets, so
+        the bot's speech (account details included) would follow it. Such a call is hung up at once."""
+        try:
+            tinfo = call.getMedTransportInfo(call.media_index)
+            src = source_ip(str(tinfo.srcRtpName))
+            sinfo = call.getStreamInfo(call.media_index)
+            sdp = source_ip(str(sinfo.remoteRtpAddress))
+        except Exception:
+            return False
+        if not src or src in (sdp, call.peer_ip) or source_allowed(src, self.networks):
+            return False
+        call.rtp_dead = True
+        metrics.ERRORS.labels(kind="rtp_hijack").inc()
+        log.warning("call %s: RTP from %s, which is neither the caller (%s) nor its SDP address (%s): hanging up",
+                    call.getId(), src, call.peer_ip or "?", sdp or "?")
+        try:
+            call.hangup(pj.CallOpParam(True))
+        except Exception:
+            log.warning("hangup after foreign RTP failed")
+        return True
 
     def _forget(self, cid: int, call: _PjCall) -> None:
         if self._pj_calls.get(cid) is call:

@@ -21,6 +21,16 @@ def _header(message: str, *names: str) -> str | None:
     return None
 
 
+def body_shorter_than_declared(message: str) -> bool:
+    """A datagram whose body is shorter than its Content-Length: truncated (RFC 3261 18.3 says discard or 400).
+    pjsip accepts it, and a call would then be set up on an SDP nobody sent whole."""
+    declared = _header(message, "content-length", "l")
+    if declared is None or not declared.isdigit():
+        return False
+    _, sep, body = message.partition("\r\n\r\n")
+    return bool(sep) and len(body.encode("utf-8", "surrogateescape")) < int(declared)
+
+
 def caller_id_from_message(message: str) -> str:
     """The caller's number from P-Asserted-Identity (if present) or From: ``+15550102030``-style digits, the
     URI's user part when it has no digits, ``anonymous`` when there is nothing."""

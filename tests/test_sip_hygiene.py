@@ -1,0 +1,209 @@
+"""Malformed and unwanted SIP requests against the real pjsua2 endpoint, sent as raw UDP datagrams over loopback:
+each gets a refusal (or nothing), none starts a call or stops the endpoint, and a proper request afterwards is
+still answered. Ports 21000-21099 (other suites use 17000-20999)."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import socket
+
+import pytest
+
+from sip_support import sip_config
+from voicebot.telephony.sip import SipWorker
+
+pytestmark = pytest.mark.timeout(120)
+
+BOT, PEER, RTP = 21000, 21001, 21010
+SDP = ("v=0\r\no=x 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 {host}\r\nt=0 0\r\nm=audio 21090 RTP/AVP 0\r\n"
+       "a=rtpmap:0 PCMU/8000\r\n")
+_ids = itertools.count(1)
+
+
+def request(method: str, *, cseq: str | None = None, max_forwards: str = "70", body: str = "",
+            content_length: int | None = None, extra: str = "") -> bytes:
+    n = next(_ids)
+    length = len(body.encode()) if content_length is None else content_length
+    return (f"{method} sip:voicebot@127.0.0.1:{BOT} SIP/2.0\r\n"
+            f"Via: SIP/2.0/UDP 127.0.0.1:{PEER};branch=z9hG4bKhyg{n}\r\n"
+            f"From: <sip:+15550102030@127.0.0.1:{PEER}>;tag=h{n}\r\nTo: <sip:voicebot@127.0.0.1:{BOT}>\r\n"
+            f"Call-ID: hygiene-{n}@127.0.0.1\r\nCSeq: {cseq or f'1 {method}'}\r\n"
+            f"Contact: <sip:peer@127.0.0.1:{PEER}>\r\nMax-Forwards: {max_forwards}\r\n{extra}"
+            f"Content-Length: {length}\r\n\r\n{body}").encode()
+
+
+def invite(**kwargs) -> bytes:
+    return request("INVITE", body=SDP.format(host=kwargs.pop("host", "127.0.0.1")),
+                   extra="Content-Type: application/sdp\r\n", **kwargs)
+
+
+def exchange(sock: socket.socket, data: bytes, wait_s: float = 1.5) -> list[str]:
+    """Send one datagram; the first lines of everything that comes back within ``wait_s`` (until a final
+    response)."""
+    sock.sendto(data, ("127.0.0.1", BOT))
+    got: list[str] = []
+    sock.settimeout(wait_s)
+    try:
+        while True:
+            reply, _ = sock.recvfrom(65535)
+            got.append(reply.split(b"\r\n", 1)[0].decode(errors="replace"))
+            if not reply.startswith(b"SIP/2.0 1"):
+                break
+    except TimeoutError:
+        pass
+    return got
+
+
+def drain(sock: socket.socket) -> None:
+    sock.settimeout(0.3)
+    try:
+        while True:
+            sock.recvfrom(65535)
+    except TimeoutError:
+        pass
+
+
+async def against_the_endpoint(allowed: list[str], cases: dict[str, bytes]) -> tuple[dict[str, list[str]], object]:
+    answered: list[object] = []
+
+    async def on_call(call) -> None:
+        answered.append(call)
+        await call.hangup()
+
+    config = sip_config(BOT, allowed_sources=allowed, transports=["udp"])
+    async with SipWorker(config, on_call, rtp_port=RTP, rtp_port_range=20) as worker:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            sock.bind(("127.0.0.1", PEER))
+            results = {}
+            for name, data in cases.items():
+                results[name] = await asyncio.to_thread(exchange, sock, data)
+                await asyncio.to_thread(drain, sock)
+            results["OPTIONS afterwards"] = await asyncio.to_thread(exchange, sock, request("OPTIONS"))
+        stats = worker.stats
+    return results, (stats, answered)
+
+
+def final(lines: list[str]) -> int | None:
+    codes = [int(line.split()[1]) for line in lines if line.startswith("SIP/2.0 ")]
+    return codes[-1] if codes else None
+
+
+def test_malformed_requests_are_refused_and_the_endpoint_lives_on():
+    cases = {
+        "garbage": b"\x00\x01\x02 not SIP at all\r\n\r\n",
+        "no headers": b"INVITE sip:voicebot@127.0.0.1 SIP/2.0\r\n\r\n",
+        "CSeq method not the request's": invite(cseq="1 BYE"),
+        "Content-Length beyond the body": invite(content_length=9999),
+        "huge header": request("OPTIONS", extra="X-Junk: " + "A" * 60000 + "\r\n"),
+        "unknown method": request("FROBNICATE"),
+    }
+    results, (stats, answered) = asyncio.run(against_the_endpoint(["127.0.0.1/32"], cases))
+    assert results["garbage"] == [] and results["no headers"] == []  # not even parsed: silently dropped
+    assert final(results["CSeq method not the request's"]) >= 400  # pjsip: 500 (it cannot make the dialog)
+    assert final(results["Content-Length beyond the body"]) == 400  # RFC 3261 18.3: a truncated datagram
+    assert results["unknown method"]  # answered (pjsua says 200 to a method it does not know), never a call
+    assert not answered and stats.answered == 0  # none of them became a call
+    assert final(results["OPTIONS afterwards"]) == 200  # still alive and answering
+
+
+def test_requests_the_bot_does_not_serve_are_refused_from_anywhere():
+    """Presence would answer a SUBSCRIBE with 200 and then send NOTIFYs to whoever asked: a reflector."""
+    cases = {
+        "SUBSCRIBE presence": request("SUBSCRIBE", extra="Event: presence\r\nExpires: 600\r\n"),
+        "INVITE from a refused source": invite(),
+    }
+    results, (stats, answered) = asyncio.run(against_the_endpoint(["127.0.0.2/32"], cases))
+    assert final(results["SUBSCRIBE presence"]) in (403, 489), results
+    assert not any(line.startswith("NOTIFY") for line in results["SUBSCRIBE presence"])
+    assert final(results["INVITE from a refused source"]) == 403
+    assert not answered and stats.rejected_forbidden == 1
+
+
+def test_a_hold_offer_and_zero_max_forwards_are_ordinary_calls_to_a_user_agent():
+    """c=0.0.0.0 (an old-style hold offer) and Max-Forwards: 0 (meaningful to proxies, not to the UAS) are
+    answered like any call from an allowed source."""
+    cases = {"hold offer": invite(host="0.0.0.0"), "Max-Forwards 0": invite(max_forwards="0")}
+    results, (stats, answered) = asyncio.run(against_the_endpoint(["127.0.0.1/32"], cases))
+    assert final(results["hold offer"]) == 200 and final(results["Max-Forwards 0"]) == 200
+    assert stats.answered == 2
+
+
+def rtp_packet(seq: int, ssrc: int) -> bytes:
+    """One 20 ms PCMU packet of silence."""
+    import struct
+
+    return struct.pack("!BBHII", 0x80, 0, seq & 0xFFFF, (seq * 160) & 0xFFFFFFFF, ssrc) + b"\xff" * 160
+
+
+def hijack_call(check: bool) -> tuple[list[str], object]:
+    """A call from 127.0.0.1 whose RTP, after a second, comes from 127.0.0.5 instead: what the peer hears back."""
+    import re
+    import threading
+    import time
+
+    async def on_call(call) -> None:
+        async for _ in call.events():  # keep the call up, as a session would
+            pass
+
+    async def main():
+        config = sip_config(BOT, allowed_sources=["127.0.0.1/32"], transports=["udp"], rtp_source_check=check)
+        async with SipWorker(config, on_call, rtp_port=RTP, rtp_port_range=20) as worker:
+            sip = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            sip.bind(("127.0.0.1", PEER))
+            offer = invite()
+            got = await asyncio.to_thread(exchange, sip, offer)
+            assert final(got) == 200, got
+            sip.settimeout(2)
+            answer = b""
+            while b"m=audio" not in answer:  # the 200 OK again (retransmitted until the ACK): read its SDP
+                sip.sendto(b"", ("127.0.0.1", BOT))
+                answer = await asyncio.to_thread(lambda: sip.recvfrom(65535)[0])
+            media_port = int(re.search(rb"m=audio (\d+)", answer).group(1))
+            headers = offer.decode().split("\r\n\r\n")[0].replace("INVITE sip", "ACK sip", 1)
+            to_tag = re.search(rb"^To:.*$", answer, re.M | re.I).group(0).decode()
+            ack = re.sub(r"^To:.*$", to_tag, headers, flags=re.M).replace("CSeq: 1 INVITE", "CSeq: 1 ACK")
+            sip.sendto((ack + "\r\n\r\n").encode(), ("127.0.0.1", BOT))
+            stop = threading.Event()
+
+            def stream(host: str, port: int, first: int, count: int) -> None:
+                with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rtp:
+                    rtp.bind((host, port))
+                    for seq in range(first, first + count):
+                        if stop.is_set():
+                            return
+                        rtp.sendto(rtp_packet(seq, 0x1234), ("127.0.0.1", media_port))
+                        time.sleep(0.02)
+
+            await asyncio.to_thread(stream, "127.0.0.1", 21090, 0, 60)  # the caller's own media
+            heard: list[str] = []
+            attacker = threading.Thread(target=stream, args=("127.0.0.5", 21095, 60, 150))
+            attacker.start()
+            sip.settimeout(4)
+            try:
+                while True:
+                    data = await asyncio.to_thread(lambda: sip.recvfrom(65535)[0])
+                    heard.append(data.split(b"\r\n", 1)[0].decode())
+                    if data.startswith(b"BYE"):
+                        break
+            except TimeoutError:
+                pass
+            stop.set()
+            attacker.join()
+            sip.close()
+            return heard, worker.stats
+
+    return asyncio.run(main())
+
+
+def test_rtp_from_a_third_address_ends_the_call():
+    """pjmedia follows a new RTP source after a few packets, so an attacker who guesses the port would hear the
+    bot (account details included). With the source check the bot hangs up within a second instead."""
+    heard, stats = hijack_call(check=True)
+    assert any(line.startswith("BYE") for line in heard), heard
+    assert stats.answered == 1
+
+
+def test_without_the_check_the_call_goes_on_the_check_is_what_ends_it():
+    heard, _ = hijack_call(check=False)
+    assert not any(line.startswith("BYE") for line in heard), heard
