@@ -158,4 +158,5 @@ def bot_said(line, transcriber) -> list[str]:
 def pytest_collection_modifyitems(config, items):
     """pytest-playwright's sync API keeps an asyncio loop running on the main thread until the session ends,
     after which asyncio.run() (simulated calls, the SIP worker, the CLI) refuses to start: browser tests last."""
-    items.sort(key=lambda item: "test_review_browser" in item.nodeid)  # a stable sort keeps the rest in order
+    # every Chromium test module is named *_browser.py; a stable sort keeps the rest in order
+    items.sort(key=lambda item: item.nodeid.split("::")[0].endswith("_browser.py"))
