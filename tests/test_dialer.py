@@ -580,3 +580,60 @@ def test_at_the_cap_nothing_more_is_dialed_and_inbound_calls_are_still_answered(
     for cb in (first, second):
         row = crm.db["callbacks"].get(cb.id)
         assert (row["status"], row["attempts"], row["last_result"]) == ("done", 1, "answered")
+
+
+@pytest.mark.timeout(90)
+def test_serve_runs_the_dialer_in_one_worker_only_and_records_the_callback(tmp_path, crm):
+    """``Worker.serve`` with the dialer enabled: the loop finds the due callback on its own (real clock, open all
+    week), dials it through the worker's endpoint, the callee presses 9, and the row and the list say so; the
+    call counted in the worker's live calls. Worker 1 of ``serve --workers N`` does not run a dialer."""
+    from voicebot.telephony.kamailio import WorkerSlot
+    from voicebot.telephony.sip_endpoint import SipWorker
+    from voicebot.worker import Worker
+
+    sipp_or_fail()
+    block = Block.of(3)
+    config = bot_config(tmp_path, block, block.sipp(0), poll_s=0.5)
+    config.dialer.hours = {day: "00:00-24:00" for day in ("mon", "tue", "wed", "thu", "fri", "sat", "sun")}
+    cb = crm.request_callback(ALICE, "my order 10452")
+
+    def endpoint(cfg, on_call, rtp_port):
+        return SipWorker(cfg, on_call, rtp_port=block.rtp, rtp_port_range=block.rtp_range)
+
+    async def main():
+        store = CallStore(tmp_path / "calls.db", tmp_path / "recordings")
+        voice = CallerVoice(sample_rate=config.audio.sample_rate)
+        deps = SessionDeps(config, FakeTranscriber(voice), FakeSynthesizer(), ScriptedChat(), ScriptedVad(), crm,
+                           store, today=TODAY)
+        proc = start_sipp(tmp_path, block.sipp(0), block.media(0), xml=callee(tmp_path, press="9", after_ms=1500),
+                          timeout_s=40)
+        worker = Worker(config, "main", drain_timeout_s=2, endpoint=endpoint)
+        worker.start(deps, analysis=False)
+        stop = asyncio.Event()
+        serving = asyncio.create_task(worker.serve(stop))
+        live_seen = 0
+        for _ in range(300):
+            live_seen = max(live_seen, worker.live)
+            if crm.db["callbacks"].get(cb.id)["status"] != "pending":
+                break
+            await asyncio.sleep(0.1)
+        stop.set()
+        await asyncio.wait_for(serving, 20)
+        other = Worker(config, "w1", drain_timeout_s=1, endpoint=endpoint)
+        other.slot = WorkerSlot(1, "127.0.0.1", "127.0.0.1", block.sip, block.rtp, block.rtp_range)
+        other.start(deps, analysis=False)
+        stop_other = asyncio.Event()
+        serving = asyncio.create_task(other.serve(stop_other))
+        await asyncio.sleep(1.0)
+        stop_other.set()
+        await asyncio.wait_for(serving, 20)
+        store.close()
+        return worker, other, live_seen, await asyncio.to_thread(wait_sipp, proc)
+
+    worker, other, live_seen, sipp = asyncio.run(main())
+    assert sipp.returncode == 0, sipp.stdout
+    assert worker.dialer is not None and worker.dialer.stats.opted_out == 1 and other.dialer is None
+    assert live_seen == 1 and worker.finished == 1
+    row = crm.db["callbacks"].get(cb.id)
+    assert (row["status"], row["attempts"], row["last_result"]) == ("opted_out", 1, "opted_out")
+    assert ALICE in DoNotCallList(tmp_path / "dnc.txt")
