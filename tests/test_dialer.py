@@ -163,6 +163,16 @@ def test_every_attempt_is_recorded_and_the_limit_closes_the_callback(crm):
     assert ledger.pending() == []
 
 
+def test_a_call_cut_by_a_crash_still_counts_for_the_spacing(crm):
+    ledger = CallbackLedger(crm, max_attempts=3)
+    cb = crm.request_callback(ALICE, "order 10452")
+    ledger.dialling(cb.id, at("2026-03-02T10:00"))  # the process dies during this call
+    pending = ledger.pending()[0]
+    assert pending.attempts == 0 and pending.last_attempt_at == at("2026-03-02T10:00")
+    policy = DialPolicy(DialerConfig(spacing_min=60), 4)
+    assert policy.why_not(pending, at("2026-03-02T10:30"), set()) == "too soon after the last call"
+
+
 def test_an_opt_out_closes_every_pending_callback_of_the_number(crm):
     ledger = CallbackLedger(crm, max_attempts=3)
     first = crm.request_callback(ALICE, "order 10452")

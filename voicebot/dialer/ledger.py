@@ -49,6 +49,13 @@ class CallbackLedger:
         return [DueCallback(r["id"], r["phone"], r["reason"], r["preferred_time"], r["attempts"] or 0,
                             _time(r["last_attempt_at"]), _time(r["number_last"]), r["customer_id"]) for r in rows]
 
+    def dialling(self, callback_id: int, at: datetime) -> None:
+        """Mark the callback as tried at ``at`` before the call is placed: should the process die during the call,
+        the spacing still holds after the restart (the attempt itself is counted when its result is known)."""
+        with self.crm.transaction():
+            self.crm.db["callbacks"].update(callback_id, {"last_attempt_at": at.isoformat(timespec="seconds"),
+                                                          "last_result": "dialling"})
+
     def record(self, attempt: Attempt) -> str:
         """Write one attempt and return the callback's new status: done when answered, opted_out on an
         opt-out, failed once ``max_attempts`` are used up, else still pending (retried after the spacing)."""

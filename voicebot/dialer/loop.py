@@ -123,6 +123,7 @@ class Dialer:
         uri = self.config.dial_uri.format(number=callback.phone)
         at = self.clock()
         self.stats.dialed += 1
+        await asyncio.to_thread(self.ledger.dialling, callback.id, at)
         log.info("dialer: calling %s back (callback %d, attempt %d of %d)", mask_phone(callback.phone), callback.id,
                  callback.attempts + 1, self.config.max_attempts)
         try:
