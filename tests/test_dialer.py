@@ -26,7 +26,7 @@ from voicebot.dialer.callback_call import (GENERIC_REASON, CallbackSession, open
 from voicebot.dialer.dnc import DoNotCallList
 from voicebot.dialer.ledger import CallbackLedger
 from voicebot.dialer.policy import CallingHours, DialPolicy, DueCallback, Lines, result_of
-from voicebot.dialer.service import build_dialer, owns_dialer
+from voicebot.dialer.service import build_dialer, describe, owns_dialer
 from voicebot.session import SessionDeps
 from voicebot.store import CallStore
 from voicebot.telephony.sim import HangUp, Press, SimulatedLine, WaitForBot, WaitIntoBot
@@ -89,6 +89,8 @@ def test_why_not_covers_every_rule_in_order():
     now = at("2026-03-02T10:00")  # 11:00 in Berlin
     assert policy.why_not(due(), now, set()) is None
     assert policy.why_not(due(), now, {ALICE}) == "do-not-call"
+    assert policy.why_not(due(phone=""), now, set()) == policy.why_not(due(phone="anonymous"), now, set()) \
+        == "no number to call"
     assert policy.why_not(due(attempts=3), now, set()) == "attempts used up"
     assert policy.why_not(due(attempts=2), now, set()) is None
     assert policy.why_not(due(), at("2026-03-02T18:00"), set()) == "outside calling hours"
@@ -126,6 +128,13 @@ def test_the_cap_and_the_lines_kept_for_inbound_callers():
                                             (600, "busy"), (603, "declined"), (500, "failed"), (0, "failed")])
 def test_unanswered_results(status, result):
     assert result_of(status) == result
+
+
+def test_serve_says_how_the_dialer_is_set():
+    config = Config.model_validate({"dialer": {"enabled": True, "timezone": "Europe/Berlin"}})
+    line = describe(config)
+    assert "mon 09:00-18:00" in line and "sat" not in line and "(Europe/Berlin)" in line
+    assert "at most 1 outbound, 1 line(s) kept for inbound; 3 attempts 60 min apart" in line
 
 
 def test_the_dialer_runs_only_when_enabled_and_in_one_process():
@@ -647,3 +656,21 @@ def test_serve_runs_the_dialer_in_one_worker_only_and_records_the_callback(tmp_p
     row = crm.db["callbacks"].get(cb.id)
     assert (row["status"], row["attempts"], row["last_result"]) == ("opted_out", 1, "opted_out")
     assert ALICE in DoNotCallList(tmp_path / "dnc.txt")
+
+
+def test_a_round_closes_callbacks_that_will_never_be_dialled(tmp_path, crm):
+    """A number on the do-not-call list, or no number at all (an anonymous caller): closed without a call."""
+    (tmp_path / "dnc.txt").write_text(f"{BOB}\n")
+
+    class NoPhone:
+        async def dial(self, *args, **kwargs):
+            raise AssertionError("nothing may be dialled")
+
+    config = Config.model_validate({"dialer": {"enabled": True, "dnc_file": "dnc.txt"}})
+    config.base_dir = tmp_path
+    listed, anonymous = crm.request_callback(BOB, "a quote"), crm.request_callback("", "call me")
+    dialer = build_dialer(config, SessionDeps(config, None, None, None, None, crm, None), NoPhone(), lambda: 0,
+                          clock=Clock(at("2026-03-02T10:00")))
+    assert asyncio.run(dialer.round()) == []
+    assert [crm.db["callbacks"].get(c.id)["status"] for c in (listed, anonymous)] == ["do_not_call", "no_number"]
+    assert crm.db["callback_attempts"].count == 0

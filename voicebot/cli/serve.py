@@ -86,6 +86,10 @@ def serve(config_path: ConfigOption = None,
             console.print(f"registering {reg.name} at {reg.account.registrar}: {reg.state}", highlight=False)
         if sip.auth_users_file:
             console.print(f"direct callers authenticate (digest, realm {sip.auth_realm})", highlight=False)
+        if config.dialer.enabled:
+            from voicebot.dialer.service import describe
+
+            console.print(describe(config), highlight=False)
 
     try:
         worker.run(on_ready=announce, watch_parent=worker_index is not None)

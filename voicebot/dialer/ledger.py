@@ -5,7 +5,8 @@ Why the result is written twice: the callback row (``attempts``, ``last_attempt_
 attempt (when, result, SIP status, the call's id in the call store) so "it was tried three times" can be shown,
 not just claimed. Both are written in one transaction. Statuses: ``pending`` (due, or waiting for its next
 attempt), ``done`` (the callee answered and the dialogue ran), ``failed`` (attempts used up), ``opted_out``
-(the callee asked never to be called again) and ``do_not_call`` (the number was on the list before any call).
+(the callee asked never to be called again), ``do_not_call`` (the number was on the list before any call) and
+``no_number`` (no number the dialer could dial: an anonymous caller's callback is for a person to handle).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from datetime import datetime
 from voicebot.crm.repository import Repository
 from voicebot.dialer.policy import DueCallback
 
-FINAL = ("done", "failed", "opted_out", "do_not_call")
+FINAL = ("done", "failed", "opted_out", "do_not_call", "no_number")
 
 
 @dataclass(frozen=True)

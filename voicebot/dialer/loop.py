@@ -96,11 +96,12 @@ class Dialer:
         self.stats.rounds += 1
         now = self.clock()
         pending = await asyncio.to_thread(self.ledger.pending)
-        for callback in pending:
-            if callback.phone in self.dnc and callback.id not in self.live:
-                await asyncio.to_thread(self.ledger.close_unreachable, callback.id, "do_not_call", now)
-                log.info("dialer: callback %d not called: %s is on the do-not-call list", callback.id,
-                         mask_phone(callback.phone))
+        for callback in pending:  # never to be dialled: closed now, without an attempt
+            why = self.policy.why_not(callback, now, self.dnc)
+            if callback.id not in self.live and why in ("do-not-call", "no number to call"):
+                status = "do_not_call" if why == "do-not-call" else "no_number"
+                await asyncio.to_thread(self.ledger.close_unreachable, callback.id, status, now)
+                log.info("dialer: callback %d (%s) not called: %s", callback.id, mask_phone(callback.phone), why)
         chosen = self.policy.choose([c for c in pending if c.id not in self.live], now, self.lines(), self.dnc,
                                     self._live_numbers)
         started = []

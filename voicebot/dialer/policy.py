@@ -12,12 +12,15 @@ morning" is kept for the person reading the row but is no constraint: the callba
 
 from __future__ import annotations
 
+import re
 from collections.abc import Container, Iterable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from voicebot.config import WEEKDAYS, DialerConfig
+
+E164 = re.compile(r"\+[1-9]\d{6,14}")  # what the CRM stores for a number it could read; anything else is not dialled
 
 
 @dataclass(frozen=True)
@@ -97,7 +100,9 @@ class DialPolicy:
 
     def why_not(self, callback: DueCallback, now: datetime, dnc: Container[str]) -> str | None:
         """Why ``callback`` may not be dialled at ``now``, or None when it may. Checked in this order: the
-        do-not-call list, the attempts, the calling hours, the preferred time, the spacing."""
+        number itself (E.164), the do-not-call list, the attempts, the calling hours, the preferred time, the spacing."""
+        if not E164.fullmatch(callback.phone or ""):
+            return "no number to call"
         if callback.phone in dnc:
             return "do-not-call"
         if callback.attempts >= self.config.max_attempts:

@@ -36,6 +36,15 @@ def owns_dialer(config: Config, worker_index: int | None) -> bool:
     return config.dialer.enabled and (worker_index is None or worker_index == 0)
 
 
+def describe(config: Config) -> str:
+    """The line ``voicebot serve`` prints under "answering calls" when the dialer is on."""
+    d = config.dialer
+    days = ", ".join(f"{day} {spans}" for day, spans in d.hours.items() if spans.strip() != "closed") or "never"
+    return (f"dialer on: due callbacks, {days} ({d.timezone}); at most {d.max_concurrent} outbound, "
+            f"{d.free_lines} line(s) kept for inbound; {d.max_attempts} attempts {d.spacing_min:g} min apart; "
+            f"do-not-call list {config.path(d.dnc_file)}")
+
+
 def as_callee(call: CallTransport, phone: str) -> CallTransport:
     """The session looks the far end up in the CRM by ``info.caller_id``: on a call the bot placed that is the
     number it called (the From it sent is the company's)."""
