@@ -381,15 +381,36 @@ def dtmf_pcap(folder: Path, digit: str) -> Path:
     return path
 
 
-def callee(folder: Path, *, press: str | None = None, after_ms: int = 1500, hold_ms: int = 0) -> str:
-    """A sipp callee that answers; then presses ``press`` (RFC 2833) ``after_ms`` into the call and waits for the
-    bot's BYE, or holds ``hold_ms`` and hangs up itself."""
+def speech_pcap(folder: Path, pcm16_8k: bytes, name: str) -> Path:
+    """RTP (PCMU, 20 ms packets) of 8 kHz audio as a pcap sipp can play: the callee's voice."""
+    import audioop
+    import struct
+
+    ulaw = audioop.lin2ulaw(pcm16_8k, 2)
+    out = bytearray(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+    for i in range(len(ulaw) // 160):
+        rtp = struct.pack("!BBHII", 0x80, 0x80 if i == 0 else 0, i, i * 160, 0x1234) + ulaw[i * 160:(i + 1) * 160]
+        udp = struct.pack("!HHHH", 6000, 6002, 8 + len(rtp), 0) + rtp
+        ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 20 + len(udp), i, 0, 64, 17, 0, bytes([127, 0, 0, 1]),
+                         bytes([127, 0, 0, 1])) + udp
+        frame = b"\x00" * 12 + b"\x08\x00" + ip
+        out += struct.pack("<IIII", i // 50, (i % 50) * 20000, len(frame), len(frame)) + frame
+    path = folder / f"{name}.pcap"
+    path.write_bytes(bytes(out))
+    return path
+
+
+def callee(folder: Path, *, press: str | None = None, after_ms: int = 1500, hold_ms: int = 0,
+           say: Path | None = None) -> str:
+    """A sipp callee that answers; then presses ``press`` (RFC 2833) or plays ``say`` (a pcap) ``after_ms`` into
+    the call and waits for the bot's BYE, or holds ``hold_ms`` and hangs up itself."""
     body = ('  <recv request="INVITE" crlf="true" rrs="true"/>\n'
             + _UAS_REPLY.format(status=180, reason="Ringing") + '  <pause milliseconds="300"/>\n'
             + _ANSWER.replace("{event_pt}", str(EVENT_PT)))
-    if press is not None:
+    if press is not None or say is not None:
+        pcap = say if say is not None else dtmf_pcap(folder, press)
         body += f'  <pause milliseconds="{after_ms}"/>\n'
-        body += f'  <nop><action><exec play_pcap_audio="{dtmf_pcap(folder, press)}"/></action></nop>\n'
+        body += f'  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>\n'
         body += _OK_BYE
     else:
         body = body.replace('  <recv request="ACK"/>\n', _KEEP_DIALOG)
@@ -438,13 +459,14 @@ def bot_config(tmp_path: Path, block: Block, callee_port: int, **dialer) -> Conf
     return config
 
 
-async def with_bot(tmp_path, block: Block, crm: Repository, config: Config, body, now: str = "2026-03-02T10:00"):
+async def with_bot(tmp_path, block: Block, crm: Repository, config: Config, body, now: str = "2026-03-02T10:00",
+                   voice: CallerVoice | None = None):
     """The bot's SIP endpoint (inbound calls: a handler that listens until the caller hangs up) and a dialer on
-    it whose clock is ``now``; runs ``body(bot)``."""
+    it whose clock is ``now``; runs ``body(bot)``. ``voice``: the callee's phrasebook the fake transcriber hears."""
     from voicebot.telephony.sip_endpoint import SipWorker
 
     store = CallStore(tmp_path / "calls.db", tmp_path / "recordings")
-    voice = CallerVoice(sample_rate=config.audio.sample_rate)
+    voice = voice or CallerVoice(sample_rate=config.audio.sample_rate)
     deps = SessionDeps(config, FakeTranscriber(voice), FakeSynthesizer(), ScriptedChat(), ScriptedVad(), crm, store,
                        today=TODAY)
     inbound: list = []
@@ -674,3 +696,39 @@ def test_a_round_closes_callbacks_that_will_never_be_dialled(tmp_path, crm):
     assert asyncio.run(dialer.round()) == []
     assert [crm.db["callbacks"].get(c.id)["status"] for c in (listed, anonymous)] == ["do_not_call", "no_number"]
     assert crm.db["callback_attempts"].count == 0
+
+
+@pytest.mark.timeout(90)
+def test_an_opt_out_said_over_sip_is_honoured(tmp_path, crm):
+    """The callee says "please don't call me again" (a CallerVoice tone the fake transcriber hears as those
+    words, sent as PCMU RTP by sipp) after the opening: the bot says goodbye, hangs up, and the number is on the
+    do-not-call list."""
+    sipp_or_fail()
+    block = Block.of(4)
+    config = bot_config(tmp_path, block, block.sipp(0))
+    cb = crm.request_callback(ALICE, "my order 10452")
+    voice = CallerVoice(sample_rate=8000)
+    words = voice.pcm("please don't call me again", 1.5)
+    pipeline = CallerVoice(sample_rate=config.audio.sample_rate, texts=voice.texts)
+    pcap = speech_pcap(tmp_path, b"\x00\x00" * 800 + words + b"\x00\x00" * 8000, "dont-call")
+
+    async def body(bot: Bot):
+        proc = start_sipp(tmp_path, block.sipp(0), block.media(0), xml=callee(tmp_path, say=pcap, after_ms=5000),
+                          timeout_s=40)
+        await asyncio.sleep(0.3)
+        started = await bot.dialer.round()
+        status = await asyncio.wait_for(started[0], 40)
+        return status, await asyncio.to_thread(wait_sipp, proc)
+
+    status, sipp = asyncio.run(with_bot(tmp_path, block, crm, config, body, voice=pipeline))
+    assert sipp.returncode == 0, sipp.stdout
+    assert status == "opted_out"
+    assert crm.db["callbacks"].get(cb.id)["status"] == "opted_out"
+    assert ALICE in DoNotCallList(tmp_path / "dnc.txt")
+    call_id = crm.db["callback_attempts"].get(1)["call_id"]
+    store = CallStore(tmp_path / "calls.db", tmp_path / "recordings")
+    try:
+        said = [(t.role, t.text) for t in store.turns(call_id)]
+    finally:
+        store.close()
+    assert ("caller", "please don't call me again") in said and said[-1] == ("bot", config.dialer.opt_out_goodbye)
