@@ -15,6 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from prometheus_client import REGISTRY
 
 from fakes import CallerVoice, FakeSynthesizer, FakeTranscriber, ScriptedChat, ScriptedVad
 from sip_support import PCAP_DIR, _UAS_REPLY, _wrap, run_sipp, scenario, sip_config, sipp_binary, start_sipp, wait_sipp
@@ -546,6 +547,7 @@ def test_busy_then_no_answer_are_recorded_spaced_and_limited(tmp_path, crm):
     config = bot_config(tmp_path, block, block.sipp(0), max_attempts=2, spacing_min=30)
     config.dialer.ring_timeout_s = 2
     cb = crm.request_callback(BOB, "a quote for 20 desks")
+    before = {r: attempts_metric(r) for r in ("busy", "no_answer")}
 
     async def body(bot: Bot):
         busy = start_sipp(tmp_path, block.sipp(0), block.media(0), xml=refusing(486, "Busy Here"), timeout_s=20)
@@ -575,6 +577,12 @@ def test_busy_then_no_answer_are_recorded_spaced_and_limited(tmp_path, crm):
     attempts = list(crm.db["callback_attempts"].rows_where("callback_id = ?", [cb.id], order_by="id"))
     assert [(a["result"], a["sip_status"]) for a in attempts] == [("busy", 486), ("no_answer", 408)]
     assert attempts[1]["at"].startswith("2026-03-02T10:30")
+    assert {r: attempts_metric(r) - n for r, n in before.items()} == {"busy": 1, "no_answer": 1}
+    assert REGISTRY.get_sample_value("voicebot_dialer_outbound_calls") == 0
+
+
+def attempts_metric(result: str) -> float:
+    return REGISTRY.get_sample_value("voicebot_dialer_attempts_total", {"result": result}) or 0.0
 
 
 @pytest.mark.timeout(90)

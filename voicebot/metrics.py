@@ -39,6 +39,10 @@ SIP_REGISTERED = Gauge("voicebot_sip_registered", "1 while the bot is registered
                        "(sip.accounts), else 0.", ["account"], multiprocess_mode="livemax")
 SIP_REGISTER_FAILURES = Counter("voicebot_sip_register_failures_total",
                                 "Failed REGISTERs by account and SIP status (408: no answer).", ["account", "code"])
+DIALER_ATTEMPTS = Counter("voicebot_dialer_attempts_total", "Callback calls the dialer placed, by result "
+                          "(answered, opted_out, no_answer, busy, declined, failed).", ["result"])
+OUTBOUND_CALLS = Gauge("voicebot_dialer_outbound_calls", "Callback calls being dialled or in progress.",
+                       multiprocess_mode="livesum")
 FAULT_TO_APOLOGY = Histogram("voicebot_fault_to_apology_seconds",
                              "From a fault in a call (an error, or a stage past its time limit) to the apology.",
                              buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, float("inf")))

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from voicebot import metrics
 from voicebot.dialer.callback_call import CallbackOutcome
 from voicebot.dialer.dnc import DoNotCallList
 from voicebot.dialer.ledger import Attempt, CallbackLedger
@@ -121,6 +122,17 @@ class Dialer:
 
     async def _attempt(self, callback: DueCallback) -> str:
         """Dial one callback, run the call when answered, record the attempt; returns the callback's status."""
+        metrics.OUTBOUND_CALLS.inc()
+        try:
+            attempt = await self._call(callback)
+        finally:
+            metrics.OUTBOUND_CALLS.dec()
+        metrics.DIALER_ATTEMPTS.labels(result=attempt.result).inc()
+        status = await asyncio.to_thread(self.ledger.record, attempt)
+        log.info("dialer: callback %d: %s, now %s", callback.id, attempt.result, status)
+        return status
+
+    async def _call(self, callback: DueCallback) -> Attempt:
         uri = self.config.dial_uri.format(number=callback.phone)
         at = self.clock()
         self.stats.dialed += 1
@@ -142,9 +154,7 @@ class Dialer:
         else:
             self.stats.answered += 1
             attempt = await self._converse(callback, call, at)
-        status = await asyncio.to_thread(self.ledger.record, attempt)
-        log.info("dialer: callback %d: %s, now %s", callback.id, attempt.result, status)
-        return status
+        return attempt
 
     async def _converse(self, callback: DueCallback, call: CallTransport, at: datetime) -> Attempt:
         try:
