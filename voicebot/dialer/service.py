@@ -14,7 +14,7 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from voicebot.config import Config
 from voicebot.dialer.callback_call import CallbackOutcome, run_callback_call
@@ -26,7 +26,18 @@ from voicebot.session.deps import SessionDeps
 from voicebot.telephony.base import CallTransport
 
 if TYPE_CHECKING:
-    from voicebot.worker import Worker
+    from voicebot.telephony.kamailio import WorkerSlot
+
+
+class Worker(Protocol):
+    """What ``start_for_worker`` uses of ``voicebot.worker.Worker`` (typed here: the worker imports this module)."""
+
+    config: Config
+    slot: WorkerSlot | None
+    deps: SessionDeps | None
+    dialer: Dialer | None
+    live: int
+    finished: int
 
 log = logging.getLogger(__name__)
 
