@@ -82,11 +82,11 @@ class Dialer:
         log.info("dialer: working due callbacks (at most %d at once, %d line(s) kept for inbound callers)",
                  self.config.max_concurrent, self.config.free_lines)
         while not stop.is_set():
+            self._wake.clear()  # before the round: a call that ends during it wakes the next one at once
             try:
                 await self.round()
             except Exception:  # a locked CRM, a bad row: logged, tried again next round; the worker goes on
                 log.exception("dialer: the round failed")
-            self._wake.clear()
             waits = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(self._wake.wait())]
             await asyncio.wait(waits, timeout=self.config.poll_s, return_when=asyncio.FIRST_COMPLETED)
             for w in waits:
