@@ -132,7 +132,7 @@ def test_a_worker_loads_starts_serves_drains_and_closes(cfg, monkeypatch):
     record = deps.store.get_call(caller.info.call_id)
     assert (record.worker, record.outcome) == ("w7", Outcome.ABANDONED)
     assert worker.finish_analysis(10)
-    assert load_analysis(deps.store, caller.info.call_id).summary == GOOD_REPLY["summary"]
+    assert load_analysis(deps.store, caller.info.call_id).generated_summary == GOOD_REPLY["summary"]
     worker.close()
     worker.close()
     assert worker.phase == Phase.CLOSED
@@ -164,14 +164,15 @@ def test_the_analysis_uses_the_model_only_while_none_of_the_worker_s_calls_is_up
         assert worker.live == 1 and not worker.idle()
         await until(lambda: load_analysis(store, call_a.info.call_id) is not None)  # flags, sentiment: at once
         await asyncio.sleep(0.3)
-        assert load_analysis(store, call_a.info.call_id).summary is None and chat.calls == []
+        assert load_analysis(store, call_a.info.call_id).generated_summary is None and chat.calls == []
         hold_b.set()
         await b
         assert worker.live == 0 and worker.idle()
 
     asyncio.run(asyncio.wait_for(main(), 20))
     assert worker.finish_analysis(10)
-    assert [load_analysis(store, c.info.call_id).summary for c in (call_a, call_b)] == [GOOD_REPLY["summary"]] * 2
+    summaries = [load_analysis(store, c.info.call_id).generated_summary for c in (call_a, call_b)]
+    assert summaries == [GOOD_REPLY["summary"]] * 2  # the model's part, labelled generated
     assert worker.analysis.preempted == 0  # it never started while B was up
     worker.close()
     assert store.get_call(call_a.info.call_id).outcome == Outcome.ABANDONED  # still open: not the worker's to close

@@ -31,6 +31,7 @@ from starlette.responses import RedirectResponse, Response
 from voicebot.db import open_sqlite
 from voicebot.knowledge.learn import LEARNED_FILE, EntryError, append_entry, parse_tags
 from voicebot.knowledge.unanswered import Group, Grouping, QuestionVectors, collect, group_questions, split_answered
+from voicebot.review.state import render
 from voicebot.review.redact import redact_text
 from voicebot.store import CallStore
 
@@ -170,8 +171,6 @@ def _days(raw: str | None) -> int:
 
 def _render(request: Request, days: int, *, status: int = 200, error: str | None = None,
             form: dict[str, str] | None = None) -> Response:
-    from voicebot.review.views import render
-
     state = _state(request)
     role = request.state.user.role
     grouper, marks_db = _helpers(state)

@@ -9,7 +9,6 @@ import math
 import secrets
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
@@ -25,7 +24,7 @@ from voicebot.review.queries import SENTIMENTS, TEST_CHOICES, ListFilter, list_c
 from voicebot.review.recordings import RecordingWithheld, playable_file, secret_spans
 from voicebot.review.redact import mask_phone, redact_text
 from voicebot.review.security import LOGIN_COOKIE, SESSION_COOKIE, safe_next, set_login_cookie, set_session_cookie
-from voicebot.review.state import ReviewState
+from voicebot.review.state import ReviewState, render
 from voicebot.review.unanswered import entry_titles
 from voicebot.review.users import LoginThrottled
 from voicebot.store import RECORDINGS, Outcome, StoreError
@@ -39,12 +38,6 @@ def _state(request: Request) -> ReviewState:
 
 def _client(request: Request) -> str | None:
     return request.client.host if request.client else None
-
-
-def render(request: Request, template: str, context: dict[str, Any], status: int = 200) -> Response:
-    session = getattr(request.state, "session", None)
-    context = {"user": session.user if session else None, "csrf": session.csrf if session else "", **context}
-    return _state(request).templates.TemplateResponse(request, template, context, status_code=status)
 
 
 # -- login --------------------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING
+from typing import Any
 
 from voicebot import metrics
 from voicebot.audio import mix
@@ -18,8 +18,9 @@ from voicebot.session.faults import StageFailed, customer_id, in_thread, safe_su
 from voicebot.session.state import State
 from voicebot.store_journal import finish_op
 
-if TYPE_CHECKING:
-    from voicebot.session.core import CallSession
+CallSession = Any
+"""A voicebot.session.core.CallSession: core calls this module, so it is not imported back (no import circle);
+the functions here use the session's state and its helpers as core defines them."""
 
 log = logging.getLogger(__name__)
 

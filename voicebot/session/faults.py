@@ -23,7 +23,7 @@ import sqlite3
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from voicebot import metrics
 from voicebot.config import PromptsConfig
@@ -34,8 +34,9 @@ from voicebot.session.state import State
 from voicebot.speech.tts import Synthesizer
 from voicebot.store import Outcome
 
-if TYPE_CHECKING:
-    from voicebot.session.core import CallSession
+CallSession = Any
+"""A voicebot.session.core.CallSession: core calls this module, so it is not imported back (no import circle);
+the functions here use the session's state and its helpers as core defines them."""
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
