@@ -300,3 +300,17 @@ def test_the_call_page_shows_the_outcome_by_evidence_for_an_old_call(tmp_path):
         assert "by the recorded evidence: abandoned unresolved (no evidence the caller&#39;s goal was met)" in text
         assert "by the recorded evidence" not in client.get("/calls/order-answered-test").text
         assert "test call" in client.get("/calls/order-answered-test").text
+
+
+def test_evidence_recorded_just_after_the_bot_turn_that_spoke_it_counts():
+    """The session stores a reply's tool calls once the reply has played: the order status answered, then the
+    caller hung up, is resolved."""
+    from voicebot.events import ToolCallMade
+    from voicebot.outcomes import Step, decide
+
+    steps = [Step("caller", "where is my order?", ()), Step("bot", "For your security, your PIN?", ()),
+             Step("caller", "1 2 3 4", ()), Step("bot", "Order 10452 has shipped with UPS.", ()),
+             Step(None, "", (), ToolCallMade("list_open_orders", {}, {"ok": True, "result": []}, 0.01))]
+    assert decide(steps).outcome.value == "resolved"
+    asked_again = [*steps, Step("caller", "and my other parcel?", ())]
+    assert decide(asked_again).outcome.value == "abandoned"

@@ -143,15 +143,19 @@ def decide(steps: Sequence[Step], ended: Outcome | str | None = None) -> Decisio
     pending: str | None = None  # evidence waiting for the bot turn that gives the answer
     open_request: str | None = None  # a caller turn after the last evidence, not answered with evidence
     unmet: str | None = None
+    answered_since_caller = False  # a bot turn came after the caller's last turn
     for step in steps:
         found = _evidence(step)
         if found is not None:
-            if found.startswith("confirmed"):
+            # the session stores a reply's tool calls and knowledge events once the reply has played, so
+            # evidence right after the bot turn that spoke it (no caller turn between) was answered by that turn
+            if found.startswith("confirmed") or answered_since_caller:
                 met, pending, open_request, unmet = found, None, None, None
             else:
                 pending = found
             continue
         if step.role == "bot":
+            answered_since_caller = True
             for call in step.tool_calls:  # tool calls stored on the bot turn itself
                 if tool_ok(call.get("result")):
                     name = call.get("name")
@@ -160,6 +164,7 @@ def decide(steps: Sequence[Step], ended: Outcome | str | None = None) -> Decisio
                 met, pending, open_request, unmet = pending, None, None, None
             continue
         if step.role == "caller":
+            answered_since_caller = False
             if not is_closing(step.text):
                 open_request = step.text
                 pending = None
