@@ -14,3 +14,14 @@ class StrictModel(BaseModel):
     """Unknown keys are errors; values are validated on assignment as well as on construction."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+def known_time_zone(value: str) -> str:
+    """A field validator's body: ``value`` must name an IANA time zone (``UTC``, ``Europe/Berlin``)."""
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError) as exc:
+        raise ValueError(f"{value!r} is not a known time zone (e.g. UTC, Europe/Berlin)") from exc
+    return value

@@ -181,22 +181,6 @@ class Repository:
             return NotFound("customer", str(customer_id))
         return VerificationRecord(row["id"], row["pin_hash"], _date(row["date_of_birth"]), row["postcode"])
 
-    def note_verification_failure(self, customer_id: int) -> None:
-        """One wrong answer to verification for this customer (kept across calls; what was said is not)."""
-        with self.transaction():
-            self.db["verification_failures"].insert({"customer_id": customer_id, "at": self.now().isoformat()})
-
-    @_locked
-    def verification_failures_since(self, customer_id: int, since: datetime) -> int:
-        row = self._one("select count(*) as n from verification_failures where customer_id = ? and at >= ?",
-                        [customer_id, since.isoformat()])
-        return int(row["n"]) if row else 0
-
-    def clear_verification_failures(self, customer_id: int) -> None:
-        """A successful verification (or a person who checked the caller) starts the count again."""
-        with self.transaction():
-            self.db.execute("delete from verification_failures where customer_id = ?", [customer_id])
-
     # ---------------------------------------------------------------------------------------------- orders
 
     def add_order(self, number: str, customer_id: int, status: str, placed_at: date, items: Sequence[OrderItem],

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hmac
 import re
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from enum import Enum
 
 from voicebot.crm.models import Customer, NotFound, VerificationRecord
@@ -107,6 +107,25 @@ class Verification:
         return self._result(Outcome.WRONG, f"That did not match. {self.attempts_left} attempt(s) left.")
 
 
+def note_failure(repo: Repository, customer_id: int) -> None:
+    """One wrong answer to verification for this customer, kept across calls (what was said is not kept)."""
+    with repo.transaction():
+        repo.db["verification_failures"].insert({"customer_id": customer_id, "at": repo.now().isoformat()})
+
+
+def failures_since(repo: Repository, customer_id: int, since: datetime) -> int:
+    with repo.transaction():
+        rows = repo.db.execute("select count(*) from verification_failures where customer_id = ? and at >= ?",
+                               [customer_id, since.isoformat()]).fetchone()
+    return int(rows[0]) if rows else 0
+
+
+def clear_failures(repo: Repository, customer_id: int) -> None:
+    """A successful verification (or a person who checked the caller) starts the count again."""
+    with repo.transaction():
+        repo.db.execute("delete from verification_failures where customer_id = ?", [customer_id])
+
+
 @dataclass
 class CallerContext:
     """What one call knows about its caller: the dialogue holds one per call and passes it to every tool call.
@@ -151,13 +170,13 @@ class CallerContext:
         customer = self.customer
         if customer is not None and self.lockout_hours > 0 and self.verification.verified_customer_id != customer.id:
             since = self.repo.now() - timedelta(hours=self.lockout_hours)
-            earlier = self.repo.verification_failures_since(customer.id, since)
+            earlier = failures_since(self.repo, customer.id, since)
             self.verification.attempts_used = max(self.verification.attempts_used, earlier)
         record = self.repo.verification_record(customer.id) if customer else None
         used = self.verification.attempts_used
         result = self.verification.check(record, pin=pin, date_of_birth=date_of_birth, postcode=postcode)
         if customer is not None and self.verification.attempts_used > used:
-            self.repo.note_verification_failure(customer.id)
+            note_failure(self.repo, customer.id)
         elif customer is not None and result.outcome is Outcome.VERIFIED and used:
-            self.repo.clear_verification_failures(customer.id)
+            clear_failures(self.repo, customer.id)
         return result
