@@ -13,6 +13,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from voicebot.config import Config, CrmConfig, ReviewConfig, StoreConfig
 from voicebot.store import CallStore
 
@@ -119,3 +121,24 @@ def build_env(folder: Path, background_calls: int = 30) -> ReviewEnv:
         card = write_demo_call(store, "card number", now - timedelta(hours=1), call_id="card-call", customer=customer)
     add_users(config)
     return ReviewEnv(config, card, pin, order, str(alice.id))
+
+
+# -- Chromium (Debian's, driven by pytest-playwright): shared by every *_browser.py module ------------------
+CHROMIUM = Path("/usr/bin/chromium")
+FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"]
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """pytest-playwright's launch arguments plus the system Chromium (no browser download on these machines)."""
+    if not CHROMIUM.is_file():
+        pytest.fail(f"Chromium is missing at {CHROMIUM}: run scripts/setup.sh "
+                    "(or `apt-get install -y chromium`); the browser tests need it")
+    return {**browser_type_launch_args, "executable_path": str(CHROMIUM),
+            "args": [*browser_type_launch_args.get("args", []), *FLAGS]}
+
+
+@pytest.fixture(scope="session")
+def browser_context_args(browser_context_args):
+    return {**browser_context_args, "viewport": {"width": 1440, "height": 1000}}

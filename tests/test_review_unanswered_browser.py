@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from review_support import browser_context_args, browser_type_launch_args  # noqa: F401 - fixtures
 from review_support import ADMIN, SUPERVISOR, live_server
 from unanswered_support import PHONE_MASKED, RETURN_ENTRY, seed
 from voicebot.knowledge.files import read_markdown
@@ -18,24 +19,6 @@ from voicebot.review.app import create_app
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "test-artifacts" / "review"
-CHROMIUM = Path("/usr/bin/chromium")
-FLAGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--autoplay-policy=no-user-gesture-required"]
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args):
-    """pytest-playwright's launch arguments plus the system Chromium (no browser download on these machines)."""
-    if not CHROMIUM.is_file():
-        pytest.fail(f"Chromium is missing at {CHROMIUM}: run scripts/setup.sh "
-                    "(or `apt-get install -y chromium`); the browser tests need it")
-    return {**browser_type_launch_args, "executable_path": str(CHROMIUM),
-            "args": [*browser_type_launch_args.get("args", []), *FLAGS]}
-
-
-@pytest.fixture(scope="session")
-def browser_context_args(browser_context_args):
-    return {**browser_context_args, "viewport": {"width": 1440, "height": 1000}}
 
 
 @pytest.fixture(scope="module")
