@@ -219,3 +219,95 @@ def _crm_customers(config: Config):
     finally:
         repo.close()
     return [DemoCustomer(str(i), phone, name.split()[0]) for i, name, phone in rows]
+
+
+@review_app.command("export")
+def export_calls(
+    ctx: typer.Context,
+    fmt: Annotated[str, typer.Option("--format", help="csv or json (json: each call with its turns).")] = "json",
+    since: Annotated[Optional[str], typer.Option("--from", help="First day (YYYY-MM-DD, review.timezone).")] = None,
+    until: Annotated[Optional[str], typer.Option("--to", help="Last day, included.")] = None,
+    role: Annotated[str, typer.Option(help="Redact as this role sees the pages: supervisor (masked) or admin.")]
+    = "supervisor",
+    table: Annotated[str, typer.Option(help="CSV only: calls, or turns (one line per turn).")] = "calls",
+    outcome: Annotated[Optional[str], typer.Option(help="Only calls with this outcome.")] = None,
+    tag: Annotated[Optional[str], typer.Option(help="Only calls with this reviewer's tag.")] = None,
+    tests: Annotated[Optional[str], typer.Option(help="Test calls: include or only (default: left out).")] = None,
+    out: Annotated[Optional[Path], typer.Option("--out", help="Write here instead of standard output.")] = None,
+    config_path: ConfigOption = None,
+):
+    """Export calls (and turns) as CSV or JSON, redacted for --role exactly as the review pages are."""
+    import sys
+    from zoneinfo import ZoneInfo
+
+    from voicebot.review.annotations import Annotations
+    from voicebot.review.app import StoreMissing, open_store
+    from voicebot.review.export import Exporter, export
+    from voicebot.review.queries import ListFilter
+    from voicebot.review.redact import ROLES
+
+    if fmt not in ("csv", "json") or table not in ("calls", "turns"):
+        raise fail("--format is csv or json; --table is calls or turns", 2)
+    if role not in ROLES:
+        raise fail(f"--role is one of {', '.join(ROLES)}", 2)
+    filters, problems = ListFilter.parse({"since": since or "", "until": until or "", "outcome": outcome or "",
+                                          "tag": tag or "", "tests": tests or ""})
+    if problems:
+        raise fail("; ".join(problems), 2)
+    config = _config(ctx, config_path)
+    try:
+        store = open_store(config)
+    except (StoreMissing, StoreError) as exc:
+        raise fail(str(exc)) from None
+    notes = Annotations(config.path(config.review.database))
+    try:
+        exporter = Exporter(store, ZoneInfo(config.review.timezone), role, notes, config.path(config.crm.database))
+        if out is None:
+            n = export(exporter, filters, fmt, table, sys.stdout)
+        else:
+            with out.open("w", encoding="utf-8", newline="") as handle:
+                n = export(exporter, filters, fmt, table, handle)
+    finally:
+        notes.close()
+        store.close()
+    err_console.print(f"exported {n} {'turn' if fmt == 'csv' and table == 'turns' else 'call'}(s) as {role}"
+                      + (f" to {out}" if out else ""), highlight=False)
+
+
+@review_app.command("add-token")
+def add_token(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(help="Who or what uses the token (e.g. bi-dashboard).")],
+    role: Annotated[str, typer.Option(help="supervisor (masked data) or admin.")] = "supervisor",
+    replace: Annotated[bool, typer.Option("--replace", help="Issue a new token for an existing name.")] = False,
+    config_path: ConfigOption = None,
+):
+    """Create a read-only API token (GET /api/v1/calls with `Authorization: Bearer TOKEN`); shown once only."""
+    from voicebot.review.api import ApiTokens, TokenError
+
+    config = _config(ctx, config_path)
+    tokens = ApiTokens(config.path(config.review.database))
+    try:
+        token = tokens.add(name, role, replace=replace)
+    except TokenError as exc:
+        raise fail(str(exc)) from None
+    finally:
+        tokens.close()
+    err_console.print(f"token {name!r} ({role}); it is shown only now, store it safely:", highlight=False)
+    print(token)
+
+
+@review_app.command("revoke-token")
+def revoke_token(ctx: typer.Context, name: Annotated[str, typer.Argument(help="The token's name.")],
+                 config_path: ConfigOption = None):
+    """Stop an API token from working."""
+    from voicebot.review.api import ApiTokens
+
+    config = _config(ctx, config_path)
+    tokens = ApiTokens(config.path(config.review.database))
+    try:
+        if not tokens.revoke(name):
+            raise fail(f"no token named {name!r}")
+    finally:
+        tokens.close()
+    console.print(f"revoked {name!r}", highlight=False)

@@ -21,7 +21,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 
 from voicebot.config import Config
-from voicebot.review import unanswered, views
+from voicebot.review import api, operator_feed, unanswered, views
 from voicebot.review.format import FILTERS
 from voicebot.review.redact import install_log_redaction
 from voicebot.review.security import SecurityMiddleware
@@ -79,7 +79,8 @@ def create_app(config: Config, *, now: Callable[[], datetime] | None = None, sto
         finally:
             users.close()
             store.close()
-            for helper in state.extras.get("unanswered", ()):
+            for helper in (*state.extras.get("unanswered", ()), state.extras.get("annotations"),
+                           state.extras.get("api_tokens"), state.extras.get("operator")):
                 getattr(helper, "close", lambda: None)()
             cache.cleanup()
 
@@ -94,8 +95,13 @@ def create_app(config: Config, *, now: Callable[[], datetime] | None = None, sto
         Route("/calls/{call_id}", views.call_page),
         Route("/calls/{call_id}/recording/{which}", views.recording),
         Route("/calls/{call_id}/played", views.recording_played, methods=["POST"]),
+        Route("/calls/{call_id}/annotations", views.annotate, methods=["POST"]),
+        Route("/api/v1/calls", api.calls_endpoint),
+        Route("/api/v1/calls/{call_id}", api.call_endpoint),
         Route("/dashboard", views.dashboard),
         Route("/admin/access", views.access_log_page),
+        Route("/operator", operator_feed.operator_page),
+        Route("/operator/events", operator_feed.operator_events),
         Route("/unanswered", unanswered.unanswered_page, methods=["GET"]),
         Route("/unanswered/answer", unanswered.unanswered_answer, methods=["POST"]),
         Mount("/static", StaticFiles(directory=str(HERE / "static")), name="static"),

@@ -11,7 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from voicebot.events import Escalated, EventKind, GuardFired, KnowledgeAnswered, TransferEnded
+from datetime import datetime
+
 from voicebot.review.analysis import FLAGS, RUBRIC, TOPICS, CallAnalysis
+from voicebot.review.annotations import Annotation
+from voicebot.review.outbound import Outbound
+from voicebot.review.queries import CallRow
 from voicebot.review.redact import answers_secret_question, mask_phone, redact_data, redact_text
 from voicebot.store import RECORDINGS, Call, Event, Turn
 
@@ -117,6 +122,49 @@ class CallPage:
     generated_summary: str = ""  # the model's words (labelled as generated on the page)
 
 
+@dataclass(frozen=True)
+class ListRow:
+    """One call as the call list, the export and the API show it, already redacted for the reader's role."""
+
+    id: str
+    started_at: datetime
+    caller: str
+    customer_id: str | None
+    duration_s: float | None
+    outcome: str
+    reason: str
+    topic: str | None
+    sentiment: float | None
+    qa_score: float | None
+    flags: list[str]
+    summary: str
+    test: bool = False
+    direction: str = "in"  # "out": placed by the dialer (outbound.py)
+    purpose: str = ""  # an outbound call's reason
+    result: str = ""  # an outbound call's attempt result
+    tags: list[str] = field(default_factory=list)
+    reviewed: bool = False
+    note: str = ""
+
+
+def list_row(r: CallRow, role: str, note: Annotation | None = None, outbound: Outbound | None = None) -> ListRow:
+    """``r`` as ``role`` may see it, with the reviewers' marks and, for a call the dialer placed, its purpose."""
+    c = r.call
+    return ListRow(c.id, c.started_at, mask_phone(c.caller_id, role) if c.caller_id else "unknown", c.customer_id,
+                   r.duration_s, c.outcome.value, redact_text(c.outcome_reason, role),
+                   TOPICS.get(r.topic or "", r.topic), r.sentiment, r.qa_score, [FLAGS.get(f, f) for f in r.flags],
+                   redact_text(r.summary, role), c.test, "out" if outbound else "in",
+                   outbound.purpose if outbound else "", outbound.result if outbound else "",
+                   list(note.tags) if note else [], bool(note and note.reviewed),
+                   redact_text(note.note, role) if note else "")
+
+
+def redacted_turns(turns: list[Turn], role: str) -> list[TurnView]:
+    """The turns as ``role`` may see them (the call page, the export and the API all take them from here)."""
+    secret = answers_secret_question([(t.role, t.text) for t in turns])
+    return [_turn_view(t, role, answer) for t, answer in zip(turns, secret)]
+
+
 def _json(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
@@ -188,8 +236,7 @@ def build_call_page(call: Call, turns: list[Turn], events: list[Event], analysis
                     recordings: list[str], customer: CustomerView | None, role: str,
                     knowledge_titles: dict[str, str] | None = None) -> CallPage:
     """``knowledge_titles``: entry id -> title of the knowledge files as they are now (for knowledge events)."""
-    secret = answers_secret_question([(t.role, t.text) for t in turns])
-    turn_views = [_turn_view(t, role, answer) for t, answer in zip(turns, secret)]
+    turn_views = redacted_turns(turns, role)
     early = _place_events(turn_views, [_event_view(e, role, knowledge_titles) for e in events])
     rubric = [RubricView(name, RUBRIC[name], r.score, redact_text(r.reason, role))
               for name, r in (analysis.qa.items() if analysis else []) if name in RUBRIC]

@@ -12,12 +12,14 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 from zoneinfo import ZoneInfo
 
 from voicebot.events import TransferReason
 from voicebot.review.analysis import FLAGS, TOPICS
+from voicebot.review.outbound import outbound_ids
 from voicebot.review.redact import SUPERVISOR, can_see_raw, mask_phone, redact_text
 from voicebot.store import Call, CallStore, Outcome
 
@@ -34,6 +36,24 @@ REASON_SQL = ("CASE WHEN instr(c.outcome_reason, ';') > 0 THEN trim(substr(c.out
               "instr(c.outcome_reason, ';') - 1)) ELSE c.outcome_reason END")
 TRANSFER_OUTCOMES = (Outcome.TRANSFERRED.value, Outcome.TRANSFER_FAILED.value)
 TEST_CHOICES = {"include": "Shown with the others", "only": "Only test calls"}  # default: hidden
+REVIEWED_CHOICES = {"yes": "Reviewed", "no": "Not reviewed"}
+DIRECTIONS = {"in": "Inbound", "out": "Outbound (dialer)"}
+
+
+@dataclass(frozen=True)
+class Marks:
+    """Call ids from the review database for the tag and reviewed filters (see ``ListFilter.sql``)."""
+
+    tagged: list[str] = field(default_factory=list)
+    reviewed: list[str] = field(default_factory=list)
+    outbound: list[str] = field(default_factory=list)  # calls the dialer placed (outbound.py)
+
+    @classmethod
+    def for_filter(cls, filters: ListFilter, notes: Any, crm_path: Path | None = None) -> Marks:
+        """Only the lists the filter needs are read (``notes``: an ``annotations.Annotations`` or None)."""
+        return cls(notes.ids_tagged(filters.tag) if filters.tag and notes else [],
+                   notes.ids_reviewed() if filters.reviewed and notes else [],
+                   outbound_ids(crm_path) if filters.direction and crm_path else [])
 
 
 def utc_iso(moment: datetime) -> str:
@@ -68,6 +88,9 @@ class ListFilter:
     qa_max: float | None = None
     q: str | None = None
     tests: str | None = None  # test calls (chat, simulate, bench): hidden (None), "include" or "only"
+    tag: str | None = None  # a reviewer's tag (annotations.py)
+    reviewed: str | None = None  # "yes" or "no": marked reviewed or not
+    direction: str | None = None  # "in" or "out" (placed by the dialer)
     page: int = 1
 
     @classmethod
@@ -96,8 +119,9 @@ class ListFilter:
     def active(self) -> bool:
         return any(getattr(self, f.name) not in (None, "") for f in fields(self) if f.name != "page")
 
-    def sql(self, tz: ZoneInfo, raw: bool = False) -> tuple[str, list[Any]]:
-        """The WHERE clause. Unless ``raw`` (a role that sees clear text), the caller filter and the text search
+    def sql(self, tz: ZoneInfo, raw: bool = False, marks: Marks | None = None) -> tuple[str, list[Any]]:
+        """The WHERE clause. ``marks``: the call ids the tag and reviewed filters match (they live in the review
+        database, not in the call store this SQL runs on); without them those filters match nothing. Unless ``raw`` (a role that sees clear text), the caller filter and the text search
         match what the reader is shown (``vb_seen_*``, see ``list_calls``), never the stored digits: a masked card
         number, PIN or phone number must not be recoverable digit by digit through the search box."""
         seen = (lambda expr: expr) if raw else (lambda expr: f"vb_seen_text({expr})")
@@ -143,6 +167,16 @@ class ListFilter:
                            "ESCAPE '\\' OR EXISTS (SELECT 1 FROM turns t WHERE t.call_id = c.id AND "
                            f"{seen('t.text')} LIKE ? ESCAPE '\\'))")
             params += [self.q, *[_like(self.q)] * 3]
+        marks = marks or Marks()
+        if self.tag:
+            clauses.append("c.id IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(marks.tagged))
+        if self.reviewed:
+            clauses.append(f"c.id {'' if self.reviewed == 'yes' else 'NOT '}IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(marks.reviewed))
+        if self.direction:
+            clauses.append(f"c.id {'' if self.direction == 'out' else 'NOT '}IN (SELECT value FROM json_each(?))")
+            params.append(json.dumps(marks.outbound))
         if self.tests is None:
             clauses.append("c.test = 0")
         elif self.tests == "only":
@@ -167,9 +201,12 @@ def _parse_field(name: str, raw: str) -> Any:
             raise ValueError("pages start at 1")
         return page
     choices = {"outcome": [o.value for o in Outcome], "topic": list(TOPICS), "sentiment": list(SENTIMENTS),
-               "flag": list(FLAGS), "tests": list(TEST_CHOICES)}.get(name)
+               "flag": list(FLAGS), "tests": list(TEST_CHOICES),
+               "reviewed": list(REVIEWED_CHOICES), "direction": list(DIRECTIONS)}.get(name)
     if choices is not None and raw not in choices:
         raise ValueError(f"{raw!r} is not one of {', '.join(choices)}")
+    if name == "tag" and not re.fullmatch(r"[a-z0-9][a-z0-9_-]{0,29}", raw):
+        raise ValueError(f"{raw[:40]!r} is not a tag")
     if name == "caller" and not re.search(r"\d", raw):
         raise ValueError("search callers by digits of their number")
     return raw[:200]
@@ -217,14 +254,15 @@ _FROM = "FROM calls c LEFT JOIN call_analysis a ON a.call_id = c.id"
 
 
 def list_calls(store: CallStore, filters: ListFilter, tz: ZoneInfo, page_size: int = 25,
-               role: str | None = SUPERVISOR) -> Page:
-    """One page of calls matching ``filters`` as ``role`` may search them, newest first."""
+               role: str | None = SUPERVISOR, notes: Any = None, crm_path: Path | None = None) -> Page:
+    """One page of calls matching ``filters`` as ``role`` may search them, newest first (``notes``: the
+    reviewers' ``Annotations``, for the tag and reviewed filters; ``crm_path``: for the direction filter)."""
     raw = can_see_raw(role)
     if not raw:
         store.add_function("vb_seen_text", lambda text: redact_text(text, role) if text else text)
         store.add_function("vb_seen_digits", lambda number: re.sub(r"\D", "", mask_phone(number, role))
                            if number else number)
-    where, params = filters.sql(tz, raw=raw)
+    where, params = filters.sql(tz, raw=raw, marks=Marks.for_filter(filters, notes, crm_path))
     total = store.select(f"SELECT COUNT(*) {_FROM}{where}", params)[0][0]
     page = min(filters.page, max(1, math.ceil(total / page_size)))
     rows = store.select(f"SELECT c.*, a.topic AS a_topic, a.qa_score AS a_qa, a.sentiment_mean AS a_sentiment, "

@@ -21,13 +21,14 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, RedirectResponse, Response
 
 from voicebot.review.state import ReviewState
-from voicebot.review.users import ReviewDB, Session
+from voicebot.review.users import OPERATOR, ReviewDB, Session
 
 log = logging.getLogger(__name__)
 
 SESSION_COOKIE = "voicebot_review"
 LOGIN_COOKIE = "voicebot_review_login"
 PUBLIC = ("/login", "/healthz", "/favicon.ico")
+API = "/api/"  # read-only, bearer tokens instead of sessions (api.py checks them; no cookie is used there)
 MAX_FORM_BYTES = 16 * 1024
 CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self'; "
        "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
@@ -45,6 +46,13 @@ class SecurityMiddleware(BaseHTTPMiddleware):
     async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
         state: ReviewState = request.app.state.review
         path = request.url.path
+        if path.startswith(API):
+            if request.method not in ("GET", "HEAD"):
+                return PlainTextResponse("The API is read-only.", 405, headers={"Allow": "GET, HEAD"})
+            response = await call_next(request)
+            response.headers.setdefault("Cache-Control", "no-store")
+            response.headers.setdefault("X-Content-Type-Options", "nosniff")
+            return response
         token = request.cookies.get(SESSION_COOKIE)
         session = await run_in_threadpool(state.users.session, token) if token else None
         request.state.session = session
@@ -60,6 +68,9 @@ class SecurityMiddleware(BaseHTTPMiddleware):
             response: Response = RedirectResponse(f"/login?next={quote(target, safe='')}", 303)
             if token:  # expired or unknown: drop the stale cookie
                 response.delete_cookie(SESSION_COOKIE, path="/")
+        elif session is not None and session.user.role == OPERATOR and not operator_may_open(path):
+            response = RedirectResponse("/operator", 303) if request.method == "GET" else \
+                PlainTextResponse("Forbidden: operators see the live calls only.", 403)
         else:
             response = await call_next(request)
         response.headers.setdefault("Content-Security-Policy", CSP)
@@ -69,6 +80,11 @@ class SecurityMiddleware(BaseHTTPMiddleware):
         if not path.startswith("/static/"):
             response.headers.setdefault("Cache-Control", "no-store")
         return response
+
+
+def operator_may_open(path: str) -> bool:
+    """An operator sees the live calls (``/operator``), never the call history, dashboard or recordings."""
+    return path in (*PUBLIC, "/operator", "/logout") or path.startswith(("/operator/", "/static/"))
 
 
 async def _csrf_problem(request: Request, session: Session | None) -> str | None:

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import math
 import secrets
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from starlette.concurrency import run_in_threadpool
@@ -18,11 +17,14 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 from voicebot.review import charts
 from voicebot.review.analysis import FLAGS, TOPICS, load_analysis
 from voicebot.review.kpis import compute_dashboard
-from voicebot.review.pages import build_call_page, crm_customer
+from voicebot.review.annotations import AnnotationError, annotations_of, parse_tags
+from voicebot.review.outbound import RESULTS, outbound_calls
+from voicebot.review.pages import build_call_page, crm_customer, list_row
 from voicebot.outcomes import DEFINITIONS, decide_stored
-from voicebot.review.queries import SENTIMENTS, TEST_CHOICES, ListFilter, list_calls, transfer_reasons
+from voicebot.review.queries import (DIRECTIONS, REVIEWED_CHOICES, SENTIMENTS, TEST_CHOICES, ListFilter, list_calls,
+                                    transfer_reasons)
 from voicebot.review.recordings import RecordingWithheld, playable_file, secret_spans
-from voicebot.review.redact import mask_phone, redact_text
+from voicebot.review.redact import redact_text
 from voicebot.review.security import LOGIN_COOKIE, SESSION_COOKIE, safe_next, set_login_cookie, set_session_cookie
 from voicebot.review.state import ReviewState, render
 from voicebot.review.unanswered import entry_titles
@@ -94,37 +96,20 @@ def logout(request: Request) -> Response:
 
 # -- calls --------------------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
-class ListRow:
-    id: str
-    started_at: datetime
-    caller: str
-    customer_id: str | None
-    duration_s: float | None
-    outcome: str
-    reason: str
-    topic: str | None
-    sentiment: float | None
-    qa_score: float | None
-    flags: list[str]
-    summary: str
-    test: bool = False
-
-
 def call_list(request: Request) -> Response:
     state = _state(request)
     role = request.state.user.role
+    notes = annotations_of(state)
     filters, problems = ListFilter.parse(request.query_params)
-    page = list_calls(state.store, filters, state.tz, state.config.review.page_size, role)
-    rows = [ListRow(r.call.id, r.call.started_at, mask_phone(r.call.caller_id, role) if r.call.caller_id else "unknown",
-                    r.call.customer_id, r.duration_s, r.call.outcome.value, redact_text(r.call.outcome_reason, role),
-                    TOPICS.get(r.topic or "", r.topic), r.sentiment, r.qa_score,
-                    [FLAGS.get(f, f) for f in r.flags], redact_text(r.summary, role), r.call.test)
-            for r in page.rows]
+    page = list_calls(state.store, filters, state.tz, state.config.review.page_size, role, notes, state.crm_path)
+    ids = [r.call.id for r in page.rows]
+    marks, outbound = notes.many(ids), outbound_calls(state.crm_path, ids, role)
+    rows = [list_row(r, role, marks.get(r.call.id), outbound.get(r.call.id)) for r in page.rows]
     return render(request, "calls.html", {
         "nav": "calls", "filters": filters, "problems": problems, "page": page, "rows": rows,
         "outcomes": [o.value for o in Outcome], "reasons": transfer_reasons(state.store), "topics": TOPICS,
-        "sentiments": SENTIMENTS, "flags": FLAGS, "test_choices": TEST_CHOICES})
+        "sentiments": SENTIMENTS, "flags": FLAGS, "test_choices": TEST_CHOICES, "tags": notes.all_tags(),
+        "reviewed_choices": REVIEWED_CHOICES, "directions": DIRECTIONS, "results": RESULTS})
 
 
 def _get_call(state: ReviewState, call_id: str):
@@ -140,22 +125,26 @@ def call_page(request: Request) -> Response:
     call = _get_call(state, request.path_params["call_id"])
     turns = state.store.turns(call.id)
     available = [w for w in RECORDINGS if (p := state.store.recording_file(call, w)) is not None and p.is_file()]
-    note = None
+    recording_note = None
     if available and not user.is_admin:
         try:
             if secret_spans(turns):
-                note = "Card numbers and PINs are replaced by a tone in this recording."
+                recording_note = "Card numbers and PINs are replaced by a tone in this recording."
         except RecordingWithheld:
-            available, note = [], "The recording is withheld: it holds a card number or PIN at an unknown time."
+            available, recording_note = [], "The recording is withheld: it holds a card number or PIN at an unknown time."
     page = build_call_page(call, turns, state.store.events(call.id), load_analysis(state.store, call.id), available,
                            crm_customer(state.crm_path, call.customer_id, user.role), user.role,
                            entry_titles(state))
     state.users.log(user, "view_call", call_id=call.id, client=_client(request))
     decided = decide_stored(state.store, [{"id": call.id, "outcome": call.outcome.value}])[call.id]
+    note = annotations_of(state).get(call.id)
+    outbound = outbound_calls(state.crm_path, [call.id], user.role).get(call.id)
     length = (call.ended_at - call.started_at).total_seconds() if call.ended_at else 0.0
     points = [(p.at or 0.0, p.score, f"turn {p.turn}") for p in (page.analysis.sentiment if page.analysis else ())]
     return render(request, "call.html", {
-        "nav": "calls", "p": page, "recording_note": note, "back": request.query_params.get("back", ""),
+        "nav": "calls", "p": page, "recording_note": recording_note, "back": request.query_params.get("back", ""),
+        "note": note, "note_text": redact_text(note.note, user.role), "outbound": outbound, "results": RESULTS,
+        "saved": request.query_params.get("saved") == "1",
         "evidence": decided if decided.outcome != call.outcome else None,
         "sentiment_svg": charts.sentiment_line(points, length, width=360, height=120)})
 
@@ -190,6 +179,28 @@ async def recording_played(request: Request) -> Response:
     await run_in_threadpool(state.users.log, user, "play_recording", call_id=call.id, detail=which,
                             client=_client(request))
     return Response(status_code=204)
+
+
+async def annotate(request: Request) -> Response:
+    """POST from the call page's "Review" form (CSRF checked by the middleware): tags, note and the reviewed
+    mark; the access log records what changed (tags and the mark, never the note's words)."""
+    state = _state(request)
+    user = request.state.user
+    form = await request.form()
+    call = await run_in_threadpool(_get_call, state, request.path_params["call_id"])
+    notes = annotations_of(state)
+    try:
+        tags = parse_tags(str(form.get("tags", "")))
+        saved = await run_in_threadpool(lambda: notes.save(call.id, tags=tags, note=str(form.get("note", "")),
+                                                           reviewed=form.get("reviewed") == "1",
+                                                           user=user.username))
+    except AnnotationError as exc:
+        return _error(request, 400, f"Not saved: {exc}.")
+    detail = f"tags={','.join(saved.tags) or '-'} reviewed={'yes' if saved.reviewed else 'no'} " \
+             f"note={len(saved.note)} chars"
+    await run_in_threadpool(state.users.log, user, "annotate", call_id=call.id, detail=detail,
+                            client=_client(request))
+    return RedirectResponse(f"/calls/{call.id}?saved=1#review", 303)
 
 
 # -- dashboard and admin ------------------------------------------------------------------------------------------

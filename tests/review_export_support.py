@@ -1,0 +1,55 @@
+"""A review environment for the export, API and annotation tests: ``review_support.build_env`` plus a call whose
+stored words hold a date of birth (as a row written before masking at storage would), and an outbound call the
+dialer placed (its attempt in the CRM ledger)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+from review_support import ReviewEnv, build_env, open_store
+from voicebot.store import Outcome, Turn
+
+DOB = "12 March 1980"
+PIN = "4821"
+PIN_SPOKEN = "4 8 2 1"
+CARD_DIGITS = "4111111111111111"
+PHONE = "+15550102030"
+OUT_PHONE = "+15550109999"
+PURPOSE = "my order 10452 is late"
+
+
+def secrets_in(text: str) -> list[str]:
+    """Which of the scenario's secrets (and the full phone number) appear in ``text``."""
+    compact = text.replace(" ", "")
+    found = [s for s in (DOB, PIN_SPOKEN, "4111 1111 1111 1111", PHONE, OUT_PHONE) if s in text]
+    found += [s for s in (CARD_DIGITS, PIN) if s in compact]
+    return found
+
+
+def build_export_env(folder: Path) -> ReviewEnv:
+    from voicebot.crm.repository import Repository
+    from voicebot.dialer.ledger import Attempt, CallbackLedger
+
+    env = build_env(folder, background_calls=12)
+    now = datetime.now(timezone.utc).replace(microsecond=0)
+    with open_store(env.config) as store:
+        store.start_call(PHONE, call_id="dob-call", when=now - timedelta(minutes=50))
+        store.add_turn("dob-call", Turn("bot", "Please tell me your date of birth.", 0.5, 2.0))
+        store.add_turn("dob-call", Turn("caller", f"My date of birth is {DOB}.", 2.5, 4.0))
+        store.add_turn("dob-call", Turn("bot", "Thank you, you are verified.", 4.5, 6.0, tool_calls=(
+            {"name": "verify_identity", "arguments": {"date_of_birth": "1980-03-12", "phone": PHONE},
+             "result": {"verified": True}},)))
+        store.finish_call("dob-call", Outcome.RESOLVED, "caller hung up")
+        store.start_call(OUT_PHONE, call_id="out-call", when=now - timedelta(minutes=40))
+        store.add_turn("out-call", Turn("bot", "Hello, this is Acme calling back about your order.", 0.2, 3.0))
+        store.add_turn("out-call", Turn("caller", "Thanks, please go ahead.", 3.5, 5.0))
+        store.finish_call("out-call", Outcome.ABANDONED, "caller hung up")
+    repo = Repository.open(env.config.path(env.config.crm.database))
+    try:
+        callback = repo.request_callback(OUT_PHONE, PURPOSE)
+        CallbackLedger(repo, max_attempts=3).record(Attempt(callback.id, now - timedelta(minutes=40), "answered",
+                                                            200, "out-call"))
+    finally:
+        repo.close()
+    return env
