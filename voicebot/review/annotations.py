@@ -25,6 +25,7 @@ from voicebot.review.redact import mask_secrets
 MAX_TAGS = 10
 MAX_NOTE = 2000
 _TAG = re.compile(r"[a-z0-9][a-z0-9_-]{0,29}")
+_BUILD_LOCK = threading.Lock()
 _SCHEMA = """CREATE TABLE IF NOT EXISTS call_annotations (
     call_id TEXT PRIMARY KEY, tags TEXT NOT NULL DEFAULT '[]', note TEXT NOT NULL DEFAULT '',
     reviewed INTEGER NOT NULL DEFAULT 0, reviewed_by TEXT, reviewed_at TEXT, updated_by TEXT, updated_at TEXT)"""
@@ -140,7 +141,7 @@ class Annotations:
 
 def annotations_of(state) -> Annotations:
     """The app's ``Annotations`` (built on first use, closed with the app: ``state.extras``)."""
-    extras = state.extras
-    if "annotations" not in extras:
-        extras["annotations"] = Annotations(state.config.path(state.config.review.database))
-    return extras["annotations"]
+    with _BUILD_LOCK:  # request threads: one connection per app, not one per first request
+        if "annotations" not in state.extras:
+            state.extras["annotations"] = Annotations(state.config.path(state.config.review.database))
+        return state.extras["annotations"]

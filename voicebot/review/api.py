@@ -34,6 +34,7 @@ from voicebot.store import StoreError
 
 PREFIX = "vbr_"  # marks a review API token in a config file or a leaked log line
 MAX_PAGE = 500
+_BUILD_LOCK = threading.Lock()
 _SCHEMA = """CREATE TABLE IF NOT EXISTS api_tokens (
     name TEXT PRIMARY KEY, role TEXT NOT NULL, token_hash TEXT NOT NULL UNIQUE, created_at TEXT NOT NULL,
     last_used_at TEXT, revoked INTEGER NOT NULL DEFAULT 0)"""
@@ -117,10 +118,10 @@ class ApiTokens:
 
 
 def tokens_of(state) -> ApiTokens:
-    extras = state.extras
-    if "api_tokens" not in extras:
-        extras["api_tokens"] = ApiTokens(state.config.path(state.config.review.database))
-    return extras["api_tokens"]
+    with _BUILD_LOCK:  # request threads: one connection per app, not one per first request
+        if "api_tokens" not in state.extras:
+            state.extras["api_tokens"] = ApiTokens(state.config.path(state.config.review.database))
+        return state.extras["api_tokens"]
 
 
 def _unauthorized(why: str) -> Response:
