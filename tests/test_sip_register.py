@@ -10,6 +10,7 @@ Ports: 20000-20999 only (other suites use 17000-19999): each test takes its own 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import re
@@ -68,6 +69,7 @@ loadmodule "xlog.so"
 loadmodule "usrloc.so"
 loadmodule "registrar.so"
 loadmodule "auth.so"
+loadmodule "sdpops.so"
 modparam("usrloc", "db_mode", 0)
 modparam("registrar", "min_expires", 5)
 modparam("registrar", "default_expires", 60)
@@ -113,7 +115,8 @@ request_route {{
             sl_send_reply("404", "Not Registered");
             exit;
         }}
-        xlog("L_ALERT", "CALL to $tU relayed to $ru\\n");
+        sdp_get_line_startswith("$avp(mline)", "m=audio");
+        xlog("L_ALERT", "CALL to $tU relayed to $ru from $fU media $avp(mline)\\n");
         record_route();
         t_relay();
         exit;
@@ -581,3 +584,75 @@ def test_a_call_to_the_pbx_goes_out_on_the_account_and_answers_its_407(tmp_path,
     assert result.returncode == 0, result.stdout[-3000:]
     assert any(f"OPER authuser={USER} ok" in line for line in reg.lines("OPER")), reg.lines("OPER")
     assert refused.status == 407, refused
+
+
+def test_voicebot_call_registers_dials_through_the_registrar_on_its_account_and_keeps_to_its_rtp_ports(
+        tmp_path, registrar):
+    """`voicebot call --register account.yaml --rtp-port P --rtp-ports 10` (the CLI, its own process): it
+    registers as caller1 (digest user botext, the one the registrar knows) before dialling, the INVITE to
+    sip:botext@registrar reaches the bot by its registration, and the caller's SDP offers an RTP port in its
+    range."""
+    block = Block(8)
+    reg = registrar(block)
+    caller_rtp = block.base + 600  # 20760-20769: free in this file's blocks
+    account = tmp_path / "caller-account.yaml"
+    (tmp_path / "caller-pw.txt").write_text(PASSWORD + "\n")
+    account.write_text(f"registrar: sip:{REGISTRAR_IP}:{block.registrar}\nuser: caller1\nauth_user: {USER}\n"
+                       "password_file: caller-pw.txt\nexpiry_s: 60\n")
+    caller_config = tmp_path / "caller.yaml"
+    caller_config.write_text("sip:\n  listen_address: 127.0.0.1\n")
+    answer = Answer()
+    root = Path(__file__).resolve().parent.parent
+
+    async def main():
+        worker = worker_for(bot_config(block, tmp_path), block, answer)
+        async with worker:
+            await until(lambda: registered(worker), 10, "the bot did not register")
+            cmd = [sys.executable, "-m", "voicebot.call_cli", f"sip:{USER}@{REGISTRAR_IP}:{block.registrar}",
+                   "-c", str(caller_config), "--register", str(account), "--rtp-port", str(caller_rtp),
+                   "--rtp-ports", "10", "--no-wait-greeting", "--hold", "0.5", "--no-transcribe", "--json",
+                   "--timeout", "10"]
+            return await asyncio.to_thread(subprocess.run, cmd, capture_output=True, text=True, timeout=60,
+                                           cwd=root)
+
+    proc = asyncio.run(main())
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-3000:] + "\n".join(reg.lines(""))
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["uri"] == f"sip:{USER}@{REGISTRAR_IP}:{block.registrar}" and report["codec"]
+    assert any("user=caller1 authuser=botext" in line and " ok " in line for line in reg.lines()), reg.lines()
+    calls = reg.lines("CALL")
+    assert len(calls) == 1 and f"CALL to {USER} relayed" in calls[0] and "from +15550102030" in calls[0], calls
+    port = int(re.search(r"m=audio (\d+)", calls[0]).group(1))
+    assert caller_rtp <= port < caller_rtp + 10, calls[0]
+    assert len(answer.calls) == 1 and answer.calls[0].remote.startswith(REGISTRAR_IP + ":")
+
+
+def test_voicebot_call_reports_a_refused_registration_and_bad_options_without_dialling(tmp_path, registrar):
+    block = Block(9)
+    reg = registrar(block)
+    root = Path(__file__).resolve().parent.parent
+    caller_config = tmp_path / "caller.yaml"
+    caller_config.write_text("sip:\n  listen_address: 127.0.0.1\n")
+    bad = tmp_path / "bad-account.yaml"
+    bad.write_text(f"registrar: sip:{REGISTRAR_IP}:{block.registrar}\nuser: {USER}\npassword_env: VB_CALL_PW\n"
+                   "expiry: 60\n")
+
+    def run(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+        cmd = [sys.executable, "-m", "voicebot.call_cli", f"sip:{USER}@{REGISTRAR_IP}:{block.registrar}", "-c",
+               str(caller_config), "--no-transcribe", "--no-wait-greeting", "--hold", "0", "--timeout", "5", *args]
+        return subprocess.run(cmd, capture_output=True, text=True, timeout=60, cwd=root,
+                              env={**os.environ, **(env or {})})
+
+    typo = run("--register", str(bad))
+    assert typo.returncode == 1 and f"{bad}:4: expiry: unknown key" in typo.stderr, typo.stderr[-2000:]
+    inline = run("--registrar", f"sip:{REGISTRAR_IP}:{block.registrar}", "--user", USER)
+    assert inline.returncode == 1 and "--password-env or --password-file" in inline.stderr, inline.stderr[-2000:]
+    odd = run("--rtp-port", "20001")
+    assert odd.returncode == 1 and "an even port" in odd.stderr, odd.stderr[-2000:]
+    assert not reg.lines(), reg.lines()  # none of these sent a REGISTER
+    wrong = run("--registrar", f"sip:{REGISTRAR_IP}:{block.registrar}", "--user", USER, "--password-env",
+                "VB_CALL_PW", env={"VB_CALL_PW": "not-the-password"})
+    assert wrong.returncode == 1, wrong.stderr[-2000:]
+    assert "registering botext@" in wrong.stderr and "401" in wrong.stderr and "wrong password" in wrong.stderr
+    assert "not-the-password" not in wrong.stderr + wrong.stdout
+    assert not reg.lines("CALL"), reg.lines("CALL")  # it did not dial into the refusal

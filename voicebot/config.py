@@ -356,7 +356,7 @@ def load_config(path: str | Path | None = None) -> Config:
     path = Path(path)
     data, lines = read_yaml_mapping(path)
     try:
-        config = Config.model_validate(data)
+        config = Config.model_validate(data, context={"base_dir": path.resolve().parent})  # sip.tls files
     except ValidationError as exc:
         raise ConfigError(validation_problems(exc, str(path), lines)) from exc
     config.base_dir = path.resolve().parent

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from voicebot.strict import StrictModel as Section
 
@@ -31,7 +32,7 @@ class SipAccountConfig(Section):
     contact_host: str | None = Field(None, description="host[:port] the registrar is asked to send calls to (the "
                                      "Contact; e.g. a forwarded public address): default the bot's own address. "
                                      "It must lead to this endpoint itself (calls answer with it), not to a proxy.")
-    transport: Literal["udp", "tcp"] = "udp"
+    transport: Literal["udp", "tcp", "tls"] = "udp"
     retry_s: int = Field(30, ge=1, le=3600, description="First retry after a failed registration; doubles on "
                          "each further failure up to max_retry_s.")
     max_retry_s: int = Field(300, ge=1, le=86400)
@@ -74,10 +75,53 @@ class SipAccountConfig(Section):
         return f"{self.user}@{host}"
 
 
+class SipTlsConfig(Section):
+    """SIP over TLS (``tls`` in ``sip.transports``): the endpoint's certificate and key, and the CAs it trusts.
+    The files are checked when the config is read (``file:line`` errors): readable PEM, the key belongs to the
+    certificate, the certificate has not expired (voicebot.telephony.sip_tls)."""
+
+    port: int = Field(5061, ge=1, le=65535, description="The TLS listening port (SIP over TLS: 5061).")
+    cert_file: str = Field(description="PEM certificate (chain) the endpoint presents, relative to the config file.")
+    key_file: str = Field(description="Its unencrypted PEM private key (readable by the bot's user only).")
+    ca_file: str | None = Field(None, description="PEM CAs trusted to verify peers (servers the bot calls; "
+                                "clients when verify_client).")
+    verify_server: bool = Field(True, description="Calls the endpoint makes over TLS fail unless the server's "
+                                "certificate verifies against ca_file.")
+    verify_client: bool = Field(False, description="Callers over TLS must present a certificate that verifies "
+                                "against ca_file.")
+
+    @field_validator("cert_file", "key_file", "ca_file")
+    @classmethod
+    def _usable(cls, value: str | None, info: ValidationInfo) -> str | None:
+        """Each file checked where it is named (``file:line``): load_config passes the config's folder as the
+        validation context; without one (a config built in code) the endpoint checks them at start."""
+        base = (info.context or {}).get("base_dir")
+        if value is None or base is None:
+            return value
+        from voicebot.telephony.sip_tls import file_problem
+
+        def resolve(name: str) -> Path:
+            path = Path(name).expanduser()
+            return path if path.is_absolute() else Path(base) / path
+
+        cert = info.data.get("cert_file") if info.field_name == "key_file" else None  # None: the cert was bad
+        problem = file_problem(info.field_name, resolve(value), resolve(cert) if cert else None)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
 class SipConfig(Section):
     listen_address: str = "127.0.0.1"
     port: int = Field(5060, ge=1, le=65535)
-    transports: list[Literal["udp", "tcp"]] = Field(default_factory=lambda: ["udp", "tcp"], min_length=1)
+    transports: list[Literal["udp", "tcp", "tls"]] = Field(default_factory=lambda: ["udp", "tcp"], min_length=1)
+    tls: SipTlsConfig | None = Field(None, description="Certificates for the tls transport.")
+    srtp: Literal["off", "optional", "mandatory"] = Field(
+        "off", description="SRTP (SDES keys in the SDP) for the audio: optional offers and accepts it, mandatory "
+        "refuses plain RTP (488).")
+    srtp_secure_signaling: Literal["none", "tls", "sips"] = Field(
+        "tls", description="What the SIP hop must be for SRTP: tls (the keys never travel in clear; pjsua's "
+        "default), sips (end to end), none (also over UDP/TCP, where anyone on the path reads the keys).")
     allowed_sources: list[str] = Field(
         default_factory=lambda: ["127.0.0.0/8"],
         description="IP addresses or networks allowed to send INVITEs; every other source gets 403.",
@@ -123,6 +167,18 @@ class SipConfig(Section):
             if not uri.startswith(("sip:", "sips:")):
                 raise ValueError(f"{uri!r} is not a SIP URI (sip:user@host[:port])")
         return value
+
+    @model_validator(mode="after")
+    def _tls_and_srtp(self) -> "SipConfig":
+        if "tls" in self.transports and self.tls is None:
+            raise ValueError("sip.transports has tls: add a sip.tls section with cert_file and key_file")
+        if self.tls is not None and "tls" in self.transports and "tcp" in self.transports \
+                and self.tls.port == self.port:
+            raise ValueError(f"sip.tls.port {self.tls.port} is sip.port, where the tcp transport listens")
+        if self.srtp != "off" and self.srtp_secure_signaling != "none" and "tls" not in self.transports:
+            raise ValueError(f"sip.srtp {self.srtp} with srtp_secure_signaling {self.srtp_secure_signaling} needs "
+                             "tls in sip.transports (or srtp_secure_signaling: none, keys readable on the path)")
+        return self
 
     def transfer_allowed(self, target: str) -> bool:
         """Whether a call may be transferred to ``target``: the operator URI or one of ``transfer_targets``."""

@@ -11,7 +11,8 @@ import contextlib
 import json
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Annotated, Optional, TextIO
 
@@ -21,6 +22,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from voicebot.cli.common import get_config
+from voicebot.configfile import ConfigError
+from voicebot.telephony.call_endpoint import CallerEndpoint, CallerEndpointError, caller_endpoint
 from voicebot.tools.caller import DEFAULT_CALLER_ID, Action, CallReport, CallScriptError, describe_dial_failure, \
     dtmf_step, say_step, step_order, wav_step
 
@@ -56,14 +59,30 @@ def call(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object instead of a table.")] = False,
     transcribe: Annotated[bool, typer.Option(
         "--transcribe/--no-transcribe", hidden=True, help="Transcribe the bot (Whisper).")] = True,
+    register: Annotated[Optional[Path], typer.Option(
+        "--register", help="Register first with the account in this YAML file (the keys of one sip.accounts "
+        "entry); a call to the registrar's host then goes out on it.")] = None,
+    registrar: Annotated[Optional[str], typer.Option(
+        "--registrar", help="Register first at this registrar (sip:host[:port]), as --user.")] = None,
+    user: Annotated[Optional[str], typer.Option("--user", help="The account to register (with --registrar).")] = None,
+    auth_user: Annotated[Optional[str], typer.Option("--auth-user", help="Digest user, when not --user.")] = None,
+    password_env: Annotated[Optional[str], typer.Option(
+        "--password-env", help="Environment variable holding the account's password.")] = None,
+    password_file: Annotated[Optional[Path], typer.Option(
+        "--password-file", help="File holding the account's password (first line).")] = None,
+    rtp_port: Annotated[int, typer.Option(
+        "--rtp-port", min=0, max=65534, help="First RTP port (even; default: any free port).")] = 0,
+    rtp_ports: Annotated[int, typer.Option("--rtp-ports", min=2, help="How many RTP ports from --rtp-port.")] = 100,
 ):
     """Call the bot like a phone would and report what it said: each step runs once the bot has finished
     speaking (its audio above -40 dBFS, then 1 s of quiet); the bot's speech is transcribed with Whisper."""
     config = get_config(config_path)
     target = uri or f"sip:voicebot@{config.sip.listen_address}:{config.sip.port}"
+    endpoint = partial(caller_endpoint, target, register, registrar, user, auth_user, password_env, password_file,
+                       rtp_port, rtp_ports)
     with _stdout_kept_for_results() as results:
         _call(config, target, say or [], wav or [], dtmf or [], caller_id, record, record_sent, wait_greeting, hold,
-              stay, answer_timeout, as_json, transcribe, results)
+              stay, answer_timeout, as_json, transcribe, results, endpoint=endpoint)
 
 
 @contextlib.contextmanager
@@ -86,7 +105,8 @@ def _stdout_kept_for_results() -> Iterator[TextIO]:
 
 def _call(config, target: str, say: list[str], wav: list[Path], dtmf: list[str], caller_id: str,
           record: Path | None, record_sent: Path | None, wait_greeting: bool, hold: float, stay: float,
-          answer_timeout: float, as_json: bool, transcribe: bool, results: TextIO) -> None:
+          answer_timeout: float, as_json: bool, transcribe: bool, results: TextIO,
+          endpoint: Callable[[], CallerEndpoint] = CallerEndpoint) -> None:
     def fail(message: str, status: int | None = None) -> typer.Exit:
         if as_json:
             print(json.dumps({"error": message, "status": status, "uri": target}), file=results)
@@ -98,7 +118,8 @@ def _call(config, target: str, say: list[str], wav: list[Path], dtmf: list[str],
     try:
         steps = _build_steps(config, say, wav, dtmf)
         transcriber_store = _check_transcriber(config) if transcribe else None
-    except CallScriptError as exc:
+        caller = endpoint()
+    except (CallScriptError, CallerEndpointError, ConfigError) as exc:
         raise fail(str(exc)) from None
 
     from voicebot.telephony.sip_transfer import SipDialError
@@ -106,9 +127,11 @@ def _call(config, target: str, say: list[str], wav: list[Path], dtmf: list[str],
     with _err.status(f"calling {target} ...") as status:
         try:
             report = asyncio.run(_place(config, target, steps, caller_id, wait_greeting, hold, stay,
-                                        answer_timeout, status.update))
+                                        answer_timeout, status.update, caller))
         except SipDialError as exc:
             raise fail(describe_dial_failure(target, exc.status, exc.reason, answer_timeout), exc.status) from None
+        except CallerEndpointError as exc:  # its registration failed
+            raise fail(str(exc)) from None
         except RuntimeError as exc:  # the local endpoint could not start
             raise fail(f"the SIP endpoint could not start: {exc}") from None
         transcriber = None
@@ -132,11 +155,11 @@ def _call(config, target: str, say: list[str], wav: list[Path], dtmf: list[str],
 
 
 async def _place(config, target, steps, caller_id, wait_greeting, hold, stay, answer_timeout,
-                 update) -> CallReport:
+                 update, endpoint: CallerEndpoint | None = None) -> CallReport:
     from voicebot.tools.caller import place_call
 
     return await place_call(config, target, steps, caller_id=caller_id, wait_greeting=wait_greeting, hold_s=hold,
-                            stay_s=stay, answer_timeout_s=answer_timeout, status=update)
+                            stay_s=stay, answer_timeout_s=answer_timeout, status=update, endpoint=endpoint)
 
 
 def _build_steps(config, say: list[str], wav: list[Path], dtmf: list[str]) -> list[Action]:

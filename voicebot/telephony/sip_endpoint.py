@@ -31,6 +31,7 @@ import queue
 import threading
 import time
 import uuid
+import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -47,6 +48,7 @@ from voicebot.telephony.sip_headers import (body_shorter_than_declared, caller_i
                                             source_allowed, source_ip)
 from voicebot.telephony.sip_register import (Registration, RegistrationError, read_password, refresh_margin,
                                              trusted_addresses, uri_host_port, with_transport)
+from voicebot.telephony.sip_tls import check_tls_files, configure_srtp, configure_tls_transport, srtp_refusal
 from voicebot.telephony.sip_transfer import SipDialError, reason_of
 
 log = logging.getLogger(__name__)
@@ -141,7 +143,8 @@ class _PjLogWriter(pj.LogWriter):
 
     LEVELS = {0: logging.CRITICAL, 1: logging.ERROR, 2: logging.WARNING, 3: logging.INFO}
     # reported once, clearly, by sip_register (pjsip repeats them at error level on every retry)
-    QUIET = ("SIP registration error", "SIP registration failed")
+    QUIET = ("SIP registration error", "SIP registration failed",
+             "Error initializing media channel")  # an INVITE pjsua refused: _on_rejected says who and why
 
     def write(self, entry: Any) -> None:
         try:
@@ -152,6 +155,22 @@ class _PjLogWriter(pj.LogWriter):
             pj_log.log(level, "%s", msg)
         except Exception:  # noqa: BLE001 - called from pjsip's threads: never raise into C
             pass
+
+
+class _Endpoint(pj.Endpoint):
+    """The library, with its report of INVITEs pjsua refuses itself (e.g. a plain-RTP offer to mandatory SRTP:
+    488 before onIncomingCall) going to ``SipWorker._on_rejected``."""
+
+    def __init__(self, worker: SipWorker):
+        super().__init__()
+        # weak: no reference cycle, so the endpoint dies when the worker drops it, never later in a GC pass
+        # (a stale Endpoint's destructor would run libDestroy against the next worker's library)
+        self.worker = weakref.ref(worker)
+
+    def onRejectedIncomingCall(self, prm: Any) -> None:  # noqa: N802
+        worker = self.worker()
+        if worker is not None:
+            worker._on_rejected(prm)
 
 
 def _to_loop(loop: asyncio.AbstractEventLoop | None, fn: Callable[..., Any], *args: Any) -> None:
@@ -482,7 +501,7 @@ class SipWorker:
         # must die now, with no library alive, not later from a GC pass on another thread while this endpoint
         # is half made (a segfault in codecEnum2 seen once in CI)
         gc.collect()
-        ep = pj.Endpoint()
+        ep = _Endpoint(self)
         self._ep = ep
         ep.libCreate()
         cfg = pj.EpConfig()
@@ -502,11 +521,13 @@ class SipWorker:
         cfg.medConfig.ecTailLen = 0
         ep.libInit(cfg)
         ep.audDevManager().setNullDev()
-        kinds = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP}
+        kinds = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP, "tls": pj.PJSIP_TRANSPORT_TLS}
         port = self.port
         for name in self.transports:
             tcfg = pj.TransportConfig()
             tcfg.port = port
+            if name == "tls":  # its own port (sip.tls.port; any free one for a dialling endpoint on port 0)
+                configure_tls_transport(tcfg, self.sip, self.config.path, any_port=not self.port)
             tcfg.boundAddress = self.sip.listen_address
             tid = ep.transportCreate(kinds[name], tcfg)
             self._transports.append(tid)
@@ -522,6 +543,7 @@ class SipWorker:
         acfg.mediaConfig.transportConfig.port = self.rtp_port
         acfg.mediaConfig.transportConfig.portRange = self.rtp_port_range
         acfg.mediaConfig.transportConfig.boundAddress = self.sip.listen_address
+        configure_srtp(acfg.mediaConfig, self.sip)
         acfg.callConfig.timerUse = pj.PJSUA_SIP_TIMER_OPTIONAL
         account = _Account(self)
         account.create(acfg, True)
@@ -534,6 +556,7 @@ class SipWorker:
         """Each account's password and registrar addresses, before any pjsua2 object exists (errors are clear
         and name the account, never the password)."""
         self.registrations = []
+        check_tls_files(self.sip, self.config.path, self.transports)
         if self.sip.auth_users_file and self.on_call is not None:
             self.auth = DigestAuth(load_users(self.config.path(self.sip.auth_users_file)), self.sip.auth_realm)
         secrets = []
@@ -569,6 +592,7 @@ class SipWorker:
         acfg.mediaConfig.transportConfig.port = self.rtp_port
         acfg.mediaConfig.transportConfig.portRange = self.rtp_port_range
         acfg.mediaConfig.transportConfig.boundAddress = self.sip.listen_address
+        configure_srtp(acfg.mediaConfig, self.sip)
         acfg.callConfig.timerUse = pj.PJSUA_SIP_TIMER_OPTIONAL
         reg.starting()
         account = _RegAccount(self, reg)
@@ -752,6 +776,11 @@ class SipWorker:
                 log.warning("INVITE from %s refused (400): its body is shorter than its Content-Length", ip)
                 self._reject(call, 400, "malformed")
                 return
+            srtp_problem = srtp_refusal(self.sip, prm.rdata.wholeMsg)
+            if srtp_problem:
+                log.warning("INVITE from %s refused (488): %s", ip, srtp_problem)
+                self._reject(call, 488, "srtp")
+                return
             if self.auth is not None and trusted is None:
                 verdict = self.auth.check(prm.rdata.wholeMsg, "INVITE")
                 if not verdict.ok:
@@ -790,6 +819,16 @@ class SipWorker:
                 call.hangup(op)
             except Exception:
                 pass
+
+    def _on_rejected(self, prm: Any) -> None:
+        """pjsua answered an INVITE itself with a failure (its media could not be set up): one clear line."""
+        try:
+            ip = source_ip(prm.rdata.srcAddress)
+            why = srtp_refusal(self.sip, prm.rdata.wholeMsg)
+            metrics.REJECTED.labels(reason="srtp" if why else "media").inc()
+            log.warning("INVITE from %s refused (%d): %s", ip, prm.statusCode, why or f"pjsua: {prm.reason}")
+        except Exception:  # never into pjsua2
+            log.exception("reporting a refused INVITE")
 
     def _registrar_of(self, ip: str) -> str | None:
         """The account whose registrar or outbound proxy has address ``ip``, or None."""

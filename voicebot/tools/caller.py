@@ -32,6 +32,7 @@ from voicebot.telephony.script import Action, HangUp, Press, Say, Silence, Step,
 if TYPE_CHECKING:
     from voicebot.config import Config
     from voicebot.speech.stt import Transcriber
+    from voicebot.telephony.call_endpoint import CallerEndpoint
     from voicebot.telephony.sip_call import SipCall
 
 RATE = 16000
@@ -347,13 +348,19 @@ async def run_script(call: SipCall, script: Sequence[Step], *, answer_within_s: 
 
 async def place_call(config: Config, uri: str, steps: Sequence[Action], *, caller_id: str = DEFAULT_CALLER_ID,
                      wait_greeting: bool = True, hold_s: float = MAX_WAIT_S, stay_s: float = 0.0,
-                     answer_timeout_s: float = 20.0, status: Callable[[str], None] = lambda _: None) -> CallReport:
+                     answer_timeout_s: float = 20.0, status: Callable[[str], None] = lambda _: None,
+                     endpoint: CallerEndpoint | None = None) -> CallReport:
     """Dial ``uri`` from an endpoint of our own (a free local port), run ``caller_script(steps, ...)``, hang up
     and return what happened (audio not yet analysed: ``CallReport.analyse``). Raises SipDialError when the call
-    is refused or not answered."""
+    is refused or not answered. ``endpoint``: accounts to register first and the RTP ports (call_endpoint)."""
+    from voicebot.telephony.call_endpoint import CallerEndpoint, wait_registered
     from voicebot.telephony.sip_endpoint import SipWorker  # the pjsua2 side, only when a call is placed
 
-    async with SipWorker(config, None, port=0, transports=["udp"], sample_rate=RATE) as worker:
+    endpoint = endpoint or CallerEndpoint()
+    async with SipWorker(config, None, sample_rate=RATE, **endpoint.worker_options()) as worker:
+        if endpoint.accounts:
+            status("registering ...")
+            await wait_registered(worker, answer_timeout_s)
         status(f"calling {uri} ...")
         call = await worker.dial(uri, caller_id=caller_id, timeout_s=answer_timeout_s)
         events = asyncio.ensure_future(_drain_events(call))

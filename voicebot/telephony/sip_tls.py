@@ -1,0 +1,166 @@
+"""SIP over TLS and SRTP (SDES) for the pjsua2 endpoint: checking the certificate files, the transport and media
+settings, and the refusal of offers a mandatory-SRTP endpoint cannot take. No pjsua2 import here: sip_endpoint
+hands in its config objects and this module sets plain fields on them.
+
+What is encrypted where: TLS protects the signalling (and so the SDES keys in the SDP) on the hop it runs on;
+SRTP encrypts the audio end to end between the two media endpoints. SRTP keys sent over plain UDP/TCP SIP can
+be read by anyone on the path, which is why ``sip.srtp_secure_signaling`` defaults to ``tls`` (pjsua's own
+default): SRTP is then only offered and accepted on calls whose SIP hop is TLS.
+
+The pjsua2 wheel links its own OpenSSL 1.0.2k (out of support): TLS 1.2 at most, none of the fixes since 2019.
+For an exposed deployment terminate TLS at Kamailio (``kamailio-tls-modules``, the system OpenSSL) and keep the
+bot's own TLS for a trusted network; SRTP (libsrtp in the wheel) is not affected by that OpenSSL.
+
+Certificate problems are found before pjsua2 starts: a missing or unreadable file, a certificate or key that is
+not PEM, a key that does not belong to the certificate, an expired certificate, a CA file without certificates.
+In a config file they are reported as ``file:line: sip.tls.cert_file: ...`` (``tls_file_problems`` runs in the
+config's validation when it knows the config's folder).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import ssl
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from voicebot.config_telephony import SipConfig, SipTlsConfig
+
+# pjmedia_srtp_use (pjmedia/transport_srtp.h): the wheel's PJMEDIA_SRTP_DISABLED/OPTIONAL/MANDATORY
+SRTP_USE = {"off": 0, "optional": 1, "mandatory": 2}
+# srtpSecureSignaling: 0 none, 1 a TLS hop (sip:...;transport=tls), 2 end to end (sips:)
+SECURE_SIGNALING = {"none": 0, "tls": 1, "sips": 2}
+
+
+class TlsSetupError(RuntimeError):
+    """The TLS files cannot be used (each problem names its field and file, never a key's content)."""
+
+
+def _expiry(cert: Path) -> dt.datetime | None:
+    """The certificate's notAfter (UTC), read by the standard library's own decoder."""
+    try:
+        decoded = ssl._ssl._test_decode_cert(str(cert))  # type: ignore[attr-defined]
+    except (AttributeError, ssl.SSLError, OSError, ValueError):
+        return None
+    return dt.datetime.fromtimestamp(ssl.cert_time_to_seconds(decoded["notAfter"]), dt.timezone.utc)
+
+
+def file_problem(field: str, path: Path, cert: Path | None = None, now: dt.datetime | None = None) -> str | None:
+    """What is wrong with one of the TLS files (``cert_file``, ``key_file``, ``ca_file``), or None. A key is
+    also checked against ``cert`` (a certificate already found good)."""
+    try:
+        text = path.read_text(encoding="ascii", errors="replace")
+    except OSError as exc:
+        return f"cannot read {path}: {exc.strerror or exc}"
+    if field == "key_file":
+        if not re.search(r"-----BEGIN [A-Z ]*PRIVATE KEY-----", text):
+            return f"{path} holds no PEM private key"
+        if "ENCRYPTED" in text:
+            return f"{path} is encrypted: the endpoint needs an unencrypted key file (readable by the bot's user only)"
+        if cert is not None:
+            try:
+                ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(str(cert), str(path))
+            except ssl.SSLError as exc:
+                if "KEY_VALUES_MISMATCH" in str(exc):
+                    return f"{path} is not the key of the certificate {cert}"
+                return f"{path} with {cert}: OpenSSL refused the pair ({exc.reason or exc})"
+        return None
+    if "-----BEGIN CERTIFICATE-----" not in text:
+        return f"{path} holds no PEM certificate"
+    if field == "ca_file":
+        try:
+            ssl.create_default_context(cafile=str(path))
+        except ssl.SSLError as exc:
+            return f"{path}: OpenSSL refused it ({exc.reason or exc})"
+        return None
+    expires = _expiry(path)
+    if expires is None:
+        return f"{path}: the certificate cannot be decoded"
+    if expires <= (now or dt.datetime.now(dt.timezone.utc)):
+        return f"{path} expired on {expires:%Y-%m-%d %H:%M} UTC"
+    return None
+
+
+def tls_file_problems(tls: SipTlsConfig, resolve: Callable[[str], Path],
+                      now: dt.datetime | None = None) -> list[tuple[str, str]]:
+    """(field, message) for every problem with the certificate, key and CA files; empty when they work."""
+    problems: list[tuple[str, str]] = []
+    cert = resolve(tls.cert_file)
+    cert_problem = file_problem("cert_file", cert, now=now)
+    if cert_problem:
+        problems.append(("cert_file", cert_problem))
+    key_problem = file_problem("key_file", resolve(tls.key_file), None if cert_problem else cert)
+    if key_problem:
+        problems.append(("key_file", key_problem))
+    if tls.ca_file:
+        ca_problem = file_problem("ca_file", resolve(tls.ca_file))
+        if ca_problem:
+            problems.append(("ca_file", ca_problem))
+    return problems
+
+
+def check_tls_files(sip: SipConfig, resolve: Callable[[str], Path], transports: list[str]) -> None:
+    """Raise TlsSetupError naming every problem (``sip.tls.<field>: message``) when ``transports`` has TLS."""
+    if "tls" not in transports:
+        return
+    if sip.tls is None:
+        raise TlsSetupError("SIP over TLS needs a sip.tls section in the config (cert_file, key_file, and "
+                            "ca_file to verify the other side)")
+    problems = tls_file_problems(sip.tls, resolve)
+    if problems:
+        raise TlsSetupError("; ".join(f"sip.tls.{field}: {message}" for field, message in problems))
+
+
+def configure_tls_transport(tcfg: Any, sip: SipConfig, resolve: Callable[[str], Path], any_port: bool) -> None:
+    """Fill a pjsua2 ``TransportConfig`` for TLS: port, certificate, key, CA and peer verification."""
+    tls = sip.tls
+    assert tls is not None  # check_tls_files ran first
+    tcfg.port = 0 if any_port else tls.port
+    tc = tcfg.tlsConfig
+    tc.certFile = str(resolve(tls.cert_file))
+    tc.privKeyFile = str(resolve(tls.key_file))
+    if tls.ca_file:
+        tc.CaListFile = str(resolve(tls.ca_file))
+    tc.verifyServer = tls.verify_server
+    tc.verifyClient = tls.verify_client
+    tc.requireClientCert = tls.verify_client
+
+
+def configure_srtp(media_config: Any, sip: SipConfig) -> None:
+    """Set a pjsua2 ``AccountMediaConfig``'s SRTP use and the signalling it needs (SDES keying)."""
+    media_config.srtpUse = SRTP_USE[sip.srtp]
+    media_config.srtpSecureSignaling = SECURE_SIGNALING[sip.srtp_secure_signaling]
+
+
+def _sdp(message: str) -> str:
+    return message.split("\r\n\r\n", 1)[1] if "\r\n\r\n" in message else ""
+
+
+def hop_transport(message: str) -> str:
+    """The transport the request came over, from its top Via (``udp``, ``tcp``, ``tls``, ...)."""
+    match = re.search(r"^(?:Via|v)\s*:\s*SIP/2\.0/([A-Za-z]+)", message, re.MULTILINE | re.IGNORECASE)
+    return match.group(1).lower() if match else "udp"
+
+
+def srtp_refusal(sip: SipConfig, message: str) -> str | None:
+    """Why an INVITE's offer cannot be taken under ``sip.srtp`` (488 then), or None. Only mandatory SRTP refuses:
+    an offer without SRTP audio (RTP/SAVP with an ``a=crypto`` line), or one over a hop that is not TLS when
+    ``srtp_secure_signaling`` asks for it (the keys would travel in clear). An INVITE without SDP is let
+    through (pjsua makes the offer itself, with SRTP)."""
+    if sip.srtp != "mandatory":
+        return None
+    sdp = _sdp(message)
+    if "m=" not in sdp:
+        return None
+    audio = re.search(r"^m=audio \d+(?:/\d+)? (\S+)", sdp, re.MULTILINE)
+    profile = audio.group(1) if audio else ""
+    if "SAVP" not in profile or "a=crypto:" not in sdp:
+        return f"plain RTP offered ({profile or 'no audio'}, no SDES key) and sip.srtp is mandatory"
+    hop = hop_transport(message)
+    if sip.srtp_secure_signaling != "none" and hop != "tls":
+        return (f"SRTP keys came over {hop.upper()}, not TLS, and sip.srtp_secure_signaling is "
+                f"{sip.srtp_secure_signaling}")
+    return None
