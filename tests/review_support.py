@@ -61,12 +61,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def live_server(app) -> Iterator[str]:
-    """Serve ``app`` with uvicorn on 127.0.0.1 and a free port in a background thread; yields the base URL."""
+def live_server(app, port: int | None = None) -> Iterator[str]:
+    """Serve ``app`` with uvicorn on 127.0.0.1 and ``port`` (default: a free one) in a background thread; yields
+    the base URL. Open event streams (the operator screen's) get 2 s to end at shutdown."""
     import uvicorn
 
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    port = port or free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           timeout_graceful_shutdown=2))
     thread = threading.Thread(target=server.run, name="review-server", daemon=True)
     thread.start()
     deadline = time.monotonic() + 20

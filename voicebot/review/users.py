@@ -23,10 +23,13 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 
 from voicebot.db import open_sqlite
-from voicebot.review.redact import ROLES
+from voicebot.review.redact import ROLES as REDACTION_ROLES
 from voicebot.review.throttle import Failures, ThrottlePolicy, password_problem, wait_s
 
 access_log = logging.getLogger("voicebot.review.access")
+
+OPERATOR = "operator"  # the live operator screen only (review/operator.py), redacted as for a supervisor
+ROLES = (*REDACTION_ROLES, OPERATOR)
 
 _USERNAME = re.compile(r"[A-Za-z0-9._@-]{1,64}")
 
