@@ -138,6 +138,8 @@ class FaultsConfig(Section):
     llm_timeout_s: float = Field(25.0, gt=0, le=120, description="Longest wait for the model's next piece (the "
                                  "first included; the filler plays meanwhile) or for its next tool step.")
     crm_timeout_s: float = Field(10.0, gt=0, le=60, description="Longest CRM lookup or write done by the call itself.")
+    hold_after_s: float = Field(2.5, gt=0, le=30, description="The caller has heard nothing this long after their "
+                                "turn ended: the pre-rendered hold line plays while the stage goes on to its limit.")
 
 
 _DISCLOSURE = re.compile(
@@ -163,6 +165,10 @@ class PromptsConfig(Section):
     error_goodbye: str = Field(
         "I'm sorry, no one can take your call right now. A colleague will call you back at this number. Goodbye.",
         description="After a failure on the bot's side the transfer failed too: a callback, then the call ends.")
+    hold: str = Field("Sorry, this is taking a moment. Please stay on the line.",
+                      description="Nothing was audible for faults.hold_after_s after the caller's turn (pre-rendered).")
+    still_connecting: str = Field("I'm still connecting you, please hold.",
+                                  description="Repeated while a transfer rings (pre-rendered).")
     bot_question: str = Field(
         "Yes, I'm an automated assistant. I can help with orders, repair visits and quotes, and if you'd rather "
         "talk to a person, just say operator or press zero at any time.",

@@ -43,6 +43,8 @@ DIALER_ATTEMPTS = Counter("voicebot_dialer_attempts_total", "Callback calls the 
                           "(answered, opted_out, no_answer, busy, declined, failed).", ["result"])
 OUTBOUND_CALLS = Gauge("voicebot_dialer_outbound_calls", "Callback calls being dialled or in progress.",
                        multiprocess_mode="livesum")
+HOLD_LINES = Counter("voicebot_hold_lines_total", "Hold lines played: nothing was audible faults.hold_after_s "
+                     "after a caller's turn (a stage hanging or very slow).")
 FAULT_TO_APOLOGY = Histogram("voicebot_fault_to_apology_seconds",
                              "From a fault in a call (an error, or a stage past its time limit) to the apology.",
                              buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, float("inf")))

@@ -39,7 +39,9 @@ from voicebot.session.gate import HangUpGate
 from voicebot.session.handover import operator_note, spoken_brief
 from voicebot.session.listener import Listener
 from voicebot.session.ending import finish
-from voicebot.session.faults import Faulted, in_thread, recover, warm_brief
+from voicebot.session.faults import Faulted, in_thread, play_prerendered, recover, warm_brief
+from voicebot.session import transfer_hold
+from voicebot.session.watchdog import SilenceWatchdog, guarded, turn_ended
 from voicebot.session.model_turn import ModelTurn
 from voicebot.session.records import CallRecords
 from voicebot.session.speaker import Reply, Speaker, TurnClock
@@ -93,6 +95,9 @@ class CallSession:
         self.clocks: list[TurnClock] = []  # every caller turn's stage times, for the benchmark
         self._turn_task: asyncio.Future | None = None  # the caller event being handled; a hang-up cancels it
         self._prefilling: asyncio.Future | None = None
+        self.watchdog = SilenceWatchdog(transport, self.detector, self.config.faults.hold_after_s,  # no long silence
+                                        lambda _silence_s: play_prerendered(self, "hold"),
+                                        lambda: self.state in (State.TRANSFERRING, State.ENDED))
 
     # -- state and records ---------------------------------------------------------------------------------
     def _set(self, state: State) -> None:
@@ -300,9 +305,9 @@ class CallSession:
         await self._record(TransferStarted(reason, detail, target, summary))
         brief = None  # warm: the bot tells the operator who is calling (not the number their phone shows), then bridges
         if mode == "warm" and (brief := await warm_brief(self, spoken_brief(self._summary(escalation, number=False)))):
-            result = await self.t.transfer(target, brief=brief)
+            result = await transfer_hold.transfer(self, target, brief)  # "still connecting you" while it rings
         else:  # blind, or warm when the brief could not be synthesised
-            result = await self.t.transfer(target)
+            result = await transfer_hold.transfer(self, target)
         await self._record(TransferEnded.of(result, mode if brief else "blind"))
         if result.ok:
             self.outcome, self.outcome_reason, self.transfer_target = Outcome.TRANSFERRED, reason, target
@@ -368,7 +373,7 @@ class CallSession:
             try:
                 if isinstance(event, CallerHungUp):
                     break
-                await self._cancellable(self._on_event(event))
+                await self._cancellable(guarded(self.watchdog, turn_ended(event), self._on_event(event)))
             except Exception as exc:  # a stage failed or hung (faults.StageFailed), or a bug: never silence
                 await self._cancellable(recover(self, exc))
             self.t.busy(False)  # the bot's whole response to this event is queued

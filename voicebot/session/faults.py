@@ -41,7 +41,7 @@ the functions here use the session's state and its helpers as core defines them.
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-FALLBACK_PROMPTS = ("error", "error_goodbye")
+FALLBACK_PROMPTS = ("error", "error_goodbye", "hold", "still_connecting")
 
 
 class StageFailed(Exception):
@@ -138,6 +138,20 @@ class FallbackSpeech:
         return self.pcm.get(name) if sample_rate == self.sample_rate else None
 
 
+async def play_prerendered(session: CallSession, name: str) -> bool:
+    """Queue a pre-rendered prompt behind whatever plays (no synthesis: it may be the part that hangs) and record it
+    as said; False when it was not rendered at start. Returns at once: the turn it covers goes on."""
+    fallback = session.deps.fallback
+    pcm = fallback.get(name, session.rate) if fallback is not None else None
+    if pcm is None or session.hung_up.is_set():
+        return False
+    started = session.detector.now_s
+    session.t.play(pcm)
+    await session._turn("bot", getattr(session.config.dialog.prompts, name), started_at=started,
+                        ended_at=round(started + len(pcm) / (2 * session.rate), 3))
+    return True
+
+
 async def _play(session: CallSession, name: str, timeout_s: float) -> bool:
     """Play a fallback prompt now (pre-rendered; else synthesised within the TTS limit) and record it as said."""
     text = getattr(session.config.dialog.prompts, name)
@@ -183,7 +197,9 @@ async def recover(session: CallSession, exc: BaseException) -> None:
     summary = safe_summary(session, f"The assistant failed ({stage}).")
     await session._record(TransferStarted(TransferReason.ERROR, f"{stage} failed", target, summary))
     try:
-        result = await session.t.transfer(target)
+        from voicebot.session.transfer_hold import transfer  # it plays this module's prompts: imported here
+
+        result = await transfer(session, target)
     except Exception as transfer_exc:  # noqa: BLE001 - a failed transfer is handled like a refused one
         log.error("call %s: transfer failed (%s)", session.call_id, describe(transfer_exc))
         result = None
