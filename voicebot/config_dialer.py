@@ -18,6 +18,48 @@ def _default_hours() -> dict[str, str]:
     return {day: "09:00-18:00" if day not in ("sat", "sun") else "closed" for day in WEEKDAYS}
 
 
+class AmdConfig(Section):
+    """Answering-machine detection on the callee's first seconds (``voicebot.dialer.amd``)."""
+
+    enabled: bool = Field(True, description="Listen to the first seconds after the answer for a machine.")
+    action: str = Field("leave_message", pattern="^(leave_message|hang_up)$", description="On a machine: "
+                        "leave_message (after the beep or the end of the greeting; no account data), or hang_up "
+                        "(the attempt counts, the call is retried after the spacing).")
+    message: str = Field("Hello, this is the automated assistant of {company}. We tried to reach you{about}. "
+                         "Please call us back at {number}. Thank you, goodbye.", description="Left on a machine: "
+                         "{company}, {about} (the purpose in general words, never account data), {number}.")
+    callback_number: str = Field("", description="The number said in the message (the company's); empty: the "
+                                 "message says 'the number you know us by' instead.")
+    max_greeting_s: float = Field(4.0, ge=1.0, le=10.0, description="Speech without a pause longer than this "
+                                  "after the answer is a machine's greeting.")
+    human_silence_s: float = Field(0.8, ge=0.3, le=3.0, description="A pause this long after a short first "
+                                   "utterance ('hello?') means a person waits for an answer.")
+    initial_silence_s: float = Field(3.0, ge=0.5, le=10.0, description="Nothing said for this long: unknown.")
+    beep_wait_s: float = Field(10.0, ge=0.0, le=30.0, description="After a machine's greeting, how long to wait "
+                               "for the beep (or the greeting's end) before the message is left.")
+
+
+class RemindersConfig(Section):
+    """Appointment reminders the day before (``voicebot.dialer.reminders``)."""
+
+    enabled: bool = Field(False, description="Queue a reminder call for every booking of the next day.")
+    opening: str = Field("Hello, this is the automated assistant of {company} with a reminder of your "
+                         "appointment for {service} on {when}. Press 1 or say yes to confirm it, 2 to cancel it, "
+                         "3 to choose another time. To stop these calls, say so or press {key}.")
+    reschedule_offers: int = Field(3, ge=1, le=5, description="Free slots offered when the callee reschedules.")
+
+
+class CheckinConfig(Section):
+    """The next-morning check-in after a visit or a resolved ticket (``voicebot.dialer.checkin``)."""
+
+    enabled: bool = Field(False, description="Queue a check-in call the morning after a visit or a resolved "
+                          "ticket.")
+    opening: str = Field("Hello, this is the automated assistant of {company}, calling about {about}. How "
+                         "satisfied were you, from 1 to 5? Press or say a number. To stop these calls, say so or "
+                         "press {key}.")
+    from_hour: int = Field(9, ge=0, le=23, description="Not dialled before this hour (the calling hours' zone).")
+
+
 class DialerConfig(Section):
     """Proactive calls from ``voicebot serve`` (``voicebot.dialer``): the CRM's due callbacks, dialled within the
     company's calling hours, with attempt limits and spacing, a do-not-call list and a cap that always leaves
@@ -52,6 +94,9 @@ class DialerConfig(Section):
                          description="The first words of a callback call; {reason} is the callback's reason as "
                          "the caller gave it, never account data.")
     opt_out_goodbye: str = "Understood. We will not call this number again. Goodbye."
+    amd: AmdConfig = Field(default_factory=AmdConfig)
+    reminders: RemindersConfig = Field(default_factory=RemindersConfig)
+    checkin: CheckinConfig = Field(default_factory=CheckinConfig)
 
     @field_validator("timezone")
     @classmethod

@@ -104,6 +104,9 @@ class Call:
     bot_recording: str | None = None
     mixed_recording: str | None = None
     test: bool = False  # a test call (chat, simulate, bench): hidden by default in the review app
+    direction: str = "inbound"  # outbound: placed by the dialer (issue 18), with its purpose and dial_result
+    purpose: str | None = None
+    dial_result: str | None = None
 
 
 @dataclass(frozen=True)
@@ -173,13 +176,21 @@ MIGRATIONS: list[Sequence[str]] = [
         "ALTER TABLE turns ADD COLUMN recorded_at TEXT",
         "ALTER TABLE call_analysis ADD COLUMN generated_summary TEXT",
     ),
+    (
+        # Calls the bot placed (voicebot.dialer): ``direction`` outbound, ``purpose`` (callback, reminder,
+        # checkin, message) and ``dial_result`` (answered, confirmed, cancelled, rescheduled, rated, voicemail,
+        # machine, opted_out, ...), so the review app can list them apart from inbound calls.
+        "ALTER TABLE calls ADD COLUMN direction TEXT NOT NULL DEFAULT 'inbound'",
+        "ALTER TABLE calls ADD COLUMN purpose TEXT",
+        "ALTER TABLE calls ADD COLUMN dial_result TEXT",
+    ),
 ]
 
 _TIMING_NAMES = frozenset(f.name for f in fields(TurnTimings))
 ANALYSIS_COLUMNS = ("analyzed_at", "model", "summary", "topic", "sentiment_mean", "sentiment_min",
                     "sentiment_trajectory", "qa_score", "qa", "flags", "error", "generated_summary")
 _ANALYSIS_JSON = frozenset({"sentiment_trajectory", "qa", "flags"})
-_UPDATABLE = ("customer_id", "summary", "transfer_target", "outcome_reason")
+_UPDATABLE = ("customer_id", "summary", "transfer_target", "outcome_reason", "direction", "purpose", "dial_result")
 
 
 def _utc_now() -> datetime:

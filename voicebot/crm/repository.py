@@ -351,7 +351,8 @@ class Repository:
     def pending_callbacks(self, customer_id: int) -> list[CallbackRequest]:
         return [CallbackRequest(r["id"], r["phone"], mask_secrets(r["reason"]), r["preferred_time"], r["status"],
                                 r["customer_id"], datetime.fromisoformat(r["created_at"]))
-                for r in self.db["callbacks"].rows_where("customer_id = ? and status = 'pending'", [customer_id],
+                for r in self.db["callbacks"].rows_where("customer_id = ? and status = 'pending' and "
+                                                         "purpose in ('callback', 'person')", [customer_id],
                                                          order_by="created_at desc")]
 
     def add_interaction(self, summary: str, outcome: str, *, phone: str | None = None,

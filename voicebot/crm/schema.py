@@ -152,6 +152,37 @@ def m007_callback_attempts(db: Database) -> None:
                                    foreign_keys=[("callback_id", "callbacks", "id")])
     db["callback_attempts"].create_index(["callback_id", "at"])
 
+
+@_migration
+def m008_outbound_purposes_campaigns_checkins(db: Database) -> None:
+    """The dialer's queue (``callbacks``) holds every outbound call, not only callbacks a caller asked for: its
+    ``purpose`` (callback, reminder, checkin, message), what it is about (a booking, a ticket), the campaign it
+    belongs to, its own attempt limit and the end of its window (``not_after``: a reminder after the visit is
+    pointless). An attempt keeps a short ``detail`` (what the callee chose). Bookings record a confirmation,
+    tickets when they were resolved (the next-morning check-in); check-in answers and campaigns get tables."""
+    db["callbacks"].add_column("purpose", str, not_null_default="callback")
+    db["callbacks"].add_column("booking_id", int)
+    db["callbacks"].add_column("ticket_id", int)
+    db["callbacks"].add_column("campaign_id", int)
+    db["callbacks"].add_column("max_attempts", int)
+    db["callbacks"].add_column("not_after", str)
+    db["callbacks"].create_index(["purpose", "booking_id"])
+    db["callbacks"].create_index(["purpose", "ticket_id"])
+    db["callback_attempts"].add_column("detail", str)
+    db["bookings"].add_column("confirmed_at", str)
+    db["tickets"].add_column("resolved_at", str)
+    db["campaigns"].create({"id": int, "name": str, "purpose": str, "message": str, "target": str,
+                            "starts_at": str, "ends_at": str, "max_attempts": int, "status": str,
+                            "created_at": str}, pk="id", not_null={"name", "purpose", "target", "status",
+                                                                    "created_at"})
+    db["campaigns"].create_index(["name"], unique=True)
+    db["checkin_results"].create({"id": int, "callback_id": int, "customer_id": int, "phone": str,
+                                  "booking_id": int, "ticket_id": int, "rating": int, "comment": str,
+                                  "wants_call": int, "call_id": str, "at": str}, pk="id", not_null={"at"},
+                                 foreign_keys=[("callback_id", "callbacks", "id")])
+    db["checkin_results"].create_index(["at"])
+
+
 SCHEMA_VERSION = len(MIGRATION_NAMES)
 
 

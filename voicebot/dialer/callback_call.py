@@ -25,6 +25,7 @@ from voicebot.session.core import CallSession
 from voicebot.session.deps import SessionDeps
 from voicebot.session.speaker import TurnClock
 from voicebot.session.state import State
+from voicebot.store_journal import update_op
 from voicebot.telephony.base import CallTransport
 
 log = logging.getLogger(__name__)
@@ -66,15 +67,26 @@ class CallbackOutcome:
     call_id: str
     opted_out: bool
     outcome: str
+    result: str = "answered"  # the attempt's result (ledger.Attempt): answered, confirmed, voicemail, machine, ...
+    detail: str | None = None
 
 
 class CallbackSession(CallSession):
     """A CallSession that opens with ``opening`` and honours an opt-out said or pressed."""
 
-    def __init__(self, transport: CallTransport, deps: SessionDeps, opening: str, dialer: DialerConfig):
+    def __init__(self, transport: CallTransport, deps: SessionDeps, opening: str, dialer: DialerConfig,
+                 purpose: str = "callback"):
         super().__init__(transport, deps, opening=opening)
         self.dialer = dialer
+        self.purpose = purpose
         self.opted_out = False
+
+    async def _answer(self):
+        """The call's row says it was placed by the dialer, and why (``calls.direction``, ``calls.purpose``)."""
+        try:
+            return await super()._answer()
+        finally:  # after the row's start op (the first thing _answer queues), even when the CRM failed
+            self.records.add(update_op(self.call_id, direction="outbound", purpose=self.purpose))
 
     async def _on_caller_text(self, text: str, clock: TurnClock | None, backchannel: bool = False) -> None:
         if said_opt_out(text, self.dialer.opt_out_phrases):
@@ -93,11 +105,3 @@ class CallbackSession(CallSession):
         await self._speak([self.dialer.opt_out_goodbye], fixed=True)
         self._set(State.ENDED)
         await self.t.hangup()
-
-
-async def run_callback_call(transport: CallTransport, deps: SessionDeps, reason: str) -> CallbackOutcome:
-    """Run the answered call to its end; the session's record is written by the session as for any call."""
-    config = deps.config
-    session = CallbackSession(transport, deps, opening(config.dialer, config.dialog.company, reason), config.dialer)
-    outcome = await session.run()
-    return CallbackOutcome(session.call_id, session.opted_out, str(outcome))

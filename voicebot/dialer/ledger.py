@@ -6,7 +6,10 @@ attempt (when, result, SIP status, the call's id in the call store) so "it was t
 not just claimed. Both are written in one transaction. Statuses: ``pending`` (due, or waiting for its next
 attempt), ``done`` (the callee answered and the dialogue ran), ``failed`` (attempts used up), ``opted_out``
 (the callee asked never to be called again), ``do_not_call`` (the number was on the list before any call) and
-``no_number`` (no number the dialer could dial: an anonymous caller's callback is for a person to handle).
+``no_number`` (no number the dialer could dial: an anonymous caller's callback is for a person to handle),
+``expired`` (its window closed before it was reached: a reminder after the visit). Since m008 the rows are every
+outbound call, each with its ``purpose``; a paused campaign's rows wait (``pending`` skips them), and so do rows
+for a person to call (purpose ``person``, from a check-in): the dialer never dials those.
 """
 
 from __future__ import annotations
@@ -17,16 +20,19 @@ from datetime import datetime
 from voicebot.crm.repository import Repository
 from voicebot.dialer.policy import DueCallback
 
-FINAL = ("done", "failed", "opted_out", "do_not_call", "no_number")
+FINAL = ("done", "failed", "opted_out", "do_not_call", "no_number", "expired")
+UNANSWERED = ("no_answer", "busy", "declined", "failed", "machine", "hung_up")  # retried after the spacing, up to the limit
 
 
 @dataclass(frozen=True)
 class Attempt:
     callback_id: int
     at: datetime
-    result: str  # answered, opted_out, no_answer, busy, declined, failed
+    result: str  # answered (or what the callee chose: confirmed, cancelled, rescheduled, rated, ...),
+    # voicemail (a message left), opted_out; unanswered: no_answer, busy, declined, failed, machine
     sip_status: int | None = None
     call_id: str | None = None
+    detail: str | None = None  # what was done, e.g. "booking 5 moved to slot 12"; never the callee's words
 
 
 def _time(value: str | None) -> datetime | None:
@@ -43,12 +49,16 @@ class CallbackLedger:
     def pending(self) -> list[DueCallback]:
         """Every pending callback, oldest first, with the latest attempt on its number."""
         sql = ("select c.*, (select max(a.at) from callback_attempts a join callbacks o on o.id = a.callback_id "
-               "where o.phone = c.phone) as number_last from callbacks c where c.status = 'pending' "
+               "where o.phone = c.phone) as number_last from callbacks c left join campaigns k on k.id = "
+               "c.campaign_id where c.status = 'pending' and c.purpose != 'person' and (k.id is null or k.status = "
+               "'active') "
                "order by c.created_at, c.id")
         with self.crm.transaction():
             rows = list(self.crm.db.query(sql))
         return [DueCallback(r["id"], r["phone"], r["reason"], r["preferred_time"], r["attempts"] or 0,
-                            _time(r["last_attempt_at"]), _time(r["number_last"]), r["customer_id"]) for r in rows]
+                            _time(r["last_attempt_at"]), _time(r["number_last"]), r["customer_id"],
+                            r["purpose"] or "callback", r["booking_id"], r["ticket_id"], r["campaign_id"],
+                            r["max_attempts"], _time(r["not_after"])) for r in rows]
 
     def dialling(self, callback_id: int, at: datetime) -> None:
         """Mark the callback as tried at ``at`` before the call is placed: should the process die during the call,
@@ -64,24 +74,24 @@ class CallbackLedger:
         with self.crm.transaction():
             row = self.crm.db["callbacks"].get(attempt.callback_id)
             attempts = (row["attempts"] or 0) + 1
-            if attempt.result == "answered":
-                status = "done"
-            elif attempt.result == "opted_out":
+            if attempt.result == "opted_out":
                 status = "opted_out"
-            elif attempts >= self.max_attempts:
+            elif attempt.result not in UNANSWERED:
+                status = "done"
+            elif attempts >= (row.get("max_attempts") or self.max_attempts):
                 status = "failed"
             else:
                 status = "pending"
             self.crm.db["callback_attempts"].insert({"callback_id": attempt.callback_id, "at": at,
                                                      "result": attempt.result, "sip_status": attempt.sip_status,
-                                                     "call_id": attempt.call_id})
+                                                     "call_id": attempt.call_id, "detail": attempt.detail})
             self.crm.db["callbacks"].update(attempt.callback_id, {
                 "attempts": attempts, "last_attempt_at": at, "last_result": attempt.result, "status": status,
                 "done_at": at if status in FINAL else None})
         return status
 
     def close_unreachable(self, callback_id: int, status: str, at: datetime) -> None:
-        """A callback that will never be dialled (its number is on the do-not-call list): closed, no attempt."""
+        """A callback that will never be dialled (do-not-call, no number, its window closed): closed, no attempt."""
         with self.crm.transaction():
             self.crm.db["callbacks"].update(callback_id, {"status": status, "last_result": status,
                                                           "done_at": at.isoformat(timespec="seconds")})
@@ -99,4 +109,4 @@ class CallbackLedger:
             rows = list(self.crm.db["callback_attempts"].rows_where("callback_id = ?", [callback_id],
                                                                     order_by="at, id"))
         return [Attempt(r["callback_id"], datetime.fromisoformat(r["at"]), r["result"], r["sip_status"],
-                        r["call_id"]) for r in rows]
+                        r["call_id"], r.get("detail")) for r in rows]

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -60,7 +60,8 @@ class Dialer:
     ``callback_call.CallbackSession``); ``busy_lines()`` is the worker's calls in progress, inbound and outbound."""
 
     def __init__(self, policy: DialPolicy, ledger: CallbackLedger, dnc: DoNotCallList, phone: Phone,
-                 run_call: RunCall, busy_lines: Callable[[], int], clock: Clock = utc_now):
+                 run_call: RunCall, busy_lines: Callable[[], int], clock: Clock = utc_now,
+                 schedulers: Sequence[Callable[[datetime], int]] = ()):
         self.policy = policy
         self.config = policy.config
         self.ledger = ledger
@@ -69,6 +70,7 @@ class Dialer:
         self.run_call = run_call
         self.busy_lines = busy_lines
         self.clock = clock
+        self.schedulers = list(schedulers)  # each queues what is due at a time (reminders, check-ins)
         self.stats = DialerStats()
         self.live: dict[int, asyncio.Task] = {}  # callback id -> its call in progress
         self._live_numbers: set[str] = set()
@@ -96,11 +98,14 @@ class Dialer:
         """One pass: close callbacks whose number is on the do-not-call list, then start the chosen calls."""
         self.stats.rounds += 1
         now = self.clock()
+        for schedule in self.schedulers:
+            await asyncio.to_thread(schedule, now)
         pending = await asyncio.to_thread(self.ledger.pending)
+        closing = {"do-not-call": "do_not_call", "no number to call": "no_number", "window closed": "expired"}
         for callback in pending:  # never to be dialled: closed now, without an attempt
             why = self.policy.why_not(callback, now, self.dnc)
-            if callback.id not in self.live and why in ("do-not-call", "no number to call"):
-                status = "do_not_call" if why == "do-not-call" else "no_number"
+            if callback.id not in self.live and why in closing:
+                status = closing[why]
                 await asyncio.to_thread(self.ledger.close_unreachable, callback.id, status, now)
                 log.info("dialer: callback %d (%s) not called: %s", callback.id, mask_phone(callback.phone), why)
         chosen = self.policy.choose([c for c in pending if c.id not in self.live], now, self.lines(), self.dnc,
@@ -167,8 +172,8 @@ class Dialer:
             self.stats.opted_out += 1
             await asyncio.to_thread(self.dnc.add, callback.phone, f"opted out on callback {callback.id}")
             await asyncio.to_thread(self.ledger.opt_out_number, callback.phone, self.clock())
-            return Attempt(callback.id, at, "opted_out", 200, outcome.call_id)
-        return Attempt(callback.id, at, "answered", 200, outcome.call_id)
+            return Attempt(callback.id, at, "opted_out", 200, outcome.call_id, outcome.detail)
+        return Attempt(callback.id, at, outcome.result, 200, outcome.call_id, outcome.detail)
 
     async def wait_idle(self, timeout_s: float = 30.0) -> None:
         """Wait until no callback call is in progress (tests; drain)."""

@@ -35,6 +35,12 @@ class DueCallback:
     last_attempt_at: datetime | None = None
     number_last_called_at: datetime | None = None  # the latest attempt on any callback for this number
     customer_id: int | None = None
+    purpose: str = "callback"  # callback, reminder, checkin, message (m008)
+    booking_id: int | None = None  # a reminder's or a visit check-in's booking
+    ticket_id: int | None = None  # a check-in's resolved ticket
+    campaign_id: int | None = None
+    max_attempts: int | None = None  # the campaign's limit; None: dialer.max_attempts
+    not_after: datetime | None = None  # the end of its window: never dialled from then on (closed as expired)
 
 
 @dataclass(frozen=True)
@@ -100,13 +106,16 @@ class DialPolicy:
 
     def why_not(self, callback: DueCallback, now: datetime, dnc: Container[str]) -> str | None:
         """Why ``callback`` may not be dialled at ``now``, or None when it may. Checked in this order: the
-        number itself (E.164), the do-not-call list, the attempts, the calling hours, the preferred time, the spacing."""
+        number itself (E.164), the do-not-call list, the attempts, the window's end, the calling hours, the preferred
+        time, the spacing."""
         if not E164.fullmatch(callback.phone or ""):
             return "no number to call"
         if callback.phone in dnc:
             return "do-not-call"
-        if callback.attempts >= self.config.max_attempts:
+        if callback.attempts >= (callback.max_attempts or self.config.max_attempts):
             return "attempts used up"
+        if callback.not_after is not None and now >= aware(callback.not_after, self.hours.zone):
+            return "window closed"
         if not self.hours.open_at(now):
             return "outside calling hours"
         preferred = preferred_at(callback.preferred_time, self.hours.zone)

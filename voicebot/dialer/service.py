@@ -14,10 +14,15 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable
+from datetime import datetime
+from zoneinfo import ZoneInfo
 from typing import TYPE_CHECKING, Protocol
 
 from voicebot.config import Config
-from voicebot.dialer.callback_call import CallbackOutcome, run_callback_call
+from voicebot.dialer.answered import run_answered
+from voicebot.dialer.callback_call import CallbackOutcome
+from voicebot.dialer.checkin import queue_checkins
+from voicebot.dialer.reminders import queue_reminders
 from voicebot.dialer.dnc import DoNotCallList
 from voicebot.dialer.ledger import CallbackLedger
 from voicebot.dialer.loop import Clock, Dialer, Phone, utc_now
@@ -71,13 +76,24 @@ def build_dialer(config: Config, deps: SessionDeps, phone: Phone, busy_lines: Ca
     dialer_config = config.dialer
 
     async def run_call(call: CallTransport, callback: DueCallback) -> CallbackOutcome:
-        run = run_callback_call(as_callee(call, callback.phone), deps, callback.reason)
+        run = run_answered(as_callee(call, callback.phone), callback, deps)
         return await (counted(call, run) if counted is not None else run)  # type: ignore[misc]
 
     policy = DialPolicy(dialer_config, config.sip.max_calls)
     ledger = CallbackLedger(deps.crm, dialer_config.max_attempts)
     dnc = DoNotCallList(config.path(dialer_config.dnc_file), config.crm.default_region)
-    return Dialer(policy, ledger, dnc, phone, run_call, busy_lines, clock)
+    return Dialer(policy, ledger, dnc, phone, run_call, busy_lines, clock, schedulers(config, deps))
+
+
+def schedulers(config: Config, deps: SessionDeps) -> list[Callable[[datetime], int]]:
+    """What each round queues first: the day-before reminders and the next-morning check-ins, when enabled."""
+    d, region, zone = config.dialer, config.crm.default_region, ZoneInfo(config.dialer.timezone)
+    jobs: list[Callable[[datetime], int]] = []
+    if d.reminders.enabled:
+        jobs.append(lambda now: queue_reminders(deps.crm, now, zone, region))
+    if d.checkin.enabled:
+        jobs.append(lambda now: queue_checkins(deps.crm, now, zone, d.checkin, region))
+    return jobs
 
 
 def start_for_worker(worker: Worker, endpoint: object, stop: asyncio.Event) -> asyncio.Task | None:
