@@ -183,3 +183,56 @@ def _flag_counts(calls: Sequence) -> Counter:
     for c in calls:
         counts.update(k for k in json.loads(c["flags"] or "{}") if k in FLAGS)
     return counts
+
+
+# -- period over period -------------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Change:
+    """One dashboard number in this period and in the one before it (same length, just before)."""
+
+    name: str
+    now: float | None
+    before: float | None
+    unit: str  # "count", "share" (0..1), "seconds" or "score"
+    better: str  # "up" or "down": which way is good, for the colour
+    definition: str
+
+    @property
+    def delta(self) -> float | None:
+        return None if self.now is None or self.before is None else self.now - self.before
+
+    @property
+    def verdict(self) -> str:
+        """"better", "worse" or "same" (no change, or a side without data)."""
+        if not self.delta:
+            return "same"
+        return "better" if (self.delta > 0) == (self.better == "up") else "worse"
+
+
+def previous_period(first_day: date, last_day: date) -> tuple[date, date]:
+    """The period of the same number of days that ends the day before ``first_day``."""
+    days = (last_day - first_day).days + 1
+    return first_day - timedelta(days=days), first_day - timedelta(days=1)
+
+
+def abandoned(d: Dashboard) -> int:
+    return int(sum(b.value for b in d.outcomes if b.key == Outcome.ABANDONED.value))
+
+
+def compare(now: Dashboard, before: Dashboard) -> list[Change]:
+    """The compared numbers with their definitions (the dashboard shows both)."""
+    return [
+        Change("Calls", now.calls, before.calls, "count", "up", "calls started in the period (test calls left out "
+               "unless included)"),
+        Change("Containment", now.containment, before.containment, "share", "up",
+               "resolved by the bot alone, of the calls that ended (outcomes decided from the recorded evidence)"),
+        Change("Transfers", now.transferred, before.transferred, "count", "down",
+               "transferred or transfer failed"),
+        Change("Abandoned unresolved", abandoned(now), abandoned(before), "count", "down",
+               "ended without the evidence of a met goal and without a transfer: the caller left unhelped"),
+        Change("First response", now.first_response_s, before.first_response_s, "seconds", "down",
+               "mean seconds of call audio until the bot's first audio"),
+        Change("QA score", now.qa_mean, before.qa_mean, "score", "up",
+               "mean of the rubric computed from each call's recorded signals (1-5)"),
+    ]

@@ -16,7 +16,8 @@ from starlette.responses import FileResponse, RedirectResponse, Response
 
 from voicebot.review import charts
 from voicebot.review.analysis import FLAGS, TOPICS, load_analysis
-from voicebot.review.kpis import compute_dashboard
+from voicebot.review.dropoff import compute_dropoff
+from voicebot.review.kpis import compare, compute_dashboard, previous_period
 from voicebot.review.annotations import AnnotationError, annotations_of, parse_tags
 from voicebot.review.outbound import RESULTS, outbound_calls
 from voicebot.review.pages import build_call_page, crm_customer, list_row
@@ -32,6 +33,7 @@ from voicebot.review.users import LoginThrottled
 from voicebot.store import RECORDINGS, Outcome, StoreError
 
 DASHBOARD_DAYS = (7, 14, 30, 90)
+DROP_CHART = {"width": 520, "label_w": 250}  # the drop-off's labels are phrases ("spoke, hung up before the reply")
 
 
 def _state(request: Request) -> ReviewState:
@@ -216,6 +218,9 @@ def dashboard(request: Request) -> Response:
     first: date = today - timedelta(days=days - 1)
     tests = request.query_params.get("tests") == "include"
     d = compute_dashboard(state.store, first, today, state.tz, tests=tests)
+    before = compute_dashboard(state.store, *previous_period(first, today), state.tz, tests=tests)
+    drop = compute_dropoff(state.store, first, today, state.tz, menu=state.config.dialog.menu,
+                           not_heard=state.config.dialog.prompts.not_heard, tests=tests)
     since = f"since={first.isoformat()}&until={today.isoformat()}" + ("&tests=include" if tests else "")
     outcome_css = {"resolved": "c-resolved", "transferred": "c-transferred", "transfer_failed": "bad"}
     return render(request, "dashboard.html", {
@@ -229,7 +234,10 @@ def dashboard(request: Request) -> Response:
         "sentiment": charts.hbars(d.sentiment, lambda b: f"/calls?{since}&sentiment={b.key}"
                                   if b.key != "unknown" else None, css=lambda b: f"s-{b.key}"),
         "flags": charts.hbars(d.flags, lambda b: f"/calls?{since}&flag={b.key}", css=lambda b: "bad"),
-        "since": since})
+        "since": since, "before": before, "changes": compare(d, before),
+        "drop": drop, "drop_nodes": charts.hbars(drop.by_node, css=lambda b: "bad", **DROP_CHART),
+        "drop_steps": charts.hbars(drop.by_step, css=lambda b: "bad", **DROP_CHART),
+        "drop_intents": charts.hbars(drop.by_intent, css=lambda b: "bad", **DROP_CHART)})
 
 
 def access_log_page(request: Request) -> Response:
