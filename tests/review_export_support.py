@@ -1,6 +1,7 @@
 """A review environment for the export, API and annotation tests: ``review_support.build_env`` plus a call whose
 stored words hold a date of birth (as a row written before masking at storage would), and an outbound call the
-dialer placed (its attempt in the CRM ledger)."""
+dialer placed (its row marked outbound, its attempt in the CRM ledger) and a reminder marked in the call store
+only."""
 
 from __future__ import annotations
 
@@ -16,7 +17,8 @@ PIN_SPOKEN = "4 8 2 1"
 CARD_DIGITS = "4111111111111111"
 PHONE = "+15550102030"
 OUT_PHONE = "+15550109999"
-PURPOSE = "my order 10452 is late"
+REASON = "my order 10452 is late"
+PURPOSE = f"callback · {REASON}"  # the store's purpose, then the ledger's reason
 
 
 def secrets_in(text: str) -> list[str]:
@@ -44,10 +46,17 @@ def build_export_env(folder: Path) -> ReviewEnv:
         store.start_call(OUT_PHONE, call_id="out-call", when=now - timedelta(minutes=40))
         store.add_turn("out-call", Turn("bot", "Hello, this is Acme calling back about your order.", 0.2, 3.0))
         store.add_turn("out-call", Turn("caller", "Thanks, please go ahead.", 3.5, 5.0))
+        store.update_call("out-call", direction="outbound", purpose="callback", dial_result="answered")
         store.finish_call("out-call", Outcome.ABANDONED, "caller hung up")
+        # a reminder the dialer placed: the call store alone says so (no callback reason in the ledger)
+        store.start_call(OUT_PHONE, call_id="reminder-call", when=now - timedelta(minutes=30))
+        store.add_turn("reminder-call", Turn("bot", "This is a reminder of your visit tomorrow at 10.", 0.2, 3.0))
+        store.add_turn("reminder-call", Turn("caller", "[DTMF 1]", 3.5, 3.6))
+        store.update_call("reminder-call", direction="outbound", purpose="reminder", dial_result="confirmed")
+        store.finish_call("reminder-call", Outcome.RESOLVED, "confirmed")
     repo = Repository.open(env.config.path(env.config.crm.database))
     try:
-        callback = repo.request_callback(OUT_PHONE, PURPOSE)
+        callback = repo.request_callback(OUT_PHONE, REASON)
         CallbackLedger(repo, max_attempts=3).record(Attempt(callback.id, now - timedelta(minutes=40), "answered",
                                                             200, "out-call"))
     finally:

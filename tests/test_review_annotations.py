@@ -80,6 +80,8 @@ def test_a_supervisor_tags_notes_and_marks_a_call_and_the_list_filters_on_it(cli
     assert list_ids(client, "reviewed=yes") == {"order-call"}
     assert list_ids(client, "reviewed=no") == before - {"order-call"}
     assert list_ids(client, "tag=vip") == set()
+    assert list_ids(client, "direction=out") == {"out-call", "reminder-call"}
+    assert list_ids(client, "direction=in") == before - {"out-call", "reminder-call"}
     listing = client.get("/calls").text
     assert '<span class="chip small tag">refund</span>' in listing
     # 3. the access log says who changed what (never the note's words)

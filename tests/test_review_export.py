@@ -47,7 +47,7 @@ def exported_json(env, *args: str) -> list[dict]:
 def test_a_supervisor_export_holds_no_secret_and_matches_the_call_page(env):
     calls = exported_json(env, "--role", "supervisor")
     ids = {c["id"] for c in calls}
-    assert {"card-call", "pin-call", "order-call", "dob-call", "out-call"} <= ids and len(calls) == 17
+    assert {"card-call", "pin-call", "order-call", "dob-call", "out-call"} <= ids and len(calls) == 18
     assert secrets_in(json.dumps(calls, ensure_ascii=False)) == []
     by_id = {c["id"]: c for c in calls}
     card_turns = [t["text"] for t in by_id["card-call"]["turns"]]
@@ -77,12 +77,14 @@ def test_csv_calls_and_turns(env, tmp_path):
     out = tmp_path / "calls.csv"
     result = export(env, "--format", "csv", "--out", str(out))
     assert result.exit_code == 0, result.output
-    assert "exported 17 call(s) as supervisor" in result.output
+    assert "exported 18 call(s) as supervisor" in result.output
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
-    assert len(rows) == 17 and secrets_in(out.read_text(encoding="utf-8")) == []
+    assert len(rows) == 18 and secrets_in(out.read_text(encoding="utf-8")) == []
     outbound = next(r for r in rows if r["id"] == "out-call")
     assert (outbound["direction"], outbound["purpose"], outbound["result"]) == ("out", PURPOSE, "answered")
-    assert {r["direction"] for r in rows if r["id"] != "out-call"} == {"in"}
+    reminder = next(r for r in rows if r["id"] == "reminder-call")
+    assert (reminder["direction"], reminder["purpose"], reminder["result"]) == ("out", "reminder", "confirmed")
+    assert {r["direction"] for r in rows if r["id"] not in ("out-call", "reminder-call")} == {"in"}
     turns = export(env, "--format", "csv", "--table", "turns")
     assert turns.exit_code == 0, turns.output
     turn_rows = list(csv.DictReader(io.StringIO(turns.stdout)))
@@ -112,3 +114,18 @@ def test_bad_options_fail_without_output(env):
 def test_the_outbound_caller_number_is_masked_for_supervisors(env):
     row = next(c for c in exported_json(env) if c["id"] == "out-call")
     assert row["caller"] != OUT_PHONE and row["caller"].endswith("9999")
+
+
+def test_a_call_only_the_ledger_names_is_outbound_too():
+    """Calls placed before the store recorded a direction: the CRM ledger's attempt marks them."""
+    from datetime import datetime, timezone
+
+    from voicebot.review.outbound import Outbound
+    from voicebot.review.pages import list_row
+    from voicebot.review.queries import CallRow
+    from voicebot.store import Call, Outcome
+
+    call = Call("old", datetime(2026, 3, 1, tzinfo=timezone.utc), "+15550109999", Outcome.RESOLVED)
+    assert list_row(CallRow(call), "supervisor").direction == "in"
+    row = list_row(CallRow(call), "supervisor", outbound=Outbound(7, "PIN 4821 problem", "busy", 486))
+    assert (row.direction, row.purpose, row.result) == ("out", "callback · PIN •••• problem", "busy")

@@ -73,7 +73,7 @@ def test_list_call_and_dashboard_fit_800_px(page, server):
     with page.expect_navigation():
         page.click("#review button[type=submit]")
     assert "saved=1" in page.url and page.locator(".badge.reviewed").count() == 1
-    assert page.locator("dd.purpose").inner_text() == "my order 10452 is late"
+    assert page.locator("dd.purpose").inner_text() == "callback · my order 10452 is late"
     width, client = overflow(page)
     page.screenshot(path=str(ARTIFACTS / "call-800.png"), full_page=True)
     assert width <= client, f"the call page scrolls sideways at {WIDTH} px: {width} > {client}"

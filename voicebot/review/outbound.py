@@ -2,9 +2,10 @@
 
 Why the CRM: the dialer records every attempt in ``callback_attempts`` (when, result, SIP status and the call's id
 in the call store) next to the callback it served, whose ``reason`` is why the call was placed (see
-``voicebot.dialer.ledger``). The call store itself does not say which way a call went, so a call is outbound
-exactly when an attempt names it. The CRM is opened read-only; a missing CRM, or one from before the dialer,
-means no outbound calls rather than an error.
+``voicebot.dialer.ledger``); a call is outbound when an attempt names it. Since schema 4 the call store says so
+itself too (``calls.direction``, ``purpose``, ``dial_result``, written by the dialer): ``pages.list_row`` takes
+those first, with the ledger's reason beside them; the ledger alone marks calls placed before that. The CRM is
+opened read-only; a missing CRM, or one from before the dialer, means no outbound calls rather than an error.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ from voicebot.review.redact import redact_text
 log = logging.getLogger(__name__)
 
 RESULTS = {"answered": "answered", "opted_out": "opted out", "no_answer": "no answer", "busy": "busy",
-           "declined": "declined", "failed": "failed"}
+           "declined": "declined", "failed": "failed", "voicemail": "message left", "machine": "answering machine",
+           "hung_up": "hung up"}  # others (confirmed, cancelled, rescheduled, rated, ...) show as they are
 
 
 @dataclass(frozen=True)

@@ -148,13 +148,18 @@ class ListRow:
 
 
 def list_row(r: CallRow, role: str, note: Annotation | None = None, outbound: Outbound | None = None) -> ListRow:
-    """``r`` as ``role`` may see it, with the reviewers' marks and, for a call the dialer placed, its purpose."""
+    """``r`` as ``role`` may see it, with the reviewers' marks and, for a call the dialer placed, its purpose and
+    result: the call store's ``direction``/``purpose``/``dial_result`` (schema 4), with the CRM ledger's reason for
+    the callback (``outbound``), which is also what marks calls placed before the store recorded a direction."""
     c = r.call
+    out = c.direction == "outbound" or outbound is not None
+    purpose = " · ".join(p for p in (c.purpose or ("callback" if outbound else ""),
+                                     outbound.purpose if outbound else "") if p)
     return ListRow(c.id, c.started_at, mask_phone(c.caller_id, role) if c.caller_id else "unknown", c.customer_id,
                    r.duration_s, c.outcome.value, redact_text(c.outcome_reason, role),
                    TOPICS.get(r.topic or "", r.topic), r.sentiment, r.qa_score, [FLAGS.get(f, f) for f in r.flags],
-                   redact_text(r.summary, role), c.test, "out" if outbound else "in",
-                   outbound.purpose if outbound else "", outbound.result if outbound else "",
+                   redact_text(r.summary, role), c.test, "out" if out else "in", redact_text(purpose, role),
+                   (c.dial_result or (outbound.result if outbound else "")) if out else "",
                    list(note.tags) if note else [], bool(note and note.reviewed),
                    redact_text(note.note, role) if note else "")
 

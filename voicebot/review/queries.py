@@ -174,8 +174,9 @@ class ListFilter:
         if self.reviewed:
             clauses.append(f"c.id {'' if self.reviewed == 'yes' else 'NOT '}IN (SELECT value FROM json_each(?))")
             params.append(json.dumps(marks.reviewed))
-        if self.direction:
-            clauses.append(f"c.id {'' if self.direction == 'out' else 'NOT '}IN (SELECT value FROM json_each(?))")
+        if self.direction:  # the store's direction (schema 4), or an attempt in the dialer's ledger (older rows)
+            clauses.append(f"{'' if self.direction == 'out' else 'NOT '}(c.direction = 'outbound' OR "
+                           "c.id IN (SELECT value FROM json_each(?)))")
             params.append(json.dumps(marks.outbound))
         if self.tests is None:
             clauses.append("c.test = 0")

@@ -22,7 +22,7 @@ from voicebot.review.annotations import AnnotationError, annotations_of, parse_t
 from voicebot.review.outbound import RESULTS, outbound_calls
 from voicebot.review.pages import build_call_page, crm_customer, list_row
 from voicebot.outcomes import DEFINITIONS, decide_stored
-from voicebot.review.queries import (DIRECTIONS, REVIEWED_CHOICES, SENTIMENTS, TEST_CHOICES, ListFilter, list_calls,
+from voicebot.review.queries import (DIRECTIONS, CallRow, REVIEWED_CHOICES, SENTIMENTS, TEST_CHOICES, ListFilter, list_calls,
                                     transfer_reasons)
 from voicebot.review.recordings import RecordingWithheld, playable_file, secret_spans
 from voicebot.review.redact import redact_text
@@ -146,6 +146,7 @@ def call_page(request: Request) -> Response:
     return render(request, "call.html", {
         "nav": "calls", "p": page, "recording_note": recording_note, "back": request.query_params.get("back", ""),
         "note": note, "note_text": redact_text(note.note, user.role), "outbound": outbound, "results": RESULTS,
+        "row": list_row(CallRow(call), user.role, note, outbound),
         "saved": request.query_params.get("saved") == "1",
         "evidence": decided if decided.outcome != call.outcome else None,
         "sentiment_svg": charts.sentiment_line(points, length, width=360, height=120)})
