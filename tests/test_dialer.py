@@ -1,5 +1,6 @@
 """The dialer (issue 18): its policy as pure code, its CRM ledger and do-not-call file, callback calls on the
-simulated line, and the whole loop over real SIP on loopback with sipp as the callee (ports 21500-21999).
+simulated line, and the whole loop over real SIP on loopback with sipp as the callee (ports 21500-21899 and
+23000-23499, the dialer's share; test_dialer_sip_outbound.py uses 23000-23399).
 
 The SIP tests run the real SipWorker (pjsua2) and the real CallSession with the fake models of fakes.py: what
 is tested there is the dialling, the lines, the opening, the opt-out key over RFC 2833 and what the CRM records,
@@ -269,7 +270,7 @@ def test_without_an_opt_out_the_normal_dialogue_runs(session_env):
 
 
 # -- real SIP: sipp is the callee ----------------------------------------------------------------------------------
-PORTS_FIRST, PORTS_LAST = 21500, 21999
+PORTS_FIRST, PORTS_LAST = 21500, 21899
 
 
 @dataclass(frozen=True)
@@ -280,8 +281,9 @@ class Block:
 
     @classmethod
     def of(cls, n: int) -> Block:
-        base = PORTS_FIRST + 100 * n
-        assert base + 99 <= PORTS_LAST
+        """Blocks 0-3 in 21500-21899, then 23400-23499 (21900 and up belong to another suite)."""
+        base = PORTS_FIRST + 100 * n if n < 4 else 23400 + 100 * (n - 4)
+        assert PORTS_FIRST <= base and base + 99 <= (PORTS_LAST if n < 4 else 23499)
         return cls(base)
 
     sip = property(lambda self: self.base)

@@ -265,7 +265,7 @@ def test_a_machine_gets_the_message_after_the_beep_and_no_account_data(deps):
     outcome, line, call = run(deps, callback, [Say(greeting, RATE, "greeting"), Silence(0.3),
                                                 Say(tone(1000, 0.5, RATE, -20), RATE, "beep"), Silence(0.5),
                                                 WaitForBot(timeout_s=10)])
-    message = machine_message(deps, "callback")
+    message = machine_message(deps.config, "callback")
     assert message == ("Hello, this is the automated assistant of Northwind Supplies. We tried to reach you about "
                        "your request. Please call us back at +1 555 010 0000. Thank you, goodbye.")
     assert (outcome.result, outcome.opted_out) == ("voicemail", False)

@@ -17,6 +17,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 
+from voicebot.config import Config
 from voicebot.dialer.amd import Screening, screen, wait_for_message_point
 from voicebot.dialer.callback_call import CallbackOutcome, CallbackSession, opening
 from voicebot.dialer.checkin import CheckinScript, about, checkin_opening
@@ -60,10 +61,11 @@ class Screened:
         return getattr(self._inner, name)
 
 
-def machine_message(deps: SessionDeps, purpose: str) -> str:
-    amd = deps.config.dialer.amd
+def machine_message(config: Config, purpose: str) -> str:
+    """The message left on a machine: company and number from the config, the purpose in general words."""
+    amd = config.dialer.amd
     number = amd.callback_number or "the number you know us by"
-    return amd.message.format(company=deps.config.dialog.company, about=ABOUT.get(purpose, ""), number=number)
+    return amd.message.format(company=config.dialog.company, about=ABOUT.get(purpose, ""), number=number)
 
 
 async def _drain(events: AsyncIterator[TransportEvent]) -> None:
@@ -83,7 +85,7 @@ async def _on_machine(call: CallTransport, callback: DueCallback, deps: SessionD
     if amd.action == "leave_message":
         point = await wait_for_message_point(screening, amd, call.sample_rate)
         if point is not None:
-            said = machine_message(deps, callback.purpose)
+            said = machine_message(deps.config, callback.purpose)
             pcm = await asyncio.to_thread(deps.synthesizer.cached, said, call.sample_rate)
             call.play(pcm)
             listening = asyncio.ensure_future(_drain(screening.rest))  # a transport's clock may run on its events

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from voicebot.crm.spoken import words_to_digits
-from voicebot.events import DtmfReceived
+from voicebot.events import DtmfReceived, NoInputTimedOut
 from voicebot.session.speaker import TurnClock
 from voicebot.session.state import State
 from voicebot.dialer.callback_call import CallbackSession
@@ -113,6 +113,14 @@ class ScriptedSession(CallbackSession):
             return await self._escalate(escalation)
         self._set(State.THINKING)
         await self._answer_with(Answer(digit=event.digit), None)
+
+    async def _on_no_input(self) -> None:
+        """Silence: the script's question again (not the inbound menu's reprompt); the guard still counts it."""
+        escalation = self.guard.note_no_input()
+        await self._record(NoInputTimedOut())
+        if escalation:
+            return await self._escalate(escalation)
+        await self._speak([self.script.question()], fixed=True)
 
     async def _answer_with(self, answer: Answer, clock: TurnClock | None) -> None:
         self._set(State.THINKING)
