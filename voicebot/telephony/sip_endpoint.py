@@ -44,7 +44,7 @@ from voicebot.config import Config, SipAccountConfig
 from voicebot.telephony.base import CallInfo
 from voicebot.telephony.sip_call import FRAME_MS, MediaBuffers, SipCall
 from voicebot.telephony.sip_auth import DigestAuth, Verdict, load_users
-from voicebot.telephony.sip_headers import (body_shorter_than_declared, caller_id_from_message, port_free_or_raise,
+from voicebot.telephony.sip_headers import (invite_refusal, caller_id_from_message, port_free_or_raise,
                                             source_allowed, source_ip)
 from voicebot.telephony.sip_register import (Registration, RegistrationError, read_password, refresh_margin,
                                              trusted_addresses, uri_host_port, with_transport)
@@ -508,7 +508,7 @@ class SipWorker:
         cfg.uaConfig.threadCnt = 0
         cfg.uaConfig.mainThreadOnly = True
         cfg.uaConfig.maxCalls = 4  # the wheel's PJSUA_MAX_CALLS; max_calls is enforced in _on_incoming (486, counted)
-        cfg.uaConfig.userAgent = "voicebot"
+        cfg.uaConfig.userAgent = ""  # no User-Agent/product banner in what pjsua answers (OPTIONS, MESSAGE...)
         cfg.logConfig.level = self.log_level
         cfg.logConfig.consoleLevel = self.log_level
         cfg.logConfig.decor = pj.PJ_LOG_HAS_SENDER | pj.PJ_LOG_HAS_TIME
@@ -772,9 +772,9 @@ class SipWorker:
                 log.warning("INVITE from %s refused (403): not in allowed_sources", ip)
                 self._reject(call, 403, "forbidden")
                 return
-            if body_shorter_than_declared(prm.rdata.wholeMsg):
-                log.warning("INVITE from %s refused (400): its body is shorter than its Content-Length", ip)
-                self._reject(call, 400, "malformed")
+            if refusal := invite_refusal(prm.rdata.wholeMsg):
+                log.warning("INVITE from %s refused (%d): %s", ip, *refusal)
+                self._reject(call, refusal[0], "malformed")
                 return
             srtp_problem = srtp_refusal(self.sip, prm.rdata.wholeMsg)
             if srtp_problem:

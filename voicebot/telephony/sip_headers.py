@@ -21,14 +21,27 @@ def _header(message: str, *names: str) -> str | None:
     return None
 
 
-def body_shorter_than_declared(message: str) -> bool:
-    """A datagram whose body is shorter than its Content-Length: truncated (RFC 3261 18.3 says discard or 400).
-    pjsip accepts it, and a call would then be set up on an SDP nobody sent whole."""
+def body_length_wrong(message: str) -> bool:
+    """A datagram whose body is not as long as its Content-Length says. Shorter: truncated (RFC 3261 18.3:
+    discard or 400). Longer: pjsip ignores Content-Length on UDP and parses the whole datagram, so the SDP it
+    answers is not the one the header declared. A stream transport frames by Content-Length: never wrong there."""
     declared = _header(message, "content-length", "l")
     if declared is None or not declared.isdigit():
         return False
     _, sep, body = message.partition("\r\n\r\n")
-    return bool(sep) and len(body.encode("utf-8", "surrogateescape")) < int(declared)
+    return bool(sep) and len(body.encode("utf-8", "surrogateescape")) != int(declared)
+
+
+def invite_refusal(message: str) -> tuple[int, str] | None:
+    """What an INVITE pjsua would otherwise answer 200 must get instead, checked before the call is answered:
+    (400, why) for a body that does not match its Content-Length, (483, why) for Max-Forwards 0 (RFC 3261 16.3
+    asks it of proxies; a bot reached with no hops left is at the end of a loop, not a caller); None: fine."""
+    if body_length_wrong(message):
+        return 400, "its body does not match its Content-Length"
+    hops = _header(message, "max-forwards")
+    if hops is not None and hops.isdigit() and int(hops) == 0:
+        return 483, "Max-Forwards 0"
+    return None
 
 
 def caller_id_from_message(message: str) -> str:
