@@ -253,3 +253,42 @@ def test_search_matches_only_what_the_role_is_shown(client, env):
     assert found("caller=2030")  # what the supervisor sees still finds the call
     login(client, ADMIN)
     assert found("q=4111") and found("caller=0102")
+
+
+def test_events_of_an_untimed_call_sit_at_the_turn_they_belong_to(tmp_path):
+    """A chat/console call has no audio clock (every time 0): tool calls, guard events and barge-ins are placed by
+    the order they were written, at their bot turn, not piled up on the last turn."""
+    from datetime import datetime, timezone
+
+    from review_support import add_users
+    from voicebot.store import Turn
+
+    class Ticking:
+        value = datetime(2026, 3, 3, 9, tzinfo=timezone.utc)
+
+        def __call__(self):
+            Ticking.value += timedelta(milliseconds=5)
+            return Ticking.value
+
+    config = review_config(tmp_path)
+    store = CallStore(config.path(config.store.database), config.path(config.store.recordings_dir), now=Ticking())
+    store.start_call(None, call_id="chat-call", test=True)
+    store.add_turn("chat-call", Turn("caller", "Where is order 10452?", 0.0, 0.0))
+    store.add_turn("chat-call", Turn("bot", "Order 10452 has shipped.", 0.0, 0.0))
+    store.add_event("chat-call", "tool_call", {"tool": "get_order", "args": {"number": "10452"},
+                                               "result": {"ok": True}}, at=0.0)
+    store.add_event("chat-call", "guard_ungrounded", {"original": "It arrives Friday.", "items": ["Friday"]}, at=0.0)
+    store.add_turn("chat-call", Turn("caller", "And the other one?", 0.0, 0.0))
+    store.add_turn("chat-call", Turn("bot", "Let me look that up for", 0.0, 0.0, barged_in=True))
+    store.add_event("chat-call", "barge_in", {"text": "never mind", "speech_s": 0.8}, at=0.0)
+    store.add_turn("chat-call", Turn("caller", "Never mind, thanks.", 0.0, 0.0))
+    store.finish_call("chat-call", "resolved")
+    store.close()
+    add_users(config)
+    with TestClient(create_app(config, redact_logs=False), follow_redirects=False) as client:
+        login(client, SUPERVISOR)
+        html = client.get("/calls/chat-call").text
+    turns = {int(i): body for i, body in re.findall(r'<li class="turn \w+" id="turn-(\d+)"(.*?)</li>', html, re.S)}
+    assert "get_order" in turns[1] and "Grounding guard" in turns[1] and "It arrives Friday" in turns[1]
+    assert "Barge in" in turns[3] and "Barge in" not in turns[4]
+    assert all(label not in turns[4] + turns[0] for label in ("get_order", "Grounding guard"))

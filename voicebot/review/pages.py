@@ -219,17 +219,28 @@ def _turn_view(turn: Turn, role: str, secret_answer: bool) -> TurnView:
                     stages if turn.role == "bot" else [], tools, turn.barged_in, turn.guard_event, turn.sentiment)
 
 
-def _place_events(turns: list[TurnView], events: list[EventView]) -> list[EventView]:
-    """Attach each event to the last turn that started at or before it; returns those before every turn.
+def _place_events(turns: list[TurnView], events: list[tuple[EventView, datetime | None]],
+                  turn_recorded: list[datetime | None] | None = None) -> list[EventView]:
+    """Attach each event to the turn it belongs to; returns those before every turn.
 
-    A turn without a start time (the session does not time fixed prompts) counts as starting with the turn
-    before it, so an event lands on the bot turn that answered the caller turn it followed."""
+    With call audio times (a phone call: turns start at different seconds), an event goes to the last turn that
+    started at or before its ``at``; a turn without a start time (the session does not time fixed prompts) counts
+    as starting with the turn before it, so an event lands on the bot turn that answered the caller turn it
+    followed. Without them (a console or chat call, where every time is 0, or an event without ``at``), the
+    order the rows were written decides (``recorded_at`` of turns and events, schema 3): the session writes a
+    reply's tool calls and guard events right after the reply, so they land on it rather than piling up on the
+    last turn."""
     starts: list[float] = []
     for turn in turns:
         starts.append(turn.started_at if turn.started_at is not None else (starts[-1] if starts else 0.0))
+    timed = len({t.started_at for t in turns if t.started_at is not None}) > 1
+    recorded = turn_recorded if turn_recorded and len(turn_recorded) == len(turns) and any(turn_recorded) else None
     early = []
-    for event in events:
-        hosts = [turn for turn, start in zip(turns, starts) if event.at is None or start <= event.at]
+    for event, written in events:
+        if recorded is not None and written is not None and (not timed or event.at is None):
+            hosts = [turn for turn, at in zip(turns, recorded) if at is not None and at <= written]
+        else:
+            hosts = [turn for turn, start in zip(turns, starts) if event.at is None or start <= event.at]
         if hosts:
             hosts[-1].events.append(event)
         else:
@@ -239,10 +250,13 @@ def _place_events(turns: list[TurnView], events: list[EventView]) -> list[EventV
 
 def build_call_page(call: Call, turns: list[Turn], events: list[Event], analysis: CallAnalysis | None,
                     recordings: list[str], customer: CustomerView | None, role: str,
-                    knowledge_titles: dict[str, str] | None = None) -> CallPage:
-    """``knowledge_titles``: entry id -> title of the knowledge files as they are now (for knowledge events)."""
+                    knowledge_titles: dict[str, str] | None = None,
+                    turn_recorded: list[datetime | None] | None = None) -> CallPage:
+    """``knowledge_titles``: entry id -> title of the knowledge files as they are now (for knowledge events);
+    ``turn_recorded``: when each turn was written (``turns.recorded_at``), to place events without audio times."""
     turn_views = redacted_turns(turns, role)
-    early = _place_events(turn_views, [_event_view(e, role, knowledge_titles) for e in events])
+    early = _place_events(turn_views, [(_event_view(e, role, knowledge_titles), e.recorded_at) for e in events],
+                          turn_recorded)
     rubric = [RubricView(name, RUBRIC[name], r.score, redact_text(r.reason, role))
               for name, r in (analysis.qa.items() if analysis else []) if name in RUBRIC]
     flags = [(FLAGS.get(k, k), redact_text(v, role)) for k, v in (analysis.flags.items() if analysis else [])]

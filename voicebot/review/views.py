@@ -136,7 +136,7 @@ def call_page(request: Request) -> Response:
             available, recording_note = [], "The recording is withheld: it holds a card number or PIN at an unknown time."
     page = build_call_page(call, turns, state.store.events(call.id), load_analysis(state.store, call.id), available,
                            crm_customer(state.crm_path, call.customer_id, user.role), user.role,
-                           entry_titles(state))
+                           entry_titles(state), turn_recorded(state, call.id))
     state.users.log(user, "view_call", call_id=call.id, client=_client(request))
     decided = decide_stored(state.store, [{"id": call.id, "outcome": call.outcome.value}])[call.id]
     note = annotations_of(state).get(call.id)
@@ -150,6 +150,12 @@ def call_page(request: Request) -> Response:
         "saved": request.query_params.get("saved") == "1",
         "evidence": decided if decided.outcome != call.outcome else None,
         "sentiment_svg": charts.sentiment_line(points, length, width=360, height=120)})
+
+
+def turn_recorded(state: ReviewState, call_id: str) -> list[datetime | None]:
+    """When each turn was written, in turn order (``Turn`` does not carry it): places events on the call page."""
+    rows = state.store.select("SELECT recorded_at FROM turns WHERE call_id = ? ORDER BY idx", (call_id,))
+    return [datetime.fromisoformat(r["recorded_at"]) if r["recorded_at"] else None for r in rows]
 
 
 def recording(request: Request) -> Response:
