@@ -195,6 +195,15 @@ def test_the_open_question_is_the_last_one_nobody_answered():
     assert open_question([asked, Turn("bot", "Yes, we do."), operator], [answered]) is None
     by_crm = Turn("bot", "It shipped.", tool_calls=({"name": "get_order_status", "result": ORDERS},))
     assert open_question([Turn("caller", "Where is order 10452?"), by_crm, operator], []) is None
+    # as a real call stored it: the bot played a filler, asked for the PIN, and only then the CRM answered
+    where = Turn("caller", "Where's my order?", 8.9, 10.0)
+    later = [Turn("bot", "Sorry, this is taking a moment.", 13.4), Turn("bot", "Please tell me your PIN.", 17.0),
+             Turn("caller", "My PIN is ••••.", 17.7)]
+    failed = Event("tool_call", {"tool": "list_open_orders", "result": {"ok": False, "error": "verification_required"}},
+                   25.9)
+    assert open_question([where, *later], [failed]) == "Where's my order?"
+    found = Event("tool_call", {"tool": "list_open_orders", "result": ORDERS}, 35.8)
+    assert open_question([where, *later], [failed, found]) is None
     missed = Event("knowledge", {"answer": "none", "question": "Do you repair cars?"})
     assert open_question([Turn("caller", "Do you repair cars?")], [answered, missed]) == "Do you repair cars?"
 
@@ -207,6 +216,17 @@ def login(client, user: tuple[str, str]) -> None:
     done = client.post("/login", data={"csrf_token": token, "username": user[0], "password": user[1],
                                        "next": "/operator"})
     assert done.status_code == 303, done.text
+
+
+def test_without_an_intent_the_card_says_what_the_caller_asked_in_their_words():
+    from voicebot.review.operator import operator_call
+    from voicebot.store import Call
+
+    call = Call("c1", datetime.now(timezone.utc), PHONE, Outcome.IN_PROGRESS)
+    turns = [Turn("bot", "Hello."), Turn("caller", "Hi."),
+             Turn("caller", "My card 4111 1111 1111 1111 was charged twice")]
+    card = operator_call(call, turns, [], "operator")
+    assert (card.intent, card.request) == (None, "My card [card •••• 1111] was charged twice")
 
 
 def test_operators_see_the_live_calls_and_nothing_else(seeded):

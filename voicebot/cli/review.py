@@ -74,7 +74,9 @@ def _serve(config: Config, host: str | None, port: int | None) -> None:
     if not _is_loopback(host) and not config.review.secure_cookies:
         err_console.print(f"[yellow]warning:[/yellow] listening on {host} without secure cookies: serve "
                           "it behind HTTPS and set review.secure_cookies: true", highlight=False)
-    server_config = uvicorn.Config(app, host=host, port=port, log_level="info", server_header=False)
+    # open operator screens (event streams) get 3 s to end at Ctrl-C
+    server_config = uvicorn.Config(app, host=host, port=port, log_level="info", server_header=False,
+                                   timeout_graceful_shutdown=3)
     install_log_redaction()  # uvicorn.Config has configured its loggers by now
     console.print(f"review app on [bold]http://{host}:{port}/[/bold] ({len(users)} user(s))")
     uvicorn.Server(server_config).run()
@@ -91,7 +93,8 @@ def _is_loopback(host: str) -> bool:
 def add_user(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="The user name to log in with.")],
-    role: Annotated[str, typer.Option(help="supervisor (card numbers, PINs and phone numbers masked) or admin.")]
+    role: Annotated[str, typer.Option(help="supervisor (card numbers, PINs and phone numbers masked), admin, or "
+                                      "operator (the live calls screen only, masked as for a supervisor).")]
     = "supervisor",
     password: Annotated[Optional[str], typer.Option(prompt=True, hide_input=True, confirmation_prompt=True,
                                           help="Asked for when not given (at least 8 characters).")] = None,

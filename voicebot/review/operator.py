@@ -93,6 +93,7 @@ class OperatorCall:
     verified: bool
     verification: str
     intent: str | None
+    request: str | None  # the caller's first request in their words, when no intent was recognised
     transfer_reason: str | None
     actions: list[Action]
     summary: str
@@ -155,11 +156,23 @@ def verification(turns: Sequence[Turn], events: Sequence[Event]) -> tuple[bool, 
     return False, f"not verified ({len(results)} failed attempt{'s' if len(results) > 1 else ''})", None
 
 
+def _answered_after(turn: Turn, later: Sequence[Turn], events: Sequence[Event]) -> bool:
+    """Whether something answered after ``turn``: a CRM tool that succeeded or a knowledge answer (events timed
+    at or after the turn's start), or a tool call on a later bot turn (older calls)."""
+    for e in events:
+        event = e.parsed
+        answered = (isinstance(event, ToolCallMade) and tool_ok(event.result)) or \
+            (isinstance(event, KnowledgeAnswered) and event.answer in ANSWERED_KNOWLEDGE)
+        if answered and e.at is not None and turn.started_at is not None and e.at >= turn.started_at:
+            return True
+    return any(t.role == "bot" and t.tool_calls for t in later)
+
+
 def open_question(turns: Sequence[Turn], events: Sequence[Event]) -> str | None:
     """The caller's question nobody has answered yet, as stored (secrets masked at storage): the last knowledge
     question left ``none``/``weak`` when no knowledge answer came after it; else the last of the caller's last two
-    turns that reads as a question, does not ask for a person, and got neither a knowledge event nor a CRM tool
-    call in the bot's reply (what ``knowledge.unanswered`` counts before a transfer)."""
+    turns that reads as a question, does not ask for a person, and was followed by neither a knowledge answer nor
+    a CRM tool that succeeded (what ``knowledge.unanswered`` counts before a transfer)."""
     knowledge = [t for t in (e.parsed for e in events) if isinstance(t, KnowledgeAnswered)]
     if knowledge and knowledge[-1].answer in UNANSWERED_KINDS and (knowledge[-1].question or "").strip():
         return str(knowledge[-1].question).strip()
@@ -169,10 +182,19 @@ def open_question(turns: Sequence[Turn], events: Sequence[Event]) -> str | None:
         text = turns[i].text.strip()
         if _ASKS_FOR_PERSON.search(text) or not looks_like_question(text):
             continue
-        reply = turns[i + 1] if i + 1 < len(turns) else None
-        if _norm(text) in asked or (reply is not None and reply.role == "bot" and reply.tool_calls):
+        if _norm(text) in asked or _answered_after(turns[i], turns[i + 1:], events):
             return None
         return text
+    return None
+
+
+def first_request(turns: Sequence[Turn]) -> str | None:
+    """The caller's first words that are not a greeting or a request for a person: what they called about, when no
+    intent was recognised."""
+    for t in turns:
+        if t.role == "caller" and t.text.strip() and not _ASKS_FOR_PERSON.search(t.text) and \
+                len(t.text.split()) >= 3:
+            return t.text.strip()
     return None
 
 
@@ -247,6 +269,7 @@ def operator_call(call: Call, turns: Sequence[Turn], events: Sequence[Event], ro
         call.id, call.started_at, call.ended_at, _state(call, events),
         mask_phone(call.caller_id, role) if call.caller_id else "unknown", name or verified_name, verified, how,
         intents[-1].replace("_", " ") if intents else None,
+        None if intents or not (asked := first_request(turns)) else redact_text(asked, role),
         reason_label(started[0].reason) if started and started[0].reason else None,
         actions(turns, events, role, titles), redact_text(record_summary(call, turns, events,
                                                                           signals(call, turns, events)), role),
