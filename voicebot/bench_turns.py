@@ -22,11 +22,13 @@ from collections.abc import Callable
 
 from voicebot.audio import AudioFrame, split_frames
 from voicebot.bench import Row
-from voicebot.components import make_synthesizer, make_turn_model
+from voicebot.components import make_synthesizer, make_transcriber, make_turn_model
 from voicebot.config import Config, TurnsConfig
 from voicebot.models import ModelError, ModelStore
+from voicebot.speech.dictation import partial_kind
+from voicebot.speech.stt import Transcriber
 from voicebot.speech.turn_model import EndOfTurnModel
-from voicebot.speech.turns import TurnCheck, TurnDetector, Utterance
+from voicebot.speech.turns import LikelyEnd, TurnCheck, TurnDetector, Utterance
 from voicebot.speech.vad import WebRtcVoiceActivity, speech_regions
 
 SLOW_SENTENCES = [
@@ -56,15 +58,24 @@ def _pause(seconds: float, rate: int) -> bytes:
 
 
 def run_detector(detector: TurnDetector, model: EndOfTurnModel | None, pcm: bytes, rate: int,
-                 costs: list[float] | None = None) -> list[Utterance]:
+                 costs: list[float] | None = None, transcriber: Transcriber | None = None,
+                 ready: list[float] | None = None) -> list[Utterance]:
     """Feed ``pcm`` through the detector; each TurnCheck is answered as many frames later as the model took
-    (its time in ms appended to ``costs``)."""
+    (its time in ms appended to ``costs``). With a ``transcriber``, as in a call: each LikelyEnd starts the
+    partial transcript, answered (``resolve_partial``) as many frames later as Whisper took, and a "complete"
+    verdict waits for it; ``ready`` gets, per utterance, the delay from its end of speech to its transcript."""
     utterances: list[Utterance] = []
-    waiting: list[tuple[int, int, bool, float]] = []  # (frame index of the answer, check id, complete, p)
+    due: list[tuple[int, Callable[[], list]]] = []  # (frame index of the answer, the answer)
+    partials: dict[float, float] = {}  # end of speech -> audio time its transcript was ready
+    detector.await_partial = transcriber is not None
+
+    def later(index: int, seconds: float, answer: Callable[[], list]) -> None:
+        due.append((index + max(1, math.ceil(seconds * 1000 / detector.frame_ms)), answer))
+
     for index, frame in enumerate(split_frames(pcm, rate, detector.frame_ms)):
-        for due in [w for w in waiting if w[0] == index]:
-            waiting.remove(due)
-            utterances += [e for e in detector.resolve_turn_check(due[1], due[2], due[3]) if isinstance(e, Utterance)]
+        for entry in [d for d in due if d[0] == index]:
+            due.remove(entry)
+            utterances += [e for e in entry[1]() if isinstance(e, Utterance)]
         for event in detector.feed(AudioFrame(frame.pcm, rate)):
             if isinstance(event, Utterance):
                 utterances.append(event)
@@ -72,8 +83,15 @@ def run_detector(detector: TurnDetector, model: EndOfTurnModel | None, pcm: byte
                 score = model.score(event.pcm, event.sample_rate)
                 if costs is not None:
                     costs.append(score.seconds * 1000)
-                frames = max(1, math.ceil(score.seconds * 1000 / detector.frame_ms))
-                waiting.append((index + frames, event.id, score.complete, score.probability))
+                later(index, score.seconds, lambda c=event.id, s=score: detector.resolve_turn_check(
+                    c, s.complete, s.probability))
+            elif isinstance(event, LikelyEnd) and transcriber is not None:
+                transcript = transcriber.transcribe(event.pcm, event.sample_rate)
+                partials[event.speech_ended_at_s] = event.at_s + transcript.elapsed_s
+                later(index, transcript.elapsed_s, lambda e=event.speech_ended_at_s, t=transcript.text:
+                      detector.resolve_partial(e, partial_kind(t)))
+    if ready is not None:
+        ready += [max(partials.get(u.speech_ended_at_s, u.at_s), u.at_s) - u.speech_ended_at_s for u in utterances]
     return utterances
 
 
@@ -88,12 +106,14 @@ def bench_turns(config: Config, runs: int = 1, log: Callable[[str], None] = prin
     assert model is not None
     model.warm()
     make_synthesizer(config, store)  # the voice is there and verified
+    stt = make_transcriber(config, store)  # the partial transcripts a call's turns wait for
     rate = 8000  # telephone audio, as the model hears it on a call
     vad = WebRtcVoiceActivity(config.vad.aggressiveness)
 
-    def detector(turns: TurnsConfig | None, dictation: bool = False) -> TurnDetector:
+    def detector(turns: TurnsConfig | None, dictation: bool = False, slow: bool = False) -> TurnDetector:
         d = TurnDetector(vad, config.vad, turns=turns)
         d.set_dictation(dictation)
+        d.set_slow(slow)
         return d
 
     def voice(scale: float) -> PiperSynthesizer:
@@ -106,6 +126,14 @@ def bench_turns(config: Config, runs: int = 1, log: Callable[[str], None] = prin
     voices = {scale: voice(scale) for scale in (1.0, 1.4, 1.5, 1.6)}
     cuts: dict[str, list[int]] = {}
     costs: list[float] = []
+    slow_variants = (("turn model + partial transcript, first turn", config.turns, model, stt, False),
+                     ("turn model, caller found slow", config.turns, model, stt, True),
+                     ("turn model alone, first turn", config.turns, model, None, False),
+                     ("fixed silence", None, None, None, False))
+    number_variants = (("turn model, bot asked for it", config.turns, model, None, True),
+                       ("turn model + partial transcript, no hint", config.turns, model, stt, False),
+                       ("turn model alone, no hint", config.turns, model, None, False),
+                       ("fixed silence", None, None, None, False))
     for _ in range(runs):
         log("slow speech with a pause mid-sentence ...")
         for i, text in enumerate(SLOW_SENTENCES):
@@ -116,30 +144,35 @@ def bench_turns(config: Config, runs: int = 1, log: Callable[[str], None] = prin
             cut = inner.end_ms * rate // 1000 * 2 if inner else len(pcm) // 4 * 2
             gap = 0.9 + 0.5 * (i % 3) / 2  # 0.9, 1.15, 1.4 s
             audio = _pause(0.5, rate) + pcm[:cut] + _pause(gap, rate) + pcm[cut:] + _pause(3.0, rate)
-            for label, turns, m in (("turn model", config.turns, model), ("fixed silence", None, None)):
+            for label, turns, m, t, slow in slow_variants:
                 cuts.setdefault(f"slow speech, 0.9-1.4 s pause ({label})", []).append(
-                    int(len(run_detector(detector(turns), m, audio, rate, costs)) > 1))
+                    int(len(run_detector(detector(turns, slow=slow), m, audio, rate, costs, t)) > 1))
         log("dictated numbers with 1 s pauses ...")
         for i, groups in enumerate(NUMBERS):
             v = voices[(1.4, 1.5, 1.6)[i % 3]]
             audio = _pause(0.5, rate) + _pause(1.0, rate).join(speech(v, g) for g in groups) + _pause(3.5, rate)
-            for label, turns, m, hint in (("turn model, bot asked for it", config.turns, model, True),
-                                          ("turn model, no hint", config.turns, model, False),
-                                          ("fixed silence", None, None, False)):
+            for label, turns, m, t, hint in number_variants:
                 cuts.setdefault(f"dictated numbers, 1 s pauses ({label})", []).append(
-                    int(len(run_detector(detector(turns, hint), m, audio, rate, costs)) > 1))
+                    int(len(run_detector(detector(turns, hint), m, audio, rate, costs, t)) > 1))
     rows = [Row("false cuts", f"{name}: {sum(v)} of {len(v)} cut early", "cuts", (float(sum(v)),))
             for name, v in cuts.items()]
 
     log("finished turns ...")
     delays: dict[str, list[float]] = {}
+    ready: dict[str, list[float]] = {}
     for text in FINISHED * runs:
         audio = _pause(0.5, rate) + speech(voices[1.0], text) + _pause(2.5, rate)
-        for label, turns, m in (("turn model", config.turns, model), ("fixed silence", None, None)):
-            for utt in run_detector(detector(turns), m, audio, rate, costs):
+        for label, turns, m, t, slow in (("turn model + partial transcript", config.turns, model, stt, False),
+                                         ("turn model alone", config.turns, model, None, False),
+                                         ("turn model, caller found slow", config.turns, model, stt, True),
+                                         ("fixed silence", None, None, None, False)):
+            for utt in run_detector(detector(turns, slow=slow), m, audio, rate, costs, t,
+                                    ready.setdefault(label, []) if t else None):
                 delays.setdefault(label, []).append(utt.at_s - utt.speech_ended_at_s)
     rows += [Row("end of turn", f"finished turn, end of speech to end of turn ({label})", "s", tuple(v))
              for label, v in delays.items()]
+    rows += [Row("end of turn", f"finished turn, end of speech to end of turn and transcript ({label})", "s",
+                 tuple(v)) for label, v in ready.items()]
     if costs:
         rows.append(Row("end of turn", "turn model decision (8 kHz, 1 thread)", "ms", tuple(costs)))
     return rows

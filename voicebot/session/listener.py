@@ -29,14 +29,16 @@ from voicebot.audio import AudioFrame
 from voicebot.config import Config
 from voicebot.dialog.backchannel import is_backchannel
 from voicebot.dialog.guard import EscalationGuard
-from voicebot.events import (BackchannelHeard, BargedIn, CallerHungUp, CallInput, DtmfReceived, Heard, StoredEvent,
-                             TextReceived)
+from voicebot.events import (BackchannelHeard, BargedIn, CallerHungUp, CallInput, DtmfReceived, Heard, OtherEvent,
+                             StoredEvent, TextReceived)
 from voicebot.session.faults import Faulted, StageFailed, limited
 from voicebot.session.speaker import Speaker
-from voicebot.speech.dictation import sounds_like_dictation
+from voicebot.speech.dictation import partial_kind
+from voicebot.speech.pace import CallerPace, PaceChange
 from voicebot.speech.stt import Transcriber, Transcript
 from voicebot.speech.turn_model import EndOfTurnModel, TurnScore
-from voicebot.speech.turns import BargeIn, LikelyEnd, NoInput, TurnCheck, TurnDetector, TurnEvent, Utterance
+from voicebot.speech.turns import (BargeIn, LikelyEnd, NoInput, SpeechStarted, TurnCheck, TurnDetector, TurnEvent,
+                                   Utterance)
 from voicebot.telephony.base import CallTransport
 
 log = logging.getLogger(__name__)
@@ -69,6 +71,9 @@ class Listener:
         self._paused = False  # playback paused for caller speech, until its words decide
         self._deciding: asyncio.Task | None = None
         self._early: tuple[float, asyncio.Future[Transcript]] | None = None  # (end of speech, recognition)
+        self.pace = CallerPace()  # a slow or hesitant caller gets longer limits and slower speech (speech.pace)
+        self._ended_early_at: float | None = None  # the last turn the turn model ended, in call audio time
+        detector.await_partial = config.vad.early_stt_ms > 0  # a "complete" verdict waits for the partial
 
     async def run(self) -> None:
         try:
@@ -91,6 +96,8 @@ class Listener:
         played = getattr(self.t, "last_played", b"")
         if played:
             self.detector.note_playback(AudioFrame(played, self.rate))  # the echo gate's reference
+            if self._ended_early_at is not None and self.detector.now_s - self._ended_early_at > 2.5:
+                self._ended_early_at = None  # the bot has answered for a while: a new turn, not a cut one going on
         self._handle(self.detector.feed(frame))
 
     def _handle(self, events: list[TurnEvent]) -> None:
@@ -100,13 +107,25 @@ class Listener:
             elif isinstance(event, BargeIn):
                 self.t.pause()  # silent within the barge-in window; the words decide what next
                 self._paused = True
-            elif isinstance(event, LikelyEnd) and not self._paused:
+            elif isinstance(event, LikelyEnd) and self._paused:  # no partial while a barge-in is being decided
+                self._handle(self.detector.resolve_partial(event.speech_ended_at_s, "done"))
+            elif isinstance(event, LikelyEnd):
                 early = asyncio.ensure_future(self._transcribe(event.pcm, event.sample_rate))
-                early.add_done_callback(self._on_partial)
+                self._hold_clock()
+                early.add_done_callback(lambda done, at=event.speech_ended_at_s: self._on_partial(at, done))
                 self._early = (event.speech_ended_at_s, early)
-            elif isinstance(event, Utterance) and self._paused:
-                self._deciding = asyncio.create_task(self._decide_barge_in(event))
-            elif isinstance(event, (Utterance, NoInput)):
+            elif isinstance(event, SpeechStarted):
+                if self._ended_early_at is not None:  # the caller went on after a turn we ended: we cut them
+                    self._adapt(self.pace.resumed(event.at_s - self._ended_early_at))
+                    self._ended_early_at = None
+            elif isinstance(event, Utterance):
+                self._ended_early_at = event.at_s if event.ended_by == "model" else None
+                self._adapt(self.pace.pause(event.longest_pause_s))
+                if self._paused:
+                    self._deciding = asyncio.create_task(self._decide_barge_in(event))
+                else:
+                    self.queue.put_nowait(event)
+            elif isinstance(event, NoInput):
                 self.queue.put_nowait(event)
 
     def _check_turn(self, check: TurnCheck) -> None:
@@ -115,9 +134,20 @@ class Listener:
             return  # a detector built with turns but no model: its longer limit ends the turn
         scoring = asyncio.get_running_loop().run_in_executor(None, self.turn_model.score, check.pcm,
                                                              check.sample_rate)
+        self._hold_clock()
         scoring.add_done_callback(lambda done: self._on_turn_score(check, done))
 
+    def _hold_clock(self) -> None:
+        """A simulated line faster than line pace waits for the decision (``SimulatedLine.hold_clock``)."""
+        if (hold := getattr(self.t, "hold_clock", None)) is not None:
+            hold()
+
+    def _release_clock(self) -> None:
+        if (release := getattr(self.t, "release_clock", None)) is not None:
+            release()
+
     def _on_turn_score(self, check: TurnCheck, done: asyncio.Future[TurnScore]) -> None:
+        self._release_clock()
         if done.cancelled():
             return
         if (exc := done.exception()) is not None:
@@ -127,13 +157,28 @@ class Listener:
         self.turn_scores.append(score)
         self._handle(self.detector.resolve_turn_check(check.id, score.complete, score.probability))
 
-    def _on_partial(self, done: asyncio.Future[Transcript]) -> None:
-        """The early transcript, read as the partial transcript: digits or an address at its end mean the caller is
-        dictating, and the turn waits through the pauses between groups."""
-        if done.cancelled() or done.exception() is not None or not self.detector.in_speech:
+    def _on_partial(self, speech_ended_at_s: float, done: asyncio.Future[Transcript]) -> None:
+        """The early transcript, read as the partial transcript (``dictation.partial_kind``): digits or an address
+        at its end mean the caller is dictating, and the turn waits through the pauses between groups; an
+        unfinished last word ("and", "my") overrules a "complete" verdict. A failed one leaves the verdict alone."""
+        self._release_clock()
+        if done.cancelled() or not self.detector.in_speech:
             return
-        if sounds_like_dictation(done.result().text):
-            self.detector.set_dictation(True)
+        kind = "done" if done.exception() is not None else partial_kind(done.result().text)
+        self._handle(self.detector.resolve_partial(speech_ended_at_s, kind))
+
+    def _adapt(self, change: PaceChange | None) -> None:
+        """The caller turned out slow or hesitant: longer turn limits and slower speech for the rest of the call."""
+        if change is None:
+            return
+        self.detector.set_slow(True)
+        scale = self.config.turns.slow_length_scale
+        slower = getattr(self.speaker.synthesizer, "with_length_scale", None)
+        if slower is not None and scale != 1.0:
+            self.speaker.synthesizer = slower(scale)
+        asyncio.ensure_future(self.record(OtherEvent("caller_pace", {
+            "pace": "slow", "reasons": list(change.reasons), "words_per_s": change.words_per_s,
+            "length_scale": scale})))
 
     def stop(self) -> None:
         """The line is gone: drop a barge-in decision still waiting for its words."""
@@ -151,7 +196,11 @@ class Listener:
         else:
             transcript = await limited("stt", limit, self._transcribe(utt.pcm, utt.sample_rate))
         stt = self.config.stt
-        return Heard(utt, transcript, transcript.accepted(stt.no_speech_threshold, stt.logprob_threshold).text)
+        heard = Heard(utt, transcript, transcript.accepted(stt.no_speech_threshold, stt.logprob_threshold).text)
+        if heard.text:
+            self._adapt(self.pace.heard(heard.text, utt.speech_ended_at_s - utt.started_at_s
+                                        - self.config.vad.preroll_ms / 1000))
+        return heard
 
     async def _transcribe(self, pcm: bytes, sample_rate: int) -> Transcript:
         return await asyncio.to_thread(self.transcriber.transcribe, pcm, sample_rate)

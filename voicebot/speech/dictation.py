@@ -37,6 +37,22 @@ def sounds_like_dictation(partial: str) -> bool:
     return any(w.isdigit() or w in NUMBER_WORDS or w in ADDRESS_WORDS for w in tail)
 
 
+UNFINISHED_WORDS = frozenset({
+    "and", "but", "or", "so", "because", "if", "when", "that", "which", "the", "a", "an", "my", "your", "our",
+    "to", "of", "for", "in", "on", "at", "with", "from", "about", "is", "was", "um", "uh", "er", "erm",
+})
+
+
+def partial_kind(partial: str) -> str:
+    """What the caller's words so far say about the turn: ``dictation`` (digits or an address at the end, more may
+    follow), ``unfinished`` (the last word cannot end a sentence: "and", "the", "my", a hesitation "um") or
+    ``done`` (nothing against the turn model's verdict)."""
+    if sounds_like_dictation(partial):
+        return "dictation"
+    words = _words(partial)
+    return "unfinished" if words and words[-1] in UNFINISHED_WORDS else "done"
+
+
 def asks_for_dictation(bot_said: str) -> bool:
     """The bot's last words ask for a number or an address: "What is your order number?"."""
     text = bot_said.lower()

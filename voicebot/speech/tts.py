@@ -7,6 +7,7 @@ text, the voice and the settings, so a call never waits for them twice.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 import time
@@ -100,6 +101,16 @@ class PiperSynthesizer:
                                        noise_w_scale=self.noise_w_scale)
         self.native_rate = self._voice.config.sample_rate
         self.load_s = time.perf_counter() - started
+
+    def with_length_scale(self, length_scale: float) -> "PiperSynthesizer":
+        """The same voice, already loaded, speaking at ``length_scale`` (above 1 slower): a slow caller's call."""
+        from piper import SynthesisConfig
+
+        other = copy.copy(self)
+        other.length_scale = length_scale
+        other._config = SynthesisConfig(length_scale=length_scale, noise_scale=self.noise_scale,
+                                        noise_w_scale=self.noise_w_scale)
+        return other
 
     def _check_rate(self, sample_rate: int) -> None:
         if sample_rate not in TELEPHONE_RATES:

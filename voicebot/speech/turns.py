@@ -31,6 +31,13 @@ Rules, per VAD frame:
   pauses between groups are part of the turn: the limit is
   ``turns.dictation_silence_ms`` (without ``turns``: ``digits_silence_ms``), and a "complete" verdict only
   shortens it to ``turns.incomplete_silence_ms`` (a group of digits sounds finished when it is not).
+* **Partial transcript gate** (``await_partial``, set by a session that starts speech recognition at
+  ``LikelyEnd``). A "complete" verdict ends the turn only once the partial transcript of this pause is in
+  (``resolve_partial``): it may say the caller is dictating (the dictation limit) or stopped on an unfinished word
+  ("and", "the", "my": the verdict counts as incomplete). The wait costs the reply nothing: the same transcript is
+  the turn's, and the reply cannot start before it.
+* **Slow caller** (``set_slow(True)``, from ``speech.pace`` for the rest of the call): a "complete" verdict waits
+  ``turns.slow_complete_silence_ms``, and every other limit is ``turns.slow_scale`` times longer.
 * **SpeechStarted** is emitted once a candidate reaches ``min_speech_ms`` of speech, carrying the onset time;
   it disarms the no-input timer.
 * **Barge-in.** While ``set_bot_speaking(True)``, a run of speech frames lasting ``barge_in_ms`` emits one
@@ -107,6 +114,7 @@ class Utterance(TurnEvent):
     barged_in: bool = False  # this utterance stopped the bot
     ended_by: str = "silence"  # silence | model | dictation | max_length | hang_up
     turn_probability: float | None = None  # the turn model's last verdict on this pause, when it gave one
+    longest_pause_s: float = 0.0  # the longest silence inside the utterance that the caller went on after
 
     @property
     def duration_s(self) -> float:
@@ -160,6 +168,8 @@ class TurnDetector:
         self._run_gap = 0  # non-speech frames inside that run
         self._digits = False
         self._dictation = False  # set_dictation hint: this utterance (or the next one)
+        self._slow = False  # set_slow: a slow or hesitant caller, for the rest of the call
+        self.await_partial = False  # a complete verdict waits for resolve_partial (see the module docstring)
         self._no_input_at_ms: int | None = None
         self._reset_utterance()
 
@@ -185,9 +195,31 @@ class TurnDetector:
         the next, if none is open). Cleared when the utterance ends."""
         self._dictation = dictating
 
+    def set_slow(self, slow: bool) -> None:
+        """A slow or hesitant caller: longer end-of-turn limits from now on (see the module docstring)."""
+        self._slow = slow
+
+    @property
+    def slow(self) -> bool:
+        return self._slow
+
     @property
     def dictating(self) -> bool:
         return self._digits or self._dictation
+
+    def resolve_partial(self, speech_ended_at_s: float, kind: str) -> list[TurnEvent]:
+        """The partial transcript of the pause after ``speech_ended_at_s``: ``dictation`` (digits or an address),
+        ``unfinished`` (stopped on "and", "the"...), or anything else (``done``: the verdict stands). Returns the
+        events it causes; a partial of an earlier pause changes nothing."""
+        events: list[TurnEvent] = []
+        if self._start_ms is None or round(speech_ended_at_s * 1000) != self._last_speech_ms:
+            return events
+        self._partial = kind
+        if kind == "dictation":
+            self._dictation = True
+        if self._verdict and self._t_ms - self._last_speech_ms >= self._silence_needed():
+            self._finish(events, "dictation" if self.dictating else "model")
+        return events
 
     def resolve_turn_check(self, check_id: int, complete: bool, probability: float | None = None) -> list[TurnEvent]:
         """The turn model's answer to ``TurnCheck`` ``check_id``; returns the events it causes (the Utterance when
@@ -206,10 +238,16 @@ class TurnDetector:
         """Silence (ms) that ends the open utterance now, from the mode and the turn model's verdict."""
         turns = self.turns
         if turns is None:
-            return self.config.digits_silence_ms if self.dictating else self.config.end_of_turn_silence_ms
+            fixed = self.config.digits_silence_ms if self.dictating else self.config.end_of_turn_silence_ms
+            return round(fixed * 1.5) if self._slow else fixed
+        scale = turns.slow_scale if self._slow else 1.0
+        complete = self._verdict and self._partial != "unfinished" and (
+            not self.await_partial or self._partial is not None)
         if self.dictating:
-            return turns.incomplete_silence_ms if self._verdict else turns.dictation_silence_ms
-        return turns.check_silence_ms if self._verdict else turns.incomplete_silence_ms
+            return round(scale * (turns.incomplete_silence_ms if complete else turns.dictation_silence_ms))
+        if complete:
+            return turns.slow_complete_silence_ms if self._slow else turns.check_silence_ms
+        return round(scale * turns.incomplete_silence_ms)
 
     def arm_no_input(self) -> None:
         """Start (or restart) the no-input timer from now."""
@@ -274,10 +312,12 @@ class TurnDetector:
         else:
             self._chunks.append(chunk)
             if speech:
+                self._longest_pause_ms = max(self._longest_pause_ms, start_ms - self._last_speech_ms)
                 self._speech_ms += self.frame_ms
                 self._last_speech_ms = self._t_ms
                 self._last_speech_index = len(self._chunks)
                 self._check_id = self._verdict = self._probability = None  # a new pause gets a new check
+                self._partial = None  # and its own partial transcript
             else:
                 silence = self._t_ms - self._last_speech_ms
                 if silence >= self._silence_needed():
@@ -335,12 +375,14 @@ class TurnDetector:
         self._speech_ms = 0
         self._last_speech_ms = 0
         self._last_speech_index = 0
+        self._longest_pause_ms = 0
         self._confirmed = False
         self._utt_playback = False
         self._utt_barged = False
         self._check_id: int | None = None  # the TurnCheck awaiting its answer
         self._verdict: bool | None = None  # the turn model's answer for the current pause
         self._probability: float | None = None
+        self._partial: str | None = None  # the partial transcript's kind for the current pause (resolve_partial)
 
     def _open(self, start_ms: int, chunk: bytes) -> None:
         self._start_ms = start_ms
@@ -370,5 +412,6 @@ class TurnDetector:
                 at_s=self.now_s, pcm=b"".join(kept), sample_rate=self.sample_rate, started_at_s=started / 1000,
                 ended_at_s=(started + len(kept) * self.frame_ms) / 1000,
                 speech_ended_at_s=self._last_speech_ms / 1000, during_playback=self._utt_playback,
-                barged_in=self._utt_barged, ended_by=ended_by, turn_probability=self._probability))
+                barged_in=self._utt_barged, ended_by=ended_by, turn_probability=self._probability,
+                longest_pause_s=self._longest_pause_ms / 1000))
         self._reset_utterance()

@@ -70,6 +70,7 @@ class SimulatedLine:
         self._busy = False
         self._paused = False
         self._reply_started_tick: int | None = None
+        self._held = 0  # decisions the session is waiting on (turn verdicts, partial transcripts): hold_clock
         self._audio_queued = asyncio.Event()
         self._drained = asyncio.Event()
         self._drained.set()
@@ -95,6 +96,16 @@ class SimulatedLine:
 
     def pause(self) -> None:
         self._paused = True
+
+    def hold_clock(self) -> None:
+        """The session awaits a decision made off the loop (a turn verdict, a partial transcript). At line pace
+        time runs on as on a real line; faster than line pace the clock waits for it, as for a reply being
+        prepared, so a slow CPU never turns a 150 ms verdict into seconds of audio. ``release_clock`` ends it."""
+        self._held += 1
+
+    def release_clock(self) -> None:
+        self._held = max(0, self._held - 1)
+        self._audio_queued.set()
 
     def resume(self) -> None:
         self._paused = False
@@ -200,10 +211,12 @@ class SimulatedLine:
                     yield event
 
     def _holding(self) -> bool:
-        """Fast mode: the bot is working (or deciding on a barge-in) and nothing is audible: time stands still,
-        as if the bot answered instantly. Its real (wall-clock) latency is in the session's stage timings."""
+        """Fast mode: the bot is working (or deciding on a barge-in, or awaiting a turn verdict) and nothing is
+        audible: time stands still, as if the bot answered instantly. Its real (wall-clock) latency is in the session's stage timings."""
         if self.speed <= 1 or (self._out and not self._paused):
             return False
+        if self._held:
+            return True
         if self._paused:  # listening to the caller until their turn has surely ended, then deciding
             return (self._tick - self._caller_tick) * self.frame_ms / 1000 >= self.decide_after_s
         return self._busy

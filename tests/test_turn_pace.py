@@ -1,0 +1,173 @@
+"""Never cut a slow caller: the partial-transcript gate, the slow caller's longer limits, and ``CallerPace``.
+
+Timelines in audio time with a scripted VAD and turn model (``test_turn_model.drive``); the session with fakes on
+the simulated line; and through the real models, a slow caller whose first half sounds finished: the first turn
+is cut, the bot notices, and from then on the same kind of sentence is one turn and the bot speaks slower.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from test_turn_model import ScriptedTurnModel, ThreadNotingModel, call_with, drive, with_model
+from test_turns import FRAME, of
+
+from voicebot.speech.dictation import partial_kind
+from voicebot.speech.pace import SLOW_AT, CallerPace
+from voicebot.speech.turns import LikelyEnd, TurnDetector, Utterance
+
+
+def answer_partials(kind_at: dict[float, str], after_frames: int = 5):
+    """An ``on_frame`` for ``drive``: each LikelyEnd is answered ``after_frames`` later with the kind scripted for
+    its end of speech (``done`` when none is)."""
+    pending: list[tuple[int, float]] = []
+
+    def on_frame(i: int, detector: TurnDetector) -> None:
+        for due, ended in [p for p in pending if p[0] == i]:
+            pending.remove((due, ended))
+            on_frame.events += detector.resolve_partial(ended, kind_at.get(round(ended, 2), "done"))
+        if detector.in_speech and detector._t_ms - detector._last_speech_ms == 300 and detector._confirmed:
+            pending.append((i + after_frames, detector._last_speech_ms / 1000))
+
+    on_frame.events = []
+    return on_frame
+
+
+def gated(*spans, **turns) -> TurnDetector:
+    detector = with_model(*spans, **turns)
+    detector.await_partial = True
+    return detector
+
+
+# -- the partial-transcript gate ------------------------------------------------------------------------------
+
+
+def test_a_complete_verdict_waits_for_the_partial_transcript_then_ends_the_turn():
+    on_frame = answer_partials({}, after_frames=10)  # Whisper takes 200 ms after the LikelyEnd at 300 ms
+    events = drive(gated((1.0, 1.4)), 4, ScriptedTurnModel(True), on_frame=on_frame) + on_frame.events
+    assert of(events, LikelyEnd)
+    (utterance,) = of(events, Utterance)
+    assert utterance.ended_by == "model"
+    assert utterance.at_s == pytest.approx(1.4 + 0.3 + 0.2, abs=FRAME)  # not at 1.66 s: the words were not in
+
+
+def test_an_unfinished_last_word_overrules_a_complete_verdict():
+    on_frame = answer_partials({1.4: "unfinished"})  # "I bought a chair and" ... 1.2 s ... "it broke"
+    events = drive(gated((0.5, 1.4), (2.6, 3.2)), 6, ScriptedTurnModel(True), on_frame=on_frame) + on_frame.events
+    (utterance,) = of(events, Utterance)
+    assert utterance.speech_ended_at_s == pytest.approx(3.2)
+
+
+def test_digits_in_the_partial_transcript_keep_a_dictated_number_whole():
+    spans = ((0.5, 1.2), (2.2, 2.8), (3.8, 4.4))  # "three six nine" ... "five two" ... "one", no hint from the bot
+    on_frame = answer_partials({1.2: "dictation", 2.8: "dictation", 4.4: "dictation"})
+    events = drive(gated(*spans), 8, ScriptedTurnModel(True), on_frame=on_frame) + on_frame.events
+    (utterance,) = of(events, Utterance)
+    assert utterance.speech_ended_at_s == pytest.approx(4.4) and utterance.ended_by == "dictation"
+
+
+@pytest.mark.parametrize("partial, kind", [
+    ("My order number is three six nine", "dictation"),
+    ("I bought a chair in March and", "unfinished"),
+    ("I want to change the address for the", "unfinished"),
+    ("Um", "unfinished"),
+    ("I bought a chair in March.", "done"),
+    ("Where is my order?", "done"),
+    ("", "done"),
+])
+def test_what_a_partial_transcript_says_about_the_turn(partial, kind):
+    assert partial_kind(partial) == kind
+
+
+# -- the slow caller's limits ---------------------------------------------------------------------------------
+
+
+def test_a_slow_caller_is_not_cut_at_a_pause_that_sounds_finished():
+    spans = ((0.5, 2.0), (3.4, 4.5))  # "I bought a chair in March," ... 1.4 s ... "and a leg is broken"
+    cut = of(drive(with_model(*spans), 8, ScriptedTurnModel(True)), Utterance)
+    assert len(cut) == 2  # the model hears the first half as finished
+
+    slow = with_model(*spans)
+    slow.set_slow(True)
+    (utterance,) = of(drive(slow, 8, ScriptedTurnModel(True)), Utterance)
+    assert utterance.speech_ended_at_s == pytest.approx(4.5)
+    assert utterance.at_s == pytest.approx(4.5 + 1.7)  # turns.slow_complete_silence_ms
+
+
+def test_a_slow_callers_other_limits_are_longer():
+    slow = with_model((0.5, 1.5))
+    slow.set_slow(True)
+    (utterance,) = of(drive(slow, 6, ScriptedTurnModel(False)), Utterance)
+    assert utterance.at_s == pytest.approx(1.5 + 1.6 * 1.5)  # incomplete limit times turns.slow_scale
+
+
+def test_an_utterance_says_its_longest_inner_pause():
+    (utterance,) = of(drive(with_model((0.5, 1.0), (1.8, 2.0), (2.3, 2.6)), 5, ScriptedTurnModel(False)), Utterance)
+    assert utterance.longest_pause_s == pytest.approx(0.8)
+
+
+# -- CallerPace: evidence over the call -----------------------------------------------------------------------
+
+
+def test_a_caller_who_goes_on_after_the_turn_was_ended_is_slow_at_once():
+    pace = CallerPace()
+    change = pace.resumed(1.1)
+    assert change is not None and pace.slow and "went on" in change.reasons[0]
+    assert pace.resumed(0.5) is None  # said once
+
+
+def test_hesitation_adds_up_and_a_brisk_caller_stays_normal():
+    brisk = CallerPace()
+    for text in ("Where is my order?", "Yes.", "I would like to speak to someone in sales please."):
+        assert brisk.heard(text, 0.3 * len(text.split())) is None
+    assert brisk.pause(0.6) is None and brisk.resumed(4.0) is None and not brisk.slow
+
+    hesitant = CallerPace()
+    assert hesitant.heard("Sorry?", 0.5) is None  # one point
+    assert hesitant.pause(1.3) is not None and hesitant.slow and hesitant.points == SLOW_AT
+
+
+def test_a_slow_speaking_rate_over_the_call_counts():
+    pace = CallerPace()
+    pace.heard("What?", 0.4)
+    change = pace.heard("I would like to check the status of my order please", 6.5)  # 11 words in 6.5 s
+    assert change is not None and "slow speech" in change.reasons and change.words_per_s == pytest.approx(1.69)
+
+
+# -- the session: the bot notices, records it, and adapts ------------------------------------------------------
+
+
+def test_a_caller_cut_once_gets_longer_limits_for_the_rest_of_the_call(tmp_path, config):
+    from voicebot.telephony.sim import HangUp, Silence, WaitForBot
+
+    from fakes import ScriptedChat
+
+    model = ThreadNotingModel(True)  # every pause sounds finished
+    chat = ScriptedChat([{"action": "reply", "text": "I see."}], repeat=True)
+    _, session, turns, _ = call_with(tmp_path, config, model, lambda voice: [
+        WaitForBot(), voice.say("my chair", 0.8), Silence(1.0), voice.say("is broken", 0.6), WaitForBot(),
+        voice.say("my parcel", 0.8), Silence(1.4), voice.say("is late", 0.6), WaitForBot(), HangUp()], chat=chat)
+    caller = [t.text for t in turns if t.role == "caller"]
+    assert caller[:2] == ["my chair", "is broken"]  # the first time, the caller was cut
+    assert caller[2:] == ["my parcel is late"]  # then the 1.4 s pause was part of the turn
+    assert session.detector.slow
+    (pace,) = [e for e in session.events if getattr(e, "kind", None) == "caller_pace"]
+    assert pace.data["pace"] == "slow" and pace.data["length_scale"] == config.turns.slow_length_scale
+
+
+def test_the_simulated_line_waits_for_a_slow_verdict_faster_than_line_pace(tmp_path, config):
+    """At 10x line pace a verdict that takes 0.4 s of wall time is 4 s of call audio, longer than any limit: the
+    line holds its clock while the session waits for it, as a real line's 0.4 s would be."""
+    from voicebot.telephony.sim import HangUp, WaitForBot
+
+    class SlowModel(ThreadNotingModel):
+        def score(self, pcm, sample_rate):
+            time.sleep(0.4)
+            return super().score(pcm, sample_rate)
+
+    line, _, turns, _ = call_with(tmp_path, config, SlowModel(True), lambda voice: [
+        WaitForBot(), voice.say("sales", 0.6), WaitForBot(), HangUp()], speed=float("inf"))
+    caller = next(t for t in turns if t.role == "caller")
+    waited = line.bot_utterances()[1].start_s - caller.timings.end_of_speech
+    assert waited < config.turns.incomplete_silence_ms / 1000 - 0.2  # the verdict ended it, not the limit

@@ -1,0 +1,84 @@
+"""Is this caller slow or hesitant? Evidence gathered over the call, for longer turn limits and slower bot speech.
+
+Why per call and not per pause: the turn model hears a phrase such as "I bought a chair in March," as finished
+whatever the pace, and no cheap acoustic measure of one short utterance tells an elderly caller's pace from a
+brisk one (syllable-rate estimates of Piper at length_scale 1.0 and 1.5 overlap). What does tell them apart is
+what the caller does over a few turns, so ``CallerPace`` counts it and says once when the caller turns out slow;
+the session then gives the turn detector longer limits (``TurnDetector.set_slow``) and speaks slower
+(``turns.slow_length_scale``) for the rest of the call, and records the change as an event.
+
+Evidence, each one point; ``SLOW_AT`` points make a slow caller:
+
+* **went on after we ended the turn**: the caller spoke again within ``RESUMED_WITHIN_S`` of the end of a turn
+  the detector ended early (model verdict), before the bot had said anything: we cut them (two points: it is the
+  failure this is here to stop);
+* **a long pause inside a turn**: the caller was quiet for ``LONG_PAUSE_S`` or more and then went on;
+* **"what?" / "sorry?" / "pardon?" / "say that again"**: the caller did not follow the bot;
+* **a slow speaking rate**: over at least ``RATE_MIN_SPEECH_S`` of the caller's speech in the call, fewer than
+  ``SLOW_WORDS_PER_S`` words per second of speech (from the transcripts and the utterances' lengths).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+SLOW_AT = 2
+RESUMED_WITHIN_S = 2.5
+LONG_PAUSE_S = 1.0
+RATE_MIN_SPEECH_S = 6.0
+SLOW_WORDS_PER_S = 1.9
+AGAIN = re.compile(r"^\W*(what|sorry|pardon|excuse me|come again|say (that|it) again|again|i didn'?t (catch|get|"
+                   r"hear) (that|it|you)|can you repeat( that)?|could you repeat( that)?)\W*(please)?\W*$")
+
+
+@dataclass(frozen=True)
+class PaceChange:
+    """The caller turned out slow: why (the evidence so far), for the call's events."""
+
+    reasons: tuple[str, ...]
+    words_per_s: float | None
+
+
+@dataclass
+class CallerPace:
+    """Evidence of a slow or hesitant caller over one call; ``slow`` once it reaches ``SLOW_AT`` points."""
+
+    points: int = 0
+    reasons: list[str] = field(default_factory=list)
+    words: int = 0
+    speech_s: float = 0.0
+    slow: bool = False
+
+    def _add(self, reason: str, points: int = 1) -> PaceChange | None:
+        if self.slow:
+            return None
+        self.points += points
+        self.reasons.append(reason)
+        if self.points < SLOW_AT:
+            return None
+        self.slow = True
+        return PaceChange(tuple(self.reasons), self.words_per_s)
+
+    @property
+    def words_per_s(self) -> float | None:
+        return round(self.words / self.speech_s, 2) if self.speech_s else None
+
+    def resumed(self, gap_s: float) -> PaceChange | None:
+        """The caller spoke again ``gap_s`` after the end of a turn we ended early, the bot still silent."""
+        return self._add(f"went on {gap_s:.1f} s after the turn was ended", 2) if gap_s <= RESUMED_WITHIN_S else None
+
+    def pause(self, seconds: float) -> PaceChange | None:
+        """A pause of ``seconds`` inside a turn, after which the caller went on."""
+        return self._add(f"paused {seconds:.1f} s mid-turn") if seconds >= LONG_PAUSE_S else None
+
+    def heard(self, text: str, speech_s: float) -> PaceChange | None:
+        """A caller turn's words and the seconds of speech they took."""
+        if AGAIN.match(text.lower().strip()):
+            return self._add("asked to hear it again")
+        self.words += len(text.split())
+        self.speech_s += max(speech_s, 0.0)
+        if self.speech_s >= RATE_MIN_SPEECH_S and self.words / self.speech_s < SLOW_WORDS_PER_S \
+                and "slow speech" not in self.reasons:
+            return self._add("slow speech")
+        return None
