@@ -156,7 +156,7 @@ def test_a_live_call_says_who_is_calling_what_they_want_and_what_the_bot_did(see
     assert best.title == "Do you take away old furniture or electronics?" and best.answer and best.score > 0.25
     xfer = board.calls[0]
     assert (xfer.name, xfer.caller, xfer.verified) == (None, "+44 207 ••• 0958", False)
-    assert xfer.verification == "not verified (not asked yet)"
+    assert xfer.verification == "not verified (no check yet)"
     assert xfer.transfer_reason == "Asked for a person"
     assert xfer.handover == "Caller asked for a person."
     assert [a.label for a in xfer.actions] == ["escalated", "transfer to a person", "transfer connected"]
@@ -177,7 +177,7 @@ def test_verification_counts_failed_attempts():
 
     assert verification([], made(WRONG, WRONG)) == (False, "not verified (2 failed attempts)", None)
     assert verification([], made(WRONG, VERIFIED)) == (True, "verified", "Alice")
-    assert verification([], []) == (False, "not verified (not asked yet)", None)
+    assert verification([], []) == (False, "not verified (no check yet)", None)
     # older calls keep their tool calls on the bot turn only
     turn = Turn("bot", "Thanks.", tool_calls=({"name": "verify_caller", "arguments": {}, "result": VERIFIED},))
     assert verification([turn], [])[0] is True

@@ -152,7 +152,7 @@ def verification(turns: Sequence[Turn], events: Sequence[Event]) -> tuple[bool, 
     if passed:
         return True, "verified", passed[-1].get("name")
     if not results:
-        return False, "not verified (not asked yet)", None
+        return False, "not verified (no check yet)", None
     return False, f"not verified ({len(results)} failed attempt{'s' if len(results) > 1 else ''})", None
 
 
