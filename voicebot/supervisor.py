@@ -7,7 +7,8 @@ The supervisor loads no model itself. It
    answering on ``worker_base_port + i`` and accepting INVITEs from the proxy only; each prints a ready line;
 4. starts Kamailio on ``sip.listen_address:sip.port`` and waits until its OPTIONS pings reach every worker;
 5. restarts a worker that dies (Kamailio's pings keep it out meanwhile) and Kamailio if it dies;
-6. on SIGTERM or SIGINT forwards SIGTERM to every worker, which drains (503 for new calls, live calls get
+6. on SIGHUP checks the config file and forwards SIGHUP to every ready worker (``voicebot.reload``);
+7. on SIGTERM or SIGINT forwards SIGTERM to every worker, which drains (503 for new calls, live calls get
    ``serve.drain_timeout_s``), waits for them (SIGKILL after the drain time plus a margin), stops Kamailio and
    returns 0.
 """
@@ -118,6 +119,7 @@ class Supervisor:
         self.kamailio = Kamailio(self.files)
         self.workers = [WorkerProcess(slot, console) for slot in self.slots]
         self.stopping = threading.Event()
+        self.reloading = threading.Event()  # SIGHUP
         self.env: dict[str, str] = {}
 
     # -- start ---------------------------------------------------------------------------------------------
@@ -210,9 +212,32 @@ class Supervisor:
     def _on_signal(self, signum: int, frame: object) -> None:
         self.stopping.set()
 
+    def _on_hup(self, signum: int, frame: object) -> None:
+        self.reloading.set()  # handled by the supervising loop, not inside the signal handler
+
+    def reload(self) -> None:
+        """SIGHUP: check the config file once here (its problems, with file:line, printed once, not by each
+        worker), then forward SIGHUP to every ready worker, which applies what it can (``voicebot.reload``)."""
+        from voicebot.reload import read
+
+        path = self.config_path
+        result = read(path, self.config) if path is not None else None
+        if result is None or not result.ok:
+            problems = result.problems if result is not None else ["no config file was given: nothing to reload"]
+            self.console.print(f"[red]config reload (SIGHUP) refused[/red], the running config stays: "
+                               f"{len(problems)} problem(s)", highlight=False)
+            for problem in problems:
+                self.console.print(f"  {problem}", markup=False, highlight=False)
+            return
+        ready = [w for w in self.workers if w.proc is not None and w.exited() is None and w.ready.is_set()]
+        for worker in ready:
+            worker.proc.send_signal(signal.SIGHUP)
+        self.console.print(f"config reload (SIGHUP): forwarded to {len(ready)} worker(s)", highlight=False)
+
     def run(self) -> int:
         """Start everything, supervise until a stop signal, stop everything; the exit code (0 after a stop)."""
         previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_hup)
         try:
             try:
                 self.prepare()
@@ -223,6 +248,9 @@ class Supervisor:
                 return 0 if self.stopping.is_set() else 1
             self.print_ready(self.wait_until_up())
             while not self.stopping.wait(0.25):
+                if self.reloading.is_set():
+                    self.reloading.clear()
+                    self.reload()
                 self.supervise()
             return 0
         finally:

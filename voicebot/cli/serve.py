@@ -4,12 +4,14 @@ supervisor in front of several)."""
 from __future__ import annotations
 
 import os
+import signal
+from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
 
-from voicebot.cli.common import ConfigOption, console, err_console, fail, get_config
+from voicebot.cli.common import ConfigOption, console, default_config_path, err_console, fail, get_config
 from voicebot.models import ModelError
 
 
@@ -40,6 +42,7 @@ def serve(config_path: ConfigOption = None,
 
     from voicebot.worker import Worker
 
+    signal.signal(signal.SIGHUP, _reload_later)  # not the default (the process ends) while the models load
     # the only worker, or one of the supervisor's (its own port, INVITEs from the proxy only)
     worker = Worker(config) if worker_index is None else Worker.for_slot(config, worker_index)
     if worker_index is None and not ready_only:
@@ -73,6 +76,7 @@ def serve(config_path: ConfigOption = None,
 
     def announce(endpoint) -> None:
         """Printed only once the SIP transports are bound and INVITEs are taken: scripts dial on it."""
+        _reload_on_sighup(worker, config_path or default_config_path())
         if worker.slot is not None:
             from voicebot.supervisor import ready_line
 
@@ -96,3 +100,24 @@ def serve(config_path: ConfigOption = None,
     finally:
         worker.close()
     console.print("stopped.")
+
+
+def _reload_later(signum: int, frame: object) -> None:
+    err_console.print("SIGHUP while loading: send it again once the bot answers calls", highlight=False)
+
+
+def _reload_on_sighup(worker, path: Path | None) -> None:
+    """From now on (on the worker's loop) SIGHUP reloads ``path`` into the worker (``voicebot.reload``)."""
+    import asyncio
+
+    from voicebot.reload import reload_worker
+
+    loop = asyncio.get_running_loop()
+    reloading: set[asyncio.Task] = set()
+
+    def on_hup() -> None:
+        task = loop.create_task(reload_worker(worker, path))
+        reloading.add(task)
+        task.add_done_callback(reloading.discard)
+
+    loop.add_signal_handler(signal.SIGHUP, on_hup)
