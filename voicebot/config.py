@@ -59,6 +59,11 @@ class VadConfig(Section):
     min_speech_ms: int = Field(200, ge=20, le=5000)
     preroll_ms: int = Field(300, ge=0, le=2000)
     barge_in_ms: int = Field(200, ge=20, le=2000)
+    backchannel_max_ms: int = Field(700, ge=100, le=5000, description="Speech over the bot up to this long that "
+                                    "stops is a backchannel (the bot carries on); longer stops the bot.")
+    backchannel_gap_ms: int = Field(80, ge=20, le=1000, description="Silence that ends such a backchannel.")
+    backchannel_quieter_db: float = Field(6.0, ge=0, le=40, description="Speech over the bot this far below the "
+                                          "caller's own level does not pause the bot (listening noises).")
     early_stt_ms: int = Field(300, ge=0, le=5000, description="Start speech recognition after this much silence, "
                               "before the turn surely ended (0: wait for the end of turn).")
     no_input_timeout_s: float = Field(7.0, gt=0, le=60)

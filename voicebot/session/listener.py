@@ -2,9 +2,10 @@
 
 Why it is apart from the turn being handled: it must never wait. Every audio frame goes through the turn detector
 (cheap, in audio time) with the bot's own playback as the echo reference. Caller speech over the bot pauses
-playback within the barge-in window, right here, before the next frame; the words then decide (``dialog.backchannel``):
-"mm-hmm" resumes the reply, anything else stops it and takes the turn. A key press stops a prompt at once, as on any
-phone menu. Finished utterances, DTMF, typed text and no-input timeouts go onto the session's queue, where the core
+playback within the barge-in window, right here, before the next frame; then ``speech.overlap`` decides from its
+length and level, without waiting for words: short ("mm-hmm") resumes the reply where it paused, longer stops it and
+the caller's turn is answered. Only when the reply ended some other way while paused do the words decide
+(``dialog.backchannel``). A key press stops a prompt at once, as on any phone menu. Finished utterances, DTMF, typed text and no-input timeouts go onto the session's queue, where the core
 handles them one at a time; the end of the line (hang-up) is a control event that does not queue behind them.
 
 Speech recognition has one path, ``hear``: one call of the transcriber, one acceptance check (Whisper's no-speech
@@ -37,8 +38,8 @@ from voicebot.speech.dictation import partial_kind
 from voicebot.speech.pace import CallerPace, PaceChange
 from voicebot.speech.stt import Transcriber, Transcript
 from voicebot.speech.turn_model import EndOfTurnModel, TurnScore
-from voicebot.speech.turns import (BargeIn, LikelyEnd, NoInput, SpeechStarted, TurnCheck, TurnDetector, TurnEvent,
-                                   Utterance)
+from voicebot.speech.turns import (Backchannel, BargeIn, Interruption, LikelyEnd, NoInput, SpeechStarted, TurnCheck,
+                                   TurnDetector, TurnEvent, Utterance)
 from voicebot.telephony.base import CallTransport
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,7 @@ class Listener:
         self._paused = False  # playback paused for caller speech, until its words decide
         self._deciding: asyncio.Task | None = None
         self._early: tuple[float, asyncio.Future[Transcript]] | None = None  # (end of speech, recognition)
+        self._over_the_bot: str | None = None  # speech.overlap's decision on the open utterance, if any
         self.pace = CallerPace()  # a slow or hesitant caller gets longer limits and slower speech (speech.pace)
         self._ended_early_at: float | None = None  # the last turn the turn model ended, in call audio time
         detector.await_partial = config.vad.early_stt_ms > 0  # a "complete" verdict waits for the partial
@@ -105,8 +107,16 @@ class Listener:
             if isinstance(event, TurnCheck):
                 self._check_turn(event)
             elif isinstance(event, BargeIn):
-                self.t.pause()  # silent within the barge-in window; the words decide what next
+                self.t.pause()  # silent within the barge-in window; speech.overlap decides what next
                 self._paused = True
+            elif isinstance(event, Backchannel) and self._paused:  # "mm-hmm": carry on where it paused
+                self.t.resume()
+                self._paused = False
+                self._over_the_bot = "backchannel"
+            elif isinstance(event, Interruption):  # a real interruption: stop the reply now, answer the caller
+                self._paused = False
+                self._over_the_bot = "interruption"
+                self.speaker.interrupt()
             elif isinstance(event, LikelyEnd) and self._paused:  # no partial while a barge-in is being decided
                 self._handle(self.detector.resolve_partial(event.speech_ended_at_s, "done"))
             elif isinstance(event, LikelyEnd):
@@ -121,7 +131,12 @@ class Listener:
             elif isinstance(event, Utterance):
                 self._ended_early_at = event.at_s if event.ended_by == "model" else None
                 self._adapt(self.pace.pause(event.longest_pause_s))
-                if self._paused:
+                if self._over_the_bot and event.during_playback:
+                    speech_s = event.speech_ended_at_s - event.started_at_s - self.config.vad.preroll_ms / 1000
+                    kind = BargedIn if event.barged_in else BackchannelHeard  # the words come with the turn
+                    asyncio.ensure_future(self.record(kind(None, round(speech_s, 2))))
+                self._over_the_bot = None
+                if self._paused:  # paused, and the bot stopped before speech.overlap decided: the words decide
                     self._deciding = asyncio.create_task(self._decide_barge_in(event))
                 else:
                     self.queue.put_nowait(event)

@@ -40,13 +40,12 @@ Rules, per VAD frame:
   ``turns.slow_complete_silence_ms``, and every other limit is ``turns.slow_scale`` times longer.
 * **SpeechStarted** is emitted once a candidate reaches ``min_speech_ms`` of speech, carrying the onset time;
   it disarms the no-input timer.
-* **Barge-in.** While ``set_bot_speaking(True)``, a run of speech frames lasting ``barge_in_ms`` emits one
-  ``BargeIn`` (at most one per playback). A single non-speech frame inside the run is tolerated (webrtcvad
-  drops frames inside words), two end it. So a short "ok" or "mm-hmm" (< ``barge_in_ms``) never stops the bot.
-  Backchannels longer than ``barge_in_ms`` do barge in: raise ``barge_in_ms`` to trade speed for tolerance.
-* **Backchannels.** Speech during playback that did not barge in but still passes ``min_speech_ms`` is emitted as
-  an ``Utterance`` with ``during_playback=True, barged_in=False``: the session decides (e.g. run the escalation
-  guard on its transcript, otherwise ignore it). An utterance that caused a barge-in has ``barged_in=True``.
+* **Speech over the bot** (``speech.overlap``, while ``set_bot_speaking(True)``): ``BargeIn`` once a run of
+  speech lasts ``barge_in_ms`` (pause the reply now), ``Backchannel`` when it stops within
+  ``backchannel_max_ms`` (resume it), ``Interruption`` when it goes on longer (stop the reply, take the turn).
+  Quiet speech well below the caller's own level never pauses the bot. The utterance itself is emitted as any
+  other, with ``during_playback=True``; ``barged_in=True`` only when it was an ``Interruption``: a backchannel
+  comes out as ``during_playback=True, barged_in=False`` and the session only runs the escalation guard on it.
 * **Echo gate.** The caller's line carries the bot's own voice back, attenuated by the echo return loss. The
   session passes each outbound frame to ``note_playback`` as it is sent; an inbound frame quieter than the
   loudest playback of the last ``echo_tail_ms`` minus ``echo_margin_db`` counts as non-speech, whatever the VAD
@@ -73,6 +72,7 @@ from dataclasses import dataclass
 
 from voicebot.audio import AudioFrame, rms_dbfs
 from voicebot.config import TurnsConfig, VadConfig
+from voicebot.speech.overlap import OverlapJudge
 from voicebot.speech.vad import VoiceActivity
 
 _SILENT = float("-inf")
@@ -91,6 +91,16 @@ class SpeechStarted(TurnEvent):
 @dataclass(frozen=True)
 class BargeIn(TurnEvent):
     """Caller speech sustained for ``barge_in_ms`` while the bot speaks: stop playback now (``at_s``: now)."""
+
+
+@dataclass(frozen=True)
+class Backchannel(TurnEvent):
+    """The caller's speech over the bot stopped short (``speech.overlap``): resume the paused reply now."""
+
+
+@dataclass(frozen=True)
+class Interruption(TurnEvent):
+    """The caller's speech over the bot went on (``speech.overlap``): stop the reply and take the turn."""
 
 
 @dataclass(frozen=True)
@@ -163,9 +173,7 @@ class TurnDetector:
         self._play_levels: deque[float] = deque(maxlen=max(1, echo_tail_ms // self.frame_ms))
         self._play_peak = _SILENT  # loudest playback noted since the last inbound frame
         self._bot_speaking = False
-        self._barged = False  # a BargeIn was emitted in this playback
-        self._run_ms = 0  # current run of speech frames (barge-in)
-        self._run_gap = 0  # non-speech frames inside that run
+        self._overlap = OverlapJudge(self.config, self.frame_ms)  # pause, resume or stop for speech over the bot
         self._digits = False
         self._dictation = False  # set_dictation hint: this utterance (or the next one)
         self._slow = False  # set_slow: a slow or hesitant caller, for the rest of the call
@@ -178,7 +186,7 @@ class TurnDetector:
     def set_bot_speaking(self, speaking: bool) -> None:
         """The bot started (True) or stopped (False) playing audio to the caller."""
         if speaking and not self._bot_speaking:
-            self._barged = False
+            self._overlap.restart()
             self._no_input_at_ms = None
         self._bot_speaking = speaking
 
@@ -303,8 +311,8 @@ class TurnDetector:
         start_ms = self._t_ms
         self._t_ms += self.frame_ms
         echo_floor = self._echo_floor()
-        speech = self.vad.is_speech(chunk, self.sample_rate) and (
-            echo_floor == _SILENT or rms_dbfs(chunk) >= echo_floor)
+        level = rms_dbfs(chunk)
+        speech = self.vad.is_speech(chunk, self.sample_rate) and (echo_floor == _SILENT or level >= echo_floor)
 
         if self._start_ms is None:
             if speech:
@@ -338,7 +346,7 @@ class TurnDetector:
             self._confirm(events)
         self._preroll.append(chunk)
 
-        self._barge_in(speech, events)
+        self._barge_in(speech, level, events)
         if self._start_ms is not None and self._t_ms - self._start_ms >= self.max_utterance_s * 1000:
             self._finish(events, "max_length")
             self._preroll.clear()  # the next utterance must not repeat audio already sent
@@ -352,19 +360,16 @@ class TurnDetector:
         self._play_peak = _SILENT
         return max(self._play_levels) - self.config.echo_margin_db
 
-    def _barge_in(self, speech: bool, events: list[TurnEvent]) -> None:
-        if speech:
-            self._run_ms += self.frame_ms
-            self._run_gap = 0
-        elif self._run_ms:
-            self._run_gap += 1
-            if self._run_gap > 1:  # one dropped frame is tolerated, two end the run
-                self._run_ms = self._run_gap = 0
-        if self._bot_speaking and not self._barged and self._run_ms >= self.config.barge_in_ms:
-            self._barged = True
+    def _barge_in(self, speech: bool, level: float, events: list[TurnEvent]) -> None:
+        decision = self._overlap.step(speech, level, self._bot_speaking)
+        if decision == "pause":
+            events.append(BargeIn(self.now_s))
+        elif decision == "resume":
+            events.append(Backchannel(self.now_s))
+        elif decision == "stop":
             if self._start_ms is not None:
                 self._utt_barged = True
-            events.append(BargeIn(self.now_s))
+            events.append(Interruption(self.now_s))
 
     # -- utterance bookkeeping ---------------------------------------------------------------------------
 

@@ -1,0 +1,133 @@
+"""Speech over the bot (``speech.overlap``): pause at once, resume after a backchannel, stop for an interruption.
+
+Timelines in audio time with a scripted VAD; then calls on the simulated line with fakes, measured on the line's
+recordings as the caller hears them: how long the bot stayed silent for a "mm-hmm", how soon after the caller's
+onset it went quiet for a question, and that the question was answered.
+"""
+
+from __future__ import annotations
+
+import pytest
+from test_turn_model import call_with
+from test_turns import FRAME, detector, of, run, tone
+
+from voicebot.speech.turns import Backchannel, BargeIn, Interruption, Utterance
+
+
+def speaking(*spans, **config):
+    turns = detector(*spans, **config)
+    turns.set_bot_speaking(True)
+    return turns
+
+
+def test_a_short_backchannel_pauses_then_resumes_as_soon_as_it_stops():
+    turns = speaking((1.0, 1.4), barge_in_ms=120, backchannel_gap_ms=80, min_speech_ms=200)  # "okay", 0.4 s
+    events = run(turns, 3)
+    (pause,) = of(events, BargeIn)
+    (resume,) = of(events, Backchannel)
+    assert pause.at_s == pytest.approx(1.0 + 0.12, abs=FRAME)
+    assert resume.at_s == pytest.approx(1.4 + 0.08, abs=FRAME)
+    assert resume.at_s - pause.at_s <= 0.4  # the bot's gap: the rest of the word plus 80 ms
+    assert not of(events, Interruption)
+    (utterance,) = of(events, Utterance)
+    assert utterance.during_playback and not utterance.barged_in  # the session only runs the guard on it
+
+
+def test_a_real_interruption_pauses_at_once_and_stops_the_reply():
+    turns = speaking((1.0, 3.0), barge_in_ms=120, backchannel_max_ms=700)
+    events = run(turns, 5)
+    (pause,) = of(events, BargeIn)
+    (stop,) = of(events, Interruption)
+    assert pause.at_s == pytest.approx(1.12, abs=FRAME)  # silent 120 ms after the onset
+    assert stop.at_s == pytest.approx(1.0 + 0.7 + FRAME, abs=FRAME)
+    assert not of(events, Backchannel)
+    (utterance,) = of(events, Utterance)
+    assert utterance.barged_in and utterance.speech_ended_at_s == pytest.approx(3.0)
+
+
+def test_wait_then_a_question_adds_up_to_an_interruption():
+    turns = speaking((1.0, 1.34), (1.56, 2.6), barge_in_ms=120, backchannel_gap_ms=80)  # "Wait," ... "what about"
+    events = run(turns, 5)
+    kinds = [type(e).__name__ for e in events if isinstance(e, (BargeIn, Backchannel, Interruption))]
+    assert kinds == ["BargeIn", "Backchannel", "BargeIn", "Interruption"]
+    (stop,) = of(events, Interruption)
+    assert stop.at_s == pytest.approx(1.56 + (0.7 - 0.34) + FRAME, abs=FRAME)  # 340 ms + 360 ms of speech
+
+
+def test_quiet_listening_noises_do_not_pause_the_bot_but_speech_at_the_callers_level_does():
+    turns = detector((0.5, 2.0), (3.0, 3.5), (5.0, 5.5), barge_in_ms=120)
+    run(turns, 2.5, pcm=lambda i: tone(-20))  # the caller's own turn: their level is -20 dBFS
+    turns.set_bot_speaking(True)
+    quiet = run(turns, 2.0, start=125, pcm=lambda i: tone(-30))  # "mm-hmm", 10 dB under it
+    assert not of(quiet, BargeIn) and not of(quiet, Interruption)
+    loud = run(turns, 2.0, start=225, pcm=lambda i: tone(-21))
+    assert of(loud, BargeIn) and of(loud, Backchannel)
+
+
+def test_without_playback_nothing_is_paused():
+    assert not of(run(detector((1.0, 3.0)), 4), BargeIn)
+
+
+# -- on the simulated line, measured at the caller ---------------------------------------------------------------
+
+
+def bot_gaps(line, after_s: float) -> list[float]:
+    """Silences inside the bot's speech after ``after_s`` (seconds), as the caller heard them."""
+    active = line._bot_active
+    frame_s = line.frame_ms / 1000
+    gaps, silent = [], 0
+    start = round(after_s / frame_s)
+    last = max(i for i, a in enumerate(active) if a)
+    for a in active[start:last + 1]:
+        if a:
+            if silent:
+                gaps.append(silent * frame_s)
+            silent = 0
+        else:
+            silent += 1
+    return gaps
+
+
+@pytest.mark.parametrize("level_db, seconds", [(-30.0, 0.6), (-20.0, 0.3)])
+def test_a_backchannel_over_a_reply_leaves_no_gap_over_300_ms(tmp_path, config, level_db, seconds):
+    """A soft "mm-hmm" (10 dB under the caller's own turn) never pauses the bot; a short "yes" at the caller's
+    level pauses it only for the rest of the word and 80 ms. Measured on the bot's audio as the caller got it."""
+    from dataclasses import replace
+
+    from fakes import ScriptedChat
+
+    from voicebot.telephony.sim import HangUp, WaitForBot, WaitIntoBot
+
+    long_reply = "Your parcel left our warehouse this morning and the driver will bring it to you before six."
+    chat = ScriptedChat([{"action": "reply", "text": long_reply}], repeat=True)
+    line, session, turns, _ = call_with(tmp_path, config, None, lambda voice: [
+        WaitForBot(), voice.say("my parcel is late", 1.5), WaitIntoBot(1.0),
+        replace(voice, level_dbfs=level_db).say("mm-hmm", seconds), WaitForBot(), HangUp()], chat=chat)
+    reply = [u for u in line.bot_utterances(min_gap_s=0.35) if u.start_s > 2.0]
+    gaps = bot_gaps(line, reply[0].start_s)
+    assert max(gaps, default=0) <= 0.3, gaps
+    bot = [t for t in turns if t.role == "bot"]
+    assert not bot[1].barged_in and bot[1].text == long_reply  # said to its end
+    assert "barge_in" not in [getattr(e, "kind", None) for e in session.events]
+
+
+def test_an_interruption_silences_the_bot_at_once_and_is_answered(tmp_path, config):
+    from fakes import ScriptedChat
+
+    from voicebot.telephony.sim import HangUp, WaitForBot, WaitIntoBot
+
+    chat = ScriptedChat([{"action": "reply", "text": "Your refund was paid on Monday."}], repeat=True)
+    line, session, turns, _ = call_with(tmp_path, config, None, lambda voice: [
+        WaitIntoBot(1.0), voice.say("what about my refund", 1.2), WaitForBot(), HangUp()], chat=chat)
+    caller, _bot = line.recordings()
+    rate, frame = line.sample_rate, line.frame_ms / 1000
+    loud = [i for i in range(len(caller) // (2 * rate // 50)) if i * frame >= 1.0
+            and max(abs(int.from_bytes(caller[j:j + 2], "little", signed=True))
+                    for j in range(i * rate // 50 * 2, (i + 1) * rate // 50 * 2, 64)) > 1000]
+    onset = loud[0] * frame
+    first = line.bot_utterances(min_gap_s=0.3)[0]
+    assert onset < first.end_s <= onset + config.vad.barge_in_ms / 1000 + 2 * frame, (onset, first.end_s)
+    assert [t.text for t in turns if t.role == "caller"] == ["what about my refund"]
+    bot = [t for t in turns if t.role == "bot"]
+    assert bot[0].barged_in and "refund was paid" in bot[-1].text  # answered
+    assert "barge_in" in [getattr(e, "kind", None) for e in session.events]

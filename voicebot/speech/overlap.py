@@ -1,0 +1,96 @@
+"""Caller speech over the bot: pause, carry on, or stop, decided frame by frame in audio time.
+
+Why here and not after the words: waiting for a transcript made a "mm-hmm" cost 2.9 s of silence, and a real
+interruption must silence the bot as fast as a person stops (~200 ms). Words come too late for either, so the
+first decisions use what each frame has: how long the caller's speech over the bot has lasted and how loud it is.
+
+* **Pause** once a run of speech lasts ``vad.barge_in_ms`` (one dropped frame inside a run is tolerated, webrtcvad
+  drops frames inside words): the bot is silent at once, nothing of the reply is lost (the transport holds it).
+  Speech clearly quieter than the caller's own turns (``vad.backchannel_quieter_db`` below their median level) is
+  how people say "mm-hmm" while listening: it does not pause the bot at all.
+* **Resume** when that speech stops (``vad.backchannel_gap_ms`` of silence) having lasted at most
+  ``vad.backchannel_max_ms``: a backchannel ("okay", "yes", "right"); the reply carries on where it paused. Its
+  words are transcribed later by the session, only for the escalation guard ("operator" is never a backchannel).
+* **Stop** once the caller's speech over the bot adds up to more than ``vad.backchannel_max_ms`` (pauses shorter
+  than ``RESET_MS`` do not restart the count, so "Wait, ... what about my refund?" adds up): a real interruption.
+  The session drops the rest of the reply and answers what the caller says.
+
+The turn model is not asked here: at 45-180 ms a call it would spend the whole budget, and a backchannel sounds
+as "finished" to it as a short question does. Not thread-safe, like the ``TurnDetector`` that owns it.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import deque
+from typing import Literal
+
+from voicebot.config import VadConfig
+
+RESET_MS = 400  # silence over the bot after which the next speech is a new overlap
+LEVELS_KEPT = 500  # the caller's speech frames the median level is taken over (10 s of speech at 20 ms)
+
+Decision = Literal["pause", "resume", "stop"]
+
+
+class OverlapJudge:
+    """Feed every frame with ``step``; it answers at most one decision per frame (None: nothing to do)."""
+
+    def __init__(self, config: VadConfig, frame_ms: int):
+        self.config = config
+        self.frame_ms = frame_ms
+        self._levels: deque[float] = deque(maxlen=LEVELS_KEPT)  # the caller's speech outside the bot's
+        self.restart()
+
+    def restart(self) -> None:
+        """A new playback: nothing decided yet."""
+        self._run_ms = 0  # current run of speech frames
+        self._run_gap = 0  # non-speech frames inside that run
+        self._run_db: list[float] = []
+        self._overlap_ms = 0  # speech over the bot since the last RESET_MS of silence
+        self._silence_ms = 0
+        self.paused = False  # a pause is in force, not yet resumed or stopped
+        self.stopped = False  # this playback was stopped by the caller
+
+    @property
+    def caller_level(self) -> float | None:
+        """The caller's median speech level (dBFS) when the bot was quiet; None until 1 s of it was heard."""
+        return statistics.median(self._levels) if len(self._levels) >= 1000 // self.frame_ms else None
+
+    def step(self, speech: bool, level_db: float, bot_speaking: bool) -> Decision | None:
+        if speech:
+            self._run_ms += self.frame_ms
+            self._run_gap = 0
+            self._run_db.append(level_db)
+            self._silence_ms = 0
+            if not bot_speaking:
+                self._levels.append(level_db)
+        else:
+            self._silence_ms += self.frame_ms
+            if self._run_ms:
+                self._run_gap += 1
+                if self._run_gap > 1:  # one dropped frame is tolerated, two end the run
+                    self._run_ms = self._run_gap = 0
+                    self._run_db = []
+        if not bot_speaking or self.stopped:
+            return None
+        if speech:
+            self._overlap_ms += self.frame_ms
+        elif self._silence_ms >= RESET_MS:
+            self._overlap_ms = 0
+        c = self.config
+        if self._overlap_ms > c.backchannel_max_ms:
+            self.stopped, self.paused = True, False
+            return "stop"
+        if self.paused and self._silence_ms >= c.backchannel_gap_ms:
+            self.paused = False
+            return "resume"
+        if not self.paused and self._run_ms >= c.barge_in_ms and not self._quiet():
+            self.paused = True
+            return "pause"
+        return None
+
+    def _quiet(self) -> bool:
+        """The run is well below the caller's own speech: listening noises, not a bid for the turn."""
+        level = self.caller_level
+        return level is not None and statistics.fmean(self._run_db) < level - self.config.backchannel_quieter_db
