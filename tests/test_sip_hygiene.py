@@ -108,7 +108,7 @@ def test_malformed_requests_are_refused_and_the_endpoint_lives_on():
     assert final(results["Content-Length short of the body"]) == 400  # pjsip would parse the whole datagram
     assert final(results["Max-Forwards 0"]) == 483  # the end of a loop, not a caller
     # pjsua drops a method it does not know without an answer (405/501 would be right): no pjsua2 hook sees it
-    # first; the Kamailio front of `serve --workers N` answers 405 (test_sip_workers_hygiene.py)
+    # first; the Kamailio front of `serve --workers N` answers 405 (test_sip_hygiene_workers.py)
     assert not any("FROBNICATE" in reply for reply in results["unknown method"])  # (a 483 resent may come by)
     assert not answered and stats.answered == 0  # none of them became a call
     assert final(results["OPTIONS afterwards"]) == 200  # still alive and answering
@@ -137,7 +137,7 @@ def test_a_hold_offer_is_an_ordinary_call_to_a_user_agent():
 
 def test_no_product_banner_in_what_pjsua_answers_itself():
     """OPTIONS and MESSAGE are answered by pjsua before any pjsua2 callback (so a refused source still gets 200
-    here: only the Kamailio front can refuse them, see test_sip_workers_hygiene.py); at least they name no
+    here: only the Kamailio front can refuse them, see test_sip_hygiene_workers.py); at least they name no
     product (the User-Agent said "voicebot")."""
     cases = {"OPTIONS": request("OPTIONS"),
              "MESSAGE": request("MESSAGE", body="hello", extra="Content-Type: text/plain\r\n")}
