@@ -342,9 +342,10 @@ asyncio.run(main())
 """
 
 
-def test_with_workers_only_worker_0_registers_and_answers_the_registrar_s_calls(tmp_path, registrar):
-    """Two worker processes as `serve --workers 2` configures them: one binding at the registrar (worker 0's own
-    address), and two calls at once through the registrar both answered by worker 0."""
+def test_with_workers_one_registration_and_the_registrar_s_calls_spread_over_the_workers(tmp_path, registrar):
+    """Kamailio and two worker processes as `serve --workers 2` configures them: worker 0 registers once, giving
+    the proxy as its Contact; four calls at once through the registrar (from 127.0.0.3, outside allowed_sources:
+    Kamailio trusts the registrar's address) come through the proxy and land on both workers."""
     from voicebot.telephony import kamailio as kam
 
     reg = registrar(Block(40))  # 20800: the registrar on 127.0.0.2
@@ -372,6 +373,9 @@ serve:
     config = load_config(path)
     first, second = (kam.worker_config(config, slot) for slot in kam.worker_slots(config))
     assert len(first.sip.accounts) == 1 and second.sip.accounts == []
+    assert first.sip.accounts[0].contact_host == f"{BOT_IP}:{proxy_port}"
+    proxy = kam.Kamailio(kam.write_files(config, config.path(config.serve.run_dir)))
+    proxy.start()
     script = tmp_path / "worker.py"
     script.write_text(WORKER_SCRIPT)
     root = Path(__file__).resolve().parent.parent
@@ -389,15 +393,21 @@ serve:
                 seen += line
             ready.append(seen.splitlines()[-1])
         reg.wait_for(lambda: len(reg.ok()) >= 1, 10, "worker 0 did not register")
-        xml = via_proxy(scenario(hold_ms=1500)).replace("sip:voicebot@", f"sip:{USER}@")
-        scen = tmp_path / "two-calls.xml"
+        reg.wait_for(lambda: [d.up for d in kam.dispatcher_state(proxy.files)] == [True, True], 10,
+                     "Kamailio does not see both workers up")
+        xml = via_proxy(scenario(hold_ms=2000)).replace("sip:voicebot@", f"sip:{USER}@")
+        scen = tmp_path / "four-calls.xml"
         scen.write_text(xml)
-        both = subprocess.run([sipp_binary(), f"{REGISTRAR_IP}:{reg.port}", "-sf", str(scen), "-i", OUTSIDE_IP,
-                               "-p", "20850", "-mp", "20860", "-m", "2", "-l", "2", "-r", "10", "-nostdin",
-                               "-timeout", "20s", "-timeout_error", "-recv_timeout", "10s"],
+        four = subprocess.run([sipp_binary(), f"{REGISTRAR_IP}:{reg.port}", "-sf", str(scen), "-i", OUTSIDE_IP,
+                               "-p", "20850", "-mp", "20860", "-m", "4", "-l", "4", "-r", "10", "-nostdin",
+                               "-timeout", "25s", "-timeout_error", "-recv_timeout", "10s", "-trace_err",
+                               "-error_file", str(tmp_path / "sipp-err.log")],
                               cwd=tmp_path, capture_output=True, text=True, timeout=40)
-        assert both.returncode == 0, both.stdout[-3000:] + "\n".join(reg.lines(""))
+        errors = tmp_path / "sipp-err.log"
+        assert four.returncode == 0, (four.stdout[-2000:] + "\n".join(reg.lines("")) + proxy.log_tail(40)
+                                      + (errors.read_text()[-4000:] if errors.exists() else ""))
     finally:
+        proxy.stop()
         for proc in procs:
             if proc.poll() is None:
                 proc.send_signal(signal.SIGTERM)
@@ -408,10 +418,13 @@ serve:
                 proc.kill()
                 out, _ = proc.communicate()
             outputs.append(out)
-    assert [out.count("ANSWERED") for out in outputs] == [2, 0], outputs
+    answered = [out.count(f"ANSWERED {BOT_IP}:{proxy_port}") for out in outputs]  # each came via the proxy
+    assert sum(answered) == 4 and min(answered) >= 1, outputs
     assert ready == [f"READY ['{USER}@{REGISTRAR_IP}:{reg.port}']", "READY []"], ready
     contacts = {line.split("contact=")[1] for line in reg.ok() if "expires=60" in line}
-    assert contacts == {f"<sip:{USER}@{BOT_IP}:{workers_base};ob>"}, reg.ok()  # one binding: worker 0
+    assert contacts == {f"<sip:{USER}@{BOT_IP}:{proxy_port}>"}, reg.ok()  # one binding: the proxy
+    calls = reg.lines("CALL")
+    assert len(calls) == 4 and all(f"relayed to sip:{USER}@{BOT_IP}:{proxy_port} " in c for c in calls), calls
     assert any("expires=0" in line for line in reg.ok()), "worker 0 did not unregister at its drain"
     assert all("STOPPED" in out for out in outputs), outputs
 

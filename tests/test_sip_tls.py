@@ -15,6 +15,7 @@ import json
 import logging
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -225,3 +226,98 @@ def test_a_caller_that_does_not_trust_the_bot_s_certificate_gets_no_call(tmp_pat
     assert code == 1, (data, err[-2000:])
     assert data.get("error"), data
     assert bot.calls == []
+
+
+# -- serve --workers N: TLS ends at Kamailio ------------------------------------------------------------------
+WORKER_SCRIPT = """
+import asyncio, logging, signal, sys
+import numpy as np
+from voicebot.config import load_config
+from voicebot.telephony.kamailio import worker_config, worker_slots
+from voicebot.telephony.sip import SipWorker
+
+logging.basicConfig(level=logging.DEBUG, stream=sys.stdout, format="%(name)s %(message)s")
+config = load_config(sys.argv[1])
+slot = worker_slots(config)[int(sys.argv[2])]
+tone = (np.sin(np.arange(16000) * 2 * np.pi * 440 / 16000) * 8000).astype(np.int16).tobytes()
+
+async def on_call(call):
+    print("ANSWERED", call.info.remote, flush=True)
+    call.play(tone)
+    async for _ in call.events():
+        pass
+
+async def main():
+    stop = asyncio.Event()
+    asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+    mine = worker_config(config, slot)
+    print("TRANSPORTS", mine.sip.transports, mine.sip.tls, flush=True)
+    async with SipWorker(mine, on_call, rtp_port=int(sys.argv[3]), rtp_port_range=10, sample_rate=16000,
+                         log_level=5):
+        print("READY", flush=True)
+        await stop.wait()
+    print("STOPPED", flush=True)
+
+asyncio.run(main())
+"""
+
+
+def test_with_workers_tls_ends_at_kamailio_and_srtp_goes_through_to_the_worker(tmp_path, certs):
+    """`serve --workers 2` as configured: Kamailio listens for TLS (its tls module, the system OpenSSL) and
+    speaks plain SIP to the workers; `voicebot call ...;transport=tls` with SRTP mandatory reaches a worker,
+    whose pjsip log shows the SDES-keyed offer (the caller's TLS Via under Kamailio's UDP one) and which the
+    caller hears."""
+    import os
+    import signal
+
+    from voicebot.telephony import kamailio as kam
+
+    proxy_port, proxy_tls, workers_base = 22050, 22051, 22052
+    text = tls_yaml(certs).replace(f"port: {BOT_SIP}", f"port: {proxy_port}").replace(
+        f"port: {BOT_TLS}", f"port: {proxy_tls}") + (
+        f"serve:\n  workers: 2\n  worker_base_port: {workers_base}\n  rtp_base_port: 22300\n"
+        "  rtp_ports_per_worker: 100\n  metrics_port: 0\n  run_dir: run\n")
+    path = write(tmp_path, "config.yaml", text)
+    config = load_config(path)
+    files = kam.write_files(config, config.path(config.serve.run_dir))
+    cfg = files.cfg.read_text()
+    assert f"listen=tls:127.0.0.1:{proxy_tls}" in cfg and 'loadmodule "tls.so"' in cfg
+    assert f"certificate = {certs / 'bot.pem'}" in files.tls.read_text()
+    proxy = kam.Kamailio(files)
+    proxy.start()
+    script = write(tmp_path, "worker.py", WORKER_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
+    procs = [subprocess.Popen([sys.executable, str(script), str(path), str(i), str(22060 + 10 * i)], env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, cwd=ROOT)
+             for i in range(2)]
+    outputs = []
+    try:
+        for proc in procs:
+            seen = ""
+            while "READY" not in seen:
+                line = proc.stdout.readline()
+                assert line, "a worker died at start:\n" + seen[-3000:]
+                seen += line
+            assert "TRANSPORTS ['udp'] None" in seen, seen[-2000:]
+        deadline = time.monotonic() + 10
+        while [d.up for d in kam.dispatcher_state(files)] != [True, True]:
+            assert time.monotonic() < deadline, "Kamailio does not see both workers up:\n" + proxy.log_tail()
+            time.sleep(0.2)
+        code, data, err = asyncio.run(run_caller(f"sip:voicebot@127.0.0.1:{proxy_tls};transport=tls", path,
+                                                 "--no-transcribe", "--hold", "2"))
+    finally:
+        proxy.stop()
+        for proc in procs:
+            proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            try:
+                outputs.append(proc.communicate(timeout=15)[0])
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                outputs.append(proc.communicate()[0])
+    assert code == 0, err[-3000:] + proxy.log_tail(30)
+    assert data["bot_utterances"], data  # the worker's tone, heard through SRTP
+    [answering] = [out for out in outputs if "ANSWERED" in out]
+    invite = answering[answering.index("INVITE sip:voicebot@"):][:4000]
+    assert "Via: SIP/2.0/UDP" in invite and "Via: SIP/2.0/TLS" in invite, invite
+    assert "RTP/SAVP" in invite and "a=crypto:" in invite, invite

@@ -98,7 +98,7 @@ class SipTlsConfig(Section):
         base = (info.context or {}).get("base_dir")
         if value is None or base is None:
             return value
-        from voicebot.telephony.sip_tls import file_problem
+        from voicebot.telephony.tls_files import file_problem
 
         def resolve(name: str) -> Path:
             path = Path(name).expanduser()

@@ -172,6 +172,11 @@ class _Endpoint(pj.Endpoint):
         if worker is not None:
             worker._on_rejected(prm)
 
+    def onSelectAccount(self, prm: Any) -> None:  # noqa: N802
+        worker = self.worker()
+        if worker is not None:
+            worker._select_account(prm)
+
 
 def _to_loop(loop: asyncio.AbstractEventLoop | None, fn: Callable[..., Any], *args: Any) -> None:
     """Hand ``fn(*args)`` to the asyncio loop from a pjsua2 thread; a closed loop only loses the event."""
@@ -829,6 +834,20 @@ class SipWorker:
             log.warning("INVITE from %s refused (%d): %s", ip, prm.statusCode, why or f"pjsua: {prm.reason}")
         except Exception:  # never into pjsua2
             log.exception("reporting a refused INVITE")
+
+    def _select_account(self, prm: Any) -> None:
+        """pjsua picks the account for an incoming request by its To URI. A registered account whose Contact is
+        elsewhere (``contact_host``: with workers, the Kamailio proxy) takes only what its registrar or outbound
+        proxy sends directly; a call Kamailio dispatched here goes to the plain account, which answers with this
+        endpoint's own Contact (the proxy's would send the caller's BYE back to the proxy, for nobody)."""
+        try:
+            for account in self._reg_accounts:
+                if account.getId() == prm.accountIndex and account.reg.account.contact_host:
+                    if source_ip(prm.rdata.srcAddress) not in account.reg.trusted and self._account is not None:
+                        prm.accountIndex = self._account.getId()
+                    return
+        except Exception:  # never into pjsua2
+            log.exception("choosing the account of an incoming request")
 
     def _registrar_of(self, ip: str) -> str | None:
         """The account whose registrar or outbound proxy has address ``ip``, or None."""

@@ -13,18 +13,19 @@ bot's own TLS for a trusted network; SRTP (libsrtp in the wheel) is not affected
 
 Certificate problems are found before pjsua2 starts: a missing or unreadable file, a certificate or key that is
 not PEM, a key that does not belong to the certificate, an expired certificate, a CA file without certificates.
-In a config file they are reported as ``file:line: sip.tls.cert_file: ...`` (``tls_file_problems`` runs in the
-config's validation when it knows the config's folder).
+In a config file they are reported as ``file:line: sip.tls.cert_file: ...`` (``tls_files.file_problem`` runs in
+the config's validation when it knows the config's folder; ``check_tls_files`` again at the endpoint's start).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
-import ssl
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from voicebot.telephony.tls_files import file_problem
 
 if TYPE_CHECKING:
     from voicebot.config_telephony import SipConfig, SipTlsConfig
@@ -37,51 +38,6 @@ SECURE_SIGNALING = {"none": 0, "tls": 1, "sips": 2}
 
 class TlsSetupError(RuntimeError):
     """The TLS files cannot be used (each problem names its field and file, never a key's content)."""
-
-
-def _expiry(cert: Path) -> dt.datetime | None:
-    """The certificate's notAfter (UTC), read by the standard library's own decoder."""
-    try:
-        decoded = ssl._ssl._test_decode_cert(str(cert))  # type: ignore[attr-defined]
-    except (AttributeError, ssl.SSLError, OSError, ValueError):
-        return None
-    return dt.datetime.fromtimestamp(ssl.cert_time_to_seconds(decoded["notAfter"]), dt.timezone.utc)
-
-
-def file_problem(field: str, path: Path, cert: Path | None = None, now: dt.datetime | None = None) -> str | None:
-    """What is wrong with one of the TLS files (``cert_file``, ``key_file``, ``ca_file``), or None. A key is
-    also checked against ``cert`` (a certificate already found good)."""
-    try:
-        text = path.read_text(encoding="ascii", errors="replace")
-    except OSError as exc:
-        return f"cannot read {path}: {exc.strerror or exc}"
-    if field == "key_file":
-        if not re.search(r"-----BEGIN [A-Z ]*PRIVATE KEY-----", text):
-            return f"{path} holds no PEM private key"
-        if "ENCRYPTED" in text:
-            return f"{path} is encrypted: the endpoint needs an unencrypted key file (readable by the bot's user only)"
-        if cert is not None:
-            try:
-                ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER).load_cert_chain(str(cert), str(path))
-            except ssl.SSLError as exc:
-                if "KEY_VALUES_MISMATCH" in str(exc):
-                    return f"{path} is not the key of the certificate {cert}"
-                return f"{path} with {cert}: OpenSSL refused the pair ({exc.reason or exc})"
-        return None
-    if "-----BEGIN CERTIFICATE-----" not in text:
-        return f"{path} holds no PEM certificate"
-    if field == "ca_file":
-        try:
-            ssl.create_default_context(cafile=str(path))
-        except ssl.SSLError as exc:
-            return f"{path}: OpenSSL refused it ({exc.reason or exc})"
-        return None
-    expires = _expiry(path)
-    if expires is None:
-        return f"{path}: the certificate cannot be decoded"
-    if expires <= (now or dt.datetime.now(dt.timezone.utc)):
-        return f"{path} expired on {expires:%Y-%m-%d %H:%M} UTC"
-    return None
 
 
 def tls_file_problems(tls: SipTlsConfig, resolve: Callable[[str], Path],
