@@ -84,6 +84,9 @@ def write(folder: Path, name: str, text: str) -> Path:
 def test_tls_files_are_checked_where_the_config_names_them(tmp_path, certs):
     good = load_config(write(tmp_path, "good.yaml", tls_yaml(certs)))
     assert good.sip.tls.port == BOT_TLS and good.sip.srtp == "mandatory"
+    assert sip_tls.describe(good.sip) == (f"SIP over TLS on port {BOT_TLS} (certificate {certs / 'bot.pem'}); "
+                                          "SRTP mandatory (SDES; keys only over tls)")  # serve's banner line
+    assert sip_tls.describe(load_config(None).sip) is None
 
     def problems(text: str) -> str:
         with pytest.raises(ConfigError) as err:

@@ -90,6 +90,10 @@ def serve(config_path: ConfigOption = None,
             console.print(f"registering {reg.name} at {reg.account.registrar}: {reg.state}", highlight=False)
         if sip.auth_users_file:
             console.print(f"direct callers authenticate (digest, realm {sip.auth_realm})", highlight=False)
+        from voicebot.telephony.sip_tls import describe
+
+        if describe(sip):
+            console.print(describe(sip), highlight=False)
         if config.dialer.enabled:
             from voicebot.dialer.service import describe
 

@@ -120,3 +120,15 @@ def srtp_refusal(sip: SipConfig, message: str) -> str | None:
         return (f"SRTP keys came over {hop.upper()}, not TLS, and sip.srtp_secure_signaling is "
                 f"{sip.srtp_secure_signaling}")
     return None
+
+
+def describe(sip: SipConfig) -> str | None:
+    """One line for serve's start banner: where TLS listens and the SRTP policy; None when both are off."""
+    parts = []
+    if sip.tls is not None and "tls" in sip.transports:
+        parts.append(f"SIP over TLS on port {sip.tls.port} (certificate {sip.tls.cert_file}"
+                     + (", client certificates required" if sip.tls.verify_client else "") + ")")
+    if sip.srtp != "off":
+        parts.append(f"SRTP {sip.srtp} (SDES; keys only over {sip.srtp_secure_signaling})"
+                     if sip.srtp_secure_signaling != "none" else f"SRTP {sip.srtp} (SDES; keys over any transport)")
+    return "; ".join(parts) or None
