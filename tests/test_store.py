@@ -193,6 +193,39 @@ def test_migration_adds_a_column_in_place(tmp_path: Path) -> None:
         CallStore(tmp_path / "c.db", tmp_path / "r", migrations=MIGRATIONS[:1])
 
 
+def test_upgrading_an_old_store_masks_the_secrets_it_holds_in_clear(tmp_path: Path) -> None:
+    """Versions before masking at write time stored PINs, dates of birth and card numbers as said: the scrub
+    migration masks them in turns, tool calls, summaries, analysis and events, and keeps everything else."""
+    before_scrub = MIGRATIONS[:-1]
+    with CallStore(tmp_path / "c.db", tmp_path / "r", migrations=before_scrub) as store:
+        with store._write("old rows") as db:
+            db.execute("INSERT INTO calls (id, started_at, outcome, summary) VALUES "
+                       "('c1', '2026-01-01T00:00:00.000000+00:00', 'resolved', "
+                       "'Caller gave PIN 4417 and asked about order 10452.')")
+            for idx, role, text, tools in [
+                    (0, "bot", "Please tell me your four digit PIN.", "[]"),
+                    (1, "caller", "It is 4 4 1 7", "[]"),
+                    (2, "caller", "My card number is 4111 1111 1111 1111 and I was born on 12 March 1980", "[]"),
+                    (3, "bot", "Order 10452 shipped on May 3.",
+                     json.dumps([{"name": "verify_pin", "arguments": {"pin": "4417"}, "result": {"ok": True}}])),
+            ]:
+                db.execute("INSERT INTO turns (call_id, idx, role, text, tool_calls) VALUES ('c1', ?, ?, ?, ?)",
+                           (idx, role, text, tools))
+            db.execute("INSERT INTO events (call_id, at, recorded_at, kind, data) VALUES ('c1', 1.0, "
+                       "'2026-01-01T00:00:01.000000+00:00', 'transfer', ?)",
+                       (json.dumps({"reason": "pin 4417 failed", "pin": "4417"}),))
+            db.execute("INSERT INTO call_analysis (call_id, analyzed_at, summary) VALUES ('c1', "
+                       "'2026-01-01T00:01:00.000000+00:00', 'Verified with PIN 4417; card 4111 1111 1111 1111.')")
+    with CallStore(tmp_path / "c.db", tmp_path / "r") as store:
+        assert store.schema_version == len(MIGRATIONS)
+        dump = "\n".join(str(tuple(row)) for table in ("calls", "turns", "events", "call_analysis")
+                         for row in store._db.execute(f"SELECT * FROM {table}"))
+    for secret in ("4417", "4 4 1 7", "4111 1111 1111 1111", "1980"):
+        assert secret not in dump, secret
+    assert "10452" in dump and "May 3" in dump  # order numbers and other dates are kept
+    assert "Please tell me your four digit PIN." in dump
+
+
 def test_readonly_reader_sees_writes_of_another_connection(tmp_path: Path) -> None:
     with CallStore(tmp_path / "c.db", tmp_path / "r") as writer:
         call_id = writer.start_call("+1")

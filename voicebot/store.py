@@ -33,7 +33,7 @@ from voicebot.events import StoredEvent, parse, to_row
 from voicebot.fileio import write_wav_atomic
 from voicebot.store_journal import Op, Spill, turn_from, when
 from voicebot.store_records import (  # noqa: F401 - the records are part of the store's interface
-    _ANALYSIS_JSON, _TIMING_NAMES, _UPDATABLE, ANALYSIS_COLUMNS, MIGRATIONS, RECORDINGS, ROLES, Call, CallFilter,
+    _ANALYSIS_JSON, _TIMING_NAMES, _UPDATABLE, ANALYSIS_COLUMNS, MIGRATIONS, RECORDINGS, Migration, ROLES, Call, CallFilter,
     Event, Outcome, Recording, Role, StoreError, Turn, TurnTimings, _iso, _json, _time, _utc_now)
 
 
@@ -46,7 +46,7 @@ class CallStore:
     """
 
     def __init__(self, path: str | Path, recordings_dir: str | Path, *, readonly: bool = False,
-                 migrations: Sequence[Sequence[str]] = MIGRATIONS, now: Callable[[], datetime] = _utc_now,
+                 migrations: Sequence[Sequence[Migration]] = MIGRATIONS, now: Callable[[], datetime] = _utc_now,
                  spill_dir: str | Path | None = None):
         self.path = str(path)
         self.recordings_dir = Path(recordings_dir)
@@ -98,7 +98,7 @@ class CallStore:
             raise ValueError(f"not a pragma name: {name!r}")
         return self._read("pragma", f"PRAGMA {name}")[0][0]
 
-    def _migrate(self, migrations: Sequence[Sequence[str]], readonly: bool) -> None:
+    def _migrate(self, migrations: Sequence[Sequence[Migration]], readonly: bool) -> None:
         target = len(migrations)
         current = self.schema_version
         if current > target:
@@ -114,7 +114,10 @@ class CallStore:
             current = db.execute("PRAGMA user_version").fetchone()[0]
             for version in range(current, target):
                 for statement in migrations[version]:
-                    db.execute(statement)
+                    if callable(statement):
+                        statement(db)  # a data migration in Python (e.g. store_scrub.scrub_secrets)
+                    else:
+                        db.execute(statement)
             db.execute(f"PRAGMA user_version = {target}")
 
     def close(self) -> None:

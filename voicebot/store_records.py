@@ -8,13 +8,15 @@ Wall-clock times are ISO 8601 UTC text; times inside a call (turns, events) are 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+import sqlite3
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from enum import StrEnum
 from typing import Any, Literal
 
 from voicebot.events import StoredEvent, parse
+from voicebot.store_scrub import scrub_secrets
 
 
 class StoreError(Exception):
@@ -107,6 +109,7 @@ class Call:
     direction: str = "inbound"  # outbound: placed by the dialer (issue 18), with its purpose and dial_result
     purpose: str | None = None
     dial_result: str | None = None
+    rating: int | None = None  # a check-in's rating, 1-5
 
 
 @dataclass(frozen=True)
@@ -138,8 +141,10 @@ class CallFilter:
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
 
-# MIGRATIONS[i] takes the schema from version i to i + 1; append, never edit a released entry.
-MIGRATIONS: list[Sequence[str]] = [
+# MIGRATIONS[i] takes the schema from version i to i + 1; append, never edit a released entry. An entry holds SQL
+# statements and, for data migrations, functions given the open transaction's connection.
+Migration = str | Callable[[sqlite3.Connection], Any]
+MIGRATIONS: list[Sequence[Migration]] = [
     (
         """CREATE TABLE calls (
             id TEXT PRIMARY KEY, started_at TEXT NOT NULL, ended_at TEXT, caller_id TEXT, customer_id TEXT,
@@ -184,13 +189,24 @@ MIGRATIONS: list[Sequence[str]] = [
         "ALTER TABLE calls ADD COLUMN purpose TEXT",
         "ALTER TABLE calls ADD COLUMN dial_result TEXT",
     ),
+    (
+        # The rating (1-5) a callee gave on a next-morning check-in (voicebot.dialer.checkin), for the dashboard;
+        # the CRM's checkin_results keeps the comment and whether they asked for a call.
+        "ALTER TABLE calls ADD COLUMN rating INTEGER",
+    ),
+    (
+        # Rows stored by versions that did not mask secrets at write time lose their PINs, dates of birth and
+        # card numbers in clear (voicebot.store_scrub; idempotent on rows already masked).
+        scrub_secrets,
+    ),
 ]
 
 _TIMING_NAMES = frozenset(f.name for f in fields(TurnTimings))
 ANALYSIS_COLUMNS = ("analyzed_at", "model", "summary", "topic", "sentiment_mean", "sentiment_min",
                     "sentiment_trajectory", "qa_score", "qa", "flags", "error", "generated_summary")
 _ANALYSIS_JSON = frozenset({"sentiment_trajectory", "qa", "flags"})
-_UPDATABLE = ("customer_id", "summary", "transfer_target", "outcome_reason", "direction", "purpose", "dial_result")
+_UPDATABLE = ("customer_id", "summary", "transfer_target", "outcome_reason", "direction", "purpose", "dial_result",
+              "rating")
 
 
 def _utc_now() -> datetime:
