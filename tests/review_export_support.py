@@ -5,6 +5,10 @@ only."""
 
 from __future__ import annotations
 
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -29,7 +33,27 @@ def secrets_in(text: str) -> list[str]:
     return found
 
 
+@contextmanager
+def serve_on(app, port: int) -> Iterator[str]:
+    """``app`` on uvicorn at 127.0.0.1:``port`` (a port of the calling module's range); yields the base URL."""
+    import uvicorn
+
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the review app did not start"
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(10)
+
+
 def build_export_env(folder: Path) -> ReviewEnv:
+    """The environment, with a config.yaml in ``folder`` naming the same files (for the CLI)."""
     from voicebot.crm.repository import Repository
     from voicebot.dialer.ledger import Attempt, CallbackLedger
 
@@ -61,4 +85,7 @@ def build_export_env(folder: Path) -> ReviewEnv:
                                                             200, "out-call"))
     finally:
         repo.close()
+    (folder / "config.yaml").write_text("store:\n  database: calls.db\n  recordings_dir: recordings\n"
+                                        "crm:\n  database: crm.db\nreview:\n  database: review.db\n",
+                                        encoding="utf-8")
     return env

@@ -9,8 +9,6 @@ import hashlib
 import io
 import json
 import sqlite3
-import threading
-import time
 import urllib.error
 import urllib.request
 
@@ -18,7 +16,7 @@ import pytest
 from starlette.testclient import TestClient
 from typer.testing import CliRunner
 
-from review_export_support import DOB, PIN_SPOKEN, PURPOSE, build_export_env, secrets_in
+from review_export_support import DOB, PIN_SPOKEN, PURPOSE, build_export_env, secrets_in, serve_on
 from voicebot.cli import app
 from voicebot.review.api import ApiTokens, TokenError
 from voicebot.review.app import create_app
@@ -31,11 +29,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     folder = tmp_path_factory.mktemp("review-api")
-    env = build_export_env(folder)
-    (folder / "config.yaml").write_text("store:\n  database: calls.db\n  recordings_dir: recordings\n"
-                                        "crm:\n  database: crm.db\nreview:\n  database: review.db\n",
-                                        encoding="utf-8")
-    return env
+    return build_export_env(folder)
 
 
 def add_token(env, name: str, role: str) -> str:
@@ -147,17 +141,7 @@ def test_requests_are_logged_and_a_revoked_token_stops_working(env, client):
 
 def test_over_real_http(env, tokens):
     """uvicorn on 127.0.0.1:PORT, urllib as the client: the same answers on the wire."""
-    import uvicorn
-
-    server = uvicorn.Server(uvicorn.Config(create_app(env.config, redact_logs=False), host="127.0.0.1", port=PORT,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the review app did not start"
-        time.sleep(0.05)
-    try:
+    with serve_on(create_app(env.config, redact_logs=False), PORT):
         request = urllib.request.Request(f"http://127.0.0.1:{PORT}/api/v1/calls?per_page=5",
                                          headers={"Authorization": f"Bearer {tokens['supervisor']}"})
         with urllib.request.urlopen(request, timeout=10) as response:
@@ -166,6 +150,3 @@ def test_over_real_http(env, tokens):
         with pytest.raises(urllib.error.HTTPError) as refused:
             urllib.request.urlopen(f"http://127.0.0.1:{PORT}/api/v1/calls", timeout=10)
         assert refused.value.code == 401 and b"card-call" not in refused.value.read()
-    finally:
-        server.should_exit = True
-        thread.join(10)

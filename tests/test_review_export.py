@@ -26,11 +26,7 @@ runner = CliRunner()
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     folder = tmp_path_factory.mktemp("review-export")
-    env = build_export_env(folder)
-    (folder / "config.yaml").write_text("store:\n  database: calls.db\n  recordings_dir: recordings\n"
-                                        "crm:\n  database: crm.db\nreview:\n  database: review.db\n",
-                                        encoding="utf-8")
-    return env
+    return build_export_env(folder)
 
 
 def export(env, *args: str):

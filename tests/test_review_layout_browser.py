@@ -7,13 +7,11 @@ A missing Chromium is a failure with the fix in its message, never a skip: scrip
 
 from __future__ import annotations
 
-import threading
-import time
 from pathlib import Path
 
 import pytest
 
-from review_export_support import build_export_env
+from review_export_support import build_export_env, serve_on
 from review_support import browser_context_args, browser_type_launch_args  # noqa: F401 - fixtures
 from review_support import SUPERVISOR
 from voicebot.review.app import create_app
@@ -26,21 +24,10 @@ WIDTH = 800
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    import uvicorn
-
     env = build_export_env(tmp_path_factory.mktemp("review-layout"))
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    server = uvicorn.Server(uvicorn.Config(create_app(env.config, redact_logs=False), host="127.0.0.1", port=PORT,
-                                           log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the review app did not start"
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{PORT}", env
-    server.should_exit = True
-    thread.join(10)
+    with serve_on(create_app(env.config, redact_logs=False), PORT) as url:
+        yield url, env
 
 
 def overflow(page) -> tuple[int, int]:

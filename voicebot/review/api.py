@@ -30,7 +30,6 @@ from voicebot.review.annotations import annotations_of
 from voicebot.review.export import CALL_COLUMNS, TURN_COLUMNS, Exporter, call_record, export_text
 from voicebot.review.queries import ListFilter
 from voicebot.review.users import User
-from voicebot.store import StoreError
 
 PREFIX = "vbr_"  # marks a review API token in a config file or a leaked log line
 MAX_PAGE = 500
@@ -179,17 +178,11 @@ def call(request: Request) -> Response:
     if user is None:
         return _unauthorized("a valid bearer token is needed (voicebot review add-token)")
     call_id = request.path_params["call_id"]
-    exporter = _exporter(request, user.role)
-    try:
-        request.app.state.review.store.get_call(call_id)
-    except StoreError:
-        return JSONResponse({"error": f"no call {call_id!r}"}, 404)
-    rows = list(exporter.rows(ListFilter(q=call_id, tests="include"), limit=50))
-    row = next((r for r in rows if r.id == call_id), None)
+    row = _exporter(request, user.role).row(call_id)
     if row is None:
         return JSONResponse({"error": f"no call {call_id!r}"}, 404)
     _log(request, user, "api_call", call_id=call_id)
-    return JSONResponse({**exporter.call(row), "turn_columns": list(TURN_COLUMNS)})
+    return JSONResponse({**_exporter(request, user.role).call(row), "turn_columns": list(TURN_COLUMNS)})
 
 
 async def calls_endpoint(request: Request) -> Response:

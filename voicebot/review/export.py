@@ -21,7 +21,7 @@ from zoneinfo import ZoneInfo
 from voicebot.review.annotations import Annotations
 from voicebot.review.outbound import outbound_calls
 from voicebot.review.pages import ListRow, TurnView, list_row, redacted_turns
-from voicebot.review.queries import ListFilter, list_calls
+from voicebot.review.queries import ListFilter, call_row, list_calls
 from voicebot.store import CallStore
 
 CALL_COLUMNS = ("id", "started_at", "duration_s", "direction", "purpose", "result", "caller", "customer_id",
@@ -82,6 +82,15 @@ class Exporter:
         outbound = outbound_calls(self.crm_path, ids, self.role) if self.crm_path else {}
         return [list_row(r, self.role, marks.get(r.call.id), outbound.get(r.call.id)) for r in found.rows], \
             found.total, found.page
+
+    def row(self, call_id: str) -> ListRow | None:
+        """One call (any date, test or not), or None."""
+        found = call_row(self.store, call_id)
+        if found is None:
+            return None
+        marks = self.notes.many([call_id]) if self.notes else {}
+        outbound = outbound_calls(self.crm_path, [call_id], self.role) if self.crm_path else {}
+        return list_row(found, self.role, marks.get(call_id), outbound.get(call_id))
 
     def turns(self, call_id: str) -> list[dict[str, Any]]:
         return [turn_record(call_id, t) for t in redacted_turns(self.store.turns(call_id), self.role)]

@@ -266,12 +266,24 @@ def list_calls(store: CallStore, filters: ListFilter, tz: ZoneInfo, page_size: i
     where, params = filters.sql(tz, raw=raw, marks=Marks.for_filter(filters, notes, crm_path))
     total = store.select(f"SELECT COUNT(*) {_FROM}{where}", params)[0][0]
     page = min(filters.page, max(1, math.ceil(total / page_size)))
-    rows = store.select(f"SELECT c.*, a.topic AS a_topic, a.qa_score AS a_qa, a.sentiment_mean AS a_sentiment, "
-                        f"a.flags AS a_flags, a.summary AS a_summary {_FROM}{where} "
-                        "ORDER BY c.started_at DESC, c.id LIMIT ? OFFSET ?", (*params, page_size, (page - 1) * page_size))
-    out = [CallRow(store.call_from_row(r), r["a_topic"], r["a_qa"], r["a_sentiment"],
-                   json.loads(r["a_flags"]) if r["a_flags"] else {}, r["a_summary"] or r["summary"]) for r in rows]
-    return Page(out, total, page, page_size)
+    rows = store.select(f"{_SELECT} {_FROM}{where} ORDER BY c.started_at DESC, c.id LIMIT ? OFFSET ?",
+                        (*params, page_size, (page - 1) * page_size))
+    return Page([_row(store, r) for r in rows], total, page, page_size)
+
+
+def call_row(store: CallStore, call_id: str) -> CallRow | None:
+    """One call as the list shows it (the API's single call), or None."""
+    rows = store.select(f"{_SELECT} {_FROM} WHERE c.id = ?", (call_id,))
+    return _row(store, rows[0]) if rows else None
+
+
+_SELECT = ("SELECT c.*, a.topic AS a_topic, a.qa_score AS a_qa, a.sentiment_mean AS a_sentiment, a.flags AS a_flags, "
+           "a.summary AS a_summary")
+
+
+def _row(store: CallStore, r: Any) -> CallRow:
+    return CallRow(store.call_from_row(r), r["a_topic"], r["a_qa"], r["a_sentiment"],
+                   json.loads(r["a_flags"]) if r["a_flags"] else {}, r["a_summary"] or r["summary"])
 
 
 def transfer_reasons(store: CallStore) -> list[str]:
