@@ -15,7 +15,16 @@ from pathlib import Path
 import pytest
 
 from voicebot.audio import read_wav
-from voicebot.store import MIGRATIONS, CallFilter, CallStore, Outcome, StoreError, Turn, TurnTimings
+from voicebot.store import (
+    MIGRATIONS,
+    CallFilter,
+    CallStore,
+    Outcome,
+    StoreError,
+    Turn,
+    TurnTimings,
+)
+from voicebot.store_scrub import scrub_secrets
 
 
 @pytest.fixture
@@ -196,7 +205,7 @@ def test_migration_adds_a_column_in_place(tmp_path: Path) -> None:
 def test_upgrading_an_old_store_masks_the_secrets_it_holds_in_clear(tmp_path: Path) -> None:
     """Versions before masking at write time stored PINs, dates of birth and card numbers as said: the scrub
     migration masks them in turns, tool calls, summaries, analysis and events, and keeps everything else."""
-    before_scrub = MIGRATIONS[:-1]
+    before_scrub = MIGRATIONS[:next(i for i, m in enumerate(MIGRATIONS) if scrub_secrets in m)]
     with CallStore(tmp_path / "c.db", tmp_path / "r", migrations=before_scrub) as store:
         with store._write("old rows") as db:
             db.execute("INSERT INTO calls (id, started_at, outcome, summary) VALUES "
