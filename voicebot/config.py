@@ -285,8 +285,8 @@ class KnowledgeConfig(Section):
     enabled: bool = True
     dir: str = Field("knowledge", description="Markdown files (one entry per heading), hours.yaml, prices.yaml.")
     model: str = Field("multilingual-e5-small", description="Embedding model from models/manifest.yaml.")
-    confident: float = Field(0.38, ge=0, le=1, description="A fused score this high answers from the entry ...")
-    margin: float = Field(0.04, ge=0, le=1, description="... when it leads the next document by this much (or "
+    confident: float = Field(0.32, ge=0, le=1, description="A fused score this high answers from the entry ...")
+    margin: float = Field(0.10, ge=0, le=1, description="... when it leads the next document by this much (or "
                           "scores 0.2 above confident).")
     weak: float = Field(0.25, ge=0, le=1, description="Below confident but this high: ask or offer a person.")
     threads: int = Field(1, ge=1, le=64, description="Embedding threads: one query is ~10 ms on one idle core, "

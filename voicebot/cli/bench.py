@@ -89,20 +89,25 @@ def bench_soak_cmd(calls: Annotated[int, typer.Option(min=20, help="Short calls 
 def bench_kb_cmd(runs: Annotated[int, typer.Option(min=1, help="Times to ask every question.")] = 1,
                  failures: Annotated[bool, typer.Option("--failures", help="Also list every question the bot "
                                                         "answered wrongly or did not answer.")] = False,
-                 size: Annotated[int, typer.Option(min=0, help="Also time searches on the index padded to this "
-                                                   "many documents (0: no).")] = 500,
+                 entries: Annotated[int, typer.Option(min=0, help="Also time the answers on a base of this many "
+                                                      "entries (the demo's and generated ones; 0: no).")] = 500,
+                 split: Annotated[str, typer.Option(help="Questions: tune (the even ones, what the thresholds "
+                                                    "were tuned on), test (the odd ones) or all.")] = "all",
                  config_path: ConfigOption = None):
     """Knowledge retrieval over the demo base: top-1 accuracy on 100 paraphrased questions, the abstain rate on
-    20 it cannot answer, and answer latency (median and p95). Uses the config's thresholds."""
+    20 it cannot answer, and answer latency (median and p95), also on a base of 500 entries. Uses the config's
+    thresholds."""
     from voicebot.knowledge.bench import bench_kb
     from voicebot.knowledge.embed import EmbeddingError
 
     config = get_config(config_path)
     try:
-        result = bench_kb(config, runs=runs, log=lambda line: console.print(line, highlight=False), size=size)
-    except (ModelError, EmbeddingError) as exc:
+        result = bench_kb(config, runs=runs, log=lambda line: console.print(line, highlight=False),
+                          entries=entries, split=split)
+    except (ModelError, EmbeddingError, ValueError) as exc:
         raise fail(str(exc)) from None
-    table = Table(title=f"knowledge benchmark (demo base, {runs} run(s); confident {config.knowledge.confident}, "
+    table = Table(title=f"knowledge benchmark ({split} questions, {runs} run(s); "
+                        f"confident {config.knowledge.confident}, "
                         f"margin {config.knowledge.margin}, weak {config.knowledge.weak})")
     table.add_column("metric")
     table.add_column("value", justify="right")

@@ -140,8 +140,8 @@ class _Snapshot:
 class KnowledgeBase:
     """The knowledge folder, indexed for questions. Thread-safe: calls may ask while a reload swaps the index."""
 
-    def __init__(self, folder: str | Path, embedder: Embedder, confident: float = 0.38, weak: float = 0.25,
-                 margin: float = 0.04, check_interval_s: float = 1.0, vectors_file: Path | None = None):
+    def __init__(self, folder: str | Path, embedder: Embedder, confident: float = 0.32, weak: float = 0.25,
+                 margin: float = 0.10, check_interval_s: float = 1.0, vectors_file: Path | None = None):
         self.folder = Path(folder)
         self.embedder = embedder
         self.confident = confident
@@ -190,7 +190,8 @@ class KnowledgeBase:
         files = load_folder(self.folder)
         for problem in files.problems:
             log.warning("knowledge: %s", problem)
-        documents = [Document(e.id, "entry", e.search_text, _entry_keys(e)) for e in files.entries]
+        documents = [Document(e.id, "entry", e.search_text, _entry_keys(e), plain_text(e.answer))
+                     for e in files.entries]
         hours = OpeningHours(files.hours) if files.hours is not None else None
         if hours is not None:
             documents.append(Document(HOURS_ID, "hours", "Opening hours, business hours: when we are open and "
@@ -296,9 +297,9 @@ def vectors_file(config) -> Path:
 
 
 def _entry_keys(entry: Entry) -> tuple[str, ...]:
-    if not entry.tags:
-        return (entry.title,)
-    return entry.title, f"{entry.title} ({', '.join(entry.tags)})"
+    """The title, the title with its tags, and the admin's other phrasings (``asked:``)."""
+    tagged = (f"{entry.title} ({', '.join(entry.tags)})",) if entry.tags else ()
+    return (entry.title, *tagged, *entry.asked)
 
 
 def _fits(hit: Hit, question: str) -> bool:

