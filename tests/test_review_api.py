@@ -68,6 +68,8 @@ def test_tokens_are_shown_once_and_stored_hashed(env, tokens):
             store.add("bi-viewer", "supervisor")
         with pytest.raises(TokenError, match="role"):
             store.add("someone", "root")
+        with pytest.raises(TokenError, match="role"):  # an operator sees the live screen only, never the history
+            store.add("someone", "operator")
     finally:
         store.close()
 

@@ -88,6 +88,14 @@ def test_csv_calls_and_turns(env, tmp_path):
     assert secrets_in(turns.stdout) == [] and "[card •••• 1111]" in turns.stdout
     admin = export(env, "--format", "csv", "--table", "turns", "--role", "admin")
     assert CARD_DIGITS in admin.stdout.replace(" ", "") and DOB in admin.stdout
+    from voicebot.review.users import ReviewDB
+
+    db = ReviewDB(env.config.path(env.config.review.database))
+    try:
+        exports = [e for e in db.access_entries(100) if e.action == "export"]
+    finally:
+        db.close()
+    assert exports[0].role == "admin" and exports[0].detail.startswith("csv turns")  # each export is on record
 
 
 def test_filters_by_day_outcome_and_test_calls(env):
