@@ -128,6 +128,7 @@ def test_bad_filters_are_400_and_unknown_calls_404(client, tokens):
 def test_requests_are_logged_and_a_revoked_token_stops_working(env, client):
     token = add_token(env, "short-lived", "supervisor")
     assert get(client, "/api/v1/calls/order-call", token).status_code == 200
+    assert get(client, "/api/v1/calls?q=4111111111111111&outcome=resolved", token).status_code == 200
     result = runner.invoke(app, ["review", "revoke-token", "short-lived",
                                  "--config", str(env.config.base_dir / "config.yaml")])
     assert result.exit_code == 0, result.output
@@ -139,6 +140,8 @@ def test_requests_are_logged_and_a_revoked_token_stops_working(env, client):
         db.close()
     assert any(e.username == "token:short-lived" and e.action == "api_call" and e.call_id == "order-call"
                and e.role == "supervisor" for e in entries)
+    searched = next(e for e in entries if e.username == "token:short-lived" and e.action == "api_calls")
+    assert "outcome=resolved" in searched.detail and "q=(set)" in searched.detail and "4111" not in searched.detail
 
 
 def test_over_real_http(env, tokens):

@@ -273,11 +273,12 @@ def export_calls(
     finally:
         notes.close()
         store.close()
+    from voicebot.review.api import logged_filters
     from voicebot.review.users import ReviewDB, User
 
     audit = ReviewDB(config.path(config.review.database))  # who took data out, like a page view
     try:
-        audit.log(User(0, "cli", role), "export", detail=f"{fmt} {table} {n} records {filters.link()}"[:300])
+        audit.log(User(0, "cli", role), "export", detail=f"{fmt} {table} {n} records {logged_filters(filters)}"[:300])
     finally:
         audit.close()
     err_console.print(f"exported {n} {'turn' if fmt == 'csv' and table == 'turns' else 'call'}(s) as {role}"

@@ -123,6 +123,13 @@ def tokens_of(state) -> ApiTokens:
         return state.extras["api_tokens"]
 
 
+def logged_filters(filters: ListFilter) -> str:
+    """The filters for the access log: searched text and caller digits only as "set" (a search may hold a card
+    number or a phone number, and secrets never go into logs)."""
+    hidden = {name: None for name in ("q", "caller") if getattr(filters, name)}
+    return filters.link(**hidden) + "".join(f" {name}=(set)" for name in hidden)
+
+
 def _unauthorized(why: str) -> Response:
     return JSONResponse({"error": why}, 401, headers={"WWW-Authenticate": 'Bearer realm="voicebot-review"'})
 
@@ -160,7 +167,7 @@ def calls(request: Request) -> Response:
     if fmt not in ("json", "csv") or table not in ("calls", "turns"):
         return JSONResponse({"error": "format is json or csv; table is calls or turns"}, 400)
     exporter = _exporter(request, user.role)
-    _log(request, user, "api_calls", detail=f"{fmt} {table} {filters.link()}"[:300])
+    _log(request, user, "api_calls", detail=f"{fmt} {table} {logged_filters(filters)}"[:300])
     if fmt == "csv":
         return Response(export_text(exporter, filters, "csv", table), media_type="text/csv; charset=utf-8")
     try:
