@@ -145,3 +145,40 @@ def test_a_folder_of_broken_files_answers_nothing_and_says_where_until_the_admin
     fixed = kb.answer("Can I pay with PayPal?", NOW)
     assert fixed.kind == "entry" and fixed.entry_ids == ("faq/which-payment-methods-do-you-accept",)
     assert not any("faq.md" in p for p in map(str, kb.problems))
+
+
+class _CountingEngine:
+    """The engine library with its single-text calls counted (everything else passed through)."""
+
+    def __init__(self, lib):
+        self._lib, self.single = lib, 0
+
+    def e5_embed(self, *args):
+        self.single += 1
+        return self._lib.e5_embed(*args)
+
+    def __getattr__(self, name):
+        return getattr(self._lib, name)
+
+
+def test_in_a_call_the_knowledge_answer_reuses_the_embedding_the_intent_step_made(tmp_path, config, model_store):
+    """The agent classifies the caller's words, then asks the knowledge base the same words: one embedding."""
+    from voicebot.dialog.intents import IntentClassifier
+
+    embedder = E5Embedder(model_store.locate(config.knowledge.model), threads=1)
+    counting = _CountingEngine(embedder._lib)
+    embedder._lib = counting
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    (folder / "services.md").write_text(BASE, encoding="utf-8")
+    kb = KnowledgeBase(folder, embedder, check_interval_s=0)
+    intents = IntentClassifier(embedder)
+    counting.single = 0
+    words = "Can I pay with PayPal?"
+    intents.classify(words)
+    answer = kb.answer(words, NOW)
+    assert counting.single == 1
+    assert answer.kind == "entry" and answer.entry_ids == ("services/which-payment-methods-do-you-accept",)
+    kb.answer("Can I pay by bank transfer?", NOW)  # other words: embedded
+    assert counting.single == 2
+    embedder.close()

@@ -4,7 +4,9 @@
 stage timings, tool calls, guard events, transfers (some failing), upset callers, silences, a card number and
 a PIN said aloud, synthetic recordings (two voices) for the most recent calls, and an analysis row per call
 (the deterministic part computed for real; summary, topic and QA taken from the scenario, marked ``demo``).
-The same ``seed`` gives the same calls.
+About one call in four asks the company's knowledge (``demo_knowledge``): turns answered from an entry, the
+opening hours or the price list with the knowledge event naming what answered, and questions the knowledge
+base had no answer for, which fill the "Unanswered" page. The same ``seed`` gives the same calls.
 """
 
 from __future__ import annotations
@@ -15,12 +17,14 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from voicebot.config import ReviewConfig
 from voicebot.review.analysis import analyze_call
+from voicebot.review.demo_knowledge import DEMO_KNOWLEDGE, knowledge_scenarios, load_demo_knowledge
 from voicebot.review.scenarios import SCENARIOS, Line, Scenario
 from voicebot.store import CallStore, Outcome, Turn, TurnTimings
 
@@ -136,17 +140,20 @@ def _start_times(n: int, end: datetime, days: int, rng: random.Random) -> list[d
 
 def seed_calls(store: CallStore, n: int, *, seed: int = 7, end: datetime | None = None, days: int = 14,
                recordings: int = 10, customers: Sequence[DemoCustomer] = (), worker: str = "demo",
-               config: ReviewConfig | None = None) -> list[str]:
+               config: ReviewConfig | None = None, knowledge: Path | None = DEMO_KNOWLEDGE) -> list[str]:
     """Write ``n`` finished demo calls (oldest first) and return their ids.
 
     ``recordings``: how many of the most recent calls get a recording (each is about 1 MB a minute).
     ``customers``: CRM customers to use as known callers (else made-up numbers and no customer id).
+    ``knowledge``: the knowledge folder the knowledge calls answer from (None: no knowledge calls).
     """
     rng = random.Random(seed)
     end = (end or datetime.now(timezone.utc)).astimezone(timezone.utc)
+    files = load_demo_knowledge(knowledge)
     ids = []
     for number, started in enumerate(_start_times(n, end, days, rng)):
-        scenario = _pick(rng, SCENARIOS)
+        extra = knowledge_scenarios(files, started, random.Random(f"{seed}-{number}")) if files else []
+        scenario = _pick(rng, (*SCENARIOS, *extra))
         customer = rng.choice(customers) if customers and rng.random() < 0.7 else None
         ids.append(write_demo_call(store, scenario, started, call_id=f"demo-{seed}-{number:04d}", customer=customer,
                                    recording=number >= n - recordings, rng=rng, worker=worker, config=config))

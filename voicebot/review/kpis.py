@@ -204,10 +204,14 @@ class Change:
 
     @property
     def verdict(self) -> str:
-        """"better", "worse" or "same" (no change, or a side without data)."""
-        if not self.delta:
+        """"better", "worse" or "same" (no change the dashboard can show at its precision, or a side without
+        data): a first response 0.02 s slower reads "+0.0 s" and must not be coloured as worse."""
+        if self.delta is None or abs(self.delta) < SHOWN_PRECISION[self.unit] / 2:
             return "same"
         return "better" if (self.delta > 0) == (self.better == "up") else "worse"
+
+
+SHOWN_PRECISION = {"count": 1, "share": 0.001, "seconds": 0.1, "score": 0.01}  # as dashboard.html prints them
 
 
 def previous_period(first_day: date, last_day: date) -> tuple[date, date]:
