@@ -176,3 +176,13 @@ def test_the_dashboard_shows_the_comparison_and_the_drop_off(tmp_path):
     assert re.findall(r'<td class="num">(\d+)</td>', row) == ["1", "0"] and "+1" in row and "worse" in row
     assert "Where callers left unhelped" in html and "1 abandoned unresolved call " in html
     assert ">sales</text>" in html and "heard a menu prompt" in html
+
+
+def test_a_change_too_small_to_show_is_not_coloured():
+    from voicebot.review.kpis import Change
+
+    assert Change("First response", 0.52, 0.50, "seconds", "down", "d").verdict == "same"  # shown as +0.0 s
+    assert Change("First response", 0.70, 0.50, "seconds", "down", "d").verdict == "worse"
+    assert Change("Containment", 0.6704, 0.6702, "share", "up", "d").verdict == "same"
+    assert Change("Containment", 0.70, 0.60, "share", "up", "d").verdict == "better"
+    assert Change("QA score", None, 4.0, "score", "up", "d").verdict == "same"
