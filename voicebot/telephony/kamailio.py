@@ -274,11 +274,29 @@ def _is_kamailio(pid: int) -> bool:
     return b"kamailio" in cmdline.split(b"\0", 1)[0]
 
 
+def _kill_group(pid: int) -> None:
+    """SIGKILL Kamailio's whole process group when it leads one (started in its own session): a main process
+    killed alone leaves its children holding the SIP port (seen after a slow stop on a loaded machine)."""
+    try:
+        if os.getpgid(pid) == pid:
+            os.killpg(pid, signal.SIGKILL)
+            return
+    except (ProcessLookupError, PermissionError):
+        pass
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
 def stop_pid(pid: int, timeout_s: float = 5.0) -> None:
-    """SIGTERM a Kamailio main process (it stops its children), SIGKILL it after ``timeout_s``."""
+    """SIGTERM a Kamailio main process (it stops its children), SIGKILL its group after ``timeout_s``."""
     for sig in (signal.SIGTERM, signal.SIGKILL):
         try:
-            os.kill(pid, sig)
+            if sig == signal.SIGKILL:
+                _kill_group(pid)
+            else:
+                os.kill(pid, sig)
         except ProcessLookupError:
             return
         deadline = time.monotonic() + timeout_s
@@ -358,7 +376,7 @@ class Kamailio:
             try:
                 proc.wait(timeout_s)
             except subprocess.TimeoutExpired:
-                proc.kill()
+                _kill_group(proc.pid)  # started with start_new_session: its children go too
                 proc.wait()
         self.files.pidfile.unlink(missing_ok=True)
         return proc.returncode
