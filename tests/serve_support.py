@@ -110,7 +110,7 @@ class Operator:
 
 
 @contextlib.contextmanager
-def operator(folder: Path, port: int, scenario_xml: str | None = None) -> Iterator[Operator]:
+def operator(folder: Path, port: int, scenario_xml: str | None = None, timeout_s: int = 120) -> Iterator[Operator]:
     from sip_support import sipp_binary
 
     if scenario_xml is None:
@@ -122,7 +122,7 @@ def operator(folder: Path, port: int, scenario_xml: str | None = None) -> Iterat
     log = folder / f"operator-{port}.log"
     with open(log, "w") as out:
         process = subprocess.Popen([sipp_binary(), *scen, "-i", "127.0.0.1", "-p", str(port), "-mp", str(port + 2),
-                                    "-m", "1", "-nostdin", "-timeout", "120s", "-timeout_error"],
+                                    "-m", "1", "-nostdin", "-timeout", f"{timeout_s}s", "-timeout_error"],
                                    cwd=folder, stdout=out, stderr=subprocess.STDOUT)
     op = Operator(process, log)
     try:
