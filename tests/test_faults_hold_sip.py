@@ -41,7 +41,8 @@ def test_a_model_that_never_answers_gets_the_hold_line_then_the_apology_over_sip
     sip_extra = f"  operator_uri: sip:operator@127.0.0.1:{PORT + 70}\n"
     with FakeOllama(ScriptedChat(['{"say": "We sell coffee."}'], repeat=True, on_piece=never), MODEL) as ollama:
         try:
-            with serving(tmp_path, PORT, extra=extra.format(url=ollama.url), sip_extra=sip_extra) as served:
+            with serving(tmp_path, PORT, extra=extra.format(url=ollama.url), sip_extra=sip_extra,
+                         load_timeout_s=400) as served:
                 cmd = [sys.executable, "-m", "voicebot.cli", "call", f"sip:voicebot@127.0.0.1:{PORT}", "--config",
                        str(served.config), "--from", "+15550102030", "--json", "--hold", "4", "--stay", "20",
                        "--say", "Can you tell me something about your company?"]

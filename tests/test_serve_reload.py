@@ -83,7 +83,7 @@ def wait_for(predicate, timeout_s: float = 60.0) -> None:
 @pytest.mark.models
 @pytest.mark.timeout(400)
 def test_sighup_reloads_a_running_serve_and_live_calls_go_on(tmp_path):
-    with serving(tmp_path, PORT, load_timeout_s=400) as served:
+    with serving(tmp_path, PORT, load_timeout_s=400, stop_timeout_s=240) as served:
         cfg = served.config
         original = cfg.read_text()
         live = sipp_call(tmp_path, PORT, 12000, PORT + 60)  # a call that lasts through the reload

@@ -304,10 +304,11 @@ class CallSession:
         self._set(State.TRANSFERRING)
         await self._record(TransferStarted(reason, detail, target, summary))
         brief = None  # warm: the bot tells the operator who is calling (not the number their phone shows), then bridges
-        if mode == "warm" and (brief := await warm_brief(self, spoken_brief(self._summary(escalation, number=False)))):
-            result = await transfer_hold.transfer(self, target, brief)  # "still connecting you" while it rings
-        else:  # blind, or warm when the brief could not be synthesised
-            result = await transfer_hold.transfer(self, target)
+        async with transfer_hold.holding(self):  # "still connecting you" while the brief is made and it rings
+            if mode == "warm" and (brief := await warm_brief(self, spoken_brief(self._summary(escalation, False)))):
+                result = await self.t.transfer(target, brief=brief)
+            else:  # blind, or warm when the brief could not be synthesised
+                result = await self.t.transfer(target)
         await self._record(TransferEnded.of(result, mode if brief else "blind"))
         if result.ok:
             self.outcome, self.outcome_reason, self.transfer_target = Outcome.TRANSFERRED, reason, target

@@ -197,9 +197,10 @@ async def recover(session: CallSession, exc: BaseException) -> None:
     summary = safe_summary(session, f"The assistant failed ({stage}).")
     await session._record(TransferStarted(TransferReason.ERROR, f"{stage} failed", target, summary))
     try:
-        from voicebot.session.transfer_hold import transfer  # it plays this module's prompts: imported here
+        from voicebot.session.transfer_hold import holding  # it plays this module's prompts: imported here
 
-        result = await transfer(session, target)
+        async with holding(session):  # "still connecting you" while it rings
+            result = await session.t.transfer(target)
     except Exception as transfer_exc:  # noqa: BLE001 - a failed transfer is handled like a refused one
         log.error("call %s: transfer failed (%s)", session.call_id, describe(transfer_exc))
         result = None
