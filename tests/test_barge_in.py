@@ -131,3 +131,46 @@ def test_an_interruption_silences_the_bot_at_once_and_is_answered(tmp_path, conf
     bot = [t for t in turns if t.role == "bot"]
     assert bot[0].barged_in and "refund was paid" in bot[-1].text  # answered
     assert "barge_in" in [getattr(e, "kind", None) for e in session.events]
+
+
+# -- `voicebot call --over MS`: speaking over the bot on the SIP line ---------------------------------------------
+
+
+def test_the_caller_script_says_a_step_over_the_bot():
+    from voicebot.telephony.script import Say, WaitForBot, WaitIntoBot
+    from voicebot.tools.caller import MAX_SPEECH_S, QUIET_S, caller_script, step_order
+
+    hello, question = Say(b"\0\0" * 160, 16000, "hello"), Say(b"\0\0" * 160, 16000, "what about my refund")
+    reply = WaitForBot(QUIET_S, MAX_SPEECH_S)
+    script = caller_script([hello, WaitIntoBot(0.8), question], hold_s=4)
+    assert script == [reply, hello, WaitIntoBot(0.8), question, WaitForBot(QUIET_S, 4)]
+    argv = ["--say", "hello", "--over", "800", "--say", "what about my refund"]
+    assert step_order(argv, {"say": 2, "wav": 0, "dtmf": 0, "over": 1}) == ["say", "over", "say"]
+
+
+def test_barge_in_latency_is_measured_from_the_callers_onset_to_the_bots_silence_as_received():
+    import numpy as np
+
+    from voicebot.tools.caller import barge_in_latency
+
+    frames = 200  # 4 s of 20 ms frames
+    heard = np.full(frames, -20.0)  # the bot talks from 0 s ...
+    heard[118:] = -90.0  # ... and is silent from 2.36 s on
+    sent = np.full(frames, -90.0)
+    sent[102:150] = -18.0  # the caller starts at 2.04 s (the step started at 2.0 s: 40 ms of lead-in silence)
+    assert barge_in_latency(heard, sent, 2.0, 3.0) == pytest.approx(0.32)
+    heard[:] = -20.0
+    assert barge_in_latency(heard, sent, 2.0, 3.0) is None  # it talked on
+
+
+def test_while_paused_the_echo_gate_does_not_cut_the_caller_into_a_backchannel():
+    from voicebot.config import VadConfig
+    from voicebot.speech.overlap import OverlapJudge
+
+    judge = OverlapJudge(VadConfig(barge_in_ms=120, backchannel_gap_ms=80), 20)
+    decisions = [judge.step(True, -20.0, True) for _ in range(6)]
+    assert decisions[-1] == "pause"
+    # paused: the echo gate (still weighing the playback before the pause) drops frames the VAD calls speech
+    assert [judge.step(False, -30.0, True, raw=True) for _ in range(10)] == [None] * 10
+    assert judge.paused
+    assert [judge.step(False, -90.0, True, raw=False) for _ in range(4)][-1] == "resume"  # a real stop resumes

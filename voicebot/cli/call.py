@@ -24,6 +24,7 @@ from rich.table import Table
 from voicebot.cli.common import get_config
 from voicebot.configfile import ConfigError
 from voicebot.telephony.call_endpoint import CallerEndpoint, CallerEndpointError, caller_endpoint
+from voicebot.telephony.script import WaitIntoBot
 from voicebot.tools.caller import DEFAULT_CALLER_ID, Action, CallReport, CallScriptError, describe_dial_failure, \
     dtmf_step, say_step, step_order, wav_step
 
@@ -39,6 +40,9 @@ def call(
         "--wav", help="Play this WAV file (16-bit; any rate). Repeatable.")] = None,
     dtmf: Annotated[Optional[list[str]], typer.Option(
         "--dtmf", help="Press these keys (RFC 2833), e.g. 1234#. Repeatable.")] = None,
+    over: Annotated[Optional[list[int]], typer.Option(
+        "--over", min=0, help="The next step starts this many ms after the bot starts speaking, over it "
+        "(barge-in; the report says how soon the bot went silent). Repeatable.")] = None,
     caller_id: Annotated[str, typer.Option("--from", help="Caller ID (the From user).")] = DEFAULT_CALLER_ID,
     config_path: Annotated[Optional[Path], typer.Option(
         "--config", "-c", envvar="VOICEBOT_CONFIG",
@@ -82,7 +86,7 @@ def call(
                        rtp_port, rtp_ports)
     with _stdout_kept_for_results() as results:
         _call(config, target, say or [], wav or [], dtmf or [], caller_id, record, record_sent, wait_greeting, hold,
-              stay, answer_timeout, as_json, transcribe, results, endpoint=endpoint)
+              stay, answer_timeout, as_json, transcribe, results, endpoint=endpoint, over=over or [])
 
 
 @contextlib.contextmanager
@@ -106,7 +110,7 @@ def _stdout_kept_for_results() -> Iterator[TextIO]:
 def _call(config, target: str, say: list[str], wav: list[Path], dtmf: list[str], caller_id: str,
           record: Path | None, record_sent: Path | None, wait_greeting: bool, hold: float, stay: float,
           answer_timeout: float, as_json: bool, transcribe: bool, results: TextIO,
-          endpoint: Callable[[], CallerEndpoint] = CallerEndpoint) -> None:
+          endpoint: Callable[[], CallerEndpoint] = CallerEndpoint, over: list[int] | None = None) -> None:
     def fail(message: str, status: int | None = None) -> typer.Exit:
         if as_json:
             print(json.dumps({"error": message, "status": status, "uri": target}), file=results)
@@ -116,7 +120,7 @@ def _call(config, target: str, say: list[str], wav: list[Path], dtmf: list[str],
     if not target.startswith(("sip:", "sips:")):
         raise fail(f"{target!r} is not a SIP URI (sip:user@host[:port])")
     try:
-        steps = _build_steps(config, say, wav, dtmf)
+        steps = _build_steps(config, say, wav, dtmf, over or [])
         transcriber_store = _check_transcriber(config) if transcribe else None
         caller = endpoint()
     except (CallScriptError, CallerEndpointError, ConfigError) as exc:
@@ -162,10 +166,10 @@ async def _place(config, target, steps, caller_id, wait_greeting, hold, stay, an
                             stay_s=stay, answer_timeout_s=answer_timeout, status=update, endpoint=endpoint)
 
 
-def _build_steps(config, say: list[str], wav: list[Path], dtmf: list[str]) -> list[Action]:
+def _build_steps(config, say: list[str], wav: list[Path], dtmf: list[str], over: list[int] = ()) -> list:
     """The steps in command-line order: WAVs read and DTMF checked first, speech synthesized before dialing (so
     it does not compete with the bot for the CPU during the call)."""
-    order = step_order(sys.argv[1:], {"say": len(say), "wav": len(wav), "dtmf": len(dtmf)})
+    order = step_order(sys.argv[1:], {"say": len(say), "wav": len(wav), "dtmf": len(dtmf), "over": len(over)})
     wavs = [wav_step(path) for path in wav]
     digits = [dtmf_step(d) for d in dtmf]
     spoken: list[Action] = []
@@ -179,7 +183,7 @@ def _build_steps(config, say: list[str], wav: list[Path], dtmf: list[str]) -> li
                 spoken = [say_step(text, synth.cached(text, 16000)) for text in say]
         except ModelError as exc:
             raise CallScriptError(f"{exc} (--say needs the Piper voice: `voicebot models pull`)") from None
-    queues = {"say": spoken, "wav": wavs, "dtmf": digits}
+    queues = {"say": spoken, "wav": wavs, "dtmf": digits, "over": [WaitIntoBot(ms / 1000) for ms in over]}
     return [queues[kind].pop(0) for kind in order]
 
 
@@ -204,7 +208,7 @@ def _print_report(report: CallReport, out: Console) -> None:
         table.add_column(column, justify=justify)
     rows = [(s.start_s, 1, "you", escape(_step_text(s.kind, s.value)),
              f"[dim]until {s.end_s:.2f} s" + (f"; reply after {s.reply_s:.2f} s" if s.reply_s is not None else
-                                              "; no reply") + "[/dim]") for s in report.steps]
+                                              "; no reply") + _over_note(s) + "[/dim]") for s in report.steps]
     rows += [(u.start_s, 0, "[cyan]bot[/cyan]", escape(u.text) if u.text else "[dim](speech)[/dim]",
               f"[dim]until {u.end_s:.2f} s[/dim]") for u in report.bot_utterances]
     for at, _, who_, what, note in sorted(rows, key=lambda r: (r[0], r[1])):
@@ -218,6 +222,13 @@ def _print_report(report: CallReport, out: Console) -> None:
         out.print(f"voice to voice (end of your step to the bot's first sound): {delays} s", highlight=False)
     if report.recording:
         out.print(f"recording: {escape(report.recording)}", highlight=False)
+
+
+def _over_note(step) -> str:
+    if not step.over:
+        return ""
+    return "; over the bot, " + ("it talked on" if step.silent_s is None else f"silent {step.silent_s:.2f} s after you "
+                                                                               "started")
 
 
 def _step_text(kind: str, value: str) -> str:

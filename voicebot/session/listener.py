@@ -104,6 +104,8 @@ class Listener:
 
     def _handle(self, events: list[TurnEvent]) -> None:
         for event in events:
+            if isinstance(event, (BargeIn, Backchannel, Interruption)):
+                log.debug("%s at %.2f s of call audio", type(event).__name__, event.at_s)
             if isinstance(event, TurnCheck):
                 self._check_turn(event)
             elif isinstance(event, BargeIn):

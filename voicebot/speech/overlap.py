@@ -57,7 +57,13 @@ class OverlapJudge:
         """The caller's median speech level (dBFS) when the bot was quiet; None until 1 s of it was heard."""
         return statistics.median(self._levels) if len(self._levels) >= 1000 // self.frame_ms else None
 
-    def step(self, speech: bool, level_db: float, bot_speaking: bool) -> Decision | None:
+    def step(self, speech: bool, level_db: float, bot_speaking: bool, raw: bool | None = None) -> Decision | None:
+        """One frame: ``speech`` after the echo gate, ``raw`` the VAD's own decision (default: the same). While
+        the bot is paused nothing new is played, so ``raw`` is used: the echo gate, still weighing what was
+        played before the pause, would cut the caller's quieter syllables into gaps that look like the end of a
+        backchannel, and the reply would stutter back on mid-interruption."""
+        if self.paused and raw is not None:
+            speech = raw
         if speech:
             self._run_ms += self.frame_ms
             self._run_gap = 0

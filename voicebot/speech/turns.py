@@ -312,7 +312,8 @@ class TurnDetector:
         self._t_ms += self.frame_ms
         echo_floor = self._echo_floor()
         level = rms_dbfs(chunk)
-        speech = self.vad.is_speech(chunk, self.sample_rate) and (echo_floor == _SILENT or level >= echo_floor)
+        raw = self.vad.is_speech(chunk, self.sample_rate)
+        speech = raw and (echo_floor == _SILENT or level >= echo_floor)
 
         if self._start_ms is None:
             if speech:
@@ -346,7 +347,7 @@ class TurnDetector:
             self._confirm(events)
         self._preroll.append(chunk)
 
-        self._barge_in(speech, level, events)
+        self._barge_in(speech, level, events, raw)
         if self._start_ms is not None and self._t_ms - self._start_ms >= self.max_utterance_s * 1000:
             self._finish(events, "max_length")
             self._preroll.clear()  # the next utterance must not repeat audio already sent
@@ -360,8 +361,8 @@ class TurnDetector:
         self._play_peak = _SILENT
         return max(self._play_levels) - self.config.echo_margin_db
 
-    def _barge_in(self, speech: bool, level: float, events: list[TurnEvent]) -> None:
-        decision = self._overlap.step(speech, level, self._bot_speaking)
+    def _barge_in(self, speech: bool, level: float, events: list[TurnEvent], raw: bool) -> None:
+        decision = self._overlap.step(speech, level, self._bot_speaking, raw)
         if decision == "pause":
             events.append(BargeIn(self.now_s))
         elif decision == "resume":

@@ -44,7 +44,8 @@ MIN_SPEECH_S = 0.06  # shorter blips (clicks) are not speech
 MAX_WAIT_S = 15.0  # how long to wait for the bot to start speaking
 MAX_SPEECH_S = 90.0  # how long to let it speak before going on anyway (a WaitForBot's timeout between steps)
 DTMF_DIGIT_S = 0.25  # an RFC 2833 digit and the gap after it, as pjsua sends them
-STEP_OPTIONS = {"--say": "say", "--wav": "wav", "--dtmf": "dtmf"}
+STEP_OPTIONS = {"--say": "say", "--wav": "wav", "--dtmf": "dtmf", "--over": "over"}
+SILENT_FOR_S = 0.1  # the bot is silent once its audio stays under SPEECH_DB this long (barge-in latency)
 DEFAULT_CALLER_ID = "+15550102030"
 
 StepKind = Literal["say", "wav", "dtmf"]  # ``Action.kind``
@@ -125,6 +126,22 @@ def reply_delays(step_ends: Sequence[float], step_starts: Sequence[float],
     return delays
 
 
+def barge_in_latency(heard: Sequence[float], sent: Sequence[float], start_s: float, end_s: float) -> float | None:
+    """For a step said over the bot: from the caller's speech onset (in ``sent``, at or after ``start_s``) to
+    the start of the first ``SILENT_FOR_S`` of the bot's quiet (in ``heard``) before ``end_s``; None when the bot
+    talked on through the step. Levels are ``frame_levels`` of each side."""
+    onset = find_onset(sent, int(start_s / FRAME_S))
+    if onset is None:
+        return None
+    need = _min_frames(SILENT_FOR_S, FRAME_S)
+    quiet = 0
+    for i in range(onset, min(len(heard), int(end_s / FRAME_S) + need)):
+        quiet = quiet + 1 if heard[i] <= SPEECH_DB else 0
+        if quiet >= need:
+            return round((i - need + 1 - onset) * FRAME_S, 3)
+    return None
+
+
 def step_order(argv: Sequence[str], counts: dict[str, int]) -> list[str]:
     """The order the step options (--say/--wav/--dtmf) were given in on the command line: click hands each
     repeated option over as a list of its own, losing how they interleave. Falls back to all says, then WAVs,
@@ -142,7 +159,8 @@ def step_order(argv: Sequence[str], counts: dict[str, int]) -> list[str]:
             continue
         i += 1
     if {kind: order.count(kind) for kind in counts} != counts or len(order) != sum(counts.values()):
-        return [kind for kind in ("say", "wav", "dtmf") for _ in range(counts.get(kind, 0))]
+        order = [kind for kind in ("say", "wav", "dtmf") for _ in range(counts.get(kind, 0))]
+        return order[:-1] + ["over"] * counts.get("over", 0) + order[-1:]  # "over" goes before the last action
     return order
 
 
@@ -189,15 +207,26 @@ def dtmf_step(digits: str) -> Press:
         raise CallScriptError(str(exc)) from None
 
 
-def caller_script(actions: Sequence[Action], *, wait_greeting: bool = True, hold_s: float = MAX_WAIT_S) -> list[Step]:
+def caller_script(actions: Sequence[Action | WaitIntoBot], *, wait_greeting: bool = True,
+                  hold_s: float = MAX_WAIT_S) -> list[Step]:
     """The timeline of ``voicebot call``: each action once the bot has finished speaking (the greeting first,
-    unless ``wait_greeting`` is off), then at most ``hold_s`` for the bot's reply to the last."""
+    unless ``wait_greeting`` is off), then at most ``hold_s`` for the bot's reply to the last. A ``WaitIntoBot``
+    among the actions (``--over MS``) replaces the wait before the next action: it starts that long after the bot
+    starts speaking, over the bot (barge-in)."""
     reply = WaitForBot(gap_s=QUIET_S, timeout_s=MAX_SPEECH_S)
     script: list[Step] = []
-    for i, action in enumerate(actions):
-        if i > 0 or wait_greeting:
+    done = 0
+    over = False
+    for action in actions:
+        if isinstance(action, WaitIntoBot):
+            script.append(action)
+            over = True
+            continue
+        if not over and (done > 0 or wait_greeting):
             script.append(reply)
         script.append(action)
+        done += 1
+        over = False
     if hold_s > 0:
         script.append(WaitForBot(gap_s=QUIET_S, timeout_s=hold_s))
     return script
@@ -210,6 +239,8 @@ class StepRecord:
     start_s: float
     end_s: float
     reply_s: float | None = None  # end of this step to the bot's next onset
+    over: bool = False  # said over the bot (``--over``)
+    silent_s: float | None = None  # over the bot: the caller's speech onset to the bot silent, as received
 
 
 @dataclass
@@ -256,6 +287,8 @@ class CallReport:
                               [u.start_s for u in self.bot_utterances])
         for step, delay in zip(self.steps, delays):
             step.reply_s = delay
+            if step.over:
+                step.silent_s = barge_in_latency(levels, frame_levels(self.sent), step.start_s, step.end_s)
 
     def to_json(self) -> dict:
         return {
@@ -319,6 +352,7 @@ async def run_script(call: SipCall, script: Sequence[Step], *, answer_within_s: 
     records: list[StepRecord] = []
     actions = [step for step in script if isinstance(step, (Say, Press))]
     since = 0.0  # the end of the last action: the bot's answer to it starts after this
+    over_next = False  # the next action is said over the bot
     for step in script:
         if call.ended:
             break
@@ -342,7 +376,11 @@ async def run_script(call: SipCall, script: Sequence[Step], *, answer_within_s: 
                 call.play(step.pcm if step.sample_rate == RATE else resample(step.pcm, step.sample_rate, RATE))
                 await call.wait_played()
             since = call.elapsed_s
-            records.append(StepRecord(step.kind, step.value, round(start, 2), round(since, 2)))
+            records.append(StepRecord(step.kind, step.value, round(start, 2), round(since, 2),
+                                      over=over_next))
+            over_next = False
+        if isinstance(step, WaitIntoBot):
+            over_next = True
     return records
 
 
