@@ -332,3 +332,26 @@ def check_the_feed(seeded: Seeded, feed: Feed) -> None:
     assert 'data-call="live-1" data-state="transferring"' in update["html"]
     assert "Alice Smith (+1 555 ••• 2030), verified." in update["html"]  # the handover note, redacted
     print(f"store write -> board event: {arrived - written:.3f} s")
+
+
+class NoSuggestions:
+    def suggest(self, question: str, top: int) -> list:
+        return []
+
+
+def test_open_screens_share_one_board_per_role_and_store_change(seeded):
+    from voicebot.review.operator_feed import OperatorHelpers
+
+    app = create_app(seeded.config, redact_logs=False)
+    helpers = OperatorHelpers(app.state.review, suggester=NoSuggestions())  # this test is about the cache
+    token = helpers.watch.token()
+    first = helpers.board_for("operator", token)
+    assert helpers.board_for("operator", token) is first  # a second screen: no second build
+    assert helpers.board_for("admin", token) is not first  # redacted for another role
+    with seeded.store() as store:
+        store.add_event("done-1", Escalated("dtmf", "a row"), at=1.0)
+    moved = helpers.watch.token()
+    assert moved != token
+    assert helpers.board_for("operator", moved) is not first
+    app.state.review.store.close()
+    app.state.review.users.close()

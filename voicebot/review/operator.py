@@ -336,6 +336,7 @@ class KnowledgeSuggester:
         self._tried = knowledge is not None
         self.problem = ""
         self._lock = threading.Lock()
+        self._cache: dict[tuple[int, str, int], list[Suggestion]] = {}  # every board rebuild asks again
 
     def _base(self) -> Any:
         with self._lock:
@@ -359,7 +360,11 @@ class KnowledgeSuggester:
         if kb is None or not question.strip():
             return []
         with self._lock:  # the index's query path is not for two threads at once
-            hits = kb.search(question, top=top + 2)
+            kb.refresh()
+            key = (id(kb.index), question, top)  # a reload builds a new index: older answers are not reused
+            if key in self._cache:
+                return self._cache[key]
+            hits = kb.index.search(question, top=top + 2)
         out = []
         for hit in hits:
             if hit.score < kb.weak:
@@ -369,6 +374,10 @@ class KnowledgeSuggester:
                 out.append(Suggestion(entry.id, entry.title, plain_text(entry.answer), round(hit.score, 2)))
             elif hit.doc.kind == "hours" and kb.hours is not None:
                 out.append(Suggestion(hit.doc.id, "Opening hours", kb.hours.summary(), round(hit.score, 2)))
+        with self._lock:
+            if len(self._cache) > 500:
+                self._cache.clear()
+            self._cache[key] = out[:top]
         return out[:top]
 
     def close(self) -> None:

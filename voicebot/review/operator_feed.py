@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 import time
 from collections.abc import AsyncIterator
 from datetime import datetime, timezone
@@ -63,6 +64,19 @@ class OperatorHelpers:
         self.names = CustomerNames(state.crm_path)
         self.suggester = suggester if suggester is not None else KnowledgeSuggester(state.config)
         self._titles = lambda: entry_titles(state)
+        self._boards: dict[str, tuple[Any, float, Board]] = {}  # role -> (store token, built at, board)
+        self._lock = threading.Lock()
+
+    def board_for(self, role: str, token: Any) -> Board:
+        """The board at store ``token``: built once per role and change, however many screens are open."""
+        with self._lock:
+            cached = self._boards.get(role)
+            if cached and cached[0] == token and time.monotonic() - cached[1] < REFRESH_S:
+                return cached[2]
+        board = self.board(role)
+        with self._lock:
+            self._boards[role] = (token, time.monotonic(), board)
+        return board
 
     def board(self, role: str) -> Board:
         try:
@@ -120,7 +134,7 @@ async def operator_events(request: Request) -> Response:
             current = await run_in_threadpool(shared.watch.token)
             if current != token or now - built >= REFRESH_S:
                 token, built = current, now
-                board = await run_in_threadpool(shared.board, user.role)
+                board = await run_in_threadpool(shared.board_for, user.role, current)
                 rendered = render_board(state, board, user)
                 if rendered != html:
                     html, sent = rendered, now
