@@ -70,6 +70,14 @@ def intent_classifier(config, model_store):
 
 
 @pytest.fixture(scope="session")
+def embedder(config, model_store):
+    """multilingual-e5-small on its own (the knowledge tests build bases of their own over it)."""
+    from voicebot.knowledge.embed import E5Embedder
+
+    return _load(lambda: E5Embedder(model_store.locate(config.knowledge.model), threads=2))
+
+
+@pytest.fixture(scope="session")
 def knowledge_base(config, intent_classifier):
     """The demo company's knowledge base (knowledge/), sharing the intent step's embedding model."""
     from voicebot.knowledge.base import KnowledgeBase

@@ -19,7 +19,6 @@ from typer.testing import CliRunner
 from voicebot.cli import app
 from voicebot.config import ConfigError, load_config
 from voicebot.knowledge.base import KnowledgeBase, spoken
-from voicebot.knowledge.embed import E5Embedder
 from voicebot.knowledge.files import (
     HoursFile,
     PriceItem,
@@ -37,7 +36,6 @@ from voicebot.knowledge.prices import (
     quantity_in,
     say_estimate,
 )
-from voicebot.models import ModelError
 
 ROOT = Path(__file__).resolve().parent.parent
 runner = CliRunner()
@@ -109,14 +107,6 @@ def write_base(folder: Path) -> Path:
     (folder / "hours.yaml").write_text(HOURS, encoding="utf-8")
     (folder / "prices.yaml").write_text(PRICES, encoding="utf-8")
     return folder
-
-
-@pytest.fixture(scope="session")
-def embedder(config, model_store):
-    try:
-        return E5Embedder(model_store.locate(config.knowledge.model), threads=2)
-    except ModelError as exc:
-        pytest.fail(f"{exc} (scripts/setup.sh pulls every configured model)")
 
 
 @pytest.fixture

@@ -16,7 +16,6 @@ from voicebot.knowledge.bench_base import write_base
 from voicebot.knowledge.embed import E5Embedder
 from voicebot.knowledge.files import load_folder, read_markdown
 from voicebot.knowledge.retrieval import BLOCK, _matvec
-from voicebot.models import ModelError
 
 NOW = datetime(2026, 11, 27, 18, 0, tzinfo=UTC)
 
@@ -35,14 +34,6 @@ Yes. When we deliver new furniture we take the old pieces away and recycle them.
 tags: card, PayPal, bank transfer
 We accept Visa, Mastercard, PayPal and bank transfer.
 """
-
-
-@pytest.fixture(scope="module")
-def embedder(config, model_store):
-    try:
-        return E5Embedder(model_store.locate(config.knowledge.model), threads=2)
-    except ModelError as exc:
-        pytest.fail(f"{exc} (scripts/setup.sh pulls every configured model)")
 
 
 def test_asked_lines_are_read_as_other_phrasings_and_never_spoken(tmp_path):
