@@ -100,3 +100,23 @@ def test_seed_demo_command_writes_knowledge_calls(tmp_path):
         rows = store.select("SELECT data FROM events WHERE kind = ?", (EventKind.KNOWLEDGE.value,))
         assert len(rows) >= 5
         assert collect(store)
+
+
+def test_bench_calls_tells_knowledge_turns_from_crm_turns(tmp_path):
+    """`voicebot bench calls` reports the issue's "knowledge turn" figure apart: the caller turns an entry, the
+    hours or a price answered (a weak or no match is not one)."""
+    from voicebot.bench import _knowledge_turns
+    from voicebot.store import Turn, TurnTimings
+
+    with CallStore(tmp_path / "calls.db", tmp_path / "rec") as store:
+        store.start_call("+15550102030", call_id="c1")
+        for start, end, said, answer in ((1.0, 2.5, "What is your return policy?", "entry"),
+                                         (6.0, 7.25, "Where is my order?", None),
+                                         (11.0, 12.125, "Do you rent projectors?", "none"),
+                                         (15.0, 16.5, "Are you open on Saturday?", "hours")):
+            store.add_turn("c1", Turn("caller", said, start, end, TurnTimings(end_of_speech=end)))
+            store.add_turn("c1", Turn("bot", "...", end + 0.8, end + 3.0))
+            if answer:
+                store.add_event("c1", EventKind.KNOWLEDGE, {"answer": answer, "entry_ids": [], "question": said},
+                                at=end + 3.0)
+        assert _knowledge_turns(store, "c1") == {2.5, 16.5}

@@ -129,6 +129,7 @@ CALL_SCRIPTS: list[list[str]] = [
     ["I would like a quote for ten standing desks.", "My printer is broken, can someone come and fix it?",
      "The first one please.", "Do you sell coffee machines?"],
     ["Sales.", "I need forty ergonomic chairs for a new office.", "Please call me back tomorrow morning."],
+    ["What is your return policy?", "Are you open on Saturday?", "How long does delivery usually take?"],
 ]
 STAGES = ("endpointing", "transcript_ready", "first_token", "first_sentence", "first_audio_out")
 
@@ -172,8 +173,10 @@ def bench_calls(config: Config, runs: int = 1, log: Callable[[str], None] = prin
                 asyncio.run(session.run())
                 log(f"  run {run + 1}, call {number}: {len(session.clocks)} caller turns, {line.now_s:.0f} s")
                 decisions += [score.seconds * 1000 for score in session.listener.turn_scores]
+                knowledge = _knowledge_turns(store, session.call_id)
                 for clock in session.clocks:
-                    kind = "model turns" if "first_token" in clock.marks else "fixed / CRM turns"
+                    kind = ("model turns" if "first_token" in clock.marks else "knowledge turns"
+                            if round(clock.end_of_speech, 3) in knowledge else "fixed / CRM turns")
                     samples.setdefault((kind, "endpointing"), []).append(clock.endpoint_delay)
                     for stage in STAGES[1:]:
                         if stage in clock.marks:
@@ -185,3 +188,20 @@ def bench_calls(config: Config, runs: int = 1, log: Callable[[str], None] = prin
     if decisions:
         rows.append(Row("end of turn", f"turn model decision in calls ({config.turns.model})", "ms", tuple(decisions)))
     return rows
+
+
+def _knowledge_turns(store, call_id: str) -> set[float]:
+    """End of speech (call audio, s) of the caller turns the knowledge base answered (an entry, the hours or a
+    price): the issue's "knowledge turn" of the end-of-speech-to-first-audio figure, apart from CRM turns."""
+    from voicebot.events import EventKind
+    from voicebot.outcomes import ANSWERED_KNOWLEDGE
+
+    callers = [t for t in store.turns(call_id) if t.role == "caller" and t.started_at is not None]
+    out = set()
+    for event in store.events(call_id):
+        if event.kind != EventKind.KNOWLEDGE or event.data.get("answer") not in ANSWERED_KNOWLEDGE:
+            continue
+        before = [t for t in callers if event.at is None or t.started_at <= event.at]
+        if before and before[-1].timings.end_of_speech is not None:
+            out.add(round(before[-1].timings.end_of_speech, 3))
+    return out
