@@ -20,8 +20,9 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from voicebot.audio import AudioFrame, split_frames
+from voicebot.audio import AudioFrame, mix, split_frames
 from voicebot.bench import Row
+from voicebot.bench_barge import bench_barge_in
 from voicebot.components import make_synthesizer, make_transcriber, make_turn_model
 from voicebot.config import Config, TurnsConfig
 from voicebot.models import ModelError, ModelStore
@@ -51,6 +52,11 @@ NUMBERS = [
 ]
 FINISHED = ["Yes.", "No, thank you.", "Where is my order?", "I would like to speak to someone in sales.",
             "That's right.", "Can I book a repair visit?", "My PIN is one two three four.", "Thanks, goodbye."]
+
+
+def gained(pcm: bytes, gain_db: float) -> bytes:
+    """``pcm`` (s16le) ``gain_db`` louder (quieter when negative)."""
+    return mix(b"", pcm, gain_db) if gain_db else pcm
 
 
 def _pause(seconds: float, rate: int) -> bytes:
@@ -175,4 +181,5 @@ def bench_turns(config: Config, runs: int = 1, log: Callable[[str], None] = prin
                  tuple(v)) for label, v in ready.items()]
     if costs:
         rows.append(Row("end of turn", "turn model decision (8 kHz, 1 thread)", "ms", tuple(costs)))
+    rows += bench_barge_in(config, lambda text, gain_db: gained(speech(voices[1.0], text), gain_db), runs, log)
     return rows

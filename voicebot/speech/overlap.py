@@ -6,7 +6,7 @@ first decisions use what each frame has: how long the caller's speech over the b
 
 * **Pause** once a run of speech lasts ``vad.barge_in_ms`` (one dropped frame inside a run is tolerated, webrtcvad
   drops frames inside words): the bot is silent at once, nothing of the reply is lost (the transport holds it).
-  Speech clearly quieter than the caller's own turns (``vad.backchannel_quieter_db`` below their median level) is
+  Speech clearly quieter than the caller's own turns (``vad.backchannel_quieter_db`` below their loud level) is
   how people say "mm-hmm" while listening: it does not pause the bot at all.
 * **Resume** when that speech stops (``vad.backchannel_gap_ms`` of silence) having lasted at most
   ``vad.backchannel_max_ms``: a backchannel ("okay", "yes", "right"); the reply carries on where it paused. Its
@@ -54,8 +54,11 @@ class OverlapJudge:
 
     @property
     def caller_level(self) -> float | None:
-        """The caller's median speech level (dBFS) when the bot was quiet; None until 1 s of it was heard."""
-        return statistics.median(self._levels) if len(self._levels) >= 1000 // self.frame_ms else None
+        """The caller's loud speech level (dBFS, 90th percentile of their speech frames: the vowels) when the bot
+        was quiet; None until 1 s of it was heard."""
+        if len(self._levels) < 1000 // self.frame_ms:
+            return None
+        return statistics.quantiles(self._levels, n=10)[-1]
 
     def step(self, speech: bool, level_db: float, bot_speaking: bool, raw: bool | None = None) -> Decision | None:
         """One frame: ``speech`` after the echo gate, ``raw`` the VAD's own decision (default: the same). While
@@ -97,6 +100,7 @@ class OverlapJudge:
         return None
 
     def _quiet(self) -> bool:
-        """The run is well below the caller's own speech: listening noises, not a bid for the turn."""
+        """The run's loudest frame is well below the caller's own loud speech: listening noises, not a bid for
+        the turn (the loudest, as the run is only ``barge_in_ms`` old: its first vowel)."""
         level = self.caller_level
-        return level is not None and statistics.fmean(self._run_db) < level - self.config.backchannel_quieter_db
+        return level is not None and max(self._run_db) < level - self.config.backchannel_quieter_db
