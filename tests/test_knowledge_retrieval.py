@@ -173,3 +173,22 @@ def test_in_a_call_the_knowledge_answer_reuses_the_embedding_the_intent_step_mad
     kb.answer("Can I pay by bank transfer?", NOW)  # other words: embedded
     assert counting.single == 2
     embedder.close()
+
+
+def test_a_price_answer_in_a_call_leaves_its_estimate_for_the_lead(config, embedder):
+    """The knowledge step keeps the last estimate; the agent puts this note on a lead made later in the call
+    (voicebot/dialog/agent.py; the real-model call in test_call_engine checks the lead row)."""
+    from voicebot.dialog.knowledge_step import KnowledgeStep
+    from voicebot.knowledge.base import vectors_file
+
+    kb = KnowledgeBase(DEMO_DIR, embedder, config.knowledge.confident, config.knowledge.weak,
+                       config.knowledge.margin, vectors_file=vectors_file(config))
+    step = KnowledgeStep(kb, clock=lambda: NOW)
+    assert step.estimate_note() is None
+    used, grounds = step.ask("How much would 20 office chairs cost?", must=True)
+    assert used.kind == "price" and used.entry_ids == ("price:office-chair",)
+    assert "$3,591" in used.text and "estimate" in used.text and grounds == used.text
+    assert step.estimate_note() == ("Estimate given on the call: 20 x Ergonomic office chair at 189.00 USD per "
+                                    "chair, 3591.00 USD in total after 5% off.")
+    step.ask("What is your return policy?", must=True)  # a later question keeps the estimate
+    assert step.estimate_note().startswith("Estimate given on the call: 20 x")

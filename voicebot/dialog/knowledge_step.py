@@ -78,5 +78,5 @@ class KnowledgeStep:
         if e is None:
             return None
         discount = f" after {e.discount_percent}% off" if e.discount_percent else ""
-        return (f"Estimate given on the call: {e.quantity} x {e.item} at {e.unit_price} {e.currency} per {e.unit}, "
-                f"{e.total} {e.currency} in total{discount}.")
+        return (f"Estimate given on the call: {e.quantity} x {e.item} at {e.unit_price:.2f} {e.currency} per "
+                f"{e.unit}, {e.total:.2f} {e.currency} in total{discount}.")  # cents always: 189.00, not 189.0
