@@ -304,6 +304,8 @@ class CustomerNames:
             return None
         with self._lock:
             if customer_id not in self._cache:
+                if len(self._cache) > 5000:
+                    self._cache.clear()
                 self._cache[customer_id] = self._lookup(int(customer_id))
             return self._cache[customer_id]
 
