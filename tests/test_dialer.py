@@ -1,6 +1,6 @@
 """The dialer (issue 18): its policy as pure code, its CRM ledger and do-not-call file, callback calls on the
 simulated line, and the whole loop over real SIP on loopback with sipp as the callee (ports 21500-21899 and
-23000-23499, the dialer's share; test_dialer_sip_outbound.py uses 23000-23399).
+23000-23499, the dialer's share; test_dialer_sip_outbound.py uses 23000-23249).
 
 The SIP tests run the real SipWorker (pjsua2) and the real CallSession with the fake models of fakes.py: what
 is tested there is the dialling, the lines, the opening, the opt-out key over RFC 2833 and what the CRM records,
@@ -741,4 +741,6 @@ def test_an_opt_out_said_over_sip_is_honoured(tmp_path, crm):
         said = [(t.role, t.text) for t in store.turns(call_id)]
     finally:
         store.close()
-    assert ("caller", "please don't call me again") in said and said[-1] == ("bot", config.dialer.opt_out_goodbye)
+    # the phrase, once or (a frame of RTP lost on a loaded machine splits the tone) twice in the caller's turn
+    assert any(role == "caller" and "please don't call me again" in text for role, text in said), said
+    assert said[-1] == ("bot", config.dialer.opt_out_goodbye)

@@ -313,3 +313,18 @@ def test_a_campaign_message_is_delivered_and_repeated_on_1(deps):
                                                 WaitForBot(), HangUp()])
     assert outcome.result == "delivered" and call.dial_result == "delivered"
     assert sum("12 Main Street" in t for t in deps.synthesizer.texts) == 2
+
+
+def test_a_checkin_call_puts_its_rating_on_the_call_row_and_the_dashboard_shows_the_mean(deps, crm):
+    from voicebot.review.kpis import compute_dashboard
+
+    callback = DueCallback(5, ALICE, "check-in", purpose="checkin", booking_id=crm.test_ids[1])
+    crm.db["callbacks"].insert({"id": 5, "phone": ALICE, "reason": "check-in", "status": "pending",
+                                "created_at": "2026-03-02T09:00:00", "purpose": "checkin"})
+    crm.db.conn.commit()
+    outcome, _, call = run(deps, callback, [Say(noise_speech(0.6), RATE, "hello?"), WaitForBot(), Press("2"),
+                                             WaitForBot(), HangUp()])
+    assert (outcome.result, call.purpose, call.dial_result, call.rating) == ("rated", "checkin", "rated", 2)
+    day = call.started_at.date()
+    d = compute_dashboard(deps.store, day, day, ZoneInfo("UTC"), tests=True)
+    assert (d.checkins_rated, d.checkin_rating) == (1, 2.0)

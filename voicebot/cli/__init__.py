@@ -13,7 +13,7 @@ from typing import Annotated
 
 import typer
 
-from voicebot.cli import bench, call, chat, crm, kb, models, review, serve
+from voicebot.cli import bench, call, chat, crm, dialer, kb, models, review, serve
 
 app = typer.Typer(help="voicebot: a fully local voice assistant that answers phone calls.", no_args_is_help=True,
                   pretty_exceptions_enable=False)
@@ -43,11 +43,13 @@ app.command("serve")(serve.serve)
 app.command("chat")(chat.chat)
 app.command("simulate")(chat.simulate)
 app.command("call")(call.call)
+app.command("dial")(dialer.dial)
 app.add_typer(models.models_app, name="models")
 app.add_typer(bench.bench_app, name="bench")
 app.add_typer(crm.crm_app, name="crm")
 app.add_typer(kb.kb_app, name="kb")
 app.add_typer(review.review_app, name="review")
+app.add_typer(dialer.campaign_app, name="campaign")
 
 
 def main() -> None:  # pragma: no cover - console script entry

@@ -169,7 +169,8 @@ async def run_answered(call: CallTransport, callback: DueCallback, deps: Session
     result = "opted_out" if session.opted_out else (script.result if script is not None else "answered")
     detail = script.detail if script is not None else None
     try:
-        await asyncio.to_thread(deps.store.update_call, session.call_id, dial_result=result)
+        rating = {"rating": script.rating} if getattr(script, "rating", None) is not None else {}
+        await asyncio.to_thread(deps.store.update_call, session.call_id, dial_result=result, **rating)
     except Exception as exc:  # the row may be in a spill file: the CRM's attempt still says it
         log.warning("dialer: call %s: dial_result not stored: %s", session.call_id, exc)
     return CallbackOutcome(session.call_id, session.opted_out, str(outcome), result, detail)

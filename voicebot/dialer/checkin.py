@@ -96,6 +96,7 @@ class CheckinScript:
     detail: str | None = None
     stage: str = "rating"  # rating, comment, call, done
     row_id: int | None = None
+    rating: int | None = None  # also on the call's row in the call store (calls.rating): the dashboard's mean
     facts: list[str] = field(default_factory=list)
 
     def question(self) -> str:
@@ -118,6 +119,7 @@ class CheckinScript:
             if rating is None or not 1 <= rating <= 5:
                 return None
             self._write({"rating": rating})
+            self.rating = rating
             self.result, self.stage = "rated", "comment"
             self.facts.append(f"rating {rating}")
             self.detail = ", ".join(self.facts)

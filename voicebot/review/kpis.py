@@ -14,7 +14,8 @@ Definitions (shown on the dashboard too):
   turn's ``timings.first_audio_out``, else its ``started_at``;
 - **response latency**: ``timings.first_audio_out - timings.end_of_speech`` of every caller turn the bot
   answered (both seconds of call audio), as p50 and p95;
-- **sentiment**: the mean VADER score of each call's caller turns, bucketed at ±0.05.
+- **sentiment**: the mean VADER score of each call's caller turns, bucketed at ±0.05;
+- **check-in rating**: the mean of the ratings (1-5) callees gave on the dialer's next-morning check-ins.
 """
 
 from __future__ import annotations
@@ -88,6 +89,8 @@ class Dashboard:
     topics: list[Bar]
     sentiment: list[Bar]
     flags: list[Bar]
+    checkins_rated: int = 0  # next-morning check-ins (voicebot.dialer.checkin) that got a rating, and its mean
+    checkin_rating: float | None = None
 
 
 def _share(part: int, whole: int) -> float | None:
@@ -126,7 +129,14 @@ def compute_dashboard(store: CallStore, first_day: date, last_day: date, tz: Zon
         _bars(Counter(c["topic"] for c in calls if c["topic"]), TOPICS, limit=8),
         _sentiment(calls),
         [Bar(k, FLAGS[k], n) for k, n in _flag_counts(calls).most_common()],
+        *_checkins(store, in_span, span),
     )
+
+
+def _checkins(store: CallStore, in_span: str, span: tuple[str, str]) -> tuple[int, float | None]:
+    ratings = [r[0] for r in store.select(f"SELECT c.rating FROM calls c WHERE c.purpose = 'checkin' AND "
+                                          f"c.rating IS NOT NULL AND {in_span}", span)]
+    return len(ratings), fmean(ratings) if ratings else None
 
 
 def _bars(counts: Counter, labels: dict[str, str] | None = None, limit: int | None = None) -> list[Bar]:
