@@ -174,3 +174,49 @@ def test_while_paused_the_echo_gate_does_not_cut_the_caller_into_a_backchannel()
     assert [judge.step(False, -30.0, True, raw=True) for _ in range(10)] == [None] * 10
     assert judge.paused
     assert [judge.step(False, -90.0, True, raw=False) for _ in range(4)][-1] == "resume"  # a real stop resumes
+
+
+# -- through the real parts: webrtcvad, Silero v6 and Piper on an 8 kHz mu-law line --------------------------------
+
+
+@pytest.fixture(scope="module")
+def piper8k(config, model_store):
+    from voicebot.speech.tts import PiperSynthesizer
+
+    voice = PiperSynthesizer(model_store.locate(config.tts.voice), voice=config.tts.voice, noise_scale=0.0,
+                             noise_w_scale=0.0)
+    return lambda text: b"".join(chunk.pcm for chunk in voice.stream(text, 8000))
+
+
+def test_real_street_noise_over_the_bot_does_not_pause_it_with_silero_but_does_with_webrtcvad_alone(config,
+                                                                                                     piper8k):
+    from voicebot.bench_barge import BOT_SAYS, noise_bursts, replay
+    from voicebot.components import make_voice_activity
+    from voicebot.speech.vad import WebRtcVoiceActivity
+
+    vad = make_voice_activity(config)
+    assert vad.second_opinion is not None, "config.yaml sets vad.second_opinion (Silero)"
+    bot, first = piper8k(BOT_SAYS), piper8k("My parcel has not arrived yet.")
+    for seed in range(3):
+        noise = noise_bursts(seed, len(bot))
+        _, _, stopped, held = replay(config, vad, bot, noise, first)
+        assert not stopped and held == 0, (seed, held)
+    _, _, stopped, held = replay(config, WebRtcVoiceActivity(config.vad.aggressiveness), bot, noise_bursts(0, len(bot)),
+                                 first)
+    assert stopped or held > 0  # what the second opinion is there for
+
+
+def test_real_interruption_and_soft_backchannel_with_silero(config, piper8k):
+    from voicebot.bench_barge import BOT_SAYS, OVER_AT_S, RATE, replay
+    from voicebot.bench_turns import gained
+    from voicebot.components import make_voice_activity
+    from voicebot.tools.caller import FRAME_S, barge_in_latency, frame_levels
+
+    vad = make_voice_activity(config)
+    bot, first = piper8k(BOT_SAYS), piper8k("My parcel has not arrived yet.")
+    sent, received, stopped, _ = replay(config, vad, bot, piper8k("Wait, what about my refund?"), first)
+    latency = barge_in_latency(frame_levels(received, FRAME_S, RATE), frame_levels(sent, FRAME_S, RATE),
+                               OVER_AT_S - 0.1, len(sent) / 2 / RATE)
+    assert stopped and latency is not None and latency <= 0.2, latency
+    _, _, stopped, held = replay(config, vad, bot, gained(piper8k("Mm-hmm."), -10.0), first)
+    assert not stopped and held <= 0.3, held  # a soft mm-hmm: no gap at all, in practice

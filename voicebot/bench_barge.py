@@ -18,8 +18,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
+
 from voicebot.audio import AudioFrame, mix, phone_line, split_frames
 from voicebot.bench import Row
+from voicebot.components import make_voice_activity
 from voicebot.config import Config
 from voicebot.speech.turns import Backchannel, BargeIn, Interruption, TurnDetector
 from voicebot.speech.vad import WebRtcVoiceActivity
@@ -73,11 +76,13 @@ def bench_barge_in(config: Config, speak: Callable[[str, float], bytes], runs: i
                    log: Callable[[str], None] = print) -> list[Row]:
     """``speak(text, gain_db)``: Piper speech at 8 kHz. Returns the barge-in and backchannel rows."""
     log("speech over the bot ...")
-    vad = WebRtcVoiceActivity(config.vad.aggressiveness)
+    vad = make_voice_activity(config)  # webrtcvad, with Silero as the second opinion when configured
+    alone = WebRtcVoiceActivity(config.vad.aggressiveness)
     bot = speak(BOT_SAYS, 0.0)
     first = speak("My parcel has not arrived yet.", 0.0)
     silent: list[float] = []
     talked_on = 0
+    rows_noise: list[Row] = []
     gaps: dict[str, list[float]] = {}
     stopped: dict[str, int] = {}
     for _ in range(runs):
@@ -94,6 +99,13 @@ def bench_barge_in(config: Config, speak: Callable[[str, float], bytes], runs: i
                 _, received, cut, held = replay(config, vad, bot, speak(text, gain), first)
                 gaps.setdefault(label, []).append(held)
                 stopped[label] = stopped.get(label, 0) + int(cut)
+    for name, v in (("webrtcvad + Silero", vad), ("webrtcvad alone", alone)):
+        paused = []
+        for seed in range(4 * runs):
+            _, received, cut, held = replay(config, v, bot, noise_bursts(seed, len(bot)), first)
+            paused.append(int(cut or held > 0))
+        rows_noise.append(Row("noise", f"noise bursts over the bot ({name}): paused or stopped it {sum(paused)} of "
+                              f"{len(paused)}", "count", (float(sum(paused)),)))
     rows = [Row("barge-in", "interruption: caller's onset to the bot silent, as received (sim line)", "s",
                 tuple(silent)),
             Row("barge-in", f"interruptions the bot talked on through: {talked_on} of "
@@ -103,4 +115,20 @@ def bench_barge_in(config: Config, speak: Callable[[str, float], bytes], runs: i
                         tuple(values)))
         rows.append(Row("backchannel", f"{label}: stopped the bot {stopped[label]} of {len(values)}", "count",
                         (float(stopped[label]),)))
-    return rows
+    return rows + rows_noise
+
+
+def noise_bursts(seed: int, length: int) -> bytes:
+    """Street-like noise at the caller's end: 0.4-1.2 s bursts of low-passed noise (traffic rumble, wind) at
+    -30..-18 dBFS, 8 kHz s16le, ``length`` bytes. Synthetic: no recorded street noise ships on these machines."""
+    rng = np.random.default_rng(seed)
+    out = np.zeros(length // 2, np.float32)
+    t = int(0.5 * RATE)
+    while t < len(out) - RATE:
+        n = int(rng.uniform(0.4, 1.2) * RATE)
+        burst = np.cumsum(rng.normal(0, 1, n)).astype(np.float32)  # brown noise: most energy low, like traffic
+        burst -= np.convolve(burst, np.ones(200) / 200, mode="same")  # no DC drift
+        burst *= 10 ** (rng.uniform(-30, -18) / 20) * 32768 / (np.sqrt(np.mean(burst ** 2)) + 1e-9)
+        out[t:t + n] += burst[:len(out) - t]
+        t += n + int(rng.uniform(0.3, 1.0) * RATE)
+    return np.clip(out, -32768, 32767).astype(np.int16).tobytes()

@@ -48,8 +48,15 @@ def make_turn_model(config: Config, store: ModelStore) -> SmartTurnModel | None:
     return SmartTurnModel(store.locate(c.model), name=c.model, threshold=c.threshold, threads=c.threads)
 
 
-def make_voice_activity(config: Config) -> WebRtcVoiceActivity:
-    return WebRtcVoiceActivity(config.vad.aggressiveness)
+def make_voice_activity(config: Config, store: ModelStore | None = None) -> WebRtcVoiceActivity:
+    """webrtcvad, with Silero as the second opinion on speech over the bot when ``vad.second_opinion`` is set."""
+    second = None
+    if config.vad.second_opinion:
+        from voicebot.speech.silero import SileroVad
+
+        store = store or ModelStore.from_config(config)
+        second = SileroVad(store.locate(config.vad.second_opinion), config.vad.second_opinion_threshold)
+    return WebRtcVoiceActivity(config.vad.aggressiveness, second)
 
 
 def make_chat_model(config: Config, store: ModelStore) -> ChatModel:
@@ -156,7 +163,7 @@ def load_components(config: Config, store: ModelStore | None = None,
 
     rate = config.audio.sample_rate
     vad = timed("voice activity", f"webrtcvad, aggressiveness {config.vad.aggressiveness}",
-                lambda: make_voice_activity(config), lambda v: v.is_speech(b"\0" * (rate // 50 * 2), rate))
+                lambda: make_voice_activity(config, store), lambda v: v.is_speech(b"\0" * (rate // 50 * 2), rate))
     synthesizer = timed("text to speech", config.tts.voice, lambda: make_synthesizer(config, store),
                         lambda s: s.cached(config.dialog.filler, rate))
     transcriber = timed("speech to text", config.stt.model, lambda: make_transcriber(config, store),

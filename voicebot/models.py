@@ -62,7 +62,7 @@ class ModelFile(StrictModel):
 
 
 class ModelSpec(StrictModel):
-    kind: Literal["stt", "tts", "llm", "turn", "embed"]
+    kind: Literal["stt", "tts", "llm", "turn", "embed", "vad"]
     title: str
     licence: str
     note: str = ""

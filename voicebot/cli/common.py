@@ -53,4 +53,6 @@ def default_models(config: Config) -> list[str]:
         names.append(config.knowledge.model)
     if config.turns.model:  # the end-of-turn model: scripts/setup.sh pulls it by default
         names.append(config.turns.model)
+    if config.vad.second_opinion:  # Silero, the second opinion on speech over the bot
+        names.append(config.vad.second_opinion)
     return names

@@ -60,11 +60,13 @@ class OverlapJudge:
             return None
         return statistics.quantiles(self._levels, n=10)[-1]
 
-    def step(self, speech: bool, level_db: float, bot_speaking: bool, raw: bool | None = None) -> Decision | None:
+    def step(self, speech: bool, level_db: float, bot_speaking: bool, raw: bool | None = None,
+             confirmed: bool = True) -> Decision | None:
         """One frame: ``speech`` after the echo gate, ``raw`` the VAD's own decision (default: the same). While
         the bot is paused nothing new is played, so ``raw`` is used: the echo gate, still weighing what was
         played before the pause, would cut the caller's quieter syllables into gaps that look like the end of a
-        backchannel, and the reply would stutter back on mid-interruption."""
+        backchannel, and the reply would stutter back on mid-interruption. ``confirmed``: the second opinion
+        (``speech.silero``) heard speech lately; without it speech over the bot neither pauses nor stops it."""
         if self.paused and raw is not None:
             speech = raw
         if speech:
@@ -83,7 +85,7 @@ class OverlapJudge:
                     self._run_db = []
         if not bot_speaking or self.stopped:
             return None
-        if speech:
+        if speech and confirmed:
             self._overlap_ms += self.frame_ms
         elif self._silence_ms >= RESET_MS:
             self._overlap_ms = 0
@@ -94,7 +96,7 @@ class OverlapJudge:
         if self.paused and self._silence_ms >= c.backchannel_gap_ms:
             self.paused = False
             return "resume"
-        if not self.paused and self._run_ms >= c.barge_in_ms and not self._quiet():
+        if not self.paused and confirmed and self._run_ms >= c.barge_in_ms and not self._quiet():
             self.paused = True
             return "pause"
         return None

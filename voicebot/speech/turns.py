@@ -46,6 +46,8 @@ Rules, per VAD frame:
   Quiet speech well below the caller's own level never pauses the bot. The utterance itself is emitted as any
   other, with ``during_playback=True``; ``barged_in=True`` only when it was an ``Interruption``: a backchannel
   comes out as ``during_playback=True, barged_in=False`` and the session only runs the escalation guard on it.
+  When the VAD carries a ``second_opinion`` (``speech.silero``), speech over the bot also needs it to have heard
+  speech within ``SECOND_OPINION_HOLD_MS``: echo and street noise that webrtcvad calls speech do not pause the bot.
 * **Echo gate.** The caller's line carries the bot's own voice back, attenuated by the echo return loss. The
   session passes each outbound frame to ``note_playback`` as it is sent; an inbound frame quieter than the
   loudest playback of the last ``echo_tail_ms`` minus ``echo_margin_db`` counts as non-speech, whatever the VAD
@@ -76,6 +78,7 @@ from voicebot.speech.overlap import OverlapJudge
 from voicebot.speech.vad import VoiceActivity
 
 _SILENT = float("-inf")
+SECOND_OPINION_HOLD_MS = 200  # a "speech" from the second opinion counts this long (it hears in 32 ms chunks)
 
 
 @dataclass(frozen=True)
@@ -174,6 +177,9 @@ class TurnDetector:
         self._play_peak = _SILENT  # loudest playback noted since the last inbound frame
         self._bot_speaking = False
         self._overlap = OverlapJudge(self.config, self.frame_ms)  # pause, resume or stop for speech over the bot
+        second = getattr(vad, "second_opinion", None)  # Silero (speech.silero): this call's own stream of it
+        self._second = second.stream() if second is not None else None
+        self._second_hold = 0  # frames the second opinion's last "speech" still counts for
         self._digits = False
         self._dictation = False  # set_dictation hint: this utterance (or the next one)
         self._slow = False  # set_slow: a slow or hesitant caller, for the rest of the call
@@ -347,6 +353,11 @@ class TurnDetector:
             self._confirm(events)
         self._preroll.append(chunk)
 
+        heard = chunk if echo_floor == _SILENT or level >= echo_floor else bytes(len(chunk))  # no echo for it
+        if self._second is not None and self._second.is_speech(heard, self.sample_rate):
+            self._second_hold = SECOND_OPINION_HOLD_MS // self.frame_ms
+        else:
+            self._second_hold = max(0, self._second_hold - 1)
         self._barge_in(speech, level, events, raw)
         if self._start_ms is not None and self._t_ms - self._start_ms >= self.max_utterance_s * 1000:
             self._finish(events, "max_length")
@@ -362,7 +373,8 @@ class TurnDetector:
         return max(self._play_levels) - self.config.echo_margin_db
 
     def _barge_in(self, speech: bool, level: float, events: list[TurnEvent], raw: bool) -> None:
-        decision = self._overlap.step(speech, level, self._bot_speaking, raw)
+        confirmed = self._second is None or self._second_hold > 0
+        decision = self._overlap.step(speech, level, self._bot_speaking, raw, confirmed)
         if decision == "pause":
             events.append(BargeIn(self.now_s))
         elif decision == "resume":

@@ -32,10 +32,14 @@ class VoiceActivity(Protocol):
 
 
 class WebRtcVoiceActivity:
-    def __init__(self, aggressiveness: int = 2):
+    """webrtcvad; ``second_opinion`` (a ``speech.silero.SileroVad``, optional) is what the turn detector also asks
+    about speech over the bot, each call with a stream of its own."""
+
+    def __init__(self, aggressiveness: int = 2, second_opinion: object | None = None):
         if not 0 <= aggressiveness <= 3:
             raise ValueError("webrtcvad aggressiveness is 0..3")
         self._vad = webrtcvad.Vad(aggressiveness)
+        self.second_opinion = second_opinion
 
     def is_speech(self, frame: bytes, sample_rate: int) -> bool:
         if sample_rate not in VAD_RATES:

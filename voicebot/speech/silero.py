@@ -1,0 +1,85 @@
+"""Silero VAD v6 as a second opinion on caller speech over the bot: a neural VAD for what webrtcvad mistakes.
+
+Why a second opinion and not a replacement: webrtcvad is a cheap, well-tried frame gate that calls speech
+generously; that is right for the end of a turn (a soft word end must not read as silence) but wrong for speech
+over the bot, where traffic, wind, a television or the bot's own voice on a speakerphone would pause it. Silero
+was trained to tell speech from exactly such noise. So the turn detector asks it only while the bot is speaking:
+speech over the bot counts when webrtcvad *and* Silero hear it (``TurnDetector``, ``speech.overlap``).
+
+The weights are the v6 ONNX file faster-whisper ships (``models pull silero-vad-v6``; no torch): 16 kHz only, one
+call per 512 samples (32 ms) with 64 samples of the previous chunk in front and an LSTM state (h, c) carried on.
+Telephone audio is upsampled with soxr as it streams. A ``SileroStream`` holds one call's state: its verdict for
+a 20 ms frame is the probability of the newest whole chunk (at most 32 ms old). ~0.2 ms a chunk on one thread.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from voicebot.models import ModelError
+
+MODEL_RATE = 16000
+CHUNK = 512
+CONTEXT = 64
+
+
+class SileroVad:
+    """The loaded model, shared by every call of a worker; ``stream()`` gives one call its own state."""
+
+    def __init__(self, path: str | Path, threshold: float = 0.5):
+        path = Path(path)
+        onnx = path / "silero_vad_v6.onnx" if path.is_dir() else path
+        if not onnx.is_file():
+            raise ModelError(f"{onnx} is missing; run `voicebot models pull silero-vad-v6`")
+        import onnxruntime as ort
+
+        options = ort.SessionOptions()
+        options.inter_op_num_threads = options.intra_op_num_threads = 1
+        options.log_severity_level = 4
+        self._session = ort.InferenceSession(str(onnx), sess_options=options, providers=["CPUExecutionProvider"])
+        names = [i.name for i in self._session.get_inputs()]
+        if names != ["input", "h", "c"]:
+            raise ModelError(f"{onnx} is not the Silero v6 model faster-whisper ships (inputs {names})")
+        self.threshold = threshold
+
+    def run(self, chunk: np.ndarray, h: np.ndarray, c: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """One 576-sample input (64 of context, 512 new) -> (speech probability, h, c)."""
+        out, h, c = self._session.run(None, {"input": chunk[np.newaxis], "h": h, "c": c})
+        return float(np.asarray(out).reshape(-1)[0]), h, c
+
+    def stream(self) -> SileroStream:
+        return SileroStream(self)
+
+
+class SileroStream:
+    """One call's Silero state; ``is_speech(frame, rate)`` per inbound frame, in order (a ``VoiceActivity``)."""
+
+    def __init__(self, model: SileroVad):
+        self.model = model
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the audio so far (e.g. when the bot starts a new reply)."""
+        self._h = np.zeros((1, 1, 128), np.float32)
+        self._c = np.zeros((1, 1, 128), np.float32)
+        self._buffer = np.zeros(CONTEXT, np.float32)  # context, then samples not yet scored
+        self._resampler = None
+        self._rate: int | None = None
+        self.probability = 0.0
+
+    def is_speech(self, frame: bytes, sample_rate: int) -> bool:
+        samples = np.frombuffer(frame, "<i2").astype(np.float32) / 32768.0
+        if sample_rate != MODEL_RATE:
+            if self._resampler is None or self._rate != sample_rate:
+                import soxr
+
+                self._resampler = soxr.ResampleStream(sample_rate, MODEL_RATE, 1, dtype="float32")
+                self._rate = sample_rate
+            samples = self._resampler.resample_chunk(samples)
+        self._buffer = np.concatenate([self._buffer, samples])
+        while len(self._buffer) >= CONTEXT + CHUNK:
+            self.probability, self._h, self._c = self.model.run(self._buffer[:CONTEXT + CHUNK], self._h, self._c)
+            self._buffer = self._buffer[CHUNK:]
+        return self.probability >= self.model.threshold
