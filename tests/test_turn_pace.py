@@ -10,7 +10,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from test_turn_model import ScriptedTurnModel, ThreadNotingModel, call_with, drive, with_model
+from conftest import words
+from test_turn_model import ScriptedTurnModel, ThreadNotingModel, call_with, drive, turn_model, with_model  # noqa: F401
 from test_turns import FRAME, of
 
 from voicebot.speech.dictation import partial_kind
@@ -171,3 +172,51 @@ def test_the_simulated_line_waits_for_a_slow_verdict_faster_than_line_pace(tmp_p
     caller = next(t for t in turns if t.role == "caller")
     waited = line.bot_utterances()[1].start_s - caller.timings.end_of_speech
     assert waited < config.turns.incomplete_silence_ms / 1000 - 0.2  # the verdict ended it, not the limit
+
+
+def test_real_piper_speaks_slower_for_a_slow_caller(config, model_store):
+    """The voice already loaded, at ``turns.slow_length_scale``: the same sentence lasts that much longer."""
+    from voicebot.speech.tts import PiperSynthesizer
+
+    voice = PiperSynthesizer(model_store.locate(config.tts.voice), voice=config.tts.voice, noise_scale=0.0,
+                             noise_w_scale=0.0)
+    slower = voice.with_length_scale(config.turns.slow_length_scale)
+    text = "Your parcel will arrive tomorrow before six."
+    normal = len(b"".join(c.pcm for c in voice.stream(text, 8000)))
+    slow = len(b"".join(c.pcm for c in slower.stream(text, 8000)))
+    assert slow / normal == pytest.approx(config.turns.slow_length_scale, rel=0.1)
+    assert voice.length_scale == 1.0 and slower._voice is voice._voice  # the shared voice is not changed or reloaded
+
+
+def test_real_models_a_slow_caller_cut_once_is_never_cut_again(tmp_path, config, model_store, transcriber,
+                                                                turn_model):  # noqa: F811
+    """Whisper, webrtcvad (+ Silero) and Smart Turn on the simulated line: a caller at 2/3 of Piper's pace pauses
+    after a complete clause ("I bought a chair in March," 0.97 complete), is cut the first time, goes on within a
+    second; the bot notices, and the next such pause, 1.4 s long, is part of the turn."""
+    from fakes import ScriptedChat
+
+    from voicebot.components import make_voice_activity
+    from voicebot.speech.tts import PiperSynthesizer
+    from voicebot.speech.vad import WebRtcVoiceActivity, speech_regions
+    from voicebot.telephony.sim import HangUp, Say, Silence, WaitForBot
+
+    rate = 16000
+    slow = PiperSynthesizer(model_store.locate(config.tts.voice), voice=config.tts.voice, length_scale=1.5,
+                            noise_scale=0.0, noise_w_scale=0.0)
+
+    def halves(text: str) -> tuple[Say, Say]:
+        pcm = b"".join(c.pcm for c in slow.stream(text, rate))
+        first = speech_regions(WebRtcVoiceActivity(2), pcm, rate, 20, hangover_ms=100)[0]
+        cut = first.end_ms * rate // 1000 * 2
+        return Say(pcm[:cut], rate, "first half"), Say(pcm[cut:], rate, "second half")
+
+    a1, a2 = halves("I bought a chair in March, and one of the legs is broken.")
+    b1, b2 = halves("I called yesterday about my invoice, and nobody called me back.")
+    chat = ScriptedChat([{"action": "reply", "text": "I see."}], repeat=True)
+    _, session, turns, _ = call_with(tmp_path, config, turn_model, lambda voice: [
+        WaitForBot(), a1, Silence(1.0), a2, WaitForBot(), b1, Silence(1.4), b2, WaitForBot(), HangUp()],
+        transcriber=transcriber, vad=make_voice_activity(config), chat=chat, speed=float("inf"))
+    caller = [t.text for t in turns if t.role == "caller"]
+    assert session.detector.slow, caller
+    assert any(e.kind == "caller_pace" for e in session.events if hasattr(e, "data"))
+    assert {"invoice", "nobody"} <= set(words(caller[-1])), caller  # the last sentence is one turn
