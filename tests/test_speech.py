@@ -7,7 +7,7 @@ import pytest
 from asr_support import assert_heard, normalize
 from voicebot.audio import alaw_decode, alaw_encode, silence, ulaw_decode, ulaw_encode, write_wav
 from voicebot.speech.stt import Transcriber
-from voicebot.speech.tts import Synthesizer, split_sentences
+from voicebot.speech.tts import Synthesizer, first_clause, split_sentences
 from voicebot.speech.vad import WebRtcVoiceActivity, speech_regions
 
 SENTENCE = "Your order will arrive on Tuesday."
@@ -107,3 +107,49 @@ def test_webrtcvad_on_pure_silence_and_bad_frames():
         vad.is_speech(b"\0" * 882, 44100)
     with pytest.raises(ValueError):
         WebRtcVoiceActivity(4)
+
+
+def test_a_recent_sentence_is_spoken_again_without_synthesis(synthesizer, monkeypatch):
+    """Replies repeat across calls; a sentence made recently is not made again (at the same rate of speech)."""
+    sentence = "Which service do you need today, a repair or an installation?"
+    first = b"".join(c.pcm for c in synthesizer.stream(sentence, 8000))
+    calls = []
+    real = synthesizer._voice.synthesize
+    monkeypatch.setattr(synthesizer._voice, "synthesize", lambda *a, **k: calls.append(a) or real(*a, **k))
+    again = b"".join(c.pcm for c in synthesizer.stream(sentence, 8000))
+    assert again == first and calls == []
+    slower = synthesizer.with_length_scale(1.3)
+    slow = b"".join(c.pcm for c in slower.stream(sentence, 8000))
+    assert len(calls) == 1 and len(slow) > len(first) * 1.15  # another rate of speech is made, and is longer
+
+
+def test_a_long_first_sentence_is_cut_at_its_first_clause():
+    assert first_clause("Your order 10452 shipped on May 3 with UPS, and it should arrive on Thursday.") == [
+        "Your order 10452 shipped on May 3 with UPS,", "and it should arrive on Thursday."]
+    assert first_clause("Sure, I can help with that.") == ["Sure, I can help with that."]  # short: whole
+    long_no_clause = "Your order shipped yesterday from our warehouse in the north of the city."
+    assert first_clause(long_no_clause) == [long_no_clause]
+    assert first_clause("Yes, and we are open from nine to five on every weekday this month.") == [
+        "Yes, and we are open from nine to five on every weekday this month."]  # no 3 words before the comma
+
+
+def test_a_short_encoder_window_hears_the_words_and_digits_are_heard_again_in_full(synthesizer, transcriber,
+                                                                                    monkeypatch):
+    """The config's transcriber reads a short encoder window (stt.window_s); a transcript with digits is made
+    again with Whisper's full 30 s window, so a PIN is heard as the full window hears it."""
+    assert transcriber.window_s < 30
+    assert transcriber._frames(16000 * 3) == int(transcriber.window_s * 100)  # 3 s of speech: the floor
+    assert transcriber._frames(16000 * 25) == 25 * 100 + 1 + 200  # utterance plus 2 s
+    assert transcriber._frames(16000 * 29) is None  # longer than 30 s with its padding: Whisper's own window
+    windows = []
+    real = transcriber._run
+    monkeypatch.setattr(transcriber, "_run", lambda audio, prompt, frames: windows.append(frames) or
+                        real(audio, prompt, frames))
+    speech = b"".join(c.pcm for c in synthesizer.stream("Where is my order, please?", 8000))
+    assert_heard(transcriber.transcribe(speech, 8000).text, "Where is my order, please?", min_ratio=0.8)
+    assert windows == [int(transcriber.window_s * 100)]
+    windows.clear()
+    pin = b"".join(c.pcm for c in synthesizer.stream("My PIN is four four one nine.", 8000))
+    heard = transcriber.transcribe(pin, 8000).text
+    assert windows == [int(transcriber.window_s * 100), None]  # digits: heard again with the full window
+    assert any(ch.isdigit() for ch in heard)  # (which digits: Piper's voice varies from run to run)

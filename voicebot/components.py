@@ -27,7 +27,7 @@ from voicebot.speech.vad import WebRtcVoiceActivity
 def make_transcriber(config: Config, store: ModelStore) -> Transcriber:
     c = config.stt
     return WhisperTranscriber(str(store.locate(c.model)), language=c.language, beam_size=c.beam_size,
-                              threads=c.threads, initial_prompt=c.initial_prompt)
+                              threads=c.threads, initial_prompt=c.initial_prompt, window_s=c.window_s)
 
 
 def make_synthesizer(config: Config, store: ModelStore) -> Synthesizer:

@@ -1,4 +1,4 @@
-"""``voicebot bench models / calls / sip / kb``: benchmarks that print tables of timings (median and p95)."""
+"""``voicebot bench models / calls / stt / turns / sip / soak / kb``: benchmarks that print tables of timings (median and p95)."""
 
 from __future__ import annotations
 
@@ -39,6 +39,19 @@ def bench_calls_cmd(runs: Annotated[int, typer.Option(min=1, help="Times to run 
     from voicebot.bench import bench_calls
 
     _bench(bench_calls, runs, config_path, f"call benchmark ({runs} run(s) of the scripted calls, line pace)")
+
+
+@bench_app.command("stt")
+def bench_stt_cmd(runs: Annotated[int, typer.Option(min=1, help="Times to transcribe the phrasings.")] = 1,
+                  window: Annotated[float, typer.Option(min=5, max=29, help="The short encoder window in seconds "
+                                                        "(stt.window_s) to set against the full 30 s.")] = 10.0,
+                  config_path: ConfigOption = None):
+    """Whisper's encoder window: full 30 s against short, on the same caller phrasings over the phone line: wall
+    and CPU time per utterance, and every phrasing heard differently."""
+    from voicebot.bench_stt import bench_stt
+
+    _bench(lambda config, runs, log: bench_stt(config, runs, log, window), runs, config_path,
+           f"speech to text benchmark ({runs} run(s), encoder window 30 s vs {window:g} s)")
 
 
 @bench_app.command("turns")

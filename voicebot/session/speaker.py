@@ -5,7 +5,8 @@ listener that notices cannot wait for the turn that is producing the reply. So `
 that ``interrupt`` cancels from the listener (the audio already queued is flushed first), while the turn awaiting
 ``play`` simply carries on with whatever was said by then. The reply may be a stream: the model's first sentence
 is synthesised and played while it writes the next, and cancelling the reply closes the stream, which stops the
-model too.
+model too. A long first sentence is synthesised in two pieces (``tts.first_clause``), so the caller hears its first
+clause while the rest is made.
 
 Synthesis runs in worker threads. Fixed prompts (greeting, menu prompts, transfer notices, the filler) come from
 the synthesizer's cache; the model's sentences are synthesised as they come. A synthesis that fails or takes longer
@@ -20,7 +21,7 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from dataclasses import dataclass, field
 
 from voicebot.session.faults import StageFailed, in_thread
-from voicebot.speech.tts import Synthesizer
+from voicebot.speech.tts import Synthesizer, first_clause
 from voicebot.speech.turns import TurnDetector
 from voicebot.store import TurnTimings
 from voicebot.telephony.base import CallTransport
@@ -118,11 +119,14 @@ class Speaker:
         synth = self.synthesizer.cached if fixed else self._synthesize
         try:
             async for sentence in sentences:
-                pcm = await in_thread("tts", self.tts_timeout_s, synth, sentence, self.rate)
-                if reply.clock:
-                    reply.clock.mark("first_audio_out")
-                self.t.play(pcm)
-                reply.said.append(sentence)
+                pieces = [sentence] if fixed or reply.said else first_clause(sentence)
+                for piece in pieces:
+                    pcm = await in_thread("tts", self.tts_timeout_s, synth, piece, self.rate)
+                    if reply.clock:
+                        reply.clock.mark("first_audio_out")
+                    self.t.play(pcm)
+                    if piece is pieces[0]:
+                        reply.said.append(sentence)
             self.on_queued()
             await self.t.wait_played()
         finally:

@@ -7,6 +7,8 @@ configured thresholds.
 
 from __future__ import annotations
 
+import re
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
@@ -14,6 +16,7 @@ from typing import Protocol, runtime_checkable
 from voicebot.audio import resample, to_float32
 
 WHISPER_RATE = 16000
+PAD_FRAMES = 200  # 2 s of padding after the utterance in a short encoder window
 
 
 @dataclass(frozen=True)
@@ -61,39 +64,103 @@ class Transcriber(Protocol):
         ...
 
 
+_window = threading.local()  # the encoder window of the transcription running on this thread, in mel frames
+
+
+def _short_window_model(base: type) -> type:
+    """faster-whisper's model class with an encoder that reads only the first ``_window.frames`` mel frames.
+
+    Why: Whisper's encoder always gets a 30 s window, the utterance padded with silence, and on two CPU cores the
+    encoder is most of a short turn's transcription (about 1.1 of 1.4 CPU seconds for a 3 s utterance with
+    whisper-base). CTranslate2 accepts a shorter window; the utterance plus ~2 s of the same padding, but never
+    under ``SttConfig.window_s``, transcribed 80 caller phrasings as well as the full window (some better, some
+    worse, by a word) at a quarter of the cost, but changed a digit of one PIN in 14 dictated numbers: so a
+    transcript with digits, or one that repeats itself, is made again with the full window. Windows much shorter
+    than 10 s make the decoder repeat itself, so the floor stays configurable (``voicebot bench stt``)."""
+
+    class ShortWindowWhisper(base):  # type: ignore[misc, valid-type]
+        def encode(self, features):  # noqa: ANN001, ANN202 - faster-whisper's signature
+            frames = getattr(_window, "frames", None)
+            if frames and features.shape[-1] > frames:
+                features = features[..., :frames]
+            return super().encode(features)
+
+    return ShortWindowWhisper
+
+
 @dataclass
 class WhisperTranscriber:
-    """faster-whisper (CTranslate2, int8 on CPU), loaded from a local folder only."""
+    """faster-whisper (CTranslate2, int8 on CPU), loaded from a local folder only.
+
+    ``window_s``: the shortest encoder window in seconds (30: Whisper's own, always 30 s; less: the utterance plus
+    2 s, at least this long; see ``_short_window_model``)."""
 
     model_dir: str
     language: str | None = "en"
     beam_size: int = 1
     threads: int = 2
     initial_prompt: str | None = None
+    window_s: float = 10.0
     load_s: float = field(init=False, default=0.0)
 
     def __post_init__(self) -> None:
         from faster_whisper import WhisperModel  # heavy import, only when a transcriber is made
 
         started = time.perf_counter()
-        self._model = WhisperModel(str(self.model_dir), device="cpu", compute_type="int8",
-                                   cpu_threads=self.threads, local_files_only=True)
+        model_class = WhisperModel if self.window_s >= 30 else _short_window_model(WhisperModel)
+        self._model = model_class(str(self.model_dir), device="cpu", compute_type="int8",
+                                  cpu_threads=self.threads, local_files_only=True)
         self.load_s = time.perf_counter() - started
+
+    def _frames(self, samples: int) -> int | None:
+        """The encoder window for ``samples`` of 16 kHz audio, in 10 ms mel frames (None: the full 30 s)."""
+        if self.window_s >= 30:
+            return None
+        frames = max(int(self.window_s * 100), samples // 160 + 1 + PAD_FRAMES)
+        return frames if frames < 3000 else None
 
     def transcribe(self, pcm: bytes, sample_rate: int, *, prompt: str | None = None) -> Transcript:
         if sample_rate not in (8000, 16000):
             raise ValueError(f"sample rate {sample_rate} Hz: the transcriber takes 8000 or 16000")
         started = time.perf_counter()
         audio = to_float32(resample(pcm, sample_rate, WHISPER_RATE))
-        segments, info = self._model.transcribe(
-            audio,
-            language=self.language,
-            beam_size=self.beam_size,
-            initial_prompt=prompt or self.initial_prompt,
-            condition_on_previous_text=False,
-            vad_filter=False,  # turn-taking already cut the utterance
-            without_timestamps=True,
-        )
-        segs = tuple(Segment(s.text.strip(), s.start, s.end, s.no_speech_prob, s.avg_logprob) for s in segments)
+        frames = self._frames(len(audio))
+        segs, info = self._run(audio, prompt, frames)
         text = " ".join(s.text for s in segs).strip()
+        if frames and (_DIGIT.search(text) or _looks_repeated(text)):
+            # Digits (a PIN, an order number) must be exact, and a short window occasionally changes one or
+            # repeats a phrase: such turns are heard again with Whisper's full window, the rest keep the speed.
+            segs, info = self._run(audio, prompt, None)
+            text = " ".join(s.text for s in segs).strip()
         return Transcript(text, info.language, segs, info.duration, time.perf_counter() - started)
+
+    def _run(self, audio, prompt: str | None, frames: int | None) -> tuple[tuple[Segment, ...], object]:  # noqa: ANN001
+        # a short window: at most ~6 tokens per second of audio, so a decoder that starts to repeat stops early
+        limit = {"max_new_tokens": 12 + int(len(audio) / WHISPER_RATE * 6)} if frames else {}
+        _window.frames = frames
+        try:
+            segments, info = self._model.transcribe(
+                audio,
+                language=self.language,
+                beam_size=self.beam_size,
+                initial_prompt=prompt or self.initial_prompt,
+                condition_on_previous_text=False,
+                vad_filter=False,  # turn-taking already cut the utterance
+                without_timestamps=True,
+                **limit,
+            )
+            segs = tuple(Segment(s.text.strip(), s.start, s.end, s.no_speech_prob, s.avg_logprob)
+                         for s in segments)  # the segments are made here, while the window is set
+        finally:
+            _window.frames = None
+        return segs, info
+
+
+_DIGIT = re.compile(r"\d")
+
+
+def _looks_repeated(text: str) -> bool:
+    """Whether the words of ``text`` are one run said twice or more ("Okay Okay", "X. X.")."""
+    words = re.findall(r"[a-z0-9']+", text.lower())
+    n = len(words)
+    return any(n % size == 0 and words == words[:size] * (n // size) for size in range(1, n // 2 + 1))

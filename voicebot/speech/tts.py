@@ -10,7 +10,9 @@ from __future__ import annotations
 import copy
 import hashlib
 import re
+import threading
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +21,7 @@ from typing import Protocol, runtime_checkable
 from voicebot.audio import TELEPHONE_RATES, read_wav, resample
 from voicebot.fileio import write_wav_atomic
 
+RECENT_SENTENCES = 256  # about 4 MB of 8 kHz speech
 _SENTENCE_END = re.compile(r"[.!?;](?=\s+[\"'(\[]?[A-Z0-9])")
 
 
@@ -50,6 +53,23 @@ def split_sentences(text: str) -> list[str]:
     """Split a whole text into sentences (the same rule as streamed text)."""
     buffer = SentenceBuffer(min_chars=1)
     return buffer.feed(text) + buffer.flush()
+
+
+_CLAUSE_END = re.compile(r"[,:;—](?=\s)")
+
+
+def first_clause(sentence: str, min_chars: int = 48) -> list[str]:
+    """A long sentence as [its first clause, the rest], cut at the first comma, colon or dash that leaves at least
+    three words on each side; otherwise [sentence]. Why: the caller hears nothing until the first piece is
+    synthesised, and a short clause is ready in a fraction of the time of the whole sentence, while the rest is
+    made as it plays. Only the first sentence of a reply is cut: later ones are made while earlier ones play."""
+    if len(sentence) < min_chars:
+        return [sentence]
+    for match in _CLAUSE_END.finditer(sentence):
+        head, tail = sentence[:match.end()].strip(), sentence[match.end():].strip()
+        if len(head.split()) >= 3 and len(tail.split()) >= 3:
+            return [head, tail]
+    return [sentence]
 
 
 @dataclass(frozen=True)
@@ -100,6 +120,12 @@ class PiperSynthesizer:
         self._config = SynthesisConfig(length_scale=self.length_scale, noise_scale=self.noise_scale,
                                        noise_w_scale=self.noise_w_scale)
         self.native_rate = self._voice.config.sample_rate
+        # Sentences said recently, as speech: replies repeat themselves across calls ("Which service do you need?",
+        # "Is there anything else?"), and a sentence found here plays at once instead of after its synthesis.
+        # Shared by the copies ``with_length_scale`` makes (the key holds the rate of speech) and by the synthesis
+        # threads of all calls, behind a lock.
+        self._recent: OrderedDict[tuple[str, int, float], bytes] = OrderedDict()
+        self._recent_lock = threading.Lock()
         self.load_s = time.perf_counter() - started
 
     def with_length_scale(self, length_scale: float) -> "PiperSynthesizer":
@@ -117,8 +143,18 @@ class PiperSynthesizer:
             raise ValueError(f"sample rate {sample_rate} Hz: telephone rates are {TELEPHONE_RATES}")
 
     def _speak(self, sentence: str, sample_rate: int) -> bytes:
+        key = (sentence, sample_rate, self.length_scale)
+        with self._recent_lock:
+            if (pcm := self._recent.get(key)) is not None:
+                self._recent.move_to_end(key)
+                return pcm
         native = b"".join(chunk.audio_int16_bytes for chunk in self._voice.synthesize(sentence, self._config))
-        return resample(native, self.native_rate, sample_rate)
+        pcm = resample(native, self.native_rate, sample_rate)
+        with self._recent_lock:
+            self._recent[key] = pcm
+            while len(self._recent) > RECENT_SENTENCES:
+                self._recent.popitem(last=False)
+        return pcm
 
     def stream(self, text: str, sample_rate: int) -> Iterator[SpeechChunk]:
         self._check_rate(sample_rate)
