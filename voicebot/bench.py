@@ -130,6 +130,10 @@ CALL_SCRIPTS: list[list[str]] = [
      "The first one please.", "Do you sell coffee machines?"],
     ["Sales.", "I need forty ergonomic chairs for a new office.", "Please call me back tomorrow morning."],
     ["What is your return policy?", "Are you open on Saturday?", "How long does delivery usually take?"],
+    # turns no menu, template or knowledge entry can place: the model writes the reply
+    ["Hello, how is your day going so far?",
+     "My colleague said you could help us with something about our account, but I am not sure what it was.",
+     "Okay, never mind, I will ask her again. Thanks anyway."],
 ]
 STAGES = ("endpointing", "transcript_ready", "first_token", "first_sentence", "first_audio_out")
 
