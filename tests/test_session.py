@@ -253,9 +253,10 @@ def test_a_backchannel_pauses_the_bot_then_lets_it_finish(env):
 
     assert call.event("backchannel").data["text"] == "mm-hmm"
     assert "barge_in" not in call.kinds()
-    _, paused, resumed = call.line.bot_utterances()
+    _, paused, resumed = call.line.bot_utterances(min_gap_s=0.06)
     barge_in_s = env.config.vad.barge_in_ms / 1000
     assert paused.end_s - paused.start_s == pytest.approx(0.6 + barge_in_s, abs=2 * FRAME)  # paused ...
+    assert resumed.start_s - paused.end_s <= 0.3  # ... only until the "mm-hmm" stopped (speech.overlap)
     greeting = env.synth.seconds(env.greeting("Alice"))
     assert played_s(call.line) - greeting == pytest.approx(audio_s([STOCK], env.synth), abs=2 * FRAME)  # ... resumed
     assert not call.turn("bot", STOCK).barged_in

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from collections.abc import Awaitable, Callable
 
 from voicebot.audio import AudioFrame
@@ -133,13 +134,11 @@ class Listener:
             elif isinstance(event, Utterance):
                 self._ended_early_at = event.at_s if event.ended_by == "model" else None
                 self._adapt(self.pace.pause(event.longest_pause_s))
-                if self._over_the_bot and event.during_playback:
-                    speech_s = event.speech_ended_at_s - event.started_at_s - self.config.vad.preroll_ms / 1000
-                    kind = BargedIn if event.barged_in else BackchannelHeard  # the words come with the turn
-                    asyncio.ensure_future(self.record(kind(None, round(speech_s, 2))))
-                self._over_the_bot = None
+                decided, self._over_the_bot = self._over_the_bot, None
                 if self._paused:  # paused, and the bot stopped before speech.overlap decided: the words decide
                     self._deciding = asyncio.create_task(self._decide_barge_in(event))
+                elif decided and event.during_playback:  # decided already; the words, heard now, go on record
+                    self._deciding = asyncio.create_task(self._after_overlap(event, decided))
                 else:
                     self.queue.put_nowait(event)
             elif isinstance(event, NoInput):
@@ -221,6 +220,28 @@ class Listener:
 
     async def _transcribe(self, pcm: bytes, sample_rate: int) -> Transcript:
         return await asyncio.to_thread(self.transcriber.transcribe, pcm, sample_rate)
+
+    async def _after_overlap(self, utt: Utterance, decided: str) -> None:
+        """Speech over the bot that ``speech.overlap`` already handled, transcribed after the fact: the event goes on
+        record with its words. A "backchannel" whose words take the turn ("operator", "stop") stops the reply now
+        and is answered; an interruption's words are the caller's turn."""
+        try:
+            heard = await self.hear(utt)
+        except StageFailed as exc:
+            self.speaker.interrupt()
+            self.queue.put_nowait(Faulted(exc))
+            return
+        speech_s = utt.speech_ended_at_s - utt.started_at_s - self.config.vad.preroll_ms / 1000
+        evidence = (self.private(heard.text), round(speech_s, 2))
+        if decided == "backchannel" and (not heard.text or is_backchannel(heard.text, speech_s)) \
+                and not self.guard.operator_phrase(heard.text):
+            await self.record(BackchannelHeard(*evidence))
+            return
+        await self.record(BargedIn(*evidence))
+        if not utt.barged_in:
+            self.speaker.interrupt()
+            heard = Heard(replace(utt, barged_in=True), heard.transcript, heard.text)
+        self.queue.put_nowait(heard)
 
     async def _decide_barge_in(self, utt: Utterance) -> None:
         """The bot paused for caller speech: a backchannel lets it carry on, anything else takes the turn."""
