@@ -1,4 +1,4 @@
-"""The dialer (issue 18): calls that the bot places itself, today the CRM's due callbacks.
+"""The dialer (issue 18): calls that the bot places itself: due callbacks, reminders, check-ins, campaigns.
 
 One job per module:
 
@@ -12,6 +12,11 @@ One job per module:
   normal dialogue; an opt-out said or pressed ends it.
 - ``loop``: the loop that works the callbacks through the worker's SIP endpoint.
 - ``service``: which process owns the loop (``voicebot serve``: the single worker, or worker 0) and its assembly.
+- ``amd``: answering-machine detection on the callee's first seconds; ``answered``: what an answered call gets
+  (the check, then the conversation of the row's purpose, or the message on a machine).
+- ``scripted``: short key-or-voice conversations; ``reminders`` (the day before a booking) and ``checkin`` (the
+  morning after a visit or a resolved ticket) queue their rows and script their calls.
+- ``campaigns``: what ``voicebot campaign`` and ``voicebot dial`` queue (the serving dialer alone dials).
 """
 
 from voicebot.dialer.policy import CallingHours, DialPolicy, DueCallback, Lines

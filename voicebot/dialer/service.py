@@ -58,7 +58,10 @@ def describe(config: Config) -> str:
     days = ", ".join(f"{day} {spans}" for day, spans in d.hours.items() if spans.strip() != "closed") or "never"
     return (f"dialer on: due callbacks, {days} ({d.timezone}); at most {d.max_concurrent} outbound, "
             f"{d.free_lines} line(s) kept for inbound; {d.max_attempts} attempts {d.spacing_min:g} min apart; "
-            f"do-not-call list {config.path(d.dnc_file)}")
+            f"do-not-call list {config.path(d.dnc_file)}; answering machines: "
+            f"{d.amd.action.replace('_', ' ') if d.amd.enabled else 'not detected'}"
+            f"{'; reminders the day before' if d.reminders.enabled else ''}"
+            f"{'; check-ins the next morning' if d.checkin.enabled else ''}")
 
 
 def as_callee(call: CallTransport, phone: str) -> CallTransport:
