@@ -124,6 +124,19 @@ def test_reminders_are_queued_once_for_tomorrows_bookings_with_their_window(crm)
     assert policy.why_not(due, now, set()) is None
 
 
+def test_a_reminder_whose_booking_was_cancelled_is_closed_not_dialled(crm):
+    from voicebot.dialer.reminders import close_stale
+
+    now = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    queue_reminders(crm, now, BERLIN)
+    assert close_stale(crm, now) == 0
+    BookingDesk(crm).cancel(crm.test_ids[1])  # cancelled by phone meanwhile
+    assert close_stale(crm, now) == 1
+    row = next(crm.db["callbacks"].rows_where("purpose = 'reminder'"))
+    assert (row["status"], row["last_result"]) == ("expired", "booking gone")
+    assert CallbackLedger(crm, 3).pending() == []
+
+
 def script_for(crm) -> ReminderScript:
     desk = BookingDesk(crm)
     return ReminderScript(desk, desk.booking(crm.test_ids[1]))

@@ -103,6 +103,16 @@ def queue_reminders(crm: Repository, now: datetime, zone: ZoneInfo, region: str 
     return queued
 
 
+def close_stale(crm: Repository, now: datetime) -> int:
+    """Close the pending reminders and check-ins whose booking is gone (cancelled since they were queued): the
+    call would be about nothing. Status ``expired``, result ``booking gone``; returns how many."""
+    with crm.transaction():
+        return crm.db.execute(
+            "update callbacks set status = 'expired', last_result = 'booking gone', done_at = ? where status = "
+            "'pending' and purpose in ('reminder', 'checkin') and booking_id is not null and booking_id not in "
+            "(select id from bookings)", [now.isoformat(timespec="seconds")]).rowcount
+
+
 @dataclass
 class ReminderScript:
     """The reminder conversation (see the module docstring); ``result``/``detail`` for the attempt."""
@@ -200,4 +210,4 @@ def reminder_opening(config: RemindersConfig, company: str, booking: Booking, ke
                                  when=spoken_when(booking.slot.starts_at), key=key)
 
 
-__all__ = ["BookingDesk", "ReminderScript", "queue_reminders", "reminder_opening", "spoken_when"]
+__all__ = ["BookingDesk", "ReminderScript", "close_stale", "queue_reminders", "reminder_opening", "spoken_when"]

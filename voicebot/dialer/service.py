@@ -22,7 +22,7 @@ from voicebot.config import Config
 from voicebot.dialer.answered import run_answered
 from voicebot.dialer.callback_call import CallbackOutcome
 from voicebot.dialer.checkin import queue_checkins
-from voicebot.dialer.reminders import queue_reminders
+from voicebot.dialer.reminders import close_stale, queue_reminders
 from voicebot.dialer.dnc import DoNotCallList
 from voicebot.dialer.ledger import CallbackLedger
 from voicebot.dialer.loop import Clock, Dialer, Phone, utc_now
@@ -89,9 +89,10 @@ def build_dialer(config: Config, deps: SessionDeps, phone: Phone, busy_lines: Ca
 
 
 def schedulers(config: Config, deps: SessionDeps) -> list[Callable[[datetime], int]]:
-    """What each round queues first: the day-before reminders and the next-morning check-ins, when enabled."""
+    """What each round does first: close reminders and check-ins whose booking is gone, then queue the day-before
+    reminders and the next-morning check-ins, when enabled."""
     d, region, zone = config.dialer, config.crm.default_region, ZoneInfo(config.dialer.timezone)
-    jobs: list[Callable[[datetime], int]] = []
+    jobs: list[Callable[[datetime], int]] = [lambda now: close_stale(deps.crm, now)]  # cancelled bookings
     if d.reminders.enabled:
         jobs.append(lambda now: queue_reminders(deps.crm, now, zone, region))
     if d.checkin.enabled:
