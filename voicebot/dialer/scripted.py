@@ -20,7 +20,7 @@ from voicebot.crm.spoken import words_to_digits
 from voicebot.events import DtmfReceived, NoInputTimedOut
 from voicebot.session.speaker import TurnClock
 from voicebot.session.state import State
-from voicebot.dialer.callback_call import CallbackSession
+from voicebot.dialer.callback_call import CallbackSession, said_opt_out
 
 YES = ("yes", "yeah", "yep", "correct", "right", "sure", "confirm", "okay", "ok", "that's right", "please do")
 NO = ("no", "nope", "wrong", "not right", "don't", "keep it")
@@ -91,8 +91,6 @@ class ScriptedSession(CallbackSession):
         self.script = script
 
     async def _on_caller_text(self, text: str, clock: TurnClock | None, backchannel: bool = False) -> None:
-        from voicebot.dialer.callback_call import said_opt_out
-
         if said_opt_out(text, self.dialer.opt_out_phrases):
             return await self._opt_out()
         self.caller_turns += 1
