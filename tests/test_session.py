@@ -374,6 +374,17 @@ def test_asking_whether_the_bot_is_a_person_gets_an_honest_answer_not_a_transfer
     assert call.line.transfers == [env.config.sip.operator_uri] and chat.calls == []
 
 
+def test_a_caller_who_is_done_hears_the_goodbye_without_the_model(env):
+    """ "Thank you, that's all." is a courtesy, not a request: the cached goodbye, no model turn; a request that
+    ends with thanks still goes on as a request."""
+    chat = ScriptedChat([reply("Our opening hours are in the knowledge base.")])
+    script = [WaitForBot(), env.voice.say("thank you, that's all"), WaitForBot(), HangUp()]
+    call = run(env, line_for(env, script), chat)
+
+    assert call.said("bot")[:2] == [env.greeting("Alice"), env.prompts.goodbye]
+    assert chat.calls == [] and call.line.transfers == []
+
+
 def test_a_failed_transfer_keeps_the_caller_and_creates_a_callback(env):
     operator = env.config.sip.operator_uri
     script = [WaitForBot(), env.voice.say("operator", 0.6), WaitForBot(), env.voice.say("sales", 0.6), WaitForBot(),

@@ -30,6 +30,16 @@ def make_transcriber(config: Config, store: ModelStore) -> Transcriber:
                               threads=c.threads, initial_prompt=c.initial_prompt, window_s=c.window_s)
 
 
+def fixed_texts(config: Config) -> list[str]:
+    """Everything the bot says as written (prompts, the filler, the menu's prompts): rendered at start into the
+    synthesizer's disk cache, so not even a new installation's first caller waits for one of them."""
+    dialog = config.dialog
+    texts = [dialog.filler, *dialog.prompts.model_dump().values()]
+    for node in dialog.menu.nodes.values():
+        texts += [node.prompt] + ([node.reprompt] if node.reprompt else [])
+    return list(dict.fromkeys(texts))
+
+
 def make_synthesizer(config: Config, store: ModelStore) -> Synthesizer:
     c = config.tts
     return PiperSynthesizer(store.locate(c.voice), voice=c.voice, length_scale=c.length_scale,
@@ -165,7 +175,7 @@ def load_components(config: Config, store: ModelStore | None = None,
     vad = timed("voice activity", f"webrtcvad, aggressiveness {config.vad.aggressiveness}",
                 lambda: make_voice_activity(config, store), lambda v: v.is_speech(b"\0" * (rate // 50 * 2), rate))
     synthesizer = timed("text to speech", config.tts.voice, lambda: make_synthesizer(config, store),
-                        lambda s: s.cached(config.dialog.filler, rate))
+                        lambda s: [s.cached(text, rate) for text in fixed_texts(config)])
     transcriber = timed("speech to text", config.stt.model, lambda: make_transcriber(config, store),
                         lambda t: t.transcribe(synthesizer.cached(config.dialog.filler, rate), rate))
     llm_detail = config.llm.model if config.llm.backend == "embedded" else f"ollama {config.llm.ollama.model}"

@@ -54,6 +54,30 @@ def match_intent(text: str) -> tuple[str, dict[str, Any]] | None:
     return None
 
 
+# The caller is done: "that's all", "no thanks, bye", "nothing else". Whole-turn patterns only (a request that ends
+# with "thanks" is still a request), so "no, I want the other one" or "that's all wrong" never end the talk.
+_CLOSING = re.compile(
+    r"^(?:(?:no|nope|nah|ok(?:ay)?|great|perfect|alright|all right|fine|good|cool|well),?\s*)*"
+    r"(?:(?:thank you|thanks|thanks a lot|thank you very much|many thanks|cheers),?\s*(?:so much|very much)?,?\s*)?"
+    r"(?:(?:that's|that is|that was|it's|that'll be) (?:all|everything|it)(?: (?:i need(?:ed)?|for (?:now|today)))?"
+    r"|(?:nothing|nothing else|no more|i'm (?:good|done|fine|all set)|i am (?:good|done|fine|all set)|all good)"
+    r"(?: thanks| thank you| for now| for today)?"
+    r"|(?:good)?bye(?: ?bye)?|have a (?:good|nice|great) (?:day|one|evening))?"
+    r",?\s*(?:(?:thank you|thanks|thanks again|cheers|(?:good)?bye(?: ?bye)?|have a (?:good|nice|great) "
+    r"(?:day|one|evening))[,.!]?\s*)*$", re.I)
+_CLOSING_WORDS = re.compile(r"\b(?:all|everything|it|nothing|done|good|fine|set|(?:good)?bye|day|one|evening)\b", re.I)
+# (a bare "thank you" is not a goodbye: callers say it after an answer and go on)
+
+
+def is_closing(text: str) -> bool:
+    """Whether the caller's whole turn only closes the conversation ("Thank you, that's all.", "No, that's it,
+    bye."), so the bot says goodbye from a template instead of asking the model."""
+    said = re.sub(r"[.!?]+", " ", text.strip().lower().replace("’", "'"))
+    said = " ".join(said.split())
+    if not said or not _CLOSING_WORDS.search(said) or said in {"no", "ok", "okay", "fine", "good"}:
+        return False
+    return bool(_CLOSING.match(said))
+
 
 def order_sentence(order: dict[str, Any]) -> str:
     status = str(order.get("status", "")).lower()

@@ -27,6 +27,7 @@ from typing import Any, Literal
 from voicebot.crm.tools import CRM_TOOLS
 from voicebot.crm.verification import CallerContext
 from voicebot.dialog.agent import DialogueAgent
+from voicebot.dialog.answers import is_closing
 from voicebot.dialog.flow import FlowResult, FreeForm, Goto, MenuFlow, NoMatch, Transfer
 from voicebot.dialog.guard import Escalation, EscalationGuard
 from voicebot.dialog.knowledge_step import KnowledgeStep
@@ -56,7 +57,7 @@ from voicebot.telephony.base import CallTransport
 log = logging.getLogger(__name__)
 
 Prompt = Literal["not_heard", "transfer", "transfer_failed", "error", "offer_human",
-                 "bot_question"]  # config.dialog.prompts
+                 "bot_question", "goodbye"]  # config.dialog.prompts
 
 
 class CallSession:
@@ -215,6 +216,10 @@ class CallSession:
         if self.guard.bot_question(text):  # an honest answer and the way to a human, without a transfer
             self.guard.note_progress()
             return await self._speak([self.config.dialog.prompts.bot_question], clock, fixed=True)
+        if is_closing(text) and not (self.agent and (self.agent.pending_write or self.agent.awaiting_pin)):
+            # "Thank you, that's all": a goodbye from the cache at once, not seconds of the model for a courtesy
+            self.guard.note_progress()
+            return await self._speak([self.config.dialog.prompts.goodbye], clock, fixed=True)
         await self._on_flow(self.flow.match(text=text), clock, text)
 
     async def _on_text(self, event: TextReceived) -> None:

@@ -1,0 +1,26 @@
+"""Whole caller turns that only close the call, in code (voicebot.dialog.answers.is_closing)."""
+
+from __future__ import annotations
+
+import pytest
+
+from voicebot.dialog.answers import is_closing
+
+CLOSINGS = ["Thank you, that's all.", "No, that's it, bye.", "Nothing else, thanks.", "That's everything, thank you!",
+            "No thanks, bye.", "Okay, thank you, goodbye.", "No, I'm good, thanks.", "Great, thanks, have a nice day.",
+            "That's all I needed, thanks.", "Bye.", "Thanks, bye bye", "no that's all",
+            "Perfect, thank you very much, that's all for now.", "That\u2019s it for today, cheers."]
+NOT_CLOSINGS = ["No, I want the other one.", "That's all wrong.", "Thanks, and where is my order?", "Thank you", "No",
+                "Okay", "Is that all you can do?", "My order is late, thanks.", "Nothing arrived yet",
+                "That's it, I want to cancel", "I'm done waiting for my parcel", "Good morning", "",
+                "Bye the way, my order is late"]
+
+
+@pytest.mark.parametrize("text", CLOSINGS)
+def test_the_caller_closing_the_call(text):
+    assert is_closing(text)
+
+
+@pytest.mark.parametrize("text", NOT_CLOSINGS)
+def test_requests_and_bare_courtesies_are_not_a_goodbye(text):
+    assert not is_closing(text)
