@@ -467,8 +467,10 @@ def test_hanging_up_during_a_spoken_reply_stops_the_model_and_the_synthesis(env)
     call = run(env, lines[0], chat)
 
     assert call.line.hung_up_by == "caller"
-    # no sentence made after the hang-up (a long first sentence is made clause first: speaker/tts.first_clause)
-    assert [s.text for s in env.synth.said if not s.fixed] == first_clause(first)[:1]
+    # no sentence made after the hang-up (a long first sentence is made clause first, speaker/tts.first_clause,
+    # and its second clause may be made before the hang-up arrives, without the model)
+    made = [s.text for s in env.synth.said if not s.fixed]
+    assert made in (first_clause(first)[:1], first_clause(first))
     assert chat.cancelled == 1 and chat.finished == 0 and chat.closed == len(chat.calls)
     assert call.said("bot") == [env.greeting("Alice"), first]  # what the caller heard before leaving
     assert call.outcome == Outcome.ABANDONED  # left during the answer: abandoned unresolved

@@ -58,7 +58,7 @@ class VadConfig(Section):
     digits_silence_ms: int = Field(1500, ge=100, le=10000)
     min_speech_ms: int = Field(200, ge=20, le=5000)
     preroll_ms: int = Field(300, ge=0, le=2000)
-    barge_in_ms: int = Field(200, ge=20, le=2000)
+    barge_in_ms: int = Field(100, ge=20, le=2000)
     backchannel_max_ms: int = Field(700, ge=100, le=5000, description="Speech over the bot up to this long that "
                                     "stops is a backchannel (the bot carries on); longer stops the bot.")
     backchannel_gap_ms: int = Field(80, ge=20, le=1000, description="Silence that ends such a backchannel.")
