@@ -24,3 +24,18 @@ def test_the_caller_closing_the_call(text):
 @pytest.mark.parametrize("text", NOT_CLOSINGS)
 def test_requests_and_bare_courtesies_are_not_a_goodbye(text):
     assert not is_closing(text)
+
+
+ANYTHING_ELSE = "Order 10452 has shipped with UPS. Is there anything else I can help with?"
+
+
+@pytest.mark.parametrize("text", ["Great, thanks", "No", "No thanks.", "Thank you", "okay, thank you"])
+def test_after_anything_else_a_bare_no_or_thanks_closes(text):
+    assert not is_closing(text)
+    assert is_closing(text, ANYTHING_ELSE)
+
+
+@pytest.mark.parametrize("text", ["Yes, where is my other order?", "yes please", "Hmm", "No, my parcel is late"])
+def test_after_anything_else_a_request_is_still_a_request(text):
+    assert not is_closing(text, ANYTHING_ELSE)
+    assert not is_closing("Thanks", "Your order shipped. Would you like the tracking number?")

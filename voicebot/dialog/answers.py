@@ -69,14 +69,19 @@ _CLOSING_WORDS = re.compile(r"\b(?:all|everything|it|nothing|done|good|fine|set|
 # (a bare "thank you" is not a goodbye: callers say it after an answer and go on)
 
 
-def is_closing(text: str) -> bool:
+_ANYTHING_ELSE = re.compile(r"\b(?:anything else|something else|any other questions?)\b[^.?!]*\?\s*$", re.I)
+
+
+def is_closing(text: str, last_bot: str = "") -> bool:
     """Whether the caller's whole turn only closes the conversation ("Thank you, that's all.", "No, that's it,
-    bye."), so the bot says goodbye from a template instead of asking the model."""
-    said = re.sub(r"[.!?]+", " ", text.strip().lower().replace("’", "'"))
-    said = " ".join(said.split())
-    if not said or not _CLOSING_WORDS.search(said) or said in {"no", "ok", "okay", "fine", "good"}:
+    bye."), so the bot says goodbye from a template instead of asking the model. After the bot asked "Is there
+    anything else I can help with?" (``last_bot``), a bare "no", "no thanks" or "great, thanks" closes too."""
+    said = re.sub(r"[.!?]+", " ", text.strip().lower().replace("\N{RIGHT SINGLE QUOTATION MARK}", "'"))
+    said = re.sub(r"\s*,\s*", ", ", " ".join(said.split())).strip(" ,")
+    if not said or not _CLOSING.match(said):
         return False
-    return bool(_CLOSING.match(said))
+    return bool(_CLOSING_WORDS.search(said) and said not in {"no", "ok", "okay", "fine", "good"}
+                or _ANYTHING_ELSE.search(last_bot or ""))
 
 
 def order_sentence(order: dict[str, Any]) -> str:
