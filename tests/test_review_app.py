@@ -292,3 +292,29 @@ def test_events_of_an_untimed_call_sit_at_the_turn_they_belong_to(tmp_path):
     assert "get_order" in turns[1] and "Grounding guard" in turns[1] and "It arrives Friday" in turns[1]
     assert "Barge in" in turns[3] and "Barge in" not in turns[4]
     assert all(label not in turns[4] + turns[0] for label in ("get_order", "Grounding guard"))
+
+
+def test_turns_of_an_untimed_call_show_when_they_were_said(tmp_path):
+    """A console call has no call audio, so every turn was at 0:00: the page shows the time since the call began,
+    from when each turn was written; a phone call keeps its audio times."""
+    from datetime import datetime, timezone
+
+    from review_support import add_users
+    from voicebot.store import Turn
+
+    moments = iter(datetime(2026, 3, 3, 9, 0, s, tzinfo=timezone.utc) for s in range(0, 60, 4))
+    config = review_config(tmp_path)
+    store = CallStore(config.path(config.store.database), config.path(config.store.recordings_dir),
+                      now=lambda: next(moments))
+    store.start_call(None, call_id="console-call", test=True)  # 9:00:00
+    for role, text in [("bot", "Hello, how can I help?"), ("caller", "Where is order 10452?"),
+                       ("bot", "Order 10452 has shipped."), ("caller", "Thanks, bye.")]:
+        store.add_turn("console-call", Turn(role, text, 0.0, 0.0))  # 9:00:04, :08, :12, :16
+    store.finish_call("console-call", "resolved")
+    store.close()
+    add_users(config)
+    with TestClient(create_app(config, redact_logs=False), follow_redirects=False) as client:
+        login(client, SUPERVISOR)
+        html = client.get("/calls/console-call?tests=1").text
+    times = re.findall(r'<span class="time">([0-9:]+)</span>', html)
+    assert times == ["0:04", "0:08", "0:12", "0:16"], times

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -248,6 +248,16 @@ def _place_events(turns: list[TurnView], events: list[tuple[EventView, datetime 
     return early
 
 
+def _wall_times(turns: list[TurnView], call_started: datetime, recorded: list[datetime | None] | None,
+                ) -> list[TurnView]:
+    """A console or chat call has no call audio, so every turn is at 0:00: show instead when each turn was written,
+    counted from the call's start (a phone call keeps its audio times, which the recordings seek to)."""
+    if not recorded or len(recorded) != len(turns) or any(t.started_at for t in turns):
+        return turns
+    return [t if at is None else replace(t, started_at=max((at - call_started).total_seconds(), 0.0))
+            for t, at in zip(turns, recorded)]
+
+
 def build_call_page(call: Call, turns: list[Turn], events: list[Event], analysis: CallAnalysis | None,
                     recordings: list[str], customer: CustomerView | None, role: str,
                     knowledge_titles: dict[str, str] | None = None,
@@ -257,6 +267,7 @@ def build_call_page(call: Call, turns: list[Turn], events: list[Event], analysis
     turn_views = redacted_turns(turns, role)
     early = _place_events(turn_views, [(_event_view(e, role, knowledge_titles), e.recorded_at) for e in events],
                           turn_recorded)
+    turn_views = _wall_times(turn_views, call.started_at, turn_recorded)
     rubric = [RubricView(name, RUBRIC[name], r.score, redact_text(r.reason, role))
               for name, r in (analysis.qa.items() if analysis else []) if name in RUBRIC]
     flags = [(FLAGS.get(k, k), redact_text(v, role)) for k, v in (analysis.flags.items() if analysis else [])]
