@@ -59,6 +59,6 @@ def test_prompts_default_to_the_shipped_text_and_are_checked(tmp_path):
         load_config(path)
     found = {(p.line, p.field) for p in info.value.problems}
     assert found == {(3, "dialog.prompts.transfer"), (4, "dialog.prompts.error")}, info.value.problems
-    path.write_text("dialog:\n  prompts:\n    goodbye: Bye.\n")  # not a prompt the bot says
+    path.write_text("dialog:\n  prompts:\n    lullaby: Bye.\n")  # not a prompt the bot says
     with pytest.raises(ConfigError):
         load_config(path)

@@ -25,7 +25,7 @@ from voicebot.crm.repository import Repository
 from voicebot.crm.seed import seed_demo
 from voicebot.llm.base import ChatMessage
 from voicebot.session import CallSession, SessionDeps
-from voicebot.speech.tts import first_clause, split_sentences
+from voicebot.speech.tts import SentenceBuffer, first_clause, split_sentences
 from voicebot.store import Call as CallRecord
 from voicebot.store import CallStore, Event, Outcome, Turn
 from voicebot.telephony.base import TransferResult
@@ -149,9 +149,11 @@ def audio_s(texts: list[str], synth: FakeSynthesizer) -> float:
 
 
 def spoken_pieces(reply_text: str) -> list[str]:
-    """The pieces a reply is synthesised in: its sentences, the first one cut at its first clause."""
-    sentences = split_sentences(reply_text)
-    return first_clause(sentences[0]) + sentences[1:]
+    """The pieces a model's reply is synthesised in: its sentences as the agent hands them out (the first clause
+    on its own, tts.SentenceBuffer(clause_first=True)), a long first piece cut again by the speaker."""
+    buffer = SentenceBuffer(clause_first=True)
+    pieces = buffer.feed(reply_text) + buffer.flush()
+    return first_clause(pieces[0]) + pieces[1:]
 
 
 def played_s(line: SimulatedLine) -> float:
@@ -201,7 +203,8 @@ def test_free_speech_goes_to_the_model_and_its_reply_is_streamed_sentence_by_sen
                chat)
 
     assert call.said("bot") == [env.greeting("Alice"), COFFEE]
-    assert [s for s in env.synth.said if not s.fixed] == [Synthesis(s, fixed=False) for s in split_sentences(COFFEE)]
+    assert [s for s in env.synth.said if not s.fixed] == [Synthesis(s, fixed=False) for piece in spoken_pieces(COFFEE)
+                                                          for s in split_sentences(piece)]
     [request] = chat.calls
     assert request.messages[-1] == ChatMessage("user", "Caller: do you sell coffee")
     assert request.json_schema["properties"]["action"]["enum"][:2] == ["reply", "transfer"]
@@ -455,7 +458,7 @@ def test_hanging_up_while_the_model_writes_stops_it_before_its_tool_writes_to_th
 
 
 def test_hanging_up_during_a_spoken_reply_stops_the_model_and_the_synthesis(env):
-    first = split_sentences(STOCK)[0]
+    first = spoken_pieces(STOCK)[0]  # the first clause, spoken while the model writes on
     lines: list[SimulatedLine] = []
 
     def piece(i: int) -> None:  # once the first sentence is on its way, the model waits for the hang-up
@@ -467,10 +470,7 @@ def test_hanging_up_during_a_spoken_reply_stops_the_model_and_the_synthesis(env)
     call = run(env, lines[0], chat)
 
     assert call.line.hung_up_by == "caller"
-    # no sentence made after the hang-up (a long first sentence is made clause first, speaker/tts.first_clause,
-    # and its second clause may be made before the hang-up arrives, without the model)
-    made = [s.text for s in env.synth.said if not s.fixed]
-    assert made in (first_clause(first)[:1], first_clause(first))
+    assert [s.text for s in env.synth.said if not s.fixed] == [first]  # nothing made after the hang-up
     assert chat.cancelled == 1 and chat.finished == 0 and chat.closed == len(chat.calls)
     assert call.said("bot") == [env.greeting("Alice"), first]  # what the caller heard before leaving
     assert call.outcome == Outcome.ABANDONED  # left during the answer: abandoned unresolved

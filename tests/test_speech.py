@@ -7,7 +7,7 @@ import pytest
 from asr_support import assert_heard, normalize
 from voicebot.audio import alaw_decode, alaw_encode, silence, ulaw_decode, ulaw_encode, write_wav
 from voicebot.speech.stt import Transcriber
-from voicebot.speech.tts import Synthesizer, first_clause, split_sentences
+from voicebot.speech.tts import SentenceBuffer, Synthesizer, first_clause, split_sentences
 from voicebot.speech.vad import WebRtcVoiceActivity, speech_regions
 
 SENTENCE = "Your order will arrive on Tuesday."
@@ -153,3 +153,18 @@ def test_a_short_encoder_window_hears_the_words_and_digits_are_heard_again_in_fu
     heard = transcriber.transcribe(pin, 8000).text
     assert windows == [int(transcriber.window_s * 100), None]  # digits: heard again with the full window
     assert any(ch.isdigit() for ch in heard)  # (which digits: Piper's voice varies from run to run)
+
+
+def test_a_streamed_reply_hands_out_its_first_clause_as_soon_as_a_word_follows_it():
+    """The model writes ~10 tokens a second: the caller hears "I'm sorry to hear that," while it writes on."""
+    buffer = SentenceBuffer(clause_first=True)
+    out = []
+    for piece in ["I'm sorry", " to hear that", ",", " and", " I can help. Which", " order is it?"]:
+        out.append(buffer.feed(piece))
+    assert out == [[], [], [], ["I'm sorry to hear that,"], ["and I can help."], []]
+    assert buffer.flush() == ["Which order is it?"]
+    dated = SentenceBuffer(clause_first=True)
+    assert dated.feed("Your order arrives on May 3, 2026, by courier today. Thanks") == [
+        "Your order arrives on May 3, 2026,", "by courier today."]  # never cut before a digit
+    short = SentenceBuffer(clause_first=True)
+    assert short.feed("Yes, sure. I can do that. Thanks") == ["Yes, sure. I can do that."]  # no 3-word clause

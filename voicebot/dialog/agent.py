@@ -135,6 +135,8 @@ class DialogueAgent:
     def _speak(self, sentence: str, system: str, spoken: list[str]) -> Iterator[AgentEvent]:
         """Yield the sentence, or the guard event and a safe sentence instead; appends what was said."""
         guard = self._check(sentence, system)
+        if guard is None and spoken and _leaks(f"{spoken[-1]} {sentence}", self.instructions()):
+            guard = Guarded("instructions_leak", sentence)  # a recital split over the first clause and the rest
         if guard:
             yield guard
             sentence = SAFE_REPLY if guard.kind == "ungrounded" else NO_SECRETS_REPLY
@@ -310,7 +312,8 @@ class DialogueAgent:
         first = True
         for step in range(MAX_TOOL_STEPS + 1):
             schema = action_schema(allowed if step < MAX_TOOL_STEPS else [])
-            stream, sentences, spoken = JsonTextStream(), SentenceBuffer(), []
+            # the reply's first clause is spoken on its own: the caller hears it while the model writes on
+            stream, sentences, spoken = JsonTextStream(), SentenceBuffer(clause_first=step == 0), []
             pieces = self.chat.stream([ChatMessage("system", system), *self.history], json_schema=schema,
                                       max_tokens=self.max_tokens, temperature=self.temperature)
             try:

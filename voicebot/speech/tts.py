@@ -23,19 +23,23 @@ from voicebot.fileio import write_wav_atomic
 
 RECENT_SENTENCES = 256  # about 4 MB of 8 kHz speech
 _SENTENCE_END = re.compile(r"[.!?;](?=\s+[\"'(\[]?[A-Z0-9])")
+_CLAUSE_END = re.compile(r"[,:;—](?=\s)")
 
 
 class SentenceBuffer:
     """Collects streamed text and hands out whole sentences as soon as they are complete. A sentence ends at
     . ! ? or ; followed by a space and a capital or digit, so "25.99" and "Dr. smith" stay whole."""
 
-    def __init__(self, min_chars: int = 12) -> None:
+    def __init__(self, min_chars: int = 12, clause_first: bool = False) -> None:
         self.text = ""
         self.min_chars = min_chars
+        self.clause_first = clause_first  # hand out the first clause of the first sentence on its own
 
     def feed(self, piece: str) -> list[str]:
         self.text += piece
         out = []
+        if self.clause_first:
+            out += self._first_clause()
         while True:
             cut = next((m.end() for m in _SENTENCE_END.finditer(self.text) if m.end() >= self.min_chars), None)
             if cut is None:
@@ -43,6 +47,25 @@ class SentenceBuffer:
             sentence, self.text = self.text[:cut].strip(), self.text[cut:].lstrip()
             if sentence:
                 out.append(sentence)
+
+    def _first_clause(self) -> list[str]:
+        """The first clause of a reply being written ("I'm sorry to hear that," of a longer sentence), once a word
+        follows it: the caller hears it while the model writes the rest of the sentence. Not before a digit ("May
+        3, 2026" stays whole) and not when the whole sentence has already ended."""
+        sentence_end = next((m.end() for m in _SENTENCE_END.finditer(self.text) if m.end() >= self.min_chars), None)
+        for match in _CLAUSE_END.finditer(self.text):
+            head, tail = self.text[:match.end()].strip(), self.text[match.end():].lstrip()
+            if sentence_end is not None and match.end() > sentence_end:
+                break
+            if len(head) >= self.min_chars and len(head.split()) >= 3 and tail[:1].isalpha():
+                self.clause_first = False
+                self.text = tail
+                return [head]
+            if len(head.split()) >= 3 and not tail:
+                break  # wait for the next word
+        if sentence_end is not None:
+            self.clause_first = False  # the first sentence is whole already
+        return []
 
     def flush(self) -> list[str]:
         rest, self.text = self.text.strip(), ""
@@ -53,9 +76,6 @@ def split_sentences(text: str) -> list[str]:
     """Split a whole text into sentences (the same rule as streamed text)."""
     buffer = SentenceBuffer(min_chars=1)
     return buffer.feed(text) + buffer.flush()
-
-
-_CLAUSE_END = re.compile(r"[,:;—](?=\s)")
 
 
 def first_clause(sentence: str, min_chars: int = 48) -> list[str]:
