@@ -30,6 +30,7 @@ from voicebot.config import PromptsConfig
 from voicebot.events import CallbackCreated, ErrorOccurred, TransferEnded, TransferReason, TransferStarted
 from voicebot.llm.base import LlmError
 from voicebot.review.redact import mask_secrets
+from voicebot.session.prerendered import play_prerendered  # noqa: F401 - re-exported for the session
 from voicebot.session.state import State
 from voicebot.speech.tts import Synthesizer
 from voicebot.store import Outcome
@@ -136,20 +137,6 @@ class FallbackSpeech:
 
     def get(self, name: str, sample_rate: int) -> bytes | None:
         return self.pcm.get(name) if sample_rate == self.sample_rate else None
-
-
-async def play_prerendered(session: CallSession, name: str) -> bool:
-    """Queue a pre-rendered prompt behind whatever plays (no synthesis: it may be the part that hangs) and record it
-    as said; False when it was not rendered at start. Returns at once: the turn it covers goes on."""
-    fallback = session.deps.fallback
-    pcm = fallback.get(name, session.rate) if fallback is not None else None
-    if pcm is None or session.hung_up.is_set():
-        return False
-    started = session.detector.now_s
-    session.t.play(pcm)
-    await session._turn("bot", getattr(session.config.dialog.prompts, name), started_at=started,
-                        ended_at=round(started + len(pcm) / (2 * session.rate), 3))
-    return True
 
 
 async def _play(session: CallSession, name: str, timeout_s: float) -> bool:

@@ -17,7 +17,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from voicebot.session.faults import CallSession, play_prerendered
+from voicebot.session.prerendered import CallSession, play_prerendered
 
 log = logging.getLogger(__name__)
 
