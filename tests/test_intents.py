@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
+
 from fakes import ScriptedChat
 from intent_phrasings import PHRASINGS
 from voicebot.crm.repository import Repository
@@ -62,3 +64,13 @@ def test_recognised_requests_are_answered_without_the_model(intent_classifier):
     called = [e for e in agent.turn("yes") if isinstance(e, ToolCalled)]
     assert called[0].name == "create_ticket" and called[0].args["subject"].startswith("The headset you sent")
     assert chat.calls == []
+
+
+@pytest.mark.parametrize("text, small_talk", [
+    ("Hello, how's your day going so far?", True), ("Good morning, how are you?", True), ("Tell me a joke", True),
+    ("What are your opening hours?", False), ("How long does delivery usually take?", False),
+    ("Do you sell coffee machines?", False), ("Where is my order?", False)])
+def test_small_talk_is_told_apart_from_questions_for_the_knowledge_base(intent_classifier, text, small_talk):
+    """Small talk goes to the model, never to a document that shares a word with it (a greeting asking how the
+    day is going was answered with the next-day delivery entry)."""
+    assert intent_classifier.is_small_talk(text) is small_talk

@@ -305,7 +305,8 @@ class DialogueAgent:
                 return
         elif (yield from self._recognised(caller_text, allowed)):
             return
-        if self.knowledge is not None and (known := self.knowledge.ask(caller_text, must=False)):
+        small_talk = self.intents is not None and self.intents.is_small_talk(caller_text)
+        if self.knowledge is not None and not small_talk and (known := self.knowledge.ask(caller_text, must=False)):
             yield from self._know(*known)  # nothing else placed it, but the knowledge base answers it well
             return
         seen_calls: set[str] = set()

@@ -127,6 +127,15 @@ class IntentClassifier:
             return None
         return Intent(name, round(float(score), 4), round(float(margin), 4), example)
 
+    def is_small_talk(self, text: str) -> bool:
+        """Whether ``text`` is nearest to ``other`` (greetings, thanks, chit-chat) and close to it: no question for
+        the knowledge base either, so such a turn goes to the model rather than to a document that shares a word
+        with it ("how's your day going?" is not a question about next-day delivery)."""
+        if not text.strip():
+            return False
+        name, (score, _example) = max(self.scores(text).items(), key=lambda kv: kv[1][0])
+        return name == OTHER and score >= self.threshold
+
 
 def cosine_table(classifier: IntentClassifier, texts: Sequence[str]) -> np.ndarray:
     """(len(texts), intents) best cosines: for calibrating thresholds on a labelled set."""
