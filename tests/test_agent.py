@@ -362,3 +362,16 @@ def test_a_caller_who_forgot_the_pin_can_use_the_date_of_birth_in_one_breath(rep
     assert "10452" in " ".join(e.text for e in events if isinstance(e, Sentence))
     checks = [e for e in events if isinstance(e, ToolCalled) and e.name == "verify_caller"]
     assert checks[0].args == {"date_of_birth": "<redacted>", "postcode": "<redacted>"}
+
+
+def test_the_prompt_warmed_at_start_is_the_one_a_call_sends(repo):
+    """The worker warms the model with ``components.system_prompt``; when it differed from the agent's (it was
+    the company's prompt alone), the first model turn of a call evaluated ~1,500 tokens of instructions first."""
+    from voicebot.components import system_prompt
+    from voicebot.config import Config
+
+    config = Config()
+    company = config.dialog.system_prompt.format(company=config.dialog.company)
+    agent = DialogueAgent(ScriptedChat(), CallerContext.start(repo, "+15550102030"), company, today=TODAY)
+    assert system_prompt(config) == agent.system_prompt()
+    assert "get_order" in system_prompt(config)  # the tools are in it

@@ -84,7 +84,12 @@ def make_chat_model(config: Config, store: ModelStore) -> ChatModel:
 
 
 def system_prompt(config: Config) -> str:
-    return config.dialog.system_prompt.format(company=config.dialog.company)
+    """The dialogue model's system prompt exactly as a call's agent sends it (warmed at start, so the first call's
+    first model turn does not evaluate it)."""
+    from voicebot.crm.tools import CRM_TOOLS
+    from voicebot.dialog.agent import full_system_prompt
+
+    return full_system_prompt(config.dialog.system_prompt.format(company=config.dialog.company), CRM_TOOLS.specs())
 
 
 @dataclass

@@ -47,6 +47,14 @@ INTENT_TOOLS = {"order_status": "list_open_orders", "order_history": "list_recen
 """The tool each recognised intent leads to (knowledge questions go to the knowledge base, when there is one)."""
 
 
+def full_system_prompt(company_prompt: str, tool_specs: list[dict[str, Any]]) -> str:
+    """The model's system prompt in a call: the company's prompt, the rules, the tools and the examples. The
+    worker warms exactly this at start and after each after-call analysis (``components.system_prompt``), so the
+    first model turn of a call pays only for the call's own words, not for ~1,500 tokens of instructions."""
+    lines = "\n".join(signature(spec) for spec in tool_specs)
+    return f"{company_prompt}\n{RULES}{lines}\n{EXAMPLES}"
+
+
 @dataclass
 class DialogueAgent:
     """The model-led part of one call. Not thread-safe: one turn at a time (the session makes sure).
@@ -85,8 +93,7 @@ class DialogueAgent:
 
     def system_prompt(self) -> str:
         """Fixed for the whole deployment, so llama.cpp keeps it evaluated between turns and calls."""
-        lines = "\n".join(signature(spec) for spec in self.tools.specs())
-        return f"{self.company_prompt}\n{RULES}{lines}\n{EXAMPLES}"
+        return full_system_prompt(self.company_prompt, self.tools.specs())
 
     def _note_verified(self) -> None:
         customer = self.context.verified_customer
