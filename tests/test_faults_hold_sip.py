@@ -16,7 +16,7 @@ import threading
 
 import pytest
 
-from asr_support import assert_heard_any
+from asr_support import heard_phrase
 from fakes import ScriptedChat
 from ollama_server import FakeOllama
 from serve_support import serving
@@ -55,9 +55,12 @@ def test_a_model_that_never_answers_gets_the_hold_line_then_the_apology_over_sip
     said_end = report["steps"][-1]["end_s"]
     after = [u for u in report["bot_utterances"] if u["start_s"] > said_end]
     assert after, report["bot_utterances"]
-    # the caller's turn ends ~0.6-1 s after their speech (endpointing); the hold line follows 2.5 s later
+    # the caller's turn ends ~0.6-1 s after their speech (endpointing); the filler ("One moment, let me check
+    # that.") may come first, at filler_after_ms; the hold line follows 2.5 s of quiet later
     assert after[0]["start_s"] - said_end <= 4.5, (said_end, after)
-    assert_heard_any(after[0]["text"], "taking a moment", "stay on the line")
+    holds = [u for u in after[:3] if heard_phrase(u["text"], "taking a moment") or
+             heard_phrase(u["text"], "stay on the line")]
+    assert holds, after
     apology = next(i for i, u in enumerate(after) if "went wrong" in u["text"] or "colleague" in u["text"])
     gaps = [b["start_s"] - a["end_s"] for a, b in zip(after[:apology + 1], after[1:apology + 1])]
     assert max(gaps, default=0) <= 3.2, after  # never silent longer than the hold interval (+ a frame or so)
@@ -67,5 +70,5 @@ def test_a_model_that_never_answers_gets_the_hold_line_then_the_apology_over_sip
     assert [e.data["stage"] for e in events if e.kind == "error"] == ["llm"], kinds
     assert "transfer_requested" in kinds, (kinds, report)
     bot = [t.text for t in served.store().turns(row.id) if t.role == "bot"]
-    assert bot[1] == "Sorry, this is taking a moment. Please stay on the line.", bot  # on record as said
+    assert "Sorry, this is taking a moment. Please stay on the line." in bot[1:3], bot  # on record as said
     assert "voicebot.session.watchdog" in served.text or "hold line played" in served.text

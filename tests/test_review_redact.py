@@ -118,3 +118,12 @@ def test_uvicorn_access_log_lines_keep_working():
     RedactingFilter().filter(record)
     line = AccessFormatter("%(client_addr)s %(request_line)s %(status_code)s", use_colors=False).format(record)
     assert line == '192.168.100.200:5000 GET /calls?caller=+1 555 ••• 2030 HTTP/1.1 200 OK'
+
+
+def test_a_misheard_card_number_is_masked_all_the_same():
+    """Whisper heard "4111 1111 1111 1111" as 20 digits in a real call: more digits than any phone number has,
+    so it is masked as a card, though it fails the card checks."""
+    from voicebot.review.redact import mask_secrets
+
+    assert mask_secrets("My card number is 41111111111111111111.") == "My card number is [card •••• 1111]."
+    assert mask_secrets("Call me on +44 20 7946 0958") == "Call me on +44 20 7946 0958"  # a phone number stays

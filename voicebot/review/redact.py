@@ -72,6 +72,7 @@ _PIN = re.compile(
 )
 # A run of digits with single spaces, dashes, dots or brackets between them, optionally after "+".
 _DIGIT_RUN = re.compile(r"(?<![\w+])\+?\(?\d(?:[\s().-]{0,2}\d){8,18}(?![\w])")
+_LONG_RUN = re.compile(r"(?<![\w+])\d(?:[\s.-]{0,2}\d){12,40}(?![\w])")  # 13 digits or more
 _SECRET_QUESTION = re.compile(r"\b(?:pin|passcode|pass code|card number|card details|security code|cvv|cvc|"
                               r"date of birth|birth ?date|birthday|born)\b", re.IGNORECASE)
 _IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
@@ -127,6 +128,14 @@ def _is_card(text: str, digits: str) -> bool:
     return 13 <= len(digits) <= 19 and (len(digits) > 15 or (luhn_ok(digits) and not text.startswith("+")))
 
 
+_CARD_WORDS = re.compile(r"\b(?:card|visa|mastercard|amex|american express|credit|debit)\b", re.IGNORECASE)
+
+
+def _any_long_run(match: re.Match[str]) -> str:
+    digits = re.sub(r"\D", "", match.group(0))
+    return f"[card {MASK}• {digits[-4:]}]"
+
+
 def _digit_run(match: re.Match[str]) -> str:
     text = match.group(0)
     if _IPV4.fullmatch(text):
@@ -179,6 +188,9 @@ def mask_secrets(text: str | None, *, secret_answer: bool = False) -> str:
     if not text:
         return text or ""
     text = _DIGIT_RUN.sub(_card_only, _mask_keyed(text))
+    if _CARD_WORDS.search(text):
+        # a card was talked about: any long run is one, even misheard (Whisper made 20 digits of a 16-digit card)
+        text = _LONG_RUN.sub(_any_long_run, text)
     if secret_answer:
         text = _SECRET_RUN.sub(MASK + "•", text)
     return text
