@@ -11,6 +11,7 @@ recite the instructions. A sentence that fails is replaced by a safe one and the
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -46,6 +47,8 @@ INTENT_TOOLS = {"order_status": "list_open_orders", "order_history": "list_recen
                 "callback": "request_callback"}
 """The tool each recognised intent leads to (knowledge questions go to the knowledge base, when there is one)."""
 
+
+log = logging.getLogger(__name__)
 
 def full_system_prompt(company_prompt: str, tool_specs: list[dict[str, Any]]) -> str:
     """The model's system prompt in a call: the company's prompt, the rules, the tools and the examples. The
@@ -113,9 +116,13 @@ class DialogueAgent:
 
     def prefill(self) -> None:
         """Evaluate the call's history now (while the caller talks), so the next model turn only pays for the
-        caller's new words. Blocking: run it in a worker thread."""
-        for _ in self.chat.stream([ChatMessage("system", self.system_prompt()), *self.history], max_tokens=1):
-            pass
+        caller's new words. Blocking: run it in a worker thread. Never raises: it is only an optimisation, and the
+        next turn evaluates the same text anyway."""
+        try:
+            for _ in self.chat.stream([ChatMessage("system", self.system_prompt()), *self.history], max_tokens=1):
+                pass
+        except Exception:  # noqa: BLE001
+            log.debug("prefill failed", exc_info=True)
 
     def _allowed(self, allowed_tools: list[str] | None) -> list[dict[str, Any]]:
         skip = {"verify_caller"}  # verification runs in code, on what the caller said

@@ -153,14 +153,7 @@ class CallSession:
     def _prefill(self) -> None:
         """While the reply plays and the caller talks, let the model evaluate the conversation so far."""
         if self.agent is not None and (self._prefilling is None or self._prefilling.done()):
-            self._prefilling = asyncio.ensure_future(asyncio.to_thread(self._safe_prefill, self.agent))
-
-    @staticmethod
-    def _safe_prefill(agent: DialogueAgent) -> None:
-        try:
-            agent.prefill()
-        except Exception:  # only an optimisation: the next turn will evaluate it anyway
-            log.debug("prefill failed", exc_info=True)
+            self._prefilling = asyncio.ensure_future(asyncio.to_thread(self.agent.prefill))
 
     def _hang_up(self) -> None:
         """The control path of a hang-up (see the module's docstring), run by the listener as the line ends."""
