@@ -70,89 +70,16 @@ Not thread-safe: call every method from one thread (the session's event loop).
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass
 
 from voicebot.audio import AudioFrame, rms_dbfs
 from voicebot.config import TurnsConfig, VadConfig
 from voicebot.speech.overlap import OverlapJudge
+from voicebot.speech.turn_events import (  # noqa: F401 - re-exported: the detector's vocabulary
+    TurnEvent, SpeechStarted, BargeIn, Backchannel, Interruption, NoInput, Utterance, TurnCheck, LikelyEnd)
 from voicebot.speech.vad import VoiceActivity
 
 _SILENT = float("-inf")
 SECOND_OPINION_HOLD_MS = 200  # a "speech" from the second opinion counts this long (it hears in 32 ms chunks)
-
-
-@dataclass(frozen=True)
-class TurnEvent:
-    at_s: float  # seconds of call audio the event refers to (see each event)
-
-
-@dataclass(frozen=True)
-class SpeechStarted(TurnEvent):
-    """The caller is speaking (confirmed: ``min_speech_ms`` of speech); ``at_s`` is the onset."""
-
-
-@dataclass(frozen=True)
-class BargeIn(TurnEvent):
-    """Caller speech sustained for ``barge_in_ms`` while the bot speaks: stop playback now (``at_s``: now)."""
-
-
-@dataclass(frozen=True)
-class Backchannel(TurnEvent):
-    """The caller's speech over the bot stopped short (``speech.overlap``): resume the paused reply now."""
-
-
-@dataclass(frozen=True)
-class Interruption(TurnEvent):
-    """The caller's speech over the bot went on (``speech.overlap``): stop the reply and take the turn."""
-
-
-@dataclass(frozen=True)
-class NoInput(TurnEvent):
-    """``no_input_timeout_s`` of audio passed after ``arm_no_input()`` without the caller speaking (``at_s``: now)."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Utterance(TurnEvent):
-    """One turn of caller speech; ``pcm`` (mono s16le) covers ``started_at_s`` .. ``ended_at_s`` exactly.
-
-    ``at_s`` is when the end of turn was decided; ``at_s - speech_ended_at_s`` is the endpointing delay.
-    """
-
-    pcm: bytes
-    sample_rate: int
-    started_at_s: float  # includes the preroll
-    ended_at_s: float  # includes a short trailing silence
-    speech_ended_at_s: float  # end of the last speech frame: the turn's "end of speech"
-    during_playback: bool = False  # the bot was speaking when the caller started
-    barged_in: bool = False  # this utterance stopped the bot
-    ended_by: str = "silence"  # silence | model | dictation | max_length | hang_up
-    turn_probability: float | None = None  # the turn model's last verdict on this pause, when it gave one
-    longest_pause_s: float = 0.0  # the longest silence inside the utterance that the caller went on after
-
-    @property
-    def duration_s(self) -> float:
-        return len(self.pcm) / 2 / self.sample_rate
-
-
-@dataclass(frozen=True, kw_only=True)
-class TurnCheck(TurnEvent):
-    """The caller paused for ``turns.check_silence_ms``: score ``pcm`` (the utterance so far) with the turn model,
-    off the event loop, and answer ``resolve_turn_check(id, complete)``. ``at_s``: when it was asked."""
-
-    id: int
-    pcm: bytes
-    sample_rate: int
-    speech_ended_at_s: float
-
-
-@dataclass(frozen=True)
-class LikelyEnd(TurnEvent):
-    """The caller has been quiet for ``early_stt_ms``: the turn will probably end. ``pcm`` is exactly the audio
-    the Utterance will carry if no speech follows, so speech recognition can start now and be reused."""
-
-    pcm: bytes
-    sample_rate: int
-    speech_ended_at_s: float
 
 
 class TurnDetector:
