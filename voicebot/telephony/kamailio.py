@@ -17,7 +17,6 @@ import ipaddress
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -27,7 +26,12 @@ from pathlib import Path
 import jinja2
 
 from voicebot.config import Config
-from voicebot.telephony.kamailio_front import registrar_sources, render_tls, worker_transports
+from voicebot.telephony.kamailio_front import (
+    registrar_sources,
+    render_tls,
+    worker_transports,
+)
+from voicebot.telephony.kamailio_process import is_kamailio, kill_group, stop_pid
 
 INSTALL_HINT = "install it: apt-get install -y kamailio (scripts/setup.sh does)"
 TEMPLATE = Path(__file__).with_name("kamailio.cfg.j2")
@@ -266,51 +270,6 @@ def busy_ports(config: Config, workers: int | None = None) -> list[str]:
     return busy
 
 
-def _is_kamailio(pid: int) -> bool:
-    try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return False
-    return b"kamailio" in cmdline.split(b"\0", 1)[0]
-
-
-def _kill_group(pid: int) -> None:
-    """SIGKILL Kamailio's whole process group when it leads one (started in its own session): a main process
-    killed alone leaves its children holding the SIP port (seen after a slow stop on a loaded machine)."""
-    try:
-        if os.getpgid(pid) == pid:
-            os.killpg(pid, signal.SIGKILL)
-            return
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
-def stop_pid(pid: int, timeout_s: float = 5.0) -> None:
-    """SIGTERM a Kamailio main process (it stops its children), SIGKILL its group after ``timeout_s``."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            if sig == signal.SIGKILL:
-                _kill_group(pid)
-            else:
-                os.kill(pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            if not _is_kamailio(pid):
-                return
-            try:  # reap it if it is our child
-                if os.waitpid(pid, os.WNOHANG)[0] == pid:
-                    return
-            except ChildProcessError:
-                pass
-            time.sleep(0.05)
-
-
 def stop_stale(files: RunFiles) -> int | None:
     """Stop a Kamailio left running from an earlier start (its pid in the pid file); returns its pid. A second
     instance would bind the same UDP port without an error and take part of the traffic."""
@@ -319,7 +278,7 @@ def stop_stale(files: RunFiles) -> int | None:
     except (OSError, ValueError, IndexError):
         return None
     files.pidfile.unlink(missing_ok=True)
-    if pid == os.getpid() or not _is_kamailio(pid):
+    if pid == os.getpid() or not is_kamailio(pid):
         return None
     stop_pid(pid)
     return pid
@@ -376,7 +335,7 @@ class Kamailio:
             try:
                 proc.wait(timeout_s)
             except subprocess.TimeoutExpired:
-                _kill_group(proc.pid)  # started with start_new_session: its children go too
+                kill_group(proc.pid)  # started with start_new_session: its children go too
                 proc.wait()
         self.files.pidfile.unlink(missing_ok=True)
         return proc.returncode
