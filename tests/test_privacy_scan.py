@@ -55,6 +55,15 @@ def without_geometry(html: str) -> str:
     return GEOMETRY.sub("", html)
 
 
+IDS = re.compile(r"(?<![0-9a-z])(?=[0-9a-f-]*[a-f])[0-9a-f][0-9a-f-]{11,}(?![0-9a-z])", re.IGNORECASE)
+
+
+def without_ids(text: str) -> str:
+    """Text without random identifiers: a call's UUID, a SIP Call-ID or a journal file's hex name may hold "1234"
+    by chance (one CI run's call id did). An identifier here has a hex letter in it; a card or PIN has none."""
+    return IDS.sub("", text or "")
+
+
 def pages(config, call_id: str) -> list[tuple[str, str]]:
     """(who and where, body) of every review page and API answer about the call, as each role."""
     from voicebot.review.app import create_app
@@ -122,7 +131,7 @@ def test_a_sip_call_with_a_card_a_pin_and_a_date_of_birth_leaves_them_nowhere(tm
         places += [(f"review.db {t}.{c}", v) for t, c, v in text_values(db)]
     places += files(served.folder / "data")
     places += [("serve output and log", served.text)]
-    leaks = [(where, found(text, patterns)) for where, text in places if found(text, patterns)]
+    leaks = [(where, hits) for where, text in places if (hits := found(without_ids(text), patterns))]
     assert not leaks, leaks
 
     # the scan looked where the secrets were: the caller said them, and their turns are kept, masked
