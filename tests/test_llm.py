@@ -141,3 +141,37 @@ def test_a_token_the_grammar_forbids_is_sampled_again_under_the_grammar(chat_mod
     reply = complete_json(chat_model, messages, ANSWER_SCHEMA, temperature=0.2, max_tokens=20)
     assert reply["animal"] in ("zebra", "kiwi")
     assert chat_model._llm.last_sampler.resampled >= 1
+
+
+def test_an_action_is_written_value_by_value_and_is_the_json_the_full_grammar_writes(chat_model):
+    """The agent's action schema (a flat object of strings): code writes the keys, the model only the values
+    (voicebot/llm/staged_json.py). Greedy, it is the same object the full JSON-schema grammar gives, and the first
+    piece carries the keys together with the model's first token."""
+    from voicebot.dialog.prompting import EXAMPLES, RULES, action_schema
+
+    schema = action_schema(["get_order", "create_ticket"])
+    system = ChatMessage("system", "You are the phone assistant of a furniture shop.\n" + RULES + EXAMPLES)
+    for said in ("My chair arrived broken.", "Hi, what kind of furniture do you sell?"):
+        messages = [system, ChatMessage("user", f"Caller: {said}")]
+        pieces = list(chat_model.stream(messages, json_schema=schema, temperature=0.0, max_tokens=80))
+        assert pieces[0].startswith('{"action": "') and len(pieces[0]) > len('{"action": "')
+        staged = json.loads("".join(pieces))
+        tokens, stop = chat_model._tokens(messages)
+        full = json.loads("".join(chat_model._complete(tokens, stop, 80, 0.0, chat_model._schema_grammar(schema))))
+        assert staged == full and set(staged) == {"action", "text"}
+
+
+def test_staged_json_takes_only_flat_objects_of_strings():
+    from voicebot.llm.staged_json import closed, flat_string_fields, value_grammar
+
+    from voicebot.dialog.prompting import action_schema
+
+    fields = flat_string_fields(action_schema(["get_order"]))
+    assert [(f.name, f.choices) for f in fields] == [("action", ("reply", "transfer", "get_order")), ("text", None)]
+    assert flat_string_fields(ROUTE_SCHEMA) is None  # a nullable string
+    assert flat_string_fields(ANSWER_SCHEMA) is not None
+    assert flat_string_fields({**ANSWER_SCHEMA, "additionalProperties": True}) is None
+    assert flat_string_fields({"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"],
+                               "additionalProperties": False}) is None
+    assert '"zebra" | "kiwi"' in value_grammar(fields[0].__class__("animal", ("zebra", "kiwi")))
+    assert closed('say \\"hi\\""') and not closed('say \\"hi\\"') and not closed("")
