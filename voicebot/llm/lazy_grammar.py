@@ -2,7 +2,7 @@
 
 llama-cpp-python puts the grammar sampler at the head of its sampler chain, so for every generated token the
 grammar is matched against all ~152,000 entries of the vocabulary before top-k keeps 40 of them. On 2 CPU cores
-that matching, not the model, set the pace of a JSON action: about 5 tokens a second instead of the model's ~15.
+that matching cost a fifth of the pace of a JSON action: 8.0 tokens a second against 10.2 without a grammar.
 
 llama.cpp's own server and CLI do it the other way round (``common_sampler_sample``): sample from the plain chain,
 ask the grammar whether that one token is allowed (it nearly always is: the model follows the format it was shown)
