@@ -157,6 +157,42 @@ def test_a_caller_cut_once_gets_longer_limits_for_the_rest_of_the_call(tmp_path,
     assert pace.data["pace"] == "slow" and pace.data["length_scale"] == config.turns.slow_length_scale
 
 
+def test_a_caller_going_on_before_the_bot_answered_is_heard_as_one_turn(tmp_path, config):
+    """Cut after "my chair" while the model is still writing (nothing played yet), the caller goes on: the reply to
+    the first half is dropped and the bot answers "my chair is broken", once (voicebot/session/resume.py)."""
+    from voicebot.telephony.sim import HangUp, Silence, WaitForBot
+
+    from fakes import ScriptedChat
+
+    # at line pace (time runs on while the bot thinks), and a model slower than the caller's pause
+    chat = ScriptedChat([{"action": "reply", "text": "I see, I am sorry about that."}], repeat=True, delay_s=0.1)
+    _, session, turns, _ = call_with(tmp_path, config, ThreadNotingModel(True), lambda voice: [
+        WaitForBot(), voice.say("my chair", 0.8), Silence(1.0), voice.say("is broken", 0.6), WaitForBot(),
+        HangUp()], chat=chat, speed=1.0)
+    caller = [t.text for t in turns if t.role == "caller"]
+    bot = [t.text for t in turns if t.role == "bot"]
+    assert caller == ["my chair", "my chair is broken"]  # the cut half is on record; the turn is the whole
+    assert bot[1:] == ["I see, I am sorry about that."]  # one answer, to the whole sentence
+    assert chat.calls[-1].messages[-1].content == "Caller: my chair is broken"  # the model read the whole
+    (resumed,) = [e for e in session.events if getattr(e, "kind", None) == "turn_resumed"]
+    assert resumed.data["went_on_at_s"] > resumed.data["cut_at_s"]
+
+
+def test_a_caller_going_on_after_the_bot_answered_is_a_new_turn(tmp_path, config):
+    """The bot answered the cut half before the caller went on: nothing is joined (that is a barge-in or a new
+    turn), as in the test above this one's neighbour."""
+    from voicebot.telephony.sim import HangUp, Silence, WaitForBot
+
+    from fakes import ScriptedChat
+
+    chat = ScriptedChat([{"action": "reply", "text": "I see."}], repeat=True)
+    _, session, turns, _ = call_with(tmp_path, config, ThreadNotingModel(True), lambda voice: [
+        WaitForBot(), voice.say("my chair", 0.8), Silence(1.0), voice.say("is broken", 0.6), WaitForBot(),
+        HangUp()], chat=chat)
+    assert [t.text for t in turns if t.role == "caller"] == ["my chair", "is broken"]
+    assert not [e for e in session.events if getattr(e, "kind", None) == "turn_resumed"]
+
+
 def test_the_simulated_line_waits_for_a_slow_verdict_faster_than_line_pace(tmp_path, config):
     """At 10x line pace a verdict that takes 0.4 s of wall time is 4 s of call audio, longer than any limit: the
     line holds its clock while the session waits for it, as a real line's 0.4 s would be."""

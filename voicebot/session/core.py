@@ -80,7 +80,7 @@ class CallSession:
                                tts_timeout_s=self.config.faults.tts_timeout_s)
         self.listener = Listener(transport, self.detector, deps.transcriber, self.speaker, self.guard, self.config,
                                  self.queue, record=self._record, private=self._private, on_hang_up=self._hang_up,
-                                 turn_model=deps.turn_model)
+                                 turn_model=deps.turn_model, on_resume=self._resume)
         self.outcome: Outcome | None = None
         self.outcome_reason: str | None = None
         self.transfer_target: str | None = None
@@ -101,6 +101,15 @@ class CallSession:
                                         lambda: self.state in (State.TRANSFERRING, State.ENDED))
 
     # -- state and records ---------------------------------------------------------------------------------
+    def _resume(self) -> bool:
+        """The caller went on after a cut turn, before the bot said a word: drop its reply (session/resume.py)."""
+        if self._turn_task is None or self._turn_task.done() or self.state not in (State.THINKING, State.SPEAKING):
+            return False
+        self.speaker.interrupt()  # speaking: not a frame of it has played (the listener knows)
+        if self.state == State.THINKING:
+            self._turn_task.cancel()
+        return True
+
     def _set(self, state: State) -> None:
         self.state = checked(self.state, state)
 

@@ -36,7 +36,8 @@ from voicebot.events import (BackchannelHeard, BargedIn, CallerHungUp, CallInput
 from voicebot.session.faults import Faulted, StageFailed, limited
 from voicebot.session.speaker import Speaker
 from voicebot.speech.dictation import partial_kind
-from voicebot.speech.pace import CallerPace, PaceChange
+from voicebot.session.resume import merged
+from voicebot.speech.pace import RESUMED_WITHIN_S, CallerPace, PaceChange
 from voicebot.speech.stt import Transcriber, Transcript
 from voicebot.speech.turn_model import EndOfTurnModel, TurnScore
 from voicebot.speech.turns import (Backchannel, BargeIn, Interruption, LikelyEnd, NoInput, SpeechStarted, TurnCheck,
@@ -56,7 +57,8 @@ class Listener:
     def __init__(self, transport: CallTransport, detector: TurnDetector, transcriber: Transcriber, speaker: Speaker,
                  guard: EscalationGuard, config: Config, queue: asyncio.Queue[CallInput], *,
                  record: Callable[[StoredEvent], Awaitable[None]], private: Callable[[str], str],
-                 on_hang_up: Callable[[], None], turn_model: EndOfTurnModel | None = None):
+                 on_hang_up: Callable[[], None], turn_model: EndOfTurnModel | None = None,
+                 on_resume: Callable[[], bool] | None = None):
         self.t = transport
         self.rate = transport.sample_rate
         self.detector = detector
@@ -76,6 +78,9 @@ class Listener:
         self._over_the_bot: str | None = None  # speech.overlap's decision on the open utterance, if any
         self.pace = CallerPace()  # a slow or hesitant caller gets longer limits and slower speech (speech.pace)
         self._ended_early_at: float | None = None  # the last turn the turn model ended, in call audio time
+        self.on_resume = on_resume  # the core drops its reply to a cut turn the caller goes on with (True: dropped)
+        self._cut: Utterance | None = None  # the turn the model ended, while the bot has said nothing since
+        self._resumed: Utterance | None = None  # ... that the caller went on with: the next utterance joins it
         detector.await_partial = config.vad.early_stt_ms > 0  # a "complete" verdict waits for the partial
 
     async def run(self) -> None:
@@ -99,6 +104,7 @@ class Listener:
         played = getattr(self.t, "last_played", b"")
         if played:
             self.detector.note_playback(AudioFrame(played, self.rate))  # the echo gate's reference
+            self._cut = None  # the bot answered: what the caller says next is a new turn or a barge-in
             if self._ended_early_at is not None and self.detector.now_s - self._ended_early_at > 2.5:
                 self._ended_early_at = None  # the bot has answered for a while: a new turn, not a cut one going on
         self._handle(self.detector.feed(frame))
@@ -131,8 +137,15 @@ class Listener:
                 if self._ended_early_at is not None:  # the caller went on after a turn we ended: we cut them
                     self._adapt(self.pace.resumed(event.at_s - self._ended_early_at))
                     self._ended_early_at = None
+                cut, self._cut = self._cut, None
+                if (cut is not None and event.at_s - cut.at_s <= RESUMED_WITHIN_S and self.on_resume is not None
+                        and self.on_resume()):
+                    self._resumed = cut  # see voicebot/session/resume.py
             elif isinstance(event, Utterance):
+                if self._resumed is not None:
+                    event = self._join(event)
                 self._ended_early_at = event.at_s if event.ended_by == "model" else None
+                self._cut = event if event.ended_by == "model" and not event.during_playback else None
                 self._adapt(self.pace.pause(event.longest_pause_s))
                 decided, self._over_the_bot = self._over_the_bot, None
                 if self._paused:  # paused, and the bot stopped before speech.overlap decided: the words decide
@@ -143,6 +156,18 @@ class Listener:
                     self.queue.put_nowait(event)
             elif isinstance(event, NoInput):
                 self.queue.put_nowait(event)
+
+    def _join(self, second: Utterance) -> Utterance:
+        """The cut turn and the caller's going on, as one utterance; recognition hears the whole of it."""
+        first, self._resumed = self._resumed, None
+        self._early = None  # the early recognition covered the second half only
+        self._over_the_bot = None  # the dropped reply never played: nothing was spoken over
+        if self._paused:
+            self._paused = False
+            self.t.resume()
+        asyncio.ensure_future(self.record(OtherEvent("turn_resumed", {
+            "cut_at_s": round(first.at_s, 2), "went_on_at_s": round(second.started_at_s, 2)})))
+        return merged(first, second)
 
     def _check_turn(self, check: TurnCheck) -> None:
         """Score the pause off the loop; the verdict goes back to the detector on the loop."""
