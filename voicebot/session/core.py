@@ -45,6 +45,7 @@ from voicebot.session import transfer_hold
 from voicebot.session.watchdog import SilenceWatchdog, guarded, turn_ended
 from voicebot.session.model_turn import ModelTurn
 from voicebot.session.records import CallRecords
+from voicebot.session.resume import drop_silent_reply
 from voicebot.session.speaker import Reply, Speaker, TurnClock
 from voicebot.session.state import State, checked
 from voicebot.speech import hallucination
@@ -80,7 +81,7 @@ class CallSession:
                                tts_timeout_s=self.config.faults.tts_timeout_s)
         self.listener = Listener(transport, self.detector, deps.transcriber, self.speaker, self.guard, self.config,
                                  self.queue, record=self._record, private=self._private, on_hang_up=self._hang_up,
-                                 turn_model=deps.turn_model, on_resume=self._resume)
+                                 turn_model=deps.turn_model, on_resume=lambda: drop_silent_reply(self))
         self.outcome: Outcome | None = None
         self.outcome_reason: str | None = None
         self.transfer_target: str | None = None
@@ -101,15 +102,6 @@ class CallSession:
                                         lambda: self.state in (State.TRANSFERRING, State.ENDED))
 
     # -- state and records ---------------------------------------------------------------------------------
-    def _resume(self) -> bool:
-        """The caller went on after a cut turn, before the bot said a word: drop its reply (session/resume.py)."""
-        if self._turn_task is None or self._turn_task.done() or self.state not in (State.THINKING, State.SPEAKING):
-            return False
-        self.speaker.interrupt()  # speaking: not a frame of it has played (the listener knows)
-        if self.state == State.THINKING:
-            self._turn_task.cancel()
-        return True
-
     def _set(self, state: State) -> None:
         self.state = checked(self.state, state)
 

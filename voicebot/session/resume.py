@@ -11,8 +11,13 @@ then reads the whole sentence, and the dialogue answers what the caller meant, n
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import TYPE_CHECKING
 
+from voicebot.session.state import State
 from voicebot.speech.turns import Utterance
+
+if TYPE_CHECKING:
+    from voicebot.session.core import CallSession
 
 
 def merged(first: Utterance, second: Utterance) -> Utterance:
@@ -24,3 +29,15 @@ def merged(first: Utterance, second: Utterance) -> Utterance:
     return replace(second, pcm=first.pcm + silence + second.pcm, started_at_s=first.started_at_s,
                    during_playback=first.during_playback, barged_in=False,
                    longest_pause_s=max(first.longest_pause_s, second.longest_pause_s, pause_s))
+
+
+def drop_silent_reply(session: CallSession) -> bool:
+    """The core's part: drop the reply to the cut turn (True), unless there is none under way any more. The
+    listener calls this only while not a frame of that reply has played."""
+    task = session._turn_task
+    if task is None or task.done() or session.state not in (State.THINKING, State.SPEAKING):
+        return False
+    session.speaker.interrupt()  # speaking: its sentences are still being written or synthesised
+    if session.state == State.THINKING:
+        task.cancel()
+    return True
