@@ -101,7 +101,7 @@ class LlamaCppChatModel:
             written += key_text(index, field)
             grammar = self._grammar(f"value:{field.choices}", lambda f=field: LlamaGrammar.from_string(
                 value_grammar(f), verbose=False))
-            tokens, stop = self._tokens(messages, written)
+            tokens, _ = self._tokens(messages, written)
             value = ""
             pieces = self._complete(tokens, [], left, temperature, grammar)
             try:
