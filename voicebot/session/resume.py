@@ -10,14 +10,21 @@ then reads the whole sentence, and the dialogue answers what the caller meant, n
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import replace
-from typing import TYPE_CHECKING
+from typing import Protocol
 
+from voicebot.session.speaker import Speaker
 from voicebot.session.state import State
 from voicebot.speech.turns import Utterance
 
-if TYPE_CHECKING:
-    from voicebot.session.core import CallSession
+
+class ReplyUnderWay(Protocol):
+    """What of the call session this needs (a Protocol, so this leaf does not import the core that imports it)."""
+
+    _turn_task: asyncio.Future | None
+    state: State
+    speaker: Speaker
 
 
 def merged(first: Utterance, second: Utterance) -> Utterance:
@@ -31,7 +38,7 @@ def merged(first: Utterance, second: Utterance) -> Utterance:
                    longest_pause_s=max(first.longest_pause_s, second.longest_pause_s, pause_s))
 
 
-def drop_silent_reply(session: CallSession) -> bool:
+def drop_silent_reply(session: ReplyUnderWay) -> bool:
     """The core's part: drop the reply to the cut turn (True), unless there is none under way any more. The
     listener calls this only while not a frame of that reply has played."""
     task = session._turn_task
