@@ -46,6 +46,7 @@ from voicebot.telephony.sip_call import FRAME_MS, MediaBuffers, SipCall
 from voicebot.telephony.sip_auth import DigestAuth, Verdict, load_users
 from voicebot.telephony.sip_headers import (invite_refusal, caller_id_from_message, port_free_or_raise,
                                             source_allowed, source_ip)
+from voicebot.telephony import sip_guard
 from voicebot.telephony.sip_register import (Registration, RegistrationError, read_password, refresh_margin,
                                              trusted_addresses, uri_host_port, with_transport)
 from voicebot.telephony.sip_tls import check_tls_files, configure_srtp, configure_tls_transport, srtp_refusal
@@ -525,6 +526,7 @@ class SipWorker:
         cfg.medConfig.noVad = True
         cfg.medConfig.ecTailLen = 0
         ep.libInit(cfg)
+        self._guard = sip_guard.install(self._source_trusted)  # 400/403/501 pjsua would get wrong (sip_guard)
         ep.audDevManager().setNullDev()
         kinds = {"udp": pj.PJSIP_TRANSPORT_UDP, "tcp": pj.PJSIP_TRANSPORT_TCP, "tls": pj.PJSIP_TRANSPORT_TLS}
         port = self.port
@@ -848,6 +850,10 @@ class SipWorker:
                     return
         except Exception:  # never into pjsua2
             log.exception("choosing the account of an incoming request")
+
+    def _source_trusted(self, ip: str) -> bool:
+        """Whether ``ip`` may have what pjsua answers out of a dialog (OPTIONS, MESSAGE): allowed or a registrar."""
+        return source_allowed(ip, self.networks) or self._registrar_of(ip) is not None
 
     def _registrar_of(self, ip: str) -> str | None:
         """The account whose registrar or outbound proxy has address ``ip``, or None."""
