@@ -1,6 +1,9 @@
 """Malformed and unwanted SIP requests against the real pjsua2 endpoint, sent as raw UDP datagrams over loopback:
 each gets a refusal (or nothing), none starts a call or stops the endpoint, and a proper request afterwards is
-still answered. Ports 21000-21099 (other suites use 17000-20999)."""
+still answered. What pjsua would answer wrongly itself (500 for a CSeq of another method, 200 to OPTIONS and
+MESSAGE from anyone, nothing to an unknown method) is answered by the SIP guard (sip_guard: 400, 403, 501), the
+codes the Kamailio front of `serve --workers N` gives (test_sip_hygiene_workers.py). A refused source is
+127.0.0.2. Ports 21000-21099 (other suites use 17000-20999)."""
 
 from __future__ import annotations
 
@@ -64,8 +67,9 @@ def drain(sock: socket.socket) -> None:
         pass
 
 
-async def against_the_endpoint(allowed: list[str], cases: dict[str, bytes],
-                               whole: bool = False) -> tuple[dict[str, list[str]], object]:
+async def against_the_endpoint(allowed: list[str], cases: dict[str, bytes], whole: bool = False,
+                               strangers: dict[str, bytes] | None = None) -> tuple[dict[str, list[str]], object]:
+    """``strangers`` are sent first, from 127.0.0.2 (the same port), then ``cases`` from 127.0.0.1."""
     answered: list[object] = []
 
     async def on_call(call) -> None:
@@ -74,9 +78,14 @@ async def against_the_endpoint(allowed: list[str], cases: dict[str, bytes],
 
     config = sip_config(BOT, allowed_sources=allowed, transports=["udp"])
     async with SipWorker(config, on_call, rtp_port=RTP, rtp_port_range=20) as worker:
+        results = {}
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as stranger:
+            stranger.bind(("127.0.0.2", PEER))
+            for name, data in (strangers or {}).items():
+                results[name] = await asyncio.to_thread(exchange, stranger, data, 1.5, whole)
+                await asyncio.to_thread(drain, stranger)
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
             sock.bind(("127.0.0.1", PEER))
-            results = {}
             for name, data in cases.items():
                 results[name] = await asyncio.to_thread(exchange, sock, data, 1.5, whole)
                 await asyncio.to_thread(drain, sock)
@@ -103,13 +112,15 @@ def test_malformed_requests_are_refused_and_the_endpoint_lives_on():
     }
     results, (stats, answered) = asyncio.run(against_the_endpoint(["127.0.0.1/32"], cases, whole=True))
     assert results["garbage"] == [] and results["no headers"] == []  # not even parsed: silently dropped
-    assert final(results["CSeq method not the request's"]) >= 400  # pjsip: 500 (it cannot make the dialog)
+    assert final(results["CSeq method not the request's"]) == 400  # the guard (pjsua alone: 500, no transaction)
     assert final(results["Content-Length beyond the body"]) == 400  # RFC 3261 18.3: a truncated datagram
     assert final(results["Content-Length short of the body"]) == 400  # pjsip would parse the whole datagram
     assert final(results["Max-Forwards 0"]) == 483  # the end of a loop, not a caller
-    # pjsua drops a method it does not know without an answer (405/501 would be right): no pjsua2 hook sees it
-    # first; the Kamailio front of `serve --workers N` answers 405 (test_sip_hygiene_workers.py)
-    assert not any("FROBNICATE" in reply for reply in results["unknown method"])  # (a 483 resent may come by)
+    # pjsua alone drops a method it does not know without an answer; the guard answers 501 with pjsua's Allow
+    unknown = [reply for reply in results["unknown method"] if "CSeq: 1 FROBNICATE" in reply]
+    assert [final([reply]) for reply in unknown] == [501], results["unknown method"]  # (a 483 resent may come by)
+    allow = [line for line in unknown[0].split("\r\n") if line.lower().startswith("allow:")]
+    assert allow and "INVITE" in allow[0] and "FROBNICATE" not in allow[0], unknown[0]
     assert not answered and stats.answered == 0  # none of them became a call
     assert final(results["OPTIONS afterwards"]) == 200  # still alive and answering
 
@@ -135,13 +146,44 @@ def test_a_hold_offer_is_an_ordinary_call_to_a_user_agent():
     assert stats.answered == 1
 
 
-def test_no_product_banner_in_what_pjsua_answers_itself():
-    """OPTIONS and MESSAGE are answered by pjsua before any pjsua2 callback (so a refused source still gets 200
-    here: only the Kamailio front can refuse them, see test_sip_hygiene_workers.py); at least they name no
-    product (the User-Agent said "voicebot")."""
+def test_options_and_message_only_for_allowed_sources_and_a_call_afterwards():
+    """pjsua answers OPTIONS and MESSAGE 200 before any pjsua2 callback; the guard refuses them (403) out of a
+    dialog from a source that is not allowed, as it does a method pjsua does not know, while an allowed source
+    (a PBX's or Kamailio's OPTIONS ping) still gets pjsua's 200 and the next call is answered."""
+    strangers = {
+        "OPTIONS from a refused source": request("OPTIONS"),
+        "MESSAGE from a refused source": request("MESSAGE", body="hi", extra="Content-Type: text/plain\r\n"),
+        "unknown method from a refused source": request("FROBNICATE"),
+        "CSeq method not the request's, refused source": invite(cseq="1 OPTIONS"),
+        "in-dialog OPTIONS from a refused source": request("OPTIONS", extra="").replace(
+            f"To: <sip:voicebot@127.0.0.1:{BOT}>".encode(), f"To: <sip:voicebot@127.0.0.1:{BOT}>;tag=x".encode()),
+    }
+    cases = {"OPTIONS": request("OPTIONS"),
+             "MESSAGE": request("MESSAGE", body="hello", extra="Content-Type: text/plain\r\n"),
+             "a call": invite()}
+    results, (stats, answered) = asyncio.run(against_the_endpoint(["127.0.0.1/32"], cases, strangers=strangers))
+    assert final(results["OPTIONS from a refused source"]) == 403, results
+    assert final(results["MESSAGE from a refused source"]) == 403, results
+    assert final(results["unknown method from a refused source"]) == 403, results
+    assert final(results["CSeq method not the request's, refused source"]) == 400, results
+    assert final(results["in-dialog OPTIONS from a refused source"]) == 481, results  # pjsua's: no such dialog
+    assert final(results["OPTIONS"]) == 200 and final(results["MESSAGE"]) == 200, results
+    assert final(results["a call"]) == 200, results
+    assert stats.answered == 1 and stats.rejected_forbidden == 0  # (no ACK here: on_call never runs)
+    assert final(results["OPTIONS afterwards"]) == 200
+
+
+def test_no_product_banner_in_what_pjsua_or_the_guard_answer():
+    """OPTIONS and MESSAGE are answered by pjsua (an allowed source) or the guard (403, a refused one): neither
+    names a product (the User-Agent said "voicebot")."""
     cases = {"OPTIONS": request("OPTIONS"),
              "MESSAGE": request("MESSAGE", body="hello", extra="Content-Type: text/plain\r\n")}
-    results, _ = asyncio.run(against_the_endpoint(["127.0.0.2/32"], cases, whole=True))
+    strangers = {f"{name} refused": data for name, data in
+                 {"OPTIONS": request("OPTIONS"), "MESSAGE": request("MESSAGE", body="hello",
+                                                                    extra="Content-Type: text/plain\r\n"),
+                  "FROBNICATE": request("FROBNICATE")}.items()}
+    results, _ = asyncio.run(against_the_endpoint(["127.0.0.1/32"], cases, whole=True, strangers=strangers))
+    assert final(results["OPTIONS"]) == 200 and final(results["OPTIONS refused"]) == 403, results
     for name, replies in results.items():
         assert replies, name
         for reply in replies:
