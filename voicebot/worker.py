@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Protocol
 from voicebot.components import Components, Stage, load_components, system_prompt
 from voicebot.config import Config
 from voicebot.dialer.service import start_for_worker as start_dialer
-from voicebot.review.worker import AnalysisWorker
+from voicebot.review.worker import AnalysisWorker, unanalysed_calls
 from voicebot.session import CallSession, SessionDeps
 from voicebot.store import Outcome
 from voicebot.telephony.base import CallTransport
@@ -46,6 +46,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 OnCall = Callable[[CallTransport], Awaitable[None]]
+ANALYSIS_STOP_S = 3.0  # how long close() waits for the after-call analysis to leave the model
 
 
 class Endpoint(Protocol):
@@ -126,12 +127,15 @@ class Worker:
     the SIP endpoint (the real one by default)."""
 
     def __init__(self, config: Config, name: str = "main", *, rtp_port: int | None = None,
-                 drain_timeout_s: float | None = None, endpoint: EndpointFactory = sip_endpoint):
+                 drain_timeout_s: float | None = None, endpoint: EndpointFactory = sip_endpoint,
+                 analysis_stop_s: float = ANALYSIS_STOP_S):
         self.config = config
         self.name = name
         self.rtp_port = rtp_port
         self.drain_timeout_s = config.serve.drain_timeout_s if drain_timeout_s is None else drain_timeout_s
         self.make_endpoint = endpoint
+        self.analysis_stop_s = analysis_stop_s
+        self.model_busy = False  # set by close: the analysis thread is still inside the model (see close)
         self.slot: WorkerSlot | None = None  # set by for_slot
         self.phase = Phase.NEW
         self.parts: Components | None = None
@@ -196,8 +200,23 @@ class Worker:
             self.analysis = AnalysisWorker(deps.store, chat, self.config.review, idle=self.idle,
                                            after_model=lambda: chat.warm(prompt)).start()
             deps.on_call_end = self.analysis.submit
+            self._queue_unanalysed(deps)
         self.phase = Phase.STARTED
         return deps
+
+    def _queue_unanalysed(self, deps: SessionDeps) -> None:
+        """Queue this worker's ended calls that still lack the model's analysis: the last stop abandoned them."""
+        assert self.analysis is not None
+        try:
+            pending = unanalysed_calls(deps.store, self.name)
+        except Exception:  # a store that cannot be read here fails the calls loudly; the analysis can wait
+            log.exception("worker %s: could not look for calls left unanalysed", self.name)
+            return
+        for call_id in pending:
+            self.analysis.submit(call_id)
+        if pending:
+            log.info("worker %s: %d call(s) left unanalysed by the last run queued for analysis", self.name,
+                     len(pending))
 
     # -- calls ---------------------------------------------------------------------------------------------------
     def idle(self) -> bool:
@@ -268,13 +287,20 @@ class Worker:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
+            loop.add_signal_handler(sig, self._stop_serving, stop)
         watcher = loop.create_task(stop_when_orphaned(stop)) if watch_parent else None
         try:
             await self.serve(stop, on_ready)
         finally:
             if watcher is not None:
                 watcher.cancel()
+
+    def _stop_serving(self, stop: asyncio.Event) -> None:
+        """SIGTERM or SIGINT: drain, and stop the after-call analysis now, not after the drain, so that it takes
+        up no model work it would hold the exit with (``close``); what it leaves runs at the next start."""
+        stop.set()
+        if self.analysis is not None:
+            self.analysis.stop(timeout=0)
 
     # -- close -----------------------------------------------------------------------------------------------
     def finish_analysis(self, timeout_s: float = 180.0) -> bool:
@@ -286,12 +312,20 @@ class Worker:
         return done
 
     def close(self) -> None:
-        """Stop the analysis now (calls it has not analysed with the model: `voicebot review analyze --missing`)
-        and close the databases this worker opened."""
+        """Stop the analysis, waiting at most ``analysis_stop_s``, and close the databases this worker opened.
+
+        An analysis inside the model's prompt evaluation cannot be interrupted (llama.cpp checks for a stop only
+        between tokens) and a long transcript takes seconds there, so SIGTERM would wait on it. Past the deadline
+        it is abandoned: ``model_busy`` is set and the caller must end the process without freeing the model
+        (``os._exit``, as `voicebot serve` does): freeing it under the running thread crashes. Nothing is lost:
+        the abandoned call and those queued behind it keep ``model`` NULL and are queued again at the next
+        start (``unanalysed_calls``)."""
         if self.phase is Phase.CLOSED:
             return
-        if self.analysis is not None:
-            self.analysis.stop()
+        if self.analysis is not None and not self.analysis.stop(timeout=self.analysis_stop_s):
+            self.model_busy = True
+            log.warning("worker %s: the analysis of call %s is still in the model after %.0f s: abandoned, it is "
+                        "analysed again at the next start", self.name, self.analysis.current, self.analysis_stop_s)
         if self._owns_deps and self.deps is not None:
             self.deps.store.close()
             self.deps.crm.close()

@@ -104,6 +104,24 @@ def serve(config_path: ConfigOption = None,
     finally:
         worker.close()
     console.print("stopped.")
+    if worker.model_busy:
+        _exit_leaving_the_model()
+
+
+def _exit_leaving_the_model() -> None:
+    """Exit 0 at once, without the interpreter's teardown: the after-call analysis thread is still inside
+    llama.cpp (a prompt evaluation cannot be interrupted), and freeing the model under it would crash the process
+    or hang it. The databases are closed already; the abandoned analysis runs again at the next start."""
+    import logging
+    import sys
+
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(0)
 
 
 def _reload_later(signum: int, frame: object) -> None:

@@ -19,7 +19,10 @@ while none of its calls is in progress, by the count of calls it runs. It wires 
                               after_model=lambda: chat.warm(system_prompt)).start()
     deps.on_call_end = analysis.submit
     ...
-    analysis.stop()   # at shutdown; calls not yet analysed by the model: `voicebot review analyze --missing`
+    for call_id in unanalysed_calls(store, worker.name):   # what the last stop left
+        analysis.submit(call_id)
+    ...
+    analysis.stop(timeout=5)   # at shutdown: bounded; what it leaves is found again by ``unanalysed_calls``
 """
 
 from __future__ import annotations
@@ -41,6 +44,21 @@ _STOP = object()
 
 IdleGate = Callable[[], bool]
 """True while no call needs the model (read from the analysis thread: it must be cheap and thread-safe)."""
+
+
+def unanalysed_calls(store: CallStore, worker: str | None = None, limit: int = 200) -> list[str]:
+    """Ended calls (of ``worker``, or all) still without the model's part of the analysis, oldest first, at most
+    the newest ``limit``: a worker queues them when it starts, because a stop (SIGTERM) abandons the analysis
+    under way and leaves the calls queued behind it; their records are complete, only the summary and topic wait.
+    Calls whose model part failed (``error``) are not retried here: `voicebot review analyze --missing` does."""
+    sql = ("SELECT c.id FROM calls c LEFT JOIN call_analysis a ON a.call_id = c.id "
+           "WHERE c.outcome != 'in_progress' AND a.model IS NULL")
+    params: list[Any] = []
+    if worker is not None:
+        sql += " AND c.worker = ?"
+        params.append(worker)
+    rows = store.select(sql + " ORDER BY c.started_at DESC, c.id LIMIT ?", (*params, limit))
+    return [row["id"] for row in rows][::-1]
 
 
 class Preempted(Exception):
@@ -90,6 +108,7 @@ class AnalysisWorker:
         self.preempted = 0
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_queue)
         self._stopping = threading.Event()
+        self._current: str | None = None
         self._thread = threading.Thread(target=self._run, name="call-analysis", daemon=True)
 
     def start(self) -> AnalysisWorker:
@@ -129,25 +148,33 @@ class AnalysisWorker:
         threading.Thread(target=waiter, daemon=True).start()
         return done.wait(timeout)
 
-    def stop(self, timeout: float | None = 60.0) -> None:
-        """Stop now: a model generation in progress is abandoned at its next token (a prompt being evaluated
-        finishes first); queued calls are left (their ids are logged)."""
-        if self._stopping.is_set():
-            return
-        self._stopping.set()
-        left = []
-        while True:
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            self._queue.task_done()
-            left.append(item)
-        if left:
-            log.warning("analysis worker stopping with %d call(s) not analysed: %s", len(left), ", ".join(left))
-        self._queue.put(_STOP)
+    def stop(self, timeout: float | None = 60.0) -> bool:
+        """Stop now: no new call is taken and queued calls are left (their ids are logged); a model generation in
+        progress is abandoned at its next token, but a prompt being evaluated finishes first (llama.cpp cannot be
+        interrupted there: seconds on a long transcript). Waits up to ``timeout`` for the thread and says whether
+        it ended; may be called again to wait longer. Calls left without the model's part keep ``model`` NULL, so
+        ``unanalysed_calls`` finds them at the next start (or `voicebot review analyze --missing`)."""
+        if not self._stopping.is_set():
+            self._stopping.set()
+            left = []
+            while True:
+                try:
+                    item = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                self._queue.task_done()
+                left.append(item)
+            if left:
+                log.warning("analysis worker stopping with %d call(s) not analysed: %s", len(left), ", ".join(left))
+            self._queue.put(_STOP)
         if self._thread.is_alive():
             self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    @property
+    def current(self) -> str | None:
+        """The call being analysed now, if any (a stop that times out names it)."""
+        return self._current
 
     # -- the thread ---------------------------------------------------------------------------------------------
 
@@ -157,11 +184,13 @@ class AnalysisWorker:
             try:
                 if call_id is _STOP:
                     return
+                self._current = call_id
                 self._analyse(call_id)
             except Exception:  # one bad call must not stop the others
                 self.failed += 1
                 log.exception("analysis of call %s failed", call_id)
             finally:
+                self._current = None
                 self._queue.task_done()
 
     def _analyse(self, call_id: str) -> None:
@@ -182,7 +211,7 @@ class AnalysisWorker:
                 log.info("analysis of call %s paused: a call needs the model", call_id)
                 continue
             self.analysed += 1
-            if self.after_model is not None:
+            if self.after_model is not None and not self._stopping.is_set():  # a stop does not wait for a warm-up
                 try:
                     self.after_model()
                 except Exception:  # e.g. re-warming failed: the next call warms the model itself
