@@ -1,4 +1,4 @@
-"""``voicebot bench models / calls / stt / turns / sip / soak / kb``: benchmarks that print tables of timings (median and p95)."""
+"""``voicebot bench models / calls / faults / stt / turns / sip / soak / kb``: benchmarks that print tables of timings (median and p95)."""
 
 from __future__ import annotations
 
@@ -39,6 +39,22 @@ def bench_calls_cmd(runs: Annotated[int, typer.Option(min=1, help="Times to run 
     from voicebot.bench import bench_calls
 
     _bench(bench_calls, runs, config_path, f"call benchmark ({runs} run(s) of the scripted calls, line pace)")
+
+
+@bench_app.command("faults")
+def bench_faults_cmd(runs: Annotated[int, typer.Option(min=1, help="Calls per fault kind.")] = 3,
+                     hang_limit: Annotated[float | None, typer.Option(min=3.0, help="Stage limit (s) for the "
+                                                              "hung STT, TTS and model (default: the config's "
+                                                              "faults.*_timeout_s, 12-25 s).")] = None,
+                     config_path: ConfigOption = None):
+    """Faults never mean silence: a simulated call per fault kind (STT, TTS or model raising or hanging, Ollama
+    500, hung or down, CRM locked, store full, no operator) through the real session, Whisper and Piper; the time
+    from the fault to the caller hearing audio (median and p95), and how each call ended."""
+    from voicebot.bench_faults import bench_faults
+
+    limit = f", hang limit {hang_limit:g} s" if hang_limit is not None else ""
+    _bench(lambda config, runs, log: bench_faults(config, runs, log, hang_limit), runs, config_path,
+           f"fault benchmark ({runs} call(s) per fault kind, line pace from the caller's question{limit})")
 
 
 @bench_app.command("stt")
