@@ -14,6 +14,7 @@ from conftest import words
 from test_turn_model import ScriptedTurnModel, ThreadNotingModel, call_with, drive, turn_model, with_model  # noqa: F401
 from test_turns import FRAME, of
 
+from voicebot.events import BargedIn
 from voicebot.speech.dictation import partial_kind
 from voicebot.speech.pace import SLOW_AT, CallerPace
 from voicebot.speech.turns import LikelyEnd, TurnDetector, Utterance
@@ -190,6 +191,43 @@ def test_a_caller_going_on_after_the_bot_answered_is_a_new_turn(tmp_path, config
         WaitForBot(), voice.say("my chair", 0.8), Silence(1.0), voice.say("is broken", 0.6), WaitForBot(),
         HangUp()], chat=chat)
     assert [t.text for t in turns if t.role == "caller"] == ["my chair", "is broken"]
+    assert not [e for e in session.events if getattr(e, "kind", None) == "turn_resumed"]
+
+
+def test_a_caller_going_on_over_the_first_words_of_the_reply_is_heard_as_one_turn(tmp_path, config):
+    """Cut after "my chair", the bot quick to answer: its reply starts inside the caller's 1.2 s pause, and the
+    caller goes on over its first words. That is an interruption (the reply stops), and what is answered is the
+    whole sentence, not "and one leg is broken" on its own."""
+    from voicebot.telephony.sim import HangUp, Silence, WaitForBot
+
+    from fakes import ScriptedChat
+
+    chat = ScriptedChat([{"action": "reply", "text": "I see. Let me look at what we can do about that for you, "
+                                                      "one moment while I check the details."}], repeat=True)
+    line, session, turns, _ = call_with(tmp_path, config, ThreadNotingModel(True), lambda voice: [
+        WaitForBot(), voice.say("my chair", 0.8), Silence(1.2), voice.say("and one leg is broken", 1.4),
+        WaitForBot(), HangUp()], chat=chat, speed=1.0)
+    caller = [t.text for t in turns if t.role == "caller"]
+    assert caller == ["my chair", "my chair and one leg is broken"], caller
+    assert chat.calls[-1].messages[-1].content == "Caller: my chair and one leg is broken"
+    (resumed,) = [e for e in session.events if getattr(e, "kind", None) == "turn_resumed"]
+    assert resumed.data["over_the_bot"] is True
+    assert [e for e in session.events if isinstance(e, BargedIn)]  # the first reply was stopped
+
+
+def test_a_caller_answering_the_bot_after_hearing_it_is_not_joined_to_the_turn_before(tmp_path, config):
+    """The caller let the bot say more than ``CONTINUES_WITHIN_PLAYED_S`` before speaking over it: that is an
+    interruption of the reply (or an answer to it), a turn of its own."""
+    from voicebot.telephony.sim import HangUp, Silence, WaitForBot
+
+    from fakes import ScriptedChat
+
+    chat = ScriptedChat([{"action": "reply", "text": "I see. Let me look at what we can do about that for you, "
+                                                      "one moment while I check the details."}], repeat=True)
+    _, session, turns, _ = call_with(tmp_path, config, ThreadNotingModel(True), lambda voice: [
+        WaitForBot(), voice.say("my chair", 0.8), Silence(2.4), voice.say("no wait it is the table", 1.4),
+        WaitForBot(), HangUp()], chat=chat, speed=1.0)
+    assert [t.text for t in turns if t.role == "caller"] == ["my chair", "no wait it is the table"]
     assert not [e for e in session.events if getattr(e, "kind", None) == "turn_resumed"]
 
 

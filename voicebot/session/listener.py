@@ -37,7 +37,7 @@ from voicebot.session.faults import Faulted, StageFailed, limited
 from voicebot.session.speaker import Speaker
 from voicebot.speech.dictation import partial_kind
 from voicebot.session.resume import merged
-from voicebot.speech.pace import RESUMED_WITHIN_S, CallerPace, PaceChange
+from voicebot.speech.pace import CONTINUES_WITHIN_PLAYED_S, RESUMED_WITHIN_S, CallerPace, PaceChange
 from voicebot.speech.stt import Transcriber, Transcript
 from voicebot.speech.turn_model import EndOfTurnModel, TurnScore
 from voicebot.speech.turns import (Backchannel, BargeIn, Interruption, LikelyEnd, NoInput, SpeechStarted, TurnCheck,
@@ -79,8 +79,11 @@ class Listener:
         self.pace = CallerPace()  # a slow or hesitant caller gets longer limits and slower speech (speech.pace)
         self._ended_early_at: float | None = None  # the last turn the turn model ended, in call audio time
         self.on_resume = on_resume  # the core drops its reply to a cut turn the caller goes on with (True: dropped)
-        self._cut: Utterance | None = None  # the turn the model ended, while the bot has said nothing since
+        self._cut: Utterance | None = None  # the turn the model ended, while the bot has said little since
+        self._cut_played_s = 0.0  # ... and how much of the reply to it has played
         self._resumed: Utterance | None = None  # ... that the caller went on with: the next utterance joins it
+        self._continued: Utterance | None = None  # ... went on with over the reply's first words: joined if it
+        # interrupts the bot (a backchannel is not going on with the sentence)
         detector.await_partial = config.vad.early_stt_ms > 0  # a "complete" verdict waits for the partial
 
     async def run(self) -> None:
@@ -104,7 +107,9 @@ class Listener:
         played = getattr(self.t, "last_played", b"")
         if played:
             self.detector.note_playback(AudioFrame(played, self.rate))  # the echo gate's reference
-            self._cut = None  # the bot answered: what the caller says next is a new turn or a barge-in
+            self._cut_played_s += len(played) / 2 / self.rate
+            if self._cut_played_s > CONTINUES_WITHIN_PLAYED_S:
+                self._cut = None  # the bot answered: what the caller says next is a new turn or a barge-in
             if self._ended_early_at is not None and self.detector.now_s - self._ended_early_at > 2.5:
                 self._ended_early_at = None  # the bot has answered for a while: a new turn, not a cut one going on
         self._handle(self.detector.feed(frame))
@@ -138,14 +143,20 @@ class Listener:
                     self._adapt(self.pace.resumed(event.at_s - self._ended_early_at))
                     self._ended_early_at = None
                 cut, self._cut = self._cut, None
-                if (cut is not None and event.at_s - cut.at_s <= RESUMED_WITHIN_S and self.on_resume is not None
-                        and self.on_resume()):
-                    self._resumed = cut  # see voicebot/session/resume.py
+                if cut is not None and event.at_s - cut.at_s <= RESUMED_WITHIN_S:
+                    if self._cut_played_s == 0 and self.on_resume is not None and self.on_resume():
+                        self._resumed = cut  # see voicebot/session/resume.py
+                    elif self._cut_played_s > 0:
+                        self._continued = cut
             elif isinstance(event, Utterance):
+                continued, self._continued = self._continued, None
                 if self._resumed is not None:
                     event = self._join(event)
+                elif continued is not None and event.during_playback and self._over_the_bot == "interruption":
+                    event = self._join_over_the_bot(continued, event)
                 self._ended_early_at = event.at_s if event.ended_by == "model" else None
                 self._cut = event if event.ended_by == "model" and not event.during_playback else None
+                self._cut_played_s = 0.0
                 self._adapt(self.pace.pause(event.longest_pause_s))
                 decided, self._over_the_bot = self._over_the_bot, None
                 if self._paused:  # paused, and the bot stopped before speech.overlap decided: the words decide
@@ -168,6 +179,15 @@ class Listener:
         asyncio.ensure_future(self.record(OtherEvent("turn_resumed", {
             "cut_at_s": round(first.at_s, 2), "went_on_at_s": round(second.started_at_s, 2)})))
         return merged(first, second)
+
+    def _join_over_the_bot(self, first: Utterance, second: Utterance) -> Utterance:
+        """The cut turn and the caller's going on over the first words of the reply to it (the caller paused
+        longer than the bot took to start): the reply is stopped as any interruption, and what is answered is the
+        whole sentence, not its second half."""
+        self._early = None
+        asyncio.ensure_future(self.record(OtherEvent("turn_resumed", {
+            "cut_at_s": round(first.at_s, 2), "went_on_at_s": round(second.started_at_s, 2), "over_the_bot": True})))
+        return replace(merged(first, second), during_playback=True, barged_in=second.barged_in)
 
     def _check_turn(self, check: TurnCheck) -> None:
         """Score the pause off the loop; the verdict goes back to the detector on the loop."""

@@ -25,6 +25,9 @@ from dataclasses import dataclass, field
 
 SLOW_AT = 2
 RESUMED_WITHIN_S = 2.5
+# A caller who goes on over no more than this much of the reply to a cut turn was going on with the sentence (the
+# bot started inside their pause); one who lets the bot say more is answering or interrupting it.
+CONTINUES_WITHIN_PLAYED_S = 1.0
 LONG_PAUSE_S = 1.0
 RATE_MIN_SPEECH_S = 6.0
 SLOW_WORDS_PER_S = 1.9
