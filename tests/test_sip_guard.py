@@ -133,3 +133,9 @@ def test_an_rdata_that_does_not_fit_is_not_read():
     layout = _Layout.calibrate(ctypes.addressof(good), good_info)
     assert layout is not None and layout.message(ctypes.addressof(buf), info) is None
     assert layout.message(ctypes.addressof(good), info + 1) is None  # not this request's info pointer
+
+
+def test_calibration_reads_stop_at_unmapped_memory_instead_of_crashing():
+    assert sip_guard._read_safely(0, 100) == b""
+    buf = ctypes.create_string_buffer(b"abc")
+    assert sip_guard._read_safely(ctypes.addressof(buf), 3) == b"abc"
