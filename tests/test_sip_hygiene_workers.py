@@ -1,9 +1,9 @@
 """The malformed-message set through `voicebot serve --workers 2` (Kamailio in front of two workers), and SIGHUP
 forwarded by the supervisor. One real serve (real models) for the whole module: loading two workers is the cost.
 
-pjsua answers some requests before any pjsua2 callback sees them (a CSeq of another method: 500, OPTIONS and
-MESSAGE from anyone: 200, an unknown method: dropped; test_sip_hygiene.py). Behind Kamailio those never reach a
-worker: the proxy's checks answer them (sanity: 400, maxfwd: 483, the allow-list: 403, anything but an INVITE or
+In one process, the guard module (voicebot/telephony/sip_guard.py, test_sip_hygiene.py) answers what pjsua would
+answer wrongly (a CSeq of another method: 400, OPTIONS and MESSAGE from a refused source: 403, an unknown method:
+501). Behind Kamailio those never reach a worker: the proxy's checks answer them (sanity: 400, maxfwd: 483, the allow-list: 403, anything but an INVITE or
 an OPTIONS ping to the proxy itself: 405), with no product banner. Every case is survived and the next call is
 answered; then SIGHUP reaches both workers through the supervisor (a bad file: refused once, with file:line).
 """
