@@ -24,7 +24,7 @@ def seconds(cell: str) -> float:
 
 
 def test_bench_faults_prints_a_row_per_fault_kind_and_every_fault_ends_in_an_apology():
-    result = runner.invoke(app, ["bench", "faults", "--runs", "1", "--hang-limit", "3",
+    result = runner.invoke(app, ["bench", "faults", "--runs", "1", "--hang-limit", "3.5",
                                  "--config", str(ROOT / "config.yaml")], env={"COLUMNS": "300"})
     assert result.exit_code == 0, result.output
     rows = {}
@@ -46,7 +46,7 @@ def test_bench_faults_prints_a_row_per_fault_kind_and_every_fault_ends_in_an_apo
         assert ("transfer 1/1" if kind.operator_answers else "callback 1/1") in label, label
         if kind.hangs:  # the hold line (or the filler) first, then the apology at the stage's limit
             assert "(hold line)" in label or "(filler)" in label, label
-            apology = rows[f"{kind.name}: to the apology (stage limit 3 s)"]
+            apology = rows[f"{kind.name}: to the apology (stage limit 3.5 s)"]
             assert math.isfinite(seconds(apology[0])) and apology[2] == "1", (kind.name, apology)
         else:
             assert "(apology)" in label, label
