@@ -4,7 +4,7 @@ Why: each stage has a time limit (``faults.*_timeout_s``, 10-25 s), and a hang o
 Until then the caller would hear nothing and hang up (a caller gives up after a few seconds of dead air). The filler
 covers a slow model, but not a hung recogniser or synthesiser, and it is itself synthesised. So while a caller turn
 is handled, ``watch`` follows the line in call audio time: when nothing has been audible for ``hold_after_s`` since
-the turn ended (or since the last audio, e.g. the filler), it plays the hold line (``dialog.prompts.hold``), rendered
+the caller stopped speaking (or since the last audio, e.g. the filler), it plays the hold line (``dialog.prompts.hold``), rendered
 when the worker started (``faults.FallbackSpeech``), so it needs no synthesiser; again after each further
 ``hold_after_s`` of silence. The turn goes on waiting up to its stage's limit; the fault path (``faults.recover``)
 then flushes whatever is queued and plays the apology. During a transfer the transfer's own hold audio speaks.
@@ -78,11 +78,14 @@ class SilenceWatchdog:
 
 def turn_ended(event: object) -> float | None:
     """When the caller's turn behind ``event`` ended (call audio seconds); None for what is not a caller turn (a
-    no-input timeout, a fault): the bot speaks at once on those."""
+    no-input timeout, a fault): the bot speaks at once on those. For speech that is the end of the caller's speech,
+    not the moment the detector ended the turn: the caller's silence starts when they stop talking, and a turn
+    ended late (a "complete" verdict left waiting for a partial transcript from a hung recogniser ends only at
+    ``turns.incomplete_silence_ms``) must not push the hold line past ``hold_after_s`` of what the caller hears."""
     if isinstance(event, Heard):
         event = event.utterance
     if isinstance(event, Utterance):
-        return event.at_s
+        return event.speech_ended_at_s
     if isinstance(event, (DtmfReceived, TextReceived)):
         return event.at_s
     return None
