@@ -3,14 +3,18 @@ what the process keeps from them.
 
 Why: a leak of a media port, a file descriptor or a thread per call does not show in a ten-call test, but it
 stops a bot that answers a few thousand calls a day within a week. sipp places the calls (INVITE with PCMU, the
-bot's greeting plays, BYE after ``hold_s``), ``concurrency`` at a time, while the server's memory (RSS), open
-file descriptors and threads are sampled from /proc after a warm-up and after each batch. The report gives the
-drift per 100 calls after the warm-up, the calls the call store recorded (none may be lost), and how the server
-ended on SIGTERM afterwards (a clean drain exits 0; a crash at shutdown once exited 134).
+bot's greeting plays, the caller speaks into it, BYE after ``hold_s``), ``concurrency`` at a time, while the
+server's memory (RSS), open file descriptors and threads are sampled from /proc after a warm-up and after each
+batch. RTP flows both ways: sipp plays the caller's audio (Piper speech, or quiet line noise with
+``caller_says=""``) as a pcap of G.711 RTP (``voicebot.tools.rtp_pcap``; sipp sends it on a raw socket, so it
+needs root or CAP_NET_RAW), and the report proves from the bot's own recordings that it heard the caller and
+spoke. The report gives the drift per 100 calls after the warm-up, the calls the call store recorded (none may be
+lost), and how the server ended on SIGTERM afterwards (a clean drain exits 0; a crash at shutdown once exited 134).
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import tempfile
@@ -19,9 +23,13 @@ from collections.abc import Callable
 from datetime import date
 from pathlib import Path
 
+import numpy as np
+
+from voicebot.audio import read_wav, rms_dbfs
 from voicebot.bench import Row
 from voicebot.bench_sip import _bench_config, _Server
 from voicebot.config import Config
+from voicebot.tools.rtp_pcap import write_rtp_pcap
 
 UAC = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 <scenario name="soak call">
@@ -60,7 +68,9 @@ UAC = """<?xml version="1.0" encoding="ISO-8859-1" ?>
       Max-Forwards: 70
       Content-Length: 0
   ]]></send>
-  <pause milliseconds="{hold_ms}"/>
+  <pause milliseconds="{lead_ms}"/>
+  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>
+  <pause milliseconds="{rest_ms}"/>
   <send retrans="500"><![CDATA[
       BYE sip:voicebot@[remote_ip]:[remote_port] SIP/2.0
       Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
@@ -91,9 +101,45 @@ def _proc_tree(pid: int) -> list[int]:
     return out
 
 
-def sample(pid: int) -> tuple[float, int, int]:
-    """(RSS in MB, open file descriptors, threads) of ``pid`` and its children."""
-    rss_kb = fds = threads = 0
+def _openmp_threads(pid: int) -> int:
+    """Threads of ``pid`` parked in an OpenMP runtime (libgomp: llama.cpp's and CTranslate2's workers), found
+    without stopping the process: a blocked thread's program counter (/proc/.../syscall, last field) lies in
+    libgomp's code, which does its futex calls itself. A thread running at that moment is not counted."""
+    ranges = []
+    try:
+        for line in Path(f"/proc/{pid}/maps").read_text().splitlines():
+            fields = line.split()
+            if len(fields) >= 6 and "libgomp" in fields[5] and "x" in fields[1]:
+                lo, hi = (int(x, 16) for x in fields[0].split("-"))
+                ranges.append((lo, hi))
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except OSError:
+        return 0
+    count = 0
+    for task in tasks:
+        try:
+            fields = (task / "syscall").read_text().split()
+        except OSError:
+            continue
+        if len(fields) > 2 and fields[0].isdigit():
+            pc = int(fields[-1], 16)
+            count += any(lo <= pc < hi for lo, hi in ranges)
+    return count
+
+
+def sample(pid: int) -> tuple[float, int, int, int]:
+    """(RSS in MB, open file descriptors, threads, OpenMP worker threads) of ``pid`` and its children.
+
+    Why the OpenMP workers are counted apart: llama.cpp runs on OpenMP, and libgomp keeps a team of
+    ``llm.threads - 1`` workers for every thread that ever called the model, for that thread's lifetime. The
+    model is called from a bounded set of long-lived threads (the event loop's default executor, at most
+    min(32, cores + 4), the after-call analysis and the main thread), so these teams grow during the first
+    hundred or so calls as executor threads first happen to run a prefill, then stop: measured on 2 cores
+    (`gdb thread apply all bt` on a soak's server after 160 calls), every thread that appeared after the first
+    20 calls was a llama.cpp worker in libgomp, 6 of at most 8 (with llm.threads 2); CTranslate2 keeps 2 more
+    from the start, and a 300-call soak ended at 9 in all. Threads per generation (voicebot-gen) end with
+    their team. The drift of the other threads is what must be zero."""
+    rss_kb = fds = threads = openmp = 0
     for p in _proc_tree(pid):
         try:
             status = Path(f"/proc/{p}/status").read_text().splitlines()
@@ -103,15 +149,61 @@ def sample(pid: int) -> tuple[float, int, int]:
         fields = dict(line.split(":", 1) for line in status if ":" in line)
         rss_kb += int(fields.get("VmRSS", "0 kB").split()[0])
         threads += int(fields.get("Threads", "0").strip())
-    return rss_kb / 1024, fds, threads
+        openmp += _openmp_threads(p)
+    return rss_kb / 1024, fds, threads, openmp
 
 
-def _sipp(folder: Path, port: int, local_port: int, calls: int, concurrency: int, hold_ms: int) -> str:
+def caller_pcap(config: Config, folder: Path, says: str, seconds: float) -> tuple[Path, int]:
+    """The caller's side of every call as a PCMU RTP pcap no longer than ``seconds`` (sipp keeps sending a pcap
+    after its BYE otherwise): Piper saying ``says``, or, when empty, quiet line noise (about -45 dBFS) that needs
+    no model. Returns the file and its packet count (what sipp sends per call)."""
+    rate = 8000
+    if says:
+        from voicebot.components import make_synthesizer
+        from voicebot.models import ModelStore
+
+        rate = 16000
+        voice = make_synthesizer(config, ModelStore.from_config(config))
+        pcm = b"".join(chunk.pcm for chunk in voice.stream(says, rate))
+    else:
+        noise = np.random.default_rng(7).normal(0, 180, int(seconds * rate))
+        pcm = noise.clip(-32768, 32767).astype("<i2").tobytes()
+    pcm = pcm[:int(seconds * rate) * 2]
+    path = folder / "caller.pcap"
+    return path, write_rtp_pcap(pcm, rate, path, codec="PCMU")
+
+
+def audible_s(path: Path | None, floor_dbfs: float = -60.0) -> float:
+    """Seconds of a recording louder than ``floor_dbfs`` in 20 ms blocks: from the caller's recording, the
+    caller audio the bot received over RTP (no packets record as digital silence); from the bot's, what it said."""
+    if path is None or not path.exists():
+        return 0.0
+    pcm, rate = read_wav(path)
+    block = rate // 50 * 2
+    return sum(rms_dbfs(pcm[i:i + block]) > floor_dbfs for i in range(0, len(pcm), block)) / 50
+
+
+def failed_calls(sipp_stdout: str) -> int:
+    """Calls sipp counted as failed (its final screen's cumulative "Failed call"; 0 when absent)."""
+    found = re.findall(r"Failed call\s*\|\s*\d+\s*\|\s*(\d+)", sipp_stdout)
+    return int(found[-1]) if found else 0
+
+
+def lead_ms_for(hold_ms: int) -> int:
+    """When the caller starts speaking: once the greeting is audible (a caller who speaks at once barges in
+    before the bot said anything, and no audio would go the bot's way), at most halfway through the call."""
+    return min(800, hold_ms // 2)
+
+
+def _sipp(folder: Path, port: int, local_port: int, calls: int, concurrency: int, hold_ms: int,
+          pcap: Path) -> str:
     sipp = shutil.which("sipp")
     if sipp is None:
         raise RuntimeError("sipp is not installed: run scripts/setup.sh (it installs sip-tester)")
     scenario = folder / "soak.xml"
-    scenario.write_text(UAC.replace("{hold_ms}", str(hold_ms)))
+    lead_ms = lead_ms_for(hold_ms)
+    scenario.write_text(UAC.replace("{lead_ms}", str(lead_ms)).replace("{rest_ms}", str(hold_ms - lead_ms))
+                        .replace("{pcap}", str(pcap)))
     cmd = [sipp, f"127.0.0.1:{port}", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(local_port),
            "-mp", str(local_port + 2), "-m", str(calls), "-l", str(concurrency), "-r", str(concurrency),
            "-timeout", f"{max(60, calls * 2)}s", "-timeout_error", "-nostdin", "-trace_err",
@@ -123,8 +215,11 @@ def _sipp(folder: Path, port: int, local_port: int, calls: int, concurrency: int
 
 
 def bench_soak(config: Config, calls: int = 300, concurrency: int = 2, hold_s: float = 1.5, batch: int = 50,
-               log: Callable[[str], None] = print, port: int = 25160) -> list[Row]:
-    """Run ``calls`` short SIP calls in batches of ``batch`` and report the server's drift and lost records."""
+               log: Callable[[str], None] = print, port: int = 25160, caller_says: str = "Hello?",
+               warmup: int = 20) -> list[Row]:
+    """Run ``calls`` short SIP calls in batches of ``batch`` after ``warmup`` calls and report the server's
+    drift, the RTP that went each way, and lost records. The bot takes ``port`` and RTP ports port+2..port+102;
+    sipp takes port+110 (SIP) and port+112 (media)."""
     from voicebot.crm.repository import Repository
     from voicebot.crm.seed import seed_demo
     from voicebot.store import CallStore
@@ -136,33 +231,43 @@ def bench_soak(config: Config, calls: int = 300, concurrency: int = 2, hold_s: f
         repo = Repository.open(folder / "crm.db", region=config.crm.default_region)
         seed_demo(repo, today=date.today())
         repo.close()
+        pcap, packets = caller_pcap(config, folder, caller_says,
+                                    max(hold_s - lead_ms_for(int(hold_s * 1000)) / 1000 - 0.2, 0.1))
+        local = port + 110  # above the bot's RTP ports (port+2 .. port+102)
         log(f"starting voicebot serve on 127.0.0.1:{port} ...")
         server = _Server(cfg, folder)
         pid = server.proc.pid
-        samples: list[tuple[int, float, int, int]] = []
+        samples: list[tuple[int, float, int, int, int]] = []
         started = time.monotonic()
         try:
-            warmup = min(20, calls)
-            _sipp(folder, port, port + 10, warmup, concurrency, int(hold_s * 1000))
+            warmup = min(warmup, calls)
+            failed = failed_calls(_sipp(folder, port, local, warmup, concurrency, int(hold_s * 1000), pcap))
             time.sleep(2)
             samples.append((warmup, *sample(pid)))
             log(f"after {warmup} warm-up calls: RSS {samples[-1][1]:.0f} MB, {samples[-1][2]} fds, "
-                f"{samples[-1][3]} threads")
+                f"{samples[-1][3]} threads ({samples[-1][4]} OpenMP workers)")
             done = warmup
             while done < calls:
                 n = min(batch, calls - done)
-                _sipp(folder, port, port + 10, n, concurrency, int(hold_s * 1000))
+                failed += failed_calls(_sipp(folder, port, local, n, concurrency, int(hold_s * 1000), pcap))
                 done += n
                 time.sleep(2)  # let the last calls end and their records be written
                 samples.append((done, *sample(pid)))
                 log(f"after {done} calls: RSS {samples[-1][1]:.0f} MB, {samples[-1][2]} fds, "
-                    f"{samples[-1][3]} threads ({time.monotonic() - started:.0f} s)")
+                    f"{samples[-1][3]} threads ({samples[-1][4]} OpenMP workers), {failed} failed call(s) "
+                    f"({time.monotonic() - started:.0f} s)")
+                if server.proc.poll() is not None:
+                    raise RuntimeError(f"voicebot serve died (exit {server.proc.returncode}) after {done} calls:\n"
+                                       + "".join(server.output)[-3000:])
         finally:
             server.stop()
         exit_code = server.proc.returncode
         store = CallStore(folder / "calls.db", folder / "recordings", readonly=True)
         recorded = store.count_calls()
         ended = store.select("select count(*) as n from calls where ended_at is not null")[0]["n"]
+        listed = store.list_calls(limit=calls + 100)
+        heard = [audible_s(store.recording_file(c, "caller")) for c in listed]
+        spoke = [audible_s(store.recording_file(c, "bot")) for c in listed]
         store.close()
     first, last = samples[0], samples[-1]
     per100 = 100 / max(last[0] - first[0], 1)
@@ -172,7 +277,18 @@ def bench_soak(config: Config, calls: int = 300, concurrency: int = 2, hold_s: f
                     ((last[2] - first[2]) * per100,)))
     rows.append(Row("soak", f"thread drift per 100 calls ({first[3]} -> {last[3]})", "threads",
                     ((last[3] - first[3]) * per100,)))
+    rows.append(Row("soak", f"  of which OpenMP workers ({first[4]} -> {last[4]}; bounded, see sample())",
+                    "threads", ((last[4] - first[4]) * per100,)))
+    rows.append(Row("soak", f"  other threads ({first[3] - first[4]} -> {last[3] - last[4]}; must stay)",
+                    "threads", (((last[3] - last[4]) - (first[3] - first[4])) * per100,)))
+    rows.append(Row("soak", f"calls sipp counted as failed (of {calls})", "calls", (float(failed),)))
     rows.append(Row("soak", f"calls recorded in the call store (of {calls})", "calls", (float(recorded),)))
     rows.append(Row("soak", "of them ended with an outcome", "calls", (float(ended),)))
+    rows.append(Row("soak", f"RTP packets sipp sent per call ({'speech' if caller_says else 'line noise'}, "
+                    "one pcap)", "packets", (float(packets),)))
+    rows.append(Row("soak", f"caller audio the bot received per call ({sum(h == 0 for h in heard)} call(s) with "
+                    "none)", "s", tuple(heard) or (0.0,)))
+    rows.append(Row("soak", f"bot audio sent per call ({sum(s == 0 for s in spoke)} call(s) with none)", "s",
+                    tuple(spoke) or (0.0,)))
     rows.append(Row("soak", "serve exit code after SIGTERM (0: clean drain)", "code", (float(exit_code),)))
     return rows

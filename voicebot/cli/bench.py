@@ -103,15 +103,22 @@ def bench_sip_cmd(runs: Annotated[int, typer.Option(min=1, help="Times to run th
 @bench_app.command("soak")
 def bench_soak_cmd(calls: Annotated[int, typer.Option(min=20, help="Short calls to place in all.")] = 300,
                    concurrency: Annotated[int, typer.Option(min=1, max=4, help="Calls at once.")] = 2,
-                   hold: Annotated[float, typer.Option(min=0.2, help="Seconds each call lasts.")] = 1.5,
-                   port: Annotated[int, typer.Option(help="SIP port of the benchmark's own bot.")] = 25160,
+                   hold: Annotated[float, typer.Option(min=0.5, help="Seconds each call lasts.")] = 1.5,
+                   port: Annotated[int, typer.Option(help="SIP port of the benchmark's own bot (RTP on the next "
+                                                     "100 ports, sipp on port+110 and port+112).")] = 25160,
+                   caller_says: Annotated[str, typer.Option(help="What the caller says in each call (Piper, as "
+                                                            "RTP); empty: quiet line noise.")] = "Hello?",
+                   warmup: Annotated[int, typer.Option(min=1, help="Calls before the baseline sample (the "
+                                                       "server's thread pools fill up in the first ones).")] = 20,
                    config_path: ConfigOption = None):
-    """Hundreds of short real SIP calls (sipp) against one `voicebot serve`: drift of its memory, file
-    descriptors and threads per 100 calls, calls recorded, and its exit code on SIGTERM."""
+    """Hundreds of short real SIP calls (sipp) with RTP both ways against one `voicebot serve`: drift of its
+    memory, file descriptors and threads per 100 calls after the warm-up, the audio each side got, calls
+    recorded, and its exit code on SIGTERM. sipp plays the caller's audio on a raw socket: run it as root."""
     from voicebot.bench_soak import bench_soak
 
-    _bench(lambda config, runs, log: bench_soak(config, calls, concurrency, hold, log=log, port=port), 1,
-           config_path, f"Soak: {calls} SIP calls, {concurrency} at a time")
+    _bench(lambda config, runs, log: bench_soak(config, calls, concurrency, hold, log=log, port=port,
+                                                caller_says=caller_says, warmup=warmup), 1,
+           config_path, f"Soak: {calls} SIP calls, {concurrency} at a time, RTP both ways")
 
 
 @bench_app.command("kb")
