@@ -132,13 +132,13 @@ def sample(pid: int) -> tuple[float, int, int, int]:
 
     Why the OpenMP workers are counted apart: llama.cpp runs on OpenMP, and libgomp keeps a team of
     ``llm.threads - 1`` workers for every thread that ever called the model, for that thread's lifetime. The
-    model is called from a bounded set of long-lived threads (the event loop's default executor, at most
-    min(32, cores + 4), the after-call analysis and the main thread), so these teams grow during the first
-    hundred or so calls as executor threads first happen to run a prefill, then stop: measured on 2 cores
-    (`gdb thread apply all bt` on a soak's server after 160 calls), every thread that appeared after the first
-    20 calls was a llama.cpp worker in libgomp, 6 of at most 8 (with llm.threads 2); CTranslate2 keeps 2 more
-    from the start, and a 300-call soak ended at 9 in all. Threads per generation (voicebot-gen) end with
-    their team. The drift of the other threads is what must be zero."""
+    agent's prefills used to run on the event loop's default executor, so these teams grew during the first
+    couple of hundred calls as executor threads first happened to run one (`gdb thread apply all bt` on a soak's
+    server after 160 calls: every thread that appeared after the first 20 was a llama.cpp worker in libgomp, 6
+    of at most 8); the prefills now have one thread of their own (``voicebot.session.prefill``) and the count is
+    flat. CTranslate2 (Whisper) keeps 2 more from the start. A thread running at the moment of the sample is not
+    recognised, so the two counts can trade one. The drift of the other threads is what must be zero.
+    """
     rss_kb = fds = threads = openmp = 0
     for p in _proc_tree(pid):
         try:

@@ -45,6 +45,7 @@ from voicebot.session import transfer_hold
 from voicebot.session.watchdog import SilenceWatchdog, guarded, turn_ended
 from voicebot.session.model_turn import ModelTurn
 from voicebot.session.records import CallRecords
+from voicebot.session.prefill import prefill_soon
 from voicebot.session.resume import drop_silent_reply
 from voicebot.session.speaker import Reply, Speaker, TurnClock
 from voicebot.session.state import State, checked
@@ -154,7 +155,7 @@ class CallSession:
     def _prefill(self) -> None:
         """While the reply plays and the caller talks, let the model evaluate the conversation so far."""
         if self.agent is not None and (self._prefilling is None or self._prefilling.done()):
-            self._prefilling = asyncio.ensure_future(asyncio.to_thread(self.agent.prefill))
+            self._prefilling = prefill_soon(self.agent, self.hung_up)  # its own thread: see prefill.py
 
     def _hang_up(self) -> None:
         """The control path of a hang-up (see the module's docstring), run by the listener as the line ends."""
