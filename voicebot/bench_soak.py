@@ -204,11 +204,12 @@ def _sipp(folder: Path, port: int, local_port: int, calls: int, concurrency: int
     lead_ms = lead_ms_for(hold_ms)
     scenario.write_text(UAC.replace("{lead_ms}", str(lead_ms)).replace("{rest_ms}", str(hold_ms - lead_ms))
                         .replace("{pcap}", str(pcap)))
+    budget_s = 60 + int(calls * (hold_ms / 1000 + 2) / concurrency)  # a call in a row takes hold + ~0.5 s
     cmd = [sipp, f"127.0.0.1:{port}", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(local_port),
            "-mp", str(local_port + 2), "-m", str(calls), "-l", str(concurrency), "-r", str(concurrency),
-           "-timeout", f"{max(60, calls * 2)}s", "-timeout_error", "-nostdin", "-trace_err",
+           "-timeout", f"{budget_s}s", "-timeout_error", "-nostdin", "-trace_err",
            "-error_file", str(folder / "sipp-errors.log")]
-    done = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=max(120, calls * 3))
+    done = subprocess.run(cmd, cwd=folder, capture_output=True, text=True, timeout=budget_s + 60)
     if done.returncode not in (0, 1):  # 1: some calls failed (reported from the call store)
         raise RuntimeError(f"sipp failed ({done.returncode}): {done.stderr[-1500:]}")
     return done.stdout
