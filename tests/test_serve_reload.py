@@ -20,7 +20,7 @@ from conftest import ROOT
 from serve_support import serving
 from sip_support import sipp_binary
 
-from voicebot.bench_soak import UAC
+from voicebot.bench_soak import uac_scenario
 from voicebot.config import load_config
 from voicebot.reload import read
 
@@ -59,7 +59,7 @@ def test_an_invalid_file_changes_nothing_and_says_where(tmp_path):
 def sipp_call(folder: Path, port: int, hold_ms: int, local_port: int) -> subprocess.Popen:
     """One call from sipp (the soak's scenario: INVITE with PCMU, ``hold_ms`` on the line, BYE)."""
     scenario = folder / f"uac-{local_port}.xml"
-    scenario.write_text(UAC.replace("{hold_ms}", str(hold_ms)))
+    scenario.write_text(uac_scenario(hold_ms))
     return subprocess.Popen([sipp_binary(), f"127.0.0.1:{port}", "-sf", str(scenario), "-i", "127.0.0.1", "-p",
                              str(local_port), "-mp", str(local_port + 2), "-m", "1", "-nostdin", "-timeout", "60s",
                              "-timeout_error"], cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)

@@ -69,7 +69,7 @@ UAC = """<?xml version="1.0" encoding="ISO-8859-1" ?>
       Content-Length: 0
   ]]></send>
   <pause milliseconds="{lead_ms}"/>
-  <nop><action><exec play_pcap_audio="{pcap}"/></action></nop>
+  {play}
   <pause milliseconds="{rest_ms}"/>
   <send retrans="500"><![CDATA[
       BYE sip:voicebot@[remote_ip]:[remote_port] SIP/2.0
@@ -195,15 +195,22 @@ def lead_ms_for(hold_ms: int) -> int:
     return min(800, hold_ms // 2)
 
 
+def uac_scenario(hold_ms: int, pcap: Path | None = None) -> str:
+    """The soak's call as a sipp scenario: INVITE, ``hold_ms`` on the line, BYE; the caller's ``pcap`` (None: no
+    caller audio) played from ``lead_ms_for(hold_ms)`` on."""
+    lead_ms = lead_ms_for(hold_ms) if pcap is not None else hold_ms
+    play = f'<nop><action><exec play_pcap_audio="{pcap}"/></action></nop>' if pcap is not None else ""
+    return (UAC.replace("{lead_ms}", str(lead_ms)).replace("{rest_ms}", str(hold_ms - lead_ms))
+            .replace("{play}", play))
+
+
 def _sipp(folder: Path, port: int, local_port: int, calls: int, concurrency: int, hold_ms: int,
           pcap: Path) -> str:
     sipp = shutil.which("sipp")
     if sipp is None:
         raise RuntimeError("sipp is not installed: run scripts/setup.sh (it installs sip-tester)")
     scenario = folder / "soak.xml"
-    lead_ms = lead_ms_for(hold_ms)
-    scenario.write_text(UAC.replace("{lead_ms}", str(lead_ms)).replace("{rest_ms}", str(hold_ms - lead_ms))
-                        .replace("{pcap}", str(pcap)))
+    scenario.write_text(uac_scenario(hold_ms, pcap))
     budget_s = 60 + int(calls * (hold_ms / 1000 + 2) / concurrency)  # a call in a row takes hold + ~0.5 s
     cmd = [sipp, f"127.0.0.1:{port}", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(local_port),
            "-mp", str(local_port + 2), "-m", str(calls), "-l", str(concurrency), "-r", str(concurrency),
