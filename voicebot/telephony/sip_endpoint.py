@@ -194,6 +194,7 @@ class _PjCall(pj.Call):
     def __init__(self, worker: SipWorker, account: pj.Account, call_id: int = pj.PJSUA_INVALID_ID,
                  outgoing: bool = False):
         super().__init__(account, call_id)
+        worker._every_call.add(self)
         self.worker = worker
         self.account = account
         self.outgoing = outgoing
@@ -325,6 +326,10 @@ class SipWorker:
         # ended calls' objects, deleted only once no live call has their id: pjsua reuses ids, and a Call's
         # destructor hangs up whatever call holds its id then (a flood once left every caller getting 603)
         self._stale: list[_PjCall] = []
+        # every Call object this worker made, weakly: one still alive when the library goes (held by a log record's
+        # traceback, a test's variable) must not run its C++ destructor after libDestroy, which asserts in
+        # pjsua_call_set_user_data (max_calls is 0 then) and aborts the process; _destroy disowns those
+        self._every_call: weakref.WeakSet[_PjCall] = weakref.WeakSet()
         # Media ports are created once and recycled, never deleted while the endpoint runs: deleting one while
         # pjmedia's clock thread runs crashed the process now and then (a segfault in the port's destructor in a
         # run of 40 short calls). A port idle for PORT_GRACE_S in the graveyard goes to _free_ports; a new call
@@ -717,6 +722,11 @@ class SipWorker:
             # pjsua2 objects that only a reference cycle keeps are destroyed here, on this thread and while the
             # library is alive, instead of by a later GC pass on whatever thread allocates
             gc.collect()
+            for survivor in list(self._every_call):
+                try:
+                    survivor.this.disown()  # its C++ object is left, unfreed, to the library's end
+                except Exception:  # noqa: BLE001 - shutdown goes on
+                    pass
             try:
                 ep.libDestroy()  # also deletes the log writer (pjsua2 owns it once it is in the config)
             except Exception:
