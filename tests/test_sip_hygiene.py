@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 import socket
 
 import pytest
@@ -111,6 +112,14 @@ def test_malformed_requests_are_refused_and_the_endpoint_lives_on():
         "unknown method": request("FROBNICATE"),
     }
     results, (stats, answered) = asyncio.run(against_the_endpoint(["127.0.0.1/32"], cases, whole=True))
+    # only each case's own answers: pjsip resends a final answer to an INVITE until the ACK (which never comes
+    # here), so the previous case's 400 may arrive while the next case is waiting
+    for name, sent in cases.items():
+        call_id = re.search(rb"Call-ID: (\S+)", sent)
+        if call_id is not None:
+            own = f"Call-ID: {call_id.group(1).decode()}\r\n"
+            results[name] = [reply for reply in results[name] if own in reply]
+    results["OPTIONS afterwards"] = [r for r in results["OPTIONS afterwards"] if "CSeq: 1 OPTIONS\r\n" in r]
     assert results["garbage"] == [] and results["no headers"] == []  # not even parsed: silently dropped
     assert final(results["CSeq method not the request's"]) == 400  # the guard (pjsua alone: 500, no transaction)
     assert final(results["Content-Length beyond the body"]) == 400  # RFC 3261 18.3: a truncated datagram
