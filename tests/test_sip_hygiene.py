@@ -119,7 +119,6 @@ def test_malformed_requests_are_refused_and_the_endpoint_lives_on():
         if call_id is not None:
             own = f"Call-ID: {call_id.group(1).decode()}\r\n"
             results[name] = [reply for reply in results[name] if own in reply]
-    results["OPTIONS afterwards"] = [r for r in results["OPTIONS afterwards"] if "CSeq: 1 OPTIONS\r\n" in r]
     assert results["garbage"] == [] and results["no headers"] == []  # not even parsed: silently dropped
     assert final(results["CSeq method not the request's"]) == 400  # the guard (pjsua alone: 500, no transaction)
     assert final(results["Content-Length beyond the body"]) == 400  # RFC 3261 18.3: a truncated datagram
@@ -131,7 +130,8 @@ def test_malformed_requests_are_refused_and_the_endpoint_lives_on():
     allow = [line for line in unknown[0].split("\r\n") if line.lower().startswith("allow:")]
     assert allow and "INVITE" in allow[0] and "FROBNICATE" not in allow[0], unknown[0]
     assert not answered and stats.answered == 0  # none of them became a call
-    assert final(results["OPTIONS afterwards"]) == 200  # still alive and answering
+    # still alive and answering (a resent 483 of the Max-Forwards case may come by in the same window)
+    assert any(line.startswith("SIP/2.0 200 ") for line in results["OPTIONS afterwards"]), results
 
 
 def test_requests_the_bot_does_not_serve_are_refused_from_anywhere():
