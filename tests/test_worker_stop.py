@@ -13,30 +13,19 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-import pytest
-
-from crm_support import seeded_repo
 from fakes import CallerVoice, FakeSynthesizer, FakeTranscriber, ScriptedChat, ScriptedVad
 from review_support import GOOD_REPLY
+import test_worker
 from test_worker import ALICE, FakeEndpoint, line, until
 from voicebot import worker as worker_module
 from voicebot.components import Components, Stage
-from voicebot.config import Config
 from voicebot.llm.base import ChatMessage
 from voicebot.review.analysis import load_analysis
 from voicebot.review.worker import unanalysed_calls
 from voicebot.store import CallStore, Outcome
 from voicebot.worker import Worker
 
-
-@pytest.fixture
-def cfg(tmp_path, config) -> Config:
-    """The project's config, its databases in this test's folder (the demo CRM seeded there)."""
-    local = config.model_copy(update={"base_dir": tmp_path})
-    crm = local.path(local.crm.database)
-    crm.parent.mkdir(parents=True, exist_ok=True)
-    seeded_repo(crm).close()
-    return local
+cfg = test_worker.cfg  # the fixture: the project's config in this test's folder, the demo CRM seeded there
 
 
 class StuckInPrompt:
