@@ -13,6 +13,7 @@ import asyncio
 import shutil
 import sqlite3
 import subprocess
+import threading
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,7 @@ from voicebot.llm.base import LlmError
 from voicebot.llm.ollama_backend import OllamaChatModel
 from voicebot.session import CallSession, SessionDeps
 from voicebot.session.faults import FallbackSpeech
+from voicebot.session.state import State
 from voicebot.store import CallStore, Outcome
 from voicebot.telephony.base import TransferResult
 from voicebot.telephony.sim import SimulatedLine, WaitForBot
@@ -402,13 +404,68 @@ def fill(folder: Path) -> Path:
     return filler
 
 
-def test_a_full_disk_never_reaches_the_caller_and_no_record_is_lost(env, tmpfs, tmp_path):
-    """The call store on a real full tmpfs: the call goes on as usual; what the store could not take is spilled
-    to the second place and imported when the store is opened again, with the times it happened."""
+def reopened_call(result: Call, tmpfs: Path, second: Path, filler: Path) -> Call:
+    """The call as the store holds it at the next start, once the disk has room: the spilled records imported."""
+    result.store.close()
+    filler.unlink()
+    store = CallStore(tmpfs / "calls.db", tmpfs / "recordings", spill_dir=second)
+    assert store.imported == result.session.records.spilled > 0 and store.spill.files() == []
+    return Call(result.line, result.session, result.outcome, store)
+
+
+def test_a_full_disk_at_answer_gets_the_apology_and_a_person_and_no_record_is_lost(env, tmpfs, tmp_path):
+    """``faults.store_errors: transfer`` (the default): a bot that cannot keep its records hands the caller to a
+    person. The store's first write fails as the call is answered: the apology is the first thing heard (no
+    greeting), then the transfer; every record, the apology's turn and the error included, is imported later."""
+    assert env.config.faults.store_errors == "transfer"
     second = tmp_path / "spill"
     store = CallStore(tmpfs / "calls.db", tmpfs / "recordings", spill_dir=second)
     filler = fill(tmpfs)
     result = call(env, ScriptedChat([reply(COFFEE)]), store=store)
+    assert counted("voicebot_errors_total", kind="store") >= 1
+    stored = reopened_call(result, tmpfs, second, filler)
+    try:
+        assert stored.said("bot")[0] == env.config.dialog.prompts.error  # before any greeting
+        assert_apology_then_person(stored, env, "store", fault_at=0.0)
+    finally:
+        stored.store.close()
+
+
+def test_a_disk_that_fills_mid_call_gets_the_apology_within_3_s_and_a_person(env, tmpfs, tmp_path):
+    """The disk fills after the greeting was stored: the caller's turn is the first write that fails; the apology
+    follows within 3 s of the caller's turn (line pace), then the transfer; nothing said is lost."""
+    second = tmp_path / "spill"
+    store = CallStore(tmpfs / "calls.db", tmpfs / "recordings", spill_dir=second)
+    config = short(env)
+    live = Live()
+    filled: list[Path] = []
+
+    def fill_after_greeting() -> None:
+        wait_until(lambda: live.session is not None and live.session.state == State.LISTENING
+                   and not live.session.records.pending, timeout_s=30.0)
+        filled.append(fill(tmpfs))
+
+    filler_thread = threading.Thread(target=fill_after_greeting, daemon=True)
+    filler_thread.start()
+    result = call(env, ScriptedChat([reply(COFFEE)]), config, speed=1.0, store=store, live=live)
+    filler_thread.join(5)
+    stored = reopened_call(result, tmpfs, second, filled[0])
+    try:
+        assert stored.said("bot")[0] == config.dialog.greeting.format(name=", Alice", company="")
+        assert COFFEE not in stored.said("bot")
+        assert stored.said("caller") == [COFFEE_Q]  # said while the disk was full: spilled, then imported
+        assert_apology_then_person(stored, env, "store", turn_end(stored, config))
+    finally:
+        stored.store.close()
+
+
+def test_under_continue_a_full_disk_never_reaches_the_caller_and_no_record_is_lost(env, tmpfs, tmp_path):
+    """``faults.store_errors: continue``: the call goes on as usual; what the store could not take is spilled
+    to the second place and imported when the store is opened again, with the times it happened."""
+    second = tmp_path / "spill"
+    store = CallStore(tmpfs / "calls.db", tmpfs / "recordings", spill_dir=second)
+    filler = fill(tmpfs)
+    result = call(env, ScriptedChat([reply(COFFEE)]), limits(env.config, store_errors="continue"), store=store)
 
     assert result.outcome == Outcome.ABANDONED and result.line.transfers == []  # a model reply is no evidence
     assert result.session.records.spilled > 0
@@ -433,7 +490,7 @@ def test_a_locked_call_store_spills_beside_the_database_and_imports_at_the_next_
     locker.execute("BEGIN EXCLUSIVE")  # another process holds the write lock all call long
     shutil.rmtree(tmp_path / "recordings", ignore_errors=True)
     try:
-        result = call(env, ScriptedChat([reply(COFFEE)]), store=store)
+        result = call(env, ScriptedChat([reply(COFFEE)]), limits(env.config, store_errors="continue"), store=store)
     finally:
         locker.rollback()
         locker.close()

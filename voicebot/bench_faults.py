@@ -7,8 +7,8 @@ Piper, as the worker does at start), the real CRM and call store, on the simulat
 call, behind its real Protocol (``bench_fault_parts``): a transcriber, a synthesizer or an embedded model that
 raises or hangs; the real Ollama client against a server that answers 500, one that takes the request and never
 answers, and a port nothing listens on; the CRM locked at answer; every write of the call store failing with
-ENOSPC; and an STT error when the operator does not answer (a callback). The model that works is a canned one: its
-speed is no part of these figures.
+ENOSPC (at answer, mid-call, and under ``store_errors: continue``); and an STT error when the operator does not
+answer (a callback). The model that works is a canned one: its speed is no part of these figures.
 
 The fault moment is the wall-clock time the failing call is made (the first: the early transcription of the
 caller's turn, the model's request for the turn, the first synthesis after the greeting, the CRM lookup or store
@@ -16,8 +16,9 @@ write at answer). "Heard" is the wall-clock time the line sends the first frame 
 runs fast until the caller's question is said (nothing is measured there), at line pace (20 ms a frame) from then
 on, so a hang lasts as long as on a phone, and fast again once the apology is heard (the transfer, the callback).
 For a hang the first audio is the hold line (or the filler) and the apology comes at the stage's limit
-(``faults.*_timeout_s``, or ``--hang-limit``): both are rows. The store's failure never reaches the caller by design
-(``session.records``): its row is the audio after the failed write, and whether the call went on.
+(``faults.*_timeout_s``, or ``--hang-limit``): both are rows. A store that fails gets the apology and a person
+(``faults.store_errors: transfer``, the default), at answer and mid-call; under ``continue`` it never reaches the
+caller (``session.records``): that row is the audio after the failed write, and whether the call went on.
 
 Left out: the SIP path (RTP packets and the far end's jitter buffer add 20-60 ms) and real hardware failing (a dead
 GPU; a disk filling up while written: the ENOSPC is raised by ``CallStore.apply``, spill files still work).
@@ -51,7 +52,8 @@ from voicebot.telephony.script import HangUp, Say, WaitForBot
 @dataclass(frozen=True)
 class Kind:
     """One fault: the part that breaks and how; ``at_answer``: it breaks as the call is answered (else once the
-    caller's question is said); ``apology``: the design answers it with the apology (the store's failure not)."""
+    caller's question is said); ``apology``: the call answers it with the apology (a store failure does not
+    under ``faults.store_errors: continue``, which ``store_errors`` sets for the kind)."""
 
     name: str
     part: Literal["stt", "tts", "llm", "ollama", "crm", "store"]
@@ -60,6 +62,7 @@ class Kind:
     at_answer: bool = False
     operator_answers: bool = True
     apology: bool = True
+    store_errors: Literal["transfer", "continue"] = "transfer"
 
     @property
     def hangs(self) -> bool:
@@ -77,7 +80,9 @@ KINDS: tuple[Kind, ...] = (
     Kind("Ollama never answers", "ollama", "real", "hang"),
     Kind("Ollama down (refused)", "ollama", "real", "down"),
     Kind("CRM locked at answer", "crm", at_answer=True),
-    Kind("call store full (ENOSPC)", "store", at_answer=True, apology=False),
+    Kind("call store full (ENOSPC) at answer", "store", at_answer=True),
+    Kind("call store full (ENOSPC) mid-call", "store"),
+    Kind("call store full, store_errors: continue", "store", at_answer=True, apology=False, store_errors="continue"),
     Kind("STT raises, no operator answers", "stt", operator_answers=False),
 )
 
@@ -178,6 +183,9 @@ def run_call(parts: Parts, kind: Kind, tag: str) -> Result:
     from voicebot.store import CallStore, Outcome
 
     config, rate = parts.config, parts.config.audio.sample_rate
+    if kind.store_errors != config.faults.store_errors:
+        config = config.model_copy(update={"faults": config.faults.model_copy(
+            update={"store_errors": kind.store_errors})})
     fault = Fault(kind.mode, ERRORS.get(kind.part, ERRORS["llm"]))
     transcriber, synthesizer, crm, store = parts.transcriber, parts.synthesizer, parts.crm, parts.store
     chat: Any = CannedChat()

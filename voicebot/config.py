@@ -153,6 +153,9 @@ class FaultsConfig(Section):
     crm_timeout_s: float = Field(10.0, gt=0, le=60, description="Longest CRM lookup or write done by the call itself.")
     hold_after_s: float = Field(2.5, gt=0, le=30, description="The caller has heard nothing this long after their "
                                 "turn ended: the pre-rendered hold line plays while the stage goes on to its limit.")
+    store_errors: Literal["transfer", "continue"] = Field(
+        "transfer", description="When the call store cannot write (a full disk): 'transfer' (the apology and a "
+        "person, as for any fault) or 'continue' (the bot goes on; records are spilled and imported later).")
 
 
 _DISCLOSURE = re.compile(

@@ -10,9 +10,8 @@ turn in progress but cancels it (playback, synthesis, generation), and the ``Han
 before any tool writes for a caller who has gone. A transfer under way is left to finish: its result decides the
 call's outcome.
 
-Every turn and event goes to the call store as it happens, caller words masked (``_private``), so a crash
-loses nothing said; the writes are queued (``records``), so a locked or full store never holds up the caller.
-Whatever goes wrong, the caller hears an apology and is offered a person (``faults``).
+Every turn and event goes to the call store as it happens, caller words masked (``_private``), so a crash loses
+nothing said; the writes are queued (``records``). Whatever goes wrong, the caller hears an apology and a person.
 """
 
 from __future__ import annotations
@@ -40,7 +39,7 @@ from voicebot.session.gate import HangUpGate
 from voicebot.session.handover import operator_note, spoken_brief
 from voicebot.session.listener import Listener
 from voicebot.session.ending import finish
-from voicebot.session.faults import Faulted, in_thread, play_prerendered, recover, warm_brief
+from voicebot.session.faults import Faulted, in_thread, play_prerendered, recover, store_failed, warm_brief
 from voicebot.session import transfer_hold
 from voicebot.session.watchdog import SilenceWatchdog, guarded, turn_ended
 from voicebot.session.model_turn import ModelTurn
@@ -92,8 +91,9 @@ class CallSession:
         self.hung_up = threading.Event()  # the line is gone: set on the loop, read by worker threads too
         self.agent: DialogueAgent | None = None  # once the call is answered
         self.gate: HangUpGate | None = None
-        self.records = CallRecords(deps.store, self.call_id)  # the store's writes, queued off the caller's path
+        self.records = CallRecords(deps.store, self.call_id, on_failure=lambda exc: store_failed(self, exc))
         self.fault_apology_at: float | None = None  # call audio time of the apology after a fault
+        self.early_fault: Exception | None = None  # a store failure before the first turn (faults.store_failed)
         self.on_turn: Callable[[str, str, TurnTimings | None], Any] | None = None  # `voicebot chat` prints turns
         self.clocks: list[TurnClock] = []  # every caller turn's stage times, for the benchmark
         self._turn_task: asyncio.Future | None = None  # the caller event being handled; a hang-up cancels it
@@ -346,6 +346,7 @@ class CallSession:
             context = await self._answer()
         except Exception as exc:  # the CRM failed as the call was answered: apology, then a person
             failure = exc
+        failure = failure or self.early_fault
         listener = asyncio.create_task(self.listener.run(), name=f"listen-{self.call_id}")
         try:
             if failure is not None:

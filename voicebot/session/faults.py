@@ -12,7 +12,10 @@ fault like an error does: ``StageFailed(stage, ...)``. The session then (``recov
 4. when the transfer fails, asks the CRM for a callback and plays the goodbye (``prompts.error_goodbye``, also
    pre-rendered), then hangs up: a broken bot does not carry on with the caller.
 
-The call store is not such a stage: its failures never reach the caller (``records.CallRecords``).
+The call store is written off the caller's path (``records.CallRecords``: a failed write is retried, then
+spilled, never lost). When it fails for real (a full disk), ``faults.store_errors`` decides: ``transfer`` (the
+default, ``store_failed``) stops whatever the bot is doing and takes the fault path above, since a bot that cannot
+keep its records should hand the caller to a person; ``continue`` lets the call go on as if nothing happened.
 """
 
 from __future__ import annotations
@@ -78,6 +81,24 @@ async def limited(stage: str, timeout_s: float, work: Awaitable[T]) -> T:
 async def in_thread(stage: str, timeout_s: float, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     """``fn(*args, **kwargs)`` in a worker thread, limited like ``limited`` (a hung thread is left behind)."""
     return await limited(stage, timeout_s, asyncio.to_thread(fn, *args, **kwargs))
+
+
+def store_failed(session: CallSession, exc: BaseException) -> None:
+    """The call store failed (``CallRecords.on_failure``): with ``faults.store_errors: transfer`` the fault goes
+    before anything else the caller said, and the turn under way (the greeting, a reply) stops for it."""
+    if (session.config.faults.store_errors != "transfer" or session.hung_up.is_set()
+            or session.state in (State.TRANSFERRING, State.ENDED)):
+        return
+    failure = StageFailed("store", exc)
+    if session._turn_task is None and session.state == State.GREETING:  # being answered: run() takes it first
+        session.early_fault = failure
+        return
+    waiting = [session.queue.get_nowait() for _ in range(session.queue.qsize())]
+    session.queue.put_nowait(Faulted(failure))
+    for event in waiting:
+        session.queue.put_nowait(event)
+    if session._turn_task is not None:
+        session._turn_task.cancel()
 
 
 def stage_of(exc: BaseException, default: str = "session") -> str:

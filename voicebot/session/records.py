@@ -6,13 +6,19 @@ the caller must not hear either. So the session hands each record (an op of ``vo
 growing pause, and everything after it waits behind it so the turns keep their order. The first failure of a
 call is logged once and counted (``voicebot_errors_total{kind="store"}``). ``close`` at the end of the call gives
 the queue a last few seconds, then spills what is left (``CallStore.spill``), to be imported at the next start.
+
+What the caller hears is the session's choice (``faults.store_errors``): ``on_failure`` is told once, when the
+store first fails for real. A full disk fails at once; a lock has already waited SQLite's busy timeout (5 s) and
+counts when it fails twice in a row, so a moment of contention never sends a caller to a person.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import sqlite3
 from collections import deque
+from collections.abc import Callable
 
 from voicebot import metrics
 from voicebot.store import CallStore
@@ -21,12 +27,20 @@ from voicebot.store_journal import Op
 log = logging.getLogger(__name__)
 
 RETRY_S = (0.05, 0.1, 0.2, 0.5, 1.0)  # pauses between attempts of one write; the last repeats
+LOCKED_FAILURES = 2  # a write that failed on a lock this many times in a row is a failure for on_failure
+
+
+def _locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and any(w in str(exc) for w in ("locked", "busy"))
 
 
 class CallRecords:
-    def __init__(self, store: CallStore, call_id: str):
+    def __init__(self, store: CallStore, call_id: str,
+                 on_failure: Callable[[BaseException], None] | None = None):
         self.store = store
         self.call_id = call_id
+        self.on_failure = on_failure  # told once (module docstring)
+        self.failed: BaseException | None = None  # what on_failure was told
         self.pending: deque[Op] = deque()
         self.log: list[Op] = []  # every record of the call in order: the outcome is decided from it at the end
         self.failures = 0  # failed attempts, all writes together
@@ -63,6 +77,13 @@ class CallRecords:
                     log.error("call %s: the call store failed (%s: %s); the call goes on, records are retried",
                               self.call_id, type(exc).__name__, exc)
                     metrics.ERRORS.labels(kind="store").inc()
+                if self.failed is None and (not _locked(exc) or attempt + 1 >= LOCKED_FAILURES):
+                    self.failed = exc
+                    if self.on_failure is not None:
+                        try:
+                            self.on_failure(exc)
+                        except Exception:  # noqa: BLE001 - the records go on whatever the session did with it
+                            log.exception("call %s: on_failure failed", self.call_id)
                 self._wake.clear()
                 try:  # a pause before the next attempt; close() cuts it short
                     await asyncio.wait_for(self._wake.wait(), RETRY_S[min(attempt, len(RETRY_S) - 1)])
