@@ -74,7 +74,7 @@ class CallRecords:
             except Exception as exc:  # noqa: BLE001 - a full disk, a locked database, a closed store: retry
                 self.failures += 1
                 if self.failures == 1:
-                    log.error("call %s: the call store failed (%s: %s); the call goes on, records are retried",
+                    log.error("call %s: the call store failed (%s: %s); its records are retried, then spilled",
                               self.call_id, type(exc).__name__, exc)
                     metrics.ERRORS.labels(kind="store").inc()
                 if self.failed is None and (not _locked(exc) or attempt + 1 >= LOCKED_FAILURES):
