@@ -20,11 +20,15 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from voicebot.llm.abort import Aborted, AbortSwitch, StopPredicate
 from voicebot.llm.base import ChatMessage, LlmError
 from voicebot.llm.staged_json import closed, flat_string_fields, key_text, value_grammar
 
 
 class LlamaCppChatModel:
+    abortable = True
+    """``stream`` takes ``should_stop``: a predicate that interrupts the request, prompt evaluation included."""
+
     def __init__(self, model_path: str | Path, *, name: str = "embedded", context_tokens: int = 4096,
                  threads: int = 2, temperature: float = 0.2, max_tokens: int = 256, seed: int = 7):
         from llama_cpp import Llama  # heavy import, only when this backend is chosen
@@ -43,6 +47,7 @@ class LlamaCppChatModel:
         except (ValueError, RuntimeError) as exc:
             raise LlmError(f"llama.cpp could not load {model_path}: {exc}") from exc
         self._formatter = self._chat_formatter()
+        self._abort = AbortSwitch(self._llm)
         self.load_s = time.perf_counter() - started
 
     def _chat_formatter(self) -> Any:
@@ -120,11 +125,15 @@ class LlamaCppChatModel:
         yield pending + "}"
 
     def stream(self, messages: Sequence[ChatMessage], *, json_schema: dict[str, Any] | None = None,
-               max_tokens: int | None = None, temperature: float | None = None) -> Iterator[str]:
+               max_tokens: int | None = None, temperature: float | None = None,
+               should_stop: StopPredicate | None = None) -> Iterator[str]:
+        """The ChatModel's stream; with ``should_stop`` (the after-call analysis) llama.cpp stops as soon as it
+        turns true, within a graph node even in a long prompt evaluation, and ``Aborted`` is raised (see
+        voicebot/llm/abort.py). Without it (a call's own requests) nothing can interrupt the request."""
         max_tokens = max_tokens or self.max_tokens
         temperature = self.temperature if temperature is None else temperature
         fields = flat_string_fields(json_schema) if json_schema is not None else None
-        with self._lock:
+        with self._lock, self._abort.armed(should_stop):
             try:  # llama.cpp's failures (a prompt beyond the context, a failed decode) are the model's: LlmError
                 if self._formatter is None:
                     yield from self._chat(messages, json_schema, max_tokens, temperature)
@@ -135,6 +144,8 @@ class LlamaCppChatModel:
                     tokens, stop = self._tokens(messages)
                     yield from self._complete(tokens, stop, max_tokens, temperature, grammar)
             except (ValueError, RuntimeError) as exc:
+                if self._abort.fired:
+                    raise Aborted(f"llama.cpp ({self.name}): request stopped by its predicate") from exc
                 raise LlmError(f"llama.cpp ({self.name}) failed: {exc}") from exc
 
     def _chat(self, messages: Sequence[ChatMessage], json_schema: dict[str, Any] | None, max_tokens: int,

@@ -5,9 +5,10 @@ puts the id on a queue and returns at once. The worker thread then
 
 1. runs the deterministic part at once (VADER and a few SQLite reads: milliseconds), so flags show in the app;
 2. waits until ``idle()`` says no call needs the model, then runs the model's part through a wrapper that
-   checks ``idle()`` before every token: when a call starts meanwhile, generation stops within one token (the
-   embedded model serves one generation at a time, so a call would otherwise wait for the whole analysis), and
-   the analysis starts again once the line is quiet;
+   checks ``idle()`` before every token and, on the embedded model, inside llama.cpp's prompt evaluation too
+   (its abort callback: voicebot/llm/abort.py): when a call starts meanwhile, the model is given back within a
+   token or a graph node (it serves one generation at a time, so a call would otherwise wait for the whole
+   analysis), and the analysis starts again once the line is quiet;
 3. calls ``after_model()`` if given, e.g. to re-warm the dialogue's system prompt in llama.cpp's cache, which
    the analysis prompt displaced.
 
@@ -34,6 +35,7 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from voicebot.config import ReviewConfig
+from voicebot.llm.abort import Aborted
 from voicebot.llm.base import ChatMessage, ChatModel
 from voicebot.review.analysis import analyze_call
 from voicebot.store import CallStore
@@ -66,7 +68,9 @@ class Preempted(Exception):
 
 
 class YieldingChatModel:
-    """A ChatModel that stops generating as soon as ``idle()`` turns false (raising ``Preempted``)."""
+    """A ChatModel that stops as soon as ``idle()`` turns false (raising ``Preempted``): before every token, and,
+    on a model that can abort a computation (``abortable``: the embedded llama.cpp, voicebot/llm/abort.py), inside
+    the prompt evaluation too, which on a whole transcript would otherwise hold the model for seconds."""
 
     def __init__(self, chat: ChatModel, idle: IdleGate):
         self.name = chat.name
@@ -76,12 +80,16 @@ class YieldingChatModel:
     def stream(self, messages: Sequence[ChatMessage], **kwargs: Any) -> Iterator[str]:
         if not self._idle():
             raise Preempted
+        if getattr(self._chat, "abortable", False):
+            kwargs["should_stop"] = lambda: not self._idle()
         inner = self._chat.stream(messages, **kwargs)
         try:
             for piece in inner:
                 if not self._idle():
                     raise Preempted
                 yield piece
+        except Aborted:
+            raise Preempted from None
         finally:
             close = getattr(inner, "close", None)
             if close is not None:
@@ -150,10 +158,11 @@ class AnalysisWorker:
 
     def stop(self, timeout: float | None = 60.0) -> bool:
         """Stop now: no new call is taken and queued calls are left (their ids are logged); a model generation in
-        progress is abandoned at its next token, but a prompt being evaluated finishes first (llama.cpp cannot be
-        interrupted there: seconds on a long transcript). Waits up to ``timeout`` for the thread and says whether
-        it ended; may be called again to wait longer. Calls left without the model's part keep ``model`` NULL, so
-        ``unanalysed_calls`` finds them at the next start (or `voicebot review analyze --missing`)."""
+        progress is abandoned at its next token, or, on the embedded model, within a graph node of the prompt
+        evaluation (a model without an abort hook, e.g. Ollama, finishes evaluating the prompt first). Waits up to
+        ``timeout`` for the thread and says whether it ended; may be called again to wait longer. Calls left
+        without the model's part keep ``model`` NULL, so ``unanalysed_calls`` finds them at the next start (or
+        `voicebot review analyze --missing`)."""
         if not self._stopping.is_set():
             self._stopping.set()
             left = []
