@@ -191,7 +191,8 @@ async def recover(session: CallSession, exc: BaseException) -> None:
     detail = describe(exc)
     log.error("call %s: %s failed (%s); apology and transfer", session.call_id, stage, detail,
               exc_info=stage in ("session", "dialogue"))  # a bug: its traceback, once
-    metrics.ERRORS.labels(kind=stage).inc()
+    if stage != "store":  # the store's failure was counted where it happened (records.CallRecords)
+        metrics.ERRORS.labels(kind=stage).inc()
     await session._record(ErrorOccurred(stage=stage, error=detail))
     if session.hung_up.is_set() or session.state == State.ENDED:
         return
