@@ -52,6 +52,20 @@ def test_facts_from_the_crm_pass_the_grounding_check(repo):
     assert not [e for e in events if isinstance(e, Guarded)]
 
 
+def test_a_secret_said_outside_the_identity_question_never_reaches_the_model_nor_is_spoken_back(repo):
+    """A verified caller volunteers their card number and PIN: the model's prompt holds them masked, and a reply
+    that repeats the PIN anyway is not grounded by the caller's words (they hold no PIN digits)."""
+    chat = ScriptedChat([{"action": "reply", "text": "Thanks, your PIN 1234 and card 4111 1111 1111 1111 are noted."}])
+    agent = agent_for(repo, chat)
+    agent.context.verify(pin="1234")
+    agent._note_verified()
+    events = list(agent.turn("My PIN is one two three four and my card is 4111 1111 1111 1111, born March 14 1985"))
+    prompt = " ".join(m.content for m in chat.calls[0].messages)
+    assert "4111" not in prompt and "one two three four" not in prompt and "1985" not in prompt, prompt
+    assert [e.text for e in events if isinstance(e, Sentence)] == [SAFE_REPLY]
+    assert "1234" not in " ".join(agent.caller_words)
+
+
 def test_reciting_the_instructions_is_blocked(repo):
     agent = agent_for(repo, ScriptedChat())
     secret = " ".join(agent.system_prompt().split()[20:32])

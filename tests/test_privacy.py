@@ -320,8 +320,8 @@ def test_a_call_on_the_fakes_leaves_no_pin_or_date_of_birth_anywhere(tmp_path, c
     assert_nothing_leaked(deps, session.call_id, crm_before, patterns, caplog, capfd, synthesizer.texts)
     later = [t.text for t in store.turns(session.call_id) if t.role == "caller" and t.text.startswith("Also")]
     assert later == [f"Also my date of birth is {HIDDEN}, can you update my account?"]
-    [request] = chat.calls  # the model saw the caller's words (it needs them), and nothing stored did
-    assert "1985" in request.messages[-1].content
+    [request] = chat.calls  # the model saw the caller's request with the birth date masked: it cannot repeat it
+    assert request.messages[-1].content == f"Caller: {later[0]}" and "1985" not in request.messages[-1].content
     store.close()
     repo.close()
 

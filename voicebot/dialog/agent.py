@@ -33,6 +33,7 @@ from voicebot.crm.verification import CallerContext
 from voicebot.dialog.streaming import JsonTextStream, parse_json_object
 from voicebot.speech.tts import SentenceBuffer
 from voicebot.llm.base import ChatMessage, ChatModel
+from voicebot.review.redact import mask_secrets
 
 from voicebot.dialog.agent_events import (AgentEvent, FirstToken, Guarded, IntentFound, Sentence,  # noqa: F401
                                           ToolCalled, TransferRequested)
@@ -291,8 +292,11 @@ class DialogueAgent:
             self.history.append(ChatMessage("user", "Caller: (answers the identity question)"))
             yield from self._identified(identified)
             return
-        self.caller_words.append(caller_text)
-        self.history.append(ChatMessage("user", f"Caller: {caller_text}"))
+        # the model never sees a PIN, a card number or a birth date, so it can neither repeat one nor write one into
+        # the CRM, and a spoken sentence holding one is ungrounded (its digits are in no evidence)
+        said = mask_secrets(caller_text)
+        self.caller_words.append(said)
+        self.history.append(ChatMessage("user", f"Caller: {said}"))
         allowed = [spec["name"] for spec in self._allowed(allowed_tools)]
         pending, self.pending_write = self.pending_write, None
         if pending is not None:
