@@ -10,10 +10,20 @@ batch. RTP flows both ways: sipp plays the caller's audio (Piper speech, or quie
 needs root or CAP_NET_RAW), and the report proves from the bot's own recordings that it heard the caller and
 spoke. The report gives the drift per 100 calls after the warm-up, the calls the call store recorded (none may be
 lost), and how the server ended on SIGTERM afterwards (a clean drain exits 0; a crash at shutdown once exited 134).
+
+Why RSS is reported as two halves, and its anonymous part apart: the server's heap does not reach its high-water
+marks within the warm-up. Each executor thread that first runs Whisper or an ONNX model, a longer transcript in
+the after-call analysis, and llama.cpp's compute buffers each add a step of tens of MB during the first 50 or so
+calls after it (300 calls 4 at a time: +33 MB by call 70, then +1 to +2 MB per 50 calls), which a straight line
+over the whole run reports as a drift of 10 to 17 MB per 100 calls. A leak climbs in the second half as in the
+first; a heap that levels off does not. The anonymous part leaves out the pages of llama.cpp's mapped model file.
+To see what the heap holds, run with ``VOICEBOT_HEAP_PROBE=<folder>`` (``voicebot.memory``): the server writes a
+snapshot at every sample and the report ends with what grew between the first and the last.
 """
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -22,6 +32,7 @@ import time
 from collections.abc import Callable
 from datetime import date
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
@@ -29,6 +40,7 @@ from voicebot.audio import read_wav, rms_dbfs
 from voicebot.bench import Row
 from voicebot.bench_sip import _bench_config, _Server
 from voicebot.config import Config
+from voicebot.memory import PROBE_ENV, PROBE_SIGNAL, heap_report
 from voicebot.tools.rtp_pcap import write_rtp_pcap
 
 UAC = """<?xml version="1.0" encoding="ISO-8859-1" ?>
@@ -127,8 +139,20 @@ def _openmp_threads(pid: int) -> int:
     return count
 
 
-def sample(pid: int) -> tuple[float, int, int, int]:
-    """(RSS in MB, open file descriptors, threads, OpenMP worker threads) of ``pid`` and its children.
+class Usage(NamedTuple):
+    rss_mb: float
+    anon_mb: float  # of rss_mb: the heap's (malloc, Python, native libraries), not pages of mapped model files
+    fds: int
+    threads: int
+    openmp: int  # of threads: OpenMP's workers (see ``sample``)
+
+
+def sample(pid: int) -> Usage:
+    """RSS, open file descriptors, threads and OpenMP worker threads of ``pid`` and its children.
+
+    Why anonymous memory apart: llama.cpp maps its GGUF file, and RSS counts the pages of it read so far, which
+    grow as prompts reach parts of the model not touched before; those pages belong to the file (the kernel drops
+    them under pressure), so a leak shows in the anonymous part (``RssAnon``).
 
     Why the OpenMP workers are counted apart: llama.cpp runs on OpenMP, and libgomp keeps a team of
     ``llm.threads - 1`` workers for every thread that ever called the model, for that thread's lifetime. The
@@ -139,7 +163,7 @@ def sample(pid: int) -> tuple[float, int, int, int]:
     flat. CTranslate2 (Whisper) keeps 2 more from the start. A thread running at the moment of the sample is not
     recognised, so the two counts can trade one. The drift of the other threads is what must be zero.
     """
-    rss_kb = fds = threads = openmp = 0
+    rss_kb = anon_kb = fds = threads = openmp = 0
     for p in _proc_tree(pid):
         try:
             status = Path(f"/proc/{p}/status").read_text().splitlines()
@@ -148,9 +172,15 @@ def sample(pid: int) -> tuple[float, int, int, int]:
             continue
         fields = dict(line.split(":", 1) for line in status if ":" in line)
         rss_kb += int(fields.get("VmRSS", "0 kB").split()[0])
+        anon_kb += int(fields.get("RssAnon", "0 kB").split()[0])
         threads += int(fields.get("Threads", "0").strip())
         openmp += _openmp_threads(p)
-    return rss_kb / 1024, fds, threads, openmp
+    return Usage(rss_kb / 1024, anon_kb / 1024, fds, threads, openmp)
+
+
+def _described(u: Usage) -> str:
+    return (f"RSS {u.rss_mb:.0f} MB ({u.anon_mb:.0f} anonymous), {u.fds} fds, {u.threads} threads "
+            f"({u.openmp} OpenMP workers)")
 
 
 def caller_pcap(config: Config, folder: Path, says: str, seconds: float) -> tuple[Path, int]:
@@ -222,6 +252,42 @@ def _sipp(folder: Path, port: int, local_port: int, calls: int, concurrency: int
     return done.stdout
 
 
+def rss_slopes(samples: list[tuple[int, float]]) -> tuple[float, float]:
+    """RSS drift per 100 calls over the first and the second half of the soak after the warm-up, from ``samples``
+    of (calls so far, RSS in MB). Why both: a process whose RSS levels off (a heap filling its arenas once) has a
+    second half near 0, while a leak climbs at the same rate in both; one figure over the whole run cannot tell
+    them apart. The halves meet at the sample nearest the middle (both are the whole run's slope with 2 samples)."""
+    if len(samples) < 3:
+        whole = _slope(samples[0], samples[-1])
+        return whole, whole
+    middle = samples[0][0] + (samples[-1][0] - samples[0][0]) / 2
+    mid = min(samples[1:-1], key=lambda s: abs(s[0] - middle))
+    return _slope(samples[0], mid), _slope(mid, samples[-1])
+
+
+def _slope(a: tuple[int, float], b: tuple[int, float]) -> float:
+    return (b[1] - a[1]) * 100 / max(b[0] - a[0], 1)
+
+
+def last_words(output: str) -> str:
+    """What a dead server printed that says why: faulthandler's report with the crashing thread first and the
+    line just before it (a glibc or pjlib assertion, "double free"), rather than the output's tail, which is the
+    other threads' stacks and its list of extension modules."""
+    at = output.rfind("Fatal Python error")
+    return output[max(at - 1500, 0):at + 4000] if at >= 0 else output[-3000:]
+
+
+def _heap_snapshot(pid: int, probe: Path, taken: int) -> int:
+    """With ``VOICEBOT_HEAP_PROBE`` set (``voicebot.memory``), have the server write its next heap snapshot and
+    wait for it; returns the snapshots taken so far."""
+    os.kill(pid, PROBE_SIGNAL)
+    done = probe / f"heap-{taken + 1:03d}.json"
+    deadline = time.monotonic() + 120
+    while not done.exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    return taken + 1
+
+
 def bench_soak(config: Config, calls: int = 300, concurrency: int = 2, hold_s: float = 1.5, batch: int = 50,
                log: Callable[[str], None] = print, port: int = 25160, caller_says: str = "Hello?",
                warmup: int = 20) -> list[Row]:
@@ -245,28 +311,32 @@ def bench_soak(config: Config, calls: int = 300, concurrency: int = 2, hold_s: f
         log(f"starting voicebot serve on 127.0.0.1:{port} ...")
         server = _Server(cfg, folder)
         pid = server.proc.pid
-        samples: list[tuple[int, float, int, int, int]] = []
+        samples: list[tuple[int, Usage]] = []  # (calls so far, the server's usage then)
         started = time.monotonic()
+        probe = Path(os.environ[PROBE_ENV]) if os.environ.get(PROBE_ENV) else None  # debugging only
+        snapshots = 0
         try:
             warmup = min(warmup, calls)
             failed = failed_calls(_sipp(folder, port, local, warmup, concurrency, int(hold_s * 1000), pcap))
             time.sleep(2)
-            samples.append((warmup, *sample(pid)))
-            log(f"after {warmup} warm-up calls: RSS {samples[-1][1]:.0f} MB, {samples[-1][2]} fds, "
-                f"{samples[-1][3]} threads ({samples[-1][4]} OpenMP workers)")
+            samples.append((warmup, sample(pid)))
+            if probe is not None:
+                snapshots = _heap_snapshot(pid, probe, snapshots)
+            log(f"after {warmup} warm-up calls: {_described(samples[-1][1])}")
             done = warmup
             while done < calls:
                 n = min(batch, calls - done)
                 failed += failed_calls(_sipp(folder, port, local, n, concurrency, int(hold_s * 1000), pcap))
                 done += n
                 time.sleep(2)  # let the last calls end and their records be written
-                samples.append((done, *sample(pid)))
-                log(f"after {done} calls: RSS {samples[-1][1]:.0f} MB, {samples[-1][2]} fds, "
-                    f"{samples[-1][3]} threads ({samples[-1][4]} OpenMP workers), {failed} failed call(s) "
+                samples.append((done, sample(pid)))
+                if probe is not None:
+                    snapshots = _heap_snapshot(pid, probe, snapshots)
+                log(f"after {done} calls: {_described(samples[-1][1])}, {failed} failed call(s) "
                     f"({time.monotonic() - started:.0f} s)")
                 if server.proc.poll() is not None:
                     raise RuntimeError(f"voicebot serve died (exit {server.proc.returncode}) after {done} calls:\n"
-                                       + "".join(server.output)[-3000:])
+                                       + last_words("".join(server.output)))
         finally:
             server.stop()
         exit_code = server.proc.returncode
@@ -277,18 +347,29 @@ def bench_soak(config: Config, calls: int = 300, concurrency: int = 2, hold_s: f
         heard = [audible_s(store.recording_file(c, "caller")) for c in listed]
         spoke = [audible_s(store.recording_file(c, "bot")) for c in listed]
         store.close()
-    first, last = samples[0], samples[-1]
-    per100 = 100 / max(last[0] - first[0], 1)
-    rows.append(Row("soak", f"RSS drift per 100 calls after warm-up ({first[1]:.0f} -> {last[1]:.0f} MB)", "MB",
-                    ((last[1] - first[1]) * per100,)))
-    rows.append(Row("soak", f"fd drift per 100 calls ({first[2]} -> {last[2]})", "fds",
-                    ((last[2] - first[2]) * per100,)))
-    rows.append(Row("soak", f"thread drift per 100 calls ({first[3]} -> {last[3]})", "threads",
-                    ((last[3] - first[3]) * per100,)))
-    rows.append(Row("soak", f"  of which OpenMP workers ({first[4]} -> {last[4]}; bounded, see sample())",
-                    "threads", ((last[4] - first[4]) * per100,)))
-    rows.append(Row("soak", f"  other threads ({first[3] - first[4]} -> {last[3] - last[4]}; must stay)",
-                    "threads", (((last[3] - last[4]) - (first[3] - first[4])) * per100,)))
+    (n0, first), (n1, last) = samples[0], samples[-1]
+    per100 = 100 / max(n1 - n0, 1)
+    for name, field in (("RSS", "rss_mb"), ("anonymous RSS (the heap)", "anon_mb")):
+        mb = [(n, getattr(u, field)) for n, u in samples]
+        first_half, second_half = rss_slopes(mb)
+        rows.append(Row("soak", f"{name} drift per 100 calls after warm-up ({mb[0][1]:.0f} -> {mb[-1][1]:.0f} MB)",
+                        "MB", ((mb[-1][1] - mb[0][1]) * per100,)))
+        rows.append(Row("soak", f"  first half ({' -> '.join(f'{v:.0f}' for _, v in mb)} MB every {batch} calls)",
+                        "MB", (first_half,)))
+        rows.append(Row("soak", "  second half (about 0: it levels off; as the first: it climbs)", "MB",
+                        (second_half,)))
+    if probe is not None and snapshots >= 2:
+        for line in heap_report(probe, 1, snapshots):
+            log(line)
+    rows.append(Row("soak", f"fd drift per 100 calls ({first.fds} -> {last.fds})", "fds",
+                    ((last.fds - first.fds) * per100,)))
+    rows.append(Row("soak", f"thread drift per 100 calls ({first.threads} -> {last.threads})", "threads",
+                    ((last.threads - first.threads) * per100,)))
+    rows.append(Row("soak", f"  of which OpenMP workers ({first.openmp} -> {last.openmp}; bounded, see sample())",
+                    "threads", ((last.openmp - first.openmp) * per100,)))
+    others = first.threads - first.openmp, last.threads - last.openmp
+    rows.append(Row("soak", f"  other threads ({others[0]} -> {others[1]}; must stay)", "threads",
+                    ((others[1] - others[0]) * per100,)))
     rows.append(Row("soak", f"calls sipp counted as failed (of {calls})", "calls", (float(failed),)))
     rows.append(Row("soak", f"calls recorded in the call store (of {calls})", "calls", (float(recorded),)))
     rows.append(Row("soak", "of them ended with an outcome", "calls", (float(ended),)))

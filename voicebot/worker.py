@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Protocol
 from voicebot.components import Components, Stage, load_components, system_prompt
 from voicebot.config import Config
 from voicebot.dialer.service import start_for_worker as start_dialer
+from voicebot.memory import trim
 from voicebot.review.worker import AnalysisWorker, unanalysed_calls
 from voicebot.session import CallSession, SessionDeps
 from voicebot.store import Outcome
@@ -237,6 +238,17 @@ class Worker:
         finally:
             self.live -= 1
             self.finished += 1
+            self._trim_soon()
+
+    @staticmethod
+    def _trim_soon() -> None:
+        """A call's buffers were freed in whichever threads' malloc arenas they came from: give their free pages
+        back to the system (``voicebot.memory.trim``), off the loop and unawaited, so that neither a cancelled
+        call nor the next INVITE waits for it."""
+        try:
+            asyncio.get_running_loop().run_in_executor(None, trim)
+        except RuntimeError:  # the loop's executor is shut down: the process is ending anyway
+            pass
 
     async def _on_call(self, call: CallTransport) -> None:
         outcome = await self.run_call(call)

@@ -73,6 +73,9 @@ def serve(config_path: ConfigOption = None,
         worker.start()
     except FileNotFoundError as exc:
         raise fail(str(exc)) from None
+    from voicebot.memory import install_probe
+
+    install_probe()  # debugging only: VOICEBOT_HEAP_PROBE (what `bench soak` compares), else nothing
 
     def announce(endpoint) -> None:
         """Printed only once the SIP transports are bound and INVITEs are taken: scripts dial on it."""
