@@ -11,14 +11,16 @@ needs root or CAP_NET_RAW), and the report proves from the bot's own recordings 
 spoke. The report gives the drift per 100 calls after the warm-up, the calls the call store recorded (none may be
 lost), and how the server ended on SIGTERM afterwards (a clean drain exits 0; a crash at shutdown once exited 134).
 
-Why RSS is reported as two halves, and its anonymous part apart: the server's heap does not reach its high-water
-marks within the warm-up. Each executor thread that first runs Whisper or an ONNX model, a longer transcript in
-the after-call analysis, and llama.cpp's compute buffers each add a step of tens of MB during the first 50 or so
-calls after it (300 calls 4 at a time: +33 MB by call 70, then +1 to +2 MB per 50 calls), which a straight line
-over the whole run reports as a drift of 10 to 17 MB per 100 calls. A leak climbs in the second half as in the
-first; a heap that levels off does not. The anonymous part leaves out the pages of llama.cpp's mapped model file.
-To see what the heap holds, run with ``VOICEBOT_HEAP_PROBE=<folder>`` (``voicebot.memory``): the server writes a
-snapshot at every sample and the report ends with what grew between the first and the last.
+Why RSS is reported as two halves, and its anonymous part apart: a step is not a climb. Before the worker gave
+freed memory back after each call (``voicebot.memory.trim``), the server's RSS rose by tens of MB once, within
+the first 50 or so calls after the warm-up, as executor threads first ran Whisper or an ONNX model and the
+memory their calls freed stayed in those threads' malloc arenas, then by 1 to 3 MB per 50 calls (420 calls 4 at
+a time: 2432 -> 2465 by call 70 -> 2475 MB); a straight line over the whole run called that a drift of 10 to 17
+MB per 100 calls. A leak climbs in the second half as in the first; a heap that levels off does not. With the
+trim, RSS stays within about 20 MB of its warm-up figure (2410 -> 2414 MB). The anonymous part leaves out the
+pages of llama.cpp's mapped model file. To see what the heap holds, run with ``VOICEBOT_HEAP_PROBE=<folder>``
+(``voicebot.memory``): the server writes a snapshot at every sample and the report ends with what grew between
+the first and the last.
 """
 
 from __future__ import annotations

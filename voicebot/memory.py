@@ -16,9 +16,11 @@ folder: the cyclic garbage a full collection finds, live Python objects by type,
 and free, and the big blocks mapped on their own), the threads, and with ``VOICEBOT_HEAP_TRACE=1`` a tracemalloc
 snapshot (allocation sites by traceback); ``VOICEBOT_HEAP_HOLDERS=TypeA,TypeB`` adds what keeps the first
 instance of those types alive. ``bench soak`` (same variables) sends the signal at every sample and prints
-``heap_report`` of the first and last. What it found in the soak of 300 calls: the Python heap flat at 4 MB, no
-per-call object left once the prefill queue drained, glibc's bytes in use flat after one step in the first 50
-calls; see ``voicebot.bench_soak``.
+``heap_report`` of the first and last. What it found in soaks of 220 to 420 calls 4 at a time: the Python heap
+flat at 4 MB, no per-call object left once the prefill queue drained (a call's objects form cycles: the
+collector frees them, about 20 calls' worth at a time), glibc's bytes in use flat after one step in the first 50
+calls, and what grew besides was free memory left in the threads' arenas, which the trim gives back; see
+``voicebot.bench_soak``.
 """
 
 from __future__ import annotations
