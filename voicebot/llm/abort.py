@@ -12,8 +12,9 @@ What an abort leaves is consistent, so the next request (a call's turn) needs no
 batches that completed, whose KV cells are intact; cells of the aborted batch are dropped by llama.cpp itself (a
 failed ubatch's positions are removed: "decode: removing memory module entries" on stderr) and again by the next
 request (``generate`` and ``eval`` remove everything from ``n_tokens`` on before decoding), which evaluates what
-it does not share with the cache. tests/test_llm_abort.py checks that the next answer is the one without abort. Only the logits are not the last cached token's any more, so ``_requires_eval`` is
-set: a next prompt equal to the cached tokens replays its last token instead of sampling stale logits.
+it does not share with the cache (tests/test_llm_abort.py: the next answer is the one without the abort). Only
+the logits are not the last cached token's any more, so ``_requires_eval`` is set: a next prompt equal to the
+cached tokens replays its last token instead of sampling stale logits.
 
 The callback is a Python function and each call takes the GIL: cheap while nothing else runs Python, but it waits
 whenever another thread holds the GIL, hundreds of times per token. So it is installed on the context only for an
