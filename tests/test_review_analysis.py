@@ -103,7 +103,7 @@ def test_model_part_with_a_fake_model(store):
                                                                       chat.name)
     assert set(result.qa) == set(RUBRIC) and result.qa_score is not None
     assert "empathy" not in result.qa  # the model's own scores are not asked for, nor kept
-    assert chat.schemas == [analysis_schema()] and set(analysis_schema()["required"]) == {"summary", "topic"}
+    assert chat.schemas == [analysis_schema()] and analysis_schema()["required"] == ["topic", "summary"]
     assert analysis_schema()["properties"]["topic"]["enum"] == list(TOPICS)
     prompt = chat.calls[0].messages[-1].content
     assert "[card •••• 1111]" in prompt and "4111" not in prompt  # the model never reads a secret
@@ -124,6 +124,18 @@ def test_a_model_failure_is_stored_and_keeps_what_was_there(store):
     assert "invalid JSON" in result.error
     assert result.generated_summary == GOOD_REPLY["summary"]  # the earlier model analysis stays
     assert "upset_caller" in result.flags and result.qa  # and the part from the record is fresh
+
+
+def test_a_summary_cut_off_by_the_token_limit_keeps_the_topic_and_its_full_sentences(store):
+    call_id = _upset_call(store)
+    cut = ('{"topic": "order_status", "summary": "The caller asked where their order was. The bot said it had '
+           'shipped and the caller asked about the \\"delivery\\" window, then')
+    result = analyze_call(store, call_id, ScriptedChat([cut], repeat=True))
+    assert result.error is None and result.topic == "order_status"
+    assert result.generated_summary == "The caller asked where their order was."
+    nothing = analyze_call(store, call_id, ScriptedChat(['{"topic": "order_status", "summary": "The caller'],
+                                                        repeat=True))
+    assert "invalid JSON" in nothing.error  # no full sentence: nothing is made up of half of one
 
 
 def test_an_unknown_call_is_a_store_error(store):

@@ -9,8 +9,9 @@ Two parts, stored in the call store's ``call_analysis`` table:
   responsiveness, handoff: 1-5 each, computed from the call's signals with a reason naming them) and the summary
   (``summary``: only what the events show).
 - **From the local model**, when a ChatModel is given: a topic from ``TOPICS`` and a short generated summary
-  (``generated_summary``, shown labelled as generated), in one ``complete_json`` call whose JSON schema fixes the
-  shape (constrained decoding). The transcript the model reads is redacted first, so no card number or PIN can end
+  (``generated_summary``, shown labelled as generated), in one call whose JSON schema fixes the shape
+  (constrained decoding; the topic first, so a summary cut off by the token limit still leaves a topic and the
+  summary's full sentences). The transcript the model reads is redacted first, so no card number or PIN can end
   up in a stored summary; a generated summary that names a number or month the record does not hold is not kept
   (``error`` says which). The model never scores the call.
 
@@ -32,7 +33,7 @@ from vaderSentiment.vaderSentiment import SentimentIntensityAnalyzer
 
 from voicebot.config import ReviewConfig
 from voicebot.events import Escalated, EventKind, TransferEnded, TransferReason
-from voicebot.llm.base import ChatMessage, ChatModel, LlmError, complete_json
+from voicebot.llm.base import ChatMessage, ChatModel, LlmError, complete
 from voicebot.outcomes import from_store
 from voicebot.review.qa import RUBRIC  # noqa: F401 - re-exported: the rubric's lines, for pages and the demo
 from voicebot.review.qa import foreign_facts, record_summary, record_text, rubric, signals
@@ -200,8 +201,26 @@ def call_flags(call: Call, turns: Sequence[Turn], events: Sequence[Event], senti
 def analysis_schema() -> dict[str, Any]:
     """The reply's shape. No ``maxLength``: llama.cpp's grammar for bounded strings made generation four times
     slower; ``max_tokens`` and the prompt keep the text short, and the parser trims it."""
-    return {"type": "object", "additionalProperties": False, "required": ["summary", "topic"],
-            "properties": {"summary": {"type": "string"}, "topic": {"type": "string", "enum": list(TOPICS)}}}
+    return {"type": "object", "additionalProperties": False, "required": ["topic", "summary"],
+            "properties": {"topic": {"type": "string", "enum": list(TOPICS)}, "summary": {"type": "string"}}}
+
+
+SUMMARY_TOKENS = 200  # the model's answer; a summary that runs past it is cut at its last full sentence
+
+
+def salvage(text: str) -> dict[str, Any] | None:
+    """A reply cut off by the token limit inside its summary (the topic comes first, so it is whole): the object
+    with the summary up to its last full sentence; None when nothing usable is there."""
+    head, sep, summary = text.partition('"summary": "')
+    try:
+        topic = json.loads(head.rstrip().rstrip(",") + "}").get("topic") if sep else None
+    except ValueError:
+        return None
+    summary = summary.replace('\\"', '"')
+    end = max(summary.rfind(". "), summary.rfind("! "), summary.rfind("? "))
+    if not isinstance(topic, str) or end < 0:
+        return None
+    return {"topic": topic, "summary": summary[:end + 1]}
 
 
 def transcript_for_model(call: Call, turns: Sequence[Turn], events: Sequence[Event]) -> str:
@@ -242,7 +261,14 @@ def _one_line(value: Any, limit: int) -> str:
 def model_analysis(chat: ChatModel, call: Call, turns: Sequence[Turn], events: Sequence[Event]
                    ) -> tuple[str, str]:
     """(summary, topic) from the model; LlmError when it fails or answers out of shape."""
-    answer = complete_json(chat, _messages(call, turns, events), analysis_schema(), max_tokens=200, temperature=0)
+    text = complete(chat, _messages(call, turns, events), json_schema=analysis_schema(), max_tokens=SUMMARY_TOKENS,
+                    temperature=0)
+    try:
+        answer = json.loads(text)
+    except ValueError as exc:
+        answer = salvage(text)
+        if answer is None:
+            raise LlmError(f"{chat.name} returned invalid JSON: {text[:200]!r}") from exc
     if not isinstance(answer, dict):
         raise LlmError(f"{chat.name}: expected a JSON object, got {type(answer).__name__}")
     topic = answer.get("topic") if answer.get("topic") in TOPICS else "other"
