@@ -197,7 +197,7 @@ class Worker:
         if analysis:
             chat, prompt = deps.chat, system_prompt(self.config)
             # the model serves live calls first: the analysis runs only while no call is up, and stops within a
-            # token when one starts; afterwards the dialogue's prompt is warmed again in the model's cache
+            # token or a graph node when one starts; afterwards the dialogue's prompt is warmed again in the cache
             self.analysis = AnalysisWorker(deps.store, chat, self.config.review, idle=self.idle,
                                            after_model=lambda: chat.warm(prompt)).start()
             deps.on_call_end = self.analysis.submit
@@ -326,9 +326,10 @@ class Worker:
     def close(self) -> None:
         """Stop the analysis, waiting at most ``analysis_stop_s``, and close the databases this worker opened.
 
-        An analysis inside the model's prompt evaluation cannot be interrupted (llama.cpp checks for a stop only
-        between tokens) and a long transcript takes seconds there, so SIGTERM would wait on it. Past the deadline
-        it is abandoned: ``model_busy`` is set and the caller must end the process without freeing the model
+        On the embedded model the analysis leaves the model within one graph node, prompt evaluation included
+        (llama.cpp's abort callback: ``voicebot.llm.abort``); a backend without one (Ollama) first finishes
+        evaluating its prompt, seconds on a long transcript, so SIGTERM would wait on it. Past the deadline it is
+        abandoned: ``model_busy`` is set and the caller must end the process without freeing the model
         (``os._exit``, as `voicebot serve` does): freeing it under the running thread crashes. Nothing is lost:
         the abandoned call and those queued behind it keep ``model`` NULL and are queued again at the next
         start (``unanalysed_calls``)."""
