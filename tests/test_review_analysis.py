@@ -133,6 +133,10 @@ def test_a_summary_cut_off_by_the_token_limit_keeps_the_topic_and_its_full_sente
     result = analyze_call(store, call_id, ScriptedChat([cut], repeat=True))
     assert result.error is None and result.topic == "order_status"
     assert result.generated_summary == "The caller asked where their order was."
+    compact = '{"topic":"order_status","summary":"The caller asked about their \\"order\\". The bot said it had'
+    result = analyze_call(store, call_id, ScriptedChat([compact], repeat=True))  # Ollama writes no spaces
+    assert (result.error, result.topic) == (None, "order_status")
+    assert result.generated_summary == 'The caller asked about their "order".'
     nothing = analyze_call(store, call_id, ScriptedChat(['{"topic": "order_status", "summary": "The caller'],
                                                         repeat=True))
     assert "invalid JSON" in nothing.error  # no full sentence: nothing is made up of half of one

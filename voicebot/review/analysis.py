@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -208,19 +209,25 @@ def analysis_schema() -> dict[str, Any]:
 SUMMARY_TOKENS = 200  # the model's answer; a summary that runs past it is cut at its last full sentence
 
 
+_SUMMARY_KEY = re.compile(r'"summary"\s*:\s*"')  # the embedded model's staged keys, or Ollama's own JSON
+
+
 def salvage(text: str) -> dict[str, Any] | None:
     """A reply cut off by the token limit inside its summary (the topic comes first, so it is whole): the object
     with the summary up to its last full sentence; None when nothing usable is there."""
-    head, sep, summary = text.partition('"summary": "')
-    try:
-        topic = json.loads(head.rstrip().rstrip(",") + "}").get("topic") if sep else None
-    except ValueError:
+    key = _SUMMARY_KEY.search(text)
+    if key is None:
         return None
-    summary = summary.replace('\\"', '"')
-    end = max(summary.rfind(". "), summary.rfind("! "), summary.rfind("? "))
+    raw = text[key.end():]
+    end = max(raw.rfind(". "), raw.rfind("! "), raw.rfind("? "))
+    try:
+        topic = json.loads(text[:key.start()].rstrip().rstrip(",") + "}").get("topic")
+        summary = json.loads('"' + raw[:end + 1] + '"')  # its escapes decoded as JSON's
+    except (ValueError, AttributeError):
+        return None
     if not isinstance(topic, str) or end < 0:
         return None
-    return {"topic": topic, "summary": summary[:end + 1]}
+    return {"topic": topic, "summary": summary}
 
 
 def transcript_for_model(call: Call, turns: Sequence[Turn], events: Sequence[Event]) -> str:
