@@ -5,6 +5,7 @@ only."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Iterator
@@ -29,7 +30,8 @@ def secrets_in(text: str) -> list[str]:
     """Which of the scenario's secrets (and the full phone number) appear in ``text``."""
     compact = text.replace(" ", "")
     found = [s for s in (DOB, PIN_SPOKEN, "4111 1111 1111 1111", PHONE, OUT_PHONE) if s in text]
-    found += [s for s in (CARD_DIGITS, PIN) if s in compact]
+    # a whole number only: a duration such as 11.482187 holds the PIN's digits by chance (a CI run met one)
+    found += [s for s in (CARD_DIGITS, PIN) if re.search(rf"(?<![\d.]){s}(?![\d])", compact)]
     return found
 
 
