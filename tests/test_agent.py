@@ -134,6 +134,7 @@ def test_free_slots_are_asked_for_the_callers_day_and_the_choice_is_read_back(re
     assert listed.args == {"service": "printer repair", "date_from": "2026-12-01", "date_to": "2026-12-01"}
     offered = agent.offered_slots
     assert offered and offered[0]["starts_at"] == "2026-12-01T15:00:00"  # the afternoon first
+    assert all(int(s["starts_at"][11:13]) >= 12 for s in offered), offered  # and the afternoon only
     spoken = " ".join(e.text for e in events if isinstance(e, Sentence))
     assert "December 1st at 3 PM" in spoken
     events = list(agent.turn("Three pm would be great"))

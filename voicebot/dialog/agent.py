@@ -176,9 +176,10 @@ class DialogueAgent:
         if name == "list_free_slots" and result.get("ok"):
             value = to_jsonable(result["result"])
             when = parse_when(self.caller_words[-1], self.today) if self.caller_words else None
-            if when is not None and when.has_time:  # the caller's hour or part of the day first
-                value["slots"] = sorted(value.get("slots") or [],
-                                        key=lambda s: not when.matches(datetime.fromisoformat(str(s["starts_at"]))))
+            if when is not None and when.has_time:  # only the caller's hour or part of the day, when it has any
+                slots = value.get("slots") or []
+                fits = [s for s in slots if when.matches(datetime.fromisoformat(str(s["starts_at"])))]
+                value["slots"] = fits or slots  # "next Tuesday morning" is never offered 1 PM beside 9 AM
                 result = {**result, "result": value}
             self.offered_slots = list(value.get("slots") or [])[:2]
         if result.get("error") == "verification_required":
