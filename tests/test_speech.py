@@ -153,6 +153,23 @@ def test_a_short_encoder_window_hears_the_words_and_digits_are_heard_again_in_fu
     heard = transcriber.transcribe(pin, 8000).text
     assert windows == [int(transcriber.window_s * 100), None]  # digits: heard again with the full window
     assert any(ch.isdigit() for ch in heard)  # (which digits: Piper's voice varies from run to run)
+    windows.clear()
+    quantity = b"".join(c.pcm for c in synthesizer.stream("I need forty chairs for the new office.", 8000))
+    heard = transcriber.transcribe(quantity, 8000).text
+    assert "40" in heard or "forty" in heard.lower(), heard
+    assert windows == [int(transcriber.window_s * 100)]  # a quantity is read back, not dictated: one short window
+
+
+@pytest.mark.parametrize("text, dictated", [
+    ("My PIN is 4419.", True), ("It's 4 4 1 9.", True), ("Order 10452, please.", True),
+    ("Call me on 555-010-2030.", True), ("I was born on March 12, 1980.", True),
+    ("I need 40 chairs.", False), ("Tuesday at 10:30, please.", False), ("The 1st one.", False),
+    ("Where is my order?", False),
+])
+def test_only_dictated_digits_are_heard_again_with_the_full_window(text, dictated):
+    from voicebot.speech.stt import _IDENTIFIER
+
+    assert bool(_IDENTIFIER.search(text)) is dictated
 
 
 def test_a_streamed_reply_hands_out_its_first_clause_as_soon_as_a_word_follows_it():

@@ -432,6 +432,14 @@ def test_real_models_a_number_dictated_with_a_pause_after_the_bot_asked_for_it_i
     ("I would like to check my order", False),
     ("Where is my order?", False),
     ("", False),
+    # quantities, choices and dates are said whole: a number before the last word is not dictation
+    ("I would like a quote for 10 standing desks.", False),
+    ("The first one please.", False),
+    ("That one", False),
+    ("Tuesday the 1st", False),
+    ("I need forty ergonomic chairs", False),
+    ("My PIN is one", True),
+    ("one", True),
 ])
 def test_a_partial_transcript_ending_in_digits_or_an_address_is_dictation(partial, dictating):
     from voicebot.speech.dictation import sounds_like_dictation

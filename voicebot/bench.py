@@ -178,9 +178,15 @@ def bench_calls(config: Config, runs: int = 1, log: Callable[[str], None] = prin
                 log(f"  run {run + 1}, call {number}: {len(session.clocks)} caller turns, {line.now_s:.0f} s")
                 decisions += [score.seconds * 1000 for score in session.listener.turn_scores]
                 knowledge = _knowledge_turns(store, session.call_id)
+                heard = {round(t.timings.end_of_speech, 3): t.text for t in store.turns(session.call_id)
+                         if t.role == "caller" and t.timings.end_of_speech is not None}
                 for clock in session.clocks:
                     kind = ("model turns" if "first_token" in clock.marks else "knowledge turns"
                             if round(clock.end_of_speech, 3) in knowledge else "fixed / CRM turns")
+                    audio = clock.marks.get("first_audio_out")
+                    log(f"    {kind:<17} endpointing {clock.endpoint_delay:5.2f} s, first audio "
+                        f"{'-' if audio is None else f'{audio:.2f} s'}: "
+                        f"{heard.get(round(clock.end_of_speech, 3), '?')[:60]!r}")
                     samples.setdefault((kind, "endpointing"), []).append(clock.endpoint_delay)
                     for stage in STAGES[1:]:
                         if stage in clock.marks:

@@ -27,14 +27,28 @@ REQUEST = re.compile(r"\b(please|tell me|say|give me|read me|spell)\b")
 TAIL_WORDS = 3  # how far from the end a number or address word still means "in the middle of it"
 
 
+# before "one", a word that makes it a pronoun ("the first one", "that one"), not a digit
+ONE_AS_PRONOUN = frozenset({"the", "that", "this", "first", "second", "third", "last", "next", "other", "another",
+                            "which", "same", "earlier", "later", "new", "old", "no", "any", "every", "each"})
+
+
 def _words(text: str) -> list[str]:
-    return re.findall(r"[a-z]+|\d+", text.lower())
+    # ordinals ("1st", "3rd") are one word: a date, not a digit followed by "st" (street)
+    return re.findall(r"[a-z]+|\d+(?:st|nd|rd|th)?", text.lower())
 
 
 def sounds_like_dictation(partial: str) -> bool:
-    """The caller's words so far end in digits or an address: "my order is three six nine", "12 Elm Street"."""
-    tail = _words(partial)[-TAIL_WORDS:]
-    return any(w.isdigit() or w in NUMBER_WORDS or w in ADDRESS_WORDS for w in tail)
+    """The caller's words so far end in digits or an address: "my order is three six nine", "12 Elm Street".
+
+    A number counts only as the last word: "ten standing desks" and "the first one, please" are quantities and
+    choices, said whole. An address word counts anywhere in the last ``TAIL_WORDS`` ("22 Baker Street apartment")."""
+    words = _words(partial)
+    if not words:
+        return False
+    last = words[-1]
+    number = last.isdigit() or (last in NUMBER_WORDS and not (
+        last == "one" and len(words) > 1 and words[-2] in ONE_AS_PRONOUN))
+    return number or any(w in ADDRESS_WORDS for w in words[-TAIL_WORDS:])
 
 
 UNFINISHED_WORDS = frozenset({

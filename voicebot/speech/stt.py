@@ -127,9 +127,10 @@ class WhisperTranscriber:
         frames = self._frames(len(audio))
         segs, info = self._run(audio, prompt, frames)
         text = " ".join(s.text for s in segs).strip()
-        if frames and (_DIGIT.search(text) or _looks_repeated(text)):
-            # Digits (a PIN, an order number) must be exact, and a short window occasionally changes one or
-            # repeats a phrase: such turns are heard again with Whisper's full window, the rest keep the speed.
+        if frames and (_IDENTIFIER.search(text) or _looks_repeated(text)):
+            # Dictated digits (a PIN, an order or phone number, a date's year) must be exact, and a short window
+            # occasionally changes one or repeats a phrase: such turns are heard again with Whisper's full window.
+            # A quantity or a time ("40 chairs", "at 10:30") keeps the speed: the bot reads it back anyway.
             segs, info = self._run(audio, prompt, None)
             text = " ".join(s.text for s in segs).strip()
         return Transcript(text, info.language, segs, info.duration, time.perf_counter() - started)
@@ -156,7 +157,8 @@ class WhisperTranscriber:
         return segs, info
 
 
-_DIGIT = re.compile(r"\d")
+# three or more digits in a row, as dictated: "10452", "4 4 1 9", "555-010-2030" (never split by ":" of a time)
+_IDENTIFIER = re.compile(r"\d(?:[ .-]?\d){2,}")
 
 
 def _looks_repeated(text: str) -> bool:
