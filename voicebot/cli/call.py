@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import os
 import sys
@@ -138,6 +139,12 @@ def _call(config, target: str, say: list[str], wav: list[Path], dtmf: list[str],
             raise fail(str(exc)) from None
         except RuntimeError as exc:  # the local endpoint could not start
             raise fail(f"the SIP endpoint could not start: {exc}") from None
+        # The pjsua2 library is gone now. A pjsua2 object that only a reference cycle still holds would run its
+        # C++ destructor against it in whatever later collection frees it: a CI rehearsal's `voicebot call`
+        # died with SIGSEGV inside the next import (an allocation, so a collection) right here. What exists now
+        # is left to the process's exit, never collected (a collection now would free it just as unsafely); the
+        # calls' own objects are disowned by the worker. The CLI ends soon after: what stays costs nothing.
+        gc.freeze()
         transcriber = None
         if transcriber_store is not None and report.heard.strip(b"\0"):
             status.update("transcribing the bot ...")
