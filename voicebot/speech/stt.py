@@ -157,8 +157,9 @@ class WhisperTranscriber:
         return segs, info
 
 
-# three or more digits in a row, as dictated: "10452", "4 4 1 9", "555-010-2030" (never split by ":" of a time)
-_IDENTIFIER = re.compile(r"\d(?:[ .-]?\d){2,}")
+# three or more digits in a row, as dictated: "10452", "4 4 1 9", "44, 19", "555-010-2030" (never split by the
+# ":" of a time); a comma too, as Whisper puts one between digit groups the caller paused between
+_IDENTIFIER = re.compile(r"\d(?:,? ?[.-]?\d){2,}")
 
 
 def _looks_repeated(text: str) -> bool:
