@@ -90,6 +90,22 @@ def test_a_write_carries_the_callers_words_is_read_back_and_happens_only_after_y
     assert "sales team" in spoken and len(chat.calls) == 1  # the yes needed no model
 
 
+def test_a_new_request_opened_with_please_is_not_a_yes_to_the_read_back(repo):
+    """Seen in `bench calls`: "Shall I send it?" for a lead, and the caller said "Please call me back tomorrow
+    morning."; the lead was written, and the callback time went nowhere. The new request is read back instead."""
+    agent = agent_for(repo, ScriptedChat([{"action": "create_lead", "text": "40 chairs"},
+                                          {"action": "request_callback", "text": "tomorrow morning"}]))
+    before = repo.counts()
+    list(agent.turn("I need forty ergonomic chairs for a new office."))
+    events = list(agent.turn("Please call me back tomorrow morning."))
+    assert not [e for e in events if isinstance(e, ToolCalled)] and repo.counts() == before
+    readback = " ".join(e.text for e in events if isinstance(e, Sentence))
+    assert "call" in readback.lower() and "morning" in readback.lower() and readback.endswith("?"), readback
+    called = [e for e in agent.turn("Yes.") if isinstance(e, ToolCalled)]
+    assert [c.name for c in called] == ["request_callback"]
+    assert "morning" in called[0].args["preferred_time"]
+
+
 def test_a_no_to_the_read_back_writes_nothing(repo):
     agent = agent_for(repo, ScriptedChat([{"action": "create_ticket", "text": "broken chair"}]))
     before = repo.counts()

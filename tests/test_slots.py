@@ -143,9 +143,25 @@ def test_dictated_order_numbers(said, number):
     ("no", False), ("No, don't do that.", False), ("nope", False), ("cancel", False), ("wait", False),
     ("not now", False), ("that's wrong", False), ("never mind", False),
     ("what time is it", None), ("actually where is my order", None), ("hmm", None),
+    ("Please.", True), ("Please go ahead.", True), ("Yes, please do that.", True), ("No problem, go ahead.", True),
+    ("Yes, no problem.", True), ("Sure, thank you.", True),
 ])
 def test_answers_to_a_read_back(said, answer):
     assert answer_to_readback(said) is answer
+
+
+@pytest.mark.parametrize(("said", "tool", "answer"), [
+    # "please" opens a new request as often as it agrees: the lead was written for a caller who asked for a callback
+    ("Please call me back tomorrow morning.", "create_lead", None),
+    ("Please send me a quote for twenty desks instead.", "request_callback", None),
+    ("Okay, but my chair also arrived broken.", "create_lead", None),
+    # a yes that repeats what is being read back is still a yes
+    ("Yes, please call me back tomorrow morning.", "request_callback", True),
+    ("Yes please, I'm interested in the desks.", "create_lead", True),
+    ("Please, that's fine.", "book_appointment", True),
+])
+def test_a_new_request_after_a_yes_word_is_not_an_answer(said, tool, answer):
+    assert answer_to_readback(said, tool) is answer
 
 
 @pytest.mark.parametrize(("tool", "said", "asked"), [

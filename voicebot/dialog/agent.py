@@ -301,7 +301,7 @@ class DialogueAgent:
         allowed = [spec["name"] for spec in self._allowed(allowed_tools)]
         pending, self.pending_write = self.pending_write, None
         if pending is not None:
-            answer = answer_to_readback(caller_text)
+            answer = answer_to_readback(caller_text, pending.tool)
             if answer is True:
                 if (yield from self._tool(pending.tool, pending.args)):
                     return

@@ -34,12 +34,18 @@ _ASKS = {
         r"dent\w*|error)\b"),
     "create_lead": re.compile(
         r"\b(buy|buying|purchase|quote|quotation|price|prices|pricing|cost|costs|how much|interested in|"
-        r"looking for|estimate|order (some|more|new)|need (some|\d+|a few|new)|bulk|offer)\b"),
+        r"looking for|estimate|order (some|more|new)|need (some|\d+|a few|new|a dozen|(two|three|four|five|six|"
+        r"seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|"
+        r"a hundred|hundreds)\b)|bulk|offer)\b"),
 }
 _YES = re.compile(r"^(yes|yeah|yep|yup|sure|ok|okay|correct|right|please do|go ahead|do it|that'?s (right|fine|"
-                  r"correct|good|great)|sounds good|perfect|great|fine|absolutely|definitely|book it|please)\b")
-_NO = re.compile(r"^(no|nope|nah|don'?t|do not|cancel|wait|stop|not (now|that|yet|really)|never ?mind|wrong|"
-                 r"that'?s (wrong|not right))\b")
+                  r"correct|good|great)|sounds good|perfect|great|fine|absolutely|definitely|book it|"
+                  r"no (problem|worries)|please)\b")
+_AGREE_AFTER_PLEASE = re.compile(r"(do|go ahead|yes|yeah|thanks?|thank you|book it|"
+                                 r"that'?s (fine|good|great|right))?\W*$")
+_FINE = re.compile(r"\b(no|not a) (problem|worries|issue)\b")
+_NO = re.compile(r"^(?!no (problem|worries)\b)(no|nope|nah|don'?t|do not|cancel|wait|stop|not (now|that|yet|really)|"
+                 r"never ?mind|wrong|that'?s (wrong|not right))\b")
 _FILLER = frozenset("yes yeah no ok okay please thanks thank you hi hello um uh er so well just that one it".split())
 
 
@@ -63,14 +69,26 @@ def caller_request(caller_turns: Sequence[str], last: int = 3, limit: int = 120)
     return None
 
 
-def answer_to_readback(text: str) -> bool | None:
-    """True for a yes, False for a no, None for anything else (a new request)."""
+def answer_to_readback(text: str, tool: str | None = None) -> bool | None:
+    """True for a yes, False for a no, None for anything else (a new request).
+
+    A yes word at the start is not enough when a new request follows it. "Please" opens requests as often as it
+    agrees: "Please call me back tomorrow morning" after "Shall I send the quote?" asks for something else, and
+    taking it as a yes wrote a lead the caller had moved on from. So "please" is a yes only with nothing or a word of
+    agreement after it, and any yes followed by a request for another kind of write (``tool``: the write being read
+    back) is that request, not an answer."""
     said = normalize(text)
     if _NO.search(said):
         return False
-    if _YES.search(said):
-        return True
-    return None
+    yes = _YES.search(said)
+    if yes is None:
+        return None
+    rest = _FINE.sub(" ", said[yes.end():]).strip()
+    if any(pattern.search(rest) for other, pattern in _ASKS.items() if other != tool):
+        return None
+    if yes.group(1) == "please" and rest and not _AGREE_AFTER_PLEASE.match(rest):
+        return None
+    return True
 
 
 @dataclass(frozen=True)
