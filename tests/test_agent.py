@@ -127,6 +127,20 @@ def test_a_write_the_caller_never_asked_for_is_refused_whatever_the_model_chose(
     assert any("has not asked for request_callback" in m.content for m in chat.calls[-1].messages)
 
 
+def test_the_model_is_not_offered_the_writes_code_would_refuse(repo):
+    """Choosing a write the caller never asked for cost a second model round (3-4 s) only to be refused: the grammar
+    leaves it out. Writes the caller's words ask for stay; a booking needs a time picked from offered slots."""
+    agent = agent_for(repo, ScriptedChat([{"action": "reply", "text": "What is it about?"},
+                                          {"action": "reply", "text": "Sure."}]))
+    list(agent.turn("I am not sure who I should talk to about something."))
+    offered = set(agent.chat.calls[-1].json_schema["properties"]["action"]["enum"])
+    assert not offered & {"create_lead", "request_callback", "book_appointment", "create_ticket"}, offered
+    assert {"reply", "transfer", "list_free_slots"} <= offered
+    list(agent.turn("Could someone call me back about a quote?"))
+    offered = set(agent.chat.calls[-1].json_schema["properties"]["action"]["enum"])
+    assert {"request_callback", "create_lead"} <= offered and "book_appointment" not in offered, offered
+
+
 def test_a_callback_keeps_the_callers_reason_and_time_computed_in_code(repo):
     chat = ScriptedChat([{"action": "reply", "text": "I see."},
                          {"action": "request_callback", "text": "call back tomorrow morning"}])

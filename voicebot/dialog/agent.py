@@ -251,6 +251,18 @@ class DialogueAgent:
         yield from self._reply([sentence])
         return True
 
+    def _choosable(self, allowed: list[str]) -> list[str]:
+        """The tools the model may choose this step: ``allowed`` less the writes code would refuse anyway (see
+        ``_propose_write``): one the caller's recent words do not ask for, and a booking with no offered time picked
+        (code books a picked time itself, before the model). Choosing one cost a whole second model round, 3-4 s on
+        2 cores, to be told so ("I am not sure who to talk to about a small problem" chose create_lead). Only the
+        grammar changes, not the prompt, so the prompt's cache stays whole. A time picked from slots offered in this
+        very turn (list_free_slots, then "Tuesday at ten" in the same words) still books."""
+        said = (self.caller_words or [""])[-1]
+        picked = bool(self.offered_slots) and pick_slot(said, self.offered_slots, today=self.today) is not None
+        return [name for name in allowed if name not in WRITE_TOOLS or (
+            picked if name == "book_appointment" else asked_for(name, self.caller_words))]
+
     def _reply(self, sentences: list[str]) -> Iterator[AgentEvent]:
         """Speak fixed or templated sentences and keep them in the history as the bot's reply."""
         self.history.append(ChatMessage("assistant", json.dumps({"action": "reply", "text": " ".join(sentences)})))
@@ -331,7 +343,7 @@ class DialogueAgent:
         seen_calls: set[str] = set()
         first = True
         for step in range(MAX_TOOL_STEPS + 1):
-            schema = action_schema(allowed if step < MAX_TOOL_STEPS else [])
+            schema = action_schema(self._choosable(allowed) if step < MAX_TOOL_STEPS else [])
             # the reply's first clause is spoken on its own: the caller hears it while the model writes on
             stream, sentences, spoken = JsonTextStream(), SentenceBuffer(clause_first=step == 0), []
             pieces = self.chat.stream([ChatMessage("system", system), *self.history], json_schema=schema,
