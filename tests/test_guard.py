@@ -266,3 +266,13 @@ def test_a_pin_said_twice_is_not_a_repeat_complaint():
     assert guard.check_transcript("one two three four") is None
     assert guard.check_transcript("one two three four") is None  # asked again after a mishearing
     assert guard.check_transcript("4 8 1 5 6") is None and guard.check_transcript("4 8 1 5 6") is None
+
+
+@pytest.mark.parametrize(("said", "again"), [
+    ("What?", True), ("Sorry, what?", True), ("Pardon?", True), ("Could you say that again, please?", True),
+    ("Sorry?", True), ("Excuse me?", True), ("I didn't catch that.", True),
+    ("Please.", False), ("Hmm.", False), ("What is the status of my order?", False), ("Yes.", False),
+    ("Sorry, I need to cancel my booking for Tuesday.", False),
+])
+def test_asking_to_hear_the_bot_again(said, again):
+    assert EscalationGuard.asks_again(said) is again

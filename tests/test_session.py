@@ -384,6 +384,29 @@ def test_asking_whether_the_bot_is_a_person_gets_an_honest_answer_not_a_transfer
     assert call.line.transfers == [env.config.sip.operator_uri] and chat.calls == []
 
 
+def test_sorry_what_hears_the_last_reply_again_and_the_pin_question_stays_open(env):
+    """A caller who missed the PIN question said "Sorry, what?" and was told to rephrase their question (the model's
+    words), and the question was gone. Now they hear it again, the answer that follows is taken as the PIN, and no
+    attempt was spent; a second "what?" soon after still reaches a person (the guard)."""
+    chat = ScriptedChat([reply("Your order 10452 is on its way.")])
+    script = [WaitForBot(), env.voice.say("where is my order"), WaitForBot(), env.voice.say("sorry, what?", 0.8),
+              WaitForBot(), env.voice.say("one two three four"), WaitForBot(), HangUp()]
+    call = run(env, line_for(env, script), chat)
+
+    bot = call.said("bot")
+    assert bot[1] == bot[2] and "PIN" in bot[1], bot  # the question, then the same question again
+    assert "verified" in bot[3].lower() or "10452" in " ".join(bot[3:]), bot
+    assert not [e for e in call.events if e.kind == "escalation"] and call.line.transfers == []
+
+
+def test_a_second_what_reaches_a_person(env):
+    script = [WaitForBot(), env.voice.say("pardon?", 0.6), WaitForBot(), env.voice.say("what?", 0.6), WaitForBot()]
+    call = run(env, line_for(env, script), ScriptedChat())
+
+    assert call.said("bot")[1] == env.greeting("Alice")  # the greeting again
+    assert call.event("escalation").data["reason"] == "frustration" and call.line.transfers
+
+
 def test_a_caller_who_is_done_hears_the_goodbye_without_the_model(env):
     """ "Thank you, that's all." is a courtesy, not a request: the cached goodbye, no model turn; a request that
     ends with thanks still goes on as a request."""

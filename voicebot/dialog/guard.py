@@ -77,7 +77,14 @@ _CONFUSED_PHRASE = re.compile(
     r"(?<!\S)(?:dont understand|didnt understand|dont get it|didnt get that|didnt catch|didnt hear|cant hear|"
     r"what do you mean|what did you say|say that again|say again|repeat that|come again|pardon)(?!\S)"
 )
+_ASKING_AGAIN = frozenset("what sorry pardon huh eh excuse".split())
 _CONFUSED_MAX_WORDS = 6
+
+
+def _confused(words: str) -> bool:
+    """A short turn of "what?", "sorry?", "I don't understand" (``words`` normalised)."""
+    return len(words.split()) <= _CONFUSED_MAX_WORDS and (
+        set(words.split()) <= _CONFUSED_WORDS or _CONFUSED_PHRASE.search(words) is not None)
 _CONFUSED_WINDOW = 4  # EscalationConfig.max_confused_turns is at most this
 _REPEAT_MIN_WORDS = 3  # "yes", "no", "one" twice are answers to two questions, not a repeat
 
@@ -161,8 +168,7 @@ class EscalationGuard:
         if phrase is not None:
             return self._escalate("operator_request", f"said {phrase!r}")
 
-        confused = len(words.split()) <= _CONFUSED_MAX_WORDS and (
-            set(words.split()) <= _CONFUSED_WORDS or _CONFUSED_PHRASE.search(words) is not None)
+        confused = _confused(words)
         self._confused.append(confused)
         previous, self._previous = self._previous, None if confused else words
 
@@ -178,6 +184,14 @@ class EscalationGuard:
         if len(self._recent) >= self.config.sentiment_turns and self.mood < self.config.frustration_threshold:
             return self._escalate("frustration", f"negative over the last {len(self._recent)} turns ({self.mood:+.2f})")
         return None
+
+    @staticmethod
+    def asks_again(text: str) -> bool:
+        """ "What?", "sorry?", "pardon?", "could you say that again?": the caller did not hear or follow the bot's
+        last words, and hears them again (a "please" or "hmm" alone is an answer or a thought, not this)."""
+        words = normalize(text)
+        return _confused(words) and (_CONFUSED_PHRASE.search(words) is not None
+                                     or bool(set(words.split()) & _ASKING_AGAIN))
 
     def check_dtmf(self, digit: str) -> Escalation | None:
         return self._escalate("dtmf", f"pressed {digit}") if digit == self.config.dtmf_key else None

@@ -88,6 +88,7 @@ class CallSession:
         self.transcript: list[tuple[str, str]] = []
         self.events: list[StoredEvent] = []  # as recorded, for the operator's note
         self.caller_turns = 0
+        self._last_said: list[str] = []  # the bot's last reply as played, said again on "sorry, what?"
         self.hung_up = threading.Event()  # the line is gone: set on the loop, read by worker threads too
         self.agent: DialogueAgent | None = None  # once the call is answered
         self.gate: HangUpGate | None = None
@@ -145,6 +146,7 @@ class CallSession:
             if not reply.barged_in:
                 self.detector.arm_no_input()
         if reply.said:
+            self._last_said = list(reply.said)
             await self._turn("bot", reply.text, barged_in=reply.barged_in, started_at=reply.started_at,
                              ended_at=self.detector.now_s, timings=reply.timings())
         return reply.said
@@ -208,6 +210,10 @@ class CallSession:
             return await self._escalate(escalation)
         if backchannel:
             return  # said while the bot talked: the guard heard it, nothing else to do
+        if self._last_said and self.guard.asks_again(text):
+            # "Sorry, what?": the caller missed the bot's words. They hear them again, not "please rephrase" from the
+            # model; an open PIN question or read-back stays open. A second "what?" reaches a person (the guard).
+            return await self._speak(self._last_said, clock)
         if self.guard.bot_question(text):  # an honest answer and the way to a human, without a transfer
             self.guard.note_progress()
             return await self._speak([self.config.dialog.prompts.bot_question], clock, fixed=True)
