@@ -77,6 +77,15 @@ def test_digits_in_the_partial_transcript_keep_a_dictated_number_whole():
     ("I bought a chair in March.", "done"),
     ("Where is my order?", "done"),
     ("", "done"),
+    # a copula or preposition ends a sentence after a question word or in a question, and only there
+    ("My colleague said you could help, but I am not sure what it was.", "done"),
+    ("That's what I was looking for.", "done"),
+    ("What is it about?", "done"),
+    ("Do you know what time it is?", "done"),
+    ("The problem is", "unfinished"),
+    ("I'm calling about", "unfinished"),
+    ("I bought it in March and it was", "unfinished"),
+    ("Where is the", "unfinished"),
 ])
 def test_what_a_partial_transcript_says_about_the_turn(partial, kind):
     assert partial_kind(partial) == kind

@@ -57,14 +57,26 @@ UNFINISHED_WORDS = frozenset({
 })
 
 
+STRANDED_WORDS = frozenset({"is", "was", "to", "of", "for", "in", "on", "at", "with", "from", "about"})
+"""Unfinished words that do end sentences after a question word ("I'm not sure what it was", "that's what I was
+looking for") or in a question ("What is it about?")."""
+_QUESTION_WORDS = frozenset({"what", "where", "who", "which", "how", "when", "why", "whatever"})
+
+
 def partial_kind(partial: str) -> str:
     """What the caller's words so far say about the turn: ``dictation`` (digits or an address at the end, more may
     follow), ``unfinished`` (the last word cannot end a sentence: "and", "the", "my", a hesitation "um") or
-    ``done`` (nothing against the turn model's verdict)."""
+    ``done`` (nothing against the turn model's verdict). A copula or preposition at the end is unfinished ("the
+    problem is", "I called about") unless the sentence is a question or a question word comes just before it:
+    "...but I am not sure what it was." waited the whole 1.6 s limit although the turn model said complete."""
     if sounds_like_dictation(partial):
         return "dictation"
     words = _words(partial)
-    return "unfinished" if words and words[-1] in UNFINISHED_WORDS else "done"
+    if not words or words[-1] not in UNFINISHED_WORDS:
+        return "done"
+    if words[-1] in STRANDED_WORDS and (partial.rstrip().endswith("?") or _QUESTION_WORDS & set(words[-5:-1])):
+        return "done"
+    return "unfinished"
 
 
 def asks_for_dictation(bot_said: str) -> bool:
