@@ -197,6 +197,14 @@ def test_three_wrong_pins_hand_the_caller_to_a_person(repo):
     assert any(isinstance(e, TransferRequested) for e in events)
 
 
+def test_a_transfer_the_model_chose_carries_the_callers_words_not_the_models_reason(repo):
+    """The model's line was stored as the reason ("caller asked for a person") when nobody had asked: no fact."""
+    agent = agent_for(repo, ScriptedChat([{"action": "transfer", "text": "caller asked for a person"}]))
+    events = list(agent.turn("My colleague said you could help with our account, but I'm not sure what it was."))
+    reason = next(e for e in events if isinstance(e, TransferRequested)).reason
+    assert "asked for a person" not in reason and "not sure what it was" in reason, reason
+
+
 def test_the_schema_offers_only_the_allowed_tools():
     schema = action_schema(["get_order"])
     assert schema["properties"]["action"]["enum"] == ["reply", "transfer", "get_order"]

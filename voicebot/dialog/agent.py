@@ -381,7 +381,11 @@ class DialogueAgent:
                     self.identity.awaiting_pin = True  # the model asked for the PIN itself
                 return
             if action["action"] == "transfer":
-                yield TransferRequested(str(action.get("text", "")))
+                # the model's own line ("caller asked for a person") is no fact: the operator and the review see
+                # what the caller said, which is what the model went on
+                said = (self.caller_words or [""])[-1]
+                yield TransferRequested(f"the assistant handed over after: {said[:120]!r}" if said else
+                                        "the assistant handed over")
                 return
             name = str(action["action"])
             if name in WRITE_TOOLS:
