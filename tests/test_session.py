@@ -384,6 +384,19 @@ def test_asking_whether_the_bot_is_a_person_gets_an_honest_answer_not_a_transfer
     assert call.line.transfers == [env.config.sip.operator_uri] and chat.calls == []
 
 
+def test_a_placed_calls_opening_is_made_for_the_call_not_kept_in_the_prompt_cache(env):
+    """The opening says why the bot calls, in the customer's words: through the disk cache it stayed there for ever,
+    a file per call, outside the call store and its retention."""
+    opening = "Hello, this is Northwind Supplies calling back about: my order is late. Is now a good time?"
+    deps = SessionDeps(env.config, env.transcriber, env.synth, ScriptedChat(), ScriptedVad(), env.crm, env.store,
+                       today=TODAY)
+    line = line_for(env, [WaitForBot(), HangUp()])
+    asyncio.run(asyncio.wait_for(CallSession(line, deps, opening=opening).run(), timeout=20))
+
+    assert " ".join(s.text for s in env.synth.said) == opening  # sentence by sentence, the first clause first
+    assert len(env.synth.said) > 1 and not any(s.fixed for s in env.synth.said)
+
+
 def test_sorry_what_hears_the_last_reply_again_and_the_pin_question_stays_open(env):
     """A caller who missed the PIN question said "Sorry, what?" and was told to rephrase their question (the model's
     words), and the question was gone. Now they hear it again, the answer that follows is taken as the PIN, and no

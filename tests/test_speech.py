@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from asr_support import assert_heard, normalize
 from voicebot.audio import alaw_decode, alaw_encode, silence, ulaw_decode, ulaw_encode, write_wav
 from voicebot.speech.stt import Transcriber
-from voicebot.speech.tts import SentenceBuffer, Synthesizer, first_clause, split_sentences
+from voicebot.speech.tts import SentenceBuffer, Synthesizer, first_clause, split_sentences, trim_cache
 from voicebot.speech.vad import WebRtcVoiceActivity, speech_regions
 
 SENTENCE = "Your order will arrive on Tuesday."
@@ -64,6 +66,26 @@ def test_fixed_prompts_are_cached_on_disk_by_text_and_voice(synthesizer, tmp_pat
     assert calls == []
     assert synthesizer.cache_path(prompt, 16000) != path
     assert synthesizer.cache_path("Another prompt.", 8000) != path
+
+
+def test_the_prompt_cache_keeps_the_most_recently_used_files_within_its_bound(synthesizer, tmp_path, monkeypatch):
+    """Not every "fixed" text is constant (a reminder's offered times): the cache grew by a file per text, for ever."""
+    folder = tmp_path / "tts"
+    monkeypatch.setattr(synthesizer, "cache_dir", folder)
+    hot = synthesizer.cache_path("Hello.", 8000)
+    synthesizer.cached("Hello.", 8000)
+    os.utime(hot, (1, 1))  # made long ago ...
+    for n in range(24):
+        (folder / f"{n:032x}.wav").write_bytes(b"RIFF")
+        os.utime(folder / f"{n:032x}.wav", (100 + n, 100 + n))
+    synthesizer.cached("Hello.", 8000)  # ... but used just now
+    assert trim_cache(folder, keep=20) == 7  # 25 files, down to 18
+    left = {f.name for f in folder.glob("*.wav")}
+    assert hot.name in left and f"{0:032x}.wav" not in left and f"{23:032x}.wav" in left and len(left) == 18
+    assert trim_cache(folder, keep=20) == 0
+    monkeypatch.setattr("voicebot.speech.tts.CACHE_MAX_FILES", 10)  # a new text trims the cache as it is stored
+    synthesizer.cached("Another prompt.", 8000)
+    assert len(list(folder.glob("*.wav"))) == 9
 
 
 def test_rates_outside_the_telephone_ones_are_refused(synthesizer, transcriber):

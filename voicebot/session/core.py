@@ -46,6 +46,7 @@ from voicebot.session.model_turn import ModelTurn
 from voicebot.session.records import CallRecords
 from voicebot.session.prefill import prefill_soon
 from voicebot.session.resume import drop_silent_reply
+from voicebot.speech.tts import split_sentences
 from voicebot.session.speaker import Reply, Speaker, TurnClock
 from voicebot.session.state import State, checked
 from voicebot.speech import hallucination
@@ -371,7 +372,10 @@ class CallSession:
         greeting = self.opening or self.config.dialog.greeting.format(name=name, company=self.config.dialog.company)
         self.t.busy(True)
         try:
-            await self._cancellable(self._speak([greeting], fixed=True))
+            # a placed call's opening (whose booking, what time) is made for this call, sentence by sentence: through
+            # the disk cache it left a file per reminder there, for ever, personal data outside the call store
+            opening = split_sentences(self.opening) if self.opening else None
+            await self._cancellable(self._speak(opening or [greeting], fixed=opening is None))
         except Exception as exc:  # the greeting could not be synthesised
             await self._cancellable(recover(self, exc))
         self.t.busy(False)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import os
 import re
 import threading
 import time
@@ -116,6 +117,28 @@ class Synthesizer(Protocol):
         ...
 
 
+CACHE_MAX_FILES = 2000
+"""The disk cache of fixed prompts holds at most this many files (~100 KB each): the least recently used go first.
+Why a bound: "fixed" texts are not all constant (a reminder's offered times, a menu with the caller's name), and an
+unbounded cache grew by a file per distinct text for as long as the bot ran."""
+
+
+def trim_cache(folder: Path, keep: int) -> int:
+    """Delete the least recently used ``*.wav`` files of ``folder`` beyond ``keep`` (down to 90% of it, so the listing
+    is not repeated on every new file); returns how many went. Never raises: the cache only saves time."""
+    try:
+        files = list(folder.glob("*.wav"))
+        if len(files) <= keep:
+            return 0
+        files.sort(key=lambda f: f.stat().st_mtime)
+        gone = files[:len(files) - keep * 9 // 10]
+        for f in gone:
+            f.unlink(missing_ok=True)
+        return len(gone)
+    except OSError:
+        return 0
+
+
 @dataclass
 class PiperSynthesizer:
     """Piper (ONNX on CPU) loaded from a local voice folder."""
@@ -197,12 +220,14 @@ class PiperSynthesizer:
             try:
                 pcm, rate = read_wav(path)
                 if rate == sample_rate:
+                    os.utime(path)  # recently used: the last to go when the cache is trimmed
                     return pcm
             except (OSError, EOFError, ValueError):
                 pass  # a damaged cache entry is simply made again
         pcm = b"".join(chunk.pcm for chunk in self.stream(text, sample_rate))
         if path is not None:
             self._store(path, pcm, sample_rate)
+            trim_cache(path.parent, CACHE_MAX_FILES)
         return pcm
 
     @staticmethod
