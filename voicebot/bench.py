@@ -134,6 +134,7 @@ CALL_SCRIPTS: list[list[str]] = [
     ["Hello, how is your day going so far?",
      "My colleague said you could help us with something about our account, but I am not sure what it was.",
      "Okay, never mind, I will ask her again. Thanks anyway."],
+    ["Do you think it will rain tomorrow?", "Can you tell me a joke?", "What do you think about working from home?"],
 ]
 STAGES = ("endpointing", "transcript_ready", "first_token", "first_sentence", "first_audio_out")
 
