@@ -27,8 +27,8 @@ from voicebot.dialog.intents import IntentClassifier
 from voicebot.dialog.knowledge_step import KnowledgeStep, KnowledgeUsed
 from voicebot.dialog.answers import match_intent, pick_slot, render, tool_args
 from voicebot.dialog.slots import parse_when
-from voicebot.dialog.writes import (WRITE_TOOLS, PendingWrite, answer_to_readback, asked_for, grounded_args,
-                                    readback)
+from voicebot.dialog.writes import (WRITE_TOOLS, PendingWrite, answer_to_readback, asked_for, choosable,
+                                    grounded_args, readback)
 from voicebot.crm.verification import CallerContext
 from voicebot.dialog.streaming import JsonTextStream, parse_json_object
 from voicebot.speech.tts import SentenceBuffer
@@ -252,16 +252,10 @@ class DialogueAgent:
         return True
 
     def _choosable(self, allowed: list[str]) -> list[str]:
-        """The tools the model may choose this step: ``allowed`` less the writes code would refuse anyway (see
-        ``_propose_write``): one the caller's recent words do not ask for, and a booking with no offered time picked
-        (code books a picked time itself, before the model). Choosing one cost a whole second model round, 3-4 s on
-        2 cores, to be told so ("I am not sure who to talk to about a small problem" chose create_lead). Only the
-        grammar changes, not the prompt, so the prompt's cache stays whole. A time picked from slots offered in this
-        very turn (list_free_slots, then "Tuesday at ten" in the same words) still books."""
+        """The tools the model may choose this step (``writes.choosable``)."""
         said = (self.caller_words or [""])[-1]
         picked = bool(self.offered_slots) and pick_slot(said, self.offered_slots, today=self.today) is not None
-        return [name for name in allowed if name not in WRITE_TOOLS or (
-            picked if name == "book_appointment" else asked_for(name, self.caller_words))]
+        return choosable(allowed, self.caller_words, slot_picked=picked)
 
     def _reply(self, sentences: list[str]) -> Iterator[AgentEvent]:
         """Speak fixed or templated sentences and keep them in the history as the bot's reply."""

@@ -58,6 +58,17 @@ def asked_for(tool: str, caller_turns: Sequence[str], last: int = 3) -> bool:
     return bool(pattern.search(recent))
 
 
+def choosable(allowed: Sequence[str], caller_turns: Sequence[str], *, slot_picked: bool) -> list[str]:
+    """The tools the model may choose: ``allowed`` less the writes code would refuse anyway (the agent's
+    ``_propose_write``): one the caller's recent words do not ask for, and a booking unless the caller's last words
+    picked one of the offered times (``slot_picked``; times offered earlier in the same turn count). Choosing one
+    cost a whole second model round, 3-4 s on 2 cores, only to be told so ("I am not sure who to talk to about a
+    small problem" chose create_lead). Only the grammar changes, not the prompt, so the prompt's cache stays
+    whole."""
+    return [name for name in allowed if name not in WRITE_TOOLS or (
+        slot_picked if name == "book_appointment" else asked_for(name, caller_turns))]
+
+
 def caller_request(caller_turns: Sequence[str], last: int = 3, limit: int = 120) -> str | None:
     """The caller's own words for a write's subject: the latest of the last ``last`` turns with three or more
     content words (so "yes please" after "the chair arrived broken" keeps the chair), secrets masked."""

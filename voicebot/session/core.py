@@ -30,17 +30,15 @@ from voicebot.dialog.answers import is_closing
 from voicebot.dialog.flow import FlowResult, FreeForm, Goto, MenuFlow, NoMatch, Transfer
 from voicebot.dialog.guard import Escalation, EscalationGuard
 from voicebot.dialog.knowledge_step import KnowledgeStep
-from voicebot.events import (CallbackCreated, CallerHungUp, CallInput, DtmfReceived, Escalated, Heard,
-                             NoInputTimedOut, StoredEvent, TextReceived, TranscriptRejected, TransferEnded,
-                             TransferReason, TransferStarted)
+from voicebot.events import (CallerHungUp, CallInput, DtmfReceived, Escalated, Heard,
+                             NoInputTimedOut, StoredEvent, TextReceived, TranscriptRejected, TransferReason)
 from voicebot.review.redact import mask_caller_turn, mask_secrets
 from voicebot.session.deps import SessionDeps
 from voicebot.session.gate import HangUpGate
-from voicebot.session.handover import operator_note, spoken_brief
+from voicebot.session.handover import hand_over, operator_note
 from voicebot.session.listener import Listener
 from voicebot.session.ending import finish
-from voicebot.session.faults import Faulted, in_thread, play_prerendered, recover, store_failed, warm_brief
-from voicebot.session import transfer_hold
+from voicebot.session.faults import Faulted, in_thread, play_prerendered, recover, store_failed
 from voicebot.session.watchdog import SilenceWatchdog, guarded, turn_ended
 from voicebot.session.model_turn import ModelTurn
 from voicebot.session.records import CallRecords
@@ -89,7 +87,6 @@ class CallSession:
         self.transcript: list[tuple[str, str]] = []
         self.events: list[StoredEvent] = []  # as recorded, for the operator's note
         self.caller_turns = 0
-        self._last_said: list[str] = []  # the bot's last reply as played, said again on "sorry, what?"
         self.hung_up = threading.Event()  # the line is gone: set on the loop, read by worker threads too
         self.agent: DialogueAgent | None = None  # once the call is answered
         self.gate: HangUpGate | None = None
@@ -147,7 +144,6 @@ class CallSession:
             if not reply.barged_in:
                 self.detector.arm_no_input()
         if reply.said:
-            self._last_said = list(reply.said)
             await self._turn("bot", reply.text, barged_in=reply.barged_in, started_at=reply.started_at,
                              ended_at=self.detector.now_s, timings=reply.timings())
         return reply.said
@@ -211,10 +207,12 @@ class CallSession:
             return await self._escalate(escalation)
         if backchannel:
             return  # said while the bot talked: the guard heard it, nothing else to do
-        if self._last_said and self.guard.asks_again(text):
-            # "Sorry, what?": the caller missed the bot's words. They hear them again, not "please rephrase" from the
-            # model; an open PIN question or read-back stays open. A second "what?" reaches a person (the guard).
-            return await self._speak(self._last_said, clock)
+        last = next((said for role, said in reversed(self.transcript) if role == "bot"), "")
+        if last and self.guard.asks_again(text):
+            # "Sorry, what?": the caller missed the bot's words. They hear them again (as played), not "please
+            # rephrase" from the model; an open PIN question or read-back stays open. A second "what?" reaches a
+            # person (the guard).
+            return await self._speak(split_sentences(last), clock)
         if self.guard.bot_question(text):  # an honest answer and the way to a human, without a transfer
             self.guard.note_progress()
             return await self._speak([self.config.dialog.prompts.bot_question], clock, fixed=True)
@@ -303,32 +301,7 @@ class CallSession:
 
     async def _transfer(self, reason: str, detail: str, prompt: Prompt = "transfer",
                         escalation: Escalation | None = None) -> None:
-        caller = self._context.verified_customer or self._context.customer
-        summary = self._summary(escalation)
-        target = self.config.sip.operator_uri  # only ever from the config, never from what a caller says
-        mode = self.config.sip.transfer_mode
-        await self._say(prompt)
-        self._set(State.TRANSFERRING)
-        await self._record(TransferStarted(reason, detail, target, summary))
-        brief = None  # warm: the bot tells the operator who is calling (not the number their phone shows), then bridges
-        async with transfer_hold.holding(self):  # "still connecting you" while the brief is made and it rings
-            if mode == "warm" and (brief := await warm_brief(self, spoken_brief(self._summary(escalation, False)))):
-                result = await self.t.transfer(target, brief=brief)
-            else:  # blind, or warm when the brief could not be synthesised
-                result = await self.t.transfer(target)
-        await self._record(TransferEnded.of(result, mode if brief else "blind"))
-        if result.ok:
-            self.outcome, self.outcome_reason, self.transfer_target = Outcome.TRANSFERRED, reason, target
-            self._set(State.ENDED)
-            return
-        callback = await self._db(self.deps.crm.request_callback, self.t.info.caller_id,
-                                  f"Transfer failed ({result.status} {result.reason}). {summary}",
-                                  customer_id=caller.id if caller else None)
-        await self._record(CallbackCreated(callback.id))
-        self.outcome, self.outcome_reason = Outcome.TRANSFER_FAILED, f"{reason}; callback {callback.id}"
-        self.guard.reset()
-        self._set(State.LISTENING)
-        await self._say("transfer_failed")
+        await hand_over(self, reason, detail, prompt, escalation)
 
     # -- the call ------------------------------------------------------------------------------------------
     async def _answer(self) -> CallerContext:

@@ -6,8 +6,8 @@ up to 20 s for an answer; a blind one waits as long for the REFER's final NOTIFY
 not answer. So ``holding`` covers the whole hand-over: whenever the line has been quiet for
 ``faults.hold_after_s`` it plays the pre-rendered ``dialog.prompts.still_connecting``; the no-input timer is off
 (the caller's silence is no unanswered question); when the result is in, what is still queued of the prompt is
-dropped and the session says what happened (connected, or ``prompts.transfer_failed`` with a callback; see
-``core`` and ``faults.recover``).
+dropped and the session says what happened (connected, or ``prompts.transfer_failed`` with a callback:
+``handover.hand_over``).
 """
 
 from __future__ import annotations
@@ -55,3 +55,4 @@ async def holding(session: CallSession) -> AsyncIterator[None]:
         if played[0]:
             session.t.flush()  # the rest of "still connecting" gives way to what the session says next
             log.info("call %s: 'still connecting' played %d time(s) during the transfer", session.call_id, played[0])
+
