@@ -73,6 +73,8 @@ PHRASINGS: list[tuple[str, str | None]] = [
     ("What are your hours on weekends?", "knowledge"),
     ("How do returns work?", "knowledge"),
     ("В какое время вы открываетесь?", "knowledge"),
+    ("What makes your company different from other office shops?", "knowledge"),
+    ("What sort of things do you stock?", "knowledge"),
     # left to the model
     ("Hello?", None),
     ("Yes", None),

@@ -106,6 +106,37 @@ def test_a_new_request_opened_with_please_is_not_a_yes_to_the_read_back(repo):
     assert "morning" in called[0].args["preferred_time"]
 
 
+def test_a_problem_with_no_detail_is_asked_about_before_a_ticket_is_read_back(repo):
+    """"I am not sure who I should talk to about a small problem" was read back as a ticket saying just that. A good
+    agent asks what went wrong, once, and the ticket carries the answer, in the caller's words."""
+    agent = agent_for(repo, ScriptedChat([{"action": "create_ticket", "text": "small problem"}]))
+    before = repo.counts()
+    first = " ".join(e.text for e in agent.turn("I am not sure who I should talk to about a small problem.")
+                     if isinstance(e, Sentence))
+    assert "What went wrong?" in first and "ticket" not in first, first
+    second = " ".join(e.text for e in agent.turn("The printer you sent me jams on every page.")
+                      if isinstance(e, Sentence))
+    assert second == "I'll open a ticket saying: The printer you sent me jams on every page. Is that right?"
+    assert repo.counts() == before
+    (called,) = [e for e in agent.turn("Yes.") if isinstance(e, ToolCalled)]
+    assert called.name == "create_ticket" and called.args["subject"] == "The printer you sent me jams on every page."
+    assert "small problem" in called.args["description"]
+
+
+def test_the_detail_question_is_asked_once_and_a_no_ends_it(repo):
+    chat = ScriptedChat([{"action": "create_ticket", "text": "problem"}, {"action": "create_ticket", "text": "x"},
+                         {"action": "reply", "text": "All right."}])
+    agent = agent_for(repo, chat)
+    list(agent.turn("I have a problem."))
+    again = " ".join(e.text for e in agent.turn("Just a problem, you know.") if isinstance(e, Sentence))
+    assert "What went wrong?" not in again and again.startswith("I'll open a ticket"), again  # never a loop
+    agent = agent_for(repo, ScriptedChat([{"action": "create_ticket", "text": "problem"},
+                                          {"action": "reply", "text": "All right, anything else?"}]))
+    list(agent.turn("I want to make a complaint."))
+    events = list(agent.turn("No, forget it."))
+    assert agent.pending_write is None and not [e for e in events if isinstance(e, ToolCalled)]
+
+
 def test_a_no_to_the_read_back_writes_nothing(repo):
     agent = agent_for(repo, ScriptedChat([{"action": "create_ticket", "text": "broken chair"}]))
     before = repo.counts()

@@ -9,7 +9,8 @@ import pytest
 
 from voicebot.dialog.answers import match_intent
 from voicebot.dialog.slots import parse_when, spoken_when
-from voicebot.dialog.writes import answer_to_readback, asked_for, caller_request, grounded_args
+from voicebot.dialog.writes import (answer_to_readback, asked_for, caller_request, grounded_args,
+                                    says_what_is_wrong)
 
 TODAY = date(2026, 11, 29)  # a Sunday
 
@@ -148,6 +149,20 @@ def test_dictated_order_numbers(said, number):
 ])
 def test_answers_to_a_read_back(said, answer):
     assert answer_to_readback(said) is answer
+
+
+@pytest.mark.parametrize(("said", "names_it"), [
+    # only that there is a problem: a ticket saying so tells the team nothing, so the bot asks what went wrong
+    ("I am not sure who I should talk to about a small problem", False), ("I have a problem.", False),
+    ("I want to make a complaint.", False), ("I'd like to report a problem with my order.", False),
+    ("There's an issue with my delivery, can someone help?", False), ("I've got a quick question", False),
+    # what is wrong, in any words
+    ("The chair arrived broken.", True), ("The printer jams on every page.", True), ("It's scratched.", True),
+    ("You sent me the wrong colour.", True), ("There's an issue with my invoice.", True),
+    ("Order 10452 came without the screws.", True),
+])
+def test_whether_the_caller_said_what_is_wrong(said, names_it):
+    assert says_what_is_wrong(said) is names_it
 
 
 @pytest.mark.parametrize(("said", "tool", "answer"), [

@@ -15,20 +15,20 @@ import logging
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
 from voicebot.crm.grounding import find_ungrounded
 from voicebot.crm.spoken import digits_in
 from voicebot.crm.tools import CRM_TOOLS
-from voicebot.crm.toolkit import ToolRegistry, to_jsonable
+from voicebot.crm.toolkit import ToolRegistry
 from voicebot.dialog.identity import IdentityResult, IdentityStep
 from voicebot.dialog.intents import IntentClassifier
 from voicebot.dialog.knowledge_step import KnowledgeStep, KnowledgeUsed
 from voicebot.dialog.answers import match_intent, pick_slot, render, tool_args
-from voicebot.dialog.slots import parse_when
-from voicebot.dialog.writes import (WRITE_TOOLS, PendingWrite, answer_to_readback, asked_for, choosable,
-                                    grounded_args, readback)
+from voicebot.dialog.slots import fitting_slots
+from voicebot.dialog.writes import (DETAIL_QUESTION, WRITE_TOOLS, PendingWrite, answer_to_readback, asked_for,
+                                    choosable, grounded_args, readback, says_what_is_wrong, with_detail)
 from voicebot.crm.verification import CallerContext
 from voicebot.dialog.streaming import JsonTextStream, parse_json_object
 from voicebot.speech.tts import SentenceBuffer
@@ -38,8 +38,8 @@ from voicebot.review.redact import mask_secrets
 from voicebot.dialog.agent_events import (AgentEvent, FirstToken, Guarded, IntentFound, Sentence,  # noqa: F401
                                           ToolCalled, TransferRequested)
 from voicebot.dialog.prompting import (EXAMPLES, MAX_TOOL_STEPS, NO_SECRETS_REPLY, PIN_PROMPT_WORDS,  # noqa: F401
-                                       RULES, SAFE_REPLY, TROUBLE_REPLY, action_schema, compact_result, leaks,
-                                       signature)
+                                       RULES, SAFE_REPLY, TROUBLE_REPLY, action_schema, compact_result,
+                                       full_system_prompt, leaks, signature)
 
 _leaks = leaks  # the name the tests knew
 
@@ -50,13 +50,6 @@ INTENT_TOOLS = {"order_status": "list_open_orders", "order_history": "list_recen
 
 
 log = logging.getLogger(__name__)
-
-def full_system_prompt(company_prompt: str, tool_specs: list[dict[str, Any]]) -> str:
-    """The model's system prompt in a call: the company's prompt, the rules, the tools and the examples. The
-    worker warms exactly this at start and after each after-call analysis (``components.system_prompt``), so the
-    first model turn of a call pays only for the call's own words, not for ~1,500 tokens of instructions."""
-    lines = "\n".join(signature(spec) for spec in tool_specs)
-    return f"{company_prompt}\n{RULES}{lines}\n{EXAMPLES}"
 
 
 @dataclass
@@ -80,6 +73,7 @@ class DialogueAgent:
     pending_tool: tuple[str, dict[str, Any]] | None = None  # asked for before the caller was verified
     offered_slots: list[dict[str, Any]] = field(default_factory=list)  # the times the bot last read out
     pending_write: PendingWrite | None = None  # read back to the caller, waiting for their yes
+    detail_for: str | None = None  # DETAIL_QUESTION was asked for this write: the next words say what went wrong
     intents: IntentClassifier | None = None  # recognises requests in code; None: the model decides every turn
     knowledge: KnowledgeStep | None = None  # the company's knowledge base; None: questions go to the model
 
@@ -174,14 +168,8 @@ class DialogueAgent:
         if name == "book_appointment" and result.get("ok"):
             self.offered_slots = []  # booked: a later "yes" answers something else
         if name == "list_free_slots" and result.get("ok"):
-            value = to_jsonable(result["result"])
-            when = parse_when(self.caller_words[-1], self.today) if self.caller_words else None
-            if when is not None and when.has_time:  # only the caller's hour or part of the day, when it has any
-                slots = value.get("slots") or []
-                fits = [s for s in slots if when.matches(datetime.fromisoformat(str(s["starts_at"])))]
-                value["slots"] = fits or slots  # "next Tuesday morning" is never offered 1 PM beside 9 AM
-                result = {**result, "result": value}
-            self.offered_slots = list(value.get("slots") or [])[:2]
+            result = fitting_slots(result, (self.caller_words or [""])[-1], self.today)
+            self.offered_slots = list(result["result"].get("slots") or [])[:2]
         if result.get("error") == "verification_required":
             self.pending_tool = (name, args)
             yield from self._reply(self.identity.ask(digits_in(str(args.get("order_number") or ""))))
@@ -244,6 +232,11 @@ class DialogueAgent:
         if args is None:
             self.history.append(ChatMessage("system", f"{name} needs more detail: ask the caller for it."))
             return False
+        if name == "create_ticket" and not says_what_is_wrong(args["subject"]) and not any(
+                DETAIL_QUESTION in m.content for m in self.history):
+            self.detail_for = name  # "I have a small problem": ask what it is (once) before anything is read back
+            yield from self._reply([DETAIL_QUESTION])
+            return True
         if name == "create_lead" and self.knowledge is not None and (note := self.knowledge.estimate_note()):
             args["notes"] = note  # the estimate the caller heard, computed from the price list
         sentence = readback(name, args, slot)
@@ -317,6 +310,14 @@ class DialogueAgent:
                 return
             else:
                 self._note(f"The caller did not confirm {pending.tool}: nothing was written.")
+        asked, self.detail_for = self.detail_for, None
+        found = self.intents.classify(caller_text) if asked and self.intents is not None else None
+        if (asked and says_what_is_wrong(caller_text) and answer_to_readback(caller_text) is None
+                and (found is None or INTENT_TOOLS.get(found.name) == asked)):
+            args = with_detail(self.caller_words)  # what went wrong, in the caller's words
+            self.pending_write = PendingWrite(asked, args, readback(asked, args))
+            yield from self._reply([self.pending_write.readback])
+            return
         if self.knowledge is not None and (confirmed := self.knowledge.follow_up(caller_text)):
             yield from self._know(*confirmed)  # "yes" to "is your question: ...?"
             return

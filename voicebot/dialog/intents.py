@@ -65,6 +65,8 @@ DEFAULT_EXAMPLES: dict[str, tuple[str, ...]] = {
         "how long does delivery take", "do you deliver to my area", "where is your shop", "what payment methods do "
         "you accept", "how much is shipping", "do you have a warranty", "can I return an item",
         "what time do you open", "how do I send something back", "what does delivery cost",
+        "what makes you different from other suppliers", "why should I buy from you", "tell me about your company",
+        "what kind of products do you sell", "do you sell printer paper",
         "когда вы работаете", "как вернуть товар",
     ),
     OTHER: (

@@ -87,3 +87,11 @@ def compact_result(result: dict[str, Any]) -> str:
                                                  for v in value):
         return " | ".join(order_line(v) for v in value)
     return json.dumps(to_jsonable(result), separators=(",", ":"))
+
+
+def full_system_prompt(company_prompt: str, tool_specs: list[dict[str, Any]]) -> str:
+    """The model's system prompt in a call: the company's prompt, the rules, the tools and the examples. The
+    worker warms exactly this at start and after each after-call analysis (``components.system_prompt``), so the
+    first model turn of a call pays only for the call's own words, not for ~1,500 tokens of instructions."""
+    lines = "\n".join(signature(spec) for spec in tool_specs)
+    return f"{company_prompt}\n{RULES}{lines}\n{EXAMPLES}"

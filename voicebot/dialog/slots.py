@@ -16,8 +16,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from voicebot.crm.spoken import MONTHS, ORDINALS, TEENS, UNITS, WEEKDAYS
+from voicebot.crm.toolkit import to_jsonable
 from voicebot.review.redact import mask_secrets
 
 PARTS = {"morning": (8, 12), "lunchtime": (12, 14), "afternoon": (12, 17), "evening": (17, 21)}
@@ -252,3 +254,15 @@ def spoken_time(value: str) -> str:
     hour = start.strftime("%I").lstrip("0")
     minutes = "" if start.minute == 0 else f":{start.minute:02d}"
     return f"{spoken_date(start.date())} at {hour}{minutes} {'AM' if start.hour < 12 else 'PM'}"
+
+
+def fitting_slots(result: dict[str, Any], said: str, today: date) -> dict[str, Any]:
+    """A ``list_free_slots`` result narrowed to the hour or part of the day in the caller's words, when they name
+    one and any slot fits: "next Tuesday morning" is never offered 1 PM beside 9 AM."""
+    value = to_jsonable(result["result"])
+    when = parse_when(said, today)
+    if when is not None and when.has_time:
+        slots = value.get("slots") or []
+        fits = [s for s in slots if when.matches(datetime.fromisoformat(str(s["starts_at"])))]
+        value["slots"] = fits or slots
+    return {**result, "result": value}

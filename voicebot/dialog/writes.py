@@ -47,6 +47,13 @@ _FINE = re.compile(r"\b(no|not a) (problem|worries|issue)\b")
 _NO = re.compile(r"^(?!no (problem|worries)\b)(no|nope|nah|don'?t|do not|cancel|wait|stop|not (now|that|yet|really)|"
                  r"never ?mind|wrong|that'?s (wrong|not right))\b")
 _FILLER = frozenset("yes yeah no ok okay please thanks thank you hi hello um uh er so well just that one it".split())
+_NO_DETAIL = _FILLER | frozenset("""i im id ive am me my we weve our us you your a an the this there theres its is are was
+    be been have has had got get some small little quick slight minor big real bit problem problems issue issues trouble
+    question query complaint complain report ticket about with regarding concerning to talk speak who should could
+    would can need want like make file raise open log help someone somebody anyone person sure not unsure know dont
+    do order orders delivery purchase account item product thing something stuff and or but of for on in at
+    what how whom""".split())
+DETAIL_QUESTION = "I'm sorry to hear that. What went wrong? Tell me in a sentence and I'll note it for our team."
 
 
 def asked_for(tool: str, caller_turns: Sequence[str], last: int = 3) -> bool:
@@ -78,6 +85,20 @@ def caller_request(caller_turns: Sequence[str], last: int = 3, limit: int = 120)
             said = " ".join(mask_secrets(text).split())
             return said if len(said) <= limit else said[:limit].rsplit(" ", 1)[0]
     return None
+
+
+def says_what_is_wrong(text: str) -> bool:
+    """Whether a caller's words name the problem itself, not only that there is one: "I have a small problem" or
+    "I want to make a complaint" would make a ticket that tells the team nothing, so a good agent first asks what
+    went wrong (``DETAIL_QUESTION``); "the chair arrived broken" or "my invoice 5521 is wrong" say it."""
+    return any(word not in _NO_DETAIL for word in normalize(mask_secrets(text)).split())
+
+
+def with_detail(caller_turns: Sequence[str]) -> dict[str, Any]:
+    """A ticket from the caller's answer to ``DETAIL_QUESTION`` (the last turn) and the words that raised it."""
+    detail = " ".join(mask_secrets(caller_turns[-1]).split())
+    raised = " ".join(mask_secrets(caller_turns[-2]).split()) if len(caller_turns) > 1 else ""
+    return {"subject": detail[:100], "description": f"{raised} {detail}".strip()}
 
 
 def answer_to_readback(text: str, tool: str | None = None) -> bool | None:
