@@ -12,7 +12,8 @@ from voicebot.crm.toolkit import ToolRegistry
 from voicebot.crm.tools import CRM_TOOLS
 from voicebot.crm.verification import CallerContext
 
-LOCKED = {"list_open_orders", "get_order", "get_caller_history", "list_recent_orders"}
+LOCKED = {"list_open_orders", "get_order", "get_caller_history", "list_recent_orders", "list_my_appointments",
+          "reschedule_appointment", "cancel_appointment"}
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +30,7 @@ def test_specs_are_derived_from_the_signatures_and_docstrings():
     specs = {spec["name"]: spec for spec in CRM_TOOLS.specs()}
     assert set(specs) == {"verify_caller", "identify_caller", "list_open_orders", "get_order", "get_caller_history",
                           "create_ticket", "list_free_slots", "book_appointment", "create_lead", "request_callback",
-                          "list_recent_orders"}
+                          "list_recent_orders", "list_my_appointments", "reschedule_appointment", "cancel_appointment"}
     for name, spec in specs.items():
         fn = CRM_TOOLS[name].fn
         params = list(inspect.signature(fn).parameters.values())[1:]

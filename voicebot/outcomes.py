@@ -16,8 +16,9 @@ Definitions (the dashboard states them too):
   - a knowledge answer was given (a ``knowledge`` event whose answer is ``entry``, ``hours`` or ``price``) and a
     bot turn followed it;
   - a booking, ticket, lead or callback was confirmed: a write tool (``book_appointment``, ``create_ticket``,
-    ``create_lead``, ``request_callback``) succeeded, which the dialogue only runs after the caller heard the
-    read-back and said yes (a declined read-back writes nothing, so it is no evidence).
+    ``create_lead``, ``request_callback``, and ``reschedule_appointment`` or ``cancel_appointment`` for a booking)
+    succeeded, which the dialogue only runs after the caller heard the read-back and said yes (a declined
+    read-back writes nothing, so it is no evidence).
 
   After the last such evidence, none of these may follow: an escalation or transfer request, a knowledge question
   left unanswered (``none``/``weak``), a rejected transcript, an error, or a caller turn that is not a closing
@@ -43,7 +44,8 @@ from voicebot.events import (Escalated, EventKind, KnowledgeAnswered, StoredEven
                              TransferEnded, TransferStarted, parse)
 from voicebot.store_records import Outcome
 
-WRITE_TOOLS = frozenset({"create_ticket", "create_lead", "request_callback", "book_appointment"})
+WRITE_TOOLS = frozenset({"create_ticket", "create_lead", "request_callback", "book_appointment",
+                         "reschedule_appointment", "cancel_appointment"})
 ANSWERED_KNOWLEDGE = frozenset({"entry", "hours", "price"})
 KEPT = frozenset({Outcome.INTERRUPTED, Outcome.ERROR, Outcome.IN_PROGRESS})
 LABELS: dict[str, str] = {

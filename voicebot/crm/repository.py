@@ -292,6 +292,16 @@ class Repository:
                f"where {' and '.join(where)} order by s.starts_at, s.resource limit ?")
         return [self._slot(r) for r in self.db.query(sql, [*params, limit])]
 
+    def free_slot(self, slot_id: int) -> Slot | SlotTaken | NotFound:
+        """The slot if it can be booked now; inside the writer's transaction, so no one books it in between."""
+        row = self._one("select * from appointment_slots where id = ?", [slot_id])
+        if row is None:
+            return NotFound("appointment slot", str(slot_id))
+        slot = self._slot(row)
+        if slot.starts_at <= self.now():
+            return SlotTaken(slot_id, "in the past")
+        return SlotTaken(slot_id) if self._one("select id from bookings where slot_id = ?", [slot_id]) else slot
+
     def book_slot(self, slot_id: int, *, name: str, phone: str | None = None, customer_id: int | None = None,
                   notes: str = "") -> Booking | SlotTaken | NotFound:
         """Book a slot unless someone has it. Safe across threads and processes: the check and the insert run
@@ -299,14 +309,9 @@ class Repository:
         on ``bookings.slot_id`` refuses a double booking even if that were bypassed."""
         try:
             with self.transaction():
-                row = self._one("select * from appointment_slots where id = ?", [slot_id])
-                if row is None:
-                    return NotFound("appointment slot", str(slot_id))
-                slot = self._slot(row)
-                if slot.starts_at <= self.now():
-                    return SlotTaken(slot_id, "in the past")
-                if self._one("select id from bookings where slot_id = ?", [slot_id]):
-                    return SlotTaken(slot_id)
+                slot = self.free_slot(slot_id)
+                if not isinstance(slot, Slot):
+                    return slot
                 booking_id = self.db["bookings"].insert({
                     "slot_id": slot_id, "customer_id": customer_id, "name": name.strip(), "phone": phone,
                     "notes": notes, "created_at": iso(self.now())}).last_pk

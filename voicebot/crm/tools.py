@@ -1,8 +1,8 @@
 """The CRM tools the language model may call during a phone call (``CRM_TOOLS``).
 
-Tools marked ``requires_verification`` reveal account data and refuse until ``verify_caller`` succeeded on
-this call. The others act on what the caller asks (a ticket, a booking, a lead, a callback) and attach the
-account only when the caller is verified.
+Tools marked ``requires_verification`` reveal or change account data (orders, the caller's own appointments)
+and refuse until ``verify_caller`` succeeded on this call. The others act on what the caller asks (a ticket, a
+booking, a lead, a callback) and attach the account only when the caller is verified.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field
 
+from voicebot.crm import bookings
 from voicebot.crm.models import Booking, NotFound, Order, Slot, SlotTaken, Ticket
 from voicebot.crm.phone import normalize_phone
 from voicebot.crm.spoken import digits_in
@@ -170,6 +171,35 @@ def book_appointment(ctx: CallerContext, slot_id: int, name: str | None = None,
     phone = _phone(ctx, None)
     return ctx.repo.book_slot(slot_id, name=who, phone=phone, customer_id=customer.id if customer else None,
                               notes=notes)
+
+
+@CRM_TOOLS.tool(requires_verification=True)
+def list_my_appointments(ctx: CallerContext) -> list[Booking]:
+    """The verified caller's upcoming service appointments (repair visits, setups, fittings), earliest first."""
+    return ctx.repo.upcoming_bookings(ctx.verified_customer.id)
+
+
+@CRM_TOOLS.tool(requires_verification=True)
+def reschedule_appointment(ctx: CallerContext, booking_id: int, slot_id: int) -> Booking | SlotTaken | NotFound:
+    """Move one of the verified caller's appointments to a free slot of the same service. Read the move back to
+    the caller and get their yes first.
+
+    Args:
+        booking_id: The appointment's id, from list_my_appointments.
+        slot_id: The new slot's id, from list_free_slots (same service).
+    """
+    return bookings.reschedule(ctx.repo, booking_id, slot_id, ctx.verified_customer.id)
+
+
+@CRM_TOOLS.tool(requires_verification=True)
+def cancel_appointment(ctx: CallerContext, booking_id: int) -> Booking | NotFound:
+    """Cancel one of the verified caller's appointments; its slot is free again. Read it back to the caller and
+    get their yes first.
+
+    Args:
+        booking_id: The appointment's id, from list_my_appointments.
+    """
+    return bookings.cancel(ctx.repo, booking_id, ctx.verified_customer.id)
 
 
 @CRM_TOOLS.tool()

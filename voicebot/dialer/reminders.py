@@ -16,12 +16,12 @@ only a "yes" to the read-back writes to the CRM (``BookingDesk``); the attempt's
 from __future__ import annotations
 
 import logging
-import sqlite3
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from voicebot.config_dialer import RemindersConfig
+from voicebot.crm import bookings
 from voicebot.crm.models import Booking, Slot, iso
 from voicebot.crm.phone import normalize_phone
 from voicebot.crm.repository import Repository
@@ -51,9 +51,8 @@ class BookingDesk:
             self.crm.db["bookings"].update(booking_id, {"confirmed_at": iso(self.crm.now())})
 
     def cancel(self, booking_id: int) -> bool:
-        """Free the slot (the booking row goes: one booking per slot); False when it was already gone."""
-        with self.crm.transaction():
-            return self.crm.db.execute("delete from bookings where id = ?", [booking_id]).rowcount == 1
+        """Free the slot (``crm.bookings.cancel``: the booking row goes); False when it was already gone."""
+        return isinstance(bookings.cancel(self.crm, booking_id, None), Booking)
 
     def offers(self, booking: Booking, count: int) -> list[Slot]:
         """The next free slots of the booking's service, other than its own."""
@@ -61,18 +60,9 @@ class BookingDesk:
                 if s.id != booking.slot.id][:count]
 
     def move(self, booking_id: int, slot_id: int) -> bool:
-        """Move the booking to ``slot_id`` unless someone took it meanwhile (the UNIQUE index decides)."""
-        try:
-            with self.crm.transaction():
-                row = self.crm.db.execute("select starts_at from appointment_slots where id = ?",
-                                          [slot_id]).fetchone()
-                taken = self.crm.db.execute("select 1 from bookings where slot_id = ?", [slot_id]).fetchone()
-                if row is None or taken or datetime.fromisoformat(row[0]) <= self.crm.now():
-                    return False
-                self.crm.db["bookings"].update(booking_id, {"slot_id": slot_id, "confirmed_at": iso(self.crm.now())})
-        except sqlite3.IntegrityError:
-            return False
-        return True
+        """Move the booking to ``slot_id`` unless someone took it meanwhile (``crm.bookings.reschedule``; the
+        callee was called on the booking's own number, so no owner is checked)."""
+        return isinstance(bookings.reschedule(self.crm, booking_id, slot_id, None), Booking)
 
 
 def queue_reminders(crm: Repository, now: datetime, zone: ZoneInfo, region: str = "US") -> int:

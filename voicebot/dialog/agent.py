@@ -26,6 +26,7 @@ from voicebot.dialog.identity import IdentityResult, IdentityStep
 from voicebot.dialog.intents import IntentClassifier
 from voicebot.dialog.knowledge_step import KnowledgeStep, KnowledgeUsed
 from voicebot.dialog.answers import match_intent, pick_slot, render, tool_args
+from voicebot.dialog.appointments import CHANGES, AppointmentStep, picked_booking, placed
 from voicebot.dialog.slots import fitting_slots
 from voicebot.dialog.writes import (DETAIL_QUESTION, WRITE_TOOLS, PendingWrite, answer_to_readback, asked_for,
                                     choosable, grounded_args, readback, says_what_is_wrong, with_detail)
@@ -43,9 +44,9 @@ from voicebot.dialog.prompting import (EXAMPLES, MAX_TOOL_STEPS, NO_SECRETS_REPL
 
 _leaks = leaks  # the name the tests knew
 
-INTENT_TOOLS = {"order_status": "list_open_orders", "order_history": "list_recent_orders",
-                "booking": "list_free_slots", "ticket": "create_ticket", "lead": "create_lead",
-                "callback": "request_callback"}
+INTENT_TOOLS = {"order_status": "list_open_orders", "order_history": "list_recent_orders", "booking": "list_free_slots",
+                "ticket": "create_ticket", "lead": "create_lead", "callback": "request_callback",
+                "reschedule": "reschedule_appointment", "cancel_booking": "cancel_appointment"}
 """The tool each recognised intent leads to (knowledge questions go to the knowledge base, when there is one)."""
 
 
@@ -76,6 +77,7 @@ class DialogueAgent:
     detail_for: str | None = None  # DETAIL_QUESTION was asked for this write: the next words say what went wrong
     intents: IntentClassifier | None = None  # recognises requests in code; None: the model decides every turn
     knowledge: KnowledgeStep | None = None  # the company's knowledge base; None: questions go to the model
+    appointments: AppointmentStep = field(default_factory=AppointmentStep)  # moving or cancelling a booking
 
     def __post_init__(self) -> None:
         self.identity = IdentityStep(self.context, self.tools)
@@ -175,6 +177,8 @@ class DialogueAgent:
             yield from self._reply(self.identity.ask(digits_in(str(args.get("order_number") or ""))))
             return True
         self.history.append(ChatMessage("system", f"Result of {name}: {compact_result(result)}"))
+        if (yield from self.appointments.after_tool(self, name, result)):
+            return True  # the caller is moving or cancelling a booking (dialog/appointments.py)
         spoken = render(name, args, result)
         if spoken:
             yield from self._reply(spoken)
@@ -183,7 +187,7 @@ class DialogueAgent:
 
     def _recognised(self, caller_text: str, allowed: list[str]) -> Iterator[AgentEvent]:
         """Answer a request the intent classifier recognises, without the model. True: the turn is answered."""
-        found = self.intents.classify(caller_text) if self.intents is not None else None
+        found = placed(self.intents.classify(caller_text), caller_text) if self.intents is not None else None
         if found is not None and found.name == "knowledge" and self.knowledge is not None:
             yield IntentFound(found)
             yield from self._know(*self.knowledge.ask(caller_text, must=True))
@@ -218,11 +222,10 @@ class DialogueAgent:
         """The model chose a CRM write: read it back from the caller's words (True: the turn is answered), or
         tell the model why not and let it answer (False). See voicebot/dialog/writes.py."""
         slot = None
+        if name in CHANGES and (evidence or asked_for(name, self.caller_words)):
+            return (yield from self.appointments.start(self, name))  # which booking, which new time
         if name == "book_appointment":
-            slot_id = pick_slot((self.caller_words or [""])[-1], self.offered_slots, today=self.today)
-            slot = next((s for s in self.offered_slots if s["id"] == slot_id), None)
-            args = None if slot is None else {"slot_id": slot["id"], "name": self._caller_name() or "Caller",
-                                              "notes": str(slot.get("service", ""))[:200]}
+            slot, args = picked_booking(self.caller_words, self.offered_slots, self.today, self._caller_name())
         elif not evidence and not asked_for(name, self.caller_words):
             self.history.append(ChatMessage("system", f"The caller has not asked for {name}: answer what they said, "
                                                       "or ask what they need."))
@@ -321,10 +324,8 @@ class DialogueAgent:
         if self.knowledge is not None and (confirmed := self.knowledge.follow_up(caller_text)):
             yield from self._know(*confirmed)  # "yes" to "is your question: ...?"
             return
-        if (self.offered_slots and "book_appointment" in allowed
-                and pick_slot(caller_text, self.offered_slots, today=self.today) is not None):
-            yield from self._propose_write("book_appointment")  # "Tuesday at 10" after times were offered
-            return
+        if (yield from self.appointments.answer(self, caller_text, allowed)):
+            return  # "Tuesday at 10" after times were offered, or another day asked for (dialog/appointments.py)
         intent = match_intent(caller_text)
         if intent and intent[0] in allowed:
             if (yield from self._tool(*intent)):

@@ -107,6 +107,11 @@ def past_order_sentence(order: dict[str, Any], latest: bool = False) -> str:
     return f"{text} {order_sentence(order)}"
 
 
+def appointment_phrase(booking: dict[str, Any]) -> str:
+    """A booking as the bot says it, from the CRM record only: "printer repair on Tuesday, December 1st at 10 AM"."""
+    return f"{booking['slot']['service']} on {spoken_time(str(booking['slot']['starts_at']))}"
+
+
 def render(tool: str, args: dict[str, Any], result: dict[str, Any]) -> list[str] | None:
     """Sentences for a tool result the bot can speak without the model, or None to let the model phrase it."""
     value = result.get("result")
@@ -127,6 +132,18 @@ def render(tool: str, args: dict[str, Any], result: dict[str, Any]) -> list[str]
                 "Is there anything else I can help with?"]
     if tool == "book_appointment" and result.get("error") == "slot_taken":
         return ["I'm sorry, that time was just taken. Shall I offer you other times?"]
+    if tool == "list_my_appointments" and result.get("ok") and isinstance(value, list):
+        if not value:
+            return ["I don't see any upcoming appointments on your account. Would you like to book one?"]
+        return [f"You have {' and '.join(appointment_phrase(b) for b in value[:3])}.",
+                "Is there anything else I can help with?"]
+    if tool in ("reschedule_appointment", "cancel_appointment") and result.get("ok") and isinstance(value, dict):
+        when = spoken_time(str(value["slot"]["starts_at"]))
+        done = f"is now on {when}" if tool == "reschedule_appointment" else f"on {when} is cancelled"
+        return [f"Done. Your {value['slot']['service']} {done}.", "Is there anything else I can help with?"]
+    if tool in ("reschedule_appointment", "cancel_appointment") and result.get("error") == "not_found":
+        return ["I'm sorry, I can't find that appointment on your account any more. Is there anything else I can "
+                "help with?"]
     if tool == "create_lead" and result.get("ok"):
         return ["Thank you. I've passed your request to our sales team, and they will contact you shortly.",
                 "Is there anything else I can help with?"]
@@ -160,6 +177,9 @@ TOOL_HINTS = {
     "create_ticket": "report a problem, e.g. a damaged or wrong item (text: the problem in a few words)",
     "list_free_slots": "free appointment times for a repair or service visit (text: the service needed)",
     "book_appointment": "book one of the times just offered (text: the day and time the caller chose)",
+    "list_my_appointments": "the caller's booked appointments (text: empty)",
+    "reschedule_appointment": "move the caller's booked appointment to another time (text: the new day, if said)",
+    "cancel_appointment": "cancel the caller's booked appointment (text: which one, if said)",
     "create_lead": "a sales enquiry or quote request (text: what the caller wants to buy)",
     "request_callback": "a colleague calls the caller back later (text: why, and when if said)",
     "identify_caller": "find the caller's account by another phone number (text: the number)",
@@ -225,7 +245,7 @@ def tool_args(tool: str, text: str, *, caller_name: str | None, services: list[s
     if tool == "get_order":
         number = _NUMBER.search(digits_in(text)) or _NUMBER.search(text)
         return {"order_number": number.group(0)} if number else None
-    if tool in ("list_open_orders", "get_caller_history", "list_recent_orders"):
+    if tool in ("list_open_orders", "get_caller_history", "list_recent_orders", "list_my_appointments"):
         return {}
     if tool == "create_ticket":
         subject = (text or "Caller reported a problem")[:100]

@@ -42,6 +42,21 @@ DEFAULT_EXAMPLES: dict[str, tuple[str, ...]] = {
         "come", "I want to schedule a repair", "I need a technician to install something",
         "can you come on Friday to assemble the desks", "запишите меня на ремонт",
     ),
+    "reschedule": (
+        "I need to move my appointment to another time", "can I reschedule my repair visit", "I won't be home when "
+        "the technician comes, can we change the appointment", "I'd like to change the time of my booking",
+        "can we push my service visit back", "I can't make my appointment, can we move it", "I want my repair "
+        "appointment moved", "is it possible to bring my visit forward", "I have to postpone the technician",
+        "the visit I booked needs to be on a different day", "the laptop setup has to move to another week",
+        "перенесите мою запись на другой день",
+    ),
+    "cancel_booking": (
+        "I want to cancel my appointment", "please cancel the technician visit", "we don't need the repair visit "
+        "any more", "cancel my booking please", "call off the visit, we don't need it", "the printer works "
+        "again, no need for the engineer to come", "can you cancel the service visit I booked", "I won't need the "
+        "laptop setup after all", "drop my appointment please", "I booked a repair visit but I want to cancel it",
+        "отмените мою запись",
+    ),
     "ticket": (
         "the chair arrived broken", "you sent me the wrong item", "something is missing from my delivery",
         "I want to make a complaint", "the desk is damaged", "the product is faulty", "I'd like to report a problem "

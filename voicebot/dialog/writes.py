@@ -21,7 +21,8 @@ from voicebot.dialog.slots import When, parse_when, spoken_time, spoken_when
 from voicebot.review.redact import mask_secrets
 from voicebot.text import normalize
 
-WRITE_TOOLS = frozenset({"create_ticket", "create_lead", "request_callback", "book_appointment"})
+WRITE_TOOLS = frozenset({"create_ticket", "create_lead", "request_callback", "book_appointment",
+                         "reschedule_appointment", "cancel_appointment"})
 
 _ASKS = {
     "request_callback": re.compile(
@@ -37,6 +38,16 @@ _ASKS = {
         r"looking for|estimate|order (some|more|new)|need (some|\d+|a few|new|a dozen|(two|three|four|five|six|"
         r"seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|"
         r"a hundred|hundreds)\b)|bulk|offer)\b"),
+    # moving or cancelling a booked visit (dialog/appointments.py), never an order or a delivery
+    "reschedule_appointment": re.compile(
+        r"\b(re ?schedul\w*|(move|moving|shift) (?!(my|the|our) (order|delivery|parcel|package))(it|my|the|our|that|"
+        r"this)|chang\w* (the |my )?(date|day|time|appointment|visit|booking)|(another|a different|an other) (day|"
+        r"date)|different time|(push|put|bring) (it|my|the|that|our)( \w+){0,2} (back|off|forward)|postpon\w*|"
+        r"cant make (it|my|the))\b"),
+    "cancel_appointment": re.compile(
+        r"\b(cancel\w*|call(ing)? off)\b(?! (my|the|our|this|that|an?) (order|delivery|parcel|package|"
+        r"shipment|subscription|account))|\bdont need (the|my|a|that) (visit|technician|engineer|appointment|"
+        r"repair|fitting|setup) (any ?more|after all)\b"),
 }
 _YES = re.compile(r"^(yes|yeah|yep|yup|sure|ok|okay|correct|right|please do|go ahead|do it|that'?s (right|fine|"
                   r"correct|good|great)|sounds good|perfect|great|fine|absolutely|definitely|book it|"
@@ -44,6 +55,7 @@ _YES = re.compile(r"^(yes|yeah|yep|yup|sure|ok|okay|correct|right|please do|go a
 _AGREE_AFTER_PLEASE = re.compile(r"(do|go ahead|yes|yeah|thanks?|thank you|book it|"
                                  r"that'?s (fine|good|great|right))?\W*$")
 _FINE = re.compile(r"\b(no|not a) (problem|worries|issue)\b")
+_CANCEL_IT = re.compile(r"^(yes )?(please )?cancel( it| that| (the|my) (appointment|visit|booking))?( please| then)?$")
 _NO = re.compile(r"^(?!no (problem|worries)\b)(no|nope|nah|don'?t|do not|cancel|wait|stop|not (now|that|yet|really)|"
                  r"never ?mind|wrong|that'?s (wrong|not right))\b")
 _FILLER = frozenset("yes yeah no ok okay please thanks thank you hi hello um uh er so well just that one it".split())
@@ -110,6 +122,8 @@ def answer_to_readback(text: str, tool: str | None = None) -> bool | None:
     agreement after it, and any yes followed by a request for another kind of write (``tool``: the write being read
     back) is that request, not an answer."""
     said = normalize(text)
+    if tool == "cancel_appointment" and _CANCEL_IT.match(said):
+        return True  # "cancel it", to "I'll cancel your ... Shall I do that?", is a yes
     if _NO.search(said):
         return False
     yes = _YES.search(said)
