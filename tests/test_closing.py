@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from voicebot.dialog.answers import is_closing
+from voicebot.dialog.answers import is_closing, wants_more
 
 CLOSINGS = ["Thank you, that's all.", "No, that's it, bye.", "Nothing else, thanks.", "That's everything, thank you!",
             "No thanks, bye.", "Okay, thank you, goodbye.", "No, I'm good, thanks.", "Great, thanks, have a nice day.",
@@ -39,3 +39,13 @@ def test_after_anything_else_a_bare_no_or_thanks_closes(text):
 def test_after_anything_else_a_request_is_still_a_request(text):
     assert not is_closing(text, ANYTHING_ELSE)
     assert not is_closing("Thanks", "Your order shipped. Would you like the tracking number?")
+
+
+@pytest.mark.parametrize(("text", "more"), [
+    ("Yes.", True), ("yeah", True), ("Yes, one more thing.", True), ("Actually yes, I have another question", True),
+    ("Okay, there is.", True), ("Yes, where is my other order?", False), ("No", False), ("yes please", True),
+])
+def test_a_bare_yes_to_anything_else_asks_what_else(text, more):
+    """The model answered "Yes." to "Is there anything else?" with "I'm glad to hear that.": code asks what else."""
+    assert wants_more(text, ANYTHING_ELSE) is more
+    assert not wants_more(text, "Your order shipped. Would you like the tracking number?")

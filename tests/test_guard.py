@@ -250,6 +250,9 @@ def test_escalation_config_reads_a_numeric_key_and_rejects_empty_phrases():
     ("is this automated", True), ("Sorry, are you a bot?", True), ("are you a person or a bot?", True),
     ("real person please", False), ("I want to talk to a real person", False), ("let me talk to someone", False),
     ("operator", False), ("can I speak to a human", False), ("are you open on saturday", False),
+    ("What can you do for me?", True), ("So what can you help me with?", True), ("Who are you?", True),
+    ("How can you help me?", True), ("who am I talking to", True), ("what can you do about my refund", False),
+    ("what do you do with my data", False), ("who are you sending", False),
 ])
 def test_a_question_about_the_bot_is_not_a_request_for_a_person(said, question):
     guard = EscalationGuard(EscalationConfig())

@@ -186,9 +186,10 @@ class PromptsConfig(Section):
     still_connecting: str = Field("I'm still connecting you, please hold.",
                                   description="Repeated while a transfer rings (pre-rendered).")
     bot_question: str = Field(
-        "Yes, I'm an automated assistant. I can help with orders, repair visits and quotes, and if you'd rather "
+        "I'm an automated assistant. I can help with orders, repair visits and quotes, and if you'd rather "
         "talk to a person, just say operator or press zero at any time.",
-        description="The caller asked whether they are talking to a machine: an honest answer, no transfer.")
+        description="The caller asked whether they are talking to a machine, or what it can do: an honest answer, "
+                    "no transfer.")
     goodbye: str = Field("You're welcome. Thank you for calling, and goodbye!",
                          description="The caller's whole turn closes the call (\"that's all, thanks\"); said from the "
                                      "cache, the caller hangs up.")

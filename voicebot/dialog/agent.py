@@ -18,7 +18,6 @@ from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-from voicebot.crm.grounding import find_ungrounded
 from voicebot.crm.spoken import digits_in
 from voicebot.crm.tools import CRM_TOOLS
 from voicebot.crm.toolkit import ToolRegistry
@@ -28,8 +27,10 @@ from voicebot.dialog.knowledge_step import KnowledgeStep, KnowledgeUsed
 from voicebot.dialog.answers import match_intent, pick_slot, render, tool_args
 from voicebot.dialog.appointments import CHANGES, AppointmentStep, picked_booking, placed
 from voicebot.dialog.slots import fitting_slots
+from voicebot.dialog.followups import follow_up, question_for
+from voicebot.dialog.spoken_check import spoken_or_safe
 from voicebot.dialog.writes import (DETAIL_QUESTION, WRITE_TOOLS, PendingWrite, answer_to_readback, asked_for,
-                                    choosable, grounded_args, readback, says_what_is_wrong, with_detail)
+                                    choosable, grounded_args, readback, write_evidence)
 from voicebot.crm.verification import CallerContext
 from voicebot.dialog.streaming import JsonTextStream, parse_json_object
 from voicebot.speech.tts import SentenceBuffer
@@ -74,7 +75,7 @@ class DialogueAgent:
     pending_tool: tuple[str, dict[str, Any]] | None = None  # asked for before the caller was verified
     offered_slots: list[dict[str, Any]] = field(default_factory=list)  # the times the bot last read out
     pending_write: PendingWrite | None = None  # read back to the caller, waiting for their yes
-    detail_for: str | None = None  # DETAIL_QUESTION was asked for this write: the next words say what went wrong
+    detail_for: str | None = None  # a question was asked before this tool (followups): the next words answer it
     intents: IntentClassifier | None = None  # recognises requests in code; None: the model decides every turn
     knowledge: KnowledgeStep | None = None  # the company's knowledge base; None: questions go to the model
     appointments: AppointmentStep = field(default_factory=AppointmentStep)  # moving or cancelling a booking
@@ -135,28 +136,16 @@ class DialogueAgent:
         non sequiturs."""
         return f"{self.company_prompt}\n{RULES}"
 
-    def _check(self, sentence: str, system: str) -> Guarded | None:
-        if _leaks(sentence, self.instructions()):
-            return Guarded("instructions_leak", sentence)
-        ungrounded = find_ungrounded(sentence, self.facts, self.caller_words, region=self.context.repo.region)
-        if ungrounded:
-            return Guarded("ungrounded", sentence, tuple(u.text for u in ungrounded))
-        return None
-
     def _speak(self, sentence: str, system: str, spoken: list[str]) -> Iterator[AgentEvent]:
-        """Yield the sentence, or the guard event and a safe sentence instead; appends what was said."""
-        guard = self._check(sentence, system)
-        if guard is None and spoken and _leaks(f"{spoken[-1]} {sentence}", self.instructions()):
-            guard = Guarded("instructions_leak", sentence)  # a recital split over the first clause and the rest
-        if guard:
-            yield guard
-            sentence = SAFE_REPLY if guard.kind == "ungrounded" else NO_SECRETS_REPLY
-        spoken.append(sentence)
-        yield Sentence(sentence)
+        """Yield the sentence, or the guard event and a safe sentence instead (``spoken_check``)."""
+        yield from spoken_or_safe(sentence, spoken, self.instructions(), self.facts, self.caller_words,
+                                  self.context.repo.region)
 
     def _tool(self, name: str, args: dict[str, Any], seen: set[str] | None = None) -> Iterator[AgentEvent]:
         """Run one tool in code. Returns True (via StopIteration) when the turn is answered already: a template
         spoke the result, or the caller must first give their PIN."""
+        if name == "list_free_slots" and (yield from self._ask_first(name, args)):
+            return True  # "I need a repair visit": which service, before any times
         key = json.dumps([name, args], sort_keys=True)
         started = time.perf_counter()
         if seen is not None and key in seen:
@@ -193,7 +182,7 @@ class DialogueAgent:
             yield from self._know(*self.knowledge.ask(caller_text, must=True))
             return True
         tool = INTENT_TOOLS.get(found.name) if found else None
-        if found is None or tool is None or tool not in allowed:
+        if found is None or tool is None or tool not in allowed or not write_evidence(tool, caller_text, found.margin):
             return False
         yield IntentFound(found)
         if tool == "create_lead" and self.knowledge is not None:
@@ -235,16 +224,24 @@ class DialogueAgent:
         if args is None:
             self.history.append(ChatMessage("system", f"{name} needs more detail: ask the caller for it."))
             return False
-        if name == "create_ticket" and not says_what_is_wrong(args["subject"]) and not any(
-                DETAIL_QUESTION in m.content for m in self.history):
-            self.detail_for = name  # "I have a small problem": ask what it is (once) before anything is read back
-            yield from self._reply([DETAIL_QUESTION])
+        if (yield from self._ask_first(name, args)):
             return True
         if name == "create_lead" and self.knowledge is not None and (note := self.knowledge.estimate_note()):
             args["notes"] = note  # the estimate the caller heard, computed from the price list
-        sentence = readback(name, args, slot)
-        self.pending_write = PendingWrite(name, args, sentence)
-        yield from self._reply([sentence])
+        yield from self._read_back(PendingWrite(name, args, readback(name, args, slot)))
+        return True
+
+    def _read_back(self, write: PendingWrite) -> Iterator[AgentEvent]:
+        self.pending_write = write
+        yield from self._reply([write.readback])
+
+    def _ask_first(self, name: str, args: dict[str, Any]) -> Iterator[AgentEvent]:
+        """Ask what ``name`` still needs before it runs (``followups.question_for``). True: asked."""
+        asked_before = any(DETAIL_QUESTION in m.content for m in self.history)
+        if (question := question_for(name, args, self._services(), asked_before)) is None:
+            return False
+        self.detail_for = name
+        yield from self._reply([question])
         return True
 
     def _choosable(self, allowed: list[str]) -> list[str]:
@@ -315,11 +312,8 @@ class DialogueAgent:
                 self._note(f"The caller did not confirm {pending.tool}: nothing was written.")
         asked, self.detail_for = self.detail_for, None
         found = self.intents.classify(caller_text) if asked and self.intents is not None else None
-        if (asked and says_what_is_wrong(caller_text) and answer_to_readback(caller_text) is None
-                and (found is None or INTENT_TOOLS.get(found.name) == asked)):
-            args = with_detail(self.caller_words)  # what went wrong, in the caller's words
-            self.pending_write = PendingWrite(asked, args, readback(asked, args))
-            yield from self._reply([self.pending_write.readback])
+        if asked and (step := follow_up(asked, self.caller_words, found and found.name, self._services(), self.today)):
+            yield from (self._read_back(step) if isinstance(step, PendingWrite) else self._tool(*step))
             return
         if self.knowledge is not None and (confirmed := self.knowledge.follow_up(caller_text)):
             yield from self._know(*confirmed)  # "yes" to "is your question: ...?"

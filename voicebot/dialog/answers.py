@@ -72,6 +72,19 @@ _CLOSING_WORDS = re.compile(r"\b(?:all|everything|it|nothing|done|good|fine|set|
 _ANYTHING_ELSE = re.compile(r"\b(?:anything else|something else|any other questions?)\b[^.?!]*\?\s*$", re.I)
 
 
+_MORE = re.compile(r"^(?:(?:yes|yeah|yep|yup|sure|ok|okay|please|actually|well|um|uh|so|there is|i do|i have|"
+                   r"one more thing|one more question|something else|another question|just one more),? ?)+$")
+MORE_PROMPT = "Sure. What else can I help you with?"
+"""Said to a bare "yes" after "Is there anything else I can help with?": the model once answered it with "I'm glad to
+hear that." (and took two seconds for it)."""
+
+
+def wants_more(text: str, last_bot: str) -> bool:
+    """Whether the caller's whole turn is a bare yes to "anything else?" (``last_bot``): they have more to ask."""
+    said = " ".join(re.sub(r"[^a-z' ]+", " ", text.lower().replace("\N{RIGHT SINGLE QUOTATION MARK}", "'")).split())
+    return bool(said and _ANYTHING_ELSE.search(last_bot or "") and _MORE.match(said))
+
+
 def is_closing(text: str, last_bot: str = "") -> bool:
     """Whether the caller's whole turn only closes the conversation ("Thank you, that's all.", "No, that's it,
     bye."), so the bot says goodbye from a template instead of asking the model. After the bot asked "Is there
@@ -187,7 +200,8 @@ TOOL_HINTS = {
 _WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
 
-def _service(text: str, services: list[str]) -> str | None:
+def service_named(text: str, services: list[str]) -> str | None:
+    """The CRM service the words name (a word of its name, or a thing it serves: "my laptop"), or None."""
     lowered = text.lower()
     for service in services:
         if any(word in lowered for word in service.lower().split() if len(word) > 3):
@@ -251,7 +265,7 @@ def tool_args(tool: str, text: str, *, caller_name: str | None, services: list[s
         subject = (text or "Caller reported a problem")[:100]
         return {"subject": subject if len(subject) >= 3 else "Caller reported a problem", "description": text}
     if tool == "list_free_slots":
-        args: dict[str, Any] = {"service": _service(caller_text, services) or _service(text, services)}
+        args: dict[str, Any] = {"service": service_named(caller_text, services) or service_named(text, services)}
         when = parse_when(caller_text, today) if today is not None else None
         if when is not None and when.has_day:  # the caller's day, computed in code, never the model's
             last = when.last_day or when.first_day

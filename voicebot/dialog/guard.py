@@ -284,9 +284,13 @@ _BOT_QUESTION = re.compile(
     rf"(?:are|r) (?:you|u) (?:really |actually |even )?{_MACHINE}|"
     rf"(?:am i|are we) (?:talking|speaking|chatting) (?:to|with) {_MACHINE}|"
     rf"is (?:this|that|it) (?:really |actually )?{_MACHINE}|"
-    rf"is this (?:call )?automated|(?:are|r) (?:you|u) real|is (?:this|that) a real (?:person|human))"
+    rf"is this (?:call )?automated|(?:are|r) (?:you|u) real|is (?:this|that) a real (?:person|human)|"
+    rf"who (?:are you|am i (?:talking|speaking) (?:to|with))|what (?:are you|is this)|"
+    rf"(?:so )?what (?:can|do|could) (?:you|u) (?:actually |even )?(?:do|help (?:me )?with)(?: for (?:me|us))?|"
+    rf"how (?:can|could) (?:you|u) help(?: me| us)?|what (?:are you able|is it you can) (?:to )?(?:do|help with))"
     rf"(?: or (?:not|{_MACHINE}))?(?: or what)?$")
-"""A whole turn that asks what the bot is; "I want a real person" is not one (it does not start as a question)."""
+"""A whole turn that asks what the bot is or what it can do ("what can you do for me?" was answered with the
+password-reset entry, the nearest document); "I want a real person" is not one (it does not start as a question)."""
 
 
 def _topic(words: str) -> str | None:

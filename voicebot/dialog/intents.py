@@ -62,6 +62,7 @@ DEFAULT_EXAMPLES: dict[str, tuple[str, ...]] = {
         "I want to make a complaint", "the desk is damaged", "the product is faulty", "I'd like to report a problem "
         "with my order", "it stopped working after a week", "the parcel was damaged in transit",
         "I received the wrong colour", "part of the delivery is missing", "the item is scratched and dented",
+        "the printer you sold me keeps breaking down", "it makes a horrible noise",
         "товар пришёл сломанным",
     ),
     "lead": (
@@ -87,6 +88,7 @@ DEFAULT_EXAMPLES: dict[str, tuple[str, ...]] = {
     OTHER: (
         "hello", "hello, can you hear me", "yes", "no", "okay", "thanks a lot", "thank you, bye", "um, I'm not sure",
         "tell me a joke", "what's the weather like", "my name is Sam", "who are you", "I like football",
+        "I need help", "can you help me", "I have a question",
         "sorry, I was talking to someone else", "hold on a second", "is this the right number", "алло", "да",
         "спасибо",
     ),

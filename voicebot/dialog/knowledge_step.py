@@ -13,6 +13,7 @@ taken; otherwise the model gets the turn).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,6 +21,9 @@ from typing import Any, Protocol
 
 from voicebot.dialog.writes import answer_to_readback
 from voicebot.review.redact import mask_secrets
+
+
+_REFERS_BACK = re.compile(r"\b(them|those|these|it|ones?|that|той|тех|них|его|их)\b", re.IGNORECASE)
 
 
 class KnowledgeSource(Protocol):
@@ -47,6 +51,7 @@ class KnowledgeStep:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     pending: tuple[str, str] | None = None  # (entry id, question) asked back after a weak match
     estimate: Any = None  # the last price estimate (voicebot.knowledge.prices.Estimate), for a lead
+    last_price: tuple[str, str] | None = None  # (price document id, question) of the last price answered
 
     def follow_up(self, caller_text: str) -> tuple[KnowledgeUsed, str] | None:
         """The caller's answer to a clarifying question: the confirmed entry's answer on a yes, else None."""
@@ -59,6 +64,9 @@ class KnowledgeStep:
         """The knowledge answer to ``question`` (the event and the grounds it may be checked against), or None
         when it is not one to give (see the module docstring)."""
         answer = self.kb.answer(question, self.clock())
+        if answer.kind in ("weak", "none") and self.last_price and _REFERS_BACK.search(question):
+            # "How much would twelve of them cost?" after the desk's price: the desks, now for twelve
+            answer = self.kb.answer_document(self.last_price[0], question, self.clock())
         if not answer.answered and not must:
             return None
         if answer.kind == "weak" and answer.entry_ids:
@@ -66,6 +74,8 @@ class KnowledgeStep:
         return self._used(answer, question)
 
     def _used(self, answer: Any, question: str) -> tuple[KnowledgeUsed, str]:
+        if answer.kind == "price" and answer.entry_ids:
+            self.last_price = (answer.entry_ids[0], question)
         if getattr(answer, "estimate", None) is not None:
             self.estimate = answer.estimate
         event = KnowledgeUsed(answer.kind, tuple(answer.entry_ids), round(float(answer.score), 4),

@@ -258,11 +258,18 @@ def spoken_time(value: str) -> str:
 
 def fitting_slots(result: dict[str, Any], said: str, today: date) -> dict[str, Any]:
     """A ``list_free_slots`` result narrowed to the hour or part of the day in the caller's words, when they name
-    one and any slot fits: "next Tuesday morning" is never offered 1 PM beside 9 AM."""
+    one and any slot fits ("next Tuesday morning" is never offered 1 PM beside 9 AM), with one slot per service and
+    start time: two fitters free at 9 AM are one time to the caller, and "Tuesday at 9 AM or Tuesday at 9 AM" was
+    offered."""
     value = to_jsonable(result["result"])
+    slots, seen = [], set()
+    for slot in value.get("slots") or []:
+        if (key := (slot.get("service"), str(slot["starts_at"]))) not in seen:
+            seen.add(key)
+            slots.append(slot)
     when = parse_when(said, today)
     if when is not None and when.has_time:
-        slots = value.get("slots") or []
         fits = [s for s in slots if when.matches(datetime.fromisoformat(str(s["starts_at"])))]
-        value["slots"] = fits or slots
+        slots = fits or slots
+    value["slots"] = slots
     return {**result, "result": value}

@@ -50,6 +50,7 @@ from voicebot.knowledge.hours import OpeningHours
 from voicebot.knowledge.prices import (
     Estimate,
     counted_words,
+    names_item,
     estimate,
     quantity_in,
     say_estimate,
@@ -61,6 +62,7 @@ from voicebot.knowledge.retrieval import (
     HybridIndex,
     load_vectors,
     save_vectors,
+    tokens,
 )
 
 log = logging.getLogger(__name__)
@@ -75,6 +77,15 @@ _HOURS_WORDS = re.compile(r"\b(open(?!ings\b)\w*|clos\w*|hours?|work\w*|come (by
                           r"(any|some)(one|body) there|работа\w*|открыт\w*|закрыт\w*|час\w*)\b", re.IGNORECASE)
 _PRICE_WORDS = re.compile(r"\b(how much|cost\w*|price\w*|pricing|charge\w*|expensive|cheap\w*|quote|rate|fee|"
                           r"сколько|стои\w*|стоимост\w*|цен\w*)\b", re.IGNORECASE)
+_SELL_WORDS = re.compile(r"\b(sell|sells|selling|stock|stocks|carry|supply|in stock|available|продаёте|продаете|"
+                         r"есть ли у вас|в наличии)\b", re.IGNORECASE)
+"""A question whether an item is sold ("do you sell standing desks?") is answered from the price list too: yes, and
+its price; before, the nearest entry answered it ("we deliver and assemble furniture")."""
+_LEADING_YES_NO = re.compile(r"^(?:yes|no|да|нет)\b[,.!]?\s*", re.IGNORECASE)
+"""An entry's "Yes." or "No." answers its own question only. Said to a question with words its title, tags and
+``asked:`` lines do not have, it is dropped and the rest is said: "do you deliver on Saturdays?" was answered "Yes.
+Orders placed before 2 PM on a business day can be delivered the next business day", and "do you sell laptops?"
+"Yes. We set up new laptops"."""
 SURE_ABOVE = 0.2  # a score this far above ``confident`` answers even without the margin
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(А-ЯЁ])")
 
@@ -190,7 +201,7 @@ class KnowledgeBase:
         files = load_folder(self.folder)
         for problem in files.problems:
             log.warning("knowledge: %s", problem)
-        documents = [Document(e.id, "entry", e.search_text, _entry_keys(e), plain_text(e.answer))
+        documents = [Document(e.id, "entry", e.search_text, _entry_keys(e), plain_text(e.answer), e.tags)
                      for e in files.entries]
         hours = OpeningHours(files.hours) if files.hours is not None else None
         if hours is not None:
@@ -261,6 +272,11 @@ class KnowledgeBase:
             else:
                 text = clarifying_topic("our opening hours")
             return KnowledgeAnswer("weak", text, candidates, top.score)
+        if top.doc.kind == "price" and not names_item(question, items[top.doc.id.removeprefix("price:")]):
+            # "how much would twelve of them cost?" names no item: never a price for a guessed one
+            item = items[top.doc.id.removeprefix("price:")]
+            return KnowledgeAnswer("weak", clarifying_topic(f"the price of the {item.name.lower()}"), (top.doc.id,),
+                                   top.score)
         return self._from_document(top.doc, question, now, snap, top.score)
 
     def answer_document(self, document_id: str, question: str, now: datetime) -> KnowledgeAnswer:
@@ -283,12 +299,18 @@ class KnowledgeBase:
             quantity = quantity_in(question, counted_words(item))
             if quantity is None:
                 text = say_unit_price(item, prices)
+                if not _PRICE_WORDS.search(question):  # "do you sell standing desks?"
+                    text = f"Yes, we do. {text}"
                 return KnowledgeAnswer("price", text, (doc.id,), score, grounds=text)
             est = estimate(item, quantity, prices.currency)
             text = say_estimate(est, item, prices, quantity)
             return KnowledgeAnswer("price", text, (doc.id,), score, est, grounds=text)
         entry = snap.entries[doc.id]
-        return KnowledgeAnswer("entry", spoken(entry.answer), (entry.id,), score, grounds=plain_text(entry.answer))
+        text = spoken(entry.answer)
+        if not set(tokens(question)) <= set(tokens(" ".join((entry.title, *entry.tags, *entry.asked)))):
+            text = _LEADING_YES_NO.sub("", text, count=1)
+            text = text[:1].upper() + text[1:]
+        return KnowledgeAnswer("entry", text, (entry.id,), score, grounds=plain_text(entry.answer))
 
 
 def vectors_file(config) -> Path:
@@ -306,7 +328,7 @@ def _fits(hit: Hit, question: str) -> bool:
     """Computed answers only for questions of their kind: "how long is the guarantee on a desk?" is near the
     desk's price item, and "what's the weather tomorrow?" near "are you open tomorrow?"; neither is one."""
     if hit.doc.kind == "price":
-        return bool(_PRICE_WORDS.search(question))
+        return bool(_PRICE_WORDS.search(question) or _SELL_WORDS.search(question))
     if hit.doc.kind == "hours":
         return bool(_HOURS_WORDS.search(question))
     return True

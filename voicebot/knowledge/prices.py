@@ -107,6 +107,17 @@ def counted_words(item: PriceItem) -> frozenset[str]:
     return frozenset(w for w in words if w not in _FILLER and len(w) > 1 and not w[0].isdigit())
 
 
+def names_item(text: str, item: PriceItem) -> bool:
+    """Whether ``text`` names ``item`` by a word of its name or aliases ("how much are the desks?")."""
+    names = {_singular(w) for phrase in (item.name, *item.aliases) for w in _TOKEN.findall(phrase.casefold())}
+    said = {_singular(w) for w in _TOKEN.findall(text.casefold())}
+    return bool({w for w in names & said if w not in _FILLER and len(w) > 2})
+
+
+_BACK = frozenset("them those these ones units pieces".split())
+"""Words that count what was asked about before: "how much would twelve of them cost?" after the desk's price."""
+
+
 def quantity_in(text: str, counted: frozenset[str] | None = None) -> int | None:
     """The quantity a caller asks for: "50 desks" -> 50, "twenty five chairs" -> 25, "a dozen" -> 12; None when
     no count is said. With ``counted`` (``counted_words(item)``), only a count followed within three words by
@@ -121,7 +132,7 @@ def quantity_in(text: str, counted: frozenset[str] | None = None) -> int | None:
             if token[0].isdigit() or token in _SMALL or token in _TENS:
                 break  # the next count: what follows is counted by it
             window.append(_singular(token))
-        if any(t in counted for t in window):
+        if any(t in counted or t in _BACK for t in window):
             return value
     return None
 
