@@ -123,6 +123,18 @@ def test_a_problem_with_no_detail_is_asked_about_before_a_ticket_is_read_back(re
     assert "small problem" in called.args["description"]
 
 
+def test_more_words_about_a_ticket_read_back_are_added_to_it(repo):
+    """"I'd like to return a chair I bought." was read back as a ticket; "It is just the wrong colour." then made a
+    new ticket of those words alone, and the chair was gone."""
+    agent = agent_for(repo, ScriptedChat([{"action": "create_ticket", "text": "return chair"}]))
+    list(agent.turn("I'd like to return a chair I bought."))
+    again = " ".join(e.text for e in agent.turn("It is just the wrong colour.") if isinstance(e, Sentence))
+    assert again == "I'll open a ticket saying: I'd like to return a chair I bought. It is just the wrong colour. " \
+                    "Is that right?", again
+    (called,) = [e for e in agent.turn("Yes.") if isinstance(e, ToolCalled)]
+    assert called.args["subject"].startswith("I'd like to return a chair") and "colour" in called.args["subject"]
+
+
 def test_the_detail_question_is_asked_once_and_a_no_ends_it(repo):
     chat = ScriptedChat([{"action": "create_ticket", "text": "problem"}, {"action": "create_ticket", "text": "x"},
                          {"action": "reply", "text": "All right."}])
@@ -152,6 +164,17 @@ def test_a_visit_with_no_service_named_asks_which_and_offers_distinct_times_of_i
     assert {s["service"] for s in offered} == {"laptop setup"}
     spoken = " ".join(e.text for e in events if isinstance(e, Sentence))
     assert spoken.startswith("I can offer laptop setup on ") and spoken.count(" or ") == 1, spoken
+
+
+def test_nothing_free_on_the_callers_days_offers_the_earliest_after_and_says_so(repo):
+    """"Next week" with every slot taken (the seed's start later) was "no free times, shall a colleague call you?"."""
+    agent = agent_for(repo, ScriptedChat([{"action": "list_free_slots", "text": "laptop setup"}]))
+    events = list(agent.turn("Can someone set up my laptop next week?"))
+    (called,) = [e for e in events if isinstance(e, ToolCalled)]
+    assert called.args["date_from"] == "2026-11-23" and called.result["result"]["none_in_range"] is True
+    spoken = " ".join(e.text for e in events if isinstance(e, Sentence))
+    assert spoken.startswith("I have nothing free then. The earliest I can offer is laptop setup on "), spoken
+    assert len(agent.offered_slots) == 2 and all(s["starts_at"] > "2026-11-30" for s in agent.offered_slots)
 
 
 def test_two_resources_free_at_the_same_time_are_one_time_to_the_caller():

@@ -143,7 +143,8 @@ def create_ticket(ctx: CallerContext, subject: Annotated[str, Field(min_length=3
 @CRM_TOOLS.tool()
 def list_free_slots(ctx: CallerContext, service: str | None = None, date_from: date | None = None,
                     date_to: date | None = None) -> dict[str, Any]:
-    """Free service-desk appointment slots, earliest first (at most 6), and the services on offer.
+    """Free service-desk appointment slots, earliest first (at most 6), and the services on offer. When nothing is
+    free between date_from and date_to, the earliest slots after it, with none_in_range true.
 
     Args:
         service: Part of a service name, e.g. "repair"; leave out for any.
@@ -151,7 +152,12 @@ def list_free_slots(ctx: CallerContext, service: str | None = None, date_from: d
         date_to: Last day to look at (YYYY-MM-DD).
     """
     slots: list[Slot] = ctx.repo.list_free_slots(service=service, start=date_from, end=date_to, limit=6)
-    return {"slots": slots, "services": ctx.repo.services()}
+    if slots or date_to is None:
+        return {"slots": slots, "services": ctx.repo.services()}
+    # nothing free on the caller's days: the earliest times from then on, said as such ("nothing then; the earliest
+    # is ..."), rather than "no free times" and a callback for a caller who could take Wednesday instead of Tuesday
+    later = ctx.repo.list_free_slots(service=service, start=date_from, end=None, limit=6)
+    return {"slots": later, "services": ctx.repo.services(), "none_in_range": True}
 
 
 @CRM_TOOLS.tool()

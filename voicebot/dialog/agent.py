@@ -310,6 +310,8 @@ class DialogueAgent:
                 return
             else:
                 self._note(f"The caller did not confirm {pending.tool}: nothing was written.")
+                if pending.tool == "create_ticket":
+                    self.detail_for = pending.tool  # "It's just the wrong colour": more of the same problem
         asked, self.detail_for = self.detail_for, None
         found = self.intents.classify(caller_text) if asked and self.intents is not None else None
         if asked and (step := follow_up(asked, self.caller_words, found and found.name, self._services(), self.today)):

@@ -138,6 +138,9 @@ def render(tool: str, args: dict[str, Any], result: dict[str, Any]) -> list[str]
         if not slots:
             return ["I'm sorry, I don't see any free times for that right now. Shall I ask a colleague to call you?"]
         offered = " or ".join(spoken_time(str(s["starts_at"])) for s in slots[:2])
+        if value.get("none_in_range"):
+            return [f"I have nothing free then. The earliest I can offer is {slots[0]['service']} on {offered}.",
+                    "Which would suit you?"]
         return [f"I can offer {slots[0]['service']} on {offered}.", "Which would suit you?"]
     if tool == "book_appointment" and result.get("ok") and isinstance(value, dict) and value.get("slot"):
         slot = value["slot"]

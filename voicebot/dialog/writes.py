@@ -118,11 +118,15 @@ def says_what_is_wrong(text: str) -> bool:
     return any(word not in _NO_DETAIL for word in normalize(mask_secrets(text)).split())
 
 
-def with_detail(caller_turns: Sequence[str]) -> dict[str, Any]:
-    """A ticket from the caller's answer to ``DETAIL_QUESTION`` (the last turn) and the words that raised it."""
+def with_detail(caller_turns: Sequence[str], limit: int = 100) -> dict[str, Any]:
+    """A ticket from the caller's last turn, which says more about the problem of the turn before: the answer to
+    ``DETAIL_QUESTION`` (the subject is the answer alone), or more words for a ticket just read back ("I'd like to
+    return a chair I bought." then "It's just the wrong colour.": the subject keeps both)."""
     detail = " ".join(mask_secrets(caller_turns[-1]).split())
     raised = " ".join(mask_secrets(caller_turns[-2]).split()) if len(caller_turns) > 1 else ""
-    return {"subject": detail[:100], "description": f"{raised} {detail}".strip()}
+    subject = f"{raised} {detail}" if raised and says_what_is_wrong(raised) else detail
+    subject = subject if len(subject) <= limit else subject[:limit].rsplit(" ", 1)[0]
+    return {"subject": subject, "description": f"{raised} {detail}".strip()}
 
 
 def answer_to_readback(text: str, tool: str | None = None) -> bool | None:
