@@ -76,6 +76,9 @@ PHRASINGS: list[tuple[str, str | None]] = [
     ("Have someone return my call", "callback"),
     ("Please arrange a call back for me", "callback"),
     ("Пусть мне перезвонят завтра", "callback"),
+    # my_appointments
+    ("My laptop setup appointment, what time is it again?", "my_appointments"),
+    ("Is somebody still coming to fix the printer on Tuesday?", "my_appointments"),
     # knowledge
     ("What time do you close today?", "knowledge"),
     ("Are you open on Sundays?", "knowledge"),

@@ -74,3 +74,24 @@ def test_small_talk_is_told_apart_from_questions_for_the_knowledge_base(intent_c
     """Small talk goes to the model, never to a document that shares a word with it (a greeting asking how the
     day is going was answered with the next-day delivery entry)."""
     assert intent_classifier.is_small_talk(text) is small_talk
+
+
+def test_a_stock_question_placed_as_a_lead_hears_the_price_and_no_read_back(intent_classifier, tmp_path):
+    """"Is the ergonomic chair in stock?" (a lead by 0.022) heard the chair's price and then "I'll pass this to our
+    sales team: Is the ergonomic chair in stock. Shall I send it?"; a count to buy still gets its estimate and the
+    offer of a written quote."""
+    from pathlib import Path
+
+    from voicebot.dialog.knowledge_step import KnowledgeStep
+    from voicebot.knowledge.base import KnowledgeBase
+
+    repo = Repository.open(None)
+    seed_demo(repo, today=TODAY)
+    kb = KnowledgeBase(Path(__file__).resolve().parents[1] / "knowledge", intent_classifier.embedder)
+    agent = DialogueAgent(ScriptedChat(), CallerContext.start(repo, "+15550102030"), "Northwind.", today=TODAY,
+                          intents=intent_classifier, knowledge=KnowledgeStep(kb))
+    spoken = [e.text for e in agent.turn("Is the ergonomic chair in stock?") if isinstance(e, Sentence)]
+    assert len(spoken) == 1 and "$189" in spoken[0] and agent.pending_write is None, spoken
+    spoken = [e.text for e in agent.turn("I'd like to order 5 toner cartridges.") if isinstance(e, Sentence)]
+    assert "For 5 cartridges" in spoken[0] and "written quote" in spoken[-1], spoken
+    assert agent.pending_write is not None and agent.pending_write.tool == "create_lead"

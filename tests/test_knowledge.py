@@ -305,6 +305,10 @@ def test_whether_an_item_is_sold_and_a_count_of_them_are_answered_from_the_price
     assert used.kind == "price" and used.entry_ids == ("price:standing-desk",) and "For 12 desks" in used.text
     assert step.estimate is not None and step.estimate.quantity == 12 and grounds == used.text
     assert KnowledgeStep(kb, clock=lambda: FRIDAY_MORNING).ask("How much would twelve of them cost?", False) is None
+    order = kb.answer("I'd like to order 4 boxes of printer paper.", FRIDAY_MORNING)  # no price word, a count
+    assert order.kind == "price" and order.estimate is not None and order.estimate.quantity == 4, order
+    stock = kb.answer("Is the standing desk in stock?", FRIDAY_MORNING)  # the price list knows no shelf
+    assert stock.kind == "price" and stock.text.startswith("I can't check stock from here"), stock.text
 
 
 def test_a_tag_said_in_full_finds_its_entry_and_a_yes_answers_only_its_own_question(kb):

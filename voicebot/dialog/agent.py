@@ -47,7 +47,8 @@ _leaks = leaks  # the name the tests knew
 
 INTENT_TOOLS = {"order_status": "list_open_orders", "order_history": "list_recent_orders", "booking": "list_free_slots",
                 "ticket": "create_ticket", "lead": "create_lead", "callback": "request_callback",
-                "reschedule": "reschedule_appointment", "cancel_booking": "cancel_appointment"}
+                "reschedule": "reschedule_appointment", "cancel_booking": "cancel_appointment",
+                "my_appointments": "list_my_appointments"}
 """The tool each recognised intent leads to (knowledge questions go to the knowledge base, when there is one)."""
 
 
@@ -186,6 +187,7 @@ class DialogueAgent:
             return False
         yield IntentFound(found)
         if tool == "create_lead" and self.knowledge is not None:
+            before = self.knowledge.estimate
             priced = self.knowledge.ask(caller_text, must=False)
             if priced is not None and priced[0].kind == "price":  # the estimate first, then offer the lead
                 used, grounds = priced
@@ -193,6 +195,8 @@ class DialogueAgent:
                 self.facts.append(grounds)
                 self.history.append(ChatMessage("assistant", json.dumps({"action": "reply", "text": used.text})))
                 yield Sentence(used.text)
+                if self.knowledge.estimate is before and not asked_for(tool, [caller_text]):
+                    return True  # "is the chair in stock?": its price answers it, no lead read back
         if tool in WRITE_TOOLS:
             return (yield from self._propose_write(tool, evidence=True))
         args = tool_args(tool, "", caller_name=self._caller_name(), services=self._services(),

@@ -50,6 +50,11 @@ DEFAULT_EXAMPLES: dict[str, tuple[str, ...]] = {
         "the visit I booked needs to be on a different day", "the laptop setup has to move to another week",
         "перенесите мою запись на другой день",
     ),
+    "my_appointments": (
+        "when is my appointment", "what time is the technician coming", "do I have a booking with you",
+        "remind me when my repair visit is", "is my laptop setup still on", "what day is my furniture fitting",
+        "when is the engineer booked to come", "can you check my appointment time", "когда придёт мастер",
+    ),
     "cancel_booking": (
         "I want to cancel my appointment", "please cancel the technician visit", "we don't need the repair visit "
         "any more", "cancel my booking please", "call off the visit, we don't need it", "the printer works "

@@ -77,10 +77,17 @@ _HOURS_WORDS = re.compile(r"\b(open(?!ings\b)\w*|clos\w*|hours?|work\w*|come (by
                           r"(any|some)(one|body) there|работа\w*|открыт\w*|закрыт\w*|час\w*)\b", re.IGNORECASE)
 _PRICE_WORDS = re.compile(r"\b(how much|cost\w*|price\w*|pricing|charge\w*|expensive|cheap\w*|quote|rate|fee|"
                           r"сколько|стои\w*|стоимост\w*|цен\w*)\b", re.IGNORECASE)
-_SELL_WORDS = re.compile(r"\b(sell|sells|selling|stock|stocks|carry|supply|in stock|available|продаёте|продаете|"
+_COUNT = r"(\d+|a few|a dozen|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|" \
+         r"forty|fifty|sixty|seventy|eighty|ninety|a hundred|hundred)"
+_SELLS = re.compile(r"\b(do|does|can) (you|u|your \w+|they|i) (sell|carry|stock|supply|buy|get)\b", re.IGNORECASE)
+_IN_STOCK = re.compile(r"\b(in stock|available|availability|on the shelf|out of stock|в наличии)\b", re.IGNORECASE)
+_SELL_WORDS = re.compile(r"\b(sell|sells|selling|stock|stocks|carry|supply|in stock|available|discount\w*|"
+                         rf"(order|buy|purchase|get|need|want) (\w+ )?{_COUNT}|продаёте|продаете|"
                          r"есть ли у вас|в наличии)\b", re.IGNORECASE)
-"""A question whether an item is sold ("do you sell standing desks?") is answered from the price list too: yes, and
-its price; before, the nearest entry answered it ("we deliver and assemble furniture")."""
+"""A question whether an item is sold ("do you sell standing desks?"), or a request to buy a number of it ("I'd like
+to order 5 toner cartridges", "a discount if I order a hundred boxes?") is answered from the price list too: yes and
+its price, or the estimate; before, the nearest entry answered the first ("we deliver and assemble furniture") and
+the others were read back as leads with no figure."""
 _LEADING_YES_NO = re.compile(r"^(?:yes|no|да|нет)\b[,.!]?\s*", re.IGNORECASE)
 """An entry's "Yes." or "No." answers its own question only. Said to a question with words its title, tags and
 ``asked:`` lines do not have, it is dropped and the rest is said: "do you deliver on Saturdays?" was answered "Yes.
@@ -299,7 +306,9 @@ class KnowledgeBase:
             quantity = quantity_in(question, counted_words(item))
             if quantity is None:
                 text = say_unit_price(item, prices)
-                if not _PRICE_WORDS.search(question):  # "do you sell standing desks?"
+                if _IN_STOCK.search(question):  # the price list says what is sold, never what is on the shelf
+                    text = f"I can't check stock from here, but I can tell you the price. {text}"
+                elif _SELLS.search(question) and not _PRICE_WORDS.search(question):  # "do you sell desks?"
                     text = f"Yes, we do. {text}"
                 return KnowledgeAnswer("price", text, (doc.id,), score, grounds=text)
             est = estimate(item, quantity, prices.currency)
