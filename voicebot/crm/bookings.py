@@ -14,10 +14,14 @@ The rules:
   become a furniture fitting by a wrong id), checked and written under one ``BEGIN IMMEDIATE`` like
   ``Repository.book_slot``: a second writer waits, then sees the first one's booking, and the UNIQUE index on
   ``bookings.slot_id`` refuses a double booking even if that were bypassed. The booking keeps its id, name,
-  phone and notes; ``confirmed_at`` is set, since the caller has just chosen the new time.
+  phone and notes; ``confirmed_at`` is set, since the caller has just chosen the new time. A reminder queued for
+  the old time is never dialled: the dialer checks the booking's time before it dials (``dialer.ledger.STALE``)
+  and queues one for the new time the day before it (``dialer.reminders``).
 - A cancellation deletes the booking row. A row kept and marked "cancelled" would still hold its slot through the
-  UNIQUE index (and every query of bookings would have to skip it); deleted, the slot is free again at once,
-  ``upcoming_bookings`` no longer lists it, and the dialer closes a reminder queued for it (``close_stale``).
+  UNIQUE index (and every query of bookings would have to skip it); deleted, the slot is free again at once and
+  ``upcoming_bookings`` no longer lists it. The calls queued about it (reminder, check-in) are closed in the same
+  transaction (``expired``, "booking cancelled"), not left for the dialer to notice: SQLite gives a deleted row's
+  id to the next booking, and a reminder still pending under that id would call this customer about that booking.
 """
 
 from __future__ import annotations
@@ -67,4 +71,7 @@ def cancel(repo: Repository, booking_id: int, customer_id: int | None) -> Bookin
         booking = _own_upcoming(repo, booking_id, customer_id)
         if isinstance(booking, Booking):
             repo.db.execute("delete from bookings where id = ?", [booking_id])
+            repo.db.execute("update callbacks set status = 'expired', last_result = 'booking cancelled', done_at = ? "
+                            "where booking_id = ? and status = 'pending' and purpose in ('reminder', 'checkin')",
+                            [iso(repo.now()), booking_id])
         return booking

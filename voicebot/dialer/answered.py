@@ -114,11 +114,17 @@ def _session(call: CallTransport, callback: DueCallback, deps: SessionDeps) -> C
     company, dialer = config.dialog.company, config.dialer
     if callback.purpose == "reminder" and callback.booking_id is not None:
         desk = BookingDesk(deps.crm)
-        booking = desk.booking(callback.booking_id)
-        if booking is not None:
-            script = ReminderScript(desk, booking, dialer.reminders.reschedule_offers)
-            return ScriptedSession(call, deps, reminder_opening(dialer.reminders, company, booking, key), dialer,
-                                   script, purpose="reminder")
+        booking = desk.booking(callback.booking_id)  # what is said comes from the booking as it is now
+        if booking is None:  # cancelled while the phone rang: said so, never the callback dialogue over the
+            # row's reason, a copy of the old time
+            text = (f"Hello, this is the automated assistant of {company}. The appointment we called about is no "
+                    "longer booked, so there is nothing you need to do.")
+            gone = MessageScript(text)
+            gone.result = "booking gone"
+            return ScriptedSession(call, deps, f"{text} {MessageScript.QUESTION}", dialer, gone, purpose="reminder")
+        script = ReminderScript(desk, booking, dialer.reminders.reschedule_offers)
+        return ScriptedSession(call, deps, reminder_opening(dialer.reminders, company, booking, key), dialer,
+                               script, purpose="reminder")
     if callback.purpose == "checkin":
         script = CheckinScript(deps.crm, callback, call.info.call_id)
         text = checkin_opening(dialer.checkin, company, about(callback, deps.crm), key)

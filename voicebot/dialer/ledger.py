@@ -10,6 +10,12 @@ attempt), ``done`` (the callee answered and the dialogue ran), ``failed`` (attem
 ``expired`` (its window closed before it was reached: a reminder after the visit). Since m008 the rows are every
 outbound call, each with its ``purpose``; a paused campaign's rows wait (``pending`` skips them), and so do rows
 for a person to call (purpose ``person``, from a check-in): the dialer never dials those.
+
+Why ``dialling`` looks at the booking once more: a reminder or a check-in is about a booking, and the booking may
+be cancelled or moved between the round that read the queue and the moment the phone would ring (by the caller on
+another line, by a person in the CRM). The ``STALE`` rules are read in the same transaction that marks the row as
+dialled, so a call about a booking that is gone, or a reminder for a time the booking no longer has, is closed
+instead of placed, whichever path changed the booking.
 """
 
 from __future__ import annotations
@@ -22,6 +28,17 @@ from voicebot.dialer.policy import DueCallback
 
 FINAL = ("done", "failed", "opted_out", "do_not_call", "no_number", "expired")
 UNANSWERED = ("no_answer", "busy", "declined", "failed", "machine", "hung_up")  # retried after the spacing, up to the limit
+
+STALE = (  # (why, SQL over the row ``c``): a pending row that must not be called any more, closed as expired
+    ("booking gone", "c.purpose in ('reminder', 'checkin') and c.booking_id is not null and c.booking_id not in "
+                     "(select id from bookings)"),
+    # a day-before reminder stands for one appointment time (``not_after``, written from the slot's ``starts_at``):
+    # once the booking has another, the row is about a time that is no longer booked. A campaign's reminder has
+    # its own window and reads the booking when it calls, so only the day-before ones are keyed by the time.
+    ("booking moved", "c.purpose = 'reminder' and c.campaign_id is null and c.booking_id is not null and "
+                      "c.not_after is not (select s.starts_at from bookings b join appointment_slots s on "
+                      "s.id = b.slot_id where b.id = c.booking_id)"),
+)
 
 
 @dataclass(frozen=True)
@@ -60,12 +77,25 @@ class CallbackLedger:
                             r["purpose"] or "callback", r["booking_id"], r["ticket_id"], r["campaign_id"],
                             r["max_attempts"], _time(r["not_after"])) for r in rows]
 
-    def dialling(self, callback_id: int, at: datetime) -> None:
+    def dialling(self, callback_id: int, at: datetime) -> str | None:
         """Mark the callback as tried at ``at`` before the call is placed: should the process die during the call,
-        the spacing still holds after the restart (the attempt itself is counted when its result is known)."""
+        the spacing still holds after the restart (the attempt itself is counted when its result is known).
+
+        Unless it must not be called any more: a row closed since the round read it, or one a ``STALE`` rule
+        matches (closed now as ``expired`` with that reason, no attempt). Returns why it is not to be dialled, or
+        None when the call may go out."""
+        stamp = at.isoformat(timespec="seconds")
         with self.crm.transaction():
-            self.crm.db["callbacks"].update(callback_id, {"last_attempt_at": at.isoformat(timespec="seconds"),
-                                                          "last_result": "dialling"})
+            row = self.crm.db["callbacks"].get(callback_id)
+            if row["status"] != "pending":
+                return row["last_result"] or row["status"]
+            for why, where in STALE:
+                if list(self.crm.db.query(f"select 1 from callbacks c where c.id = ? and {where}", [callback_id])):
+                    self.crm.db["callbacks"].update(callback_id, {"status": "expired", "last_result": why,
+                                                                  "done_at": stamp})
+                    return why
+            self.crm.db["callbacks"].update(callback_id, {"last_attempt_at": stamp, "last_result": "dialling"})
+        return None
 
     def record(self, attempt: Attempt) -> str:
         """Write one attempt and return the callback's new status: done when answered, opted_out on an

@@ -126,10 +126,17 @@ class Dialer:
         self._wake.set()  # a line is free: look again now rather than at the next poll
 
     async def _attempt(self, callback: DueCallback) -> str:
-        """Dial one callback, run the call when answered, record the attempt; returns the callback's status."""
+        """Dial one callback, run the call when answered, record the attempt; returns the callback's status. A
+        row that must not be called any more (``CallbackLedger.dialling``: closed meanwhile, or its booking
+        cancelled or moved since the round read it) is not dialled and gets no attempt: ``not dialled``."""
+        at = self.clock()
+        why = await asyncio.to_thread(self.ledger.dialling, callback.id, at)
+        if why is not None:
+            log.info("dialer: callback %d (%s) not called: %s", callback.id, mask_phone(callback.phone), why)
+            return "not dialled"
         metrics.OUTBOUND_CALLS.inc()
         try:
-            attempt = await self._call(callback)
+            attempt = await self._call(callback, at)
         finally:
             metrics.OUTBOUND_CALLS.dec()
         metrics.DIALER_ATTEMPTS.labels(result=attempt.result).inc()
@@ -137,11 +144,9 @@ class Dialer:
         log.info("dialer: callback %d: %s, now %s", callback.id, attempt.result, status)
         return status
 
-    async def _call(self, callback: DueCallback) -> Attempt:
+    async def _call(self, callback: DueCallback, at: datetime) -> Attempt:
         uri = self.config.dial_uri.format(number=callback.phone)
-        at = self.clock()
         self.stats.dialed += 1
-        await asyncio.to_thread(self.ledger.dialling, callback.id, at)
         log.info("dialer: calling %s back (callback %d, attempt %d of %d)", mask_phone(callback.phone), callback.id,
                  callback.attempts + 1, self.config.max_attempts)
         try:

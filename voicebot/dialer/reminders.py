@@ -6,6 +6,14 @@ every attempt lands in ``callback_attempts``. ``queue_reminders`` runs at each d
 slot is on the next day (in the calling hours' zone) gets one reminder row, once; the row's window ends when the
 appointment starts.
 
+Why a reminder row is keyed by the booking *and* its time (``not_after`` is the slot's ``starts_at``): a booking
+can move (``crm.bookings.reschedule``, by the caller or on this very call). The row for the old time is then
+closed before it is dialled (``ledger.STALE``: by ``close_stale`` each round, and again in the transaction that
+marks a row as dialled), and the new time gets its own row the day before it, like any booking; a cancelled
+booking's rows are closed by ``crm.bookings.cancel`` itself. What the call says is read from the booking when it is
+answered, never from the row. One exception, so nobody is called back about a time they have just said: no
+reminder is queued for a booking whose time was chosen or confirmed on the reminder day itself (``confirmed_at``).
+
 The call (``ReminderScript``) says who calls and the booking's service, date and time, all read from the CRM
 (nothing else is said about the booking), then: 1 or "yes" confirms, 2 or "cancel" cancels, 3 or "reschedule"
 offers the next free slots of the same service (from the CRM) to pick by number. Each choice is read back and
@@ -25,6 +33,7 @@ from voicebot.crm import bookings
 from voicebot.crm.models import Booking, Slot, iso
 from voicebot.crm.phone import normalize_phone
 from voicebot.crm.repository import Repository
+from voicebot.dialer.ledger import STALE
 from voicebot.dialer.scripted import Answer, Say
 
 log = logging.getLogger(__name__)
@@ -65,17 +74,28 @@ class BookingDesk:
         return isinstance(bookings.reschedule(self.crm, booking_id, slot_id, None), Booking)
 
 
+# rows closed because their booking went away or moved: they stand for nothing (an id SQLite reuses, a time the
+# booking moves back to), so they never hold a new reminder back
+_CLOSED_FOR_THE_BOOKING = ("booking gone", "booking moved", "booking cancelled")
+
+
 def queue_reminders(crm: Repository, now: datetime, zone: ZoneInfo, region: str = "US") -> int:
-    """Queue one reminder for each booking on the day after ``now`` (local date in ``zone``) that has none;
-    returns how many were queued. A booking without a dialable number is skipped."""
-    tomorrow = now.astimezone(zone).date() + timedelta(days=1)
+    """Queue one reminder for each booking on the day after ``now`` (local date in ``zone``) that has none for its
+    current time (a campaign's reminder counts for any time); returns how many were queued. A booking without a
+    dialable number is skipped, and so is one whose time was chosen or confirmed today (see the module docstring)."""
+    today = now.astimezone(zone).date()
+    tomorrow = today + timedelta(days=1)
+    closed = ", ".join(f"'{why}'" for why in _CLOSED_FOR_THE_BOOKING)
     sql = ("select b.id, b.phone, b.customer_id, s.service, s.starts_at, (select p.e164 from customer_phones p "
            "where p.customer_id = b.customer_id order by p.id limit 1) as customer_phone from bookings b "
-           "join appointment_slots s on s.id = b.slot_id where s.starts_at >= ? and s.starts_at < ? and not exists "
-           "(select 1 from callbacks c where c.purpose = 'reminder' and c.booking_id = b.id)")
+           "join appointment_slots s on s.id = b.slot_id where s.starts_at >= ? and s.starts_at < ? and "
+           "(b.confirmed_at is null or b.confirmed_at < ?) and not exists (select 1 from callbacks c where "
+           "c.purpose = 'reminder' and c.booking_id = b.id and (c.campaign_id is not null or c.not_after = "
+           f"s.starts_at) and coalesce(c.last_result, '') not in ({closed}))")
     queued = 0
     with crm.transaction():
-        rows = list(crm.db.query(sql, [tomorrow.isoformat(), (tomorrow + timedelta(days=1)).isoformat()]))
+        rows = list(crm.db.query(sql, [tomorrow.isoformat(), (tomorrow + timedelta(days=1)).isoformat(),
+                                       today.isoformat()]))
         for r in rows:
             phone = normalize_phone(r["phone"] or r["customer_phone"] or "", region)
             if phone is None:
@@ -84,7 +104,7 @@ def queue_reminders(crm: Repository, now: datetime, zone: ZoneInfo, region: str 
             crm.db["callbacks"].insert({
                 "customer_id": r["customer_id"], "phone": phone, "status": "pending", "purpose": "reminder",
                 "reason": f"Appointment reminder: {r['service']} on {starts:%Y-%m-%d %H:%M}",
-                "booking_id": r["id"], "not_after": starts.isoformat(), "created_at": iso(now.astimezone(zone)
+                "booking_id": r["id"], "not_after": r["starts_at"], "created_at": iso(now.astimezone(zone)
                                                                                           .replace(tzinfo=None)),
                 "attempts": 0})
             queued += 1
@@ -94,13 +114,15 @@ def queue_reminders(crm: Repository, now: datetime, zone: ZoneInfo, region: str 
 
 
 def close_stale(crm: Repository, now: datetime) -> int:
-    """Close the pending reminders and check-ins whose booking is gone (cancelled since they were queued): the
-    call would be about nothing. Status ``expired``, result ``booking gone``; returns how many."""
+    """Close the pending reminders and check-ins that must not call any more (``ledger.STALE``): the booking is
+    gone (deleted since they were queued: the call would be about nothing), or a reminder's booking has moved (the
+    call would be about a time that is no longer booked; the new time gets its own reminder). Status ``expired``,
+    the reason as the result; returns how many."""
+    stamp = now.isoformat(timespec="seconds")
     with crm.transaction():
-        return crm.db.execute(
-            "update callbacks set status = 'expired', last_result = 'booking gone', done_at = ? where status = "
-            "'pending' and purpose in ('reminder', 'checkin') and booking_id is not null and booking_id not in "
-            "(select id from bookings)", [now.isoformat(timespec="seconds")]).rowcount
+        return sum(crm.db.execute(
+            "update callbacks set status = 'expired', last_result = ?, done_at = ? where id in (select c.id from "
+            f"callbacks c where c.status = 'pending' and {where})", [why, stamp]).rowcount for why, where in STALE)
 
 
 @dataclass

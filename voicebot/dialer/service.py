@@ -89,10 +89,11 @@ def build_dialer(config: Config, deps: SessionDeps, phone: Phone, busy_lines: Ca
 
 
 def schedulers(config: Config, deps: SessionDeps) -> list[Callable[[datetime], int]]:
-    """What each round does first: close reminders and check-ins whose booking is gone, then queue the day-before
-    reminders and the next-morning check-ins, when enabled."""
+    """What each round does first: close reminders and check-ins whose booking is gone, and reminders whose booking
+    has moved (``reminders.close_stale``), then queue the day-before reminders (a moved booking's for its new time)
+    and the next-morning check-ins, when enabled."""
     d, region, zone = config.dialer, config.crm.default_region, ZoneInfo(config.dialer.timezone)
-    jobs: list[Callable[[datetime], int]] = [lambda now: close_stale(deps.crm, now)]  # cancelled bookings
+    jobs: list[Callable[[datetime], int]] = [lambda now: close_stale(deps.crm, now)]  # gone or moved
     if d.reminders.enabled:
         jobs.append(lambda now: queue_reminders(deps.crm, now, zone, region))
     if d.checkin.enabled:
