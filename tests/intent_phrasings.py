@@ -76,6 +76,9 @@ PHRASINGS: list[tuple[str, str | None]] = [
     ("Have someone return my call", "callback"),
     ("Please arrange a call back for me", "callback"),
     ("Пусть мне перезвонят завтра", "callback"),
+    # ticket_status
+    ("Is there an update on the ticket I opened?", "ticket_status"),
+    ("Did somebody deal with my complaint about the broken chair?", "ticket_status"),
     # my_appointments
     ("My laptop setup appointment, what time is it again?", "my_appointments"),
     ("Is somebody still coming to fix the printer on Tuesday?", "my_appointments"),

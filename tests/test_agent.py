@@ -199,6 +199,19 @@ def test_a_write_the_classifier_barely_placed_needs_the_callers_words_for_it():
     assert write_evidence("list_open_orders", "Any news?", 0.001)  # reads nothing into the CRM
 
 
+def test_the_status_of_a_ticket_is_read_from_the_crm_after_verification(repo):
+    """"What's the status of my ticket?" had no answer but the model's (or an order lookup); it is read from the
+    record: number, day opened, status, the caller's own subject."""
+    alice = repo.find_customer_by_phone("+15550102030")
+    ticket = repo.create_ticket("The chair arrived broken", "Leg snapped", customer_id=alice.id)
+    agent = agent_for(repo, ScriptedChat([{"action": "get_caller_history", "text": ""}]))
+    assert "PIN" in " ".join(e.text for e in agent.turn("What's the status of my ticket?") if isinstance(e, Sentence))
+    spoken = [e.text for e in agent.turn("1 2 3 4") if isinstance(e, Sentence)]
+    assert spoken[0].startswith(f"Ticket {ticket.id}, opened on ") and spoken[0].endswith(
+        "is open: The chair arrived broken."), spoken
+    assert spoken[-1] == "Is there anything else I can help with?"
+
+
 def test_a_no_to_the_read_back_writes_nothing(repo):
     agent = agent_for(repo, ScriptedChat([{"action": "create_ticket", "text": "broken chair"}]))
     before = repo.counts()

@@ -55,7 +55,9 @@ CONVERSATIONS = [
         t("Great, thanks.", lacks=("99",)),
     ), caller=UNKNOWN),
     Conversation("a made-up order number gets the same questions and cannot pass", (
-        t("Where is my order 99999?", "PIN", lacks=("find", "exist")),
+        # the number first: whisper-base dropped a trailing "99,999" on one machine's CPU (the same audio, 0.5 s
+        # more silence after it, was heard whole), and this call is about verification, not recognition
+        t("My order number is 99999, where is it?", "PIN", lacks=("find", "exist")),
         t("one two three four", "did not match"),
         t("four three two one", "did not match"),
         t("one one one one", "connect you"),

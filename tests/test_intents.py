@@ -36,8 +36,8 @@ def test_labelled_phrasings_are_mostly_recognised_and_small_talk_never(intent_cl
             misses.append(f"{text!r}: {label} -> {name}")
     labelled = sum(1 for _, label in PHRASINGS if label)
     assert small_talk == 0  # chit-chat is never taken for a request
-    assert right / labelled >= 0.8, misses  # measured: 67 of 80
-    assert wrong / labelled <= 0.08, misses  # measured: 4 of 80; a wrong read-only answer, or a read-back
+    assert right / labelled >= 0.8, misses  # measured: 68 of 84
+    assert wrong / labelled <= 0.08, misses  # measured: 6 of 84; a wrong read-only answer, or a read-back
 
 
 def test_an_admins_examples_teach_a_new_phrasing(intent_classifier):

@@ -48,7 +48,7 @@ _leaks = leaks  # the name the tests knew
 INTENT_TOOLS = {"order_status": "list_open_orders", "order_history": "list_recent_orders", "booking": "list_free_slots",
                 "ticket": "create_ticket", "lead": "create_lead", "callback": "request_callback",
                 "reschedule": "reschedule_appointment", "cancel_booking": "cancel_appointment",
-                "my_appointments": "list_my_appointments"}
+                "my_appointments": "list_my_appointments", "ticket_status": "get_caller_history"}
 """The tool each recognised intent leads to (knowledge questions go to the knowledge base, when there is one)."""
 
 

@@ -120,6 +120,23 @@ def past_order_sentence(order: dict[str, Any], latest: bool = False) -> str:
     return f"{text} {order_sentence(order)}"
 
 
+def history_sentences(history: dict[str, Any]) -> list[str]:
+    """What is open on the verified caller's account, from the CRM record only: tickets first ("what's the status of
+    my ticket?" is the usual question), then a booked visit and a pending callback."""
+    tickets = history.get("open_tickets") or []
+    out = [f"You have {len(tickets)} open tickets." if len(tickets) > 1 else ""] if tickets else [
+        "I don't see any open tickets on your account."]
+    for ticket in tickets[:2]:
+        opened = spoken_date(str(ticket["created_at"])[:10])
+        out.append(f"Ticket {ticket['id']}, opened on {opened}, is {str(ticket['status']).replace('_', ' ')}: "
+                   f"{mask_secrets(str(ticket['subject'])).rstrip('.!?')}.")
+    if history.get("upcoming_appointments"):
+        out.append(f"Your next appointment is {appointment_phrase(history['upcoming_appointments'][0])}.")
+    if history.get("pending_callbacks"):
+        out.append("A callback to you is also pending.")
+    return [s for s in out if s] + ["Is there anything else I can help with?"]
+
+
 def appointment_phrase(booking: dict[str, Any]) -> str:
     """A booking as the bot says it, from the CRM record only: "printer repair on Tuesday, December 1st at 10 AM"."""
     return f"{booking['slot']['service']} on {spoken_time(str(booking['slot']['starts_at']))}"
@@ -168,6 +185,8 @@ def render(tool: str, args: dict[str, Any], result: dict[str, Any]) -> list[str]
     if tool == "create_ticket" and result.get("ok") and isinstance(value, dict) and value.get("id"):
         return [f"I have opened a ticket for you, number {value['id']}. "
                 "A colleague will follow up. Is there anything else?"]
+    if tool == "get_caller_history" and result.get("ok") and isinstance(value, dict):
+        return history_sentences(value)
     if tool == "list_recent_orders" and result.get("ok") and isinstance(value, list):
         if not value:
             return ["I don't see any orders on your account yet. Is there anything else I can help with?"]

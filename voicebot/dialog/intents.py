@@ -50,6 +50,11 @@ DEFAULT_EXAMPLES: dict[str, tuple[str, ...]] = {
         "the visit I booked needs to be on a different day", "the laptop setup has to move to another week",
         "перенесите мою запись на другой день",
     ),
+    "ticket_status": (
+        "what's the status of my ticket", "any update on my support case", "is my ticket still open",
+        "what happened with my ticket", "is there any news on my case number", "has my ticket been closed",
+        "что с моей заявкой",
+    ),
     "my_appointments": (
         "when is my appointment", "what time is the technician coming", "do I have a booking with you",
         "remind me when my repair visit is", "is my laptop setup still on", "what day is my furniture fitting",
@@ -57,8 +62,8 @@ DEFAULT_EXAMPLES: dict[str, tuple[str, ...]] = {
     ),
     "cancel_booking": (
         "I want to cancel my appointment", "please cancel the technician visit", "we don't need the repair visit "
-        "any more", "cancel my booking please", "call off the visit, we don't need it", "the printer works "
-        "again, no need for the engineer to come", "can you cancel the service visit I booked", "I won't need the "
+        "any more", "cancel my booking please", "call off the visit, we don't need it", "we no longer need "
+        "the engineer to come", "can you cancel the service visit I booked", "I won't need the "
         "laptop setup after all", "drop my appointment please", "I booked a repair visit but I want to cancel it",
         "отмените мою запись",
     ),
@@ -67,7 +72,8 @@ DEFAULT_EXAMPLES: dict[str, tuple[str, ...]] = {
         "I want to make a complaint", "the desk is damaged", "the product is faulty", "I'd like to report a problem "
         "with my order", "it stopped working after a week", "the parcel was damaged in transit",
         "I received the wrong colour", "part of the delivery is missing", "the item is scratched and dented",
-        "the printer you sold me keeps breaking down", "it makes a horrible noise",
+        "the printer you sold me keeps breaking down", "it makes a horrible noise", "it broke after only a few days",
+        "I'm unhappy with the quality of what you sent", "the screen has a crack in it",
         "товар пришёл сломанным",
     ),
     "lead": (
