@@ -307,6 +307,7 @@ def test_whether_an_item_is_sold_and_a_count_of_them_are_answered_from_the_price
     assert KnowledgeStep(kb, clock=lambda: FRIDAY_MORNING).ask("How much would twelve of them cost?", False) is None
     order = kb.answer("I'd like to order 4 boxes of printer paper.", FRIDAY_MORNING)  # no price word, a count
     assert order.kind == "price" and order.estimate is not None and order.estimate.quantity == 4, order
+    assert kb.answer("What do you charge for a standing desk?", FRIDAY_MORNING).kind == "price"
     stock = kb.answer("Is the standing desk in stock?", FRIDAY_MORNING)  # the price list knows no shelf
     assert stock.kind == "price" and stock.text.startswith("I can't check stock from here"), stock.text
 

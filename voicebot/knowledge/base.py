@@ -93,6 +93,7 @@ _LEADING_YES_NO = re.compile(r"^(?:yes|no|да|нет)\b[,.!]?\s*", re.IGNORECAS
 ``asked:`` lines do not have, it is dropped and the rest is said: "do you deliver on Saturdays?" was answered "Yes.
 Orders placed before 2 PM on a business day can be delivered the next business day", and "do you sell laptops?"
 "Yes. We set up new laptops"."""
+PRICE_FIRST = 0.1  # how far behind an entry a named price item may be and still answer a "how much" question
 SURE_ABOVE = 0.2  # a score this far above ``confident`` answers even without the margin
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(А-ЯЁ])")
 
@@ -219,7 +220,7 @@ class KnowledgeBase:
             names = (item.name, *item.aliases)
             documents.append(Document(f"price:{item.id}", "price",
                                       f"Price of {', '.join(names)}: cost per {item.unit}. {item.conditions}",
-                                      tuple(f"How much does {n.lower()} cost?" for n in names)))
+                                      tuple(f"How much does {n.lower()} cost?" for n in names), tags=names))
         before = len(self._cache)
         index = HybridIndex(documents, self.embedder, self._cache)
         if self.vectors_file is not None and len(self._cache) != before:
@@ -266,6 +267,15 @@ class KnowledgeBase:
 
     def _decide(self, question: str, now: datetime, hits: tuple[Hit, ...], snap: _Snapshot) -> KnowledgeAnswer:
         entries, items = snap.entries, snap.items
+        if (hits and hits[0].doc.kind == "entry" and _PRICE_WORDS.search(question)
+                and not _PRICE_WORDS.search(entries[hits[0].doc.id].title)):
+            # "how much is furniture assembly?" wants the figure: a price item the question names, close behind
+            # an entry that only describes the service, answers it (an entry about a cost, "how much does shipping
+            # cost?", keeps "how much is shipping for a desk?")
+            priced = next((h for h in hits[1:3] if h.doc.kind == "price" and h.score >= hits[0].score - PRICE_FIRST
+                           and names_item(question, items[h.doc.id.removeprefix("price:")])), None)
+            if priced is not None:
+                hits = (priced, *(h for h in hits if h is not priced))
         if not hits or hits[0].score < self.weak:
             return KnowledgeAnswer("none", OFFER_PERSON, (), hits[0].score if hits else 0.0)
         top = hits[0]
