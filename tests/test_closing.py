@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from voicebot.dialog.answers import is_closing, wants_more
+from voicebot.dialog.answers import asks_only_for_help, is_closing, wants_more
 
 CLOSINGS = ["Thank you, that's all.", "No, that's it, bye.", "Nothing else, thanks.", "That's everything, thank you!",
             "No thanks, bye.", "Okay, thank you, goodbye.", "No, I'm good, thanks.", "Great, thanks, have a nice day.",
@@ -49,3 +49,14 @@ def test_a_bare_yes_to_anything_else_asks_what_else(text, more):
     """The model answered "Yes." to "Is there anything else?" with "I'm glad to hear that.": code asks what else."""
     assert wants_more(text, ANYTHING_ELSE) is more
     assert not wants_more(text, "Your order shipped. Would you like the tracking number?")
+
+
+@pytest.mark.parametrize(("text", "only_help"), [
+    ("I need help.", True), ("Can you help me?", True), ("I have a question.", True), ("Hi, I need some help please.", True),
+    ("Hello, can you help me with something?", True), ("Yes, I'd like some assistance.", True),
+    ("I need help with my order", False), ("Help me find my order", False), ("I have a question about my invoice", False),
+    ("I need a human", False),
+])
+def test_a_turn_that_only_asks_for_help_is_asked_what_about(text, only_help):
+    """The model handed "I need help." straight to a person."""
+    assert asks_only_for_help(text) is only_help

@@ -23,7 +23,6 @@ from fakes import (CallerVoice, FakeSynthesizer, FakeTranscriber, ScriptedChat, 
 from voicebot.config import Config, PromptsConfig
 from voicebot.crm.repository import Repository
 from voicebot.crm.seed import seed_demo
-from voicebot.dialog.answers import MORE_PROMPT
 from voicebot.llm.base import ChatMessage
 from voicebot.session import CallSession, SessionDeps
 from voicebot.speech.tts import SentenceBuffer, first_clause, split_sentences
@@ -432,6 +431,14 @@ def test_a_caller_who_is_done_hears_the_goodbye_without_the_model(env):
     assert chat.calls == [] and call.line.transfers == []
 
 
+def test_a_caller_who_only_asks_for_help_is_asked_what_about_without_the_model(env):
+    chat = ScriptedChat()  # any model call fails the test
+    script = [WaitForBot(), env.voice.say("I need help", 0.8), WaitForBot(), HangUp()]
+    call = run(env, line_for(env, script), chat)
+
+    assert call.said("bot")[1] == env.prompts.what_about and call.line.transfers == [] and chat.calls == []
+
+
 def test_yes_to_anything_else_asks_what_else_and_no_says_goodbye(env):
     """After "Is there anything else I can help with?", a bare "yes" is asked what else and a bare "no" hears the
     goodbye: neither is a turn for the model (it answered "Yes." with "I'm glad to hear that.")."""
@@ -442,7 +449,7 @@ def test_yes_to_anything_else_asks_what_else_and_no_says_goodbye(env):
     call = run(env, line_for(env, script), chat)
 
     bot = call.said("bot")
-    assert "anything else" in bot[2].lower() and bot[3] == MORE_PROMPT, bot
+    assert "anything else" in bot[2].lower() and bot[3] == env.prompts.anything_more, bot
     assert "anything else" in bot[-2].lower() and bot[-1] == env.prompts.goodbye, bot
     assert chat.calls == [] and call.line.transfers == []
 

@@ -190,6 +190,11 @@ class PromptsConfig(Section):
         "talk to a person, just say operator or press zero at any time.",
         description="The caller asked whether they are talking to a machine, or what it can do: an honest answer, "
                     "no transfer.")
+    anything_more: str = Field("Sure. What else can I help you with?",
+                               description="A bare \"yes\" to \"Is there anything else I can help with?\".")
+    what_about: str = Field("Of course. What can I help you with?",
+                            description="The caller's whole turn asks for help without saying what about "
+                                        "(\"I need help.\", \"I have a question.\").")
     goodbye: str = Field("You're welcome. Thank you for calling, and goodbye!",
                          description="The caller's whole turn closes the call (\"that's all, thanks\"); said from the "
                                      "cache, the caller hangs up.")

@@ -74,9 +74,22 @@ _ANYTHING_ELSE = re.compile(r"\b(?:anything else|something else|any other questi
 
 _MORE = re.compile(r"^(?:(?:yes|yeah|yep|yup|sure|ok|okay|please|actually|well|um|uh|so|there is|i do|i have|"
                    r"one more thing|one more question|something else|another question|just one more),? ?)+$")
-MORE_PROMPT = "Sure. What else can I help you with?"
-"""Said to a bare "yes" after "Is there anything else I can help with?": the model once answered it with "I'm glad to
-hear that." (and took two seconds for it)."""
+# a bare "yes" there hears dialog.prompts.anything_more: the model once answered it with "I'm glad to hear that."
+
+
+_HELP = re.compile(r"^(?:(?:hi|hello|hey|yes|yeah|um|uh|so|well|okay|ok|good (?:morning|afternoon|evening)),? ?)*"
+                   r"(?:(?:i|we) (?:need|want|would like|d like|could use)|can (?:i|we) (?:get|have)|(?:can|could) you|"
+                   r"i (?:have|ve got|got)|please)? ?(?:some |a little |a )?(?:help|assistance|question|query)"
+                   r"(?: me| us)?(?: please)?(?: with something)?(?: please)?$")
+# such a turn hears dialog.prompts.what_about: the model once handed "I need help." straight to a person, and a good
+# agent first asks what it is about
+
+
+def asks_only_for_help(text: str) -> bool:
+    """Whether the caller's whole turn asks for help, or says they have a question, without saying what about."""
+    said = " ".join(re.sub(r"[^a-z' ]+", " ", text.lower().replace("\N{RIGHT SINGLE QUOTATION MARK}", "'")
+                           .replace("'", " ")).split())
+    return bool(said and _HELP.match(said))
 
 
 def wants_more(text: str, last_bot: str) -> bool:

@@ -26,7 +26,7 @@ from typing import Any, Literal
 from voicebot.crm.tools import CRM_TOOLS
 from voicebot.crm.verification import CallerContext
 from voicebot.dialog.agent import DialogueAgent
-from voicebot.dialog.answers import MORE_PROMPT, is_closing, wants_more
+from voicebot.dialog.answers import asks_only_for_help, is_closing, wants_more
 from voicebot.dialog.flow import FlowResult, FreeForm, Goto, MenuFlow, NoMatch, Transfer
 from voicebot.dialog.guard import Escalation, EscalationGuard
 from voicebot.dialog.knowledge_step import KnowledgeStep
@@ -216,8 +216,10 @@ class CallSession:
         if self.guard.bot_question(text):  # an honest answer and the way to a human, without a transfer
             self.guard.note_progress()
             return await self._speak([self.config.dialog.prompts.bot_question], clock, fixed=True)
-        if wants_more(text, last):  # "Yes." to "anything else?": no model seconds for it
-            return await self._speak([MORE_PROMPT], clock, fixed=True)
+        if wants_more(text, last) or asks_only_for_help(text):  # "Yes." to "anything else?", "I need help."
+            prompts = self.config.dialog.prompts
+            return await self._speak([prompts.anything_more if wants_more(text, last) else prompts.what_about], clock,
+                                     fixed=True)
         if is_closing(text, last) and not (self.agent and (self.agent.pending_write or self.agent.awaiting_pin)):
             # "Thank you, that's all": a goodbye from the cache at once, not seconds of the model for a courtesy
             self.guard.note_progress()
