@@ -99,6 +99,19 @@ def test_a_bare_command_on_a_free_form_node_picks_the_option(said):
     assert MenuFlow(default_menu()).match(said).node == "sales"
 
 
+@pytest.mark.parametrize("said", ["Cells, please.", "sails", "Uh, sells."])
+def test_a_bare_command_whisper_misheard_is_matched_by_its_sound(said):
+    """On one machine Whisper heard the sipp caller's "Sales, please." as "Cells, please." and the model offered
+    printer repairs; a bare command is matched by its Metaphone key when no option's words are in it."""
+    assert MenuFlow(default_menu()).match(said).node == "sales"
+
+
+def test_sound_alone_never_turns_a_request_into_a_command():
+    flow = MenuFlow(default_menu())
+    assert isinstance(flow.match("borders"), FreeForm)  # ORTRS is not BRTRS
+    assert isinstance(flow.match("Cells in my spreadsheet are wrong"), FreeForm)  # not a bare command
+
+
 def test_an_order_keyword_inside_a_request_is_not_a_command():
     flow = MenuFlow(default_menu())
     assert isinstance(flow.match("I want to check on my orders from last week"), FreeForm)

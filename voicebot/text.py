@@ -32,3 +32,14 @@ def phrase_pattern(phrase: str) -> re.Pattern[str]:
         last = last[:-1]  # "orders" also hears "order"
     body = " ".join(re.escape(word) for word in [*head, last])
     return re.compile(rf"(?<!\S){body}s?(?!\S)")
+
+
+def sounds_like(said: str, phrase: str) -> bool:
+    """Whether ``said`` and ``phrase`` (a few words each) sound the same, word by word, by their Metaphone keys:
+    "cells" and "sails" are "sales" (SLS), "orders" is not "borders". For a menu's one-word options, which Whisper
+    mishears out of context on a phone line; never for free text."""
+    import jellyfish
+
+    a, b = words(said), words(phrase)
+    return bool(a) and len(a) == len(b) and all(
+        x == y or (len(x) > 2 and jellyfish.metaphone(x) == jellyfish.metaphone(y)) for x, y in zip(a, b))

@@ -19,7 +19,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from voicebot.crm.tools import CRM_TOOLS
 from voicebot.strict import StrictModel
-from voicebot.text import normalize, phrase_pattern
+from voicebot.text import normalize, phrase_pattern, sounds_like
 
 OPERATOR = "operator"
 """The special ``goto`` target: a transfer to a human. Not a node name."""
@@ -356,11 +356,13 @@ class MenuFlow:
 
     def _spoken(self, words: str) -> MenuOption | None:
         patterns = self._patterns[self.current]
+        bare = " ".join(w for w in words.split() if w not in _POLITE)
         if self.node.free_form:
-            bare = " ".join(w for w in words.split() if w not in _POLITE)
             hits = [i for i, option in enumerate(patterns) if bare and any(p.fullmatch(bare) for p in option)]
         else:
             hits = [i for i, option in enumerate(patterns) if any(p.search(words) for p in option)]
+        if not hits and bare:  # a bare command misheard: "cells, please" at "orders, repairs or sales"
+            hits = [i for i, option in enumerate(self.node.options) if any(sounds_like(bare, p) for p in option.say)]
         return self.node.options[hits[0]] if len(hits) == 1 else None
 
     def _take(self, option: MenuOption, how: str) -> Goto | Transfer:
