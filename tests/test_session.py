@@ -216,6 +216,16 @@ def test_free_speech_goes_to_the_model_and_its_reply_is_streamed_sentence_by_sen
     assert call.record.outcome_reason == "no evidence the caller's goal was met"
 
 
+def test_a_model_turn_that_hands_over_is_answered_by_the_transfer_prompt_in_its_timings(env):
+    """`bench calls` listed a turn the model handed to a person as "first audio -": the "Please hold" that answered
+    it carried no timings, so the slowest model turns fell out of the figures."""
+    chat = ScriptedChat([{"action": "transfer", "text": "caller wants a person"}])
+    call = run(env, line_for(env, [WaitForBot(), env.voice.say("do you sell coffee"), WaitForBot(), HangUp()]), chat)
+
+    t = call.turn("bot", env.prompts.transfer).timings
+    assert call.line.transfers and t.end_of_speech < t.first_token <= t.first_audio_out, t
+
+
 def test_the_filler_follows_nothing_audible_not_the_first_token(env):
     """The model's first token came at once, its first sentence only after the filler time: the caller hears the
     filler instead of sitting in silence (once timed from the first token, it never played)."""

@@ -148,8 +148,8 @@ class CallSession:
                              ended_at=self.detector.now_s, timings=reply.timings())
         return reply.said
 
-    async def _say(self, prompt: Prompt) -> None:
-        await self._speak([getattr(self.config.dialog.prompts, prompt)], fixed=True)
+    async def _say(self, prompt: Prompt, clock: TurnClock | None = None) -> None:
+        await self._speak([getattr(self.config.dialog.prompts, prompt)], clock, fixed=True)
 
     def _prefill(self) -> None:
         """While the reply plays and the caller talks, let the model evaluate the conversation so far."""
@@ -282,7 +282,7 @@ class CallSession:
             raise
         await self._record_all(turn.recorded)
         if turn.transfer is not None:
-            await self._transfer(TransferReason.MODEL, turn.transfer.reason)
+            await self._transfer(TransferReason.MODEL, turn.transfer.reason, clock=clock)  # "Please hold" answers it
 
     async def _record_all(self, events: list[StoredEvent]) -> None:
         for event in events:
@@ -304,8 +304,8 @@ class CallSession:
         return self.agent.context
 
     async def _transfer(self, reason: str, detail: str, prompt: Prompt = "transfer",
-                        escalation: Escalation | None = None) -> None:
-        await hand_over(self, reason, detail, prompt, escalation)
+                        escalation: Escalation | None = None, clock: TurnClock | None = None) -> None:
+        await hand_over(self, reason, detail, prompt, escalation, clock)
 
     # -- the call ------------------------------------------------------------------------------------------
     async def _answer(self) -> CallerContext:

@@ -18,6 +18,7 @@ from voicebot.events import CallbackCreated, StoredEvent, TransferEnded, Transfe
 from voicebot.session import transfer_hold
 from voicebot.session.faults import warm_brief
 from voicebot.session.prerendered import CallSession
+from voicebot.session.speaker import TurnClock
 from voicebot.session.state import State
 from voicebot.store import Outcome
 
@@ -48,7 +49,7 @@ def spoken_brief(note: str) -> str:
 
 
 async def hand_over(session: CallSession, reason: str, detail: str, prompt: str = "transfer",
-                    escalation: Escalation | None = None) -> None:
+                    escalation: Escalation | None = None, clock: TurnClock | None = None) -> None:
     """The whole hand-over to a person: "Please hold", the transfer event with the operator's note, the hold line
     while it rings (warm: after the spoken brief), then either the end of the bot's part or, when nobody answers,
     a callback in the CRM and ``prompts.transfer_failed``, with the caller kept on the line."""
@@ -57,7 +58,7 @@ async def hand_over(session: CallSession, reason: str, detail: str, prompt: str 
     summary = session._summary(escalation)
     target = session.config.sip.operator_uri  # only ever from the config, never from what a caller says
     mode = session.config.sip.transfer_mode
-    await session._say(prompt)
+    await session._say(prompt, clock)  # ``clock``: the caller's turn this answers (its first audio, for the bench)
     session._set(State.TRANSFERRING)
     await session._record(TransferStarted(reason, detail, target, summary))
     brief = None  # warm: the bot tells the operator who is calling (not the number their phone shows), then bridges
