@@ -15,6 +15,7 @@ from typing import Any
 from voicebot.crm.spoken import digits_in
 from voicebot.dialog.slots import parse_when, spoken_date, spoken_time
 from voicebot.review.redact import mask_secrets
+from voicebot.text import normalize
 
 _ORDER_WORDS = re.compile(r"\b(order|package|parcel|delivery|shipment)s?\b", re.I)
 _WHERE_WORDS = re.compile(r"\b(where|status|arriv\w*|track\w*|deliver\w*|come|coming|ship\w*|when)\b", re.I)
@@ -73,28 +74,27 @@ _ANYTHING_ELSE = re.compile(r"\b(?:anything else|something else|any other questi
 
 
 _MORE = re.compile(r"^(?:(?:yes|yeah|yep|yup|sure|ok|okay|please|actually|well|um|uh|so|there is|i do|i have|"
-                   r"one more thing|one more question|something else|another question|just one more),? ?)+$")
+                   r"one more thing|one more question|something else|another question|just one more) ?)+$")
 # a bare "yes" there hears dialog.prompts.anything_more: the model once answered it with "I'm glad to hear that."
 
 
-_HELP = re.compile(r"^(?:(?:hi|hello|hey|yes|yeah|um|uh|so|well|okay|ok|good (?:morning|afternoon|evening)),? ?)*"
-                   r"(?:(?:i|we) (?:need|want|would like|d like|could use)|can (?:i|we) (?:get|have)|(?:can|could) you|"
-                   r"i (?:have|ve got|got)|please)? ?(?:some |a little |a )?(?:help|assistance|question|query)"
-                   r"(?: me| us)?(?: please)?(?: with something)?(?: please)?$")
+_HELP = re.compile(r"^(?:(?:hi|hello|hey|yes|yeah|um|uh|so|well|okay|ok|good (?:morning|afternoon|evening)) ?)*"
+                   r"(?:(?:i|we) (?:need|want|would like|could use)|id like|wed like|can (?:i|we) (?:get|have)|"
+                   r"(?:can|could) you|i have|ive got|i got|please)? ?(?:some |a little |a )?(?:help|assistance|"
+                   r"question|query)(?: me| us)?(?: please)?(?: with something)?(?: please)?$")
 # such a turn hears dialog.prompts.what_about: the model once handed "I need help." straight to a person, and a good
 # agent first asks what it is about
 
 
 def asks_only_for_help(text: str) -> bool:
     """Whether the caller's whole turn asks for help, or says they have a question, without saying what about."""
-    said = " ".join(re.sub(r"[^a-z' ]+", " ", text.lower().replace("\N{RIGHT SINGLE QUOTATION MARK}", "'")
-                           .replace("'", " ")).split())
+    said = normalize(text)
     return bool(said and _HELP.match(said))
 
 
 def wants_more(text: str, last_bot: str) -> bool:
     """Whether the caller's whole turn is a bare yes to "anything else?" (``last_bot``): they have more to ask."""
-    said = " ".join(re.sub(r"[^a-z' ]+", " ", text.lower().replace("\N{RIGHT SINGLE QUOTATION MARK}", "'")).split())
+    said = normalize(text)
     return bool(said and _ANYTHING_ELSE.search(last_bot or "") and _MORE.match(said))
 
 

@@ -62,7 +62,6 @@ class Dialogue(Protocol):
     facts: list[Any]
     history: list[ChatMessage]
     caller_words: list[str]
-    pending_write: PendingWrite | None
     offered_slots: list[dict[str, Any]]  # the times last offered for a new booking
 
     def _propose_write(self, name: str, evidence: bool = False) -> Iterator[AgentEvent]: ...
@@ -70,6 +69,8 @@ class Dialogue(Protocol):
     def _tool(self, name: str, args: dict[str, Any], seen: set[str] | None = None) -> Iterator[AgentEvent]: ...
 
     def _reply(self, sentences: list[str]) -> Iterator[AgentEvent]: ...
+
+    def _read_back(self, write: PendingWrite) -> Iterator[AgentEvent]: ...
 
 
 @dataclass
@@ -266,14 +267,10 @@ def _free(agent: Dialogue, args: dict[str, Any], said: str) -> Iterator[AgentEve
     agent.history.append(ChatMessage("system", f"Result of list_free_slots: {compact_result(result)}"))
     if not result.get("ok"):
         return []
-    times: dict[str, dict[str, Any]] = {}
-    for slot in fitting_slots(result, said, agent.today)["result"].get("slots") or []:
-        if slot["service"] == args["service"]:
-            times.setdefault(str(slot["starts_at"]), slot)
-    return list(times.values())[:2]
+    slots = fitting_slots(result, said, agent.today)["result"].get("slots") or []  # one per service and time
+    return [slot for slot in slots if slot["service"] == args["service"]][:2]
 
 
 def _read_back(agent: Dialogue, write: PendingWrite) -> Iterator[AgentEvent]:
-    agent.pending_write = write
-    yield from agent._reply([write.readback])
+    yield from agent._read_back(write)  # the agent's own: it keeps the write pending and says the read-back
     return True

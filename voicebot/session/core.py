@@ -216,10 +216,10 @@ class CallSession:
         if self.guard.bot_question(text):  # an honest answer and the way to a human, without a transfer
             self.guard.note_progress()
             return await self._speak([self.config.dialog.prompts.bot_question], clock, fixed=True)
-        if wants_more(text, last) or asks_only_for_help(text):  # "Yes." to "anything else?", "I need help."
+        more = wants_more(text, last)
+        if more or asks_only_for_help(text):  # "Yes." to "anything else?", "I need help.": no model seconds for them
             prompts = self.config.dialog.prompts
-            return await self._speak([prompts.anything_more if wants_more(text, last) else prompts.what_about], clock,
-                                     fixed=True)
+            return await self._speak([prompts.anything_more if more else prompts.what_about], clock, fixed=True)
         if is_closing(text, last) and not (self.agent and (self.agent.pending_write or self.agent.awaiting_pin)):
             # "Thank you, that's all": a goodbye from the cache at once, not seconds of the model for a courtesy
             self.guard.note_progress()
