@@ -24,8 +24,9 @@ from voicebot.crm.toolkit import ToolRegistry
 from voicebot.dialog.identity import IdentityResult, IdentityStep
 from voicebot.dialog.intents import IntentClassifier
 from voicebot.dialog.knowledge_step import KnowledgeStep, KnowledgeUsed
+from voicebot.dialog.placing import placed_request
 from voicebot.dialog.answers import match_intent, pick_slot, render, tool_args
-from voicebot.dialog.appointments import CHANGES, AppointmentStep, picked_booking, placed
+from voicebot.dialog.appointments import CHANGES, AppointmentStep, picked_booking
 from voicebot.dialog.slots import fitting_slots
 from voicebot.dialog.followups import follow_up, question_for
 from voicebot.dialog.spoken_check import spoken_or_safe
@@ -36,22 +37,17 @@ from voicebot.dialog.streaming import JsonTextStream, parse_json_object
 from voicebot.speech.tts import SentenceBuffer
 from voicebot.llm.base import ChatMessage, ChatModel
 from voicebot.review.redact import mask_secrets
-
 from voicebot.dialog.agent_events import (AgentEvent, FirstToken, Guarded, IntentFound, Sentence,  # noqa: F401
                                           ToolCalled, TransferRequested)
 from voicebot.dialog.prompting import (EXAMPLES, MAX_TOOL_STEPS, NO_SECRETS_REPLY, PIN_PROMPT_WORDS,  # noqa: F401
                                        RULES, SAFE_REPLY, TROUBLE_REPLY, action_schema, compact_result,
                                        full_system_prompt, leaks, signature)
-
 _leaks = leaks  # the name the tests knew
-
 INTENT_TOOLS = {"order_status": "list_open_orders", "order_history": "list_recent_orders", "booking": "list_free_slots",
                 "ticket": "create_ticket", "lead": "create_lead", "callback": "request_callback",
                 "reschedule": "reschedule_appointment", "cancel_booking": "cancel_appointment",
                 "my_appointments": "list_my_appointments", "ticket_status": "get_caller_history"}
 """The tool each recognised intent leads to (knowledge questions go to the knowledge base, when there is one)."""
-
-
 log = logging.getLogger(__name__)
 
 
@@ -77,6 +73,7 @@ class DialogueAgent:
     offered_slots: list[dict[str, Any]] = field(default_factory=list)  # the times the bot last read out
     pending_write: PendingWrite | None = None  # read back to the caller, waiting for their yes
     detail_for: str | None = None  # a question was asked before this tool (followups): the next words answer it
+    detail_since: int = 0  # the caller's turn (index in caller_words) whose request the open question completes
     intents: IntentClassifier | None = None  # recognises requests in code; None: the model decides every turn
     knowledge: KnowledgeStep | None = None  # the company's knowledge base; None: questions go to the model
     appointments: AppointmentStep = field(default_factory=AppointmentStep)  # moving or cancelling a booking
@@ -160,7 +157,7 @@ class DialogueAgent:
         if name == "book_appointment" and result.get("ok"):
             self.offered_slots = []  # booked: a later "yes" answers something else
         if name == "list_free_slots" and result.get("ok"):
-            result = fitting_slots(result, (self.caller_words or [""])[-1], self.today)
+            result = fitting_slots(result, " ".join(self.caller_words[self.detail_since:][-3:]), self.today)
             self.offered_slots = list(result["result"].get("slots") or [])[:2]
         if result.get("error") == "verification_required":
             self.pending_tool = (name, args)
@@ -177,7 +174,8 @@ class DialogueAgent:
 
     def _recognised(self, caller_text: str, allowed: list[str]) -> Iterator[AgentEvent]:
         """Answer a request the intent classifier recognises, without the model. True: the turn is answered."""
-        found = placed(self.intents.classify(caller_text), caller_text) if self.intents is not None else None
+        found = placed_request(self.intents.classify(caller_text), caller_text, self._services(), self.today,
+                               self.knowledge and self.knowledge.score) if self.intents is not None else None
         if found is not None and found.name == "knowledge" and self.knowledge is not None:
             yield IntentFound(found)
             yield from self._know(*self.knowledge.ask(caller_text, must=True))
@@ -317,8 +315,10 @@ class DialogueAgent:
                 if pending.tool == "create_ticket":
                     self.detail_for = pending.tool  # "It's just the wrong colour": more of the same problem
         asked, self.detail_for = self.detail_for, None
+        self.detail_since = self.detail_since if asked else len(self.caller_words) - 1
         found = self.intents.classify(caller_text) if asked and self.intents is not None else None
-        if asked and (step := follow_up(asked, self.caller_words, found and found.name, self._services(), self.today)):
+        if asked and (step := follow_up(asked, self.caller_words[self.detail_since:], found and found.name,
+                                        self._services(), self.today)):
             yield from (self._read_back(step) if isinstance(step, PendingWrite) else self._tool(*step))
             return
         if self.knowledge is not None and (confirmed := self.knowledge.follow_up(caller_text)):
@@ -333,7 +333,7 @@ class DialogueAgent:
         elif (yield from self._recognised(caller_text, allowed)):
             return
         small_talk = self.intents is not None and self.intents.is_small_talk(caller_text)
-        if self.knowledge is not None and not small_talk and (known := self.knowledge.ask(caller_text, must=False)):
+        if self.knowledge is not None and (known := self.knowledge.ask(caller_text, must=False, strong=small_talk)):
             yield from self._know(*known)  # nothing else placed it, but the knowledge base answers it well
             return
         seen_calls: set[str] = set()

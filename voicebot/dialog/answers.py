@@ -168,10 +168,11 @@ def render(tool: str, args: dict[str, Any], result: dict[str, Any]) -> list[str]
         if not slots:
             return ["I'm sorry, I don't see any free times for that right now. Shall I ask a colleague to call you?"]
         offered = " or ".join(spoken_time(str(s["starts_at"])) for s in slots[:2])
+        question = "Which would suit you?" if len(slots) > 1 else "Would that suit you?"
         if value.get("none_in_range"):
             return [f"I have nothing free then. The earliest I can offer is {slots[0]['service']} on {offered}.",
-                    "Which would suit you?"]
-        return [f"I can offer {slots[0]['service']} on {offered}.", "Which would suit you?"]
+                    question]
+        return [f"I can offer {slots[0]['service']} on {offered}.", question]
     if tool == "book_appointment" and result.get("ok") and isinstance(value, dict) and value.get("slot"):
         slot = value["slot"]
         return [f"You're booked for {slot['service']} on {spoken_time(str(slot['starts_at']))}.",

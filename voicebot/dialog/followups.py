@@ -16,8 +16,9 @@ from datetime import date
 from typing import Any
 
 from voicebot.dialog.answers import service_named, tool_args
-from voicebot.dialog.writes import (DETAIL_QUESTION, PendingWrite, answer_to_readback, readback, says_what_is_wrong,
-                                    with_detail)
+from voicebot.dialog.slots import parse_when
+from voicebot.dialog.writes import (DETAIL_QUESTION, PendingWrite, answer_to_readback, asked_for, readback,
+                                    says_what_is_wrong, with_detail)
 
 
 def question_for(tool: str, args: dict[str, Any], services: Sequence[str], asked_before: bool) -> str | None:
@@ -35,8 +36,8 @@ def question_for(tool: str, args: dict[str, Any], services: Sequence[str], asked
 def follow_up(asked: str, caller_words: Sequence[str], intent: str | None, services: Sequence[str],
               today: date) -> PendingWrite | tuple[str, dict[str, Any]] | None:
     """What the caller's last words (``caller_words[-1]``) answer to the question asked for ``asked``: a write to
-    read back, a tool to run, or None when they answered something else. ``intent`` is the intent classifier's
-    reading of those words, if any."""
+    read back, a tool to run (which may ask again), or None when they answered something else. ``caller_words``
+    start at the request the question completes; ``intent`` is the intent classifier's reading of the last."""
     said = caller_words[-1] if caller_words else ""
     if asked == "create_ticket":
         if says_what_is_wrong(said) and answer_to_readback(said) is None and intent in (None, "ticket"):
@@ -44,8 +45,15 @@ def follow_up(asked: str, caller_words: Sequence[str], intent: str | None, servi
             return PendingWrite(asked, args, readback(asked, args))
     elif asked == "list_free_slots" and answer_to_readback(said) is not False:
         service = service_named(said, list(services))
-        if service is not None:  # the day asked for earlier still counts: "a visit next Tuesday" ... "laptop setup"
+        request = " ".join(caller_words[-3:])  # the day asked for earlier still counts: "a visit next Tuesday" ...
+        if service is not None:  # ... "laptop setup"
             args = tool_args(asked, service, caller_name=None, services=list(services), offered_slots=[],
-                             caller_text=" ".join(caller_words[-2:]), today=today)
+                             caller_text=request, today=today)
             return (asked, args) if args is not None else None
+        if (len(caller_words) == 2 and parse_when(said, today) is not None and intent in (None, "booking", "callback")
+                and not asked_for("request_callback", [said])):
+            # "The morning please." (nearest "call me back tomorrow"): a day or a time but no service; asked once
+            # more, the day and time kept
+            return asked, {"service": None, **(tool_args(asked, "", caller_name=None, services=list(services),
+                                                          offered_slots=[], caller_text=request, today=today) or {})}
     return None

@@ -27,7 +27,7 @@ DEFAULT_EXAMPLES: dict[str, tuple[str, ...]] = {
         "delivery", "can you track my parcel", "what's the status of my order", "my order hasn't come",
         "is my delivery on its way", "when is my stuff coming", "I want to check on an order",
         "has it been dispatched", "my delivery is overdue", "when should I expect the goods", "did you send my order",
-        "где мой заказ", "когда придёт моя посылка",
+        "I'm calling about my order", "где мой заказ", "когда придёт моя посылка",
     ),
     "order_history": (
         "what did I order last time", "what was my previous order", "can you tell me what I bought before",
@@ -53,7 +53,7 @@ DEFAULT_EXAMPLES: dict[str, tuple[str, ...]] = {
     "ticket_status": (
         "what's the status of my ticket", "any update on my support case", "is my ticket still open",
         "what happened with my ticket", "is there any news on my case number", "has my ticket been closed",
-        "что с моей заявкой",
+        "did anyone look at my complaint", "what came of the problem I reported", "что с моей заявкой",
     ),
     "my_appointments": (
         "when is my appointment", "what time is the technician coming", "do I have a booking with you",
@@ -74,13 +74,15 @@ DEFAULT_EXAMPLES: dict[str, tuple[str, ...]] = {
         "I received the wrong colour", "part of the delivery is missing", "the item is scratched and dented",
         "the printer you sold me keeps breaking down", "it makes a horrible noise", "it broke after only a few days",
         "I'm unhappy with the quality of what you sent", "the screen has a crack in it",
+        "I already tried that and it still doesn't work", "I restarted it but the problem is still there",
+        "it keeps cutting out", "I was charged twice", "there's a wrong charge on my bill",
         "товар пришёл сломанным",
     ),
     "lead": (
         "I'd like a quote for fifty desks", "how much would twenty chairs cost", "we want to buy office furniture",
         "I'm interested in buying printers for our office", "can I get a price for bulk paper", "we're opening a new "
         "office and need equipment", "do you offer discounts for large orders", "I want to place a big order",
-        "сколько стоят офисные стулья",
+        "can you send me a written quote", "сколько стоят офисные стулья",
     ),
     "callback": (
         "can someone call me back", "please have a colleague ring me later", "I'd like a callback",

@@ -8,7 +8,9 @@ entry, a no (or anything else) drops it. A price estimate is kept, so a lead mad
 ``ask`` is called twice in a turn's order: with ``must=True`` when the intent step recognised a knowledge
 question (a weak or empty match is then said as the knowledge base words it: a clarifying question or the offer
 of a person, never a guess), and with ``must=False`` for a turn nothing else placed (only a confident answer is
-taken; otherwise the model gets the turn).
+taken; otherwise the model gets the turn). A turn the intent classifier reads as small talk must be answered
+``strong``ly: "How's your day going?" shares words with the next-day delivery entry (0.46), while "Where are you
+located?" and "Is there a data cap?", nearest to "I have a question", are their entries word for word (0.67, 0.79).
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ from voicebot.dialog.writes import answer_to_readback
 from voicebot.review.redact import mask_secrets
 
 
+STRONG = 0.55
+"""The least score of an answer to a turn that reads as small talk (see the module docstring)."""
 _REFERS_BACK = re.compile(r"\b(them|those|these|it|ones?|that|той|тех|них|его|их)\b", re.IGNORECASE)
 
 
@@ -52,6 +56,17 @@ class KnowledgeStep:
     pending: tuple[str, str] | None = None  # (entry id, question) asked back after a weak match
     estimate: Any = None  # the last price estimate (voicebot.knowledge.prices.Estimate), for a lead
     last_price: tuple[str, str] | None = None  # (price document id, question) of the last price answered
+    _last: tuple[str, Any] | None = None  # (question, answer): one turn asks up to twice
+
+    def _answer(self, question: str) -> Any:
+        if self._last is None or self._last[0] != question:
+            self._last = (question, self.kb.answer(question, self.clock()))
+        return self._last[1]
+
+    def score(self, question: str) -> float:
+        """The score of the answer the knowledge base would give ``question``, 0 when it would give none."""
+        answer = self._answer(question)
+        return float(answer.score) if answer.answered else 0.0
 
     def follow_up(self, caller_text: str) -> tuple[KnowledgeUsed, str] | None:
         """The caller's answer to a clarifying question: the confirmed entry's answer on a yes, else None."""
@@ -60,14 +75,14 @@ class KnowledgeStep:
             return None
         return self._used(self.kb.answer_document(pending[0], pending[1], self.clock()), pending[1])
 
-    def ask(self, question: str, must: bool) -> tuple[KnowledgeUsed, str] | None:
+    def ask(self, question: str, must: bool, strong: bool = False) -> tuple[KnowledgeUsed, str] | None:
         """The knowledge answer to ``question`` (the event and the grounds it may be checked against), or None
         when it is not one to give (see the module docstring)."""
-        answer = self.kb.answer(question, self.clock())
+        answer = self._answer(question)
         if answer.kind in ("weak", "none") and self.last_price and _REFERS_BACK.search(question):
             # "How much would twelve of them cost?" after the desk's price: the desks, now for twelve
             answer = self.kb.answer_document(self.last_price[0], question, self.clock())
-        if not answer.answered and not must:
+        if not must and (not answer.answered or (strong and answer.score < STRONG)):
             return None
         if answer.kind == "weak" and answer.entry_ids:
             self.pending = (answer.entry_ids[0], question)

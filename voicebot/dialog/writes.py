@@ -35,9 +35,9 @@ _ASKS = {
         r"dent\w*|error)\b"),
     "create_lead": re.compile(
         r"\b(buy|buying|purchase|quote|quotation|price|prices|pricing|cost|costs|how much|interested in|"
-        r"looking for|estimate|order (some|more|new)|need (some|\d+|a few|new|a dozen|(two|three|four|five|six|"
-        r"seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|sixty|seventy|eighty|ninety|"
-        r"a hundred|hundreds)\b)|bulk|offer)\b"),
+        r"looking for|estimate|order (some|more|new)|((to|i|we|id|wed|ill) order|need) (some|\d+|a few|new|"
+        r"a dozen|(two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|"
+        r"sixty|seventy|eighty|ninety|a hundred|hundreds)\b)|bulk|offer)\b"),
     # moving or cancelling a booked visit (dialog/appointments.py), never an order or a delivery
     "reschedule_appointment": re.compile(
         r"\b(re ?schedul\w*|(move|moving|shift) (?!(my|the|our) (order|delivery|parcel|package))(it|my|the|our|that|"
