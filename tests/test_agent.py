@@ -294,6 +294,19 @@ def test_locked_tools_ask_for_the_pin_and_verification_happens_in_code(repo):
     assert chat.calls == []  # the model never saw or judged the PIN
 
 
+def test_a_question_at_the_pin_prompt_is_answered_and_uses_no_attempt(repo):
+    """"How much is the 500 one?" read as the digits 5001 ("one" a number): an attempt used, "That did not match".
+    A turn that asks something is no PIN: the agent answers it, and the PIN question stays open."""
+    chat = ScriptedChat([{"action": "reply", "text": "I can check that after your PIN."}])
+    agent = agent_for(repo, chat)
+    list(agent.turn("Where is my order?"))
+    said = " ".join(e.text for e in agent.turn("How much is the 500 one?") if isinstance(e, Sentence))
+    assert said == "I can check that after your PIN."
+    assert agent.context.verification.attempts_used == 0 and agent.awaiting_pin
+    spoken = " ".join(e.text for e in agent.turn("Sure, it's one two three four.") if isinstance(e, Sentence))
+    assert "10452" in spoken
+
+
 def test_three_wrong_pins_hand_the_caller_to_a_person(repo):
     agent = agent_for(repo, ScriptedChat())
     list(agent.turn("Where is my order?"))

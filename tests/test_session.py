@@ -441,6 +441,19 @@ def test_a_caller_who_is_done_hears_the_goodbye_without_the_model(env):
     assert chat.calls == [] and call.line.transfers == []
 
 
+def test_a_caller_who_is_done_at_the_pin_prompt_hears_the_goodbye(env):
+    """A caller asked for the PIN who says "no, that's all" is done: the goodbye, not a model turn (an open PIN
+    question kept the goodbye away, and the model answered "You're welcome! If you have any other questions...")."""
+    chat = ScriptedChat()  # any model call fails the test
+    script = [WaitForBot(), env.voice.say("where is my order"), WaitForBot(), env.voice.say("no, that's all"),
+              WaitForBot(), HangUp()]
+    call = run(env, line_for(env, script), chat)
+
+    bot = call.said("bot")
+    assert "PIN" in bot[1] and bot[2] == env.prompts.goodbye, bot
+    assert chat.calls == [] and call.line.transfers == []
+
+
 def test_a_caller_who_only_asks_for_help_is_asked_what_about_without_the_model(env):
     chat = ScriptedChat()  # any model call fails the test
     script = [WaitForBot(), env.voice.say("I need help", 0.8), WaitForBot(), HangUp()]

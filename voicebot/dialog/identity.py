@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from voicebot.crm.models import NotFound
-from voicebot.crm.spoken import digits_in, find_dates
+from voicebot.crm.spoken import digits_in, find_dates, words_to_digits
 from voicebot.crm.toolkit import ToolRegistry
 from voicebot.crm.verification import CallerContext
 from voicebot.text import normalize
@@ -34,6 +34,10 @@ NO_PIN_PROMPT = "For your security, please tell me your date of birth."
 POSTCODE_PROMPT = "Thank you. And the postcode on your account?"
 _NO_PIN = re.compile(r"\b(dont|do not|never) (have|know|remember|got)\b.*\b(pin|code|number)\b|\bforgot\b.*\bpin\b|"
                      r"\bno pin\b|\bdate of birth\b|\bbirthday\b")
+
+_ANSWER_WORDS = frozenset("""my the pin code number is its it was er um uh oh yes yeah yep sure ok okay right so well
+    i think believe guess sorry thats that and please account order phone mobile postcode zip here you go""".split())
+_ASKING = frozenset("how what where when why which who much many cost costs price can could would do does".split())
 
 _LEAD_IN = re.compile(r"^\W*(?:(?:is|it'?s|its|my|the|and|of|postcode|zip|code)\b\W*)*", re.IGNORECASE)
 
@@ -90,7 +94,7 @@ class IdentityStep:
 
     def answer(self, text: str) -> IdentityResult | None:
         """Handle ``text`` when it answers an open identity question; None when it does not."""
-        digits = digits_in(text)
+        digits = digits_in(text) if _only_numbers(text) else ""
         if self.birth is not None:
             if len(digits.replace(" ", "")) == 4 and (re.search(r"\bpin\b", text, re.I) or self._has_pin()):
                 self.birth = None  # four digits on an account with a PIN: the caller gave the PIN after all
@@ -162,3 +166,12 @@ class IdentityStep:
         again = "Please tell me your four-digit PIN again." if "pin" in args else \
             "Please tell me your date of birth and postcode again, or your PIN."
         return IdentityResult(checked, [f"{message} {again}"])
+
+
+def _only_numbers(text: str) -> bool:
+    """Whether a turn with digits in it is an answer ("it's 4 8 2 1", "my PIN is one two three four, I think") and
+    not a question or request of its own: "How much is the 500 one?" at the PIN prompt read as the digits 5001 (the
+    "one" a number), used an attempt and said "That did not match"; such a turn is the agent's to answer, and the
+    question stays open."""
+    rest = [w for w in normalize(words_to_digits(text)).split() if not w.isdigit() and w not in _ANSWER_WORDS]
+    return len(rest) <= 3 and not _ASKING.intersection(rest)

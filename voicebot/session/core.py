@@ -220,7 +220,7 @@ class CallSession:
         if more or asks_only_for_help(text):  # "Yes." to "anything else?", "I need help.": no model seconds for them
             prompts = self.config.dialog.prompts
             return await self._speak([prompts.anything_more if more else prompts.what_about], clock, fixed=True)
-        if is_closing(text, last) and not (self.agent and (self.agent.pending_write or self.agent.awaiting_pin)):
+        if is_closing(text, last) and not (self.agent and self.agent.pending_write):
             # "Thank you, that's all": a goodbye from the cache at once, not seconds of the model for a courtesy
             self.guard.note_progress()
             return await self._speak([self.config.dialog.prompts.goodbye], clock, fixed=True)
