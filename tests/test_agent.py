@@ -378,6 +378,28 @@ def test_an_unknown_number_is_asked_for_the_account_then_the_pin(repo):
     assert chat.calls == []
 
 
+def test_a_pin_said_before_the_account_is_found_is_asked_to_wait_and_costs_nothing(repo):
+    """"My PIN is 1234." to "what is the phone number on your account?" was taken for order 1234: no such order,
+    so the decoy PIN question followed, and the caller's right PIN could only fail."""
+    agent = agent_for(repo, ScriptedChat(), caller=UNKNOWN)
+    list(agent.turn("What did I order last time?"))
+    said = " ".join(e.text for e in agent.turn("My PIN is 1234.") if isinstance(e, Sentence))
+    assert "find your account" in said and not agent.identity.decoy and agent.identity.awaiting_account
+    list(agent.turn("It's 555 010 2030"))
+    assert "most recent order" in " ".join(e.text for e in agent.turn("1 2 3 4") if isinstance(e, Sentence))
+
+
+def test_a_number_the_model_writes_never_looks_up_an_account(repo):
+    """Asked "What's Tom Becker's phone number?", the model called identify_caller with "Tom Becker's phone number
+    is 123-456-7890.": the number to look up is the caller's own words, or there is no lookup."""
+    chat = ScriptedChat([{"action": "identify_caller", "text": "Tom Becker's phone number is 555-010-2030."},
+                         {"action": "reply", "text": "I can't share other customers' details."}])
+    agent = agent_for(repo, chat, caller=UNKNOWN)
+    events = list(agent.turn("What's Tom Becker's phone number?"))
+    assert not any(isinstance(e, ToolCalled) and e.name == "identify_caller" for e in events)
+    assert agent.context.customer is None
+
+
 def test_an_order_number_from_an_unknown_number_finds_the_account_but_reveals_nothing_before_the_pin(repo):
     agent = agent_for(repo, ScriptedChat(), caller=UNKNOWN)
     first = list(agent.turn("Where is my order 10452?"))

@@ -314,6 +314,7 @@ def tool_args(tool: str, text: str, *, caller_name: str | None, services: list[s
         return {"name": caller_name or "Caller", "interest": text or "sales enquiry"}
     if tool == "request_callback":
         return {"reason": text or "callback requested"}
-    if tool == "identify_caller":
-        return {"phone_number": text} if text else None
+    if tool == "identify_caller":  # the caller's own number: the model wrote "Tom Becker's phone number is
+        number = digits_in(caller_text)  # 123-456-7890." for "What's Tom Becker's phone number?"
+        return {"phone_number": number} if len(number) >= 7 else None
     return None

@@ -29,6 +29,8 @@ from voicebot.text import normalize
 PIN_PROMPT = "For your security, please tell me your four-digit PIN."
 ACCOUNT_PROMPT = ("I can help with that once I've found your account. What is the phone number on your account, "
                   "or one of your order numbers?")
+FIND_FIRST_PROMPT = ("Thank you. Before the PIN I need to find your account: what is the phone number on it, or one "
+                     "of your order numbers?")
 BIRTH_PROMPT = "No problem. Please tell me your date of birth, and then the postcode on your account."
 NO_PIN_PROMPT = "For your security, please tell me your date of birth."
 POSTCODE_PROMPT = "Thank you. And the postcode on your account?"
@@ -100,6 +102,8 @@ class IdentityStep:
                 self.birth = None  # four digits on an account with a PIN: the caller gave the PIN after all
                 return self._pin(text)
             return self._birth_and_postcode(self.birth, text)
+        if self.awaiting_account and re.search(r"\b(pin|passcode)\b", text, re.IGNORECASE):
+            return IdentityResult(say=[FIND_FIRST_PROMPT])  # a PIN before the account is found: no attempt used
         if self.awaiting_account and len(digits) >= 4:
             return self._find(digits)
         if not self.awaiting_pin or (self.context.customer is None and not self.decoy):
