@@ -14,7 +14,7 @@ from fakes import ScriptedChat
 from voicebot.crm.repository import Repository
 from voicebot.crm.verification import CallerContext
 from voicebot.dialog.agent import DialogueAgent, Sentence, ToolCalled
-from voicebot.dialog.followups import follow_up
+from voicebot.dialog.followups import OFFER, follow_up, offered
 from voicebot.dialog.intents import Intent
 from voicebot.dialog.knowledge_step import STRONG, KnowledgeStep
 from voicebot.dialog.placing import KNOWLEDGE_OVER_INTENT, placed_request
@@ -176,3 +176,28 @@ def test_small_talk_takes_only_a_strong_knowledge_answer_and_one_turn_asks_the_b
     assert step.score("Is there a data cap?") == pytest.approx(STRONG + 0.2)
     assert step.ask("Is there a data cap?", must=False, strong=True)[0].text == "The answer."
     assert strong.asked == 1
+
+
+def test_a_yes_to_what_a_knowledge_answer_offers_reads_that_back(provider_crm, intent_classifier, provider_kb):
+    """The outage entry ends "we can open a ticket": "Yes, please." went to the model, which handed the caller to
+    a person. It is a yes to the offer: the ticket is read back from the caller's own words, and made on yes."""
+    agent = _agent(provider_crm, intent_classifier, provider_kb)
+    assert "we can open a ticket" in _said(agent.turn("My internet has been down since this morning."))
+    said = _said(agent.turn("Yes, please."))
+    assert said == "I'll open a ticket saying: My internet has been down since this morning. Is that right?"
+    made = [e for e in agent.turn("Yes.") if isinstance(e, ToolCalled)]
+    assert [(e.name, e.args["subject"], e.result["ok"]) for e in made] == [
+        ("create_ticket", "My internet has been down since this morning.", True)]
+
+
+def test_offers_are_read_from_the_answer_and_only_a_yes_takes_one():
+    assert offered("If the lights stay red, we can open a ticket and send a technician.") == OFFER + "create_ticket"
+    assert offered("You can book a visit with us on the phone.") == OFFER + "list_free_slots"
+    assert offered("We can call you back within the hour.") == OFFER + "request_callback"
+    assert offered("Bills are due within 14 days.") is None
+    asked = OFFER + "list_free_slots"
+    assert follow_up(asked, ["Do you install fiber?", "Yes please."], None, SERVICES, TODAY) == (
+        "list_free_slots", {"service": "fiber installation"})
+    assert follow_up(asked, ["Do you install fiber?", "No, just asking."], None, SERVICES, TODAY) is None
+    assert follow_up(OFFER + "request_callback", ["My bill looks wrong to me.", "Yes."], None, SERVICES,
+                     TODAY).args == {"reason": "My bill looks wrong to me."}

@@ -28,7 +28,7 @@ from voicebot.dialog.placing import placed_request
 from voicebot.dialog.answers import match_intent, pick_slot, render, tool_args
 from voicebot.dialog.appointments import CHANGES, AppointmentStep, picked_booking
 from voicebot.dialog.slots import fitting_slots
-from voicebot.dialog.followups import follow_up, question_for
+from voicebot.dialog.followups import follow_up, offered, question_for
 from voicebot.dialog.spoken_check import spoken_or_safe
 from voicebot.dialog.writes import (DETAIL_QUESTION, WRITE_TOOLS, PendingWrite, answer_to_readback, asked_for,
                                     choosable, grounded_args, readback, write_evidence)
@@ -104,8 +104,7 @@ class DialogueAgent:
         self._note(f"Caller verified: {customer.name}. Open orders: {compact_result(orders) or 'none'}.")
 
     def _caller_name(self) -> str | None:
-        customer = self.context.verified_customer or self.context.customer
-        return customer.name if customer else None
+        return customer.name if (customer := self.context.verified_customer or self.context.customer) else None
 
     def _services(self) -> list[str]:
         return list(self.context.repo.services())
@@ -207,6 +206,7 @@ class DialogueAgent:
         """Speak a knowledge answer: from the admin's entry or computed in code, so it is its own ground."""
         yield used
         self.facts.append(grounds)
+        self.detail_for = offered(used.text)  # "... we can open a ticket": a yes asks for that (followups)
         yield from self._reply([used.text])
 
     def _propose_write(self, name: str, evidence: bool = False) -> Iterator[AgentEvent]:

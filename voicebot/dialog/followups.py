@@ -11,14 +11,15 @@ rest of the turn as if nothing had been asked.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
 from voicebot.dialog.answers import service_named, tool_args
 from voicebot.dialog.slots import parse_when
-from voicebot.dialog.writes import (DETAIL_QUESTION, PendingWrite, answer_to_readback, asked_for, readback,
-                                    says_what_is_wrong, with_detail)
+from voicebot.dialog.writes import (DETAIL_QUESTION, PendingWrite, answer_to_readback, asked_for, grounded_args,
+                                    readback, says_what_is_wrong, with_detail)
 
 
 def question_for(tool: str, args: dict[str, Any], services: Sequence[str], asked_before: bool) -> str | None:
@@ -33,12 +34,40 @@ def question_for(tool: str, args: dict[str, Any], services: Sequence[str], asked
     return None
 
 
+OFFER = "offer:"
+"""``DialogueAgent.detail_for`` of a knowledge answer that offers an action: ``OFFER`` + the tool."""
+_OFFERS = (
+    ("create_ticket", re.compile(r"\b(open|raise|create|log|file)s? (a |an )?(support |new )?(ticket|case|complaint|"
+                                 r"fault report)\b", re.IGNORECASE)),
+    ("list_free_slots", re.compile(r"\b(send|book|arrange|schedule)s? (you )?(a |an )?(technician|engineer|visit|"
+                                   r"appointment|repair visit|fitter)\b", re.IGNORECASE)),
+    ("request_callback", re.compile(r"\b(call|ring|phone) you back\b|\barrange a call ?back\b", re.IGNORECASE)),
+)
+
+
+def offered(answer: str) -> str | None:
+    """``OFFER`` + the tool a knowledge answer offers ("... we can open a ticket and send a technician if needed"),
+    the first it names, or None. Why: a caller's "Yes, please." to such an answer went to the model, which handed
+    them to a person; it is a yes to that offer, read back from the caller's own words like any write."""
+    found = [(match.start(), tool) for tool, pattern in _OFFERS if (match := pattern.search(answer))]
+    return OFFER + min(found)[1] if found else None
+
+
 def follow_up(asked: str, caller_words: Sequence[str], intent: str | None, services: Sequence[str],
               today: date) -> PendingWrite | tuple[str, dict[str, Any]] | None:
     """What the caller's last words (``caller_words[-1]``) answer to the question asked for ``asked``: a write to
     read back, a tool to run (which may ask again), or None when they answered something else. ``caller_words``
     start at the request the question completes; ``intent`` is the intent classifier's reading of the last."""
     said = caller_words[-1] if caller_words else ""
+    if asked.startswith(OFFER):
+        tool, problem = asked[len(OFFER):], list(caller_words[:-1])
+        if answer_to_readback(said) is not True or not problem:
+            return None
+        if tool == "list_free_slots":
+            return tool, tool_args(tool, "", caller_name=None, services=list(services), offered_slots=[],
+                                   caller_text=" ".join(problem), today=today) or {"service": None}
+        args = grounded_args(tool, problem, today, caller_name=None)
+        return PendingWrite(tool, args, readback(tool, args)) if args else None
     if asked == "create_ticket":
         if says_what_is_wrong(said) and answer_to_readback(said) is None and intent in (None, "ticket"):
             args = with_detail(caller_words)
