@@ -207,6 +207,9 @@ def test_the_subject_is_the_callers_own_words_with_secrets_masked():
     assert caller_request(turns) == "The desk you delivered has a cracked leg."
     assert "4815" not in (caller_request(["my pin is 4815 and the chair is broken"]) or "")
     assert caller_request(["yes", "ok"]) is None
+    # an opening "Okay." or "Hi, um," is no part of the subject the team reads
+    assert caller_request(["Okay. My wifi keeps dropping out."]) == "My wifi keeps dropping out."
+    assert caller_request(["Hi, um, the chair arrived broken"]) == "The chair arrived broken"
     args = grounded_args("create_ticket", turns, TODAY, caller_name="Alice")
     assert args == {"subject": "The desk you delivered has a cracked leg.",
                     "description": "The desk you delivered has a cracked leg."}

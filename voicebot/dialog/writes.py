@@ -108,9 +108,14 @@ def caller_request(caller_turns: Sequence[str], last: int = 3, limit: int = 120)
     for text in reversed(caller_turns[-last:]):
         content = [w for w in normalize(text).split() if w not in _FILLER and not w.isdigit()]
         if len(content) >= 3:
-            said = " ".join(mask_secrets(text).split())
+            said = _OPENER.sub("", " ".join(mask_secrets(text).split())) or text  # "Okay. My wifi keeps ..."
+            said = said[:1].upper() + said[1:]
             return said if len(said) <= limit else said[:limit].rsplit(" ", 1)[0]
     return None
+
+
+_OPENER = re.compile(r"^(?:(?:okay|ok|so|um+|uh+|er+|well|yes|yeah|hi|hello|hey|right|alright)\b[,.!]?\s+)+",
+                     re.IGNORECASE)
 
 
 def says_what_is_wrong(text: str) -> bool:
