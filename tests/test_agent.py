@@ -307,6 +307,21 @@ def test_a_question_at_the_pin_prompt_is_answered_and_uses_no_attempt(repo):
     assert "10452" in spoken
 
 
+def test_a_correction_to_a_ticket_read_back_is_read_back_again_with_it(repo):
+    """"No wait, it's the desk, not the chair." was a no: "All right, I won't do that.", and the caller's "Yes." then
+    made the model write a ticket with the correction alone. A no with more words corrects the read-back."""
+    chat = ScriptedChat([{"action": "create_ticket", "text": "chair too big"}])
+    agent = agent_for(repo, chat)
+    said = " ".join(e.text for e in agent.turn("I want to return the chair, it's too big.") if isinstance(e, Sentence))
+    assert said == "I'll open a ticket saying: I want to return the chair, it's too big. Is that right?"
+    said = " ".join(e.text for e in agent.turn("No wait, it's the desk, not the chair.") if isinstance(e, Sentence))
+    assert said == ("I'll open a ticket saying: I want to return the chair, it's too big. It's the desk, not the "
+                    "chair. Is that right?")
+    made = [e for e in agent.turn("Yes.") if isinstance(e, ToolCalled)]
+    assert [e.name for e in made] == ["create_ticket"] and "It's the desk" in made[0].args["subject"]
+    assert len(chat.calls) == 1  # only the first turn needed the model
+
+
 def test_three_wrong_pins_hand_the_caller_to_a_person(repo):
     agent = agent_for(repo, ScriptedChat())
     list(agent.turn("Where is my order?"))

@@ -202,6 +202,19 @@ def test_a_write_needs_the_callers_request(tool, said, asked):
     assert asked_for(tool, [said]) is asked
 
 
+@pytest.mark.parametrize(("said", "tool", "answer"), [
+    ("No wait, it's the desk, not the chair.", "create_ticket", None),  # a correction: read back again
+    ("No, I'd rather have Thursday afternoon", "book_appointment", None),
+    ("No wait, it's the desk, not the chair.", None, False),
+    ("No thanks.", "create_ticket", False),
+    ("No, I don't want that, thanks", "create_ticket", False),
+    ("No, not now, maybe later.", "book_appointment", False),
+    ("No, just leave it for now, thanks", "create_lead", False),
+])
+def test_a_no_with_more_words_corrects_a_read_back(said, tool, answer):
+    assert answer_to_readback(said, tool) is answer
+
+
 def test_the_subject_is_the_callers_own_words_with_secrets_masked():
     turns = ["The desk you delivered has a cracked leg.", "yes please"]
     assert caller_request(turns) == "The desk you delivered has a cracked leg."

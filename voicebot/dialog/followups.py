@@ -18,8 +18,8 @@ from typing import Any
 
 from voicebot.dialog.answers import service_named, tool_args
 from voicebot.dialog.slots import parse_when
-from voicebot.dialog.writes import (DETAIL_QUESTION, PendingWrite, answer_to_readback, asked_for, grounded_args,
-                                    readback, says_what_is_wrong, with_detail)
+from voicebot.dialog.writes import (DETAIL_QUESTION, PendingWrite, answer_to_readback, asked_for, corrects,
+                                    grounded_args, readback, says_what_is_wrong, with_detail)
 
 
 def question_for(tool: str, args: dict[str, Any], services: Sequence[str], asked_before: bool) -> str | None:
@@ -69,7 +69,8 @@ def follow_up(asked: str, caller_words: Sequence[str], intent: str | None, servi
         args = grounded_args(tool, problem, today, caller_name=None)
         return PendingWrite(tool, args, readback(tool, args)) if args else None
     if asked == "create_ticket":
-        if says_what_is_wrong(said) and answer_to_readback(said) is None and intent in (None, "ticket"):
+        if says_what_is_wrong(said) and answer_to_readback(said, asked) is None and (
+                intent in (None, "ticket") or corrects(said, asked)):
             args = with_detail(caller_words)
             return PendingWrite(asked, args, readback(asked, args))
     elif asked == "list_free_slots" and answer_to_readback(said) is not False:

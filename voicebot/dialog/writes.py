@@ -54,6 +54,10 @@ _YES = re.compile(r"^(yes|yeah|yep|yup|sure|ok|okay|correct|right|please do|go a
                   r"no (problem|worries)|please)\b")
 _AGREE_AFTER_PLEASE = re.compile(r"(do|go ahead|yes|yeah|thanks?|thank you|book it|"
                                  r"that'?s (fine|good|great|right))?\W*$")
+_REFUSAL = frozenset("""no nope nah not dont do does want need it that this thanks thank you please wait sorry never
+    mind actually i im we just leave forget cancel stop thats its wrong right okay ok fine all at the now yet really
+    maybe later anything else bye goodbye""".split())
+_CORRECTABLE = frozenset({"create_ticket", "create_lead", "request_callback", "book_appointment"})
 _FINE = re.compile(r"\b(no|not a) (problem|worries|issue)\b")
 _CANCEL_IT = re.compile(r"^(yes )?(please )?cancel( it| that| (the|my) (appointment|visit|booking))?( please| then)?$")
 _NO = re.compile(r"^(?!no (problem|worries)\b)(no|nope|nah|don'?t|do not|cancel|wait|stop|not (now|that|yet|really)|"
@@ -108,14 +112,19 @@ def caller_request(caller_turns: Sequence[str], last: int = 3, limit: int = 120)
     for text in reversed(caller_turns[-last:]):
         content = [w for w in normalize(text).split() if w not in _FILLER and not w.isdigit()]
         if len(content) >= 3:
-            said = _OPENER.sub("", " ".join(mask_secrets(text).split())) or text  # "Okay. My wifi keeps ..."
-            said = said[:1].upper() + said[1:]
+            said = _plain(text)  # "Okay. My wifi keeps dropping out": the team reads "My wifi keeps ..."
             return said if len(said) <= limit else said[:limit].rsplit(" ", 1)[0]
     return None
 
 
-_OPENER = re.compile(r"^(?:(?:okay|ok|so|um+|uh+|er+|well|yes|yeah|hi|hello|hey|right|alright)\b[,.!]?\s+)+",
-                     re.IGNORECASE)
+_OPENER = re.compile(r"^(?:(?:okay|ok|so|um+|uh+|er+|well|yes|yeah|hi|hello|hey|right|alright|no|wait|sorry|"
+                     r"actually)\b[,.!]?\s+)+", re.IGNORECASE)
+
+
+def _plain(text: str) -> str:
+    """The caller's words for a subject: secrets masked, one space, no opening "Okay." or "No wait,"."""
+    said = _OPENER.sub("", " ".join(mask_secrets(text).split())) or text
+    return said[:1].upper() + said[1:]
 
 
 def says_what_is_wrong(text: str) -> bool:
@@ -129,7 +138,7 @@ def with_detail(caller_turns: Sequence[str], limit: int = 100) -> dict[str, Any]
     """A ticket from the caller's last turn, which says more about the problem of the turn before: the answer to
     ``DETAIL_QUESTION`` (the subject is the answer alone), or more words for a ticket just read back ("I'd like to
     return a chair I bought." then "It's just the wrong colour.": the subject keeps both)."""
-    detail = " ".join(mask_secrets(caller_turns[-1]).split())
+    detail = _plain(caller_turns[-1])  # "No wait, it's the desk, not the chair." after a read-back
     raised = " ".join(mask_secrets(caller_turns[-2]).split()) if len(caller_turns) > 1 else ""
     subject = f"{raised} {detail}" if raised and says_what_is_wrong(raised) else detail
     subject = subject if len(subject) <= limit else subject[:limit].rsplit(" ", 1)[0]
@@ -147,8 +156,10 @@ def answer_to_readback(text: str, tool: str | None = None) -> bool | None:
     said = normalize(text)
     if tool == "cancel_appointment" and _CANCEL_IT.match(said):
         return True  # "cancel it", to "I'll cancel your ... Shall I do that?", is a yes
-    if _NO.search(said):
-        return False
+    if (no := _NO.search(said)):
+        # "No wait, it's the desk, not the chair." corrects what was read back; "no thanks", "no, don't" refuse
+        fix = [w for w in said[no.end():].split() if w not in _REFUSAL]
+        return None if len(fix) >= 2 and tool in _CORRECTABLE else False
     yes = _YES.search(said)
     if yes is None:
         return None
@@ -158,6 +169,12 @@ def answer_to_readback(text: str, tool: str | None = None) -> bool | None:
     if yes.group(1) == "please" and rest and not _AGREE_AFTER_PLEASE.match(rest):
         return None
     return True
+
+
+def corrects(text: str, tool: str) -> bool:
+    """Whether ``text`` corrects the ``tool`` write just read back ("No wait, it's the desk, not the chair."):
+    whatever the intent classifier makes of it (that one was a booking's cancellation), it is more of the same."""
+    return answer_to_readback(text, tool) is None and bool(_NO.search(normalize(text)))
 
 
 @dataclass(frozen=True)
