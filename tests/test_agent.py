@@ -322,6 +322,19 @@ def test_a_correction_to_a_ticket_read_back_is_read_back_again_with_it(repo):
     assert len(chat.calls) == 1  # only the first turn needed the model
 
 
+def test_the_model_stops_once_it_has_chosen_an_action_whose_text_nothing_reads(repo):
+    """A hand-over wrote its reason for a second or more after "transfer" was settled, and the caller waited for
+    it: the reason was never used (the operator sees the caller's words). Generation stops at the action's name."""
+    reason = "The caller is unsure what their colleague meant about the account, so a person should help them."
+    chat = ScriptedChat([{"action": "transfer", "text": reason}], piece_chars=3)
+    events = list(agent_for(repo, chat).turn("My colleague said something about our account, not sure what."))
+    assert [type(e).__name__ for e in events][-1] == "TransferRequested"
+    assert chat.cancelled == 1  # closed early, not run to the end
+    chat = ScriptedChat([{"action": "reply", "text": "Happy to help. What would you like to know?"}], piece_chars=3)
+    list(agent_for(repo, chat).turn("Hello there."))
+    assert len(chat.calls) == 1 and chat.cancelled == 0  # a reply is spoken to its end
+
+
 def test_three_wrong_pins_hand_the_caller_to_a_person(repo):
     agent = agent_for(repo, ScriptedChat())
     list(agent.turn("Where is my order?"))

@@ -30,8 +30,8 @@ from voicebot.dialog.appointments import CHANGES, AppointmentStep, picked_bookin
 from voicebot.dialog.slots import fitting_slots
 from voicebot.dialog.followups import follow_up, offered, question_for
 from voicebot.dialog.spoken_check import spoken_or_safe
-from voicebot.dialog.writes import (DETAIL_QUESTION, WRITE_TOOLS, PendingWrite, answer_to_readback, asked_for,
-                                    choosable, grounded_args, readback, write_evidence)
+from voicebot.dialog.writes import (DETAIL_QUESTION, TEXT_UNUSED, WRITE_TOOLS, PendingWrite, answer_to_readback,
+                                    asked_for, choosable, grounded_args, readback, write_evidence)
 from voicebot.crm.verification import CallerContext
 from voicebot.dialog.streaming import JsonTextStream, parse_json_object
 from voicebot.speech.tts import SentenceBuffer
@@ -264,8 +264,7 @@ class DialogueAgent:
         return self.identity.waiting
 
     def _identified(self, result: IdentityResult) -> Iterator[AgentEvent]:
-        """Act on an identity answer (voicebot/dialog/identity.py): record the checks, say what it asks, hand a
-        locked-out caller to a person, or run the request that waited for verification."""
+        """Act on an identity answer (dialog/identity.py): the checks, what it asks, a lock-out, the waiting request."""
         for checked in result.checked:
             self.facts.append(checked.result)
             yield ToolCalled(checked.name, checked.args, checked.result, checked.elapsed_s)
@@ -354,13 +353,14 @@ class DialogueAgent:
                         if spoken[-1] in (SAFE_REPLY, NO_SECRETS_REPLY):
                             break
                     else:
-                        continue
+                        if stream.settled(TEXT_UNUSED) is None:
+                            continue
                     break
             finally:
                 close = getattr(pieces, "close", None)
                 if close is not None:
                     close()  # stops generation (a barge-in, a blocked sentence)
-            action = parse_json_object(stream.raw)
+            action = parse_json_object(stream.raw) or stream.settled(TEXT_UNUSED)
             if spoken and spoken[-1] in (SAFE_REPLY, NO_SECRETS_REPLY):
                 action = {"action": "reply", "text": " ".join(spoken)}
             elif action is not None and action.get("action") == "reply":

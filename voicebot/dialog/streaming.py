@@ -14,6 +14,7 @@ T = TypeVar("T")
 
 _TEXT_START = re.compile(r'"text"\s*:\s*"')
 _REPLY = re.compile(r'"action"\s*:\s*"reply"')
+_ACTION = re.compile(r'"action"\s*:\s*"([A-Za-z_]+)"')
 _ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": " ", "r": " ", "t": " "}
 
 
@@ -28,6 +29,13 @@ class JsonTextStream:
         self.raw = ""
         self._pos: int | None = None  # index in raw of the next undecoded character of the text value
         self.done = False
+
+    def settled(self, text_unused: frozenset[str]) -> dict | None:
+        """The action, once its name is written, when it is one whose ``text`` nothing reads (``text_unused``): the
+        model can stop there. A hand-over wrote a reason ("caller asked for a person") for a second or more after
+        "transfer" was settled, and the caller waited for it; the reason was never used."""
+        match = _ACTION.search(self.raw)
+        return {"action": match.group(1), "text": ""} if match and match.group(1) in text_unused else None
 
     def feed(self, piece: str) -> str:
         self.raw += piece

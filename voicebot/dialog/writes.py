@@ -24,6 +24,11 @@ from voicebot.text import normalize
 WRITE_TOOLS = frozenset({"create_ticket", "create_lead", "request_callback", "book_appointment",
                          "reschedule_appointment", "cancel_appointment"})
 
+TEXT_UNUSED = WRITE_TOOLS | {"transfer", "identify_caller", "list_open_orders", "get_caller_history",
+                             "list_recent_orders", "list_my_appointments"}
+"""Model actions whose ``text`` code never reads: a write takes the caller's words, a lookup of the caller's own
+records needs none, a hand-over records what the caller said (streaming.JsonTextStream.settled)."""
+
 _ASKS = {
     "request_callback": re.compile(
         r"\b(call(ed|ing)? (me|us|him|her) (back|later|tomorrow|again)|call ?back|ring (me|us)|phone (me|us)|"
