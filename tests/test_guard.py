@@ -66,6 +66,21 @@ def test_ordinary_sentences_do_not_escalate(guard, text):
     assert guard.check_transcript(text) is None
 
 
+@pytest.mark.parametrize(("text", "named"), [
+    ("Can I speak to Bob from sales?", "speak to Bob"),
+    ("I want to talk with Mrs. Lopez please", "talk with Mrs. Lopez"),
+    ("Please put me through to Maria.", "put me through to Maria"),
+    ("Can I speak to you about my order?", None),
+    ("Who am I speaking to?", None),
+    ("I need to speak to The manager", None),
+    ("Speak to me slowly please", None),
+])
+def test_a_person_asked_for_by_name_is_a_person(guard, text, named):
+    """"Can I speak to Bob from sales?" went to the knowledge base ("is your question: can I get a quote?"): the
+    bot cannot reach Bob, a colleague can."""
+    assert guard.operator_phrase(text) == named
+
+
 def test_phrases_come_from_config():
     guard = EscalationGuard(EscalationConfig(operator_phrases=["supervisor", "a manager"]))
     assert guard.check_transcript("Supervisor, now.").detail == "said 'supervisor'"

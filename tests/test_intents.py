@@ -95,3 +95,27 @@ def test_a_stock_question_placed_as_a_lead_hears_the_price_and_no_read_back(inte
     spoken = [e.text for e in agent.turn("I'd like to order 5 toner cartridges.") if isinstance(e, Sentence)]
     assert "For 5 cartridges" in spoken[0] and "written quote" in spoken[-1], spoken
     assert agent.pending_write is not None and agent.pending_write.tool == "create_lead"
+
+
+def test_a_knowledge_question_asked_with_a_request_is_answered_too(intent_classifier, knowledge_base):
+    """"Where's my order, and are you open on Saturday?" heard the PIN question and nothing about Saturday."""
+    from datetime import UTC, datetime
+
+    from voicebot.dialog.knowledge_step import KnowledgeStep
+    from voicebot.dialog.recognised import clauses
+
+    assert clauses("Where is my order and when do you close today?") == ["Where is my order",
+                                                                         "when do you close today"]
+    assert clauses("My printer is broken and I need it fixed") == ["My printer is broken and I need it fixed"]
+    repo = Repository.open(None)
+    seed_demo(repo, today=TODAY)
+    step = KnowledgeStep(knowledge_base, clock=lambda: datetime(2026, 11, 23, 17, 0, tzinfo=UTC))  # Monday, 9 AM PT
+    agent = DialogueAgent(ScriptedChat(), CallerContext.start(repo, "+15550102030"), "Northwind.", today=TODAY,
+                          intents=intent_classifier, knowledge=step)
+    spoken = [e.text for e in agent.turn("Hi, two questions: where's my order, and are you open on Saturday?")
+              if isinstance(e, Sentence)]
+    assert spoken == ["On Saturday, November 28, we're open from 9 AM to 1 PM.",
+                      "For your security, please tell me your PIN."], spoken
+    # one question alone is answered once
+    spoken = [e.text for e in agent.turn("Are you open on Saturday?") if isinstance(e, Sentence)]
+    assert len(spoken) == 1

@@ -24,14 +24,14 @@ from voicebot.crm.toolkit import ToolRegistry
 from voicebot.dialog.identity import IdentityResult, IdentityStep
 from voicebot.dialog.intents import IntentClassifier
 from voicebot.dialog.knowledge_step import KnowledgeStep, KnowledgeUsed
-from voicebot.dialog.placing import placed_request
+from voicebot.dialog.recognised import INTENT_TOOLS, also_asked, answer_recognised  # noqa: F401 (INTENT_TOOLS)
 from voicebot.dialog.answers import match_intent, pick_slot, render, tool_args
 from voicebot.dialog.appointments import CHANGES, AppointmentStep, picked_booking
 from voicebot.dialog.slots import fitting_slots
 from voicebot.dialog.followups import follow_up, offered, question_for
 from voicebot.dialog.spoken_check import spoken_or_safe
 from voicebot.dialog.writes import (DETAIL_QUESTION, TEXT_UNUSED, WRITE_TOOLS, PendingWrite, answer_to_readback,
-                                    asked_for, choosable, grounded_args, readback, write_evidence)
+                                    asked_for, choosable, grounded_args, readback)
 from voicebot.crm.verification import CallerContext
 from voicebot.dialog.streaming import JsonTextStream, parse_json_object
 from voicebot.speech.tts import SentenceBuffer
@@ -43,11 +43,6 @@ from voicebot.dialog.prompting import (EXAMPLES, MAX_TOOL_STEPS, NO_SECRETS_REPL
                                        RULES, SAFE_REPLY, TROUBLE_REPLY, action_schema, compact_result,
                                        full_system_prompt, leaks, signature)
 _leaks = leaks  # the name the tests knew
-INTENT_TOOLS = {"order_status": "list_open_orders", "order_history": "list_recent_orders", "booking": "list_free_slots",
-                "ticket": "create_ticket", "lead": "create_lead", "callback": "request_callback",
-                "reschedule": "reschedule_appointment", "cancel_booking": "cancel_appointment",
-                "my_appointments": "list_my_appointments", "ticket_status": "get_caller_history"}
-"""The tool each recognised intent leads to (knowledge questions go to the knowledge base, when there is one)."""
 log = logging.getLogger(__name__)
 
 
@@ -170,37 +165,6 @@ class DialogueAgent:
             yield from self._reply(spoken)
             return True
         return False
-
-    def _recognised(self, caller_text: str, allowed: list[str]) -> Iterator[AgentEvent]:
-        """Answer a request the intent classifier recognises, without the model. True: the turn is answered."""
-        found = placed_request(self.intents.classify(caller_text), caller_text, self._services(), self.today,
-                               self.knowledge and self.knowledge.score) if self.intents is not None else None
-        if found is not None and found.name == "knowledge" and self.knowledge is not None:
-            yield IntentFound(found)
-            yield from self._know(*self.knowledge.ask(caller_text, must=True))
-            return True
-        tool = INTENT_TOOLS.get(found.name) if found else None
-        if found is None or tool is None or tool not in allowed or not write_evidence(tool, caller_text, found.margin):
-            return False
-        yield IntentFound(found)
-        if tool == "create_lead" and self.knowledge is not None:
-            before = self.knowledge.estimate
-            priced = self.knowledge.ask(caller_text, must=False)
-            if priced is not None and priced[0].kind == "price":  # the estimate first, then offer the lead
-                used, grounds = priced
-                yield used
-                self.facts.append(grounds)
-                self.history.append(ChatMessage("assistant", json.dumps({"action": "reply", "text": used.text})))
-                yield Sentence(used.text)
-                if self.knowledge.estimate is before and not asked_for(tool, [caller_text]):
-                    return True  # "is the chair in stock?": its price answers it, no lead read back
-        if tool in WRITE_TOOLS:
-            return (yield from self._propose_write(tool, evidence=True))
-        args = tool_args(tool, "", caller_name=self._caller_name(), services=self._services(),
-                         offered_slots=self.offered_slots, caller_text=caller_text, today=self.today)
-        if tool == "list_open_orders" and (number := match_intent(f"where is order {caller_text}")):
-            tool, args = number  # "has order 10452 shipped?": the one order
-        return False if args is None else (yield from self._tool(tool, args))
 
     def _know(self, used: KnowledgeUsed, grounds: str) -> Iterator[AgentEvent]:
         """Speak a knowledge answer: from the admin's entry or computed in code, so it is its own ground."""
@@ -327,9 +291,10 @@ class DialogueAgent:
             return  # "Tuesday at 10" after times were offered, or another day asked for (dialog/appointments.py)
         intent = match_intent(caller_text)
         if intent and intent[0] in allowed:
+            yield from also_asked(self, caller_text)  # "..., and are you open on Saturday?" (dialog/recognised.py)
             if (yield from self._tool(*intent)):
                 return
-        elif (yield from self._recognised(caller_text, allowed)):
+        elif (yield from answer_recognised(self, caller_text, allowed)):
             return
         small_talk = self.intents is not None and self.intents.is_small_talk(caller_text)
         if self.knowledge is not None and (known := self.knowledge.ask(caller_text, must=False, strong=small_talk)):

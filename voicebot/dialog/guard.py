@@ -81,6 +81,10 @@ _ASKING_AGAIN = frozenset("what sorry pardon huh eh excuse".split())
 _CONFUSED_MAX_WORDS = 6
 
 
+_NAMED = re.compile(r"\b(speak|talk|put me through|connect me|transfer me)\s+(?:to|with)\s+(?:(?:Mr|Mrs|Ms|Miss|Dr)\.?\s+)?"
+                    r"((?!I\b|You\b|Your\b|The\b|This\b|That\b|It\b)[A-Z][a-z]+)\b")
+
+
 def _confused(words: str) -> bool:
     """A short turn of "what?", "sorry?", "I don't understand" (``words`` normalised)."""
     return len(words.split()) <= _CONFUSED_MAX_WORDS and (
@@ -152,7 +156,8 @@ class EscalationGuard:
                 after = padded[found.end() + 1:].split()[:1]
                 if not (set(before) & _NOT_AFTER or set(after) & _NOT_BEFORE):
                     return phrase
-        return None
+        named = _NAMED.search(text)  # "Can I speak to Bob from sales?": a person by name (Whisper capitalises it)
+        return named.group(0) if named else None
 
     # --- events ----------------------------------------------------------------------------------------------
 

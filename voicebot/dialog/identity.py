@@ -26,7 +26,7 @@ from voicebot.crm.toolkit import ToolRegistry
 from voicebot.crm.verification import CallerContext
 from voicebot.text import normalize
 
-PIN_PROMPT = "For your security, please tell me your four-digit PIN."
+PIN_PROMPT = "For your security, please tell me your PIN."  # 4 to 8 digits (crm import): no length said
 ACCOUNT_PROMPT = ("I can help with that once I've found your account. What is the phone number on your account, "
                   "or one of your order numbers?")
 FIND_FIRST_PROMPT = ("Thank you. Before the PIN I need to find your account: what is the phone number on it, or one "
@@ -167,7 +167,7 @@ class IdentityStep:
             self.awaiting_pin = False
             return IdentityResult(checked, locked=True)
         message = (result.get("result") or {}).get("message") or result.get("message") or "That did not match."
-        again = "Please tell me your four-digit PIN again." if "pin" in args else \
+        again = "Please tell me your PIN again." if "pin" in args else \
             "Please tell me your date of birth and postcode again, or your PIN."
         return IdentityResult(checked, [f"{message} {again}"])
 

@@ -1,0 +1,109 @@
+"""A request the intent classifier recognises, answered without the model; and a second question in the same breath.
+
+Why a module: the intent step is a rule of its own (which tool an intent leads to, when a write's evidence is
+enough, a price before a lead), and the agent that owns the call's state stays one room. Callers also ask two
+things at once: "Where's my order, and are you open on Saturday?" heard the order's PIN question and nothing about
+Saturday. A clause of the turn that is a knowledge question of its own (the classifier places that clause alone as
+``knowledge`` and the knowledge base answers it well) is answered first, from the admin's entry, and then the
+request is handled as before: "On Saturday, December 5, we're open from 9 AM to 1 PM. For your security, please
+tell me your PIN."
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from datetime import date
+from typing import Any, Protocol
+
+from voicebot.dialog.agent_events import AgentEvent, IntentFound, Sentence
+from voicebot.dialog.answers import match_intent, tool_args
+from voicebot.dialog.intents import Intent, IntentClassifier
+from voicebot.dialog.knowledge_step import KnowledgeStep, KnowledgeUsed
+from voicebot.dialog.placing import KNOWLEDGE_OVER_INTENT, placed_request
+from voicebot.dialog.writes import WRITE_TOOLS, asked_for, write_evidence
+from voicebot.llm.base import ChatMessage
+
+INTENT_TOOLS = {"order_status": "list_open_orders", "order_history": "list_recent_orders", "booking": "list_free_slots",
+                "ticket": "create_ticket", "lead": "create_lead", "callback": "request_callback",
+                "reschedule": "reschedule_appointment", "cancel_booking": "cancel_appointment",
+                "my_appointments": "list_my_appointments", "ticket_status": "get_caller_history"}
+"""The tool each recognised intent leads to (knowledge questions go to the knowledge base, when there is one)."""
+
+_CLAUSE = re.compile(r"[?;]\s*|[,.]?\s+(?:and also|and|also|plus|oh and)\s+(?=(?:are|is|do|does|can|could|what|"
+                     r"whats|what's|when|where|how|which|who|will|would)\b)", re.IGNORECASE)
+
+
+class Recognising(Protocol):
+    """What the step uses of ``DialogueAgent`` (typed here, since agent.py imports this module)."""
+
+    intents: IntentClassifier | None
+    knowledge: KnowledgeStep | None
+    today: date
+    facts: list[Any]
+    history: list[ChatMessage]
+    offered_slots: list[dict[str, Any]]
+
+    def _services(self) -> list[str]: ...
+
+    def _caller_name(self) -> str | None: ...
+
+    def _know(self, used: KnowledgeUsed, grounds: str) -> Iterator[AgentEvent]: ...
+
+    def _propose_write(self, name: str, evidence: bool = False) -> Iterator[AgentEvent]: ...
+
+    def _tool(self, name: str, args: dict[str, Any], seen: set[str] | None = None) -> Iterator[AgentEvent]: ...
+
+
+def clauses(text: str) -> list[str]:
+    """The questions of one turn: "Where's my order, and are you open on Saturday?" -> two."""
+    return [part.strip(" ,.") for part in _CLAUSE.split(text) if len(part.strip(" ,.").split()) >= 3]
+
+
+def also_asked(agent: Recognising, caller_text: str) -> Iterator[AgentEvent]:
+    """Answer each clause of the turn that is a knowledge question of its own (see the module docstring)."""
+    parts = clauses(caller_text)
+    if len(parts) < 2 or agent.intents is None or agent.knowledge is None:
+        return
+    for part in parts:
+        found = agent.intents.classify(part)
+        if found is not None and found.name == "knowledge" and agent.knowledge.score(part) >= KNOWLEDGE_OVER_INTENT:
+            known = agent.knowledge.ask(part, must=False)
+            if known is not None:
+                yield from agent._know(*known)
+
+
+def answer_recognised(agent: Recognising, caller_text: str, allowed: list[str]) -> Iterator[AgentEvent]:
+    """Answer a request the intent classifier recognises, without the model. True: the turn is answered."""
+    found: Intent | None = None
+    if agent.intents is not None:
+        found = placed_request(agent.intents.classify(caller_text), caller_text, agent._services(), agent.today,
+                               agent.knowledge and agent.knowledge.score)
+    if found is not None and found.name == "knowledge" and agent.knowledge is not None:
+        yield IntentFound(found)
+        yield from agent._know(*agent.knowledge.ask(caller_text, must=True))
+        return True
+    tool = INTENT_TOOLS.get(found.name) if found else None
+    if found is None or tool is None or tool not in allowed or not write_evidence(tool, caller_text, found.margin):
+        return False
+    yield IntentFound(found)
+    yield from also_asked(agent, caller_text)
+    if tool == "create_lead" and agent.knowledge is not None:
+        before = agent.knowledge.estimate
+        priced = agent.knowledge.ask(caller_text, must=False)
+        if priced is not None and priced[0].kind == "price":  # the estimate first, then offer the lead
+            used, grounds = priced
+            yield used
+            agent.facts.append(grounds)
+            agent.history.append(ChatMessage("assistant", json.dumps({"action": "reply", "text": used.text})))
+            yield Sentence(used.text)
+            if agent.knowledge.estimate is before and not asked_for(tool, [caller_text]):
+                return True  # "is the chair in stock?": its price answers it, no lead read back
+    if tool in WRITE_TOOLS:
+        return (yield from agent._propose_write(tool, evidence=True))
+    args = tool_args(tool, "", caller_name=agent._caller_name(), services=agent._services(),
+                     offered_slots=agent.offered_slots, caller_text=caller_text, today=agent.today)
+    if tool == "list_open_orders" and (number := match_intent(f"where is order {caller_text}")):
+        tool, args = number  # "has order 10452 shipped?": the one order
+    return False if args is None else (yield from agent._tool(tool, args))
