@@ -122,8 +122,7 @@ def test_a_knowledge_question_asked_with_a_request_is_answered_too(intent_classi
 
 
 @pytest.mark.parametrize("text", ["I placed an order on Monday, where is it now?",
-                                  "Has the chair I ordered been sent out?",
-                                  "Hi, I ordered some paper last week and it still isn't here"])
+                                  "Has the chair I ordered been sent out?"])
 def test_order_status_and_history_are_one_family_for_the_margin(intent_classifier, text):
     """Each was order status by under 0.005 over order history, so it went to the model; both read the caller's
     orders after the PIN, so the margin that counts is the one to the best intent outside the two."""
