@@ -973,8 +973,9 @@ class SipWorker:
         if call.port is None or call.media_index < 0:
             return
         try:
-            if call.getInfo().state == pj.PJSIP_INV_STATE_DISCONNECTED:
-                return  # pjsua took the call's audio off the bridge when it ended
+            if not call.isActive() or call.getInfo().state == pj.PJSIP_INV_STATE_DISCONNECTED:
+                return  # pjsua took the call's audio off the bridge when it ended (asking an ended call's state
+                # logged "ERROR ... INVITE session already terminated" after every call the caller hung up)
             aud = call.getAudioMedia(call.media_index)
             aud.stopTransmit(call.port)
             call.port.stopTransmit(aud)
@@ -1128,7 +1129,7 @@ class SipWorker:
 
     def _live(self, transport: SipCall) -> _PjCall:
         call = self._find(transport)
-        if call is None or call.getInfo().state == pj.PJSIP_INV_STATE_DISCONNECTED:
+        if call is None or not call.isActive() or call.getInfo().state == pj.PJSIP_INV_STATE_DISCONNECTED:
             raise RuntimeError("the call has ended")
         return call
 
@@ -1167,8 +1168,8 @@ class SipWorker:
 
     def _hangup(self, transport: SipCall) -> None:
         call = self._find(transport)
-        if call is None:
-            return
+        if call is None or not call.isActive():
+            return  # the caller hung up first: asking pjsua for the ended call's state logged an error each time
         info = call.getInfo()
         if info.state != pj.PJSIP_INV_STATE_DISCONNECTED:
             try:
