@@ -454,6 +454,17 @@ def test_a_caller_who_is_done_at_the_pin_prompt_hears_the_goodbye(env):
     assert chat.calls == [] and call.line.transfers == []
 
 
+def test_a_caller_asking_to_be_told_their_pin_hears_no_and_the_other_way_to_verify(env):
+    """"What's the PIN on my account?" was read as a ticket's status and answered with the caller's tickets."""
+    from voicebot.dialog.answers import SECRET_REPLY
+
+    chat = ScriptedChat()  # any model call fails the test
+    script = [WaitForBot(), env.voice.say("what is the PIN on my account"), WaitForBot(), HangUp()]
+    call = run(env, line_for(env, script), chat)
+
+    assert call.said("bot")[1] == SECRET_REPLY and chat.calls == [] and call.line.transfers == []
+
+
 def test_a_caller_who_only_asks_for_help_is_asked_what_about_without_the_model(env):
     chat = ScriptedChat()  # any model call fails the test
     script = [WaitForBot(), env.voice.say("I need help", 0.8), WaitForBot(), HangUp()]

@@ -26,7 +26,7 @@ from typing import Any, Literal
 from voicebot.crm.tools import CRM_TOOLS
 from voicebot.crm.verification import CallerContext
 from voicebot.dialog.agent import DialogueAgent
-from voicebot.dialog.answers import asks_only_for_help, is_closing, wants_more
+from voicebot.dialog.answers import SECRET_REPLY, asks_for_secret, asks_only_for_help, is_closing, wants_more
 from voicebot.dialog.flow import FlowResult, FreeForm, Goto, MenuFlow, NoMatch, Transfer
 from voicebot.dialog.guard import Escalation, EscalationGuard
 from voicebot.dialog.knowledge_step import KnowledgeStep
@@ -216,6 +216,8 @@ class CallSession:
         if self.guard.bot_question(text):  # an honest answer and the way to a human, without a transfer
             self.guard.note_progress()
             return await self._speak([self.config.dialog.prompts.bot_question], clock, fixed=True)
+        if asks_for_secret(text):  # "What's the PIN on my account?": never told, and no model to talk round
+            return await self._speak([SECRET_REPLY], clock)
         more = wants_more(text, last)
         if more or asks_only_for_help(text):  # "Yes." to "anything else?", "I need help.": no model seconds for them
             prompts = self.config.dialog.prompts
