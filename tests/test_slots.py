@@ -223,6 +223,7 @@ def test_the_subject_is_the_callers_own_words_with_secrets_masked():
     # an opening "Okay." or "Hi, um," is no part of the subject the team reads
     assert caller_request(["Okay. My wifi keeps dropping out."]) == "My wifi keeps dropping out."
     assert caller_request(["Hi, um, the chair arrived broken"]) == "The chair arrived broken"
+    assert caller_request(["No internet since Monday at all"]) == "No internet since Monday at all"  # its own word
     args = grounded_args("create_ticket", turns, TODAY, caller_name="Alice")
     assert args == {"subject": "The desk you delivered has a cracked leg.",
                     "description": "The desk you delivered has a cracked leg."}

@@ -65,7 +65,7 @@ def follow_up(asked: str, caller_words: Sequence[str], intent: str | None, servi
             return None
         if tool == "list_free_slots":
             return tool, tool_args(tool, "", caller_name=None, services=list(services), offered_slots=[],
-                                   caller_text=" ".join(problem), today=today) or {"service": None}
+                                   caller_text=" ".join(problem), today=today)
         args = grounded_args(tool, problem, today, caller_name=None)
         return PendingWrite(tool, args, readback(tool, args)) if args else None
     if asked == "create_ticket":
@@ -84,6 +84,6 @@ def follow_up(asked: str, caller_words: Sequence[str], intent: str | None, servi
                 and not asked_for("request_callback", [said])):
             # "The morning please." (nearest "call me back tomorrow"): a day or a time but no service; asked once
             # more, the day and time kept
-            return asked, {"service": None, **(tool_args(asked, "", caller_name=None, services=list(services),
-                                                          offered_slots=[], caller_text=request, today=today) or {})}
+            return asked, tool_args(asked, "", caller_name=None, services=list(services), offered_slots=[],
+                                    caller_text=request, today=today)
     return None

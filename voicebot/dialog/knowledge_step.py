@@ -16,6 +16,7 @@ located?" and "Is there a data cap?", nearest to "I have a question", are their 
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -56,12 +57,15 @@ class KnowledgeStep:
     pending: tuple[str, str] | None = None  # (entry id, question) asked back after a weak match
     estimate: Any = None  # the last price estimate (voicebot.knowledge.prices.Estimate), for a lead
     last_price: tuple[str, str] | None = None  # (price document id, question) of the last price answered
-    _last: tuple[str, Any] | None = None  # (question, answer): one turn asks up to twice
+    _last: tuple[str, float, Any] | None = None  # (question, when, answer): one turn asks up to twice
 
     def _answer(self, question: str) -> Any:
-        if self._last is None or self._last[0] != question:
-            self._last = (question, self.kb.answer(question, self.clock()))
-        return self._last[1]
+        """The base's answer, asked once a turn: the same question a turn later is asked again (the hours
+        move on, an admin's edit is live on the next question)."""
+        now = time.monotonic()
+        if self._last is None or self._last[0] != question or now - self._last[1] > 2.0:
+            self._last = (question, now, self.kb.answer(question, self.clock()))
+        return self._last[2]
 
     def score(self, question: str) -> float:
         """The score of the answer the knowledge base would give ``question``, 0 when it would give none."""

@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Sequence
 from datetime import date
 
+from voicebot.dialog.answers import service_named
 from voicebot.dialog.appointments import placed
 from voicebot.dialog.intents import Intent
 from voicebot.dialog.slots import parse_when
@@ -48,9 +49,8 @@ def names_own_records(text: str) -> bool:
 def names_a_booking(text: str, services: Sequence[str], today: date) -> bool:
     """Whether the words name something booked: a booking word, a word of a CRM service ("the fiber
     installation"), a pronoun ("cancel it") or a day ("I can't make Tuesday")."""
-    said = set(words(text))
-    service_words = {w for service in services for w in words(service) if len(w) > 3}
-    return bool(said & (_BOOKED_THING | service_words)) or parse_when(text, today) is not None
+    return (bool(set(words(text)) & _BOOKED_THING) or service_named(text, list(services)) is not None
+            or parse_when(text, today) is not None)
 
 
 def placed_request(found: Intent | None, text: str, services: Sequence[str], today: date,

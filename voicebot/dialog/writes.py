@@ -122,8 +122,9 @@ def caller_request(caller_turns: Sequence[str], last: int = 3, limit: int = 120)
     return None
 
 
-_OPENER = re.compile(r"^(?:(?:okay|ok|so|um+|uh+|er+|well|yes|yeah|hi|hello|hey|right|alright|no|wait|sorry|"
-                     r"actually)\b[,.!]?\s+)+", re.IGNORECASE)
+_OPENER = re.compile(r"^(?:(?:um+|uh+|er+|no wait)\b[,.!]?\s+|(?:okay|ok|so|well|yes|yeah|hi|hello|hey|right|"
+                     r"alright|no|wait|sorry|actually)[,.!]\s+)+", re.IGNORECASE)
+# a word of the subject itself stays: "No internet since Monday", "Right side of the desk is broken"
 
 
 def _plain(text: str) -> str:
