@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import date, timedelta
 
 import pytest
 from crm_support import dump
@@ -78,3 +79,21 @@ def test_import_reports_bad_rows_and_changes_nothing(config, tmp_path):
     assert result.exit_code == 0 and "imported 1 customer (1 row(s))" in result.output
     assert open_db(config).find_customer_by_phone("5550102099").name == "Zoe Park"
     assert crm(config, "import", str(good), "--kind", "parrots").exit_code == 2
+
+
+def test_import_slots_makes_them_bookable(config, tmp_path):
+    day = date.today() + timedelta(days=30)  # the CLI's clock is the real one
+    slots = tmp_path / "slots.csv"
+    slots.write_text(f"service,starts_at,resource\nbike fitting,{day} 10:00,Bay 2\nbike fitting,{day}T10:00,Bay 1\n",
+                     encoding="utf-8")
+    result = crm(config, "import", str(slots))
+    assert result.exit_code == 0, result.output
+    assert "imported 2 slots (2 row(s))" in result.output and "services with slots: bike fitting" in result.output
+    free = open_db(config).list_free_slots(service="Bike")
+    assert [(s.resource, s.starts_at.isoformat(), s.duration_min) for s in free] == [
+        ("Bay 1", f"{day}T10:00:00", 60), ("Bay 2", f"{day}T10:00:00", 60)]
+    before = dump(open_db(config))
+    again = crm(config, "import", str(slots), "--kind", "slots")
+    assert again.exit_code == 1 and "2 row(s) rejected, nothing imported" in again.output
+    assert re.search(r"│ 3\s+│ resource 'Bay 1' already has a slot", again.output)
+    assert dump(open_db(config)) == before

@@ -68,16 +68,26 @@ def seed(
 
 @crm_app.command("import")
 def import_file(
-    path: Annotated[Path, typer.Argument(help="customers.csv or orders.csv (told apart by their header).")],
-    kind: Annotated[Optional[str], typer.Option(help="customers or orders, if the header is ambiguous.")] = None,
+    path: Annotated[Path, typer.Argument(help="customers.csv, orders.csv or slots.csv (told apart by their "
+                                                   "header).")],
+    kind: Annotated[Optional[str], typer.Option(help="customers, orders or slots, if the header is "
+                                                      "ambiguous.")] = None,
     config_path: ConfigOption = None,
 ):
-    """Import customers or orders from CSV: every row is checked first; any bad row imports nothing."""
-    if kind not in (None, "customers", "orders"):
-        raise fail(f"--kind must be customers or orders, not {kind!r}", 2)
+    """Import customers, orders or appointment slots from CSV: every row is checked first; any bad row imports
+    nothing.
+
+    customers.csv  name, phone (several: a;b); optional: email, pin, date_of_birth, postcode
+    orders.csv     one row per item: order_number, customer_phone, status, placed_at, description, quantity,
+                   unit_price; optional: sku, currency, carrier, tracking, eta, delivered_at
+    slots.csv      service, starts_at (local time, YYYY-MM-DD HH:MM); optional: duration_min (default 60),
+                   resource (who is booked; default the service name)"""
+    if kind not in (None, "customers", "orders", "slots"):
+        raise fail(f"--kind must be customers, orders or slots, not {kind!r}", 2)
     repo = open_repository(config_path)
     try:
         report = import_csv(repo, path, kind)
+        services = repo.services() if report.ok and report.kind == "slots" else []
     finally:
         repo.close()
     if not report.ok:
@@ -87,6 +97,8 @@ def import_file(
     what = report.kind[:-1] if report.imported == 1 else report.kind
     console.print(f"[green]{path}: imported {report.imported} {what}[/green] ({report.rows} row(s))",
                   highlight=False, soft_wrap=True)
+    if services:
+        console.print(f"services with slots: {', '.join(services)}", markup=False, highlight=False, soft_wrap=True)
 
 
 def _secrets_on_file(record: VerificationRecord | NotFound) -> str:

@@ -1,13 +1,17 @@
-"""`voicebot crm import`: customers.csv or orders.csv into the CRM, all or nothing.
+"""`voicebot crm import`: customers.csv, orders.csv or slots.csv into the CRM, all or nothing.
 
-Every row is validated before anything is written; if any row is rejected the report lists each one with its
+Every row is validated before anything is committed; if any row is rejected the report lists each one with its
 line and reason and the database is left as it was. The rows that pass are written in one transaction, so a
-failure half-way (a disk error, a concurrent writer taking a phone number) also leaves nothing behind.
+failure half-way (a disk error, a concurrent writer taking a phone number) also leaves nothing behind. Slots are
+written inside that transaction as they are checked, so that the unique index judges clashes with slots already
+there, and rolled back with the rest if any row is rejected.
 
 customers.csv: name, phone (several separated by ";"), and optionally email, pin, date_of_birth (YYYY-MM-DD),
 postcode. orders.csv: one row per item: order_number, customer_phone, status, placed_at, description, quantity,
 unit_price, and optionally sku, currency, carrier, tracking, eta, delivered_at. Rows of one order must agree on
-the order's own fields.
+the order's own fields. slots.csv: one bookable appointment slot per row: service, starts_at (local time,
+YYYY-MM-DD HH:MM or YYYY-MM-DDTHH:MM, in the future), and optionally duration_min (5 to 1440, default 60) and
+resource (who or what is booked, default the service name; one resource has one slot per start time).
 """
 
 from __future__ import annotations
@@ -15,12 +19,13 @@ from __future__ import annotations
 import csv
 import io
 import re
+import sqlite3
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from voicebot.crm.models import ORDER_STATUSES, NotFound, OrderItem
+from voicebot.crm.models import ORDER_STATUSES, NotFound, OrderItem, iso
 from voicebot.crm.phone import normalize_phone
 from voicebot.crm.repository import Repository
 
@@ -28,6 +33,7 @@ COLUMNS = {
     "customers": ({"name", "phone"}, {"email", "pin", "date_of_birth", "postcode"}),
     "orders": ({"order_number", "customer_phone", "status", "placed_at", "description", "quantity", "unit_price"},
                {"sku", "currency", "carrier", "tracking", "eta", "delivered_at"}),
+    "slots": ({"service", "starts_at"}, {"duration_min", "resource"}),
 }
 ORDER_FIELDS = ("customer_phone", "status", "placed_at", "currency", "carrier", "tracking", "eta", "delivered_at")
 
@@ -84,8 +90,9 @@ def _read(text: str, kind: str | None) -> tuple[str | None, list[_Row], list[Rej
     header = [h.strip().lower() for h in next(reader, [])]
     kind = kind or detect_kind(header)
     if kind is None:
-        return None, [], [RejectedRow(1, "cannot tell customers from orders: the header has neither "
-                                         "name,phone nor order_number,customer_phone,... (see --kind)")]
+        return None, [], [RejectedRow(1, "cannot tell customers, orders or slots: the header has none of "
+                                         "name,phone / order_number,customer_phone,... / service,starts_at "
+                                         "(see --kind)")]
     required, optional = COLUMNS[kind]
     problems = [f"missing column {c!r}" for c in sorted(required - set(header))]
     problems += [f"unknown column {c!r}" for c in header if c not in required | optional]
@@ -193,6 +200,56 @@ def _write_orders(repo: Repository, orders: dict[str, list[_Row]]) -> None:
                        delivered_at=head.date("delivered_at"))
 
 
+def _starts_at(row: _Row) -> datetime | None:
+    text = row.get("starts_at")
+    if not text:
+        row.problems.append("starts_at is empty")
+        return None
+    try:
+        if not re.fullmatch(r"\d{4}-\d\d-\d\d[T ]\d\d:\d\d(:\d\d)?", text):
+            raise ValueError
+        return datetime.fromisoformat(text)
+    except ValueError:
+        row.problems.append(f"starts_at {text!r} is not a date and time (YYYY-MM-DD HH:MM, local time)")
+        return None
+
+
+def _import_slots(repo: Repository, rows: list[_Row]) -> int:
+    """Check each slot and write every one that passes its own checks, inside the caller's transaction: the
+    unique index on (resource, starts_at) then reports a clash with a slot already in the database, as a
+    problem of that row. The caller rolls all of them back if any row has a problem."""
+    now = repo.now()
+    seen: dict[tuple[str, str], int] = {}
+    for row in rows:
+        service = row.get("service")
+        resource = row.get("resource") or service
+        if not service:
+            row.problems.append("service is empty")
+        starts_at = _starts_at(row)
+        if starts_at is not None and starts_at <= now:
+            row.problems.append(f"starts_at {iso(starts_at)} is in the past (now is {iso(now)})")
+        duration = row.get("duration_min") or "60"
+        if not re.fullmatch(r"\d{1,4}", duration) or not 5 <= int(duration) <= 1440:
+            row.problems.append(f"duration_min {duration!r} is not a whole number of minutes from 5 to 1440")
+        if starts_at is None or not resource:
+            continue
+        key = (resource, iso(starts_at))
+        if key in seen:
+            row.problems.append(f"resource {resource!r} at {key[1]} is also on line {seen[key]}")
+            continue
+        seen[key] = row.line
+        if not row.problems:
+            try:
+                repo.add_slot(service, starts_at, resource=resource, duration_min=int(duration))
+            except sqlite3.IntegrityError:
+                row.problems.append(f"resource {resource!r} already has a slot at {key[1]}")
+    return len(rows)
+
+
+class _Undo(Exception):
+    """Raised inside the import's transaction to leave the database as it was (slots are written to check them)."""
+
+
 def import_csv(repo: Repository, path: str | Path, kind: str | None = None) -> ImportReport:
     """Validate every row of ``path``; import all of them in one transaction, or none if any is rejected."""
     try:
@@ -202,10 +259,21 @@ def import_csv(repo: Repository, path: str | Path, kind: str | None = None) -> I
     kind, rows, rejected = _read(text, kind)
     if rejected:
         return ImportReport(kind or "?", 0, 0, tuple(rejected))
-    with repo.transaction():  # the checks and the writes see one state of the database
-        orders = _check_orders(repo, rows) if kind == "orders" else _check_customers(repo, rows)
-        rejected = [RejectedRow(r.line, "; ".join(r.problems)) for r in rows if r.problems]
-        if not rejected:
-            _write_orders(repo, orders) if kind == "orders" else _write_customers(repo, rows)
-    imported = 0 if rejected else len(orders) if kind == "orders" else len(rows)
+    try:
+        with repo.transaction():  # the checks and the writes see one state of the database
+            if kind == "slots":
+                imported = _import_slots(repo, rows)
+            else:
+                orders = _check_orders(repo, rows) if kind == "orders" else _check_customers(repo, rows)
+            rejected = [RejectedRow(r.line, "; ".join(r.problems)) for r in rows if r.problems]
+            if rejected:
+                raise _Undo
+            if kind == "orders":
+                _write_orders(repo, orders)
+                imported = len(orders)
+            elif kind == "customers":
+                _write_customers(repo, rows)
+                imported = len(rows)
+    except _Undo:
+        imported = 0
     return ImportReport(kind, len(rows), imported, tuple(rejected))
