@@ -33,6 +33,9 @@ PHRASINGS: list[tuple[str, str | None]] = [
     ("Book a furniture fitting for me please", "booking"),
     ("I'd like an appointment for printer maintenance", "booking"),
     ("Можно вызвать мастера для ремонта принтера?", "booking"),
+    ("Could you fit me in on Friday?", "booking"),  # a clinic's or a garage's caller
+    ("Is there any chance I could come in today?", "booking"),
+    ("I'd like to come in for a cleaning next week.", "booking"),
     # moving or cancelling a booked visit
     ("I need to move my printer repair to next week", "reschedule"),
     ("Could the engineer come on a different day instead?", "reschedule"),

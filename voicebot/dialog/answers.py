@@ -248,17 +248,43 @@ TOOL_HINTS = {
 _WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
 
+_NOT_A_NAME = frozenset({"and", "the", "for", "with", "new", "our", "your", "visit", "visits", "appointment",
+                         "appointments", "service", "services", "session", "booking", "consultation", "home", "call"})
+"""Words of a service's name that name no service on their own: "I'd like to book a visit" named "emergency visit"
+(a dental clinic's services: checkup, emergency visit, teeth whitening), any visit at all."""
+_ORDINALS = (("first|1st", "one"), ("second|2nd", "two"), ("third|3rd", "three"), ("fourth|4th", "four"))
+
+
 def service_named(text: str, services: list[str]) -> str | None:
-    """The CRM service the words name (a word of its name, or a thing it serves: "my laptop"), or None."""
+    """The CRM service the words name (a word of its name, or a thing it serves: "my laptop"), or None. A word
+    counts at the start of one of the caller's words ("brakes" names "brake inspection"), never inside one ("the
+    latest" is no "MOT test"); a word two services share ("repair") names neither."""
     lowered = text.lower()
+    named = {s: {w for w in re.findall(r"\w+", s.lower()) if len(w) >= 3 and w not in _NOT_A_NAME} for s in services}
+    shared = {w for s in services for w in named[s] if sum(w in other for other in named.values()) > 1}
     for service in services:
-        if any(word in lowered for word in service.lower().split() if len(word) > 3):
+        if any(re.search(rf"\b{re.escape(word)}", lowered) for word in named[service] - shared):
             return service
     keywords = {"print": "printer", "laptop": "laptop", "computer": "laptop", "desk": "furniture",
                 "chair": "furniture", "cabinet": "furniture", "furniture": "furniture"}
     for key, word in keywords.items():
         if key in lowered:
             return next((s for s in services if word in s.lower()), None)
+    return None
+
+
+def service_by_position(text: str, services: list[str]) -> str | None:
+    """The service a short answer picks by its place in the list the bot read out ("the first one", "the last
+    one", "number two"), or None. Why: "Which service do you need: checkup, emergency visit or teeth whitening?"
+    "The first one." went to the model, which lost the day the caller had asked for."""
+    lowered = text.lower()
+    if len(services) < 2 or len(lowered.split()) > 5 or re.search(r"\bfirst (available|free|possible|time)", lowered):
+        return None
+    if re.search(r"\b(last|latter)\b", lowered):
+        return services[-1]
+    for index, (ordinal, number) in enumerate(_ORDINALS[:len(services)]):
+        if re.search(rf"\b({ordinal})\b|\b(number|option) {number}\b", lowered):
+            return services[index]
     return None
 
 

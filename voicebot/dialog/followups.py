@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
-from voicebot.dialog.answers import service_named, tool_args
+from voicebot.dialog.answers import service_by_position, service_named, tool_args
 from voicebot.dialog.slots import parse_when
 from voicebot.dialog.writes import (DETAIL_QUESTION, PendingWrite, answer_to_readback, asked_for, corrects,
                                     grounded_args, readback, says_what_is_wrong, with_detail)
@@ -74,7 +74,7 @@ def follow_up(asked: str, caller_words: Sequence[str], intent: str | None, servi
             args = with_detail(caller_words)
             return PendingWrite(asked, args, readback(asked, args))
     elif asked == "list_free_slots" and answer_to_readback(said) is not False:
-        service = service_named(said, list(services))
+        service = service_named(said, list(services)) or service_by_position(said, list(services))
         request = " ".join(caller_words[-3:])  # the day asked for earlier still counts: "a visit next Tuesday" ...
         if service is not None:  # ... "laptop setup"
             args = tool_args(asked, service, caller_name=None, services=list(services), offered_slots=[],

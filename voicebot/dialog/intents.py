@@ -40,7 +40,9 @@ DEFAULT_EXAMPLES: dict[str, tuple[str, ...]] = {
         "when can a technician come", "can you send someone to set up my laptop", "I need the furniture assembled",
         "do you have a free slot next week", "book me a service visit", "my printer needs servicing, when can you "
         "come", "I want to schedule a repair", "I need a technician to install something",
-        "can you come on Friday to assemble the desks", "запишите меня на ремонт",
+        "can you come on Friday to assemble the desks", "I'd like to make an appointment", "can you see me today",
+        "can I come in tomorrow", "is there an opening on Thursday", "when is the earliest you can fit me in",
+        "do you have any availability this week", "I need an appointment for my son", "запишите меня на ремонт",
     ),
     "reschedule": (
         "I need to move my appointment to another time", "can I reschedule my repair visit", "I won't be home when "

@@ -8,7 +8,9 @@ upcoming appointments", while the knowledge base held the answer word for word (
 the caller's own records names them ("my order", "I ordered", "we booked"); a move or a cancellation names what is
 moved (a visit, the technician, a service the CRM offers, a day, "it"). When the words do neither and the knowledge
 base answers the turn well, the turn is a question for the knowledge base, not the request. A request the words do
-make keeps its intent whatever the knowledge base says ("where is my order?" beside the tracking entry).
+make keeps its intent whatever the knowledge base says ("where is my order?" beside the tracking entry). A narrow
+pick (under ``WRITE_MARGIN``) must also name the kind of record it reads: "Where do I park?" speaks of the caller
+but of no order.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from voicebot.dialog.answers import service_named
 from voicebot.dialog.appointments import placed
 from voicebot.dialog.intents import Intent
 from voicebot.dialog.slots import parse_when
+from voicebot.dialog.writes import WRITE_MARGIN
 from voicebot.text import normalize, words
 
 OWN_RECORDS = frozenset({"order_status", "order_history", "ticket_status", "my_appointments"})
@@ -40,6 +43,15 @@ _BOOKED_THING = frozenset("""appointment appointments visit visits booking booki
     technicians engineer engineers fitter installer repairman plumber electrician it that this one time day date
     визит визита запись записи мастер мастера""".split())
 
+_RECORD_WORDS = {
+    "order_status": frozenset("""order orders ordered package packages parcel parcels delivery deliveries delivered
+        shipment shipped ship dispatched dispatch tracking track it stuff goods item items purchase purchased bought
+        arrive arrived arriving coming заказ заказа посылка доставка""".split()),
+    "ticket_status": frozenset("""ticket tickets case complaint complaints report reported problem issue fault claim
+        request заявка заявки жалоба""".split()),
+}
+_RECORD_WORDS["order_history"] = _RECORD_WORDS["order_status"]
+
 
 def names_own_records(text: str) -> bool:
     """Whether the words speak of the caller's own things ("my order", "I ordered", "we were told", "мой заказ")."""
@@ -53,6 +65,15 @@ def names_a_booking(text: str, services: Sequence[str], today: date) -> bool:
             or parse_when(text, today) is not None)
 
 
+def names_the_record(intent: str, text: str, services: Sequence[str], today: date) -> bool:
+    """Whether the words name the kind of record ``intent`` reads (an order, a ticket, a booking). Asked of a
+    narrow pick only: "Where do I park?" was an order status by 0.0065 ("where ... I") and asked for the PIN,
+    while a dental clinic's knowledge base held the parking entry."""
+    if intent == "my_appointments":
+        return names_a_booking(text, services, today)
+    return bool(set(words(text)) & _RECORD_WORDS.get(intent, frozenset()))
+
+
 def placed_request(found: Intent | None, text: str, services: Sequence[str], today: date,
                    knowledge_score: Callable[[str], float] | None) -> Intent | None:
     """The classifier's pick for ``text`` corrected by the words (``appointments.placed``), or None when the words
@@ -62,7 +83,8 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
     if found is None or knowledge_score is None:
         return found
     if found.name in OWN_RECORDS:
-        made = names_own_records(text)
+        made = names_own_records(text) and (found.margin >= WRITE_MARGIN or names_the_record(found.name, text,
+                                                                                           services, today))
     elif found.name in CHANGES:
         made = names_a_booking(text, services, today)
     else:

@@ -1,0 +1,135 @@
+"""A third company behind the same code: a dental clinic, whose services are visits ("checkup", "emergency visit",
+"teeth whitening") and whose callers ask to "come in". Turns that went wrong when called as its patients would:
+"Where do I park?" asked for the PIN (an order status by 0.0065), "I'd like to book a visit" offered emergency
+visits (a word of that service's name), "The first one." to the service question went to the model, which lost
+the week the caller had asked for, and "Can you see me today?" was small talk. ``ScriptedChat()`` fails the test on
+any model call."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+
+import pytest
+
+from fakes import ScriptedChat
+from voicebot.crm.repository import Repository
+from voicebot.crm.verification import CallerContext
+from voicebot.dialog.agent import DialogueAgent, Sentence, ToolCalled
+from voicebot.dialog.answers import service_by_position, service_named
+from voicebot.dialog.intents import Intent
+from voicebot.dialog.knowledge_step import KnowledgeStep
+from voicebot.dialog.placing import KNOWLEDGE_OVER_INTENT, placed_request
+from voicebot.knowledge.base import KnowledgeBase
+
+TODAY = date(2026, 11, 30)  # a Monday
+MARIA = "+13125550147"
+SERVICES = ["checkup", "emergency visit", "teeth whitening"]
+
+CLINIC_MD = """# Visiting us
+
+## Where are you located?
+tags: address, location, directions
+We are at 418 Maple Avenue, Springfield, on the second floor above the pharmacy.
+
+## Is there parking?
+tags: parking, car park, park
+Yes. Free parking is behind the building; the entrance is on Elm Street.
+
+## Do you accept my insurance?
+tags: insurance, dental plan, coverage, Delta Dental, Cigna
+We accept Delta Dental, Cigna, Aetna and MetLife.
+
+## What is your cancellation policy?
+tags: cancel, late cancellation, no show, fee, missed appointment
+Please cancel at least 24 hours ahead. Late cancellations and missed appointments are charged a $50 fee.
+"""
+
+
+@pytest.fixture
+def clinic(tmp_path, intent_classifier):
+    folder = tmp_path / "knowledge"
+    folder.mkdir()
+    (folder / "clinic.md").write_text(CLINIC_MD, encoding="utf-8")
+    kb = KnowledgeBase(folder, intent_classifier.embedder, check_interval_s=0)
+    repo = Repository.open(None, region="US", clock=lambda: datetime.combine(TODAY, time(9)))
+    repo.add_customer("Maria Lopez", [MARIA], pin="2468")
+    for day in (TODAY + timedelta(days=i) for i in range(1, 14)):
+        if day.weekday() < 5:
+            for hour in (8, 10, 14):
+                repo.add_slot("checkup", datetime.combine(day, time(hour)), resource="chair 1", duration_min=45)
+            repo.add_slot("emergency visit", datetime.combine(day, time(8, 30)), resource="chair 2")
+            repo.add_slot("teeth whitening", datetime.combine(day, time(13)), resource="chair 3")
+    return DialogueAgent(ScriptedChat(), CallerContext.start(repo, MARIA), "Riverside Dental.", today=TODAY,
+                         intents=intent_classifier, knowledge=KnowledgeStep(kb))
+
+
+def _said(events) -> str:
+    return " ".join(e.text for e in events if isinstance(e, Sentence))
+
+
+def _tools(events) -> list[str]:
+    return [e.name for e in events if isinstance(e, ToolCalled)]
+
+
+def test_a_question_about_the_clinic_is_not_an_order(clinic):
+    events = list(clinic.turn("Where do I park?"))
+    assert _tools(events) == [] and "PIN" not in _said(events)
+    assert "Free parking is behind the building" in _said(events)
+
+
+def test_the_service_picked_by_its_place_in_the_list_keeps_the_week_asked_for(clinic):
+    question = "Which service do you need: checkup, emergency visit or teeth whitening?"
+    assert _said(clinic.turn("Hi, I'd like to come in for an appointment.")) == question
+    assert _said(clinic.turn("Next week if possible.")) == question
+    events = list(clinic.turn("The first one."))
+    assert _tools(events) == ["list_free_slots"]
+    assert _said(events).startswith("I can offer checkup on Monday, December 7th at 8 AM")
+
+
+def test_a_visit_is_not_the_emergency_visit_and_coming_in_is_a_booking(clinic):
+    question = "Which service do you need: checkup, emergency visit or teeth whitening?"
+    assert _said(clinic.turn("I'd like to book a visit.")) == question
+    assert _said(clinic.turn("The emergency one, please.")).startswith("I can offer emergency visit on Tuesday")
+
+
+@pytest.mark.parametrize("text", ["Can you see me today?", "Is there any chance I could come in tomorrow?"])
+def test_coming_in_is_a_booking(intent_classifier, text):
+    found = intent_classifier.classify(text)
+    assert found is not None and found.name == "booking"
+
+
+@pytest.mark.parametrize(("text", "services", "named"), [
+    ("I'd like to book a visit", SERVICES, None),  # "visit" names no service on its own
+    ("the emergency one", SERVICES, "emergency visit"),
+    ("whitening please", SERVICES, "teeth whitening"),
+    ("the latest you have", ["MOT test", "oil change"], None),  # a word counts only at the start of a word
+    ("the MOT please", ["MOT test", "oil change"], "MOT test"),
+    ("my brakes squeak", ["brake inspection", "oil change"], "brake inspection"),
+    ("I need a repair visit", ["laptop repair", "printer repair"], None),  # a word two services share
+    ("the printer one", ["laptop repair", "printer repair"], "printer repair"),
+])
+def test_a_service_is_named_by_a_word_of_its_own(text, services, named):
+    assert service_named(text, services) == named
+
+
+@pytest.mark.parametrize(("text", "named"), [
+    ("The first one.", "checkup"), ("the second one please", "emergency visit"), ("Number three.", "teeth whitening"),
+    ("The last one.", "teeth whitening"), ("The first available, please.", None), ("Yes.", None),
+    ("I had my first checkup with you last year and it was fine", None),  # no short answer
+])
+def test_a_short_answer_picks_a_service_by_its_place(text, named):
+    assert service_by_position(text, SERVICES) == named
+
+
+@pytest.mark.parametrize(("intent", "text", "margin", "kept"), [
+    ("order_status", "Where do I park?", 0.0065, False),  # narrow, and no order named
+    ("order_status", "Where do I park?", 0.03, True),  # a clear pick keeps its intent as before
+    ("order_status", "Where is my order?", 0.005, True),  # narrow, but the order is named
+    ("order_status", "When is my stuff coming?", 0.005, True),
+    ("ticket_status", "Did anyone look at my complaint?", 0.005, True),
+    ("ticket_status", "What do I do with my insurance card?", 0.005, False),
+    ("my_appointments", "When am I booked in?", 0.005, True),
+])
+def test_a_narrow_pick_must_name_the_record_it_reads(intent, text, margin, kept):
+    found = Intent(intent, 0.9, margin, "example")
+    assert placed_request(found, text, SERVICES, TODAY, lambda _: KNOWLEDGE_OVER_INTENT) is (found if kept else None)
