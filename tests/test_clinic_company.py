@@ -43,6 +43,11 @@ We accept Delta Dental, Cigna, Aetna and MetLife.
 tags: cancel, late cancellation, no show, fee, missed appointment
 Please cancel at least 24 hours ahead. Late cancellations and missed appointments are charged a $50 fee.
 """
+PRICES = """currency: USD
+items:
+  - {id: checkup, name: Checkup and cleaning, aliases: [checkup, cleaning], price: 120.00, unit: visit}
+  - {id: whitening, name: In-office whitening, aliases: [whitening, teeth whitening], price: 399.00, unit: treatment}
+"""
 
 
 @pytest.fixture
@@ -50,6 +55,7 @@ def clinic(tmp_path, intent_classifier):
     folder = tmp_path / "knowledge"
     folder.mkdir()
     (folder / "clinic.md").write_text(CLINIC_MD, encoding="utf-8")
+    (folder / "prices.yaml").write_text(PRICES, encoding="utf-8")
     kb = KnowledgeBase(folder, intent_classifier.embedder, check_interval_s=0)
     repo = Repository.open(None, region="US", clock=lambda: datetime.combine(TODAY, time(9)))
     repo.add_customer("Maria Lopez", [MARIA], pin="2468")
@@ -133,3 +139,20 @@ def test_a_short_answer_picks_a_service_by_its_place(text, named):
 def test_a_narrow_pick_must_name_the_record_it_reads(intent, text, margin, kept):
     found = Intent(intent, 0.9, margin, "example")
     assert placed_request(found, text, SERVICES, TODAY, lambda _: KNOWLEDGE_OVER_INTENT) is (found if kept else None)
+
+
+def test_book_in_so_many_words_is_a_booking_and_the_service_said_before_still_counts(clinic):
+    """"I'm a new patient, can I book a checkup?" sat between my appointments, a move and a booking (no intent),
+    and the knowledge base's new-patient entry answered it; "Anything on Thursday afternoon?" after a checkup
+    was named asked which service."""
+    events = list(clinic.turn("Hi, I'm a new patient, can I book a checkup?"))
+    assert _tools(events) == ["list_free_slots"] and _said(events).startswith("I can offer checkup on Tuesday")
+    said = _said(clinic.turn("Do you have anything on Thursday afternoon?"))
+    assert said.startswith("I can offer checkup on Thursday, December 3rd at 2 PM")
+
+
+def test_a_price_question_is_no_answer_to_the_service_question(clinic):
+    question = "Which service do you need: checkup, emergency visit or teeth whitening?"
+    assert _said(clinic.turn("Can I come in on Friday?")) == question
+    events = list(clinic.turn("How much is whitening?"))
+    assert _tools(events) == [] and _said(events) == "In-office whitening costs $399 per treatment."

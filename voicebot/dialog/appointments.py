@@ -197,11 +197,17 @@ class AppointmentStep:
         return True
 
 
+_BOOK = re.compile(r"\b((book|schedule|arrange) (me |us |him |her )?(in|an?|for)|(make|get|need|want|like|have) "
+                   r"an? (appointment|visit))\b")
+
+
 def placed(found: Intent | None, text: str) -> Intent | None:
     """The intent classifier's reading of ``text``, unless it is a new booking while the words ask to move or cancel
     one: then that. "Could I reschedule the printer repair?" sat nearer "I want to schedule a repair" and "can
     someone come and fix my printer" than most examples of a move, and was offered new slots; the words decide."""
-    if found is None or found.name != "booking":
+    if found is None and _BOOK.search(normalize(text)) and not any(asked_for(t, [text]) for t in CHANGES):
+        return Intent("booking", 0.0, 0.0, "(the words ask for a booking)")  # "I'm a new patient, can I book a
+    if found is None or found.name != "booking":  # checkup?": nearest my appointments, a move, a booking alike
         return found
     for name, tool in (("reschedule", MOVE), ("cancel_booking", CANCEL)):
         if asked_for(tool, [text]):

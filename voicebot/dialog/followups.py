@@ -52,6 +52,10 @@ def offered(answer: str) -> str | None:
     found = [(match.start(), tool) for tool, pattern in _OFFERS if (match := pattern.search(answer))]
     return OFFER + min(found)[1] if found else None
 
+_PRICE = re.compile(r"\b(how much|cost|costs|price|prices|pricing|charge|fee)\b", re.IGNORECASE)
+"""A price question is no answer to the service question: "How much would a checkup and whitening cost together?"
+was taken for "checkup" and offered times."""
+
 
 def follow_up(asked: str, caller_words: Sequence[str], intent: str | None, services: Sequence[str],
               today: date) -> PendingWrite | tuple[str, dict[str, Any]] | None:
@@ -73,7 +77,7 @@ def follow_up(asked: str, caller_words: Sequence[str], intent: str | None, servi
                 intent in (None, "ticket") or corrects(said, asked)):
             args = with_detail(caller_words)
             return PendingWrite(asked, args, readback(asked, args))
-    elif asked == "list_free_slots" and answer_to_readback(said) is not False:
+    elif asked == "list_free_slots" and answer_to_readback(said) is not False and not _PRICE.search(said):
         service = service_named(said, list(services)) or service_by_position(said, list(services))
         request = " ".join(caller_words[-3:])  # the day asked for earlier still counts: "a visit next Tuesday" ...
         if service is not None:  # ... "laptop setup"
