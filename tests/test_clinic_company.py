@@ -16,6 +16,7 @@ from voicebot.crm.repository import Repository
 from voicebot.crm.verification import CallerContext
 from voicebot.dialog.agent import DialogueAgent, Sentence, ToolCalled
 from voicebot.dialog.answers import service_by_position, service_named
+from voicebot.dialog.appointments import EARLIEST
 from voicebot.dialog.intents import Intent
 from voicebot.dialog.knowledge_step import KnowledgeStep
 from voicebot.dialog.placing import KNOWLEDGE_OVER_INTENT, placed_request
@@ -156,3 +157,14 @@ def test_a_price_question_is_no_answer_to_the_service_question(clinic):
     assert _said(clinic.turn("Can I come in on Friday?")) == question
     events = list(clinic.turn("How much is whitening?"))
     assert _tools(events) == [] and _said(events) == "In-office whitening costs $399 per treatment."
+
+
+def test_anything_earlier_is_no_pick_of_the_first_time(clinic):
+    """"Do you have anything earlier?" matched "earlier" as a pick of the first time offered and read it back."""
+    said = _said(clinic.turn("Can I book a checkup on Thursday afternoon?"))
+    assert said.startswith("I can offer checkup on Thursday, December 3rd at 2 PM")
+    events = list(clinic.turn("Do you have anything earlier?"))
+    assert _tools(events) == ["list_free_slots"] and "Shall I book" not in _said(events)
+    assert _said(events).startswith("I can offer checkup on Tuesday, December 1st at 8 AM")
+    assert _said(clinic.turn("Anything sooner than that?")) == EARLIEST
+    assert _said(clinic.turn("Okay, the first one.")).endswith("Shall I book it?")

@@ -51,6 +51,9 @@ NONE_BOOKED = "I don't see any upcoming appointments on your account. Would you 
 _TO = re.compile(r"\b(to|for|until|till|into)\b", re.IGNORECASE)  # "move it to next week": the new day follows
 _NONE = re.compile(r"^(no|none|neither|nope|not (those|them|either|really))\b")  # no offered time suits
 _KEEP = re.compile(r"\b(leave|keep|as it is|stay)\b")  # ... and the booking stays
+_SOONER = re.compile(r"\b(anything|something|any \w+|nothing|is that|are those|are they) (earlier|sooner)\b|"
+                     r"\b(earlier|sooner) than\b|\bthe (earliest|soonest) you (have|can)\b")
+EARLIEST = "Those are the earliest free times I have. Would one of them suit you?"
 
 
 class Dialogue(Protocol):
@@ -121,6 +124,8 @@ class AppointmentStep:
             return (yield from agent._tool("list_free_slots", {"service": service}))
         if self.booking is not None and (self.offered or self.day_asked):
             return (yield from self._moving(agent, text))
+        if agent.offered_slots and "book_appointment" in allowed and _SOONER.search(normalize(text)):
+            return (yield from _sooner(agent))  # "Do you have anything earlier?" is no pick of the first time
         if (agent.offered_slots and "book_appointment" in allowed
                 and pick_slot(text, agent.offered_slots, agent.today) is not None):
             yield from agent._propose_write("book_appointment")
@@ -198,7 +203,20 @@ class AppointmentStep:
 
 
 _BOOK = re.compile(r"\b((book|schedule|arrange) (me |us |him |her )?(in|an?|for)|(make|get|need|want|like|have) "
-                   r"an? (appointment|visit))\b")
+                   r"an? (appointment|visit)|(can|could) (you|someone|somebody) see (me|us)|see (someone|somebody) "
+                   r"(today|tomorrow|soon|as soon)|(can|could|may) (i|we) come in)\b")
+
+
+def _sooner(agent: Dialogue) -> Iterator[AgentEvent]:
+    """The caller asks for a time before the ones offered: the earliest free times of that service when there
+    are earlier ones (the offer was for a day the caller named), else ``EARLIEST``, the offer still open."""
+    first = agent.offered_slots[0]
+    service = str(first.get("service") or "")
+    free = agent.context.repo.list_free_slots(service=service or None, limit=1)
+    if free and free[0].starts_at < datetime.fromisoformat(str(first["starts_at"])):
+        return (yield from agent._tool("list_free_slots", {"service": service}))
+    yield from agent._reply([EARLIEST])
+    return True
 
 
 def placed(found: Intent | None, text: str) -> Intent | None:
