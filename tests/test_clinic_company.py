@@ -20,6 +20,7 @@ from voicebot.dialog.appointments import EARLIEST
 from voicebot.dialog.intents import Intent
 from voicebot.dialog.knowledge_step import KnowledgeStep
 from voicebot.dialog.placing import KNOWLEDGE_OVER_INTENT, placed_request
+from voicebot.dialog.writes import NAME_QUESTION
 from voicebot.knowledge.base import KnowledgeBase
 
 TODAY = date(2026, 11, 30)  # a Monday
@@ -68,6 +69,12 @@ def clinic(tmp_path, intent_classifier):
             repo.add_slot("teeth whitening", datetime.combine(day, time(13)), resource="chair 3")
     return DialogueAgent(ScriptedChat(), CallerContext.start(repo, MARIA), "Riverside Dental.", today=TODAY,
                          intents=intent_classifier, knowledge=KnowledgeStep(kb))
+
+
+def _stranger(agent: DialogueAgent) -> DialogueAgent:
+    """The same clinic called from a number the CRM does not know."""
+    return DialogueAgent(agent.chat, CallerContext.start(agent.context.repo, "+13125550999"), "Riverside Dental.",
+                         today=TODAY, intents=agent.intents, knowledge=agent.knowledge)
 
 
 def _said(events) -> str:
@@ -168,3 +175,25 @@ def test_anything_earlier_is_no_pick_of_the_first_time(clinic):
     assert _said(events).startswith("I can offer checkup on Tuesday, December 1st at 8 AM")
     assert _said(clinic.turn("Anything sooner than that?")) == EARLIEST
     assert _said(clinic.turn("Okay, the first one.")).endswith("Shall I book it?")
+
+
+@pytest.mark.parametrize(("answer", "name"), [("It's Ana Ruiz.", "Ana Ruiz"), ("my name is jan de vries", "Jan De Vries")])
+def test_a_caller_the_crm_does_not_know_is_asked_for_a_name_before_the_booking(clinic, answer, name):
+    """A new patient was booked as "Caller": the team met a stranger. The name is asked once and written as said."""
+    agent = _stranger(clinic)
+    assert _said(agent.turn("Can I book a checkup on Thursday afternoon?")).startswith("I can offer checkup")
+    assert _said(agent.turn("The two o'clock, please.")) == NAME_QUESTION
+    assert _said(agent.turn(answer)) == f"That's checkup on Thursday, December 3rd at 2 PM for {name}. Shall I book it?"
+    events = list(agent.turn("Yes."))
+    assert _tools(events) == ["book_appointment"]
+    booking = agent.context.repo.db.execute("select name, phone from bookings").fetchone()
+    assert booking == (name, "+13125550999")
+
+
+def test_no_name_given_books_without_one_and_a_known_caller_is_not_asked(clinic):
+    agent = _stranger(clinic)
+    list(agent.turn("Can I book a checkup on Thursday afternoon?"))
+    assert _said(agent.turn("The first one.")) == NAME_QUESTION
+    assert _tools(agent.turn("Just book it, please.")) == ["book_appointment"]
+    list(clinic.turn("Can I book a checkup on Friday?"))
+    assert _said(clinic.turn("The first one.")).endswith("Shall I book it?")  # Maria is in the CRM

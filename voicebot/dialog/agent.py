@@ -30,8 +30,9 @@ from voicebot.dialog.appointments import CHANGES, AppointmentStep, picked_bookin
 from voicebot.dialog.slots import fitting_slots
 from voicebot.dialog.followups import follow_up, offered, question_for
 from voicebot.dialog.spoken_check import spoken_or_safe
-from voicebot.dialog.writes import (DETAIL_QUESTION, TEXT_UNUSED, WRITE_TOOLS, PendingWrite, answer_to_readback,
-                                    asked_for, choosable, grounded_args, readback)
+from voicebot.dialog.names import spoken_name
+from voicebot.dialog.writes import (DETAIL_QUESTION, NAME_QUESTION, TEXT_UNUSED, WRITE_TOOLS, PendingWrite,
+                                    answer_to_readback, asked_for, choosable, grounded_args, readback)
 from voicebot.crm.verification import CallerContext
 from voicebot.dialog.streaming import JsonTextStream, parse_json_object
 from voicebot.speech.tts import SentenceBuffer
@@ -69,6 +70,7 @@ class DialogueAgent:
     pending_write: PendingWrite | None = None  # read back to the caller, waiting for their yes
     detail_for: str | None = None  # a question was asked before this tool (followups): the next words answer it
     detail_since: int = 0  # the caller's turn (index in caller_words) whose request the open question completes
+    name_asked: bool = False  # NAME_QUESTION was asked this call (a caller the CRM does not know, booking)
     intents: IntentClassifier | None = None  # recognises requests in code; None: the model decides every turn
     knowledge: KnowledgeStep | None = None  # the company's knowledge base; None: questions go to the model
     appointments: AppointmentStep = field(default_factory=AppointmentStep)  # moving or cancelling a booking
@@ -198,6 +200,11 @@ class DialogueAgent:
             return True
         if name == "create_lead" and self.knowledge is not None and (note := self.knowledge.estimate_note()):
             args["notes"] = note  # the estimate the caller heard, computed from the price list
+        if name == "book_appointment" and self._caller_name() is None and not self.name_asked:
+            self.name_asked = True  # once a call: a caller who gives none is booked as "Caller"
+            self.pending_write = PendingWrite(name, args, readback(name, args, slot), name_asked=True)
+            yield from self._reply([NAME_QUESTION])
+            return True
         yield from self._read_back(PendingWrite(name, args, readback(name, args, slot)))
         return True
 
@@ -268,6 +275,11 @@ class DialogueAgent:
         self.history.append(ChatMessage("user", f"Caller: {said}"))
         allowed = [spec["name"] for spec in self._allowed(allowed_tools)]
         pending, self.pending_write = self.pending_write, None
+        if pending is not None and pending.name_asked and (named := spoken_name(caller_text)):
+            slot = next((s for s in self.offered_slots if s["id"] == pending.args.get("slot_id")), None)
+            args = {**pending.args, "name": named}  # "It's Maria Lopez.": the booking read back with her name
+            yield from self._read_back(PendingWrite(pending.tool, args, readback(pending.tool, args, slot, True)))
+            return
         if pending is not None:
             answer = answer_to_readback(caller_text, pending.tool)
             if answer is True:

@@ -54,7 +54,7 @@ _ASKS = {
         r"shipment|subscription|account))|\bdont need (the|my|a|that) (visit|technician|engineer|appointment|"
         r"repair|fitting|setup) (any ?more|after all)\b"),
 }
-_YES = re.compile(r"^(yes|yeah|yep|yup|sure|ok|okay|correct|right|please do|go ahead|do it|that'?s (right|fine|"
+_YES = re.compile(r"^(?:just )?(yes|yeah|yep|yup|sure|ok|okay|correct|right|please do|go ahead|do it|that'?s (right|fine|"
                   r"correct|good|great)|sounds good|perfect|great|fine|absolutely|definitely|book it|"
                   r"no (problem|worries)|please)\b")
 _AGREE_AFTER_PLEASE = re.compile(r"(do|go ahead|yes|yeah|thanks?|thank you|book it|"
@@ -74,6 +74,7 @@ _NO_DETAIL = _FILLER | frozenset("""i im id ive am me my we weve our us you your
     would can need want like make file raise open log help someone somebody anyone person sure not unsure know dont
     do order orders delivery purchase account item product thing something stuff and or but of for on in at
     what how whom""".split())
+NAME_QUESTION = "May I have your name for the booking?"
 DETAIL_QUESTION = "I'm sorry to hear that. What went wrong? Tell me in a sentence and I'll note it for our team."
 
 
@@ -190,6 +191,7 @@ class PendingWrite:
     tool: str
     args: dict[str, Any]
     readback: str
+    name_asked: bool = False  # NAME_QUESTION was asked instead of the read-back (a caller the CRM does not know)
 
 
 def grounded_args(tool: str, caller_turns: Sequence[str], today: date, *, caller_name: str | None) -> \
@@ -221,7 +223,7 @@ def _latest_when(caller_turns: Sequence[str], today: date, last: int = 2) -> Whe
     return None
 
 
-def readback(tool: str, args: dict[str, Any], slot: dict[str, Any] | None = None) -> str:
+def readback(tool: str, args: dict[str, Any], slot: dict[str, Any] | None = None, named: bool = False) -> str:
     """The sentence that reads a write back before it happens; it repeats only the caller's words and code's
     values, so it needs no grounding check."""
     if tool == "request_callback":
@@ -234,5 +236,7 @@ def readback(tool: str, args: dict[str, Any], slot: dict[str, Any] | None = None
             return "Shall I pass this to our sales team for a written quote?"
         return f"I'll pass this to our sales team: {args['interest'].rstrip('.!?')}. Shall I send it?"
     if tool == "book_appointment" and slot is not None:
-        return f"That's {slot.get('service', 'the visit')} on {spoken_time(str(slot['starts_at']))}. Shall I book it?"
+        who = f" for {args['name']}" if named else ""  # a name the caller gave when asked (dialog/names.py)
+        return (f"That's {slot.get('service', 'the visit')} on {spoken_time(str(slot['starts_at']))}{who}. "
+                "Shall I book it?")
     return "Shall I go ahead?"
