@@ -305,6 +305,7 @@ def test_whether_an_item_is_sold_and_a_count_of_them_are_answered_from_the_price
     assert used.kind == "price" and used.entry_ids == ("price:standing-desk",) and "For 12 desks" in used.text
     assert step.estimate is not None and step.estimate.quantity == 12 and grounds == used.text
     assert KnowledgeStep(kb, clock=lambda: FRIDAY_MORNING).ask("How much would twelve of them cost?", False) is None
+    assert step.ask("Thanks, that's all.", must=False) is None  # "that" asks no price: it is no follow-up
     order = kb.answer("I'd like to order 4 boxes of printer paper.", FRIDAY_MORNING)  # no price word, a count
     assert order.kind == "price" and order.estimate is not None and order.estimate.quantity == 4, order
     assert kb.answer("What do you charge for a standing desk?", FRIDAY_MORNING).kind == "price"

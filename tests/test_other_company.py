@@ -201,3 +201,12 @@ def test_offers_are_read_from_the_answer_and_only_a_yes_takes_one():
     assert follow_up(asked, ["Do you install fiber?", "No, just asking."], None, SERVICES, TODAY) is None
     assert follow_up(OFFER + "request_callback", ["My bill looks wrong to me.", "Yes."], None, SERVICES,
                      TODAY).args == {"reason": "My bill looks wrong to me."}
+
+
+def test_an_upgrade_is_a_request_for_sales(provider_crm, intent_classifier, provider_kb):
+    """"I'd like to upgrade to Fiber 1000." was a lead by 0.0075 with no word of one, so the plans entry answered
+    it and the caller who wanted to buy heard the list of plans."""
+    agent = _agent(provider_crm, intent_classifier, provider_kb)
+    said = _said(agent.turn("I'd like to upgrade to Fiber 1000."))
+    assert said == "I'll pass this to our sales team: I'd like to upgrade to Fiber 1000. Shall I send it?"
+    assert _tools(agent.turn("Yes, please.")) == ["create_lead"]

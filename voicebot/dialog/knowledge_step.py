@@ -29,6 +29,11 @@ from voicebot.review.redact import mask_secrets
 STRONG = 0.55
 """The least score of an answer to a turn that reads as small talk (see the module docstring)."""
 _REFERS_BACK = re.compile(r"\b(them|those|these|it|ones?|that|той|тех|них|его|их)\b", re.IGNORECASE)
+_ASKS_A_PRICE = re.compile(r"\d|\b(how much|cost|costs|price|pricing|total|quote|estimate|dozen|hundred|thousand|"
+                           r"(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|"
+                           r"forty|fifty|sixty|seventy|eighty|ninety)|сколько|стоит|стоят|цена)\b", re.IGNORECASE)
+"""A turn that refers back to the last price item must ask a price or a count: "Thanks, that's all." after the
+fastest plan's price was answered with that price again ("that")."""
 
 
 class KnowledgeSource(Protocol):
@@ -83,7 +88,8 @@ class KnowledgeStep:
         """The knowledge answer to ``question`` (the event and the grounds it may be checked against), or None
         when it is not one to give (see the module docstring)."""
         answer = self._answer(question)
-        if answer.kind in ("weak", "none") and self.last_price and _REFERS_BACK.search(question):
+        if (answer.kind in ("weak", "none") and self.last_price and _REFERS_BACK.search(question)
+                and _ASKS_A_PRICE.search(question)):
             # "How much would twelve of them cost?" after the desk's price: the desks, now for twelve
             answer = self.kb.answer_document(self.last_price[0], question, self.clock())
         if not must and (not answer.answered or (strong and answer.score < STRONG)):

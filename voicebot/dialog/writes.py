@@ -39,7 +39,8 @@ _ASKS = {
         r"issue|problem|crack\w*|scratch\w*|never (arrived|came)|didn'?t (arrive|come)|refund|return\w*|"
         r"dent\w*|error)\b"),
     "create_lead": re.compile(
-        r"\b(buy|buying|purchase|quote|quotation|price|prices|pricing|cost|costs|how much|interested in|"
+        r"\b(buy|buying|purchase|quote|quotation|price|prices|pricing|cost|costs|how much|interested in|upgrad\w*|"
+        r"downgrad\w*|sign (me |us )?up|signing up|subscribe|"
         r"looking for|estimate|order (some|more|new)|((to|i|we|id|wed|ill) order|need) (some|\d+|a few|new|"
         r"a dozen|(two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|"
         r"sixty|seventy|eighty|ninety|a hundred|hundreds)\b)|bulk|offer)\b"),
