@@ -12,6 +12,7 @@ from fakes import ScriptedChat
 from voicebot.crm.repository import Repository
 from voicebot.crm.seed import seed_demo
 from voicebot.crm.verification import CallerContext
+from voicebot.dialog.prompting import NOT_DONE_REPLY
 from voicebot.dialog.agent import (SAFE_REPLY, DialogueAgent, Guarded, Sentence, ToolCalled, TransferRequested,
                                    action_schema)
 from voicebot.dialog.answers import match_intent, pick_slot, tool_args
@@ -41,6 +42,18 @@ def test_an_invented_order_number_and_date_are_replaced_by_a_safe_reply(repo):
     assert {"77123"} <= set(guarded[0].items)
     spoken = [e.text for e in events if isinstance(e, Sentence)]
     assert spoken == [SAFE_REPLY]  # nothing invented reached the caller
+
+
+@pytest.mark.parametrize("text", ["I'll send a technician tomorrow to install fiber in your area.",
+                                  "Thank you, I've booked you in.", "A colleague will call you back this afternoon."])
+def test_a_model_sentence_that_says_something_was_done_is_not_spoken(repo, text):
+    """"Which service do you need?" "Yes." had the model promise a technician with nothing booked: only code acts
+    (after the caller's yes), and it says so from its own templates."""
+    chat = ScriptedChat([{"action": "reply", "text": f"{text} Anything else?"}])
+    events = list(agent_for(repo, chat).turn("Yes."))
+    guarded = [e for e in events if isinstance(e, Guarded)]
+    assert guarded and guarded[0].kind == "unbacked_action"
+    assert [e.text for e in events if isinstance(e, Sentence)] == [NOT_DONE_REPLY]
 
 
 def test_facts_from_the_crm_pass_the_grounding_check(repo):

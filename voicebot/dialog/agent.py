@@ -29,7 +29,7 @@ from voicebot.dialog.answers import match_intent, pick_slot, render, service_nam
 from voicebot.dialog.appointments import CHANGES, AppointmentStep, picked_booking
 from voicebot.dialog.slots import fitting_slots
 from voicebot.dialog.followups import follow_up, offered, question_for
-from voicebot.dialog.spoken_check import spoken_or_safe
+from voicebot.dialog.spoken_check import GUARD_REPLIES, spoken_or_safe
 from voicebot.dialog.names import spoken_name
 from voicebot.dialog.writes import (DETAIL_QUESTION, NAME_QUESTION, TEXT_UNUSED, WRITE_TOOLS, PendingWrite,
                                     answer_to_readback, asked_for, choosable, grounded_args, readback)
@@ -294,12 +294,12 @@ class DialogueAgent:
                 if pending.tool == "create_ticket":
                     self.detail_for = pending.tool  # "It's just the wrong colour": more of the same problem
         asked, self.detail_for = self.detail_for, None
-        self.detail_since = self.detail_since if asked else len(self.caller_words) - 1
         found = self.intents.classify(caller_text) if asked and self.intents is not None else None
         if asked and (step := follow_up(asked, self.caller_words[self.detail_since:], found and found.name,
                                         self._services(), self.today)):
             yield from (self._read_back(step) if isinstance(step, PendingWrite) else self._tool(*step))
             return
+        self.detail_since = len(self.caller_words) - 1  # no answer to the open question: a request of its own
         if self.knowledge is not None and (confirmed := self.knowledge.follow_up(caller_text)):
             yield from self._know(*confirmed)  # "yes" to "is your question: ...?"
             return
@@ -331,7 +331,7 @@ class DialogueAgent:
                         yield FirstToken(time.perf_counter() - started)
                     for sentence in sentences.feed(stream.feed(piece)):
                         yield from self._speak(sentence, system, spoken)
-                        if spoken[-1] in (SAFE_REPLY, NO_SECRETS_REPLY):
+                        if spoken[-1] in GUARD_REPLIES:
                             break
                     else:
                         if stream.settled(TEXT_UNUSED) is None:
@@ -342,7 +342,7 @@ class DialogueAgent:
                 if close is not None:
                     close()  # stops generation (a barge-in, a blocked sentence)
             action = parse_json_object(stream.raw) or stream.settled(TEXT_UNUSED)
-            if spoken and spoken[-1] in (SAFE_REPLY, NO_SECRETS_REPLY):
+            if spoken and spoken[-1] in GUARD_REPLIES:
                 action = {"action": "reply", "text": " ".join(spoken)}
             elif action is not None and action.get("action") == "reply":
                 for sentence in sentences.flush():

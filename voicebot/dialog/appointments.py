@@ -53,6 +53,7 @@ _NONE = re.compile(r"^(no|none|neither|nope|not (those|them|either|really))\b") 
 _KEEP = re.compile(r"\b(leave|keep|as it is|stay)\b")  # ... and the booking stays
 _SOONER = re.compile(r"\b(anything|something|any \w+|nothing|is that|are those|are they) (earlier|sooner)\b|"
                      r"\b(earlier|sooner) than\b|\bthe (earliest|soonest) you (have|can)\b")
+_ORDERED = re.compile(r"\b(order|orders|delivery|parcel|package|shipment|arrive|заказ)\b")
 EARLIEST = "Those are the earliest free times I have. Would one of them suit you?"
 
 
@@ -223,7 +224,11 @@ def placed(found: Intent | None, text: str) -> Intent | None:
     """The intent classifier's reading of ``text``, unless it is a new booking while the words ask to move or cancel
     one: then that. "Could I reschedule the printer repair?" sat nearer "I want to schedule a repair" and "can
     someone come and fix my printer" than most examples of a move, and was offered new slots; the words decide."""
-    if found is None and _BOOK.search(normalize(text)) and not any(asked_for(t, [text]) for t in CHANGES):
+    said = normalize(text)
+    if (_SOONER.search(said) and not _ORDERED.search(said) and (found is None or found.name in (
+            "order_status", "order_history", "my_appointments"))):  # "Do you have anything earlier?" was the
+        return Intent("booking", 0.0, 0.0, "(the words ask for an earlier time)")  # order history: a PIN
+    if found is None and _BOOK.search(said) and not any(asked_for(t, [text]) for t in CHANGES):
         return Intent("booking", 0.0, 0.0, "(the words ask for a booking)")  # "I'm a new patient, can I book a
     if found is None or found.name != "booking":  # checkup?": nearest my appointments, a move, a booking alike
         return found

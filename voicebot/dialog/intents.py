@@ -42,7 +42,7 @@ DEFAULT_EXAMPLES: dict[str, tuple[str, ...]] = {
         "come", "I want to schedule a repair", "I need a technician to install something",
         "can you come on Friday to assemble the desks", "I'd like to make an appointment", "can you see me today",
         "can I come in tomorrow", "is there an opening on Thursday", "when is the earliest you can fit me in",
-        "do you have any availability this week", "I need an appointment for my son", "do you have anything sooner", "запишите меня на ремонт",
+        "do you have any availability this week", "I need an appointment for my son", "запишите меня на ремонт",
     ),
     "reschedule": (
         "I need to move my appointment to another time", "can I reschedule my repair visit", "I won't be home when "

@@ -13,6 +13,7 @@ from voicebot.text import normalize, words
 
 SAFE_REPLY = "I'm sorry, I can't confirm that detail right now. Would you like me to connect you to a colleague?"
 NO_SECRETS_REPLY = "I can't share that, but I'm happy to help with an order, an appointment or a callback."
+NOT_DONE_REPLY = "Nothing has been arranged yet. Would you like me to connect you to a colleague?"
 TROUBLE_REPLY = "I'm sorry, I'm having trouble with that. Would you like me to connect you to a colleague?"
 MAX_TOOL_STEPS = 2
 HISTORY_TURNS = 6
