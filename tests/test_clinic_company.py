@@ -197,3 +197,9 @@ def test_no_name_given_books_without_one_and_a_known_caller_is_not_asked(clinic)
     assert _tools(agent.turn("Just book it, please.")) == ["book_appointment"]
     list(clinic.turn("Can I book a checkup on Friday?"))
     assert _said(clinic.turn("The first one.")).endswith("Shall I book it?")  # Maria is in the CRM
+
+
+def test_anything_earlier_before_any_offer_is_a_booking_not_the_order_history(clinic):
+    """It was the order history by 0.023 and asked for the PIN."""
+    question = "Which service do you need: checkup, emergency visit or teeth whitening?"
+    assert _said(clinic.turn("Do you have anything earlier?")) == question

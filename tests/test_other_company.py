@@ -210,3 +210,14 @@ def test_an_upgrade_is_a_request_for_sales(provider_crm, intent_classifier, prov
     said = _said(agent.turn("I'd like to upgrade to Fiber 1000."))
     assert said == "I'll pass this to our sales team: I'd like to upgrade to Fiber 1000. Shall I send it?"
     assert _tools(agent.turn("Yes, please.")) == ["create_lead"]
+
+
+def test_a_read_back_left_unanswered_does_not_hold_the_next_requests_start(provider_crm, intent_classifier,
+                                                                          provider_kb):
+    """A ticket read back and left for a visit: the open question's start stayed at the ticket, so "The morning
+    please." no longer counted as the service question's answer and the model handed the caller over."""
+    agent = _agent(provider_crm, intent_classifier, provider_kb)
+    assert _said(agent.turn("I already restarted it, the lights are still red.")).endswith("Is that right?")
+    question = "Which service do you need: fiber installation or router replacement?"
+    assert _said(agent.turn("Can you send a technician tomorrow?")) == question
+    assert _said(agent.turn("The morning please.")) == question
