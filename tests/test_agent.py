@@ -12,6 +12,7 @@ from fakes import ScriptedChat
 from voicebot.crm.repository import Repository
 from voicebot.crm.seed import seed_demo
 from voicebot.crm.verification import CallerContext
+from voicebot.dialog.identity import ORDER_NOT_PIN
 from voicebot.dialog.prompting import NOT_DONE_REPLY
 from voicebot.dialog.agent import (SAFE_REPLY, DialogueAgent, Guarded, Sentence, ToolCalled, TransferRequested,
                                    action_schema)
@@ -319,6 +320,16 @@ def test_a_question_at_the_pin_prompt_is_answered_and_uses_no_attempt(repo):
     assert agent.context.verification.attempts_used == 0 and agent.awaiting_pin
     spoken = " ".join(e.text for e in agent.turn("Sure, it's one two three four.") if isinstance(e, Sentence))
     assert "10452" in spoken
+
+
+def test_an_order_number_at_the_pin_prompt_uses_no_attempt(repo):
+    """"The order number is 55021." at the PIN prompt was compared as a PIN: "That did not match."."""
+    agent = agent_for(repo, ScriptedChat())
+    list(agent.turn("Where is my order?"))
+    said = " ".join(e.text for e in agent.turn("The order number is 10452.") if isinstance(e, Sentence))
+    assert said == ORDER_NOT_PIN
+    assert agent.context.verification.attempts_used == 0 and agent.awaiting_pin
+    assert "10452" in " ".join(e.text for e in agent.turn("My PIN is 1234.") if isinstance(e, Sentence))
 
 
 def test_a_correction_to_a_ticket_read_back_is_read_back_again_with_it(repo):

@@ -31,6 +31,7 @@ ACCOUNT_PROMPT = ("I can help with that once I've found your account. What is th
                   "or one of your order numbers?")
 FIND_FIRST_PROMPT = ("Thank you. Before the PIN I need to find your account: what is the phone number on it, or one "
                      "of your order numbers?")
+ORDER_NOT_PIN = "That sounds like an order number. For your security, I first need your PIN."
 BIRTH_PROMPT = "No problem. Please tell me your date of birth, and then the postcode on your account."
 NO_PIN_PROMPT = "For your security, please tell me your date of birth."
 POSTCODE_PROMPT = "Thank you. And the postcode on your account?"
@@ -115,6 +116,8 @@ class IdentityStep:
             if postcode.strip(" ,.:is"):  # "... and my postcode is 98101" in the same breath
                 return self._birth_and_postcode(said, postcode)
             return IdentityResult(say=[POSTCODE_PROMPT])
+        if len(digits) >= 4 and re.search(r"\border\b", text, re.I) and not re.search(r"\b(pin|code)\b", text, re.I):
+            return IdentityResult(say=[ORDER_NOT_PIN])  # "The order number is 55021.": no attempt used
         if len(digits) >= 4:
             return self._pin(text)
         if _NO_PIN.search(normalize(text)):
