@@ -482,3 +482,13 @@ def test_kb_search_prints_hits_the_answer_and_its_latency(kb_config):
                                 "--config", str(kb_config)])
     assert table.exit_code == 0, table.output
     assert "price:standing-desk" in table.output and "$8,151" in table.output and "answered in" in table.output
+
+
+def test_a_count_of_a_named_item_is_a_price_question_whatever_is_said_around_it(knowledge_base):
+    """"Hi, this is Dana from Acme, we need 40 chairs for a new office." scored weak on the demo base (the greeting
+    and the company's name around the count), so the lead was read back with no estimate. What was bought already
+    is no price question."""
+    dana = knowledge_base.answer("Hi, this is Dana from Acme, we need 40 chairs for a new office.", FRIDAY_MORNING)
+    assert dana.kind == "price" and dana.estimate is not None and dana.estimate.quantity == 40, dana
+    bought = knowledge_base.answer("I ordered 2 chairs last week and they haven't come.", FRIDAY_MORNING)
+    assert bought.estimate is None
