@@ -141,7 +141,7 @@ def test_the_service_question_is_asked_again_at_most_once():
     ("cancel_booking", "I need to cancel the fiber installation.", True),
     ("reschedule", "I can't make Tuesday, can we change that?", True),
     ("reschedule", "Можно перенести визит мастера на пятницу?", True),
-    ("booking", "Do you install fiber?", True),  # a new booking is no one's record: not this rule's
+    ("booking", "Do you install fiber?", True),  # a clear booking pick (0.03) is no one's record: not this rule's
 ])
 def test_a_request_the_words_do_not_make_yields_to_a_good_knowledge_answer(intent, text, kept):
     found = Intent(intent, 0.9, 0.03, "example")
@@ -221,3 +221,13 @@ def test_a_read_back_left_unanswered_does_not_hold_the_next_requests_start(provi
     question = "Which service do you need: fiber installation or router replacement?"
     assert _said(agent.turn("Can you send a technician tomorrow?")) == question
     assert _said(agent.turn("The morning please.")) == question
+
+
+@pytest.mark.parametrize(("text", "kept"), [
+    ("And can the chairs be assembled on site?", False),  # narrow, and no visit asked for
+    ("Can someone come and fit the chairs?", True),
+    ("Is the fitter available on Friday?", True),
+])
+def test_a_narrow_booking_pick_must_ask_for_a_visit(text, kept):
+    found = Intent("booking", 0.85, 0.0135, "I need the furniture assembled")
+    assert placed_request(found, text, SERVICES, TODAY, lambda _: KNOWLEDGE_OVER_INTENT) is (found if kept else None)
