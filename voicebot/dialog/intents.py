@@ -27,7 +27,7 @@ DEFAULT_EXAMPLES: dict[str, tuple[str, ...]] = {
         "delivery", "can you track my parcel", "what's the status of my order", "my order hasn't come",
         "is my delivery on its way", "when is my stuff coming", "I want to check on an order",
         "has it been dispatched", "my delivery is overdue", "when should I expect the goods", "did you send my order",
-        "I'm calling about my order", "где мой заказ", "когда придёт моя посылка",
+        "I'm calling about my order", "it still hasn't shown up", "где мой заказ", "когда придёт моя посылка",
     ),
     "order_history": (
         "what did I order last time", "what was my previous order", "can you tell me what I bought before",
