@@ -203,3 +203,11 @@ def test_anything_earlier_before_any_offer_is_a_booking_not_the_order_history(cl
     """It was the order history by 0.023 and asked for the PIN."""
     question = "Which service do you need: checkup, emergency visit or teeth whitening?"
     assert _said(clinic.turn("Do you have anything earlier?")) == question
+
+
+def test_book_in_so_many_words_outweighs_a_narrow_my_appointments(clinic):
+    """Over SIP, "Hi, I'm a new patient. Can I book a checkup next week?" was my appointments by 0.011: a new caller
+    was asked for an account to look up."""
+    events = list(_stranger(clinic).turn("Hi, I'm a new patient. Can I book a checkup next week?"))
+    assert _tools(events) == ["list_free_slots"]
+    assert _said(events).startswith("I can offer checkup on Monday, December 7th at 8 AM")
