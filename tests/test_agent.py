@@ -638,3 +638,15 @@ def test_the_callers_history_reaches_the_model_as_few_tokens(repo):
     assert "CHR-ERG-01" not in text and "unit_price" not in text and "sentiment" not in text
     assert "5550102030" not in text and "open_tickets" not in text  # an empty list says nothing
     assert len(text) < 0.65 * len(json.dumps(result, default=str))
+
+
+@pytest.mark.parametrize(("text", "secret"), [
+    ("What's the PIN on my account?", True), ("What's the last four of the card on my account?", True),
+    ("What card number do you have for me?", True), ("What is the expiry date on file?", True),
+    ("Which cards do you accept?", False), ("Can I pay by card?", False), ("What if I forgot my PIN?", False),
+])
+def test_a_secret_asked_for_is_told_to_no_one(text, secret):
+    """"What's the last four of the card on my account?" was answered with the payment-methods entry."""
+    from voicebot.dialog.answers import asks_for_secret
+
+    assert asks_for_secret(text) is secret
