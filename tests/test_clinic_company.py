@@ -211,3 +211,16 @@ def test_book_in_so_many_words_outweighs_a_narrow_my_appointments(clinic):
     events = list(_stranger(clinic).turn("Hi, I'm a new patient. Can I book a checkup next week?"))
     assert _tools(events) == ["list_free_slots"]
     assert _said(events).startswith("I can offer checkup on Monday, December 7th at 8 AM")
+
+
+def test_what_the_bot_can_do_is_what_this_companys_data_allows(clinic):
+    """The built-in answer named "orders, repair visits and quotes", false of a clinic that left it unset."""
+    from voicebot.config import PromptsConfig
+    from voicebot.dialog.capabilities import bot_answer
+
+    said = bot_answer(PromptsConfig(), clinic.context.repo, has_knowledge=True)
+    assert said.startswith("I'm an automated assistant. I can answer questions about us, book or change an "
+                           "appointment, note a problem for our team or arrange a callback")
+    assert "order" not in said  # the clinic's CRM holds no orders
+    own = PromptsConfig(bot_question="I'm Riverside Dental's phone assistant.")
+    assert bot_answer(own, clinic.context.repo, has_knowledge=True) == "I'm Riverside Dental's phone assistant."

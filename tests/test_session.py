@@ -390,8 +390,13 @@ def test_asking_whether_the_bot_is_a_person_gets_an_honest_answer_not_a_transfer
               env.voice.say("real person please", 0.8), WaitForBot()]
     call = run(env, line_for(env, script), chat)
 
-    assert call.said("bot")[:2] == [env.greeting("Alice"), env.prompts.bot_question]
-    assert "automated assistant" in env.prompts.bot_question and "operator" in env.prompts.bot_question
+    said = call.said("bot")[1]
+    assert call.said("bot")[0] == env.greeting("Alice")
+    # config.yaml leaves bot_question unset: what the demo company's data allows (dialog/capabilities.py; this
+    # session runs without a knowledge base)
+    assert said == ("I'm an automated assistant. I can check on your orders, book or change an appointment, note a "
+                    "problem for our team or arrange a callback, and if you'd rather talk to a person, just say "
+                    "operator or press zero at any time.")
     assert call.event("escalation").data["reason"] == "operator_request"  # the request still transfers at once
     assert call.line.transfers == [env.config.sip.operator_uri] and chat.calls == []
 

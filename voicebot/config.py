@@ -189,7 +189,8 @@ class PromptsConfig(Section):
         "I'm an automated assistant. I can help with orders, repair visits and quotes, and if you'd rather "
         "talk to a person, just say operator or press zero at any time.",
         description="The caller asked whether they are talking to a machine, or what it can do: an honest answer, "
-                    "no transfer.")
+                    "no transfer. Unset, the bot lists what the company's data allows instead "
+                    "(voicebot/dialog/capabilities.py).")
     anything_more: str = Field("Sure. What else can I help you with?",
                                description="A bare \"yes\" to \"Is there anything else I can help with?\".")
     what_about: str = Field("Of course. What can I help you with?",

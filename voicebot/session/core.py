@@ -47,6 +47,7 @@ from voicebot.session.resume import drop_silent_reply
 from voicebot.speech.tts import split_sentences
 from voicebot.session.speaker import Reply, Speaker, TurnClock
 from voicebot.session.state import State, checked
+from voicebot.dialog.capabilities import bot_answer
 from voicebot.speech import hallucination
 from voicebot.speech.dictation import asks_for_dictation
 from voicebot.speech.turns import NoInput, TurnDetector, Utterance
@@ -215,7 +216,8 @@ class CallSession:
             return await self._speak(split_sentences(last), clock)
         if self.guard.bot_question(text):  # an honest answer and the way to a human, without a transfer
             self.guard.note_progress()
-            return await self._speak([self.config.dialog.prompts.bot_question], clock, fixed=True)
+            said = bot_answer(self.config.dialog.prompts, self.deps.crm, self.deps.knowledge is not None)
+            return await self._speak([said], clock, fixed=True)
         if asks_for_secret(text):  # "What's the PIN on my account?": never told, and no model to talk round
             return await self._speak([SECRET_REPLY], clock)
         more = wants_more(text, last)
