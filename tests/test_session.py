@@ -574,3 +574,28 @@ def test_hanging_up_during_a_spoken_reply_stops_the_model_and_the_synthesis(env)
     assert chat.cancelled == 1 and chat.finished == 0 and chat.closed == len(chat.calls)
     assert call.said("bot") == [env.greeting("Alice"), first]  # what the caller heard before leaving
     assert call.outcome == Outcome.ABANDONED  # left during the answer: abandoned unresolved
+
+
+def test_a_pin_keyed_in_is_one_answer_masked_and_a_0_in_it_is_no_transfer(env):
+    """Keys went to the menu one at a time: a PIN keyed in after "please tell me your PIN" moved the caller round
+    the menu, each key was stored in clear, and its 0 reached the operator (session/keypad.py)."""
+    chat = ScriptedChat()  # any model call fails the test
+    script = [WaitForBot(), env.voice.say("where is my order"), WaitForBot(), Press("1030#"), WaitForBot(),
+              Press("1234"), WaitForBot(timeout_s=10), HangUp()]  # no "#": the pause on the keypad ends it
+    call = run(env, line_for(env, script), chat)
+
+    bot = call.said("bot")
+    assert "PIN" in bot[1] and bot[2].startswith("That did not match."), bot
+    assert "10452" in " ".join(bot[3:]), bot
+    assert call.line.transfers == [] and chat.calls == []
+    stored = " ".join(t.text for t in call.turns)
+    assert "1030" not in stored and "1234" not in stored and "[DTMF" not in stored, stored
+
+
+def test_a_lone_0_keyed_at_the_pin_prompt_still_reaches_a_person(env):
+    chat = ScriptedChat()
+    script = [WaitForBot(), env.voice.say("where is my order"), WaitForBot(), Press("0#"), WaitForBot()]
+    call = run(env, line_for(env, script), chat)
+
+    assert call.line.transfers == [env.config.sip.operator_uri]
+    assert call.event("escalation").data["reason"] == "dtmf"

@@ -48,6 +48,7 @@ from voicebot.speech.tts import split_sentences
 from voicebot.session.speaker import Reply, Speaker, TurnClock
 from voicebot.session.state import State, checked
 from voicebot.dialog.capabilities import bot_answer
+from voicebot.session.keypad import OPERATOR_KEY, KeypadEntry
 from voicebot.speech import hallucination
 from voicebot.speech.dictation import asks_for_dictation
 from voicebot.speech.turns import NoInput, TurnDetector, Utterance
@@ -77,6 +78,7 @@ class CallSession:
         self.guard = EscalationGuard(self.config.escalation)
         self.flow = MenuFlow(self.config.dialog.menu)
         self.queue: asyncio.Queue[CallInput] = asyncio.Queue()
+        self.keypad = KeypadEntry(self.queue)  # digits keyed in for a PIN: one answer
         self.speaker = Speaker(transport, deps.synthesizer, self.detector, on_queued=self._prefill,
                                tts_timeout_s=self.config.faults.tts_timeout_s)
         self.listener = Listener(transport, self.detector, deps.transcriber, self.speaker, self.guard, self.config,
@@ -256,12 +258,20 @@ class CallSession:
         await self._speak([reprompt or self.config.dialog.prompts.not_heard], clock, fixed=True)
 
     async def _on_dtmf(self, event: DtmfReceived) -> None:
-        escalation = self.guard.check_dtmf(event.digit)
-        await self._turn("caller", f"[DTMF {event.digit}]", started_at=event.at_s)
+        key = event.digit
+        if self.agent is not None and (self.agent.awaiting_pin or self.keypad.active):
+            if not (entry := self.keypad.key(key, event.at_s)):  # a PIN keyed in (session/keypad.py)
+                return
+            if entry != OPERATOR_KEY:
+                await self._turn("caller", entry, started_at=event.at_s, ended_at=event.at_s)  # masked: a PIN
+                return await self._on_caller_text(entry, TurnClock(event.at_s, 0.0))
+            key = OPERATOR_KEY  # a lone 0 is still the way to a person
+        escalation = self.guard.check_dtmf(key)
+        await self._turn("caller", f"[DTMF {key}]", started_at=event.at_s)
         if escalation:
             return await self._escalate(escalation)
         self._set(State.THINKING)
-        await self._on_flow(self.flow.match(digit=event.digit), None)
+        await self._on_flow(self.flow.match(digit=key), None)
 
     async def _on_no_input(self) -> None:
         escalation = self.guard.note_no_input()
