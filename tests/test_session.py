@@ -599,3 +599,19 @@ def test_a_lone_0_keyed_at_the_pin_prompt_still_reaches_a_person(env):
 
     assert call.line.transfers == [env.config.sip.operator_uri]
     assert call.event("escalation").data["reason"] == "dtmf"
+
+
+def test_an_order_number_keyed_in_after_the_bot_asked_for_it_is_one_answer(env):
+    """"What is your order number?" and keys: one number, not menu choice after menu choice; "*" with nothing
+    keyed still goes to the menu."""
+    from voicebot.session.keypad import wants_digits
+
+    assert wants_digits(False, "Orders. What is your order number, or what would you like to know?")
+    assert not wants_digits(False, "Say orders, repairs or sales, or press 1, 2 or 3.")
+    chat = ScriptedChat()
+    script = [WaitForBot(), Press("1"), WaitForBot(), Press("10452#"), WaitForBot(), Press("1234#"), WaitForBot(),
+              Press("*"), WaitForBot(), HangUp()]
+    call = run(env, line_for(env, script), chat)
+    bot, caller = call.said("bot"), call.said("caller")
+    assert bot[1].startswith("Orders.") and "PIN" in bot[2] and "10452" in bot[3], bot
+    assert caller[:2] == ["[DTMF 1]", "10452"] and "[DTMF *]" in caller, caller

@@ -21,7 +21,7 @@ from typing import Any
 from voicebot.crm.spoken import digits_in
 from voicebot.crm.tools import CRM_TOOLS
 from voicebot.crm.toolkit import ToolRegistry
-from voicebot.dialog.identity import IdentityResult, IdentityStep
+from voicebot.dialog.identity import IdentityResult, IdentityStep, only_numbers
 from voicebot.dialog.intents import IntentClassifier
 from voicebot.dialog.knowledge_step import KnowledgeStep, KnowledgeUsed
 from voicebot.dialog.recognised import INTENT_TOOLS, also_asked, answer_recognised  # noqa: F401 (INTENT_TOOLS)
@@ -227,6 +227,10 @@ class DialogueAgent:
         picked = bool(self.offered_slots) and pick_slot(said, self.offered_slots, today=self.today) is not None
         return choosable(allowed, self.caller_words, slot_picked=picked)
 
+    def bot_said(self, sentence: str) -> None:
+        """A prompt the session spoke outside the agent (a menu's "What is your order number?"), as context."""
+        self.history.append(ChatMessage("assistant", json.dumps({"action": "reply", "text": sentence})))
+
     def _reply(self, sentences: list[str]) -> Iterator[AgentEvent]:
         """Speak fixed or templated sentences and keep them in the history as the bot's reply."""
         self.history.append(ChatMessage("assistant", json.dumps({"action": "reply", "text": " ".join(sentences)})))
@@ -305,7 +309,10 @@ class DialogueAgent:
             return
         if (yield from self.appointments.answer(self, caller_text, allowed)):
             return  # "Tuesday at 10" after times were offered, or another day asked for (dialog/appointments.py)
-        intent = match_intent(caller_text)
+        asked = next((m.content for m in reversed(self.history) if m.role == "assistant"), "")
+        number = "order number" in asked and digits_in(caller_text) and only_numbers(caller_text)
+        intent = match_intent(caller_text) or (  # "10452" (said or keyed) to "What is your order number?"
+            match_intent(f"where is order {caller_text}") if number else None)
         if intent and intent[0] in allowed:
             yield from also_asked(self, caller_text)  # "..., and are you open on Saturday?" (dialog/recognised.py)
             if (yield from self._tool(*intent)):

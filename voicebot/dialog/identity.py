@@ -97,7 +97,7 @@ class IdentityStep:
 
     def answer(self, text: str) -> IdentityResult | None:
         """Handle ``text`` when it answers an open identity question; None when it does not."""
-        digits = digits_in(text) if _only_numbers(text) else ""
+        digits = digits_in(text) if only_numbers(text) else ""
         if self.birth is not None:
             if len(digits.replace(" ", "")) == 4 and (re.search(r"\bpin\b", text, re.I) or self._has_pin()):
                 self.birth = None  # four digits on an account with a PIN: the caller gave the PIN after all
@@ -175,7 +175,7 @@ class IdentityStep:
         return IdentityResult(checked, [f"{message} {again}"])
 
 
-def _only_numbers(text: str) -> bool:
+def only_numbers(text: str) -> bool:
     """Whether a turn with digits in it is an answer ("it's 4 8 2 1", "my PIN is one two three four, I think") and
     not a question or request of its own: "How much is the 500 one?" at the PIN prompt read as the digits 5001 (the
     "one" a number), used an attempt and said "That did not match"; such a turn is the agent's to answer, and the

@@ -48,7 +48,7 @@ from voicebot.speech.tts import split_sentences
 from voicebot.session.speaker import Reply, Speaker, TurnClock
 from voicebot.session.state import State, checked
 from voicebot.dialog.capabilities import bot_answer
-from voicebot.session.keypad import OPERATOR_KEY, KeypadEntry
+from voicebot.session.keypad import OPERATOR_KEY, KeypadEntry, wants_digits
 from voicebot.speech import hallucination
 from voicebot.speech.dictation import asks_for_dictation
 from voicebot.speech.turns import NoInput, TurnDetector, Utterance
@@ -244,6 +244,8 @@ class CallSession:
             return await self._transfer(TransferReason.MENU, result.reason)
         if isinstance(result, Goto):
             self.guard.note_progress()
+            if self.agent is not None:
+                self.agent.bot_said(result.prompt)  # "Orders. What is your order number?": "10452" answers it
             return await self._speak([result.prompt], clock, fixed=True)
         if isinstance(result, NoMatch):
             return await self._no_match(clock, result.reprompt)
@@ -259,7 +261,9 @@ class CallSession:
 
     async def _on_dtmf(self, event: DtmfReceived) -> None:
         key = event.digit
-        if self.agent is not None and (self.agent.awaiting_pin or self.keypad.active):
+        last = next((said for role, said in reversed(self.transcript) if role == "bot"), "")
+        wanted = self.agent is not None and key.isdigit() and wants_digits(self.agent.awaiting_pin, last)
+        if self.keypad.active or wanted:
             if not (entry := self.keypad.key(key, event.at_s)):  # a PIN keyed in (session/keypad.py)
                 return
             if entry != OPERATOR_KEY:

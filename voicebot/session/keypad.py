@@ -2,25 +2,33 @@
 
 Why: a key press went to the menu one digit at a time, so a caller who keyed their PIN in answer to "please tell me
 your PIN" was moved around the menu ("1" orders, "2" repairs), each key was stored in clear as its own turn, and a
-PIN with a 0 in it reached the operator. While an identity question is open (``DialogueAgent.awaiting_pin``), keys
-are collected here instead: "#" ends the entry, "*" starts it again, and ``INTER_DIGIT_S`` without a key ends it too
+PIN with a 0 in it reached the operator. While an identity question is open (``DialogueAgent.awaiting_pin``) or
+the bot has just asked for a number (``wants_digits``), keys are collected here instead: "#" ends the entry, "*" starts it again, and ``INTER_DIGIT_S`` without a key ends it too
 (the timer puts a "#" on the session's queue, so it is handled in order with everything else). The finished digits
-are one caller turn, masked in the store like a spoken PIN. A lone "0" is still the operator: "press 0 for a person"
+are one caller turn (a PIN masked in the store like a spoken one). A lone "0" is still the operator: "press 0 for a person"
 holds everywhere. Not thread-safe: the session's event loop owns it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 from dataclasses import dataclass, field
 
 from voicebot.events import CallInput, DtmfReceived
+from voicebot.speech.dictation import asks_for_dictation
 
 END_KEY = "#"
 CLEAR_KEY = "*"
 INTER_DIGIT_S = 3.0
 """Silence on the keypad after which the entry is complete (what phone menus use; a "#" ends it at once)."""
 OPERATOR_KEY = "0"
+
+
+def wants_digits(awaiting_pin: bool, bot_said: str) -> bool:
+    """Whether keys now answer a question rather than choose from the menu: a PIN or an account is asked for, or
+    the bot's last words ask for a number ("What is your order number?", ``speech.dictation``)."""
+    return awaiting_pin or (asks_for_dictation(bot_said) and bool(re.search(r"\bnumber\b", bot_said, re.I)))
 
 
 @dataclass
