@@ -227,7 +227,10 @@ def test_a_read_back_left_unanswered_does_not_hold_the_next_requests_start(provi
     ("And can the chairs be assembled on site?", False),  # narrow, and no visit asked for
     ("Can someone come and fit the chairs?", True),
     ("Is the fitter available on Friday?", True),
+    ("Okay I'll take two chairs then.", False),
 ])
 def test_a_narrow_booking_pick_must_ask_for_a_visit(text, kept):
     found = Intent("booking", 0.85, 0.0135, "I need the furniture assembled")
     assert placed_request(found, text, SERVICES, TODAY, lambda _: KNOWLEDGE_OVER_INTENT) is (found if kept else None)
+    # no good knowledge answer either: a narrow booking the words do not make is still no booking
+    assert placed_request(found, text, SERVICES, TODAY, lambda _: 0.0) is (found if kept else None)

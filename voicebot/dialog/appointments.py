@@ -227,10 +227,10 @@ def placed(found: Intent | None, text: str) -> Intent | None:
     said = normalize(text)
     if (_SOONER.search(said) and not _ORDERED.search(said) and (found is None or found.name in (
             "order_status", "order_history", "my_appointments"))):  # "Do you have anything earlier?" was the
-        return Intent("booking", 0.0, 0.0, "(the words ask for an earlier time)")  # order history: a PIN
+        return Intent("booking", 0.0, 1.0, "(the words ask for an earlier time)")  # order history: a PIN
     if ((found is None or found.name in ("my_appointments", "reschedule", "cancel_booking")) and _BOOK.search(said)
             and not any(asked_for(t, [text]) for t in CHANGES)):  # "I'm a new patient, can I book a checkup next
-        return Intent("booking", 0.0, 0.0, "(the words ask for a booking)")  # week?": my appointments by 0.011
+        return Intent("booking", 0.0, 1.0, "(the words ask for a booking)")  # week?": my appointments by 0.011
     if found is None or found.name != "booking":
         return found
     for name, tool in (("reschedule", MOVE), ("cancel_booking", CANCEL)):

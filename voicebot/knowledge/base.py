@@ -94,9 +94,10 @@ _LEADING_YES_NO = re.compile(r"^(?:yes|no|да|нет)\b[,.!]?\s*", re.IGNORECAS
 Orders placed before 2 PM on a business day can be delivered the next business day", and "do you sell laptops?"
 "Yes. We set up new laptops"."""
 _BOUGHT = re.compile(r"\b(ordered|bought|purchased|received|got|delivered|arrived|sent|shipped)\b", re.IGNORECASE)
-"""A count of a named price item is a price question ("we need 40 chairs" scored weak beside the greeting and the
-company's name around it, and the lead had no estimate), unless it speaks of what was bought already ("I ordered
-2 chairs last week")."""
+"""A count of a named price item the retrieval answers only weakly is a price question ("we need 40 chairs" scored
+weak beside the greeting and the company's name around it, and the lead had no estimate), unless it speaks of what
+was bought already ("I ordered 2 chairs last week"). An entry the retrieval is sure of keeps the question: "How much
+is delivery for one chair?" is the delivery entry's, not one chair's price."""
 PRICE_FIRST = 0.1  # how far behind an entry a named price item may be and still answer a "how much" question
 SURE_ABOVE = 0.2  # a score this far above ``confident`` answers even without the margin
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9\"'(А-ЯЁ])")
@@ -280,13 +281,19 @@ class KnowledgeBase:
                            and names_item(question, items[h.doc.id.removeprefix("price:")])), None)
             if priced is not None:
                 hits = (priced, *(h for h in hits if h is not priced))
-        if not _BOUGHT.search(question):
+        decided = self._retrieved(question, now, hits, snap)
+        if decided.kind in ("weak", "none") and not _BOUGHT.search(question):
             counted = next((i for i in items.values() if names_item(question, i)
                             and quantity_in(question, counted_words(i)) is not None), None)
             if counted is not None:  # "Hi, this is Dana from Acme, we need 40 chairs for a new office."
                 doc = next(d for d in snap.index.documents if d.id == f"price:{counted.id}")
                 score = next((h.score for h in hits if h.doc is doc), self.confident)
                 return self._from_document(doc, question, now, snap, max(score, self.confident))
+        return decided
+
+    def _retrieved(self, question: str, now: datetime, hits: tuple[Hit, ...], snap: _Snapshot) -> KnowledgeAnswer:
+        """The answer the retrieval's hits give on their own (see ``_decide``)."""
+        entries, items = snap.entries, snap.items
         if not hits or hits[0].score < self.weak:
             return KnowledgeAnswer("none", OFFER_PERSON, (), hits[0].score if hits else 0.0)
         top = hits[0]
