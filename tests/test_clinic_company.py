@@ -224,3 +224,14 @@ def test_what_the_bot_can_do_is_what_this_companys_data_allows(clinic):
     assert "order" not in said  # the clinic's CRM holds no orders
     own = PromptsConfig(bot_question="I'm Riverside Dental's phone assistant.")
     assert bot_answer(own, clinic.context.repo, has_knowledge=True) == "I'm Riverside Dental's phone assistant."
+
+
+def test_a_service_named_by_its_price_lists_word_another_day_and_a_time_in_words(clinic):
+    """A garage's and a clinic's callers: "a cleaning" is the price item "Checkup and cleaning", so the service
+    "checkup" (it asked which service); "Friday morning." to the times offered went to the model, which handed the
+    caller over; "Ten is fine." picked nothing ("ten" a word, not a digit)."""
+    events = list(clinic.turn("Hi, can I book it in for a cleaning?"))
+    assert _tools(events) == ["list_free_slots"] and _said(events).startswith("I can offer checkup on Tuesday")
+    said = _said(clinic.turn("Friday morning."))
+    assert said.startswith("I can offer checkup on Friday, December 4th at 8 AM or Friday, December 4th at 10 AM")
+    assert _said(clinic.turn("Ten is fine.")) == "That's checkup on Friday, December 4th at 10 AM. Shall I book it?"

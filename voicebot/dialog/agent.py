@@ -25,7 +25,7 @@ from voicebot.dialog.identity import IdentityResult, IdentityStep, only_numbers
 from voicebot.dialog.intents import IntentClassifier
 from voicebot.dialog.knowledge_step import KnowledgeStep, KnowledgeUsed
 from voicebot.dialog.recognised import INTENT_TOOLS, also_asked, answer_recognised  # noqa: F401 (INTENT_TOOLS)
-from voicebot.dialog.answers import match_intent, pick_slot, render, service_named, tool_args
+from voicebot.dialog.answers import match_intent, pick_slot, render, service_by_price_name, service_named, tool_args
 from voicebot.dialog.appointments import CHANGES, AppointmentStep, picked_booking
 from voicebot.dialog.slots import fitting_slots
 from voicebot.dialog.followups import follow_up, offered, question_for
@@ -106,6 +106,10 @@ class DialogueAgent:
     def _services(self) -> list[str]:
         return list(self.context.repo.services())
 
+    def _price_names(self) -> list[tuple[str, ...]]:
+        names = getattr(getattr(self.knowledge, "kb", None), "price_names", None)  # the service said just before
+        return names() if callable(names) else []
+
     def prefill(self) -> None:
         """Evaluate the call's history now (while the caller talks), so the next model turn only pays for the
         caller's new words. Blocking: run it in a worker thread. Never raises: it is only an optimisation, and the
@@ -139,9 +143,9 @@ class DialogueAgent:
         """Run one tool in code. Returns True (via StopIteration) when the turn is answered already: a template
         spoke the result, or the caller must first give their PIN."""
         if name == "list_free_slots" and not args.get("service"):  # "I'd like a checkup." (a knowledge answer)
-            services = self._services()  # "Anything on Thursday afternoon?": the service named just before
-            args = {**args, "service": next((s for said in reversed(self.caller_words[-3:])
-                                             if (s := service_named(said, services))), None)}
+            services, recent = self._services(), self.caller_words[-3:]  # "Anything on Thursday afternoon?": the
+            args = {**args, "service": next((s for said in reversed(recent) if (s := service_named(said, services))),
+                                            None) or service_by_price_name(recent, services, self._price_names())}
         if name == "list_free_slots" and (yield from self._ask_first(name, args)):
             return True  # "I need a repair visit": which service, before any times
         key = json.dumps([name, args], sort_keys=True)

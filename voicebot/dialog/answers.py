@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
+from collections.abc import Sequence
 from typing import Any
 
-from voicebot.crm.spoken import digits_in
+from voicebot.crm.spoken import digits_in, words_to_digits
 from voicebot.dialog.slots import parse_when, spoken_date, spoken_time
 from voicebot.review.redact import mask_secrets
 from voicebot.text import normalize
@@ -275,6 +276,19 @@ def service_named(text: str, services: list[str]) -> str | None:
     return None
 
 
+def service_by_price_name(texts: Sequence[str], services: list[str],
+                          price_names: Sequence[Sequence[str]]) -> str | None:
+    """The service whose price item the words name by one of its aliases: "new tires" is "Tyre fitting" (aliases
+    tyres, tires) and so the service "tyre fitting"; "a cleaning" is "Checkup and cleaning", so "checkup". The
+    admin's price list is where the company's own words for a service are."""
+    for names in price_names:
+        service = service_named(names[0], services)
+        if service is not None and any(re.search(rf"\b{re.escape(alias.lower())}\b", text.lower())
+                                       for text in texts for alias in names if len(alias) >= 3):
+            return service
+    return None
+
+
 def service_by_position(text: str, services: list[str]) -> str | None:
     """The service a short answer picks by its place in the list the bot read out ("the first one", "the last
     one", "number two"), or None. Why: "Which service do you need: checkup, emergency visit or teeth whitening?"
@@ -316,7 +330,7 @@ def pick_slot(text: str, slots: list[dict[str, Any]], today: date | None = None)
         fits = [s for s in slots if when.matches(datetime.fromisoformat(str(s["starts_at"])))]
         return fits[0]["id"] if len(fits) == 1 or (fits and when.has_day and when.hour is not None) else None
     day = next((i for i, d in enumerate(_WEEKDAYS) if d in lowered), None)
-    hour = _hour(lowered)
+    hour = _hour(lowered) or _hour(words_to_digits(lowered))  # "Ten is fine."
     for slot in slots:
         start = datetime.fromisoformat(str(slot["starts_at"]))
         if (day is None or start.weekday() == day) and (hour is None or start.hour == hour):

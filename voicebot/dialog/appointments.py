@@ -131,6 +131,12 @@ class AppointmentStep:
                 and pick_slot(text, agent.offered_slots, agent.today) is not None):
             yield from agent._propose_write("book_appointment")
             return True
+        when = parse_when(text, agent.today) if agent.offered_slots and "book_appointment" in allowed else None
+        if when is not None and when.has_day and len(text.split()) <= 8:  # "Friday morning." to the times
+            first, last = when.first_day, when.last_day or when.first_day  # offered: that day's times instead
+            return (yield from agent._tool("list_free_slots", {"service": agent.offered_slots[0].get("service"),
+                                                               "date_from": first.isoformat(),
+                                                               "date_to": last.isoformat()}))
         return False
 
     def _moving(self, agent: Dialogue, text: str) -> Iterator[AgentEvent]:
@@ -203,7 +209,7 @@ class AppointmentStep:
         return True
 
 
-_BOOK = re.compile(r"\b((book|schedule|arrange) (me |us |him |her )?(in|an?|for)|(make|get|need|want|like|have) "
+_BOOK = re.compile(r"\b((book|schedule|arrange) (me |us |him |her |it |them |my \w+ )?(in|an?|for)|(make|get|need|want|like|have) "
                    r"an? (appointment|visit)|(can|could) (you|someone|somebody) see (me|us)|see (someone|somebody) "
                    r"(today|tomorrow|soon|as soon)|(can|could|may) (i|we) come in)\b")
 

@@ -204,6 +204,10 @@ class KnowledgeBase:
     def problems(self) -> tuple[Problem, ...]:
         return self._now.files.problems
 
+    def price_names(self) -> list[tuple[str, ...]]:
+        """Each price item's name and aliases: the words callers use for what the company sells or does."""
+        return [(item.name, *item.aliases) for item in self._now.items.values()]
+
     # -- loading -----------------------------------------------------------------------------------------------
     def reload(self) -> KnowledgeFiles:
         """Read the folder and build a new index; the old one answers until the new one is ready."""
