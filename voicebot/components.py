@@ -6,6 +6,8 @@ Transcriber, Synthesizer, VoiceActivity or ChatModel and does not care which.
 
 from __future__ import annotations
 
+import sqlite3
+
 import time
 from datetime import UTC, datetime
 from collections.abc import Callable
@@ -27,7 +29,32 @@ from voicebot.speech.vad import WebRtcVoiceActivity
 def make_transcriber(config: Config, store: ModelStore) -> Transcriber:
     c = config.stt
     return WhisperTranscriber(str(store.locate(c.model)), language=c.language, beam_size=c.beam_size,
-                              threads=c.threads, initial_prompt=c.initial_prompt, window_s=c.window_s)
+                              threads=c.threads, initial_prompt=c.initial_prompt, window_s=c.window_s,
+                              hotwords=company_words(config) if c.company_words else None)
+
+
+def company_words(config: Config, limit: int = 40) -> str | None:
+    """The words callers use for this company that Whisper does not know: its name, the CRM's bookable services and
+    the price list's item names, as faster-whisper's hotwords. Read once at start; a file that cannot be read
+    gives no words (never an error: the bot hears as before)."""
+    words = [config.dialog.company]
+    try:
+        db = sqlite3.connect(f"file:{config.path(config.crm.database)}?mode=ro", uri=True)
+        try:
+            words += [row[0] for row in db.execute("select distinct service from appointment_slots order by 1")]
+        finally:
+            db.close()
+    except sqlite3.Error:
+        pass
+    if config.knowledge.enabled:
+        from voicebot.knowledge.files import load_folder
+
+        prices = load_folder(config.path(config.knowledge.dir)).prices
+        words += [item.name for item in prices.items] if prices is not None else []
+    unique: dict[str, str] = {}
+    for word in (w.strip() for w in words if w):
+        unique.setdefault(word.lower(), word)  # "laptop setup" (CRM) and "Laptop setup" (prices): one
+    return ", ".join(list(unique.values())[:limit]) or None
 
 
 def fixed_texts(config: Config) -> list[str]:

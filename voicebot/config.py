@@ -97,6 +97,8 @@ class SttConfig(Section):
     no_speech_threshold: float = Field(0.6, ge=0, le=1)
     logprob_threshold: float = Field(-1.0, le=0)
     initial_prompt: str | None = None
+    company_words: bool = Field(True, description="Give Whisper the company's own words as hotwords: its name, the "
+                                "CRM's services and the price list's items (\"Fiber 500\" was heard as \"5 or 500\").")
     window_s: float = Field(10.0, ge=5, le=30, description="Shortest encoder window in seconds: 30 is Whisper's "
                             "own; less transcribes short turns faster (the utterance plus 2 s, at least this long).")
 

@@ -101,6 +101,7 @@ class WhisperTranscriber:
     threads: int = 2
     initial_prompt: str | None = None
     window_s: float = 10.0
+    hotwords: str | None = None  # the company's own words (``vocabulary``): "MOT", "Fiber 500", its name
     load_s: float = field(init=False, default=0.0)
 
     def __post_init__(self) -> None:
@@ -145,6 +146,7 @@ class WhisperTranscriber:
                 language=self.language,
                 beam_size=self.beam_size,
                 initial_prompt=prompt or self.initial_prompt,
+                hotwords=self.hotwords,
                 condition_on_previous_text=False,
                 vad_filter=False,  # turn-taking already cut the utterance
                 without_timestamps=True,
