@@ -106,10 +106,6 @@ class DialogueAgent:
     def _services(self) -> list[str]:
         return list(self.context.repo.services())
 
-    def _price_names(self) -> list[tuple[str, ...]]:
-        names = getattr(getattr(self.knowledge, "kb", None), "price_names", None)  # the service said just before
-        return names() if callable(names) else []
-
     def prefill(self) -> None:
         """Evaluate the call's history now (while the caller talks), so the next model turn only pays for the
         caller's new words. Blocking: run it in a worker thread. Never raises: it is only an optimisation, and the
@@ -142,10 +138,13 @@ class DialogueAgent:
     def _tool(self, name: str, args: dict[str, Any], seen: set[str] | None = None) -> Iterator[AgentEvent]:
         """Run one tool in code. Returns True (via StopIteration) when the turn is answered already: a template
         spoke the result, or the caller must first give their PIN."""
-        if name == "list_free_slots" and not args.get("service"):  # "I'd like a checkup." (a knowledge answer)
-            services, recent = self._services(), self.caller_words[-3:]  # "Anything on Thursday afternoon?": the
+        if name == "list_free_slots" and not args.get("service"):
+            # the service named in the caller's last turns ("I'd like a checkup." ... "Anything on Thursday?"), by
+            # its own name or by its price item's words ("new tires": "Tyre fitting")
+            services, recent = self._services(), self.caller_words[-3:]
+            prices = self.knowledge.price_names() if self.knowledge is not None else []
             args = {**args, "service": next((s for said in reversed(recent) if (s := service_named(said, services))),
-                                            None) or service_by_price_name(recent, services, self._price_names())}
+                                            None) or service_by_price_name(recent, services, prices)}
         if name == "list_free_slots" and (yield from self._ask_first(name, args)):
             return True  # "I need a repair visit": which service, before any times
         key = json.dumps([name, args], sort_keys=True)
@@ -313,10 +312,10 @@ class DialogueAgent:
             return
         if (yield from self.appointments.answer(self, caller_text, allowed)):
             return  # "Tuesday at 10" after times were offered, or another day asked for (dialog/appointments.py)
-        asked = next((m.content for m in reversed(self.history) if m.role == "assistant"), "")
-        number = "order number" in asked and digits_in(caller_text) and only_numbers(caller_text)
+        last_said = next((m.content for m in reversed(self.history) if m.role == "assistant"), "")
+        number = digits_in(caller_text) if "order number" in last_said and only_numbers(caller_text) else ""
         intent = match_intent(caller_text) or (  # "10452" (said or keyed) to "What is your order number?"
-            match_intent(f"where is order {caller_text}") if number else None)
+            ("get_order", {"order_number": number}) if number else None)
         if intent and intent[0] in allowed:
             yield from also_asked(self, caller_text)  # "..., and are you open on Saturday?" (dialog/recognised.py)
             if (yield from self._tool(*intent)):

@@ -89,8 +89,8 @@ _HELP = re.compile(r"^(?:(?:hi|hello|hey|yes|yeah|um|uh|so|well|okay|ok|good (?:
 
 SECRET_REPLY = ("For your security, I can't tell you a PIN, a password or card details. If you've forgotten your PIN, "
                 "I can check who you are with your date of birth and postcode instead.")
-_SECRET = re.compile(r"\b(?:what(?:s| is| was| are)?(?= (?:\w+ ){0,3}card number)|what(?:s| is| was| are)|which|tell me|give me|read(?: me)?|remind me(?: of)?|send me|say)\b"
-                     r"[^.?!]{0,30}\b(?:pin|pin code|pin number|password|passcode|security code|card number|"
+_SECRET = re.compile(r"\b(?:what(?:s| is| was| are)?(?= (?:\w+ ){0,3}card number)|what(?:s| is| was| are)|which|"
+                     r"tell me|give me|read(?: me)?|remind me(?: of)?|send me|say)\b[^.?!]{0,30}\b(?:pin|pin code|pin number|password|passcode|security code|card number|"
                      r"(?:last|first) (?:four|4|digits)(?: digits)?(?: of)? (?:my |the |our )?(?:credit |debit |bank )?"
                      r"card|cvv|cvc|expiry date)\b")
 

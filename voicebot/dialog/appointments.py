@@ -209,8 +209,8 @@ class AppointmentStep:
         return True
 
 
-_BOOK = re.compile(r"\b((book|schedule|arrange) (me |us |him |her |it |them |my \w+ )?(in|an?|for)|(make|get|need|want|like|have) "
-                   r"an? (appointment|visit)|(can|could) (you|someone|somebody) see (me|us)|see (someone|somebody) "
+_BOOK = re.compile(r"\b((book|schedule|arrange) (me |us |him |her |it |them |my \w+ )?(in|an?|for)|"
+                   r"(make|get|need|want|like|have) an? (appointment|visit)|(can|could) (you|someone|somebody) see (me|us)|see (someone|somebody) "
                    r"(today|tomorrow|soon|as soon)|(can|could|may) (i|we) come in)\b")
 
 

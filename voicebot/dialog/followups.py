@@ -18,6 +18,7 @@ from typing import Any
 
 from voicebot.dialog.answers import service_by_position, service_named, tool_args
 from voicebot.dialog.slots import parse_when
+from voicebot.knowledge.base import PRICE_WORDS
 from voicebot.dialog.writes import (DETAIL_QUESTION, PendingWrite, answer_to_readback, asked_for, corrects,
                                     grounded_args, readback, says_what_is_wrong, with_detail)
 
@@ -52,9 +53,6 @@ def offered(answer: str) -> str | None:
     found = [(match.start(), tool) for tool, pattern in _OFFERS if (match := pattern.search(answer))]
     return OFFER + min(found)[1] if found else None
 
-_PRICE = re.compile(r"\b(how much|cost|costs|price|prices|pricing|charge|fee)\b", re.IGNORECASE)
-"""A price question is no answer to the service question: "How much would a checkup and whitening cost together?"
-was taken for "checkup" and offered times."""
 
 
 def follow_up(asked: str, caller_words: Sequence[str], intent: str | None, services: Sequence[str],
@@ -77,7 +75,9 @@ def follow_up(asked: str, caller_words: Sequence[str], intent: str | None, servi
                 intent in (None, "ticket") or corrects(said, asked)):
             args = with_detail(caller_words)
             return PendingWrite(asked, args, readback(asked, args))
-    elif asked == "list_free_slots" and answer_to_readback(said) is not False and not _PRICE.search(said):
+    elif asked == "list_free_slots" and answer_to_readback(said) is not False and not PRICE_WORDS.search(said):
+        # a price question is no answer: "How much would a checkup and whitening cost together?" was taken for
+        # "checkup" and offered times
         service = service_named(said, list(services)) or service_by_position(said, list(services))
         request = " ".join(caller_words[-3:])  # the day asked for earlier still counts: "a visit next Tuesday" ...
         if service is not None:  # ... "laptop setup"

@@ -84,6 +84,11 @@ class KnowledgeStep:
             return None
         return self._used(self.kb.answer_document(pending[0], pending[1], self.clock()), pending[1])
 
+    def price_names(self) -> list[tuple[str, ...]]:
+        """Each price item's name and aliases (``KnowledgeBase.price_names``); none from a source without prices."""
+        names = getattr(self.kb, "price_names", None)
+        return names() if callable(names) else []
+
     def ask(self, question: str, must: bool, strong: bool = False) -> tuple[KnowledgeUsed, str] | None:
         """The knowledge answer to ``question`` (the event and the grounds it may be checked against), or None
         when it is not one to give (see the module docstring)."""

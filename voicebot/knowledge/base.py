@@ -75,7 +75,7 @@ HOURS_KEYS = ("What are your opening hours?", "Are you open now?", "Are you open
               "When do you close today?", "What time do you open tomorrow?", "Are you open on the 31st?")
 _HOURS_WORDS = re.compile(r"\b(open(?!ings\b)\w*|clos\w*|hours?|work\w*|come (by|in|over)|visit|available|"
                           r"(any|some)(one|body) there|работа\w*|открыт\w*|закрыт\w*|час\w*)\b", re.IGNORECASE)
-_PRICE_WORDS = re.compile(r"\b(how much|cost\w*|price\w*|pricing|charge\w*|expensive|cheap\w*|quote|rate|fee|"
+PRICE_WORDS = re.compile(r"\b(how much|cost\w*|price\w*|pricing|charge\w*|expensive|cheap\w*|quote|rate|fee|"
                           r"сколько|стои\w*|стоимост\w*|цен\w*)\b", re.IGNORECASE)
 _COUNT = r"(\d+|a few|a dozen|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|" \
          r"forty|fifty|sixty|seventy|eighty|ninety|a hundred|hundred)"
@@ -276,8 +276,8 @@ class KnowledgeBase:
 
     def _decide(self, question: str, now: datetime, hits: tuple[Hit, ...], snap: _Snapshot) -> KnowledgeAnswer:
         entries, items = snap.entries, snap.items
-        if (hits and hits[0].doc.kind == "entry" and _PRICE_WORDS.search(question)
-                and not _PRICE_WORDS.search(entries[hits[0].doc.id].title)):
+        if (hits and hits[0].doc.kind == "entry" and PRICE_WORDS.search(question)
+                and not PRICE_WORDS.search(entries[hits[0].doc.id].title)):
             # "how much is furniture assembly?" wants the figure: a price item the question names, close behind
             # an entry that only describes the service, answers it (an entry about a cost, "how much does shipping
             # cost?", keeps "how much is shipping for a desk?")
@@ -340,7 +340,7 @@ class KnowledgeBase:
                 text = say_unit_price(item, prices)
                 if _IN_STOCK.search(question):  # the price list says what is sold, never what is on the shelf
                     text = f"I can't check stock from here, but I can tell you the price. {text}"
-                elif _SELLS.search(question) and not _PRICE_WORDS.search(question):  # "do you sell desks?"
+                elif _SELLS.search(question) and not PRICE_WORDS.search(question):  # "do you sell desks?"
                     text = f"Yes, we do. {text}"
                 return KnowledgeAnswer("price", text, (doc.id,), score, grounds=text)
             est = estimate(item, quantity, prices.currency)
@@ -369,7 +369,7 @@ def _fits(hit: Hit, question: str) -> bool:
     """Computed answers only for questions of their kind: "how long is the guarantee on a desk?" is near the
     desk's price item, and "what's the weather tomorrow?" near "are you open tomorrow?"; neither is one."""
     if hit.doc.kind == "price":
-        return bool(_PRICE_WORDS.search(question) or _SELL_WORDS.search(question))
+        return bool(PRICE_WORDS.search(question) or _SELL_WORDS.search(question))
     if hit.doc.kind == "hours":
         return bool(_HOURS_WORDS.search(question))
     return True

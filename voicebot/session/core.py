@@ -26,7 +26,6 @@ from typing import Any, Literal
 from voicebot.crm.tools import CRM_TOOLS
 from voicebot.crm.verification import CallerContext
 from voicebot.dialog.agent import DialogueAgent
-from voicebot.dialog.answers import SECRET_REPLY, asks_for_secret, asks_only_for_help, is_closing, wants_more
 from voicebot.dialog.flow import FlowResult, FreeForm, Goto, MenuFlow, NoMatch, Transfer
 from voicebot.dialog.guard import Escalation, EscalationGuard
 from voicebot.dialog.knowledge_step import KnowledgeStep
@@ -47,8 +46,8 @@ from voicebot.session.resume import drop_silent_reply
 from voicebot.speech.tts import split_sentences
 from voicebot.session.speaker import Reply, Speaker, TurnClock
 from voicebot.session.state import State, checked
-from voicebot.dialog.capabilities import bot_answer
-from voicebot.session.keypad import OPERATOR_KEY, KeypadEntry, wants_digits
+from voicebot.session.keypad import KeypadEntry
+from voicebot.session.quick_replies import quick_reply
 from voicebot.speech import hallucination
 from voicebot.speech.dictation import asks_for_dictation
 from voicebot.speech.turns import NoInput, TurnDetector, Utterance
@@ -115,6 +114,10 @@ class CallSession:
         """Store one event (``events.to_row`` masks any PIN, date of birth or card number in it)."""
         self.events.append(event)
         self.records.add(event_op(self.call_id, event, self.detector.now_s))
+
+    @property
+    def _last_bot(self) -> str:
+        return next((said for role, said in reversed(self.transcript) if role == "bot"), "")
 
     def _private(self, text: str) -> str:
         """Caller words as they may be kept: PINs, dates of birth and card numbers masked (every number in an
@@ -210,26 +213,12 @@ class CallSession:
             return await self._escalate(escalation)
         if backchannel:
             return  # said while the bot talked: the guard heard it, nothing else to do
-        last = next((said for role, said in reversed(self.transcript) if role == "bot"), "")
-        if last and self.guard.asks_again(text):
-            # "Sorry, what?": the caller missed the bot's words. They hear them again (as played), not "please
-            # rephrase" from the model; an open PIN question or read-back stays open. A second "what?" reaches a
-            # person (the guard).
-            return await self._speak(split_sentences(last), clock)
-        if self.guard.bot_question(text):  # an honest answer and the way to a human, without a transfer
-            self.guard.note_progress()
-            said = bot_answer(self.config.dialog.prompts, self.deps.crm, self.deps.knowledge is not None)
-            return await self._speak([said], clock, fixed=True)
-        if asks_for_secret(text):  # "What's the PIN on my account?": never told, and no model to talk round
-            return await self._speak([SECRET_REPLY], clock)
-        more = wants_more(text, last)
-        if more or asks_only_for_help(text):  # "Yes." to "anything else?", "I need help.": no model seconds for them
-            prompts = self.config.dialog.prompts
-            return await self._speak([prompts.anything_more if more else prompts.what_about], clock, fixed=True)
-        if is_closing(text, last) and not (self.agent and self.agent.pending_write):
-            # "Thank you, that's all": a goodbye from the cache at once, not seconds of the model for a courtesy
-            self.guard.note_progress()
-            return await self._speak([self.config.dialog.prompts.goodbye], clock, fixed=True)
+        quick = quick_reply(text, self._last_bot, self.guard, self.config.dialog.prompts, self.deps.crm,
+                            self.deps.knowledge is not None, bool(self.agent and self.agent.pending_write))
+        if quick is not None:  # "Sorry, what?", "are you a robot?", "that's all" (session/quick_replies.py)
+            if quick.progress:
+                self.guard.note_progress()
+            return await self._speak(quick.sentences, clock, fixed=quick.fixed)
         await self._on_flow(self.flow.match(text=text), clock, text)
 
     async def _on_text(self, event: TextReceived) -> None:
@@ -260,16 +249,13 @@ class CallSession:
         await self._speak([reprompt or self.config.dialog.prompts.not_heard], clock, fixed=True)
 
     async def _on_dtmf(self, event: DtmfReceived) -> None:
-        key = event.digit
-        last = next((said for role, said in reversed(self.transcript) if role == "bot"), "")
-        wanted = self.agent is not None and key.isdigit() and wants_digits(self.agent.awaiting_pin, last)
-        if self.keypad.active or wanted:
-            if not (entry := self.keypad.key(key, event.at_s)):  # a PIN keyed in (session/keypad.py)
-                return
-            if entry != OPERATOR_KEY:
-                await self._turn("caller", entry, started_at=event.at_s, ended_at=event.at_s)  # masked: a PIN
-                return await self._on_caller_text(entry, TurnClock(event.at_s, 0.0))
-            key = OPERATOR_KEY  # a lone 0 is still the way to a person
+        goes, key = ("menu", event.digit) if self.agent is None else \
+            self.keypad.route(event.digit, event.at_s, self.agent.awaiting_pin, self._last_bot)  # session/keypad.py
+        if goes == "wait":
+            return
+        if goes == "answer":
+            await self._turn("caller", key, started_at=event.at_s, ended_at=event.at_s)  # masked: a PIN
+            return await self._on_caller_text(key, TurnClock(event.at_s, 0.0))
         escalation = self.guard.check_dtmf(key)
         await self._turn("caller", f"[DTMF {key}]", started_at=event.at_s)
         if escalation:
@@ -386,7 +372,7 @@ class CallSession:
             self.t.busy(False)  # the bot's whole response to this event is queued
             if self.agent is not None:
                 self.detector.expect_digits(self.agent.awaiting_pin)  # a PIN is read slowly: wait longer
-            if asks_for_dictation(next((text for role, text in reversed(self.transcript) if role == "bot"), "")):
+            if asks_for_dictation(self._last_bot):
                 self.detector.set_dictation(True)  # "what is your order number?": pauses between digits
 
     async def _cancellable(self, turn: Coroutine[Any, Any, Any]) -> None:

@@ -42,6 +42,16 @@ class KeypadEntry:
         """Keys have been pressed and the entry is not finished."""
         return bool(self.digits)
 
+    def route(self, key: str, at_s: float, awaiting_pin: bool, bot_said: str) -> tuple[str, str]:
+        """Where a key goes: ("menu", key) when no entry is wanted (a lone 0 ends here too: the operator),
+        ("wait", "") while an entry goes on, ("answer", digits) when it is complete."""
+        if not (self.active or key.isdigit() and wants_digits(awaiting_pin, bot_said)):
+            return "menu", key
+        entry = self.key(key, at_s)
+        if not entry:
+            return "wait", ""
+        return ("menu", OPERATOR_KEY) if entry == OPERATOR_KEY else ("answer", entry)
+
     def key(self, key: str, at_s: float) -> str | None:
         """One key: the finished entry ("" when "#" ends nothing), or None while it goes on."""
         self.close()

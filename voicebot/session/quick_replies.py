@@ -1,0 +1,47 @@
+"""Caller turns the session answers at once, in code, before the menu and the model: none needs model seconds.
+
+Why a module: each is a rule of its own, met as callers put it, and the core that runs the call stays one room.
+* "Sorry, what?": the caller missed the bot's words. They hear them again (as played), not "please rephrase" from
+  the model; an open PIN question or read-back stays open. A second "what?" reaches a person (the guard).
+* "Am I talking to a robot?", "what can you do?": an honest answer and the way to a person, no transfer
+  (``dialog.capabilities``).
+* "What's the PIN on my account?": no one is told a secret, and there is no model to talk round.
+* "Yes." to "anything else?", "I need help." alone: what else, or what about.
+* "Thank you, that's all": the goodbye from the cache, unless a read-back still waits for its answer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from voicebot.config import PromptsConfig
+from voicebot.crm.repository import Repository
+from voicebot.dialog.answers import SECRET_REPLY, asks_for_secret, asks_only_for_help, is_closing, wants_more
+from voicebot.dialog.capabilities import bot_answer
+from voicebot.dialog.guard import EscalationGuard
+from voicebot.speech.tts import split_sentences
+
+
+@dataclass(frozen=True)
+class QuickReply:
+    sentences: list[str]
+    fixed: bool = True  # said as written every time: from the synthesizer's cache
+    progress: bool = False  # the call moved on (the guard's no-progress count starts again)
+
+
+def quick_reply(text: str, last_bot: str, guard: EscalationGuard, prompts: PromptsConfig, crm: Repository | None,
+                has_knowledge: bool, write_pending: bool) -> QuickReply | None:
+    """The reply the session gives ``text`` in code (see the module docstring), or None: the menu and the model
+    take the turn."""
+    if last_bot and guard.asks_again(text):
+        return QuickReply(split_sentences(last_bot), fixed=False)
+    if guard.bot_question(text):
+        return QuickReply([bot_answer(prompts, crm, has_knowledge)], progress=True)
+    if asks_for_secret(text):
+        return QuickReply([SECRET_REPLY], fixed=False)
+    more = wants_more(text, last_bot)
+    if more or asks_only_for_help(text):
+        return QuickReply([prompts.anything_more if more else prompts.what_about])
+    if is_closing(text, last_bot) and not write_pending:
+        return QuickReply([prompts.goodbye], progress=True)
+    return None
