@@ -195,6 +195,12 @@ class ServeConfig(Section):
                                "i * rtp_ports_per_worker.")
     rtp_ports_per_worker: int = Field(1000, ge=100, le=10000, description="Size of each worker's RTP port block.")
     drain_timeout_s: float = Field(30.0, ge=0, le=3600, description="On SIGTERM live calls get this long to end.")
+    recycle_growth_mb: int = Field(512, ge=0, le=65536, description="With workers >= 2: a worker whose anonymous "
+                                   "memory (RssAnon) grew this much since it was ready is recycled: it takes no "
+                                   "new calls, ends when its live calls have, and a fresh one starts. 0: never. "
+                                   "A single process is never recycled (no one would take the calls meanwhile).")
+    recycle_after_calls: int = Field(0, ge=0, description="With workers >= 2: recycle a worker after this many "
+                                     "calls (as recycle_growth_mb). 0: never.")
     metrics_port: int = Field(9464, ge=0, le=65535, description="Prometheus /metrics; 0 turns it off.")
     metrics_address: str = "127.0.0.1"
     run_dir: str = Field("data/run", description="Generated Kamailio config, dispatcher list, pid file, control "

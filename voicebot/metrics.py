@@ -13,6 +13,7 @@ from pathlib import Path
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 from prometheus_client import multiprocess
+from prometheus_client.core import CounterMetricFamily
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -50,6 +51,30 @@ FAULT_TO_APOLOGY = Histogram("voicebot_fault_to_apology_seconds",
                              buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, float("inf")))
 
 
+
+
+class _Recycles:
+    """``voicebot_worker_recycles_total{reason}``: workers the supervisor retired and started afresh
+    (``voicebot.recycle``). Counted in the supervisor's own memory, not in a multiprocess file (its metric objects
+    are made before it sets ``PROMETHEUS_MULTIPROC_DIR``), and added to the summed workers' registry."""
+
+    def __init__(self) -> None:
+        self.counts: dict[str, int] = {}
+
+    def inc(self, reason: str) -> None:
+        self.counts[reason] = self.counts.get(reason, 0) + 1
+
+    def collect(self):
+        family = CounterMetricFamily("voicebot_worker_recycles", "Workers retired once their calls ended and "
+                                     "started afresh, by reason (memory, calls).", labels=["reason"])
+        for reason, count in sorted(self.counts.items()):
+            family.add_metric([reason], count)
+        yield family
+
+
+WORKER_RECYCLES = _Recycles()
+
+
 def observe_turn(delays: dict[str, float]) -> None:
     """Record one caller turn's stage delays (``TurnClock.marks``: stage -> seconds after end of speech)."""
     for stage, seconds in delays.items():
@@ -58,9 +83,11 @@ def observe_turn(delays: dict[str, float]) -> None:
 
 
 def multiprocess_registry(directory: str | Path) -> CollectorRegistry:
-    """A registry that sums the values every worker process wrote under ``directory``."""
+    """A registry that sums the values every worker process wrote under ``directory``, and the supervisor's
+    recycle count."""
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=str(directory))
+    registry.register(WORKER_RECYCLES)
     return registry
 
 

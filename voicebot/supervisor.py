@@ -7,6 +7,8 @@ The supervisor loads no model itself. It
    answering on ``worker_base_port + i`` and accepting INVITEs from the proxy only; each prints a ready line;
 4. starts Kamailio on ``sip.listen_address:sip.port`` and waits until its OPTIONS pings reach every worker;
 5. restarts a worker that dies (Kamailio's pings keep it out meanwhile) and Kamailio if it dies;
+5b. recycles a worker grown by ``serve.recycle_growth_mb`` or past ``serve.recycle_after_calls``: SIGUSR1, it exits 0
+   once its live calls ended and a fresh one starts at once (``voicebot.recycle``: one at a time, another one up);
 6. on SIGHUP checks the config file and forwards SIGHUP to every ready worker (``voicebot.reload``);
 7. on SIGTERM or SIGINT forwards SIGTERM to every worker, which drains (503 for new calls, live calls get
    ``serve.drain_timeout_s``), waits for them (SIGKILL after the drain time plus a margin), stops Kamailio and
@@ -24,13 +26,13 @@ import sys
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from rich.console import Console
 from rich.table import Table
 
-from voicebot import metrics
+from voicebot import metrics, recycle
 from voicebot.config import Config
 from voicebot.telephony import kamailio
 from voicebot.telephony.kamailio import Kamailio, KamailioError, RunFiles, WorkerSlot
@@ -73,6 +75,9 @@ class WorkerProcess:
     quick_failures: int = 0  # exits in a row soon after a start: the restart delay grows with it
     restart_at: float | None = None
     restarted: bool = False  # started again after dying: say so when it is ready
+    baseline_mb: float | None = None  # RssAnon once ready (voicebot.recycle)
+    retiring_since: float | None = None  # sent SIGUSR1: it exits 0 once its live calls ended
+    retire_warned: bool = False
 
     @property
     def pid(self) -> int | None:
@@ -82,6 +87,7 @@ class WorkerProcess:
         self.ready = threading.Event()
         self.tail.clear()
         self.restart_at = None
+        self.baseline_mb, self.retiring_since, self.retire_warned = None, None, False
         self.started_at = time.monotonic()
         # a session of its own: Ctrl-C in the terminal reaches the supervisor only, which then drains each worker
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -103,6 +109,10 @@ class WorkerProcess:
     def exited(self) -> int | None:
         return self.proc.poll() if self.proc is not None else None
 
+    def serving(self) -> bool:
+        """Running, loaded, and not retiring: it takes calls."""
+        return self.exited() is None and self.proc is not None and self.ready.is_set() and self.retiring_since is None
+
 
 class Supervisor:
     """Runs the whole multi-worker service until SIGTERM/SIGINT; see the module docstring."""
@@ -121,6 +131,8 @@ class Supervisor:
         self.stopping = threading.Event()
         self.reloading = threading.Event()  # SIGHUP
         self.env: dict[str, str] = {}
+        self.policy = recycle.RecyclePolicy.from_serve(self.serve)
+        self.next_recycle_look = 0.0
 
     # -- start ---------------------------------------------------------------------------------------------
     def prepare(self) -> None:
@@ -175,15 +187,18 @@ class Supervisor:
         deadline = time.monotonic() + UP_TIMEOUT_S
         state: dict[str, bool] = {}
         while time.monotonic() < deadline and not self.stopping.is_set():
-            try:
-                dests = kamailio.dispatcher_state(self.files)
-            except KamailioError:
-                dests = []
-            state = {d.uri: d.flags == "AP" for d in dests}
+            state = self.dispatcher_up()
             if state and all(state.values()):
                 break
             time.sleep(0.25)
         return state
+
+    def dispatcher_up(self) -> dict[str, bool]:
+        """Worker URI -> whether Kamailio's OPTIONS pings reach it (flags AP); empty when kamcmd fails."""
+        try:
+            return {d.uri: d.flags == "AP" for d in kamailio.dispatcher_state(self.files)}
+        except KamailioError:
+            return {}
 
     def print_ready(self, up: dict[str, bool]) -> None:
         sip = self.config.sip
@@ -252,6 +267,7 @@ class Supervisor:
                     self.reloading.clear()
                     self.reload()
                 self.supervise()
+                self.recycle()
             return 0
         finally:
             self.shutdown()
@@ -264,10 +280,7 @@ class Supervisor:
         for worker in self.workers:
             if worker.restart_at is not None:
                 if now >= worker.restart_at:
-                    worker.start(worker_command(worker.slot.index, self.config_path), self.env)
-                    worker.restarted = True
-                    self.console.print(f"worker {worker.slot.name} restarted (pid {worker.pid}), loading ...",
-                                       highlight=False)
+                    self.start_again(worker, "restarted")
                 continue
             code = worker.exited()
             if code is None:
@@ -279,6 +292,9 @@ class Supervisor:
                     worker.quick_failures = 0
                 continue
             metrics.worker_exited(worker.pid)
+            if code == 0 and worker.retiring_since is not None:  # recycled: its calls ended, a fresh one now
+                self.start_again(worker, f"retired (pid {worker.pid}) once its calls ended; started again")
+                continue
             worker.quick_failures = worker.quick_failures + 1 if now - worker.started_at < 60 else 1
             delay = min(MAX_RESTART_DELAY_S, 2.0 ** (worker.quick_failures - 1))
             worker.restart_at = now + delay
@@ -293,6 +309,60 @@ class Supervisor:
                 self.kamailio.start()
             except KamailioError as exc:
                 self.console.print(f"[red]kamailio did not start again:[/red] {exc}", highlight=False)
+
+    def start_again(self, worker: WorkerProcess, what: str) -> None:
+        worker.start(worker_command(worker.slot.index, self.config_path), self.env)
+        worker.restarted = True
+        self.console.print(f"worker {worker.slot.name} {what} (pid {worker.pid}), loading ...", highlight=False)
+
+    # -- recycle (voicebot.recycle) ------------------------------------------------------------------------
+    def recycle(self) -> None:
+        """Take each worker's memory baseline once it is ready; every ``recycle.POLL_S`` measure the serving
+        workers and send SIGUSR1 to the one ``recycle.choose`` picks; warn once about a retire that takes hours."""
+        if not self.policy.enabled:
+            return
+        for worker in self.workers:
+            if worker.baseline_mb is None and worker.serving():
+                worker.baseline_mb = recycle.rss_anon_mb(worker.pid)
+        now = time.monotonic()
+        if now < self.next_recycle_look:
+            return
+        self.next_recycle_look = now + recycle.POLL_S
+        states = [self.worker_state(worker, now) for worker in self.workers]
+        if not any(self.policy.reason(state) for state in states):
+            return
+        up, uris = self.dispatcher_up(), [w.slot.uri(self.config.sip.transports) for w in self.workers]
+        pick = recycle.choose(self.policy, [replace(s, up=up.get(uri, False)) for s, uri in zip(states, uris)])
+        if pick is None:
+            return
+        state, reason = pick
+        worker = next(w for w in self.workers if w.slot.name == state.name)
+        try:
+            worker.proc.send_signal(recycle.RETIRE_SIGNAL)
+        except ProcessLookupError:
+            return
+        worker.retiring_since = now
+        metrics.WORKER_RECYCLES.inc(reason.kind)
+        self.console.print(f"worker {worker.slot.name} (pid {worker.pid}) recycled: {reason.text}; it takes no "
+                           "new calls and restarts once its live calls ended", highlight=False)
+        log.info("worker %s (pid %s) recycled: %s", worker.slot.name, worker.pid, reason.text)
+
+    def worker_state(self, worker: WorkerProcess, now: float) -> recycle.WorkerState:
+        running = worker.proc is not None and worker.exited() is None
+        retiring = running and worker.retiring_since is not None
+        if retiring and not worker.retire_warned and now - worker.retiring_since > recycle.RETIRE_WARN_S:
+            worker.retire_warned = True
+            self.console.print(f"[yellow]worker {worker.slot.name} (pid {worker.pid}) still retiring after "
+                               f"{recycle.RETIRE_WARN_S / 60:.0f} min[/yellow]: a call on it has not ended; left "
+                               "alone (no other worker is recycled meanwhile)", highlight=False)
+            log.warning("worker %s (pid %s) still retiring after %.0f s", worker.slot.name, worker.pid,
+                        recycle.RETIRE_WARN_S)
+        if not worker.serving():
+            return recycle.WorkerState(worker.slot.name, ready=False, retiring=retiring)
+        rss = recycle.rss_anon_mb(worker.pid)
+        growth = rss - worker.baseline_mb if rss is not None and worker.baseline_mb is not None else None
+        calls = recycle.calls_ended(self.metrics_dir, worker.pid) if self.policy.after_calls else 0
+        return recycle.WorkerState(worker.slot.name, ready=True, growth_mb=growth, calls=calls)
 
     # -- stop ----------------------------------------------------------------------------------------------
     def shutdown(self) -> None:

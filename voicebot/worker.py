@@ -7,11 +7,18 @@ The lifecycle, each step once and in this order (``close`` may come at any point
     worker.load(on_stage=...)            # the native-library check, then every model loaded and warmed
     worker.start()                       # databases open (calls a dead process left are marked), analysis runs
     worker.run(on_ready=announce)        # SIP until SIGINT/SIGTERM (in a loop: ``await worker.serve(stop)``),
-                                         # then drain: new INVITEs get 503, live calls get drain_timeout_s
+                                         # then drain: new INVITEs get 503, live calls get drain_timeout_s;
+                                         # or until SIGUSR1 (retire): the same drain without a deadline
     worker.close()                       # the analysis stopped, the databases closed
 
 ``voicebot serve`` runs all of it; ``voicebot chat`` and ``simulate`` run load, start, ``run_call`` (one call on a
 line of their own), ``finish_analysis`` and close.
+
+Retiring (SIGUSR1, ``RETIRE_SIGNAL``): the supervisor recycles a worker whose memory grew too much or that
+answered enough calls (``voicebot.recycle``). The worker drains exactly as on SIGTERM (503 for new INVITEs, which
+Kamailio sends to another worker), but its live calls get all the time they need: it exits 0 once the last one
+ended, and the supervisor starts a fresh one at once. SIGTERM during a retire still drains with drain_timeout_s
+(``SipWorker.hurry``).
 
 Admission is decided by the endpoint on its pjsua2 thread, before a call is answered: a source outside
 ``sip.allowed_sources`` gets 403, a call beyond ``sip.max_calls`` 486, any call once ``drain`` began 503.
@@ -25,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import os
 import signal
 from collections.abc import Awaitable, Callable
@@ -35,6 +43,7 @@ from voicebot.components import Components, Stage, load_components, system_promp
 from voicebot.config import Config
 from voicebot.dialer.service import start_for_worker as start_dialer
 from voicebot.memory import trim
+from voicebot.recycle import RETIRE_SIGNAL
 from voicebot.review.worker import AnalysisWorker, unanalysed_calls
 from voicebot.session import CallSession, SessionDeps
 from voicebot.store import Outcome
@@ -62,6 +71,8 @@ class Endpoint(Protocol):
     async def __aexit__(self, *exc: object) -> None: ...
 
     async def drain(self, timeout_s: float = 30.0) -> None: ...
+
+    def hurry(self, timeout_s: float) -> None: ...
 
 
 EndpointFactory = Callable[[Config, OnCall, int | None], Endpoint]
@@ -146,6 +157,7 @@ class Worker:
         self.dialer: Dialer | None = None  # the dialer, when this worker owns it (voicebot.dialer.service)
         self.live = 0  # calls in progress (the idle gate); changed on the event loop only
         self.finished = 0  # calls run to their end
+        self.retiring = False  # SIGUSR1: the drain waits for every live call, without a deadline
         self._owns_deps = False
 
     @classmethod
@@ -282,17 +294,21 @@ class Worker:
                     self.phase = Phase.STOPPED
 
     async def drain(self) -> None:
-        """Stop taking calls (new INVITEs get 503), give the live ones ``drain_timeout_s`` to finish, then hang
-        up what is left; the endpoint stops."""
+        """Stop taking calls (new INVITEs get 503), give the live ones ``drain_timeout_s`` to finish (all the time
+        they need when retiring), then hang up what is left; the endpoint stops."""
         if self.endpoint is None:
             return
         self.phase = Phase.DRAINING
+        if self.retiring:
+            log.info("worker %s retiring: %d live call(s), each ends in its own time", self.name, self.live)
+            await self.endpoint.drain(math.inf)
+            return
         log.info("worker %s draining: %d live call(s), up to %.0f s", self.name, self.live, self.drain_timeout_s)
         await self.endpoint.drain(self.drain_timeout_s)
 
     def run(self, on_ready: Callable[[Endpoint], None] | None = None, *, watch_parent: bool = False) -> None:
         """Serve until SIGINT or SIGTERM (with ``watch_parent`` also until the parent process is gone), then
-        drain: the blocking main loop of ``voicebot serve``."""
+        drain; or until SIGUSR1, then retire: the blocking main loop of ``voicebot serve``."""
         asyncio.run(self._serve_until_signalled(on_ready, watch_parent))
 
     async def _serve_until_signalled(self, on_ready: Callable[[Endpoint], None] | None, watch_parent: bool) -> None:
@@ -300,6 +316,7 @@ class Worker:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, self._stop_serving, stop)
+        loop.add_signal_handler(RETIRE_SIGNAL, self._retire, stop)
         watcher = loop.create_task(stop_when_orphaned(stop)) if watch_parent else None
         try:
             await self.serve(stop, on_ready)
@@ -310,6 +327,21 @@ class Worker:
     def _stop_serving(self, stop: asyncio.Event) -> None:
         """SIGTERM or SIGINT: drain, and stop the after-call analysis now, not after the drain, so that it takes
         up no model work it would hold the exit with (``close``); what it leaves runs at the next start."""
+        if self.retiring:  # a retire under way: its live calls now get drain_timeout_s, as on any stop
+            self.retiring = False
+            if self.endpoint is not None and self.phase is Phase.DRAINING:
+                self.endpoint.hurry(self.drain_timeout_s)
+        self._stop(stop)
+
+    def _retire(self, stop: asyncio.Event) -> None:
+        """SIGUSR1: stop taking calls and end once the live ones have, however long they take (a second SIGUSR1,
+        or one during a drain, changes nothing)."""
+        if stop.is_set():
+            return
+        self.retiring = True
+        self._stop(stop)
+
+    def _stop(self, stop: asyncio.Event) -> None:
         stop.set()
         if self.analysis is not None:
             self.analysis.stop(timeout=0)

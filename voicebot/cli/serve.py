@@ -24,7 +24,8 @@ def serve(config_path: ConfigOption = None,
               hidden=True, min=0, max=15, help="Run as worker i under `serve --workers N` (internal).")] = None):
     """Start the bot: load and warm every model, report readiness, then answer SIP calls until stopped.
 
-    SIGTERM (or Ctrl-C) drains: new calls get 503, live calls get serve.drain_timeout_s to finish."""
+    SIGTERM (or Ctrl-C) drains: new calls get 503, live calls get serve.drain_timeout_s to finish. SIGUSR1 retires:
+    the same, but live calls end in their own time (how --workers recycles a worker: serve.recycle_*)."""
     from voicebot.config import serve_port_problems
     from voicebot.llm.base import LlmError
 

@@ -27,6 +27,7 @@ import dataclasses
 import gc
 import ipaddress
 import logging
+import math
 import queue
 import threading
 import time
@@ -312,6 +313,7 @@ class SipWorker:
         self.networks = [ipaddress.ip_network(s, strict=False) for s in self.sip.allowed_sources]
         self.stats = WorkerStats()
         self.draining = False  # new INVITEs get 503 (read by the pjsua2 thread)
+        self._hurry_at = math.inf  # loop time by which a drain under way must end (``hurry``)
         self.bound_port = 0  # the SIP port actually bound (known once started)
         self.calls: dict[str, SipCall] = {}  # live transports by CallInfo.call_id (loop-side view)
         self.tasks: set[asyncio.Task] = set()
@@ -383,7 +385,8 @@ class SipWorker:
 
     async def drain(self, timeout_s: float = 30.0, grace_s: float = 10.0) -> None:
         """Stop taking calls (new INVITEs get 503), let the live ones finish for up to ``timeout_s``, then hang
-        up what is left (their sessions end and write their records, for up to ``grace_s``) and stop."""
+        up what is left (their sessions end and write their records, for up to ``grace_s``) and stop.
+        ``timeout_s`` may be ``math.inf`` (a retiring worker: no call is cut); ``hurry`` shortens it later."""
         self.draining = True
         if self._reg_accounts:  # the registrar stops sending calls here; live calls go on
             try:
@@ -393,7 +396,7 @@ class SipWorker:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         log.info("draining: %d live call(s), up to %.0f s", len(self.calls), timeout_s)
-        while (self.calls or self.tasks) and loop.time() < deadline:
+        while (self.calls or self.tasks) and loop.time() < min(deadline, self._hurry_at):
             await asyncio.sleep(0.1)
         if self.calls:
             log.warning("drain timeout: hanging up %d call(s)", len(self.calls))
@@ -402,6 +405,11 @@ class SipWorker:
         if self.tasks:
             await asyncio.wait(list(self.tasks), timeout=grace_s)
         await self.aclose()
+
+    def hurry(self, timeout_s: float) -> None:
+        """End a drain under way (or the next one) within ``timeout_s`` from now: SIGTERM to a retiring worker,
+        whose drain has no deadline. Call it on the loop."""
+        self._hurry_at = min(self._hurry_at, asyncio.get_running_loop().time() + timeout_s)
 
     def post(self, fn: Callable[..., Any], *args: Any) -> concurrent.futures.Future:
         """Run ``fn(*args)`` on the pjsua2 thread; the future has its result (thread-safe)."""
