@@ -1,4 +1,5 @@
-"""Speech over the bot (``speech.overlap``): pause at once, resume after a backchannel, stop for an interruption.
+"""Speech over the bot (``speech.overlap``): duck at once, pause if it goes on, resume after a backchannel, stop
+for an interruption.
 
 Timelines in audio time with a scripted VAD; then calls on the simulated line with fakes, measured on the line's
 recordings as the caller hears them: how long the bot stayed silent for a "mm-hmm", how soon after the caller's
@@ -7,11 +8,12 @@ onset it went quiet for a question, and that the question was answered.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from test_turn_model import call_with
 from test_turns import FRAME, detector, of, run, tone
 
-from voicebot.speech.turns import Backchannel, BargeIn, Interruption, Utterance
+from voicebot.speech.turns import Backchannel, BargeIn, Duck, Interruption, Utterance
 
 
 def speaking(*spans, **config):
@@ -20,25 +22,44 @@ def speaking(*spans, **config):
     return turns
 
 
-def test_a_short_backchannel_pauses_then_resumes_as_soon_as_it_stops():
-    turns = speaking((1.0, 1.4), barge_in_ms=120, backchannel_gap_ms=80, min_speech_ms=200)  # "okay", 0.4 s
+def test_a_short_backchannel_ducks_the_bot_and_it_plays_on_at_full_voice_when_it_stops():
+    turns = speaking((1.0, 1.26), barge_in_ms=120, backchannel_gap_ms=80, min_speech_ms=200)  # "yes", 0.26 s
     events = run(turns, 3)
-    (pause,) = of(events, BargeIn)
+    (duck,) = of(events, Duck)
     (resume,) = of(events, Backchannel)
-    assert pause.at_s == pytest.approx(1.0 + 0.12, abs=FRAME)
-    assert resume.at_s == pytest.approx(1.4 + 0.08, abs=FRAME)
-    assert resume.at_s - pause.at_s <= 0.4  # the bot's gap: the rest of the word plus 80 ms
+    assert duck.at_s == pytest.approx(1.0 + 0.12, abs=FRAME) and duck.db == 24.0  # the voice drops at once ...
+    assert not of(events, BargeIn)  # ... but the reply never stops: no gap at all
+    assert resume.at_s == pytest.approx(1.26 + 0.08, abs=FRAME)
     assert not of(events, Interruption)
     (utterance,) = of(events, Utterance)
     assert utterance.during_playback and not utterance.barged_in  # the session only runs the guard on it
 
 
-def test_a_real_interruption_pauses_at_once_and_stops_the_reply():
+def test_a_longer_backchannel_pauses_the_ducked_bot_only_for_the_rest_of_the_word():
+    turns = speaking((1.0, 1.44), barge_in_ms=120, backchannel_gap_ms=80, min_speech_ms=200)  # "mm-hmm", 0.44 s
+    events = run(turns, 3)
+    (duck,), (pause,), (resume,) = of(events, Duck), of(events, BargeIn), of(events, Backchannel)
+    assert duck.at_s == pytest.approx(1.12, abs=FRAME)
+    assert pause.at_s == pytest.approx(1.0 + 0.32, abs=FRAME)  # vad.pause_ms of speech over the bot
+    assert resume.at_s == pytest.approx(1.44 + 0.08, abs=FRAME)
+    assert resume.at_s - pause.at_s <= 0.25  # the bot's gap: the rest of the word plus 80 ms
+    assert not of(events, Interruption)
+
+
+def test_without_ducking_the_bot_pauses_at_the_barge_in_length():
+    turns = speaking((1.0, 1.4), barge_in_ms=120, backchannel_gap_ms=80, duck_db=0)  # "okay", 0.4 s
+    events = run(turns, 3)
+    assert not of(events, Duck)
+    (pause,), (resume,) = of(events, BargeIn), of(events, Backchannel)
+    assert pause.at_s == pytest.approx(1.12, abs=FRAME) and resume.at_s == pytest.approx(1.48, abs=FRAME)
+
+
+def test_a_real_interruption_ducks_at_once_pauses_then_stops_the_reply():
     turns = speaking((1.0, 3.0), barge_in_ms=120, backchannel_max_ms=700)
     events = run(turns, 5)
-    (pause,) = of(events, BargeIn)
-    (stop,) = of(events, Interruption)
-    assert pause.at_s == pytest.approx(1.12, abs=FRAME)  # silent 120 ms after the onset
+    (duck,), (pause,), (stop,) = of(events, Duck), of(events, BargeIn), of(events, Interruption)
+    assert duck.at_s == pytest.approx(1.12, abs=FRAME)  # 24 dB down 120 ms after the onset
+    assert pause.at_s == pytest.approx(1.32, abs=FRAME)  # silent at 320 ms
     assert stop.at_s == pytest.approx(1.0 + 0.7 + FRAME, abs=FRAME)
     assert not of(events, Backchannel)
     (utterance,) = of(events, Utterance)
@@ -48,8 +69,8 @@ def test_a_real_interruption_pauses_at_once_and_stops_the_reply():
 def test_wait_then_a_question_adds_up_to_an_interruption():
     turns = speaking((1.0, 1.34), (1.56, 2.6), barge_in_ms=120, backchannel_gap_ms=80)  # "Wait," ... "what about"
     events = run(turns, 5)
-    kinds = [type(e).__name__ for e in events if isinstance(e, (BargeIn, Backchannel, Interruption))]
-    assert kinds == ["BargeIn", "Backchannel", "BargeIn", "Interruption"]
+    kinds = [type(e).__name__ for e in events if isinstance(e, (Duck, BargeIn, Backchannel, Interruption))]
+    assert kinds == ["Duck", "BargeIn", "Backchannel", "Duck", "BargeIn", "Interruption"]
     (stop,) = of(events, Interruption)
     assert stop.at_s == pytest.approx(1.56 + (0.7 - 0.34) + FRAME, abs=FRAME)  # 340 ms + 360 ms of speech
 
@@ -59,13 +80,14 @@ def test_quiet_listening_noises_do_not_pause_the_bot_but_speech_at_the_callers_l
     run(turns, 2.5, pcm=lambda i: tone(-20))  # the caller's own turn: their level is -20 dBFS
     turns.set_bot_speaking(True)
     quiet = run(turns, 2.0, start=125, pcm=lambda i: tone(-30))  # "mm-hmm", 10 dB under it
-    assert not of(quiet, BargeIn) and not of(quiet, Interruption)
+    assert not of(quiet, Duck) and not of(quiet, BargeIn) and not of(quiet, Interruption)
     loud = run(turns, 2.0, start=225, pcm=lambda i: tone(-21))
-    assert of(loud, BargeIn) and of(loud, Backchannel)
+    assert of(loud, Duck) and of(loud, BargeIn) and of(loud, Backchannel)
 
 
 def test_without_playback_nothing_is_paused():
-    assert not of(run(detector((1.0, 3.0)), 4), BargeIn)
+    events = run(detector((1.0, 3.0)), 4)
+    assert not of(events, BargeIn) and not of(events, Duck)
 
 
 # -- on the simulated line, measured at the caller ---------------------------------------------------------------
@@ -119,14 +141,21 @@ def test_an_interruption_silences_the_bot_at_once_and_is_answered(tmp_path, conf
     chat = ScriptedChat([{"action": "reply", "text": "Your refund was paid on Monday."}], repeat=True)
     line, session, turns, _ = call_with(tmp_path, config, None, lambda voice: [
         WaitIntoBot(1.0), voice.say("what about my refund", 1.2), WaitForBot(), HangUp()], chat=chat)
-    caller, _bot = line.recordings()
+    from voicebot.tools.levels import frame_levels
+
+    caller, bot_track = line.recordings()
     rate, frame = line.sample_rate, line.frame_ms / 1000
     loud = [i for i in range(len(caller) // (2 * rate // 50)) if i * frame >= 1.0
             and max(abs(int.from_bytes(caller[j:j + 2], "little", signed=True))
                     for j in range(i * rate // 50 * 2, (i + 1) * rate // 50 * 2, 64)) > 1000]
     onset = loud[0] * frame
     first = line.bot_utterances(min_gap_s=0.3)[0]
-    assert onset < first.end_s <= onset + config.vad.barge_in_ms / 1000 + 2 * frame, (onset, first.end_s)
+    vad = config.vad
+    assert onset < first.end_s <= onset + vad.pause_ms / 1000 + 2 * frame, (onset, first.end_s)  # silent
+    levels = frame_levels(bot_track, frame, rate)
+    before = np.median(levels[round((onset - 0.4) / frame):round(onset / frame)])
+    ducked = levels[round((onset + vad.barge_in_ms / 1000) / frame) + 2:round(first.end_s / frame)]
+    assert len(ducked) >= 5 and np.all(ducked <= before - vad.duck_db + 3), (before, ducked)  # quiet at once
     assert [t.text for t in turns if t.role == "caller"] == ["what about my refund"]
     bot = [t for t in turns if t.role == "bot"]
     assert bot[0].barged_in and "refund was paid" in bot[-1].text  # answered
@@ -168,8 +197,8 @@ def test_while_paused_the_echo_gate_does_not_cut_the_caller_into_a_backchannel()
     from voicebot.speech.overlap import OverlapJudge
 
     judge = OverlapJudge(VadConfig(barge_in_ms=120, backchannel_gap_ms=80), 20)
-    decisions = [judge.step(True, -20.0, True) for _ in range(6)]
-    assert decisions[-1] == "pause"
+    decisions = [judge.step(True, -20.0, True) for _ in range(16)]
+    assert decisions[5] == "duck" and decisions[-1] == "pause"
     # paused: the echo gate (still weighing the playback before the pause) drops frames the VAD calls speech
     assert [judge.step(False, -30.0, True, raw=True) for _ in range(10)] == [None] * 10
     assert judge.paused
@@ -207,8 +236,8 @@ def test_real_street_noise_over_the_bot_does_not_pause_it_with_silero_but_does_w
 
 
 def test_real_interruption_and_soft_backchannel_with_silero(config, piper8k):
+    from voicebot.audio import gained
     from voicebot.bench_barge import BOT_SAYS, OVER_AT_S, RATE, replay
-    from voicebot.bench_turns import gained
     from voicebot.components import make_voice_activity
     from voicebot.tools.caller import FRAME_S, barge_in_latency, frame_levels
 

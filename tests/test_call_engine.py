@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 from asr_support import assert_heard, assert_heard_any, heard_phrase
 from conftest import bot_said, caller_says, run_call
+
 from voicebot.speech.vad import WebRtcVoiceActivity
 from voicebot.store import Outcome
 from voicebot.telephony.base import TransferResult
 from voicebot.telephony.sim import HangUp, Press, Silence, WaitForBot, WaitIntoBot
+from voicebot.tools.levels import frame_levels
 
 OPERATOR = "sip:operator@127.0.0.1:5070"
 
@@ -162,13 +165,17 @@ def test_caller_interrupts_a_long_answer_the_bot_stops_in_the_window_and_answers
     line, _ = run_call(call_env, [WaitIntoBot(2.0), question, WaitForBot(), HangUp()])
     first, second = line.bot_utterances()[:2]
     # when the caller's speech begins, measured on the caller's side of the recording
-    caller, _bot = line.recordings()
+    caller, bot = line.recordings()
     rate = line.sample_rate
     start = int(first.start_s * rate) * 2
     decisions = list(WebRtcVoiceActivity(2).decisions(caller[start:], rate, 20))
     onset = first.start_s + decisions.index(True) * 0.02
-    window = call_env.config.vad.barge_in_ms / 1000
-    assert onset < first.end_s <= onset + window + 0.04, (onset, first.end_s)
+    vad = call_env.config.vad
+    assert onset < first.end_s <= onset + vad.pause_ms / 1000 + 0.04, (onset, first.end_s)  # silent
+    levels = frame_levels(bot, 0.02, rate)  # ... and 24 dB down (vad.duck_db) from vad.barge_in_ms on
+    before = np.median(levels[round((onset - 0.5) / 0.02):round(onset / 0.02)])
+    ducked = levels[round((onset + vad.barge_in_ms / 1000 + 0.04) / 0.02):round(first.end_s / 0.02)]
+    assert len(ducked) and np.median(ducked) <= before - vad.duck_db + 6, (before, ducked)
     assert "PIN" in bot_texts(call_env, line)[1]  # answered the new question ...
     assert_heard_any(transcriber.transcribe(second.pcm, rate).text, "security", "PIN", "four digit")  # ... audibly
     bot_turns = [t for t in call_env.store.turns(line.info.call_id) if t.role == "bot"]

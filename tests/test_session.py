@@ -253,8 +253,8 @@ def test_barge_in_silences_the_bot_within_the_window_and_the_caller_takes_the_tu
     call = run(env, line_for(env, script), chat, with_dialog(env.config, filler_after_ms=10000))
 
     _, cut, answer = call.line.bot_utterances()
-    barge_in_s = env.config.vad.barge_in_ms / 1000
-    assert cut.end_s - cut.start_s == pytest.approx(0.6 + barge_in_s, abs=2 * FRAME)  # silent within the window
+    pause_s = env.config.vad.pause_ms / 1000  # ducked at vad.barge_in_ms (test_barge_in.py), silent by this
+    assert 0.6 < cut.end_s - cut.start_s <= 0.6 + pause_s + 2 * FRAME
     assert cut.end_s - cut.start_s < audio_s(split_sentences(STOCK), env.synth)
     assert call.event("barge_in").data["text"] == "sales"  # one word, but too long for a backchannel
     assert "backchannel" not in call.kinds()
@@ -266,7 +266,7 @@ def test_barge_in_silences_the_bot_within_the_window_and_the_caller_takes_the_tu
     assert len(chat.calls) == 1
 
 
-def test_a_backchannel_pauses_the_bot_then_lets_it_finish(env):
+def test_a_backchannel_ducks_the_bot_then_lets_it_finish(env):
     chat = ScriptedChat([reply(STOCK)])
     script = [WaitForBot(), env.voice.say("do you sell coffee"), WaitIntoBot(0.6), env.voice.say("mm-hmm", 0.3),
               WaitForBot(), HangUp()]
@@ -274,10 +274,9 @@ def test_a_backchannel_pauses_the_bot_then_lets_it_finish(env):
 
     assert call.event("backchannel").data["text"] == "mm-hmm"
     assert "barge_in" not in call.kinds()
-    _, paused, resumed = call.line.bot_utterances(min_gap_s=0.06)
-    barge_in_s = env.config.vad.barge_in_ms / 1000
-    assert paused.end_s - paused.start_s == pytest.approx(0.6 + barge_in_s, abs=2 * FRAME)  # paused ...
-    assert resumed.start_s - paused.end_s <= 0.3  # ... only until the "mm-hmm" stopped (speech.overlap)
+    reply_parts = call.line.bot_utterances(min_gap_s=0.06)[1:]  # ducked, maybe paused for the end of the word
+    gaps = [b.start_s - a.end_s for a, b in zip(reply_parts, reply_parts[1:])]
+    assert len(gaps) <= 1 and max(gaps, default=0) <= 0.3, gaps  # ... only until the "mm-hmm" stopped
     greeting = env.synth.seconds(env.greeting("Alice"))
     assert played_s(call.line) - greeting == pytest.approx(audio_s(spoken_pieces(STOCK), env.synth),
                                                            abs=2 * FRAME)  # ... resumed

@@ -74,6 +74,12 @@ def mix(a: bytes, b: bytes, b_gain_db: float = 0.0) -> bytes:
     return np.clip(x, -32768, 32767).astype(np.int16).tobytes()
 
 
+def gained(pcm: bytes, gain_db: float) -> bytes:
+    """``pcm`` (s16le) ``gain_db`` louder (quieter when negative); clipped. A 20 ms frame costs microseconds: cheap
+    enough for the media thread's tick (the bot's voice ducked while the caller speaks over it)."""
+    return mix(b"", pcm, gain_db) if gain_db else pcm
+
+
 def to_float32(pcm: bytes) -> np.ndarray:
     return np.frombuffer(pcm, dtype=np.int16).astype(np.float32) / 32768.0
 

@@ -8,10 +8,10 @@ model server. What it leaves out is the SIP path itself: the RTP packet (20 ms) 
 
 The bot "speaks" a long Piper reply; 1 s in, the caller says an interruption (a question) or a backchannel
 ("mm-hmm", "okay", "yes", "right"), at their own level or 10 dB softer (after a first turn that set their
-level), with the bot's own voice leaking back 25 dB down. The replay pauses, resumes and stops the reply as the
-session does. Rows: the caller's onset to the bot's silence (the first 100 ms under -40 dBFS in what the caller
-receives), the silence a backchannel added to the bot's speech (the time the reply was held paused), and how
-many of each went wrong.
+level), with the bot's own voice leaking back 25 dB down. The replay ducks, pauses, resumes and stops the reply as
+the session does. Rows: the caller's onset to the bot's voice ``DOWN_DB`` under its median level (ducked or
+silent) and to its silence (the first 100 ms under -40 dBFS in what the caller receives), the silence a
+backchannel added to the bot's speech (the time the reply was held paused), and how many of each went wrong.
 """
 
 from __future__ import annotations
@@ -20,13 +20,14 @@ from collections.abc import Callable
 
 import numpy as np
 
-from voicebot.audio import AudioFrame, mix, phone_line, split_frames
+from voicebot.audio import AudioFrame, gained, mix, phone_line, split_frames
 from voicebot.bench import Row
 from voicebot.components import make_voice_activity
 from voicebot.config import Config
-from voicebot.speech.turns import Backchannel, BargeIn, Interruption, TurnDetector
+from voicebot.speech.turns import Backchannel, BargeIn, Duck, Interruption, TurnDetector
 from voicebot.speech.vad import WebRtcVoiceActivity
 from voicebot.tools.caller import FRAME_S, barge_in_latency, frame_levels
+from voicebot.tools.levels import SPEECH_DB
 
 RATE = 8000
 BOT_SAYS = ("Your order left our warehouse this morning. The driver will bring it to you tomorrow before six, and "
@@ -35,6 +36,7 @@ INTERRUPTIONS = ("Wait, what about my refund?", "Sorry, can I change the address
                  "Hold on, I need to speak to someone.", "Where is my other parcel?")
 BACKCHANNELS = ("Mm-hmm.", "Okay.", "Yes.", "Right.")
 OVER_AT_S = 1.0
+DOWN_DB = 15.0  # the bot's voice this far under its median level is "down": ducked (vad.duck_db) or silent
 
 
 def replay(config: Config, vad: WebRtcVoiceActivity, bot: bytes, caller: bytes, first_turn: bytes) -> tuple[
@@ -50,21 +52,23 @@ def replay(config: Config, vad: WebRtcVoiceActivity, bot: bytes, caller: bytes, 
     sent = phone_line(lead + caller + b"\0\0" * RATE, RATE, "PCMU", RATE)
     sent += b"\0" * (len(bot) + RATE - len(sent) if len(bot) + RATE > len(sent) else 0)
     received = bytearray()
-    position, paused, stopped, held = 0, False, False, 0
+    position, paused, stopped, held, gain = 0, False, False, 0, 0.0
     detector.set_bot_speaking(True)
     for offset in range(0, len(sent) - size + 1, size):
         out = b"" if paused or stopped else bot[position:position + size]
         held += paused and position < len(bot)
         position += len(out)
-        out = out.ljust(size, b"\0")
+        out = gained(out, gain).ljust(size, b"\0")
         received += out
         detector.note_playback(AudioFrame(out, RATE))
         heard = mix(sent[offset:offset + size], out, -25.0)  # the bot's voice leaking back, 25 dB down
         for event in detector.feed(AudioFrame(heard, RATE)):
-            if isinstance(event, BargeIn):
+            if isinstance(event, Duck):
+                gain = -event.db
+            elif isinstance(event, BargeIn):
                 paused = True
             elif isinstance(event, Backchannel):
-                paused = False
+                paused, gain = False, 0.0
             elif isinstance(event, Interruption):
                 stopped = True
         if position >= len(bot) and not paused:
@@ -81,6 +85,7 @@ def bench_barge_in(config: Config, speak: Callable[[str, float], bytes], runs: i
     bot = speak(BOT_SAYS, 0.0)
     first = speak("My parcel has not arrived yet.", 0.0)
     silent: list[float] = []
+    lowered: list[float] = []
     talked_on = 0
     rows_noise: list[Row] = []
     gaps: dict[str, list[float]] = {}
@@ -88,12 +93,17 @@ def bench_barge_in(config: Config, speak: Callable[[str, float], bytes], runs: i
     for _ in range(runs):
         for text in INTERRUPTIONS:
             sent, received, _, _ = replay(config, vad, bot, speak(text, 0.0), first)
-            latency = barge_in_latency(frame_levels(received, FRAME_S, RATE), frame_levels(sent, FRAME_S, RATE),
-                                       OVER_AT_S - 0.1, len(sent) / 2 / RATE)
+            heard, said = frame_levels(received, FRAME_S, RATE), frame_levels(sent, FRAME_S, RATE)
+            latency = barge_in_latency(heard, said, OVER_AT_S - 0.1, len(sent) / 2 / RATE)
             if latency is None:
                 talked_on += 1
             else:
                 silent.append(latency)
+            loud = heard[:int(OVER_AT_S / FRAME_S)]
+            down = barge_in_latency(heard, said, OVER_AT_S - 0.1, len(sent) / 2 / RATE,
+                                    float(np.median(loud[loud > SPEECH_DB])) - DOWN_DB)
+            if down is not None:
+                lowered.append(down)
         for label, gain in (("at the caller's level", 0.0), ("10 dB softer", -10.0)):
             for text in BACKCHANNELS:
                 _, received, cut, held = replay(config, vad, bot, speak(text, gain), first)
@@ -106,8 +116,10 @@ def bench_barge_in(config: Config, speak: Callable[[str, float], bytes], runs: i
             paused.append(int(cut or held > 0))
         rows_noise.append(Row("noise", f"noise bursts over the bot ({name}): paused or stopped it {sum(paused)} of "
                               f"{len(paused)}", "count", (float(sum(paused)),)))
-    rows = [Row("barge-in", "interruption: caller's onset to the bot silent, as received (sim line)", "s",
-                tuple(silent)),
+    rows = [Row("barge-in", f"interruption: caller's onset to the bot {DOWN_DB:.0f} dB down (ducked), as received "
+                "(sim line)", "s", tuple(lowered)),
+            Row("barge-in", "interruption: caller's onset to the bot silent (under -40 dBFS), as received (sim line)",
+                "s", tuple(silent)),
             Row("barge-in", f"interruptions the bot talked on through: {talked_on} of "
                 f"{len(INTERRUPTIONS) * runs}", "count", (float(talked_on),))]
     for label, values in gaps.items():

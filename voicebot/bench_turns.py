@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 
-from voicebot.audio import AudioFrame, mix, split_frames
+from voicebot.audio import AudioFrame, gained, split_frames
 from voicebot.bench import Row
 from voicebot.bench_barge import bench_barge_in
 from voicebot.components import make_synthesizer, make_transcriber, make_turn_model
@@ -52,11 +52,6 @@ NUMBERS = [
 ]
 FINISHED = ["Yes.", "No, thank you.", "Where is my order?", "I would like to speak to someone in sales.",
             "That's right.", "Can I book a repair visit?", "My PIN is one two three four.", "Thanks, goodbye."]
-
-
-def gained(pcm: bytes, gain_db: float) -> bytes:
-    """``pcm`` (s16le) ``gain_db`` louder (quieter when negative)."""
-    return mix(b"", pcm, gain_db) if gain_db else pcm
 
 
 def _pause(seconds: float, rate: int) -> bytes:

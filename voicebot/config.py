@@ -58,7 +58,12 @@ class VadConfig(Section):
     digits_silence_ms: int = Field(1500, ge=100, le=10000)
     min_speech_ms: int = Field(200, ge=20, le=5000)
     preroll_ms: int = Field(300, ge=0, le=2000)
-    barge_in_ms: int = Field(100, ge=20, le=2000)
+    barge_in_ms: int = Field(100, ge=20, le=2000, description="Speech over the bot this long lowers the bot's "
+                             "voice by duck_db at once (pauses it when duck_db is 0).")
+    duck_db: float = Field(24.0, ge=0, le=60, description="How far the bot's voice drops while speech over it is "
+                           "judged (the reply plays on, so a backchannel leaves no gap); 0: pause at barge_in_ms.")
+    pause_ms: int = Field(320, ge=20, le=5000, description="Speech over the bot this long pauses the ducked reply "
+                          "(held, nothing lost) until it is judged a backchannel or an interruption.")
     backchannel_max_ms: int = Field(700, ge=100, le=5000, description="Speech over the bot up to this long that "
                                     "stops is a backchannel (the bot carries on); longer stops the bot.")
     backchannel_gap_ms: int = Field(80, ge=20, le=1000, description="Silence that ends such a backchannel.")
@@ -74,6 +79,14 @@ class VadConfig(Section):
         20.0, ge=0, le=60,
         description="Caller audio this far below the bot's own playback level is its echo, not speech.",
     )
+
+    @model_validator(mode="after")
+    def _overlap_order(self) -> "VadConfig":
+        """Speech over the bot lowers it, then pauses it, then stops it: the three lengths must come in order."""
+        if not self.barge_in_ms <= self.pause_ms < self.backchannel_max_ms:
+            raise ValueError(f"vad.pause_ms ({self.pause_ms}) must be at least vad.barge_in_ms ({self.barge_in_ms}) "
+                             f"and under vad.backchannel_max_ms ({self.backchannel_max_ms})")
+        return self
 
 
 class TurnsConfig(Section):

@@ -40,7 +40,7 @@ from voicebot.session.resume import merged
 from voicebot.speech.pace import CONTINUES_WITHIN_PLAYED_S, RESUMED_WITHIN_S, CallerPace, PaceChange
 from voicebot.speech.stt import Transcriber, Transcript
 from voicebot.speech.turn_model import EndOfTurnModel, TurnScore
-from voicebot.speech.turns import (Backchannel, BargeIn, Interruption, LikelyEnd, NoInput, SpeechStarted, TurnCheck,
+from voicebot.speech.turns import (Backchannel, BargeIn, Duck, Interruption, LikelyEnd, NoInput, SpeechStarted, TurnCheck,
                                    TurnDetector, TurnEvent, Utterance)
 from voicebot.telephony.base import CallTransport
 
@@ -73,6 +73,7 @@ class Listener:
         self.turn_model = turn_model
         self.turn_scores: list[TurnScore] = []  # every verdict of this call, for the benchmark
         self._paused = False  # playback paused for caller speech, until its words decide
+        self._ducked = False  # the bot's voice lowered under caller speech, until speech.overlap decides
         self._deciding: asyncio.Task | None = None
         self._early: tuple[float, asyncio.Future[Transcript]] | None = None  # (end of speech, recognition)
         self._over_the_bot: str | None = None  # speech.overlap's decision on the open utterance, if any
@@ -116,21 +117,25 @@ class Listener:
 
     def _handle(self, events: list[TurnEvent]) -> None:
         for event in events:
-            if isinstance(event, (BargeIn, Backchannel, Interruption)):
+            if isinstance(event, (Duck, BargeIn, Backchannel, Interruption)):
                 log.debug("%s at %.2f s of call audio", type(event).__name__, event.at_s)
             if isinstance(event, TurnCheck):
                 self._check_turn(event)
+            elif isinstance(event, Duck):  # the voice drops at once and plays on; speech.overlap decides next
+                self.t.duck(event.db)
+                self._ducked = True
             elif isinstance(event, BargeIn):
-                self.t.pause()  # silent within the barge-in window; speech.overlap decides what next
-                self._paused = True
-            elif isinstance(event, Backchannel) and self._paused:  # "mm-hmm": carry on where it paused
+                self.t.pause()  # silent, the rest held; speech.overlap decides what next
+                self._paused, self._ducked = True, False
+            elif isinstance(event, Backchannel) and (self._paused or self._ducked):  # "mm-hmm": carry on
                 self.t.resume()
-                self._paused = False
+                self._paused = self._ducked = False
                 self._over_the_bot = "backchannel"
             elif isinstance(event, Interruption):  # a real interruption: stop the reply now, answer the caller
                 self._paused = False
                 self._over_the_bot = "interruption"
                 self.speaker.interrupt()
+                self._full_voice()
             elif isinstance(event, LikelyEnd) and self._paused:  # no partial while a barge-in is being decided
                 self._handle(self.detector.resolve_partial(event.speech_ended_at_s, "done"))
             elif isinstance(event, LikelyEnd):
@@ -159,6 +164,7 @@ class Listener:
                 self._cut_played_s = 0.0
                 self._adapt(self.pace.pause(event.longest_pause_s))
                 decided, self._over_the_bot = self._over_the_bot, None
+                self._full_voice()  # the reply ended while ducked: the next one starts at full voice
                 if self._paused:  # paused, and the bot stopped before speech.overlap decided: the words decide
                     self._deciding = asyncio.create_task(self._decide_barge_in(event))
                 elif decided and event.during_playback:  # decided already; the words, heard now, go on record
@@ -167,6 +173,12 @@ class Listener:
                     self.queue.put_nowait(event)
             elif isinstance(event, NoInput):
                 self.queue.put_nowait(event)
+
+    def _full_voice(self) -> None:
+        """Undo a duck that nothing else undid (the reply was stopped or ended under it), leaving a pause alone."""
+        if self._ducked:
+            self._ducked = False
+            self.t.duck(0.0)
 
     def _join(self, second: Utterance) -> Utterance:
         """The cut turn and the caller's going on, as one utterance; recognition hears the whole of it."""

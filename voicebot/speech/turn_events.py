@@ -17,13 +17,23 @@ class SpeechStarted(TurnEvent):
 
 
 @dataclass(frozen=True)
+class Duck(TurnEvent):
+    """Caller speech sustained for ``barge_in_ms`` while the bot speaks: lower the bot's voice by ``duck_db`` now,
+    playing on (``at_s``: now). ``Backchannel`` restores it, ``BargeIn`` or ``Interruption`` follow otherwise."""
+
+    db: float = 0.0
+
+
+@dataclass(frozen=True)
 class BargeIn(TurnEvent):
-    """Caller speech sustained for ``barge_in_ms`` while the bot speaks: stop playback now (``at_s``: now)."""
+    """Caller speech over the bot sustained for ``pause_ms`` (``barge_in_ms`` when ducking is off): pause playback
+    now, keeping the rest (``at_s``: now)."""
 
 
 @dataclass(frozen=True)
 class Backchannel(TurnEvent):
-    """The caller's speech over the bot stopped short (``speech.overlap``): resume the paused reply now."""
+    """The caller's speech over the bot stopped short (``speech.overlap``): resume the paused or ducked reply now, at
+    full voice."""
 
 
 @dataclass(frozen=True)

@@ -40,9 +40,10 @@ Rules, per VAD frame:
   ``turns.slow_complete_silence_ms``, and every other limit is ``turns.slow_scale`` times longer.
 * **SpeechStarted** is emitted once a candidate reaches ``min_speech_ms`` of speech, carrying the onset time;
   it disarms the no-input timer.
-* **Speech over the bot** (``speech.overlap``, while ``set_bot_speaking(True)``): ``BargeIn`` once a run of
-  speech lasts ``barge_in_ms`` (pause the reply now), ``Backchannel`` when it stops within
-  ``backchannel_max_ms`` (resume it), ``Interruption`` when it goes on longer (stop the reply, take the turn).
+* **Speech over the bot** (``speech.overlap``, while ``set_bot_speaking(True)``): ``Duck`` once a run of
+  speech lasts ``barge_in_ms`` (lower the bot's voice now, playing on), ``BargeIn`` once it adds up to
+  ``pause_ms`` (pause the reply now), ``Backchannel`` when it stops within ``backchannel_max_ms`` (resume it at
+  full voice), ``Interruption`` when it goes on longer (stop the reply, take the turn).
   Quiet speech well below the caller's own level never pauses the bot. The utterance itself is emitted as any
   other, with ``during_playback=True``; ``barged_in=True`` only when it was an ``Interruption``: a backchannel
   comes out as ``during_playback=True, barged_in=False`` and the session only runs the escalation guard on it.
@@ -75,7 +76,7 @@ from voicebot.audio import AudioFrame, rms_dbfs
 from voicebot.config import TurnsConfig, VadConfig
 from voicebot.speech.overlap import OverlapJudge
 from voicebot.speech.turn_events import (  # noqa: F401 - re-exported: the detector's vocabulary
-    TurnEvent, SpeechStarted, BargeIn, Backchannel, Interruption, NoInput, Utterance, TurnCheck, LikelyEnd)
+    TurnEvent, SpeechStarted, Duck, BargeIn, Backchannel, Interruption, NoInput, Utterance, TurnCheck, LikelyEnd)
 from voicebot.speech.vad import VoiceActivity
 
 _SILENT = float("-inf")
@@ -302,7 +303,9 @@ class TurnDetector:
     def _barge_in(self, speech: bool, level: float, events: list[TurnEvent], raw: bool) -> None:
         confirmed = self._second is None or self._second_hold > 0
         decision = self._overlap.step(speech, level, self._bot_speaking, raw, confirmed)
-        if decision == "pause":
+        if decision == "duck":
+            events.append(Duck(self.now_s, self.config.duck_db))
+        elif decision == "pause":
             events.append(BargeIn(self.now_s))
         elif decision == "resume":
             events.append(Backchannel(self.now_s))

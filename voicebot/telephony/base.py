@@ -51,8 +51,12 @@ class CallTransport(Protocol):
         """Stop sending bot audio now but keep what is queued (the caller may only be saying "mm-hmm")."""
         ...
 
+    def duck(self, db: float) -> None:
+        """Play on, ``db`` quieter, until ``resume`` or ``flush`` (the caller may only be saying "mm-hmm")."""
+        ...
+
     def resume(self) -> None:
-        """Carry on playing what was queued when paused."""
+        """Carry on playing what was queued when paused, at full voice."""
         ...
 
     def flush(self) -> int:

@@ -76,6 +76,9 @@ class ConsoleLine:
     def pause(self) -> None:
         pass
 
+    def duck(self, db: float) -> None:
+        pass
+
     def resume(self) -> None:
         pass
 

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from voicebot.audio import AudioFrame, frame_bytes, mix, phone_line
+from voicebot.audio import AudioFrame, frame_bytes, gained, mix, phone_line
 from voicebot.events import CallerHungUp, DtmfReceived, TransferResult, TransportEvent
 from voicebot.telephony.base import CallInfo
 from voicebot.telephony.script import HangUp, Press, Say, Silence, Step, WaitForBot, WaitIntoBot
@@ -69,6 +69,7 @@ class SimulatedLine:
         self._ended = False
         self._busy = False
         self._paused = False
+        self._gain_db = 0.0  # < 0 while the bot's voice is ducked
         self._reply_started_tick: int | None = None
         self._held = 0  # decisions the session is waiting on (turn verdicts, partial transcripts): hold_clock
         self._audio_queued = asyncio.Event()
@@ -107,13 +108,18 @@ class SimulatedLine:
         self._held = max(0, self._held - 1)
         self._audio_queued.set()
 
+    def duck(self, db: float) -> None:
+        self._gain_db = -abs(db)
+
     def resume(self) -> None:
         self._paused = False
+        self._gain_db = 0.0
         self._audio_queued.set()
 
     def flush(self) -> int:
         dropped = len(self._out)
         self._paused = False
+        self._gain_db = 0.0
         self._out.clear()
         self._drained.set()
         return dropped
@@ -247,6 +253,7 @@ class SimulatedLine:
         caller = caller_pcm.ljust(self._frame, b"\0")
         bot = b"" if self._paused else bytes(self._out[:self._frame])
         del self._out[:len(bot)]
+        bot = gained(bot, self._gain_db) if bot else bot
         if bot and self._reply_started_tick is None:
             self._reply_started_tick = self._tick
         if not self._out and not self._paused:

@@ -54,6 +54,7 @@ class MediaBuffers:
         self.on_drained = on_drained
         self.out: deque[bytes] = deque()
         self.paused = False
+        self.gain_db = 0.0  # < 0 while the bot's voice is ducked under the caller's (speech.overlap)
         self.caller = bytearray()
         self.bot = bytearray()
         self.received = 0  # frames received: the call's audio clock
@@ -173,8 +174,12 @@ class SipCall:
     def pause(self) -> None:
         self.media.paused = True
 
+    def duck(self, db: float) -> None:
+        self.media.gain_db = -abs(db)
+
     def resume(self) -> None:
         self.media.paused = False
+        self.media.gain_db = 0.0
 
     def flush(self) -> int:
         out = self.media.out
@@ -185,6 +190,7 @@ class SipCall:
             except IndexError:
                 break
         self.media.paused = False
+        self.media.gain_db = 0.0
         self._drained.set()
         return dropped
 

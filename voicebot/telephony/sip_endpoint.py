@@ -40,7 +40,7 @@ from typing import Any
 import pjsua2 as pj
 
 from voicebot import metrics
-from voicebot.audio import AudioFrame
+from voicebot.audio import AudioFrame, gained
 from voicebot.config import Config, SipAccountConfig
 from voicebot.telephony.base import CallInfo
 from voicebot.telephony.sip_call import FRAME_MS, MediaBuffers, SipCall
@@ -123,6 +123,8 @@ class _MediaPort(pj.AudioMediaPort):
                     m.loop.call_soon_threadsafe(m.on_drained)
                 except RuntimeError:
                     pass
+            if pcm is not None and m.gain_db:
+                pcm = gained(pcm, m.gain_db)  # ducked: one 20 ms frame scaled, microseconds
         m.last_sent = pcm or b""
         if pcm is None:
             if len(m.bot) < len(m.caller):

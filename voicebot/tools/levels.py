@@ -86,17 +86,18 @@ def reply_delays(step_ends: Sequence[float], step_starts: Sequence[float],
     return delays
 
 
-def barge_in_latency(heard: Sequence[float], sent: Sequence[float], start_s: float, end_s: float) -> float | None:
+def barge_in_latency(heard: Sequence[float], sent: Sequence[float], start_s: float, end_s: float,
+                     quiet_db: float = SPEECH_DB) -> float | None:
     """For a step said over the bot: from the caller's speech onset (in ``sent``, at or after ``start_s``) to
-    the start of the first ``SILENT_FOR_S`` of the bot's quiet (in ``heard``) before ``end_s``; None when the bot
-    talked on through the step. Levels are ``frame_levels`` of each side."""
+    the start of the first ``SILENT_FOR_S`` of the bot's quiet (in ``heard``: at or under ``quiet_db``) before
+    ``end_s``; None when the bot talked on through the step. Levels are ``frame_levels`` of each side."""
     onset = find_onset(sent, int(start_s / FRAME_S))
     if onset is None:
         return None
     need = _min_frames(SILENT_FOR_S, FRAME_S)
     quiet = 0
     for i in range(onset, min(len(heard), int(end_s / FRAME_S) + need)):
-        quiet = quiet + 1 if heard[i] <= SPEECH_DB else 0
+        quiet = quiet + 1 if heard[i] <= quiet_db else 0
         if quiet >= need:
             return round((i - need + 1 - onset) * FRAME_S, 3)
     return None
