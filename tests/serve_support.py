@@ -72,6 +72,16 @@ def serving(folder: Path, port: int, extra: str = "", args: tuple[str, ...] = ()
             process.wait()
 
 
+def serving_two_workers(folder: Path, proxy: int, worker_base: int,
+                        extra: str = "") -> contextlib.AbstractContextManager:
+    """`voicebot serve --workers 2`: Kamailio on ``proxy``, workers from ``worker_base`` (their RTP ports just
+    above, 100 each), a 10 s drain, calls from loopback only; ``extra``: more ``serve`` settings."""
+    settings = (f"  worker_base_port: {worker_base}\n  rtp_base_port: {worker_base + 10}\n"
+                f"  rtp_ports_per_worker: 100\n  drain_timeout_s: 10\n{extra}")
+    return serving(folder, proxy, extra=settings, args=("--workers", "2"), load_timeout_s=400,
+                   sip_extra="  allowed_sources: [127.0.0.1/32]\n", stop_timeout_s=90)
+
+
 BUSY_UAS = """<?xml version="1.0" encoding="ISO-8859-1" ?>
 <!DOCTYPE scenario SYSTEM "sipp.dtd">
 <scenario name="operator busy">

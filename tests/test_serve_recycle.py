@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from serve_support import serving
+from serve_support import serving_two_workers
 from sip_support import run_sipp, scenario, via_proxy
 from test_sip_hygiene_workers import wait_for
 
@@ -23,10 +23,7 @@ RECYCLED = re.compile(r"worker (w\d) \(pid (\d+)\) recycled: 1 call since ready 
 
 
 def test_a_worker_is_recycled_after_its_call_and_the_other_answers_meanwhile(tmp_path):
-    settings = ("  worker_base_port: 26110\n  rtp_base_port: 26120\n  rtp_ports_per_worker: 100\n"
-                "  drain_timeout_s: 10\n  recycle_after_calls: 1\n")
-    with serving(tmp_path, PROXY, extra=settings, args=("--workers", "2"), load_timeout_s=400,
-                 sip_extra="  allowed_sources: [127.0.0.1/32]\n", stop_timeout_s=90) as served:
+    with serving_two_workers(tmp_path, PROXY, 26110, extra="  recycle_after_calls: 1\n") as served:
         assert "2 workers behind Kamailio" in served.text and "no answer to OPTIONS" not in served.text
         call = via_proxy(scenario(hold_ms=2000))  # answered, on the line for 2 s, BYE answered: sipp exits 0
         assert run_sipp(tmp_path, call, PROXY, 26330, 26332, timeout_s=60).returncode == 0

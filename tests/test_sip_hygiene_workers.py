@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from serve_support import serving
+from serve_support import serving_two_workers
 from sip_support import run_sipp, scenario, via_proxy
 
 pytestmark = [pytest.mark.models, pytest.mark.timeout(600)]
@@ -88,10 +88,7 @@ def wait_for(predicate, timeout_s: float = 60.0, what: str = "") -> None:
 
 
 def test_malformed_messages_through_two_workers_then_a_call_then_sighup(tmp_path):
-    settings = ("  worker_base_port: 22810\n  rtp_base_port: 22820\n  rtp_ports_per_worker: 100\n"
-                "  drain_timeout_s: 10\n")
-    with serving(tmp_path, PROXY, extra=settings, args=("--workers", "2"), load_timeout_s=400,
-                 sip_extra="  allowed_sources: [127.0.0.1/32]\n", stop_timeout_s=90) as served:
+    with serving_two_workers(tmp_path, PROXY, 22810) as served:
         assert "2 workers behind Kamailio" in served.text and "no answer to OPTIONS" not in served.text
         ok = {
             "garbage": b"\x00\x01\x02 not SIP at all\r\n\r\n",
