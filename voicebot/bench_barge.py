@@ -27,7 +27,7 @@ from voicebot.config import Config
 from voicebot.speech.turns import Backchannel, BargeIn, Duck, Interruption, TurnDetector
 from voicebot.speech.vad import WebRtcVoiceActivity
 from voicebot.tools.caller import FRAME_S, barge_in_latency, frame_levels
-from voicebot.tools.levels import SPEECH_DB
+from voicebot.tools.levels import DOWN_DB, quieter_latency
 
 RATE = 8000
 BOT_SAYS = ("Your order left our warehouse this morning. The driver will bring it to you tomorrow before six, and "
@@ -36,7 +36,6 @@ INTERRUPTIONS = ("Wait, what about my refund?", "Sorry, can I change the address
                  "Hold on, I need to speak to someone.", "Where is my other parcel?")
 BACKCHANNELS = ("Mm-hmm.", "Okay.", "Yes.", "Right.")
 OVER_AT_S = 1.0
-DOWN_DB = 15.0  # the bot's voice this far under its median level is "down": ducked (vad.duck_db) or silent
 
 
 def replay(config: Config, vad: WebRtcVoiceActivity, bot: bytes, caller: bytes, first_turn: bytes) -> tuple[
@@ -99,9 +98,7 @@ def bench_barge_in(config: Config, speak: Callable[[str, float], bytes], runs: i
                 talked_on += 1
             else:
                 silent.append(latency)
-            loud = heard[:int(OVER_AT_S / FRAME_S)]
-            down = barge_in_latency(heard, said, OVER_AT_S - 0.1, len(sent) / 2 / RATE,
-                                    float(np.median(loud[loud > SPEECH_DB])) - DOWN_DB)
+            down = quieter_latency(heard, said, OVER_AT_S - 0.1, len(sent) / 2 / RATE)
             if down is not None:
                 lowered.append(down)
         for label, gain in (("at the caller's level", 0.0), ("10 dB softer", -10.0)):

@@ -234,8 +234,10 @@ def _print_report(report: CallReport, out: Console) -> None:
 def _over_note(step) -> str:
     if not step.over:
         return ""
-    return "; over the bot, " + ("it talked on" if step.silent_s is None else f"silent {step.silent_s:.2f} s after you "
-                                                                               "started")
+    if step.silent_s is None:
+        return "; over the bot, it talked on"
+    quieter = f"15 dB quieter {step.quieter_s:.2f} s, " if step.quieter_s is not None else ""
+    return f"; over the bot, {quieter}silent {step.silent_s:.2f} s after you started"
 
 
 def _step_text(kind: str, value: str) -> str:

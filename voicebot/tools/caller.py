@@ -28,7 +28,7 @@ import numpy as np
 from voicebot.audio import read_wav, resample
 from voicebot.tools.levels import (  # noqa: F401 - part of the caller's interface
     FRAME_S, MIN_SPEECH_S, RATE, SILENT_FOR_S, SPEECH_DB, _min_frames, barge_in_latency, bot_finished, find_onset,
-    frame_levels, reply_delays, split_utterances)
+    frame_levels, quieter_latency, reply_delays, split_utterances)
 from voicebot.telephony.script import Action, HangUp, Press, Say, Silence, Step, WaitForBot, WaitIntoBot
 
 if TYPE_CHECKING:
@@ -151,6 +151,7 @@ class StepRecord:
     reply_s: float | None = None  # end of this step to the bot's next onset
     over: bool = False  # said over the bot (``--over``)
     silent_s: float | None = None  # over the bot: the caller's speech onset to the bot silent, as received
+    quieter_s: float | None = None  # ... to the bot's voice 15 dB down (ducked under the caller, or silent)
 
 
 @dataclass
@@ -198,7 +199,9 @@ class CallReport:
         for step, delay in zip(self.steps, delays):
             step.reply_s = delay
             if step.over:
-                step.silent_s = barge_in_latency(levels, frame_levels(self.sent), step.start_s, step.end_s)
+                sent = frame_levels(self.sent)
+                step.silent_s = barge_in_latency(levels, sent, step.start_s, step.end_s)
+                step.quieter_s = quieter_latency(levels, sent, step.start_s, step.end_s)
 
     def to_json(self) -> dict:
         return {

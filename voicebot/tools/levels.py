@@ -101,3 +101,17 @@ def barge_in_latency(heard: Sequence[float], sent: Sequence[float], start_s: flo
         if quiet >= need:
             return round((i - need + 1 - onset) * FRAME_S, 3)
     return None
+
+
+DOWN_DB = 15.0  # the bot's voice this far under its level before the caller spoke: ducked (vad.duck_db) or silent
+
+
+def quieter_latency(heard: Sequence[float], sent: Sequence[float], start_s: float, end_s: float,
+                    down_db: float = DOWN_DB) -> float | None:
+    """As ``barge_in_latency``, to the bot's voice ``down_db`` under its median speech level in the second before
+    ``start_s`` (ducked under the caller, or silent); None when the bot was not speaking then or talked on."""
+    before = np.asarray(heard[max(0, int((start_s - 1.0) / FRAME_S)):int(start_s / FRAME_S)])
+    speech = before[before > SPEECH_DB]
+    if not len(speech):
+        return None
+    return barge_in_latency(heard, sent, start_s, end_s, float(np.median(speech)) - down_db)
