@@ -192,6 +192,22 @@ def test_barge_in_latency_is_measured_from_the_callers_onset_to_the_bots_silence
     assert barge_in_latency(heard, sent, 2.0, 3.0) is None  # it talked on
 
 
+def test_the_duck_is_measured_as_the_bots_voice_15_db_under_its_level_before_the_caller_spoke():
+    import numpy as np
+
+    from voicebot.tools.levels import barge_in_latency, quieter_latency
+
+    heard = np.full(200, -20.0)
+    heard[110:] = -44.0  # ducked 24 dB at 2.2 s: under -40 dBFS too
+    sent = np.full(200, -90.0)
+    sent[102:150] = -18.0  # the caller from 2.04 s
+    assert quieter_latency(heard, sent, 2.0, 3.0) == pytest.approx(0.16)
+    heard[110:] = -30.0  # a 10 dB dip is neither ducked nor silent
+    assert quieter_latency(heard, sent, 2.0, 3.0) is None and barge_in_latency(heard, sent, 2.0, 3.0) is None
+    heard[:] = -90.0  # the bot was not speaking before the caller
+    assert quieter_latency(heard, sent, 2.0, 3.0) is None
+
+
 def test_while_paused_the_echo_gate_does_not_cut_the_caller_into_a_backchannel():
     from voicebot.config import VadConfig
     from voicebot.speech.overlap import OverlapJudge
