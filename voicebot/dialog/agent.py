@@ -21,7 +21,7 @@ from typing import Any
 from voicebot.crm.spoken import digits_in
 from voicebot.crm.tools import CRM_TOOLS
 from voicebot.crm.toolkit import ToolRegistry
-from voicebot.dialog.identity import IdentityResult, IdentityStep, only_numbers
+from voicebot.dialog.identity import IdentityResult, IdentityStep, only_numbers, pin_said
 from voicebot.dialog.intents import IntentClassifier
 from voicebot.dialog.knowledge_step import KnowledgeStep, KnowledgeUsed
 from voicebot.dialog.recognised import INTENT_TOOLS, also_asked, answer_recognised  # noqa: F401 (INTENT_TOOLS)
@@ -77,6 +77,7 @@ class DialogueAgent:
 
     def __post_init__(self) -> None:
         self.identity = IdentityStep(self.context, self.tools)
+        self._pin_said = ""  # a PIN given with this turn's request, before it was asked for (identity.pin_said)
         customer = self.context.customer
         who = (f"known by phone number as {customer.name.split()[0]}, not verified" if customer
                else "unknown caller (number not in the CRM)")
@@ -164,7 +165,10 @@ class DialogueAgent:
             self.offered_slots = list(result["result"].get("slots") or [])[:2]
         if result.get("error") == "verification_required":
             self.pending_tool = (name, args)
-            yield from self._reply(self.identity.ask(digits_in(str(args.get("order_number") or ""))))
+            asked = self.identity.ask(digits_in(str(args.get("order_number") or "")))
+            given = self.identity.answer(self._pin_said) if self._pin_said and self.identity.awaiting_pin else None
+            self._pin_said = ""
+            yield from (self._identified(given) if given is not None else self._reply(asked))
             return True
         self.history.append(ChatMessage("system", f"Result of {name}: {compact_result(result)}"))
         if (yield from self.appointments.after_tool(self, name, result)):
@@ -277,7 +281,7 @@ class DialogueAgent:
             return
         # the model never sees a PIN, a card number or a birth date, so it can neither repeat one nor write one into
         # the CRM, and a spoken sentence holding one is ungrounded (its digits are in no evidence)
-        said = mask_secrets(caller_text)
+        said, self._pin_said = mask_secrets(caller_text), pin_said(caller_text)
         self.caller_words.append(said)
         self.history.append(ChatMessage("user", f"Caller: {said}"))
         allowed = [spec["name"] for spec in self._allowed(allowed_tools)]

@@ -15,6 +15,7 @@ from typing import Any
 
 from voicebot.crm.spoken import digits_in, words_to_digits
 from voicebot.dialog.slots import parse_when, spoken_date, spoken_time
+from voicebot.dialog.writes import short_subject
 from voicebot.review.redact import mask_secrets
 from voicebot.text import normalize
 
@@ -352,7 +353,7 @@ def tool_args(tool: str, text: str, *, caller_name: str | None, services: list[s
     if tool in ("list_open_orders", "get_caller_history", "list_recent_orders", "list_my_appointments"):
         return {}
     if tool == "create_ticket":
-        subject = (text or "Caller reported a problem")[:100]
+        subject = short_subject(text or "Caller reported a problem")
         return {"subject": subject if len(subject) >= 3 else "Caller reported a problem", "description": text}
     if tool == "list_free_slots":
         args: dict[str, Any] = {"service": service_named(caller_text, services) or service_named(text, services)}

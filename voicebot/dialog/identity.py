@@ -175,6 +175,19 @@ class IdentityStep:
         return IdentityResult(checked, [f"{message} {again}"])
 
 
+_PIN_SAID = re.compile(r"\b(?:pin|passcode|pin code|pin number)\b\W*(?:is|it'?s|its|=|:)?\W*(.+)$", re.IGNORECASE)
+
+
+def pin_said(text: str) -> str:
+    """The PIN a caller gave with their request, before being asked ("Where's my order? My PIN is 1 2 3 4."): the
+    words after "PIN" when they hold four digits or more, else "". Kept only for this turn's verification; the
+    history and the store hold the turn masked."""
+    found = _PIN_SAID.search(text)
+    if found is None or len(digits_in(found.group(1)).replace(" ", "")) < 4:
+        return ""
+    return found.group(1)
+
+
 def only_numbers(text: str) -> bool:
     """Whether a turn with digits in it is an answer ("it's 4 8 2 1", "my PIN is one two three four, I think") and
     not a question or request of its own: "How much is the 500 one?" at the PIN prompt read as the digits 5001 (the

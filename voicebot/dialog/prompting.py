@@ -14,6 +14,8 @@ from voicebot.text import normalize, words
 SAFE_REPLY = "I'm sorry, I can't confirm that detail right now. Would you like me to connect you to a colleague?"
 NO_SECRETS_REPLY = "I can't share that, but I'm happy to help with an order, an appointment or a callback."
 NOT_DONE_REPLY = "Nothing has been arranged yet. Would you like me to connect you to a colleague?"
+HUMAN_CLAIM_REPLY = "I'm an automated assistant, not a person. I can connect you to a colleague at any time."
+RECITE_REPLY = "I only say what I can check in our records, so I won't repeat that. How can I help you?"
 TROUBLE_REPLY = "I'm sorry, I'm having trouble with that. Would you like me to connect you to a colleague?"
 MAX_TOOL_STEPS = 2
 HISTORY_TURNS = 6

@@ -37,7 +37,7 @@ _ASKS = {
         r"\b(broken|broke|damaged|damage|wrong|missing|faulty|defect\w*|not working|doesn'?t work|does not work|"
         r"stopped working|won'?t (work|start|print|turn on)|jamm\w*|jams?|leak\w*|complain\w*|ticket|report|"
         r"issue|problem|crack\w*|scratch\w*|never (arrived|came)|didn'?t (arrive|come)|refund|return\w*|"
-        r"dent\w*|error)\b"),
+        r"dent\w*|error|rude|thr(?:ew|own|owing)|bad review|compensat\w*|unacceptable|careless\w*)\b"),
     "create_lead": re.compile(
         r"\b(buy|buying|purchase|quote|quotation|price|prices|pricing|cost|costs|how much|interested in|upgrad\w*|"
         r"downgrad\w*|sign (me |us )?up|signing up|subscribe|"
@@ -111,6 +111,16 @@ def choosable(allowed: Sequence[str], caller_turns: Sequence[str], *, slot_picke
     whole."""
     return [name for name in allowed if name not in WRITE_TOOLS or (
         slot_picked if name == "book_appointment" else asked_for(name, caller_turns))]
+
+
+def short_subject(text: str, limit: int = 100) -> str:
+    """A ticket's subject from the caller's words: whole sentences within ``limit``, else whole words (read back to
+    the caller: "... I want compensation. Give." was a subject cut at 100 characters)."""
+    if len(text) <= limit:
+        return text
+    head = text[:limit + 1]
+    end = max(head.rfind(". "), head.rfind("? "), head.rfind("! "))
+    return head[:end + 1] if end > limit // 3 else head.rsplit(" ", 1)[0]
 
 
 def caller_request(caller_turns: Sequence[str], last: int = 3, limit: int = 120) -> str | None:
@@ -203,7 +213,7 @@ def grounded_args(tool: str, caller_turns: Sequence[str], today: date, *, caller
     if tool == "create_ticket":
         if request is None:
             return None
-        return {"subject": request[:100], "description": request}
+        return {"subject": short_subject(request), "description": request}
     if tool == "create_lead":
         if request is None:
             return None
