@@ -117,6 +117,14 @@ def test_a_complaint_about_the_driver_is_read_back_as_a_ticket_in_whole_sentence
     assert short_subject("word " * 30).endswith("word") and len(short_subject("word " * 30)) <= 100
 
 
+def test_placing_an_order_is_not_asking_after_one():
+    """"I'd like to order 3 standing desks and have them delivered Friday." was order status: the PIN question."""
+    assert match_intent("Hi, I'd like to order 3 standing desks and have them delivered Friday.") is None
+    assert match_intent("Can I place an order for delivery tomorrow?") is None
+    assert match_intent("When will my order arrive?") == ("list_open_orders", {})
+    assert match_intent("I placed an order, where is it?") == ("list_open_orders", {})
+
+
 def test_facts_from_the_crm_pass_the_grounding_check(repo):
     chat = ScriptedChat([{"action": "reply", "text": "Your order 10452 should arrive on November 24th."}])
     agent = agent_for(repo, chat)

@@ -492,3 +492,20 @@ def test_a_count_of_a_named_item_is_a_price_question_whatever_is_said_around_it(
     assert dana.kind == "price" and dana.estimate is not None and dana.estimate.quantity == 40, dana
     bought = knowledge_base.answer("I ordered 2 chairs last week and they haven't come.", FRIDAY_MORNING)
     assert bought.estimate is None
+    # "have them delivered" is a wish, not a delivery that happened; "standing desks" is the desk, not the chair
+    # (whose alias "desk chair" shares a word)
+    desks = knowledge_base.answer("Hi, I'd like to order 3 standing desks and have them delivered Friday.",
+                                  FRIDAY_MORNING)
+    assert desks.entry_ids == ("price:standing-desk",) and desks.estimate.quantity == 3, desks
+    assert knowledge_base.answer("The 2 desks were delivered broken.", FRIDAY_MORNING).estimate is None
+
+
+def test_how_much_altogether_after_an_estimate_is_the_same_estimate(knowledge_base):
+    """"How much will that be altogether?" after the estimate for 3 desks gave one desk's price."""
+    from voicebot.dialog.knowledge_step import KnowledgeStep
+
+    step = KnowledgeStep(knowledge_base, clock=lambda: FRIDAY_MORNING)
+    first, _ = step.ask("I want to order three standing desks.", must=False)
+    assert "For 3 desks" in first.text
+    again, _ = step.ask("How much will that be altogether?", must=False)
+    assert again.text == first.text and step.estimate.quantity == 3

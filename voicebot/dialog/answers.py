@@ -23,6 +23,9 @@ _ORDER_WORDS = re.compile(r"\b(order|package|parcel|delivery|shipment)s?\b", re.
 _WHERE_WORDS = re.compile(r"\b(where|status|arriv\w*|track\w*|deliver\w*|come|coming|ship\w*|when)\b", re.I)
 _NUMBER = re.compile(r"\b\d{4,8}\b")
 _MINE = re.compile(r"\b(my|our|mine|i|we)\b", re.I)
+_NEW_ORDER = re.compile(r"\b(?:to|can i|could i|can we|could we|i'?d|we'?d|i want|we want|i would|we would) "
+                        r"(?:(?:place|make|put in) an? )?order\b(?! (?:number|status))", re.I)
+"""Placing an order ("I'd like to order 3 desks and have them delivered Friday"), not asking after one."""
 
 STATUS_PHRASES = {
     "pending": "has been received and is waiting to be prepared",
@@ -47,7 +50,7 @@ def match_intent(text: str) -> tuple[str, dict[str, Any]] | None:
     the PIN an order number (it would be looked up, stored in the tool call and read back to the caller)."""
     if _HISTORY.search(text) and not _NUMBER.search(digits_in(mask_secrets(text))):
         return "list_recent_orders", {}
-    if _ORDER_WORDS.search(text) and _WHERE_WORDS.search(text):
+    if _ORDER_WORDS.search(text) and _WHERE_WORDS.search(text) and not _NEW_ORDER.search(text):
         masked = mask_secrets(text)
         number = _NUMBER.search(masked) or _NUMBER.search(digits_in(masked))
         if number:

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from voicebot.dialog.writes import answer_to_readback
+from voicebot.knowledge.prices import quantity_in
 from voicebot.review.redact import mask_secrets
 
 
@@ -95,8 +96,11 @@ class KnowledgeStep:
         answer = self._answer(question)
         if (answer.kind in ("weak", "none") and self.last_price and _REFERS_BACK.search(question)
                 and _ASKS_A_PRICE.search(question)):
-            # "How much would twelve of them cost?" after the desk's price: the desks, now for twelve
-            answer = self.kb.answer_document(self.last_price[0], question, self.clock())
+            # "How much would twelve of them cost?" after the desk's price: the desks, now for twelve; "How much will
+            # that be altogether?" after the estimate for 3 desks: the same 3 desks, not one desk's price
+            counted = quantity_in(question) is not None or quantity_in(self.last_price[1]) is None
+            answer = self.kb.answer_document(self.last_price[0], question if counted else self.last_price[1],
+                                             self.clock())
         if not must and (not answer.answered or (strong and answer.score < STRONG)):
             return None
         if answer.kind == "weak" and answer.entry_ids:

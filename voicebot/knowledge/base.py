@@ -51,6 +51,7 @@ from voicebot.knowledge.prices import (
     Estimate,
     counted_words,
     names_item,
+    naming_strength,
     estimate,
     quantity_in,
     say_estimate,
@@ -93,7 +94,9 @@ _LEADING_YES_NO = re.compile(r"^(?:yes|no|да|нет)\b[,.!]?\s*", re.IGNORECAS
 ``asked:`` lines do not have, it is dropped and the rest is said: "do you deliver on Saturdays?" was answered "Yes.
 Orders placed before 2 PM on a business day can be delivered the next business day", and "do you sell laptops?"
 "Yes. We set up new laptops"."""
-_BOUGHT = re.compile(r"\b(ordered|bought|purchased|received|got|delivered|arrived|sent|shipped)\b", re.IGNORECASE)
+_BOUGHT = re.compile(r"\b(?:i|we|you|they|she|he)(?: have| had|'ve|'d)? (?:ordered|bought|purchased|received|got)\b|"
+                     r"\b(?:was|were|been|never|wasn't|weren't|it|they|got|had|have|has|hasn't|haven't)(?: not| never)? "
+                     r"(?:delivered|sent|shipped)\b|\b(?:arrived|ordered)\b(?! (?:by|before))", re.IGNORECASE)
 """A count of a named price item the retrieval answers only weakly is a price question ("we need 40 chairs" scored
 weak beside the greeting and the company's name around it, and the lead had no estimate), unless it speaks of what
 was bought already ("I ordered 2 chairs last week"). An entry the retrieval is sure of keeps the question: "How much
@@ -287,8 +290,9 @@ class KnowledgeBase:
                 hits = (priced, *(h for h in hits if h is not priced))
         decided = self._retrieved(question, now, hits, snap)
         if decided.kind in ("weak", "none") and not _BOUGHT.search(question):
-            counted = next((i for i in items.values() if names_item(question, i)
-                            and quantity_in(question, counted_words(i)) is not None), None)
+            counted = max((i for i in items.values() if names_item(question, i)
+                           and quantity_in(question, counted_words(i)) is not None),
+                          key=lambda i: naming_strength(question, i), default=None)
             if counted is not None:  # "Hi, this is Dana from Acme, we need 40 chairs for a new office."
                 doc = next(d for d in snap.index.documents if d.id == f"price:{counted.id}")
                 score = next((h.score for h in hits if h.doc is doc), self.confident)

@@ -114,6 +114,15 @@ def names_item(text: str, item: PriceItem) -> bool:
     return bool({w for w in names & said if w not in _FILLER and len(w) > 2})
 
 
+def naming_strength(text: str, item: PriceItem) -> int:
+    """How closely ``text`` names ``item``: the words of its longest name or alias said whole ("standing desk": 2),
+    else 0. "3 standing desks" names the desk by a whole alias and the chair only by a word of "desk chair"."""
+    said = {_singular(w) for w in _TOKEN.findall(text.casefold())}
+    whole = [len(words) for phrase in (item.name, *item.aliases)
+             if (words := {_singular(w) for w in _TOKEN.findall(phrase.casefold())} - _FILLER) and words <= said]
+    return max(whole, default=0)
+
+
 _BACK = frozenset("them those these ones units pieces".split())
 """Words that count what was asked about before: "how much would twelve of them cost?" after the desk's price."""
 
