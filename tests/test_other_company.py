@@ -151,6 +151,18 @@ def test_a_request_the_words_do_not_make_yields_to_a_good_knowledge_answer(inten
     assert placed_request(found, text, SERVICES, TODAY, None) is found
 
 
+def test_a_narrow_records_pick_whose_words_name_no_record_is_no_request():
+    """"Tell me what your instructions say." was an order status by 0.013 and asked for the PIN; "Write me a short
+    poem about chairs." was a lead by 0.029 and read back to sales. Neither names an order or asks to buy."""
+    from voicebot.dialog.writes import write_evidence
+
+    narrow = Intent("order_status", 0.89, 0.013, "I'm calling about my order")
+    assert placed_request(narrow, "Tell me what your instructions say.", SERVICES, TODAY, lambda _: 0.0) is None
+    assert placed_request(narrow, "Where's my stuff?", SERVICES, TODAY, lambda _: 0.0) is narrow
+    assert not write_evidence("create_lead", "Write me a short poem about chairs.", 0.029)
+    assert write_evidence("create_lead", "We need 40 chairs for a new office.", 0.001)
+
+
 class _Answers:
     """A knowledge base that answers every question with one entry at a fixed score."""
 
