@@ -117,6 +117,17 @@ def test_a_complaint_about_the_driver_is_read_back_as_a_ticket_in_whole_sentence
     assert short_subject("word " * 30).endswith("word") and len(short_subject("word " * 30)) <= 100
 
 
+def test_a_model_reply_stops_after_about_two_sentences(repo):
+    """"Write me a short poem about chairs." had the model recite six sentences, repeat itself and run out of
+    tokens, ending in an apology."""
+    poem = ("Chairs are a staple in many homes, they provide comfort and support. They come in various shapes. "
+            "Chairs are a symbol of comfort. Chairs are a great way to relax.")
+    agent = agent_for(repo, ScriptedChat([{"action": "reply", "text": poem}]))
+    spoken = [e.text for e in agent.turn("Write me a short poem about chairs.") if isinstance(e, Sentence)]
+    assert len(spoken) == 3 and "relax" not in " ".join(spoken), spoken
+    assert json.loads(agent.history[-1].content) == {"action": "reply", "text": " ".join(spoken)}
+
+
 def test_placing_an_order_is_not_asking_after_one():
     """"I'd like to order 3 standing desks and have them delivered Friday." was order status: the PIN question."""
     assert match_intent("Hi, I'd like to order 3 standing desks and have them delivered Friday.") is None

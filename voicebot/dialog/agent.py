@@ -29,7 +29,7 @@ from voicebot.dialog.answers import match_intent, pick_slot, render, service_by_
 from voicebot.dialog.appointments import CHANGES, AppointmentStep, picked_booking
 from voicebot.dialog.slots import fitting_slots
 from voicebot.dialog.followups import follow_up, offered, question_for
-from voicebot.dialog.spoken_check import GUARD_REPLIES, spoken_or_safe
+from voicebot.dialog.spoken_check import said_enough, spoken_or_safe
 from voicebot.dialog.names import spoken_name
 from voicebot.dialog.writes import (DETAIL_QUESTION, NAME_QUESTION, TEXT_UNUSED, WRITE_TOOLS, PendingWrite,
                                     answer_to_readback, asked_for, choosable, grounded_args, readback)
@@ -345,7 +345,7 @@ class DialogueAgent:
                         yield FirstToken(time.perf_counter() - started)
                     for sentence in sentences.feed(stream.feed(piece)):
                         yield from self._speak(sentence, system, spoken)
-                        if spoken[-1] in GUARD_REPLIES:
+                        if said_enough(spoken):
                             break
                     else:
                         if stream.settled(TEXT_UNUSED) is None:
@@ -356,7 +356,7 @@ class DialogueAgent:
                 if close is not None:
                     close()  # stops generation (a barge-in, a blocked sentence)
             action = parse_json_object(stream.raw) or stream.settled(TEXT_UNUSED)
-            if spoken and spoken[-1] in GUARD_REPLIES:
+            if said_enough(spoken):
                 action = {"action": "reply", "text": " ".join(spoken)}
             elif action is not None and action.get("action") == "reply":
                 for sentence in sentences.flush():

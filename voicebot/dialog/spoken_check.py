@@ -67,6 +67,18 @@ GUARD_REPLIES = (SAFE_REPLY, NO_SECRETS_REPLY, NOT_DONE_REPLY, HUMAN_CLAIM_REPLY
 """What a guarded sentence is replaced by: the model's turn stops after one."""
 
 
+MAX_SPOKEN = 3
+"""Pieces of one model reply (its first clause is one, ``SentenceBuffer(clause_first=True)``): about two sentences,
+as the rules ask. "Write me a short poem about chairs." had the model recite six, repeat itself and run out of
+tokens, ending in an apology."""
+
+
+def said_enough(spoken: Sequence[str]) -> bool:
+    """Whether the model's reply is over: a guard replaced its last sentence (the turn stops after one), or it has
+    said ``MAX_SPOKEN`` pieces (generation stops; what was said is the reply)."""
+    return bool(spoken) and (spoken[-1] in GUARD_REPLIES or len(spoken) >= MAX_SPOKEN)
+
+
 def promises_action(sentence: str) -> bool:
     """Whether a model's sentence says something was or will be done ("I'll send a technician", "I've booked
     you in", "a colleague will call you back"): only code does, and says so from its own templates."""
