@@ -361,7 +361,8 @@ def test_free_slots_are_asked_for_the_callers_day_and_the_choice_is_read_back(re
     agent = agent_for(repo, chat)
     events = list(agent.turn("My printer keeps jamming, can someone come on December 1st in the afternoon?"))
     listed = next(e for e in events if isinstance(e, ToolCalled))
-    assert listed.args == {"service": "printer repair", "date_from": "2026-12-01", "date_to": "2026-12-01"}
+    assert listed.args == {"service": "printer repair", "date_from": "2026-12-01", "date_to": "2026-12-01",
+                           "from_hour": 12, "to_hour": 17}  # the afternoon: its times, not the first of the day
     offered = agent.offered_slots
     assert offered and offered[0]["starts_at"] == "2026-12-01T15:00:00"  # the afternoon first
     assert all(int(s["starts_at"][11:13]) >= 12 for s in offered), offered  # and the afternoon only
@@ -654,12 +655,12 @@ def test_without_a_confident_answer_an_unplaced_question_goes_to_the_model(repo)
 
 def test_the_bots_own_stock_sentences_are_not_taken_for_a_leak(repo):
     """The examples in the prompt hold stock replies; saying one is no recital of the instructions."""
-    stock = "I can't help with that, but I can help with an order, a repair visit or a quote."
+    stock = "I can't help with that, but I'm happy to help with anything else."
     chat = ScriptedChat([{"action": "reply", "text": stock}])
     events = list(agent_for(repo, chat).turn("Tell me a joke about printers."))
     # spoken as it is written: the first clause, then the rest (still no leak when the two are put together)
     assert [e.text for e in events if isinstance(e, Sentence)] == [
-        "I can't help with that,", "but I can help with an order, a repair visit or a quote."]
+        "I can't help with that,", "but I'm happy to help with anything else."]
     assert not [e for e in events if isinstance(e, Guarded)]
 
 

@@ -275,9 +275,10 @@ class Repository:
 
     @_locked
     def list_free_slots(self, *, service: str | None = None, start: date | None = None, end: date | None = None,
-                        limit: int = 10) -> list[Slot]:
-        """Unbooked slots from now on (``start``/``end``: first and last day, inclusive), earliest first.
-        ``service`` matches part of the name, case-insensitively ("repair" finds "printer repair")."""
+                        hours: tuple[int, int] | None = None, limit: int = 10) -> list[Slot]:
+        """Unbooked slots from now on (``start``/``end``: first and last day, inclusive; ``hours``: starting from the
+        first hour and before the second), earliest first. ``service`` matches part of the name,
+        case-insensitively ("repair" finds "printer repair")."""
         where, params = ["s.starts_at > ?", "b.id is null"], [iso(self.now())]
         if service:
             where.append("s.service like ?")
@@ -288,6 +289,9 @@ class Repository:
         if end:
             where.append("s.starts_at < date(?, '+1 day')")
             params.append(end.isoformat())
+        if hours:
+            where.append("cast(strftime('%H', s.starts_at) as integer) between ? and ?")
+            params += [hours[0], hours[1] - 1]
         sql = ("select s.* from appointment_slots s left join bookings b on b.slot_id = s.id "
                f"where {' and '.join(where)} order by s.starts_at, s.resource limit ?")
         return [self._slot(r) for r in self.db.query(sql, [*params, limit])]

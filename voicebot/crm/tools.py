@@ -142,21 +142,28 @@ def create_ticket(ctx: CallerContext, subject: Annotated[str, Field(min_length=3
 
 @CRM_TOOLS.tool()
 def list_free_slots(ctx: CallerContext, service: str | None = None, date_from: date | None = None,
-                    date_to: date | None = None) -> dict[str, Any]:
+                    date_to: date | None = None, from_hour: int | None = None,
+                    to_hour: int | None = None) -> dict[str, Any]:
     """Free service-desk appointment slots, earliest first (at most 6), and the services on offer. When nothing is
-    free between date_from and date_to, the earliest slots after it, with none_in_range true.
+    free between date_from and date_to (and the hours), the earliest slots after it, with none_in_range true.
 
     Args:
         service: Part of a service name, e.g. "repair"; leave out for any.
         date_from: First day to look at (YYYY-MM-DD).
         date_to: Last day to look at (YYYY-MM-DD).
+        from_hour: Earliest start hour (0-23), e.g. 17 for the evening.
+        to_hour: Start before this hour (1-24).
     """
-    slots: list[Slot] = ctx.repo.list_free_slots(service=service, start=date_from, end=date_to, limit=6)
-    if slots or date_to is None:
+    hours = (from_hour or 0, to_hour or 24) if from_hour is not None or to_hour is not None else None
+    slots: list[Slot] = ctx.repo.list_free_slots(service=service, start=date_from, end=date_to, hours=hours, limit=6)
+    if slots or (date_to is None and hours is None):
         return {"slots": slots, "services": ctx.repo.services()}
-    # nothing free on the caller's days: the earliest times from then on, said as such ("nothing then; the earliest
-    # is ..."), rather than "no free times" and a callback for a caller who could take Wednesday instead of Tuesday
-    later = ctx.repo.list_free_slots(service=service, start=date_from, end=None, limit=6)
+    # nothing free on the caller's days or hours: the earliest times from then on (at those hours first), said as
+    # such ("nothing then; the earliest is ..."), rather than "no free times" and a callback for a caller who could
+    # take Wednesday evening instead of Tuesday evening ("Thursday evening" was offered Thursday at 9 and 10 AM:
+    # the first six slots of the day, before any hour was looked at)
+    later = (ctx.repo.list_free_slots(service=service, start=date_from, end=None, hours=hours, limit=6)
+             or ctx.repo.list_free_slots(service=service, start=date_from, end=None, limit=6))
     return {"slots": later, "services": ctx.repo.services(), "none_in_range": True}
 
 

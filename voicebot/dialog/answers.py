@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from voicebot.crm.spoken import digits_in, words_to_digits
-from voicebot.dialog.slots import parse_when, spoken_date, spoken_time
+from voicebot.dialog.slots import near_offered, parse_when, spoken_date, spoken_time
 from voicebot.dialog.writes import short_subject
 from voicebot.review.redact import mask_secrets
 from voicebot.text import normalize
@@ -191,7 +191,8 @@ def render(tool: str, args: dict[str, Any], result: dict[str, Any]) -> list[str]
         if value.get("none_in_range"):
             return [f"I have nothing free then. The earliest I can offer is {slots[0]['service']} on {offered}.",
                     question]
-        return [f"I can offer {slots[0]['service']} on {offered}.", question]
+        taken = f"{value['time_taken']} is taken. " if value.get("time_taken") else ""
+        return [f"{taken}I can offer {slots[0]['service']} on {offered}.", question]
     if tool == "book_appointment" and result.get("ok") and isinstance(value, dict) and value.get("slot"):
         slot = value["slot"]
         return [f"You're booked for {slot['service']} on {spoken_time(str(slot['starts_at']))}.",
@@ -324,12 +325,15 @@ def pick_slot(text: str, slots: list[dict[str, Any]], today: date | None = None)
     """The offered slot the caller chose ("Tuesday at 10", "the first one", "the day after tomorrow"), or None."""
     if not slots:
         return None
-    lowered = text.lower()
+    lowered = text.lower().replace("'s", " is")  # "Eleven's fine."
     if re.search(r"\b(second|later|last|other)\b", lowered) and len(slots) > 1:
         return slots[1]["id"]
-    if re.search(r"\b(first|earliest|earlier|that one|yes)\b", lowered) and not re.search(r"\d", lowered):
-        return slots[0]["id"]
+    if re.search(r"\b(first|earliest|earlier|that one)\b|^\W*yes\b" if len(slots) == 1 else
+                 r"\b(first|earliest|earlier)\b", lowered) and not re.search(r"\d", lowered):
+        return slots[0]["id"]  # "yes" picks the one time offered; to two it picks neither
     when = parse_when(text, today) if today is not None else None
+    if when is not None and when.hour is not None:  # "Seven o'clock." to 6 and 7 PM: 7 PM
+        when = near_offered(when, text, datetime.fromisoformat(str(slots[0]["starts_at"])).hour)
     if when is not None and (when.has_day or when.hour is not None):
         fits = [s for s in slots if when.matches(datetime.fromisoformat(str(s["starts_at"])))]
         return fits[0]["id"] if len(fits) == 1 or (fits and when.has_day and when.hour is not None) else None
@@ -364,6 +368,8 @@ def tool_args(tool: str, text: str, *, caller_name: str | None, services: list[s
         if when is not None and when.has_day:  # the caller's day, computed in code, never the model's
             last = when.last_day or when.first_day
             args["date_from"], args["date_to"] = when.first_day.isoformat(), last.isoformat()
+        if when is not None and when.hours is not None:  # "Thursday evening": the evening's times, not the day's first
+            args["from_hour"], args["to_hour"] = when.hours
         return args
     if tool == "book_appointment":
         slot = pick_slot(caller_text, offered_slots, today) or pick_slot(text, offered_slots, today)

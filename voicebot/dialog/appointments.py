@@ -40,7 +40,7 @@ from voicebot.dialog.agent_events import AgentEvent, ToolCalled
 from voicebot.dialog.answers import appointment_phrase, pick_slot
 from voicebot.dialog.intents import Intent
 from voicebot.dialog.prompting import compact_result
-from voicebot.dialog.slots import fitting_slots, parse_when, spoken_time
+from voicebot.dialog.slots import fitting_slots, near_offered, parse_when, said_hour, spoken_time
 from voicebot.dialog.writes import PendingWrite, answer_to_readback, asked_for
 from voicebot.llm.base import ChatMessage
 from voicebot.text import normalize, words
@@ -131,12 +131,21 @@ class AppointmentStep:
                 and pick_slot(text, agent.offered_slots, agent.today) is not None):
             yield from agent._propose_write("book_appointment")
             return True
-        when = parse_when(text, agent.today) if agent.offered_slots and "book_appointment" in allowed else None
-        if when is not None and when.has_day and len(text.split()) <= 8:  # "Friday morning." to the times
-            first, last = when.first_day, when.last_day or when.first_day  # offered: that day's times instead
-            return (yield from agent._tool("list_free_slots", {"service": agent.offered_slots[0].get("service"),
-                                                               "date_from": first.isoformat(),
-                                                               "date_to": last.isoformat()}))
+        if len(agent.offered_slots) > 1 and "book_appointment" in allowed and answer_to_readback(text) is True:
+            times = " or ".join(spoken_time(str(s["starts_at"])) for s in agent.offered_slots[:2])
+            yield from agent._reply([f"Which would you like: {times}?"])  # "Yes." to two times picks neither
+            return True
+        when = (parse_when(text, agent.today) or said_hour(text)) if agent.offered_slots and "book_appointment" \
+            in allowed else None
+        if when is not None and (when.has_day or when.hours) and len(text.split()) <= 8:  # "Friday morning." or
+            offered = datetime.fromisoformat(str(agent.offered_slots[0]["starts_at"]))  # "Half ten." to the times
+            when = near_offered(when, text, offered.hour)  # offered: that day's (or the offered day's) times instead
+            first = when.first_day or offered.date()
+            args = {"service": agent.offered_slots[0].get("service"), "date_from": first.isoformat(),
+                    "date_to": (when.last_day or first).isoformat()}
+            if when.hours is not None:
+                args["from_hour"], args["to_hour"] = when.hours
+            return (yield from agent._tool("list_free_slots", args))
         return False
 
     def _moving(self, agent: Dialogue, text: str) -> Iterator[AgentEvent]:

@@ -31,6 +31,8 @@ ACCOUNT_PROMPT = ("I can help with that once I've found your account. What is th
                   "or one of your order numbers?")
 FIND_FIRST_PROMPT = ("Thank you. Before the PIN I need to find your account: what is the phone number on it, or one "
                      "of your order numbers?")
+NO_ORDERS = ", or one of your order numbers?"
+"""Left out of both prompts where the CRM holds no orders: a hair salon's caller was asked for an order number."""
 ORDER_NOT_PIN = "That sounds like an order number. For your security, I first need your PIN."
 BIRTH_PROMPT = "No problem. Please tell me your date of birth, and then the postcode on your account."
 NO_PIN_PROMPT = "For your security, please tell me your date of birth."
@@ -82,10 +84,16 @@ class IdentityStep:
         if self.context.customer is None and not self.decoy:
             if not order_number:
                 self.awaiting_account = True
-                return [ACCOUNT_PROMPT]
+                return [self._without_orders(ACCOUNT_PROMPT)]
             return self._find(order_number).say
         self.awaiting_pin = True
         return [PIN_PROMPT if self._has_pin() else NO_PIN_PROMPT]
+
+    def _without_orders(self, prompt: str) -> str:
+        """``prompt`` without "or one of your order numbers" where the CRM holds no orders at all."""
+        if self.context.repo.db.execute("select exists(select 1 from orders)").fetchone()[0]:
+            return prompt
+        return prompt.replace(NO_ORDERS, "?")
 
     def _has_pin(self) -> bool:
         """Whether the account asks for a PIN (a decoy always does: it must sound like any account)."""
@@ -104,7 +112,7 @@ class IdentityStep:
                 return self._pin(text)
             return self._birth_and_postcode(self.birth, text)
         if self.awaiting_account and re.search(r"\b(pin|passcode)\b", text, re.IGNORECASE):
-            return IdentityResult(say=[FIND_FIRST_PROMPT])  # a PIN before the account is found: no attempt used
+            return IdentityResult(say=[self._without_orders(FIND_FIRST_PROMPT)])  # before the account: no attempt
         if self.awaiting_account and len(digits) >= 4:
             return self._find(digits)
         if not self.awaiting_pin or (self.context.customer is None and not self.decoy):

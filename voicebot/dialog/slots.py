@@ -14,11 +14,11 @@ start fits it, so the slot list and the caller's choice use one reading.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from voicebot.crm.spoken import MONTHS, ORDINALS, TEENS, UNITS, WEEKDAYS
+from voicebot.crm.spoken import MONTHS, ORDINALS, TEENS, UNITS, WEEKDAYS, words_to_digits
 from voicebot.crm.toolkit import to_jsonable
 from voicebot.review.redact import mask_secrets
 
@@ -56,6 +56,14 @@ class When:
             low, high = PARTS[self.part]
             return low <= start.hour < high
         return True
+
+    @property
+    def hours(self) -> tuple[int, int] | None:
+        """The hours (from, to: exclusive) to look for free times in: the part of the day, or a few hours around a
+        clock time (its neighbours are offered when it is taken); None when no time was named."""
+        if self.hour is not None:
+            return max(0, self.hour - 2), min(24, self.hour + 3)
+        return PARTS[self.part] if self.part is not None else None
 
     @property
     def has_day(self) -> bool:
@@ -181,8 +189,14 @@ def _time(text: str) -> tuple[int | None, int, str | None, str]:
     said = ""
     if m := re.search(r"\b(noon|midday)\b", text):
         hour, minute, said = 12, 0, m.group(0)
-    elif m := re.search(r"\bhalf past (\d{1,2}|" + "|".join(_HOUR_WORDS) + r")\b", text):
-        hour, minute, said = _with_meridiem(_hour_value(m.group(1)), None, part), 30, m.group(0)
+    elif m := re.search(r"\bhalf (?:past )?(\d{1,2}|" + "|".join(_HOUR_WORDS) + r")\b", text):
+        hour, minute, said = _with_meridiem(_hour_value(m.group(1)), None, part), 30, m.group(0)  # UK "half ten"
+    elif m := re.search(r"\bquarter (past|to) (\d{1,2}|" + "|".join(_HOUR_WORDS) + r")\b", text):
+        hour = _hour_value(m.group(2)) - (m.group(1) == "to") or 12
+        hour, minute, said = _with_meridiem(hour, None, part), 15 if m.group(1) == "past" else 45, m.group(0)
+    elif m := re.search(r"\b(" + "|".join(sorted(_HOUR_WORDS, key=len, reverse=True)) + r") (fifteen|thirty|"
+                        r"forty-five|forty five)\b", text):  # "ten thirty": a time without "at" or "am"
+        hour, minute, said = _with_meridiem(_hour_value(m.group(1)), None, part), _MINUTE_WORDS[m.group(2)], m.group(0)
     elif m := re.search(r"\b(?:at |from |around |about )?(\d{1,2})(?::(\d{2}))? ?(a\.? ?m\b\.?|p\.? ?m\b\.?|o'clock)",
                         text) or re.search(r"\b(?:at|from|around|about) (\d{1,2})(?::(\d{2}))?\b()", text):
         hour, minute, said = int(m.group(1)), int(m.group(2) or 0), m.group(0)
@@ -228,6 +242,34 @@ def parse_when(text: str, today: date) -> When | None:
     return When(first, last, hour, minute, part, said)
 
 
+def _minutes(slot: dict[str, Any]) -> int:
+    start = datetime.fromisoformat(str(slot["starts_at"]))
+    return start.hour * 60 + start.minute
+
+
+_HALF_OF_DAY = re.compile(r"\b(a\.? ?m|p\.? ?m|morning|afternoon|evening|tonight)\b")
+
+
+def near_offered(when: When, text: str, offered_hour: int) -> When:
+    """A clock time said without "am"/"pm" to times offered: the half of the day nearer them ("Seven o'clock." to
+    6 and 7 PM is 7 PM; "Half ten." to 8:30 and 9:30 AM is 10:30 AM)."""
+    if when.hour is None or _HALF_OF_DAY.search(text.lower()):
+        return when
+    hour = min((when.hour % 12, when.hour % 12 + 12), key=lambda h: abs(h - offered_hour))
+    return replace(when, hour=hour)
+
+
+def said_hour(text: str) -> When | None:
+    """A bare hour said to times offered ("Eleven's fine.", "Ten?", "11 please"): a clock time, which alone it
+    is not (``parse_when`` wants "at ten" or "ten o'clock"); None in a longer turn."""
+    if len(text.split()) > 5:
+        return None
+    found = re.search(r"\b(\d{1,2})(?::(\d{2}))?\b", words_to_digits(text.lower().replace("'s", " is")))
+    if found is None or not 1 <= int(found.group(1)) <= 12:
+        return None
+    return When(hour=int(found.group(1)), minute=int(found.group(2) or 0), text=found.group(0))
+
+
 def spoken_when(when: When) -> str:
     """``when`` as the bot reads it back ("Tuesday, December 1st in the morning")."""
     parts = []
@@ -251,9 +293,12 @@ def spoken_date(value: str | date) -> str:
 
 def spoken_time(value: str) -> str:
     start = datetime.fromisoformat(value)
-    hour = start.strftime("%I").lstrip("0")
-    minutes = "" if start.minute == 0 else f":{start.minute:02d}"
-    return f"{spoken_date(start.date())} at {hour}{minutes} {'AM' if start.hour < 12 else 'PM'}"
+    return f"{spoken_date(start.date())} at {_clock(start.hour, start.minute)}"
+
+
+def _clock(hour: int, minute: int) -> str:
+    """"10:30 AM", "7 PM"."""
+    return f"{hour % 12 or 12}{'' if minute == 0 else f':{minute:02d}'} {'AM' if hour < 12 else 'PM'}"
 
 
 def fitting_slots(result: dict[str, Any], said: str, today: date) -> dict[str, Any]:
@@ -267,9 +312,16 @@ def fitting_slots(result: dict[str, Any], said: str, today: date) -> dict[str, A
         if (key := (slot.get("service"), str(slot["starts_at"]))) not in seen:
             seen.add(key)
             slots.append(slot)
-    when = parse_when(said, today)
+    when = parse_when(said, today) or said_hour(said)  # "Eleven's fine." to the times offered
     if when is not None and when.has_time:
+        if slots:
+            when = near_offered(when, said, _minutes(slots[0]) // 60)
         fits = [s for s in slots if when.matches(datetime.fromisoformat(str(s["starts_at"])))]
+        if not fits and when.hour is not None and slots:  # the time asked is taken: the nearest free ones, in order
+            asked = when.hour * 60 + when.minute
+            near = sorted(slots, key=lambda s: abs(_minutes(s) - asked))
+            fits = sorted(near[:2], key=_minutes) + near[2:]
+            value["time_taken"] = _clock(when.hour, when.minute)  # "10:30 AM is taken. I can offer ..."
         slots = fits or slots
     value["slots"] = slots
     return {**result, "result": value}

@@ -122,6 +122,8 @@ class Speaker:
                 pieces = [sentence] if fixed or reply.said else first_clause(sentence)
                 for piece in pieces:
                     pcm = await in_thread("tts", self.tts_timeout_s, synth, piece, self.rate)
+                    if reply.barged_in:  # interrupted while this piece was made: Python 3.11's wait_for can
+                        return  # swallow the cancel when the thread finishes at that moment, and it played on
                     if reply.clock:
                         reply.clock.mark("first_audio_out")
                     self.t.play(pcm)

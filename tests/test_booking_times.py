@@ -1,0 +1,101 @@
+"""The time a caller asks for, when times were offered or before: a hair salon's callers (issue notes of
+2026-12-01). "Thursday evening" was offered 9 and 10 AM (the day's first six slots, before any hour was looked
+at); "Seven o'clock." to 6 and 7 PM was 7 AM; "Half ten." and "Eleven's fine." were no times at all; "Yes." to two
+times booked the first; a taken time was answered with the same two times again, in silence about it."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import pytest
+from fakes import ScriptedChat
+
+from voicebot.crm.repository import Repository
+from voicebot.crm.verification import CallerContext
+from voicebot.dialog.agent import DialogueAgent, Sentence, ToolCalled
+from voicebot.dialog.answers import pick_slot
+from voicebot.dialog.slots import near_offered, parse_when, said_hour
+
+TODAY = date(2026, 12, 1)  # a Tuesday
+
+
+@pytest.fixture
+def salon():
+    repo = Repository.open(None, region="GB", clock=lambda: datetime(2026, 12, 1, 8, 0))
+    for day in (3, 5):  # Thursday and Saturday, 8:30 to 19:30 every hour, 10:30 taken on Saturday
+        for hour in range(8, 20):
+            if (day, hour) != (5, 10):
+                repo.add_slot("haircut", datetime(2026, 12, day, hour, 30 if day == 5 else 0), resource="Sophie")
+    return repo
+
+
+def said(events) -> str:
+    return " ".join(e.text for e in events if isinstance(e, Sentence))
+
+
+def booked_time(repo, agent) -> datetime:
+    """The start of the slot read back for a booking (the caller, new here, is asked their name first)."""
+    slot_id = agent.pending_write.args["slot_id"]
+    return next(s.starts_at for s in repo.list_free_slots(limit=100) if s.id == slot_id)
+
+
+def agent_for(repo, intents):
+    return DialogueAgent(ScriptedChat(), CallerContext.start(repo, "+447700900999"), "You answer for a salon.",
+                         today=TODAY, intents=intents)
+
+
+@pytest.mark.parametrize(("text", "hour", "minute"), [
+    ("Half ten would be great.", 10, 30), ("Half past ten", 10, 30), ("quarter past two", 14, 15),
+    ("quarter to nine", 8, 45), ("Ten thirty?", 10, 30)])
+def test_british_and_spoken_clock_times(text, hour, minute):
+    when = parse_when(text, TODAY)
+    assert (when.hour, when.minute) == (hour, minute)
+
+
+def test_half_an_hour_and_half_price_are_no_times():
+    assert parse_when("I waited half an hour", TODAY) is None and parse_when("a half price offer", TODAY) is None
+
+
+def test_a_bare_hour_to_times_offered_is_taken_in_the_half_of_the_day_nearer_them():
+    seven = parse_when("Seven o'clock.", TODAY)
+    assert near_offered(seven, "Seven o'clock.", 18).hour == 19 and near_offered(seven, "Seven o'clock.", 9).hour == 7
+    assert near_offered(seven, "seven in the morning", 18).hour == 7  # said outright: kept
+    assert said_hour("Eleven's fine.").hour == 11 and said_hour("Ten?").hour == 10
+    assert said_hour("I'd like eleven chairs for the new office please") is None
+
+
+def test_yes_picks_the_one_time_offered_but_neither_of_two():
+    offered = [{"id": 1, "starts_at": "2026-12-03T18:00:00"}, {"id": 2, "starts_at": "2026-12-03T19:00:00"}]
+    assert pick_slot("Yes.", offered, TODAY) is None
+    assert pick_slot("Yes.", offered[:1], TODAY) == 1
+    assert pick_slot("Seven o'clock.", offered, TODAY) == 2  # 7 PM, beside 6 PM
+    assert pick_slot("The first one.", offered, TODAY) == 1
+
+
+def test_thursday_evening_is_offered_the_evening_and_seven_oclock_books_seven_pm(salon, intent_classifier):
+    agent = agent_for(salon, intent_classifier)
+    events = list(agent.turn("Can I book a haircut for Thursday evening then?"))
+    listed = next(e for e in events if isinstance(e, ToolCalled))
+    assert listed.args["from_hour"] == 17 and listed.args["to_hour"] == 21
+    assert "at 5 PM or Thursday, December 3rd at 6 PM" in said(events)
+    assert "I can offer haircut on Thursday, December 3rd at 7 PM." in said(agent.turn("Seven o'clock."))  # not 7 AM
+    list(agent.turn("Yes."))  # the one time offered
+    assert booked_time(salon, agent) == datetime(2026, 12, 3, 19, 0)
+
+
+def test_a_taken_time_is_said_to_be_taken_and_its_neighbours_offered(salon, intent_classifier):
+    agent = agent_for(salon, intent_classifier)
+    list(agent.turn("Can I book a haircut for Saturday morning?"))
+    answer = said(agent.turn("Half ten would be great."))
+    assert answer.startswith("10:30 AM is taken. I can offer haircut on Saturday, December 5th at 9:30 AM or "
+                             "Saturday, December 5th at 11:30 AM."), answer
+    list(agent.turn("Half eleven then."))
+    assert booked_time(salon, agent) == datetime(2026, 12, 5, 11, 30)
+
+
+def test_yes_to_two_times_asks_which(salon, intent_classifier):
+    agent = agent_for(salon, intent_classifier)
+    list(agent.turn("Can I book a haircut for Thursday evening?"))
+    assert said(agent.turn("Yes.")) == ("Which would you like: Thursday, December 3rd at 5 PM or Thursday, December "
+                                        "3rd at 6 PM?")
+    assert not agent.pending_write
