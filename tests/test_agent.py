@@ -680,6 +680,18 @@ def test_a_caller_without_a_pin_verifies_by_date_of_birth_and_postcode(repo):
     assert "1979" not in str(agent.caller_words)
 
 
+def test_a_date_of_birth_and_postcode_given_unasked_verify_the_caller(repo):
+    """"My date of birth is the second of November 1979 and my postcode is SW1A 1AA." said before any question was
+    ignored: an order lookup, then "please tell me your date of birth"."""
+    agent = agent_for(repo, ScriptedChat(), caller="+442079460958")
+    events = list(agent.turn("My date of birth is the second of November 1979 and my postcode is SW1A 1AA."))
+    assert agent.context.verified_customer is not None
+    assert [e.text for e in events if isinstance(e, Sentence)] == ["Thank you, you're verified. How can I help?"]
+    assert "1979" not in str(agent.history) and "SW1A" not in str(agent.history)
+    spoken = " ".join(e.text for e in agent.turn("Where is my order?") if isinstance(e, Sentence))
+    assert "10460" in spoken
+
+
 def test_a_caller_who_forgot_the_pin_can_use_the_date_of_birth_in_one_breath(repo):
     agent = agent_for(repo, ScriptedChat())
     list(agent.turn("Where is my order?"))

@@ -99,3 +99,22 @@ def test_yes_to_two_times_asks_which(salon, intent_classifier):
     assert said(agent.turn("Yes.")) == ("Which would you like: Thursday, December 3rd at 5 PM or Thursday, December "
                                         "3rd at 6 PM?")
     assert not agent.pending_write
+
+
+def test_asking_after_ones_own_bookings_is_no_new_booking(salon, intent_classifier):
+    """"Have I got any appointments coming up?" was a new booking (the service question) by 0.018."""
+    from voicebot.dialog.appointments import placed
+    from voicebot.dialog.intents import Intent
+
+    for text in ("Have I got any appointments coming up?", "Hiya, have I got anything booked?",
+                 "When's my next appointment?"):
+        assert placed(Intent("booking", 0.92, 0.018, "x"), text).name == "my_appointments", text
+    assert placed(Intent("booking", 0.92, 0.018, "x"), "Have you got anything on Saturday?").name == "booking"
+    assert placed(Intent("reschedule", 0.9, 0.03, "x"), "Can I move my appointment to Friday?").name == "reschedule"
+
+
+def test_a_company_without_orders_never_asks_for_an_order_number(salon, intent_classifier):
+    """A hair salon's unknown caller was asked "... or one of your order numbers?"."""
+    agent = agent_for(salon, intent_classifier)
+    asked = said(agent.turn("When's my next appointment?"))
+    assert asked == "I can help with that once I've found your account. What is the phone number on your account?"

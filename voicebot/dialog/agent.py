@@ -21,7 +21,7 @@ from typing import Any
 from voicebot.crm.spoken import digits_in
 from voicebot.crm.tools import CRM_TOOLS
 from voicebot.crm.toolkit import ToolRegistry
-from voicebot.dialog.identity import IdentityResult, IdentityStep, only_numbers, pin_said
+from voicebot.dialog.identity import IdentityResult, IdentityStep, only_numbers
 from voicebot.dialog.intents import IntentClassifier
 from voicebot.dialog.knowledge_step import KnowledgeStep, KnowledgeUsed
 from voicebot.dialog.recognised import INTENT_TOOLS, also_asked, answer_recognised  # noqa: F401 (INTENT_TOOLS)
@@ -77,7 +77,6 @@ class DialogueAgent:
 
     def __post_init__(self) -> None:
         self.identity = IdentityStep(self.context, self.tools)
-        self._pin_said = ""  # a PIN given with this turn's request, before it was asked for (identity.pin_said)
         customer = self.context.customer
         who = (f"known by phone number as {customer.name.split()[0]}, not verified" if customer
                else "unknown caller (number not in the CRM)")
@@ -165,10 +164,7 @@ class DialogueAgent:
             self.offered_slots = list(result["result"].get("slots") or [])[:2]
         if result.get("error") == "verification_required":
             self.pending_tool = (name, args)
-            asked = self.identity.ask(digits_in(str(args.get("order_number") or "")))
-            given = self.identity.answer(self._pin_said) if self._pin_said and self.identity.awaiting_pin else None
-            self._pin_said = ""
-            yield from (self._identified(given) if given is not None else self._reply(asked))
+            yield from self._reply(self.identity.ask(digits_in(str(args.get("order_number") or ""))))
             return True
         self.history.append(ChatMessage("system", f"Result of {name}: {compact_result(result)}"))
         if (yield from self.appointments.after_tool(self, name, result)):
@@ -249,7 +245,7 @@ class DialogueAgent:
         """An identity question is open: the caller's next words are secret (the session masks them)."""
         return self.identity.waiting
 
-    def _identified(self, result: IdentityResult) -> Iterator[AgentEvent]:
+    def _identified(self, result: IdentityResult, quiet: bool = False) -> Iterator[AgentEvent]:
         """Act on an identity answer (dialog/identity.py): the checks, what it asks, a lock-out, the waiting request."""
         for checked in result.checked:
             self.facts.append(checked.result)
@@ -267,7 +263,7 @@ class DialogueAgent:
             pending, self.pending_tool = self.pending_tool, None
             if pending and (yield from self._tool(*pending)):
                 return
-            if not pending:
+            if not pending and not quiet:
                 yield from self._reply(["Thank you, you're verified. How can I help?"])
 
     def turn(self, caller_text: str, allowed_tools: list[str] | None = None) -> Iterator[AgentEvent]:
@@ -281,7 +277,14 @@ class DialogueAgent:
             return
         # the model never sees a PIN, a card number or a birth date, so it can neither repeat one nor write one into
         # the CRM, and a spoken sentence holding one is ungrounded (its digits are in no evidence)
-        said, self._pin_said = mask_secrets(caller_text), pin_said(caller_text)
+        early, rest = self.identity.volunteered(caller_text)  # "Where's my order? My PIN is 1 2 3 4."
+        if early is not None and (not early.verified or len(rest.split()) < 3):
+            self.history.append(ChatMessage("user", "Caller: (gives identity details)"))
+            yield from self._identified(early)  # a wrong one, or nothing asked besides: answered now
+            return
+        if early is not None:
+            yield from self._identified(early, quiet=True)  # verified: the request is answered below
+        said = mask_secrets(caller_text)
         self.caller_words.append(said)
         self.history.append(ChatMessage("user", f"Caller: {said}"))
         allowed = [spec["name"] for spec in self._allowed(allowed_tools)]

@@ -89,6 +89,18 @@ class IdentityStep:
         self.awaiting_pin = True
         return [PIN_PROMPT if self._has_pin() else NO_PIN_PROMPT]
 
+    def volunteered(self, text: str) -> tuple[IdentityResult | None, str]:
+        """A known caller's PIN, or date of birth and postcode, said before being asked (``volunteered``): the
+        result of checking it and the rest of the turn; (None, text) when there is nothing to check."""
+        given, rest = volunteered(text, self.context.repo.region)
+        if not given or self.context.customer is None or self.context.verified_customer is not None or self.waiting:
+            return None, text
+        self.awaiting_pin = True
+        result = self.answer(given)
+        if result is None:
+            self.awaiting_pin = False
+        return result, rest
+
     def _without_orders(self, prompt: str) -> str:
         """``prompt`` without "or one of your order numbers" where the CRM holds no orders at all."""
         if self.context.repo.db.execute("select exists(select 1 from orders)").fetchone()[0]:
@@ -186,14 +198,21 @@ class IdentityStep:
 _PIN_SAID = re.compile(r"\b(?:pin|passcode|pin code|pin number)\b\W*(?:is|it'?s|its|=|:)?\W*(.+)$", re.IGNORECASE)
 
 
-def pin_said(text: str) -> str:
-    """The PIN a caller gave with their request, before being asked ("Where's my order? My PIN is 1 2 3 4."): the
-    words after "PIN" when they hold four digits or more, else "". Kept only for this turn's verification; the
-    history and the store hold the turn masked."""
+_BIRTH_WORDS = re.compile(r"\b(date of birth|born|birthday|d\.?o\.?b)\b", re.IGNORECASE)
+_POSTCODE_WORD = re.compile(r"\b(post ?code|zip(?: ?code)?)\b", re.IGNORECASE)
+
+
+def volunteered(text: str, region: str) -> tuple[str, str]:
+    """Identity details a caller gives before being asked, and the rest of the turn: ("1 2 3 4.", "What's the
+    status of my order?") for "What's the status of my order? My PIN is 1 2 3 4."; the whole turn for "My date of
+    birth is ... and my postcode is ..."; ("", text) when there are none. The details are kept for this turn's
+    check only; the history and the store hold the turn masked."""
     found = _PIN_SAID.search(text)
-    if found is None or len(digits_in(found.group(1)).replace(" ", "")) < 4:
-        return ""
-    return found.group(1)
+    if found is not None and len(digits_in(found.group(1)).replace(" ", "")) >= 4:
+        return found.group(1), text[:found.start()]
+    if _BIRTH_WORDS.search(text) and _POSTCODE_WORD.search(text) and find_dates(text, region):
+        return text, ""
+    return "", text
 
 
 def only_numbers(text: str) -> bool:

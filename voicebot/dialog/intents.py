@@ -60,7 +60,8 @@ DEFAULT_EXAMPLES: dict[str, tuple[str, ...]] = {
     "my_appointments": (
         "when is my appointment", "what time is the technician coming", "do I have a booking with you",
         "remind me when my repair visit is", "is my laptop setup still on", "what day is my furniture fitting",
-        "when is the engineer booked to come", "can you check my appointment time", "когда придёт мастер",
+        "when is the engineer booked to come", "can you check my appointment time", "when's my next appointment",
+        "have I got anything booked", "what have I got booked with you", "когда придёт мастер",
     ),
     "cancel_booking": (
         "I want to cancel my appointment", "please cancel the technician visit", "we don't need the repair visit "
