@@ -415,9 +415,37 @@ def test_days_are_understood_in_english_and_russian(hours):
     assert hours.answer("what about tomorrow", monday) == "Tomorrow we're open from 8 AM to 6 PM."
     assert hours.answer("open on the 31st?", monday).startswith("On Thursday, December 31, New Year's Eve,")
     assert hours.answer("What are your hours?", monday) == (
-        "We're open Monday to Thursday from 8 AM to 6 PM, Friday from 8 AM to 5 PM, Saturday from 9 AM to 1 PM, "
-        "and closed on Sunday.")
+        "We're open Monday to Thursday from 8 AM to 6 PM, Friday from 8 AM to 5 PM, and Saturday from 9 AM to 1 PM. "
+        "We're closed on Sunday.")
     assert [say_time(t) for t in hours.on(date(2026, 11, 23)).spans[0]] == ["8 AM", "6 PM"]
+
+
+def test_a_week_that_starts_closed_is_said_plainly(tmp_path):
+    """A salon closed on Mondays read "We're open closed on Monday, Tuesday and Wednesday from 9 AM ..."."""
+    path = tmp_path / "hours.yaml"
+    path.write_text("timezone: Europe/London\nweekly:\n  monday: closed\n  tuesday: \"09:00-17:30\"\n"
+                    "  wednesday: \"09:00-17:30\"\n  thursday: \"09:00-20:00\"\n  friday: \"09:00-17:30\"\n"
+                    "  saturday: \"08:30-16:00\"\n  sunday: closed\n", encoding="utf-8")
+    spec, problems = read_yaml_file(path, HoursFile)
+    assert not problems
+    assert OpeningHours(spec).summary() == (
+        "We're open Tuesday and Wednesday from 9 AM to 5:30 PM, Thursday from 9 AM to 8 PM, Friday from 9 AM to "
+        "5:30 PM, and Saturday from 8:30 AM to 4 PM. We're closed on Monday and Sunday.")
+
+
+def test_what_about_another_day_after_the_hours_is_that_days_hours(knowledge_base):
+    """"What about Christmas Eve?" after an answer about the hours went to the model, which said "December 26"
+    (the guard replaced it); "What about Thursday?" was a booking."""
+    from voicebot.dialog.knowledge_step import KnowledgeStep
+
+    step = KnowledgeStep(knowledge_base, clock=lambda: FRIDAY_MORNING)
+    assert step.follow_up("What about Thursday?") is None  # nothing was asked about the hours yet
+    first, _ = step.ask("Are you open on Saturday?", must=True)
+    assert first.kind == "hours"
+    used, _ = step.follow_up("What about Christmas Eve?")
+    assert used.kind == "hours" and "December 24" in used.text, used
+    assert step.follow_up("What about Thursday?")[0].text.startswith("On Thursday")
+    assert step.follow_up("How about a discount?") is None  # no day named: not about the hours
 
 
 def test_quantities_and_estimates(tmp_path):

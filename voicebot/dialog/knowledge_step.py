@@ -19,9 +19,10 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
+from voicebot.dialog.slots import parse_when
 from voicebot.dialog.writes import answer_to_readback
 from voicebot.knowledge.prices import quantity_in
 from voicebot.review.redact import mask_secrets
@@ -35,6 +36,21 @@ _ASKS_A_PRICE = re.compile(r"\d|\b(how much|cost|costs|price|pricing|total|quote
                            r"forty|fifty|sixty|seventy|eighty|ninety)|сколько|стоит|стоят|цена)\b", re.IGNORECASE)
 """A turn that refers back to the last price item must ask a price or a count: "Thanks, that's all." after the
 fastest plan's price was answered with that price again ("that")."""
+
+
+_ALSO_WHEN = re.compile(r"^\W*(?:and |so |ok(?:ay)?,? )?(?:(?:what|how) about|and(?: on)?)\b(?=.{3,40}$)",
+                        re.IGNORECASE)
+"""A follow-up that names only another day ("What about Christmas Eve?", "And the Sunday after?")."""
+
+
+_HOLIDAY = re.compile(r"\b(christmas|xmas|boxing|new year'?s?|easter|eve|holiday|bank holiday|thanksgiving|"
+                      r"independence|memorial|labou?r day|good friday)\b", re.IGNORECASE)
+
+
+def names_a_day(text: str, today: date) -> bool:
+    """Whether ``text`` names a day or a holiday ("Christmas Eve", "the Sunday after", "Thursday")."""
+    when = parse_when(text, today)
+    return bool(_HOLIDAY.search(text)) or (when is not None and when.has_day)
 
 
 class KnowledgeSource(Protocol):
@@ -63,6 +79,7 @@ class KnowledgeStep:
     pending: tuple[str, str] | None = None  # (entry id, question) asked back after a weak match
     estimate: Any = None  # the last price estimate (voicebot.knowledge.prices.Estimate), for a lead
     last_price: tuple[str, str] | None = None  # (price document id, question) of the last price answered
+    last_kind: str = ""  # the kind of the last answer given ("hours": "What about Christmas Eve?" asks hours too)
     _last: tuple[str, float, Any] | None = None  # (question, when, answer): one turn asks up to twice
 
     def _answer(self, question: str) -> Any:
@@ -79,7 +96,13 @@ class KnowledgeStep:
         return float(answer.score) if answer.answered else 0.0
 
     def follow_up(self, caller_text: str) -> tuple[KnowledgeUsed, str] | None:
-        """The caller's answer to a clarifying question: the confirmed entry's answer on a yes, else None."""
+        """The caller's answer to a clarifying question: the confirmed entry's answer on a yes; or, right after an
+        answer about opening hours, the hours of another day the caller names alone ("What about Christmas Eve?"
+        was given to the model, which said "December 26"; "What about Thursday?" was a booking); else None."""
+        if (self.pending is None and self.last_kind == "hours" and (also := _ALSO_WHEN.match(caller_text))
+                and names_a_day(day := caller_text[also.end():].strip(" ?."), self.clock().date())
+                and (hours := self.kb.answer(f"Are you open on {day}?", self.clock())).kind == "hours"):
+            return self._used(hours, caller_text)
         pending, self.pending = self.pending, None
         if pending is None or answer_to_readback(caller_text) is not True:
             return None
@@ -108,6 +131,7 @@ class KnowledgeStep:
         return self._used(answer, question)
 
     def _used(self, answer: Any, question: str) -> tuple[KnowledgeUsed, str]:
+        self.last_kind = answer.kind
         if answer.kind == "price" and answer.entry_ids:
             self.last_price = (answer.entry_ids[0], question)
         if getattr(answer, "estimate", None) is not None:

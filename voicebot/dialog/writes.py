@@ -37,7 +37,8 @@ _ASKS = {
         r"\b(broken|broke|damaged|damage|wrong|missing|faulty|defect\w*|not working|doesn'?t work|does not work|"
         r"stopped working|won'?t (work|start|print|turn on)|jamm\w*|jams?|leak\w*|complain\w*|ticket|report|"
         r"issue|problem|crack\w*|scratch\w*|never (arrived|came)|didn'?t (arrive|come)|refund|return\w*|"
-        r"dent\w*|error|rude|thr(?:ew|own|owing)|bad review|compensat\w*|unacceptable|careless\w*)\b"),
+        r"dent\w*|error|rude|thr(?:ew|own|owing)|bad review|compensat\w*|unacceptable|careless\w*|mess|ruined|"
+        r"botched|uneven|upset|disappointed|unhappy)\b"),
     "create_lead": re.compile(
         r"\b(buy|buying|purchase|quote|quotation|price|prices|pricing|cost|costs|how much|interested in|upgrad\w*|"
         r"downgrad\w*|sign (me |us )?up|signing up|subscribe|"
@@ -162,7 +163,8 @@ def with_detail(caller_turns: Sequence[str], limit: int = 100) -> dict[str, Any]
     detail = _plain(caller_turns[-1])  # "No wait, it's the desk, not the chair." after a read-back
     raised = " ".join(mask_secrets(caller_turns[-2]).split()) if len(caller_turns) > 1 else ""
     subject = f"{raised} {detail}" if raised and says_what_is_wrong(raised) else detail
-    subject = subject if len(subject) <= limit else subject[:limit].rsplit(" ", 1)[0]
+    if len(subject) > limit:  # the newest words whole, not both cut mid-clause ("... I'm really upset. It's uneven and")
+        subject = short_subject(detail, limit)
     return {"subject": subject, "description": f"{raised} {detail}".strip()}
 
 
@@ -237,6 +239,11 @@ def _latest_when(caller_turns: Sequence[str], today: date, last: int = 2) -> Whe
     return None
 
 
+_UPSET = re.compile(r"\b(upset|mess|ruined|botched|angry|furious|disappointed|unhappy|awful|terrible|horrible|rude|"
+                    r"unacceptable|disgust\w*|not happy)\b", re.IGNORECASE)
+"""A complaint said in so many words: its read-back begins with an apology."""
+
+
 def readback(tool: str, args: dict[str, Any], slot: dict[str, Any] | None = None, named: bool = False) -> str:
     """The sentence that reads a write back before it happens; it repeats only the caller's words and code's
     values, so it needs no grounding check."""
@@ -244,7 +251,8 @@ def readback(tool: str, args: dict[str, Any], slot: dict[str, Any] | None = None
         when = f" {args['preferred_time'].split(' (')[-1].rstrip(')')}" if args.get("preferred_time") else ""
         return f"So I'll ask a colleague to call you back{when}. Shall I do that?"
     if tool == "create_ticket":
-        return f"I'll open a ticket saying: {args['subject'].rstrip('.!?')}. Is that right?"
+        sorry = "I'm sorry about that. " if _UPSET.search(str(args.get("description", ""))) else ""
+        return f"{sorry}I'll open a ticket saying: {args['subject'].rstrip('.!?')}. Is that right?"
     if tool == "create_lead":
         if args.get("notes", "").startswith("Estimate"):
             return "Shall I pass this to our sales team for a written quote?"

@@ -167,13 +167,19 @@ class OpeningHours:
                 groups[-1] = (groups[-1][0], index, spans)
             else:
                 groups.append((index, index, spans))
-        parts = []
+        open_days, closed = [], []
         for first, last, spans in groups:
             days = WEEKDAYS[first].title() if first == last else \
                 f"{WEEKDAYS[first].title()} {'and' if last == first + 1 else 'to'} {WEEKDAYS[last].title()}"
-            parts.append(f"{days} {say_spans(spans)}" if spans else f"closed on {days}")
-        text = "We're open " + ", ".join(parts[:-1]) + (", and " if len(parts) > 1 else "") + parts[-1] + "."
-        return f"{text} {self.spec.note}".strip()
+            (open_days.append(f"{days} {say_spans(spans)}") if spans else closed.append(days))
+        # the closed days apart: a week that starts closed read "We're open closed on Monday, Tuesday ..."
+        text = f"We're open {_listed(open_days)}." if open_days else ""
+        text += f" We're closed on {_listed(closed)}." if closed else ""
+        return f"{text.strip()} {self.spec.note}".strip()
+
+
+def _listed(parts: list[str]) -> str:
+    return ", ".join(parts[:-1]) + (", and " if len(parts) > 2 else " and " if len(parts) == 2 else "") + parts[-1]
 
 
 def _next_weekday(today: date, weekday: int) -> date:
