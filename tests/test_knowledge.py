@@ -448,6 +448,13 @@ def test_what_about_another_day_after_the_hours_is_that_days_hours(knowledge_bas
     assert step.follow_up("How about a discount?") is None  # no day named: not about the hours
 
 
+def test_do_you_do_a_priced_service_is_answered_from_the_price_list(knowledge_base):
+    """A salon's "Do you do fringe trims?" was answered with its bridal entry: "do you do / offer" asks whether a
+    service is sold, as "do you sell" asks for an item."""
+    answer = knowledge_base.answer("Do you do shredders?", FRIDAY_MORNING)
+    assert answer.kind == "price" and answer.text.startswith("Yes, we do. Cross-cut paper shredder costs"), answer
+
+
 def test_quantities_and_estimates(tmp_path):
     assert [quantity_in(q) for q in ("50 desks", "I need twenty five chairs", "a dozen boxes", "1,200 pens",
                                      "one hundred and twenty", "how much is a desk", "is it 10% off?", "$50 desks",

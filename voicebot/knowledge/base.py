@@ -80,9 +80,11 @@ PRICE_WORDS = re.compile(r"\b(how much|cost\w*|price\w*|pricing|charge\w*|expens
                           r"сколько|стои\w*|стоимост\w*|цен\w*)\b", re.IGNORECASE)
 _COUNT = r"(\d+|a few|a dozen|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|" \
          r"forty|fifty|sixty|seventy|eighty|ninety|a hundred|hundred)"
-_SELLS = re.compile(r"\b(do|does|can) (you|u|your \w+|they|i) (sell|carry|stock|supply|buy|get)\b", re.IGNORECASE)
+_SELLS = re.compile(r"\b(do|does|can) (you|u|your \w+|they|i) (sell|carry|stock|supply|buy|get|do|offer|provide)\b",
+                    re.IGNORECASE)
 _IN_STOCK = re.compile(r"\b(in stock|available|availability|on the shelf|out of stock|в наличии)\b", re.IGNORECASE)
 _SELL_WORDS = re.compile(r"\b(sell|sells|selling|stock|stocks|carry|supply|in stock|available|discount\w*|"
+                         r"(?:do|does|can) (?:you|u|they) (?:do|offer|provide)|"
                          rf"(order|buy|purchase|get|need|want) (\w+ )?{_COUNT}|продаёте|продаете|"
                          r"есть ли у вас|в наличии)\b", re.IGNORECASE)
 """A question whether an item is sold ("do you sell standing desks?"), or a request to buy a number of it ("I'd like
