@@ -72,6 +72,16 @@ def test_yes_picks_the_one_time_offered_but_neither_of_two():
     assert pick_slot("The first one.", offered, TODAY) == 1
 
 
+def test_the_morning_one_is_no_one_oclock():
+    """"The morning one please." to a single 1:30 PM offer was read back as 1:30 PM ("one": 1 o'clock)."""
+    one = [{"id": 7, "starts_at": "2026-12-04T13:30:00"}]
+    two = [{"id": 1, "starts_at": "2026-12-04T09:30:00"}, {"id": 2, "starts_at": "2026-12-04T13:30:00"}]
+    assert pick_slot("The morning one please.", one, TODAY) is None
+    assert pick_slot("The morning one please.", two, TODAY) == 1
+    assert pick_slot("The afternoon one.", two, TODAY) == 2
+    assert pick_slot("One o'clock.", [{"id": 3, "starts_at": "2026-12-04T13:00:00"}], TODAY) == 3
+
+
 def test_thursday_evening_is_offered_the_evening_and_seven_oclock_books_seven_pm(salon, intent_classifier):
     agent = agent_for(salon, intent_classifier)
     events = list(agent.turn("Can I book a haircut for Thursday evening then?"))
@@ -107,7 +117,7 @@ def test_asking_after_ones_own_bookings_is_no_new_booking(salon, intent_classifi
     from voicebot.dialog.intents import Intent
 
     for text in ("Have I got any appointments coming up?", "Hiya, have I got anything booked?",
-                 "When's my next appointment?"):
+                 "When's my next appointment?", "I'm sure I booked something for Saturday."):
         assert placed(Intent("booking", 0.92, 0.018, "x"), text).name == "my_appointments", text
     assert placed(Intent("booking", 0.92, 0.018, "x"), "Have you got anything on Saturday?").name == "booking"
     assert placed(Intent("reschedule", 0.9, 0.03, "x"), "Can I move my appointment to Friday?").name == "reschedule"

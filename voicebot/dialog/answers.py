@@ -321,6 +321,10 @@ def _hour(text: str) -> int | None:
     return hour
 
 
+_ONE_AS_PRONOUN = re.compile(r"\b(the|that|this|morning|afternoon|evening|early|late|earlier|later|other|first|"
+                             r"second|last|next|same) one\b")
+
+
 def pick_slot(text: str, slots: list[dict[str, Any]], today: date | None = None) -> int | None:
     """The offered slot the caller chose ("Tuesday at 10", "the first one", "the day after tomorrow"), or None."""
     if not slots:
@@ -334,10 +338,11 @@ def pick_slot(text: str, slots: list[dict[str, Any]], today: date | None = None)
     when = parse_when(text, today) if today is not None else None
     if when is not None and when.hour is not None:  # "Seven o'clock." to 6 and 7 PM: 7 PM
         when = near_offered(when, text, datetime.fromisoformat(str(slots[0]["starts_at"])).hour)
-    if when is not None and (when.has_day or when.hour is not None):
+    if when is not None and (when.has_day or when.hour is not None or when.part is not None):
         fits = [s for s in slots if when.matches(datetime.fromisoformat(str(s["starts_at"])))]
         return fits[0]["id"] if len(fits) == 1 or (fits and when.has_day and when.hour is not None) else None
     day = next((i for i, d in enumerate(_WEEKDAYS) if d in lowered), None)
+    lowered = _ONE_AS_PRONOUN.sub(" ", lowered)  # "the morning one" is no 1 o'clock
     hour = _hour(lowered) or _hour(words_to_digits(lowered))  # "Ten is fine."
     for slot in slots:
         start = datetime.fromisoformat(str(slot["starts_at"]))

@@ -237,7 +237,8 @@ def _sooner(agent: Dialogue) -> Iterator[AgentEvent]:
 
 _MINE_BOOKED = re.compile(r"\b(?:(?:have|did) (?:i|we)(?: got)?|do (?:i|we) have|what have (?:i|we) got)\b.{0,25}"
                           r"\b(?:booked|appointments?|bookings?|coming up)\b|\bwhen(?:s| is) (?:my|our) (?:next )?"
-                          r"(?:appointment|booking|visit)\b")
+                          r"(?:appointment|booking|visit)\b|\b(?:im sure|i think|i thought) (?:i|we) (?:had )?"
+                          r"(?:booked|made a booking|have an appointment)\b")
 """Asking after one's own bookings: "Have I got any appointments coming up?" was a new booking by 0.018."""
 
 
