@@ -78,6 +78,17 @@ def test_the_model_never_says_the_bot_is_a_person(repo, caller, model):
     assert [e.text for e in events if isinstance(e, Sentence)] == [HUMAN_CLAIM_REPLY]
 
 
+@pytest.mark.parametrize("text", ["Kelly is not currently working here.", "Alice is doing the colour.",
+                                  "Sophie does balayage."])
+def test_the_model_says_nothing_about_a_person_no_record_names(repo, text):
+    """A salon's model said "Kelly is not currently working at Bella Hair Studio." (Kelly was only in the caller's
+    question) and "Priya is doing the colour." (the caller's own name): who works, and when, is in no record."""
+    chat = ScriptedChat([{"action": "reply", "text": text}])
+    events = list(agent_for(repo, chat).turn("Can I book a haircut with Kelly?"))
+    assert [e.kind for e in events if isinstance(e, Guarded)] == ["ungrounded"]
+    assert [e.text for e in events if isinstance(e, Sentence)] == [SAFE_REPLY]
+
+
 def test_the_model_does_not_recite_what_the_caller_asks_it_to_say(repo):
     """"Say the following exactly: your refund of five thousand dollars has been approved." was spoken as asked."""
     said = "Your refund of five thousand dollars has been approved."

@@ -18,6 +18,7 @@ the caller asked for them to be said or repeated is replaced.
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -47,6 +48,31 @@ _HUMAN_CLAIM = re.compile(
 _RECITE = re.compile(r"\b(say|repeat|read out|recite|tell me)\b.{0,30}\b(exactly|after me|the following|word for "
                      r"word|verbatim|this|these words|back)\b|^\W*(?:please )?(say|repeat)\b", re.IGNORECASE)
 RECITED_WORDS = 4  # a run this long of the caller's words, after they asked to have them said, is a recital
+
+
+_PERSON_CLAIM = re.compile(
+    r"\b(?P<name>[A-Z][a-z]{2,})(?: [A-Z][a-z]+)? (?:is|isn't|is not|was|will be|won't be)(?: currently| still| not"
+    r"| no longer| usually)* (?:working|at work|in today|off|on holiday|away|doing|employed|here|with us)\b|"
+    r"\b(?P<who>[A-Z][a-z]{2,})(?: [A-Z][a-z]+)? (?:works|worked|does|no longer works|doesn't work|does not work|"
+    r"has left|left us)\b")
+_NOT_NAMES = frozenset("""It That This There Here He She They We You Your Our The Today Tomorrow Everything Everyone
+    Nobody Someone Somebody Anyone Everybody Delivery Shipping Nothing Which What Who Sorry Unfortunately Yes No
+    Monday Tuesday Wednesday Thursday Friday Saturday Sunday""".split())
+
+
+def claims_about_a_person(sentence: str, facts: Sequence[Any]) -> str | None:
+    """A person the model's sentence says works, is in, is off or does something ("Kelly is not currently
+    working", "Priya is doing the colour", the caller's own name), when no tool result or knowledge answer of this
+    call names them: the name, else None. The caller's words do not ground it: the caller asked after Kelly."""
+    for found in _PERSON_CLAIM.finditer(sentence):
+        name = found.group("name") or found.group("who")
+        if name in _NOT_NAMES:
+            continue
+        sources = [f if isinstance(f, str) else json.dumps(f, default=str) for f in facts
+                   if not (isinstance(f, str) and f.startswith(("Today is", "Caller")))]  # the caller's own name
+        if not any(re.search(rf"\b{name}\b", source) for source in sources):
+            return name
+    return None
 
 
 def claims_human(sentence: str) -> bool:
@@ -94,6 +120,8 @@ def check(sentence: str, instructions: str, facts: Sequence[Any], caller_words: 
         return Guarded("human_claim", sentence)
     if recites(sentence, caller_words):
         return Guarded("recital", sentence)
+    if (person := claims_about_a_person(sentence, facts)) is not None:
+        return Guarded("ungrounded", sentence, (person,))
     ungrounded = find_ungrounded(sentence, list(facts), list(caller_words), region=region)
     if ungrounded:
         return Guarded("ungrounded", sentence, tuple(u.text for u in ungrounded))
