@@ -97,7 +97,7 @@ def test_a_taken_time_is_said_to_be_taken_and_its_neighbours_offered(salon, inte
     agent = agent_for(salon, intent_classifier)
     list(agent.turn("Can I book a haircut for Saturday morning?"))
     answer = said(agent.turn("Half ten would be great."))
-    assert answer.startswith("10:30 AM is taken. I can offer haircut on Saturday, December 5th at 9:30 AM or "
+    assert answer.startswith("10:30 AM isn't free. I can offer haircut on Saturday, December 5th at 9:30 AM or "
                              "Saturday, December 5th at 11:30 AM."), answer
     list(agent.turn("Half eleven then."))
     assert booked_time(salon, agent) == datetime(2026, 12, 5, 11, 30)
@@ -128,3 +128,12 @@ def test_a_company_without_orders_never_asks_for_an_order_number(salon, intent_c
     agent = agent_for(salon, intent_classifier)
     asked = said(agent.turn("When's my next appointment?"))
     assert asked == "I can help with that once I've found your account. What is the phone number on your account?"
+
+
+def test_okay_with_another_day_is_that_day_not_a_bare_yes(salon, intent_classifier):
+    """"Okay, whoever's free, Wednesday at two then." to Saturday's times was asked "Which would you like: ..."
+    (its "Okay" taken for a yes to two times)."""
+    agent = agent_for(salon, intent_classifier)
+    list(agent.turn("Can I book a haircut for Saturday morning?"))
+    answer = said(agent.turn("Okay, whoever's free, Thursday at two then."))
+    assert "Thursday, December 3rd at 2 PM" in answer and "Which would you like" not in answer, answer

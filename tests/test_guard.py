@@ -72,7 +72,7 @@ def test_ordinary_sentences_do_not_escalate(guard, text):
     ("Please put me through to Maria.", "put me through to Maria"),
     ("Can I speak to you about my order?", None),
     ("Who am I speaking to?", None),
-    ("I need to speak to The manager", None),
+    ("I need to speak to The manager", "speak to The manager"),  # by role: as good as a name
     ("Speak to me slowly please", None),
 ])
 def test_a_person_asked_for_by_name_is_a_person(guard, text, named):

@@ -191,7 +191,7 @@ def render(tool: str, args: dict[str, Any], result: dict[str, Any]) -> list[str]
         if value.get("none_in_range"):
             return [f"I have nothing free then. The earliest I can offer is {slots[0]['service']} on {offered}.",
                     question]
-        taken = f"{value['time_taken']} is taken. " if value.get("time_taken") else ""
+        taken = f"{value['time_taken']} isn't free. " if value.get("time_taken") else ""
         return [f"{taken}I can offer {slots[0]['service']} on {offered}.", question]
     if tool == "book_appointment" and result.get("ok") and isinstance(value, dict) and value.get("slot"):
         slot = value["slot"]

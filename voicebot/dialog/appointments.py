@@ -131,10 +131,6 @@ class AppointmentStep:
                 and pick_slot(text, agent.offered_slots, agent.today) is not None):
             yield from agent._propose_write("book_appointment")
             return True
-        if len(agent.offered_slots) > 1 and "book_appointment" in allowed and answer_to_readback(text) is True:
-            times = " or ".join(spoken_time(str(s["starts_at"])) for s in agent.offered_slots[:2])
-            yield from agent._reply([f"Which would you like: {times}?"])  # "Yes." to two times picks neither
-            return True
         when = (parse_when(text, agent.today) or said_hour(text)) if agent.offered_slots and "book_appointment" \
             in allowed else None
         if when is not None and (when.has_day or when.hours) and len(text.split()) <= 8:  # "Friday morning." or
@@ -146,6 +142,10 @@ class AppointmentStep:
             if when.hours is not None:
                 args["from_hour"], args["to_hour"] = when.hours
             return (yield from agent._tool("list_free_slots", args))
+        if len(agent.offered_slots) > 1 and "book_appointment" in allowed and answer_to_readback(text) is True:
+            times = " or ".join(spoken_time(str(s["starts_at"])) for s in agent.offered_slots[:2])
+            yield from agent._reply([f"Which would you like: {times}?"])  # "Yes." to two times picks neither
+            return True
         return False
 
     def _moving(self, agent: Dialogue, text: str) -> Iterator[AgentEvent]:

@@ -81,6 +81,10 @@ _ASKING_AGAIN = frozenset("what sorry pardon huh eh excuse".split())
 _CONFUSED_MAX_WORDS = 6
 
 
+_ROLE = re.compile(r"\b(?:speak|talk|put me through|connect me|transfer me|get me)\s+(?:to|with)\s+(?:the |your |a |an |"
+                   r"some )?(?:manager|supervisor|boss|owner|person in charge|someone in charge|colleague|member of "
+                   r"staff|staff member|receptionist|human being)\b", re.IGNORECASE)
+"""A person by role ("Can I speak to the manager?" was answered by the model): as good as a name or "operator"."""
 _NAMED = re.compile(r"\b(speak|talk|put me through|connect me|transfer me)\s+(?:to|with)\s+(?:(?:Mr|Mrs|Ms|Miss|Dr)\.?\s+)?"
                     r"((?!I\b|You\b|Your\b|The\b|This\b|That\b|It\b)[A-Z][a-z]+)\b")
 
@@ -156,7 +160,7 @@ class EscalationGuard:
                 after = padded[found.end() + 1:].split()[:1]
                 if not (set(before) & _NOT_AFTER or set(after) & _NOT_BEFORE):
                     return phrase
-        named = _NAMED.search(text)  # "Can I speak to Bob from sales?": a person by name (Whisper capitalises it)
+        named = _NAMED.search(text) or _ROLE.search(text)  # "Can I speak to Bob from sales?" / "... the manager?"
         return named.group(0) if named else None
 
     # --- events ----------------------------------------------------------------------------------------------

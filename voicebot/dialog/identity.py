@@ -130,8 +130,9 @@ class IdentityStep:
         if not self.awaiting_pin or (self.context.customer is None and not self.decoy):
             return None
         if find_dates(text, self.context.repo.region):  # a day and a month: a date of birth, not a PIN
-            keyword = re.search(r"\b(post ?code|zip(?: ?code)?)\b", text, re.IGNORECASE)
-            said, postcode = (text[:keyword.start()], text[keyword.end():]) if keyword else (text, "")
+            keyword, bare = _POSTCODE_WORD.search(text), _POSTCODE_AFTER.search(text)  # "02/11/1979, BN2 1TW."
+            said, postcode = ((text[:keyword.start()], text[keyword.end():]) if keyword else
+                              (text[:bare.start()], bare.group(0)) if bare else (text, ""))
             self.birth = said
             if postcode.strip(" ,.:is"):  # "... and my postcode is 98101" in the same breath
                 return self._birth_and_postcode(said, postcode)
@@ -198,6 +199,8 @@ class IdentityStep:
 _PIN_SAID = re.compile(r"\b(?:pin|passcode|pin code|pin number)\b\W*(?:is|it'?s|its|=|:)?\W*(.+)$", re.IGNORECASE)
 
 
+_POSTCODE_AFTER = re.compile(r"(?<=[,;] )(?:[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}|\d{5}(?:-\d{4})?)\W*$", re.IGNORECASE)
+"""A UK postcode or a US ZIP code said after the date of birth with no word for it."""
 _BIRTH_WORDS = re.compile(r"\b(date of birth|born|birthday|d\.?o\.?b)\b", re.IGNORECASE)
 _POSTCODE_WORD = re.compile(r"\b(post ?code|zip(?: ?code)?)\b", re.IGNORECASE)
 

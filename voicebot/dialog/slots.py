@@ -255,8 +255,9 @@ def near_offered(when: When, text: str, offered_hour: int) -> When:
     6 and 7 PM is 7 PM; "Half ten." to 8:30 and 9:30 AM is 10:30 AM)."""
     if when.hour is None or _HALF_OF_DAY.search(text.lower()):
         return when
-    hour = min((when.hour % 12, when.hour % 12 + 12), key=lambda h: abs(h - offered_hour))
-    return replace(when, hour=hour)
+    both = (when.hour % 12, when.hour % 12 + 12)
+    likely = [h for h in both if 7 <= h <= 21] or list(both)  # "two" is 2 PM whatever was offered
+    return replace(when, hour=min(likely, key=lambda h: abs(h - offered_hour)))
 
 
 def said_hour(text: str) -> When | None:
@@ -321,7 +322,7 @@ def fitting_slots(result: dict[str, Any], said: str, today: date) -> dict[str, A
             asked = when.hour * 60 + when.minute
             near = sorted(slots, key=lambda s: abs(_minutes(s) - asked))
             fits = sorted(near[:2], key=_minutes) + near[2:]
-            value["time_taken"] = _clock(when.hour, when.minute)  # "10:30 AM is taken. I can offer ..."
+            value["time_taken"] = _clock(when.hour, when.minute)  # "10:30 AM isn't free. I can offer ..."
         slots = fits or slots
     value["slots"] = slots
     return {**result, "result": value}

@@ -75,6 +75,17 @@ def claims_about_a_person(sentence: str, facts: Sequence[Any]) -> str | None:
     return None
 
 
+_OFFERS = re.compile(r"^\W*yes,? we (?:can|do|offer|sell|provide|have)\b|\bwe (?:can|do) (?:do|offer|provide) ",
+                     re.IGNORECASE)
+"""The model saying the company offers something ("Yes, we can do eyelash extensions." to a hair salon whose
+knowledge base says it does hair only): what is offered is the knowledge base's and the price list's to say."""
+
+
+def claims_an_offer(sentence: str, facts: Sequence[Any]) -> bool:
+    """Whether a model's sentence says the company offers something no knowledge answer of this call said yes to."""
+    return bool(_OFFERS.search(sentence)) and not any(isinstance(f, str) and "Yes, we do" in f for f in facts)
+
+
 def claims_human(sentence: str) -> bool:
     """Whether a model's sentence says the bot is a person ("Yes, I am a real person.")."""
     return bool(_HUMAN_CLAIM.search(sentence.replace("’", "'")))
@@ -122,6 +133,8 @@ def check(sentence: str, instructions: str, facts: Sequence[Any], caller_words: 
         return Guarded("recital", sentence)
     if (person := claims_about_a_person(sentence, facts)) is not None:
         return Guarded("ungrounded", sentence, (person,))
+    if claims_an_offer(sentence, facts):
+        return Guarded("ungrounded", sentence, ("an offer",))
     ungrounded = find_ungrounded(sentence, list(facts), list(caller_words), region=region)
     if ungrounded:
         return Guarded("ungrounded", sentence, tuple(u.text for u in ungrounded))
