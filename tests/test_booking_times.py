@@ -62,6 +62,7 @@ def test_a_bare_hour_to_times_offered_is_taken_in_the_half_of_the_day_nearer_the
     assert near_offered(seven, "seven in the morning", 18).hour == 7  # said outright: kept
     assert said_hour("Eleven's fine.").hour == 11 and said_hour("Ten?").hour == 10
     assert said_hour("I'd like eleven chairs for the new office please") is None
+    assert said_hour("2 chairs") is None and said_hour("Printer repair for 2") is None  # counts, not times
 
 
 def test_yes_picks_the_one_time_offered_but_neither_of_two():

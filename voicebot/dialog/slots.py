@@ -265,10 +265,17 @@ def said_hour(text: str) -> When | None:
     is not (``parse_when`` wants "at ten" or "ten o'clock"); None in a longer turn."""
     if len(text.split()) > 5:
         return None
-    found = re.search(r"\b(\d{1,2})(?::(\d{2}))?\b", words_to_digits(text.lower().replace("'s", " is")))
+    said = words_to_digits(text.lower().replace("'s", " is"))
+    found = re.search(r"\b(\d{1,2})(?::(\d{2}))?\b", said)
     if found is None or not 1 <= int(found.group(1)) <= 12:
         return None
+    if set(re.findall(r"[a-z']+", said)) - _AROUND_A_TIME:  # "2 chairs", "printer repair for 2": no time
+        return None
     return When(hour=int(found.group(1)), minute=int(found.group(2) or 0), text=found.group(0))
+
+
+_AROUND_A_TIME = frozenset("""is fine please ok okay then works would be great good thanks thank you at yes yeah how
+    about what maybe perhaps o'clock oclock sounds that suits me perfect lovely and or around""".split())
 
 
 def spoken_when(when: When) -> str:
