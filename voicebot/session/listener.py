@@ -108,7 +108,8 @@ class Listener:
         played = getattr(self.t, "last_played", b"")
         if played:
             self.detector.note_playback(AudioFrame(played, self.rate))  # the echo gate's reference
-            self._cut_played_s += len(played) / 2 / self.rate
+            if not self._ducked:  # ducked under the caller, it is not heard: the caller is going on, not answering
+                self._cut_played_s += len(played) / 2 / self.rate
             if self._cut_played_s > CONTINUES_WITHIN_PLAYED_S:
                 self._cut = None  # the bot answered: what the caller says next is a new turn or a barge-in
             if self._ended_early_at is not None and self.detector.now_s - self._ended_early_at > 2.5:
