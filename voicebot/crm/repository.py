@@ -276,9 +276,8 @@ class Repository:
     @_locked
     def list_free_slots(self, *, service: str | None = None, start: date | None = None, end: date | None = None,
                         hours: tuple[int, int] | None = None, limit: int = 10) -> list[Slot]:
-        """Unbooked slots from now on (``start``/``end``: first and last day, inclusive; ``hours``: starting from the
-        first hour and before the second), earliest first. ``service`` matches part of the name,
-        case-insensitively ("repair" finds "printer repair")."""
+        """Unbooked slots from now on (``start``/``end``: days, inclusive; ``hours``: start hour from, before), earliest
+        first. ``service`` matches part of the name, case-insensitively ("repair" finds "printer repair")."""
         where, params = ["s.starts_at > ?", "b.id is null"], [iso(self.now())]
         if service:
             where.append("s.service like ?")
