@@ -30,7 +30,7 @@ from voicebot.dialog.appointments import CHANGES, AppointmentStep, picked_bookin
 from voicebot.dialog.slots import fitting_slots
 from voicebot.dialog.followups import follow_up, offered, question_for
 from voicebot.dialog.spoken_check import said_enough, spoken_or_safe
-from voicebot.dialog.names import spoken_name
+from voicebot.dialog.names import introduced_name, spoken_name
 from voicebot.dialog.writes import (DETAIL_QUESTION, NAME_QUESTION, TEXT_UNUSED, WRITE_TOOLS, PendingWrite,
                                     answer_to_readback, asked_for, choosable, grounded_args, readback)
 from voicebot.crm.verification import CallerContext
@@ -101,7 +101,9 @@ class DialogueAgent:
         self._note(f"Caller verified: {customer.name}. Open orders: {compact_result(orders) or 'none'}.")
 
     def _caller_name(self) -> str | None:
-        return customer.name if (customer := self.context.verified_customer or self.context.customer) else None
+        """The CRM's name for the caller, else the one they gave in this call ("Hi, this is Lucy Hall ...")."""
+        customer = self.context.verified_customer or self.context.customer
+        return customer.name if customer else introduced_name(self.caller_words)
 
     def _services(self) -> list[str]:
         return list(self.context.repo.services())
@@ -133,7 +135,7 @@ class DialogueAgent:
     def _speak(self, sentence: str, system: str, spoken: list[str]) -> Iterator[AgentEvent]:
         """Yield the sentence, or the guard event and a safe sentence instead (``spoken_check``)."""
         yield from spoken_or_safe(sentence, spoken, self.instructions(), self.facts, self.caller_words,
-                                  self.context.repo.region)
+                                  self.context.repo.region, self.knowledge and self.knowledge.misprices)
 
     def _tool(self, name: str, args: dict[str, Any], seen: set[str] | None = None) -> Iterator[AgentEvent]:
         """Run one tool in code. Returns True (via StopIteration) when the turn is answered already: a template
@@ -208,7 +210,8 @@ class DialogueAgent:
             self.pending_write = PendingWrite(name, args, readback(name, args, slot), name_asked=True)
             yield from self._reply([NAME_QUESTION])
             return True
-        yield from self._read_back(PendingWrite(name, args, readback(name, args, slot)))
+        given = not (self.context.verified_customer or self.context.customer) and bool(self._caller_name())
+        yield from self._read_back(PendingWrite(name, args, readback(name, args, slot, given)))  # given: "for Lucy"
         return True
 
     def _read_back(self, write: PendingWrite) -> Iterator[AgentEvent]:

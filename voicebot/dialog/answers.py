@@ -270,9 +270,10 @@ def service_named(text: str, services: list[str]) -> str | None:
     lowered = text.lower()
     named = {s: {w for w in re.findall(r"\w+", s.lower()) if len(w) >= 3 and w not in _NOT_A_NAME} for s in services}
     shared = {w for s in services for w in named[s] if sum(w in other for other in named.values()) > 1}
-    for service in services:
-        if any(re.search(rf"\b{re.escape(word)}", lowered) for word in named[service] - shared):
-            return service
+    said = [(found.start(), n, service) for n, service in enumerate(services) for word in named[service] - shared
+            if (found := re.search(rf"\b{re.escape(word)}", lowered))]
+    if said:  # the one said first: "a haircut and a beard trim" is the haircut (the caller's order, not the CRM's)
+        return min(said)[2]
     keywords = {"print": "printer", "laptop": "laptop", "computer": "laptop", "desk": "furniture",
                 "chair": "furniture", "cabinet": "furniture", "furniture": "furniture"}
     for key, word in keywords.items():

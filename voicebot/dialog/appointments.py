@@ -39,6 +39,7 @@ from voicebot.crm.verification import CallerContext
 from voicebot.dialog.agent_events import AgentEvent, ToolCalled
 from voicebot.dialog.answers import appointment_phrase, pick_slot
 from voicebot.dialog.intents import Intent
+from voicebot.dialog.names import introduced_name
 from voicebot.dialog.prompting import compact_result
 from voicebot.dialog.slots import fitting_slots, near_offered, parse_when, said_hour, spoken_time
 from voicebot.dialog.writes import PendingWrite, answer_to_readback, asked_for
@@ -146,6 +147,11 @@ class AppointmentStep:
             times = " or ".join(spoken_time(str(s["starts_at"])) for s in agent.offered_slots[:2])
             yield from agent._reply([f"Which would you like: {times}?"])  # "Yes." to two times picks neither
             return True
+        if agent.offered_slots and "book_appointment" in allowed and (named := introduced_name([text])):
+            times = " or ".join(spoken_time(str(s["starts_at"])) for s in agent.offered_slots[:2])
+            ask = "Which would you like" if len(agent.offered_slots) > 1 else "Would this suit you"
+            yield from agent._reply([f"Thank you, {named}. {ask}: {times}?"])  # "It's Jack Turner." over the times
+            return True  # offered: his name is kept for the booking (agent._caller_name), the times asked again
         return False
 
     def _moving(self, agent: Dialogue, text: str) -> Iterator[AgentEvent]:

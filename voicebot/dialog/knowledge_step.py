@@ -40,7 +40,8 @@ fastest plan's price was answered with that price again ("that")."""
 
 _ALSO_WHEN = re.compile(r"^\W*(?:and |so |ok(?:ay)?,? )?(?:(?:what|how) about|and(?: on)?)\b(?=.{3,40}$)",
                         re.IGNORECASE)
-"""A follow-up that names only another day ("What about Christmas Eve?", "And the Sunday after?")."""
+"""A follow-up that names only another day ("What about Christmas Eve?", "And the Sunday after?") or, after a price,
+another item ("What about a beard trim?")."""
 
 
 _HOLIDAY = re.compile(r"\b(christmas|xmas|boxing|new year'?s?|easter|eve|holiday|bank holiday|thanksgiving|"
@@ -103,10 +104,21 @@ class KnowledgeStep:
                 and names_a_day(day := caller_text[also.end():].strip(" ?."), self.clock().date())
                 and (hours := self.kb.answer(f"Are you open on {day}?", self.clock())).kind == "hours"):
             return self._used(hours, caller_text)
+        if (self.pending is None and self.last_kind == "price" and (also := _ALSO_WHEN.match(caller_text))
+                and (price := self.kb.answer(f"How much is {caller_text[also.end():].strip(' ?.')}?",
+                                             self.clock())).kind == "price"):
+            return self._used(price, caller_text)  # "What about a beard trim?" after a price: the model said
+            # "Beard trim costs £25" (the blow-dry's price, so its digits passed the grounding check)
         pending, self.pending = self.pending, None
         if pending is None or answer_to_readback(caller_text) is not True:
             return None
         return self._used(self.kb.answer_document(pending[0], pending[1], self.clock()), pending[1])
+
+    def misprices(self, sentence: str) -> bool:
+        """Whether the model's ``sentence`` prices the one item it names as the price list cannot; False from a
+        source without prices."""
+        check = getattr(self.kb, "misprices", None)
+        return bool(check(sentence)) if callable(check) else False
 
     def price_names(self) -> list[tuple[str, ...]]:
         """Each price item's name and aliases (``KnowledgeBase.price_names``); none from a source without prices."""

@@ -38,3 +38,37 @@ def spoken_name(text: str) -> str | None:
     if not match.group("explicit") and not all(w[0].isupper() for w in words):
         return None  # "it's fine", "i'm outside": no capitals, no "my name is"
     return " ".join(w if any(c.isupper() for c in w) else w.capitalize() for w in words)
+
+
+_INTRODUCES = re.compile(r"(?:^|[,.!?]\s*|\b(?i:and|hi|hello|hey|yes|yeah)\s+)"
+                         r"(?i:my name is|my name's|the name is|this is|i'm|i am)\s+"
+                         r"(?P<name>[A-Z][^\W\d_]*(?:['’-][^\W\d_]+)*"
+                         r"(?:\s+[A-Z][^\W\d_]*(?:['’-][^\W\d_]+)*){0,2})")
+_NOT_A_NAME = _NOT_NAMES | frozenset("""monday tuesday wednesday thursday friday saturday sunday today tomorrow tonight
+    january february march april may june july august september october november december christmas easter one two three
+    four five six seven eight nine ten eleven twelve half quarter past noon midday morning afternoon evening""".split())
+_IT_IS = re.compile(r"^\W*(?:(?:yes|yeah|hi|hello|oh|so)\W+)*(?:it's|it is|i'm|i am)\b", re.IGNORECASE)
+
+
+def introduced_name(caller_turns: list[str]) -> str | None:
+    """The name a caller gave unasked ("Hi, this is Lucy Hall, can I book a haircut?", "My name is Tom." said
+    while times were read out), the latest, as they said it; None when none was given. Only capitalised words
+    after an introduction count, and never a weekday, a month or a word of ``_NOT_NAMES``: "It's Friday I
+    wanted", "I'm Not sure" give None. Why: a caller the CRM does not know, who said who they were, was asked
+    "May I have your name?" again, and "It's Jack Turner." said over the offered times went to the model, which
+    handed the caller to a person."""
+    for text in reversed(caller_turns):
+        for match in reversed(list(_INTRODUCES.finditer(text))):
+            words = match.group("name").split()
+            while words and words[-1].lower() in _NOT_A_NAME:
+                words.pop()  # "This is Lucy Hall Thursday" keeps Lucy Hall
+            if words and not any(w.lower() in _NOT_A_NAME for w in words):
+                return " ".join(words)
+        # the whole turn a name: "It's Anna.", or two capitalised words ("Lucy Hall."); one bare word may be
+        # "Perfect." or "Lovely."
+        for sentence in reversed(re.split(r"(?<=[.!?])\s+", text.strip())):
+            bare = spoken_name(sentence)
+            if bare and (len(bare.split()) >= 2 or _IT_IS.match(sentence)) and \
+                    not any(w.lower().strip(".") in _NOT_A_NAME for w in bare.split()):
+                return bare
+    return None

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from voicebot.crm.grounding import find_ungrounded
@@ -123,8 +123,9 @@ def promises_action(sentence: str) -> bool:
 
 
 def check(sentence: str, instructions: str, facts: Sequence[Any], caller_words: Sequence[str],
-          region: str) -> Guarded | None:
-    """Why ``sentence`` must not be spoken, or None."""
+          region: str, misprices: Callable[[str], bool] | None = None) -> Guarded | None:
+    """Why ``sentence`` must not be spoken, or None. ``misprices``: whether it gives a price item an amount the
+    price list cannot (the knowledge base's check; a grounded figure of another item is still wrong)."""
     if leaks(sentence, instructions):
         return Guarded("instructions_leak", sentence)
     if claims_human(sentence):
@@ -135,6 +136,8 @@ def check(sentence: str, instructions: str, facts: Sequence[Any], caller_words: 
         return Guarded("ungrounded", sentence, (person,))
     if claims_an_offer(sentence, facts):
         return Guarded("ungrounded", sentence, ("an offer",))
+    if misprices is not None and misprices(sentence):
+        return Guarded("ungrounded", sentence, ("a price",))
     ungrounded = find_ungrounded(sentence, list(facts), list(caller_words), region=region)
     if ungrounded:
         return Guarded("ungrounded", sentence, tuple(u.text for u in ungrounded))
@@ -144,9 +147,10 @@ def check(sentence: str, instructions: str, facts: Sequence[Any], caller_words: 
 
 
 def spoken_or_safe(sentence: str, spoken: list[str], instructions: str, facts: Sequence[Any],
-                   caller_words: Sequence[str], region: str) -> Iterator[AgentEvent]:
+                   caller_words: Sequence[str], region: str,
+                   misprices: Callable[[str], bool] | None = None) -> Iterator[AgentEvent]:
     """Yield the sentence, or the guard event and a safe sentence instead; appends what was said to ``spoken``."""
-    guard = check(sentence, instructions, facts, caller_words, region)
+    guard = check(sentence, instructions, facts, caller_words, region, misprices)
     if guard is None and spoken and leaks(f"{spoken[-1]} {sentence}", instructions):
         guard = Guarded("instructions_leak", sentence)
     if guard:

@@ -157,15 +157,20 @@ def says_what_is_wrong(text: str) -> bool:
 
 
 def with_detail(caller_turns: Sequence[str], limit: int = 100) -> dict[str, Any]:
-    """A ticket from the caller's last turn, which says more about the problem of the turn before: the answer to
-    ``DETAIL_QUESTION`` (the subject is the answer alone), or more words for a ticket just read back ("I'd like to
-    return a chair I bought." then "It's just the wrong colour.": the subject keeps both)."""
+    """A ticket from the caller's turns since the problem was raised, the last of which says more about it: the
+    answer to ``DETAIL_QUESTION`` (the subject is the answer alone), or more words for a ticket just read back ("I'd
+    like to return a chair I bought." then "It's just the wrong colour.": the subject keeps both). A complaint that
+    grows over several turns keeps every turn in the description, and in the subject those that say what is wrong
+    (the first and the newest when all do not fit) ("... my haircut last week.", "The stylist was rude ...", "And I was
+    charged twice." lost the haircut when only the last two were kept)."""
     detail = _plain(caller_turns[-1])  # "No wait, it's the desk, not the chair." after a read-back
-    raised = " ".join(mask_secrets(caller_turns[-2]).split()) if len(caller_turns) > 1 else ""
-    subject = f"{raised} {detail}" if raised and says_what_is_wrong(raised) else detail
-    if len(subject) > limit:  # the newest words whole, not both cut mid-clause ("... I'm really upset. It's uneven and")
-        subject = short_subject(detail, limit)
-    return {"subject": subject, "description": f"{raised} {detail}".strip()}
+    before = [" ".join(mask_secrets(t).split()) for t in caller_turns[:-1]]
+    raised = [t for t in before if says_what_is_wrong(t)]
+    subject = " ".join([*raised, detail])
+    if len(subject) > limit:  # the newest words whole, not cut mid-clause ("... I'm really upset. It's uneven and")
+        first = f"{raised[0]} {detail}" if raised else detail
+        subject = first if len(first) <= limit else short_subject(detail, limit)
+    return {"subject": subject, "description": " ".join([*before, detail])}
 
 
 def answer_to_readback(text: str, tool: str | None = None) -> bool | None:

@@ -55,7 +55,10 @@ from voicebot.knowledge.prices import (
     estimate,
     quantity_in,
     say_estimate,
+    say_prices,
     say_unit_price,
+    items_in,
+    misprices,
 )
 from voicebot.knowledge.retrieval import (
     Document,
@@ -78,6 +81,7 @@ _HOURS_WORDS = re.compile(r"\b(open(?!ings\b)\w*|clos\w*|hours?|work\w*|come (by
                           r"(any|some)(one|body) there|работа\w*|открыт\w*|закрыт\w*|час\w*)\b", re.IGNORECASE)
 PRICE_WORDS = re.compile(r"\b(how much|cost\w*|price\w*|pricing|charge\w*|expensive|cheap\w*|quote|rate|fee|"
                           r"сколько|стои\w*|стоимост\w*|цен\w*)\b", re.IGNORECASE)
+_TOGETHER = re.compile(r"\b(together|both|in total|altogether|combined|all in)\b", re.IGNORECASE)
 _COUNT = r"(\d+|a few|a dozen|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|" \
          r"forty|fifty|sixty|seventy|eighty|ninety|a hundred|hundred)"
 _SELLS = re.compile(r"\b(do|does|can) (you|u|your \w+|they|i) (sell|carry|stock|supply|buy|get|do|offer|provide)\b",
@@ -209,6 +213,10 @@ class KnowledgeBase:
     def problems(self) -> tuple[Problem, ...]:
         return self._now.files.problems
 
+    def misprices(self, sentence: str) -> bool:
+        """Whether ``sentence`` gives the one price item it names an amount the price list cannot (``misprices``)."""
+        return misprices(sentence, list(self._now.items.values()))
+
     def price_names(self) -> list[tuple[str, ...]]:
         """Each price item's name and aliases: the words callers use for what the company sells or does."""
         return [(item.name, *item.aliases) for item in self._now.items.values()]
@@ -281,6 +289,12 @@ class KnowledgeBase:
 
     def _decide(self, question: str, now: datetime, hits: tuple[Hit, ...], snap: _Snapshot) -> KnowledgeAnswer:
         entries, items = snap.entries, snap.items
+        several = items_in(question, items.values()) if snap.files.prices is not None else []
+        if len(several) > 1 and (PRICE_WORDS.search(question) or _TOGETHER.search(question)) and not any(
+                quantity_in(question, counted_words(item)) for item in several):
+            text = say_prices(several, snap.files.prices)  # "a haircut and a beard trim together?": each, and the sum
+            return KnowledgeAnswer("price", text, tuple(f"price:{i.id}" for i in several), self.confident,
+                                   grounds=text)
         if (hits and hits[0].doc.kind == "entry" and PRICE_WORDS.search(question)
                 and not PRICE_WORDS.search(entries[hits[0].doc.id].title)):
             # "how much is furniture assembly?" wants the figure: a price item the question names, close behind

@@ -10,6 +10,7 @@ keep with the lead, and a sentence that says it is an estimate and repeats the i
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -197,3 +198,65 @@ def say_unit_price(item: PriceItem, prices: PricesFile) -> str:
 
 def _percent(value: Decimal) -> str:
     return f"{value.normalize():f} percent"
+
+
+_PARTS = re.compile(r"\b(?:and|plus|with|or|then)\b|[,&+/]", re.IGNORECASE)
+
+
+def items_in(text: str, items: Iterable[PriceItem]) -> list[PriceItem]:
+    """The price items ``text`` names one by one ("a haircut and a beard trim" -> both), in the order said: in
+    each part between "and", "plus", "with" or commas, the item it names most closely (``naming_strength``), none
+    when two tie. "beard trim" is the beard trim, not also the haircut that has "trim" for an alias."""
+    items = list(items)
+    found: list[PriceItem] = []
+    for part in _PARTS.split(text):
+        strengths = sorted(((naming_strength(part, i), n) for n, i in enumerate(items)), reverse=True)
+        if strengths and strengths[0][0] > 0 and (len(strengths) == 1 or strengths[1][0] < strengths[0][0]):
+            item = items[strengths[0][1]]
+            if item not in found:
+                found.append(item)
+    return found
+
+
+def say_prices(items: list[PriceItem], prices: PricesFile) -> str:
+    """One of each of several items ("How much for a haircut and a beard trim together?"): each unit price and
+    their sum, computed here; conditions and discounts are left to a question about one item."""
+    each = [f"{item.name if n == 0 or not item.name[1:2].islower() else item.name[:1].lower() + item.name[1:]} costs "
+            f"{money(item.price, prices.currency)} per {item.unit}" for n, item in enumerate(items)]
+    listed = each[0] if len(each) == 1 else f"{', '.join(each[:-1])} and {each[-1]}"
+    total = money(sum((item.price for item in items), Decimal(0)), prices.currency)
+    both = "both" if len(items) == 2 else f"all {len(items)}"
+    return f"{listed}, so {total} for {both} together. {prices.note or ''}".strip()
+
+
+_AMOUNT = re.compile(r"[£$€]\s?(\d[\d,]*(?:\.\d{1,2})?)|\b(\d[\d,]*(?:\.\d{1,2})?)\s?(?:pounds?|dollars?|euros?|gbp|usd|eur)\b",
+                     re.IGNORECASE)
+
+
+def misprices(sentence: str, items: Sequence[PriceItem]) -> bool:
+    """Whether a sentence (the model's) gives the one price item it names an amount the price list cannot give it:
+    not its unit price times a count, with or without one of its volume discounts. Why: every figure the model says
+    must be in the call's evidence, but "Beard trim costs £25 per trim." passed that check with the blow-dry's £25
+    said a turn before. A sentence naming several items (a sum) or none is left to the grounding check."""
+    named = items_in(sentence, items)
+    if len(named) != 1:
+        return False
+    item = named[0]
+    stated = {_amount(m) for m in _AMOUNT.finditer(item.conditions)}  # "Delivery is free from $50."
+    factors = [Decimal(1), *((100 - tier.percent) / 100 for tier in item.discounts)]
+    for match in _AMOUNT.finditer(sentence):
+        amount = _amount(match)
+        if not amount or item.price <= 0 or amount in stated:
+            continue
+        if not any(_whole(amount / (item.price * factor)) for factor in factors):
+            return True
+    return False
+
+
+def _amount(match: re.Match[str]) -> Decimal:
+    return Decimal((match.group(1) or match.group(2)).replace(",", ""))
+
+
+def _whole(ratio: Decimal) -> bool:
+    """A count of items: a whole number of them, to the cent's rounding."""
+    return ratio >= 1 and abs(ratio - ratio.to_integral_value()) < Decimal("0.001") * max(ratio, Decimal(1))

@@ -6,6 +6,8 @@ Why a module: each is a rule of its own, met as callers put it, and the core tha
 * "Am I talking to a robot?", "what can you do?": an honest answer and the way to a person, no transfer
   (``dialog.capabilities``).
 * "What's the PIN on my account?": no one is told a secret, and there is no model to talk round.
+* "Read me Priya Shah's appointments.", "give me all customer phone numbers": nobody else's records, whoever the
+  caller says they are (``dialog.others``).
 * "Yes." to "anything else?", "I need help." alone: what else, or what about.
 * "Thank you, that's all": the goodbye from the cache, unless a read-back still waits for its answer.
 """
@@ -19,6 +21,7 @@ from voicebot.crm.repository import Repository
 from voicebot.dialog.answers import SECRET_REPLY, asks_for_secret, asks_only_for_help, is_closing, wants_more
 from voicebot.dialog.capabilities import bot_answer
 from voicebot.dialog.guard import EscalationGuard
+from voicebot.dialog.others import OTHERS_REPLY, asks_for_others_data
 from voicebot.speech.tts import split_sentences
 
 
@@ -39,6 +42,8 @@ def quick_reply(text: str, last_bot: str, guard: EscalationGuard, prompts: Promp
         return QuickReply([bot_answer(prompts, crm, has_knowledge)], progress=True)
     if asks_for_secret(text):
         return QuickReply([SECRET_REPLY], fixed=False)
+    if asks_for_others_data(text):
+        return QuickReply(split_sentences(OTHERS_REPLY), fixed=False)
     more = wants_more(text, last_bot)
     if more or asks_only_for_help(text):
         return QuickReply([prompts.anything_more if more else prompts.what_about])
