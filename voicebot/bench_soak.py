@@ -20,7 +20,7 @@ MB per 100 calls. A leak climbs in the second half as in the first; a heap that 
 trim, RSS stays within about 20 MB of its warm-up figure (2410 -> 2414 MB). The anonymous part leaves out the
 pages of llama.cpp's mapped model file. To see what the heap holds, run with ``VOICEBOT_HEAP_PROBE=<folder>``
 (``voicebot.memory``): the server writes a snapshot at every sample and the report ends with what grew between
-the first and the last.
+the first and the last. Against `serve --workers N` behind Kamailio, with recycling: ``voicebot.bench_soak_workers``.
 """
 
 from __future__ import annotations
@@ -149,8 +149,9 @@ class Usage(NamedTuple):
     openmp: int  # of threads: OpenMP's workers (see ``sample``)
 
 
-def sample(pid: int) -> Usage:
-    """RSS, open file descriptors, threads and OpenMP worker threads of ``pid`` and its children.
+def sample(pid: int, tree: bool = True) -> Usage:
+    """RSS, open file descriptors, threads and OpenMP worker threads of ``pid`` and its children (``tree``; else
+    of ``pid`` alone: a supervisor whose children are sampled one by one).
 
     Why anonymous memory apart: llama.cpp maps its GGUF file, and RSS counts the pages of it read so far, which
     grow as prompts reach parts of the model not touched before; those pages belong to the file (the kernel drops
@@ -166,7 +167,7 @@ def sample(pid: int) -> Usage:
     recognised, so the two counts can trade one. The drift of the other threads is what must be zero.
     """
     rss_kb = anon_kb = fds = threads = openmp = 0
-    for p in _proc_tree(pid):
+    for p in _proc_tree(pid) if tree else [pid]:
         try:
             status = Path(f"/proc/{p}/status").read_text().splitlines()
             fds += len(list(Path(f"/proc/{p}/fd").iterdir()))
@@ -215,9 +216,10 @@ def audible_s(path: Path | None, floor_dbfs: float = -60.0) -> float:
     return sum(rms_dbfs(pcm[i:i + block]) > floor_dbfs for i in range(0, len(pcm), block)) / 50
 
 
-def failed_calls(sipp_stdout: str) -> int:
-    """Calls sipp counted as failed (its final screen's cumulative "Failed call"; 0 when absent)."""
-    found = re.findall(r"Failed call\s*\|\s*\d+\s*\|\s*(\d+)", sipp_stdout)
+def failed_calls(sipp_stdout: str, kind: str = "Failed") -> int:
+    """Calls sipp counted as failed (its final screen's cumulative "Failed call"; 0 when absent); ``kind``
+    "Successful": the calls it completed (answered, on the line, BYE answered)."""
+    found = re.findall(kind + r" call\s*\|\s*\d+\s*\|\s*(\d+)", sipp_stdout)
     return int(found[-1]) if found else 0
 
 
@@ -237,12 +239,13 @@ def uac_scenario(hold_ms: int, pcap: Path | None = None) -> str:
 
 
 def _sipp(folder: Path, port: int, local_port: int, calls: int, concurrency: int, hold_ms: int,
-          pcap: Path) -> str:
+          pcap: Path, scenario_of: Callable[[str], str] = str) -> str:
+    """Place ``calls`` soak calls; ``scenario_of`` adapts the scenario (through a proxy: ``bench_soak_workers``)."""
     sipp = shutil.which("sipp")
     if sipp is None:
         raise RuntimeError("sipp is not installed: run scripts/setup.sh (it installs sip-tester)")
     scenario = folder / "soak.xml"
-    scenario.write_text(uac_scenario(hold_ms, pcap))
+    scenario.write_text(scenario_of(uac_scenario(hold_ms, pcap)))
     budget_s = 60 + int(calls * (hold_ms / 1000 + 2) / concurrency)  # a call in a row takes hold + ~0.5 s
     cmd = [sipp, f"127.0.0.1:{port}", "-sf", str(scenario), "-i", "127.0.0.1", "-p", str(local_port),
            "-mp", str(local_port + 2), "-m", str(calls), "-l", str(concurrency), "-r", str(concurrency),
@@ -290,25 +293,32 @@ def _heap_snapshot(pid: int, probe: Path, taken: int) -> int:
     return taken + 1
 
 
+def prepare(config: Config, folder: Path, port: int, caller_says: str, hold_s: float) -> tuple[Path, Path, int]:
+    """The soak's folder: the bench config (``_bench_config``), a seeded CRM, the caller's pcap; returns the
+    config file, the pcap and its packet count."""
+    from voicebot.crm.repository import Repository
+    from voicebot.crm.seed import seed_demo
+
+    cfg = _bench_config(config, folder, port)
+    repo = Repository.open(folder / "crm.db", region=config.crm.default_region)
+    seed_demo(repo, today=date.today())
+    repo.close()
+    return (cfg, *caller_pcap(config, folder, caller_says,
+                              max(hold_s - lead_ms_for(int(hold_s * 1000)) / 1000 - 0.2, 0.1)))
+
+
 def bench_soak(config: Config, calls: int = 300, concurrency: int = 2, hold_s: float = 1.5, batch: int = 50,
                log: Callable[[str], None] = print, port: int = 25160, caller_says: str = "Hello?",
                warmup: int = 20) -> list[Row]:
     """Run ``calls`` short SIP calls in batches of ``batch`` after ``warmup`` calls and report the server's
     drift, the RTP that went each way, and lost records. The bot takes ``port`` and RTP ports port+2..port+102;
     sipp takes port+110 (SIP) and port+112 (media)."""
-    from voicebot.crm.repository import Repository
-    from voicebot.crm.seed import seed_demo
-    from voicebot.store import CallStore
+    from voicebot.bench_soak_workers import audio_rows, stored_calls
 
     rows: list[Row] = []
     with tempfile.TemporaryDirectory(prefix="voicebot-bench-soak-") as tmp:
         folder = Path(tmp)
-        cfg = _bench_config(config, folder, port)
-        repo = Repository.open(folder / "crm.db", region=config.crm.default_region)
-        seed_demo(repo, today=date.today())
-        repo.close()
-        pcap, packets = caller_pcap(config, folder, caller_says,
-                                    max(hold_s - lead_ms_for(int(hold_s * 1000)) / 1000 - 0.2, 0.1))
+        cfg, pcap, packets = prepare(config, folder, port, caller_says, hold_s)
         local = port + 110  # above the bot's RTP ports (port+2 .. port+102)
         log(f"starting voicebot serve on 127.0.0.1:{port} ...")
         server = _Server(cfg, folder)
@@ -342,13 +352,7 @@ def bench_soak(config: Config, calls: int = 300, concurrency: int = 2, hold_s: f
         finally:
             server.stop()
         exit_code = server.proc.returncode
-        store = CallStore(folder / "calls.db", folder / "recordings", readonly=True)
-        recorded = store.count_calls()
-        ended = store.select("select count(*) as n from calls where ended_at is not null")[0]["n"]
-        listed = store.list_calls(limit=calls + 100)
-        heard = [audible_s(store.recording_file(c, "caller")) for c in listed]
-        spoke = [audible_s(store.recording_file(c, "bot")) for c in listed]
-        store.close()
+        recorded, ended, heard, spoke, _ = stored_calls(folder, calls)
     (n0, first), (n1, last) = samples[0], samples[-1]
     per100 = 100 / max(n1 - n0, 1)
     for name, field in (("RSS", "rss_mb"), ("anonymous RSS (the heap)", "anon_mb")):
@@ -375,11 +379,7 @@ def bench_soak(config: Config, calls: int = 300, concurrency: int = 2, hold_s: f
     rows.append(Row("soak", f"calls sipp counted as failed (of {calls})", "calls", (float(failed),)))
     rows.append(Row("soak", f"calls recorded in the call store (of {calls})", "calls", (float(recorded),)))
     rows.append(Row("soak", "of them ended with an outcome", "calls", (float(ended),)))
-    rows.append(Row("soak", f"RTP packets sipp sent per call ({'speech' if caller_says else 'line noise'}, "
-                    "one pcap)", "packets", (float(packets),)))
-    rows.append(Row("soak", f"caller audio the bot received per call ({sum(h == 0 for h in heard)} call(s) with "
-                    "none)", "s", tuple(heard) or (0.0,)))
-    rows.append(Row("soak", f"bot audio sent per call ({sum(s == 0 for s in spoke)} call(s) with none)", "s",
-                    tuple(spoke) or (0.0,)))
+    rows += audio_rows("soak", caller_says, packets, heard, spoke)
     rows.append(Row("soak", "serve exit code after SIGTERM (0: clean drain)", "code", (float(exit_code),)))
     return rows
+

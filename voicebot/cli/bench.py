@@ -104,19 +104,54 @@ def bench_sip_cmd(runs: Annotated[int, typer.Option(min=1, help="Times to run th
 def bench_soak_cmd(calls: Annotated[int, typer.Option(min=20, help="Short calls to place in all.")] = 300,
                    concurrency: Annotated[int, typer.Option(min=1, max=4, help="Calls at once.")] = 2,
                    hold: Annotated[float, typer.Option(min=0.5, help="Seconds each call lasts.")] = 1.5,
-                   port: Annotated[int, typer.Option(help="SIP port of the benchmark's own bot (RTP on the next "
-                                                     "100 ports, sipp on port+110 and port+112).")] = 25160,
+                   port: Annotated[int | None, typer.Option(help="SIP port of the benchmark's own bot (default "
+                                                            "25160; RTP on the next 100 ports, sipp on port+110 "
+                                                            "and port+112). With --workers: Kamailio's (default "
+                                                            "25400; sipp port+2, /metrics port+9, workers "
+                                                            "port+10.., RTP port+30..).")] = None,
                    caller_says: Annotated[str, typer.Option(help="What the caller says in each call (Piper, as "
                                                             "RTP); empty: quiet line noise.")] = "Hello?",
                    warmup: Annotated[int, typer.Option(min=1, help="Calls before the baseline sample (the "
                                                        "server's thread pools fill up in the first ones).")] = 20,
+                   workers: Annotated[int, typer.Option(min=0, max=16, help="0: one `voicebot serve` process. "
+                                                        "2 or more: `serve --workers N` behind Kamailio, every "
+                                                        "worker, the supervisor and Kamailio sampled, recycles "
+                                                        "counted.")] = 0,
+                   recycle_growth_mb: Annotated[int | None, typer.Option(min=0, help="With --workers: "
+                                                                         "serve.recycle_growth_mb for the run "
+                                                                         "(default: the config's).")] = None,
+                   recycle_after_calls: Annotated[int | None, typer.Option(min=0, help="With --workers: "
+                                                                           "serve.recycle_after_calls for the run "
+                                                                           "(default: the config's).")] = None,
                    config_path: ConfigOption = None):
     """Hundreds of short real SIP calls (sipp) with RTP both ways against one `voicebot serve`: drift of its
     memory, file descriptors and threads per 100 calls after the warm-up, the audio each side got, calls
-    recorded, and its exit code on SIGTERM. sipp plays the caller's audio on a raw socket: run it as root."""
+    recorded, and its exit code on SIGTERM. With --workers N: against `serve --workers N` behind Kamailio, each
+    worker's RSS (at ready, baseline, peak, last), fds and threads, the recycles, calls placed, answered and
+    recorded. sipp plays the caller's audio on a raw socket: run it as root."""
+    if workers == 1:
+        raise fail("--workers 1 is one process with no Kamailio and no recycling: use 0 (the single process) "
+                   "or 2 and more")
+    if workers == 0 and (recycle_growth_mb is not None or recycle_after_calls is not None):
+        raise fail("--recycle-growth-mb and --recycle-after-calls need --workers 2 or more (a single process "
+                   "is never recycled)")
+    if workers:
+        from voicebot.bench_soak_workers import bench_soak_workers
+
+        limits = ", ".join(f"{name} {value}" for name, value in (("recycle after", recycle_after_calls),
+                                                                  ("recycle at +MB", recycle_growth_mb))
+                           if value is not None)
+        _bench(lambda config, runs, log: bench_soak_workers(
+            config, workers, calls=calls, concurrency=concurrency, hold_s=hold, log=log,
+            port=port if port is not None else 25400, caller_says=caller_says, warmup=warmup,
+            recycle_growth_mb=recycle_growth_mb, recycle_after_calls=recycle_after_calls), 1, config_path,
+            f"Soak: {calls} SIP calls, {concurrency} at a time, RTP both ways, {workers} workers behind Kamailio"
+            + (f" ({limits})" if limits else ""))
+        return
     from voicebot.bench_soak import bench_soak
 
-    _bench(lambda config, runs, log: bench_soak(config, calls, concurrency, hold, log=log, port=port,
+    _bench(lambda config, runs, log: bench_soak(config, calls, concurrency, hold, log=log,
+                                                port=port if port is not None else 25160,
                                                 caller_says=caller_says, warmup=warmup), 1,
            config_path, f"Soak: {calls} SIP calls, {concurrency} at a time, RTP both ways")
 
