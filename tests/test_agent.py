@@ -366,7 +366,8 @@ def test_the_model_is_not_offered_the_writes_code_would_refuse(repo):
     list(agent.turn("I am not sure who I should talk to about something."))
     offered = set(agent.chat.calls[-1].json_schema["properties"]["action"]["enum"])
     assert not offered & {"create_lead", "request_callback", "book_appointment", "create_ticket"}, offered
-    assert {"reply", "transfer", "list_free_slots"} <= offered
+    assert {"reply", "transfer"} <= offered and not offered & {"list_free_slots", "list_open_orders"}, offered  # no
+    # visit, time or record in the words: no free times and no orders either (tests/test_demo_callers.py)
     list(agent.turn("Could someone call me back about a quote?"))
     offered = set(agent.chat.calls[-1].json_schema["properties"]["action"]["enum"])
     assert {"request_callback", "create_lead"} <= offered and "book_appointment" not in offered, offered

@@ -141,6 +141,8 @@ def test_a_booking_asked_for_by_day_is_no_knowledge_answer(salon, intent_classif
     found = placed_request(knowledge, "Can I book both for Saturday?", SERVICES, TODAY, lambda _: 0.9)
     assert found is not None and found.name == "booking"
     assert placed_request(knowledge, "Can I book online?", SERVICES, TODAY, lambda _: 0.9).name == "knowledge"
+    unsure = placed_request(None, "Can I book both for Saturday?", SERVICES, TODAY, lambda _: 0.4)  # no pick
+    assert unsure is not None and unsure.name == "booking"
 
 
 def test_two_services_in_one_booking_request_start_with_the_first_said():
@@ -188,3 +190,12 @@ def test_the_model_never_gives_an_item_another_items_price(salon, intent_classif
     items = salon_kb._now.items.values()
     assert not misprices("Two haircuts would be £70.", list(items))
     assert not misprices("A haircut and a beard trim are £50.", list(items))  # a sum: the grounding check's
+
+
+def test_a_free_time_named_that_was_not_offered_is_read_back_at_once(salon, intent_classifier):
+    """"Eleven." to 9 and 10 AM was answered "I can offer haircut on Friday at 11 AM. Would that suit you?" and
+    then "Shall I book it?": two questions for one answer."""
+    agent = agent_for(salon, intent_classifier, caller="+447700900123")
+    list(agent.turn("Book me a haircut on Friday please."))
+    assert said(agent.turn("Eleven.")) == "That's haircut on Friday, December 4th at 11 AM. Shall I book it?"
+    assert said(agent.turn("Nine then.")).startswith("That's haircut on Friday, December 4th at 9 AM.")

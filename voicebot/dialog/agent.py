@@ -31,7 +31,7 @@ from voicebot.dialog.slots import fitting_slots
 from voicebot.dialog.followups import follow_up, offered, question_for
 from voicebot.dialog.spoken_check import said_enough, spoken_or_safe
 from voicebot.dialog.names import introduced_name, spoken_name
-from voicebot.dialog.writes import (DETAIL_QUESTION, NAME_QUESTION, TEXT_UNUSED, WRITE_TOOLS, PendingWrite,
+from voicebot.dialog.writes import (DETAIL_QUESTION, NAME_QUESTIONS, TEXT_UNUSED, WRITE_TOOLS, PendingWrite,
                                     answer_to_readback, asked_for, choosable, grounded_args, readback)
 from voicebot.crm.verification import CallerContext
 from voicebot.dialog.streaming import JsonTextStream, parse_json_object
@@ -205,10 +205,10 @@ class DialogueAgent:
             return True
         if name == "create_lead" and self.knowledge is not None and (note := self.knowledge.estimate_note()):
             args["notes"] = note  # the estimate the caller heard, computed from the price list
-        if name == "book_appointment" and self._caller_name() is None and not self.name_asked:
+        if name in NAME_QUESTIONS and self._caller_name() is None and not self.name_asked:
             self.name_asked = True  # once a call: a caller who gives none is booked as "Caller"
             self.pending_write = PendingWrite(name, args, readback(name, args, slot), name_asked=True)
-            yield from self._reply([NAME_QUESTION])
+            yield from self._reply([NAME_QUESTIONS[name]])
             return True
         given = not (self.context.verified_customer or self.context.customer) and bool(self._caller_name())
         yield from self._read_back(PendingWrite(name, args, readback(name, args, slot, given)))  # given: "for Lucy"
@@ -333,7 +333,8 @@ class DialogueAgent:
         elif (yield from answer_recognised(self, caller_text, allowed)):
             return
         small_talk = self.intents is not None and self.intents.is_small_talk(caller_text)
-        if self.knowledge is not None and (known := self.knowledge.ask(caller_text, must=False, strong=small_talk)):
+        if self.knowledge is not None and (known := self.knowledge.ask(caller_text, must=False, strong=small_talk,
+                                                                         items=True)):  # an item: never the model's
             yield from self._know(*known)  # nothing else placed it, but the knowledge base answers it well
             return
         seen_calls: set[str] = set()

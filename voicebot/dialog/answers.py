@@ -43,11 +43,18 @@ _HISTORY = re.compile(r"\b((last|previous|recent|past|earlier) (order|purchase|d
                       r"(order|buy|get)|(my|our) order history|ordered (last|before))\b", re.I)
 
 
+BILLED_WRONG = re.compile(r"\b((double|over) ?charged|charged (me |us )?(twice|double|too much|the wrong|wrongly)|"
+                         r"billed (me |us )?twice|wrong (amount|price) (on|for|charged))\b")
+"""A billing error reported ("I was charged twice for my last order."): a ticket, not the order history."""
+
+
 def match_intent(text: str) -> tuple[str, dict[str, Any]] | None:
     """A tool call for the request when a fixed pattern recognises it, else None (the model decides).
 
     Numbers are read from the text with its secrets masked: "where is my order? my PIN is 1234" must not make
     the PIN an order number (it would be looked up, stored in the tool call and read back to the caller)."""
+    if BILLED_WRONG.search(normalize(text)):
+        return None
     if _HISTORY.search(text) and not _NUMBER.search(digits_in(mask_secrets(text))):
         return "list_recent_orders", {}
     if _ORDER_WORDS.search(text) and _WHERE_WORDS.search(text) and not _NEW_ORDER.search(text):

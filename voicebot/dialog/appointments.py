@@ -41,7 +41,7 @@ from voicebot.dialog.answers import appointment_phrase, pick_slot
 from voicebot.dialog.intents import Intent
 from voicebot.dialog.names import introduced_name
 from voicebot.dialog.prompting import compact_result
-from voicebot.dialog.slots import fitting_slots, near_offered, parse_when, said_hour, spoken_time
+from voicebot.dialog.slots import When, fitting_slots, near_offered, parse_when, said_hour, spoken_time
 from voicebot.dialog.writes import PendingWrite, answer_to_readback, asked_for
 from voicebot.llm.base import ChatMessage
 from voicebot.text import normalize, words
@@ -142,6 +142,10 @@ class AppointmentStep:
                     "date_to": (when.last_day or first).isoformat()}
             if when.hours is not None:
                 args["from_hour"], args["to_hour"] = when.hours
+            if when.hour is not None and (exact := _free_at(agent, args, when)):
+                agent.offered_slots = exact  # "Eleven." to 9 and 10 AM, 11 free: read back at once, not offered
+                yield from agent._propose_write("book_appointment")  # and asked "Would that suit you?" first
+                return True
             return (yield from agent._tool("list_free_slots", args))
         if len(agent.offered_slots) > 1 and "book_appointment" in allowed and answer_to_readback(text) is True:
             times = " or ".join(spoken_time(str(s["starts_at"])) for s in agent.offered_slots[:2])
@@ -227,6 +231,18 @@ class AppointmentStep:
 _BOOK = re.compile(r"\b((book|schedule|arrange) (me |us |him |her |it |them |my \w+ )?(in|an?|for)|"
                    r"(make|get|need|want|like|have) an? (appointment|visit)|(can|could) (you|someone|somebody) see (me|us)|see (someone|somebody) "
                    r"(today|tomorrow|soon|as soon)|(can|could|may) (i|we) come in)\b")
+
+
+def _free_at(agent: Dialogue, args: dict[str, Any], when: When) -> list[dict[str, Any]]:
+    """The free slot (as the tool returns it, in a list) that starts exactly at the clock time the caller named,
+    else []; the lookup is evidence for what is read back."""
+    found = agent.tools.call("list_free_slots", args, agent.context)
+    slots = found.get("result", {}).get("slots", []) if found.get("ok") else []
+    exact = [s for s in slots if (at := datetime.fromisoformat(str(s["starts_at"]))).hour == when.hour
+             and at.minute == when.minute]
+    if exact:
+        agent.facts.append(found)
+    return exact[:1]
 
 
 def _sooner(agent: Dialogue) -> Iterator[AgentEvent]:

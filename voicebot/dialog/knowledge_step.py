@@ -18,12 +18,13 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from typing import Any, Protocol
 
 from voicebot.dialog.slots import parse_when
 from voicebot.dialog.writes import answer_to_readback
+from voicebot.knowledge.base import OFFER_PERSON
 from voicebot.knowledge.prices import quantity_in
 from voicebot.review.redact import mask_secrets
 
@@ -38,6 +39,9 @@ _ASKS_A_PRICE = re.compile(r"\d|\b(how much|cost|costs|price|pricing|total|quote
 fastest plan's price was answered with that price again ("that")."""
 
 
+_QUESTION = re.compile(r"\?\s*$|^\W*(?:and |so |but )?(?:are|is|do|does|did|what|whats|what's|which|how|can|could|"
+                       r"will|would|have|has)\b", re.IGNORECASE)
+_THEY = re.compile(r"\b(they|their|theirs)\b", re.IGNORECASE)
 _ALSO_WHEN = re.compile(r"^\W*(?:and |so |ok(?:ay)?,? )?(?:(?:what|how) about|and(?: on)?)\b(?=.{3,40}$)",
                         re.IGNORECASE)
 """A follow-up that names only another day ("What about Christmas Eve?", "And the Sunday after?") or, after a price,
@@ -79,7 +83,9 @@ class KnowledgeStep:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
     pending: tuple[str, str] | None = None  # (entry id, question) asked back after a weak match
     estimate: Any = None  # the last price estimate (voicebot.knowledge.prices.Estimate), for a lead
+    also: tuple[Any, ...] = ()  # the other items' estimates when one question priced several
     last_price: tuple[str, str] | None = None  # (price document id, question) of the last price answered
+    on_item: bool = False  # an item was priced, and no other entry answered since: "they" may be that item
     last_kind: str = ""  # the kind of the last answer given ("hours": "What about Christmas Eve?" asks hours too)
     _last: tuple[str, float, Any] | None = None  # (question, when, answer): one turn asks up to twice
 
@@ -110,7 +116,8 @@ class KnowledgeStep:
             return self._used(price, caller_text)  # "What about a beard trim?" after a price: the model said
             # "Beard trim costs £25" (the blow-dry's price, so its digits passed the grounding check)
         pending, self.pending = self.pending, None
-        if pending is None or answer_to_readback(caller_text) is not True:
+        if pending is None or answer_to_readback(caller_text) is not True or (
+                "?" in caller_text and len(caller_text.split()) > 3):  # "Okay. Do you deliver to Canada?" asks anew
             return None
         return self._used(self.kb.answer_document(pending[0], pending[1], self.clock()), pending[1])
 
@@ -120,21 +127,45 @@ class KnowledgeStep:
         check = getattr(self.kb, "misprices", None)
         return bool(check(sentence)) if callable(check) else False
 
+    def about_an_item(self, question: str) -> bool:
+        """Whether ``question`` asks about something the price list sells: it names an item, or refers back to
+        the one just priced ("Are they comfortable?", "What colours do they come in?"). Such a question is the
+        knowledge base's to answer, or no one's here: the model said "They come in black, white, and gray."."""
+        if not _QUESTION.search(question):
+            return False
+        said = question.lower()
+        if any(re.search(rf"\b{re.escape(name.lower())}", said) for names in self.price_names() for name in names
+               if len(name) >= 3):
+            return True
+        return self.on_item and bool(_REFERS_BACK.search(question) or _THEY.search(question))
+
     def price_names(self) -> list[tuple[str, ...]]:
         """Each price item's name and aliases (``KnowledgeBase.price_names``); none from a source without prices."""
         names = getattr(self.kb, "price_names", None)
         return names() if callable(names) else []
 
-    def ask(self, question: str, must: bool, strong: bool = False) -> tuple[KnowledgeUsed, str] | None:
+    def ask(self, question: str, must: bool, strong: bool = False,
+            items: bool = False) -> tuple[KnowledgeUsed, str] | None:
         """The knowledge answer to ``question`` (the event and the grounds it may be checked against), or None
-        when it is not one to give (see the module docstring)."""
+        when it is not one to give (see the module docstring). With ``items``, a question about an item
+        (``about_an_item``) is always answered, and a weak match is no answer: "What colours do they come in?"
+        after a chair's price was asked back "is your question: which carriers do you use?"."""
         answer = self._answer(question)
-        if (answer.kind in ("weak", "none") and self.last_price and _REFERS_BACK.search(question)
+        if items and self.about_an_item(question):
+            must = True
+            if answer.kind == "weak":
+                answer = replace(answer, kind="none", text=OFFER_PERSON, entry_ids=(), grounds="")
+        said = question.lower()
+        bare_count = (quantity_in(question) is not None and len(question.split()) <= 6  # "How much for 3?"
+                      and not any(name.lower() in said for names in self.price_names() for name in names))
+        if (answer.kind in ("weak", "none") and self.last_price and (_REFERS_BACK.search(question) or bare_count)
                 and _ASKS_A_PRICE.search(question)):
             # "How much would twelve of them cost?" after the desk's price: the desks, now for twelve; "How much will
             # that be altogether?" after the estimate for 3 desks: the same 3 desks, not one desk's price
             counted = quantity_in(question) is not None or quantity_in(self.last_price[1]) is None
-            answer = self.kb.answer_document(self.last_price[0], question if counted else self.last_price[1],
+            asked = f"{question.rstrip(' ?.!')} of them" if bare_count and not _REFERS_BACK.search(question) \
+                else question  # "How much for 3?": 3 of the item just priced
+            answer = self.kb.answer_document(self.last_price[0], asked if counted else self.last_price[1],
                                              self.clock())
         if not must and (not answer.answered or (strong and answer.score < STRONG)):
             return None
@@ -144,19 +175,25 @@ class KnowledgeStep:
 
     def _used(self, answer: Any, question: str) -> tuple[KnowledgeUsed, str]:
         self.last_kind = answer.kind
+        self.on_item = answer.kind == "price" or (self.on_item and answer.kind in ("weak", "none"))
         if answer.kind == "price" and answer.entry_ids:
             self.last_price = (answer.entry_ids[0], question)
         if getattr(answer, "estimate", None) is not None:
-            self.estimate = answer.estimate
+            self.estimate, self.also = answer.estimate, tuple(getattr(answer, "also", ()))
         event = KnowledgeUsed(answer.kind, tuple(answer.entry_ids), round(float(answer.score), 4),
                               mask_secrets(question), answer.text)
         return event, answer.grounds or answer.text
 
     def estimate_note(self) -> str | None:
         """The last estimate in words, for a lead's notes (every figure computed in code from the price list)."""
-        e = self.estimate
-        if e is None:
+        if self.estimate is None:
             return None
-        discount = f" after {e.discount_percent}% off" if e.discount_percent else ""
-        return (f"Estimate given on the call: {e.quantity} x {e.item} at {e.unit_price:.2f} {e.currency} per "
-                f"{e.unit}, {e.total:.2f} {e.currency} in total{discount}.")  # cents always: 189.00, not 189.0
+        said = []
+        for e in (self.estimate, *self.also):  # cents always: 189.00, not 189.0
+            discount = f" after {e.discount_percent}% off" if e.discount_percent else ""
+            said.append(f"{e.quantity} x {e.item} at {e.unit_price:.2f} {e.currency} per {e.unit}, {e.total:.2f} "
+                        f"{e.currency} in total{discount}")
+        if self.also:
+            e = self.estimate
+            said.append(f"{sum(x.total for x in (e, *self.also)):.2f} {e.currency} in all")
+        return f"Estimate given on the call: {'; '.join(said)}."

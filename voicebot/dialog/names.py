@@ -21,7 +21,8 @@ _NOT_NAMES = frozenset("""yes yeah yep no nope not sure okay ok fine why what wh
     does i i'm me my you your we our it it's its is are was the a an and or but just book booking appointment please
     thanks thank sorry later maybe need want know that this there here name names first last anything nothing hello hi
     bye goodbye wait hold on running late mister mrs mr ms miss dr doctor""".split())
-MAX_WORDS = 4
+MAX_WORDS = 5
+_LINKS = frozenset({"from", "at", "of"})  # "It's Mark from Globex.": the name and where they are from, as said
 
 
 def spoken_name(text: str) -> str | None:
@@ -35,9 +36,11 @@ def spoken_name(text: str) -> str | None:
         return None
     if any(w.lower().strip(".") in _NOT_NAMES for w in words):
         return None
-    if not match.group("explicit") and not all(w[0].isupper() for w in words):
+    if words[0].lower() in _LINKS or words[-1].lower() in _LINKS:
+        return None
+    if not match.group("explicit") and not all(w[0].isupper() or w.lower() in _LINKS for w in words):
         return None  # "it's fine", "i'm outside": no capitals, no "my name is"
-    return " ".join(w if any(c.isupper() for c in w) else w.capitalize() for w in words)
+    return " ".join(w if any(c.isupper() for c in w) or w.lower() in _LINKS else w.capitalize() for w in words)
 
 
 _INTRODUCES = re.compile(r"(?:^|[,.!?]\s*|\b(?i:and|hi|hello|hey|yes|yeah)\s+)"

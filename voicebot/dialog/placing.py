@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Sequence
 from datetime import date
 
-from voicebot.dialog.answers import service_named
+from voicebot.dialog.answers import BILLED_WRONG, service_named
 from voicebot.dialog.appointments import placed
 from voicebot.dialog.intents import Intent
 from voicebot.dialog.slots import parse_when
@@ -92,12 +92,15 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
     do not make that request and the knowledge base answers the turn well (``knowledge_score``: the score of its
     answer, 0 when it has none to give): the rest of the turn then asks the knowledge base."""
     found = placed(found, text)
-    if found is not None and found.name == "knowledge" and _ASKS_TO_BOOK.search(normalize(text)) and (
+    if (found is None or found.name == "knowledge") and _ASKS_TO_BOOK.search(normalize(text)) and (
             service_named(text, list(services)) is not None or parse_when(text, today) is not None):
         # "Can I book both for Saturday?" after two prices was the walk-ins entry ("booking is best on Saturdays")
-        return Intent("booking", 0.0, 1.0, f"(the words ask to book a service or a day; nearest: {found.example})")
+        return Intent("booking", 0.0, 1.0, "(the words ask to book a service or a day)")
     if found is None or knowledge_score is None:
         return found
+    if found.name in ("order_status", "order_history") and BILLED_WRONG.search(normalize(text)):
+        # "I was charged twice for my last order." was the order history: the PIN, then the orders read out
+        return Intent("ticket", found.score, found.margin, f"(the words report a billing error; nearest: {found.example})")
     if found.name in OWN_RECORDS:
         named = names_the_record(found.name, text, services, today)
         if not named and found.margin < WRITE_MARGIN:

@@ -74,12 +74,32 @@ def also_asked(agent: Recognising, caller_text: str) -> Iterator[AgentEvent]:
                 yield from agent._know(*known)
 
 
+_ITS_ARRIVAL = re.compile(r"\b(when|what time|what day|how long|how soon|where)\b.{0,30}\b(it|they|that|them|this "
+                          r"one|that one|my stuff|my things)\b.{0,20}\b(arrive|arriving|get here|getting here|come|"
+                          r"coming|be delivered|delivered|turn up|be here|ship|shipped|now)\b")
+"""A question about the order just spoken of: "When will it arrive?" after its status was the knowledge base's
+delivery times ("Items in stock are delivered in 2 to 3 business days"), not the order's own date."""
+
+
+def last_order(facts: list[Any]) -> str | None:
+    """The number of the one order the CRM's latest order answer of this call was about, else None."""
+    for fact in reversed(facts):
+        value = fact.get("result") if isinstance(fact, dict) and fact.get("ok") else None
+        orders = value if isinstance(value, list) else [value]
+        if orders and all(isinstance(o, dict) and o.get("number") and o.get("status") for o in orders):
+            return str(orders[0]["number"]) if len(orders) == 1 else None
+    return None
+
+
 def answer_recognised(agent: Recognising, caller_text: str, allowed: list[str]) -> Iterator[AgentEvent]:
     """Answer a request the intent classifier recognises, without the model. True: the turn is answered."""
     found: Intent | None = None
     if agent.intents is not None:
         found = placed_request(agent.intents.classify(caller_text), caller_text, agent._services(), agent.today,
                                agent.knowledge and agent.knowledge.score)
+    if (found is None or found.name in ("knowledge", "order_status")) and "get_order" in allowed and \
+            _ITS_ARRIVAL.search(caller_text.lower()) and (number := last_order(agent.facts)):
+        return (yield from agent._tool("get_order", {"order_number": number}))  # that order, not delivery times
     if found is not None and found.name == "knowledge" and agent.knowledge is not None:
         yield IntentFound(found)
         yield from agent._know(*agent.knowledge.ask(caller_text, must=True))

@@ -38,7 +38,8 @@ _ASKS = {
         r"stopped working|won'?t (work|start|print|turn on)|jamm\w*|jams?|leak\w*|complain\w*|ticket|report|"
         r"issue|problem|crack\w*|scratch\w*|never (arrived|came)|didn'?t (arrive|come)|refund|return\w*|"
         r"dent\w*|error|rude|thr(?:ew|own|owing)|bad review|compensat\w*|unacceptable|careless\w*|mess|ruined|"
-        r"botched|uneven|upset|disappointed|unhappy)\b"),
+        r"botched|uneven|upset|disappointed|unhappy|(?:double|over) ?charged|charged (?:me |us )?(?:twice|double|"
+        r"too much|the wrong|wrongly)|billed (?:me |us )?twice)\b"),
     "create_lead": re.compile(
         r"\b(buy|buying|purchase|quote|quotation|price|prices|pricing|cost|costs|how much|interested in|upgrad\w*|"
         r"downgrad\w*|sign (me |us )?up|signing up|subscribe|"
@@ -77,6 +78,9 @@ _NO_DETAIL = _FILLER | frozenset("""i im id ive am me my we weve our us you your
     do order orders delivery purchase account item product thing something stuff and or but of for on in at
     what how whom""".split())
 NAME_QUESTION = "May I have your name for the booking?"
+NAME_QUESTIONS = {"book_appointment": NAME_QUESTION, "create_lead": "May I have your name for our sales team?"}
+"""Writes that need the caller's name, asked once a call of a caller the CRM does not know (a lead for "Caller"
+tells the sales team nothing; "It's Mark from Globex." said after it was made went to the model, which transferred)."""
 DETAIL_QUESTION = "I'm sorry to hear that. What went wrong? Tell me in a sentence and I'll note it for our team."
 
 
@@ -109,12 +113,34 @@ def write_evidence(tool: str, text: str, margin: float) -> bool:
 def choosable(allowed: Sequence[str], caller_turns: Sequence[str], *, slot_picked: bool) -> list[str]:
     """The tools the model may choose: ``allowed`` less the writes code would refuse anyway (the agent's
     ``_propose_write``): one the caller's recent words do not ask for, and a booking unless the caller's last words
-    picked one of the offered times (``slot_picked``; times offered earlier in the same turn count). Choosing one
+    picked one of the offered times (``slot_picked``; times offered earlier in the same turn count); and free times
+    only when the caller's last two turns ask for a visit or a time (``_VISIT_ASKED``), their records only when they
+    name some (``_RECORDS_ASKED``). Choosing one
     cost a whole second model round, 3-4 s on 2 cores, only to be told so ("I am not sure who to talk to about a
     small problem" chose create_lead). Only the grammar changes, not the prompt, so the prompt's cache stays
     whole."""
-    return [name for name in allowed if name not in WRITE_TOOLS or (
-        slot_picked if name == "book_appointment" else asked_for(name, caller_turns))]
+    recent = " ".join(normalize(t) for t in caller_turns[-2:])
+    return [name for name in allowed if (name not in WRITE_TOOLS or (
+        slot_picked if name == "book_appointment" else asked_for(name, caller_turns)))
+        and (name != "list_free_slots" or _VISIT_ASKED.search(recent))
+        and (name not in _RECORD_TOOLS or _RECORDS_ASKED.search(recent))]
+
+
+_RECORD_TOOLS = frozenset({"list_open_orders", "list_recent_orders", "get_order", "get_caller_history",
+                           "list_my_appointments"})
+_RECORDS_ASKED = re.compile(r"\b(orders?|ordered|deliver\w*|package|packages|parcels?|shipment|shipped|shipping|track"
+                            r"\w*|purchase\w*|bought|account|tickets?|case|complaint|appointments?|bookings?|booked|"
+                            r"visits?|history|invoices?|receipt|refund|arrive\w*|status|\d{3,})\b")
+"""Words of a caller who asks after their own records: the model may read them only then (a question about "the
+ergonomic chairs" had the model list the caller's open orders, which asked a stranger for their account)."""
+
+
+_VISIT_ASKED = re.compile(r"\b(book\w*|appointments?|visits?|slots?|come|coming|technician|engineer|fitter|schedul\w*|"
+                          r"availab\w*|openings?|free|fix|fixed|fixing|repair\w*|install\w*|set ?up|setup|fitting|"
+                          r"assembl\w*|service|see (me|us)|when can|today|tomorrow|monday|tuesday|wednesday|thursday|"
+                          r"friday|saturday|sunday|next week|morning|afternoon|evening)\b")
+"""Words of a caller who wants a visit or a time: the model may look up free times only then ("... find out about,
+you know, the ergonomic chairs" was offered furniture fitting times)."""
 
 
 def short_subject(text: str, limit: int = 100) -> str:

@@ -57,7 +57,8 @@ from voicebot.knowledge.prices import (
     say_estimate,
     say_prices,
     say_unit_price,
-    items_in,
+    named_parts,
+    say_estimates,
     misprices,
 )
 from voicebot.knowledge.retrieval import (
@@ -88,6 +89,8 @@ _SELLS = re.compile(r"\b(do|does|can) (you|u|your \w+|they|i) (sell|carry|stock|
                     re.IGNORECASE)
 _IN_STOCK = re.compile(r"\b(in stock|available|availability|on the shelf|out of stock|в наличии)\b", re.IGNORECASE)
 _SELL_WORDS = re.compile(r"\b(sell|sells|selling|stock|stocks|carry|supply|in stock|available|discount\w*|"
+                         r"(?:tell me|find out|know|hear|learn|information|info|details) (?:a bit |a little |some"
+                         r"thing |more )?(?:about|on)|"
                          r"(?:do|does|can) (?:you|u|they) (?:do|offer|provide)|"
                          rf"(order|buy|purchase|get|need|want) (\w+ )?{_COUNT}|продаёте|продаете|"
                          r"есть ли у вас|в наличии)\b", re.IGNORECASE)
@@ -130,6 +133,7 @@ class KnowledgeAnswer:
     hits: tuple[Hit, ...] = ()
     latency_s: float = 0.0
     grounds: str = ""
+    also: tuple[Estimate, ...] = ()  # the other items' estimates, when one question priced several
 
     @property
     def answered(self) -> bool:
@@ -285,16 +289,19 @@ class KnowledgeBase:
         hits = tuple(h for h in found if _fits(h, question))[:5]
         result = self._decide(question, now, hits, snap)
         return KnowledgeAnswer(result.kind, result.text, result.entry_ids, result.score, result.estimate, hits,
-                               time.perf_counter() - started, result.grounds)
+                               time.perf_counter() - started, result.grounds, result.also)
 
     def _decide(self, question: str, now: datetime, hits: tuple[Hit, ...], snap: _Snapshot) -> KnowledgeAnswer:
         entries, items = snap.entries, snap.items
-        several = items_in(question, items.values()) if snap.files.prices is not None else []
-        if len(several) > 1 and (PRICE_WORDS.search(question) or _TOGETHER.search(question)) and not any(
-                quantity_in(question, counted_words(item)) for item in several):
-            text = say_prices(several, snap.files.prices)  # "a haircut and a beard trim together?": each, and the sum
-            return KnowledgeAnswer("price", text, tuple(f"price:{i.id}" for i in several), self.confident,
-                                   grounds=text)
+        parts = named_parts(question, items.values()) if snap.files.prices is not None else []
+        ids = tuple(f"price:{item.id}" for item, _ in parts)
+        if len(parts) > 1 and not _BOUGHT.search(question) and any(
+                quantity_in(part, counted_words(item)) for item, part in parts):
+            text, ests = say_estimates(parts, snap.files.prices)  # "a quote for 25 standing desks and 25 chairs"
+            return KnowledgeAnswer("price", text, ids, self.confident, ests[0], grounds=text, also=tuple(ests[1:]))
+        if len(parts) > 1 and (PRICE_WORDS.search(question) or _TOGETHER.search(question)):
+            text = say_prices([item for item, _ in parts], snap.files.prices)  # "a haircut and a beard trim
+            return KnowledgeAnswer("price", text, ids, self.confident, grounds=text)  # together?": each, and the sum
         if (hits and hits[0].doc.kind == "entry" and PRICE_WORDS.search(question)
                 and not PRICE_WORDS.search(entries[hits[0].doc.id].title)):
             # "how much is furniture assembly?" wants the figure: a price item the question names, close behind

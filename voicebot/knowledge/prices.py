@@ -170,17 +170,21 @@ def estimate(item: PriceItem, quantity: int, currency: str) -> Estimate:
 
 def say_estimate(est: Estimate, item: PriceItem, prices: PricesFile, asked: int | None = None) -> str:
     """One or two sentences for the phone, always with the word "estimate"."""
+    text = _cost(est, item) + "."
+    if asked is not None and asked < item.minimum:
+        text = f"We sell {item.name.lower()} from {item.minimum} {item.units}. " + text
+    extras = " ".join(t for t in (est.conditions, prices.note) if t)
+    return f"{text} {extras}".strip()
+
+
+def _cost(est: Estimate, item: PriceItem) -> str:
     units = item.unit if est.quantity == 1 else item.units
     cost = (f"For {est.quantity} {units}, at {money(est.unit_price, est.currency)} per {item.unit}, the estimate "
             f"is {money(est.subtotal, est.currency)}")
     if est.discount_percent:
         cost += (f", or {money(est.total, est.currency)} after our {_percent(est.discount_percent)} "
                  "volume discount")
-    text = cost + "."
-    if asked is not None and asked < item.minimum:
-        text = f"We sell {item.name.lower()} from {item.minimum} {item.units}. " + text
-    extras = " ".join(t for t in (est.conditions, prices.note) if t)
-    return f"{text} {extras}".strip()
+    return cost
 
 
 def say_unit_price(item: PriceItem, prices: PricesFile) -> str:
@@ -203,19 +207,37 @@ def _percent(value: Decimal) -> str:
 _PARTS = re.compile(r"\b(?:and|plus|with|or|then)\b|[,&+/]", re.IGNORECASE)
 
 
-def items_in(text: str, items: Iterable[PriceItem]) -> list[PriceItem]:
-    """The price items ``text`` names one by one ("a haircut and a beard trim" -> both), in the order said: in
-    each part between "and", "plus", "with" or commas, the item it names most closely (``naming_strength``), none
-    when two tie. "beard trim" is the beard trim, not also the haircut that has "trim" for an alias."""
+def named_parts(text: str, items: Iterable[PriceItem]) -> list[tuple[PriceItem, str]]:
+    """The price items ``text`` names one by one ("25 desks and 25 chairs" -> both), each with the part of the
+    text that names it, in the order said: in each part between "and", "plus", "with" or commas, the item it
+    names most closely (``naming_strength``), none when two tie. "beard trim" is the beard trim, not also the
+    haircut that has "trim" for an alias."""
     items = list(items)
-    found: list[PriceItem] = []
+    found: list[tuple[PriceItem, str]] = []
     for part in _PARTS.split(text):
         strengths = sorted(((naming_strength(part, i), n) for n, i in enumerate(items)), reverse=True)
         if strengths and strengths[0][0] > 0 and (len(strengths) == 1 or strengths[1][0] < strengths[0][0]):
             item = items[strengths[0][1]]
-            if item not in found:
-                found.append(item)
+            if all(item is not other for other, _ in found):
+                found.append((item, part))
     return found
+
+
+def items_in(text: str, items: Iterable[PriceItem]) -> list[PriceItem]:
+    """The price items ``text`` names one by one (``named_parts``)."""
+    return [item for item, _ in named_parts(text, items)]
+
+
+def say_estimates(parts: list[tuple[PriceItem, str]], prices: PricesFile) -> tuple[str, list[Estimate]]:
+    """Several items with their counts ("a quote for 25 standing desks and 25 chairs": the chairs alone were
+    priced): each estimate, computed here, and the sum; an item said without a count is one of it."""
+    estimates, said = [], []
+    for item, part in parts:
+        est = estimate(item, quantity_in(part, counted_words(item)) or 1, prices.currency)
+        estimates.append(est)
+        said.append(_cost(est, item))
+    total = money(sum((e.total for e in estimates), Decimal(0)), prices.currency)
+    return f"{'. '.join(said)}. That's {total} in all. {prices.note or ''}".strip(), estimates
 
 
 def say_prices(items: list[PriceItem], prices: PricesFile) -> str:
