@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up everything voicebot needs on a fresh Debian machine, idempotently:
-#   1. system packages (sipp, Kamailio with its TLS module, baresip, openssl, Chromium for the review-app tests),
+#   1. system packages (sipp, Kamailio with its TLS module, baresip, openssl, Chromium for the review-app tests,
+#      qemu-user for the test of the int8 models on a CPU without VNNI),
 #   2. a virtualenv in .venv with voicebot and its pinned dependencies (llama-cpp-python compiles once per
 #      machine, portable, about 6 minutes on 2 cores, into ~/.cache/voicebot/llama-cpp),
 #   3. the configured models, pulled and verified (cached under ~/.cache/voicebot, about 1.5 GB),
@@ -16,7 +17,7 @@ command -v "$PYTHON" >/dev/null 2>&1 || PYTHON=python3
 import sys; sys.exit(sys.version_info < (3, 11))
 PY
 
-APT_PACKAGES=(sip-tester kamailio kamailio-tls-modules baresip openssl chromium chromium-driver)
+APT_PACKAGES=(sip-tester kamailio kamailio-tls-modules baresip openssl chromium chromium-driver qemu-user)
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")

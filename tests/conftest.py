@@ -88,6 +88,15 @@ def knowledge_base(config, intent_classifier):
 # -- simulated calls ------------------------------------------------------------------------------------------
 
 TODAY = __import__("datetime").date(2026, 11, 22)
+
+
+def morning_of(day):  # noqa: ANN001, ANN201 - a date -> a clock
+    """A CRM clock that says 8 AM on ``day``: the day the demo CRM was seeded "as of" in a test. With the wall
+    clock, the seeded free times went by as the calendar moved on, and tests that passed in the morning of
+    2026-12-01 failed that evening ("December 1st in the afternoon": "I have nothing free then")."""
+    from datetime import datetime, time
+
+    return lambda: datetime.combine(day, time(8))
 ALICE = "+15550102030"  # seeded demo caller: PIN 1234, order 10452 shipped with UPS, ETA 2026-11-24
 
 
@@ -118,7 +127,7 @@ def call_env(tmp_path, config, caller_voice, transcriber, chat_model, intent_cla
     from voicebot.session import SessionDeps
     from voicebot.store import CallStore
 
-    repo = Repository.open(tmp_path / "crm.db", region=config.crm.default_region)
+    repo = Repository.open(tmp_path / "crm.db", region=config.crm.default_region, clock=morning_of(TODAY))
     seed_demo(repo, today=TODAY)
     store = CallStore(tmp_path / "calls.db", tmp_path / "recordings")
     chat = CountingChat(chat_model)

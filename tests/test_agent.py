@@ -7,6 +7,7 @@ import json
 from datetime import date
 
 import pytest
+from conftest import morning_of
 
 from fakes import ScriptedChat
 from voicebot.crm.repository import Repository
@@ -25,7 +26,7 @@ TODAY = date(2026, 11, 22)
 
 @pytest.fixture
 def repo():
-    r = Repository.open(None)
+    r = Repository.open(None, clock=morning_of(TODAY))
     seed_demo(r, today=TODAY)
     return r
 
@@ -292,7 +293,10 @@ def test_a_visit_with_no_service_named_asks_which_and_offers_distinct_times_of_i
 
 
 def test_nothing_free_on_the_callers_days_offers_the_earliest_after_and_says_so(repo):
-    """"Next week" with every slot taken (the seed's start later) was "no free times, shall a colleague call you?"."""
+    """"Next week" with every slot taken was "no free times, shall a colleague call you?"."""
+    for slot in list(repo.db["appointment_slots"].rows_where("service = ? and starts_at < ?",
+                                                             ["laptop setup", "2026-11-30"])):
+        repo.book_slot(slot["id"], name="Someone Else", phone="+15550000001")  # a booked one: SlotTaken, fine
     agent = agent_for(repo, ScriptedChat([{"action": "list_free_slots", "text": "laptop setup"}]))
     events = list(agent.turn("Can someone set up my laptop next week?"))
     (called,) = [e for e in events if isinstance(e, ToolCalled)]

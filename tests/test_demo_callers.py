@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from conftest import morning_of
 from fakes import ScriptedChat
 
 from voicebot.crm.seed import seed_demo
@@ -25,7 +26,7 @@ ALICE, TOM, STRANGER = "+15550102030", "+442079460958", "+15559990000"
 
 @pytest.fixture
 def repo():
-    r = Repository.open(None)
+    r = Repository.open(None, clock=morning_of(TODAY))
     seed_demo(r, today=TODAY)
     return r
 
@@ -108,3 +109,15 @@ def test_a_name_with_where_the_caller_is_from():
     assert spoken_name("It's Mark from Globex.") == "Mark from Globex"
     assert spoken_name("Dana at Acme.") == "Dana at Acme"
     assert spoken_name("I'm at work") is None and spoken_name("from here") is None
+
+
+def test_yes_to_the_pin_prompt_is_asked_again_gently(repo, intent_classifier, knowledge_base):
+    """"Yes." to "please tell me your PIN" went to the model: "Please contact our customer service for
+    assistance." (the caller was on the phone to customer service)."""
+    from voicebot.dialog.identity import GO_AHEAD
+
+    agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
+    assert "PIN" in said(agent.turn("Where's my order?"))
+    for text in ("Yes.", "Hang on, let me check."):
+        assert said(agent.turn(text)) == GO_AHEAD
+    assert said(agent.turn("1 2 3 4")).startswith("Order 10452")

@@ -17,6 +17,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from conftest import morning_of
 from prometheus_client import REGISTRY
 from fakes import (
     CallerVoice,
@@ -49,7 +50,7 @@ GAP_S = 0.5  # WaitForBot's pause before the caller speaks
 @pytest.fixture(scope="module")
 def crm_template(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("crm") / "crm.db"
-    repo = Repository.open(path)
+    repo = Repository.open(path, clock=morning_of(TODAY))
     seed_demo(repo, today=TODAY)
     repo.close()
     return path
@@ -59,7 +60,7 @@ def crm_template(tmp_path_factory) -> Path:
 def env(tmp_path, config, crm_template):
     """As in test_session: the demo CRM, a fresh call store, the fake voice, synthesizer and transcriber."""
     shutil.copy(crm_template, tmp_path / "crm.db")
-    crm = Repository.open(tmp_path / "crm.db", region=config.crm.default_region)
+    crm = Repository.open(tmp_path / "crm.db", region=config.crm.default_region, clock=morning_of(TODAY))
     store = CallStore(tmp_path / "calls.db", tmp_path / "recordings")
     voice = CallerVoice(sample_rate=config.audio.sample_rate)
     yield Env(config, crm, store, voice, FakeSynthesizer(), FakeTranscriber(voice))

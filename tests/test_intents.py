@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from conftest import morning_of
 
 from fakes import ScriptedChat
 from intent_phrasings import PHRASINGS
@@ -48,7 +49,7 @@ def test_an_admins_examples_teach_a_new_phrasing(intent_classifier):
 
 
 def test_recognised_requests_are_answered_without_the_model(intent_classifier):
-    repo = Repository.open(None)
+    repo = Repository.open(None, clock=morning_of(TODAY))
     seed_demo(repo, today=TODAY)
     chat = ScriptedChat()  # any model call fails the test
     agent = DialogueAgent(chat, CallerContext.start(repo, "+15550102030"), "Northwind.", today=TODAY,
@@ -85,7 +86,7 @@ def test_a_stock_question_placed_as_a_lead_hears_the_price_and_no_read_back(inte
     from voicebot.dialog.knowledge_step import KnowledgeStep
     from voicebot.knowledge.base import KnowledgeBase
 
-    repo = Repository.open(None)
+    repo = Repository.open(None, clock=morning_of(TODAY))
     seed_demo(repo, today=TODAY)
     kb = KnowledgeBase(Path(__file__).resolve().parents[1] / "knowledge", intent_classifier.embedder)
     agent = DialogueAgent(ScriptedChat(), CallerContext.start(repo, "+15550102030"), "Northwind.", today=TODAY,
@@ -107,7 +108,7 @@ def test_a_knowledge_question_asked_with_a_request_is_answered_too(intent_classi
     assert clauses("Where is my order and when do you close today?") == ["Where is my order",
                                                                          "when do you close today"]
     assert clauses("My printer is broken and I need it fixed") == ["My printer is broken and I need it fixed"]
-    repo = Repository.open(None)
+    repo = Repository.open(None, clock=morning_of(TODAY))
     seed_demo(repo, today=TODAY)
     step = KnowledgeStep(knowledge_base, clock=lambda: datetime(2026, 11, 23, 17, 0, tzinfo=UTC))  # Monday, 9 AM PT
     agent = DialogueAgent(ScriptedChat(), CallerContext.start(repo, "+15550102030"), "Northwind.", today=TODAY,

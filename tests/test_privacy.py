@@ -22,6 +22,7 @@ import sqlite3
 from datetime import date
 
 import pytest
+from conftest import morning_of
 
 from voicebot.config import EscalationConfig
 from voicebot.crm.repository import Repository
@@ -162,7 +163,7 @@ def test_a_pin_said_twice_is_not_quoted_in_the_escalation(guard):
 # -- the CRM ----------------------------------------------------------------------------------------------------
 
 def test_the_crm_masks_free_text_when_written_and_call_history_when_read():
-    repo = Repository.open(None)
+    repo = Repository.open(None, clock=morning_of(TODAY))
     seed_demo(repo, today=TODAY)
     alice = repo.find_customer_by_phone(ALICE.phone)
     first = {table: repo.db[table].count + 1 for table in ("interactions", "callbacks", "tickets", "leads")}
@@ -295,7 +296,7 @@ def test_a_call_on_the_fakes_leaves_no_pin_or_date_of_birth_anywhere(tmp_path, c
     from voicebot.store import CallStore, Outcome
     from voicebot.telephony.sim import HangUp, Press, SimulatedLine, WaitForBot
 
-    repo = Repository.open(tmp_path / "crm.db", region=config.crm.default_region)
+    repo = Repository.open(tmp_path / "crm.db", region=config.crm.default_region, clock=morning_of(TODAY))
     seed_demo(repo, today=TODAY)
     store = CallStore(tmp_path / "calls.db", tmp_path / "recordings")
     config, busy = warm_and_busy(config)

@@ -17,6 +17,7 @@ from pathlib import Path
 import time
 
 import pytest
+from conftest import morning_of
 
 from fakes import (CallerVoice, FakeSynthesizer, FakeTranscriber, ScriptedChat, ScriptedVad, Synthesis,
                    wait_until)
@@ -47,7 +48,7 @@ STOCK = ("Coffee is not something we sell today, but we do sell paper, toner, ch
 def crm_template(tmp_path_factory) -> Path:
     """The demo CRM, seeded once per module; each test gets its own copy."""
     path = tmp_path_factory.mktemp("crm") / "crm.db"
-    repo = Repository.open(path)
+    repo = Repository.open(path, clock=morning_of(TODAY))
     seed_demo(repo, today=TODAY)
     repo.close()
     return path
@@ -76,7 +77,7 @@ class Env:
 @pytest.fixture
 def env(tmp_path, config, crm_template):
     shutil.copy(crm_template, tmp_path / "crm.db")
-    crm = Repository.open(tmp_path / "crm.db", region=config.crm.default_region)
+    crm = Repository.open(tmp_path / "crm.db", region=config.crm.default_region, clock=morning_of(TODAY))
     store = CallStore(tmp_path / "calls.db", tmp_path / "recordings")
     voice = CallerVoice(sample_rate=config.audio.sample_rate)
     yield Env(config, crm, store, voice, FakeSynthesizer(), FakeTranscriber(voice))

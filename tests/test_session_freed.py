@@ -15,6 +15,7 @@ import asyncio
 import gc
 
 import pytest
+from conftest import morning_of
 
 from fakes import CallerVoice, FakeSynthesizer, FakeTranscriber, ScriptedChat, ScriptedVad
 from test_session import COFFEE, TODAY, reply
@@ -43,7 +44,7 @@ def alive(names: tuple[str, ...] = PER_CALL) -> dict[str, int]:
 
 @pytest.fixture
 def worker(tmp_path, config):
-    crm = Repository.open(tmp_path / "crm.db", region=config.crm.default_region)
+    crm = Repository.open(tmp_path / "crm.db", region=config.crm.default_region, clock=morning_of(TODAY))
     seed_demo(crm, today=TODAY)
     store = CallStore(tmp_path / "calls.db", tmp_path / "recordings")
     voice = CallerVoice(sample_rate=config.audio.sample_rate)

@@ -44,15 +44,18 @@ def invite(**kwargs) -> bytes:
 
 def exchange(sock: socket.socket, data: bytes, wait_s: float = 1.5, whole: bool = False) -> list[str]:
     """Send one datagram; the first lines (``whole``: the whole messages) of everything that comes back within
-    ``wait_s`` (until a final response)."""
+    ``wait_s`` (until a final response to this request: pjsip resends the previous case's final answer until
+    an ACK that never comes, and on a slow machine that resend arrives first)."""
     sock.sendto(data, ("127.0.0.1", BOT))
+    call_id = re.search(rb"Call-ID: (\S+)", data)
+    own = b"Call-ID: " + call_id.group(1) + b"\r\n" if call_id else b""
     got: list[str] = []
     sock.settimeout(wait_s)
     try:
         while True:
             reply, _ = sock.recvfrom(65535)
             got.append((reply if whole else reply.split(b"\r\n", 1)[0]).decode(errors="replace"))
-            if not reply.startswith(b"SIP/2.0 1"):
+            if not reply.startswith(b"SIP/2.0 1") and own in reply:
                 break
     except TimeoutError:
         pass

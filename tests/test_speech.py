@@ -100,6 +100,27 @@ def test_silence_gives_no_accepted_text(transcriber):
     assert transcript.accepted().text == ""
 
 
+def test_silence_and_line_noise_are_not_heard_as_the_company_words(synthesizer, transcriber, monkeypatch):
+    """With the company's words as hotwords Whisper wrote them out of silence ("A4 copy paper shredder,") and
+    white noise ("USB headset with microphone,"); Silero must hear speech first, and one-word answers pass ("Four.", also 26 dB down)."""
+    import numpy as np
+
+    assert transcriber.hotwords and transcriber.speech is not None  # config.yaml: company words, the speech gate
+    asked: list[int] = []
+    run = transcriber._run
+    monkeypatch.setattr(transcriber, "_run", lambda audio, *rest: asked.append(len(audio)) or run(audio, *rest))
+    noise = np.random.default_rng(7).normal(0, 10 ** (-35 / 20), 16000)  # 2 s of hiss at -35 dBFS, 8 kHz
+    for pcm in (silence(2000, 8000), (noise * 32767).astype("<i2").tobytes()):
+        transcript = transcriber.transcribe(pcm, 8000)
+        assert transcript.text == "" and transcript.segments == () and transcript.duration_s == 2.0
+    assert asked == []  # Whisper was never asked
+    for word, heard in (("Four.", "4"), ("No.", "no"), ("Yes.", "yes")):
+        pcm = b"".join(chunk.pcm for chunk in synthesizer.stream(word, 8000))
+        quiet = (np.frombuffer(pcm, "<i2") * 0.05).astype("<i2").tobytes()  # 26 dB down as well
+        for audio in (pcm, quiet):
+            assert normalize(transcriber.transcribe(audio + silence(300, 8000), 8000).text) == heard
+
+
 def test_split_sentences():
     assert split_sentences("Hello there. How are you? Fine!") == ["Hello there.", "How are you?", "Fine!"]
     assert split_sentences("It costs 25.99 dollars.") == ["It costs 25.99 dollars."]
@@ -158,15 +179,17 @@ def test_a_long_first_sentence_is_cut_at_its_first_clause():
 def test_a_short_encoder_window_hears_the_words_and_digits_are_heard_again_in_full(synthesizer, transcriber,
                                                                                     monkeypatch):
     """The config's transcriber reads a short encoder window (stt.window_s); a transcript with digits is made
-    again with Whisper's full 30 s window, so a PIN is heard as the full window hears it."""
+    again with Whisper's full 30 s window, so a PIN is heard as the full window hears it, and without the
+    company's words, which added a digit to bare dictated numbers ("two four six eight." -> "22468")."""
     assert transcriber.window_s < 30
     assert transcriber._frames(16000 * 3) == int(transcriber.window_s * 100)  # 3 s of speech: the floor
     assert transcriber._frames(16000 * 25) == 25 * 100 + 1 + 200  # utterance plus 2 s
     assert transcriber._frames(16000 * 29) is None  # longer than 30 s with its padding: Whisper's own window
     windows = []
     real = transcriber._run
-    monkeypatch.setattr(transcriber, "_run", lambda audio, prompt, frames: windows.append(frames) or
-                        real(audio, prompt, frames))
+    hinted = []
+    monkeypatch.setattr(transcriber, "_run", lambda audio, prompt, frames, hotwords: windows.append(frames) or
+                        hinted.append(hotwords is not None) or real(audio, prompt, frames, hotwords))
     speech = b"".join(c.pcm for c in synthesizer.stream("Where is my order, please?", 8000))
     assert_heard(transcriber.transcribe(speech, 8000).text, "Where is my order, please?", min_ratio=0.8)
     assert windows == [int(transcriber.window_s * 100)]
@@ -174,6 +197,7 @@ def test_a_short_encoder_window_hears_the_words_and_digits_are_heard_again_in_fu
     pin = b"".join(c.pcm for c in synthesizer.stream("My PIN is four four one nine.", 8000))
     heard = transcriber.transcribe(pin, 8000).text
     assert windows == [int(transcriber.window_s * 100), None]  # digits: heard again with the full window
+    assert hinted[-2:] == [True, False]  # ... and without the company's words
     assert any(ch.isdigit() for ch in heard)  # (which digits: Piper's voice varies from run to run)
     windows.clear()
     quantity = b"".join(c.pcm for c in synthesizer.stream("I need forty chairs for the new office.", 8000))
@@ -192,6 +216,16 @@ def test_only_dictated_digits_are_heard_again_with_the_full_window(text, dictate
     from voicebot.speech.stt import _IDENTIFIER
 
     assert bool(_IDENTIFIER.search(text)) is dictated
+
+
+def test_digits_inside_the_company_words_are_not_dictation():
+    from voicebot.speech.stt import _IDENTIFIER, _outside
+
+    words = "Brightwave Broadband, Fiber 500, HP 26X toner cartridge, 140 cm"
+    assert not _IDENTIFIER.search(_outside("I'd like to upgrade to fiber 500.", words))
+    assert not _IDENTIFIER.search(_outside("A desk of 140 cm, please.", words))
+    assert _IDENTIFIER.search(_outside("Order 10452 for the HP 26X toner cartridge.", words))
+    assert _outside("It's 22468.", None) == "It's 22468."
 
 
 def test_a_streamed_reply_hands_out_its_first_clause_as_soon_as_a_word_follows_it():

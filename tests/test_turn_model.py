@@ -15,7 +15,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
-from conftest import _load, words
+from conftest import morning_of, _load, words
 from test_turns import FRAME, ScriptedVad, frame, of
 
 from voicebot.audio import AudioFrame, split_frames
@@ -326,7 +326,7 @@ def call_with(tmp_path, config, model: EndOfTurnModel, script_of, *, transcriber
     from voicebot.store import CallStore
     from voicebot.telephony.sim import SimulatedLine
 
-    crm = Repository.open(tmp_path / "crm.db", region=config.crm.default_region)
+    crm = Repository.open(tmp_path / "crm.db", region=config.crm.default_region, clock=morning_of(TODAY))
     seed_demo(crm, today=TODAY)
     store = CallStore(tmp_path / "calls.db", tmp_path / "recordings")
     voice = CallerVoice(sample_rate=config.audio.sample_rate)

@@ -35,13 +35,13 @@ import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NamedTuple
 
 import yaml
 
 from voicebot import recycle
 from voicebot.bench import Row
-from voicebot.bench_soak import Usage, _described, _sipp, audible_s, failed_calls, last_words, prepare, sample
+from voicebot.bench_soak import (Usage, _described, _sipp, audio_rows, failed_calls, last_words, prepare, sample,
+                                 stored_calls)
 from voicebot.config import Config
 
 SAMPLE_S = 1.0  # how often every live process is sampled
@@ -392,38 +392,3 @@ def soak_workers(config: Config, workers: int = 2, calls: int = 300, concurrency
 def bench_soak_workers(config: Config, workers: int = 2, **kwargs) -> list[Row]:
     """``soak_workers`` as the table's rows (``voicebot bench soak --workers N``)."""
     return soak_workers(config, workers, **kwargs).rows()
-
-
-class Stored(NamedTuple):
-    recorded: int  # calls in the call store
-    ended: int  # of them with an end (an outcome)
-    heard: list[float]  # per call: seconds of caller audio the bot recorded
-    spoke: list[float]  # per call: seconds of the bot's own audio
-    by_worker: dict[str, int]  # calls per worker name ("w0"; "" for a single process)
-
-
-def stored_calls(folder: Path, calls: int) -> Stored:
-    """What the soak's call store (``folder``/calls.db, its recordings) kept of the calls."""
-    from voicebot.store import CallStore
-
-    store = CallStore(folder / "calls.db", folder / "recordings", readonly=True)
-    try:
-        ended = store.select("select count(*) as n from calls where ended_at is not null")[0]["n"]
-        by_worker = {r["worker"] or "": r["n"] for r in store.select("select worker, count(*) as n from calls "
-                                                                      "group by worker order by worker")}
-        listed = store.list_calls(limit=calls + 100)
-        heard = [audible_s(store.recording_file(c, "caller")) for c in listed]
-        spoke = [audible_s(store.recording_file(c, "bot")) for c in listed]
-        return Stored(store.count_calls(), ended, heard, spoke, by_worker)
-    finally:
-        store.close()
-
-
-def audio_rows(part: str, caller_says: str, packets: int, heard: list[float], spoke: list[float]) -> list[Row]:
-    """The RTP each way: what sipp sent per call, what the bot's recordings show it heard and said."""
-    return [Row(part, f"RTP packets sipp sent per call ({'speech' if caller_says else 'line noise'}, one pcap)",
-                "packets", (float(packets),)),
-            Row(part, f"caller audio the bot received per call ({sum(h == 0 for h in heard)} call(s) with none)",
-                "s", tuple(heard) or (0.0,)),
-            Row(part, f"bot audio sent per call ({sum(s == 0 for s in spoke)} call(s) with none)", "s",
-                tuple(spoke) or (0.0,))]

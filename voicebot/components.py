@@ -28,9 +28,14 @@ from voicebot.speech.vad import WebRtcVoiceActivity
 
 def make_transcriber(config: Config, store: ModelStore) -> Transcriber:
     c = config.stt
+    speech = None
+    if c.speech_model:
+        from voicebot.speech.silero import SileroVad
+
+        speech = SileroVad(store.locate(c.speech_model), c.speech_threshold)
     return WhisperTranscriber(str(store.locate(c.model)), language=c.language, beam_size=c.beam_size,
                               threads=c.threads, initial_prompt=c.initial_prompt, window_s=c.window_s,
-                              hotwords=company_words(config) if c.company_words else None)
+                              hotwords=company_words(config) if c.company_words else None, speech=speech)
 
 
 def company_words(config: Config, limit: int = 40) -> str | None:

@@ -64,6 +64,11 @@ class SttConfig(Section):
                                 "CRM's services and the price list's items (\"Fiber 500\" was heard as \"5 or 500\").")
     window_s: float = Field(10.0, ge=5, le=30, description="Shortest encoder window in seconds: 30 is Whisper's "
                             "own; less transcribes short turns faster (the utterance plus 2 s, at least this long).")
+    speech_model: str | None = Field("silero-vad-v6", description="A VAD model (models/manifest.yaml) that must "
+                                     "hear speech in a turn before Whisper transcribes it (null: every turn is "
+                                     "transcribed; with company words, Whisper wrote them out of line noise).")
+    speech_threshold: float = Field(0.15, gt=0, lt=1, description="The speech model's probability, in some 32 ms "
+                                    "of the turn, below which the turn holds no speech.")
 
 
 class TtsConfig(Section):

@@ -55,4 +55,6 @@ def default_models(config: Config) -> list[str]:
         names.append(config.turns.model)
     if config.vad.second_opinion:  # Silero, the second opinion on speech over the bot
         names.append(config.vad.second_opinion)
+    if config.stt.speech_model and config.stt.speech_model not in names:  # Silero, before Whisper hears a turn
+        names.append(config.stt.speech_model)
     return names

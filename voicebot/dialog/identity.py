@@ -36,6 +36,12 @@ NO_ORDERS = ", or one of your order numbers?"
 ORDER_NOT_PIN = "That sounds like an order number. For your security, I first need your PIN."
 BIRTH_PROMPT = "No problem. Please tell me your date of birth, and then the postcode on your account."
 NO_PIN_PROMPT = "For your security, please tell me your date of birth."
+GO_AHEAD = "Take your time. What is your PIN? You can say it or key it in."
+_READY_WORDS = (r"(?:yes|yeah|yep|sure|ok|okay|right|alright|of course|fine|go on|no problem|um+|uh+|please|then|"
+                r"(?:one|just a|give me a|a) (?:moment|sec|second|minute)|(?:hang|hold) on|wait|let me (?:check|"
+                r"find it|look|see)|i(?:ll| will) (?:check|find it|look))")
+_READY = re.compile(rf"^{_READY_WORDS}(?: {_READY_WORDS})*$")
+"""A caller who agrees to give the PIN, or asks for a moment, and says nothing more: asked again, gently."""
 POSTCODE_PROMPT = "Thank you. And the postcode on your account?"
 _NO_PIN = re.compile(r"\b(dont|do not|never) (have|know|remember|got)\b.*\b(pin|code|number)\b|\bforgot\b.*\bpin\b|"
                      r"\bno pin\b|\bdate of birth\b|\bbirthday\b")
@@ -143,7 +149,9 @@ class IdentityStep:
             return self._pin(text)
         if _NO_PIN.search(normalize(text)):
             return IdentityResult(say=[BIRTH_PROMPT])
-        return None
+        if _READY.match(normalize(text)):
+            return IdentityResult(say=[GO_AHEAD])  # "Yes." to the PIN prompt went to the model: "Please contact
+        return None  # our customer service for assistance."
 
     def _find(self, digits: str) -> IdentityResult:
         started = time.perf_counter()

@@ -52,6 +52,20 @@ class SileroVad:
     def stream(self) -> SileroStream:
         return SileroStream(self)
 
+    def speech_probability(self, audio: np.ndarray, stop_at: float = 1.0) -> float:
+        """The highest speech probability of any 32 ms chunk of ``audio`` (16 kHz float, one utterance, from a
+        fresh state); it stops early once a chunk reaches ``stop_at``. ~0.2 ms a chunk: 20 ms for 3 s."""
+        h = np.zeros((1, 1, 128), np.float32)
+        c = np.zeros((1, 1, 128), np.float32)
+        audio = np.concatenate([np.zeros(CONTEXT, np.float32), np.asarray(audio, np.float32)])
+        best = 0.0
+        for start in range(0, len(audio) - CONTEXT - CHUNK + 1, CHUNK):
+            probability, h, c = self.run(audio[start:start + CONTEXT + CHUNK], h, c)
+            best = max(best, probability)
+            if best >= stop_at:
+                break
+        return best
+
 
 class SileroStream:
     """One call's Silero state; ``is_speech(frame, rate)`` per inbound frame, in order (a ``VoiceActivity``)."""

@@ -88,12 +88,28 @@ def _short_window_model(base: type) -> type:
     return ShortWindowWhisper
 
 
+class SpeechCheck(Protocol):
+    """A VAD model that says whether a turn holds speech at all (``speech.silero.SileroVad``)."""
+
+    threshold: float
+
+    def speech_probability(self, audio, stop_at: float = 1.0) -> float:  # noqa: ANN001 - 16 kHz float array
+        ...
+
+
 @dataclass
 class WhisperTranscriber:
     """faster-whisper (CTranslate2, int8 on CPU), loaded from a local folder only.
 
     ``window_s``: the shortest encoder window in seconds (30: Whisper's own, always 30 s; less: the utterance plus
-    2 s, at least this long; see ``_short_window_model``)."""
+    2 s, at least this long; see ``_short_window_model``).
+
+    ``speech``: a VAD model that must hear speech in the audio before Whisper is asked. Why: with the company's
+    words as hotwords, Whisper writes them out of silence and line noise ("A4 copy paper shredder," from 2 s of
+    digital silence, with a no-speech probability of 0.2; "USB headset with microphone," from white noise), where
+    it wrote nothing without them; only a low average log-probability kept those out, and on a CPU without VNNI
+    the same silence became a long repeated line that passed. Silero's best 32 ms in such audio was at most
+    0.05, in a one-word answer ("Two.", "No.", quiet or loud) at least 0.47."""
 
     model_dir: str
     language: str | None = "en"
@@ -102,6 +118,7 @@ class WhisperTranscriber:
     initial_prompt: str | None = None
     window_s: float = 10.0
     hotwords: str | None = None  # the company's own words (``vocabulary``): "MOT", "Fiber 500", its name
+    speech: SpeechCheck | None = None
     load_s: float = field(init=False, default=0.0)
 
     def __post_init__(self) -> None:
@@ -125,18 +142,25 @@ class WhisperTranscriber:
             raise ValueError(f"sample rate {sample_rate} Hz: the transcriber takes 8000 or 16000")
         started = time.perf_counter()
         audio = to_float32(resample(pcm, sample_rate, WHISPER_RATE))
+        if self.speech is not None and self.speech.speech_probability(audio, self.speech.threshold) < \
+                self.speech.threshold:
+            return Transcript("", self.language or "", (), len(audio) / WHISPER_RATE, time.perf_counter() - started)
         frames = self._frames(len(audio))
-        segs, info = self._run(audio, prompt, frames)
+        segs, info = self._run(audio, prompt, frames, self.hotwords)
         text = " ".join(s.text for s in segs).strip()
-        if frames and (_IDENTIFIER.search(text) or _looks_repeated(text)):
+        dictated = _IDENTIFIER.search(_outside(text, self.hotwords)) is not None
+        if (frames and (_IDENTIFIER.search(text) or _looks_repeated(text))) or (dictated and self.hotwords):
             # Dictated digits (a PIN, an order or phone number, a date's year) must be exact, and a short window
             # occasionally changes one or repeats a phrase: such turns are heard again with Whisper's full window.
             # A quantity or a time ("40 chairs", "at 10:30") keeps the speed: the bot reads it back anyway.
-            segs, info = self._run(audio, prompt, None)
+            # Digits that are not part of the company's words are heard again without those words: with them,
+            # a bare dictated number gained a digit 4 times in 39 ("two four six eight." -> "22468"), 0 without.
+            segs, info = self._run(audio, prompt, None, None if dictated else self.hotwords)
             text = " ".join(s.text for s in segs).strip()
         return Transcript(text, info.language, segs, info.duration, time.perf_counter() - started)
 
-    def _run(self, audio, prompt: str | None, frames: int | None) -> tuple[tuple[Segment, ...], object]:  # noqa: ANN001
+    def _run(self, audio, prompt: str | None, frames: int | None,  # noqa: ANN001
+             hotwords: str | None) -> tuple[tuple[Segment, ...], object]:
         # a short window: at most ~6 tokens per second of audio, so a decoder that starts to repeat stops early
         limit = {"max_new_tokens": 12 + int(len(audio) / WHISPER_RATE * 6)} if frames else {}
         _window.frames = frames
@@ -146,7 +170,7 @@ class WhisperTranscriber:
                 language=self.language,
                 beam_size=self.beam_size,
                 initial_prompt=prompt or self.initial_prompt,
-                hotwords=self.hotwords,
+                hotwords=hotwords,
                 condition_on_previous_text=False,
                 vad_filter=False,  # turn-taking already cut the utterance
                 without_timestamps=True,
@@ -162,6 +186,13 @@ class WhisperTranscriber:
 # three or more digits in a row, as dictated: "10452", "4 4 1 9", "44, 19", "555-010-2030" (never split by the
 # ":" of a time); a comma too, as Whisper puts one between digit groups the caller paused between
 _IDENTIFIER = re.compile(r"\d(?:,? ?[.-]?\d){2,}")
+
+
+def _outside(text: str, hotwords: str | None) -> str:
+    """``text`` without the company's words it holds ("Fiber 500", "HP 26X toner cartridge"), in any case."""
+    for word in sorted((w.strip() for w in (hotwords or "").split(",") if w.strip()), key=len, reverse=True):
+        text = re.sub(re.escape(word), " ", text, flags=re.IGNORECASE)
+    return text
 
 
 def _looks_repeated(text: str) -> bool:
