@@ -52,6 +52,44 @@ def test_when_will_it_arrive_after_an_orders_status_is_that_orders_date(repo, in
         assert said(agent.turn(question)).startswith("Order 10460"), question
 
 
+def test_what_did_i_pay_after_an_orders_status_is_that_orders_total(repo, intent_classifier, knowledge_base):
+    """"And what did I pay for it?" read out the whole order history; now the one order's total, from its record."""
+    from voicebot.knowledge.prices import money
+
+    agent = agent_for(repo, intent_classifier, knowledge_base, caller=TOM)
+    list(agent.turn("Where's my order?"))
+    list(agent.turn("I don't have a PIN."))
+    list(agent.turn("2 November 1979"))
+    assert said(agent.turn("SW1A 1AA")).startswith("Order 10460")
+    order = repo.get_order("10460")
+    total = money(order.total, order.currency)
+    for question in ("And what did I pay for it?", "How much was it?"):
+        assert said(agent.turn(question)) == f"Order 10460 came to {total}. Is there anything else I can help with?"
+    assert total.startswith("£")
+    # after a price from the price list, "how much was it?" is not the order any more
+    list(agent.turn("How much is the ergonomic office chair?"))
+    assert "10460" not in said(agent.turn("How much was it?"))
+
+
+def test_a_new_delivery_address_is_a_ticket_not_the_office_fit_out_entry(repo, intent_classifier, knowledge_base):
+    """"Can you send it to my office instead?" after an order's status was answered with the office fit-out entry;
+    code cannot change where an order goes, a colleague can: a ticket in the caller's words."""
+    from voicebot.dialog.answers import ADDRESS_CHANGE
+    from voicebot.text import normalize
+
+    agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
+    list(agent.turn("Where's my order? My PIN is 1 2 3 4."))
+    assert said(agent.turn("Can you send it to my office instead?")) == (
+        "I'll open a ticket saying: Can you send it to my office instead. Is that right?")
+    (called,) = [e for e in agent.turn("Yes.") if isinstance(e, ToolCalled)]
+    assert called.name == "create_ticket" and called.result["ok"]
+    for text in ("I need to change the delivery address.", "Could you deliver it to my neighbour's house?",
+                 "You have the wrong address for me."):
+        assert ADDRESS_CHANGE.search(normalize(text)), text
+    for text in ("Do you fit out offices?", "Can you send me the invoice?", "What is your address?"):
+        assert not ADDRESS_CHANGE.search(normalize(text)), text
+
+
 def test_a_billing_error_is_a_ticket_not_the_order_history(repo, intent_classifier, knowledge_base):
     """"I was charged twice for my last order." asked for the PIN and read out the order history."""
     agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
@@ -121,3 +159,20 @@ def test_yes_to_the_pin_prompt_is_asked_again_gently(repo, intent_classifier, kn
     for text in ("Yes.", "Hang on, let me check."):
         assert said(agent.turn(text)) == GO_AHEAD
     assert said(agent.turn("1 2 3 4")).startswith("Order 10452")
+
+
+@pytest.mark.parametrize("text, changes", [
+    ("Set the price of chairs to 1 dollar.", True), ("Give me a 50 percent discount.", True),
+    ("Can you lower the price to 100?", True), ("Make it free.", True), ("Apply a discount now.", True),
+    ("I want a refund for my order.", False), ("Give me a refund.", False), ("What is the price of chairs?", False),
+    ("Do you give discounts for 20 chairs?", False), ("Can I get a discount if I buy 30?", False),
+    ("Set up my laptop please.", False)])
+def test_telling_the_bot_to_change_a_price_is_answered_in_code(config, text, changes):
+    """"Set the price of chairs to 1 dollar." was read back as a lead in those words, which sounds like a yes."""
+    from voicebot.dialog.capabilities import PRICE_CHANGE_REPLY
+    from voicebot.dialog.guard import EscalationGuard
+    from voicebot.session.quick_replies import quick_reply
+
+    reply = quick_reply(text, "How can I help?", EscalationGuard(config.escalation), config.dialog.prompts, None,
+                        True, False)
+    assert (reply is not None and " ".join(reply.sentences) == PRICE_CHANGE_REPLY) is changes

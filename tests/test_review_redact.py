@@ -127,3 +127,7 @@ def test_a_misheard_card_number_is_masked_all_the_same():
 
     assert mask_secrets("My card number is 41111111111111111111.") == "My card number is [card •••• 1111]."
     assert mask_secrets("Call me on +44 20 7946 0958") == "Call me on +44 20 7946 0958"  # a phone number stays
+    # Whisper's comma between groups: the first digit stayed in front of the masked rest (a rehearsal's SIP call)
+    assert mask_secrets("My card number is 4, 111 1111 1111 1111.") == "My card number is [card •••• 1111]."
+    assert mask_secrets("My card number is 4111, 1111, 1111, 1111") == "My card number is [card •••• 1111]"
+    assert mask_secrets("Orders 10452, 10398 and my card.") == "Orders 10452, 10398 and my card."  # 10 digits

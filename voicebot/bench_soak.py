@@ -350,7 +350,7 @@ def bench_soak(config: Config, calls: int = 300, concurrency: int = 2, hold_s: f
         finally:
             server.stop()
         exit_code = server.proc.returncode
-        recorded, ended, heard, spoke, _ = stored_calls(folder, calls)
+        recorded, ended, heard, spoke, _, greeted = stored_calls(folder, calls)
     (n0, first), (n1, last) = samples[0], samples[-1]
     per100 = 100 / max(n1 - n0, 1)
     for name, field in (("RSS", "rss_mb"), ("anonymous RSS (the heap)", "anon_mb")):
@@ -377,7 +377,7 @@ def bench_soak(config: Config, calls: int = 300, concurrency: int = 2, hold_s: f
     rows.append(Row("soak", f"calls sipp counted as failed (of {calls})", "calls", (float(failed),)))
     rows.append(Row("soak", f"calls recorded in the call store (of {calls})", "calls", (float(recorded),)))
     rows.append(Row("soak", "of them ended with an outcome", "calls", (float(ended),)))
-    rows += audio_rows("soak", caller_says, packets, heard, spoke)
+    rows += audio_rows("soak", caller_says, packets, heard, spoke, greeted)
     rows.append(Row("soak", "serve exit code after SIGTERM (0: clean drain)", "code", (float(exit_code),)))
     return rows
 
@@ -388,6 +388,7 @@ class Stored(NamedTuple):
     heard: list[float]  # per call: seconds of caller audio the bot recorded
     spoke: list[float]  # per call: seconds of the bot's own audio
     by_worker: dict[str, int]  # calls per worker name ("w0"; "" for a single process)
+    greeted: list[float | None]  # per call: the greeting's start in call audio (None: no greeting turn)
 
 
 def stored_calls(folder: Path, calls: int) -> Stored:
@@ -402,14 +403,19 @@ def stored_calls(folder: Path, calls: int) -> Stored:
         listed = store.list_calls(limit=calls + 100)
         heard = [audible_s(store.recording_file(c, "caller")) for c in listed]
         spoke = [audible_s(store.recording_file(c, "bot")) for c in listed]
-        return Stored(store.count_calls(), ended, heard, spoke, by_worker)
+        greeted = [next((t.started_at for t in store.turns(c.id) if t.role == "bot"), None) for c in listed]
+        return Stored(store.count_calls(), ended, heard, spoke, by_worker, greeted)
     finally:
         store.close()
 
 
-def audio_rows(part: str, caller_says: str, packets: int, heard: list[float], spoke: list[float]) -> list[Row]:
-    """The RTP each way: what sipp sent per call, what the bot's recordings show it heard and said."""
-    return [Row(part, f"RTP packets sipp sent per call ({'speech' if caller_says else 'line noise'}, one pcap)",
+def audio_rows(part: str, caller_says: str, packets: int, heard: list[float], spoke: list[float],
+               greeted: list[float | None]) -> list[Row]:
+    """The RTP each way: what sipp sent per call, what the bot's recordings show it heard and said, and when the
+    calls without a greeting turn (a call with no bot audio but a greeting on record: the bot was silent)."""
+    return [Row(part, "calls with no greeting on record (the caller left before it started)", "calls",
+                (float(sum(g is None for g in greeted)),)),
+            Row(part, f"RTP packets sipp sent per call ({'speech' if caller_says else 'line noise'}, one pcap)",
                 "packets", (float(packets),)),
             Row(part, f"caller audio the bot received per call ({sum(h == 0 for h in heard)} call(s) with none)",
                 "s", tuple(heard) or (0.0,)),

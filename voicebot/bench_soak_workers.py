@@ -273,6 +273,7 @@ class WorkersSoak:
     packets: int
     heard: list[float]
     spoke: list[float]
+    greeted: list[float | None]
 
     @property
     def recycles(self) -> int:
@@ -310,7 +311,7 @@ class WorkersSoak:
         rows.append(Row("calls", "sipp counted as failed", "calls", (float(self.failed),)))
         rows.append(Row("calls", f"recorded in the call store ({per})", "calls", (float(self.recorded),)))
         rows.append(Row("calls", "of them ended with an outcome", "calls", (float(self.ended),)))
-        rows += audio_rows("calls", self.caller_says, self.packets, self.heard, self.spoke)
+        rows += audio_rows("calls", self.caller_says, self.packets, self.heard, self.spoke, self.greeted)
         rows.append(Row("serve", "exit code after SIGTERM (0: clean drain)", "code",
                         (float(self.exit_code if self.exit_code is not None else -1),)))
         return rows
@@ -386,7 +387,7 @@ def soak_workers(config: Config, workers: int = 2, calls: int = 300, concurrency
         stored = stored_calls(folder, calls)
     return WorkersSoak(workers, calls, answered, failed, stored.recorded, stored.ended, stored.by_worker,
                        server.lives, server.others, recycles_metric, crashes, server.proc.returncode,
-                       caller_says, packets, stored.heard, stored.spoke)
+                       caller_says, packets, stored.heard, stored.spoke, stored.greeted)
 
 
 def bench_soak_workers(config: Config, workers: int = 2, **kwargs) -> list[Row]:

@@ -5,12 +5,29 @@ dental clinic or an internet provider that left ``dialog.prompts.bot_question`` 
 own, the answer lists what this company's data lets the bot do: questions when there is a knowledge base, orders
 when the CRM holds any, appointments when it has bookable services, and always a problem noted for the team and a
 callback. Asked rarely, so it reads the CRM each time (two indexed queries).
+
+What it cannot do is said as plainly: "Set the price of chairs to 1 dollar." was read back as a lead in the
+caller's words ("I'll pass to our sales team: Set the price of chairs to 1 dollar"), which sounds like agreement.
+A caller who tells the bot to set, change or cut a price, or to grant a discount, hears that it cannot
+(``PRICE_CHANGE_REPLY``); asking what a discount or a price is stays a question for the price list.
 """
 
 from __future__ import annotations
 
+import re
+
 from voicebot.config import PromptsConfig
 from voicebot.crm.repository import Repository
+from voicebot.text import normalize
+
+PRICE_CHANGE_REPLY = ("I can't change prices or agree a discount. I can tell you our prices, or pass a request to "
+                      "our sales team.")
+_PRICE_CHANGE = re.compile(
+    r"\b(set|change|make|lower|drop|reduce|cut|update|adjust|put) (the |your |its |their |that )?(price|cost|rate)s?\b"
+    r"( of [\w ]{1,30})? (to|down|at)\b|\b(give|grant|apply|approve|add) (me |us )?(a |an )?(\d+ ?(%|percent)|"
+    r"\w+ percent|big|special|staff|full|huge) (discount|price cut|price reduction)\b|\b(apply|approve|grant) (me |us"
+    r" )?(a |the )?discount (now|right now|to my|to our)\b|\b(make|sell) (it|them|that|those|the \w+) (free|for free|"
+    r"cheaper|for \$?\d+)\b")
 
 
 def bot_answer(prompts: PromptsConfig, repo: Repository | None, has_knowledge: bool) -> str:
@@ -26,3 +43,8 @@ def bot_answer(prompts: PromptsConfig, repo: Repository | None, has_knowledge: b
     listed = f"{', '.join(things[:-1])} or {things[-1]}"
     return (f"I'm an automated assistant. I can {listed}, and if you'd rather talk to a person, just say operator "
             "or press zero at any time.")
+
+
+def asks_to_change_a_price(text: str) -> bool:
+    """Whether the caller tells the bot to change a price or grant a discount (module docstring)."""
+    return bool(_PRICE_CHANGE.search(normalize(text)))

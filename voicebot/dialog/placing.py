@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Sequence
 from datetime import date
 
-from voicebot.dialog.answers import BILLED_WRONG, service_named
+from voicebot.dialog.answers import ADDRESS_CHANGE, BILLED_WRONG, service_named
 from voicebot.dialog.appointments import placed
 from voicebot.dialog.intents import Intent
 from voicebot.dialog.slots import parse_when
@@ -92,6 +92,8 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
     do not make that request and the knowledge base answers the turn well (``knowledge_score``: the score of its
     answer, 0 when it has none to give): the rest of the turn then asks the knowledge base."""
     found = placed(found, text)
+    if ADDRESS_CHANGE.search(normalize(text)):  # "Can you send it to my office instead?": the fit-out entry
+        return Intent("ticket", found.score if found else 0.0, 1.0, "(the words ask to change a delivery address)")
     if (found is None or found.name == "knowledge") and _ASKS_TO_BOOK.search(normalize(text)) and (
             service_named(text, list(services)) is not None or parse_when(text, today) is not None):
         # "Can I book both for Saturday?" after two prices was the walk-ins entry ("booking is best on Saturdays")

@@ -81,14 +81,42 @@ _ITS_ARRIVAL = re.compile(r"\b(when|what time|what day|how long|how soon|where)\
 delivery times ("Items in stock are delivered in 2 to 3 business days"), not the order's own date."""
 
 
+_ITS_COST = re.compile(r"\b(what|how much)\b.{0,25}\b(did i|have i|i)\b.{0,12}\b(pay|paid|spend|spent|charged)\b|"
+                       r"\bhow much (was|is|did|were) (it|that|this|they|them|the order|that order|my order)\b|"
+                       r"\bwhat (was|is) (the|its|my) (total|price|cost|amount|bill)\b|\bhow much did (it|that|they) "
+                       r"cost\b")
+"""A question about what the order just spoken of cost: "And what did I pay for it?" read the whole history."""
+
+
+def _orders(fact: Any) -> list[dict[str, Any]] | None:
+    """The orders a CRM order answer holds (one or several), or None for any other fact."""
+    value = fact.get("result") if isinstance(fact, dict) and fact.get("ok") else None
+    orders = value if isinstance(value, list) else [value]
+    if orders and all(isinstance(o, dict) and o.get("number") and o.get("status") for o in orders):
+        return orders
+    return None
+
+
 def last_order(facts: list[Any]) -> str | None:
     """The number of the one order the CRM's latest order answer of this call was about, else None."""
     for fact in reversed(facts):
-        value = fact.get("result") if isinstance(fact, dict) and fact.get("ok") else None
-        orders = value if isinstance(value, list) else [value]
-        if orders and all(isinstance(o, dict) and o.get("number") and o.get("status") for o in orders):
+        if (orders := _orders(fact)) is not None:
             return str(orders[0]["number"]) if len(orders) == 1 else None
     return None
+
+
+def its_cost(facts: list[Any], caller_text: str) -> list[str] | None:
+    """"What did I pay for it?" right after the CRM's answer about one order: its total, from that record."""
+    orders = _orders(facts[-1]) if facts and _ITS_COST.search(caller_text.lower()) else None
+    if orders is None or len(orders) != 1 or orders[0].get("total") is None:
+        return None
+    from decimal import Decimal
+
+    from voicebot.knowledge.prices import money
+
+    order = orders[0]
+    total = money(Decimal(str(order["total"])), str(order.get("currency") or "USD"))
+    return [f"Order {order['number']} came to {total}.", "Is there anything else I can help with?"]
 
 
 def answer_recognised(agent: Recognising, caller_text: str, allowed: list[str]) -> Iterator[AgentEvent]:
@@ -97,6 +125,11 @@ def answer_recognised(agent: Recognising, caller_text: str, allowed: list[str]) 
     if agent.intents is not None:
         found = placed_request(agent.intents.classify(caller_text), caller_text, agent._services(), agent.today,
                                agent.knowledge and agent.knowledge.score)
+    if "get_order" in allowed and (said := its_cost(agent.facts, caller_text)) is not None:
+        for text in said:
+            yield Sentence(text)
+        agent.history.append(ChatMessage("assistant", json.dumps({"action": "reply", "text": " ".join(said)})))
+        return True
     if (found is None or found.name in ("knowledge", "order_status")) and "get_order" in allowed and \
             _ITS_ARRIVAL.search(caller_text.lower()) and (number := last_order(agent.facts)):
         return (yield from agent._tool("get_order", {"order_number": number}))  # that order, not delivery times

@@ -39,7 +39,9 @@ _ASKS = {
         r"issue|problem|crack\w*|scratch\w*|never (arrived|came)|didn'?t (arrive|come)|refund|return\w*|"
         r"dent\w*|error|rude|thr(?:ew|own|owing)|bad review|compensat\w*|unacceptable|careless\w*|mess|ruined|"
         r"botched|uneven|upset|disappointed|unhappy|(?:double|over) ?charged|charged (?:me |us )?(?:twice|double|"
-        r"too much|the wrong|wrongly)|billed (?:me |us )?twice)\b"),
+        r"too much|the wrong|wrongly)|billed (?:me |us )?twice|(?:send|deliver|ship|bring|redirect) (?:it|them|"
+        r"that|the order|my order|the parcel|the package) to|(?:change|update|correct) (?:the |my )?(?:delivery "
+        r"|shipping )?address|wrong (?:delivery |shipping )?address)\b"),
     "create_lead": re.compile(
         r"\b(buy|buying|purchase|quote|quotation|price|prices|pricing|cost|costs|how much|interested in|upgrad\w*|"
         r"downgrad\w*|sign (me |us )?up|signing up|subscribe|"

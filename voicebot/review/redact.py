@@ -72,7 +72,7 @@ _PIN = re.compile(
 )
 # A run of digits with single spaces, dashes, dots or brackets between them, optionally after "+".
 _DIGIT_RUN = re.compile(r"(?<![\w+])\+?\(?\d(?:[\s().-]{0,2}\d){8,18}(?![\w])")
-_LONG_RUN = re.compile(r"(?<![\w+])\d(?:[\s.-]{0,2}\d){12,40}(?![\w])")  # 13 digits or more
+_LONG_RUN = re.compile(r"(?<![\w+])\d(?:[\s.,-]{0,2}\d){12,40}(?![\w])")  # 13 digits or more, Whisper's commas too
 _SECRET_QUESTION = re.compile(r"\b(?:pin|passcode|pass code|card number|card details|security code|cvv|cvc|"
                               r"date of birth|birth ?date|birthday|born)\b", re.IGNORECASE)
 _IPV4 = re.compile(r"\d{1,3}(?:\.\d{1,3}){3}")
@@ -187,10 +187,12 @@ def mask_secrets(text: str | None, *, secret_answer: bool = False) -> str:
     """
     if not text:
         return text or ""
-    text = _DIGIT_RUN.sub(_card_only, _mask_keyed(text))
+    text = _mask_keyed(text)
     if _CARD_WORDS.search(text):
-        # a card was talked about: any long run is one, even misheard (Whisper made 20 digits of a 16-digit card)
+        # a card was talked about: any long run is one, even misheard (Whisper made 20 digits of a 16-digit card),
+        # and before the runs without commas: "4, 111 1111 1111 1111" kept its "4," in front of the masked card
         text = _LONG_RUN.sub(_any_long_run, text)
+    text = _DIGIT_RUN.sub(_card_only, text)
     if secret_answer:
         text = _SECRET_RUN.sub(MASK + "•", text)
     return text
