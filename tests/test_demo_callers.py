@@ -74,7 +74,7 @@ def test_what_did_i_pay_after_an_orders_status_is_that_orders_total(repo, intent
 def test_a_new_delivery_address_is_a_ticket_not_the_office_fit_out_entry(repo, intent_classifier, knowledge_base):
     """"Can you send it to my office instead?" after an order's status was answered with the office fit-out entry;
     code cannot change where an order goes, a colleague can: a ticket in the caller's words."""
-    from voicebot.dialog.answers import ADDRESS_CHANGE
+    from voicebot.dialog.placing import ADDRESS_CHANGE
     from voicebot.text import normalize
 
     agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)

@@ -40,8 +40,8 @@ import yaml
 
 from voicebot import recycle
 from voicebot.bench import Row
-from voicebot.bench_soak import (Usage, _described, _sipp, audio_rows, failed_calls, last_words, prepare, sample,
-                                 stored_calls)
+from voicebot.bench_soak import Usage, _described, _sipp, failed_calls, last_words, prepare, sample
+from voicebot.bench_soak_store import audio_rows, stored_calls
 from voicebot.config import Config
 
 SAMPLE_S = 1.0  # how often every live process is sampled

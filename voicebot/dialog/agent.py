@@ -52,8 +52,7 @@ class DialogueAgent:
     """The model-led part of one call. Not thread-safe: one turn at a time (the session makes sure).
 
     The message history only grows (facts arrive as new system notes), so llama.cpp reuses everything it has
-    already evaluated and each turn pays only for its new tokens.
-    """
+    already evaluated and each turn pays only for its new tokens."""
 
     chat: ChatModel
     context: CallerContext

@@ -47,14 +47,6 @@ BILLED_WRONG = re.compile(r"\b((double|over) ?charged|charged (me |us )?(twice|d
                          r"billed (me |us )?twice|wrong (amount|price) (on|for|charged))\b")
 """A billing error reported ("I was charged twice for my last order."): a ticket, not the order history."""
 
-ADDRESS_CHANGE = re.compile(
-    r"\b(send|deliver|ship|bring|redirect|drop|take) (it|them|that|this|the order|my order|the parcel|the package|"
-    r"the delivery)( off)? (to|at) (my|our|the|a|another|a different|his|her) ?(\w+ )?(office|work|workplace|home|"
-    r"house|address|neighbou?rs?|place|flat|apartment)\b|\b(change|update|correct|fix) (the |my |our )?(delivery "
-    r"|shipping )?address\b|\bwrong (delivery |shipping )?address\b")
-"""A change to where an order goes ("Can you send it to my office instead?" was the office fit-out entry): a
-ticket for a colleague, who can reach the carrier; code cannot change an address on an order."""
-
 
 def match_intent(text: str) -> tuple[str, dict[str, Any]] | None:
     """A tool call for the request when a fixed pattern recognises it, else None (the model decides).

@@ -5,11 +5,9 @@ opening hours and the price items (one hybrid index, so English and Russian ques
 
 * an **entry** found with confidence is spoken from its own text, cut to one or two sentences for the phone;
 * the **hours** found: the answer is computed from ``hours.yaml`` for the moment or day asked about;
-* a **price** item found: an estimate computed from ``prices.yaml`` when a quantity was said, else the unit
-  price; always called an estimate;
+* a **price** item found: an estimate from ``prices.yaml`` for a quantity said, else the unit price (an estimate);
 * a **weak** match asks one clarifying question naming the closest entry, or offers a person; never a guess;
-* **none**: nothing close; the text offers a person, and the dialogue decides (the question is worth keeping
-  for the admin: it is what the knowledge base lacks).
+* **none**: nothing close; the text offers a person and the dialogue decides (the question shows a gap to fill).
 
 So every figure, date and time the caller hears comes from the admin's files or from the code here.
 
