@@ -15,7 +15,7 @@ from fakes import ScriptedChat
 from voicebot.crm.repository import Repository
 from voicebot.crm.verification import CallerContext
 from voicebot.dialog.agent import DialogueAgent, Sentence, ToolCalled
-from voicebot.dialog.answers import service_by_position, service_named
+from voicebot.dialog.services import service_by_position, service_named
 from voicebot.dialog.appointments import EARLIEST
 from voicebot.dialog.intents import Intent
 from voicebot.dialog.knowledge_step import KnowledgeStep

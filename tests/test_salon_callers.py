@@ -14,7 +14,7 @@ from fakes import ScriptedChat
 from voicebot.crm.repository import Repository
 from voicebot.crm.verification import CallerContext
 from voicebot.dialog.agent import DialogueAgent, Sentence
-from voicebot.dialog.answers import service_named
+from voicebot.dialog.services import service_named
 from voicebot.dialog.intents import Intent
 from voicebot.dialog.knowledge_step import KnowledgeStep
 from voicebot.dialog.names import introduced_name
@@ -148,6 +148,55 @@ def test_a_booking_asked_for_by_day_is_no_knowledge_answer(salon, intent_classif
 def test_two_services_in_one_booking_request_start_with_the_first_said():
     assert service_named("Can I book a haircut and a beard trim for Saturday?", SERVICES) == "haircut"
     assert service_named("a beard trim and a haircut", SERVICES) == "beard trim"
+
+
+def test_a_service_is_named_whole_then_by_the_price_lists_words_then_by_one_word():
+    """"Can I book a trim?" was the beard trim (a word of its name) while the price list has "trim" for a
+    haircut. A whole name still wins over an alias ("a beard trim"), and a word of a name still counts."""
+    aliases = [("Haircut", "cut", "mens cut", "trim"), ("Blow-dry", "blow dry", "blowout"), ("Beard trim", "beard")]
+    assert service_named("Can I book a trim on Friday?", SERVICES, aliases) == "haircut"
+    assert service_named("Can I book a trim on Friday?", SERVICES) == "beard trim"  # without the price list
+    assert service_named("A beard trim please.", SERVICES, aliases) == "beard trim"
+    assert service_named("Just the beard.", SERVICES, aliases) == "beard trim"
+    assert service_named("a blowout on Saturday", SERVICES, aliases) == "blow-dry"
+    assert service_named("a beard trim and a haircut", SERVICES, aliases) == "beard trim"
+    assert service_named("the blow one", SERVICES, aliases) == "blow-dry"  # one word of a name
+
+
+def test_a_trim_booked_by_the_price_lists_word_is_offered_haircut_times(salon, intent_classifier, salon_kb):
+    agent = agent_for(salon, intent_classifier, salon_kb)
+    answer = said(agent.turn("Can I book a trim on Friday?"))
+    assert "beard" not in answer.lower()
+    list(agent.turn("It's Lucy Hall."))
+    assert said(agent.turn("Ten please.")).startswith("That's haircut on Friday, December 4th at 10 AM")
+
+
+
+def test_the_second_service_of_one_booking_request_is_offered_after_the_first_is_booked(salon, intent_classifier,
+                                                                                         salon_kb):
+    """"A haircut and a beard trim on Saturday" booked the haircut, and the beard trim was never spoken of again.
+    Now the bot asks after it, offers its times after the haircut on that day, and books it; then no more."""
+    agent = agent_for(salon, intent_classifier, salon_kb)
+    list(agent.turn("Hi, this is Lucy Hall, can I book a haircut and a beard trim for Saturday?"))
+    assert said(agent.turn("Ten please.")).startswith("That's haircut on Saturday, December 5th at 10 AM")
+    assert said(agent.turn("Yes.")) == ("You're booked for haircut on Saturday, December 5th at 10 AM. "
+                                        "You also asked for beard trim. Shall I find a time for that too?")
+    offer = said(agent.turn("Yes please."))
+    assert offer.startswith("I can offer beard trim on Saturday, December 5th at 11 AM"), offer  # after the haircut
+    assert said(agent.turn("Eleven.")).startswith("That's beard trim on Saturday, December 5th at 11 AM")
+    assert said(agent.turn("Yes.")) == ("You're booked for beard trim on Saturday, December 5th at 11 AM. "
+                                        "Is there anything else I can help with?")
+    booked = salon.db.query("select s.service, b.name from bookings b join appointment_slots s on s.id = b.slot_id order by 1")
+    assert [(r["service"], r["name"]) for r in booked] == [("beard trim", "Lucy Hall"), ("haircut", "Lucy Hall")]
+
+
+def test_a_no_to_the_second_service_books_nothing_more(salon, intent_classifier, salon_kb):
+    agent = agent_for(salon, intent_classifier, salon_kb)
+    list(agent.turn("Hi, this is Lucy Hall, can I book a haircut and a beard trim for Saturday?"))
+    list(agent.turn("Ten please."))
+    assert "Shall I find a time for that too?" in said(agent.turn("Yes."))
+    answer = said(agent.turn("No, just the haircut."))
+    assert "beard" not in answer.lower() and agent.detail_for is None
 
 
 @pytest.mark.parametrize("text", [

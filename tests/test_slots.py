@@ -49,6 +49,9 @@ DAYS = [
     ("Monday at 9", d(30, 11), d(30, 11)),
     ("a week on Friday", d(11), d(11)),
     ("Tuesday after next", d(8), d(8)),
+    ("Tuesday week", d(8), d(8)),
+    ("next Tuesday fortnight", d(15), d(15)),  # British: two weeks after next Tuesday (it was next Tuesday)
+    ("a fortnight on Friday", d(18), d(18)),
     ("next week", d(30, 11), d(6)),
     ("sometime this week", d(29, 11), d(29, 11)),
     ("next weekend", d(5), d(6)),

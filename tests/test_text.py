@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from voicebot.dialog.agent import _leaks
+from voicebot.dialog.prompting import leaks as _leaks
 from voicebot.text import normalize, phrase_pattern, words
 
 

@@ -25,10 +25,11 @@ from voicebot.dialog.identity import IdentityResult, IdentityStep, only_numbers
 from voicebot.dialog.intents import IntentClassifier
 from voicebot.dialog.knowledge_step import KnowledgeStep, KnowledgeUsed
 from voicebot.dialog.recognised import INTENT_TOOLS, also_asked, answer_recognised  # noqa: F401 (INTENT_TOOLS)
-from voicebot.dialog.answers import match_intent, pick_slot, render, service_by_price_name, service_named, tool_args
+from voicebot.dialog.answers import match_intent, pick_slot, render, tool_args
+from voicebot.dialog.services import service_named
 from voicebot.dialog.appointments import CHANGES, AppointmentStep, picked_booking
 from voicebot.dialog.slots import fitting_slots
-from voicebot.dialog.followups import follow_up, offered, question_for
+from voicebot.dialog.followups import also_booking, follow_up, offered, question_for
 from voicebot.dialog.spoken_check import said_enough, spoken_or_safe
 from voicebot.dialog.names import introduced_name, spoken_name
 from voicebot.dialog.writes import (DETAIL_QUESTION, NAME_QUESTIONS, TEXT_UNUSED, WRITE_TOOLS, PendingWrite,
@@ -43,16 +44,14 @@ from voicebot.dialog.agent_events import (AgentEvent, FirstToken, Guarded, Inten
 from voicebot.dialog.prompting import (EXAMPLES, MAX_TOOL_STEPS, NO_SECRETS_REPLY, PIN_PROMPT_WORDS,  # noqa: F401
                                        RULES, SAFE_REPLY, TROUBLE_REPLY, action_schema, compact_result,
                                        full_system_prompt, leaks, signature)
-_leaks = leaks  # the name the tests knew
 log = logging.getLogger(__name__)
 
 
 @dataclass
 class DialogueAgent:
-    """The model-led part of one call. Not thread-safe: one turn at a time (the session makes sure).
-
-    The message history only grows (facts arrive as new system notes), so llama.cpp reuses everything it has
-    already evaluated and each turn pays only for its new tokens."""
+    """The model-led part of one call. Not thread-safe: one turn at a time (the session makes sure). The message
+    history only grows (facts arrive as new system notes), so llama.cpp reuses all it has evaluated and each turn
+    pays only for its new tokens."""
 
     chat: ChatModel
     context: CallerContext
@@ -107,10 +106,12 @@ class DialogueAgent:
     def _services(self) -> list[str]:
         return list(self.context.repo.services())
 
+    def _price_names(self) -> list[tuple[str, ...]]:
+        return self.knowledge.price_names() if self.knowledge is not None else []  # the company's words for services
+
     def prefill(self) -> None:
-        """Evaluate the call's history now (while the caller talks), so the next model turn only pays for the
-        caller's new words. Blocking: run it in a worker thread. Never raises: it is only an optimisation, and the
-        next turn evaluates the same text anyway."""
+        """Evaluate the call's history now (while the caller talks), so the next model turn pays only for the
+        caller's new words. Blocking: run it in a worker thread. Never raises: it is only an optimisation."""
         try:
             for _ in self.chat.stream([ChatMessage("system", self.system_prompt()), *self.history], max_tokens=1):
                 pass
@@ -125,10 +126,9 @@ class DialogueAgent:
                 if s["name"] not in skip and (allowed_tools is None or s["name"] in allowed_tools)]
 
     def instructions(self) -> str:
-        """The part of the system prompt that must not be recited: the company prompt and the rules. The tool
-        list and the examples are left out: the examples hold the bot's own stock answers ("I can't help with
-        that, but I can help with an order..."), and a guard that blocked those replaced good replies with
-        non sequiturs."""
+        """The part of the system prompt that must not be recited: the company prompt and the rules, not the tools
+        or the examples (they hold the bot's stock answers, "I can't help with that, but I can help with an
+        order...", and a guard that blocked those replaced good replies with non sequiturs)."""
         return f"{self.company_prompt}\n{RULES}"
 
     def _speak(self, sentence: str, system: str, spoken: list[str]) -> Iterator[AgentEvent]:
@@ -142,10 +142,9 @@ class DialogueAgent:
         if name == "list_free_slots" and not args.get("service"):
             # the service named in the caller's last turns ("I'd like a checkup." ... "Anything on Thursday?"), by
             # its own name or by its price item's words ("new tires": "Tyre fitting")
-            services, recent = self._services(), self.caller_words[-3:]
-            prices = self.knowledge.price_names() if self.knowledge is not None else []
-            args = {**args, "service": next((s for said in reversed(recent) if (s := service_named(said, services))),
-                                            None) or service_by_price_name(recent, services, prices)}
+            services, prices = self._services(), self._price_names()
+            args = {**args, "service": next((s for said in reversed(self.caller_words[-3:])
+                                             if (s := service_named(said, services, prices))), None)}
         if name == "list_free_slots" and (yield from self._ask_first(name, args)):
             return True  # "I need a repair visit": which service, before any times
         key = json.dumps([name, args], sort_keys=True)
@@ -170,9 +169,8 @@ class DialogueAgent:
         self.history.append(ChatMessage("system", f"Result of {name}: {compact_result(result)}"))
         if (yield from self.appointments.after_tool(self, name, result)):
             return True  # the caller is moving or cancelling a booking (dialog/appointments.py)
-        spoken = render(name, args, result)
-        if spoken:
-            yield from self._reply(spoken)
+        if spoken := render(name, args, result):
+            yield from self._reply(also_booking(self, name, spoken))  # "You also asked for ..." (followups)
             return True
         return False
 
@@ -313,7 +311,8 @@ class DialogueAgent:
         found = self.intents.classify(caller_text) if asked and self.intents is not None else None
         if asked and (step := follow_up(asked, self.caller_words[self.detail_since:], found and found.name,
                                         self._services(), self.today)):
-            yield from (self._read_back(step) if isinstance(step, PendingWrite) else self._tool(*step))
+            yield from (self._read_back(step) if isinstance(step, PendingWrite) else self._reply(step)
+                        if isinstance(step, list) else self._tool(*step))
             return
         self.detail_since = len(self.caller_words) - 1  # no answer to the open question: a request of its own
         if self.knowledge is not None and (confirmed := self.knowledge.follow_up(caller_text)):
@@ -391,7 +390,8 @@ class DialogueAgent:
                 continue
             args = tool_args(name, str(action.get("text", "")), caller_name=self._caller_name(),
                              services=self._services(), offered_slots=self.offered_slots,
-                             caller_text=(self.caller_words or [""])[-1], today=self.today)
+                             caller_text=(self.caller_words or [""])[-1], today=self.today,
+                             aliases=self._price_names())
             if args is None:
                 self.history.append(ChatMessage("system", f"{name} needs more detail: ask the caller for it."))
                 continue

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from voicebot.crm.spoken import digits_in, words_to_digits
+from voicebot.dialog.services import service_named
 from voicebot.dialog.slots import near_offered, parse_when, spoken_date, spoken_time
 from voicebot.dialog.writes import short_subject
 from voicebot.review.redact import mask_secrets
@@ -263,60 +264,6 @@ TOOL_HINTS = {
 _WEEKDAYS = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 
 
-_NOT_A_NAME = frozenset({"and", "the", "for", "with", "new", "our", "your", "visit", "visits", "appointment",
-                         "appointments", "service", "services", "session", "booking", "consultation", "home", "call"})
-"""Words of a service's name that name no service on their own: "I'd like to book a visit" named "emergency visit"
-(a dental clinic's services: checkup, emergency visit, teeth whitening), any visit at all."""
-_ORDINALS = (("first|1st", "one"), ("second|2nd", "two"), ("third|3rd", "three"), ("fourth|4th", "four"))
-
-
-def service_named(text: str, services: list[str]) -> str | None:
-    """The CRM service the words name (a word of its name, or a thing it serves: "my laptop"), or None. A word
-    counts at the start of one of the caller's words ("brakes" names "brake inspection"), never inside one ("the
-    latest" is no "MOT test"); a word two services share ("repair") names neither."""
-    lowered = text.lower()
-    named = {s: {w for w in re.findall(r"\w+", s.lower()) if len(w) >= 3 and w not in _NOT_A_NAME} for s in services}
-    shared = {w for s in services for w in named[s] if sum(w in other for other in named.values()) > 1}
-    said = [(found.start(), n, service) for n, service in enumerate(services) for word in named[service] - shared
-            if (found := re.search(rf"\b{re.escape(word)}", lowered))]
-    if said:  # the one said first: "a haircut and a beard trim" is the haircut (the caller's order, not the CRM's)
-        return min(said)[2]
-    keywords = {"print": "printer", "laptop": "laptop", "computer": "laptop", "desk": "furniture",
-                "chair": "furniture", "cabinet": "furniture", "furniture": "furniture"}
-    for key, word in keywords.items():
-        if key in lowered:
-            return next((s for s in services if word in s.lower()), None)
-    return None
-
-
-def service_by_price_name(texts: Sequence[str], services: list[str],
-                          price_names: Sequence[Sequence[str]]) -> str | None:
-    """The service whose price item the words name by one of its aliases: "new tires" is "Tyre fitting" (aliases
-    tyres, tires) and so the service "tyre fitting"; "a cleaning" is "Checkup and cleaning", so "checkup". The
-    admin's price list is where the company's own words for a service are."""
-    for names in price_names:
-        service = service_named(names[0], services)
-        if service is not None and any(re.search(rf"\b{re.escape(alias.lower())}\b", text.lower())
-                                       for text in texts for alias in names if len(alias) >= 3):
-            return service
-    return None
-
-
-def service_by_position(text: str, services: list[str]) -> str | None:
-    """The service a short answer picks by its place in the list the bot read out ("the first one", "the last
-    one", "number two"), or None. Why: "Which service do you need: checkup, emergency visit or teeth whitening?"
-    "The first one." went to the model, which lost the day the caller had asked for."""
-    lowered = text.lower()
-    if len(services) < 2 or len(lowered.split()) > 5 or re.search(r"\bfirst (available|free|possible|time)", lowered):
-        return None
-    if re.search(r"\b(last|latter)\b", lowered):
-        return services[-1]
-    for index, (ordinal, number) in enumerate(_ORDINALS[:len(services)]):
-        if re.search(rf"\b({ordinal})\b|\b(number|option) {number}\b", lowered):
-            return services[index]
-    return None
-
-
 def _hour(text: str) -> int | None:
     match = re.search(r"\b(\d{1,2})(?::(\d{2}))?\s*(a\.?m\.?|p\.?m\.?)?", text.lower())
     if not match:
@@ -361,8 +308,8 @@ def pick_slot(text: str, slots: list[dict[str, Any]], today: date | None = None)
 
 
 def tool_args(tool: str, text: str, *, caller_name: str | None, services: list[str],
-              offered_slots: list[dict[str, Any]], caller_text: str = "",
-              today: date | None = None) -> dict[str, Any] | None:
+              offered_slots: list[dict[str, Any]], caller_text: str = "", today: date | None = None,
+              aliases: Sequence[Sequence[str]] = ()) -> dict[str, Any] | None:
     """Arguments for ``tool`` from the model's one line of text (and the caller's own words, which win where
     they are exact, e.g. "the first one" or "next Tuesday"); None when neither gives them. CRM writes take their
     arguments from voicebot.dialog.writes instead (the caller's words only)."""
@@ -376,7 +323,8 @@ def tool_args(tool: str, text: str, *, caller_name: str | None, services: list[s
         subject = short_subject(text or "Caller reported a problem")
         return {"subject": subject if len(subject) >= 3 else "Caller reported a problem", "description": text}
     if tool == "list_free_slots":
-        args: dict[str, Any] = {"service": service_named(caller_text, services) or service_named(text, services)}
+        args: dict[str, Any] = {"service": service_named(caller_text, services, aliases)
+                                or service_named(text, services, aliases)}
         when = parse_when(caller_text, today) if today is not None else None
         if when is not None and when.has_day:  # the caller's day, computed in code, never the model's
             last = when.last_day or when.first_day

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import date
-from typing import Any
+from datetime import date, datetime
+from typing import Any, Protocol
 
-from voicebot.dialog.answers import service_by_position, service_named, tool_args
+from voicebot.dialog.answers import tool_args
+from voicebot.dialog.services import also_asked_for, service_by_position, service_named
 from voicebot.dialog.slots import parse_when
 from voicebot.knowledge.base import PRICE_WORDS
 from voicebot.dialog.writes import (DETAIL_QUESTION, PendingWrite, answer_to_readback, asked_for, corrects,
@@ -55,12 +56,64 @@ def offered(answer: str) -> str | None:
 
 
 
+ANOTHER = "another service:"
+"""``DialogueAgent.detail_for`` after a booking when the caller asked for another service in the same request:
+``ANOTHER`` + the service + "@" + the booked start (ISO); a yes offers that service's times after it."""
+
+
+class Booker(Protocol):
+    """What of the dialogue agent ``also_booking`` needs (a Protocol: the agent imports this module)."""
+
+    facts: list[Any]
+    caller_words: list[str]
+    detail_for: str | None
+    detail_since: int
+
+    def _services(self) -> list[str]: ...
+    def _price_names(self) -> list[tuple[str, ...]]: ...
+
+
+def also_booking(agent: Booker, tool: str, spoken: list[str]) -> list[str]:
+    """A booking's confirmation (``spoken``), asking after the other service when the request named two ("A
+    haircut and a beard trim on Saturday": the haircut is booked, then "You also asked for beard trim. Shall I
+    find a time for that too?"), and leaving that question open (``ANOTHER``). Anything else: ``spoken``."""
+    slots = [f["result"]["slot"] for f in agent.facts if isinstance(f, dict) and f.get("ok")
+             and isinstance(f.get("result"), dict) and isinstance(f["result"].get("slot"), dict)]
+    if tool != "book_appointment" or not slots:
+        return spoken
+    other = also_asked_for(agent.caller_words[-6:], [str(s.get("service")) for s in slots], agent._services(),
+                           agent._price_names())
+    if other is None:
+        return spoken
+    agent.detail_for = f"{ANOTHER}{other}@{slots[-1]['starts_at']}"
+    agent.detail_since = len(agent.caller_words)  # the answer starts anew: "Ten please." asked no time of it
+    return [*spoken[:-1], f"You also asked for {other}. Shall I find a time for that too?"]
+
+
+def _another(asked: str, said: str) -> tuple[str, dict[str, Any]] | list[str] | None:
+    """The answer to ``also_booking``'s question. A yes: that service's free times on the same day, after the one
+    booked. A plain no ("No, just the haircut."): nothing more to book, said in code (the model was asked before).
+    A no with a question of its own, or anything else: None, the rest of the turn answers it."""
+    answer = answer_to_readback(said)
+    if answer is False and "?" not in said and len(said.split()) <= 8:
+        return ["All right. Is there anything else I can help with?"]
+    if answer is not True:
+        return None
+    service, _, booked = asked[len(ANOTHER):].rpartition("@")
+    start = datetime.fromisoformat(booked)
+    args: dict[str, Any] = {"service": service, "date_from": start.date().isoformat(),
+                            "date_to": start.date().isoformat()}
+    return "list_free_slots", {**args, "from_hour": start.hour + 1} if start.hour < 23 else args
+
+
 def follow_up(asked: str, caller_words: Sequence[str], intent: str | None, services: Sequence[str],
-              today: date) -> PendingWrite | tuple[str, dict[str, Any]] | None:
+              today: date) -> PendingWrite | tuple[str, dict[str, Any]] | list[str] | None:
     """What the caller's last words (``caller_words[-1]``) answer to the question asked for ``asked``: a write to
-    read back, a tool to run (which may ask again), or None when they answered something else. ``caller_words``
+    read back, a tool to run (which may ask again), sentences to say, or None when they answered something else. ``caller_words``
     start at the request the question completes; ``intent`` is the intent classifier's reading of the last."""
     said = caller_words[-1] if caller_words else ""
+    if asked.startswith(ANOTHER):
+        return _another(asked, said)
     if asked.startswith(OFFER):
         tool, problem = asked[len(OFFER):], list(caller_words[:-1])
         if answer_to_readback(said) is not True or not problem:

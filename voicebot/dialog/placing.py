@@ -19,7 +19,8 @@ import re
 from collections.abc import Callable, Sequence
 from datetime import date
 
-from voicebot.dialog.answers import BILLED_WRONG, service_named
+from voicebot.dialog.answers import BILLED_WRONG
+from voicebot.dialog.services import service_named
 from voicebot.dialog.appointments import placed
 from voicebot.dialog.intents import Intent
 from voicebot.dialog.slots import parse_when

@@ -156,7 +156,8 @@ def answer_recognised(agent: Recognising, caller_text: str, allowed: list[str]) 
     if tool in WRITE_TOOLS:
         return (yield from agent._propose_write(tool, evidence=True))
     args = tool_args(tool, "", caller_name=agent._caller_name(), services=agent._services(),
-                     offered_slots=agent.offered_slots, caller_text=caller_text, today=agent.today)
+                     offered_slots=agent.offered_slots, caller_text=caller_text, today=agent.today,
+                     aliases=agent._price_names())
     if tool == "list_open_orders" and (number := match_intent(f"where is order {caller_text}")):
         tool, args = number  # "has order 10452 shipped?": the one order
     return False if args is None else (yield from agent._tool(tool, args))

@@ -131,10 +131,12 @@ def _days(text: str, today: date) -> tuple[date, date, str] | None:
         return d, d, m.group(0)
     if m := re.search(r"\b(today|tonight|this (?:morning|afternoon|evening))\b", text):
         return today, today, m.group(0)
-    if m := re.search(rf"\b(?:(next|this|coming|on) )?({_WEEKDAY_RE})( after next| next week| week)?\b", text):
+    if m := re.search(rf"\b(?:(next|this|coming|on) )?({_WEEKDAY_RE})( after next| next week| week| fortnight)?\b",
+                      text):
         d = _next_weekday(today, WEEKDAYS[m.group(2)], skip_today=m.group(1) != "this")
-        if m.group(3) or re.search(rf"\bweek (?:on|from) {m.group(2)}\b", text):
-            d += timedelta(days=7)
+        later = m.group(3) or (f := re.search(rf"\b(week|fortnight) (?:on|from) {m.group(2)}\b", text)) and f.group(1)
+        if later:  # "Tuesday week", "a week on Tuesday": 7 days on; "Tuesday fortnight": 14 (British usage)
+            d += timedelta(days=14 if "fortnight" in later else 7)
         return d, d, m.group(0).removeprefix("on ")
     if m := re.search(rf"\b{_DAY_NUM}(?: of)? ({_MONTH_RE})\b", text):
         d = _month_day(today, MONTHS[m.group(3)], _day_value(m.group(1), m.group(2)) or 0)
