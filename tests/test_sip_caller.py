@@ -76,9 +76,11 @@ def test_reply_delays_and_report():
     report.analyse()
     assert [(u.start_s, u.end_s) for u in report.bot_utterances] == [(0.2, 1.2), (2.7, 3.5)]
     assert report.steps[0].reply_s == 0.7 and report.voice_to_voice_s == [0.7]
+    assert report.greeting_s == 0.2  # answered -> the bot's first audio, at the caller
     out = report.to_json()
-    assert set(out) >= {"steps", "bot_utterances", "transfers", "recording", "voice_to_voice_s"}
+    assert set(out) >= {"steps", "bot_utterances", "transfers", "recording", "voice_to_voice_s", "greeting_s"}
     json.dumps(out)
+    assert CallReport("sip:x@h", "+1", heard=quiet(2.0)).greeting_s is None  # a silent bot has no greeting
 
 
 def test_step_order_and_script_errors(tmp_path):

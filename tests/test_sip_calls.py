@@ -68,6 +68,7 @@ def test_scripted_caller_asks_for_an_order_and_hears_the_crm_answer(bot):
     said = heard(report)
     assert_heard_any(said, "automated assistant", "speaking with", "Northwind Supplies")  # the greeting
     assert len(report["voice_to_voice_s"]) == 2 and all(d is not None and d < 10 for d in report["voice_to_voice_s"])
+    assert report["greeting_s"] is not None and 0 < report["greeting_s"] < report["steps"][0]["start_s"]
     row = last_call(served)
     assert row.caller_id == "+15550102030" and row.outcome not in ("in_progress", "interrupted")
     # the CRM's facts: order 10452 (shipped with UPS) arrives on 2026-11-24. Exact in the bot's own words ...

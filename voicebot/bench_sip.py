@@ -106,8 +106,10 @@ def _call(uri: str, cfg: Path, wavs: list[Path], timeout_s: float) -> dict:
 
 
 def _run_level(uri: str, cfg: Path, scripts: list[list[Path]], concurrency: int, runs: int,
-               log: Callable[[str], None]) -> list[float]:
+               log: Callable[[str], None]) -> tuple[list[float], list[float]]:
+    """The voice-to-voice delays of every caller turn, and each call's answer-to-greeting time, at the caller."""
     delays: list[float] = []
+    greetings: list[float] = []
     errors: list[str] = []
     for run in range(runs):
         for first in range(0, len(scripts)):
@@ -130,9 +132,10 @@ def _run_level(uri: str, cfg: Path, scripts: list[list[Path]], concurrency: int,
                 raise RuntimeError(f"{len(errors)} call(s) failed; first:\n{errors[0]}")
             got = [d for r in results for d in r.get("voice_to_voice_s", []) if d is not None]
             delays += got
+            greetings += [r["greeting_s"] for r in results if r.get("greeting_s") is not None]
             log(f"  {concurrency} concurrent, run {run + 1}, script set {first + 1}: {len(got)} turns, "
                 f"median so far {sorted(delays)[len(delays) // 2] if delays else float('nan'):.2f} s")
-    return delays
+    return delays, greetings
 
 
 def _server_stages(folder: Path, since_call: int) -> dict[str, list[float]]:
@@ -179,10 +182,12 @@ def bench_sip(config: Config, runs: int = 1, concurrency: tuple[int, ...] = (1, 
         try:
             calls_before = 0
             for level in concurrency:
-                delays = _run_level(uri, cfg, scripts, level, runs, log)
+                delays, greetings = _run_level(uri, cfg, scripts, level, runs, log)
                 row = Row(f"SIP line, {level} concurrent call{'s' if level > 1 else ''}",
                           "voice to voice (caller stops -> bot audio heard)", "s", tuple(delays))
                 rows.append(row)
+                rows.append(Row(row.stage, "answered -> greeting heard (at the caller)", "s",
+                                tuple(greetings) or (float("nan"),)))
                 log(f"{row.stage}: voice to voice median {row.median:.2f} s, p95 {row.p95:.2f} s, "
                     f"{len(delays)} turns")
                 stages = _server_stages(folder, calls_before)

@@ -179,6 +179,11 @@ class CallReport:
     def voice_to_voice_s(self) -> list[float]:
         return [s.reply_s for s in self.steps if s.reply_s is not None]
 
+    @property
+    def greeting_s(self) -> float | None:
+        """The call's media up (answered) to the bot's first audio as the caller heard it; None: it said nothing."""
+        return self.bot_utterances[0].start_s if self.bot_utterances else None
+
     def analyse(self, transcriber: Transcriber | None = None, pad_s: float = 0.2) -> None:
         """Cut the heard audio into utterances, transcribe each (when a transcriber is given) and work out each
         step's reply delay."""
@@ -215,6 +220,7 @@ class CallReport:
             "transfers": [{"target": t, "status": s} for t, s in self.transfers],
             "recording": self.recording,
             "voice_to_voice_s": self.voice_to_voice_s,
+            "greeting_s": self.greeting_s,
         }
 
 
