@@ -190,6 +190,14 @@ def test_the_second_service_of_one_booking_request_is_offered_after_the_first_is
     assert [(r["service"], r["name"]) for r in booked] == [("beard trim", "Lucy Hall"), ("haircut", "Lucy Hall")]
 
 
+def test_two_services_in_a_price_question_are_no_second_booking(salon, intent_classifier, salon_kb):
+    agent = agent_for(salon, intent_classifier, salon_kb)
+    list(agent.turn("How much is a haircut and a beard trim?"))
+    list(agent.turn("Hi, this is Lucy Hall, can I book a haircut for Saturday?"))
+    list(agent.turn("Ten please."))
+    assert said(agent.turn("Yes.")).endswith("Is there anything else I can help with?")
+
+
 def test_a_no_to_the_second_service_books_nothing_more(salon, intent_classifier, salon_kb):
     agent = agent_for(salon, intent_classifier, salon_kb)
     list(agent.turn("Hi, this is Lucy Hall, can I book a haircut and a beard trim for Saturday?"))
