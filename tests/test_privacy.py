@@ -55,6 +55,15 @@ DOB_PATTERNS = [re.compile(p, re.IGNORECASE) for p in (
     r"nineteen\s+eighty", r"(?<!\d)0?3/14/(?:19)?85", r"14/0?3/(?:19)?85")]
 
 
+IDS = re.compile(r"(?<![0-9a-z])(?=[0-9a-f-]*[a-f])[0-9a-f][0-9a-f-]{11,}(?![0-9a-z])", re.IGNORECASE)
+
+
+def without_ids(text: str) -> str:
+    """Text without random identifiers: a call's UUID, a SIP Call-ID or a journal file's hex name may hold "1234"
+    by chance (one CI run's call id did). An identifier here has a hex letter in it; a card or PIN has none."""
+    return IDS.sub("", text or "")
+
+
 def found(text: str, patterns) -> list[str]:
     return [m.group(0) for p in patterns for m in p.finditer(text or "")]
 
@@ -271,11 +280,11 @@ def assert_nothing_leaked(deps, call_id, crm_before, patterns, caplog, capfd, sy
         stored = text_values(db)  # calls, turns, events, analysis: all from this call
     with sqlite3.connect(database_file(deps.crm.db.conn)) as db:
         crm_new = [v for v in text_values(db) if v not in crm_before]  # interactions, callbacks
-    leaks = [(where, text, found(text, patterns)) for where, text in
+    leaks = [(where, text, found(without_ids(text), patterns)) for where, text in
              [(f"calls.db {t}.{c}", v) for t, c, v in stored] + [(f"crm.db {t}.{c}", v) for t, c, v in crm_new]
              + [(f"log {r.name}", r.getMessage() + (r.exc_text or "")) for r in caplog.records]
              + [("synthesised", t) for t in synthesised] + [("output", "\n".join(capfd.readouterr()))]
-             if found(text, patterns)]
+             if found(without_ids(text), patterns)]
     assert not leaks, leaks
 
     kinds = [e.kind for e in deps.store.events(call_id)]

@@ -22,7 +22,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from serve_support import serving
-from test_privacy import ALICE, DOB_PATTERNS, WRONG_PIN, digit_pattern, found, text_values
+from test_privacy import ALICE, DOB_PATTERNS, WRONG_PIN, digit_pattern, found, text_values, without_ids
 
 from voicebot.config import load_config
 from voicebot.crm.spoken import digits_in
@@ -53,15 +53,6 @@ def without_geometry(html: str) -> str:
     """A page without the charts' drawing coordinates (x2="1234" is a grid line, not Alice's PIN); every text
     and every other attribute stays in the scan."""
     return GEOMETRY.sub("", html)
-
-
-IDS = re.compile(r"(?<![0-9a-z])(?=[0-9a-f-]*[a-f])[0-9a-f][0-9a-f-]{11,}(?![0-9a-z])", re.IGNORECASE)
-
-
-def without_ids(text: str) -> str:
-    """Text without random identifiers: a call's UUID, a SIP Call-ID or a journal file's hex name may hold "1234"
-    by chance (one CI run's call id did). An identifier here has a hex letter in it; a card or PIN has none."""
-    return IDS.sub("", text or "")
 
 
 def pages(config, call_id: str) -> list[tuple[str, str]]:
