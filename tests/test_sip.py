@@ -150,6 +150,22 @@ def test_call_answered_audio_both_ways(tmp_path, rate, block):
     assert not call.playing  # a 1 s tone (2 s at 8 kHz) in a 3 s call: played out
 
 
+def test_media_ports_outlive_the_endpoint_that_shut_down(tmp_path):
+    """pjmedia's bridge removes a port on its clock thread, which runs until libDestroy: a port deleted at shutdown
+    could be written after its memory was freed, and `voicebot call` died with SIGSEGV in an allocation after its
+    call had ended. Shut down, the endpoint keeps its ports, their C++ objects never deleted and cut from the call."""
+    from voicebot.telephony import sip_endpoint
+
+    before = len(sip_endpoint._KEPT_PORTS)
+    rec = Recorder()
+    worker, result = asyncio.run(call_worker(tmp_path, Ports.block(12), scenario(
+        pcaps=[(str(PCAP_DIR / "g711a.pcap"), 1000)]), rec))
+    assert result.returncode == 0 and worker.stats.answered == 1, result.stdout
+    kept = sip_endpoint._KEPT_PORTS[before:]
+    assert kept and all(not port.this.own() and port.media is None for port in kept)
+    assert not worker._all_ports and not worker._free_ports
+
+
 @pytest.mark.parametrize("codec, payload, transport, block", [
     ("PCMU", 0, "u1", 14), ("G722", 9, "u1", 15), ("PCMA", 8, "t1", 16)], ids=["pcmu-udp", "g722-udp", "pcma-tcp"])
 def test_codec_and_transport_negotiated(tmp_path, codec, payload, transport, block):

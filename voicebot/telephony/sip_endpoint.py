@@ -62,6 +62,9 @@ OnCall = Callable[[SipCall], Awaitable[None]]
 
 
 # -- media: runs on pjmedia's clock thread, only moves bytes ------------------------------------------------
+_KEPT_PORTS: list[Any] = []  # the media ports of endpoints that have shut down, never deleted (see _drop_ports)
+
+
 class _MediaPort(pj.AudioMediaPort):
     """The call's audio in and out of Python, on pjmedia's clock thread every 20 ms: only moves bytes.
 
@@ -337,7 +340,7 @@ class SipWorker:
         # Media ports are created once and recycled, never deleted while the endpoint runs: deleting one while
         # pjmedia's clock thread runs crashed the process now and then (a segfault in the port's destructor in a
         # run of 40 short calls). A port idle for PORT_GRACE_S in the graveyard goes to _free_ports; a new call
-        # takes one from there. At most max_calls (+ transfers) exist; all are deleted at shutdown.
+        # takes one from there. At most max_calls (+ transfers) exist; at shutdown all are kept (_drop_ports).
         self._all_ports: list[_MediaPort] = []
         self._free_ports: list[_MediaPort] = []
         self._ep: pj.Endpoint | None = None
@@ -1119,9 +1122,19 @@ class SipWorker:
         call.follow_for = None
 
     def _drop_ports(self) -> None:
-        """Delete every media port (shutdown only, on the pjsua2 thread, before libDestroy)."""
+        """Cut every media port's link to its call (shutdown only, on the pjsua2 thread, before libDestroy) and keep
+        the ports, never deleted, for the life of the process (``_KEPT_PORTS``). Why: pjmedia's bridge removes a
+        port on its clock thread, which runs until libDestroy, and a port deleted here could still be called or
+        written after its memory was freed: `voicebot call` died with SIGSEGV after its call had ended, in an
+        unrelated allocation (a heap corrupted at shutdown). After libDestroy nothing calls them; a few per
+        endpoint is all that is kept."""
         for port in self._all_ports:
             port.media = None
+            try:
+                port.this.disown()  # its C++ object is never deleted, not even when Python lets go of it
+            except Exception:  # noqa: BLE001 - shutdown goes on
+                pass
+            _KEPT_PORTS.append(port)
         self._free_ports.clear()
         self._all_ports.clear()
 
