@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from voicebot.dialog.answers import asks_only_for_help, is_closing, wants_more
+from voicebot.dialog.answers import asks_only_for_help, is_closing, only_thanks, wants_more
 
 CLOSINGS = ["Thank you, that's all.", "No, that's it, bye.", "Nothing else, thanks.", "That's everything, thank you!",
             "No thanks, bye.", "Okay, thank you, goodbye.", "No, I'm good, thanks.", "Great, thanks, have a nice day.",
@@ -60,3 +60,30 @@ def test_a_bare_yes_to_anything_else_asks_what_else(text, more):
 def test_a_turn_that_only_asks_for_help_is_asked_what_about(text, only_help):
     """The model handed "I need help." straight to a person."""
     assert asks_only_for_help(text) is only_help
+
+
+@pytest.mark.parametrize("text, thanks", [
+    ("Thank you.", True), ("Okay, thanks.", True), ("Great, thank you very much!", True), ("Cheers!", True),
+    ("Thanks, that's helpful.", True), ("Oh, thank you for your help.", True), ("Perfect, thanks a lot.", True),
+    ("Thanks, but where is my order?", False), ("Thanks. What time do you close?", False), ("No thanks.", False),
+    ("I said thanks", False), ("", False), ("Thanks for nothing, I want a person.", False)])
+def test_a_turn_that_only_thanks_the_bot(text, thanks):
+    assert only_thanks(text) is thanks
+
+
+@pytest.mark.parametrize("last_bot, said", [
+    ("We're open from 9 AM to 5 PM on Saturdays.", "welcome"),  # an answer that asked nothing
+    ("Order 10452 has shipped. Is there anything else I can help with?", "goodbye"),  # thanks to "anything else?"
+    ("That's a lead for 10 chairs. Shall I send it to our sales team?", None),  # a question waits for its answer
+    ("For your security, what is your PIN?", None)])
+def test_thanks_after_an_answer_hear_you_are_welcome_in_code(config, last_bot, said):
+    """"Okay, thanks." after an answer went to the model, which took a second or more to say "You're welcome! If
+    you have any other questions..."; after a question it is no answer to it, and the rest of the turn decides."""
+    from voicebot.dialog.guard import EscalationGuard
+    from voicebot.session.quick_replies import quick_reply
+
+    prompts = config.dialog.prompts
+    reply = quick_reply("Okay, thanks.", last_bot, EscalationGuard(config.escalation), prompts, None, True, False)
+    assert (reply.sentences if reply else None) == ([getattr(prompts, said)] if said else None)
+    assert quick_reply("Okay, thanks.", last_bot, EscalationGuard(config.escalation), prompts, None, True,
+                       True) is None  # a read-back waits for its yes or no

@@ -448,6 +448,21 @@ def test_a_caller_who_is_done_hears_the_goodbye_without_the_model(env):
     assert chat.calls == [] and call.line.transfers == []
 
 
+def test_thanks_after_an_answer_hear_you_are_welcome_without_the_model(env):
+    """"Okay, thanks." after a model's answer was a second model turn ("You're welcome! If you have any other
+    questions..."): now the cached "You're welcome. Is there anything else I can help with?", and "no" then the
+    goodbye."""
+    chat = ScriptedChat([reply("I'm afraid I can't tell jokes, but I can help with your orders.")])
+    script = [WaitForBot(), env.voice.say("can you tell me a joke"), WaitForBot(), env.voice.say("okay thanks"),
+              WaitForBot(), env.voice.say("no"), WaitForBot(), HangUp()]
+    call = run(env, line_for(env, script), chat)
+
+    bot = call.said("bot")
+    assert not bot[1].endswith("?"), bot
+    assert bot[2:4] == [env.prompts.welcome, env.prompts.goodbye], bot
+    assert len(chat.calls) <= 1 and call.line.transfers == []
+
+
 def test_a_caller_who_is_done_at_the_pin_prompt_hears_the_goodbye(env):
     """A caller asked for the PIN who says "no, that's all" is done: the goodbye, not a model turn (an open PIN
     question kept the goodbye away, and the model answered "You're welcome! If you have any other questions...")."""

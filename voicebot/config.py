@@ -166,6 +166,9 @@ class PromptsConfig(Section):
     what_about: str = Field("Of course. What can I help you with?",
                             description="The caller's whole turn asks for help without saying what about "
                                         "(\"I need help.\", \"I have a question.\").")
+    welcome: str = Field("You're welcome. Is there anything else I can help with?",
+                         description="The caller's whole turn thanks the bot (\"Okay, thanks.\") after an answer that "
+                                     "asked nothing; said from the cache, no model.")
     goodbye: str = Field("You're welcome. Thank you for calling, and goodbye!",
                          description="The caller's whole turn closes the call (\"that's all, thanks\"); said from the "
                                      "cache, the caller hangs up.")

@@ -125,6 +125,20 @@ def wants_more(text: str, last_bot: str) -> bool:
     return bool(said and _ANYTHING_ELSE.search(last_bot or "") and _MORE.match(said))
 
 
+_THANKS = re.compile(r"^(?:(?:ok|okay|great|perfect|lovely|brilliant|good|cool|alright|all right|right|fine|"
+                     r"i see|got it|excellent|wonderful|fantastic|super|nice|ah|oh),? )*"
+                     r"(?:thank you|thanks|thanks a lot|thanks a million|many thanks|cheers|much appreciated)"
+                     r"(?: so much| very much| for that| for the information| for your help)*"
+                     r"(?:,? (?:thats|that is) (?:great|helpful|perfect|lovely|good))?$")
+
+
+def only_thanks(text: str) -> bool:
+    """Whether the caller's whole turn thanks the bot and asks nothing ("Okay, thanks.", "Great, thank you very
+    much."): the model took a second or more to say "You're welcome! If you have any other questions..."."""
+    said = normalize(text)
+    return bool(said and _THANKS.match(said))
+
+
 def is_closing(text: str, last_bot: str = "") -> bool:
     """Whether the caller's whole turn only closes the conversation ("Thank you, that's all.", "No, that's it,
     bye."), so the bot says goodbye from a template instead of asking the model. After the bot asked "Is there

@@ -12,6 +12,7 @@ Why a module: each is a rule of its own, met as callers put it, and the core tha
   (``dialog.capabilities``).
 * "Yes." to "anything else?", "I need help." alone: what else, or what about.
 * "Thank you, that's all": the goodbye from the cache, unless a read-back still waits for its answer.
+* "Okay, thanks." after an answer that asked nothing: "You're welcome. Is there anything else I can help with?".
 """
 
 from __future__ import annotations
@@ -20,7 +21,8 @@ from dataclasses import dataclass
 
 from voicebot.config import PromptsConfig
 from voicebot.crm.repository import Repository
-from voicebot.dialog.answers import SECRET_REPLY, asks_for_secret, asks_only_for_help, is_closing, wants_more
+from voicebot.dialog.answers import (SECRET_REPLY, asks_for_secret, asks_only_for_help, is_closing, only_thanks,
+                                     wants_more)
 from voicebot.dialog.capabilities import PRICE_CHANGE_REPLY, asks_to_change_a_price, bot_answer
 from voicebot.dialog.guard import EscalationGuard
 from voicebot.dialog.others import OTHERS_REPLY, asks_for_others_data
@@ -53,4 +55,6 @@ def quick_reply(text: str, last_bot: str, guard: EscalationGuard, prompts: Promp
         return QuickReply([prompts.anything_more if more else prompts.what_about])
     if is_closing(text, last_bot) and not write_pending:
         return QuickReply([prompts.goodbye], progress=True)
+    if only_thanks(text) and not last_bot.rstrip().endswith("?") and not write_pending:
+        return QuickReply([prompts.welcome], progress=True)  # after an answer: a question waits for its answer
     return None
