@@ -198,6 +198,15 @@ def test_two_services_in_a_price_question_are_no_second_booking(salon, intent_cl
     assert said(agent.turn("Yes.")).endswith("Is there anything else I can help with?")
 
 
+def test_both_services_named_in_answer_to_which_service_are_booked_one_after_the_other(salon, intent_classifier,
+                                                                                        salon_kb):
+    agent = agent_for(salon, intent_classifier, salon_kb)
+    assert "Which service" in said(agent.turn("Hi, this is Lucy Hall, can I book an appointment for Saturday?"))
+    list(agent.turn("A haircut and a beard trim."))
+    assert said(agent.turn("Ten please.")).startswith("That's haircut on Saturday, December 5th at 10 AM")
+    assert said(agent.turn("Yes.")).endswith("You also asked for beard trim. Shall I find a time for that too?")
+
+
 def test_a_no_to_the_second_service_books_nothing_more(salon, intent_classifier, salon_kb):
     agent = agent_for(salon, intent_classifier, salon_kb)
     list(agent.turn("Hi, this is Lucy Hall, can I book a haircut and a beard trim for Saturday?"))

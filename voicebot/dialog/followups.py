@@ -18,7 +18,6 @@ from typing import Any, Protocol
 
 from voicebot.dialog.answers import tool_args
 from voicebot.dialog.services import also_asked_for, service_by_position, service_named
-from voicebot.dialog.placing import asks_for_a_visit
 from voicebot.dialog.slots import parse_when
 from voicebot.knowledge.base import PRICE_WORDS
 from voicebot.dialog.writes import (DETAIL_QUESTION, PendingWrite, answer_to_readback, asked_for, corrects,
@@ -69,7 +68,6 @@ class Booker(Protocol):
     caller_words: list[str]
     detail_for: str | None
     detail_since: int
-    today: date
 
     def _services(self) -> list[str]: ...
     def _price_names(self) -> list[tuple[str, ...]]: ...
@@ -83,7 +81,7 @@ def also_booking(agent: Booker, tool: str, spoken: list[str]) -> list[str]:
              and isinstance(f.get("result"), dict) and isinstance(f["result"].get("slot"), dict)]
     if tool != "book_appointment" or not slots:
         return spoken
-    asked = [said for said in agent.caller_words[-6:] if asks_for_a_visit(said, agent.today)]  # not a price asked
+    asked = [said for said in agent.caller_words[-6:] if not PRICE_WORDS.search(said)]  # "How much is a ... and a"
     other = also_asked_for(asked, [str(s.get("service")) for s in slots], agent._services(), agent._price_names())
     if other is None:
         return spoken
