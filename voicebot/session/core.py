@@ -56,6 +56,7 @@ from voicebot.store_journal import event_op, start_op, turn_op, update_op
 from voicebot.telephony.base import CallTransport
 
 log = logging.getLogger(__name__)
+FIRST_ROW_WAIT_S = 0.5  # the greeting waits at most this long for the call's first row (a slow disk never more)
 
 Prompt = Literal["not_heard", "transfer", "transfer_failed", "error", "offer_human",
                  "bot_question", "goodbye"]  # config.dialog.prompts
@@ -319,6 +320,7 @@ class CallSession:
         context = await in_thread("crm", self.config.faults.crm_timeout_s, CallerContext.start, deps.crm,
                                   info.caller_id, max_attempts=self.config.crm.verification_attempts,
                                   lockout_hours=self.config.crm.verification_lockout_hours)
+        await self.records.settled(FIRST_ROW_WAIT_S)  # the call's row written, or the store known to have failed
         if context.customer is not None:
             self.records.add(update_op(self.call_id, customer_id=str(context.customer.id)))
         company_prompt = self.config.dialog.system_prompt.format(company=self.config.dialog.company)

@@ -48,6 +48,7 @@ class CallRecords:
         self._wake = asyncio.Event()
         self._drained = asyncio.Event()  # set while nothing is queued
         self._drained.set()
+        self._failed_now = asyncio.Event()  # set once on_failure has been told
         self._stop = False  # close(): end after the attempt in flight (never cut one: it may still commit)
         self._task: asyncio.Task | None = None
 
@@ -79,6 +80,7 @@ class CallRecords:
                     metrics.ERRORS.labels(kind="store").inc()
                 if self.failed is None and (not _locked(exc) or attempt + 1 >= LOCKED_FAILURES):
                     self.failed = exc
+                    self._failed_now.set()
                     if self.on_failure is not None:
                         try:
                             self.on_failure(exc)
@@ -93,6 +95,17 @@ class CallRecords:
                 continue
             attempt = 0
             self.pending.popleft()
+
+    async def settled(self, timeout_s: float) -> None:
+        """Wait up to ``timeout_s`` until what is queued is written or the store has failed (``on_failure`` told).
+        The session waits so for the call's first row before the greeting: a full disk then means the apology
+        and a person first, every time, not a greeting and then the apology (which came first was a race)."""
+        waits = [asyncio.ensure_future(self._drained.wait()), asyncio.ensure_future(self._failed_now.wait())]
+        try:
+            await asyncio.wait(waits, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for wait in waits:
+                wait.cancel()
 
     async def flush(self, timeout_s: float) -> bool:
         """Wait up to ``timeout_s`` for every queued record to be written; True when they all were."""
