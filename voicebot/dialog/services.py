@@ -75,6 +75,7 @@ def service_by_position(text: str, services: list[str]) -> str | None:
 
 
 _PARTS = re.compile(r"\b(?:and|plus|with|then|also)\b|[,&+/]", re.IGNORECASE)
+# (not ``knowledge.prices``'s split, which also splits at "or": "a haircut or a beard trim" asks for one of them)
 
 
 def services_named(text: str, services: list[str], aliases: Sequence[Sequence[str]] = ()) -> list[str]:
