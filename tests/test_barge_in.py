@@ -85,6 +85,20 @@ def test_quiet_listening_noises_do_not_pause_the_bot_but_speech_at_the_callers_l
     assert of(loud, Duck) and of(loud, BargeIn) and of(loud, Backchannel)
 
 
+def test_voices_behind_the_caller_never_stop_the_bot_however_long_they_go_on():
+    """A café or a television behind the caller: speech 10 dB under their own level, for seconds. Each run was too
+    quiet to duck or pause the bot, but the overlap count still added them up, and a recorded crowd at -30 dBFS
+    stopped the reply after 0.7 s of it in all (``test_recorded_crowd_behind_the_caller_does_not_stop_the_bot``)."""
+    turns = detector((0.5, 2.0), (3.0, 6.0), (6.2, 7.1), barge_in_ms=120, backchannel_max_ms=700)
+    run(turns, 2.5, pcm=lambda i: tone(-20))  # the caller's own turn: their level is -20 dBFS
+    turns.set_bot_speaking(True)
+    quiet = run(turns, 3.6, start=125, pcm=lambda i: tone(-30))  # 3 s of voices 10 dB under the caller
+    assert not of(quiet, Duck) and not of(quiet, BargeIn) and not of(quiet, Interruption)
+    loud = run(turns, 2.0, start=305, pcm=lambda i: tone(-20))  # 0.2 s later, the caller: a real interruption
+    (stop,) = of(loud, Interruption)
+    assert stop.at_s == pytest.approx(6.2 + 0.7 + FRAME, abs=FRAME)  # the quiet seconds did not count towards it
+
+
 def test_without_playback_nothing_is_paused():
     events = run(detector((1.0, 3.0)), 4)
     assert not of(events, BargeIn) and not of(events, Duck)

@@ -10,7 +10,8 @@ first decisions use what each frame has: how long the caller's speech over the b
 * **Pause** once the speech over the bot adds up to ``vad.pause_ms``: the bot is silent, nothing of the reply is
   lost (the transport holds it). With ``duck_db`` 0 the pause comes at ``barge_in_ms`` instead (no ducking).
   Speech clearly quieter than the caller's own turns (``vad.backchannel_quieter_db`` below their loud level) is
-  how people say "mm-hmm" while listening: it neither ducks nor pauses the bot.
+  how people say "mm-hmm" while listening, and what voices behind the caller sound like (a café, a television):
+  it neither ducks, pauses nor stops the bot, however long it goes on.
 * **Resume** when that speech stops (``vad.backchannel_gap_ms`` of silence) having lasted at most
   ``vad.backchannel_max_ms``: a backchannel ("okay", "yes", "right"); the reply carries on where it paused, at
   full voice. Its words are transcribed later by the session, only for the escalation guard ("operator" is never
@@ -57,6 +58,7 @@ class OverlapJudge:
         self._run_ms = 0  # current run of speech frames
         self._run_gap = 0  # non-speech frames inside that run
         self._run_db: list[float] = []
+        self._run_uncounted_ms = 0  # speech of the current run not yet added to the overlap (quiet so far)
         self._overlap_ms = 0  # speech over the bot since the last RESET_MS of silence
         self._silence_ms = 0
         self.ducked = False  # the bot's voice is lowered, not yet resumed, paused or stopped
@@ -93,12 +95,15 @@ class OverlapJudge:
             if self._run_ms:
                 self._run_gap += 1
                 if self._run_gap > 1:  # one dropped frame is tolerated, two end the run
-                    self._run_ms = self._run_gap = 0
+                    self._run_ms = self._run_gap = self._run_uncounted_ms = 0
                     self._run_db = []
         if not bot_speaking or self.stopped:
             return None
-        if speech and confirmed:
-            self._overlap_ms += self.frame_ms
+        if speech and confirmed:  # a quiet run counts only once it turns loud (voices behind the caller never do)
+            self._run_uncounted_ms += self.frame_ms
+            if not self._quiet():
+                self._overlap_ms += self._run_uncounted_ms
+                self._run_uncounted_ms = 0
         elif self._silence_ms >= RESET_MS:
             self._overlap_ms = 0
         c = self.config
