@@ -267,3 +267,56 @@ def test_likely_end_comes_before_the_utterance_with_the_same_audio():
     assert len(likely) == 1 and len(final) == 1
     assert likely[0].at_s < final[0].at_s - 0.3  # recognition can start 0.4 s earlier
     assert likely[0].pcm == final[0].pcm and likely[0].speech_ended_at_s == final[0].speech_ended_at_s
+
+
+# -- a second opinion (Silero) on the turn's speech: noise is not a turn, a late "yes, speech" loses nothing -------
+
+
+class ScriptedSecond:
+    """A second opinion whose probability is 0.9 inside its spans and 0.0 outside (``speech.silero``'s shape)."""
+
+    def __init__(self, *spans: tuple[float, float]):
+        self.spans, self.threshold = spans, 0.5
+
+    def stream(self):
+        second = self
+
+        class Stream:
+            model, probability, frames = second, 0.0, 0
+
+            def is_speech(self, frame: bytes, sample_rate: int) -> bool:
+                t = self.frames * len(frame) / (2 * sample_rate)
+                self.frames += 1
+                self.probability = 0.9 if any(a <= t < b for a, b in second.spans) else 0.0
+                return self.probability >= second.threshold
+
+        return Stream()
+
+
+def with_second(webrtc: list[tuple[float, float]], silero: list[tuple[float, float]], **config) -> TurnDetector:
+    vad = ScriptedVad(*webrtc)
+    vad.second_opinion = ScriptedSecond(*silero)
+    return TurnDetector(vad, VadConfig(**config))
+
+
+def test_what_webrtcvad_calls_speech_and_the_second_opinion_does_not_is_never_a_turn() -> None:
+    events = run(with_second([(0.5, 6.0)], []), 8)  # traffic: webrtcvad hears "speech" for 5.5 s
+    assert events == []
+
+
+def test_the_turn_starts_where_webrtcvad_heard_it_though_the_second_opinion_agreed_later() -> None:
+    turns = with_second([(0.5, 1.5)], [(0.7, 1.5)], preroll_ms=300, end_of_turn_silence_ms=700)
+    events = run(turns, 3)
+    (started,), (utterance,) = of(events, SpeechStarted), of(events, Utterance)
+    assert started.at_s == pytest.approx(0.5)  # not 0.7: the first syllable is the caller's too
+    assert utterance.started_at_s == pytest.approx(0.2)  # the preroll in front of webrtcvad's onset
+    assert utterance.speech_ended_at_s == pytest.approx(1.5)
+
+
+def test_a_caller_going_on_is_not_cut_while_the_second_opinion_is_still_deciding() -> None:
+    """A soft "and" after a 1.4 s pause: webrtcvad hears it at once, Silero 300 ms later. Counted from Silero, the
+    pause was 1.7 s, over the 1.5 s limit, and the sentence was cut in two."""
+    turns = with_second([(0.5, 1.5), (2.9, 4.0)], [(0.5, 1.5), (3.2, 4.0)], end_of_turn_silence_ms=1500)
+    (utterance,) = of(run(turns, 6), Utterance)
+    assert utterance.speech_ended_at_s == pytest.approx(4.0)
+    assert utterance.longest_pause_s == pytest.approx(1.4, abs=FRAME)  # the pause webrtcvad heard, not Silero's

@@ -129,7 +129,8 @@ def bench_barge_in(config: Config, speak: Callable[[str, float], bytes], runs: i
 
 def noise_bursts(seed: int, length: int) -> bytes:
     """Street-like noise at the caller's end: 0.4-1.2 s bursts of low-passed noise (traffic rumble, wind) at
-    -30..-18 dBFS, 8 kHz s16le, ``length`` bytes. Synthetic: no recorded street noise ships on these machines."""
+    -30..-18 dBFS, 8 kHz s16le, ``length`` bytes. Synthetic, so the benchmark needs nothing else; the tests also play
+    recorded street, train and crowd noise (``tests/test_real_recordings.py``)."""
     rng = np.random.default_rng(seed)
     out = np.zeros(length // 2, np.float32)
     t = int(0.5 * RATE)

@@ -23,14 +23,14 @@ from collections.abc import Callable
 from voicebot.audio import AudioFrame, gained, split_frames
 from voicebot.bench import Row
 from voicebot.bench_barge import bench_barge_in
-from voicebot.components import make_synthesizer, make_transcriber, make_turn_model
+from voicebot.components import make_synthesizer, make_transcriber, make_turn_model, make_voice_activity
 from voicebot.config import Config, TurnsConfig
 from voicebot.models import ModelError, ModelStore
 from voicebot.speech.dictation import partial_kind
 from voicebot.speech.stt import Transcriber
 from voicebot.speech.turn_model import EndOfTurnModel
 from voicebot.speech.turns import LikelyEnd, TurnCheck, TurnDetector, Utterance
-from voicebot.speech.vad import WebRtcVoiceActivity, speech_regions
+from voicebot.speech.vad import speech_regions
 
 SLOW_SENTENCES = [
     "I would like to check the status of my order number, and the delivery date.",
@@ -109,7 +109,7 @@ def bench_turns(config: Config, runs: int = 1, log: Callable[[str], None] = prin
     make_synthesizer(config, store)  # the voice is there and verified
     stt = make_transcriber(config, store)  # the partial transcripts a call's turns wait for
     rate = 8000  # telephone audio, as the model hears it on a call
-    vad = WebRtcVoiceActivity(config.vad.aggressiveness)
+    vad = make_voice_activity(config)  # as on a call: webrtcvad, and Silero where vad.second_opinion is set
 
     def detector(turns: TurnsConfig | None, dictation: bool = False, slow: bool = False) -> TurnDetector:
         d = TurnDetector(vad, config.vad, turns=turns)

@@ -91,7 +91,7 @@ def make_turn_model(config: Config, store: ModelStore) -> SmartTurnModel | None:
 
 
 def make_voice_activity(config: Config, store: ModelStore | None = None) -> WebRtcVoiceActivity:
-    """webrtcvad, with Silero as the second opinion on speech over the bot when ``vad.second_opinion`` is set."""
+    """webrtcvad, with Silero as the second opinion on the caller's speech when ``vad.second_opinion`` is set."""
     second = None
     if config.vad.second_opinion:
         from voicebot.speech.silero import SileroVad

@@ -29,7 +29,8 @@ class VadConfig(Section):
     backchannel_quieter_db: float = Field(6.0, ge=0, le=40, description="Speech over the bot this far below the "
                                           "caller's own level does not pause the bot (listening noises).")
     second_opinion: str | None = Field("silero-vad-v6", description="A VAD model (models/manifest.yaml) that must "
-                                       "also hear speech before speech over the bot counts (echo, street noise).")
+                                       "also hear speech before speech over the bot or in a turn counts (echo, "
+                                       "street noise).")
     second_opinion_threshold: float = Field(0.5, gt=0, lt=1)
     early_stt_ms: int = Field(300, ge=0, le=5000, description="Start speech recognition after this much silence, "
                               "before the turn surely ended (0: wait for the end of turn).")

@@ -53,7 +53,7 @@ def default_models(config: Config) -> list[str]:
         names.append(config.knowledge.model)
     if config.turns.model:  # the end-of-turn model: scripts/setup.sh pulls it by default
         names.append(config.turns.model)
-    if config.vad.second_opinion:  # Silero, the second opinion on speech over the bot
+    if config.vad.second_opinion:  # Silero, the second opinion on the caller's speech
         names.append(config.vad.second_opinion)
     if config.stt.speech_model and config.stt.speech_model not in names:  # Silero, before Whisper hears a turn
         names.append(config.stt.speech_model)

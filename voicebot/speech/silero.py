@@ -1,10 +1,13 @@
 """Silero VAD v6 as a second opinion on caller speech over the bot: a neural VAD for what webrtcvad mistakes.
 
 Why a second opinion and not a replacement: webrtcvad is a cheap, well-tried frame gate that calls speech
-generously; that is right for the end of a turn (a soft word end must not read as silence) but wrong for speech
-over the bot, where traffic, wind, a television or the bot's own voice on a speakerphone would pause it. Silero
-was trained to tell speech from exactly such noise. So the turn detector asks it only while the bot is speaking:
-speech over the bot counts when webrtcvad *and* Silero hear it (``TurnDetector``, ``speech.overlap``).
+generously, soft word ends included, but it also calls traffic, wind, a crowd or the bot's own voice on a
+speakerphone speech (recorded street noise: 98% of its frames at -30 dBFS). Silero was trained to tell speech from
+exactly such noise. So a frame is the caller's speech when webrtcvad *and* Silero hear it: over the bot at
+``vad.second_opinion_threshold`` (``speech.overlap``), and for the turn at the lower ``turns.VOICE_THRESHOLD``
+(without it a turn said in street noise never ended: the silence it waits for never came). Silero's hold of
+200 ms keeps webrtcvad's soft word ends, and the turn starts where webrtcvad first heard the speech
+(``TurnDetector``).
 
 The weights are the v6 ONNX file faster-whisper ships (``models pull silero-vad-v6``; no torch): 16 kHz only, one
 call per 512 samples (32 ms) with 64 samples of the previous chunk in front and an LSTM state (h, c) carried on.
