@@ -162,3 +162,14 @@ def test_a_recorded_voice_interrupting_the_bot_in_street_noise_stops_it(config, 
     latency = barge_in_latency(frame_levels(received, FRAME_S, RATE), frame_levels(sent, FRAME_S, RATE),
                                OVER_AT_S - 0.1, len(sent) / 2 / RATE)
     assert stopped and latency is not None and latency <= 0.25, (noise, latency)
+
+
+def test_a_backchannel_in_street_noise_pauses_the_bot_only_for_a_moment(config, vad, piper8k):
+    """While the bot was paused for a "mm-hmm", webrtcvad alone decided when it ended: in traffic it never did, and
+    the rest of the reply stayed paused (5.2-5.4 s here, to its end). Now the second opinion decides it too."""
+    bot, first = piper8k(BOT_SAYS), piper8k("My parcel has not arrived yet.")
+    for word in ("Mm-hmm.", "Okay.", "Right."):
+        for level in (-35, -30):
+            caller = noisy(piper8k(word) + b"\0\0" * (RATE * 8), "street.ogg", level, start_s=20.0)
+            _, _, stopped, held = replay(config, vad, bot, caller, first)
+            assert not stopped and held <= 0.5, (word, level, stopped, held)

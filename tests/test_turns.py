@@ -8,8 +8,10 @@ import pytest
 from voicebot.audio import AudioFrame, rms_dbfs, silence, split_frames
 from voicebot.config import VadConfig
 from voicebot.speech.turns import (
+    Backchannel,
     BargeIn,
     Duck,
+    Interruption,
     NoInput,
     SpeechStarted,
     TurnDetector,
@@ -320,3 +322,15 @@ def test_a_caller_going_on_is_not_cut_while_the_second_opinion_is_still_deciding
     (utterance,) = of(run(turns, 6), Utterance)
     assert utterance.speech_ended_at_s == pytest.approx(4.0)
     assert utterance.longest_pause_s == pytest.approx(1.4, abs=FRAME)  # the pause webrtcvad heard, not Silero's
+
+
+def test_a_backchannel_over_the_bot_ends_when_the_second_opinion_stops_hearing_a_voice() -> None:
+    """Traffic under a "mm-hmm": webrtcvad hears speech on and on, the second opinion only the word. While the bot
+    is paused the judge hears past the echo gate, and with webrtcvad alone the reply never came back."""
+    turns = with_second([(1.0, 8.0)], [(1.0, 1.4)], barge_in_ms=100, pause_ms=320, backchannel_gap_ms=80)
+    turns.set_bot_speaking(True)
+    events = run(turns, 8)
+    (pause,), (resume,) = of(events, BargeIn), of(events, Backchannel)
+    assert pause.at_s == pytest.approx(1.32, abs=FRAME)
+    assert resume.at_s <= 1.4 + 0.2 + 0.08 + FRAME  # the second opinion's 200 ms hold, then the 80 ms gap
+    assert not of(events, Interruption)

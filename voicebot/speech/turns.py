@@ -268,7 +268,8 @@ class TurnDetector:
         not_echo = echo_floor == _SILENT or level >= echo_floor
         self._hear_second(chunk if not_echo else bytes(len(chunk)))  # no echo for it
         raw = self.vad.is_speech(chunk, self.sample_rate)  # speech over the bot: webrtcvad, and `confirmed`
-        speech = raw and not_echo and (self._second is None or self._voice_hold > 0)  # the turn's speech
+        voiced = self._second is None or self._voice_hold > 0
+        speech = raw and not_echo and voiced  # the turn's speech
         # webrtcvad's own run of speech (gaps under WEBRTC_GAP_MS inside soft words do not end it): where the turn's
         # speech began (``lead`` frames before the second opinion agreed), and while it is young and unconfirmed,
         # the caller may be going on: no turn ends on this frame
@@ -314,7 +315,9 @@ class TurnDetector:
             self._confirm(events)
         self._preroll.append(chunk)
 
-        self._barge_in(raw and not_echo, level, events, raw)
+        # while the bot is paused or ducked the judge hears past the echo gate: in traffic, webrtcvad alone would
+        # never let a "mm-hmm" end, and the reply stayed paused to its end
+        self._barge_in(raw and not_echo, level, events, raw and voiced)
         if self._start_ms is not None and self._t_ms - self._start_ms >= self.max_utterance_s * 1000:
             self._finish(events, "max_length")
             self._preroll.clear()  # the next utterance must not repeat audio already sent
