@@ -2,13 +2,15 @@
 
 Why: the rest of the suite speaks with Piper and makes its own noise, and both are kinder than a street. These
 recordings (``scripts/pull_recordings.py``: street and train field recordings, a crowd, and Allison Smith's
-Asterisk prompts, a human voice recorded for telephone lines) found two faults the synthetic audio did not:
+Asterisk prompts, a human voice recorded for telephone lines) found faults the synthetic audio did not:
 
 * the turn never ended in street noise: webrtcvad calls recorded traffic speech (98% of frames at -30 dBFS, 12% at
   -35), so after "Thank you." the silence the turn waits for never came, and the caller waited for the 30 s limit;
   the turn's speech now also needs Silero to hear a voice (``speech.turns.VOICE_THRESHOLD``);
 * voices behind the caller stopped the bot: a crowd at -30 dBFS, too quiet to duck or pause the reply, was still
-  added up as speech over the bot until it "interrupted" (``speech.overlap``).
+  added up as speech over the bot until it "interrupted" (``speech.overlap``);
+* a "mm-hmm" in traffic left the bot paused to the end of its reply, and a caller who said nothing in the street
+  was never asked again (no input is never declared while a turn is open).
 
 Everything is timed in audio time on an 8 kHz line; each noise is scaled to a level in dBFS (the caller's own
 speech is about -19 dBFS).
@@ -173,3 +175,17 @@ def test_a_backchannel_in_street_noise_pauses_the_bot_only_for_a_moment(config, 
             caller = noisy(piper8k(word) + b"\0\0" * (RATE * 8), "street.ogg", level, start_s=20.0)
             _, _, stopped, held = replay(config, vad, bot, caller, first)
             assert not stopped and held <= 0.5, (word, level, stopped, held)
+
+
+def test_a_silent_caller_in_the_street_gets_the_no_input_prompt(config, vad):
+    """No input is never declared while an utterance is open, and webrtcvad opened one on every few frames of
+    traffic: a caller who said nothing in the street was never asked again."""
+    from voicebot.audio import AudioFrame, split_frames
+    from voicebot.speech.turns import NoInput
+
+    detector = TurnDetector(vad, config.vad, turns=config.turns)
+    detector.arm_no_input()
+    street = recording("street.ogg", level_dbfs=-30, start_s=12.0, seconds=config.vad.no_input_timeout_s + 1.0)
+    events = [e for frame in split_frames(street, RATE, 20) for e in detector.feed(AudioFrame(frame.pcm, RATE))]
+    (no_input,) = [e for e in events if isinstance(e, NoInput)]
+    assert no_input.at_s == pytest.approx(config.vad.no_input_timeout_s, abs=0.05)
