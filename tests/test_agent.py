@@ -13,7 +13,7 @@ from fakes import ScriptedChat
 from voicebot.crm.repository import Repository
 from voicebot.crm.seed import seed_demo
 from voicebot.crm.verification import CallerContext
-from voicebot.dialog.identity import ORDER_NOT_PIN
+from voicebot.dialog.identity import ORDER_NOT_PIN, PIN_PROMPT
 from voicebot.dialog.prompting import HUMAN_CLAIM_REPLY, NOT_DONE_REPLY, RECITE_REPLY
 from voicebot.dialog.agent import (SAFE_REPLY, DialogueAgent, Guarded, Sentence, ToolCalled, TransferRequested,
                                    action_schema)
@@ -446,6 +446,31 @@ def test_an_order_number_at_the_pin_prompt_uses_no_attempt(repo):
     assert said == ORDER_NOT_PIN
     assert agent.context.verification.attempts_used == 0 and agent.awaiting_pin
     assert "10452" in " ".join(e.text for e in agent.turn("My PIN is 1234.") if isinstance(e, Sentence))
+
+
+@pytest.mark.parametrize("said", ["1, 0, 4, 5, 2.", "One zero four five two.", "104-52", "10452"])
+def test_an_order_number_alone_at_the_greeting_is_looked_up_not_handed_to_the_model(repo, said):
+    """A caller in the street dictated "1, 0, 4, 5, 2." (Whisper's way with digits said one by one) as their first
+    turn: only "10452" was read as an order number, the rest went to the model, which handed the call over."""
+    chat = ScriptedChat()
+    agent = agent_for(repo, chat)
+    assert " ".join(e.text for e in agent.turn(said) if isinstance(e, Sentence)) == PIN_PROMPT
+    assert "10452" in " ".join(e.text for e in agent.turn("1234") if isinstance(e, Sentence))
+    assert chat.calls == []
+
+
+def test_digits_alone_answering_a_question_for_another_number_are_no_order_number():
+    from voicebot.dialog.answers import bare_order_number
+
+    assert bare_order_number("1, 0, 4, 5, 2.", "How can I help you today?") == "10452"
+    assert bare_order_number("It's 10452.", "What is your order number?") == "10452"
+    assert bare_order_number("10452", "What is the phone number or postcode on your account?") == ""
+    assert bare_order_number("1 2 0 0", "How many do you need?") == ""
+    assert bare_order_number("Where is 10452?", "How can I help you today?") == ""  # a question: match_intent's
+    assert bare_order_number("4 2", "How can I help you today?") == ""  # not an order number's length
+    assert bare_order_number("1030", "What time suits you best?") == ""
+    assert bare_order_number("1 0 4 5 2", "Hello, you are speaking with the automated assistant of Northwind Supplies. "
+                             "How can I help you today? You can say operator at any time.") == "10452"
 
 
 def test_a_correction_to_a_ticket_read_back_is_read_back_again_with_it(repo):

@@ -286,6 +286,18 @@ def test_a_backchannel_ducks_the_bot_then_lets_it_finish(env):
     assert len(chat.calls) == 1
 
 
+def test_silence_after_the_pin_question_hears_the_pin_question_again_not_the_menu(env):
+    """A caller asked for their PIN who said nothing heard "Sorry, I did not get that. Say orders, repairs or
+    sales...": the menu's reprompt, another question, and the PIN question was lost."""
+    script = [WaitForBot(), env.voice.say("where is my order"), WaitForBot(), Silence(7.5), WaitForBot(),
+              env.voice.say("one two three four"), WaitForBot(), HangUp()]
+    call = run(env, line_for(env, script), ScriptedChat())
+    pin = "For your security, please tell me your PIN."
+    assert call.said("bot")[1] == pin
+    assert call.said("bot")[2] == f"{env.prompts.still_there} {pin}"
+    assert "10452" in call.said("bot")[3]  # the answer to it is still the PIN
+
+
 def test_silence_after_a_prompt_gets_a_reprompt_then_a_person(env):
     script = [WaitForBot(), Silence(7.5), WaitForBot(), Silence(8.0)]
     call = run(env, line_for(env, script))

@@ -151,6 +151,8 @@ class PromptsConfig(Section):
     error_goodbye: str = Field(
         "I'm sorry, no one can take your call right now. A colleague will call you back at this number. Goodbye.",
         description="After a failure on the bot's side the transfer failed too: a callback, then the call ends.")
+    still_there: str = Field("Are you still there?", description="Silence after a question the bot asked: said "
+                             "before the question again.")
     hold: str = Field("Sorry, this is taking a moment. Please stay on the line.",
                       description="Nothing was audible for faults.hold_after_s after the caller's turn (pre-rendered).")
     still_connecting: str = Field("I'm still connecting you, please hold.",

@@ -21,11 +21,11 @@ from typing import Any
 from voicebot.crm.spoken import digits_in
 from voicebot.crm.tools import CRM_TOOLS
 from voicebot.crm.toolkit import ToolRegistry
-from voicebot.dialog.identity import IdentityResult, IdentityStep, only_numbers
+from voicebot.dialog.identity import IdentityResult, IdentityStep
 from voicebot.dialog.intents import IntentClassifier
 from voicebot.dialog.knowledge_step import KnowledgeStep, KnowledgeUsed
 from voicebot.dialog.recognised import INTENT_TOOLS, also_asked, answer_recognised  # noqa: F401 (INTENT_TOOLS)
-from voicebot.dialog.answers import match_intent, pick_slot, render, tool_args
+from voicebot.dialog.answers import bare_order_number, match_intent, pick_slot, render, tool_args
 from voicebot.dialog.services import service_named
 from voicebot.dialog.appointments import CHANGES, AppointmentStep, picked_booking
 from voicebot.dialog.slots import fitting_slots
@@ -321,7 +321,7 @@ class DialogueAgent:
         if (yield from self.appointments.answer(self, caller_text, allowed)):
             return  # "Tuesday at 10" after times were offered, or another day asked for (dialog/appointments.py)
         last_said = next((m.content for m in reversed(self.history) if m.role == "assistant"), "")
-        number = digits_in(caller_text) if "order number" in last_said and only_numbers(caller_text) else ""
+        number = bare_order_number(caller_text, last_said)
         intent = match_intent(caller_text) or (  # "10452" (said or keyed) to "What is your order number?"
             ("get_order", {"order_number": number}) if number else None)
         if intent and intent[0] in allowed:

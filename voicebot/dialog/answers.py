@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from voicebot.crm.spoken import digits_in, words_to_digits
+from voicebot.dialog.identity import only_numbers
 from voicebot.dialog.services import service_named
 from voicebot.dialog.slots import near_offered, parse_when, spoken_date, spoken_time
 from voicebot.dialog.writes import short_subject
@@ -47,6 +48,21 @@ _HISTORY = re.compile(r"\b((last|previous|recent|past|earlier) (order|purchase|d
 BILLED_WRONG = re.compile(r"\b((double|over) ?charged|charged (me |us )?(twice|double|too much|the wrong|wrongly)|"
                          r"billed (me |us )?twice|wrong (amount|price) (on|for|charged))\b")
 """A billing error reported ("I was charged twice for my last order."): a ticket, not the order history."""
+
+
+_ASKED_OTHER = re.compile(r"\b(pin|phone|birth|post ?code|zip|code|digits|card|account|reference|how (many|much|long)|"
+                          r"quantity|(what|which) (time|day)|when|date|year|price|amount)\b", re.I)
+
+
+def bare_order_number(text: str, last_said: str) -> str:
+    """The order number a turn of digits alone is ("1, 0, 4, 5, 2.", "one zero four five two", "10452"): when the
+    bot asked for the order number, or asked for nothing in particular ("How can I help you today?"); "" when the
+    bot's question was for another number (a PIN, a phone number, a quantity) or the digits are not an order
+    number's 4-8. Said digit by digit at the greeting, the number went to the model, which handed the call over."""
+    digits = digits_in(text)
+    if not _NUMBER.fullmatch(digits) or not only_numbers(text):
+        return ""
+    return digits if "order number" in last_said.lower() or not _ASKED_OTHER.search(last_said) else ""
 
 
 def match_intent(text: str) -> tuple[str, dict[str, Any]] | None:

@@ -47,7 +47,7 @@ from voicebot.speech.tts import split_sentences
 from voicebot.session.speaker import Reply, Speaker, TurnClock
 from voicebot.session.state import State, checked
 from voicebot.session.keypad import KeypadEntry
-from voicebot.session.quick_replies import quick_reply
+from voicebot.session.quick_replies import no_input_reprompt, quick_reply
 from voicebot.speech import hallucination
 from voicebot.speech.dictation import asks_for_dictation
 from voicebot.speech.turns import NoInput, TurnDetector, Utterance
@@ -269,7 +269,8 @@ class CallSession:
         await self._record(NoInputTimedOut())
         if escalation:
             return await self._escalate(escalation)
-        await self._speak([self.flow.reprompt()], fixed=True)
+        again = no_input_reprompt(self.transcript, self.flow.reprompt(), self.config.dialog.prompts)
+        await self._speak(again.sentences, fixed=again.fixed)
 
     async def _model_turn(self, text: str, tools: list[str], clock: TurnClock | None) -> None:
         self._set(State.THINKING)

@@ -13,6 +13,7 @@ Why a module: each is a rule of its own, met as callers put it, and the core tha
 * "Yes." to "anything else?", "I need help." alone: what else, or what about.
 * "Thank you, that's all": the goodbye from the cache, unless a read-back still waits for its answer.
 * "Okay, thanks." after an answer that asked nothing: "You're welcome. Is there anything else I can help with?".
+* Silence after a question the bot asked: "Are you still there?" and the question again (``no_input_reprompt``).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from voicebot.dialog.answers import (SECRET_REPLY, asks_for_secret, asks_only_fo
 from voicebot.dialog.capabilities import PRICE_CHANGE_REPLY, asks_to_change_a_price, bot_answer
 from voicebot.dialog.guard import EscalationGuard
 from voicebot.dialog.others import OTHERS_REPLY, asks_for_others_data
+from voicebot.speech.dictation import REQUEST
 from voicebot.speech.tts import split_sentences
 
 
@@ -58,3 +60,18 @@ def quick_reply(text: str, last_bot: str, guard: EscalationGuard, prompts: Promp
     if only_thanks(text) and not last_bot.rstrip().endswith("?") and not write_pending:
         return QuickReply([prompts.welcome], progress=True)  # after an answer: a question waits for its answer
     return None
+
+
+def no_input_reprompt(transcript: list[tuple[str, str]], menu_reprompt: str, prompts: PromptsConfig) -> QuickReply:
+    """What silence after a prompt hears. After a question or request the bot put to the caller ("For your
+    security, please tell me your PIN.", "Shall I book it?"): ``prompts.still_there`` and that again; it had been the
+    menu's reprompt ("Sorry, I did not get that. Say orders, repairs or sales..."), which asked something else
+    and left the PIN question unanswered. Before the caller has said anything, or after the menu's own words,
+    the menu's reprompt, as the admin wrote it."""
+    said_before = any(role == "caller" for role, _ in transcript)
+    last_bot = next((said for role, said in reversed(transcript) if role == "bot"), "")
+    question = next((s for s in reversed(split_sentences(last_bot))  # "...?", or "please tell me your PIN."
+                     if s.rstrip().endswith("?") or REQUEST.search(s.lower())), "")
+    if said_before and question and transcript[-1][0] == "bot" and menu_reprompt not in last_bot:
+        return QuickReply([prompts.still_there, question], fixed=False)
+    return QuickReply([menu_reprompt])
