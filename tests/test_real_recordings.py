@@ -6,7 +6,7 @@ Asterisk prompts, a human voice recorded for telephone lines) found faults the s
 
 * the turn never ended in street noise: webrtcvad calls recorded traffic speech (98% of frames at -30 dBFS, 12% at
   -35), so after "Thank you." the silence the turn waits for never came, and the caller waited for the 30 s limit;
-  the turn's speech now also needs Silero to hear a voice (``speech.turns.VOICE_THRESHOLD``);
+  the turn's speech now also needs Silero to hear a voice (``speech.voice_gate.VOICE_THRESHOLD``);
 * voices behind the caller stopped the bot: a crowd at -30 dBFS, too quiet to duck or pause the reply, was still
   added up as speech over the bot until it "interrupted" (``speech.overlap``);
 * a "mm-hmm" in traffic left the bot paused to the end of its reply, and a caller who said nothing in the street

@@ -2,7 +2,7 @@
 at -30 dBFS, from the moment the call is answered to its end) with a recorded human voice in it dictating an
 order number in two groups. Real models, CRM and call store; ports 27000-27199.
 
-Before Silero gated the turn's speech (``speech.turns.VOICE_THRESHOLD``), webrtcvad took the traffic for speech:
+Before Silero gated the turn's speech (``speech.voice_gate.VOICE_THRESHOLD``), webrtcvad took the traffic for speech:
 the caller's turn never found its silence, and the bot never answered.
 """
 

@@ -4,7 +4,7 @@ Why a second opinion and not a replacement: webrtcvad is a cheap, well-tried fra
 generously, soft word ends included, but it also calls traffic, wind, a crowd or the bot's own voice on a
 speakerphone speech (recorded street noise: 98% of its frames at -30 dBFS). Silero was trained to tell speech from
 exactly such noise. So a frame is the caller's speech when webrtcvad *and* Silero hear it: over the bot at
-``vad.second_opinion_threshold`` (``speech.overlap``), and for the turn at the lower ``turns.VOICE_THRESHOLD``
+``vad.second_opinion_threshold`` (``speech.overlap``), and for the turn at the lower ``voice_gate.VOICE_THRESHOLD``
 (without it a turn said in street noise never ended: the silence it waits for never came). Silero's hold of
 200 ms keeps webrtcvad's soft word ends, and the turn starts where webrtcvad first heard the speech
 (``TurnDetector``).

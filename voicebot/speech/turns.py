@@ -50,9 +50,10 @@ Rules, per VAD frame:
   When the VAD carries a ``second_opinion`` (``speech.silero``), speech over the bot also needs it to have heard
   speech within ``SECOND_OPINION_HOLD_MS``: echo and street noise that webrtcvad calls speech do not pause the bot.
 * **Noise is not a turn.** With a second opinion, every speech frame of a turn needs it too (at ``VOICE_THRESHOLD``
-  within ``SECOND_OPINION_HOLD_MS``): webrtcvad calls recorded traffic and crowds speech, and a turn said in them
-  never found its silence. The utterance starts where webrtcvad's run of speech began (at most ``VOICE_LAG_MS``
-  before Silero agreed), so no first syllable is lost.
+  within ``VOICE_HOLD_MS``), and so does the judge of speech over the bot while it is paused or ducked: webrtcvad
+  calls recorded traffic and crowds speech, so a turn said in them never found its silence and a "mm-hmm" never
+  ended. The utterance starts where webrtcvad's run of speech began (at most ``VOICE_LAG_MS`` before Silero
+  agreed: no first syllable lost), and no turn ends while such a young run waits for Silero (``speech.voice_gate``).
 * **Echo gate.** The caller's line carries the bot's own voice back, attenuated by the echo return loss. The
   session passes each outbound frame to ``note_playback`` as it is sent; an inbound frame quieter than the
   loudest playback of the last ``echo_tail_ms`` minus ``echo_margin_db`` counts as non-speech, whatever the VAD
@@ -82,20 +83,9 @@ from voicebot.speech.overlap import OverlapJudge
 from voicebot.speech.turn_events import (  # noqa: F401 - re-exported: the detector's vocabulary
     TurnEvent, SpeechStarted, Duck, BargeIn, Backchannel, Interruption, NoInput, Utterance, TurnCheck, LikelyEnd)
 from voicebot.speech.vad import VoiceActivity
+from voicebot.speech.voice_gate import VOICE_LAG_MS, VoiceGate
 
 _SILENT = float("-inf")
-SECOND_OPINION_HOLD_MS = 200  # a "speech" from the second opinion counts this long (it hears in 32 ms chunks)
-# Any speech at all, for the turn: the second opinion's probability that webrtcvad's "speech" must come with. On
-# recorded street, train and crowd noise at -40..-20 dBFS Silero's 32 ms chunks reached at most 0.28 (train, 0.3%
-# of them over 0.15); on speech, one-word answers ("Two.", 26 dB down too) and a human voice, 0.54 and more.
-VOICE_THRESHOLD = 0.3
-VOICE_HOLD_MS = 200
-# Silero agrees 60-400 ms after webrtcvad hears a word begin ("Hello" lost its first syllable; a soft "and" after a
-# pause took 400 ms): the utterance starts where webrtcvad's run of speech began, at most this much earlier, with
-# the preroll in front of it, and while webrtcvad hears a run this young that Silero has not agreed is speech, the
-# turn does not end.
-VOICE_LAG_MS = 500
-WEBRTC_GAP_MS = 100  # webrtcvad's run of speech goes on over gaps this short (it drops frames inside soft words)
 
 
 class TurnDetector:
@@ -117,16 +107,12 @@ class TurnDetector:
         self._preroll_frames = -(-self.config.preroll_ms // self.frame_ms)  # ceil
         # the preroll, and in front of it what webrtcvad heard before the second opinion agreed (VOICE_LAG_MS)
         self._preroll: deque[bytes] = deque(maxlen=self._preroll_frames + VOICE_LAG_MS // self.frame_ms)
-        self._webrtc_began_ms = self._webrtc_last_ms = -10 ** 9  # webrtcvad's current run of speech (not echo)
-        self._unconfirmed = False  # this frame: webrtcvad hears speech the second opinion has not yet agreed is
         self._play_levels: deque[float] = deque(maxlen=max(1, echo_tail_ms // self.frame_ms))
         self._play_peak = _SILENT  # loudest playback noted since the last inbound frame
         self._bot_speaking = False
         self._overlap = OverlapJudge(self.config, self.frame_ms)  # pause, resume or stop for speech over the bot
-        second = getattr(vad, "second_opinion", None)  # Silero (speech.silero): this call's own stream of it
-        self._second = second.stream() if second is not None else None
-        self._second_hold = 0  # frames the second opinion's last "speech" still counts for
-        self._voice_hold = 0  # frames its last "a voice, however faint" still counts for (VOICE_THRESHOLD)
+        # Silero (speech.silero), this call's own stream of it, and webrtcvad's run of speech (speech.voice_gate)
+        self._gate = VoiceGate(getattr(vad, "second_opinion", None), self.frame_ms)
         self._digits = False
         self._dictation = False  # set_dictation hint: this utterance (or the next one)
         self._slow = False  # set_slow: a slow or hesitant caller, for the rest of the call
@@ -178,7 +164,7 @@ class TurnDetector:
         self._partial = kind
         if kind == "dictation":
             self._dictation = True
-        if self._verdict and self._t_ms - self._last_speech_ms >= self._silence_needed() and not self._unconfirmed:
+        if self._verdict and self._t_ms - self._last_speech_ms >= self._silence_needed() and not self._gate.unconfirmed:
             self._finish(events, "dictation" if self.dictating else "model")
         return events
 
@@ -191,7 +177,7 @@ class TurnDetector:
         self._check_id = None
         self._verdict = complete
         self._probability = probability
-        if complete and self._t_ms - self._last_speech_ms >= self._silence_needed() and not self._unconfirmed:
+        if complete and self._t_ms - self._last_speech_ms >= self._silence_needed() and not self._gate.unconfirmed:
             self._finish(events, "dictation" if self.dictating else "model")
         return events
 
@@ -266,21 +252,10 @@ class TurnDetector:
         echo_floor = self._echo_floor()
         level = rms_dbfs(chunk)
         not_echo = echo_floor == _SILENT or level >= echo_floor
-        self._hear_second(chunk if not_echo else bytes(len(chunk)))  # no echo for it
+        self._gate.hear(chunk if not_echo else bytes(len(chunk)), self.sample_rate)  # no echo for it
         raw = self.vad.is_speech(chunk, self.sample_rate)  # speech over the bot: webrtcvad, and `confirmed`
-        voiced = self._second is None or self._voice_hold > 0
-        speech = raw and not_echo and voiced  # the turn's speech
-        # webrtcvad's own run of speech (gaps under WEBRTC_GAP_MS inside soft words do not end it): where the turn's
-        # speech began (``lead`` frames before the second opinion agreed), and while it is young and unconfirmed,
-        # the caller may be going on: no turn ends on this frame
-        if raw and not_echo:
-            if self._t_ms - self._webrtc_last_ms > WEBRTC_GAP_MS + self.frame_ms:
-                self._webrtc_began_ms = start_ms
-            self._webrtc_last_ms = self._t_ms
-        ongoing = self._t_ms - self._webrtc_last_ms <= WEBRTC_GAP_MS
-        heard_ms = self._webrtc_last_ms - self._webrtc_began_ms if ongoing else 0
-        lead = min(heard_ms, VOICE_LAG_MS) // self.frame_ms - (1 if speech and heard_ms else 0)
-        self._unconfirmed = not speech and self._second is not None and 0 < heard_ms <= VOICE_LAG_MS
+        speech = raw and not_echo and self._gate.voiced  # the turn's speech
+        lead = self._gate.step(raw and not_echo, speech, start_ms, self._t_ms)  # frames since webrtcvad's onset
 
         if self._start_ms is None:
             if speech:
@@ -297,7 +272,7 @@ class TurnDetector:
                 self._partial = None  # and its own partial transcript
             else:
                 silence = self._t_ms - self._last_speech_ms
-                if silence >= self._silence_needed() and not self._unconfirmed:
+                if silence >= self._silence_needed() and not self._gate.unconfirmed:
                     self._finish(events, "dictation" if self.dictating else "silence")
                     silence = -1
                 elif (self.turns is not None and self._confirmed and self._verdict is None and self._check_id is None
@@ -317,25 +292,13 @@ class TurnDetector:
 
         # while the bot is paused or ducked the judge hears past the echo gate: in traffic, webrtcvad alone would
         # never let a "mm-hmm" end, and the reply stayed paused to its end
-        self._barge_in(raw and not_echo, level, events, raw and voiced)
+        self._barge_in(raw and not_echo, level, events, raw and self._gate.voiced)
         if self._start_ms is not None and self._t_ms - self._start_ms >= self.max_utterance_s * 1000:
             self._finish(events, "max_length")
             self._preroll.clear()  # the next utterance must not repeat audio already sent
         if self._no_input_at_ms is not None and self._t_ms >= self._no_input_at_ms and self._start_ms is None:
             self._no_input_at_ms = None
             events.append(NoInput(self.now_s))
-
-    def _hear_second(self, heard: bytes) -> None:
-        """The second opinion's verdict on this frame, held ``SECOND_OPINION_HOLD_MS``: at its own threshold for
-        speech over the bot (``_second_hold``), at ``VOICE_THRESHOLD`` for any speech at all (``_voice_hold``)."""
-        if self._second is None:
-            return
-        self._second.is_speech(heard, self.sample_rate)
-        hold = SECOND_OPINION_HOLD_MS // self.frame_ms
-        probability = self._second.probability
-        self._second_hold = hold if probability >= self._second.model.threshold else max(0, self._second_hold - 1)
-        voice_hold = VOICE_HOLD_MS // self.frame_ms
-        self._voice_hold = voice_hold if probability >= VOICE_THRESHOLD else max(0, self._voice_hold - 1)
 
     def _echo_floor(self) -> float:
         """Inbound frames quieter than this are the bot's echo (-inf: no playback within the echo tail)."""
@@ -344,7 +307,7 @@ class TurnDetector:
         return max(self._play_levels) - self.config.echo_margin_db
 
     def _barge_in(self, speech: bool, level: float, events: list[TurnEvent], raw: bool) -> None:
-        confirmed = self._second is None or self._second_hold > 0
+        confirmed = self._gate.confirmed
         decision = self._overlap.step(speech, level, self._bot_speaking, raw, confirmed)
         if decision == "duck":
             events.append(Duck(self.now_s, self.config.duck_db))
