@@ -125,3 +125,14 @@ def test_the_real_ollama_client_against_a_server_that_never_answers(env):
     silence = assert_hold_line(result, env, config)
     assert_apology_then_person(result, env, "llm", turn_end(result, config) + silence)
     assert srv.requests and srv.requests[-1]["path"] == "/api/chat"
+
+
+def test_the_hold_line_counts_from_the_end_of_a_dictation_wait_not_from_the_last_digit():
+    """A dictated order number waits ``turns.dictation_silence_ms`` (2.5 s) for more digits; counted from the last
+    digit, the hold line ("Sorry, this is taking a moment.") came with every such answer (SIP, a street caller)."""
+    from voicebot.session.watchdog import turn_ended
+    from voicebot.speech.turns import Utterance
+
+    said = dict(pcm=b"", sample_rate=8000, started_at_s=10.0, ended_at_s=15.9, speech_ended_at_s=15.6)
+    assert turn_ended(Utterance(18.1, ended_by="dictation", **said)) == 18.1
+    assert turn_ended(Utterance(16.0, ended_by="model", **said)) == 15.6  # else: the caller's own silence

@@ -81,11 +81,14 @@ def turn_ended(event: object) -> float | None:
     no-input timeout, a fault): the bot speaks at once on those. For speech that is the end of the caller's speech,
     not the moment the detector ended the turn: the caller's silence starts when they stop talking, and a turn
     ended late (a "complete" verdict left waiting for a partial transcript from a hung recogniser ends only at
-    ``turns.incomplete_silence_ms``) must not push the hold line past ``hold_after_s`` of what the caller hears."""
+    ``turns.incomplete_silence_ms``) must not push the hold line past ``hold_after_s`` of what the caller hears.
+    Except after dictation: the detector waited ``turns.dictation_silence_ms`` (2.5 s) on purpose, for the next
+    group of digits, and every order number said that way heard "Sorry, this is taking a moment." just as its
+    answer started; the silence the bot owns starts when that wait ends."""
     if isinstance(event, Heard):
         event = event.utterance
     if isinstance(event, Utterance):
-        return event.speech_ended_at_s
+        return event.at_s if event.ended_by == "dictation" else event.speech_ended_at_s
     if isinstance(event, (DtmfReceived, TextReceived)):
         return event.at_s
     return None
