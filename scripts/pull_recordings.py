@@ -83,6 +83,9 @@ def pull(folder: Path | None = None) -> Path:
         print(f"==> fetching recordings from the Debian package {package}", flush=True)
         with tempfile.TemporaryDirectory() as tmp:
             got = subprocess.run(["apt-get", "download", "-q", package], cwd=tmp, capture_output=True, text=True)
+            if got.returncode != 0 and os.geteuid() == 0:  # a machine whose package lists were never fetched
+                subprocess.run(["apt-get", "update", "-qq"], capture_output=True)
+                got = subprocess.run(["apt-get", "download", "-q", package], cwd=tmp, capture_output=True, text=True)
             if got.returncode != 0:
                 sys.exit(f"apt-get download {package} failed (does this machine reach Debian's archive? "
                          f"run 'apt-get update' first):\n{got.stderr.strip()}")

@@ -164,7 +164,7 @@ class TurnDetector:
         self._partial = kind
         if kind == "dictation":
             self._dictation = True
-        if self._verdict and self._t_ms - self._last_speech_ms >= self._silence_needed() and not self._gate.unconfirmed:
+        if self._verdict and self._may_end():
             self._finish(events, "dictation" if self.dictating else "model")
         return events
 
@@ -177,9 +177,14 @@ class TurnDetector:
         self._check_id = None
         self._verdict = complete
         self._probability = probability
-        if complete and self._t_ms - self._last_speech_ms >= self._silence_needed() and not self._gate.unconfirmed:
+        if complete and self._may_end():
             self._finish(events, "dictation" if self.dictating else "model")
         return events
+
+    def _may_end(self) -> bool:
+        """The pause is long enough for the mode and the verdict, and no young run of webrtcvad's speech is still
+        waiting for the second opinion (the caller may be going on: ``speech.voice_gate``)."""
+        return self._t_ms - self._last_speech_ms >= self._silence_needed() and not self._gate.unconfirmed
 
     def _silence_needed(self) -> int:
         """Silence (ms) that ends the open utterance now, from the mode and the turn model's verdict."""
@@ -255,7 +260,7 @@ class TurnDetector:
         self._gate.hear(chunk if not_echo else bytes(len(chunk)), self.sample_rate)  # no echo for it
         raw = self.vad.is_speech(chunk, self.sample_rate)  # speech over the bot: webrtcvad, and `confirmed`
         speech = raw and not_echo and self._gate.voiced  # the turn's speech
-        lead = self._gate.step(raw and not_echo, speech, start_ms, self._t_ms)  # frames since webrtcvad's onset
+        lead = self._gate.step(raw and not_echo, start_ms, self._t_ms)  # frames since webrtcvad's onset
 
         if self._start_ms is None:
             if speech:
@@ -272,7 +277,7 @@ class TurnDetector:
                 self._partial = None  # and its own partial transcript
             else:
                 silence = self._t_ms - self._last_speech_ms
-                if silence >= self._silence_needed() and not self._gate.unconfirmed:
+                if self._may_end():
                     self._finish(events, "dictation" if self.dictating else "silence")
                     silence = -1
                 elif (self.turns is not None and self._confirmed and self._verdict is None and self._check_id is None

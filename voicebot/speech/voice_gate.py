@@ -57,10 +57,11 @@ class VoiceGate:
         voice_hold = VOICE_HOLD_MS // self.frame_ms
         self._voice_hold = voice_hold if probability >= VOICE_THRESHOLD else max(0, self._voice_hold - 1)
 
-    def step(self, webrtc: bool, speech: bool, start_ms: int, end_ms: int) -> int:
-        """webrtcvad's verdict on the frame ``start_ms``-``end_ms`` (echo gated) and whether it is the turn's
-        ``speech``; returns how many frames before this one webrtcvad's run began (the turn's onset, at most
-        ``VOICE_LAG_MS``), and sets ``unconfirmed``: a young run Silero has not ruled on, during which no turn ends."""
+    def step(self, webrtc: bool, start_ms: int, end_ms: int) -> int:
+        """webrtcvad's verdict on the frame ``start_ms``-``end_ms`` (echo gated), after ``hear``; returns how many
+        frames before this one webrtcvad's run began (the turn's onset, at most ``VOICE_LAG_MS``), and sets
+        ``unconfirmed``: a young run Silero has not ruled on, during which no turn ends."""
+        speech = webrtc and self.voiced  # the turn's speech
         if webrtc:
             if end_ms - self._last_ms > WEBRTC_GAP_MS + self.frame_ms:
                 self._began_ms = start_ms
