@@ -129,6 +129,13 @@ def test_operator_inside_a_submenu_transfers_and_the_model_is_not_called(call_en
     assert call_env.chat.turns == 0
 
 
+def test_a_number_said_at_the_greeting_is_the_menu_key_not_a_model_turn(call_env, caller_voice, transcriber):
+    """A bare "two" at the greeting went to the model, which handed the call over (the menu says "press 1, 2 or 3")."""
+    line, _ = run_call(call_env, [WaitForBot(), caller_says(caller_voice, "Two"), WaitForBot(), HangUp()])
+    assert bot_texts(call_env, line)[1].startswith("Repairs and visits."), bot_texts(call_env, line)
+    assert line.transfers == [] and call_env.chat.turns == 0
+
+
 def test_operator_in_the_middle_of_a_model_led_dialogue_transfers(call_env, caller_voice):
     script = [WaitForBot(), caller_says(caller_voice, "I would like a quote for twenty office chairs."),
               WaitForBot(), caller_says(caller_voice, "Actually, I want to speak to a representative."),

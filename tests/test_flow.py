@@ -322,3 +322,26 @@ def test_greeting_placeholders_are_checked():
         DialogConfig(greeting="Hello, the automated assistant of {compnay} here.")
     with pytest.raises(ValidationError, match="unbalanced braces"):
         DialogConfig(greeting="Hello, the automated assistant of {company here.")
+
+
+@pytest.mark.parametrize("said, key", [("Two.", "2"), ("2", "2"), ("press two", "2"), ("Option 3, please.", "3"),
+                                       ("um, zero", "0"), ("Star.", "*"), ("number one", "1"), ("For.", "4")])
+def test_a_turn_that_only_names_a_key_is_that_key(said, key):
+    from voicebot.text import spoken_key
+
+    assert spoken_key(said) == key
+
+
+@pytest.mark.parametrize("said", ["two chairs", "one zero four", "10452", "press", "the second one", "sales"])
+def test_anything_more_than_a_key_is_not_a_key(said):
+    from voicebot.text import spoken_key
+
+    assert spoken_key(said) is None
+
+
+def test_spoken_keys_choose_options_only_when_the_session_allows_them():
+    flow = MenuFlow(default_menu())
+    assert isinstance(flow.match("Two."), FreeForm)  # the bot asked for a number: the words are an answer
+    assert flow.match("Two.", spoken_keys=True).node == "repairs"
+    assert flow.match("press 9", spoken_keys=True) == NoMatch(flow.reprompt())  # no option 9 at repairs
+    assert isinstance(flow.match("zero", spoken_keys=True), Transfer)

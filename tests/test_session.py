@@ -286,6 +286,22 @@ def test_a_backchannel_ducks_the_bot_then_lets_it_finish(env):
     assert len(chat.calls) == 1
 
 
+def test_a_number_said_for_a_menu_key_chooses_it_but_not_after_a_question_for_a_number(env):
+    """A bare "2" at the greeting went to the model, which handed the call over; the reprompt says "press 1, 2 or
+    3" and callers say the number. After "What is your order number?" a "two" is not the menu's key."""
+    chat = ScriptedChat([reply("Which order do you mean?")])
+    script = [WaitForBot(), env.voice.say("two"), WaitForBot(), env.voice.say("main menu"), WaitForBot(),
+              env.voice.say("option one please"), WaitForBot(), env.voice.say("two"), WaitForBot(), HangUp()]
+    call = run(env, line_for(env, script), chat)
+    assert call.said("bot")[1:4] == [env.prompt("repairs"), env.prompt("main"), env.prompt("orders")]
+    assert call.said("bot")[4] == "Which order do you mean?"  # the model heard "two" as an answer
+    assert len(chat.calls) == 1 and call.line.transfers == []
+
+    nine = run(env, line_for(env, [WaitForBot(), env.voice.say("nine"), WaitForBot(), HangUp()]), ScriptedChat())
+    assert nine.said("bot")[1] == env.config.dialog.menu.nodes["main"].reprompt  # no key 9: the menu again
+    assert nine.line.transfers == []
+
+
 def test_silence_after_the_pin_question_hears_the_pin_question_again_not_the_menu(env):
     """A caller asked for their PIN who said nothing heard "Sorry, I did not get that. Say orders, repairs or
     sales...": the menu's reprompt, another question, and the PIN question was lost."""

@@ -43,3 +43,22 @@ def sounds_like(said: str, phrase: str) -> bool:
     a, b = words(said), words(phrase)
     return bool(a) and len(a) == len(b) and all(
         x == y or (len(x) > 2 and jellyfish.metaphone(x) == jellyfish.metaphone(y)) for x, y in zip(a, b))
+
+
+_KEY_NAMES = {"zero": "0", "oh": "0", "one": "1", "two": "2", "too": "2", "three": "3", "four": "4", "for": "4",
+              "five": "5", "six": "6", "seven": "7", "eight": "8", "nine": "9", "star": "*", "pound": "#",
+              "hash": "#"}
+_KEY_LEAD = frozenset("press option number key button choice dial".split())
+_KEY_FILLER = frozenset("please um uh er erm ok okay so well".split())
+
+
+def spoken_key(text: str) -> str | None:
+    """The phone key a whole turn names: "Two.", "2", "press two", "option 2, please" -> "2"; "star" -> "*"; None
+    for anything else ("two chairs", "one zero four"). Callers who hear "press 1, 2 or 3" often say the number."""
+    said = [w for w in words(text) if w not in _KEY_FILLER]
+    while len(said) > 1 and said[0] in _KEY_LEAD:
+        said = said[1:]
+    if len(said) != 1:
+        return None
+    word = said[0]
+    return word if len(word) == 1 and word.isdigit() else _KEY_NAMES.get(word)

@@ -65,6 +65,12 @@ def bare_order_number(text: str, last_said: str) -> str:
     return digits if "order number" in last_said.lower() or not _ASKED_OTHER.search(last_said) else ""
 
 
+def asks_for_number(last_said: str) -> bool:
+    """The bot's last words asked for a number of some kind (an order number, a PIN, a quantity, a day): digits
+    in the answer are that, not a menu key."""
+    return "number" in last_said.lower() or bool(_ASKED_OTHER.search(last_said))
+
+
 def match_intent(text: str) -> tuple[str, dict[str, Any]] | None:
     """A tool call for the request when a fixed pattern recognises it, else None (the model decides).
 

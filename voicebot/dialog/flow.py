@@ -19,7 +19,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from voicebot.crm.tools import CRM_TOOLS
 from voicebot.strict import StrictModel
-from voicebot.text import normalize, phrase_pattern, sounds_like
+from voicebot.text import normalize, phrase_pattern, sounds_like, spoken_key
 
 OPERATOR = "operator"
 """The special ``goto`` target: a transfer to a human. Not a node name."""
@@ -338,9 +338,14 @@ class MenuFlow:
             return ()
         return tuple(dict.fromkeys([*self.node.tools, TRANSFER_TOOL]))
 
-    def match(self, text: str | None = None, digit: str | None = None) -> FlowResult:
-        """What the caller's words or key mean at the current node; moves on a ``Goto``."""
+    def match(self, text: str | None = None, digit: str | None = None, *, spoken_keys: bool = False) -> FlowResult:
+        """What the caller's words or key mean at the current node; moves on a ``Goto``. With ``spoken_keys`` (the
+        bot did not just ask for a number) a turn that only names a key ("two", "press 2") is that key, and a key
+        no option has is a ``NoMatch``: a bare "2" at the greeting went to the model, which handed the call over."""
         options = self.node.options
+        if spoken_keys and text and (key := spoken_key(text)) is not None and any(o.dtmf for o in options):
+            chosen = next((o for o in options if o.dtmf == key), None)
+            return self._take(chosen, f"said {text.strip()!r}") if chosen else NoMatch(self.reprompt())
         if digit is not None:
             chosen = next((o for o in options if o.dtmf == digit), None)
             return self._take(chosen, f"pressed {digit}") if chosen else NoMatch(self.reprompt())

@@ -26,6 +26,7 @@ from typing import Any, Literal
 from voicebot.crm.tools import CRM_TOOLS
 from voicebot.crm.verification import CallerContext
 from voicebot.dialog.agent import DialogueAgent
+from voicebot.dialog.answers import asks_for_number
 from voicebot.dialog.flow import FlowResult, FreeForm, Goto, MenuFlow, NoMatch, Transfer
 from voicebot.dialog.guard import Escalation, EscalationGuard
 from voicebot.dialog.knowledge_step import KnowledgeStep
@@ -220,7 +221,10 @@ class CallSession:
             if quick.progress:
                 self.guard.note_progress()
             return await self._speak(quick.sentences, clock, fixed=quick.fixed)
-        await self._on_flow(self.flow.match(text=text), clock, text)
+        menu_words = (self.caller_turns == 1 and self.opening is None) or any(
+            p in self._last_bot for p in (self.flow.prompt(), self.flow.reprompt()))  # the greeting or the menu's
+        keys = menu_words and not asks_for_number(self._last_bot)  # "two" after "press 1, 2 or 3" is a key
+        await self._on_flow(self.flow.match(text=text, spoken_keys=keys), clock, text)
 
     async def _on_text(self, event: TextReceived) -> None:
         clock = TurnClock(event.at_s, 0.0)
