@@ -6,6 +6,11 @@ process (pjsua2) that plays Piper-voiced WAVs and measures, in the audio it rece
 of each of its utterances to the onset of the bot's reply. With ``concurrency`` N, N callers call at once.
 The server's own per-stage timings of the same turns (from the call store) are reported next to it.
 
+Barge-in under load: at each level, one more round per script set in which one caller of the N asks a question
+with a long answer and talks over it (``voicebot call --over``), twice, while the others go through their scripts:
+the delay from the interrupting caller's onset to the bot's voice 15 dB quieter and to silence, measured in the
+audio that caller received (``tools.caller``), so the jitter buffers and the machine's load are in it.
+
 Caller audio is synthesised once, up front, so caller processes only play WAVs and do no model work.
 """
 
@@ -30,6 +35,10 @@ from voicebot.bench import CALL_SCRIPTS, STAGES, Row
 from voicebot.config import Config
 
 CALLER = "+15550102030"  # the demo CRM's known caller
+INTERRUPTER = ["What is your return policy?", "Sorry, how long does delivery usually take?",
+               "And are you open on Saturday?"]
+"""Knowledge questions with answers of a few seconds each; the second and third are said over those answers."""
+OVER_MS = 1000  # how far into the bot's answer the interrupter starts talking
 READY_LINE = "answering calls"
 
 
@@ -57,7 +66,7 @@ def _caller_wavs(config: Config, folder: Path, log: Callable[[str], None]) -> li
     log("synthesising the callers' utterances ...")
     voice = make_synthesizer(config, ModelStore.from_config(config))
     scripts = []
-    for n, lines in enumerate(CALL_SCRIPTS):
+    for n, lines in enumerate([*CALL_SCRIPTS, INTERRUPTER]):
         paths = []
         for i, text in enumerate(lines):
             pcm = b"".join(chunk.pcm for chunk in voice.stream(text, 16000))
@@ -94,10 +103,13 @@ class _Server:
                 self.proc.wait()
 
 
-def _call(uri: str, cfg: Path, wavs: list[Path], timeout_s: float) -> dict:
+def _call(uri: str, cfg: Path, wavs: list[Path], timeout_s: float, over_ms: int | None = None) -> dict:
+    """One `voicebot call` with ``wavs`` in turn; with ``over_ms``, every WAV after the first starts that long
+    after the bot's reply began (over it)."""
     cmd = [sys.executable, "-m", "voicebot.cli", "call", uri, "--config", str(cfg), "--from", CALLER, "--json",
            "--no-transcribe"]
-    for wav in wavs:
+    for i, wav in enumerate(wavs):
+        cmd += ["--over", str(over_ms)] if over_ms is not None and i else []
         cmd += ["--wav", str(wav)]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
     if done.returncode != 0:
@@ -105,37 +117,63 @@ def _call(uri: str, cfg: Path, wavs: list[Path], timeout_s: float) -> dict:
     return json.loads(done.stdout[done.stdout.index("{"):])
 
 
+def _round(uri: str, cfg: Path, chosen: list[list[Path]], interrupter: list[Path] | None = None) -> list[dict]:
+    """One call per script in ``chosen`` at once (the reports in that order); with ``interrupter``, one more
+    call that talks over the bot (``OVER_MS``), placed once the others are into their first turns."""
+    results: dict[int, dict] = {}
+    errors: list[str] = []
+    calls = [(wavs, None) for wavs in chosen] + ([(interrupter, OVER_MS)] if interrupter else [])
+
+    def one(index: int, wavs: list[Path], over_ms: int | None) -> None:
+        try:
+            results[index] = _call(uri, cfg, wavs, timeout_s=300, over_ms=over_ms)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(str(exc))
+
+    threads = [threading.Thread(target=one, args=(i, *call)) for i, call in enumerate(calls)]
+    for i, thread in enumerate(threads):
+        if interrupter and i == len(threads) - 1 and len(threads) > 1:
+            time.sleep(3.0)  # the others have heard the greeting and are talking: the models are busy
+        thread.start()
+        time.sleep(0.3)  # callers ring a little apart, as real ones do
+    for thread in threads:
+        thread.join()
+    if errors:  # the bot is not answering as it should: measuring on would only repeat the error
+        raise RuntimeError(f"{len(errors)} call(s) failed; first:\n{errors[0]}")
+    return [results[i] for i in range(len(calls))]
+
+
 def _run_level(uri: str, cfg: Path, scripts: list[list[Path]], concurrency: int, runs: int,
                log: Callable[[str], None]) -> tuple[list[float], list[float]]:
     """The voice-to-voice delays of every caller turn, and each call's answer-to-greeting time, at the caller."""
     delays: list[float] = []
     greetings: list[float] = []
-    errors: list[str] = []
     for run in range(runs):
         for first in range(0, len(scripts)):
-            chosen = [scripts[(first + k) % len(scripts)] for k in range(concurrency)]
-            results: list[dict] = []
-
-            def one(wavs: list[Path]) -> None:
-                try:
-                    results.append(_call(uri, cfg, wavs, timeout_s=300))
-                except Exception as exc:  # noqa: BLE001 - reported below
-                    errors.append(str(exc))
-
-            threads = [threading.Thread(target=one, args=(w,)) for w in chosen]
-            for thread in threads:
-                thread.start()
-                time.sleep(0.3)  # callers ring a little apart, as real ones do
-            for thread in threads:
-                thread.join()
-            if errors:  # the bot is not answering as it should: measuring on would only repeat the error
-                raise RuntimeError(f"{len(errors)} call(s) failed; first:\n{errors[0]}")
+            results = _round(uri, cfg, [scripts[(first + k) % len(scripts)] for k in range(concurrency)])
             got = [d for r in results for d in r.get("voice_to_voice_s", []) if d is not None]
             delays += got
             greetings += [r["greeting_s"] for r in results if r.get("greeting_s") is not None]
             log(f"  {concurrency} concurrent, run {run + 1}, script set {first + 1}: {len(got)} turns, "
                 f"median so far {sorted(delays)[len(delays) // 2] if delays else float('nan'):.2f} s")
     return delays, greetings
+
+
+def _barge_level(uri: str, cfg: Path, scripts: list[list[Path]], interrupter: list[Path], concurrency: int,
+                 runs: int, log: Callable[[str], None]) -> tuple[list[float], list[float]]:
+    """Onset -> bot 15 dB quieter, and onset -> bot silent, at the interrupting caller, with ``concurrency`` - 1
+    other calls going through their scripts meanwhile."""
+    quieter: list[float] = []
+    silent: list[float] = []
+    for run in range(runs):
+        for first in range(0, len(scripts)):
+            others = [scripts[(first + k) % len(scripts)] for k in range(concurrency - 1)]
+            steps = [st for st in _round(uri, cfg, others, interrupter)[-1]["steps"] if st.get("over")]
+            quieter += [st["quieter_s"] for st in steps if st.get("quieter_s") is not None]
+            silent += [st["silent_s"] for st in steps if st.get("silent_s") is not None]
+            said = ", ".join(str(st.get("silent_s")) for st in steps)
+            log(f"  {concurrency} concurrent, barge-in run {run + 1}, script set {first + 1}: silent after {said} s")
+    return quieter, silent
 
 
 def _server_stages(folder: Path, since_call: int) -> dict[str, list[float]]:
@@ -175,7 +213,7 @@ def bench_sip(config: Config, runs: int = 1, concurrency: tuple[int, ...] = (1, 
         repo = Repository.open(folder / "crm.db", region=config.crm.default_region)
         seed_demo(repo, today=date.today())
         repo.close()
-        scripts = _caller_wavs(config, folder, log)
+        *scripts, interrupter = _caller_wavs(config, folder, log)
         log(f"starting voicebot serve on 127.0.0.1:{port} ...")
         server = _Server(cfg, folder)
         uri = f"sip:voicebot@127.0.0.1:{port}"
@@ -191,7 +229,12 @@ def bench_sip(config: Config, runs: int = 1, concurrency: tuple[int, ...] = (1, 
                 log(f"{row.stage}: voice to voice median {row.median:.2f} s, p95 {row.p95:.2f} s, "
                     f"{len(delays)} turns")
                 stages = _server_stages(folder, calls_before)
-                calls_before += level * runs * len(scripts)
+                calls_before += 2 * level * runs * len(scripts)  # and the barge-in rounds' calls, next
+                quieter, silent = _barge_level(uri, cfg, scripts, interrupter, level, runs, log)
+                rows.append(Row(row.stage, "barge-in: caller's onset -> bot 15 dB quieter (at the caller)", "s",
+                                tuple(quieter) or (float("nan"),)))
+                rows.append(Row(row.stage, "barge-in: caller's onset -> bot silent (at the caller)", "s",
+                                tuple(silent) or (float("nan"),)))
                 for stage in STAGES[1:]:
                     if stages.get(stage):
                         rows.append(Row(f"  bot side, {level} concurrent", f"{stage.replace('_', ' ')} "

@@ -18,7 +18,6 @@ Under `serve --workers N` the supervisor checks the file once and forwards SIGHU
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -26,6 +25,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from voicebot import compute
 from voicebot.config import Config, load_config
 from voicebot.configfile import ConfigError
 
@@ -128,7 +128,7 @@ async def reload_worker(worker: Any, path: Path | None) -> Reloaded:
             from voicebot.session.faults import FallbackSpeech
 
             try:
-                fallback = await asyncio.to_thread(FallbackSpeech.render, deps.synthesizer,
+                fallback = await compute.run(FallbackSpeech.render, deps.synthesizer,
                                                    result.config.dialog.prompts, result.config.audio.sample_rate)
             except Exception as exc:  # noqa: BLE001 - a broken synthesizer: keep the old config whole
                 result = Reloaded(worker.config, problems=[f"{path}: the new prompts could not be rendered: {exc}"])

@@ -39,6 +39,7 @@ from collections.abc import Awaitable, Callable
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
 
+from voicebot import compute
 from voicebot.components import Components, Stage, load_components, system_prompt
 from voicebot.config import Config
 from voicebot.dialer.service import start_for_worker as start_dialer
@@ -190,7 +191,8 @@ class Worker:
         """Check the native libraries in a child process, then load and warm every model (``on_stage`` after
         each). Raises ModelError (NativeLibraryError included) or LlmError."""
         self._expect("load", Phase.NEW)
-        self.parts = load_components(self.config, on_stage=on_stage)
+        # on a compute thread: the pools the models start inherit its lower priority (voicebot.compute)
+        self.parts = compute.call(load_components, self.config, on_stage=on_stage)
         self.phase = Phase.LOADED
         return self.parts
 

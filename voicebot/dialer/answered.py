@@ -17,6 +17,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 
+from voicebot import compute
 from voicebot.config import Config
 from voicebot.dialer.amd import Screening, screen, wait_for_message_point
 from voicebot.dialer.callback_call import CallbackOutcome, CallbackSession, opening
@@ -86,7 +87,7 @@ async def _on_machine(call: CallTransport, callback: DueCallback, deps: SessionD
         point = await wait_for_message_point(screening, amd, call.sample_rate)
         if point is not None:
             said = machine_message(deps.config, callback.purpose)
-            pcm = await asyncio.to_thread(deps.synthesizer.cached, said, call.sample_rate)
+            pcm = await compute.run(deps.synthesizer.cached, said, call.sample_rate)
             call.play(pcm)
             listening = asyncio.ensure_future(_drain(screening.rest))  # a transport's clock may run on its events
             try:

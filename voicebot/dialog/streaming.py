@@ -10,6 +10,8 @@ import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from typing import TypeVar
 
+from voicebot.compute import lower_this_thread
+
 T = TypeVar("T")
 
 _TEXT_START = re.compile(r'"text"\s*:\s*"')
@@ -96,6 +98,7 @@ async def iterate_in_thread(make: Callable[[], Iterator[T]]) -> AsyncIterator[T]
     end = object()
 
     def worker() -> None:
+        lower_this_thread()  # the model's generation: below the media path (voicebot.compute)
         gen = make()
         try:
             for item in gen:

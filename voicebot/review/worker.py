@@ -34,6 +34,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from voicebot.compute import lower_this_thread
 from voicebot.config import ReviewConfig
 from voicebot.llm.abort import Aborted
 from voicebot.llm.base import ChatMessage, ChatModel
@@ -188,6 +189,7 @@ class AnalysisWorker:
     # -- the thread ---------------------------------------------------------------------------------------------
 
     def _run(self) -> None:
+        lower_this_thread()  # the model's work after calls: below the media path (voicebot.compute)
         while True:
             call_id = self._queue.get()
             try:

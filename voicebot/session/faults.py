@@ -28,7 +28,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-from voicebot import metrics
+from voicebot import compute, metrics
 from voicebot.config import PromptsConfig
 from voicebot.events import CallbackCreated, ErrorOccurred, TransferEnded, TransferReason, TransferStarted
 from voicebot.llm.base import LlmError
@@ -78,9 +78,14 @@ async def limited(stage: str, timeout_s: float, work: Awaitable[T]) -> T:
         raise StageFailed(stage, exc) from exc
 
 
+MODEL_STAGES = frozenset({"stt", "tts", "llm"})
+
+
 async def in_thread(stage: str, timeout_s: float, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    """``fn(*args, **kwargs)`` in a worker thread, limited like ``limited`` (a hung thread is left behind)."""
-    return await limited(stage, timeout_s, asyncio.to_thread(fn, *args, **kwargs))
+    """``fn(*args, **kwargs)`` in a worker thread, limited like ``limited`` (a hung thread is left behind); model
+    stages on a compute thread, below the media path's priority (``voicebot.compute``)."""
+    work = compute.run(fn, *args, **kwargs) if stage in MODEL_STAGES else asyncio.to_thread(fn, *args, **kwargs)
+    return await limited(stage, timeout_s, work)
 
 
 def store_failed(session: CallSession, exc: BaseException) -> None:

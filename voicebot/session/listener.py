@@ -27,6 +27,7 @@ import logging
 from dataclasses import replace
 from collections.abc import Awaitable, Callable
 
+from voicebot import compute
 from voicebot.audio import AudioFrame
 from voicebot.config import Config
 from voicebot.dialog.backchannel import is_backchannel
@@ -206,8 +207,7 @@ class Listener:
         """Score the pause off the loop; the verdict goes back to the detector on the loop."""
         if self.turn_model is None:
             return  # a detector built with turns but no model: its longer limit ends the turn
-        scoring = asyncio.get_running_loop().run_in_executor(None, self.turn_model.score, check.pcm,
-                                                             check.sample_rate)
+        scoring = compute.submit(self.turn_model.score, check.pcm, check.sample_rate)
         self._hold_clock()
         scoring.add_done_callback(lambda done: self._on_turn_score(check, done))
 
@@ -277,7 +277,7 @@ class Listener:
         return heard
 
     async def _transcribe(self, pcm: bytes, sample_rate: int) -> Transcript:
-        return await asyncio.to_thread(self.transcriber.transcribe, pcm, sample_rate)
+        return await compute.run(self.transcriber.transcribe, pcm, sample_rate)
 
     async def _after_overlap(self, utt: Utterance, decided: str) -> None:
         """Speech over the bot that ``speech.overlap`` already handled, transcribed after the fact: the event goes on

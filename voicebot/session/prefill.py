@@ -22,7 +22,9 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from typing import Protocol
 
-_EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm-prefill")
+from voicebot.compute import lower_this_thread
+
+_EXECUTOR = ThreadPoolExecutor(max_workers=1, thread_name_prefix="llm-prefill", initializer=lower_this_thread)
 
 
 class Prefills(Protocol):
