@@ -227,6 +227,23 @@ def test_a_model_turn_that_hands_over_is_answered_by_the_transfer_prompt_in_its_
     assert call.line.transfers and t.end_of_speech < t.first_token <= t.first_audio_out, t
 
 
+def test_a_model_hand_over_on_a_misheard_word_asks_again_first(env):
+    """Whisper heard "Two." as "Tune" and the model handed the call over at the greeting. A word or two the bot cannot
+    place is answered as any answer not understood; said again, the hand-over stands."""
+    hand_over = {"action": "transfer", "text": "unclear request"}
+    chat = ScriptedChat([hand_over, hand_over])
+    script = [WaitForBot(), env.voice.say("tune"), WaitForBot(), env.voice.say("tune"), WaitForBot(), HangUp()]
+    call = run(env, line_for(env, script), chat)
+    assert call.said("bot")[1:] == [env.prompts.not_heard, env.prompts.transfer]
+    assert len(call.line.transfers) == 1
+
+    offered = ScriptedChat([reply("I cannot change that here. Shall I connect you with a colleague?"), hand_over])
+    script = [WaitForBot(), env.voice.say("can you change my invoice address"), WaitForBot(), env.voice.say("yes"),
+              WaitForBot(), HangUp()]
+    agreed = run(env, line_for(env, script), offered)
+    assert agreed.said("bot")[-1] == env.prompts.transfer and len(agreed.line.transfers) == 1  # "Yes." to a person
+
+
 def test_the_filler_follows_nothing_audible_not_the_first_token(env):
     """The model's first token came at once, its first sentence only after the filler time: the caller hears the
     filler instead of sitting in silence (once timed from the first token, it never played)."""

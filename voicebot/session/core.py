@@ -48,7 +48,7 @@ from voicebot.speech.tts import split_sentences
 from voicebot.session.speaker import Reply, Speaker, TurnClock
 from voicebot.session.state import State, checked
 from voicebot.session.keypad import KeypadEntry
-from voicebot.session.quick_replies import no_input_reprompt, quick_reply
+from voicebot.session.quick_replies import asks_again_before_hand_over, no_input_reprompt, quick_reply
 from voicebot.speech import hallucination
 from voicebot.speech.dictation import asks_for_dictation
 from voicebot.speech.turns import NoInput, TurnDetector, Utterance
@@ -281,6 +281,7 @@ class CallSession:
         assert self.agent is not None
         turn = ModelTurn(self.agent, self.speaker, self.config.dialog, text, tools or None, clock,
                          timeout_s=self.config.faults.llm_timeout_s)
+        before = self._last_bot
         try:
             await self._speak(turn.sentences(), clock)
         except asyncio.CancelledError:
@@ -292,6 +293,8 @@ class CallSession:
             raise
         await self._record_all(turn.recorded)
         if turn.transfer is not None:
+            if self._last_bot == before and asks_again_before_hand_over(text, before, self.config.dialog.prompts):
+                return await self._no_match(clock)  # "Tune" (a misheard "Two.") is no reason to hand over
             await self._transfer(TransferReason.MODEL, turn.transfer.reason, clock=clock)  # "Please hold" answers it
 
     async def _record_all(self, events: list[StoredEvent]) -> None:

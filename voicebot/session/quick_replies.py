@@ -14,10 +14,13 @@ Why a module: each is a rule of its own, met as callers put it, and the core tha
 * "Thank you, that's all": the goodbye from the cache, unless a read-back still waits for its answer.
 * "Okay, thanks." after an answer that asked nothing: "You're welcome. Is there anything else I can help with?".
 * Silence after a question the bot asked: "Are you still there?" and the question again (``no_input_reprompt``).
+* A hand-over by the model on a word or two ("Tune": Whisper's reading of "Two." on a phone line): "Sorry, I didn't
+  catch that" first, as for any answer not understood (``asks_again_before_hand_over``); the same again goes through.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from voicebot.config import PromptsConfig
@@ -29,6 +32,7 @@ from voicebot.dialog.guard import EscalationGuard
 from voicebot.dialog.others import OTHERS_REPLY, asks_for_others_data
 from voicebot.speech.dictation import REQUEST
 from voicebot.speech.tts import split_sentences
+from voicebot.text import words
 
 
 @dataclass(frozen=True)
@@ -75,3 +79,19 @@ def no_input_reprompt(transcript: list[tuple[str, str]], menu_reprompt: str, pro
     if said_before and question and transcript[-1][0] == "bot" and menu_reprompt not in last_bot:
         return QuickReply([prompts.still_there, question], fixed=False)
     return QuickReply([menu_reprompt])
+
+
+_PERSON_OFFERED = re.compile(r"\b(connect|transfer|colleague|person|human|someone|agent|operator|representative|"
+                             r"team|staff)\b", re.I)
+_AGREEING = frozenset("yes yeah yep yup sure ok okay please right fine correct go ahead".split())
+
+
+def asks_again_before_hand_over(text: str, last_bot: str, prompts: PromptsConfig) -> bool:
+    """The model handed the call over on a word or two the bot cannot place ("Tune", "Hama"): a mishearing is no
+    reason to transfer, so the caller hears ``prompts.not_heard`` (a no-match for the guard) instead. Not when the
+    bot had just said that (the caller said it again: the hand-over stands), nor when the caller agreed to a person
+    the bot offered ("Yes." to "Shall I connect you with a colleague?")."""
+    said = words(text)
+    if not said or len(said) > 2 or last_bot == prompts.not_heard:
+        return False
+    return not (_PERSON_OFFERED.search(last_bot) and set(said) & _AGREEING)
