@@ -345,3 +345,5 @@ def test_spoken_keys_choose_options_only_when_the_session_allows_them():
     assert flow.match("Two.", spoken_keys=True).node == "repairs"
     assert flow.match("press 9", spoken_keys=True) == NoMatch(flow.reprompt())  # no option 9 at repairs
     assert isinstance(flow.match("zero", spoken_keys=True), Transfer)
+    flow.match(digit="2")
+    assert flow.match("Star.").node == "main"  # "star" answers no question: the key, whatever the bot asked

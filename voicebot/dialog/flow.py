@@ -341,9 +341,11 @@ class MenuFlow:
     def match(self, text: str | None = None, digit: str | None = None, *, spoken_keys: bool = False) -> FlowResult:
         """What the caller's words or key mean at the current node; moves on a ``Goto``. With ``spoken_keys`` (the
         bot did not just ask for a number) a turn that only names a key ("two", "press 2") is that key, and a key
-        no option has is a ``NoMatch``: a bare "2" at the greeting went to the model, which handed the call over."""
+        no option has is a ``NoMatch``: a bare "2" at the greeting went to the model, which handed the call over.
+        "Star" and "pound" are no answer to any question: they are keys wherever they are said."""
         options = self.node.options
-        if spoken_keys and text and (key := spoken_key(text)) is not None and any(o.dtmf for o in options):
+        key = spoken_key(text) if text else None
+        if key is not None and (spoken_keys or key in "*#") and any(o.dtmf for o in options):
             chosen = next((o for o in options if o.dtmf == key), None)
             return self._take(chosen, f"said {text.strip()!r}") if chosen else NoMatch(self.reprompt())
         if digit is not None:
