@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from voicebot.config import PromptsConfig
 from voicebot.crm.repository import Repository
-from voicebot.dialog.answers import (SECRET_REPLY, asks_for_secret, asks_only_for_help, is_closing, only_thanks,
+from voicebot.dialog.answers import (SECRET_REPLY, asks_for_number, asks_for_secret, asks_only_for_help, is_closing, only_thanks,
                                      wants_more)
 from voicebot.dialog.capabilities import PRICE_CHANGE_REPLY, asks_to_change_a_price, bot_answer
 from voicebot.dialog.guard import EscalationGuard
@@ -90,8 +90,9 @@ def asks_again_before_hand_over(text: str, last_bot: str, prompts: PromptsConfig
     """The model handed the call over on a word or two the bot cannot place ("Tune", "Hama"): a mishearing is no
     reason to transfer, so the caller hears ``prompts.not_heard`` (a no-match for the guard) instead. Not when the
     bot had just said that (the caller said it again: the hand-over stands), nor when the caller agreed to a person
-    the bot offered ("Yes." to "Shall I connect you with a colleague?")."""
+    the bot offered ("Yes." to "Shall I connect you with a colleague?"), nor after a question for a number (a PIN
+    asked again after wrong ones: the model's hand-over there is the verification's own way out)."""
     said = words(text)
-    if not said or len(said) > 2 or last_bot == prompts.not_heard:
+    if not said or len(said) > 2 or last_bot == prompts.not_heard or asks_for_number(last_bot):
         return False
     return not (_PERSON_OFFERED.search(last_bot) and set(said) & _AGREEING)
