@@ -4,7 +4,7 @@ and its idle gate, and drain.
 The lifecycle, each step once and in this order (``close`` may come at any point, and twice)::
 
     worker = Worker(config)              # or Worker.for_slot(config, i): worker i of `serve --workers N`
-    worker.load(on_stage=...)            # the native-library check, then every model loaded and warmed
+    worker.load(on_stage=...)            # native-library check, every model loaded (on a compute thread) and warm
     worker.start()                       # databases open (calls a dead process left are marked), analysis runs
     worker.run(on_ready=announce)        # SIP until SIGINT/SIGTERM (in a loop: ``await worker.serve(stop)``),
                                          # then drain: new INVITEs get 503, live calls get drain_timeout_s;
@@ -24,8 +24,7 @@ Admission is decided by the endpoint on its pjsua2 thread, before a call is answ
 ``sip.allowed_sources`` gets 403, a call beyond ``sip.max_calls`` 486, any call once ``drain`` began 503.
 
 The idle gate: the after-call analysis shares the language model with the calls, so it uses the model only while
-``idle()``, i.e. no call of this worker is in progress (checked before every token). The worker counts its calls
-itself (``live``, in ``run_call``), for the one process it runs.
+``idle()``: no call of this worker in progress (checked before every token; counted in ``run_call``'s ``live``).
 """
 
 from __future__ import annotations
@@ -191,8 +190,7 @@ class Worker:
         """Check the native libraries in a child process, then load and warm every model (``on_stage`` after
         each). Raises ModelError (NativeLibraryError included) or LlmError."""
         self._expect("load", Phase.NEW)
-        # on a compute thread: the pools the models start inherit its lower priority (voicebot.compute)
-        self.parts = compute.call(load_components, self.config, on_stage=on_stage)
+        self.parts = compute.call(load_components, self.config, on_stage=on_stage)  # pools: compute's priority
         self.phase = Phase.LOADED
         return self.parts
 

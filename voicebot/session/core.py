@@ -26,7 +26,6 @@ from typing import Any, Literal
 from voicebot.crm.tools import CRM_TOOLS
 from voicebot.crm.verification import CallerContext
 from voicebot.dialog.agent import DialogueAgent
-from voicebot.dialog.answers import asks_for_number
 from voicebot.dialog.flow import FlowResult, FreeForm, Goto, MenuFlow, NoMatch, Transfer
 from voicebot.dialog.guard import Escalation, EscalationGuard
 from voicebot.dialog.knowledge_step import KnowledgeStep
@@ -48,7 +47,8 @@ from voicebot.speech.tts import split_sentences
 from voicebot.session.speaker import Reply, Speaker, TurnClock
 from voicebot.session.state import State, checked
 from voicebot.session.keypad import KeypadEntry
-from voicebot.session.quick_replies import asks_again_before_hand_over, no_input_reprompt, quick_reply
+from voicebot.session.quick_replies import (asks_again_before_hand_over, keys_may_be_said, no_input_reprompt,
+                                            quick_reply)
 from voicebot.speech import hallucination
 from voicebot.speech.dictation import asks_for_dictation
 from voicebot.speech.turns import NoInput, TurnDetector, Utterance
@@ -221,9 +221,7 @@ class CallSession:
             if quick.progress:
                 self.guard.note_progress()
             return await self._speak(quick.sentences, clock, fixed=quick.fixed)
-        menu_words = (self.caller_turns == 1 and self.opening is None) or any(
-            p in self._last_bot for p in (self.flow.prompt(), self.flow.reprompt()))  # the greeting or the menu's
-        keys = menu_words and not asks_for_number(self._last_bot)  # "two" after "press 1, 2 or 3" is a key
+        keys = keys_may_be_said(self._last_bot, self.flow, greeted=self.caller_turns == 1 and self.opening is None)
         await self._on_flow(self.flow.match(text=text, spoken_keys=keys), clock, text)
 
     async def _on_text(self, event: TextReceived) -> None:

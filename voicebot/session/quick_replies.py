@@ -27,6 +27,7 @@ from voicebot.config import PromptsConfig
 from voicebot.crm.repository import Repository
 from voicebot.dialog.answers import (SECRET_REPLY, asks_for_number, asks_for_secret, asks_only_for_help, is_closing, only_thanks,
                                      wants_more)
+from voicebot.dialog.flow import MenuFlow
 from voicebot.dialog.capabilities import PRICE_CHANGE_REPLY, asks_to_change_a_price, bot_answer
 from voicebot.dialog.guard import EscalationGuard
 from voicebot.dialog.others import OTHERS_REPLY, asks_for_others_data
@@ -96,3 +97,11 @@ def asks_again_before_hand_over(text: str, last_bot: str, prompts: PromptsConfig
     if not said or len(said) > 2 or last_bot == prompts.not_heard or asks_for_number(last_bot):
         return False
     return not (_PERSON_OFFERED.search(last_bot) and set(said) & _AGREEING)
+
+
+def keys_may_be_said(last_bot: str, flow: MenuFlow, greeted: bool) -> bool:
+    """Whether a turn that only names a key ("two" after "press 1, 2 or 3") is that key: after the greeting
+    (``greeted``: the call's first caller turn, not a placed call's opening) or the menu's own prompt or reprompt,
+    never after a question for a number (``MenuFlow.match``)."""
+    menu_words = greeted or any(p in last_bot for p in (flow.prompt(), flow.reprompt()))
+    return menu_words and not asks_for_number(last_bot)
