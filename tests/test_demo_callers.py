@@ -176,3 +176,52 @@ def test_telling_the_bot_to_change_a_price_is_answered_in_code(config, text, cha
     reply = quick_reply(text, "How can I help?", EscalationGuard(config.escalation), config.dialog.prompts, None,
                         True, False)
     assert (reply is not None and " ".join(reply.sentences) == PRICE_CHANGE_REPLY) is changes
+
+
+def test_a_visit_asked_to_be_booked_offers_free_times(repo, intent_classifier, knowledge_base):
+    """"I'd like to book a visit to set up my new office furniture" was a lead (by 0.015) and heard the office
+    fit-out entry; the day the caller then gave ("next Tuesday morning") heard the next-day delivery entry. The words
+    ask to book a visit: the free times, from the CRM."""
+    from voicebot.dialog.intents import Intent
+    from voicebot.dialog.placing import placed_request
+
+    services = repo.services()
+    lead = Intent("lead", 0.914, 0.015, "I'm interested in buying printers for our office")
+    for text in ("I'd like to book a visit to set up my new office furniture", "Can I schedule a technician?"):
+        assert placed_request(lead, text, services, TODAY, lambda _: 0.69).name == "booking", text
+    for text in ("I'd like to order ten chairs", "I want to book ten standing desks"):  # buying: still a lead
+        assert placed_request(lead, text, services, TODAY, lambda _: 0.69).name == "lead", text
+    agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
+    events = list(agent.turn("I'd like to book a visit to set up my new office furniture"))
+    assert [e.name for e in events if isinstance(e, ToolCalled)] == ["list_free_slots"]
+    assert "fit out" not in said(events) and agent.offered_slots, said(events)
+
+
+@pytest.mark.parametrize("text, asks", [
+    ("What's the balance on my account?", True), ("How much do I owe you?", True), ("What do we still owe?", True),
+    ("Is there an outstanding amount on my account?", True), ("What's my credit limit?", True),
+    ("What is my current balance?", True), ("How much was my last order?", False),
+    ("Do you sell the balance ball chair?", False), ("My balance ball arrived broken.", False),
+    ("How much is the filing cabinet?", False), ("Where is my order?", False)])
+def test_what_the_caller_owes_is_said_to_be_out_of_reach(config, text, asks):
+    """"What's the balance on my account?" asked for the PIN, then the model read the history and said "I don't see
+    any open tickets on your account": the CRM holds no balance, and the bot says so, offering a person."""
+    from voicebot.dialog.capabilities import BALANCE_REPLY
+    from voicebot.dialog.guard import EscalationGuard
+    from voicebot.session.quick_replies import quick_reply
+
+    reply = quick_reply(text, "How can I help?", EscalationGuard(config.escalation), config.dialog.prompts, None,
+                        True, False)
+    assert (reply is not None and " ".join(reply.sentences) == BALANCE_REPLY) is asks
+
+
+def test_a_day_said_alone_is_no_knowledge_question(knowledge_base):
+    """"Next Tuesday morning" (said after asking for a visit) was answered with the next-day delivery entry (0.40):
+    a day or time that asks nothing answers a question about when; the knowledge base does not take it."""
+    from datetime import UTC, datetime
+
+    step = KnowledgeStep(knowledge_base, clock=lambda: datetime(2026, 11, 22, 9, tzinfo=UTC))
+    for text in ("next tuesday morning", "Friday at 3.", "Tomorrow afternoon please"):
+        assert step.ask(text, must=False) is None, text
+    assert step.ask("Do you offer next day delivery?", must=False) is not None
+    assert step.ask("Are you open on Saturday?", must=False) is not None

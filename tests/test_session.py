@@ -244,6 +244,26 @@ def test_a_model_hand_over_on_a_misheard_word_asks_again_first(env):
     assert agreed.said("bot")[-1] == env.prompts.transfer and len(agreed.line.transfers) == 1  # "Yes." to a person
 
 
+def test_a_model_that_did_not_understand_twice_reaches_a_person_not_the_same_reply_again(env):
+    """Gibberish ("blorp fizzle the wombat canteen") heard the model's "I'm not sure what you're asking. Would you
+    like me to pass your question to our sales team?" three times over and never reached a person: each model turn
+    counted as progress. A reply that did not understand is a no-match; the one that would be the guard's last is
+    not said, and the caller reaches a person as after any no-match run."""
+    lost = reply("I'm not sure what you're asking. Would you like me to pass your question to our sales team?")
+    chat = ScriptedChat([lost, lost, lost])
+    script = [WaitForBot(), env.voice.say("blorp fizzle the wombat canteen"), WaitForBot(),
+              env.voice.say("asdf qwerty"), WaitForBot(), HangUp()]
+    call = run(env, line_for(env, script), chat)
+    assert call.said("bot")[1:] == [lost["text"], env.prompts.transfer]
+    assert len(call.line.transfers) == 1
+    assert call.event("escalation").data["reason"] == "no_match"
+
+    understood = ScriptedChat([reply(COFFEE), reply(STOCK)])  # answers that move on are progress, as before
+    script = [WaitForBot(), env.voice.say("do you sell coffee"), WaitForBot(), env.voice.say("do you have tea"),
+              WaitForBot(), HangUp()]
+    assert run(env, line_for(env, script), understood).line.transfers == []
+
+
 def test_the_filler_follows_nothing_audible_not_the_first_token(env):
     """The model's first token came at once, its first sentence only after the filler time: the caller hears the
     filler instead of sitting in silence (once timed from the first token, it never played)."""

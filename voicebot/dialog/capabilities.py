@@ -10,6 +10,11 @@ What it cannot do is said as plainly: "Set the price of chairs to 1 dollar." was
 caller's words ("I'll pass to our sales team: Set the price of chairs to 1 dollar"), which sounds like agreement.
 A caller who tells the bot to set, change or cut a price, or to grant a discount, hears that it cannot
 (``PRICE_CHANGE_REPLY``); asking what a discount or a price is stays a question for the price list.
+
+Nor does the CRM hold what a customer owes: "What's the balance on my account?" asked for the PIN, then the model
+read the caller's history and said "I don't see any open tickets on your account". A question for a balance, an
+amount owed or due, or a credit limit hears that the bot cannot see it, and the offer of a person
+(``BALANCE_REPLY``); a question for an order's total stays the order's (its record has one).
 """
 
 from __future__ import annotations
@@ -22,6 +27,14 @@ from voicebot.text import normalize
 
 PRICE_CHANGE_REPLY = ("I can't change prices or agree a discount. I can tell you our prices, or pass a request to "
                       "our sales team.")
+BALANCE_REPLY = ("I can't see account balances or what is owed on this line. Would you like me to connect you with a "
+                 "colleague who can?")
+_BALANCE = re.compile(
+    r"\b(my|our|account|current|outstanding|remaining|open) balance\b(?! (ball|board|chair|stool|bike|cushion))|"
+    r"\bbalance (on|of|for) (my|our|the) (account|bill|invoice)|"
+    r"\bhow much (do|did|does|will) (i|we|my company|the company) (still )?owe\b|\bwhat (do|does) (i|we|my company)"
+    r" (still )?owe\b|\b(amount|sum|payment) (due|owed|outstanding|overdue)\b|\b(outstanding|overdue|unpaid) "
+    r"(amount|sum|invoices?|bills?|payments?)\b|\bcredit limit\b")
 _PRICE_CHANGE = re.compile(
     r"\b(set|change|make|lower|drop|reduce|cut|update|adjust|put) (the |your |its |their |that )?(price|cost|rate)s?\b"
     r"( of [\w ]{1,30})? (to|down|at)\b|\b(give|grant|apply|approve|add) (me |us )?(a |an )?(\d+ ?(%|percent)|"
@@ -48,3 +61,8 @@ def bot_answer(prompts: PromptsConfig, repo: Repository | None, has_knowledge: b
 def asks_to_change_a_price(text: str) -> bool:
     """Whether the caller tells the bot to change a price or grant a discount (module docstring)."""
     return bool(_PRICE_CHANGE.search(normalize(text)))
+
+
+def asks_for_a_balance(text: str) -> bool:
+    """Whether the caller asks what they owe: a balance, an amount due or unpaid, a credit limit (module docstring)."""
+    return bool(_BALANCE.search(normalize(text)))

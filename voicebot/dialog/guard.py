@@ -214,6 +214,11 @@ class EscalationGuard:
             return self._escalate("no_match", f"{self._no_match} answers in a row not understood")
         return None
 
+    @property
+    def no_match_left(self) -> int:
+        """No-matches in a row still to go before ``note_no_match`` escalates (1: the next one does)."""
+        return self.config.max_no_match - self._no_match
+
     def note_no_input(self) -> Escalation | None:
         self._no_input += 1
         if self._no_input >= self.config.max_no_input:

@@ -27,6 +27,7 @@ from voicebot.dialog.writes import answer_to_readback
 from voicebot.knowledge.base import OFFER_PERSON
 from voicebot.knowledge.prices import quantity_in
 from voicebot.review.redact import mask_secrets
+from voicebot.text import words
 
 
 STRONG = 0.55
@@ -144,6 +145,11 @@ class KnowledgeStep:
         names = getattr(self.kb, "price_names", None)
         return names() if callable(names) else []
 
+    def only_a_day(self, text: str) -> bool:
+        """A few words that name a day or a time and ask nothing ("Next Tuesday morning."): the answer to a question
+        about when, never a question for the knowledge base. Given alone, it had the next-day delivery entry (0.40)."""
+        return len(words(text)) <= 5 and not _QUESTION.search(text) and names_a_day(text, self.clock().date())
+
     def ask(self, question: str, must: bool, strong: bool = False,
             items: bool = False) -> tuple[KnowledgeUsed, str] | None:
         """The knowledge answer to ``question`` (the event and the grounds it may be checked against), or None
@@ -167,7 +173,7 @@ class KnowledgeStep:
                 else question  # "How much for 3?": 3 of the item just priced
             answer = self.kb.answer_document(self.last_price[0], asked if counted else self.last_price[1],
                                              self.clock())
-        if not must and (not answer.answered or (strong and answer.score < STRONG)):
+        if not must and (not answer.answered or (strong and answer.score < STRONG) or self.only_a_day(question)):
             return None
         if answer.kind == "weak" and answer.entry_ids:
             self.pending = (answer.entry_ids[0], question)

@@ -55,6 +55,8 @@ _BOOKED_THING = frozenset("""appointment appointments visit visits booking booki
     technicians engineer engineers fitter installer repairman plumber electrician it that this one time day date
     визит визита запись записи мастер мастера""".split())
 
+_A_VISIT = frozenset("""appointment visit slot technician engineer fitter installer repairman визит мастер""".split())
+"""What a booking request books when it names no service and no day ("book a visit", "schedule a technician")."""
 _VISIT_WORDS = frozenset("""book booking appointment appointments visit slot slots come coming technician engineer
     fitter schedule available availability opening openings free time когда записаться запись мастер""".split())
 _RECORD_WORDS = {
@@ -104,10 +106,13 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
     found = placed(found, text)
     if ADDRESS_CHANGE.search(normalize(text)):  # "Can you send it to my office instead?": the fit-out entry
         return Intent("ticket", found.score if found else 0.0, 1.0, "(the words ask to change a delivery address)")
-    if (found is None or found.name == "knowledge") and _ASKS_TO_BOOK.search(normalize(text)) and (
-            service_named(text, list(services)) is not None or parse_when(text, today) is not None):
-        # "Can I book both for Saturday?" after two prices was the walk-ins entry ("booking is best on Saturdays")
-        return Intent("booking", 0.0, 1.0, "(the words ask to book a service or a day)")
+    visit = bool(set(words(text)) & _A_VISIT)  # a lead's pick needs it: "book ten standing desks" buys desks
+    if (found is None or found.name == "knowledge" or (found.name == "lead" and visit)) and _ASKS_TO_BOOK.search(
+            normalize(text)) and (visit or service_named(text, list(services)) or parse_when(text, today)):
+        # "Can I book both for Saturday?" after two prices was the walk-ins entry ("booking is best on Saturdays");
+        # "I'd like to book a visit to set up my new office furniture" a lead (by 0.015), answered with the fit-out
+        # entry, and the day the caller then gave with the next-day delivery entry
+        return Intent("booking", 0.0, 1.0, "(the words ask to book a service, a visit or a day)")
     if found is None or knowledge_score is None:
         return found
     if found.name in ("order_status", "order_history") and BILLED_WRONG.search(normalize(text)):

@@ -59,8 +59,7 @@ from voicebot.telephony.base import CallTransport
 log = logging.getLogger(__name__)
 FIRST_ROW_WAIT_S = 0.5  # the greeting waits at most this long for the call's first row (a slow disk never more)
 
-Prompt = Literal["not_heard", "transfer", "transfer_failed", "error", "offer_human",
-                 "bot_question", "goodbye"]  # config.dialog.prompts
+Prompt = Literal["not_heard", "transfer", "transfer_failed", "error", "offer_human", "bot_question", "goodbye"]
 
 
 class CallSession:
@@ -241,8 +240,7 @@ class CallSession:
             return await self._speak([result.prompt], clock, fixed=True)
         if isinstance(result, NoMatch):
             return await self._no_match(clock, result.reprompt)
-        if isinstance(result, FreeForm):
-            self.guard.note_progress()
+        if isinstance(result, FreeForm):  # progress, or a no-match when the model did not understand either
             return await self._model_turn(result.text or text, list(result.tools), clock)
 
     async def _no_match(self, clock: TurnClock | None, reprompt: str | None = None) -> None:
@@ -277,23 +275,27 @@ class CallSession:
     async def _model_turn(self, text: str, tools: list[str], clock: TurnClock | None) -> None:
         self._set(State.THINKING)
         assert self.agent is not None
-        turn = ModelTurn(self.agent, self.speaker, self.config.dialog, text, tools or None, clock,
-                         timeout_s=self.config.faults.llm_timeout_s)
         before = self._last_bot
+        turn = ModelTurn(self.agent, self.speaker, self.config.dialog, text, tools or None, clock,
+                         timeout_s=self.config.faults.llm_timeout_s, before=before,
+                         hold_back=lambda: self.guard.no_match_left <= 1)
         try:
             await self._speak(turn.sentences(), clock)
-        except asyncio.CancelledError:
-            if self.hung_up.is_set():  # what the filler and the tools did before the caller left stays on record
+        except BaseException as exc:  # a fault (``run`` takes over) or a hang-up: what the filler and the tools did
+            if not isinstance(exc, asyncio.CancelledError) or self.hung_up.is_set():  # stays on record
                 await self._record_all(turn.recorded)
-            raise
-        except Exception:  # the model, a tool or the synthesis failed: the fault path (``run``) takes over
-            await self._record_all(turn.recorded)
             raise
         await self._record_all(turn.recorded)
         if turn.transfer is not None:
             if self._last_bot == before and asks_again_before_hand_over(text, before, self.config.dialog.prompts):
                 return await self._no_match(clock)  # "Tune" (a misheard "Two.") is no reason to hand over
-            await self._transfer(TransferReason.MODEL, turn.transfer.reason, clock=clock)  # "Please hold" answers it
+            return await self._transfer(TransferReason.MODEL, turn.transfer.reason, clock=clock)  # "Please hold"
+        if not turn.lost:
+            self.guard.note_progress()
+        elif turn.held_back:  # "I'm not sure what you're asking." as the guard's last no-match: a person instead
+            await self._no_match(clock)
+        elif escalation := self.guard.note_no_match():
+            await self._escalate(escalation)
 
     async def _record_all(self, events: list[StoredEvent]) -> None:
         for event in events:

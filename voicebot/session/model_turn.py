@@ -6,7 +6,9 @@ hear the first sentence while the model is still writing the next, so ``sentence
 speaker at once; everything else is kept for the core to record when the reply has played (``recorded``) or to act
 on (``transfer``). When the model is slow the caller hears the filler instead of silence; when it gives nothing
 for ``timeout_s`` (``faults.llm_timeout_s``: hung, or its server gone quiet) or fails, the turn raises
-``faults.StageFailed("llm")`` and the session apologises and transfers.
+``faults.StageFailed("llm")`` and the session apologises and transfers. ``hold_back`` may keep the first sentence
+back and end the turn: the core asks it to when a reply that did not understand the caller
+(``quick_replies.not_understood``) would be the guard's last no-match, which reaches a person instead.
 
 Closing the stream (a barge-in, a hang-up) closes the agent's: the model stops at its next piece.
 """
@@ -14,7 +16,7 @@ Closing the stream (a barge-in, a hang-up) closes the agent's: the model stops a
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from voicebot.config import DialogConfig
 from voicebot.dialog.agent import (DialogueAgent, FirstToken, Guarded, IntentFound, Sentence, ToolCalled,
@@ -24,14 +26,17 @@ from voicebot.dialog.knowledge_step import KnowledgeUsed
 from voicebot.events import (FillerPlayed, IntentRecognized, KnowledgeAnswered, StoredEvent, ToolCallMade,
                              guard_fired)
 from voicebot.session.faults import StageFailed, stage_of
+from voicebot.session.quick_replies import not_understood
 from voicebot.session.speaker import Speaker, TurnClock
+from voicebot.speech.tts import split_sentences
 
 
 class ModelTurn:
     """The agent's turn on ``text`` with ``tools`` allowed (None: the node's default), timed by ``clock``."""
 
     def __init__(self, agent: DialogueAgent, speaker: Speaker, dialog: DialogConfig, text: str,
-                 tools: list[str] | None, clock: TurnClock | None, timeout_s: float = 8.0):
+                 tools: list[str] | None, clock: TurnClock | None, timeout_s: float = 8.0,
+                 before: str = "", hold_back: Callable[[], bool] | None = None):
         self.agent = agent
         self.timeout_s = timeout_s
         self.speaker = speaker
@@ -41,6 +46,11 @@ class ModelTurn:
         self.clock = clock
         self.recorded: list[StoredEvent] = []  # filler, tool calls, guard events: in the order they happened
         self.transfer: TransferRequested | None = None
+        self.before = next(iter(split_sentences(before)), "")  # the first sentence of what the bot said last
+        self.hold_back = hold_back  # asked when the reply is lost: True keeps it unsaid and ends the turn there
+        self.first: str | None = None  # the reply's first sentence
+        self.lost = False  # it did not understand the caller, or says the last reply again (``not_understood``)
+        self.held_back = False  # ``hold_back`` kept it unsaid: nothing was said
 
     async def sentences(self) -> AsyncIterator[str]:
         """The agent's sentences as they come. The filler follows "nothing audible yet", not "no event yet": the
@@ -66,6 +76,11 @@ class ModelTurn:
                     return
                 sentence = self._note(event)
                 if sentence is not None:
+                    if self.first is None:
+                        self.first, self.lost = sentence, not_understood(sentence, self.before)
+                        if self.lost and self.hold_back is not None and self.hold_back():
+                            self.held_back = True  # "I'm not sure what you're asking" once too often
+                            return
                     pending = False
                     yield sentence
                 waiting = asyncio.ensure_future(anext(events, None))

@@ -8,12 +8,14 @@ Why a module: each is a rule of its own, met as callers put it, and the core tha
 * "What's the PIN on my account?": no one is told a secret, and there is no model to talk round.
 * "Read me Priya Shah's appointments.", "give me all customer phone numbers": nobody else's records, whoever the
   caller says they are (``dialog.others``).
-* "Set the price of chairs to 1 dollar.", "give me a 50 percent discount": the bot cannot, and says so
-  (``dialog.capabilities``).
+* "Set the price of chairs to 1 dollar.", "give me a 50 percent discount", "what's my balance?": the bot cannot
+  change prices or see what a customer owes, and says so (``dialog.capabilities``).
 * "Yes." to "anything else?", "I need help." alone: what else, or what about.
 * "Thank you, that's all": the goodbye from the cache, unless a read-back still waits for its answer.
 * "Okay, thanks." after an answer that asked nothing: "You're welcome. Is there anything else I can help with?".
 * Silence after a question the bot asked: "Are you still there?" and the question again (``no_input_reprompt``).
+* A model reply that did not understand the caller ("I'm not sure what you're asking"), or repeats the last
+  one: a no-match, so the guard's ``max_no_match`` reaches a person instead of a loop (``not_understood``).
 * A hand-over by the model on a word or two ("Tune": Whisper's reading of "Two." on a phone line): "Sorry, I didn't
   catch that" first, as for any answer not understood (``asks_again_before_hand_over``); the same again goes through.
 """
@@ -28,7 +30,8 @@ from voicebot.crm.repository import Repository
 from voicebot.dialog.answers import (SECRET_REPLY, asks_for_number, asks_for_secret, asks_only_for_help, is_closing, only_thanks,
                                      wants_more)
 from voicebot.dialog.flow import MenuFlow
-from voicebot.dialog.capabilities import PRICE_CHANGE_REPLY, asks_to_change_a_price, bot_answer
+from voicebot.dialog.capabilities import (BALANCE_REPLY, PRICE_CHANGE_REPLY, asks_for_a_balance, asks_to_change_a_price,
+                                          bot_answer)
 from voicebot.dialog.guard import EscalationGuard
 from voicebot.dialog.others import OTHERS_REPLY, asks_for_others_data
 from voicebot.speech.dictation import REQUEST
@@ -57,6 +60,8 @@ def quick_reply(text: str, last_bot: str, guard: EscalationGuard, prompts: Promp
         return QuickReply(split_sentences(OTHERS_REPLY), fixed=False)
     if asks_to_change_a_price(text):
         return QuickReply(split_sentences(PRICE_CHANGE_REPLY))
+    if asks_for_a_balance(text):
+        return QuickReply(split_sentences(BALANCE_REPLY))
     more = wants_more(text, last_bot)
     if more or asks_only_for_help(text):
         return QuickReply([prompts.anything_more if more else prompts.what_about])
@@ -97,6 +102,24 @@ def asks_again_before_hand_over(text: str, last_bot: str, prompts: PromptsConfig
     if not said or len(said) > 2 or last_bot == prompts.not_heard or asks_for_number(last_bot):
         return False
     return not (_PERSON_OFFERED.search(last_bot) and set(said) & _AGREEING)
+
+
+_NOT_UNDERSTOOD = re.compile(
+    r"\b(?:i'?m|i am) not (?:sure|certain|clear) (?:what|which|about what) you(?:'re| are)? (?:mean|asking|ask|"
+    r"say|saying|need|want|looking for|referring to)|\bi (?:did not|didn't|don't|do not|couldn't|could not) (?:quite "
+    r")?(?:understand|follow|catch|get|make out)(?: (?:that|you|what you|your (?:question|request))|\W*$)|\b(?:could|"
+    r"can|would) you (?:please )?(?:rephrase|repeat that|say that again|say it again|explain what you mean)\b|"
+    r"\bi'?m (?:sorry, )?(?:having trouble|unable) (?:understanding|to understand|with that)\b", re.IGNORECASE)
+"""The model's words for a turn it could not place, and ``prompting.TROUBLE_REPLY`` (its output was no action)."""
+
+
+def not_understood(sentence: str, before: str = "") -> bool:
+    """Whether the model's reply (``sentence``: its first sentence, or the whole of it) says it could not place the
+    caller's words ("I'm not sure what you're asking. Would you like me to pass your question to our sales
+    team?"), or says again word for word what the bot said last (``before``). Either is an answer not understood,
+    a no-match for the guard: gibberish heard that reply three times over, and the call never reached a person."""
+    said = sentence.strip()
+    return bool(_NOT_UNDERSTOOD.search(said)) or (len(said.split()) >= 4 and said == before.strip())
 
 
 def keys_may_be_said(last_bot: str, flow: MenuFlow, greeted: bool) -> bool:
