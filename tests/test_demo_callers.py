@@ -225,3 +225,18 @@ def test_a_day_said_alone_is_no_knowledge_question(knowledge_base):
         assert step.ask(text, must=False) is None, text
     assert step.ask("Do you offer next day delivery?", must=False) is not None
     assert step.ask("Are you open on Saturday?", must=False) is not None
+
+
+def test_the_same_entry_is_not_said_again_for_other_words(repo, intent_classifier, knowledge_base):
+    """"Do you sell laser printers?" heard the printer repair entry (0.55), and "What about ink for an HP printer?" the
+    same entry again (0.52): it holds nothing more, so the caller hears that, with the offer of a person."""
+    from voicebot.dialog.agent import KnowledgeUsed
+
+    agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
+    first = said(agent.turn("Do you sell laser printers?"))
+    assert first.startswith("Our technicians repair office printers")
+    events = list(agent.turn("What about ink for an HP printer?"))
+    assert said(events) == OFFER_PERSON
+    assert [e.kind for e in events if isinstance(e, KnowledgeUsed)] == ["none"]
+    # asked in other words that the entry answers well, it is said again
+    assert said(agent.turn("Which printer brands do you repair?")).startswith("Our technicians repair office printers")

@@ -176,6 +176,7 @@ class DialogueAgent:
 
     def _know(self, used: KnowledgeUsed, grounds: str) -> Iterator[AgentEvent]:
         """Speak a knowledge answer: from the admin's entry or computed in code, so it is its own ground."""
+        used, grounds = self.knowledge.not_again(used, grounds, self.history) if self.knowledge else (used, grounds)
         yield used
         self.facts.append(grounds)
         self.detail_for = offered(used.text)  # "... we can open a ticket": a yes asks for that (followups)

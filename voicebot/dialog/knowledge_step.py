@@ -15,6 +15,7 @@ located?" and "Is there a data cap?", nearest to "I have a question", are their 
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from collections.abc import Callable
@@ -30,6 +31,8 @@ from voicebot.review.redact import mask_secrets
 from voicebot.text import words
 
 
+AGAIN_BELOW = 0.6
+"""An entry that was the bot's last reply is not said again for other words scoring under this (``not_again``)."""
 STRONG = 0.55
 """The least score of an answer to a turn that reads as small talk (see the module docstring)."""
 _REFERS_BACK = re.compile(r"\b(them|those|these|it|ones?|that|той|тех|них|его|их)\b", re.IGNORECASE)
@@ -178,6 +181,21 @@ class KnowledgeStep:
         if answer.kind == "weak" and answer.entry_ids:
             self.pending = (answer.entry_ids[0], question)
         return self._used(answer, question)
+
+    def not_again(self, used: KnowledgeUsed, grounds: str, history: list[Any]) -> tuple[KnowledgeUsed, str]:
+        """``used``, unless it is the entry the bot's last reply said (``history``: the agent's messages), now for
+        other words at a modest score: "What about ink for an HP printer?" after "Do you sell laser printers?" heard
+        the printer repair entry a second time. The entry holds nothing more: the caller hears that, with the offer
+        of a person, and the question goes to the supervisors' unanswered list."""
+        last = next((m.content for m in reversed(history) if m.role == "assistant"), "{}")
+        try:
+            said = json.loads(last).get("text", "")
+        except (ValueError, AttributeError):
+            said = ""
+        if used.kind != "entry" or used.text != said or used.score >= AGAIN_BELOW:
+            return used, grounds
+        self.pending, self.last_kind = None, "none"
+        return replace(used, kind="none", entry_ids=(), text=OFFER_PERSON), OFFER_PERSON
 
     def _used(self, answer: Any, question: str) -> tuple[KnowledgeUsed, str]:
         self.last_kind = answer.kind
