@@ -240,3 +240,19 @@ def test_the_same_entry_is_not_said_again_for_other_words(repo, intent_classifie
     assert [e.kind for e in events if isinstance(e, KnowledgeUsed)] == ["none"]
     # asked in other words that the entry answers well, it is said again
     assert said(agent.turn("Which printer brands do you repair?")).startswith("Our technicians repair office printers")
+
+
+def test_a_yes_to_the_name_question_hears_the_read_back_before_anything_is_written(repo, intent_classifier,
+                                                                                    knowledge_base):
+    """"Yes, please have sales call me." to "May I have your name for our sales team?" wrote the lead at once, for
+    "Caller", without the read-back; the name the caller gave next went to the model ("Please provide your name and
+    phone number"). A yes to the name question is no yes to a write the caller has not heard."""
+    agent = agent_for(repo, intent_classifier, knowledge_base)
+    assert said(agent.turn("We need 25 ergonomic chairs for our new office, what would that cost?")).endswith(
+        "May I have your name for our sales team?")
+    events = list(agent.turn("Yes, please have sales call me."))
+    assert not [e for e in events if isinstance(e, ToolCalled)]
+    assert said(events) == "Shall I pass this to our sales team for a written quote?"
+    assert said(agent.turn("It's Dana Smith from Acme.")) == "Shall I pass this to our sales team for a written quote?"
+    (called,) = [e for e in agent.turn("Yes.") if isinstance(e, ToolCalled)]
+    assert called.args["name"] == "Dana Smith from Acme" and "25 x Ergonomic office chair" in called.args["notes"]

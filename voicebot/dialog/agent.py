@@ -205,7 +205,7 @@ class DialogueAgent:
             args["notes"] = note  # the estimate the caller heard, computed from the price list
         if name in NAME_QUESTIONS and self._caller_name() is None and not self.name_asked:
             self.name_asked = True  # once a call: a caller who gives none is booked as "Caller"
-            self.pending_write = PendingWrite(name, args, readback(name, args, slot), name_asked=True)
+            self.pending_write = PendingWrite(name, args, readback(name, args, slot), name_asked=True, read=False)
             yield from self._reply([NAME_QUESTIONS[name]])
             return True
         given = not (self.context.verified_customer or self.context.customer) and bool(self._caller_name())
@@ -297,13 +297,14 @@ class DialogueAgent:
             return
         if pending is not None:
             answer = answer_to_readback(caller_text, pending.tool)
+            if answer is True and not pending.read:  # "Yes, have sales call me." to the name: no name, no yes yet
+                return (yield from self._read_back(PendingWrite(pending.tool, pending.args, pending.readback, True)))
             if answer is True:
                 if (yield from self._tool(pending.tool, pending.args)):
                     return
             elif answer is False:
                 self._note(f"The caller said no: {pending.tool} was not done.")
-                yield from self._reply(["All right, I won't do that. What else can I help you with?"])
-                return
+                return (yield from self._reply(["All right, I won't do that. What else can I help you with?"]))
             else:
                 self._note(f"The caller did not confirm {pending.tool}: nothing was written.")
                 if pending.tool == "create_ticket":
@@ -317,8 +318,7 @@ class DialogueAgent:
             return
         self.detail_since = len(self.caller_words) - 1  # no answer to the open question: a request of its own
         if self.knowledge is not None and (confirmed := self.knowledge.follow_up(caller_text)):
-            yield from self._know(*confirmed)  # "yes" to "is your question: ...?"
-            return
+            return (yield from self._know(*confirmed))  # "yes" to "is your question: ...?"
         if (yield from self.appointments.answer(self, caller_text, allowed)):
             return  # "Tuesday at 10" after times were offered, or another day asked for (dialog/appointments.py)
         last_said = next((m.content for m in reversed(self.history) if m.role == "assistant"), "")
@@ -334,8 +334,7 @@ class DialogueAgent:
         small_talk = self.intents is not None and self.intents.is_small_talk(caller_text)
         if self.knowledge is not None and (known := self.knowledge.ask(caller_text, must=False, strong=small_talk,
                                                                          items=True)):  # an item: never the model's
-            yield from self._know(*known)  # nothing else placed it, but the knowledge base answers it well
-            return
+            return (yield from self._know(*known))  # nothing else placed it, but the knowledge base answers it well
         seen_calls: set[str] = set()
         first = True
         for step in range(MAX_TOOL_STEPS + 1):

@@ -240,7 +240,8 @@ class PendingWrite:
     tool: str
     args: dict[str, Any]
     readback: str
-    name_asked: bool = False  # NAME_QUESTION was asked instead of the read-back (a caller the CRM does not know)
+    name_asked: bool = False  # NAME_QUESTION was asked (a caller the CRM does not know): a name said re-reads it
+    read: bool = True  # the read-back was said: False while the name question stands in for it (a yes is no yes)
 
 
 def grounded_args(tool: str, caller_turns: Sequence[str], today: date, *, caller_name: str | None) -> \
