@@ -256,3 +256,23 @@ def test_a_yes_to_the_name_question_hears_the_read_back_before_anything_is_writt
     assert said(agent.turn("It's Dana Smith from Acme.")) == "Shall I pass this to our sales team for a written quote?"
     (called,) = [e for e in agent.turn("Yes.") if isinstance(e, ToolCalled)]
     assert called.args["name"] == "Dana Smith from Acme" and "25 x Ergonomic office chair" in called.args["notes"]
+
+
+@pytest.mark.parametrize("text", ["Hi, my desk order is late, what's going on?", "The chair I ordered still isn't here.",
+                                  "What happened to my order?"])
+def test_a_late_order_is_looked_up_not_taken_for_a_question_about_the_item(repo, intent_classifier, knowledge_base,
+                                                                            text):
+    """"Hi, my desk order is late, what's going on?" (order status by 0.005) was a question about desks, and heard
+    "I don't have that information"; the caller's order is looked up, after verification."""
+    agent = agent_for(repo, intent_classifier, knowledge_base, caller=TOM)
+    events = list(agent.turn(text))
+    assert [e.name for e in events if isinstance(e, ToolCalled)] == ["list_open_orders"]
+    assert said(events) == "For your security, please tell me your date of birth.", said(events)
+
+
+def test_an_order_that_arrived_damaged_is_no_order_status():
+    from voicebot.dialog.answers import match_intent
+
+    for text in ("My order arrived damaged.", "My order came with the wrong item.", "The parcel arrived broken."):
+        assert match_intent(text) is None, text
+    assert match_intent("Where is my order?") == ("list_open_orders", {})

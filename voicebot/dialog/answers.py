@@ -21,8 +21,13 @@ from voicebot.dialog.writes import short_subject
 from voicebot.review.redact import mask_secrets
 from voicebot.text import normalize
 
-_ORDER_WORDS = re.compile(r"\b(order|package|parcel|delivery|shipment)s?\b", re.I)
-_WHERE_WORDS = re.compile(r"\b(where|status|arriv\w*|track\w*|deliver\w*|come|coming|ship\w*|when)\b", re.I)
+_ORDER_WORDS = re.compile(r"\b(order|package|parcel|delivery|shipment)s?\b|\bordered\b", re.I)
+_WHERE_WORDS = re.compile(r"\b(where|status|arriv\w*|track\w*|deliver\w*|come|coming|ship\w*|when|late|delayed|"
+                          r"overdue|missing|still waiting|going on|happened|turned up|showed up|(?:is ?n[o']t|not) here)"
+                          r"\b", re.I)
+"""After an order's words, the words that ask where it is: "Hi, my desk order is late, what's going on?" (a narrow
+order status, 0.005 ahead of a ticket) was taken for a question about desks, and "the chair I ordered still isn't
+here" for one about chairs: each heard "I don't have that information"."""
 _NUMBER = re.compile(r"\b\d{4,8}\b")
 _MINE = re.compile(r"\b(my|our|mine|i|we)\b", re.I)
 _NEW_ORDER = re.compile(r"\b(?:to|can i|could i|can we|could we|i'?d|we'?d|i want|we want|i would|we would) "
@@ -48,6 +53,9 @@ _HISTORY = re.compile(r"\b((last|previous|recent|past|earlier) (order|purchase|d
 BILLED_WRONG = re.compile(r"\b((double|over) ?charged|charged (me |us )?(twice|double|too much|the wrong|wrongly)|"
                          r"billed (me |us )?twice|wrong (amount|price) (on|for|charged))\b")
 """A billing error reported ("I was charged twice for my last order."): a ticket, not the order history."""
+_ARRIVED_WRONG = re.compile(r"\b(damaged|broken|cracked|scratched|dented|faulty|defective|smashed|the wrong (item|"
+                            r"colou?r|size|model|one)|not what i ordered)\b")
+"""What came is wrong ("My order arrived damaged."): a problem for the intent step (a ticket), not where it is."""
 
 
 _ASKED_OTHER = re.compile(r"\b(pin|phone|birth|post ?code|zip|code|digits|card|account|reference|how (many|much|long)|"
@@ -76,7 +84,7 @@ def match_intent(text: str) -> tuple[str, dict[str, Any]] | None:
 
     Numbers are read from the text with its secrets masked: "where is my order? my PIN is 1234" must not make
     the PIN an order number (it would be looked up, stored in the tool call and read back to the caller)."""
-    if BILLED_WRONG.search(normalize(text)):
+    if BILLED_WRONG.search(normalize(text)) or _ARRIVED_WRONG.search(normalize(text)):
         return None
     if _HISTORY.search(text) and not _NUMBER.search(digits_in(mask_secrets(text))):
         return "list_recent_orders", {}
