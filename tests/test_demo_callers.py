@@ -276,3 +276,14 @@ def test_an_order_that_arrived_damaged_is_no_order_status():
     for text in ("My order arrived damaged.", "My order came with the wrong item.", "The parcel arrived broken."):
         assert match_intent(text) is None, text
     assert match_intent("Where is my order?") == ("list_open_orders", {})
+
+
+def test_a_yes_to_a_read_back_asked_after_the_pin_prompt_answers_the_read_back(repo, intent_classifier,
+                                                                              knowledge_base):
+    """The PIN prompt went unanswered, the caller told the problem and heard the ticket read back; their "Yes." was
+    taken for the PIN prompt's ("Take your time. What is your PIN?") and nothing was written."""
+    agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
+    assert "PIN" in said(agent.turn("Where's my order?"))
+    assert said(agent.turn("The table top of my desk is cracked.")).startswith("I'll open a ticket saying")
+    events = list(agent.turn("Yes."))
+    assert [e.name for e in events if isinstance(e, ToolCalled)] == ["create_ticket"], said(events)

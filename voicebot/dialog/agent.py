@@ -213,7 +213,7 @@ class DialogueAgent:
         return True
 
     def _read_back(self, write: PendingWrite) -> Iterator[AgentEvent]:
-        self.pending_write = write
+        self.pending_write, _ = write, self.identity.set_aside()  # its yes is not the answer to an identity question
         yield from self._reply([write.readback])
 
     def _ask_first(self, name: str, args: dict[str, Any]) -> Iterator[AgentEvent]:

@@ -85,6 +85,12 @@ class IdentityStep:
         """A question about identity is open: the caller's next words are secret (the store masks them)."""
         return self.awaiting_pin or self.awaiting_account or self.birth is not None
 
+    def set_aside(self) -> None:
+        """The bot has asked something else since (a write read back): the caller's next words answer that. "Yes."
+        to "I'll open a ticket saying: ... Is that right?" was taken for the PIN prompt's, and nothing was written."""
+        self.awaiting_pin = self.awaiting_account = False
+        self.birth = None
+
     def ask(self, order_number: str = "") -> list[str]:
         """A request needs verification: what to ask first (an order number in the request finds the account)."""
         if self.context.customer is None and not self.decoy:
