@@ -287,3 +287,25 @@ def test_a_yes_to_a_read_back_asked_after_the_pin_prompt_answers_the_read_back(r
     assert said(agent.turn("The table top of my desk is cracked.")).startswith("I'll open a ticket saying")
     events = list(agent.turn("Yes."))
     assert [e.name for e in events if isinstance(e, ToolCalled)] == ["create_ticket"], said(events)
+
+
+def test_the_tracking_number_after_an_orders_status_is_read_from_its_record(repo, intent_classifier, knowledge_base):
+    """"Can you text me the tracking number?" after the order's status heard the knowledge base's "When your order
+    ships we email you the carrier and tracking number", twice, while the order's record held it."""
+    agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
+    list(agent.turn("Where's my order?"))
+    assert said(agent.turn("1 2 3 4")).startswith("Order 10452")
+    for question in ("Can you text me the tracking number?", "What is the tracking number?"):
+        assert said(agent.turn(question)) == ("The tracking number of order 10452 with UPS is 1 Z 9 9, 9 A A 1, "
+                                              "0 1 2 3, 4 5 6 7, 8 4. Is there anything else I can help with?")
+    stranger = agent_for(repo, intent_classifier, knowledge_base)  # nothing looked up: no record to read from
+    assert "1 Z 9 9" not in said(stranger.turn("What is the tracking number?"))
+
+
+def test_an_order_to_place_is_priced_and_passed_to_sales(repo, intent_classifier, knowledge_base):
+    """"I'd like to place an order for 5 standing desks" heard the estimate and nothing more: its words were not
+    taken for a request to buy, and the caller's "yes" went to the model, which handed them to a person."""
+    agent = agent_for(repo, intent_classifier, knowledge_base)
+    answer = said(agent.turn("I'd like to place an order for 5 standing desks"))
+    assert answer.startswith("For 5 desks, at $429 per desk") and answer.endswith(
+        "May I have your name for our sales team?"), answer

@@ -116,7 +116,29 @@ def its_cost(facts: list[Any], caller_text: str) -> list[str] | None:
 
     order = orders[0]
     total = money(Decimal(str(order["total"])), str(order.get("currency") or "USD"))
-    return [f"Order {order['number']} came to {total}.", "Is there anything else I can help with?"]
+    return [f"Order {order['number']} came to {total}.", ANYTHING_ELSE]
+
+
+_TRACKING = re.compile(r"\b(tracking|track(ing)? (number|code|id|link)|waybill|consignment number)\b")
+ANYTHING_ELSE = "Is there anything else I can help with?"
+
+
+def its_tracking(facts: list[Any], caller_text: str) -> list[str] | None:
+    """"What's the tracking number?" after the CRM's answer about one order (in the last three facts): its carrier
+    and tracking number from that record, a character at a time in groups of four (a code, not an amount); the
+    knowledge base's "we email you the tracking number" answered it while the record held it."""
+    if not _TRACKING.search(caller_text.lower()):
+        return None
+    orders = next((found for fact in reversed(facts[-3:]) if (found := _orders(fact)) is not None), None)
+    if orders is None or len(orders) != 1:
+        return None
+    order = orders[0]
+    code = str(order.get("tracking") or "").replace(" ", "")
+    if not code:
+        return [f"Order {order['number']} has no tracking number yet.", ANYTHING_ELSE]
+    groups = ", ".join(" ".join(code[i:i + 4]) for i in range(0, len(code), 4))
+    carrier = f" with {order['carrier']}" if order.get("carrier") else ""
+    return [f"The tracking number of order {order['number']}{carrier} is {groups}.", ANYTHING_ELSE]
 
 
 def answer_recognised(agent: Recognising, caller_text: str, allowed: list[str]) -> Iterator[AgentEvent]:
@@ -125,7 +147,8 @@ def answer_recognised(agent: Recognising, caller_text: str, allowed: list[str]) 
     if agent.intents is not None:
         found = placed_request(agent.intents.classify(caller_text), caller_text, agent._services(), agent.today,
                                agent.knowledge and agent.knowledge.score)
-    if "get_order" in allowed and (said := its_cost(agent.facts, caller_text)) is not None:
+    if "get_order" in allowed and (said := its_cost(agent.facts, caller_text) or its_tracking(agent.facts,
+                                                                                             caller_text)):
         for text in said:
             yield Sentence(text)
         agent.history.append(ChatMessage("assistant", json.dumps({"action": "reply", "text": " ".join(said)})))

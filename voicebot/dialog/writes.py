@@ -44,7 +44,7 @@ _ASKS = {
         r"|shipping )?address|wrong (?:delivery |shipping )?address)\b"),
     "create_lead": re.compile(
         r"\b(buy|buying|purchase|quote|quotation|price|prices|pricing|cost|costs|how much|interested in|upgrad\w*|"
-        r"downgrad\w*|sign (me |us )?up|signing up|subscribe|"
+        r"downgrad\w*|sign (me |us )?up|signing up|subscribe|(place|put in|make) an? (new |big |bulk |large )?order|"
         r"looking for|estimate|order (some|more|new)|((to|i|we|id|wed|ill) order|need) (some|\d+|a few|new|"
         r"a dozen|(two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|"
         r"sixty|seventy|eighty|ninety|a hundred|hundreds)\b)|bulk|offer)\b"),
