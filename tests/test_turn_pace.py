@@ -86,6 +86,10 @@ def test_digits_in_the_partial_transcript_keep_a_dictated_number_whole():
     ("I'm calling about", "unfinished"),
     ("I bought it in March and it was", "unfinished"),
     ("Where is the", "unfinished"),
+    # the last two words open what comes next (a slow caller's "Could you tell me, ..." was cut there)
+    ("Could you tell me", "unfinished"), ("Could you tell me?", "unfinished"),
+    ("I was wondering,", "unfinished"), ("I'm calling", "unfinished"), ("Can you", "unfinished"),
+    ("That's all I need.", "done"), ("Thank you.", "done"), ("If you'd like.", "done"), ("Could you tell me when it arrives?", "done"),
 ])
 def test_what_a_partial_transcript_says_about_the_turn(partial, kind):
     assert partial_kind(partial) == kind

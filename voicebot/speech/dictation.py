@@ -63,15 +63,26 @@ looking for") or in a question ("What is it about?")."""
 _QUESTION_WORDS = frozenset({"what", "where", "who", "which", "how", "when", "why", "whatever"})
 
 
+UNFINISHED_ENDS = frozenset({("tell", "me"), ("show", "me"), ("give", "me"), ("send", "me"), ("can", "you"),
+                             ("could", "you"), ("would", "you"), ("was", "wondering"), ("m", "calling"),
+                             ("am", "calling"), ("m", "looking"), ("am", "looking")})
+"""Two last words that open what comes next ("Could you tell me, ...", "I was wondering, ..."): the first half of a
+slow caller's sentence, heard as finished by the turn model (0.66-0.97), was cut there. Not "I need", "I want" or
+"I'd like": "That's all I need.", "if you'd like" end sentences."""
+
+
 def partial_kind(partial: str) -> str:
     """What the caller's words so far say about the turn: ``dictation`` (digits or an address at the end, more may
-    follow), ``unfinished`` (the last word cannot end a sentence: "and", "the", "my", a hesitation "um") or
+    follow), ``unfinished`` (the last word cannot end a sentence: "and", "the", "my", a hesitation "um"; or the last
+    two open what follows: "could you tell me", ``UNFINISHED_ENDS``) or
     ``done`` (nothing against the turn model's verdict). A copula or preposition at the end is unfinished ("the
     problem is", "I called about") unless the sentence is a question or a question word comes just before it:
     "...but I am not sure what it was." waited the whole 1.6 s limit although the turn model said complete."""
     if sounds_like_dictation(partial):
         return "dictation"
     words = _words(partial)
+    if tuple(words[-2:]) in UNFINISHED_ENDS:
+        return "unfinished"
     if not words or words[-1] not in UNFINISHED_WORDS:
         return "done"
     if words[-1] in STRANDED_WORDS and (partial.rstrip().endswith("?") or _QUESTION_WORDS & set(words[-5:-1])):
