@@ -309,3 +309,38 @@ def test_an_order_to_place_is_priced_and_passed_to_sales(repo, intent_classifier
     answer = said(agent.turn("I'd like to place an order for 5 standing desks"))
     assert answer.startswith("For 5 desks, at $429 per desk") and answer.endswith(
         "May I have your name for our sales team?"), answer
+
+
+def test_how_much_are_they_after_an_items_price_is_that_items_price(repo, intent_classifier, knowledge_base):
+    """"How much are they?" after the chair's price heard the delivery charges entry, and "What colours do they come
+    in?" then went to the model, which said "They come in black, white, and gray."."""
+    agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
+    assert "$189 per chair" in said(agent.turn("Do you have any ergonomic chairs in stock?"))
+    assert said(agent.turn("how much are they")).startswith("Ergonomic office chair costs $189")
+    assert said(agent.turn("What colours do they come in?")) == OFFER_PERSON  # never the model's guess
+    assert said(agent.turn("Can I get a discount if I buy 12?")).startswith(
+        "For 12 chairs, at $189 per chair, the estimate is $2,268, or $2,154.60 after our 5 percent volume discount.")
+
+
+@pytest.mark.parametrize("text", ["Um.", "Uh, um...", "Hmm."])
+def test_a_turn_that_only_hesitates_hears_take_your_time(config, text):
+    """"Um" went to the model, which said "I'm sorry, I don't know who you are. Could you please provide your name or
+    phone number?"."""
+    from voicebot.dialog.guard import EscalationGuard
+    from voicebot.session.quick_replies import quick_reply
+
+    reply = quick_reply(text, "How can I help?", EscalationGuard(config.escalation), config.dialog.prompts, None,
+                        True, False)
+    assert reply is not None and reply.sentences == [config.dialog.prompts.hesitation] and not reply.progress
+
+
+def test_bye_to_a_read_back_is_a_goodbye_and_nothing_is_written(config):
+    """"Bye" to "I'll pass this to our sales team: ... Shall I send it?" went to the model ("I'm sorry, I didn't
+    receive a request for a quote...")."""
+    from voicebot.dialog.guard import EscalationGuard
+    from voicebot.session.quick_replies import quick_reply
+
+    for text, closes in (("Bye.", True), ("Okay, bye bye.", True), ("Thank you.", False), ("That's all.", False)):
+        reply = quick_reply(text, "Shall I send it?", EscalationGuard(config.escalation), config.dialog.prompts, None,
+                            True, True)
+        assert (reply is not None and reply.sentences == [config.dialog.prompts.goodbye]) is closes, text

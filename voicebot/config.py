@@ -171,6 +171,9 @@ class PromptsConfig(Section):
     welcome: str = Field("You're welcome. Is there anything else I can help with?",
                          description="The caller's whole turn thanks the bot (\"Okay, thanks.\") after an answer that "
                                      "asked nothing; said from the cache, no model.")
+    hesitation: str = Field("Take your time.",
+                            description="The caller's whole turn is a hesitation (\"Um.\", \"Uh...\"): said from the "
+                                        "cache, no model, and the bot listens on.")
     goodbye: str = Field("You're welcome. Thank you for calling, and goodbye!",
                          description="The caller's whole turn closes the call (\"that's all, thanks\"); said from the "
                                      "cache, the caller hangs up.")

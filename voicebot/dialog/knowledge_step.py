@@ -43,6 +43,7 @@ _ASKS_A_PRICE = re.compile(r"\d|\b(how much|cost|costs|price|pricing|total|quote
 fastest plan's price was answered with that price again ("that")."""
 
 
+_DISCOUNT = re.compile(r"\b(discount|deal|cheaper|reduction|volume price|bulk price)\b", re.IGNORECASE)
 _QUESTION = re.compile(r"\?\s*$|^\W*(?:and |so |but )?(?:are|is|do|does|did|what|whats|what's|which|how|can|could|"
                        r"will|would|have|has)\b", re.IGNORECASE)
 _THEY = re.compile(r"\b(they|their|theirs)\b", re.IGNORECASE)
@@ -165,10 +166,14 @@ class KnowledgeStep:
             if answer.kind == "weak":
                 answer = replace(answer, kind="none", text=OFFER_PERSON, entry_ids=(), grounds="")
         said = question.lower()
-        bare_count = (quantity_in(question) is not None and len(question.split()) <= 6  # "How much for 3?"
+        bare_count = (quantity_in(question) is not None  # "How much for 3?", "Can I get a discount if I buy 12?"
+                      and (len(question.split()) <= 6 or (self.on_item and _DISCOUNT.search(question) is not None))
                       and not any(name.lower() in said for names in self.price_names() for name in names))
-        if (answer.kind in ("weak", "none") and self.last_price and (_REFERS_BACK.search(question) or bare_count)
-                and _ASKS_A_PRICE.search(question)):
+        they = answer.kind == "entry" and self.on_item and (bare_count or len(question.split()) <= 6 and bool(
+            _REFERS_BACK.search(question) or _THEY.search(question)))  # "How much are they?" after the chairs'
+        # price had the delivery charges entry, "Can I get a discount if I buy 12?" the volume discount entry
+        if self.last_price and (answer.kind in ("weak", "none") and (_REFERS_BACK.search(question) or bare_count)
+                                or they) and _ASKS_A_PRICE.search(question):
             # "How much would twelve of them cost?" after the desk's price: the desks, now for twelve; "How much will
             # that be altogether?" after the estimate for 3 desks: the same 3 desks, not one desk's price
             counted = quantity_in(question) is not None or quantity_in(self.last_price[1]) is None

@@ -11,7 +11,8 @@ Why a module: each is a rule of its own, met as callers put it, and the core tha
 * "Set the price of chairs to 1 dollar.", "give me a 50 percent discount", "what's my balance?": the bot cannot
   change prices or see what a customer owes, and says so (``dialog.capabilities``).
 * "Yes." to "anything else?", "I need help." alone: what else, or what about.
-* "Thank you, that's all": the goodbye from the cache, unless a read-back still waits for its answer.
+* "Thank you, that's all": the goodbye from the cache, unless a read-back still waits for its answer ("Bye." to
+  one is a goodbye: nothing is written). "Um." alone: ``prompts.hesitation`` ("Take your time."), never the model.
 * "Okay, thanks." after an answer that asked nothing: "You're welcome. Is there anything else I can help with?".
 * Silence after a question the bot asked: "Are you still there?" and the question again (``no_input_reprompt``).
 * A model reply that did not understand the caller ("I'm not sure what you're asking"), or repeats the last
@@ -65,11 +66,24 @@ def quick_reply(text: str, last_bot: str, guard: EscalationGuard, prompts: Promp
     more = wants_more(text, last_bot)
     if more or asks_only_for_help(text):
         return QuickReply([prompts.anything_more if more else prompts.what_about])
-    if is_closing(text, last_bot) and not write_pending:
+    if only_hesitation(text):
+        return QuickReply([prompts.hesitation])
+    if is_closing(text, last_bot) and (not write_pending or _BYE.match(text)):  # "Bye." to a read-back: nothing done
         return QuickReply([prompts.goodbye], progress=True)
     if only_thanks(text) and not last_bot.rstrip().endswith("?") and not write_pending:
         return QuickReply([prompts.welcome], progress=True)  # after an answer: a question waits for its answer
     return None
+
+
+_HESITATION = frozenset("um umm uh uhh er erm hmm hm ah well so".split())
+_BYE = re.compile(r"^\W*(?:ok(?:ay)?\W+)?(?:good ?)?bye(?:\W+bye)*\W*$", re.IGNORECASE)
+
+
+def only_hesitation(text: str) -> bool:
+    """Whether the whole turn is a hesitation ("Um.", "Uh, well..."): the caller is still thinking. It went to the
+    model, which said "I'm sorry, I don't know who you are. Could you please provide your name or phone number?"."""
+    said = words(text)
+    return bool(said) and set(said) <= _HESITATION
 
 
 def no_input_reprompt(transcript: list[tuple[str, str]], menu_reprompt: str, prompts: PromptsConfig) -> QuickReply:
