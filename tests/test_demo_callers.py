@@ -344,3 +344,21 @@ def test_bye_to_a_read_back_is_a_goodbye_and_nothing_is_written(config):
         reply = quick_reply(text, "Shall I send it?", EscalationGuard(config.escalation), config.dialog.prompts, None,
                             True, True)
         assert (reply is not None and reply.sentences == [config.dialog.prompts.goodbye]) is closes, text
+
+
+@pytest.mark.parametrize("text", ["When does the technician come?", "When is the technician coming?",
+                                  "What time will the engineer arrive?"])
+def test_when_the_technician_comes_is_the_booked_visit(repo, intent_classifier, knowledge_base, text):
+    """"When does the technician come?" was a booking by 0.012 and asked which service; "When is the technician
+    coming?" heard the printer repair entry. The visit already booked is looked up (after verification)."""
+    from voicebot.dialog.intents import Intent
+    from voicebot.dialog.placing import placed_request
+
+    booking = Intent("booking", 0.91, 0.012, "when can a technician come")
+    assert placed_request(booking, text, repo.services(), TODAY, lambda _: 0.6).name == "my_appointments"
+    assert placed_request(booking, "When can a technician come?", repo.services(), TODAY,
+                          lambda _: 0.6).name == "booking"
+    agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
+    events = list(agent.turn(text))
+    assert [e.name for e in events if isinstance(e, ToolCalled)] == ["list_my_appointments"]
+    assert "PIN" in said(events)
