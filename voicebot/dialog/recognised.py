@@ -125,7 +125,7 @@ ANYTHING_ELSE = "Is there anything else I can help with?"
 
 def its_tracking(facts: list[Any], caller_text: str) -> list[str] | None:
     """"What's the tracking number?" after the CRM's answer about one order (in the last three facts): its carrier
-    and tracking number from that record, a character at a time in groups of four (a code, not an amount); the
+    and tracking number from that record, a character at a time (a code, not an amount); the
     knowledge base's "we email you the tracking number" answered it while the record held it."""
     if not _TRACKING.search(caller_text.lower()):
         return None
@@ -136,7 +136,7 @@ def its_tracking(facts: list[Any], caller_text: str) -> list[str] | None:
     code = str(order.get("tracking") or "").replace(" ", "")
     if not code:
         return [f"Order {order['number']} has no tracking number yet.", ANYTHING_ELSE]
-    groups = ", ".join(" ".join(code[i:i + 4]) for i in range(0, len(code), 4))
+    groups = ", ".join(code)  # "9, A, A, 1": Piper read "9 A A 1" as "nine uh uh one" (Whisper heard "901")
     carrier = f" with {order['carrier']}" if order.get("carrier") else ""
     return [f"The tracking number of order {order['number']}{carrier} is {groups}.", ANYTHING_ELSE]
 
