@@ -294,3 +294,17 @@ def test_a_pin_said_twice_is_not_a_repeat_complaint():
 ])
 def test_asking_to_hear_the_bot_again(said, again):
     assert EscalationGuard.asks_again(said) is again
+
+
+@pytest.mark.parametrize("text, person", [
+    ("Can I talk to somebody?", True), ("Let me speak to customer service.", True), ("I want a supervisor.", True),
+    ("Transfer me, please.", True), ("I need to speak with someone.", True), ("Can you put me through to sales?", True),
+    ("Connect me to support.", True), ("Do you support Windows laptops?", False),
+    ("I want to connect my printer to the network.", False), ("Can you transfer me the money back?", False),
+    ("Our manager wants a quote.", False)])
+def test_a_person_asked_for_by_team_or_in_other_words_is_an_operator_request(text, person):
+    """"Can I talk to somebody?", "Let me speak to customer service", "I want a supervisor", "Transfer me, please"
+    were no operator phrases: at a PIN prompt they went to the identity step, elsewhere to the model."""
+    guard = EscalationGuard(EscalationConfig())
+    escalation = guard.check_transcript(text)
+    assert (escalation is not None and escalation.reason == "operator_request") is person

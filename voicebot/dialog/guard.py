@@ -81,10 +81,17 @@ _ASKING_AGAIN = frozenset("what sorry pardon huh eh excuse".split())
 _CONFUSED_MAX_WORDS = 6
 
 
-_ROLE = re.compile(r"\b(?:speak|talk|put me through|connect me|transfer me|get me)\s+(?:to|with)\s+(?:the |your |a |an |"
-                   r"some )?(?:manager|supervisor|boss|owner|person in charge|someone in charge|colleague|member of "
-                   r"staff|staff member|receptionist|human being)\b", re.IGNORECASE)
-"""A person by role ("Can I speak to the manager?" was answered by the model): as good as a name or "operator"."""
+_ROLE = re.compile(r"\b(?:speak|talk|put me through|put me on|connect me|transfer me|get me|pass me)\s+(?:to|with)\s+"
+                   r"(?:the |your |a |an |some |one of your )?(?:manager|supervisor|boss|owner|person in charge|"
+                   r"someone in charge|colleague|member of staff|staff member|receptionist|human being|someone|somebody|"
+                   r"anybody|anyone|"
+                   r"(?:customer |technical |tech )?(?:service|support|services)(?: team| department| desk)?|sales"
+                   r"(?: team| department)?|billing|accounts|accounting|reception|team member|live agent)\b|\b(?:want|"
+                   r"need|get|ask for|give me) (?:a |the |your )?(?:manager|supervisor)\b|^\W*(?:(?:please|can you|"
+                   r"could you|just),? )*(?:transfer me|put me through)\W*(?:please\W*)?$", re.IGNORECASE)
+"""A person by role or team ("Can I speak to the manager?" was answered by the model; "Can I talk to somebody?",
+"Let me speak to customer service", "I want a supervisor", "Transfer me, please" were not operator phrases): as good
+as a name or "operator"."""
 _NAMED = re.compile(r"\b(speak|talk|put me through|connect me|transfer me)\s+(?:to|with)\s+(?:(?:Mr|Mrs|Ms|Miss|Dr)\.?\s+)?"
                     r"((?!I\b|You\b|Your\b|The\b|This\b|That\b|It\b)[A-Z][a-z]+)\b")
 
