@@ -362,3 +362,13 @@ def test_when_the_technician_comes_is_the_booked_visit(repo, intent_classifier, 
     events = list(agent.turn(text))
     assert [e.name for e in events if isinstance(e, ToolCalled)] == ["list_my_appointments"]
     assert "PIN" in said(events)
+
+
+def test_a_return_and_a_move_with_no_pick_are_what_the_words_ask(repo, intent_classifier, knowledge_base):
+    """"I need to return my order" read the PIN and the order's status: returning is the knowledge base's (the
+    policy). "I want to change my appointment to Friday" (no pick) heard the entry "Call us ... and we move it"
+    on the very call: the move starts, with the caller's bookings (after verification)."""
+    agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
+    assert said(agent.turn("I need to return my order")).startswith("You can return unused items")
+    events = list(agent.turn("I want to change my appointment to Friday"))
+    assert [e.name for e in events if isinstance(e, ToolCalled)] == ["list_my_appointments"]

@@ -36,6 +36,8 @@ ADDRESS_CHANGE = re.compile(
 ticket for a colleague, who can reach the carrier; code cannot change an address on an order."""
 
 
+_RETURNING = re.compile(r"\b(return|returning)\b(?! (address|label))")
+"""Sending an order back: how is the knowledge base's (the policy, the label), not the order's status."""
 OWN_RECORDS = frozenset({"order_status", "order_history", "ticket_status", "my_appointments"})
 """Intents that read the caller's own records: their words say whose."""
 CHANGES = frozenset({"reschedule", "cancel_booking"})
@@ -126,6 +128,9 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
     if found.name in ("order_status", "order_history") and BILLED_WRONG.search(normalize(text)):
         # "I was charged twice for my last order." was the order history: the PIN, then the orders read out
         return Intent("ticket", found.score, found.margin, f"(the words report a billing error; nearest: {found.example})")
+    if found.name in ("order_status", "order_history") and _RETURNING.search(normalize(text)) and knowledge_score(
+            text) >= KNOWLEDGE_OVER_INTENT:  # "I need to return my order" read the PIN and the order's status
+        return None
     if found.name in OWN_RECORDS:
         named = names_the_record(found.name, text, services, today)
         if not named and found.margin < WRITE_MARGIN:
