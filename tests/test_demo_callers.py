@@ -372,3 +372,39 @@ def test_a_return_and_a_move_with_no_pick_are_what_the_words_ask(repo, intent_cl
     assert said(agent.turn("I need to return my order")).startswith("You can return unused items")
     events = list(agent.turn("I want to change my appointment to Friday"))
     assert [e.name for e in events if isinstance(e, ToolCalled)] == ["list_my_appointments"]
+
+
+def test_at_the_pin_prompt_what_pin_and_never_set_one_are_answered_in_code(repo, intent_classifier, knowledge_base):
+    """"What PIN?" went to the model, and "I never set one up" heard the PIN prompt again."""
+    from voicebot.dialog.identity import BIRTH_PROMPT, WHAT_PIN
+
+    agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
+    assert "PIN" in said(agent.turn("Where's my order?"))
+    assert said(agent.turn("What PIN?")) == WHAT_PIN
+    assert said(agent.turn("I never set one up.")) == BIRTH_PROMPT
+    assert said(agent.turn("14 March 1985")) == "Thank you. And the postcode on your account?"
+    assert said(agent.turn("98101")).startswith("Order 10452")
+
+
+def test_cancel_it_after_an_orders_status_is_the_order_not_a_booking(repo, intent_classifier, knowledge_base):
+    """"Cancel it." after the order's status heard "I don't see any upcoming appointments": the order is meant, and
+    what can be done about it is the company's policy."""
+    agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
+    list(agent.turn("Where's my order?"))
+    assert said(agent.turn("1 2 3 4")).startswith("Order 10452")
+    answer = said(agent.turn("Cancel it."))
+    assert answer.startswith("You can change or cancel an order") and answer.count("You can change") == 1, answer
+
+
+@pytest.mark.parametrize("text, asks", [
+    ("Can you change the phone number on my account?", True), ("I need to update my email address.", True),
+    ("Can I change my order?", False), ("I want to change the time of my appointment.", False)])
+def test_account_details_to_change_are_said_to_be_out_of_reach(config, text, asks):
+    """"Can you change the phone number on my account?" heard the entry on changing an order."""
+    from voicebot.dialog.capabilities import ACCOUNT_CHANGE_REPLY
+    from voicebot.dialog.guard import EscalationGuard
+    from voicebot.session.quick_replies import quick_reply
+
+    reply = quick_reply(text, "How can I help?", EscalationGuard(config.escalation), config.dialog.prompts, None,
+                        True, False)
+    assert (reply is not None and " ".join(reply.sentences) == ACCOUNT_CHANGE_REPLY) is asks

@@ -35,6 +35,12 @@ _BALANCE = re.compile(
     r"\bhow much (do|did|does|will) (i|we|my company|the company) (still )?owe\b|\bwhat (do|does) (i|we|my company)"
     r" (still )?owe\b|\b(amount|sum|payment) (due|owed|outstanding|overdue)\b|\b(outstanding|overdue|unpaid) "
     r"(amount|sum|invoices?|bills?|payments?)\b|\bcredit limit\b")
+ACCOUNT_CHANGE_REPLY = ("I can't change account details such as a phone number or an email address on this line. Would "
+                        "you like me to connect you with a colleague who can?")
+_ACCOUNT_CHANGE = re.compile(
+    r"\b(change|update|correct|edit|fix|add|remove)\b( \w+){0,2} (phone number|telephone number|mobile( number)?|"
+    r"email( address)?|e ?mail|contact details|account details|name on (my|our|the) account|billing address|"
+    r"password|(my|our) details)\b")
 _PRICE_CHANGE = re.compile(
     r"\b(set|change|make|lower|drop|reduce|cut|update|adjust|put) (the |your |its |their |that )?(price|cost|rate)s?\b"
     r"( of [\w ]{1,30})? (to|down|at)\b|\b(give|grant|apply|approve|add) (me |us )?(a |an )?(\d+ ?(%|percent)|"
@@ -66,3 +72,9 @@ def asks_to_change_a_price(text: str) -> bool:
 def asks_for_a_balance(text: str) -> bool:
     """Whether the caller asks what they owe: a balance, an amount due or unpaid, a credit limit (module docstring)."""
     return bool(_BALANCE.search(normalize(text)))
+
+
+def asks_to_change_account_details(text: str) -> bool:
+    """Whether the caller asks to change their phone number, email or other account details: no tool writes them
+    ("Can you change the phone number on my account?" heard the entry on changing an order)."""
+    return bool(_ACCOUNT_CHANGE.search(normalize(text)))

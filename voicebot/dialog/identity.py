@@ -43,8 +43,14 @@ _READY_WORDS = (r"(?:yes|yeah|yep|sure|ok|okay|right|alright|of course|fine|go o
 _READY = re.compile(rf"^{_READY_WORDS}(?: {_READY_WORDS})*$")
 """A caller who agrees to give the PIN, or asks for a moment, and says nothing more: asked again, gently."""
 POSTCODE_PROMPT = "Thank you. And the postcode on your account?"
-_NO_PIN = re.compile(r"\b(dont|do not|never) (have|know|remember|got)\b.*\b(pin|code|number)\b|\bforgot\b.*\bpin\b|"
-                     r"\bno pin\b|\bdate of birth\b|\bbirthday\b")
+_NO_PIN = re.compile(r"\b(dont|do not|never) (have|know|remember|got)\b.*\b(pin|code|number|one|it)\b|\bforgot\b|"
+                     r"\bno pin\b|\bdate of birth\b|\bbirthday\b|\bnever (set|had|got|made|created|chose|picked)\b|"
+                     r"\bdont (think|believe) i (have|had|set)\b|\bno idea\b|\bcant (remember|recall|find)\b")
+_WHAT_PIN = re.compile(r"^\W*(what|which|whats|what is|what s)( a| the| my| your| that)? (pin|code)\b|\bwhat do you "
+                       r"mean\b|\bwhere (do|would|can) i find (it|my pin|the pin)\b")
+WHAT_PIN = ("Your PIN is the number you chose for your account with us. If you don't have one, I can check your date "
+            "of birth and postcode instead.")
+""""What PIN?" at the PIN prompt went to the model: what it is, and the other way, from code (no attempt used)."""
 
 _ANSWER_WORDS = frozenset("""my the pin code number is its it was er um uh oh yes yeah yep sure ok okay right so well
     i think believe guess sorry thats that and please account order phone mobile postcode zip here you go""".split())
@@ -154,7 +160,9 @@ class IdentityStep:
         if len(digits) >= 4:
             return self._pin(text)
         if _NO_PIN.search(normalize(text)):
-            return IdentityResult(say=[BIRTH_PROMPT])
+            return IdentityResult(say=[BIRTH_PROMPT])  # "I never set one up."
+        if _WHAT_PIN.search(normalize(text)):
+            return IdentityResult(say=[WHAT_PIN])
         if _READY.match(normalize(text)):
             return IdentityResult(say=[GO_AHEAD])  # "Yes." to the PIN prompt went to the model: "Please contact
         return None  # our customer service for assistance."

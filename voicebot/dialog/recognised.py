@@ -119,6 +119,7 @@ def its_cost(facts: list[Any], caller_text: str) -> list[str] | None:
     return [f"Order {order['number']} came to {total}.", ANYTHING_ELSE]
 
 
+_A_BOOKING = re.compile(r"\b(appointment|visit|booking|technician|engineer|fitting|setup|repair|slot)\b")
 _TRACKING = re.compile(r"\b(tracking|track(ing)? (number|code|id|link)|waybill|consignment number)\b")
 ANYTHING_ELSE = "Is there anything else I can help with?"
 
@@ -156,6 +157,13 @@ def answer_recognised(agent: Recognising, caller_text: str, allowed: list[str]) 
     if (found is None or found.name in ("knowledge", "order_status")) and "get_order" in allowed and \
             _ITS_ARRIVAL.search(caller_text.lower()) and (number := last_order(agent.facts)):
         return (yield from agent._tool("get_order", {"order_number": number}))  # that order, not delivery times
+    if (found is not None and found.name in ("cancel_booking", "reschedule") and agent.knowledge is not None
+            and agent.facts and _orders(agent.facts[-1]) and not _A_BOOKING.search(caller_text.lower())):
+        # "Cancel it." right after an order's status was a booking's cancellation ("I don't see any upcoming
+        # appointments"): it is the order, and what can be done about one is the company's policy
+        asked = "Can I cancel my order?" if found.name == "cancel_booking" else "Can I change my order?"
+        yield from agent._know(*agent.knowledge.ask(asked, must=True))
+        return True
     if found is not None and found.name == "knowledge" and agent.knowledge is not None:
         yield IntentFound(found)
         yield from agent._know(*agent.knowledge.ask(caller_text, must=True))

@@ -31,8 +31,8 @@ from voicebot.crm.repository import Repository
 from voicebot.dialog.answers import (SECRET_REPLY, asks_for_number, asks_for_secret, asks_only_for_help, is_closing, only_thanks,
                                      wants_more)
 from voicebot.dialog.flow import MenuFlow
-from voicebot.dialog.capabilities import (BALANCE_REPLY, PRICE_CHANGE_REPLY, asks_for_a_balance, asks_to_change_a_price,
-                                          bot_answer)
+from voicebot.dialog.capabilities import (ACCOUNT_CHANGE_REPLY, BALANCE_REPLY, PRICE_CHANGE_REPLY, asks_for_a_balance,
+                                          asks_to_change_a_price, asks_to_change_account_details, bot_answer)
 from voicebot.dialog.guard import EscalationGuard
 from voicebot.dialog.others import OTHERS_REPLY, asks_for_others_data
 from voicebot.speech.dictation import REQUEST
@@ -63,6 +63,8 @@ def quick_reply(text: str, last_bot: str, guard: EscalationGuard, prompts: Promp
         return QuickReply(split_sentences(PRICE_CHANGE_REPLY))
     if asks_for_a_balance(text):
         return QuickReply(split_sentences(BALANCE_REPLY))
+    if asks_to_change_account_details(text):
+        return QuickReply(split_sentences(ACCOUNT_CHANGE_REPLY))
     more = wants_more(text, last_bot)
     if more or asks_only_for_help(text):
         return QuickReply([prompts.anything_more if more else prompts.what_about])
