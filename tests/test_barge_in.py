@@ -137,7 +137,7 @@ def test_a_backchannel_over_a_reply_leaves_no_gap_over_300_ms(tmp_path, config, 
     long_reply = "Your parcel left our warehouse this morning and the driver will bring it to you before six."
     chat = ScriptedChat([{"action": "reply", "text": long_reply}], repeat=True)
     line, session, turns, _ = call_with(tmp_path, config, None, lambda voice: [
-        WaitForBot(), voice.say("my parcel is late", 1.5), WaitIntoBot(1.0),
+        WaitForBot(), voice.say("do you sell coffee", 1.5), WaitIntoBot(1.0),
         replace(voice, level_dbfs=level_db).say("mm-hmm", seconds), WaitForBot(), HangUp()], chat=chat)
     reply = [u for u in line.bot_utterances(min_gap_s=0.35) if u.start_s > 2.0]
     gaps = bot_gaps(line, reply[0].start_s)
