@@ -23,7 +23,7 @@ from voicebot.text import normalize
 
 _ORDER_WORDS = re.compile(r"\b(order|package|parcel|delivery|shipment)s?\b|\bordered\b", re.I)
 _WHERE_WORDS = re.compile(r"\b(where|status|arriv\w*|track\w*|deliver\w*|come|coming|ship\w*|when|late|delayed|"
-                          r"overdue|missing|still waiting|going on|happened|turned up|showed up|(?:is ?n[o']t|not) here)"
+                          r"overdue|still waiting|going on|happened|turned up|showed up|(?:is ?n[o']t|not) here)"
                           r"\b", re.I)
 """After an order's words, the words that ask where it is: "Hi, my desk order is late, what's going on?" (a narrow
 order status, 0.005 ahead of a ticket) was taken for a question about desks, and "the chair I ordered still isn't
@@ -54,8 +54,10 @@ BILLED_WRONG = re.compile(r"\b((double|over) ?charged|charged (me |us )?(twice|d
                          r"billed (me |us )?twice|wrong (amount|price) (on|for|charged))\b")
 """A billing error reported ("I was charged twice for my last order."): a ticket, not the order history."""
 _ARRIVED_WRONG = re.compile(r"\b(damaged|broken|cracked|scratched|dented|faulty|defective|smashed|the wrong (item|"
-                            r"colou?r|size|model|one)|not what i ordered)\b")
-"""What came is wrong ("My order arrived damaged."): a problem for the intent step (a ticket), not where it is."""
+                            r"colou?r|size|model|one)|not what i ordered|(box|boxes|item|items|part|parts|piece|pieces"
+                            r"|one) (is |are |was |were )?missing|incomplete)\b")
+"""What came is wrong ("My order arrived damaged.", "My delivery came but one box is missing"): a problem for the
+intent step (a ticket), not where it is."""
 
 
 _ASKED_OTHER = re.compile(r"\b(pin|phone|birth|post ?code|zip|code|digits|card|account|reference|how (many|much|long)|"
