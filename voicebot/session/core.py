@@ -290,12 +290,10 @@ class CallSession:
             if self._last_bot == before and asks_again_before_hand_over(text, before, self.config.dialog.prompts):
                 return await self._no_match(clock)  # "Tune" (a misheard "Two.") is no reason to hand over
             return await self._transfer(TransferReason.MODEL, turn.transfer.reason, clock=clock)  # "Please hold"
-        if not turn.lost:
-            self.guard.note_progress()
-        elif turn.held_back:  # "I'm not sure what you're asking." as the guard's last no-match: a person instead
+        if turn.held_back:  # "I'm not sure what you're asking." as the guard's last no-match: a person instead
             await self._no_match(clock)
-        elif escalation := self.guard.note_no_match():
-            await self._escalate(escalation)
+        else:  # a reply that did not understand is a no-match (never the last one: ``hold_back`` kept that unsaid)
+            self.guard.note_no_match() if turn.lost else self.guard.note_progress()
 
     async def _record_all(self, events: list[StoredEvent]) -> None:
         for event in events:
