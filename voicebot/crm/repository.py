@@ -345,14 +345,14 @@ class Repository:
         return Lead(lead_id, name.strip(), interest, phone, email, notes, customer_id, when)
 
     def request_callback(self, phone: str, reason: str, *, preferred_time: str | None = None,
-                         customer_id: int | None = None, status: str = "pending",
-                         created_at: datetime | None = None) -> CallbackRequest:
+                         customer_id: int | None = None, status: str = "pending", created_at: datetime | None = None,
+                         not_before: datetime | None = None) -> CallbackRequest:
         when = created_at or self.now()
         reason = mask_secrets(reason)
-        preferred_time = mask_secrets(preferred_time) if preferred_time is not None else None
+        preferred_time, later = mask_secrets(preferred_time) if preferred_time else None, not_before and iso(not_before)
         callback_id = self._insert("callbacks", {"customer_id": customer_id, "phone": phone, "reason": reason,
                                                  "preferred_time": preferred_time, "status": status,
-                                                 "created_at": iso(when)})
+                                                 "created_at": iso(when), "not_before": later})
         return CallbackRequest(callback_id, phone, reason, preferred_time, status, customer_id, when)
 
     @_locked

@@ -183,6 +183,14 @@ def m008_outbound_purposes_campaigns_checkins(db: Database) -> None:
     db["checkin_results"].create_index(["at"])
 
 
+@_migration
+def m009_callback_not_before(db: Database) -> None:
+    """A callback the caller asked for at a time ("tomorrow at ten") is not due before it: ``not_before`` is that
+    time as code read it from their words (ISO 8601, the company's zone), which the dialer honours; the caller's
+    own words stay in ``preferred_time``."""
+    db["callbacks"].add_column("not_before", str)
+
+
 SCHEMA_VERSION = len(MIGRATION_NAMES)
 
 

@@ -8,7 +8,7 @@ booking, a lead, a callback) and attach the account only when the caller is veri
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import Field
@@ -238,13 +238,14 @@ def create_lead(ctx: CallerContext, name: Text, interest: Text, phone_number: st
 
 @CRM_TOOLS.tool()
 def request_callback(ctx: CallerContext, reason: Text, preferred_time: str | None = None,
-                     phone_number: str | None = None) -> Done | ToolError:
+                     phone_number: str | None = None, not_before: datetime | None = None) -> Done | ToolError:
     """Ask a person from the team to call the caller back.
 
     Args:
         reason: Why they want a call, in a few words.
         preferred_time: When suits them, as they said it, e.g. "tomorrow morning".
         phone_number: The number to call, if not the one they call from.
+        not_before: The earliest time to call (ISO 8601), as code read it from the caller's words.
     """
     phone = _phone(ctx, phone_number)
     if isinstance(phone, ToolError):
@@ -252,6 +253,6 @@ def request_callback(ctx: CallerContext, reason: Text, preferred_time: str | Non
     if phone is None:
         return ToolError("invalid_arguments", "There is no caller ID: ask for a number to call back.")
     customer = ctx.verified_customer
-    callback = ctx.repo.request_callback(phone, reason, preferred_time=preferred_time,
+    callback = ctx.repo.request_callback(phone, reason, preferred_time=preferred_time, not_before=not_before,
                                          customer_id=customer.id if customer else None)
     return Done("A callback is requested; someone from the team will call.", callback.id)

@@ -75,7 +75,7 @@ class CallbackLedger:
         return [DueCallback(r["id"], r["phone"], r["reason"], r["preferred_time"], r["attempts"] or 0,
                             _time(r["last_attempt_at"]), _time(r["number_last"]), r["customer_id"],
                             r["purpose"] or "callback", r["booking_id"], r["ticket_id"], r["campaign_id"],
-                            r["max_attempts"], _time(r["not_after"])) for r in rows]
+                            r["max_attempts"], _time(r["not_after"]), _time(r["not_before"])) for r in rows]
 
     def dialling(self, callback_id: int, at: datetime) -> str | None:
         """Mark the callback as tried at ``at`` before the call is placed: should the process die during the call,

@@ -6,8 +6,10 @@ each one is tested with fixed clocks and counts, not through a running dialer.
 
 Times are aware datetimes; the calling hours are read in ``dialer.timezone`` (the company's, which is the
 callees' for a local business). A callback's preferred time is used when it is a date and time the code can
-read (ISO 8601, e.g. ``2026-03-02T14:00``, in that zone when it has no offset); free text such as "tomorrow
-morning" is kept for the person reading the row but is no constraint: the callback is due now.
+read (ISO 8601, e.g. ``2026-03-02T14:00``, in that zone when it has no offset), and so is ``not_before``, the
+time code read from the caller's words when the bot took the callback ("tomorrow morning": 8 AM tomorrow, or the
+next opening when the company is closed then, ``dialog/callback_time.py``); free text alone is kept for the person
+reading the row but is no constraint: the callback is due now.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class DueCallback:
     campaign_id: int | None = None
     max_attempts: int | None = None  # the campaign's limit; None: dialer.max_attempts
     not_after: datetime | None = None  # the end of its window: never dialled from then on (closed as expired)
+    not_before: datetime | None = None  # the time the caller asked for, read by code (m009): not dialled before
 
 
 @dataclass(frozen=True)
@@ -118,8 +121,8 @@ class DialPolicy:
             return "window closed"
         if not self.hours.open_at(now):
             return "outside calling hours"
-        preferred = preferred_at(callback.preferred_time, self.hours.zone)
-        if preferred is not None and now < preferred:
+        preferred = callback.not_before or preferred_at(callback.preferred_time, self.hours.zone)
+        if preferred is not None and now < aware(preferred, self.hours.zone):
             return "preferred time not reached"
         for last in (callback.last_attempt_at, callback.number_last_called_at):
             if last is not None and now - aware(last) < self.spacing:

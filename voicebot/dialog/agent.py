@@ -195,7 +195,8 @@ class DialogueAgent:
                                                       "or ask what they need."))
             return False
         else:
-            args = grounded_args(name, self.caller_words, self.today, caller_name=self._caller_name())
+            args = grounded_args(name, self.caller_words, self.today, caller_name=self._caller_name(),
+                                 hours=self.knowledge.opening_hours() if self.knowledge is not None else None)
         if args is None:
             self.history.append(ChatMessage("system", f"{name} needs more detail: ask the caller for it."))
             return False
@@ -335,8 +336,7 @@ class DialogueAgent:
         if self.knowledge is not None and (known := self.knowledge.ask(caller_text, must=False, strong=small_talk,
                                                                          items=True)):  # an item: never the model's
             return (yield from self._know(*known))  # nothing else placed it, but the knowledge base answers it well
-        seen_calls: set[str] = set()
-        first = True
+        seen_calls, first = set[str](), True
         for step in range(MAX_TOOL_STEPS + 1):
             schema = action_schema(self._choosable(allowed) if step < MAX_TOOL_STEPS else [])
             # the reply's first clause is spoken on its own: the caller hears it while the model writes on

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 from voicebot.dialog.slots import parse_when
 from voicebot.dialog.writes import answer_to_readback
 from voicebot.knowledge.base import OFFER_PERSON
+from voicebot.knowledge.hours import OpeningHours
 from voicebot.knowledge.prices import quantity_in
 from voicebot.review.redact import mask_secrets
 from voicebot.text import words
@@ -101,6 +102,10 @@ class KnowledgeStep:
         if self._last is None or self._last[0] != question or now - self._last[1] > 2.0:
             self._last = (question, now, self.kb.answer(question, self.clock()))
         return self._last[2]
+
+    def opening_hours(self) -> OpeningHours | None:
+        """The company's opening hours (``hours.yaml``), None when it has none (or the source is a fake)."""
+        return getattr(self.kb, "hours", None)
 
     def score(self, question: str) -> float:
         """The score of the answer the knowledge base would give ``question``, 0 when it would give none."""

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from voicebot.dialog.slots import When, parse_when, spoken_time, spoken_when
+from voicebot.dialog.callback_time import callback_time
+from voicebot.dialog.slots import When, parse_when, spoken_time
+from voicebot.knowledge.hours import OpeningHours
 from voicebot.review.redact import mask_secrets
 from voicebot.text import normalize
 
@@ -244,9 +246,10 @@ class PendingWrite:
     read: bool = True  # the read-back was said: False while the name question stands in for it (a yes is no yes)
 
 
-def grounded_args(tool: str, caller_turns: Sequence[str], today: date, *, caller_name: str | None) -> \
-        dict[str, Any] | None:
-    """Arguments of a write from the caller's words and the CRM (the name), or None when they do not give them."""
+def grounded_args(tool: str, caller_turns: Sequence[str], today: date, *, caller_name: str | None,
+                  hours: OpeningHours | None = None) -> dict[str, Any] | None:
+    """Arguments of a write from the caller's words and the CRM (the name), or None when they do not give them;
+    a callback's time is also read against the opening ``hours`` (``callback_time``)."""
     request = caller_request(caller_turns)
     when = _latest_when(caller_turns, today)
     if tool == "create_ticket":
@@ -260,7 +263,11 @@ def grounded_args(tool: str, caller_turns: Sequence[str], today: date, *, caller
     if tool == "request_callback":
         args: dict[str, Any] = {"reason": request or "callback requested"}
         if when is not None:
-            args["preferred_time"] = f"{when.text} ({spoken_when(when)})" if when.text else spoken_when(when)
+            at = callback_time(when, today, hours)
+            spoken = f"closed {at.closed}; {at.spoken}" if at.closed else at.spoken
+            args["preferred_time"] = f"{when.text} ({spoken})" if when.text else spoken
+            if at.not_before is not None:
+                args["not_before"] = at.not_before.isoformat(timespec="minutes")
         return args
     return None
 
@@ -282,8 +289,10 @@ def readback(tool: str, args: dict[str, Any], slot: dict[str, Any] | None = None
     """The sentence that reads a write back before it happens; it repeats only the caller's words and code's
     values, so it needs no grounding check."""
     if tool == "request_callback":
-        when = f" {args['preferred_time'].split(' (')[-1].rstrip(')')}" if args.get("preferred_time") else ""
-        return f"So I'll ask a colleague to call you back{when}. Shall I do that?"
+        when = args["preferred_time"].split(" (")[-1].rstrip(")") if args.get("preferred_time") else ""
+        closed, _, when = when.rpartition("; ")  # "closed on Sunday, ...; Monday, ... at 8 AM" (callback_time)
+        ask = f"I'll ask a colleague to call you back{' ' * bool(when)}{when}. Shall I do that?"
+        return f"We're {closed}, so {ask}" if closed else f"So {ask}"
     if tool == "create_ticket":
         sorry = "I'm sorry about that. " if _UPSET.search(str(args.get("description", ""))) else ""
         return f"{sorry}I'll open a ticket saying: {args['subject'].rstrip('.!?')}. Is that right?"

@@ -1,0 +1,100 @@
+"""A callback's time read against the opening hours: "call me back on Sunday" when the company is closed on
+Sundays is read back as the next opening, and the dialer does not call before the time the caller asked for
+(``dialog/callback_time.py``, ``crm`` migration m009, ``dialer/policy.py``)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from conftest import morning_of
+from fakes import ScriptedChat
+
+from voicebot.config import DialerConfig
+from voicebot.crm.repository import Repository
+from voicebot.crm.seed import seed_demo
+from voicebot.crm.verification import CallerContext
+from voicebot.dialer.ledger import CallbackLedger
+from voicebot.dialer.policy import DialPolicy
+from voicebot.dialog.agent import DialogueAgent, Sentence
+from voicebot.dialog.callback_time import callback_time
+from voicebot.dialog.knowledge_step import KnowledgeStep
+from voicebot.dialog.slots import parse_when
+from voicebot.dialog.writes import grounded_args, readback
+from voicebot.knowledge.files import HoursFile
+from voicebot.knowledge.hours import OpeningHours
+
+TODAY = date(2026, 12, 2)  # a Wednesday
+LA = ZoneInfo("America/Los_Angeles")
+HOURS = OpeningHours(HoursFile(timezone="America/Los_Angeles", weekly={
+    "monday": "08:00-18:00", "tuesday": "08:00-18:00", "wednesday": "08:00-18:00", "thursday": "08:00-18:00",
+    "friday": "08:00-17:00", "saturday": "09:00-13:00", "sunday": "closed"},
+    holidays=[{"date": "2026-12-25", "name": "Christmas Day"}]))
+
+
+def when(text: str):
+    found = parse_when(text, TODAY)
+    assert found is not None, text
+    return found
+
+
+@pytest.mark.parametrize("words, closed, spoken, earliest", [
+    ("on Sunday", "on Sunday, December 6th", "Monday, December 7th at 8 AM", "2026-12-07T08:00"),
+    ("Saturday at 3 pm", "at that time on Saturday, December 5th", "Monday, December 7th at 8 AM",
+     "2026-12-07T08:00"),
+    ("Saturday at 10", "", "Saturday, December 5th at 10 AM", "2026-12-05T10:00"),
+    ("tomorrow morning", "", "Thursday, December 3rd in the morning", "2026-12-03T08:00"),
+    ("tomorrow evening", "", "Thursday, December 3rd in the evening", "2026-12-03T17:00"),  # open until 6 PM
+    ("Friday evening", "at that time on Friday, December 4th", "Saturday, December 5th at 9 AM",
+     "2026-12-05T09:00"),  # Friday closes at 5 PM
+    ("on December 25th", "on Friday, December 25th", "Saturday, December 26th at 9 AM", "2026-12-26T09:00"),
+    ("in the afternoon", "", "in the afternoon", "2026-12-02T12:00"),
+])
+def test_the_callers_time_or_the_next_opening_when_closed_then(words, closed, spoken, earliest):
+    at = callback_time(when(words), TODAY, HOURS)
+    assert (at.closed, at.spoken) == (closed, spoken)
+    assert at.not_before == datetime.fromisoformat(earliest).replace(tzinfo=LA)
+
+
+def test_without_opening_hours_or_a_day_nothing_is_checked():
+    at = callback_time(when("on Sunday"), TODAY, None)
+    assert (at.closed, at.spoken, at.not_before) == ("", "Sunday, December 6th", datetime(2026, 12, 6))
+    assert callback_time(when("next week"), TODAY, HOURS).closed == ""  # a span of days is never checked
+
+
+def test_the_read_back_says_the_company_is_closed_and_when_the_call_comes():
+    args = grounded_args("request_callback", ["Can someone call me back on Sunday?"], TODAY, caller_name=None,
+                         hours=HOURS)
+    assert args["not_before"] == "2026-12-07T08:00-08:00"
+    assert readback("request_callback", args) == ("We're closed on Sunday, December 6th, so I'll ask a colleague to "
+                                                  "call you back Monday, December 7th at 8 AM. Shall I do that?")
+    args = grounded_args("request_callback", ["Call me back tomorrow morning."], TODAY, caller_name=None, hours=HOURS)
+    assert readback("request_callback", args) == ("So I'll ask a colleague to call you back Thursday, December 3rd "
+                                                  "in the morning. Shall I do that?")
+    args = grounded_args("request_callback", ["Please call me back."], TODAY, caller_name=None, hours=HOURS)
+    assert "not_before" not in args
+    assert readback("request_callback", args) == "So I'll ask a colleague to call you back. Shall I do that?"
+
+
+def test_a_callback_asked_for_on_a_closed_day_is_written_for_the_next_opening_and_dialled_no_sooner(
+        intent_classifier, knowledge_base):
+    """Through the real intent step and the demo company's hours.yaml (closed on Sundays): the row keeps the
+    caller's words and the time code read, and the dialer waits for it."""
+    today = date(2026, 11, 25)  # a Wednesday
+    repo = Repository.open(None, clock=morning_of(today))
+    seed_demo(repo, today=today)
+    agent = DialogueAgent(ScriptedChat(), CallerContext.start(repo, "+15559990000"), "Northwind.", today=today,
+                          intents=intent_classifier, knowledge=KnowledgeStep(knowledge_base))
+    heard = " ".join(e.text for e in agent.turn("Can someone call me back on Sunday?") if isinstance(e, Sentence))
+    assert heard.startswith("We're closed on Sunday, November 29th, so I'll ask a colleague to call you back "
+                            "Monday, November 30th at 8 AM."), heard
+    list(agent.turn("Yes, please."))
+    [row] = list(repo.db["callbacks"].rows_where("phone = ?", ["+15559990000"]))
+    assert row["preferred_time"] == "sunday (closed on Sunday, November 29th; Monday, November 30th at 8 AM)"
+    assert row["not_before"] == "2026-11-30T08:00:00-08:00"
+    [callback] = [c for c in CallbackLedger(repo, 3).pending() if c.id == row["id"]]
+    policy = DialPolicy(DialerConfig(timezone="America/Los_Angeles", hours={d: "00:00-24:00" for d in (
+        "mon", "tue", "wed", "thu", "fri", "sat", "sun")}), 4)
+    assert policy.why_not(callback, datetime(2026, 11, 30, 7, 59, tzinfo=LA), set()) == "preferred time not reached"
+    assert policy.why_not(callback, datetime(2026, 11, 30, 8, 0, tzinfo=LA), set()) is None

@@ -1,0 +1,63 @@
+"""When a callback the caller asked for may be made: the caller's words read against the opening hours.
+
+Why: "call me back on Sunday" was read back as "I'll ask a colleague to call you back Sunday, December 6th" while
+the company is closed on Sundays, a promise nobody keeps; and the dialer, which could read only an ISO time,
+took the callback as due at once, so "tomorrow at ten" could ring two minutes later. Here the caller's day and
+time (``slots.When``) become the earliest moment a call may come (``not_before``, kept in the callback's row and
+honoured by the dialer), and when the company is closed then (``hours.yaml``), the next opening instead, said as
+such in the read-back. A time of day without a day ("in the afternoon") means today; nothing named: no limit.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime, time
+
+from voicebot.dialog.slots import PARTS, When, spoken_date, spoken_when
+from voicebot.knowledge.hours import OpeningHours
+
+
+@dataclass(frozen=True)
+class CallbackTime:
+    """``spoken``: what the read-back says ("Monday, December 7th at 8 AM"); ``closed``: the caller's time the
+    company is closed at, as said back ("on Sunday, December 6th", "at that time on ..."), or ""; ``not_before``: the earliest call."""
+
+    spoken: str
+    not_before: datetime | None
+    closed: str = ""
+
+
+def callback_time(when: When, today: date, hours: OpeningHours | None) -> CallbackTime:
+    """The callback time for ``when`` (the caller's words, read relative to ``today``); ``hours`` None: no check."""
+    day = when.first_day or (today if when.hour is not None or when.part is not None else None)
+    if day is None:
+        return CallbackTime(spoken_when(when), None)
+    start = time(when.hour, when.minute) if when.hour is not None else \
+        time(PARTS[when.part][0]) if when.part is not None else time(0)
+    zone = hours.zone if hours is not None else None
+    earliest = datetime.combine(day, start, tzinfo=zone)
+    if hours is None or _open_in(hours, when, day, start):
+        return CallbackTime(spoken_when(when), earliest)
+    opening = hours.next_opening(earliest)
+    if opening is None:  # closed for two weeks: keep the caller's time, the person reading the row decides
+        return CallbackTime(spoken_when(when), earliest)
+    open_day, open_at = opening
+    closed = f"on {spoken_date(day)}" if when.hour is None and when.part is None else \
+        f"at that time on {spoken_date(day)}"
+    return CallbackTime(spoken_when(When(open_day, open_day, open_at.hour, open_at.minute)),
+                        datetime.combine(open_day, open_at, tzinfo=zone), closed)
+
+
+def _open_in(hours: OpeningHours, when: When, day: date, start: time) -> bool:
+    """Whether the company is open at some point of what the caller named: the clock time, the part of the day,
+    or (a day alone) the day; a span of days ("next week") is never checked."""
+    if when.last_day not in (None, when.first_day):
+        return True
+    spans = hours.on(day).spans
+    if when.hour is not None:
+        return any(low <= start < high for low, high in spans)
+    if when.part is not None:
+        low_h, high_h = PARTS[when.part]
+        return any(low < time(high_h - 1, 59) and high > time(low_h) for low, high in spans)
+    return bool(spans)
+
