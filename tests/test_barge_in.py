@@ -13,6 +13,7 @@ import pytest
 from test_turn_model import call_with
 from test_turns import FRAME, detector, of, run, tone
 
+from voicebot.config import VadConfig
 from voicebot.speech.turns import Backchannel, BargeIn, Duck, Interruption, Utterance
 
 
@@ -40,7 +41,7 @@ def test_a_longer_backchannel_pauses_the_ducked_bot_only_for_the_rest_of_the_wor
     events = run(turns, 3)
     (duck,), (pause,), (resume,) = of(events, Duck), of(events, BargeIn), of(events, Backchannel)
     assert duck.at_s == pytest.approx(1.12, abs=FRAME)
-    assert pause.at_s == pytest.approx(1.0 + 0.32, abs=FRAME)  # vad.pause_ms of speech over the bot
+    assert pause.at_s == pytest.approx(1.0 + VadConfig().pause_ms / 1000, abs=FRAME)  # vad.pause_ms over the bot
     assert resume.at_s == pytest.approx(1.44 + 0.08, abs=FRAME)
     assert resume.at_s - pause.at_s <= 0.25  # the bot's gap: the rest of the word plus 80 ms
     assert not of(events, Interruption)
@@ -55,7 +56,7 @@ def test_without_ducking_the_bot_pauses_at_the_barge_in_length():
 
 
 def test_a_real_interruption_ducks_at_once_pauses_then_stops_the_reply():
-    turns = speaking((1.0, 3.0), barge_in_ms=120, backchannel_max_ms=700)
+    turns = speaking((1.0, 3.0), barge_in_ms=120, pause_ms=320, backchannel_max_ms=700)
     events = run(turns, 5)
     (duck,), (pause,), (stop,) = of(events, Duck), of(events, BargeIn), of(events, Interruption)
     assert duck.at_s == pytest.approx(1.12, abs=FRAME)  # 24 dB down 120 ms after the onset
@@ -67,7 +68,8 @@ def test_a_real_interruption_ducks_at_once_pauses_then_stops_the_reply():
 
 
 def test_wait_then_a_question_adds_up_to_an_interruption():
-    turns = speaking((1.0, 1.34), (1.56, 2.6), barge_in_ms=120, backchannel_gap_ms=80)  # "Wait," ... "what about"
+    # "Wait," ... "what about"
+    turns = speaking((1.0, 1.34), (1.56, 2.6), barge_in_ms=120, pause_ms=320, backchannel_gap_ms=80)
     events = run(turns, 5)
     kinds = [type(e).__name__ for e in events if isinstance(e, (Duck, BargeIn, Backchannel, Interruption))]
     assert kinds == ["Duck", "BargeIn", "Backchannel", "Duck", "BargeIn", "Interruption"]
@@ -226,7 +228,7 @@ def test_while_paused_the_echo_gate_does_not_cut_the_caller_into_a_backchannel()
     from voicebot.config import VadConfig
     from voicebot.speech.overlap import OverlapJudge
 
-    judge = OverlapJudge(VadConfig(barge_in_ms=120, backchannel_gap_ms=80), 20)
+    judge = OverlapJudge(VadConfig(barge_in_ms=120, pause_ms=320, backchannel_gap_ms=80), 20)
     decisions = [judge.step(True, -20.0, True) for _ in range(16)]
     assert decisions[5] == "duck" and decisions[-1] == "pause"
     # paused: the echo gate (still weighing the playback before the pause) drops frames the VAD calls speech
@@ -279,3 +281,26 @@ def test_real_interruption_and_soft_backchannel_with_silero(config, piper8k):
     assert stopped and latency is not None and latency <= 0.2, latency
     _, _, stopped, held = replay(config, vad, bot, gained(piper8k("Mm-hmm."), -10.0), first)
     assert not stopped and held <= 0.3, held  # a soft mm-hmm: no gap at all, in practice
+
+
+def test_silero_rules_on_8khz_audio_as_it_comes_not_in_100_ms_blocks(config, piper8k):
+    """soxr's default streaming resampler handed Silero its 8 kHz audio in ~100 ms blocks, so a verdict came up to
+    100 ms late and speech over the bot was ducked later: every 32 ms chunk must be scored as soon as it is whole."""
+    from voicebot.components import make_voice_activity
+
+    vad = make_voice_activity(config)
+    stream = vad.second_opinion.stream()
+    runs: list[int] = []
+    scored = stream.model.run
+    stream.model.run = lambda *a: (runs.append(len(runs)), scored(*a))[1]
+    try:
+        speech = piper8k("Wait, what about my refund?")
+        counts = []
+        for start in range(0, 10 * 320, 320):  # 10 frames of 20 ms at 8 kHz (s16le)
+            stream.is_speech(speech[start:start + 320], 8000)
+            counts.append(len(runs))
+    finally:
+        stream.model.run = scored
+    assert counts[2] >= 1, counts  # the first 32 ms chunk (plus its 4 ms of context) by the third frame
+    assert all(later - earlier <= 1 for earlier, later in zip(counts, counts[1:])), counts  # never a batch
+    assert counts[-1] >= 5, counts  # 200 ms: six chunks, less the resampler's own few samples of delay

@@ -21,7 +21,7 @@ class VadConfig(Section):
                              "voice by duck_db at once (pauses it when duck_db is 0).")
     duck_db: float = Field(24.0, ge=0, le=60, description="How far the bot's voice drops while speech over it is "
                            "judged (the reply plays on, so a backchannel leaves no gap); 0: pause at barge_in_ms.")
-    pause_ms: int = Field(320, ge=20, le=5000, description="Speech over the bot this long pauses the ducked reply "
+    pause_ms: int = Field(360, ge=20, le=5000, description="Speech over the bot this long pauses the ducked reply "
                           "(held, nothing lost) until it is judged a backchannel or an interruption.")
     backchannel_max_ms: int = Field(700, ge=100, le=5000, description="Speech over the bot up to this long that "
                                     "stops is a backchannel (the bot carries on); longer stops the bot.")

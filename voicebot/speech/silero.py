@@ -11,8 +11,12 @@ exactly such noise. So a frame is the caller's speech when webrtcvad *and* Siler
 
 The weights are the v6 ONNX file faster-whisper ships (``models pull silero-vad-v6``; no torch): 16 kHz only, one
 call per 512 samples (32 ms) with 64 samples of the previous chunk in front and an LSTM state (h, c) carried on.
-Telephone audio is upsampled with soxr as it streams. A ``SileroStream`` holds one call's state: its verdict for
-a 20 ms frame is the probability of the newest whole chunk (at most 32 ms old). ~0.2 ms a chunk on one thread.
+Telephone audio is upsampled with soxr as it streams, at its "quick" quality (cubic): soxr's default (HQ)
+streamer holds its output back and hands it over in ~100 ms blocks, so at 8 kHz (``audio.sample_rate: 8000``,
+``voicebot bench turns``) every verdict was up to 100 ms late and speech over the bot ducked it 20 ms later
+(0.14 s median after the caller's onset, 0.12 s now). A VAD does not need a clean 4-8 kHz band: there is nothing
+in it on a phone line. A ``SileroStream`` holds one call's state: its verdict for a 20 ms frame is the probability
+of the newest whole chunk (at most 32 ms old). ~0.2 ms a chunk on one thread.
 """
 
 from __future__ import annotations
@@ -92,7 +96,8 @@ class SileroStream:
             if self._resampler is None or self._rate != sample_rate:
                 import soxr
 
-                self._resampler = soxr.ResampleStream(sample_rate, MODEL_RATE, 1, dtype="float32")
+                self._resampler = soxr.ResampleStream(sample_rate, MODEL_RATE, 1, dtype="float32",
+                                                      quality="QQ")  # no output held back (module docstring)
                 self._rate = sample_rate
             samples = self._resampler.resample_chunk(samples)
         self._buffer = np.concatenate([self._buffer, samples])
