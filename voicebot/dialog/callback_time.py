@@ -20,7 +20,8 @@ from voicebot.knowledge.hours import OpeningHours
 @dataclass(frozen=True)
 class CallbackTime:
     """``spoken``: what the read-back says ("Monday, December 7th at 8 AM"); ``closed``: the caller's time the
-    company is closed at, as said back ("on Sunday, December 6th", "at that time on ..."), or ""; ``not_before``: the earliest call."""
+    company is closed at, as said back ("on Sunday, December 6th", "at that time on ..."), or "";
+    ``not_before``: the earliest call."""
 
     spoken: str
     not_before: datetime | None

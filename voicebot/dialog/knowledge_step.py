@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from voicebot.dialog.slots import parse_when
 from voicebot.dialog.writes import answer_to_readback
-from voicebot.knowledge.base import OFFER_PERSON
+from voicebot.knowledge.base import NO_PRICE, OFFER_PERSON, PRICE_WORDS
 from voicebot.knowledge.hours import OpeningHours
 from voicebot.knowledge.prices import quantity_in
 from voicebot.review.redact import mask_secrets
@@ -186,6 +186,14 @@ class KnowledgeStep:
                 else question  # "How much for 3?": 3 of the item just priced
             answer = self.kb.answer_document(self.last_price[0], asked if counted else self.last_price[1],
                                              self.clock())
+        weak_item = not must and answer.kind == "weak" and answer.entry_ids[:1] != () and \
+            answer.entry_ids[0].startswith("price:")
+        if (answer.kind == "none" or weak_item) and PRICE_WORDS.search(question) and _QUESTION.search(question) \
+                and not (_REFERS_BACK.search(question) or _THEY.search(question)):  # "them": which, is the model's
+            # "How much is a whiteboard?" (the fitting's price, weakly) went to the model, which took it for a lead
+            # and asked for a name: no one here knows that price (the model cannot: any amount it said is held
+            # back), a colleague may. A weak entry ("how much does shipping cost?") is left as it was.
+            answer, must = replace(answer, kind="none", text=NO_PRICE, entry_ids=(), grounds=""), True
         if not must and (not answer.answered or (strong and answer.score < STRONG) or self.only_a_day(question)):
             return None
         if answer.kind == "weak" and answer.entry_ids:

@@ -25,6 +25,7 @@ from voicebot.dialog.appointments import placed
 from voicebot.dialog.intents import Intent
 from voicebot.dialog.slots import parse_when
 from voicebot.dialog.writes import WRITE_MARGIN
+from voicebot.knowledge.base import PRICE_WORDS
 from voicebot.text import normalize, words
 
 ADDRESS_CHANGE = re.compile(
@@ -138,6 +139,9 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
         made = names_own_records(text) and (found.margin >= WRITE_MARGIN or named)
     elif found.name in CHANGES:
         made = names_a_booking(text, services, today)
+    elif found.name == "booking" and PRICE_WORDS.search(text) and not _ASKS_TO_BOOK.search(normalize(text)):
+        # "How much is a repair visit?" was a booking (0.88) and offered times: a price asked, the price list's
+        return None if knowledge_score(text) >= KNOWLEDGE_OVER_INTENT else found
     elif found.name == "booking":  # a narrow guess the words do not make offers times no one asked for
         return found if found.margin >= WRITE_MARGIN or asks_for_a_visit(text, today) else None
     else:

@@ -66,14 +66,17 @@ def also_asked(agent: Recognising, caller_text: str) -> Iterator[AgentEvent]:
     parts = clauses(caller_text)
     if len(parts) < 2 or agent.intents is None or agent.knowledge is None:
         return
-    for part in parts:
-        found = agent.intents.classify(part)
+    for i, said in enumerate(parts):
+        # "Can I book a repair visit? How much is it?": "it" is the clause before (alone, the delivery charges)
+        part = f"{parts[i - 1]} {said}" if i and _IT.search(said) and len(said.split()) <= 6 else said
+        found = agent.intents.classify(said)
         if found is not None and found.name == "knowledge" and agent.knowledge.score(part) >= KNOWLEDGE_OVER_INTENT:
             known = agent.knowledge.ask(part, must=False)
             if known is not None:
                 yield from agent._know(*known)
 
 
+_IT = re.compile(r"\b(it|that|this|they|them)\b", re.IGNORECASE)
 _ITS_ARRIVAL = re.compile(r"\b(when|what time|what day|how long|how soon|where)\b.{0,30}\b(it|they|that|them|this "
                           r"one|that one|my stuff|my things)\b.{0,20}\b(arrive|arriving|get here|getting here|come|"
                           r"coming|be delivered|delivered|turn up|be here|ship|shipped|now)\b")
