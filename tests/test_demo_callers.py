@@ -434,3 +434,38 @@ def test_the_price_of_a_visit_is_its_price_not_free_times(repo, intent_classifie
     heard = said(agent.turn("Can I book a repair visit? How much is it?"))
     assert heard.startswith("Printer repair visit costs $85 per hour") and "I can offer printer repair" in heard, heard
     assert "Delivery" not in heard
+
+
+def test_a_forgotten_pin_said_first_gets_the_other_way_not_the_websites_password_entry(repo, intent_classifier,
+                                                                                        knowledge_base):
+    """"I forgot my PIN." before any question was asked heard "Use Forgot password on the login page": now the date of
+    birth and postcode are asked (a known number), or the account is found first (an unknown one)."""
+    from voicebot.dialog.identity import ACCOUNT_PROMPT, BIRTH_PROMPT
+
+    agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
+    assert said(agent.turn("I forgot my PIN.")) == BIRTH_PROMPT
+    list(agent.turn("March 14th 1985"))
+    assert said(agent.turn("98101")) == "Thank you, you're verified. How can I help?"
+    assert agent.context.verified_customer is not None
+    agent = agent_for(repo, intent_classifier, knowledge_base)
+    assert said(agent.turn("I don't remember my PIN, can you help?")) == ACCOUNT_PROMPT
+
+
+def test_opening_an_account_is_the_entry_not_a_booking(repo, intent_classifier, knowledge_base):
+    """"I'd like to open an account." was a booking (0.91) and asked which service to book."""
+    agent = agent_for(repo, intent_classifier, knowledge_base)
+    assert said(agent.turn("I'd like to open an account.")).startswith("Fill in the business account form")
+    agent = agent_for(repo, intent_classifier, knowledge_base)
+    assert "Which service do you need" in said(agent.turn("I'd like to book a technician."))  # still a booking
+
+
+def test_changing_an_order_just_read_out_is_the_policy_and_a_new_address_a_ticket(repo, intent_classifier,
+                                                                                   knowledge_base):
+    """"Can I add a chair to it?" after the caller's orders were read out had the furniture delivery entry; "Can I
+    change the delivery address on my order?" read the order's status again."""
+    agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
+    assert "10452" in said(agent.turn("What did I order? My PIN is 1234."))
+    assert said(agent.turn("Can I add a chair to it?")).startswith("You can change or cancel an order free of charge")
+    assert said(agent.turn("Can I change the delivery address on my order?")).startswith("I'll open a ticket saying")
+    list(agent.turn("Yes."))
+    assert [t["subject"] for t in repo.db["tickets"].rows_where("subject like ?", ["%address%"])]

@@ -81,12 +81,21 @@ def asks_for_number(last_said: str) -> bool:
     return "number" in last_said.lower() or bool(_ASKED_OTHER.search(last_said))
 
 
+ADDRESS_CHANGE = re.compile(
+    r"\b(send|deliver|ship|bring|redirect|drop|take) (it|them|that|this|the order|my order|the parcel|the package|"
+    r"the delivery)( off)? (to|at) (my|our|the|a|another|a different|his|her) ?(\w+ )?(office|work|workplace|home|"
+    r"house|address|neighbou?rs?|place|flat|apartment)\b|\b(change|update|correct|fix) (the |my |our )?(delivery "
+    r"|shipping )?address\b|\bwrong (delivery |shipping )?address\b")
+"""A change to where an order goes ("Can you send it to my office instead?" was the office fit-out entry): a
+ticket for a colleague (``placing``), who can reach the carrier; never the order's status read out."""
+
+
 def match_intent(text: str) -> tuple[str, dict[str, Any]] | None:
     """A tool call for the request when a fixed pattern recognises it, else None (the model decides).
 
     Numbers are read from the text with its secrets masked: "where is my order? my PIN is 1234" must not make
     the PIN an order number (it would be looked up, stored in the tool call and read back to the caller)."""
-    if BILLED_WRONG.search(normalize(text)) or _ARRIVED_WRONG.search(normalize(text)):
+    if any(p.search(normalize(text)) for p in (BILLED_WRONG, _ARRIVED_WRONG, ADDRESS_CHANGE)):
         return None
     if _HISTORY.search(text) and not _NUMBER.search(digits_in(mask_secrets(text))):
         return "list_recent_orders", {}

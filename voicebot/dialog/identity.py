@@ -46,6 +46,8 @@ POSTCODE_PROMPT = "Thank you. And the postcode on your account?"
 _NO_PIN = re.compile(r"\b(dont|do not|never) (have|know|remember|got)\b.*\b(pin|code|number|one|it)\b|\bforgot\b|"
                      r"\bno pin\b|\bdate of birth\b|\bbirthday\b|\bnever (set|had|got|made|created|chose|picked)\b|"
                      r"\bdont (think|believe) i (have|had|set)\b|\bno idea\b|\bcant (remember|recall|find)\b")
+_FORGOT_PIN = re.compile(r"\b(forgot|forgotten|lost|dont know|do not know|cant remember|cannot remember|dont "
+                         r"remember|never (set|had|got))( what)? (my|the|our) (pin|pin code|passcode)\b")
 _WHAT_PIN = re.compile(r"^\W*(what|which|whats|what is|what s)( a| the| my| your| that)? (pin|code)\b|\bwhat do you "
                        r"mean\b|\bwhere (do|would|can) i find (it|my pin|the pin)\b")
 WHAT_PIN = ("Your PIN is the number you chose for your account with us. If you don't have one, I can check your date "
@@ -110,6 +112,13 @@ class IdentityStep:
     def volunteered(self, text: str) -> tuple[IdentityResult | None, str]:
         """A known caller's PIN, or date of birth and postcode, said before being asked (``volunteered``): the
         result of checking it and the rest of the turn; (None, text) when there is nothing to check."""
+        if _FORGOT_PIN.search(normalize(text)) and self.context.verified_customer is None and not self.waiting:
+            # "I forgot my PIN." before any was asked had the website's password reset entry: the other way now
+            # (an account not found yet first: its phone number or an order number)
+            if self.context.customer is None and not self.decoy:
+                return IdentityResult(say=self.ask()), ""
+            self.awaiting_pin = True
+            return IdentityResult(say=[BIRTH_PROMPT]), ""
         given, rest = volunteered(text, self.context.repo.region)
         if not given or self.context.customer is None or self.context.verified_customer is not None or self.waiting:
             return None, text

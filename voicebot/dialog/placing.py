@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable, Sequence
 from datetime import date
 
-from voicebot.dialog.answers import BILLED_WRONG
+from voicebot.dialog.answers import ADDRESS_CHANGE, BILLED_WRONG
 from voicebot.dialog.services import service_named
 from voicebot.dialog.appointments import placed
 from voicebot.dialog.intents import Intent
@@ -27,15 +27,6 @@ from voicebot.dialog.slots import parse_when
 from voicebot.dialog.writes import WRITE_MARGIN
 from voicebot.knowledge.base import PRICE_WORDS
 from voicebot.text import normalize, words
-
-ADDRESS_CHANGE = re.compile(
-    r"\b(send|deliver|ship|bring|redirect|drop|take) (it|them|that|this|the order|my order|the parcel|the package|"
-    r"the delivery)( off)? (to|at) (my|our|the|a|another|a different|his|her) ?(\w+ )?(office|work|workplace|home|"
-    r"house|address|neighbou?rs?|place|flat|apartment)\b|\b(change|update|correct|fix) (the |my |our )?(delivery "
-    r"|shipping )?address\b|\bwrong (delivery |shipping )?address\b")
-"""A change to where an order goes ("Can you send it to my office instead?" was the office fit-out entry): a
-ticket for a colleague, who can reach the carrier; code cannot change an address on an order."""
-
 
 _RETURNING = re.compile(r"\b(return|returning)\b(?! (address|label))")
 """Sending an order back: how is the knowledge base's (the policy, the label), not the order's status."""
@@ -142,6 +133,9 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
     elif found.name == "booking" and PRICE_WORDS.search(text) and not _ASKS_TO_BOOK.search(normalize(text)):
         # "How much is a repair visit?" was a booking (0.88) and offered times: a price asked, the price list's
         return None if knowledge_score(text) >= KNOWLEDGE_OVER_INTENT else found
+    elif found.name == "booking" and not asks_for_a_visit(text, today) and not service_named(text, list(services)) \
+            and knowledge_score(text) >= KNOWLEDGE_OVER_INTENT:
+        return None  # "I'd like to open an account." was a booking (0.91) and asked which service to book
     elif found.name == "booking":  # a narrow guess the words do not make offers times no one asked for
         return found if found.margin >= WRITE_MARGIN or asks_for_a_visit(text, today) else None
     else:

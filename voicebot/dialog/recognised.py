@@ -18,12 +18,13 @@ from datetime import date
 from typing import Any, Protocol
 
 from voicebot.dialog.agent_events import AgentEvent, IntentFound, Sentence
-from voicebot.dialog.answers import match_intent, tool_args
+from voicebot.dialog.answers import ADDRESS_CHANGE, match_intent, tool_args
 from voicebot.dialog.intents import Intent, IntentClassifier
 from voicebot.dialog.knowledge_step import KnowledgeStep, KnowledgeUsed
 from voicebot.dialog.placing import KNOWLEDGE_OVER_INTENT, placed_request
 from voicebot.dialog.writes import WRITE_TOOLS, asked_for, write_evidence
 from voicebot.llm.base import ChatMessage
+from voicebot.text import normalize
 
 INTENT_TOOLS = {"order_status": "list_open_orders", "order_history": "list_recent_orders", "booking": "list_free_slots",
                 "ticket": "create_ticket", "lead": "create_lead", "callback": "request_callback",
@@ -76,6 +77,8 @@ def also_asked(agent: Recognising, caller_text: str) -> Iterator[AgentEvent]:
                 yield from agent._know(*known)
 
 
+_CHANGE_IT = re.compile(r"\b(add|change|modify|amend|remove|take off|swap|update|edit)\b.{0,30}\b(to|from|on|in|of)? ?"
+                        r"(it|that|that order|the order|my order|this order)\b")
 _IT = re.compile(r"\b(it|that|this|they|them)\b", re.IGNORECASE)
 _ITS_ARRIVAL = re.compile(r"\b(when|what time|what day|how long|how soon|where)\b.{0,30}\b(it|they|that|them|this "
                           r"one|that one|my stuff|my things)\b.{0,20}\b(arrive|arriving|get here|getting here|come|"
@@ -160,6 +163,11 @@ def answer_recognised(agent: Recognising, caller_text: str, allowed: list[str]) 
     if (found is None or found.name in ("knowledge", "order_status")) and "get_order" in allowed and \
             _ITS_ARRIVAL.search(caller_text.lower()) and (number := last_order(agent.facts)):
         return (yield from agent._tool("get_order", {"order_number": number}))  # that order, not delivery times
+    if (agent.knowledge is not None and agent.facts and _orders(agent.facts[-1])
+            and _CHANGE_IT.search(caller_text.lower()) and not _A_BOOKING.search(caller_text.lower())
+            and not ADDRESS_CHANGE.search(normalize(caller_text))):  # a new address: a ticket (placing)
+        # "Can I add a chair to it?" after the order was read out had the furniture delivery entry
+        return (yield from agent._know(*agent.knowledge.ask("Can I change my order?", must=True))) or True
     if (found is not None and found.name in ("cancel_booking", "reschedule") and agent.knowledge is not None
             and agent.facts and _orders(agent.facts[-1]) and not _A_BOOKING.search(caller_text.lower())):
         # "Cancel it." right after an order's status was a booking's cancellation ("I don't see any upcoming
