@@ -4,6 +4,8 @@ Sundays is read back as the next opening, and the dialer does not call before th
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
@@ -48,7 +50,10 @@ def when(text: str):
     ("tomorrow evening", "", "Thursday, December 3rd in the evening", "2026-12-03T17:00"),  # open until 6 PM
     ("Friday evening", "at that time on Friday, December 4th", "Saturday, December 5th at 9 AM",
      "2026-12-05T09:00"),  # Friday closes at 5 PM
-    ("on December 25th", "on Friday, December 25th", "Saturday, December 26th at 9 AM", "2026-12-26T09:00"),
+    ("on December 25th", "on Christmas Day, Friday, December 25th", "Saturday, December 26th at 9 AM",
+     "2026-12-26T09:00"),
+    ("December 25th at noon", "on Christmas Day, Friday, December 25th", "Saturday, December 26th at 9 AM",
+     "2026-12-26T09:00"),  # closed all day: not "at that time"
     ("in the afternoon", "", "in the afternoon", "2026-12-02T12:00"),
 ])
 def test_the_callers_time_or_the_next_opening_when_closed_then(words, closed, spoken, earliest):
@@ -57,22 +62,44 @@ def test_the_callers_time_or_the_next_opening_when_closed_then(words, closed, sp
     assert at.not_before == datetime.fromisoformat(earliest).replace(tzinfo=LA)
 
 
+def test_a_time_of_day_gone_by_today_is_tomorrows():
+    """"Call me at 7 in the morning", said at 10 AM: tomorrow at 7 (closed then: opens at 8), never a past time."""
+    ten = datetime(2026, 12, 2, 10, 0, tzinfo=LA)
+    at = callback_time(when("at 7 in the morning"), TODAY, HOURS, ten)
+    assert (at.closed, at.spoken) == ("at that time on Thursday, December 3rd", "Thursday, December 3rd at 8 AM")
+    at = callback_time(when("at 3 pm"), TODAY, HOURS, ten)  # still to come today
+    assert (at.closed, at.spoken, at.not_before) == ("", "at 3 PM", datetime(2026, 12, 2, 15, 0, tzinfo=LA))
+    at = callback_time(when("in the morning"), TODAY, HOURS, ten)  # the morning began at 8: tomorrow's
+    assert at.spoken == "Thursday, December 3rd in the morning"
+
+
 def test_without_opening_hours_or_a_day_nothing_is_checked():
     at = callback_time(when("on Sunday"), TODAY, None)
     assert (at.closed, at.spoken, at.not_before) == ("", "Sunday, December 6th", datetime(2026, 12, 6))
     assert callback_time(when("next week"), TODAY, HOURS).closed == ""  # a span of days is never checked
 
 
+@dataclass
+class Source:
+    """The knowledge step's opening hours and clock (``callback_time.HoursSource``)."""
+
+    clock: Callable[[], datetime] = lambda: datetime(2026, 12, 2, 9, 0, tzinfo=LA)
+
+    def opening_hours(self) -> OpeningHours:
+        return HOURS
+
+
 def test_the_read_back_says_the_company_is_closed_and_when_the_call_comes():
     args = grounded_args("request_callback", ["Can someone call me back on Sunday?"], TODAY, caller_name=None,
-                         hours=HOURS)
+                         knowledge=Source())
     assert args["not_before"] == "2026-12-07T08:00-08:00"
     assert readback("request_callback", args) == ("We're closed on Sunday, December 6th, so I'll ask a colleague to "
                                                   "call you back Monday, December 7th at 8 AM. Shall I do that?")
-    args = grounded_args("request_callback", ["Call me back tomorrow morning."], TODAY, caller_name=None, hours=HOURS)
+    args = grounded_args("request_callback", ["Call me back tomorrow morning."], TODAY, caller_name=None,
+                         knowledge=Source())
     assert readback("request_callback", args) == ("So I'll ask a colleague to call you back Thursday, December 3rd "
                                                   "in the morning. Shall I do that?")
-    args = grounded_args("request_callback", ["Please call me back."], TODAY, caller_name=None, hours=HOURS)
+    args = grounded_args("request_callback", ["Please call me back."], TODAY, caller_name=None, knowledge=Source())
     assert "not_before" not in args
     assert readback("request_callback", args) == "So I'll ask a colleague to call you back. Shall I do that?"
 

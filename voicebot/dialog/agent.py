@@ -196,7 +196,7 @@ class DialogueAgent:
             return False
         else:
             args = grounded_args(name, self.caller_words, self.today, caller_name=self._caller_name(),
-                                 hours=self.knowledge.opening_hours() if self.knowledge is not None else None)
+                                 knowledge=self.knowledge)  # the opening hours and the clock, for a callback
         if args is None:
             self.history.append(ChatMessage("system", f"{name} needs more detail: ask the caller for it."))
             return False

@@ -10,8 +10,10 @@ such in the read-back. A time of day without a day ("in the afternoon") means to
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import date, datetime, time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time, timedelta
+from typing import Protocol
 
 from voicebot.dialog.slots import PARTS, When, spoken_date, spoken_when
 from voicebot.knowledge.hours import OpeningHours
@@ -28,8 +30,17 @@ class CallbackTime:
     closed: str = ""
 
 
-def callback_time(when: When, today: date, hours: OpeningHours | None) -> CallbackTime:
-    """The callback time for ``when`` (the caller's words, read relative to ``today``); ``hours`` None: no check."""
+class HoursSource(Protocol):
+    """Where the opening hours and the time now come from (``dialog.knowledge_step.KnowledgeStep``)."""
+
+    clock: Callable[[], datetime]
+
+    def opening_hours(self) -> OpeningHours | None: ...
+
+
+def callback_time(when: When, today: date, hours: OpeningHours | None, now: datetime | None = None) -> CallbackTime:
+    """The callback time for ``when`` (the caller's words, read relative to ``today``); ``hours`` None: no check.
+    A time without a day that has gone by ``now`` today ("at 7 in the morning", said at 10) is tomorrow's."""
     day = when.first_day or (today if when.hour is not None or when.part is not None else None)
     if day is None:
         return CallbackTime(spoken_when(when), None)
@@ -37,14 +48,19 @@ def callback_time(when: When, today: date, hours: OpeningHours | None) -> Callba
         time(PARTS[when.part][0]) if when.part is not None else time(0)
     zone = hours.zone if hours is not None else None
     earliest = datetime.combine(day, start, tzinfo=zone)
+    if when.first_day is None and now is not None and earliest <= (now.astimezone(zone) if zone else now):
+        day, earliest = day + timedelta(days=1), earliest + timedelta(days=1)
+        when = replace(when, first_day=day, last_day=day)
     if hours is None or _open_in(hours, when, day, start):
         return CallbackTime(spoken_when(when), earliest)
     opening = hours.next_opening(earliest)
     if opening is None:  # closed for two weeks: keep the caller's time, the person reading the row decides
         return CallbackTime(spoken_when(when), earliest)
     open_day, open_at = opening
-    closed = f"on {spoken_date(day)}" if when.hour is None and when.part is None else \
-        f"at that time on {spoken_date(day)}"
+    closing = hours.on(day)
+    named = f"{closing.holiday}, {spoken_date(day)}" if closing.holiday else spoken_date(day)
+    closed = f"on {named}" if not closing.spans or (when.hour is None and when.part is None) else \
+        f"at that time on {named}"
     return CallbackTime(spoken_when(When(open_day, open_day, open_at.hour, open_at.minute)),
                         datetime.combine(open_day, open_at, tzinfo=zone), closed)
 

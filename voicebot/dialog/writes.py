@@ -17,9 +17,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from voicebot.dialog.callback_time import callback_time
+from voicebot.dialog.callback_time import HoursSource, callback_time
 from voicebot.dialog.slots import When, parse_when, spoken_time
-from voicebot.knowledge.hours import OpeningHours
 from voicebot.review.redact import mask_secrets
 from voicebot.text import normalize
 
@@ -247,9 +246,9 @@ class PendingWrite:
 
 
 def grounded_args(tool: str, caller_turns: Sequence[str], today: date, *, caller_name: str | None,
-                  hours: OpeningHours | None = None) -> dict[str, Any] | None:
+                  knowledge: HoursSource | None = None) -> dict[str, Any] | None:
     """Arguments of a write from the caller's words and the CRM (the name), or None when they do not give them;
-    a callback's time is also read against the opening ``hours`` (``callback_time``)."""
+    a callback's time is also read against the opening hours and the clock of ``knowledge`` (``callback_time``)."""
     request = caller_request(caller_turns)
     when = _latest_when(caller_turns, today)
     if tool == "create_ticket":
@@ -263,7 +262,7 @@ def grounded_args(tool: str, caller_turns: Sequence[str], today: date, *, caller
     if tool == "request_callback":
         args: dict[str, Any] = {"reason": request or "callback requested"}
         if when is not None:
-            at = callback_time(when, today, hours)
+            at = callback_time(when, today, knowledge and knowledge.opening_hours(), knowledge and knowledge.clock())
             spoken = f"closed {at.closed}; {at.spoken}" if at.closed else at.spoken
             args["preferred_time"] = f"{when.text} ({spoken})" if when.text else spoken
             if at.not_before is not None:
