@@ -71,6 +71,8 @@ def test_a_time_of_day_gone_by_today_is_tomorrows():
     assert (at.closed, at.spoken, at.not_before) == ("", "at 3 PM", datetime(2026, 12, 2, 15, 0, tzinfo=LA))
     at = callback_time(when("in the morning"), TODAY, HOURS, ten)  # the morning began at 8: tomorrow's
     assert at.spoken == "Thursday, December 3rd in the morning"
+    at = callback_time(when("at 7 in the morning"), TODAY, None, ten)  # no hours.yaml: the machine's own clock
+    assert at.not_before is not None and at.not_before.tzinfo is None and at.not_before.hour == 7
 
 
 def test_without_opening_hours_or_a_day_nothing_is_checked():

@@ -48,7 +48,9 @@ def callback_time(when: When, today: date, hours: OpeningHours | None, now: date
         time(PARTS[when.part][0]) if when.part is not None else time(0)
     zone = hours.zone if hours is not None else None
     earliest = datetime.combine(day, start, tzinfo=zone)
-    if when.first_day is None and now is not None and earliest <= (now.astimezone(zone) if zone else now):
+    local_now = None if now is None else now.astimezone(zone) if zone else (  # no hours: this machine's clock
+        now.astimezone().replace(tzinfo=None) if now.tzinfo else now)
+    if when.first_day is None and local_now is not None and earliest <= local_now:
         day, earliest = day + timedelta(days=1), earliest + timedelta(days=1)
         when = replace(when, first_day=day, last_day=day)
     if hours is None or _open_in(hours, when, day, start):
