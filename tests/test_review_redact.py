@@ -131,3 +131,12 @@ def test_a_misheard_card_number_is_masked_all_the_same():
     assert mask_secrets("My card number is 4, 111 1111 1111 1111.") == "My card number is [card •••• 1111]."
     assert mask_secrets("My card number is 4111, 1111, 1111, 1111") == "My card number is [card •••• 1111]"
     assert mask_secrets("Orders 10452, 10398 and my card.") == "Orders 10452, 10398 and my card."  # 10 digits
+
+
+def test_a_card_number_whisper_heard_as_a_cart_number_keeps_no_leading_digit():
+    """CI, 2026-12-02: "My cart number is 4,[card •••• 1111]" kept the card's first digit (five digits in clear with
+    the last four): Whisper's "cart number" was no card word, so the "4," before the run stayed."""
+    from voicebot.review.redact import mask_secrets
+
+    for said in ("My cart number is 4, 111 1111 1111 1111.", "My car number is 4, 111 1111 1111 1111."):
+        assert mask_secrets(said).endswith("is [card •••• 1111]."), said

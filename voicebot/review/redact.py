@@ -128,7 +128,8 @@ def _is_card(text: str, digits: str) -> bool:
     return 13 <= len(digits) <= 19 and (len(digits) > 15 or (luhn_ok(digits) and not text.startswith("+")))
 
 
-_CARD_WORDS = re.compile(r"\b(?:card|visa|mastercard|amex|american express|credit|debit)\b", re.IGNORECASE)
+_CARD_WORDS = re.compile(r"\b(?:card|cart number|car number|visa|mastercard|amex|american express|credit|debit)\b",
+                         re.IGNORECASE)  # "cart number", "car number": Whisper's mishearings of "card number"
 
 
 def _any_long_run(match: re.Match[str]) -> str:
