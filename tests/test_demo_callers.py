@@ -414,7 +414,7 @@ def test_account_details_to_change_are_said_to_be_out_of_reach(config, text, ask
 def test_a_price_no_one_here_knows_is_said_so_with_a_person_offered(repo, intent_classifier, knowledge_base):
     """"How much is a whiteboard?" (the price list has none; the fitting's price matched weakly) went to the model,
     which took it for a lead and asked for a name. Now code says it has no price, and offers a colleague."""
-    from voicebot.knowledge.base import NO_PRICE
+    from voicebot.dialog.knowledge_step import NO_PRICE
 
     for question in ("How much is a whiteboard?", "What does a haircut cost?"):
         agent = agent_for(repo, intent_classifier, knowledge_base)

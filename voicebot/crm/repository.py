@@ -349,10 +349,10 @@ class Repository:
                          not_before: datetime | None = None) -> CallbackRequest:
         when = created_at or self.now()
         reason = mask_secrets(reason)
-        preferred_time, later = mask_secrets(preferred_time) if preferred_time else None, not_before and iso(not_before)
+        preferred_time = mask_secrets(preferred_time) if preferred_time is not None else None
         callback_id = self._insert("callbacks", {"customer_id": customer_id, "phone": phone, "reason": reason,
                                                  "preferred_time": preferred_time, "status": status,
-                                                 "created_at": iso(when), "not_before": later})
+                                                 "created_at": iso(when), "not_before": not_before and iso(not_before)})
         return CallbackRequest(callback_id, phone, reason, preferred_time, status, customer_id, when)
 
     @_locked

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from voicebot.dialog.slots import PARTS, When, spoken_date, spoken_when
 from voicebot.knowledge.hours import OpeningHours
@@ -48,9 +49,7 @@ def callback_time(when: When, today: date, hours: OpeningHours | None, now: date
         time(PARTS[when.part][0]) if when.part is not None else time(0)
     zone = hours.zone if hours is not None else None
     earliest = datetime.combine(day, start, tzinfo=zone)
-    local_now = None if now is None else now.astimezone(zone) if zone else (  # no hours: this machine's clock
-        now.astimezone().replace(tzinfo=None) if now.tzinfo else now)
-    if when.first_day is None and local_now is not None and earliest <= local_now:
+    if when.first_day is None and now is not None and earliest <= _local(now, zone):
         day, earliest = day + timedelta(days=1), earliest + timedelta(days=1)
         when = replace(when, first_day=day, last_day=day)
     if hours is None or _open_in(hours, when, day, start):
@@ -65,6 +64,13 @@ def callback_time(when: When, today: date, hours: OpeningHours | None, now: date
         f"at that time on {named}"
     return CallbackTime(spoken_when(When(open_day, open_day, open_at.hour, open_at.minute)),
                         datetime.combine(open_day, open_at, tzinfo=zone), closed)
+
+
+def _local(now: datetime, zone: ZoneInfo | None) -> datetime:
+    """``now`` on the company's clock, or (no ``hours.yaml``) naive on this machine's, as the CRM's own times are."""
+    if zone is not None:
+        return now.astimezone(zone)
+    return now.astimezone().replace(tzinfo=None) if now.tzinfo else now
 
 
 def _open_in(hours: OpeningHours, when: When, day: date, start: time) -> bool:

@@ -25,7 +25,7 @@ from typing import Any, Protocol
 
 from voicebot.dialog.slots import parse_when
 from voicebot.dialog.writes import answer_to_readback
-from voicebot.knowledge.base import NO_PRICE, OFFER_PERSON, PRICE_WORDS
+from voicebot.knowledge.base import OFFER_PERSON, PRICE_WORDS
 from voicebot.knowledge.hours import OpeningHours
 from voicebot.knowledge.prices import quantity_in
 from voicebot.review.redact import mask_secrets
@@ -36,6 +36,8 @@ AGAIN_BELOW = 0.6
 """An entry that was the bot's last reply is not said again for other words scoring under this (``not_again``)."""
 STRONG = 0.55
 """The least score of an answer to a turn that reads as small talk (see the module docstring)."""
+NO_PRICE = "I don't have a price for that. Would you like me to connect you with a colleague?"
+"""A price asked for something neither the price list nor an entry knows ("How much is a whiteboard?")."""
 _REFERS_BACK = re.compile(r"\b(them|those|these|it|ones?|that|той|тех|них|его|их)\b", re.IGNORECASE)
 _ASKS_A_PRICE = re.compile(r"\d|\b(how much|cost|costs|price|pricing|total|quote|estimate|dozen|hundred|thousand|"
                            r"(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|"
@@ -186,8 +188,7 @@ class KnowledgeStep:
                 else question  # "How much for 3?": 3 of the item just priced
             answer = self.kb.answer_document(self.last_price[0], asked if counted else self.last_price[1],
                                              self.clock())
-        weak_item = not must and answer.kind == "weak" and answer.entry_ids[:1] != () and \
-            answer.entry_ids[0].startswith("price:")
+        weak_item = not must and answer.kind == "weak" and any(i.startswith("price:") for i in answer.entry_ids[:1])
         if (answer.kind == "none" or weak_item) and PRICE_WORDS.search(question) and _QUESTION.search(question) \
                 and not (_REFERS_BACK.search(question) or _THEY.search(question)):  # "them": which, is the model's
             # "How much is a whiteboard?" (the fitting's price, weakly) went to the model, which took it for a lead

@@ -167,7 +167,8 @@ def answer_recognised(agent: Recognising, caller_text: str, allowed: list[str]) 
             and _CHANGE_IT.search(caller_text.lower()) and not _A_BOOKING.search(caller_text.lower())
             and not ADDRESS_CHANGE.search(normalize(caller_text))):  # a new address: a ticket (placing)
         # "Can I add a chair to it?" after the order was read out had the furniture delivery entry
-        return (yield from agent._know(*agent.knowledge.ask("Can I change my order?", must=True))) or True
+        yield from agent._know(*agent.knowledge.ask("Can I change my order?", must=True))
+        return True
     if (found is not None and found.name in ("cancel_booking", "reschedule") and agent.knowledge is not None
             and agent.facts and _orders(agent.facts[-1]) and not _A_BOOKING.search(caller_text.lower())):
         # "Cancel it." right after an order's status was a booking's cancellation ("I don't see any upcoming

@@ -290,7 +290,7 @@ def readback(tool: str, args: dict[str, Any], slot: dict[str, Any] | None = None
     if tool == "request_callback":
         when = args["preferred_time"].split(" (")[-1].rstrip(")") if args.get("preferred_time") else ""
         closed, _, when = when.rpartition("; ")  # "closed on Sunday, ...; Monday, ... at 8 AM" (callback_time)
-        ask = f"I'll ask a colleague to call you back{' ' * bool(when)}{when}. Shall I do that?"
+        ask = f"I'll ask a colleague to call you back{f' {when}' if when else ''}. Shall I do that?"
         return f"We're {closed}, so {ask}" if closed else f"So {ask}"
     if tool == "create_ticket":
         sorry = "I'm sorry about that. " if _UPSET.search(str(args.get("description", ""))) else ""

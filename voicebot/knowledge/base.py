@@ -74,8 +74,6 @@ AnswerKind = Literal["entry", "hours", "price", "weak", "none"]
 HOURS_ID = "hours"
 SPOKEN_MAX_CHARS = 220
 OFFER_PERSON = "I don't have that information. Would you like me to connect you with a colleague?"
-NO_PRICE = "I don't have a price for that. Would you like me to connect you with a colleague?"
-"""A price asked for something neither the price list nor an entry knows ("How much is a whiteboard?")."""
 HOURS_KEYS = ("What are your opening hours?", "Are you open now?", "Are you open on Saturday?",
               "When do you close today?", "What time do you open tomorrow?", "Are you open on the 31st?")
 _HOURS_WORDS = re.compile(r"\b(open(?!ings\b)\w*|clos\w*|hours?|work\w*|come (by|in|over)|visit|available|"
