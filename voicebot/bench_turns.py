@@ -3,16 +3,18 @@
 Why a benchmark of its own: the turn model's job is to tell a pause from an end, and the two ways it can fail
 cost differently. Cutting a slow caller mid-sentence loses their words (issue 14: the goal is no false cut);
 waiting too long after a finished turn costs every caller time. This runs real speech (Piper at a slow pace,
-length_scale 1.4-1.6) through webrtcvad, the ``TurnDetector`` and the real turn model, in audio time, with no
-Whisper and no language model, so 30 utterances take seconds. Each verdict is answered as many 20 ms frames
-after its ``TurnCheck`` as the model really took, as on a live call.
+length_scale 1.4-1.6) through webrtcvad, the ``TurnDetector``, the real turn model and Whisper's partial
+transcripts, in audio time, with no language model, so 30 utterances take a minute or two. Each verdict (and
+partial transcript) is answered as many 20 ms frames after its request as the model really took, as on a call.
 
 Three sets, each compared with the fixed silence (``vad.end_of_turn_silence_ms``, the behaviour without a model):
 
-* slow speech: one sentence said in one go, split at its inner pause for 0.9-1.4 s (a slow or hesitant caller);
-* dictated numbers: groups of digits, each said on its own, 1 s apart, after the bot asked for the number
-  (``set_dictation``), and the same without the hint;
-* finished turns: how long after the end of speech the turn ends (the model: ~0.2 s + its own time).
+* slow speech: 20 sentences, each said in one go, split at its inner pause for 0.9-1.4 s (a slow or hesitant
+  caller), as the caller's first turn (the open floor: ``TurnDetector.set_open_floor``) and mid-call;
+* dictated numbers: 10 numbers in groups of digits, each said on its own, 1 s apart, after the bot asked for the
+  number (``set_dictation``), and the same without the hint;
+* finished turns: how long after the end of speech the turn ends (the model: ~0.2 s + its own time), for answers
+  mid-call and for first turns said whole at a normal and a slow pace (what the open floor's patience costs).
 """
 
 from __future__ import annotations
@@ -43,6 +45,16 @@ SLOW_SENTENCES = [
     "I called yesterday about my invoice, and nobody called me back.",
     "My name is Alice Martin, and I live on Elm Street.",
     "I want to change the address for the delivery, because I am moving.",
+    "Hello, this is Robert from the dental clinic, we ordered printer paper last month.",
+    "The technician came on Tuesday, but the printer still does not work.",
+    "So, about the invoice you sent me, there is a charge I do not understand.",
+    "Can you check whether my refund, the one for the broken lamp, has gone through?",
+    "Last week I ordered two office chairs, and only one of them arrived.",
+    "I was hoping to speak with somebody, about a bulk order for our school.",
+    "We moved to a new office, so the delivery address needs to change.",
+    "Is it possible to book a visit, maybe some time next Thursday afternoon?",
+    "My husband placed an order on Friday, and he asked me to call about it.",
+    "There is a problem with my account, I cannot log in on the website.",
 ]
 NUMBERS = [
     ["three six nine", "five two"], ["one zero four", "five two"], ["seven seven", "one three", "eight"],
@@ -52,6 +64,10 @@ NUMBERS = [
 ]
 FINISHED = ["Yes.", "No, thank you.", "Where is my order?", "I would like to speak to someone in sales.",
             "That's right.", "Can I book a repair visit?", "My PIN is one two three four.", "Thanks, goodbye."]
+FIRST_TURNS = ["Where is my order?", "I would like to speak to someone in sales.", "Can I book a repair visit?",
+               "My chair arrived broken.", "I want to cancel my order.", "Operator.", "I'm calling about my invoice.",
+               "Do you deliver on Saturdays?", "Billing.", "I have a question."]
+"""Said whole after "How can I help you?" (the open floor: ``TurnDetector.set_open_floor``)."""
 
 
 def _pause(seconds: float, rate: int) -> bytes:
@@ -111,10 +127,12 @@ def bench_turns(config: Config, runs: int = 1, log: Callable[[str], None] = prin
     rate = 8000  # telephone audio, as the model hears it on a call
     vad = make_voice_activity(config)  # as on a call: webrtcvad, and Silero where vad.second_opinion is set
 
-    def detector(turns: TurnsConfig | None, dictation: bool = False, slow: bool = False) -> TurnDetector:
+    def detector(turns: TurnsConfig | None, dictation: bool = False, slow: bool = False,
+                 open_floor: bool = False) -> TurnDetector:
         d = TurnDetector(vad, config.vad, turns=turns)
         d.set_dictation(dictation)
         d.set_slow(slow)
+        d.set_open_floor(open_floor)
         return d
 
     def voice(scale: float) -> PiperSynthesizer:
@@ -127,10 +145,11 @@ def bench_turns(config: Config, runs: int = 1, log: Callable[[str], None] = prin
     voices = {scale: voice(scale) for scale in (1.0, 1.4, 1.5, 1.6)}
     cuts: dict[str, list[int]] = {}
     costs: list[float] = []
-    slow_variants = (("turn model + partial transcript, first turn", config.turns, model, stt, False),
-                     ("turn model, caller found slow", config.turns, model, stt, True),
-                     ("turn model alone, first turn", config.turns, model, None, False),
-                     ("fixed silence", None, None, None, False))
+    slow_variants = (("turn model + partial transcript, first turn", config.turns, model, stt, False, True),
+                     ("turn model, caller found slow", config.turns, model, stt, True, False),
+                     ("turn model alone, first turn", config.turns, model, None, False, True),
+                     ("turn model + partial transcript, mid-call", config.turns, model, stt, False, False),
+                     ("fixed silence", None, None, None, False, False))
     number_variants = (("turn model, bot asked for it", config.turns, model, None, True),
                        ("turn model + partial transcript, no hint", config.turns, model, stt, False),
                        ("turn model alone, no hint", config.turns, model, None, False),
@@ -145,9 +164,9 @@ def bench_turns(config: Config, runs: int = 1, log: Callable[[str], None] = prin
             cut = inner.end_ms * rate // 1000 * 2 if inner else len(pcm) // 4 * 2
             gap = 0.9 + 0.5 * (i % 3) / 2  # 0.9, 1.15, 1.4 s
             audio = _pause(0.5, rate) + pcm[:cut] + _pause(gap, rate) + pcm[cut:] + _pause(3.0, rate)
-            for label, turns, m, t, slow in slow_variants:
-                cuts.setdefault(f"slow speech, 0.9-1.4 s pause ({label})", []).append(
-                    int(len(run_detector(detector(turns, slow=slow), m, audio, rate, costs, t)) > 1))
+            for label, turns, m, t, slow, floor in slow_variants:
+                cuts.setdefault(f"slow speech, 0.9-1.4 s pause ({label})", []).append(int(len(run_detector(
+                    detector(turns, slow=slow, open_floor=floor), m, audio, rate, costs, t)) > 1))
         log("dictated numbers with 1 s pauses ...")
         for i, groups in enumerate(NUMBERS):
             v = voices[(1.4, 1.5, 1.6)[i % 3]]
@@ -161,13 +180,18 @@ def bench_turns(config: Config, runs: int = 1, log: Callable[[str], None] = prin
     log("finished turns ...")
     delays: dict[str, list[float]] = {}
     ready: dict[str, list[float]] = {}
-    for text in FINISHED * runs:
-        audio = _pause(0.5, rate) + speech(voices[1.0], text) + _pause(2.5, rate)
+    finished = [(text, 1.0, False, "") for text in FINISHED] + [
+        (text, scale, True, f"first turn, length_scale {scale}, ") for text in FIRST_TURNS for scale in (1.0, 1.5)]
+    for text, scale, floor, where in finished * runs:
+        audio = _pause(0.5, rate) + speech(voices[scale], text) + _pause(3.0, rate)
         for label, turns, m, t, slow in (("turn model + partial transcript", config.turns, model, stt, False),
                                          ("turn model alone", config.turns, model, None, False),
                                          ("turn model, caller found slow", config.turns, model, stt, True),
                                          ("fixed silence", None, None, None, False)):
-            for utt in run_detector(detector(turns, slow=slow), m, audio, rate, costs, t,
+            if floor and (slow or t is None):
+                continue  # the first turn: as on a call, with the partial transcript and the pace not yet known
+            label = where + label
+            for utt in run_detector(detector(turns, slow=slow, open_floor=floor), m, audio, rate, costs, t,
                                     ready.setdefault(label, []) if t else None):
                 delays.setdefault(label, []).append(utt.at_s - utt.speech_ended_at_s)
     rows += [Row("end of turn", f"finished turn, end of speech to end of turn ({label})", "s", tuple(v))

@@ -56,6 +56,7 @@ class TurnsConfig(Section):
     incomplete_silence_ms: int = Field(1600, ge=1100, le=10000)  # also when the model gave no answer
     dictation_silence_ms: int = Field(2500, ge=1100, le=10000)  # digits, an address ("complete": the limit above)
     threshold: float = Field(0.5, gt=0, lt=1)  # probability of "complete" that ends the turn
+    open_threshold: float = Field(0.8, gt=0, lt=1)  # the same on the open floor (first turn, "anything else?")
     threads: int = Field(1, ge=1, le=16)
     slow_complete_silence_ms: int = Field(1700, ge=200, le=10000)  # a slow caller's "complete" (speech.pace)
     slow_scale: float = Field(1.5, ge=1, le=4)  # a slow caller's other limits, times this

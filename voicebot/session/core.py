@@ -50,7 +50,6 @@ from voicebot.session.keypad import KeypadEntry
 from voicebot.session.quick_replies import (asks_again_before_hand_over, keys_may_be_said, no_input_reprompt,
                                             quick_reply)
 from voicebot.speech import hallucination
-from voicebot.speech.dictation import asks_for_dictation
 from voicebot.speech.turns import NoInput, TurnDetector, Utterance
 from voicebot.store import Outcome, Turn, TurnTimings
 from voicebot.store_journal import event_op, start_op, turn_op, update_op
@@ -359,6 +358,7 @@ class CallSession:
     async def _converse(self, context: CallerContext) -> None:
         name = f", {context.customer.name.split()[0]}" if context.customer else ""
         greeting = self.opening or self.config.dialog.greeting.format(name=name, company=self.config.dialog.company)
+        self.detector.set_open_floor(self.opening is None)  # the caller's first words say why they call
         self.t.busy(True)
         try:
             # a placed call's opening (whose booking, what time) is made for this call, sentence by sentence: through
@@ -378,10 +378,8 @@ class CallSession:
             except Exception as exc:  # a stage failed or hung (faults.StageFailed), or a bug: never silence
                 await self._cancellable(recover(self, exc))
             self.t.busy(False)  # the bot's whole response to this event is queued
-            if self.agent is not None:
-                self.detector.expect_digits(self.agent.awaiting_pin)  # a PIN is read slowly: wait longer
-            if asks_for_dictation(self._last_bot):
-                self.detector.set_dictation(True)  # "what is your order number?": pauses between digits
+            self.listener.expect(self._last_bot, self.agent is not None and self.agent.awaiting_pin,
+                                 first=self.caller_turns == 0 and self.opening is None)
 
     async def _cancellable(self, turn: Coroutine[Any, Any, Any]) -> None:
         """Run one turn as a task that a hang-up cancels (see ``_hang_up``); a cancelled turn simply ends."""

@@ -36,7 +36,8 @@ from voicebot.events import (BackchannelHeard, BargedIn, CallerHungUp, CallInput
                              StoredEvent, TextReceived)
 from voicebot.session.faults import Faulted, StageFailed, limited
 from voicebot.session.speaker import Speaker
-from voicebot.speech.dictation import partial_kind
+from voicebot.speech.dictation import asks_for_dictation, partial_kind
+from voicebot.speech.preamble import invites_request
 from voicebot.session.resume import merged
 from voicebot.speech.pace import CONTINUES_WITHIN_PLAYED_S, RESUMED_WITHIN_S, CallerPace, PaceChange
 from voicebot.speech.stt import Transcriber, Transcript
@@ -87,6 +88,15 @@ class Listener:
         self._continued: Utterance | None = None  # ... went on with over the reply's first words: joined if it
         # interrupts the bot (a backchannel is not going on with the sentence)
         detector.await_partial = config.vad.early_stt_ms > 0  # a "complete" verdict waits for the partial
+
+    def expect(self, bot_said: str, awaiting_pin: bool, *, first: bool) -> None:
+        """After the bot's response: what the caller's next words are likely to be, for the turn detector's limits.
+        A PIN is read slowly; "what is your order number?" means pauses between digits; the caller's first turn
+        and "anything else I can help with?" open the floor (``TurnDetector.set_open_floor``)."""
+        self.detector.expect_digits(awaiting_pin)
+        if asks_for_dictation(bot_said):
+            self.detector.set_dictation(True)
+        self.detector.set_open_floor(first or invites_request(bot_said))
 
     async def run(self) -> None:
         try:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+from voicebot.speech.preamble import sounds_like_preamble
+
 NUMBER_WORDS = frozenset({
     "zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
     "twelve", "thirteen", "fourteen", "fifteen", "sixteen", "seventeen", "eighteen", "nineteen", "twenty",
@@ -71,23 +73,30 @@ slow caller's sentence, heard as finished by the turn model (0.66-0.97), was cut
 "I'd like": "That's all I need.", "if you'd like" end sentences."""
 
 
+FAREWELLS = frozenset({"bye", "goodbye"})
+"""The surest end of a turn there is: the turn model scored a slow "Thanks. Goodbye." 0.04."""
+
+
 def partial_kind(partial: str) -> str:
     """What the caller's words so far say about the turn: ``dictation`` (digits or an address at the end, more may
     follow), ``unfinished`` (the last word cannot end a sentence: "and", "the", "my", a hesitation "um"; or the last
-    two open what follows: "could you tell me", ``UNFINISHED_ENDS``) or
-    ``done`` (nothing against the turn model's verdict). A copula or preposition at the end is unfinished ("the
+    two open what follows: "could you tell me", ``UNFINISHED_ENDS``), ``preamble`` (it sets the scene and asks
+    nothing yet: ``speech.preamble``; unfinished only on the open floor), ``final`` (it ends in "goodbye": complete
+    whatever the turn model says) or ``done`` (nothing against the turn
+    model's verdict). A copula or preposition at the end is unfinished ("the
     problem is", "I called about") unless the sentence is a question or a question word comes just before it:
     "...but I am not sure what it was." waited the whole 1.6 s limit although the turn model said complete."""
     if sounds_like_dictation(partial):
         return "dictation"
     words = _words(partial)
+    if words and words[-1] in FAREWELLS:
+        return "final"
     if tuple(words[-2:]) in UNFINISHED_ENDS:
         return "unfinished"
-    if not words or words[-1] not in UNFINISHED_WORDS:
-        return "done"
-    if words[-1] in STRANDED_WORDS and (partial.rstrip().endswith("?") or _QUESTION_WORDS & set(words[-5:-1])):
-        return "done"
-    return "unfinished"
+    if words and words[-1] in UNFINISHED_WORDS and not (words[-1] in STRANDED_WORDS and (
+            partial.rstrip().endswith("?") or _QUESTION_WORDS & set(words[-5:-1]))):
+        return "unfinished"
+    return "preamble" if sounds_like_preamble(partial) else "done"
 
 
 def asks_for_dictation(bot_said: str) -> bool:

@@ -36,6 +36,11 @@ Rules, per VAD frame:
   (``resolve_partial``): it may say the caller is dictating (the dictation limit) or stopped on an unfinished word
   ("and", "the", "my": the verdict counts as incomplete). The wait costs the reply nothing: the same transcript is
   the turn's, and the reply cannot start before it.
+* **Open floor** (``set_open_floor(True)``: the caller's first turn, or the bot asked "anything else?"). The caller
+  has not yet said what they want, and an elderly pace is not known yet: a "complete" verdict needs
+  ``turns.open_threshold`` (not ``threshold``), a partial transcript that only sets the scene ("I bought a
+  chair in March", ``speech.preamble``) counts as unfinished, and an unfinished turn waits as long as a slow
+  caller's (``turns.slow_scale`` times): an elderly caller's first pause was cut at 1.6 s.
 * **Slow caller** (``set_slow(True)``, from ``speech.pace`` for the rest of the call): a "complete" verdict waits
   ``turns.slow_complete_silence_ms``, and every other limit is ``turns.slow_scale`` times longer.
 * **SpeechStarted** is emitted once a candidate reaches ``min_speech_ms`` of speech, carrying the onset time;
@@ -116,6 +121,7 @@ class TurnDetector:
         self._digits = False
         self._dictation = False  # set_dictation hint: this utterance (or the next one)
         self._slow = False  # set_slow: a slow or hesitant caller, for the rest of the call
+        self._open_floor = False  # set_open_floor: the caller is about to say what they want
         self.await_partial = False  # a complete verdict waits for resolve_partial (see the module docstring)
         self._no_input_at_ms: int | None = None
         self._reset_utterance()
@@ -146,6 +152,10 @@ class TurnDetector:
         """A slow or hesitant caller: longer end-of-turn limits from now on (see the module docstring)."""
         self._slow = slow
 
+    def set_open_floor(self, open_floor: bool) -> None:
+        """The caller's next words say why they call (first turn, "anything else?"): see the module docstring."""
+        self._open_floor = open_floor
+
     @property
     def slow(self) -> bool:
         return self._slow
@@ -156,7 +166,8 @@ class TurnDetector:
 
     def resolve_partial(self, speech_ended_at_s: float, kind: str) -> list[TurnEvent]:
         """The partial transcript of the pause after ``speech_ended_at_s``: ``dictation`` (digits or an address),
-        ``unfinished`` (stopped on "and", "the"...), or anything else (``done``: the verdict stands). Returns the
+        ``unfinished`` (stopped on "and", "the"...), ``preamble`` (unfinished on the open floor), ``final``
+        ("goodbye": complete whatever the verdict), or anything else (``done``: the verdict stands). Returns the
         events it causes; a partial of an earlier pause changes nothing."""
         events: list[TurnEvent] = []
         if self._start_ms is None or round(speech_ended_at_s * 1000) != self._last_speech_ms:
@@ -164,7 +175,7 @@ class TurnDetector:
         self._partial = kind
         if kind == "dictation":
             self._dictation = True
-        if self._verdict and self._may_end():
+        if (self._verdict or kind == "final") and self._may_end():
             self._finish(events, "dictation" if self.dictating else "model")
         return events
 
@@ -175,6 +186,8 @@ class TurnDetector:
         if self._start_ms is None or check_id != self._check_id:
             return events
         self._check_id = None
+        if self._open_floor and self.turns is not None and probability is not None:
+            complete = probability >= self.turns.open_threshold
         self._verdict = complete
         self._probability = probability
         if complete and self._may_end():
@@ -193,13 +206,14 @@ class TurnDetector:
             fixed = self.config.digits_silence_ms if self.dictating else self.config.end_of_turn_silence_ms
             return round(fixed * 1.5) if self._slow else fixed
         scale = turns.slow_scale if self._slow else 1.0
-        complete = self._verdict and self._partial != "unfinished" and (
+        unfinished = self._partial == "unfinished" or (self._partial == "preamble" and self._open_floor)
+        complete = (self._verdict or self._partial == "final") and not unfinished and (
             not self.await_partial or self._partial is not None)
         if self.dictating:
             return round(scale * (turns.incomplete_silence_ms if complete else turns.dictation_silence_ms))
         if complete:
             return turns.slow_complete_silence_ms if self._slow else turns.check_silence_ms
-        return round(scale * turns.incomplete_silence_ms)
+        return round((turns.slow_scale if self._open_floor else scale) * turns.incomplete_silence_ms)
 
     def arm_no_input(self) -> None:
         """Start (or restart) the no-input timer from now."""

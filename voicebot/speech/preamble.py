@@ -1,0 +1,91 @@
+"""Has the caller said what they want yet? A cheap test on the partial transcript, for the open floor.
+
+Why: asked "How can I help you?", callers often set the scene before they ask: "I bought a chair in March, ...
+and one of the legs is broken", "The parcel was left at the door, ... but the box was empty", "My order, ... the
+one from last week". Each first half is a finished sentence, and the turn model scores it so (0.6-0.96 on an
+elderly caller's pace in ``voicebot bench turns``): a slow caller's first turn was cut in 5 of 10 sentences, and
+the bot answered the scene instead of the request. A person on the phone hears the difference at once: nothing
+has been asked, nothing has gone wrong yet, so they wait (or say "mm-hmm").
+
+So while the floor is open (the caller's first turn, or the bot has just asked "anything else I can help with?":
+``invites_request``), a turn whose words carry no request, question, complaint or answer is a *preamble*
+(``sounds_like_preamble``) and waits the turn model's "incomplete" limit before it ends. A real finished
+preamble ("I called yesterday about my invoice.") costs ~2 s more before the reply; a request said in one go ("I
+want to cancel my order", "Where is my order?", "My chair arrived broken") is not slowed.
+
+The cues are words, not grammar: Whisper's punctuation is no guide (many finished turns have none), and a
+missed cue costs time, never words.
+"""
+
+from __future__ import annotations
+
+import re
+
+_QUESTION_OPENERS = frozenset({
+    "what", "where", "when", "why", "how", "who", "whom", "whose", "which", "is", "are", "am", "do", "does", "did",
+    "can", "could", "would", "will", "may", "might", "should", "shall", "have", "has", "any", "please",
+})
+REQUEST_WORDS = frozenset({
+    # wanting, asking, trying
+    "want", "wanted", "wants", "need", "needs", "needed", "like", "love", "wish", "hoping", "hope", "trying",
+    "looking", "calling", "please", "know", "wondering", "possible",
+    # what is wrong: negation carries most complaints ("has not arrived", "it doesn't work", "nobody called")
+    "not", "no", "never", "nobody", "nothing", "none", "cannot", "can't", "cant", "won't", "wont", "don't", "dont",
+    "doesn't", "doesnt", "didn't", "didnt", "isn't", "isnt", "wasn't", "wasnt", "haven't", "havent", "hasn't",
+    "hasnt", "aren't", "weren't", "couldn't", "still", "yet", "only",
+    "broken", "broke", "damaged", "missing", "wrong", "late", "lost", "faulty", "cracked", "empty", "stuck",
+    "error", "refund", "cancel", "return", "charged", "twice",
+    "overcharged", "leaking", "dead", "stopped", "failed", "delayed",
+    # the actions a caller names ("check my order", "book a visit", "change the address"); not the nouns that
+    # tell a story as often as they ask ("order", "repair": "my husband placed an order on Friday, ...")
+    "check", "book", "booking", "schedule", "reschedule", "change", "update", "track", "tracking", "status",
+    "buy", "quote", "price", "hours", "pay", "fix", "send", "tell", "give", "connect", "transfer", "speak",
+    "talk", "callback",
+    # answers and goodbyes (a whole turn on their own)
+    "yes", "yeah", "yep", "yup", "nope", "okay", "ok", "sure", "right", "correct", "exactly", "fine", "thanks",
+    "thank", "bye", "goodbye",
+    "operator", "agent", "human", "person", "someone", "somebody", "representative", "receptionist",
+})
+"""Words that make a turn something the bot can act on. Not a greeting ("Hello, this is Robert from ...") and not
+an announcement ("I have a question", "There is a problem with my account"): the request follows them, and the
+dialogue itself answers one said alone with "What can I help you with?" (``prompts.what_about``)."""
+SHORT_WORDS = 2
+"""A turn this short with no cue is a keyword answer ("Billing.", "Sales department"), said whole, unless it is a
+topic ("My order", ``_TOPIC_ONLY``)."""
+_TOPIC_ONLY = re.compile(r"^(?:my|our|the|your|this|that) \w+$")
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"[a-z]+(?:'[a-z]+)?|\d+", text.lower())
+
+
+GREETING_WORDS = frozenset({"hello", "hi", "hey", "hiya", "good", "morning", "afternoon", "evening"})
+
+
+def sounds_like_preamble(partial: str) -> bool:
+    """The words so far set the scene without asking or telling anything the bot can act on: "I bought a chair in
+    March", "The parcel was left at the door", "My order", "Hello, this is Robert from the dental clinic"."""
+    words = _words(partial)
+    if not words:
+        return False
+    greeted = words[0] in GREETING_WORDS
+    while words and (words[0] in GREETING_WORDS or (greeted and words[0] == "there")):  # "hi there", not "there is"
+        words = words[1:]
+    if not words:
+        return not partial.rstrip().endswith("?")  # "Hello," and the request follows; "Hello?": can you hear me?
+    if partial.rstrip().endswith("?") or words[0] in _QUESTION_OPENERS:
+        return False
+    if REQUEST_WORDS.intersection(words) or any(w.endswith("n't") for w in words):
+        return False
+    if len(words) <= SHORT_WORDS:  # "Billing.": a keyword; "My order": a topic, the rest is coming
+        return bool(_TOPIC_ONLY.match(" ".join(words)))
+    return True
+
+
+_INVITES = re.compile(r"\b(help|do for you|assist|anything else|what else)\b")
+
+
+def invites_request(bot_said: str) -> bool:
+    """The bot's last words open the floor: "How can I help you today?", "Is there anything else?"."""
+    text = bot_said.lower()
+    return "?" in text and bool(_INVITES.search(text))
