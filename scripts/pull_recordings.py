@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Pull the real recordings the tests play into calls: street, crowd and train noise, and a human voice.
+"""Pull the real recordings the tests play into calls: street, crowd and train noise, an office's keyboard and
+phone, and a human voice.
 
 Why recordings and not synthesis: Piper's voices and generated hiss are what the tests mostly use, and a model
 tuned on them can still fail on a real street or a real person. These machines reach Debian's archive, and a few
@@ -34,6 +35,25 @@ RECORDINGS: dict[str, dict[str, tuple[str, str]]] = {
     "lmms-common": {  # GPL-2+: a crowd
         "crowd.ogg": ("usr/share/lmms/samples/misc/raving_crowd01.ogg",
                       "2ca45e2e14d986dd7290b75d32065bf785a09fea331cc3eb1e3241d2eb16359e"),
+    },
+    "bucklespring-data": {  # GPL-2+: a real keyboard (an IBM Model M), each key recorded going down (-0), up (-1)
+        f"office/key-{code}-{edge}.wav": (f"usr/share/buckle/wav/{code}-{edge}.wav", sha)
+        for (code, edge), sha in {
+            ("1e", 0): "4b16d0c174a9e4d64cda06ab6d9b760e4ad1a69d0140c384ffa57696a37e0537",
+            ("1e", 1): "e87acc364a7aa24e34b56e52bee3f47e84ab9d8306a45d9414666b28a8f7b296",
+            ("1f", 0): "f2dc22e920015e3b1c94d81c45148d4d8805cadd30c94e7e6176677c5e5f1878",
+            ("1f", 1): "8e33347d371fe6403d4215ea4afa7a39af4343fe9d8be8d34e6262f16df6cbf7",
+            ("20", 0): "5933a320c0f93d50610059dad2876ac832bb182b746f54a5fd71e033c0906ddd",
+            ("20", 1): "10062db1bb87bc760ab3e22e62b3d0d6ac60b94e4441f144f2b3fc1017ad0491",
+            ("21", 0): "3e6f59cb710b3cdd2522d9b6eca32cb778582b610072431e53db14894a3f53de",
+            ("21", 1): "d096b6b009dca325d8fea0da54b9150ddb625f578350297cd74abf311ac7d2cc",
+            ("39", 0): "fbe0a63fd3fa9c25fff62d2ff737a9e356ae250cb84a75b24c21722d71b01b5b",
+            ("39", 1): "f6f56b249585e4ba79f02fb4f9d276222c7c4bf0958fecbcbd5b268e81271391",
+        }.items()
+    },
+    "sound-theme-freedesktop": {  # GPL-2+ (these files): a desk phone ringing in the office
+        "office/phone-ring.oga": ("usr/share/sounds/freedesktop/stereo/phone-incoming-call.oga",
+                                  "23957c68c49a23c056bbaa75b17cb56acfcab190f493c8f9b95781e6251b6e7a"),
     },
     "asterisk-core-sounds-en-wav": {  # CC-BY-SA-3.0, recorded by Allison Smith: a human voice at 8 kHz
         **{f"voice/digit-{d}.wav": (f"usr/share/asterisk/sounds/en_US_f_Allison/digits/{d}.wav", sha)

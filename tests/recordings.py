@@ -1,4 +1,5 @@
-"""Real recordings for the tests: street, train and crowd noise, and a human voice (``scripts/pull_recordings.py``).
+"""Real recordings for the tests: street, train and crowd noise, an office, and a human voice
+(``scripts/pull_recordings.py``).
 
 A test that needs one fails, never skips, when it is missing: ``scripts/test.sh`` pulls them before the tests.
 """
@@ -21,10 +22,16 @@ pull_recordings = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(pull_recordings)
 
 
+OFFICE = "office"
+"""Not a file: an office made of real recordings (``_office``), looped and scaled as a recording is."""
+
+
 @cache
 def _decoded(name: str, rate: int) -> bytes:
     from faster_whisper.audio import decode_audio  # PyAV: Ogg Vorbis and WAV, mono, resampled
 
+    if name == OFFICE:
+        return _office(rate)
     path = pull_recordings.cache_dir() / name
     if not path.is_file():
         pytest.fail(f"the recording {path} is missing: run scripts/test.sh (it runs scripts/pull_recordings.py)")
@@ -47,6 +54,36 @@ def recording(name: str, rate: int = 8000, *, level_dbfs: float | None = None, s
         samples = np.frombuffer(pcm, "<i2").astype(np.float64) * 10 ** ((level_dbfs - rms_dbfs(pcm)) / 20)
         pcm = np.clip(samples, -32768, 32767).astype("<i2").tobytes()
     return pcm
+
+
+def _office(rate: int, seconds: float = 30.0, seed: int = 7) -> bytes:
+    """30 s of an office behind the caller: someone typing on a real keyboard (bucklespring's recordings of an IBM
+    Model M, every key down and up) in bursts of words at 5-9 keys a second with pauses between them, and a desk
+    phone ringing (the freedesktop ring) from 4 s and again from 19 s. The same every run (``seed``): the keys are
+    where typing puts them, not where a test would like them."""
+    rng = np.random.default_rng(seed)
+    track = np.zeros(round(seconds * rate), dtype=np.int32)
+
+    def put(pcm: bytes, at_s: float, gain_db: float = 0.0) -> None:
+        clip = np.frombuffer(pcm, "<i2").astype(np.float64) * 10 ** (gain_db / 20)
+        start = round(at_s * rate)
+        clip = clip[:max(0, len(track) - start)]
+        track[start:start + len(clip)] += clip.astype(np.int32)
+
+    letters = ("1e", "1f", "20", "21")
+    t = 0.3
+    while t < seconds - 1:
+        for key in [*rng.choice(letters, size=int(rng.integers(3, 8))), "39"]:  # a word, then the space bar
+            put(trimmed(recording(f"office/key-{key}-0.wav", rate), rate), t)
+            put(trimmed(recording(f"office/key-{key}-1.wav", rate), rate), t + rng.uniform(0.06, 0.12), -4.0)
+            t += rng.uniform(1 / 9, 1 / 5)
+        if rng.random() < 0.3:
+            t += rng.uniform(0.6, 2.0)  # reading what was typed
+    ring = recording("office/phone-ring.oga", rate)
+    for at in (4.0, 19.0):
+        for repeat in range(3):
+            put(ring, at + repeat * (len(ring) / 2 / rate + 0.8), -6.0)
+    return np.clip(track, -32768, 32767).astype("<i2").tobytes()
 
 
 def trimmed(pcm: bytes, rate: int = 8000, floor_dbfs: float = -50.0) -> bytes:
