@@ -34,7 +34,8 @@ def test_words_that_only_set_the_scene_are_a_preamble(partial):
     "The parcel has not arrived yet", "I'm calling about my invoice.", "Can you check my refund",
     "Operator.", "Billing.", "Order status", "Yes.", "No, thank you.", "That's right.", "I need a repair visit",
     "I would like a quote for ten desks", "Hello?", "Hi, I'd like to book a visit", "Please cancel it",
-    "I was charged twice", "Nobody called me back", "It still doesn't work", "",
+    "I was charged twice", "Nobody called me back", "It still doesn't work", "I'm returning your call",
+    "I got a missed call from this number", "This is ridiculous.", "Customer service", "",
 ])
 def test_requests_questions_complaints_and_answers_are_not(partial):
     assert not sounds_like_preamble(partial)

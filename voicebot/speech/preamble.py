@@ -34,7 +34,8 @@ REQUEST_WORDS = frozenset({
     "doesn't", "doesnt", "didn't", "didnt", "isn't", "isnt", "wasn't", "wasnt", "haven't", "havent", "hasn't",
     "hasnt", "aren't", "weren't", "couldn't", "still", "yet", "only",
     "broken", "broke", "damaged", "missing", "wrong", "late", "lost", "faulty", "cracked", "empty", "stuck",
-    "error", "refund", "cancel", "return", "charged", "twice",
+    "error", "refund", "cancel", "return", "returning", "missed", "charged", "twice", "urgent", "emergency",
+    "ridiculous", "unacceptable", "terrible", "awful", "angry", "upset", "frustrated", "disappointed",
     "overcharged", "leaking", "dead", "stopped", "failed", "delayed",
     # the actions a caller names ("check my order", "book a visit", "change the address"); not the nouns that
     # tell a story as often as they ask ("order", "repair": "my husband placed an order on Friday, ...")
