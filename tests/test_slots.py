@@ -94,6 +94,9 @@ TIMES = [
     ("this evening", None, 0, "evening"),
     ("around lunchtime", None, 0, "lunchtime"),
     ("at 3 in the afternoon", 15, 0, "afternoon"),
+    ("call me back after 5", 17, 0, None),  # "after": the earliest time, as a callback's not_before keeps it
+    ("any time after five pm", 17, 0, None),
+    ("friday after 2", 14, 0, None),
 ]
 
 
@@ -106,7 +109,8 @@ def test_times_and_parts_of_the_day(said, hour, minute, part):
 @pytest.mark.parametrize("said", [
     "hello", "my order is 10452", "I want to speak to someone", "one two three four", "yes please",
     "the printer is broken", "how much are desks", "what are your opening hours", "thank you", "",
-    "it's order number one zero four five two", "at the office", "the first one",
+    "it's order number one zero four five two", "at the office", "the first one", "at one of your stores",
+    "it broke after one of your technicians came",
 ])
 def test_words_without_a_time_name_none(said):
     assert parse_when(said, TODAY) is None
