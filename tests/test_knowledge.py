@@ -455,6 +455,29 @@ def test_do_you_do_a_priced_service_is_answered_from_the_price_list(knowledge_ba
     assert answer.kind == "price" and answer.text.startswith("Yes, we do. Cross-cut paper shredder costs"), answer
 
 
+@pytest.mark.parametrize("question, entry", [
+    ("Do you sell laser printers?", "services/do-you-repair-printers"),  # 0.55: read out as if it answered
+    ("Do you sell laptops?", "services/do-you-set-up-laptops-and-computers"),  # 0.78
+])
+def test_an_entry_about_another_action_is_asked_about_not_read_out(knowledge_base, question, entry):
+    """Selling is not repairing: the entry is offered as a question ("Just to check, is your question: ...?"), never
+    read out as the answer."""
+    answer = knowledge_base.answer(question, FRIDAY_MORNING)
+    assert answer.kind == "weak" and answer.entry_ids[0] == entry, answer
+    assert answer.text.startswith("Just to check, is your question"), answer.text
+
+
+def test_the_action_asked_about_is_compared_only_when_both_name_one():
+    from voicebot.knowledge.actions import actions, other_action
+
+    assert actions("Do you set up laptops and computers?") == {"set up"}
+    assert other_action("Do you sell laser printers?", "Do you repair printers?")
+    assert not other_action("Can you fix my printer?", "Do you repair printers?")  # the same action, other words
+    assert not other_action("How long does delivery take?", "Which carriers do you use?")  # the title names none
+    assert not other_action("The lamp arrived broken", "What if my delivery arrived damaged?")  # asks for none
+    assert not other_action("Do you deliver and install printers?", "Do you set up laptops and computers?")
+
+
 def test_quantities_and_estimates(tmp_path):
     assert [quantity_in(q) for q in ("50 desks", "I need twenty five chairs", "a dozen boxes", "1,200 pens",
                                      "one hundred and twenty", "how much is a desk", "is it 10% off?", "$50 desks",

@@ -34,6 +34,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
+from voicebot.knowledge.actions import other_action
 from voicebot.knowledge.embed import Embedder
 from voicebot.knowledge.files import (
     Entry,
@@ -302,9 +303,8 @@ class KnowledgeBase:
             return KnowledgeAnswer("price", text, ids, self.confident, grounds=text)  # together?": each, and the sum
         if (hits and hits[0].doc.kind == "entry" and PRICE_WORDS.search(question)
                 and not PRICE_WORDS.search(entries[hits[0].doc.id].title)):
-            # "how much is furniture assembly?" wants the figure: a price item the question names, close behind
-            # an entry that only describes the service, answers it (an entry about a cost, "how much does shipping
-            # cost?", keeps "how much is shipping for a desk?")
+            # "how much is furniture assembly?" wants the figure: a price item it names, close behind an entry that
+            # only describes the service, answers it ("how much does shipping cost?" keeps "... for a desk?")
             priced = next((h for h in hits[1:3] if h.doc.kind == "price" and h.score >= hits[0].score - PRICE_FIRST
                            and names_item(question, items[h.doc.id.removeprefix("price:")])), None)
             if priced is not None:
@@ -323,11 +323,11 @@ class KnowledgeBase:
     def _retrieved(self, question: str, now: datetime, hits: tuple[Hit, ...], snap: _Snapshot) -> KnowledgeAnswer:
         """The answer the retrieval's hits give on their own (see ``_decide``)."""
         entries, items = snap.entries, snap.items
-        if not hits or hits[0].score < self.weak:
+        if not hits or (top := hits[0]).score < self.weak:
             return KnowledgeAnswer("none", OFFER_PERSON, (), hits[0].score if hits else 0.0)
-        top = hits[0]
         lead = top.score - hits[1].score if len(hits) > 1 else top.score
-        if top.score < self.confident or (lead < self.margin and top.score < self.confident + SURE_ABOVE):
+        if top.score < self.confident or (lead < self.margin and top.score < self.confident + SURE_ABOVE) or (
+                top.doc.kind == "entry" and other_action(question, entries[top.doc.id].title)):  # sell, not repair
             candidates = tuple(h.doc.id for h in hits[:2] if h.score >= self.weak)
             if top.doc.kind == "entry":
                 text = clarifying_question(entries[top.doc.id].title)
