@@ -199,8 +199,9 @@ def _time(text: str) -> tuple[int | None, int, str | None, str]:
     elif m := re.search(r"\b(" + "|".join(sorted(_HOUR_WORDS, key=len, reverse=True)) + r") (fifteen|thirty|"
                         r"forty-five|forty five)\b", text):  # "ten thirty": a time without "at" or "am"
         hour, minute, said = _with_meridiem(_hour_value(m.group(1)), None, part), _MINUTE_WORDS[m.group(2)], m.group(0)
-    elif m := re.search(r"\b(?:at |from |around |about |after )?(\d{1,2})(?::(\d{2}))? ?(a\.? ?m\b\.?|p\.? ?m\b\.?|o'clock)",
-                        text) or re.search(r"\b(?:at|from|around|about|after) (\d{1,2})(?::(\d{2}))?\b()", text):
+    elif m := re.search(r"\b(?:at |from |around |about |after )?(\d{1,2})(?::(\d{2}))? ?"
+                        r"(a\.? ?m\b\.?|p\.? ?m\b\.?|o'clock)", text) \
+            or re.search(r"\b(?:at|from|around|about|after) (\d{1,2})(?::(\d{2}))?\b()", text):
         hour, minute, said = int(m.group(1)), int(m.group(2) or 0), m.group(0)
         hour = _with_meridiem(hour, m.group(3), part)
     elif m := (re.search(r"\b(?:at|from|around|about|after) " + _WORD_TIME + r"?(?! of\b)", text)  # "at one of"

@@ -5,8 +5,8 @@ Why: the embedding hears "Do you sell laser printers?" as close to "Do you repai
 entry answers a question nobody asked, and the caller takes "Our technicians repair office printers" for a no, or
 a yes. When the question names one action (selling, repairing, setting up, delivering, taking away, renting) and
 the entry's title names only others, the match is made weak: the caller hears "Just to check, is your question:
-do you repair printers? If not, I can connect you with a colleague.", as for any unsure match. A question or a title that names no action is never
-judged: "How long does delivery take?" has nothing to contradict.
+do you repair printers? If not, I can connect you with a colleague.", as for any unsure match. A question or a
+title that names no action is never judged: "How long does delivery take?" has nothing to contradict.
 """
 
 from __future__ import annotations

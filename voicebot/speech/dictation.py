@@ -82,10 +82,10 @@ def partial_kind(partial: str) -> str:
     follow), ``unfinished`` (the last word cannot end a sentence: "and", "the", "my", a hesitation "um"; or the last
     two open what follows: "could you tell me", ``UNFINISHED_ENDS``), ``preamble`` (it sets the scene and asks
     nothing yet: ``speech.preamble``; unfinished only on the open floor), ``final`` (it ends in "goodbye": complete
-    whatever the turn model says) or ``done`` (nothing against the turn
-    model's verdict). A copula or preposition at the end is unfinished ("the
-    problem is", "I called about") unless the sentence is a question or a question word comes just before it:
-    "...but I am not sure what it was." waited the whole 1.6 s limit although the turn model said complete."""
+    whatever the turn model says) or ``done`` (nothing against the turn model's verdict). A copula or preposition
+    at the end is unfinished ("the problem is", "I called about") unless the sentence is a question or a question
+    word comes just before it: "...but I am not sure what it was." waited the whole 1.6 s limit although the turn
+    model said complete."""
     if sounds_like_dictation(partial):
         return "dictation"
     words = _words(partial)

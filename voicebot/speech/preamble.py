@@ -30,9 +30,9 @@ REQUEST_WORDS = frozenset({
     "want", "wanted", "wants", "need", "needs", "needed", "like", "love", "wish", "hoping", "hope", "trying",
     "looking", "calling", "please", "know", "wondering", "possible",
     # what is wrong: negation carries most complaints ("has not arrived", "it doesn't work", "nobody called")
-    "not", "no", "never", "nobody", "nothing", "none", "cannot", "can't", "cant", "won't", "wont", "don't", "dont",
-    "doesn't", "doesnt", "didn't", "didnt", "isn't", "isnt", "wasn't", "wasnt", "haven't", "havent", "hasn't",
-    "hasnt", "aren't", "weren't", "couldn't", "still", "yet", "only",
+    # (every "...n't" counts too, in ``sounds_like_preamble``; these are Whisper's spellings without the apostrophe)
+    "not", "no", "never", "nobody", "nothing", "none", "cannot", "cant", "wont", "dont", "doesnt", "didnt", "isnt",
+    "wasnt", "havent", "hasnt", "still", "yet", "only",
     "broken", "broke", "damaged", "missing", "wrong", "late", "lost", "faulty", "cracked", "empty", "stuck",
     "error", "refund", "cancel", "return", "returning", "missed", "charged", "twice", "urgent", "emergency",
     "ridiculous", "unacceptable", "terrible", "awful", "angry", "upset", "frustrated", "disappointed",
