@@ -75,6 +75,22 @@ def test_a_time_of_day_gone_by_today_is_tomorrows():
     assert at.not_before is not None and at.not_before.tzinfo is None and at.not_before.hour == 7
 
 
+def test_a_time_from_now_is_read_on_the_clock():
+    """"Call me back in an hour": the call comes then (5-minute steps), or at the next opening when closed then;
+    with no clock the words alone are kept and nothing is promised."""
+    ten = datetime(2026, 12, 2, 10, 0, tzinfo=LA)
+    at = callback_time(when("in an hour"), TODAY, HOURS, ten)
+    assert (at.closed, at.spoken, at.not_before) == ("", "at 11 AM", datetime(2026, 12, 2, 11, 0, tzinfo=LA))
+    at = callback_time(when("in 20 minutes"), TODAY, HOURS, datetime(2026, 12, 2, 10, 3, tzinfo=LA))
+    assert (at.spoken, at.not_before) == ("at 10:25 AM", datetime(2026, 12, 2, 10, 25, tzinfo=LA))
+    at = callback_time(when("in two hours"), TODAY, HOURS, datetime(2026, 12, 2, 17, 0, tzinfo=LA))  # closes at 6
+    assert (at.closed, at.spoken) == ("at that time on Wednesday, December 2nd", "Thursday, December 3rd at 8 AM")
+    at = callback_time(when("in an hour"), TODAY, HOURS, datetime(2026, 12, 2, 23, 30, tzinfo=LA))  # after midnight
+    assert at.spoken == "Thursday, December 3rd at 8 AM" and at.not_before == datetime(2026, 12, 3, 8, 0, tzinfo=LA)
+    at = callback_time(when("in an hour"), TODAY, None)
+    assert (at.spoken, at.not_before) == ("in an hour", None)
+
+
 def test_without_opening_hours_or_a_day_nothing_is_checked():
     at = callback_time(when("on Sunday"), TODAY, None)
     assert (at.closed, at.spoken, at.not_before) == ("", "Sunday, December 6th", datetime(2026, 12, 6))
@@ -101,6 +117,10 @@ def test_the_read_back_says_the_company_is_closed_and_when_the_call_comes():
                          knowledge=Source())
     assert readback("request_callback", args) == ("So I'll ask a colleague to call you back Thursday, December 3rd "
                                                   "in the morning. Shall I do that?")
+    args = grounded_args("request_callback", ["Could you call me back in half an hour?"], TODAY, caller_name=None,
+                         knowledge=Source())
+    assert (args["preferred_time"], args["not_before"]) == ("in half an hour (at 9:30 AM)", "2026-12-02T09:30-08:00")
+    assert readback("request_callback", args) == "So I'll ask a colleague to call you back at 9:30 AM. Shall I do that?"
     args = grounded_args("request_callback", ["Please call me back."], TODAY, caller_name=None, knowledge=Source())
     assert "not_before" not in args
     assert readback("request_callback", args) == "So I'll ask a colleague to call you back. Shall I do that?"
@@ -127,3 +147,27 @@ def test_a_callback_asked_for_on_a_closed_day_is_written_for_the_next_opening_an
         "mon", "tue", "wed", "thu", "fri", "sat", "sun")}), 4)
     assert policy.why_not(callback, datetime(2026, 11, 30, 7, 59, tzinfo=LA), set()) == "preferred time not reached"
     assert policy.why_not(callback, datetime(2026, 11, 30, 8, 0, tzinfo=LA), set()) is None
+
+
+def test_a_time_said_to_the_read_back_is_read_back_and_written(intent_classifier, knowledge_base):
+    """"I'd like a callback." read back with no time; "In twenty minutes." to it was sent to the model (and with a
+    "yes" dropped from the row): now it is the callback's time, read back again before it is written."""
+    today = date(2026, 11, 25)  # a Wednesday
+    repo = Repository.open(None, clock=morning_of(today))
+    seed_demo(repo, today=today)
+    nine = datetime(2026, 11, 25, 9, 0, tzinfo=LA)
+    agent = DialogueAgent(ScriptedChat(), CallerContext.start(repo, "+15559990000"), "Northwind.", today=today,
+                          intents=intent_classifier, knowledge=KnowledgeStep(knowledge_base, clock=lambda: nine))
+
+    def said(text: str) -> str:
+        return " ".join(e.text for e in agent.turn(text) if isinstance(e, Sentence))
+
+    assert said("I would like a callback please.") == "So I'll ask a colleague to call you back. Shall I do that?"
+    assert said("Yes, in twenty minutes.") == "So I'll ask a colleague to call you back at 9:20 AM. Shall I do that?"
+    assert said("Actually, tomorrow morning.") == ("We're closed on Thanksgiving, Thursday, November 26th, so I'll ask "
+                                                   "a colleague to call you back Friday, November 27th at 8 AM. Shall "
+                                                   "I do that?")
+    assert said("Yes.").startswith("Done.")
+    [row] = list(repo.db["callbacks"].rows_where("phone = ?", ["+15559990000"]))
+    assert row["not_before"] == "2026-11-27T08:00:00-08:00"
+    assert row["preferred_time"].startswith("tomorrow morning (closed on Thanksgiving")

@@ -116,6 +116,26 @@ def test_words_without_a_time_name_none(said):
     assert parse_when(said, TODAY) is None
 
 
+@pytest.mark.parametrize(("said", "minutes", "words"), [
+    ("Can you call me back in an hour?", 60, "in an hour"), ("in about an hour or so", 60, "in about an hour"),
+    ("call me in 20 minutes", 20, "in 20 minutes"), ("in half an hour please", 30, "in half an hour"),
+    ("in a couple of hours", 120, "in a couple of hours"), ("in two hours", 120, "in two hours"),
+    ("within the hour", 60, "within the hour"), ("in an hour and a half", 90, "in an hour and a half"),
+    ("in 5 mins", 5, "in 5 mins"),
+])
+def test_a_time_from_now_is_kept_as_minutes_for_the_clock_to_place(said, minutes, words):
+    when = parse_when(said, TODAY)
+    assert when is not None and (when.in_minutes, when.text) == (minutes, words)
+    assert not (when.has_day or when.has_time)  # no day or clock time of its own: the slot lists ignore it
+
+
+@pytest.mark.parametrize("said", ["I ordered it two hours ago", "I waited for an hour", "in a few minutes",
+                                  "in 2000 minutes", "tomorrow in an hour"])
+def test_no_time_from_now_in_other_words(said):
+    when = parse_when(said, TODAY)
+    assert when is None or when.in_minutes is None
+
+
 def test_a_when_matches_slots_by_day_hour_and_part():
     when = parse_when("next Tuesday morning", TODAY)
     assert when.matches(datetime(2026, 12, 1, 9)) and not when.matches(datetime(2026, 12, 1, 14))

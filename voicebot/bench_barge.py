@@ -38,11 +38,12 @@ BACKCHANNELS = ("Mm-hmm.", "Okay.", "Yes.", "Right.")
 OVER_AT_S = 1.0
 
 
-def replay(config: Config, vad: WebRtcVoiceActivity, bot: bytes, caller: bytes, first_turn: bytes) -> tuple[
-        bytes, bytes, bool, float]:
+def replay(config: Config, vad: WebRtcVoiceActivity, bot: bytes, caller: bytes, first_turn: bytes,
+           ducks: list[float] | None = None) -> tuple[bytes, bytes, bool, float]:
     """The caller's ``first_turn`` (sets their level), then the bot's reply with ``caller`` said ``OVER_AT_S``
     into it; returns what the caller sent and received (8 kHz s16le, from the reply's start), whether the
-    reply was stopped, and for how long (s) it was held paused: the silence the caller's speech added to it."""
+    reply was stopped, and for how long (s) it was held paused: the silence the caller's speech added to it.
+    ``ducks`` gets the time (s into the reply) of every duck."""
     detector = TurnDetector(vad, config.vad)
     for frame in split_frames(first_turn + b"\0\0" * RATE, RATE, 20):
         detector.feed(AudioFrame(frame.pcm, RATE))
@@ -64,6 +65,8 @@ def replay(config: Config, vad: WebRtcVoiceActivity, bot: bytes, caller: bytes, 
         for event in detector.feed(AudioFrame(heard, RATE)):
             if isinstance(event, Duck):
                 gain = -event.db
+                if ducks is not None:
+                    ducks.append(offset / 2 / RATE)
             elif isinstance(event, BargeIn):
                 paused = True
             elif isinstance(event, Backchannel):
@@ -107,12 +110,16 @@ def bench_barge_in(config: Config, speak: Callable[[str, float], bytes], runs: i
                 gaps.setdefault(label, []).append(held)
                 stopped[label] = stopped.get(label, 0) + int(cut)
     for name, v in (("webrtcvad + Silero", vad), ("webrtcvad alone", alone)):
-        paused = []
+        paused, ducked = [], []
         for seed in range(4 * runs):
-            _, received, cut, held = replay(config, v, bot, noise_bursts(seed, len(bot)), first)
+            ducks: list[float] = []
+            _, received, cut, held = replay(config, v, bot, noise_bursts(seed, len(bot)), first, ducks)
             paused.append(int(cut or held > 0))
+            ducked.append(int(bool(ducks)))
         rows_noise.append(Row("noise", f"noise bursts over the bot ({name}): paused or stopped it {sum(paused)} of "
                               f"{len(paused)}", "count", (float(sum(paused)),)))
+        rows_noise.append(Row("noise", f"noise bursts over the bot ({name}): ducked it ({config.vad.duck_db:.0f} dB, "
+                              f"then full voice again) {sum(ducked)} of {len(ducked)}", "count", (float(sum(ducked)),)))
     rows = [Row("barge-in", f"interruption: caller's onset to the bot {DOWN_DB:.0f} dB down (ducked), as received "
                 "(sim line)", "s", tuple(lowered)),
             Row("barge-in", "interruption: caller's onset to the bot silent (under -40 dBFS), as received (sim line)",

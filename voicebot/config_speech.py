@@ -17,7 +17,7 @@ class VadConfig(Section):
     digits_silence_ms: int = Field(1500, ge=100, le=10000)
     min_speech_ms: int = Field(200, ge=20, le=5000)
     preroll_ms: int = Field(300, ge=0, le=2000)
-    barge_in_ms: int = Field(100, ge=20, le=2000, description="Speech over the bot this long lowers the bot's "
+    barge_in_ms: int = Field(60, ge=20, le=2000, description="Speech over the bot this long lowers the bot's "
                              "voice by duck_db at once (pauses it when duck_db is 0).")
     duck_db: float = Field(24.0, ge=0, le=60, description="How far the bot's voice drops while speech over it is "
                            "judged (the reply plays on, so a backchannel leaves no gap); 0: pause at barge_in_ms.")

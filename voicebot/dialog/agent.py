@@ -1,12 +1,11 @@
 """One bot turn: the caller's words and the call's context in, actions out (tool calls, spoken sentences, transfer).
 
-The model answers with schema-constrained JSON: ``{"action": "reply", "text": ...}``, ``{"action": "tool",
-"tool": NAME, "args": {...}}`` or ``{"action": "transfer", "reason": ...}``; the schema allows only the tools
-of the current menu node. Tools run in code (the CRM checks verification, never the model). The reply text is
-streamed out of the JSON sentence by sentence; before a sentence is spoken, code checks that every number, date
-and amount in it comes from a tool result, the caller's context or the caller's own words, and that it does not
-recite the instructions. A sentence that fails is replaced by a safe one and the event is reported.
-"""
+The model answers with schema-constrained JSON (``{"action": "reply", "text": ...}``, ``{"action": "tool", "tool":
+NAME, "args": {...}}`` or ``{"action": "transfer", "reason": ...}``) allowing only the current menu node's tools.
+Tools run in code (the CRM checks verification, never the model). The reply is streamed out of the JSON sentence
+by sentence; before a sentence is spoken, code checks that every number, date and amount in it comes from a tool
+result, the caller's context or words, and that it does not recite the instructions: one that fails is replaced
+by a safe one and the event is reported."""
 
 from __future__ import annotations
 
@@ -33,7 +32,8 @@ from voicebot.dialog.followups import also_booking, follow_up, offered, question
 from voicebot.dialog.spoken_check import said_enough, spoken_or_safe
 from voicebot.dialog.names import introduced_name, spoken_name
 from voicebot.dialog.writes import (DETAIL_QUESTION, NAME_QUESTIONS, TEXT_UNUSED, WRITE_TOOLS, PendingWrite,
-                                    answer_to_readback, asked_for, choosable, grounded_args, readback)
+                                    answer_to_readback, asked_for, choosable, grounded_args, new_callback_time,
+                                    readback)
 from voicebot.crm.verification import CallerContext
 from voicebot.dialog.streaming import JsonTextStream, parse_json_object
 from voicebot.speech.tts import SentenceBuffer
@@ -49,9 +49,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class DialogueAgent:
-    """The model-led part of one call. Not thread-safe: one turn at a time (the session makes sure). The message
-    history only grows (facts arrive as new system notes), so llama.cpp reuses all it has evaluated and each turn
-    pays only for its new tokens."""
+    """The model-led part of one call; not thread-safe: one turn at a time (the session makes sure). The history
+    only grows (facts come as new system notes): llama.cpp reuses what it evaluated, each turn pays for new tokens."""
 
     chat: ChatModel
     context: CallerContext
@@ -149,10 +148,9 @@ class DialogueAgent:
             return True  # "I need a repair visit": which service, before any times
         key = json.dumps([name, args], sort_keys=True)
         started = time.perf_counter()
-        if seen is not None and key in seen:
-            result = {"ok": False, "error": "repeated", "message": "Same call as before; answer the caller."}
-        else:
-            result = self.tools.call(name, args, self.context)
+        repeated = seen is not None and key in seen
+        result = {"ok": False, "error": "repeated", "message": "Same call as before; answer the caller."} if repeated \
+            else self.tools.call(name, args, self.context)
         if seen is not None:
             seen.add(key)
         self.facts.append(result)
@@ -296,6 +294,8 @@ class DialogueAgent:
             args = {**pending.args, "name": named}  # "It's Maria Lopez.": the booking read back with her name
             yield from self._read_back(PendingWrite(pending.tool, args, readback(pending.tool, args, slot, True)))
             return
+        if pending is not None and (moved := new_callback_time(pending, said, self.today, self.knowledge)):
+            return (yield from self._read_back(moved))  # "In twenty minutes." to it: read back with that time
         if pending is not None:
             answer = answer_to_readback(caller_text, pending.tool)
             if answer is True and not pending.read:  # "Yes, have sales call me." to the name: no name, no yes yet

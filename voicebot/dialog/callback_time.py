@@ -5,7 +5,8 @@ the company is closed on Sundays, a promise nobody keeps; and the dialer, which 
 took the callback as due at once, so "tomorrow at ten" could ring two minutes later. Here the caller's day and
 time (``slots.When``) become the earliest moment a call may come (``not_before``, kept in the callback's row and
 honoured by the dialer), and when the company is closed then (``hours.yaml``), the next opening instead, said as
-such in the read-back. A time of day without a day ("in the afternoon") means today; nothing named: no limit.
+such in the read-back. A time of day without a day ("in the afternoon") means today, a time from now ("in an
+hour") is read on the clock; nothing named: no limit.
 """
 
 from __future__ import annotations
@@ -41,13 +42,21 @@ class HoursSource(Protocol):
 
 def callback_time(when: When, today: date, hours: OpeningHours | None, now: datetime | None = None) -> CallbackTime:
     """The callback time for ``when`` (the caller's words, read relative to ``today``); ``hours`` None: no check.
-    A time without a day that has gone by ``now`` today ("at 7 in the morning", said at 10) is tomorrow's."""
+    A time without a day that has gone by ``now`` today ("at 7 in the morning", said at 10) is tomorrow's; a time
+    from now ("in an hour") is read on ``now`` (rounded up to 5 minutes), and kept as words alone without it."""
+    zone = hours.zone if hours is not None else None
+    if when.in_minutes is not None and not (when.has_day or when.has_time):
+        if now is None:
+            return CallbackTime(when.text, None)
+        at = _local(now, zone) + timedelta(minutes=when.in_minutes + 4)
+        at -= timedelta(minutes=at.minute % 5, seconds=at.second, microseconds=at.microsecond)
+        day = None if at.date() == _local(now, zone).date() else at.date()  # today's: "at 11:30 AM"
+        when = replace(when, first_day=day, last_day=day, hour=at.hour, minute=at.minute)
     day = when.first_day or (today if when.hour is not None or when.part is not None else None)
     if day is None:
         return CallbackTime(spoken_when(when), None)
     start = time(when.hour, when.minute) if when.hour is not None else \
         time(PARTS[when.part][0]) if when.part is not None else time(0)
-    zone = hours.zone if hours is not None else None
     earliest = datetime.combine(day, start, tzinfo=zone)
     if when.first_day is None and now is not None and earliest <= _local(now, zone):
         day, earliest = day + timedelta(days=1), earliest + timedelta(days=1)

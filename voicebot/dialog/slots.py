@@ -45,6 +45,9 @@ class When:
     minute: int = 0
     part: str | None = None
     text: str = ""
+    in_minutes: int | None = None
+    """A time from now ("in an hour", "in 20 minutes"): only a clock can place it (``callback_time``); a day,
+    a clock time or a part of the day said with it comes first."""
 
     def matches(self, start: datetime) -> bool:
         """True when a slot starting at ``start`` fits what the caller said."""
@@ -236,6 +239,9 @@ def parse_when(text: str, today: date) -> When | None:
     cleaned = _clean(text)
     days = _days(cleaned, today)
     hour, minute, part, time_words = _time(cleaned)
+    later = _from_now(cleaned) if days is None and hour is None and part is None else None
+    if later is not None:
+        return When(text=later[1], in_minutes=later[0])
     if days is None and hour is None and part is None:
         return None
     first, last, day_words = days if days else (None, None, "")
@@ -243,6 +249,29 @@ def parse_when(text: str, today: date) -> When | None:
         part = part or day_words.split()[-1]
     said = " ".join([day_words] + ([time_words] if time_words and time_words not in day_words else [])).strip()
     return When(first, last, hour, minute, part, said)
+
+
+_COUNT_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "ten": 10,
+                "fifteen": 15, "twenty": 20, "thirty": 30, "forty": 40, "forty-five": 45, "forty five": 45,
+                "a couple of": 2, "a couple": 2, "couple of": 2}
+_FROM_NOW = re.compile(
+    r"\b(?:in|within) (?:about |around |roughly |maybe |like |an? )?(?:(half an hour|an hour and a half|the hour)|"
+    r"(\d{1,3}|" + "|".join(sorted((re.escape(w) for w in _COUNT_WORDS), key=len, reverse=True))
+    + r")(?: or so)? (hours?|minutes?|mins?)\b)")
+
+
+def _from_now(text: str) -> tuple[int, str] | None:
+    """(minutes, the words) for a time from now in cleaned ``text``: "in an hour", "in 20 minutes", "in half an
+    hour", "within the hour", "in a couple of hours"; at most a day ahead."""
+    m = _FROM_NOW.search(text)
+    if m is None:
+        return None
+    if m.group(1):
+        minutes = {"half an hour": 30, "an hour and a half": 90, "the hour": 60}[m.group(1)]
+    else:
+        count = int(m.group(2)) if m.group(2).isdigit() else _COUNT_WORDS[m.group(2)]
+        minutes = count * (60 if m.group(3).startswith("hour") else 1)
+    return (minutes, m.group(0)) if 0 < minutes <= 24 * 60 else None
 
 
 def _minutes(slot: dict[str, Any]) -> int:

@@ -260,15 +260,30 @@ def grounded_args(tool: str, caller_turns: Sequence[str], today: date, *, caller
             return None
         return {"name": caller_name or "Caller", "interest": request}
     if tool == "request_callback":
-        args: dict[str, Any] = {"reason": request or "callback requested"}
-        if when is not None:
-            at = callback_time(when, today, knowledge and knowledge.opening_hours(), knowledge and knowledge.clock())
-            spoken = f"closed {at.closed}; {at.spoken}" if at.closed else at.spoken
-            args["preferred_time"] = f"{when.text} ({spoken})" if when.text else spoken
-            if at.not_before is not None:
-                args["not_before"] = at.not_before.isoformat(timespec="minutes")
-        return args
+        return {"reason": request or "callback requested", **(_callback_when(when, today, knowledge) if when else {})}
     return None
+
+
+def _callback_when(when: When, today: date, knowledge: HoursSource | None) -> dict[str, Any]:
+    """A callback's ``preferred_time`` (the caller's words, then as read back) and ``not_before``."""
+    at = callback_time(when, today, knowledge and knowledge.opening_hours(), knowledge and knowledge.clock())
+    spoken = f"closed {at.closed}; {at.spoken}" if at.closed else at.spoken
+    args = {"preferred_time": f"{when.text} ({spoken})" if when.text and when.text != spoken else spoken}
+    return args | ({"not_before": at.not_before.isoformat(timespec="minutes")} if at.not_before else {})
+
+
+def new_callback_time(pending: PendingWrite, said: str, today: date,
+                      knowledge: HoursSource | None) -> PendingWrite | None:
+    """A time said to a callback's read-back ("In twenty minutes.", "Yes, tomorrow morning.", "No, after 5."):
+    the callback read back again with it, its reason kept; None when the words name no time, or the same one.
+    Before, the caller's time went to the model, or with a "yes" was dropped from the row."""
+    if pending.tool != "request_callback" or not pending.read or (when := parse_when(said, today)) is None:
+        return None
+    args = {k: v for k, v in pending.args.items() if k not in ("preferred_time", "not_before")}
+    args |= _callback_when(when, today, knowledge)
+    if args.get("preferred_time") == pending.args.get("preferred_time"):
+        return None
+    return PendingWrite(pending.tool, args, readback(pending.tool, args))
 
 
 def _latest_when(caller_turns: Sequence[str], today: date, last: int = 2) -> When | None:
