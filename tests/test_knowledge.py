@@ -458,10 +458,11 @@ def test_do_you_do_a_priced_service_is_answered_from_the_price_list(knowledge_ba
 @pytest.mark.parametrize("question, entry", [
     ("Do you sell laser printers?", "services/do-you-repair-printers"),  # 0.55: read out as if it answered
     ("Do you sell laptops?", "services/do-you-set-up-laptops-and-computers"),  # 0.78
+    ("Can you repair my laptop?", "services/do-you-repair-printers"),  # the same action on another thing
 ])
 def test_an_entry_about_another_action_is_asked_about_not_read_out(knowledge_base, question, entry):
-    """Selling is not repairing: the entry is offered as a question ("Just to check, is your question: ...?"), never
-    read out as the answer."""
+    """Selling is not repairing, and repairing printers is not repairing laptops: the entry is offered as a
+    question ("Just to check, is your question: ...?"), never read out as the answer."""
     answer = knowledge_base.answer(question, FRIDAY_MORNING)
     assert answer.kind == "weak" and answer.entry_ids[0] == entry, answer
     assert answer.text.startswith("Just to check, is your question"), answer.text
@@ -476,6 +477,24 @@ def test_the_action_asked_about_is_compared_only_when_both_name_one():
     assert not other_action("How long does delivery take?", "Which carriers do you use?")  # the title names none
     assert not other_action("The lamp arrived broken", "What if my delivery arrived damaged?")  # asks for none
     assert not other_action("Do you deliver and install printers?", "Do you set up laptops and computers?")
+
+
+def test_the_thing_an_action_is_done_to_is_compared_only_when_the_question_names_one():
+    from voicebot.knowledge.actions import object_words, other_object
+
+    assert object_words("Can you repair my laptop?") == {"laptop"}
+    assert object_words("Do you sell laser printers?") == {"laser", "printer"}
+    assert object_words("Can you take away my old sofa, please?") == {"sofa"}
+    for nothing in ("Do you deliver on Saturdays?", "Can you fix it?", "How long does delivery take?",
+                    "Do you offer installation of desks?", "The lamp arrived broken"):
+        assert object_words(nothing) == frozenset(), nothing
+    assert object_words("Do you help configure new PCs?") == {"pc"} and object_words("Can I buy something?") == set()
+    printers = "Do you repair printers? Our technicians repair office printers and copiers of all major brands."
+    laptops = "Do you set up laptops and computers? We set up new laptops and desktops at your office."
+    assert other_object("Can you repair my laptop?", printers, laptops)
+    assert not other_object("Can you fix my HP printer?", printers, laptops)  # one of its words is the entry's
+    assert not other_object("Can you fix it?", printers, laptops)  # a pronoun: nothing to compare
+    assert not other_object("Can you install our new notebooks?", laptops, printers)  # the base's own word differs
 
 
 def test_quantities_and_estimates(tmp_path):

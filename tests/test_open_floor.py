@@ -52,6 +52,8 @@ def test_goodbye_is_final_whatever_came_before():
     ("Is there anything else I can help with?", True), ("Sure. What else can I help you with?", True),
     ("What is your order number?", False), ("Your order 10452 was delivered on Monday.", False),
     ("I can help with orders and repairs.", False),  # no question: nothing was asked
+    ("I'm sorry to hear that. What went wrong? Tell me in a sentence and I'll note it for our team.", True),
+    ("What happened to the chair?", True), ("Could you tell me your name?", False),  # an answer, not a story
 ])
 def test_the_bot_opens_the_floor_with_an_open_question(said, opens):
     assert invites_request(said) is opens

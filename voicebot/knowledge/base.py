@@ -34,7 +34,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
-from voicebot.knowledge.actions import other_action
+from voicebot.knowledge.actions import off_subject
 from voicebot.knowledge.embed import Embedder
 from voicebot.knowledge.files import (
     Entry,
@@ -327,7 +327,7 @@ class KnowledgeBase:
             return KnowledgeAnswer("none", OFFER_PERSON, (), hits[0].score if hits else 0.0)
         lead = top.score - hits[1].score if len(hits) > 1 else top.score
         if top.score < self.confident or (lead < self.margin and top.score < self.confident + SURE_ABOVE) or (
-                top.doc.kind == "entry" and other_action(question, entries[top.doc.id].title)):  # sell, not repair
+                top.doc.kind == "entry" and off_subject(question, entries[top.doc.id], entries)):  # sell, not repair
             candidates = tuple(h.doc.id for h in hits[:2] if h.score >= self.weak)
             if top.doc.kind == "entry":
                 text = clarifying_question(entries[top.doc.id].title)

@@ -83,10 +83,12 @@ def sounds_like_preamble(partial: str) -> bool:
     return True
 
 
-_INVITES = re.compile(r"\b(help|do for you|assist|anything else|what else)\b")
+_INVITES = re.compile(r"\b(help|do for you|assist|anything else|what else|what went wrong|what happened|what seems|"
+                      r"what(?: is|'s) (?:the problem|wrong|the issue)|tell me (?:more|what|about)|describe)\b")
 
 
 def invites_request(bot_said: str) -> bool:
-    """The bot's last words open the floor: "How can I help you today?", "Is there anything else?"."""
+    """The bot's last words open the floor: "How can I help you today?", "Is there anything else?", or ask for a
+    story ("What went wrong?", "What happened?"): the caller sets the scene before the point there too."""
     text = bot_said.lower()
     return "?" in text and bool(_INVITES.search(text))
