@@ -292,6 +292,20 @@ def test_a_visit_with_no_service_named_asks_which_and_offers_distinct_times_of_i
     assert spoken.startswith("I can offer laptop setup on ") and spoken.count(" or ") == 1, spoken
 
 
+@pytest.mark.parametrize("said, service", [
+    ("Can you repair my laptop please?", None), ("I need my laptop fixed.", None),  # no laptop repair: asked which
+    ("Can you repair my phone?", None), ("Can somebody fix my printer?", "printer repair"),
+    ("I need a repair visit for the printer.", "printer repair"), ("Can you set up my new laptop?", "laptop setup"),
+    ("I want someone to fit my new desk.", "furniture fitting"),
+])
+def test_a_service_is_named_only_for_its_own_job(said, service):
+    """"Can you repair my laptop?" named "printer repair" by its word "repair", and the caller was offered printer
+    repair times; "laptop" names "laptop setup", a job of another kind. Neither is a pick: the bot asks which."""
+    from voicebot.dialog.services import service_named
+
+    assert service_named(said, ["furniture fitting", "laptop setup", "printer repair"]) == service
+
+
 def test_nothing_free_on_the_callers_days_offers_the_earliest_after_and_says_so(repo):
     """"Next week" with every slot taken was "no free times, shall a colleague call you?"."""
     for slot in list(repo.db["appointment_slots"].rows_where("service = ? and starts_at < ?",

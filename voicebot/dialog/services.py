@@ -10,6 +10,8 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
+from voicebot.knowledge.actions import actions, object_words, other_action, said_words
+
 _NOT_A_NAME = frozenset({"and", "the", "for", "with", "new", "our", "your", "visit", "visits", "appointment",
                          "appointments", "service", "services", "session", "booking", "consultation", "home", "call"})
 """Words of a service's name that name no service on their own: "I'd like to book a visit" named "emergency visit"
@@ -35,15 +37,25 @@ def service_named(text: str, services: list[str], aliases: Sequence[Sequence[str
         return by_price
     shared = {w for s in services for w in named[s] if sum(w in other for other in named.values()) > 1}
     said = [(found.start(), n, service) for n, service in enumerate(services) for word in named[service] - shared
-            if (found := re.search(rf"\b{re.escape(word)}", lowered))]
+            if (found := re.search(rf"\b{re.escape(word)}", lowered)) and not other_job(text, service)]
     if said:  # the one said first: "a haircut and a beard trim" is the haircut (the caller's order, not the CRM's)
         return min(said)[2]
     keywords = {"print": "printer", "laptop": "laptop", "computer": "laptop", "desk": "furniture",
                 "chair": "furniture", "cabinet": "furniture", "furniture": "furniture"}
     for key, word in keywords.items():
         if key in lowered:
-            return next((s for s in services if word in s.lower()), None)
+            return next((s for s in services if word in s.lower() and not other_job(text, s)), None)
     return None
+
+
+def other_job(text: str, service: str) -> bool:
+    """The words ask for another action than the service's ("repair my laptop" to "laptop setup"), or for its
+    action on another thing ("repair my laptop" to "printer repair"): a word of its name said is no pick of it then.
+    Before, "Can you repair my laptop?" was offered printer repair times."""
+    if other_action(text, service):
+        return True
+    wanted = object_words(text)
+    return bool(wanted) and bool(actions(service)) and not wanted & said_words(service)
 
 
 def service_by_price_name(texts: Sequence[str], services: list[str],

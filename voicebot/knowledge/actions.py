@@ -23,9 +23,9 @@ from voicebot.knowledge.files import Entry
 
 ACTIONS: dict[str, re.Pattern[str]] = {name: re.compile(rf"\b({words})\b", re.IGNORECASE) for name, words in {
     "sell": r"sell|sells|selling|sold|stock|stocks|carry|carries|buy|buying",
-    "repair": r"repair|repairs|repairing|fix|fixes|fixing|mend",
-    "set up": r"set ?up|sets up|setting up|install|installs|installing|installation|configure",
-    "deliver": r"deliver|delivers|delivery|ship|ships|shipping",
+    "repair": r"repair|repairs|repairing|repaired|fix|fixes|fixing|fixed|mend|mended",
+    "set up": r"set ?up|sets up|setting up|install|installs|installing|installed|installation|configure|configured",
+    "deliver": r"deliver|delivers|delivered|delivery|ship|ships|shipping|shipped",
     "take away": r"take away|takes away|dispose|disposal|haul away",
     "rent": r"rent|rents|renting|rental|lease|leasing|hire",
 }.items()}
@@ -47,7 +47,11 @@ _SKIPPED = frozenset("my our your his her their the a an this that these those s
                      "also".split())
 _VAGUE = frozenset("something anything everything stuff thing things lot lots more one ones few bit".split())
 _ENDS = frozenset("""to for on in at by with from of and or but if when please it them me us you today tomorrow
-    there here is are was be take takes cost costs usually normally work works""".split())
+    there here is are was be take takes cost costs usually normally work works visit visits appointment service
+    services technician technicians engineer guy man person team job request booking slot time date quote price
+    fee""".split())
+"""Where the object ends; the nouns among them follow an action said as a noun ("a repair visit", "the delivery
+guy"): no thing the action is done to."""
 _NOUNS = frozenset({"delivery", "installation", "rental", "disposal"})  # "delivery of ...": no object after them
 OBJECT_WORDS = 3
 
@@ -76,7 +80,8 @@ def object_words(question: str) -> frozenset[str]:
     return frozenset(found)
 
 
-def _said(text: str) -> set[str]:
+def said_words(text: str) -> set[str]:
+    """The words of ``text``, lower case, a plural's s dropped: what ``object_words`` is compared with."""
     return {_stem(w) for w in re.findall(r"[a-z]+", text.lower())}
 
 
@@ -86,7 +91,7 @@ def other_object(question: str, entry_text: str, elsewhere: str = "") -> bool:
     entry, when another entry speaks of laptops. A thing the base never names may be another word for the entry's
     own ("our new notebooks" to the laptop set-up entry): not judged."""
     wanted = object_words(question)
-    return bool(wanted) and not wanted & _said(entry_text) and bool(wanted & _said(elsewhere))
+    return bool(wanted) and not wanted & said_words(entry_text) and bool(wanted & said_words(elsewhere))
 
 
 def off_subject(question: str, entry: Entry, entries: Mapping[str, Entry]) -> bool:
