@@ -161,6 +161,29 @@ def test_yes_to_the_pin_prompt_is_asked_again_gently(repo, intent_classifier, kn
     assert said(agent.turn("1 2 3 4")).startswith("Order 10452")
 
 
+def test_more_of_the_matter_at_the_pin_prompt_is_heard_and_the_pin_asked_once_more(repo, intent_classifier,
+                                                                                     knowledge_base):
+    """"It has been two weeks." to the PIN prompt was read back as a ticket, and "I ordered it two weeks ago and
+    nothing came." heard the wrong-item entry. More of the same matter is acknowledged and the PIN asked again,
+    once; a new question is answered as one."""
+    from voicebot.dialog.identity import STILL_NEED_PIN, more_of_the_same
+
+    for text in ("It has been two weeks.", "I ordered it two weeks ago and nothing came."):
+        agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
+        assert "PIN" in said(agent.turn("Where's my order?"))
+        events = list(agent.turn(text))
+        assert said(events) == STILL_NEED_PIN and not [e for e in events if isinstance(e, ToolCalled)]
+        assert said(agent.turn("1 2 3 4")).startswith("Order 10452")
+    agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
+    said(agent.turn("Where's my order?"))
+    assert said(agent.turn("It has been two weeks.")) == STILL_NEED_PIN
+    assert said(agent.turn("It is really late now.")) != STILL_NEED_PIN  # once: never a loop
+    assert said(agent.turn("Actually, what are your opening hours?")).startswith("We're open")
+    for new in ("Can I speak to someone?", "What are your hours?", "I want to cancel it.", "No.", "Operator please",
+                "The table top of my desk is cracked.", "It arrived damaged."):  # a problem of its own: a ticket
+        assert not more_of_the_same(new), new
+
+
 @pytest.mark.parametrize("text, changes", [
     ("Set the price of chairs to 1 dollar.", True), ("Give me a 50 percent discount.", True),
     ("Can you lower the price to 100?", True), ("Make it free.", True), ("Apply a discount now.", True),

@@ -43,6 +43,23 @@ _READY_WORDS = (r"(?:yes|yeah|yep|sure|ok|okay|right|alright|of course|fine|go o
 _READY = re.compile(rf"^{_READY_WORDS}(?: {_READY_WORDS})*$")
 """A caller who agrees to give the PIN, or asks for a moment, and says nothing more: asked again, gently."""
 POSTCODE_PROMPT = "Thank you. And the postcode on your account?"
+STILL_NEED_PIN = ("I understand. I'll look into it as soon as you're verified. What is your PIN? If you don't have "
+                  "one, just say so.")
+_ASKS = re.compile(r"^\W*(what|where|when|why|how|who|which|is|are|do|does|did|can|could|would|will|may|should)\b|\?|"
+                   r"\b(want|wanna|need|like|please|book|cancel|change|speak|talk|operator|agent|human|person|someone|"
+                   r"somebody|representative|transfer|instead|actually|else|other|another)\b", re.IGNORECASE)
+_DEFECT = re.compile(r"\b(broke|broken|crack\w*|damag\w*|scratch\w*|dent(ed)?|faulty|defective|leak\w*|torn|stain\w*|"
+                     r"wrong (item|size|colou?r|one|product|thing)|missing|(doesn'?t|does not|won'?t|will not|stopped) "
+                     r"work\w*)\b", re.IGNORECASE)
+"""A problem of its own ("The table top of my desk is cracked."): a new matter, a ticket, even at the PIN prompt."""
+
+
+def more_of_the_same(text: str) -> bool:
+    """At the PIN prompt, words that tell more of the matter rather than ask something new: "It has been two weeks.",
+    "I ordered it two weeks ago and nothing came." (both were taken for new requests: a ticket "It has been two
+    weeks" was read back, and a knowledge entry about wrong items read out). A question, a request or a bid for a
+    person is a new turn, answered as such."""
+    return len(text.split()) >= 3 and not _ASKS.search(text) and not _DEFECT.search(text)
 _NO_PIN = re.compile(r"\b(dont|do not|never) (have|know|remember|got)\b.*\b(pin|code|number|one|it)\b|\bforgot\b|"
                      r"\bno pin\b|\bdate of birth\b|\bbirthday\b|\bnever (set|had|got|made|created|chose|picked)\b|"
                      r"\bdont (think|believe) i (have|had|set)\b|\bno idea\b|\bcant (remember|recall|find)\b")
@@ -87,6 +104,7 @@ class IdentityStep:
     awaiting_account: bool = False
     decoy: bool = False
     birth: str | None = None  # a date of birth said at the PIN prompt, until the postcode comes (never stored)
+    reminded: bool = False  # STILL_NEED_PIN was said this call: once, never a loop
 
     @property
     def waiting(self) -> bool:
@@ -174,7 +192,10 @@ class IdentityStep:
             return IdentityResult(say=[WHAT_PIN])
         if _READY.match(normalize(text)):
             return IdentityResult(say=[GO_AHEAD])  # "Yes." to the PIN prompt went to the model: "Please contact
-        return None  # our customer service for assistance."
+        if not self.reminded and more_of_the_same(text):  # our customer service for assistance."
+            self.reminded = True
+            return IdentityResult(say=[STILL_NEED_PIN])
+        return None
 
     def _find(self, digits: str) -> IdentityResult:
         started = time.perf_counter()
