@@ -301,9 +301,21 @@ def test_a_visit_with_no_service_named_asks_which_and_offers_distinct_times_of_i
 def test_a_service_is_named_only_for_its_own_job(said, service):
     """"Can you repair my laptop?" named "printer repair" by its word "repair", and the caller was offered printer
     repair times; "laptop" names "laptop setup", a job of another kind. Neither is a pick: the bot asks which."""
-    from voicebot.dialog.services import service_named
+    from voicebot.dialog.services import service_for, service_named
 
-    assert service_named(said, ["furniture fitting", "laptop setup", "printer repair"]) == service
+    services = ["furniture fitting", "laptop setup", "printer repair"]
+    assert service_named(said, services) == service
+    # nor is the model's pick (it took the laptop for printer repair, and its times were offered)
+    assert service_for(said, "printer repair", services) == (service if service is not None else None)
+
+
+def test_the_models_service_counts_only_when_the_caller_names_none_and_no_other_job():
+    from voicebot.dialog.services import service_for
+
+    services = ["furniture fitting", "laptop setup", "printer repair"]
+    assert service_for("I need a technician to come out.", "printer repair", services) == "printer repair"
+    assert service_for("Can you repair my laptop?", "printer repair", services) is None
+    assert service_for("Laptop setup, please.", "printer repair", services) == "laptop setup"  # the caller's wins
 
 
 def test_nothing_free_on_the_callers_days_offers_the_earliest_after_and_says_so(repo):

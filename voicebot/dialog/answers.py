@@ -15,7 +15,7 @@ from typing import Any
 
 from voicebot.crm.spoken import digits_in, words_to_digits
 from voicebot.dialog.identity import only_numbers
-from voicebot.dialog.services import service_named
+from voicebot.dialog.services import service_for
 from voicebot.dialog.slots import near_offered, parse_when, spoken_date, spoken_time
 from voicebot.dialog.writes import short_subject
 from voicebot.review.redact import mask_secrets
@@ -378,8 +378,7 @@ def tool_args(tool: str, text: str, *, caller_name: str | None, services: list[s
         subject = short_subject(text or "Caller reported a problem")
         return {"subject": subject if len(subject) >= 3 else "Caller reported a problem", "description": text}
     if tool == "list_free_slots":
-        args: dict[str, Any] = {"service": service_named(caller_text, services, aliases)
-                                or service_named(text, services, aliases)}
+        args: dict[str, Any] = {"service": service_for(caller_text, text, services, aliases)}
         when = parse_when(caller_text, today) if today is not None else None
         if when is not None and when.has_day:  # the caller's day, computed in code, never the model's
             last = when.last_day or when.first_day

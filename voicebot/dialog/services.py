@@ -48,6 +48,15 @@ def service_named(text: str, services: list[str], aliases: Sequence[Sequence[str
     return None
 
 
+def service_for(caller_text: str, model_text: str, services: list[str],
+                aliases: Sequence[Sequence[str]] = ()) -> str | None:
+    """The service the caller's words name, else the one the model's line names unless the caller asks for another
+    job: the model took "Can you repair my laptop?" for printer repair, and offered its times."""
+    picked = service_named(model_text, services, aliases)
+    return service_named(caller_text, services, aliases) or (
+        picked if picked is not None and not other_job(caller_text, picked) else None)
+
+
 def other_job(text: str, service: str) -> bool:
     """The words ask for another action than the service's ("repair my laptop" to "laptop setup"), or for its
     action on another thing ("repair my laptop" to "printer repair"): a word of its name said is no pick of it then.

@@ -54,6 +54,9 @@ _ENDS = frozenset("""to for on in at by with from of and or but if when please i
 guy"): no thing the action is done to."""
 _NOUNS = frozenset({"delivery", "installation", "rental", "disposal"})  # "delivery of ...": no object after them
 OBJECT_WORDS = 3
+_BEFORE_STOP = frozenset("""i we you they he she can could would will need needs want wants get got have has had be
+    been being is are was were do does did just still please book""".split())
+"""Where a thing said before the action ("my laptop fixed") stops, going back."""
 
 
 def _stem(word: str) -> str:
@@ -63,7 +66,8 @@ def _stem(word: str) -> str:
 def object_words(question: str) -> frozenset[str]:
     """What the question's action is done to: up to ``OBJECT_WORDS`` words after the action word, past "my", "the",
     "old"..., to the first preposition or pronoun ("Can you repair my laptop?" -> laptop; "Do you sell laser
-    printers?" -> laser, printer); empty when none follows."""
+    printers?" -> laser, printer); when none follows the action, up to two words just before it ("I need my laptop
+    fixed", "a laptop repair" -> laptop); empty when neither."""
     found: set[str] = set()
     lowered = question.lower()
     for pattern in ACTIONS.values():
@@ -73,10 +77,17 @@ def object_words(question: str) -> frozenset[str]:
             following = re.findall(r"[a-z]+", lowered[match.end():].split("?")[0].split(".")[0].split(",")[0])
             while following and following[0] in _SKIPPED:
                 following = following[1:]
+            before = found.copy()
             for word in following[:OBJECT_WORDS]:
                 if word in _ENDS or word in _SKIPPED or word in _VAGUE:
                     break
                 found.add(_stem(word))
+            if found == before and not following:  # "I need my laptop fixed", "a laptop repair": the thing before
+                preceding = re.findall(r"[a-z]+", re.split(r"[?.,!]", lowered[:match.start()])[-1])
+                for word in reversed(preceding[-2:]):
+                    if word in _ENDS or word in _SKIPPED or word in _VAGUE or word in _BEFORE_STOP:
+                        break
+                    found.add(_stem(word))
     return frozenset(found)
 
 
