@@ -84,7 +84,7 @@ def test_a_time_from_now_is_read_on_the_clock():
     at = callback_time(when("in 20 minutes"), TODAY, HOURS, datetime(2026, 12, 2, 10, 3, tzinfo=LA))
     assert (at.spoken, at.not_before) == ("at 10:25 AM", datetime(2026, 12, 2, 10, 25, tzinfo=LA))
     at = callback_time(when("in two hours"), TODAY, HOURS, datetime(2026, 12, 2, 17, 0, tzinfo=LA))  # closes at 6
-    assert (at.closed, at.spoken) == ("at that time on Wednesday, December 2nd", "Thursday, December 3rd at 8 AM")
+    assert (at.closed, at.spoken) == ("at that time today", "Thursday, December 3rd at 8 AM")
     at = callback_time(when("in an hour"), TODAY, HOURS, datetime(2026, 12, 2, 23, 30, tzinfo=LA))  # after midnight
     assert at.spoken == "Thursday, December 3rd at 8 AM" and at.not_before == datetime(2026, 12, 3, 8, 0, tzinfo=LA)
     at = callback_time(when("in an hour"), TODAY, None)

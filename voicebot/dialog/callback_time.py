@@ -70,7 +70,7 @@ def callback_time(when: When, today: date, hours: OpeningHours | None, now: date
     closing = hours.on(day)
     named = f"{closing.holiday}, {spoken_date(day)}" if closing.holiday else spoken_date(day)
     closed = f"on {named}" if not closing.spans or (when.hour is None and when.part is None) else \
-        f"at that time on {named}"
+        "at that time today" if day == today else f"at that time on {named}"
     return CallbackTime(spoken_when(When(open_day, open_day, open_at.hour, open_at.minute)),
                         datetime.combine(open_day, open_at, tzinfo=zone), closed)
 
