@@ -60,6 +60,8 @@ def more_of_the_same(text: str) -> bool:
     weeks" was read back, and a knowledge entry about wrong items read out). A question, a request or a bid for a
     person is a new turn, answered as such."""
     return len(text.split()) >= 3 and not _ASKS.search(text) and not _DEFECT.search(text)
+
+
 _NO_PIN = re.compile(r"\b(dont|do not|never) (have|know|remember|got)\b.*\b(pin|code|number|one|it)\b|\bforgot\b|"
                      r"\bno pin\b|\bdate of birth\b|\bbirthday\b|\bnever (set|had|got|made|created|chose|picked)\b|"
                      r"\bdont (think|believe) i (have|had|set)\b|\bno idea\b|\bcant (remember|recall|find)\b")

@@ -10,8 +10,10 @@ title that names no action is never judged: "How long does delivery take?" has n
 
 The same action on another thing is no answer either: "Can you repair my laptop?" heard "Do you repair printers?"
 read out. When the words after the question's action (its object: "my laptop", "an old sofa") name nothing the
-entry says anywhere (title, tags, answer, other askings), the match is made weak the same way; an object that is a
-pronoun, or a question with no object ("Do you deliver on Saturdays?"), is never judged.
+entry says anywhere (title, tags, answer, other askings) while another entry names them, the match is made weak the
+same way; an object that is a pronoun, a thing the base never names (maybe its own word for the entry's thing), or
+a question with no object ("Do you deliver on Saturdays?") is never judged. ``dialog.services`` uses the same
+reading so that "repair my laptop" picks neither "printer repair" nor "laptop setup".
 """
 
 from __future__ import annotations
