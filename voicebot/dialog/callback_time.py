@@ -48,9 +48,10 @@ def callback_time(when: When, today: date, hours: OpeningHours | None, now: date
     if when.in_minutes is not None and not (when.has_day or when.has_time):
         if now is None:
             return CallbackTime(when.text, None)
-        at = _local(now, zone) + timedelta(minutes=when.in_minutes + 4)
+        local = _local(now, zone)
+        at = local + timedelta(minutes=when.in_minutes + 4)
         at -= timedelta(minutes=at.minute % 5, seconds=at.second, microseconds=at.microsecond)
-        day = None if at.date() == _local(now, zone).date() else at.date()  # today's: "at 11:30 AM"
+        day = None if at.date() == local.date() else at.date()  # today's: "at 11:30 AM"
         when = replace(when, first_day=day, last_day=day, hour=at.hour, minute=at.minute)
     day = when.first_day or (today if when.hour is not None or when.part is not None else None)
     if day is None:

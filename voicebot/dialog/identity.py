@@ -24,6 +24,7 @@ from voicebot.crm.models import NotFound
 from voicebot.crm.spoken import digits_in, find_dates, words_to_digits
 from voicebot.crm.toolkit import ToolRegistry
 from voicebot.crm.verification import CallerContext
+from voicebot.dialog.writes import asked_for
 from voicebot.text import normalize
 
 PIN_PROMPT = "For your security, please tell me your PIN."  # 4 to 8 digits (crm import): no length said
@@ -48,18 +49,17 @@ STILL_NEED_PIN = ("I understand. I'll look into it as soon as you're verified. W
 _ASKS = re.compile(r"^\W*(what|where|when|why|how|who|which|is|are|do|does|did|can|could|would|will|may|should)\b|\?|"
                    r"\b(want|wanna|need|like|please|book|cancel|change|speak|talk|operator|agent|human|person|someone|"
                    r"somebody|representative|transfer|instead|actually|else|other|another)\b", re.IGNORECASE)
-_DEFECT = re.compile(r"\b(broke|broken|crack\w*|damag\w*|scratch\w*|dent(ed)?|faulty|defective|leak\w*|torn|stain\w*|"
-                     r"wrong (item|size|colou?r|one|product|thing)|missing|(doesn'?t|does not|won'?t|will not|stopped) "
-                     r"work\w*)\b", re.IGNORECASE)
-"""A problem of its own ("The table top of my desk is cracked."): a new matter, a ticket, even at the PIN prompt."""
+ASKED_IN_WORDS = ("create_ticket", "create_lead", "request_callback", "reschedule_appointment", "cancel_appointment")
+"""The writes ``asked_for`` reads in words (a booking is asked by picking an offered time)."""
 
 
 def more_of_the_same(text: str) -> bool:
     """At the PIN prompt, words that tell more of the matter rather than ask something new: "It has been two weeks.",
     "I ordered it two weeks ago and nothing came." (both were taken for new requests: a ticket "It has been two
-    weeks" was read back, and a knowledge entry about wrong items read out). A question, a request or a bid for a
-    person is a new turn, answered as such."""
-    return len(text.split()) >= 3 and not _ASKS.search(text) and not _DEFECT.search(text)
+    weeks" was read back, and a knowledge entry about wrong items read out). A question, a request, a bid for a
+    person or words that ask for a write of their own ("The table top is cracked.": a ticket, ``writes.asked_for``)
+    are a new turn, answered as such."""
+    return len(text.split()) >= 3 and not _ASKS.search(text) and not any(asked_for(t, [text]) for t in ASKED_IN_WORDS)
 
 
 _NO_PIN = re.compile(r"\b(dont|do not|never) (have|know|remember|got)\b.*\b(pin|code|number|one|it)\b|\bforgot\b|"

@@ -18,7 +18,7 @@ from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from voicebot.crm.spoken import MONTHS, ORDINALS, TEENS, UNITS, WEEKDAYS, words_to_digits
+from voicebot.crm.spoken import MONTHS, ORDINALS, TEENS, TENS, UNITS, WEEKDAYS, words_to_digits
 from voicebot.crm.toolkit import to_jsonable
 from voicebot.review.redact import mask_secrets
 
@@ -251,9 +251,8 @@ def parse_when(text: str, today: date) -> When | None:
     return When(first, last, hour, minute, part, said)
 
 
-_COUNT_WORDS = {"a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "ten": 10,
-                "fifteen": 15, "twenty": 20, "thirty": 30, "forty": 40, "forty-five": 45, "forty five": 45,
-                "a couple of": 2, "a couple": 2, "couple of": 2}
+_COUNT_WORDS = {**{w: n for w, n in UNITS.items() if n}, **TEENS, **TENS, "a": 1, "an": 1, "forty-five": 45,
+                "forty five": 45, "a couple of": 2, "a couple": 2, "couple of": 2}
 _FROM_NOW = re.compile(
     r"\b(?:in|within) (?:about |around |roughly |maybe |like |an? )?(?:(half an hour|an hour and a half|the hour)|"
     r"(\d{1,3}|" + "|".join(sorted((re.escape(w) for w in _COUNT_WORDS), key=len, reverse=True))
