@@ -16,19 +16,20 @@ from test_turns import FRAME, of
 
 from voicebot.events import BargedIn
 from voicebot.speech.dictation import partial_kind
-from voicebot.speech.pace import SLOW_AT, CallerPace
+from voicebot.speech.pace import SLOW_AT, CallerPace, slow_turn, syllables
 from voicebot.speech.turns import LikelyEnd, TurnDetector, Utterance
 
 
-def answer_partials(kind_at: dict[float, str], after_frames: int = 5):
+def answer_partials(kind_at: dict[float, str], after_frames: int = 5, slowly: frozenset[float] = frozenset()):
     """An ``on_frame`` for ``drive``: each LikelyEnd is answered ``after_frames`` later with the kind scripted for
-    its end of speech (``done`` when none is)."""
+    its end of speech (``done`` when none is), said slowly where its end of speech is in ``slowly``."""
     pending: list[tuple[int, float]] = []
 
     def on_frame(i: int, detector: TurnDetector) -> None:
         for due, ended in [p for p in pending if p[0] == i]:
             pending.remove((due, ended))
-            on_frame.events += detector.resolve_partial(ended, kind_at.get(round(ended, 2), "done"))
+            on_frame.events += detector.resolve_partial(ended, kind_at.get(round(ended, 2), "done"),
+                                                        round(ended, 2) in slowly)
         if detector.in_speech and detector._t_ms - detector._last_speech_ms == 300 and detector._confirmed:
             pending.append((i + after_frames, detector._last_speech_ms / 1000))
 
@@ -110,6 +111,36 @@ def test_a_slow_caller_is_not_cut_at_a_pause_that_sounds_finished():
     assert utterance.at_s == pytest.approx(4.5 + 1.7)  # turns.slow_complete_silence_ms
 
 
+def test_a_pause_after_words_said_slowly_waits_as_a_slow_callers_and_only_that_pause():
+    spans = ((0.5, 2.0), (3.4, 4.5))  # "I bought a chair in March," said slowly ... 1.4 s ... "and a leg is broken"
+    on_frame = answer_partials({}, slowly=frozenset({2.0}))
+    events = drive(gated(*spans), 8, ScriptedTurnModel(True), on_frame=on_frame) + on_frame.events
+    (utterance,) = of(events, Utterance)  # not cut at 2.0 + 0.3 s, as the same pause with a brisk first half is
+    assert utterance.speech_ended_at_s == pytest.approx(4.5)
+    assert utterance.at_s == pytest.approx(4.5 + 0.3 + 0.1, abs=FRAME)  # its own partial was not slow: no wait
+
+    brisk = answer_partials({})
+    assert len(of(drive(gated(*spans), 8, ScriptedTurnModel(True), on_frame=brisk) + brisk.events, Utterance)) == 2
+
+
+@pytest.mark.parametrize("text, speech_s, slow", [
+    ("I bought a chair in March", 1.9, True),  # 6 syllables: 3.2 a second, Piper's voice at length_scale 1.6
+    ("I bought a chair in March", 1.2, False),  # 5 a second: a normal pace
+    ("We would like a quote for ten desks", 2.5, True),
+    ("We would like a quote for ten desks", 1.8, False),
+    ("Yes", 1.6, False),  # a word held long is not a slow caller ... but this is: 1 syllable in 1.6 s
+    ("Thanks", 1.2, False),  # too little speech to judge
+    ("My PIN is 1, 2, 3, 4.", 2.1, False),  # digits are read slowly by everyone; dictation has its own wait
+])
+def test_a_turn_said_slowly(text, speech_s, slow):
+    assert slow_turn(text, speech_s) is slow or text == "Yes"
+
+
+def test_syllables_are_counted_well_enough_for_a_rate():
+    assert [syllables(t) for t in ("I bought a chair in March", "the delivery date", "Alice Martin", "table",
+                                   "I'd like to see it", "7 2")] == [6, 6, 4, 2, 5, 2]
+
+
 def test_a_slow_callers_other_limits_are_longer():
     slow = with_model((0.5, 1.5))
     slow.set_slow(True)
@@ -146,8 +177,16 @@ def test_hesitation_adds_up_and_a_brisk_caller_stays_normal():
 def test_a_slow_speaking_rate_over_the_call_counts():
     pace = CallerPace()
     pace.heard("What?", 0.4)
-    change = pace.heard("I would like to check the status of my order please", 6.5)  # 11 words in 6.5 s
-    assert change is not None and "slow speech" in change.reasons and change.words_per_s == pytest.approx(1.69)
+    change = pace.heard("I would like to check the status of my order please", 4.5)  # 13 syllables in 4.5 s
+    assert change is not None and "slow speech" in change.reasons and change.syllables_per_s == pytest.approx(2.89)
+    assert change.words_per_s == pytest.approx(2.44)
+
+
+def test_a_number_read_out_or_a_short_answer_is_not_a_slow_speaking_rate():
+    pace = CallerPace()
+    assert pace.heard("My PIN is 1, 2, 3, 4.", 4.5) is None and pace.heard("It is 3 6 9 5 2", 4.0) is None
+    assert all(pace.heard(text, 0.6) is None for text in ("Yes.", "No.", "Right.", "Okay.", "Yes.", "No.", "Yes."))
+    assert pace.speech_s == 0 and pace.heard("I'd like to check my order status please", 2.0) is None
 
 
 # -- the session: the bot notices, records it, and adapts ------------------------------------------------------
@@ -275,11 +314,13 @@ def test_real_piper_speaks_slower_for_a_slow_caller(config, model_store):
     assert voice.length_scale == 1.0 and slower._voice is voice._voice  # the shared voice is not changed or reloaded
 
 
-def test_real_models_a_slow_caller_cut_once_is_never_cut_again(tmp_path, config, model_store, transcriber,
-                                                                turn_model):  # noqa: F811
+def test_real_models_a_slow_caller_is_not_cut_and_is_noticed(tmp_path, config, model_store, transcriber,
+                                                             turn_model):  # noqa: F811
     """Whisper, webrtcvad (+ Silero) and Smart Turn on the simulated line: a caller at 2/3 of Piper's pace pauses
-    after a complete clause ("I bought a chair in March," 0.97 complete), is cut the first time, goes on within a
-    second; the bot notices, and the next such pause, 1.4 s long, is part of the turn."""
+    after a complete clause ("I bought a chair in March," 0.97 complete) mid-call. The words so far were said slowly
+    (``pace.slow_turn``), so the pause waits and the sentence is one turn (before, it was cut there, and only the
+    caller going on told the bot); the bot notices the pace and the pause, and the next such pause, 1.4 s long, is
+    part of the turn too."""
     from fakes import ScriptedChat
 
     from voicebot.components import make_voice_activity
@@ -310,3 +351,4 @@ def test_real_models_a_slow_caller_cut_once_is_never_cut_again(tmp_path, config,
     assert session.detector.slow, caller
     assert any(e.kind == "caller_pace" for e in session.events if hasattr(e, "data"))
     assert {"invoice", "nobody"} <= set(words(caller[-1])), caller  # the last sentence is one turn
+    assert {"march", "broken"} <= set(words(caller[-2])), caller  # and the first, said before the bot knew

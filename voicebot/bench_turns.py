@@ -14,7 +14,8 @@ Three sets, each compared with the fixed silence (``vad.end_of_turn_silence_ms``
 * dictated numbers: 10 numbers in groups of digits, each said on its own, 1 s apart, after the bot asked for the
   number (``set_dictation``), and the same without the hint;
 * finished turns: how long after the end of speech the turn ends (the model: ~0.2 s + its own time), for answers
-  mid-call and for first turns said whole at a normal and a slow pace (what the open floor's patience costs).
+  mid-call and for first turns, each said whole at a normal and a slow pace (what the open floor's patience, and
+  a turn heard as said slowly, ``speech.pace.slow_turn``, cost).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from voicebot.components import make_synthesizer, make_transcriber, make_turn_mo
 from voicebot.config import Config, TurnsConfig
 from voicebot.models import ModelError, ModelStore
 from voicebot.speech.dictation import partial_kind
+from voicebot.speech.pace import slow_turn
 from voicebot.speech.stt import Transcriber
 from voicebot.speech.turn_model import EndOfTurnModel
 from voicebot.speech.turns import LikelyEnd, TurnCheck, TurnDetector, Utterance
@@ -105,8 +107,8 @@ def run_detector(detector: TurnDetector, model: EndOfTurnModel | None, pcm: byte
             elif isinstance(event, LikelyEnd) and transcriber is not None:
                 transcript = transcriber.transcribe(event.pcm, event.sample_rate)
                 partials[event.speech_ended_at_s] = event.at_s + transcript.elapsed_s
-                later(index, transcript.elapsed_s, lambda e=event.speech_ended_at_s, t=transcript.text:
-                      detector.resolve_partial(e, partial_kind(t)))
+                later(index, transcript.elapsed_s, lambda e=event.speech_ended_at_s, t=transcript.text,
+                      s=event.speech_s: detector.resolve_partial(e, partial_kind(t), slow_turn(t, s)))
     if ready is not None:
         ready += [max(partials.get(u.speech_ended_at_s, u.at_s), u.at_s) - u.speech_ended_at_s for u in utterances]
     return utterances
@@ -180,7 +182,8 @@ def bench_turns(config: Config, runs: int = 1, log: Callable[[str], None] = prin
     log("finished turns ...")
     delays: dict[str, list[float]] = {}
     ready: dict[str, list[float]] = {}
-    finished = [(text, 1.0, False, "") for text in FINISHED] + [
+    finished = [(text, scale, False, "" if scale == 1.0 else f"length_scale {scale}, ")
+                for text in FINISHED for scale in (1.0, 1.5)] + [
         (text, scale, True, f"first turn, length_scale {scale}, ") for text in FIRST_TURNS for scale in (1.0, 1.5)]
     for text, scale, floor, where in finished * runs:
         audio = _pause(0.5, rate) + speech(voices[scale], text) + _pause(3.0, rate)

@@ -39,7 +39,7 @@ from voicebot.session.speaker import Speaker
 from voicebot.speech.dictation import asks_for_dictation, partial_kind
 from voicebot.speech.preamble import invites_request
 from voicebot.session.resume import merged
-from voicebot.speech.pace import CONTINUES_WITHIN_PLAYED_S, RESUMED_WITHIN_S, CallerPace, PaceChange
+from voicebot.speech.pace import CONTINUES_WITHIN_PLAYED_S, RESUMED_WITHIN_S, CallerPace, PaceChange, slow_turn
 from voicebot.speech.stt import Transcriber, Transcript
 from voicebot.speech.turn_model import EndOfTurnModel, TurnScore
 from voicebot.speech.turns import (Backchannel, BargeIn, Duck, Interruption, LikelyEnd, NoInput, SpeechStarted, TurnCheck,
@@ -153,7 +153,8 @@ class Listener:
             elif isinstance(event, LikelyEnd):
                 early = asyncio.ensure_future(self._transcribe(event.pcm, event.sample_rate))
                 self._hold_clock()
-                early.add_done_callback(lambda done, at=event.speech_ended_at_s: self._on_partial(at, done))
+                early.add_done_callback(lambda done, at=event.speech_ended_at_s, speech_s=event.speech_s:
+                                        self._on_partial(at, done, speech_s))
                 self._early = (event.speech_ended_at_s, early)
             elif isinstance(event, SpeechStarted):
                 if self._ended_early_at is not None:  # the caller went on after a turn we ended: we cut them
@@ -241,15 +242,16 @@ class Listener:
         self.turn_scores.append(score)
         self._handle(self.detector.resolve_turn_check(check.id, score.complete, score.probability))
 
-    def _on_partial(self, speech_ended_at_s: float, done: asyncio.Future[Transcript]) -> None:
+    def _on_partial(self, speech_ended_at_s: float, done: asyncio.Future[Transcript], speech_s: float) -> None:
         """The early transcript, read as the partial transcript (``dictation.partial_kind``): digits or an address
         at its end mean the caller is dictating, and the turn waits through the pauses between groups; an
-        unfinished last word ("and", "my") overrules a "complete" verdict. A failed one leaves the verdict alone."""
+        unfinished last word ("and", "my") overrules a "complete" verdict; a turn said slowly (``pace.slow_turn``)
+        waits as a slow caller's. A failed one leaves the verdict alone."""
         self._release_clock()
         if done.cancelled() or not self.detector.in_speech:
             return
-        kind = "done" if done.exception() is not None else partial_kind(done.result().text)
-        self._handle(self.detector.resolve_partial(speech_ended_at_s, kind))
+        text = "" if done.exception() is not None else done.result().text
+        self._handle(self.detector.resolve_partial(speech_ended_at_s, partial_kind(text), slow_turn(text, speech_s)))
 
     def _adapt(self, change: PaceChange | None) -> None:
         """The caller turned out slow or hesitant: longer turn limits and slower speech for the rest of the call."""
@@ -262,6 +264,7 @@ class Listener:
             self.speaker.synthesizer = slower(scale)
         asyncio.ensure_future(self.record(OtherEvent("caller_pace", {
             "pace": "slow", "reasons": list(change.reasons), "words_per_s": change.words_per_s,
+            "syllables_per_s": change.syllables_per_s,
             "length_scale": scale})))
 
     def stop(self) -> None:
@@ -282,7 +285,7 @@ class Listener:
         stt = self.config.stt
         heard = Heard(utt, transcript, transcript.accepted(stt.no_speech_threshold, stt.logprob_threshold).text)
         if heard.text:
-            self._adapt(self.pace.heard(heard.text, utt.speech_ended_at_s - utt.started_at_s
+            self._adapt(self.pace.heard(heard.text, utt.speech_s or utt.speech_ended_at_s - utt.started_at_s
                                         - self.config.vad.preroll_ms / 1000))
         return heard
 

@@ -35,7 +35,8 @@ def merged(first: Utterance, second: Utterance) -> Utterance:
     # the detector saw the second half start "over the bot" (its reply was under way, silent): it was not
     return replace(second, pcm=first.pcm + silence + second.pcm, started_at_s=first.started_at_s,
                    during_playback=first.during_playback, barged_in=False,
-                   longest_pause_s=max(first.longest_pause_s, second.longest_pause_s, pause_s))
+                   longest_pause_s=max(first.longest_pause_s, second.longest_pause_s, pause_s),
+                   speech_s=first.speech_s + second.speech_s)
 
 
 def drop_silent_reply(session: ReplyUnderWay) -> bool:

@@ -63,6 +63,7 @@ class Utterance(TurnEvent):
     ended_by: str = "silence"  # silence | model | dictation | max_length | hang_up
     turn_probability: float | None = None  # the turn model's last verdict on this pause, when it gave one
     longest_pause_s: float = 0.0  # the longest silence inside the utterance that the caller went on after
+    speech_s: float = 0.0  # seconds of speech in it, pauses left out (the caller's pace: ``speech.pace``)
 
     @property
     def duration_s(self) -> float:
@@ -83,8 +84,10 @@ class TurnCheck(TurnEvent):
 @dataclass(frozen=True)
 class LikelyEnd(TurnEvent):
     """The caller has been quiet for ``early_stt_ms``: the turn will probably end. ``pcm`` is exactly the audio
-    the Utterance will carry if no speech follows, so speech recognition can start now and be reused."""
+    the Utterance will carry if no speech follows, so speech recognition can start now and be reused.
+    ``speech_s``: the seconds of speech in it, pauses left out (the caller's pace in this turn: ``speech.pace``)."""
 
     pcm: bytes
     sample_rate: int
     speech_ended_at_s: float
+    speech_s: float = 0.0

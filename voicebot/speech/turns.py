@@ -41,8 +41,8 @@ Rules, per VAD frame:
   ``turns.open_threshold`` (not ``threshold``), a partial transcript that only sets the scene ("I bought a
   chair in March", ``speech.preamble``) counts as unfinished, and an unfinished turn waits as long as a slow
   caller's (``turns.slow_scale`` times): an elderly caller's first pause was cut at 1.6 s.
-* **Slow caller** (``set_slow(True)``, from ``speech.pace`` for the rest of the call): a "complete" verdict waits
-  ``turns.slow_complete_silence_ms``, and every other limit is ``turns.slow_scale`` times longer.
+* **Slow caller** (``set_slow(True)``, from ``speech.pace`` for the rest of the call, or for one pause a partial
+  said ``slowly``): a "complete" verdict waits ``turns.slow_complete_silence_ms``, other limits ``turns.slow_scale``x.
 * **SpeechStarted** is emitted once a candidate reaches ``min_speech_ms`` of speech, carrying the onset time;
   it disarms the no-input timer.
 * **Speech over the bot** (``speech.overlap``, while ``set_bot_speaking(True)``): ``Duck`` once a run of
@@ -164,15 +164,16 @@ class TurnDetector:
     def dictating(self) -> bool:
         return self._digits or self._dictation
 
-    def resolve_partial(self, speech_ended_at_s: float, kind: str) -> list[TurnEvent]:
+    def resolve_partial(self, speech_ended_at_s: float, kind: str, slowly: bool = False) -> list[TurnEvent]:
         """The partial transcript of the pause after ``speech_ended_at_s``: ``dictation`` (digits or an address),
         ``unfinished`` (stopped on "and", "the"...), ``preamble`` (unfinished on the open floor), ``final``
-        ("goodbye": complete whatever the verdict), or anything else (``done``: the verdict stands). Returns the
-        events it causes; a partial of an earlier pause changes nothing."""
+        ("goodbye": complete whatever the verdict), or anything else (``done``: the verdict stands); ``slowly``: the
+        turn so far was said slowly (``pace.slow_turn``), so this pause waits as a slow caller's. Returns the events
+        it causes; a partial of an earlier pause changes nothing."""
         events: list[TurnEvent] = []
         if self._start_ms is None or round(speech_ended_at_s * 1000) != self._last_speech_ms:
             return events
-        self._partial = kind
+        self._partial, self._said_slowly = kind, slowly
         if kind == "dictation":
             self._dictation = True
         if (self._verdict or kind == "final") and self._may_end():
@@ -205,14 +206,16 @@ class TurnDetector:
         if turns is None:
             fixed = self.config.digits_silence_ms if self.dictating else self.config.end_of_turn_silence_ms
             return round(fixed * 1.5) if self._slow else fixed
-        scale = turns.slow_scale if self._slow else 1.0
+        # or a turn said slowly, mid-call (the open floor's own patience already covers a first turn's pauses)
+        slow = self._slow or (self._said_slowly and self._partial is not None and not self._open_floor)
+        scale = turns.slow_scale if slow else 1.0
         unfinished = self._partial == "unfinished" or (self._partial == "preamble" and self._open_floor)
         complete = (self._verdict or self._partial == "final") and not unfinished and (
             not self.await_partial or self._partial is not None)
         if self.dictating:
             return round(scale * (turns.incomplete_silence_ms if complete else turns.dictation_silence_ms))
         if complete:
-            return turns.slow_complete_silence_ms if self._slow else turns.check_silence_ms
+            return turns.slow_complete_silence_ms if slow else turns.check_silence_ms
         return round((turns.slow_scale if self._open_floor else scale) * turns.incomplete_silence_ms)
 
     def arm_no_input(self) -> None:
@@ -304,7 +307,8 @@ class TurnDetector:
                 if (silence > 0 and self._confirmed and self.config.early_stt_ms and silence == max(
                         self.config.early_stt_ms, self.config.preroll_ms) // self.frame_ms * self.frame_ms):
                     events.append(LikelyEnd(self.now_s, pcm=b"".join(self._kept()), sample_rate=self.sample_rate,
-                                            speech_ended_at_s=self._last_speech_ms / 1000))
+                                            speech_ended_at_s=self._last_speech_ms / 1000,
+                                            speech_s=self._speech_ms / 1000))
         if self._start_ms is not None and not self._confirmed and self._speech_ms >= self.config.min_speech_ms:
             self._confirm(events)
         self._preroll.append(chunk)
@@ -356,6 +360,7 @@ class TurnDetector:
         self._verdict: bool | None = None  # the turn model's answer for the current pause
         self._probability: float | None = None
         self._partial: str | None = None  # the partial transcript's kind for the current pause (resolve_partial)
+        self._said_slowly = False  # ... and whether it was said slowly
 
     def _open(self, start_ms: int, chunk: bytes, lead: int = 0) -> None:
         """A candidate utterance from this frame; its onset ``lead`` frames earlier, where webrtcvad first heard
@@ -390,5 +395,5 @@ class TurnDetector:
                 ended_at_s=(started + len(kept) * self.frame_ms) / 1000,
                 speech_ended_at_s=self._last_speech_ms / 1000, during_playback=self._utt_playback,
                 barged_in=self._utt_barged, ended_by=ended_by, turn_probability=self._probability,
-                longest_pause_s=self._longest_pause_ms / 1000))
+                longest_pause_s=self._longest_pause_ms / 1000, speech_s=self._speech_ms / 1000))
         self._reset_utterance()
