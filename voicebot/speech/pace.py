@@ -98,10 +98,11 @@ class CallerPace:
         """A caller turn's words and the seconds of speech they took."""
         if AGAIN.match(text.lower().strip()):
             return self._add("asked to hear it again")
-        if re.search(r"\d", text) or speech_s < RATE_MIN_TURN_S or syllables(text) < RATE_MIN_SYLLABLES // 2:
+        said = syllables(text)
+        if re.search(r"\d", text) or speech_s < RATE_MIN_TURN_S or said < RATE_MIN_SYLLABLES // 2:
             return None
         self.words += len(text.split())
-        self.syllables += syllables(text)
+        self.syllables += said
         self.speech_s += max(speech_s, 0.0)
         if self.speech_s >= RATE_MIN_SPEECH_S and self.syllables / self.speech_s < SLOW_SYLLABLES_PER_S \
                 and "slow speech" not in self.reasons:
