@@ -154,14 +154,14 @@ def test_media_ports_outlive_the_endpoint_that_shut_down(tmp_path):
     """pjmedia's bridge removes a port on its clock thread, which runs until libDestroy: a port deleted at shutdown
     could be written after its memory was freed, and `voicebot call` died with SIGSEGV in an allocation after its
     call had ended. Shut down, the endpoint keeps its ports, their C++ objects never deleted and cut from the call."""
-    from voicebot.telephony import sip_endpoint
+    from voicebot.telephony import sip_pjsua
 
-    before = len(sip_endpoint._KEPT_PORTS)
+    before = len(sip_pjsua.KEPT_PORTS)
     rec = Recorder()
     worker, result = asyncio.run(call_worker(tmp_path, Ports.block(12), scenario(
         pcaps=[(str(PCAP_DIR / "g711a.pcap"), 1000)]), rec))
     assert result.returncode == 0 and worker.stats.answered == 1, result.stdout
-    kept = sip_endpoint._KEPT_PORTS[before:]
+    kept = sip_pjsua.KEPT_PORTS[before:]
     assert kept and all(not port.this.own() and port.media is None for port in kept)
     assert not worker._all_ports and not worker._free_ports
 

@@ -218,7 +218,8 @@ class SimulatedLine:
 
     def _holding(self) -> bool:
         """Fast mode: the bot is working (or deciding on a barge-in, or awaiting a turn verdict) and nothing is
-        audible: time stands still, as if the bot answered instantly. Its real (wall-clock) latency is in the session's stage timings."""
+        audible: time stands still, as if the bot answered instantly. Its real (wall-clock) latency is in the
+        session's stage timings."""
         if self.speed <= 1 or (self._out and not self._paused):
             return False
         if self._held:

@@ -4,7 +4,8 @@ The layers, each its own module:
 - ``sip_headers``: the caller's number from the INVITE, source and port checks (pure, no pjsua2);
 - ``sip_transfer``: blind and warm transfer policy, SipDialError (no pjsua2);
 - ``sip_call``: SipCall, one call as a CallTransport, and the CallControl it asks its endpoint through (no pjsua2);
-- ``sip_endpoint``: SipWorker, the pjsua2 endpoint; the only module that imports pjsua2.
+- ``sip_endpoint``: SipWorker, the pjsua2 endpoint, with its parts ``sip_pjsua`` (the pjsua2 subclasses),
+  ``sip_lifecycle``, ``sip_admission`` and ``sip_media``: the only modules that import pjsua2.
 
 The process that answers calls with it is ``voicebot.worker`` (``run_worker`` is re-exported here).
 """

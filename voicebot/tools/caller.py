@@ -10,7 +10,7 @@ judgements are pure functions over PCM (``frame_levels``, ``find_onset``, ``bot_
 ``split_utterances``), tested on synthetic audio.
 
 This module does not import pjsua2: ``place_call`` dials with the bot's own endpoint (SipWorker from
-``voicebot.telephony.sip_endpoint``, the one module that imports pjsua2), imported only when it runs.
+``voicebot.telephony.sip_endpoint``, whose modules alone import pjsua2), imported only when it runs.
 """
 
 from __future__ import annotations
