@@ -598,6 +598,30 @@ def test_an_unknown_number_is_asked_for_the_account_then_the_pin(repo):
     assert chat.calls == []
 
 
+def test_a_phone_number_heard_short_is_taken_as_the_first_hearing_had_it_or_asked_again(repo):
+    """Whisper once heard "five five five, zero one zero, two zero three zero" as "55502030" (its first hearing:
+    "555-010-2030"): looked up as heard, no account matched and the caller's right PIN was refused three times."""
+    agent = agent_for(repo, ScriptedChat(), caller=UNKNOWN)
+    list(agent.turn("What did I order last time?"))
+    agent.identity.heard_also = ("My number is 555-010-2030",)  # Transcript.alternatives, set by the session
+    said = " ".join(e.text for e in agent.turn("My number is 55502030.") if isinstance(e, Sentence))
+    assert "PIN" in said and agent.context.customer is not None and not agent.identity.decoy
+    assert "most recent order" in " ".join(e.text for e in agent.turn("1 2 3 4") if isinstance(e, Sentence))
+
+    agent = agent_for(repo, ScriptedChat(), caller=UNKNOWN)  # no other hearing: asked again, nothing used up
+    list(agent.turn("What did I order last time?"))
+    events = list(agent.turn("My number is 55502030."))
+    said = " ".join(e.text for e in events if isinstance(e, Sentence))
+    assert "whole phone number" in said and "area code" in said
+    assert not any(isinstance(e, ToolCalled) for e in events)  # no lookup of a number that cannot be one
+    assert agent.identity.awaiting_account and not agent.identity.decoy and agent.context.customer is None
+    assert agent.context.verification.attempts_used == 0
+    list(agent.turn("It's 555 010 2030"))
+    assert agent.context.customer is not None and agent.identity.awaiting_pin
+    # a whole number as heard is kept, whatever the other hearing made of it
+    assert agent.identity._account_number("5550102030", ("5550102031",)) == "5550102030"
+
+
 def test_a_pin_said_before_the_account_is_found_is_asked_to_wait_and_costs_nothing(repo):
     """"My PIN is 1234." to "what is the phone number on your account?" was taken for order 1234: no such order,
     so the decoy PIN question followed, and the caller's right PIN could only fail."""

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from voicebot.crm.models import NotFound
+from voicebot.crm.phone import normalize_phone
 from voicebot.crm.spoken import digits_in, find_dates, words_to_digits
 from voicebot.crm.toolkit import ToolRegistry
 from voicebot.crm.verification import CallerContext
@@ -33,6 +34,8 @@ ACCOUNT_PROMPT = ("I can help with that once I've found your account. What is th
 FIND_FIRST_PROMPT = ("Thank you. Before the PIN I need to find your account: what is the phone number on it, or one "
                      "of your order numbers?")
 NO_ORDERS = ", or one of your order numbers?"
+NOT_A_PHONE_PROMPT = ("Sorry, I did not get a whole phone number. What is the phone number on your account, with the "
+                      "area code, or one of your order numbers?")
 """Left out of both prompts where the CRM holds no orders: a hair salon's caller was asked for an order number."""
 ORDER_NOT_PIN = "That sounds like an order number. For your security, I first need your PIN."
 BIRTH_PROMPT = "No problem. Please tell me your date of birth, and then the postcode on your account."
@@ -107,6 +110,7 @@ class IdentityStep:
     decoy: bool = False
     birth: str | None = None  # a date of birth said at the PIN prompt, until the postcode comes (never stored)
     reminded: bool = False  # STILL_NEED_PIN was said this call: once, never a loop
+    heard_also: tuple[str, ...] = ()  # this turn's other hearing of dictated digits (``Transcript.alternatives``)
 
     @property
     def waiting(self) -> bool:
@@ -164,6 +168,7 @@ class IdentityStep:
 
     def answer(self, text: str) -> IdentityResult | None:
         """Handle ``text`` when it answers an open identity question; None when it does not."""
+        heard_also, self.heard_also = self.heard_also, ()  # this turn's only (a keyed number has none)
         digits = digits_in(text) if only_numbers(text) else ""
         if self.birth is not None:
             if len(digits.replace(" ", "")) == 4 and (re.search(r"\bpin\b", text, re.I) or self._has_pin()):
@@ -173,7 +178,8 @@ class IdentityStep:
         if self.awaiting_account and re.search(r"\b(pin|passcode)\b", text, re.IGNORECASE):
             return IdentityResult(say=[self._without_orders(FIND_FIRST_PROMPT)])  # before the account: no attempt
         if self.awaiting_account and len(digits) >= 4:
-            return self._find(digits)
+            number = self._account_number(digits, heard_also)
+            return self._find(number) if number else IdentityResult(say=[self._without_orders(NOT_A_PHONE_PROMPT)])
         if not self.awaiting_pin or (self.context.customer is None and not self.decoy):
             return None
         if find_dates(text, self.context.repo.region):  # a day and a month: a date of birth, not a PIN
@@ -198,6 +204,24 @@ class IdentityStep:
             self.reminded = True
             return IdentityResult(say=[STILL_NEED_PIN])
         return None
+
+    def _account_number(self, digits: str, heard_also: tuple[str, ...]) -> str | None:
+        """The number the caller gave to find their account: an order number (under 7 digits) or a phone number as
+        heard, or as the recogniser also heard it when only that is a whole phone number; None when neither is.
+        Why: Whisper once heard "five five five, zero one zero, two zero three zero" as "55502030" where its first
+        hearing had "555-010-2030"; taken as it was, no account matched and the caller's right PIN was refused
+        three times. A number that cannot be a phone number is asked again (no attempt used, nothing said about
+        any account), never looked up."""
+        if len(digits) < 7 or self._phone(digits):
+            return digits
+        for text in heard_also:
+            other = digits_in(text) if only_numbers(text) else ""
+            if len(other) >= 7 and self._phone(other):
+                return other
+        return None
+
+    def _phone(self, digits: str) -> bool:
+        return normalize_phone(digits, self.context.repo.region) is not None
 
     def _find(self, digits: str) -> IdentityResult:
         started = time.perf_counter()

@@ -190,6 +190,8 @@ class CallSession:
         heard = event if isinstance(event, Heard) else await self.listener.hear(event)
         clock.mark("transcript_ready")
         text, transcript = heard.text, heard.transcript
+        if self.agent is not None:  # a second hearing of dictated digits, for the account lookup (dialog/identity.py)
+            self.agent.identity.heard_also = transcript.alternatives
         rejected = hallucination.check(text, transcript.no_speech_prob,
                                        transcript.avg_logprob if transcript.segments else 0.0) if text else None
         if rejected is not None:  # Whisper's subtitles for noise: a no-match, never a turn for the model

@@ -35,6 +35,9 @@ class Transcript:
     segments: tuple[Segment, ...] = ()
     duration_s: float = 0.0
     elapsed_s: float = 0.0
+    # what a first hearing made of dictated digits when the one kept (``text``) differs in them: the dialogue may
+    # weigh it where it knows what a number must look like (a phone number's length, ``dialog.identity``)
+    alternatives: tuple[str, ...] = ()
 
     @property
     def no_speech_prob(self) -> float:
@@ -148,6 +151,7 @@ class WhisperTranscriber:
         frames = self._frames(len(audio))
         segs, info = self._run(audio, prompt, frames, self.hotwords)
         text = " ".join(s.text for s in segs).strip()
+        alternatives: tuple[str, ...] = ()
         dictated = _IDENTIFIER.search(_outside(text, self.hotwords)) is not None
         if (frames and (_IDENTIFIER.search(text) or _looks_repeated(text))) or (dictated and self.hotwords):
             # Dictated digits (a PIN, an order or phone number, a date's year) must be exact, and a short window
@@ -155,9 +159,11 @@ class WhisperTranscriber:
             # A quantity or a time ("40 chairs", "at 10:30") keeps the speed: the bot reads it back anyway.
             # Digits that are not part of the company's words are heard again without those words: with them,
             # a bare dictated number gained a digit 4 times in 39 ("two four six eight." -> "22468"), 0 without.
-            segs, info = self._run(audio, prompt, None, None if dictated else self.hotwords)
+            first, (segs, info) = text, self._run(audio, prompt, None, None if dictated else self.hotwords)
             text = " ".join(s.text for s in segs).strip()
-        return Transcript(text, info.language, segs, info.duration, time.perf_counter() - started)
+            if re.sub(r"\D", "", first) != re.sub(r"\D", "", text):
+                alternatives = (first,)
+        return Transcript(text, info.language, segs, info.duration, time.perf_counter() - started, alternatives)
 
     def _run(self, audio, prompt: str | None, frames: int | None,  # noqa: ANN001
              hotwords: str | None) -> tuple[tuple[Segment, ...], object]:
