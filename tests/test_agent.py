@@ -619,7 +619,8 @@ def test_a_phone_number_heard_short_is_taken_as_the_first_hearing_had_it_or_aske
     list(agent.turn("It's 555 010 2030"))
     assert agent.context.customer is not None and agent.identity.awaiting_pin
     # a whole number as heard is kept, whatever the other hearing made of it
-    assert agent.identity._account_number("5550102030", ("5550102031",)) == "5550102030"
+    assert agent.identity._account_number("5550102030", ("5550102031",)) == "+15550102030"
+    assert agent.identity._account_number("442079460958", ()) == "+442079460958"  # "four four, two zero, ..."
 
 
 def test_a_pin_said_before_the_account_is_found_is_asked_to_wait_and_costs_nothing(repo):

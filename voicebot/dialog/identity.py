@@ -206,22 +206,26 @@ class IdentityStep:
         return None
 
     def _account_number(self, digits: str, heard_also: tuple[str, ...]) -> str | None:
-        """The number the caller gave to find their account: an order number (under 7 digits) or a phone number as
-        heard, or as the recogniser also heard it when only that is a whole phone number; None when neither is.
+        """The number the caller gave to find their account: an order number (under 7 digits) or a phone number
+        (E.164) as heard, or as the recogniser also heard it when only that is a whole phone number; None when
+        neither is.
         Why: Whisper once heard "five five five, zero one zero, two zero three zero" as "55502030" where its first
         hearing had "555-010-2030"; taken as it was, no account matched and the caller's right PIN was refused
         three times. A number that cannot be a phone number is asked again (no attempt used, nothing said about
         any account), never looked up."""
-        if len(digits) < 7 or self._phone(digits):
+        if len(digits) < 7:
             return digits
-        for text in heard_also:
-            other = digits_in(text) if only_numbers(text) else ""
-            if len(other) >= 7 and self._phone(other):
-                return other
+        for said in (digits, *(digits_in(text) if only_numbers(text) else "" for text in heard_also)):
+            if len(said) >= 7 and (e164 := self._e164(said)):
+                return e164
         return None
 
-    def _phone(self, digits: str) -> bool:
-        return normalize_phone(digits, self.context.repo.region) is not None
+    def _e164(self, digits: str) -> str | None:
+        """A national number in the CRM's region, or an international one said without its "+" ("four four, two
+        zero, ..."): 11 digits or more, so a short misheard number does not pass for a foreign one."""
+        region = self.context.repo.region
+        return normalize_phone(digits, region) or (normalize_phone("+" + digits, region) if len(digits) >= 11
+                                                   else None)
 
     def _find(self, digits: str) -> IdentityResult:
         started = time.perf_counter()
