@@ -14,7 +14,7 @@ import logging
 import time
 import weakref
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pjsua2 as pj
 
@@ -23,8 +23,7 @@ from voicebot.telephony.sip_call import MediaBuffers, SipCall
 from voicebot.telephony.sip_headers import source_allowed, source_ip
 from voicebot.telephony.sip_register import Registration
 
-if TYPE_CHECKING:
-    from voicebot.telephony.sip_endpoint import SipWorker
+SipWorker = Any  # sip_endpoint.SipWorker, which owns these objects (not imported here: it imports this module)
 
 log = logging.getLogger("voicebot.telephony.sip_endpoint")
 
