@@ -35,6 +35,17 @@ class Served:
         return CallStore(self.folder / "data" / "calls.db", self.folder / "data" / "recordings")
 
 
+def last_call(served, timeout_s: float = 30.0):
+    """The newest call's row once the bot has finished it (the caller's process may end first: the bot writes
+    the outcome when its session ends, a moment later under load)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        row = served.store().list_calls(limit=1)[0]
+        if row.outcome != "in_progress" or time.monotonic() > deadline:
+            return row
+        time.sleep(0.2)
+
+
 def write_config(folder: Path, port: int, extra: str = "", sip_extra: str = "") -> Path:
     cfg = folder / "config.yaml"
     cfg.write_text(f"models:\n  dir: {ROOT / 'models'}\nsip:\n  port: {port}\n  transports: [udp]\n{sip_extra}"

@@ -6,12 +6,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 
 from asr_support import assert_heard_any
-from serve_support import BUSY_UAS, operator, serving
+from serve_support import BUSY_UAS, last_call, operator, serving
 
 pytestmark = [pytest.mark.models, pytest.mark.timeout(400)]
 
@@ -48,17 +47,6 @@ def bot(tmp_path_factory):
     with start(tmp_path_factory.mktemp("bot"), PORT) as served:
         yield served
     assert served.exit_code == 0, served.text[-3000:]
-
-
-def last_call(served, timeout_s: float = 20.0):
-    """The newest call's row once the bot has finished it (the caller's process may end first: the bot writes
-    the outcome when its session ends, a moment later under load)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        row = served.store().list_calls(limit=1)[0]
-        if row.outcome != "in_progress" or time.monotonic() > deadline:
-            return row
-        time.sleep(0.2)
 
 
 def test_scripted_caller_asks_for_an_order_and_hears_the_crm_answer(bot):

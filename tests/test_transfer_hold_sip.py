@@ -12,12 +12,11 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 
 import pytest
 
 from asr_support import assert_heard_any, heard_phrase
-from serve_support import BUSY_UAS, operator, serving
+from serve_support import BUSY_UAS, last_call, operator, serving
 
 pytestmark = [pytest.mark.models, pytest.mark.timeout(900)]
 
@@ -94,17 +93,6 @@ def warm_bot(tmp_path_factory):
                  load_timeout_s=400, stop_timeout_s=300) as served:
         yield served
     # (no exit-code check: SIGTERM waits for the after-call analysis of these calls, minutes on loaded cores)
-
-
-def last_call(served, timeout_s: float = 30.0):
-    """The last call's record once the bot has finished it: the caller's hang-up ends the report, and the session
-    writes the outcome a moment later (on a loaded machine the test once read it still in progress)."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        row = served.store().list_calls(limit=1)[0]
-        if row.outcome != "in_progress" or time.monotonic() > deadline:
-            return row
-        time.sleep(0.2)
 
 
 def test_an_operator_who_never_answers_the_caller_hears_still_connecting_then_the_news(warm_bot, tmp_path):
