@@ -34,9 +34,9 @@ ACCOUNT_PROMPT = ("I can help with that once I've found your account. What is th
 FIND_FIRST_PROMPT = ("Thank you. Before the PIN I need to find your account: what is the phone number on it, or one "
                      "of your order numbers?")
 NO_ORDERS = ", or one of your order numbers?"
+"""Left out of both prompts where the CRM holds no orders: a hair salon's caller was asked for an order number."""
 NOT_A_PHONE_PROMPT = ("Sorry, I did not get a whole phone number. What is the phone number on your account, with the "
                       "area code, or one of your order numbers?")
-"""Left out of both prompts where the CRM holds no orders: a hair salon's caller was asked for an order number."""
 ORDER_NOT_PIN = "That sounds like an order number. For your security, I first need your PIN."
 BIRTH_PROMPT = "No problem. Please tell me your date of birth, and then the postcode on your account."
 NO_PIN_PROMPT = "For your security, please tell me your date of birth."
