@@ -105,6 +105,7 @@ class FakeTranscriber:
     min_frames: int = 3  # the edges of a span blur into a frame or two of something else
     silence_dbfs: float = -45.0
     heard: list[str] = field(default_factory=list)  # the text of every transcript returned, in order
+    alternatives: dict[str, str] = field(default_factory=dict)  # a text -> its first hearing (Transcript's)
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def transcribe(self, pcm: bytes, sample_rate: int, *, prompt: str | None = None) -> Transcript:
@@ -130,7 +131,8 @@ class FakeTranscriber:
         heard = " ".join(s.text for s in segments)
         with self._lock:
             self.heard.append(heard)
-        return Transcript(heard, "en", segments, duration_s=len(pcm) / 2 / sample_rate)
+        return Transcript(heard, "en", segments, duration_s=len(pcm) / 2 / sample_rate,
+                          alternatives=(self.alternatives[heard],) if heard in self.alternatives else ())
 
 
 @dataclass

@@ -603,7 +603,7 @@ def test_a_phone_number_heard_short_is_taken_as_the_first_hearing_had_it_or_aske
     "555-010-2030"): looked up as heard, no account matched and the caller's right PIN was refused three times."""
     agent = agent_for(repo, ScriptedChat(), caller=UNKNOWN)
     list(agent.turn("What did I order last time?"))
-    agent.identity.heard_also = ("My number is 555-010-2030",)  # Transcript.alternatives, set by the session
+    agent.context.heard_also = ("My number is 555-010-2030",)  # Transcript.alternatives, set by the session
     said = " ".join(e.text for e in agent.turn("My number is 55502030.") if isinstance(e, Sentence))
     assert "PIN" in said and agent.context.customer is not None and not agent.identity.decoy
     assert "most recent order" in " ".join(e.text for e in agent.turn("1 2 3 4") if isinstance(e, Sentence))
@@ -618,9 +618,28 @@ def test_a_phone_number_heard_short_is_taken_as_the_first_hearing_had_it_or_aske
     assert agent.context.verification.attempts_used == 0
     list(agent.turn("It's 555 010 2030"))
     assert agent.context.customer is not None and agent.identity.awaiting_pin
-    # a whole number as heard is kept, whatever the other hearing made of it
-    assert agent.identity._account_number("5550102030", ("5550102031",)) == "+15550102030"
-    assert agent.identity._account_number("442079460958", ()) == "+442079460958"  # "four four, two zero, ..."
+    # a whole number as heard is tried first, then the other hearing's
+    assert agent.identity._account_numbers("5550102030", ("5550102031",)) == ["+15550102030", "+15550102031"]
+    assert agent.identity._account_numbers("442079460958", ()) == ["+442079460958"]  # "four four, two zero, ..."
+
+
+@pytest.mark.parametrize("said", ["It's 1045.", "Where is my order 1045?"])
+def test_an_order_number_heard_short_finds_the_account_as_first_heard_and_a_wrong_one_still_meets_the_decoy(
+        repo, said):
+    """The second hearing of "one zero four five two" as "1045" found no order: the decoy PIN question followed,
+    and the caller's right PIN could only fail. The first hearing is tried too; it still finds only a real order."""
+    agent = agent_for(repo, ScriptedChat(), caller=UNKNOWN)
+    if said.startswith("It"):
+        list(agent.turn("What did I order last time?"))
+    agent.context.heard_also = (said.replace("1045", "10452"),)
+    list(agent.turn(said))
+    assert agent.context.customer is not None and not agent.identity.decoy and agent.identity.awaiting_pin
+    agent = agent_for(repo, ScriptedChat(), caller=UNKNOWN)
+    if said.startswith("It"):
+        list(agent.turn("What did I order last time?"))
+    agent.context.heard_also = (said.replace("1045", "99999"),)  # no such order either way: the decoy, as before
+    list(agent.turn(said))
+    assert agent.context.customer is None and agent.identity.decoy and agent.identity.awaiting_pin
 
 
 def test_a_pin_said_before_the_account_is_found_is_asked_to_wait_and_costs_nothing(repo):

@@ -141,3 +141,26 @@ def test_open_tools_act_without_verification(repo):
     callback = CRM_TOOLS.call("request_callback", {"reason": "quote", "phone_number": "312-555-0199"}, ctx)
     assert repo.db["callbacks"].get(callback["result"]["reference"])["phone"] == "+13125550199"
     assert CRM_TOOLS.call("identify_caller", {"phone_number": "+1 999 000 0000"}, ctx)["error"] == "not_found"
+
+
+def test_a_number_heard_wrong_is_tried_as_first_heard_and_never_reaches_another_callers_order(repo):
+    """Whisper's second hearing of dictated digits can drop one ("10452" -> "1045", "555-010-2030" ->
+    "55502030"); ``CallerContext.heard_also`` holds the first hearing, which is tried when the number as heard
+    finds nothing, and only among what the verified caller may see."""
+    ctx = CallerContext.start(repo, "+1 555 010 2030", max_attempts=3)
+    assert CRM_TOOLS.call("verify_caller", {"pin": "1234"}, ctx)["result"]["verified"] is True
+    ctx.heard_also = ("Where is my order 10452?",)
+    order = CRM_TOOLS.call("get_order", {"order_number": "1045"}, ctx)
+    assert order["ok"] and order["result"]["number"] == "10452"
+    ctx.heard_also = ("Where is my order 10460?",)  # Tom's: still not found, and reported as asked
+    missing = CRM_TOOLS.call("get_order", {"order_number": "1046"}, ctx)
+    assert missing["error"] == "not_found" and "10460" not in json.dumps(missing)
+    ctx.heard_also = ("Call me back on 312-555-0199.",)
+    callback = CRM_TOOLS.call("request_callback", {"reason": "quote", "phone_number": "31255501"}, ctx)
+    assert repo.db["callbacks"].get(callback["result"]["reference"])["phone"] == "+13125550199"
+    ctx.heard_also = ("Call 312-555-0199 or 312-555-0100.",)  # two numbers: which one is unknown, so asked again
+    assert CRM_TOOLS.call("request_callback", {"reason": "quote", "phone_number": "31255501"},
+                          ctx)["error"] == "invalid_arguments"
+    ctx.heard_also = ()
+    assert CRM_TOOLS.call("request_callback", {"reason": "quote", "phone_number": "31255501"},
+                          ctx)["error"] == "invalid_arguments"

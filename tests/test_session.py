@@ -695,3 +695,21 @@ def test_an_order_number_keyed_in_after_the_bot_asked_for_it_is_one_answer(env):
     bot, caller = call.said("bot"), call.said("caller")
     assert bot[1].startswith("Orders.") and "PIN" in bot[2] and "10452" in bot[3], bot
     assert caller[:2] == ["[DTMF 1]", "10452"] and "[DTMF *]" in caller, caller
+
+
+@pytest.mark.parametrize("first_hearing, found", [("My number is 555-010-2030", True), (None, False)])
+def test_a_phone_number_the_recogniser_changed_is_looked_up_as_first_heard(env, first_hearing, found):
+    """The session hands the transcript's other hearing of dictated digits to the turn's lookups
+    (``CallerContext.heard_also``): "555-010-2030" heard again as "55502030" found the account as first heard;
+    without that hearing the caller is asked for a whole number again, and no account is looked up."""
+    if first_hearing:
+        env.transcriber.alternatives["My number is 55502030."] = first_hearing
+    script = [WaitForBot(), env.voice.say("What did I order last time?", 1.2), WaitForBot(),
+              env.voice.say("My number is 55502030.", 1.2), WaitForBot(), HangUp()]
+    call = run(env, line_for(env, script, caller_id=STRANGER))
+
+    bot = call.said("bot")
+    assert "phone number on your account" in bot[1], bot
+    assert ("PIN" in bot[2] and "whole phone number" not in bot[2]) if found else "whole phone number" in bot[2], bot
+    lookups = [e.data["result"] for e in call.events if e.kind == "tool_call" and e.data["tool"] == "identify_caller"]
+    assert lookups == ([{"ok": True}] if found else []), call.kinds()

@@ -160,6 +160,18 @@ def digits_in(text: str) -> str:
     return "".join(out)
 
 
+def numbers_in(text: str) -> list[str]:
+    """Each number in a text (said or written) as digits, in order: a run with spaces, commas or hyphens inside
+    once whole and once per piece, for a lookup that tries each ("555-010-2030 or 10452" -> "5550102030", "555",
+    "010", "2030", "10452")."""
+    found: list[str] = []
+    for run in re.findall(r"\d(?:[\d ,\-]*\d)?", words_to_digits(text)):
+        for digits in (re.sub(r"\D", "", run), *re.findall(r"\d+", run)):
+            if digits not in found:
+                found.append(digits)
+    return found
+
+
 def words_to_digits(text: str) -> str:
     """Replace each run of number words by its digits: "March fourteenth nineteen eighty-five" -> "March
     fourteenth 1985" (ordinals stay words: the date patterns read them)."""

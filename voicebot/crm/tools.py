@@ -16,7 +16,7 @@ from pydantic import Field
 from voicebot.crm import bookings
 from voicebot.crm.models import Booking, NotFound, Order, Slot, SlotTaken, Ticket
 from voicebot.crm.phone import normalize_phone
-from voicebot.crm.spoken import digits_in
+from voicebot.crm.spoken import digits_in, numbers_in
 from voicebot.crm.toolkit import ToolError, ToolRegistry
 from voicebot.crm.verification import CallerContext
 
@@ -43,9 +43,15 @@ class Done:
 
 
 def _phone(ctx: CallerContext, spoken: str | None) -> str | None | ToolError:
-    """The number to use: the one the caller gave (normalised), else the caller ID, else the account's."""
+    """The number to use: the one the caller gave (normalised), else the caller ID, else the account's. A number
+    as heard that cannot be a phone number is taken as the recogniser first heard it (``heard_also``) when that
+    holds exactly one whole phone number, else asked again: never written as heard."""
     if spoken:
         e164 = normalize_phone(spoken, ctx.repo.region)
+        if e164 is None:
+            heard = {e164 for text in ctx.heard_also for digits in numbers_in(text) if len(digits) >= 7
+                     and (e164 := normalize_phone(digits, ctx.repo.region))}
+            e164 = heard.pop() if len(heard) == 1 else None
         return e164 if e164 else ToolError("invalid_arguments", f"{spoken!r} is not a phone number; ask again.")
     if ctx.caller_id:
         return ctx.caller_id
@@ -97,7 +103,14 @@ def get_order(ctx: CallerContext, order_number: Text) -> Order | NotFound:
     Args:
         order_number: The order number as the caller said it, e.g. "10452".
     """
-    return ctx.repo.get_order(digits_in(order_number) or order_number, customer_id=ctx.verified_customer.id)
+    # a number not among the caller's orders is tried as the recogniser first heard it (CallerContext.heard_also):
+    # only the verified caller's own orders can match, and the answer reads the number back
+    number, customer_id = digits_in(order_number) or order_number, ctx.verified_customer.id
+    found = asked = ctx.repo.get_order(number, customer_id=customer_id)
+    others = (n for text in ctx.heard_also for n in numbers_in(text) if len(n) >= 3 and n != number)
+    while isinstance(found, NotFound) and (other := next(others, None)) is not None:
+        found = ctx.repo.get_order(other, customer_id=customer_id)
+    return asked if isinstance(found, NotFound) else found
 
 
 @CRM_TOOLS.tool(requires_verification=True)

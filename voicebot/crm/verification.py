@@ -139,6 +139,9 @@ class CallerContext:
     customer: Customer | None = None
     verification: Verification = field(default_factory=Verification)
     lockout_hours: float = 24.0  # wrong answers count against an account across calls for this long
+    heard_also: tuple[str, ...] = ()
+    """This turn's other hearings of dictated digits (``speech.stt.Transcript.alternatives``), set by the session
+    for each caller turn: a number the recogniser changed on its second hearing is looked up as first heard too."""
 
     @classmethod
     def start(cls, repo: Repository, raw_caller_id: str | None, *, max_attempts: int = 3,

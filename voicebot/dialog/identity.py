@@ -22,7 +22,7 @@ from typing import Any
 
 from voicebot.crm.models import NotFound
 from voicebot.crm.phone import normalize_phone
-from voicebot.crm.spoken import digits_in, find_dates, words_to_digits
+from voicebot.crm.spoken import digits_in, find_dates, numbers_in, words_to_digits
 from voicebot.crm.toolkit import ToolRegistry
 from voicebot.crm.verification import CallerContext
 from voicebot.dialog.writes import asked_for
@@ -110,7 +110,6 @@ class IdentityStep:
     decoy: bool = False
     birth: str | None = None  # a date of birth said at the PIN prompt, until the postcode comes (never stored)
     reminded: bool = False  # STILL_NEED_PIN was said this call: once, never a loop
-    heard_also: tuple[str, ...] = ()  # this turn's other hearing of dictated digits (``Transcript.alternatives``)
 
     @property
     def waiting(self) -> bool:
@@ -129,7 +128,8 @@ class IdentityStep:
             if not order_number:
                 self.awaiting_account = True
                 return [self._without_orders(ACCOUNT_PROMPT)]
-            return self._find(order_number).say
+            heard = (n for text in self.context.heard_also for n in numbers_in(text) if 4 <= len(n) < 7)
+            return self._find(list(dict.fromkeys([order_number, *heard]))).say
         self.awaiting_pin = True
         return [PIN_PROMPT if self._has_pin() else NO_PIN_PROMPT]
 
@@ -168,7 +168,6 @@ class IdentityStep:
 
     def answer(self, text: str) -> IdentityResult | None:
         """Handle ``text`` when it answers an open identity question; None when it does not."""
-        heard_also, self.heard_also = self.heard_also, ()  # this turn's only (a keyed number has none)
         digits = digits_in(text) if only_numbers(text) else ""
         if self.birth is not None:
             if len(digits.replace(" ", "")) == 4 and (re.search(r"\bpin\b", text, re.I) or self._has_pin()):
@@ -178,8 +177,9 @@ class IdentityStep:
         if self.awaiting_account and re.search(r"\b(pin|passcode)\b", text, re.IGNORECASE):
             return IdentityResult(say=[self._without_orders(FIND_FIRST_PROMPT)])  # before the account: no attempt
         if self.awaiting_account and len(digits) >= 4:
-            number = self._account_number(digits, heard_also)
-            return self._find(number) if number else IdentityResult(say=[self._without_orders(NOT_A_PHONE_PROMPT)])
+            numbers = self._account_numbers(digits, self.context.heard_also)
+            return self._find(numbers) if numbers else \
+                IdentityResult(say=[self._without_orders(NOT_A_PHONE_PROMPT)])
         if not self.awaiting_pin or (self.context.customer is None and not self.decoy):
             return None
         if find_dates(text, self.context.repo.region):  # a day and a month: a date of birth, not a PIN
@@ -205,20 +205,20 @@ class IdentityStep:
             return IdentityResult(say=[STILL_NEED_PIN])
         return None
 
-    def _account_number(self, digits: str, heard_also: tuple[str, ...]) -> str | None:
-        """The number the caller gave to find their account: an order number (under 7 digits) or a phone number
-        (E.164) as heard, or as the recogniser also heard it when only that is a whole phone number; None when
-        neither is.
+    def _account_numbers(self, digits: str, heard_also: tuple[str, ...]) -> list[str]:
+        """The numbers to try, in order, to find the caller's account: each an order number (under 7 digits) or a
+        phone number (E.164), as heard and then as the recogniser also heard it (``CallerContext.heard_also``);
+        empty when none is either.
         Why: Whisper once heard "five five five, zero one zero, two zero three zero" as "55502030" where its first
         hearing had "555-010-2030"; taken as it was, no account matched and the caller's right PIN was refused
-        three times. A number that cannot be a phone number is asked again (no attempt used, nothing said about
-        any account), never looked up."""
-        if len(digits) < 7:
-            return digits
+        three times. An order number it changed the same way met the decoy. A number that cannot be a phone number
+        is asked again (no attempt used, nothing said about any account), never looked up."""
+        numbers: list[str] = []
         for said in (digits, *(digits_in(text) if only_numbers(text) else "" for text in heard_also)):
-            if len(said) >= 7 and (e164 := self._e164(said)):
-                return e164
-        return None
+            number = said if 4 <= len(said) < 7 else self._e164(said) if len(said) >= 7 else None
+            if number and number not in numbers:
+                numbers.append(number)
+        return numbers
 
     def _e164(self, digits: str) -> str | None:
         """A national number in the CRM's region, or an international one said without its "+" ("four four, two
@@ -227,18 +227,21 @@ class IdentityStep:
         return normalize_phone(digits, region) or (normalize_phone("+" + digits, region) if len(digits) >= 11
                                                    else None)
 
-    def _find(self, digits: str) -> IdentityResult:
+    def _find(self, numbers: list[str]) -> IdentityResult:
+        """Look the account up by each number in turn: the first that finds one wins; the caller hears the same
+        whether one did or not (the decoy)."""
         started = time.perf_counter()
-        by = "phone" if len(digits) >= 7 else "order"
-        repo, found = self.context.repo, None
-        if by == "phone":
-            customer = repo.find_customer_by_phone(digits)
-            found = None if isinstance(customer, NotFound) else customer
-        else:
-            order = repo.get_order(digits)
-            if not isinstance(order, NotFound):
-                customer = repo.get_customer(order.customer_id)
-                found = None if isinstance(customer, NotFound) else customer
+        repo, found, by = self.context.repo, None, "phone" if numbers[0].startswith("+") else "order"
+        for number in numbers:
+            kind = "phone" if number.startswith("+") else "order"
+            if kind == "phone":
+                customer = repo.find_customer_by_phone(number)
+            else:
+                order = repo.get_order(number)
+                customer = order if isinstance(order, NotFound) else repo.get_customer(order.customer_id)
+            if not isinstance(customer, NotFound):
+                found, by = customer, kind
+                break
         if found is not None:
             self.context.identify(found)
         self.decoy = found is None

@@ -190,8 +190,6 @@ class CallSession:
         heard = event if isinstance(event, Heard) else await self.listener.hear(event)
         clock.mark("transcript_ready")
         text, transcript = heard.text, heard.transcript
-        if self.agent is not None:  # a second hearing of dictated digits, for the account lookup (dialog/identity.py)
-            self.agent.identity.heard_also = transcript.alternatives
         rejected = hallucination.check(text, transcript.no_speech_prob,
                                        transcript.avg_logprob if transcript.segments else 0.0) if text else None
         if rejected is not None:  # Whisper's subtitles for noise: a no-match, never a turn for the model
@@ -205,11 +203,14 @@ class CallSession:
         over_the_bot = utt.during_playback and not utt.barged_in  # "ok", "mm-hmm", a cough while the bot talked
         if not text:
             return None if over_the_bot else await self._no_match(clock)
-        await self._on_caller_text(text, clock, backchannel=over_the_bot)
+        await self._on_caller_text(text, clock, backchannel=over_the_bot, heard_also=transcript.alternatives)
 
-    async def _on_caller_text(self, text: str, clock: TurnClock | None, backchannel: bool = False) -> None:
-        """What the caller said, in words: the guard first, then the menu, then the model."""
+    async def _on_caller_text(self, text: str, clock: TurnClock | None, backchannel: bool = False,
+                              heard_also: tuple[str, ...] = ()) -> None:
+        """What the caller said, in words: the guard, the menu, then the model (``CallerContext.heard_also``)."""
         self.caller_turns += 1
+        if self.agent is not None:
+            self.agent.context.heard_also = heard_also
         escalation = self.guard.check_transcript(text)
         if escalation:
             return await self._escalate(escalation)
