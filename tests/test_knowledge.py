@@ -412,7 +412,12 @@ def test_days_are_understood_in_english_and_russian(hours):
     assert hours.answer("Are you open on Saturday?", monday) == "On Saturday, November 28, we're open from 9 AM " \
                                                                   "to 1 PM."
     assert hours.answer("Вы работаете в воскресенье?", monday) == "On Sunday, November 29, we're closed."
-    assert hours.answer("what about tomorrow", monday) == "Tomorrow we're open from 8 AM to 6 PM."
+    assert hours.answer("what about tomorrow", monday) == "Tomorrow, Tuesday, we're open from 8 AM to 6 PM."
+    friday = datetime(2026, 12, 4, 18, 0, tzinfo=UTC)  # the day before is named too, so the caller hears their day
+    assert hours.answer("Are you open on Saturday?", friday) == "Tomorrow, Saturday, we're open from 9 AM to 1 PM."
+    assert hours.answer("Are you open today?", friday) == "Today, Friday, we're open from 8 AM to 5 PM."
+    saturday = datetime(2026, 12, 5, 18, 0, tzinfo=UTC)
+    assert hours.answer("And on Sunday?", saturday) == "Tomorrow, Sunday, we're closed."
     assert hours.answer("open on the 31st?", monday).startswith("On Thursday, December 31, New Year's Eve,")
     assert hours.answer("What are your hours?", monday) == (
         "We're open Monday to Thursday from 8 AM to 6 PM, Friday from 8 AM to 5 PM, and Saturday from 9 AM to 1 PM. "

@@ -88,10 +88,11 @@ class CallbackSession(CallSession):
         finally:  # after the row's start op (the first thing _answer queues), even when the CRM failed
             self.records.add(update_op(self.call_id, direction="outbound", purpose=self.purpose))
 
-    async def _on_caller_text(self, text: str, clock: TurnClock | None, backchannel: bool = False) -> None:
+    async def _on_caller_text(self, text: str, clock: TurnClock | None, backchannel: bool = False,
+                              heard_also: tuple[str, ...] = ()) -> None:
         if said_opt_out(text, self.dialer.opt_out_phrases):
             return await self._opt_out()
-        await super()._on_caller_text(text, clock, backchannel)
+        await super()._on_caller_text(text, clock, backchannel, heard_also)
 
     async def _on_dtmf(self, event: DtmfReceived) -> None:
         if event.digit == self.dialer.opt_out_key:

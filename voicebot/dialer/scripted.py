@@ -90,7 +90,8 @@ class ScriptedSession(CallbackSession):
         super().__init__(transport, deps, opening, dialer, purpose=purpose)
         self.script = script
 
-    async def _on_caller_text(self, text: str, clock: TurnClock | None, backchannel: bool = False) -> None:
+    async def _on_caller_text(self, text: str, clock: TurnClock | None, backchannel: bool = False,
+                              heard_also: tuple[str, ...] = ()) -> None:  # no CRM lookups: heard_also unused
         if said_opt_out(text, self.dialer.opt_out_phrases):
             return await self._opt_out()
         self.caller_turns += 1

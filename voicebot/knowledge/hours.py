@@ -153,9 +153,9 @@ class OpeningHours:
         label = f", {hours.holiday}," if hours.holiday else ""
         if not hours.spans:
             reason = f" for {hours.holiday}" if hours.holiday else ""
-            comma = "," if when.startswith("on ") else ""
+            comma = "," if "," in when or when.startswith("on ") else ""
             return f"{when[0].upper()}{when[1:]}{comma} we're closed{reason}."
-        label = label or ("," if when.startswith("on ") else "")
+        label = label or ("," if "," in when or when.startswith("on ") else "")
         return f"{when[0].upper()}{when[1:]}{label} we're open {say_spans(hours.spans)}."
 
     def summary(self) -> str:
@@ -237,12 +237,13 @@ def say_spans(spans: Spans) -> str:
 
 
 def say_day(day: date, today: date, with_date: bool = False) -> str:
-    """"today", "tomorrow", "on Saturday" (this week), or "on Thursday, December 31"."""
-    if day == today:
-        return "today"
-    if day == today + timedelta(days=1):
-        return "tomorrow"
+    """"today", "tomorrow", "on Saturday" (this week), or "on Thursday, December 31"; ``with_date``: the day
+    named as well, "tomorrow, Saturday" ("Are you open on Saturday?" asked on a Friday was answered "Tomorrow we're
+    open from 9 AM to 1 PM.", which leaves the caller to work out that tomorrow is the day they asked about)."""
     name = WEEKDAYS[day.weekday()].title()
+    if day in (today, today + timedelta(days=1)):
+        word = "today" if day == today else "tomorrow"
+        return f"{word}, {name}" if with_date else word
     if with_date or (day - today).days >= 7:
         return f"on {name}, {day.strftime('%B')} {day.day}"
     return f"on {name}"
