@@ -13,7 +13,7 @@ from test_turn_pace import answer_partials, gated
 from test_turns import of
 
 from voicebot.speech.dictation import partial_kind
-from voicebot.speech.preamble import invites_request, sounds_like_preamble
+from voicebot.speech.preamble import asks_for_detail, invites_request, sounds_like_preamble
 from voicebot.speech.turn_model import TurnScore
 from voicebot.speech.turns import Utterance
 
@@ -59,6 +59,18 @@ def test_the_bot_opens_the_floor_with_an_open_question(said, opens):
     assert invites_request(said) is opens
 
 
+@pytest.mark.parametrize("said, detail", [
+    ("May I have your name?", True), ("Which day would suit you better?", True), ("Could you tell me your name?", True),
+    ("Orders. What is your order number?", True), ("Would you like a morning or an afternoon slot?", True),
+    ("Sorry, what?", True), ("Could you please provide your name or phone number?", True),
+    ("Shall I book it?", False), ("I'll open a ticket saying: the printer jams. Is that right?", False),
+    ("Just to check, is your question: where are you located?", False), ("Are you still there?", False),
+    ("Would you like me to connect you with a colleague?", False), ("Your order 10452 was delivered on Monday.", False),
+])
+def test_a_question_for_a_detail_is_told_from_a_yes_or_no_question_or_none(said, detail):
+    assert asks_for_detail(said) is detail
+
+
 # -- timelines ---------------------------------------------------------------------------------------------------
 
 SCENE = ((0.5, 2.0), (3.4, 4.5))  # "I bought a chair in March," ... 1.4 s ... "and one of the legs is broken"
@@ -81,6 +93,26 @@ def test_off_the_open_floor_the_same_words_are_an_answer_and_end_the_turn():
     events = drive(floor(gated(*SCENE), False), 9, ScriptedTurnModel(True), on_frame=on_frame) + on_frame.events
     first, _ = of(events, Utterance)
     assert first.speech_ended_at_s == pytest.approx(2.0) and first.at_s < 2.6
+
+
+def test_asked_yes_or_no_a_scene_setting_first_half_is_not_a_turn_and_waits_the_usual_limit():
+    """"Shall I book it?" "My husband placed the order on Friday," ... 1.4 s ... "and he ...": no yes, no no, no
+    request: the start of something else. It waits the usual incomplete limit (1.6 s), not the open floor's."""
+    detector = gated(*SCENE)
+    detector.set_answer_expected(False)
+    on_frame = answer_partials({2.0: "preamble"})
+    (utterance,) = of(drive(detector, 9, ScriptedTurnModel(True), on_frame=on_frame) + on_frame.events, Utterance)
+    assert utterance.speech_ended_at_s == pytest.approx(4.5)
+    alone = gated((0.5, 2.0))  # said alone, it ends after the incomplete limit: time lost, never words
+    alone.set_answer_expected(False)
+    on_frame = answer_partials({2.0: "preamble"})
+    (utterance,) = of(drive(alone, 6, ScriptedTurnModel(True), on_frame=on_frame) + on_frame.events, Utterance)
+    assert utterance.at_s == pytest.approx(2.0 + 1.6, abs=0.03)
+    done = gated((0.5, 2.0))  # "Yes, please." ends as fast as anywhere
+    done.set_answer_expected(False)
+    on_frame = answer_partials({})
+    (utterance,) = of(drive(done, 6, ScriptedTurnModel(True), on_frame=on_frame) + on_frame.events, Utterance)
+    assert utterance.at_s < 2.6
 
 
 def test_on_the_open_floor_an_unfinished_turn_waits_a_slow_callers_limit():
@@ -135,6 +167,24 @@ def test_the_session_opens_the_floor_for_the_first_turn_and_after_anything_else(
     assert not [e for e in session.events if getattr(e, "kind", None) == "turn_resumed"]  # nobody was cut
 
 
+def test_the_session_expects_no_detail_after_a_yes_or_no_question(tmp_path, config):
+    """Asked "Shall I book it?", a caller who starts something else ("my chair" ... 1.0 s ... "is broken") is heard
+    whole; asked "May I have your name?", the caller's first words are the answer and end the turn at the pause
+    ("my name" ... 1.0 s ... "is Alice": two turns at 10x line pace, where nothing is joined)."""
+    from fakes import ScriptedChat
+
+    from voicebot.telephony.sim import HangUp, Silence, WaitForBot
+
+    chat = ScriptedChat([{"action": "reply", "text": "Shall I book it?"},
+                         {"action": "reply", "text": "May I have your name?"}], repeat=True)
+    _, session, turns, _ = call_with(tmp_path, config, ThreadNotingModel(True), lambda voice: [
+        WaitForBot(), voice.say("I need a repair visit", 1.0), WaitForBot(), Silence(3.0),  # a new turn, not
+        voice.say("my chair", 0.8), Silence(1.0), voice.say("is broken", 0.6), WaitForBot(), Silence(3.0),  # going on
+        voice.say("my name", 0.8), Silence(1.0), voice.say("is Alice", 0.6), WaitForBot(), HangUp()], chat=chat)
+    callers = [t.text for t in turns if t.role == "caller"]
+    assert callers == ["I need a repair visit", "my chair is broken", "my name", "is Alice"], callers
+
+
 def test_real_models_a_slow_callers_scene_setting_first_turn_is_one_turn(tmp_path, config, model_store, transcriber,
                                                                          turn_model):  # noqa: F811
     """Whisper, webrtcvad (+ Silero) and Smart Turn on the simulated line: at 2/3 of Piper's pace, "I bought a chair
@@ -160,3 +210,37 @@ def test_real_models_a_slow_callers_scene_setting_first_turn_is_one_turn(tmp_pat
         transcriber=transcriber, vad=make_voice_activity(config), chat=chat, speed=1.0)
     (caller,) = [t.text for t in turns if t.role == "caller"]
     assert "March" in caller and "broken" in caller, caller
+
+
+def test_real_models_asked_yes_or_no_a_scene_setting_start_is_one_turn(tmp_path, config, model_store, transcriber,
+                                                                         turn_model):  # noqa: F811
+    """The same line mid-call: asked "Shall I book it?", a caller at Piper's own pace says "My husband placed an
+    order on Friday," ... 1.2 s ... "and he asked me to call about it." It is one turn (the first half, a finished
+    clause to the turn model, was cut before: no yes, no no, and nothing the bot can act on)."""
+    from fakes import ScriptedChat
+
+    from voicebot.components import make_voice_activity
+    from voicebot.speech.tts import PiperSynthesizer
+    from voicebot.speech.vad import WebRtcVoiceActivity, speech_regions
+    from voicebot.telephony.sim import HangUp, Say, Silence, WaitForBot
+
+    rate = 16000
+    voice = PiperSynthesizer(model_store.locate(config.tts.voice), voice=config.tts.voice, noise_scale=0.0,
+                             noise_w_scale=0.0)
+
+    def said(text: str) -> bytes:
+        return b"".join(c.pcm for c in voice.stream(text, rate))
+
+    pcm = said("My husband placed an order on Friday, and he asked me to call about it.")
+    first = speech_regions(WebRtcVoiceActivity(2), pcm, rate, 20, hangover_ms=100)[0]
+    cut = first.end_ms * rate // 1000 * 2
+    chat = ScriptedChat([{"action": "reply", "text": "Shall I book it?"}], repeat=True)
+    _, session, turns, _ = call_with(
+        tmp_path, config, turn_model, lambda v: [
+            WaitForBot(), Say(said("I need a repair visit."), rate, "request"), WaitForBot(), Silence(1.0),
+            Say(pcm[:cut], rate, "first half"), Silence(1.2), Say(pcm[cut:], rate, "second half"),
+            WaitForBot(), HangUp()],
+        transcriber=transcriber, vad=make_voice_activity(config), chat=chat, speed=1.0)
+    callers = [t.text for t in turns if t.role == "caller"]
+    assert len(callers) == 2 and "Friday" in callers[1] and "call about it" in callers[1], callers
+    assert not [e for e in session.events if getattr(e, "kind", None) == "turn_resumed"]  # not cut, then joined

@@ -247,6 +247,22 @@ def test_a_caller_going_on_after_the_bot_answered_is_a_new_turn(tmp_path, config
     assert not [e for e in session.events if getattr(e, "kind", None) == "turn_resumed"]
 
 
+def test_a_prompt_answer_to_a_short_question_is_no_sign_of_a_slow_caller(tmp_path, config):
+    """The bot asks "Shall I book it?" (under a second) and the caller says "yes please" at once, within 2.5 s of
+    the end of their last turn: an answer to the question, not a cut turn going on. It made every caller "slow"
+    (longer limits, slower speech) after the first short question."""
+    from voicebot.telephony.sim import HangUp, Silence, WaitForBot
+
+    from fakes import ScriptedChat
+
+    chat = ScriptedChat([{"action": "reply", "text": "Shall I book it?"}], repeat=True)
+    _, session, turns, _ = call_with(tmp_path, config, ThreadNotingModel(True), lambda voice: [
+        WaitForBot(), voice.say("I need a repair visit", 1.0), WaitForBot(), Silence(0.3),
+        voice.say("yes please", 0.6), WaitForBot(), HangUp()], chat=chat, speed=1.0)
+    assert [t.text for t in turns if t.role == "caller"] == ["I need a repair visit", "yes please"]
+    assert not [e for e in session.events if getattr(e, "kind", None) in ("caller_pace", "turn_resumed")]
+
+
 def test_a_caller_going_on_over_the_first_words_of_the_reply_is_heard_as_one_turn(tmp_path, config):
     """Cut after "the chair broke", the bot quick to answer: its reply starts inside the caller's 1.2 s pause, and
     the caller goes on over its first words. That is an interruption (the reply stops), and what is answered is the

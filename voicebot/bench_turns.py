@@ -10,12 +10,13 @@ partial transcript) is answered as many 20 ms frames after its request as the mo
 Three sets, each compared with the fixed silence (``vad.end_of_turn_silence_ms``, the behaviour without a model):
 
 * slow speech: 20 sentences, each said in one go, split at its inner pause for 0.9-1.4 s (a slow or hesitant
-  caller), as the caller's first turn (the open floor: ``TurnDetector.set_open_floor``) and mid-call;
+  caller), as the caller's first turn (the open floor: ``TurnDetector.set_open_floor``) and mid-call, after a
+  yes-or-no question and after a question for a detail (``set_answer_expected``: there a scene is the answer);
 * dictated numbers: 10 numbers in groups of digits, each said on its own, 1 s apart, after the bot asked for the
   number (``set_dictation``), and the same without the hint;
 * finished turns: how long after the end of speech the turn ends (the model: ~0.2 s + its own time), for answers
-  mid-call and for first turns, each said whole at a normal and a slow pace (what the open floor's patience, and
-  a turn heard as said slowly, ``speech.pace.slow_turn``, cost).
+  mid-call (after a yes-or-no question, the slower case) and for first turns, each said whole at a normal and a
+  slow pace (what the open floor's patience, and a turn heard as said slowly, ``speech.pace.slow_turn``, cost).
 """
 
 from __future__ import annotations
@@ -130,11 +131,12 @@ def bench_turns(config: Config, runs: int = 1, log: Callable[[str], None] = prin
     vad = make_voice_activity(config)  # as on a call: webrtcvad, and Silero where vad.second_opinion is set
 
     def detector(turns: TurnsConfig | None, dictation: bool = False, slow: bool = False,
-                 open_floor: bool = False) -> TurnDetector:
+                 open_floor: bool = False, detail: bool = False) -> TurnDetector:
         d = TurnDetector(vad, config.vad, turns=turns)
         d.set_dictation(dictation)
         d.set_slow(slow)
         d.set_open_floor(open_floor)
+        d.set_answer_expected(detail)  # mid-call: after "Shall I book it?" (False) or "May I have your name?"
         return d
 
     def voice(scale: float) -> PiperSynthesizer:
@@ -147,11 +149,14 @@ def bench_turns(config: Config, runs: int = 1, log: Callable[[str], None] = prin
     voices = {scale: voice(scale) for scale in (1.0, 1.4, 1.5, 1.6)}
     cuts: dict[str, list[int]] = {}
     costs: list[float] = []
-    slow_variants = (("turn model + partial transcript, first turn", config.turns, model, stt, False, True),
-                     ("turn model, caller found slow", config.turns, model, stt, True, False),
-                     ("turn model alone, first turn", config.turns, model, None, False, True),
-                     ("turn model + partial transcript, mid-call", config.turns, model, stt, False, False),
-                     ("fixed silence", None, None, None, False, False))
+    slow_variants = (("turn model + partial transcript, first turn", config.turns, model, stt, False, True, False),
+                     ("turn model, caller found slow", config.turns, model, stt, True, False, False),
+                     ("turn model alone, first turn", config.turns, model, None, False, True, False),
+                     ("turn model + partial transcript, mid-call, asked yes or no", config.turns, model, stt, False,
+                      False, False),
+                     ("turn model + partial transcript, mid-call, asked for a detail", config.turns, model, stt,
+                      False, False, True),
+                     ("fixed silence", None, None, None, False, False, False))
     number_variants = (("turn model, bot asked for it", config.turns, model, None, True),
                        ("turn model + partial transcript, no hint", config.turns, model, stt, False),
                        ("turn model alone, no hint", config.turns, model, None, False),
@@ -166,9 +171,9 @@ def bench_turns(config: Config, runs: int = 1, log: Callable[[str], None] = prin
             cut = inner.end_ms * rate // 1000 * 2 if inner else len(pcm) // 4 * 2
             gap = 0.9 + 0.5 * (i % 3) / 2  # 0.9, 1.15, 1.4 s
             audio = _pause(0.5, rate) + pcm[:cut] + _pause(gap, rate) + pcm[cut:] + _pause(3.0, rate)
-            for label, turns, m, t, slow, floor in slow_variants:
+            for label, turns, m, t, slow, floor, detail in slow_variants:
                 cuts.setdefault(f"slow speech, 0.9-1.4 s pause ({label})", []).append(int(len(run_detector(
-                    detector(turns, slow=slow, open_floor=floor), m, audio, rate, costs, t)) > 1))
+                    detector(turns, slow=slow, open_floor=floor, detail=detail), m, audio, rate, costs, t)) > 1))
         log("dictated numbers with 1 s pauses ...")
         for i, groups in enumerate(NUMBERS):
             v = voices[(1.4, 1.5, 1.6)[i % 3]]

@@ -37,7 +37,7 @@ from voicebot.events import (BackchannelHeard, BargedIn, CallerHungUp, CallInput
 from voicebot.session.faults import Faulted, StageFailed, limited
 from voicebot.session.speaker import Speaker
 from voicebot.speech.dictation import asks_for_dictation, partial_kind
-from voicebot.speech.preamble import invites_request
+from voicebot.speech.preamble import asks_for_detail, invites_request
 from voicebot.session.resume import merged
 from voicebot.speech.pace import CONTINUES_WITHIN_PLAYED_S, RESUMED_WITHIN_S, CallerPace, PaceChange, slow_turn
 from voicebot.speech.stt import Transcriber, Transcript
@@ -81,6 +81,7 @@ class Listener:
         self._over_the_bot: str | None = None  # speech.overlap's decision on the open utterance, if any
         self.pace = CallerPace()  # a slow or hesitant caller gets longer limits and slower speech (speech.pace)
         self._ended_early_at: float | None = None  # the last turn the turn model ended, in call audio time
+        self._asked = False  # the bot's last response asked something (``expect``)
         self.on_resume = on_resume  # the core drops its reply to a cut turn the caller goes on with (True: dropped)
         self._cut: Utterance | None = None  # the turn the model ended, while the bot has said little since
         self._cut_played_s = 0.0  # ... and how much of the reply to it has played
@@ -92,11 +93,14 @@ class Listener:
     def expect(self, bot_said: str, awaiting_pin: bool, *, first: bool) -> None:
         """After the bot's response: what the caller's next words are likely to be, for the turn detector's limits.
         A PIN is read slowly; "what is your order number?" means pauses between digits; the caller's first turn
-        and "anything else I can help with?" open the floor (``TurnDetector.set_open_floor``)."""
+        and "anything else I can help with?" open the floor (``TurnDetector.set_open_floor``); a yes-or-no question
+        expects no detail (``set_answer_expected``)."""
+        self._asked = "?" in bot_said  # (after "I see.", words within 2.5 s may still be the cut turn going on)
         self.detector.expect_digits(awaiting_pin)
         if asks_for_dictation(bot_said):
             self.detector.set_dictation(True)
         self.detector.set_open_floor(first or invites_request(bot_said))
+        self.detector.set_answer_expected(asks_for_detail(bot_said))  # else a scene-setting start is no turn
 
     async def run(self) -> None:
         try:
@@ -125,6 +129,8 @@ class Listener:
                 self._cut = None  # the bot answered: what the caller says next is a new turn or a barge-in
             if self._ended_early_at is not None and self.detector.now_s - self._ended_early_at > 2.5:
                 self._ended_early_at = None  # the bot has answered for a while: a new turn, not a cut one going on
+        elif self._asked and self._cut_played_s > 0 and not self.detector.bot_speaking:  # a short question
+            self._cut = self._ended_early_at = None  # played to its end: "Shall I book it?" "Yes." is an answer
         self._handle(self.detector.feed(frame))
 
     def _handle(self, events: list[TurnEvent]) -> None:

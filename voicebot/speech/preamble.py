@@ -92,3 +92,25 @@ def invites_request(bot_said: str) -> bool:
     story ("What went wrong?", "What happened?"): the caller sets the scene before the point there too."""
     text = bot_said.lower()
     return "?" in text and bool(_INVITES.search(text))
+
+
+_WH = frozenset({"what", "which", "when", "where", "who", "whom", "whose", "how"})
+_AUX = frozenset({"is", "are", "am", "was", "were", "do", "does", "did", "can", "could", "would", "will", "shall",
+                  "should", "may", "might", "have", "has", "must"})
+_ASKS_FOR = re.compile(r"\b(?:may|can|could) i (?:have|get|take)\b|\b(?:tell|give) me\b|\bprovide\b|\bspell\b|"
+                       r"\bname\b|\b(?:number|date|address|e-?mail|pin)\b| or ")
+
+
+def asks_for_detail(bot_said: str) -> bool:
+    """The bot's last question asks for something said in a few words: a name, a day, a number, a choice ("Which
+    day suits you?", "May I have your name?", "Morning or afternoon?"). Whatever the caller says first is then the
+    answer, however much it sounds like a preamble ("My name is Alice Martin"). A yes-or-no question ("Shall I book
+    it?", "Is that right?") or no question at all is not: a caller who does not answer yes or no is starting
+    something else ("My husband placed the order on Friday, ... and he ..."), and its scene-setting first half is
+    no turn (``TurnDetector.set_answer_expected``)."""
+    questions = [q for q in re.split(r"(?<=[.!?])\s+", bot_said.strip()) if q.endswith("?")]
+    if not questions:
+        return False
+    question = questions[-1].lower()
+    first = next((w for w in _words(question) if w in _WH or w in _AUX), None)
+    return first in _WH or bool(_ASKS_FOR.search(question))

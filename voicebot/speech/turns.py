@@ -41,6 +41,9 @@ Rules, per VAD frame:
   ``turns.open_threshold`` (not ``threshold``), a partial transcript that only sets the scene ("I bought a
   chair in March", ``speech.preamble``) counts as unfinished, and an unfinished turn waits as long as a slow
   caller's (``turns.slow_scale`` times): an elderly caller's first pause was cut at 1.6 s.
+* **No detail asked** (``set_answer_expected(False)``: the bot asked yes or no, or asked nothing). A scene-setting
+  partial counts as unfinished here too (at the usual limits): asked "Shall I book it?", "My husband placed the
+  order on Friday," is the start of something. Asked for a detail ("May I have your name?"), it is the answer.
 * **Slow caller** (``set_slow(True)``, from ``speech.pace`` for the rest of the call, or for one pause a partial
   said ``slowly``): a "complete" verdict waits ``turns.slow_complete_silence_ms``, other limits ``turns.slow_scale``x.
 * **SpeechStarted** is emitted once a candidate reaches ``min_speech_ms`` of speech, carrying the onset time;
@@ -59,21 +62,17 @@ Rules, per VAD frame:
   calls recorded traffic and crowds speech, so a turn said in them never found its silence and a "mm-hmm" never
   ended. The utterance starts where webrtcvad's run of speech began (at most ``VOICE_LAG_MS`` before Silero
   agreed: no first syllable lost), and no turn ends while such a young run waits for Silero (``speech.voice_gate``).
-* **Echo gate.** The caller's line carries the bot's own voice back, attenuated by the echo return loss. The
-  session passes each outbound frame to ``note_playback`` as it is sent; an inbound frame quieter than the
-  loudest playback of the last ``echo_tail_ms`` minus ``echo_margin_db`` counts as non-speech, whatever the VAD
-  says. Real caller speech is about as loud as the playback and passes; echo 20+ dB down does not. The window
-  is counted in inbound frames, so playback must be noted in step with the inbound audio (as it is played,
-  not a whole sentence at once), and the gate stays on for ``echo_tail_ms`` after playback ends.
+* **Echo gate.** The line carries the bot's own voice back, attenuated. ``note_playback`` gets each outbound frame
+  as it is sent; an inbound frame quieter than the loudest playback of the last ``echo_tail_ms`` minus
+  ``echo_margin_db`` is non-speech, whatever the VAD says: the caller's speech is about as loud as the playback,
+  echo 20+ dB down is not. Note playback in step with the inbound audio (as it plays, not a sentence at once).
 * **No input.** ``arm_no_input()`` (after a prompt has played) starts a timer of ``no_input_timeout_s`` of
   audio; ``NoInput`` is emitted when it runs out with no confirmed speech. It is never emitted while a candidate
   utterance is open; ``set_bot_speaking(True)``, ``cancel_no_input()`` and ``SpeechStarted`` disarm it.
 
-Why the model is a request event and not a call: Smart Turn costs ~45 ms on an idle core but 70-180 ms on the
-2 shared cores of a bot that is also running Whisper and llama.cpp, several times a 20 ms media frame. Called
-inside ``feed`` it would stall the event loop that carries every call's media and playback. So the detector stays
-synchronous and in audio time, and the session runs ``score`` in a worker thread and answers on the loop; a test
-answers whenever it likes in audio time (after N frames, or never) and checks the outcome to the frame.
+Why the model is a request event and not a call: Smart Turn costs ~45 ms on an idle core but 70-180 ms on 2 shared
+cores, several media frames: inside ``feed`` it would stall the loop that carries every call's media. So the session
+scores in a worker thread and answers on the loop; a test answers whenever it likes in audio time.
 
 Not thread-safe: call every method from one thread (the session's event loop).
 """
@@ -122,6 +121,7 @@ class TurnDetector:
         self._dictation = False  # set_dictation hint: this utterance (or the next one)
         self._slow = False  # set_slow: a slow or hesitant caller, for the rest of the call
         self._open_floor = False  # set_open_floor: the caller is about to say what they want
+        self._answer_expected = True  # set_answer_expected: the bot asked for a detail (a preamble is the answer)
         self.await_partial = False  # a complete verdict waits for resolve_partial (see the module docstring)
         self._no_input_at_ms: int | None = None
         self._reset_utterance()
@@ -155,6 +155,10 @@ class TurnDetector:
     def set_open_floor(self, open_floor: bool) -> None:
         """The caller's next words say why they call (first turn, "anything else?"): see the module docstring."""
         self._open_floor = open_floor
+
+    def set_answer_expected(self, expected: bool) -> None:
+        """False: the bot asked yes or no, or nothing (``preamble.asks_for_detail``): see the module docstring."""
+        self._answer_expected = expected
 
     @property
     def slow(self) -> bool:
@@ -209,7 +213,8 @@ class TurnDetector:
         # or a turn said slowly, mid-call (the open floor's own patience already covers a first turn's pauses)
         slow = self._slow or (self._said_slowly and self._partial is not None and not self._open_floor)
         scale = turns.slow_scale if slow else 1.0
-        unfinished = self._partial == "unfinished" or (self._partial == "preamble" and self._open_floor)
+        unfinished = self._partial == "unfinished" or (self._partial == "preamble" and (
+            self._open_floor or not self._answer_expected))
         complete = (self._verdict or self._partial == "final") and not unfinished and (
             not self.await_partial or self._partial is not None)
         if self.dictating:
@@ -334,10 +339,8 @@ class TurnDetector:
         decision = self._overlap.step(speech, level, self._bot_speaking, raw, confirmed)
         if decision == "duck":
             events.append(Duck(self.now_s, self.config.duck_db))
-        elif decision == "pause":
-            events.append(BargeIn(self.now_s))
-        elif decision == "resume":
-            events.append(Backchannel(self.now_s))
+        elif decision in ("pause", "resume"):
+            events.append((BargeIn if decision == "pause" else Backchannel)(self.now_s))
         elif decision == "stop":
             if self._start_ms is not None:
                 self._utt_barged = True
