@@ -168,6 +168,24 @@ def test_placing_an_order_is_not_asking_after_one():
     assert match_intent("I placed an order, where is it?") == ("list_open_orders", {})
 
 
+def test_open_orders_not_asked_for_by_number_say_what_they_hold(repo):
+    """"I ordered a desk and it has not come": the open order found is the chair, and the caller must hear that
+    (its first line as the CRM has it, and how many more); an order asked for by number is not read out again."""
+    from voicebot.dialog.answers import render
+
+    chair = {"number": "10452", "status": "shipped", "carrier": "UPS", "eta": "2026-12-06", "items": [
+        {"quantity": 1, "description": "Ergonomic office chair"},
+        {"quantity": 2, "description": "A4 copy paper, box of 5 reams"}]}
+    said = render("list_open_orders", {}, {"ok": True, "result": [chair]})
+    assert said[0].startswith("Order 10452, for 1 Ergonomic office chair and 1 other item, has shipped with UPS")
+    two = render("list_open_orders", {}, {"ok": True, "result": [chair, {**chair, "number": "10460", "items": [
+        {"quantity": 3, "description": "Standing desk"}]}]})
+    assert two[:3] == ["You have 2 open orders.", said[0], said[0].replace("10452", "10460").replace(
+        "1 Ergonomic office chair and 1 other item", "3 Standing desk")]
+    asked = render("get_order", {"order_number": "10452"}, {"ok": True, "result": chair})
+    assert asked[0].startswith("Order 10452 has shipped with UPS")
+
+
 def test_facts_from_the_crm_pass_the_grounding_check(repo):
     chat = ScriptedChat([{"action": "reply", "text": "Your order 10452 should arrive on November 24th."}])
     agent = agent_for(repo, chat)

@@ -9,6 +9,8 @@ real `voicebot serve` over SIP with the Ollama backend on a server that never an
 
 from __future__ import annotations
 
+import pytest
+
 from fakes import ScriptedChat
 from ollama_server import FakeOllama
 from test_faults import (OLLAMA_MODEL, BrokenTranscriber, Live, assert_apology_then_person, call,
@@ -136,3 +138,6 @@ def test_the_hold_line_counts_from_the_end_of_a_dictation_wait_not_from_the_last
     said = dict(pcm=b"", sample_rate=8000, started_at_s=10.0, ended_at_s=15.9, speech_ended_at_s=15.6)
     assert turn_ended(Utterance(18.1, ended_by="dictation", **said)) == 18.1
     assert turn_ended(Utterance(16.0, ended_by="model", **said)) == 15.6  # else: the caller's own silence
+    # a scene-setting first turn held 2.4 s (the open floor): the hold line no sooner than 1 s after it was taken
+    assert turn_ended(Utterance(18.0, ended_by="silence", **said)) == pytest.approx(16.5)
+    assert turn_ended(Utterance(17.2, ended_by="silence", **said)) == 15.7  # a hung partial's 1.6 s: ~as before

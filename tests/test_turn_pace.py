@@ -46,6 +46,27 @@ def gated(*spans, **turns) -> TurnDetector:
 # -- the partial-transcript gate ------------------------------------------------------------------------------
 
 
+def test_asked_for_a_pin_words_with_no_digits_end_as_any_answer_and_digits_wait_for_more():
+    """The PIN prompt's wait is for digits: "Yes." (a "complete" verdict, a partial with no digits) is taken when
+    the partial comes, not after the 1.6 s that a group of digits gets (a real call waited 1.6 s on every "Yes."
+    and "No, that's all" after the PIN question); "one two" ... 1.2 s ... "three four" is still one turn."""
+    yes = gated((0.5, 1.0))
+    yes.expect_digits(True)
+    on_frame = answer_partials({1.0: "done"})
+    (utterance,) = of(drive(yes, 4, ScriptedTurnModel(True), on_frame=on_frame) + on_frame.events, Utterance)
+    assert utterance.at_s == pytest.approx(1.0 + 0.3 + 0.1, abs=0.03)
+    pin = gated((0.5, 1.2), (2.4, 3.0))
+    pin.expect_digits(True)
+    on_frame = answer_partials({1.2: "dictation", 3.0: "dictation"})
+    (utterance,) = of(drive(pin, 7, ScriptedTurnModel(True), on_frame=on_frame) + on_frame.events, Utterance)
+    assert utterance.speech_ended_at_s == pytest.approx(3.0) and utterance.ended_by == "dictation"
+    asked = gated((0.5, 1.0))  # "What is your order number?" "I don't have it."
+    asked.set_dictation(True)
+    on_frame = answer_partials({1.0: "done"})
+    (utterance,) = of(drive(asked, 4, ScriptedTurnModel(True), on_frame=on_frame) + on_frame.events, Utterance)
+    assert utterance.at_s == pytest.approx(1.0 + 0.3 + 0.1, abs=0.03)
+
+
 def test_a_complete_verdict_waits_for_the_partial_transcript_then_ends_the_turn():
     on_frame = answer_partials({}, after_frames=10)  # Whisper takes 200 ms after the LikelyEnd at 300 ms
     events = drive(gated((1.0, 1.4)), 4, ScriptedTurnModel(True), on_frame=on_frame) + on_frame.events

@@ -45,10 +45,8 @@ STATUS_PHRASES = {
     "returned": "was returned",
 }
 
-
 _HISTORY = re.compile(r"\b((last|previous|recent|past|earlier) (order|purchase|delivery)s?|what did (i|we) "
                       r"(order|buy|get)|(my|our) order history|ordered (last|before))\b", re.I)
-
 
 BILLED_WRONG = re.compile(r"\b((double|over) ?charged|charged (me |us )?(twice|double|too much|the wrong|wrongly)|"
                          r"billed (me |us )?twice|wrong (amount|price) (on|for|charged))\b")
@@ -192,9 +190,16 @@ def is_closing(text: str, last_bot: str = "") -> bool:
                 or _ANYTHING_ELSE.search(last_bot or ""))
 
 
-def order_sentence(order: dict[str, Any]) -> str:
+def order_sentence(order: dict[str, Any], contents: bool = False) -> str:
+    """Where an order is, from its CRM record; with ``contents`` what it holds too (orders not asked for by number:
+    a caller who asked about "my desk" heard "Order 10452 has shipped" and could not tell it was the chair)."""
     status = str(order.get("status", "")).lower()
-    text = f"Order {order['number']} {STATUS_PHRASES.get(status, 'is ' + status.replace('_', ' '))}"
+    items, text = order.get("items") or [], f"Order {order['number']}"
+    if contents and items:  # the first line as the CRM has it (up to its first comma), and how many more
+        more = len(items) - 1
+        text += f", for {items[0]['quantity']} {str(items[0]['description']).split(',')[0]}" + (
+            f" and {more} other item{'s' * (more > 1)}," if more else ",")
+    text += f" {STATUS_PHRASES.get(status, 'is ' + status.replace('_', ' '))}"
     if order.get("carrier") and status in ("shipped", "delayed", "out_for_delivery"):
         text += f" with {order['carrier']}"
     if order.get("delivered_at") and status == "delivered":
@@ -292,10 +297,8 @@ def render(tool: str, args: dict[str, Any], result: dict[str, Any]) -> list[str]
     if tool == "list_open_orders" and result.get("ok") and isinstance(value, list):
         if not value:
             return ["I don't see any open orders on your account. Is there anything else I can help with?"]
-        if len(value) == 1:
-            return [order_sentence(value[0]), "Is there anything else I can help with?"]
-        head = f"You have {len(value)} open orders."
-        return [head, *(order_sentence(o) for o in value[:3]), "Is there anything else I can help with?"]
+        head = [f"You have {len(value)} open orders."] if len(value) > 1 else []
+        return [*head, *(order_sentence(o, contents=True) for o in value[:3]), "Is there anything else I can help with?"]
     return None
 
 

@@ -246,6 +246,7 @@ class Listener:
             return
         score = done.result()
         self.turn_scores.append(score)
+        log.debug("turn check at %.2f s: %.2f complete, %.0f ms", check.at_s, score.probability, score.seconds * 1e3)
         self._handle(self.detector.resolve_turn_check(check.id, score.complete, score.probability))
 
     def _on_partial(self, speech_ended_at_s: float, done: asyncio.Future[Transcript], speech_s: float) -> None:
@@ -257,6 +258,8 @@ class Listener:
         if done.cancelled() or not self.detector.in_speech:
             return
         text = "" if done.exception() is not None else done.result().text
+        log.debug("partial at %.2f s (speech ended %.2f s): %r, %s", self.detector.now_s, speech_ended_at_s, text,
+                  partial_kind(text))
         self._handle(self.detector.resolve_partial(speech_ended_at_s, partial_kind(text), slow_turn(text, speech_s)))
 
     def _adapt(self, change: PaceChange | None) -> None:

@@ -76,19 +76,29 @@ class SilenceWatchdog:
             quiet_since = self.detector.now_s
 
 
+OWN_WAIT_S = 1.5
+"""Of a turn the detector held open on purpose, all but this much counts as the caller's pause, not the bot's
+silence (``turn_ended``): the hold line then comes no sooner than ``hold_after_s`` - 1.5 s (1 s by default) after
+the bot took the turn, when its answer is usually playing already."""
+
+
 def turn_ended(event: object) -> float | None:
-    """When the caller's turn behind ``event`` ended (call audio seconds); None for what is not a caller turn (a
-    no-input timeout, a fault): the bot speaks at once on those. For speech that is the end of the caller's speech,
-    not the moment the detector ended the turn: the caller's silence starts when they stop talking, and a turn
-    ended late (a "complete" verdict left waiting for a partial transcript from a hung recogniser ends only at
-    ``turns.incomplete_silence_ms``) must not push the hold line past ``hold_after_s`` of what the caller hears.
-    Except after dictation: the detector waited ``turns.dictation_silence_ms`` (2.5 s) on purpose, for the next
-    group of digits, and every order number said that way heard "Sorry, this is taking a moment." just as its
-    answer started; the silence the bot owns starts when that wait ends."""
+    """When the bot's silence after the caller's turn behind ``event`` starts (call audio seconds); None for what is
+    not a caller turn (a no-input timeout, a fault): the bot speaks at once on those. For speech that is the end of
+    the caller's speech, not the moment the detector ended the turn: the caller's silence starts when they stop
+    talking, and a turn ended late (a "complete" verdict left waiting for a partial transcript from a hung
+    recogniser ends only at ``turns.incomplete_silence_ms``) must not push the hold line past ``hold_after_s`` of
+    what the caller hears. Except where the detector waited on purpose: after dictation it waited
+    ``turns.dictation_silence_ms`` (2.5 s) for the next group of digits, and every order number said that way heard
+    "Sorry, this is taking a moment." just as its answer started, so the silence the bot owns starts when that wait
+    ends; a first turn that set the scene ("Hi, I have a question about my order.") waited the open floor's 2.4 s
+    and heard the same, so of any turn's wait only the last ``OWN_WAIT_S`` counts as the caller's."""
     if isinstance(event, Heard):
         event = event.utterance
     if isinstance(event, Utterance):
-        return event.at_s if event.ended_by == "dictation" else event.speech_ended_at_s
+        if event.ended_by == "dictation":
+            return event.at_s
+        return max(event.speech_ended_at_s, event.at_s - OWN_WAIT_S)
     if isinstance(event, (DtmfReceived, TextReceived)):
         return event.at_s
     return None

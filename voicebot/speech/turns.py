@@ -28,9 +28,9 @@ Rules, per VAD frame:
 * **Dictation.** While digits or an address are dictated (``expect_digits(True)`` for the whole prompt, e.g. a
   PIN; or ``set_dictation(True)``, a hint for one utterance, the open one or else the next, which the session
   gives when the partial transcript ends in a number or an address, or when the bot has just asked for one),
-  pauses between groups are part of the turn: the limit is
-  ``turns.dictation_silence_ms`` (without ``turns``: ``digits_silence_ms``), and a "complete" verdict only
-  shortens it to ``turns.incomplete_silence_ms`` (a group of digits sounds finished when it is not).
+  pauses between groups are part of the turn: the limit is ``turns.dictation_silence_ms`` (without ``turns``:
+  ``digits_silence_ms``), and a "complete" verdict only shortens it to ``turns.incomplete_silence_ms`` (a group
+  of digits sounds finished when it is not). Asked for digits, a partial with none ("Yes.") is an answer.
 * **Partial transcript gate** (``await_partial``, set by a session that starts speech recognition at
   ``LikelyEnd``). A "complete" verdict ends the turn only once the partial transcript of this pause is in
   (``resolve_partial``): it may say the caller is dictating (the dictation limit) or stopped on an unfinished word
@@ -217,7 +217,8 @@ class TurnDetector:
             self._open_floor or not self._answer_expected))
         complete = (self._verdict or self._partial == "final") and not unfinished and (
             not self.await_partial or self._partial is not None)
-        if self.dictating:
+        # digits asked for wait for more; a partial with none ("Yes.", "No, that's all.") ends as any answer
+        if self.dictating and self._partial not in ("done", "final", "preamble"):
             return round(scale * (turns.incomplete_silence_ms if complete else turns.dictation_silence_ms))
         if complete:
             return turns.slow_complete_silence_ms if slow else turns.check_silence_ms
