@@ -258,8 +258,8 @@ class Listener:
         if done.cancelled() or not self.detector.in_speech:
             return
         text = "" if done.exception() is not None else done.result().text
-        log.debug("partial at %.2f s (speech ended %.2f s): %r, %s", self.detector.now_s, speech_ended_at_s, text,
-                  partial_kind(text))
+        log.debug("partial at %.2f s (speech ended %.2f s): %d words, %s", self.detector.now_s, speech_ended_at_s,
+                  len(text.split()), partial_kind(text))  # the words themselves may hold a PIN: never logged
         self._handle(self.detector.resolve_partial(speech_ended_at_s, partial_kind(text), slow_turn(text, speech_s)))
 
     def _adapt(self, change: PaceChange | None) -> None:
