@@ -87,3 +87,20 @@ def test_thanks_after_an_answer_hear_you_are_welcome_in_code(config, last_bot, s
     assert (reply.sentences if reply else None) == ([getattr(prompts, said)] if said else None)
     assert quick_reply("Okay, thanks.", last_bot, EscalationGuard(config.escalation), prompts, None, True,
                        True) is None  # a read-back waits for its yes or no
+
+
+@pytest.mark.parametrize("said, bye", [
+    ("That's all, bye.", True), ("Thanks, bye.", True), ("That is all, goodbye.", True), ("Bye.", True),
+    ("No thanks, bye.", True), ("Yes, bye.", False), ("Yes please, thanks, bye.", False), ("Okay, thanks.", False),
+])
+def test_a_farewell_to_a_read_back_says_goodbye_and_a_yes_still_goes_to_the_write(config, said, bye):
+    """"Shall I send it?" "That's all, bye." went to the model, which said "I'm sorry, but I can't help you with
+    that." to a caller hanging up (a SIP call). A turn that ends in a farewell says goodbye, and writes nothing
+    (only a yes writes); a yes with a goodbye is left to the write, which the session then closes."""
+    from voicebot.dialog.guard import EscalationGuard
+    from voicebot.session.quick_replies import quick_reply
+
+    prompts = config.dialog.prompts
+    reply = quick_reply(said, "I'll pass this to our sales team: 20 chairs. Shall I send it?",
+                        EscalationGuard(config.escalation), prompts, None, True, True)
+    assert (reply.sentences if reply else None) == ([prompts.goodbye] if bye else None)

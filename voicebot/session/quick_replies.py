@@ -70,7 +70,8 @@ def quick_reply(text: str, last_bot: str, guard: EscalationGuard, prompts: Promp
         return QuickReply([prompts.anything_more if more else prompts.what_about])
     if only_hesitation(text):
         return QuickReply([prompts.hesitation])
-    if is_closing(text, last_bot) and (not write_pending or _BYE.match(text)):  # "Bye." to a read-back: nothing done
+    if is_closing(text, last_bot) and (not write_pending or _BYE.search(text)):  # "That's all, bye." to a read-back:
+        # nothing is written (only a yes writes), and the caller is not kept for the model's "I can't help with that"
         return QuickReply([prompts.goodbye], progress=True)
     if only_thanks(text) and not last_bot.rstrip().endswith("?") and not write_pending:
         return QuickReply([prompts.welcome], progress=True)  # after an answer: a question waits for its answer
@@ -78,7 +79,7 @@ def quick_reply(text: str, last_bot: str, guard: EscalationGuard, prompts: Promp
 
 
 _HESITATION = frozenset("um umm uh uhh er erm hmm hm ah well so".split())
-_BYE = re.compile(r"^\W*(?:ok(?:ay)?\W+)?(?:good ?)?bye(?:\W+bye)*\W*$", re.IGNORECASE)
+_BYE = re.compile(r"\b(?:good ?)?bye(?:\W+bye)*\W*$", re.IGNORECASE)  # a turn that ends in a farewell
 
 
 def only_hesitation(text: str) -> bool:
