@@ -171,7 +171,7 @@ def test_placing_an_order_is_not_asking_after_one():
 def test_open_orders_not_asked_for_by_number_say_what_they_hold(repo):
     """"I ordered a desk and it has not come": the open order found is the chair, and the caller must hear that
     (its first line as the CRM has it, and how many more); an order asked for by number is not read out again."""
-    from voicebot.dialog.answers import render
+    from voicebot.dialog.rendered import render
 
     chair = {"number": "10452", "status": "shipped", "carrier": "UPS", "eta": "2026-12-06", "items": [
         {"quantity": 1, "description": "Ergonomic office chair"},

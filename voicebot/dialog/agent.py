@@ -24,7 +24,8 @@ from voicebot.dialog.identity import IdentityResult, IdentityStep
 from voicebot.dialog.intents import IntentClassifier
 from voicebot.dialog.knowledge_step import KnowledgeStep, KnowledgeUsed
 from voicebot.dialog.recognised import INTENT_TOOLS, also_asked, answer_recognised  # noqa: F401 (INTENT_TOOLS)
-from voicebot.dialog.answers import bare_order_number, match_intent, pick_slot, render, tool_args
+from voicebot.dialog.answers import bare_order_number, match_intent, pick_slot, tool_args
+from voicebot.dialog.rendered import render
 from voicebot.dialog.services import service_named
 from voicebot.dialog.appointments import CHANGES, AppointmentStep, picked_booking
 from voicebot.dialog.slots import fitting_slots

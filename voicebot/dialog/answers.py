@@ -1,9 +1,8 @@
-"""Fixed matching before the model, and answers rendered from CRM results.
+"""Fixed matching before the model: the caller's words mapped to a tool call, a closing, a thanks, a slot.
 
 On a 2-core CPU each model pass costs seconds, so the most common requests never wait for one: a few phrase
-patterns map straight to a tool call ("where is my order 10452" -> get_order), and order results are spoken
-from templates. Templates say only what the record says, so they are grounded by construction. Everything the
-patterns do not catch goes to the model, as before.
+patterns map straight to a tool call ("where is my order 10452" -> get_order); the results are spoken from
+templates (``dialog.rendered``). Everything the patterns do not catch goes to the model, as before.
 """
 
 from __future__ import annotations
@@ -16,7 +15,7 @@ from typing import Any
 from voicebot.crm.spoken import digits_in, words_to_digits
 from voicebot.dialog.identity import only_numbers
 from voicebot.dialog.services import service_for
-from voicebot.dialog.slots import near_offered, parse_when, spoken_date, spoken_time
+from voicebot.dialog.slots import near_offered, parse_when
 from voicebot.dialog.writes import short_subject
 from voicebot.review.redact import mask_secrets
 from voicebot.text import normalize
@@ -33,17 +32,6 @@ _MINE = re.compile(r"\b(my|our|mine|i|we)\b", re.I)
 _NEW_ORDER = re.compile(r"\b(?:to|can i|could i|can we|could we|i'?d|we'?d|i want|we want|i would|we would) "
                         r"(?:(?:place|make|put in) an? )?order\b(?! (?:number|status))", re.I)
 """Placing an order ("I'd like to order 3 desks and have them delivered Friday"), not asking after one."""
-
-STATUS_PHRASES = {
-    "pending": "has been received and is waiting to be prepared",
-    "processing": "is being prepared",
-    "shipped": "has shipped",
-    "delayed": "is delayed",
-    "out_for_delivery": "is out for delivery",
-    "delivered": "was delivered",
-    "cancelled": "was cancelled",
-    "returned": "was returned",
-}
 
 _HISTORY = re.compile(r"\b((last|previous|recent|past|earlier) (order|purchase|delivery)s?|what did (i|we) "
                       r"(order|buy|get)|(my|our) order history|ordered (last|before))\b", re.I)
@@ -188,118 +176,6 @@ def is_closing(text: str, last_bot: str = "") -> bool:
         return False
     return bool(_CLOSING_WORDS.search(said) and said not in {"no", "ok", "okay", "fine", "good"}
                 or _ANYTHING_ELSE.search(last_bot or ""))
-
-
-def order_sentence(order: dict[str, Any], contents: bool = False) -> str:
-    """Where an order is, from its CRM record; with ``contents`` what it holds too (orders not asked for by number:
-    a caller who asked about "my desk" heard "Order 10452 has shipped" and could not tell it was the chair)."""
-    status = str(order.get("status", "")).lower()
-    items, text = order.get("items") or [], f"Order {order['number']}"
-    if contents and items:  # the first line as the CRM has it (up to its first comma), and how many more
-        more = len(items) - 1
-        text += f", for {items[0]['quantity']} {str(items[0]['description']).split(',')[0]}" + (
-            f" and {more} other item{'s' * (more > 1)}," if more else ",")
-    text += f" {STATUS_PHRASES.get(status, 'is ' + status.replace('_', ' '))}"
-    if order.get("carrier") and status in ("shipped", "delayed", "out_for_delivery"):
-        text += f" with {order['carrier']}"
-    if order.get("delivered_at") and status == "delivered":
-        text += f" on {spoken_date(order['delivered_at'])}"
-    elif order.get("eta") and status not in ("cancelled", "returned", "delivered"):
-        text += f", and should arrive on {spoken_date(order['eta'])}"
-    return text + "."
-
-
-def past_order_sentence(order: dict[str, Any], latest: bool = False) -> str:
-    """An order as history: when it was placed, what was in it (at most three lines), where it is now."""
-    items = order.get("items") or []
-    said = [f"{i['quantity']} {i['description']}" for i in items[:3]]
-    what = (", ".join(said[:-1]) + " and " + said[-1]) if len(said) > 1 else (said[0] if said else "")
-    head = f"Your most recent order, number {order['number']}," if latest else f"Before that, order {order['number']}"
-    text = f"{head} was placed on {spoken_date(order['placed_at'])}"
-    text += f" for {what}." if what else "."
-    return f"{text} {order_sentence(order)}"
-
-
-def history_sentences(history: dict[str, Any]) -> list[str]:
-    """What is open on the verified caller's account, from the CRM record only: tickets first ("what's the status of
-    my ticket?" is the usual question), then a booked visit and a pending callback."""
-    tickets = history.get("open_tickets") or []
-    out = [f"You have {len(tickets)} open tickets." if len(tickets) > 1 else ""] if tickets else [
-        "I don't see any open tickets on your account."]
-    for ticket in tickets[:2]:
-        opened = spoken_date(str(ticket["created_at"])[:10])
-        out.append(f"Ticket {ticket['id']}, opened on {opened}, is {str(ticket['status']).replace('_', ' ')}: "
-                   f"{mask_secrets(str(ticket['subject'])).rstrip('.!?')}.")
-    if history.get("upcoming_appointments"):
-        out.append(f"Your next appointment is {appointment_phrase(history['upcoming_appointments'][0])}.")
-    if history.get("pending_callbacks"):
-        out.append("A callback to you is also pending.")
-    return [s for s in out if s] + ["Is there anything else I can help with?"]
-
-
-def appointment_phrase(booking: dict[str, Any]) -> str:
-    """A booking as the bot says it, from the CRM record only: "printer repair on Tuesday, December 1st at 10 AM"."""
-    return f"{booking['slot']['service']} on {spoken_time(str(booking['slot']['starts_at']))}"
-
-
-def render(tool: str, args: dict[str, Any], result: dict[str, Any]) -> list[str] | None:
-    """Sentences for a tool result the bot can speak without the model, or None to let the model phrase it."""
-    value = result.get("result")
-    if tool == "get_order":
-        if result.get("ok") and isinstance(value, dict):
-            return [order_sentence(value), "Is there anything else I can help with?"]
-        if result.get("error") == "not_found":
-            return [f"I couldn't find order {args.get('order_number', '')}. Could you check the number for me?"]
-    if tool == "list_free_slots" and result.get("ok") and isinstance(value, dict):
-        slots = value.get("slots") or []
-        if not slots:
-            return ["I'm sorry, I don't see any free times for that right now. Shall I ask a colleague to call you?"]
-        offered = " or ".join(spoken_time(str(s["starts_at"])) for s in slots[:2])
-        question = "Which would suit you?" if len(slots) > 1 else "Would that suit you?"
-        if value.get("none_in_range"):
-            return [f"I have nothing free then. The earliest I can offer is {slots[0]['service']} on {offered}.",
-                    question]
-        taken = f"{value['time_taken']} isn't free. " if value.get("time_taken") else ""
-        return [f"{taken}I can offer {slots[0]['service']} on {offered}.", question]
-    if tool == "book_appointment" and result.get("ok") and isinstance(value, dict) and value.get("slot"):
-        slot = value["slot"]
-        return [f"You're booked for {slot['service']} on {spoken_time(str(slot['starts_at']))}.",
-                "Is there anything else I can help with?"]
-    if tool == "book_appointment" and result.get("error") == "slot_taken":
-        return ["I'm sorry, that time was just taken. Shall I offer you other times?"]
-    if tool == "list_my_appointments" and result.get("ok") and isinstance(value, list):
-        if not value:
-            return ["I don't see any upcoming appointments on your account. Would you like to book one?"]
-        return [f"You have {' and '.join(appointment_phrase(b) for b in value[:3])}.",
-                "Is there anything else I can help with?"]
-    if tool in ("reschedule_appointment", "cancel_appointment") and result.get("ok") and isinstance(value, dict):
-        when = spoken_time(str(value["slot"]["starts_at"]))
-        done = f"is now on {when}" if tool == "reschedule_appointment" else f"on {when} is cancelled"
-        return [f"Done. Your {value['slot']['service']} {done}.", "Is there anything else I can help with?"]
-    if tool in ("reschedule_appointment", "cancel_appointment") and result.get("error") == "not_found":
-        return ["I'm sorry, I can't find that appointment on your account any more. Is there anything else I can "
-                "help with?"]
-    if tool == "create_lead" and result.get("ok"):
-        return ["Thank you. I've passed your request to our sales team, and they will contact you shortly.",
-                "Is there anything else I can help with?"]
-    if tool == "request_callback" and result.get("ok"):
-        return ["Done. A colleague will call you back. Is there anything else I can help with?"]
-    if tool == "create_ticket" and result.get("ok") and isinstance(value, dict) and value.get("id"):
-        return [f"I have opened a ticket for you, number {value['id']}. "
-                "A colleague will follow up. Is there anything else?"]
-    if tool == "get_caller_history" and result.get("ok") and isinstance(value, dict):
-        return history_sentences(value)
-    if tool == "list_recent_orders" and result.get("ok") and isinstance(value, list):
-        if not value:
-            return ["I don't see any orders on your account yet. Is there anything else I can help with?"]
-        return [past_order_sentence(value[0], latest=True), *(past_order_sentence(o) for o in value[1:2]),
-                "Is there anything else I can help with?"]
-    if tool == "list_open_orders" and result.get("ok") and isinstance(value, list):
-        if not value:
-            return ["I don't see any open orders on your account. Is there anything else I can help with?"]
-        head = [f"You have {len(value)} open orders."] if len(value) > 1 else []
-        return [*head, *(order_sentence(o, contents=True) for o in value[:3]), "Is there anything else I can help with?"]
-    return None
 
 
 # -- the model names a tool and one line of text; code turns the text into the tool's arguments ----------------

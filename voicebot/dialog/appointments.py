@@ -18,7 +18,7 @@ code leads, since every part of it is a CRM record or the caller's own words:
    runs the tool on "yes"; "no" writes nothing).
 
 No booking on record: the caller hears so and is offered a new one. Every day and time the step says comes from a
-CRM record (``answers.appointment_phrase``, ``slots.spoken_time``), never from the model. The step drives the
+CRM record (``rendered.appointment_phrase``, ``slots.spoken_time``), never from the model. The step drives the
 agent's own tool runner and reply (``Dialogue``), so tool events, the facts for grounding and the history stay in
 one place, and agent.py only hooks it in. The new booking's pieces live here too, beside the move: ``placed`` (a
 "booking" whose words ask to move or cancel one is that), a pick among the times offered for a new booking
@@ -37,7 +37,8 @@ from typing import Any, Protocol
 from voicebot.crm.toolkit import ToolRegistry
 from voicebot.crm.verification import CallerContext
 from voicebot.dialog.agent_events import AgentEvent, ToolCalled
-from voicebot.dialog.answers import appointment_phrase, pick_slot
+from voicebot.dialog.answers import pick_slot
+from voicebot.dialog.rendered import appointment_phrase
 from voicebot.dialog.intents import Intent
 from voicebot.dialog.names import introduced_name
 from voicebot.dialog.prompting import compact_result

@@ -41,9 +41,8 @@ Rules, per VAD frame:
   ``turns.open_threshold`` (not ``threshold``), a partial transcript that only sets the scene ("I bought a
   chair in March", ``speech.preamble``) counts as unfinished, and an unfinished turn waits as long as a slow
   caller's (``turns.slow_scale`` times): an elderly caller's first pause was cut at 1.6 s.
-* **No detail asked** (``set_answer_expected(False)``: the bot asked yes or no, or asked nothing). A scene-setting
-  partial counts as unfinished here too (at the usual limits): asked "Shall I book it?", "My husband placed the
-  order on Friday," is the start of something. Asked for a detail ("May I have your name?"), it is the answer.
+* **No detail asked** (``set_answer_expected(False)``: asked yes or no, or nothing): a scene-setting partial is
+  unfinished too, at the usual limits ("Shall I book it?" "My husband placed the order on Friday, ...").
 * **Slow caller** (``set_slow(True)``, from ``speech.pace`` for the rest of the call, or for one pause a partial
   said ``slowly``): a "complete" verdict waits ``turns.slow_complete_silence_ms``, other limits ``turns.slow_scale``x.
 * **SpeechStarted** is emitted once a candidate reaches ``min_speech_ms`` of speech, carrying the onset time;
@@ -66,14 +65,12 @@ Rules, per VAD frame:
   as it is sent; an inbound frame quieter than the loudest playback of the last ``echo_tail_ms`` minus
   ``echo_margin_db`` is non-speech, whatever the VAD says: the caller's speech is about as loud as the playback,
   echo 20+ dB down is not. Note playback in step with the inbound audio (as it plays, not a sentence at once).
-* **No input.** ``arm_no_input()`` (after a prompt has played) starts a timer of ``no_input_timeout_s`` of
-  audio; ``NoInput`` is emitted when it runs out with no confirmed speech. It is never emitted while a candidate
-  utterance is open; ``set_bot_speaking(True)``, ``cancel_no_input()`` and ``SpeechStarted`` disarm it.
+* **No input.** ``arm_no_input()`` (after a prompt) starts a ``no_input_timeout_s`` timer of audio; ``NoInput``
+  when it runs out with no speech, never while an utterance is open (``set_bot_speaking(True)``,
+  ``cancel_no_input()`` and ``SpeechStarted`` disarm it).
 
-Why the model is a request event and not a call: Smart Turn costs ~45 ms on an idle core but 70-180 ms on 2 shared
-cores, several media frames: inside ``feed`` it would stall the loop that carries every call's media. So the session
-scores in a worker thread and answers on the loop; a test answers whenever it likes in audio time.
-
+Why the model is a request event and not a call: Smart Turn costs 70-180 ms on 2 shared cores; inside ``feed`` it
+would stall the loop that carries every call's media. The session scores in a worker thread and answers on the loop.
 Not thread-safe: call every method from one thread (the session's event loop).
 """
 
@@ -121,7 +118,7 @@ class TurnDetector:
         self._dictation = False  # set_dictation hint: this utterance (or the next one)
         self._slow = False  # set_slow: a slow or hesitant caller, for the rest of the call
         self._open_floor = False  # set_open_floor: the caller is about to say what they want
-        self._answer_expected = True  # set_answer_expected: the bot asked for a detail (a preamble is the answer)
+        self._answer_expected = True  # set_answer_expected: asked for a detail, a preamble is the answer
         self.await_partial = False  # a complete verdict waits for resolve_partial (see the module docstring)
         self._no_input_at_ms: int | None = None
         self._reset_utterance()
