@@ -16,7 +16,9 @@ Three sets, each compared with the fixed silence (``vad.end_of_turn_silence_ms``
   number (``set_dictation``), and the same without the hint;
 * finished turns: how long after the end of speech the turn ends (the model: ~0.2 s + its own time), for answers
   mid-call (after a yes-or-no question, the slower case) and for first turns, each said whole at a normal and a
-  slow pace (what the open floor's patience, and a turn heard as said slowly, ``speech.pace.slow_turn``, cost).
+  slow pace (what the open floor's patience, and a turn heard as said slowly, ``speech.pace.slow_turn``, cost),
+  and short answers to a yes-or-no question, with the words read as a whole answer (``preamble.closed_answer``)
+  and without.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from voicebot.bench_barge import bench_barge_in
 from voicebot.components import make_synthesizer, make_transcriber, make_turn_model, make_voice_activity
 from voicebot.config import Config, TurnsConfig
 from voicebot.models import ModelError, ModelStore
-from voicebot.speech.dictation import partial_kind
+from voicebot.speech.dictation import YES_NO, partial_kind
 from voicebot.speech.pace import slow_turn
 from voicebot.speech.stt import Transcriber
 from voicebot.speech.turn_model import EndOfTurnModel
@@ -71,6 +73,10 @@ FIRST_TURNS = ["Where is my order?", "I would like to speak to someone in sales.
                "My chair arrived broken.", "I want to cancel my order.", "Operator.", "I'm calling about my invoice.",
                "Do you deliver on Saturdays?", "Billing.", "I have a question."]
 """Said whole after "How can I help you?" (the open floor: ``TurnDetector.set_open_floor``)."""
+SHORT_ANSWERS = ["Yes.", "Yes, that's right.", "Yeah, sure.", "No.", "Okay.", "Yes, go ahead.", "Yes, it is.",
+                 "No, that's all.", "That's correct.", "No, thank you."]
+"""Said whole after "Shall I book it?": the turn model hears many as unfinished ("Yes, it is." 0.02), the words
+(``preamble.closed_answer``) do not."""
 
 
 def _pause(seconds: float, rate: int) -> bytes:
@@ -79,11 +85,12 @@ def _pause(seconds: float, rate: int) -> bytes:
 
 def run_detector(detector: TurnDetector, model: EndOfTurnModel | None, pcm: bytes, rate: int,
                  costs: list[float] | None = None, transcriber: Transcriber | None = None,
-                 ready: list[float] | None = None) -> list[Utterance]:
+                 ready: list[float] | None = None, question: str = "") -> list[Utterance]:
     """Feed ``pcm`` through the detector; each TurnCheck is answered as many frames later as the model took
     (its time in ms appended to ``costs``). With a ``transcriber``, as in a call: each LikelyEnd starts the
     partial transcript, answered (``resolve_partial``) as many frames later as Whisper took, and a "complete"
-    verdict waits for it; ``ready`` gets, per utterance, the delay from its end of speech to its transcript."""
+    verdict waits for it; ``ready`` gets, per utterance, the delay from its end of speech to its transcript;
+    ``question``: what the bot asked, as the listener tells ``partial_kind`` (``dictation.YES_NO``...)."""
     utterances: list[Utterance] = []
     due: list[tuple[int, Callable[[], list]]] = []  # (frame index of the answer, the answer)
     partials: dict[float, float] = {}  # end of speech -> audio time its transcript was ready
@@ -109,7 +116,7 @@ def run_detector(detector: TurnDetector, model: EndOfTurnModel | None, pcm: byte
                 transcript = transcriber.transcribe(event.pcm, event.sample_rate)
                 partials[event.speech_ended_at_s] = event.at_s + transcript.elapsed_s
                 later(index, transcript.elapsed_s, lambda e=event.speech_ended_at_s, t=transcript.text,
-                      s=event.speech_s: detector.resolve_partial(e, partial_kind(t), slow_turn(t, s)))
+                      s=event.speech_s: detector.resolve_partial(e, partial_kind(t, question), slow_turn(t, s)))
     if ready is not None:
         ready += [max(partials.get(u.speech_ended_at_s, u.at_s), u.at_s) - u.speech_ended_at_s for u in utterances]
     return utterances
@@ -172,8 +179,10 @@ def bench_turns(config: Config, runs: int = 1, log: Callable[[str], None] = prin
             gap = 0.9 + 0.5 * (i % 3) / 2  # 0.9, 1.15, 1.4 s
             audio = _pause(0.5, rate) + pcm[:cut] + _pause(gap, rate) + pcm[cut:] + _pause(3.0, rate)
             for label, turns, m, t, slow, floor, detail in slow_variants:
+                question = YES_NO if not (floor or detail or slow) and t is not None else ""
                 cuts.setdefault(f"slow speech, 0.9-1.4 s pause ({label})", []).append(int(len(run_detector(
-                    detector(turns, slow=slow, open_floor=floor, detail=detail), m, audio, rate, costs, t)) > 1))
+                    detector(turns, slow=slow, open_floor=floor, detail=detail), m, audio, rate, costs, t,
+                    question=question)) > 1))
         log("dictated numbers with 1 s pauses ...")
         for i, groups in enumerate(NUMBERS):
             v = voices[(1.4, 1.5, 1.6)[i % 3]]
@@ -190,17 +199,21 @@ def bench_turns(config: Config, runs: int = 1, log: Callable[[str], None] = prin
     finished = [(text, scale, False, "" if scale == 1.0 else f"length_scale {scale}, ")
                 for text in FINISHED for scale in (1.0, 1.5)] + [
         (text, scale, True, f"first turn, length_scale {scale}, ") for text in FIRST_TURNS for scale in (1.0, 1.5)]
-    for text, scale, floor, where in finished * runs:
+    short = [(text, scale, False, f"short answer to yes or no, length_scale {scale}, ")
+             for text in SHORT_ANSWERS for scale in (1.0, 1.5)]
+    for text, scale, floor, where in (finished + short) * runs:
         audio = _pause(0.5, rate) + speech(voices[scale], text) + _pause(3.0, rate)
-        for label, turns, m, t, slow in (("turn model + partial transcript", config.turns, model, stt, False),
-                                         ("turn model alone", config.turns, model, None, False),
-                                         ("turn model, caller found slow", config.turns, model, stt, True),
-                                         ("fixed silence", None, None, None, False)):
-            if floor and (slow or t is None):
+        for label, turns, m, t, slow, question in (
+                ("turn model + partial transcript", config.turns, model, stt, False, YES_NO),
+                ("turn model + partial transcript, words not read as an answer", config.turns, model, stt, False, ""),
+                ("turn model alone", config.turns, model, None, False, ""),
+                ("turn model, caller found slow", config.turns, model, stt, True, YES_NO),
+                ("fixed silence", None, None, None, False, "")):
+            if floor and (slow or t is None or not question):
                 continue  # the first turn: as on a call, with the partial transcript and the pace not yet known
             label = where + label
             for utt in run_detector(detector(turns, slow=slow, open_floor=floor), m, audio, rate, costs, t,
-                                    ready.setdefault(label, []) if t else None):
+                                    ready.setdefault(label, []) if t else None, "" if floor else question):
                 delays.setdefault(label, []).append(utt.at_s - utt.speech_ended_at_s)
     rows += [Row("end of turn", f"finished turn, end of speech to end of turn ({label})", "s", tuple(v))
              for label, v in delays.items()]

@@ -36,7 +36,7 @@ from voicebot.events import (BackchannelHeard, BargedIn, CallerHungUp, CallInput
                              StoredEvent, TextReceived)
 from voicebot.session.faults import Faulted, StageFailed, limited
 from voicebot.session.speaker import Speaker
-from voicebot.speech.dictation import asks_for_dictation, partial_kind
+from voicebot.speech.dictation import ANYTHING_ELSE, YES_NO, asks_for_dictation, partial_kind
 from voicebot.speech.preamble import asks_for_detail, invites_request
 from voicebot.session.resume import merged
 from voicebot.speech.pace import CONTINUES_WITHIN_PLAYED_S, RESUMED_WITHIN_S, CallerPace, PaceChange, slow_turn
@@ -82,6 +82,7 @@ class Listener:
         self.pace = CallerPace()  # a slow or hesitant caller gets longer limits and slower speech (speech.pace)
         self._ended_early_at: float | None = None  # the last turn the turn model ended, in call audio time
         self._asked = False  # the bot's last response asked something (``expect``)
+        self._question = ""  # what it asked, for ``partial_kind``: ``YES_NO``, ``ANYTHING_ELSE`` or "" (``expect``)
         self.on_resume = on_resume  # the core drops its reply to a cut turn the caller goes on with (True: dropped)
         self._cut: Utterance | None = None  # the turn the model ended, while the bot has said little since
         self._cut_played_s = 0.0  # ... and how much of the reply to it has played
@@ -99,8 +100,11 @@ class Listener:
         self.detector.expect_digits(awaiting_pin)
         if asks_for_dictation(bot_said):
             self.detector.set_dictation(True)
-        self.detector.set_open_floor(first or invites_request(bot_said))
-        self.detector.set_answer_expected(asks_for_detail(bot_said))  # else a scene-setting start is no turn
+        floor, detail = first or invites_request(bot_said), asks_for_detail(bot_said)
+        self.detector.set_open_floor(floor)
+        self.detector.set_answer_expected(detail)  # else a scene-setting start is no turn
+        # asked yes or no, a whole "Yes, it is." ends the turn whatever the turn model says (preamble.closed_answer)
+        self._question = "" if first or not self._asked else ANYTHING_ELSE if floor else "" if detail else YES_NO
 
     async def run(self) -> None:
         try:
@@ -258,9 +262,10 @@ class Listener:
         if done.cancelled() or not self.detector.in_speech:
             return
         text = "" if done.exception() is not None else done.result().text
+        kind = partial_kind(text, self._question)
         log.debug("partial at %.2f s (speech ended %.2f s): %d words, %s", self.detector.now_s, speech_ended_at_s,
-                  len(text.split()), partial_kind(text))  # the words themselves may hold a PIN: never logged
-        self._handle(self.detector.resolve_partial(speech_ended_at_s, partial_kind(text), slow_turn(text, speech_s)))
+                  len(text.split()), kind)  # the words themselves may hold a PIN: never logged
+        self._handle(self.detector.resolve_partial(speech_ended_at_s, kind, slow_turn(text, speech_s)))
 
     def _adapt(self, change: PaceChange | None) -> None:
         """The caller turned out slow or hesitant: longer turn limits and slower speech for the rest of the call."""

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 
-from voicebot.speech.preamble import sounds_like_preamble
+from voicebot.speech.preamble import closed_answer, sounds_like_preamble
 
 NUMBER_WORDS = frozenset({
     "zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
@@ -77,19 +77,28 @@ FAREWELLS = frozenset({"bye", "goodbye"})
 """The surest end of a turn there is: the turn model scored a slow "Thanks. Goodbye." 0.04."""
 
 
-def partial_kind(partial: str) -> str:
+YES_NO = "yes_no"
+"""``partial_kind``'s ``question``: the bot's last words asked yes or no ("Shall I book it?")."""
+ANYTHING_ELSE = "anything_else"
+"""``partial_kind``'s ``question``: the bot opened the floor again ("Is there anything else?", "What else can I
+help you with?"): a no is a whole answer, a yes opens what follows."""
+
+
+def partial_kind(partial: str, question: str = "") -> str:
     """What the caller's words so far say about the turn: ``dictation`` (digits or an address at the end, more may
     follow), ``unfinished`` (the last word cannot end a sentence: "and", "the", "my", a hesitation "um"; or the last
     two open what follows: "could you tell me", ``UNFINISHED_ENDS``), ``preamble`` (it sets the scene and asks
-    nothing yet: ``speech.preamble``; unfinished only on the open floor), ``final`` (it ends in "goodbye": complete
-    whatever the turn model says) or ``done`` (nothing against the turn model's verdict). A copula or preposition
-    at the end is unfinished ("the problem is", "I called about") unless the sentence is a question or a question
-    word comes just before it: "...but I am not sure what it was." waited the whole 1.6 s limit although the turn
-    model said complete."""
+    nothing yet: ``speech.preamble``; unfinished only on the open floor), ``final`` (it ends in "goodbye", or it is
+    a whole answer to the bot's yes-or-no ``question``, ``preamble.closed_answer``: complete whatever the turn model
+    says) or ``done`` (nothing against the turn model's verdict). A copula or preposition at the end is unfinished
+    ("the problem is", "I called about") unless the sentence is a question or a question word comes just before it:
+    "...but I am not sure what it was." waited the whole 1.6 s limit although the turn model said complete."""
     if sounds_like_dictation(partial):
         return "dictation"
     words = _words(partial)
     if words and words[-1] in FAREWELLS:
+        return "final"
+    if question in (YES_NO, ANYTHING_ELSE) and closed_answer(partial, only_no=question == ANYTHING_ELSE):
         return "final"
     if tuple(words[-2:]) in UNFINISHED_ENDS:
         return "unfinished"

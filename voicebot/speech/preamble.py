@@ -114,3 +114,30 @@ def asks_for_detail(bot_said: str) -> bool:
     question = questions[-1].lower()
     first = next((w for w in _words(question) if w in _WH or w in _AUX), None)
     return first in _WH or bool(_ASKS_FOR.search(question))
+
+
+_CLOSED = ("yes|yeah|yep|yup|yes please|no|nope|nah|no thanks|no thank you|sure|okay|ok|alright|all right|right|"
+           "correct|exactly|absolutely|definitely|certainly|of course|indeed|please|please do|go ahead|do it|"
+           "sounds good|perfect|great|fine|good|thanks|thank you|thank you very much|that's right|that is right|"
+           "that's correct|that is correct|that's fine|that's great|that's perfect|that's it|that's all|"
+           "that's everything|that's all i need|i'm good|i'm fine|all good|not really|not at all|not now|"
+           "not today|it is|it was|it does|it did|i do|i did|i am|i have|we do|we did|it isn't|it is not|it's not|"
+           "it wasn't|it doesn't|it didn't|i don't|i didn't|i'm not|i haven't|we don't|we didn't")
+_CLOSED_ANSWER = re.compile(rf"(?:{_CLOSED})(?: (?:{_CLOSED}))*")
+_NEGATIVE = frozenset({"no", "nope", "nah", "not"})
+
+
+def closed_answer(partial: str, only_no: bool = False) -> bool:
+    """The words are a whole answer to a yes-or-no question and nothing else: "Yes.", "Yeah, sure.", "No, that's
+    all.", "Yes, it is." (``only_no``: a no only, as to "Anything else?", where a yes opens what follows).
+
+    Why: the turn model hears many short answers as unfinished, more so when said slowly ("Yes, it is." 0.02,
+    "Yeah, sure." 0.04, a slow "No, that's all." 0.02, a slow "Yes." 0.03), so after "Shall I book it?" the
+    caller waited the whole 1.6 s limit for a reply a person would give at once. Said after a yes-or-no question,
+    such words end the turn whatever the turn model says (``dictation.partial_kind``: ``final``). Only whole
+    answers: "Yes, and ..." or "No, it's ..." are not, and a caller who goes on after "Yes." is heard as any
+    caller speaking over the bot's next words."""
+    text = " ".join(re.findall(r"[a-z]+(?:'[a-z]+)?", partial.lower().replace("\u2019", "'")))
+    if not text or not _CLOSED_ANSWER.fullmatch(text):
+        return False
+    return not only_no or text.split()[0] in _NEGATIVE
