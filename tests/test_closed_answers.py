@@ -54,8 +54,8 @@ def _waited(line, turns, index: int) -> float:
 
 def test_the_session_ends_a_whole_answer_to_a_yes_or_no_question_at_once(tmp_path, config):
     """The turn model hears every pause as unfinished. "Yes, it is." after "Shall I book it?" and "No, that's all."
-    after "What else can I help you with?" are answered without the 1.6 s wait; "Yes" after "May I have your name?" and after
-    "anything else?" still wait it (the name, the request, may follow)."""
+    after "What else can I help you with?" are answered without the 1.6 s wait; "Yes" after "May I have your
+    name?" and after "anything else?" still wait it (the name, the request, may follow)."""
     from fakes import ScriptedChat
 
     from voicebot.telephony.sim import HangUp, Silence, WaitForBot
