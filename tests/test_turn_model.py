@@ -153,18 +153,27 @@ def test_real_model_keeps_a_slow_callers_pause_in_one_turn(turn_model, model_sto
 
 
 class ScriptedTurnModel:
-    """An EndOfTurnModel that answers from a script: one verdict per call (the last one repeats)."""
+    """An EndOfTurnModel that answers from a script: one verdict per pause (the last one repeats). The detector's
+    second look at the same pause (``turns.recheck_silence_ms``: the same audio and at most 100 ms more of its
+    silence) gets the same verdict; ``per_look``: one verdict per call, the second look included."""
 
     name = "scripted"
 
-    def __init__(self, *verdicts: bool):
+    def __init__(self, *verdicts: bool, per_look: bool = False):
         self.verdicts = list(verdicts)
+        self.per_look = per_look
         self.calls: list[float] = []  # audio seconds each scored utterance lasted
+        self._last: tuple[bytes, TurnScore] | None = None
 
     def score(self, pcm: bytes, sample_rate: int) -> TurnScore:
         self.calls.append(len(pcm) / 2 / sample_rate)
+        if (not self.per_look and self._last is not None and pcm.startswith(self._last[0])
+                and len(pcm) - len(self._last[0]) <= sample_rate * 2 * 0.12):
+            return self._last[1]  # a second look at the same pause
         verdict = self.verdicts.pop(0) if len(self.verdicts) > 1 else self.verdicts[0]
-        return TurnScore(0.9 if verdict else 0.1, verdict, 0.045)
+        score = TurnScore(0.9 if verdict else 0.1, verdict, 0.045)
+        self._last = (pcm, score)
+        return score
 
 
 def drive(detector: TurnDetector, seconds: float, model: EndOfTurnModel | None, answer_after: int = 3,
@@ -209,7 +218,7 @@ def test_a_slow_caller_pausing_mid_sentence_is_not_cut():
     (utterance,) = of(events, Utterance)
     assert utterance.started_at_s == pytest.approx(0.2) and utterance.speech_ended_at_s == pytest.approx(4.5)
     assert utterance.ended_by == "model" and utterance.at_s == pytest.approx(4.5 + 0.2 + 0.06)
-    assert len(model.calls) == 2  # one check per pause
+    assert len(model.calls) == 3  # the unfinished pause looked at twice (200, 500 ms), the end once
 
 
 def test_without_an_answer_the_longer_limit_ends_the_turn():
@@ -460,3 +469,93 @@ def test_a_bot_question_for_a_number_or_an_address_expects_dictation(bot, asks):
     from voicebot.speech.dictation import asks_for_dictation
 
     assert asks_for_dictation(bot) is asks
+
+
+# -- the second look (turns.recheck_silence_ms) ----------------------------------------------------------------
+
+
+def test_an_unfinished_verdict_gets_a_second_look_with_more_silence():
+    """Smart Turn's verdict on the same words swings with the silence after them (a SIP caller's "Okay, can someone
+    call me back about it tomorrow morning?": 0.19 with 200 ms of it, 0.77 with 300 ms), so "unfinished" is asked
+    once more at 500 ms: complete then (over ``turns.recheck_threshold``), the turn ends there, not at 1.6 s."""
+    model = ScriptedTurnModel(False, True, per_look=True)
+    events = drive(with_model((0.5, 2.0)), 5, model)
+    first, second = of(events, TurnCheck)
+    assert first.at_s == pytest.approx(2.0 + 0.2) and second.at_s == pytest.approx(2.0 + 0.5)
+    assert len(second.pcm) > len(first.pcm)  # more of the silence after the words
+    (utterance,) = of(events, Utterance)
+    assert utterance.ended_by == "model" and utterance.at_s == pytest.approx(2.0 + 0.5 + 0.06)
+
+
+def test_unfinished_twice_waits_the_limit_and_no_third_look_is_asked():
+    model = ScriptedTurnModel(False, per_look=True)
+    events = drive(with_model((0.5, 2.0)), 5, model)
+    assert len(of(events, TurnCheck)) == 2
+    (utterance,) = of(events, Utterance)
+    assert utterance.at_s == pytest.approx(2.0 + 1.6, abs=FRAME)
+
+
+def test_no_second_look_on_the_open_floor_or_when_turned_off():
+    """The open floor's stricter threshold is a single look: with two, 2 of 20 slow first turns of `voicebot bench
+    turns` were cut at their inner pause. ``recheck_silence_ms: 0`` turns the second look off."""
+    floor = with_model((0.5, 2.0))
+    floor.set_open_floor(True)
+    events = drive(floor, 6, ScriptedTurnModel(False, True, per_look=True))
+    assert len(of(events, TurnCheck)) == 1
+    (utterance,) = of(events, Utterance)
+    assert utterance.at_s == pytest.approx(2.0 + 1.6 * 1.5, abs=FRAME)
+    off = drive(with_model((0.5, 2.0), recheck_silence_ms=0), 5, ScriptedTurnModel(False, True, per_look=True))
+    assert len(of(off, TurnCheck)) == 1
+    assert of(off, Utterance)[0].at_s == pytest.approx(2.0 + 1.6, abs=FRAME)
+
+
+def test_a_caller_going_on_before_the_second_look_gets_a_new_first_look():
+    spans = ((0.5, 2.0), (2.4, 3.0))  # "I was hoping" ... 0.4 s ... "to speak to sales"
+    model = ScriptedTurnModel(False, True, per_look=True)
+    events = drive(with_model(*spans), 5, model)
+    first, second = of(events, TurnCheck)
+    assert first.at_s == pytest.approx(2.2) and second.at_s == pytest.approx(3.2)  # no look at 2.5 s
+    (utterance,) = of(events, Utterance)
+    assert utterance.speech_ended_at_s == pytest.approx(3.0)
+
+
+@pytest.mark.parametrize("rate", [8000, 16000])
+def test_real_model_a_second_look_ends_a_finished_answer_well_before_the_limit(turn_model, caller_voice, config,
+                                                                               rate):
+    """Piper's "Next Tuesday would be good." through webrtcvad and Smart Turn: the first look (200 ms of silence)
+    hears it unfinished (0.27 at 8 kHz, 0.17 at 16 kHz), the second (500 ms) finished (0.75, 0.76, over
+    ``turns.recheck_threshold``), so the turn ends there; with one look it waited the 1.6 s limit."""
+    from voicebot.speech.vad import WebRtcVoiceActivity
+
+    audio = pause(0.5, rate) + speech(caller_voice, "Next Tuesday would be good.", rate) + pause(2.5, rate)
+    ends = {}
+    for recheck in (0, 500):
+        turns = config.turns.model_copy(update={"recheck_silence_ms": recheck})
+        events = feed_real(TurnDetector(WebRtcVoiceActivity(2), VadConfig(), turns=turns), turn_model, audio, rate)
+        (utterance,) = of(events, Utterance)
+        ends[recheck] = utterance.at_s - utterance.speech_ended_at_s
+    assert ends[0] == pytest.approx(1.6, abs=FRAME)  # the first look: unfinished
+    assert ends[500] < 0.7, ends
+
+
+def test_the_second_look_must_be_surer_than_the_first():
+    """A second draw from a noisy verdict is a second chance to cut a slow caller: it needs ``recheck_threshold``
+    (0.7), not ``threshold`` (0.5). A slow caller's "I would like to check the status of my order number," scored
+    0.14, then 0.51 with 300 ms of silence: still one turn with the rest."""
+    events = drive(with_model((0.5, 2.0)), 5, Probabilities(0.14, 0.51))
+    (utterance,) = of(events, Utterance)
+    assert utterance.at_s == pytest.approx(2.0 + 1.6, abs=FRAME)
+    (utterance,) = of(drive(with_model((0.5, 2.0)), 5, Probabilities(0.14, 0.75)), Utterance)
+    assert utterance.at_s == pytest.approx(2.0 + 0.5 + 0.06)
+
+
+class Probabilities(ScriptedTurnModel):
+    """Scores each look with the next probability (the last repeats), complete at the usual 0.5."""
+
+    def __init__(self, *probabilities: float):
+        super().__init__(True, per_look=True)
+        self.probabilities = list(probabilities)
+
+    def score(self, pcm: bytes, sample_rate: int) -> TurnScore:
+        p = self.probabilities.pop(0) if len(self.probabilities) > 1 else self.probabilities[0]
+        return TurnScore(p, p >= 0.5, 0.045)

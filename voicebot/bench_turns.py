@@ -17,8 +17,9 @@ Three sets, each compared with the fixed silence (``vad.end_of_turn_silence_ms``
 * finished turns: how long after the end of speech the turn ends (the model: ~0.2 s + its own time), for answers
   mid-call (after a yes-or-no question, the slower case) and for first turns, each said whole at a normal and a
   slow pace (what the open floor's patience, and a turn heard as said slowly, ``speech.pace.slow_turn``, cost),
-  and short answers to a yes-or-no question, with the words read as a whole answer (``preamble.closed_answer``)
-  and without.
+  short answers to a yes-or-no question, with the words read as a whole answer (``preamble.closed_answer``)
+  and without, and answers to a question for a detail; mid-call with the model's second look at an unfinished
+  verdict (``turns.recheck_silence_ms``) and without it ("one look").
 """
 
 from __future__ import annotations
@@ -77,6 +78,12 @@ SHORT_ANSWERS = ["Yes.", "Yes, that's right.", "Yeah, sure.", "No.", "Okay.", "Y
                  "No, that's all.", "That's correct.", "No, thank you."]
 """Said whole after "Shall I book it?": the turn model hears many as unfinished ("Yes, it is." 0.02), the words
 (``preamble.closed_answer``) do not."""
+DETAIL_ANSWERS = ["Next Tuesday would be good.", "The one I ordered in March.", "I'm not sure, maybe last week.",
+                  "It was the blue one.", "Please send it to my office instead.", "My name is Karen Lopez.",
+                  "I think that was in October.", "Okay, can someone call me back about it tomorrow morning?"]
+"""Said whole after "Which day suits you?" and the like: the turn model's first look (200 ms of silence) hears some
+as unfinished and its second (``turns.recheck_silence_ms``) as finished ("Next Tuesday would be good." 0.27, then
+0.75)."""
 
 
 def _pause(seconds: float, rate: int) -> bytes:
@@ -196,24 +203,32 @@ def bench_turns(config: Config, runs: int = 1, log: Callable[[str], None] = prin
     log("finished turns ...")
     delays: dict[str, list[float]] = {}
     ready: dict[str, list[float]] = {}
-    finished = [(text, scale, False, "" if scale == 1.0 else f"length_scale {scale}, ")
+    finished = [(text, scale, False, False, "" if scale == 1.0 else f"length_scale {scale}, ")
                 for text in FINISHED for scale in (1.0, 1.5)] + [
-        (text, scale, True, f"first turn, length_scale {scale}, ") for text in FIRST_TURNS for scale in (1.0, 1.5)]
-    short = [(text, scale, False, f"short answer to yes or no, length_scale {scale}, ")
-             for text in SHORT_ANSWERS for scale in (1.0, 1.5)]
-    for text, scale, floor, where in (finished + short) * runs:
+        (text, scale, True, False, f"first turn, length_scale {scale}, ") for text in FIRST_TURNS
+        for scale in (1.0, 1.5)] + [
+        (text, scale, False, False, f"short answer to yes or no, length_scale {scale}, ") for text in SHORT_ANSWERS
+        for scale in (1.0, 1.5)] + [
+        (text, scale, False, True, f"answer to a question for a detail, length_scale {scale}, ")
+        for text in DETAIL_ANSWERS for scale in (1.0, 1.5)]
+    one_look = config.turns.model_copy(update={"recheck_silence_ms": 0})  # before the second look
+    for text, scale, floor, detail, where in finished * runs:
         audio = _pause(0.5, rate) + speech(voices[scale], text) + _pause(3.0, rate)
         for label, turns, m, t, slow, question in (
                 ("turn model + partial transcript", config.turns, model, stt, False, YES_NO),
+                ("turn model + partial transcript, one look", one_look, model, stt, False, YES_NO),
                 ("turn model + partial transcript, words not read as an answer", config.turns, model, stt, False, ""),
                 ("turn model alone", config.turns, model, None, False, ""),
                 ("turn model, caller found slow", config.turns, model, stt, True, YES_NO),
                 ("fixed silence", None, None, None, False, "")):
-            if floor and (slow or t is None or not question):
+            if floor and (slow or t is None or not question or turns is one_look):
                 continue  # the first turn: as on a call, with the partial transcript and the pace not yet known
+            if "not read as an answer" in label and not where.startswith("short"):
+                continue
             label = where + label
-            for utt in run_detector(detector(turns, slow=slow, open_floor=floor), m, audio, rate, costs, t,
-                                    ready.setdefault(label, []) if t else None, "" if floor else question):
+            for utt in run_detector(detector(turns, slow=slow, open_floor=floor, detail=detail), m, audio, rate,
+                                    costs, t, ready.setdefault(label, []) if t else None,
+                                    "" if floor or detail else question):
                 delays.setdefault(label, []).append(utt.at_s - utt.speech_ended_at_s)
     rows += [Row("end of turn", f"finished turn, end of speech to end of turn ({label})", "s", tuple(v))
              for label, v in delays.items()]

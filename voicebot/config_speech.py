@@ -53,6 +53,8 @@ class TurnsConfig(Section):
     """End of turn decided by a turn model after a short pause; ``model: null``: the fixed ``vad`` silences."""
     model: str | None = "smart-turn-v3.2"
     check_silence_ms: int = Field(200, ge=40, le=1000)  # bounds keep it below incomplete_silence_ms
+    recheck_silence_ms: int = Field(500, ge=0, le=1000)  # an "incomplete" verdict is asked once more here; 0: not
+    recheck_threshold: float = Field(0.7, gt=0, lt=1)  # ... and that second look must be this sure of "complete"
     incomplete_silence_ms: int = Field(1600, ge=1100, le=10000)  # also when the model gave no answer
     dictation_silence_ms: int = Field(2500, ge=1100, le=10000)  # digits, an address ("complete": the limit above)
     threshold: float = Field(0.5, gt=0, lt=1)  # probability of "complete" that ends the turn

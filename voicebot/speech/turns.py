@@ -20,11 +20,12 @@ Rules, per VAD frame:
 * **Turn model** (when built with ``turns``: a ``TurnsConfig`` whose ``model`` is set). After
   ``turns.check_silence_ms`` (~200 ms) of silence the detector emits one ``TurnCheck`` carrying the utterance's
   audio; the session scores it with the ``EndOfTurnModel`` and answers ``resolve_turn_check(id, complete)``.
-  Complete: the turn ends at once, at the audio time of the answer (``ended_by="model"``). Incomplete, or no
-  answer at all (a slow or failing model never holds a call): the turn ends after ``turns.incomplete_silence_ms``
-  (>= 1.1 s, 1.6 s by default), so a slow caller's 1.2 s pause mid-sentence is not a turn. An answer that comes
-  after the caller spoke again is stale and ignored; the next pause gets its own check. Without ``turns`` the
-  fixed ``end_of_turn_silence_ms`` applies as before.
+  Complete: the turn ends at once, at the audio time of the answer (``ended_by="model"``). Incomplete: mid-call,
+  one more look at ``turns.recheck_silence_ms``, surer (``recheck_threshold``): the verdict swings with the silence;
+  incomplete again, or no answer at all (a slow or failing model never holds a call): the turn ends after
+  ``turns.incomplete_silence_ms`` (1.6 s by default), so a slow caller's 1.2 s pause is not a turn. An answer
+  after the caller spoke again is stale; the next pause gets its own check. Without ``turns``: the fixed
+  ``end_of_turn_silence_ms``.
 * **Dictation.** While digits or an address are dictated (``expect_digits(True)`` for the whole prompt, e.g. a
   PIN; or ``set_dictation(True)``, a hint for one utterance, the open one or else the next, which the session
   gives when the partial transcript ends in a number or an address, or when the bot has just asked for one),
@@ -47,15 +48,11 @@ Rules, per VAD frame:
   said ``slowly``): a "complete" verdict waits ``turns.slow_complete_silence_ms``, other limits ``turns.slow_scale``x.
 * **SpeechStarted** is emitted once a candidate reaches ``min_speech_ms`` of speech, carrying the onset time;
   it disarms the no-input timer.
-* **Speech over the bot** (``speech.overlap``, while ``set_bot_speaking(True)``): ``Duck`` once a run of
-  speech lasts ``barge_in_ms`` (lower the bot's voice now, playing on), ``BargeIn`` once it adds up to
-  ``pause_ms`` (pause the reply now), ``Backchannel`` when it stops within ``backchannel_max_ms`` (resume it at
-  full voice), ``Interruption`` when it goes on longer (stop the reply, take the turn).
-  Quiet speech well below the caller's own level never pauses the bot. The utterance itself is emitted as any
-  other, with ``during_playback=True``; ``barged_in=True`` only when it was an ``Interruption``: a backchannel
-  comes out as ``during_playback=True, barged_in=False`` and the session only runs the escalation guard on it.
-  When the VAD carries a ``second_opinion`` (``speech.silero``), speech over the bot also needs it to have heard
-  speech within ``SECOND_OPINION_HOLD_MS``: echo and street noise that webrtcvad calls speech do not pause the bot.
+* **Speech over the bot** (``speech.overlap``, while ``set_bot_speaking(True)``): ``Duck``, ``BargeIn``,
+  ``Backchannel`` or ``Interruption`` (see there). The utterance itself is emitted as any other, with
+  ``during_playback=True``; ``barged_in=True`` only when it was an ``Interruption``: a backchannel comes out as
+  ``during_playback=True, barged_in=False`` and the session only runs the escalation guard on it. With a
+  ``second_opinion`` VAD (``speech.silero``), it must have heard speech within ``SECOND_OPINION_HOLD_MS`` too.
 * **Noise is not a turn.** With a second opinion, every speech frame of a turn needs it too (at ``VOICE_THRESHOLD``
   within ``VOICE_HOLD_MS``), and so does the judge of speech over the bot while it is paused or ducked: webrtcvad
   calls recorded traffic and crowds speech, so a turn said in them never found its silence and a "mm-hmm" never
@@ -69,9 +66,8 @@ Rules, per VAD frame:
   when it runs out with no speech, never while an utterance is open (``set_bot_speaking(True)``,
   ``cancel_no_input()`` and ``SpeechStarted`` disarm it).
 
-Why the model is a request event and not a call: Smart Turn costs 70-180 ms on 2 shared cores; inside ``feed`` it
-would stall the loop that carries every call's media. The session scores in a worker thread and answers on the loop.
-Not thread-safe: call every method from one thread (the session's event loop).
+The model is a request event, not a call: its 70-180 ms (2 shared cores) inside ``feed`` would stall the loop that
+carries every call's media; the session scores in a worker thread. Not thread-safe: call it from the session's loop.
 """
 
 from __future__ import annotations
@@ -188,8 +184,8 @@ class TurnDetector:
         if self._start_ms is None or check_id != self._check_id:
             return events
         self._check_id = None
-        if self._open_floor and self.turns is not None and probability is not None:
-            complete = probability >= self.turns.open_threshold
+        if self.turns is not None and probability is not None and (self._open_floor or self._looked_again):
+            complete = probability >= (self.turns.open_threshold if self._open_floor else self.turns.recheck_threshold)
         self._verdict = complete
         self._probability = probability
         if complete and self._may_end():
@@ -293,15 +289,18 @@ class TurnDetector:
                 self._speech_ms += self.frame_ms
                 self._last_speech_ms = self._t_ms
                 self._last_speech_index = len(self._chunks)
-                self._check_id = self._verdict = self._probability = None  # a new pause gets a new check
-                self._partial = None  # and its own partial transcript
+                self._check_id = self._verdict = self._probability = None  # a new pause gets a new check (or two)
+                self._looked_again, self._partial = False, None  # and its own partial transcript
             else:
                 silence = self._t_ms - self._last_speech_ms
                 if self._may_end():
                     self._finish(events, "dictation" if self.dictating else "silence")
                     silence = -1
-                elif (self.turns is not None and self._confirmed and self._verdict is None and self._check_id is None
-                      and silence >= self.turns.check_silence_ms):
+                elif self.turns is not None and self._confirmed and self._check_id is None and (
+                        (self._verdict is None and silence >= self.turns.check_silence_ms) or (
+                            self._verdict is False and not self._looked_again and not self._open_floor
+                            and self.turns.recheck_silence_ms and silence >= self.turns.recheck_silence_ms)):
+                    self._looked_again = self._verdict is False  # "unfinished": one more look, with more silence
                     self._check_seq += 1
                     self._check_id = self._check_seq
                     events.append(TurnCheck(self.now_s, id=self._check_id, pcm=b"".join(self._kept()),
@@ -359,6 +358,7 @@ class TurnDetector:
         self._utt_barged = False
         self._check_id: int | None = None  # the TurnCheck awaiting its answer
         self._verdict: bool | None = None  # the turn model's answer for the current pause
+        self._looked_again = False  # its second TurnCheck was asked (turns.recheck_silence_ms)
         self._probability: float | None = None
         self._partial: str | None = None  # the partial transcript's kind for the current pause (resolve_partial)
         self._said_slowly = False  # ... and whether it was said slowly
