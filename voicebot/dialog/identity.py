@@ -41,6 +41,9 @@ ORDER_NOT_PIN = "That sounds like an order number. For your security, I first ne
 BIRTH_PROMPT = "No problem. Please tell me your date of birth, and then the postcode on your account."
 NO_PIN_PROMPT = "For your security, please tell me your date of birth."
 GO_AHEAD = "Take your time. What is your PIN? You can say it or key it in."
+PIN_NOT_CAUGHT = "Sorry, I didn't catch that. Please say your PIN one digit at a time, or key it in on your keypad."
+"""Nothing usable heard at the PIN prompt (Whisper wrote "A.D.D.D.D.D.D.D.D.D.D." for "Eight eight eight eight."):
+how to give it, not a bare "say it again"; no attempt is used."""
 _READY_WORDS = (r"(?:yes|yeah|yep|sure|ok|okay|right|alright|of course|fine|go on|no problem|um+|uh+|please|then|"
                 r"(?:one|just a|give me a|a) (?:moment|sec|second|minute)|(?:hang|hold) on|wait|let me (?:check|"
                 r"find it|look|see)|i(?:ll| will) (?:check|find it|look))")

@@ -1,14 +1,12 @@
 """The core of a call: a small state machine that takes the caller's events one at a time.
 
 Every event passes the escalation guard first (operator phrases, DTMF 0, frustration, repeated no-match), then the
-menu flow, then the dialogue agent for free-form turns (``model_turn``). The states (GREETING, LISTENING,
-THINKING, SPEAKING, TRANSFERRING, ENDED) say what the bot is doing; an illegal transition raises, so a bug shows
-as an error and a transfer to a person rather than as a bot that talks while it should transfer.
+menu flow, then the dialogue agent for free-form turns (``model_turn``). The states (``State``: GREETING, LISTENING,
+...) say what the bot is doing; an illegal transition raises: a bug shows as an error and a transfer to a person.
 
-Why the turn is a task: a hang-up is a control event, not one more turn. It does not wait in the queue behind the
-turn in progress but cancels it (playback, synthesis, generation), and the ``HangUpGate`` stops the model's thread
-before any tool writes for a caller who has gone. A transfer under way is left to finish: its result decides the
-call's outcome.
+Why the turn is a task: a hang-up is a control event, not one more turn. It cancels the turn in progress (playback,
+synthesis, generation), and the ``HangUpGate`` stops the model's thread before any tool writes for a caller who has
+gone. A transfer under way is left to finish: its result decides the call's outcome.
 
 Every turn and event goes to the call store as it happens, caller words masked (``_private``), so a crash loses
 nothing said; the writes are queued (``records``). Whatever goes wrong, the caller hears an apology and a person.
@@ -28,6 +26,7 @@ from voicebot.crm.verification import CallerContext
 from voicebot.dialog.agent import DialogueAgent
 from voicebot.dialog.flow import FlowResult, FreeForm, Goto, MenuFlow, NoMatch, Transfer
 from voicebot.dialog.guard import Escalation, EscalationGuard
+from voicebot.dialog.identity import PIN_NOT_CAUGHT
 from voicebot.dialog.knowledge_step import KnowledgeStep
 from voicebot.events import (CallerHungUp, CallInput, DtmfReceived, Escalated, Heard,
                              NoInputTimedOut, StoredEvent, TextReceived, TranscriptRejected, TransferReason)
@@ -249,7 +248,8 @@ class CallSession:
         escalation = self.guard.note_no_match()
         if escalation:
             return await self._escalate(escalation)
-        await self._speak([reprompt or self.config.dialog.prompts.not_heard], clock, fixed=True)
+        prompt = PIN_NOT_CAUGHT if self.agent and self.agent.awaiting_pin else self.config.dialog.prompts.not_heard
+        await self._speak([reprompt or prompt], clock, fixed=True)  # asked for a PIN: how to give it (identity)
 
     async def _on_dtmf(self, event: DtmfReceived) -> None:
         goes, key = ("menu", event.digit) if self.agent is None else \

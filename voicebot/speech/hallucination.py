@@ -6,7 +6,8 @@ I am a man."). Answered by the model, that is a bot talking to noise; taken as a
 ticket. A transcript is rejected (the caller gets the "didn't catch that" prompt, counted as a no-match) when:
 
 * it is one of the known subtitle phrases, alone (a real caller rarely says only "thanks for watching");
-* one short sentence or word run makes up the whole text, repeated three or more times;
+* one short sentence or word run makes up the whole text, repeated three or more times, or a run of five or more
+  single letters, most of them one letter ("A.D.D.D.D.D.D.D.D.D.D.", Whisper's line for "Eight eight eight eight.");
 * Whisper itself doubts it: its no-speech probability is high *and* its mean log-probability is low, the pair
   Whisper's own decoder uses to drop silent windows (thresholds from faster-whisper's defaults).
 """
@@ -30,6 +31,7 @@ _BRACKETED = re.compile(r"^\s*[\[(♪*].*[\])♪*]\s*$")
 NO_SPEECH_PROB = 0.6
 LOW_LOGPROB = -1.0
 MIN_REPEATS = 3
+LETTER_RUN = 5
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,10 @@ def check(text: str, no_speech_prob: float = 0.0, avg_logprob: float = 0.0) -> V
         return Verdict("subtitle", text)
     sentences = [normalize(s) for s in re.split(r"[.!?…]+", text) if normalize(s)]
     if len(sentences) >= MIN_REPEATS and len(set(sentences)) == 1 and not sentences[0].replace(" ", "").isdigit():
+        return Verdict("repetition", text)
+    letters = said.split()  # "A.D.D.D.D.D.D.D.D.D.D." for "Eight eight eight eight." on a SIP line; not "K A R E N"
+    if len(letters) >= LETTER_RUN and all(len(w) == 1 and w.isalpha() for w in letters) and max(
+            map(letters.count, set(letters))) >= 0.6 * len(letters):
         return Verdict("repetition", text)
     numbers = all(w.isdigit() or w in NUMBER_WORDS for w in said.split())  # "one one one one one one": digits
     if not numbers and _repeats(said.split()) >= MIN_REPEATS and len(said.split()) >= 2 * MIN_REPEATS:
