@@ -493,3 +493,21 @@ def test_changing_an_order_just_read_out_is_the_policy_and_a_new_address_a_ticke
     assert said(agent.turn("Can I change the delivery address on my order?")).startswith("I'll open a ticket saying")
     list(agent.turn("Yes."))
     assert [t["subject"] for t in repo.db["tickets"].rows_where("subject like ?", ["%address%"])]
+
+
+def test_asked_to_cancel_the_policy_ends_with_the_offer_of_a_ticket(repo, intent_classifier, knowledge_base):
+    """"I want to cancel my order." had the cancellation policy and nothing more (a SIP call): the caller who asked for
+    something to be done was left to ask again. Now the policy ends with the offer of a ticket; a yes reads it back
+    from the caller's words and a second yes writes it. A question about the policy gets the policy alone."""
+    from voicebot.dialog.followups import OFFER_TICKET
+
+    agent = agent_for(repo, intent_classifier, knowledge_base)
+    first = said(agent.turn("I want to cancel my order."))
+    assert first.startswith("You can change or cancel an order") and first.endswith(OFFER_TICKET), first
+    readback = said(agent.turn("Yes, please."))
+    assert readback == "I'll open a ticket saying: I want to cancel my order. Is that right?", readback
+    done = agent.turn("Yes.")
+    assert any(getattr(e, "name", None) == "create_ticket" for e in done), done
+    assert "ticket" in said(done).lower()
+    asked = said(agent_for(repo, intent_classifier, knowledge_base).turn("Can I cancel my order?"))
+    assert asked.startswith("You can change or cancel an order") and OFFER_TICKET not in asked, asked

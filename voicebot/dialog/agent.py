@@ -29,7 +29,7 @@ from voicebot.dialog.rendered import render
 from voicebot.dialog.services import service_named
 from voicebot.dialog.appointments import CHANGES, AppointmentStep, picked_booking
 from voicebot.dialog.slots import fitting_slots
-from voicebot.dialog.followups import also_booking, follow_up, offered, question_for
+from voicebot.dialog.followups import also_booking, follow_up, question_for, with_offer
 from voicebot.dialog.spoken_check import said_enough, spoken_or_safe
 from voicebot.dialog.names import introduced_name, spoken_name
 from voicebot.dialog.writes import (DETAIL_QUESTION, NAME_QUESTIONS, TEXT_UNUSED, WRITE_TOOLS, PendingWrite,
@@ -178,8 +178,8 @@ class DialogueAgent:
         used, grounds = self.knowledge.not_again(used, grounds, self.history) if self.knowledge else (used, grounds)
         yield used
         self.facts.append(grounds)
-        self.detail_for = offered(used.text)  # "... we can open a ticket": a yes asks for that (followups)
-        yield from self._reply([used.text])
+        said, self.detail_for = with_offer(used.text, self.caller_words[-1] if self.caller_words else "")
+        yield from self._reply(said)  # "... we can open a ticket": a yes asks for that (followups)
 
     def _propose_write(self, name: str, evidence: bool = False) -> Iterator[AgentEvent]:
         """The model chose a CRM write: read it back from the caller's words (True: the turn is answered), or

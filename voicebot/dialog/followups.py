@@ -56,6 +56,24 @@ def offered(answer: str) -> str | None:
 
 
 
+OFFER_TICKET = "If you'd like, I can open a ticket so our team can take care of it. Shall I do that?"
+_ACTION_ASKED = re.compile(r"\b(?:want|wanna|would like|i'd like|need|can you|could you|please|trying to|calling to|"
+                           r"like to)\b.*\b(?:cancel|change|amend|modify|return|refund|exchange|replace)\b|"
+                           r"^\W*(?:please )?(?:cancel|change|amend|return|refund|exchange|replace)\b", re.IGNORECASE)
+
+
+def with_offer(answer: str, request: str) -> tuple[list[str], str | None]:
+    """A knowledge answer as spoken, and what a yes to it asks for (``offered``). Why: "I want to cancel my order."
+    had the cancellation policy ("You can change or cancel an order free of charge until it is packed ...") and
+    nothing more, so a caller who asked for something to be done was left to ask again. An answer that offers
+    nothing and asks nothing, to words that ask for a change, a cancellation, a return or a refund, ends with the
+    offer of a ticket (``OFFER_TICKET``), read back from the caller's own words like any write."""
+    made = offered(answer)
+    if made is None and not answer.rstrip().endswith("?") and _ACTION_ASKED.search(request):
+        return [answer, OFFER_TICKET], offered(OFFER_TICKET)
+    return [answer], made
+
+
 ANOTHER = "another service:"
 """``DialogueAgent.detail_for`` after a booking when the caller asked for another service in the same request:
 ``ANOTHER`` + the service + "@" + the booked start (ISO); a yes offers that service's times after it."""
