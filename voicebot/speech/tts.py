@@ -21,8 +21,10 @@ from typing import Protocol, runtime_checkable
 
 from voicebot.audio import TELEPHONE_RATES, read_wav, resample
 from voicebot.fileio import write_wav_atomic
+from voicebot.speech.voice_text import for_voice
 
 RECENT_SENTENCES = 256  # about 4 MB of 8 kHz speech
+READING = "amounts-as-words"  # in the cache key: how text is read (``voice_text``); a new reading, new audio
 _SENTENCE_END = re.compile(r"[.!?;](?=\s+[\"'(\[]?[A-Z0-9])")
 _CLAUSE_END = re.compile(r"[,:;—](?=\s)")
 
@@ -191,7 +193,8 @@ class PiperSynthesizer:
             if (pcm := self._recent.get(key)) is not None:
                 self._recent.move_to_end(key)
                 return pcm
-        native = b"".join(chunk.audio_int16_bytes for chunk in self._voice.synthesize(sentence, self._config))
+        native = b"".join(chunk.audio_int16_bytes for chunk in self._voice.synthesize(for_voice(sentence),
+                                                                                       self._config))
         pcm = resample(native, self.native_rate, sample_rate)
         with self._recent_lock:
             self._recent[key] = pcm
@@ -209,7 +212,7 @@ class PiperSynthesizer:
     def cache_path(self, text: str, sample_rate: int) -> Path | None:
         if self.cache_dir is None:
             return None
-        settings = f"{self.voice}|{self.length_scale}|{self.noise_scale}|{self.noise_w_scale}|{sample_rate}"
+        settings = f"{self.voice}|{self.length_scale}|{self.noise_scale}|{self.noise_w_scale}|{sample_rate}|{READING}"
         key = hashlib.sha256(f"{settings}|{text}".encode()).hexdigest()
         return Path(self.cache_dir).expanduser() / f"{key[:32]}.wav"
 

@@ -1,0 +1,46 @@
+"""Amounts of money are read as a person says them: the words for Piper, then Piper and Whisper themselves.
+
+espeak-ng (Piper's phonemizer) read "$7.95" as "dollar seven point nine five"; Whisper at the caller's end wrote
+"$1.75", and "$5,148" became "$1.5148" on a SIP call. Only the voice's text changes: what is stored and checked is
+the text as written.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from voicebot.speech.voice_text import for_voice
+
+
+@pytest.mark.parametrize("written, said", [
+    ("That's $7.95.", "That's 7 dollars and 95 cents."),
+    ("The estimate is $5,148, or $4,890.60 after our discount.",
+     "The estimate is 5,148 dollars, or 4,890 dollars and 60 cents after our discount."),
+    ("Only $1 each.", "Only 1 dollar each."), ("£0.50 a bag", "50 pence a bag"), ("€12.01", "12 euros and 1 cent"),
+    ("$189.00 per chair", "189 dollars per chair"), ("from $50 delivery is free", "from 50 dollars delivery is free"),
+    ("It is $1.5 million.", "It is $1.5 million."),  # not an amount it can read whole: left to espeak
+    ("Order 10452 has shipped.", "Order 10452 has shipped."),
+])
+def test_amounts_are_said_with_their_unit_after_them(written, said):
+    assert for_voice(written) == said
+
+
+def test_piper_says_prices_that_whisper_writes_back_as_they_were_written(synthesizer, transcriber):
+    for text, amounts in (("That's $7.95.", ("7", "95")),  # was "$1.75"
+                          ("The estimate is $5,148, or $4,890.60 after our discount.", ("5,148", "4,890", "60"))):
+        pcm = b"".join(chunk.pcm for chunk in synthesizer.stream(text, 16000))
+        heard = transcriber.transcribe(pcm, 16000).text
+        assert all(a in heard for a in amounts), heard
+
+
+def test_a_new_reading_is_a_new_cache_entry(synthesizer, tmp_path, monkeypatch):
+    """Prompts rendered before amounts were read as words are not reused: the reading is in the cache key."""
+    import copy
+
+    from voicebot.speech import tts
+
+    cached = copy.copy(synthesizer)
+    cached.cache_dir = tmp_path
+    now = cached.cache_path("Delivery costs $7.95.", 16000)
+    monkeypatch.setattr(tts, "READING", "as espeak reads them")
+    assert cached.cache_path("Delivery costs $7.95.", 16000) != now
