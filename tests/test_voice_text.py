@@ -1,8 +1,9 @@
-"""Amounts of money are read as a person says them: the words for Piper, then Piper and Whisper themselves.
+"""Amounts, order numbers and phone numbers are read as a person says them: the words for Piper, then Piper and
+Whisper themselves.
 
 espeak-ng (Piper's phonemizer) read "$7.95" as "dollar seven point nine five"; Whisper at the caller's end wrote
-"$1.75", and "$5,148" became "$1.5148" on a SIP call. Only the voice's text changes: what is stored and checked is
-the text as written.
+"$1.75", and "$5,148" became "$1.5148" on a SIP call; "Order 10452" was "order ten thousand four hundred
+fifty-two". Only the voice's text changes: what is stored and checked is the text as written.
 """
 
 from __future__ import annotations
@@ -19,9 +20,15 @@ from voicebot.speech.voice_text import for_voice
     ("Only $1 each.", "Only 1 dollar each."), ("£0.50 a bag", "50 pence a bag"), ("€12.01", "12 euros and 1 cent"),
     ("$189.00 per chair", "189 dollars per chair"), ("from $50 delivery is free", "from 50 dollars delivery is free"),
     ("It is $1.5 million.", "It is $1.5 million."),  # not an amount it can read whole: left to espeak
-    ("Order 10452 has shipped.", "Order 10452 has shipped."),
+    ("Ticket 14 is open.", "Ticket 14 is open."), ("In 2026 we sold 12,000 chairs.", "In 2026 we sold 12,000 chairs."),
+    ("Order 10452 has shipped.", "Order 1 0 4 5 2 has shipped."),
+    ("Your order number is 10452.", "Your order number is 1 0 4 5 2."),
+    ("Call us on 555-010-2030.", "Call us on 5 5 5, 0 1 0, 2 0 3 0."),
+    ("We'll call you on +1 555-010-2030.", "We'll call you on plus 1, 5 5 5, 0 1 0, 2 0 3 0."),
+    ("Our number is (555) 010-2030.", "Our number is 5 5 5, 0 1 0, 2 0 3 0."),
+    ("On 2026-12-04 at 10:30.", "On 2026-12-04 at 10:30."),  # a date and a time are no phone number
 ])
-def test_amounts_are_said_with_their_unit_after_them(written, said):
+def test_amounts_codes_and_phone_numbers_are_said_as_a_person_says_them(written, said):
     assert for_voice(written) == said
 
 
