@@ -4,8 +4,7 @@ The model answers with schema-constrained JSON (``{"action": "reply", "text": ..
 NAME, "args": {...}}`` or ``{"action": "transfer", "reason": ...}``) allowing only the current menu node's tools.
 Tools run in code (the CRM checks verification, never the model). The reply is streamed out of the JSON sentence
 by sentence; before a sentence is spoken, code checks that every number, date and amount in it comes from a tool
-result, the caller's context or words, and that it does not recite the instructions: one that fails is replaced
-by a safe one and the event is reported."""
+result, the caller's context or words, and does not recite the instructions (else a safe one, and an event)."""
 
 from __future__ import annotations
 
