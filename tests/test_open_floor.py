@@ -141,6 +141,25 @@ def test_on_the_open_floor_an_unsure_complete_verdict_is_not_enough():
     assert sure.at_s < 2.4  # a request the model is sure of still ends fast
 
 
+def test_on_the_open_floor_a_likely_finished_request_in_brisk_words_waits_the_mid_call_limit():
+    """On a SIP line "Where is my order?" scored 0.70, under ``open_threshold``, and waited 2.4 s. Between
+    ``threshold`` and ``open_threshold``, with a brisk "done" partial, the first turn waits the 1.6 s of mid-call:
+    still longer than a slow caller's 1.2-1.4 s pause. A scene-setting partial, one said slowly, a score under
+    ``threshold`` or no partial at all keep the open floor's 2.4 s."""
+    def ended(score: float, kind: str = "done", slowly: bool = False, spans=((0.5, 1.5),)) -> list[float]:
+        on_frame = answer_partials({1.5: kind}, slowly=frozenset({1.5} if slowly else ()))
+        events = drive(floor(gated(*spans)), 7, Probability(score), on_frame=on_frame) + on_frame.events
+        return [u.at_s for u in of(events, Utterance)]
+
+    assert ended(0.70) == [pytest.approx(1.5 + 1.6, abs=0.03)]
+    assert ended(0.9) == [pytest.approx(1.5 + 0.3 + 0.1, abs=0.03)]  # sure: when the partial came
+    for unsure in (ended(0.3), ended(0.70, "preamble"), ended(0.70, slowly=True)):
+        assert unsure == [pytest.approx(1.5 + 2.4, abs=0.03)]
+    assert ended(0.70, spans=((0.5, 1.5), (2.9, 4.0))) == [pytest.approx(4.0 + 1.6, abs=0.03)]  # 1.4 s: one turn
+    alone = of(drive(floor(with_model((0.5, 1.5))), 7, Probability(0.70)), Utterance)  # no partial transcript
+    assert [u.at_s for u in alone] == [pytest.approx(1.5 + 2.4, abs=0.03)]
+
+
 def test_a_goodbye_ends_the_turn_though_the_model_hears_it_unfinished():
     on_frame = answer_partials({1.5: "final"})  # a slow "Thanks. Goodbye." scored 0.04
     events = drive(floor(gated((0.5, 1.5))), 5, ScriptedTurnModel(False), on_frame=on_frame) + on_frame.events
@@ -244,3 +263,28 @@ def test_real_models_asked_yes_or_no_a_scene_setting_start_is_one_turn(tmp_path,
     callers = [t.text for t in turns if t.role == "caller"]
     assert len(callers) == 2 and "Friday" in callers[1] and "call about it" in callers[1], callers
     assert not [e for e in session.events if getattr(e, "kind", None) == "turn_resumed"]  # not cut, then joined
+
+
+def test_real_models_a_brisk_first_request_heard_as_likely_finished_waits_the_mid_call_limit(
+        config, model_store, transcriber, turn_model):  # noqa: F811
+    """Piper's "Where is my order?" a little slower than its own pace, over G.711 mu-law at 8 kHz, as the first turn:
+    Smart Turn scores it between ``threshold`` and ``open_threshold`` (0.71; 0.93 without the codec, as on the SIP
+    line where it scored 0.70), Whisper's partial is a brisk request, and the turn ends after the mid-call 1.6 s."""
+    import audioop
+
+    from voicebot.bench_turns import run_detector
+    from voicebot.components import make_voice_activity
+    from voicebot.speech.tts import PiperSynthesizer
+    from voicebot.speech.turns import TurnDetector
+
+    rate = 8000
+    voice = PiperSynthesizer(model_store.locate(config.tts.voice), voice=config.tts.voice, length_scale=1.15,
+                             noise_scale=0.0, noise_w_scale=0.0)
+    pcm = b"".join(c.pcm for c in voice.stream("Where is my order?", rate))
+    line = audioop.ulaw2lin(audioop.lin2ulaw(pcm, 2), 2)
+    detector = TurnDetector(make_voice_activity(config), config.vad, turns=config.turns)
+    detector.set_open_floor(True)
+    (utterance,) = run_detector(detector, turn_model, b"\0\0" * (rate // 2) + line + b"\0\0" * (rate * 3), rate,
+                                transcriber=transcriber)
+    assert config.turns.threshold <= utterance.turn_probability < config.turns.open_threshold
+    assert utterance.at_s - utterance.speech_ended_at_s == pytest.approx(1.6, abs=0.1)

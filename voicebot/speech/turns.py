@@ -41,7 +41,8 @@ Rules, per VAD frame:
   has not yet said what they want, and an elderly pace is not known yet: a "complete" verdict needs
   ``turns.open_threshold`` (not ``threshold``), a partial transcript that only sets the scene ("I bought a
   chair in March", ``speech.preamble``) counts as unfinished, and an unfinished turn waits as long as a slow
-  caller's (``turns.slow_scale`` times): an elderly caller's first pause was cut at 1.6 s.
+  caller's (``turns.slow_scale`` times): an elderly caller's first pause was cut at 1.6 s. But a ``threshold``
+  verdict on a brisk "done" partial waits the mid-call limit: on SIP, "Where is my order?" scored 0.70.
 * **No detail asked** (``set_answer_expected(False)``: asked yes or no, or nothing): a scene-setting partial is
   unfinished too, at the usual limits ("Shall I book it?" "My husband placed the order on Friday, ...").
 * **Slow caller** (``set_slow(True)``, from ``speech.pace`` for the rest of the call, or for one pause a partial
@@ -66,8 +67,8 @@ Rules, per VAD frame:
   when it runs out with no speech, never while an utterance is open (``set_bot_speaking(True)``,
   ``cancel_no_input()`` and ``SpeechStarted`` disarm it).
 
-The model is a request event, not a call: its 70-180 ms (2 shared cores) inside ``feed`` would stall the loop that
-carries every call's media; the session scores in a worker thread. Not thread-safe: call it from the session's loop.
+The model is a request event, not a call: its 70-180 ms inside ``feed`` would stall the loop carrying every call's
+media, so the session scores in a worker thread. Not thread-safe: call it from the session's loop.
 """
 
 from __future__ import annotations
@@ -118,8 +119,6 @@ class TurnDetector:
         self.await_partial = False  # a complete verdict waits for resolve_partial (see the module docstring)
         self._no_input_at_ms: int | None = None
         self._reset_utterance()
-
-    # -- controls set by the session ---------------------------------------------------------------------
 
     def set_bot_speaking(self, speaking: bool) -> None:
         """The bot started (True) or stopped (False) playing audio to the caller."""
@@ -215,6 +214,9 @@ class TurnDetector:
             return round(scale * (turns.incomplete_silence_ms if complete else turns.dictation_silence_ms))
         if complete:
             return turns.slow_complete_silence_ms if slow else turns.check_silence_ms
+        if self._open_floor and self._partial == "done" and not self._said_slowly and (self._probability or 0) >= \
+                turns.threshold:  # likely finished, in sound and in words: a mid-call caller's wait
+            return turns.incomplete_silence_ms
         return round((turns.slow_scale if self._open_floor else scale) * turns.incomplete_silence_ms)
 
     def arm_no_input(self) -> None:
@@ -238,8 +240,6 @@ class TurnDetector:
     @property
     def bot_speaking(self) -> bool:
         return self._bot_speaking
-
-    # -- the audio path ----------------------------------------------------------------------------------
 
     def feed(self, frame: AudioFrame) -> list[TurnEvent]:
         """Take one inbound frame (any length); return the events it caused, oldest first."""
@@ -343,8 +343,6 @@ class TurnDetector:
                 self._utt_barged = True
             events.append(Interruption(self.now_s))
 
-    # -- utterance bookkeeping ---------------------------------------------------------------------------
-
     def _reset_utterance(self) -> None:
         self._start_ms: int | None = None  # first speech frame
         self._chunks: list[bytes] = []  # preroll + every frame since the onset
@@ -377,8 +375,7 @@ class TurnDetector:
         self._utt_playback = self._bot_speaking
 
     def _confirm(self, events: list[TurnEvent]) -> None:
-        self._confirmed = True
-        self._no_input_at_ms = None
+        self._confirmed, self._no_input_at_ms = True, None
         events.append(SpeechStarted(self._start_ms / 1000))
 
     def _kept(self) -> list[bytes]:
