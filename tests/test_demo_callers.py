@@ -511,3 +511,12 @@ def test_asked_to_cancel_the_policy_ends_with_the_offer_of_a_ticket(repo, intent
     assert "ticket" in said(done).lower()
     asked = said(agent_for(repo, intent_classifier, knowledge_base).turn("Can I cancel my order?"))
     assert asked.startswith("You can change or cancel an order") and OFFER_TICKET not in asked, asked
+
+
+def test_a_price_asked_in_the_second_clause_of_a_lead_is_said_once(repo, intent_classifier, knowledge_base):
+    """"Hi, do you have any standing desks, and how much are they?" (SIP, 2026-12-05) heard the desk's price twice,
+    31 s of audio: once as the second clause's answer, once as the lead's estimate."""
+    agent = agent_for(repo, intent_classifier, knowledge_base)
+    answer = said(agent.turn("Hi, do you have any standing desks, and how much are they?"))
+    assert answer.count("$429 per desk") == 1, answer
+    assert answer.startswith("Sit-stand desk, 140 cm costs $429 per desk."), answer

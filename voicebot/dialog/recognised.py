@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from datetime import date
 from typing import Any, Protocol
 
@@ -62,19 +62,22 @@ def clauses(text: str) -> list[str]:
     return [part.strip(" ,.") for part in _CLAUSE.split(text) if len(part.strip(" ,.").split()) >= 3]
 
 
-def also_asked(agent: Recognising, caller_text: str) -> Iterator[AgentEvent]:
-    """Answer each clause of the turn that is a knowledge question of its own (see the module docstring)."""
-    parts = clauses(caller_text)
+def also_asked(agent: Recognising, caller_text: str) -> Generator[AgentEvent, None, set[str]]:
+    """Answer each clause of the turn that is a knowledge question of its own (see the module docstring); returns
+    the answers spoken, so the request's own step does not say one again."""
+    parts, spoken = clauses(caller_text), set[str]()
     if len(parts) < 2 or agent.intents is None or agent.knowledge is None:
-        return
+        return spoken
     for i, said in enumerate(parts):
         # "Can I book a repair visit? How much is it?": "it" is the clause before (alone, the delivery charges)
         part = f"{parts[i - 1]} {said}" if i and _IT.search(said) and len(said.split()) <= 6 else said
         found = agent.intents.classify(said)
         if found is not None and found.name == "knowledge" and agent.knowledge.score(part) >= KNOWLEDGE_OVER_INTENT:
             known = agent.knowledge.ask(part, must=False)
-            if known is not None:
+            if known is not None and known[0].text not in spoken:
+                spoken.add(known[0].text)
                 yield from agent._know(*known)
+    return spoken
 
 
 _CHANGE_IT = re.compile(r"\b(add|change|modify|amend|remove|take off|swap|update|edit)\b.{0,30}\b(to|from|on|in|of)? ?"
@@ -184,16 +187,19 @@ def answer_recognised(agent: Recognising, caller_text: str, allowed: list[str]) 
     if found is None or tool is None or tool not in allowed or not write_evidence(tool, caller_text, found.margin):
         return False
     yield IntentFound(found)
-    yield from also_asked(agent, caller_text)
+    spoken = yield from also_asked(agent, caller_text)
     if tool == "create_lead" and agent.knowledge is not None:
         before = agent.knowledge.estimate
         priced = agent.knowledge.ask(caller_text, must=False)
-        if priced is not None and priced[0].kind == "price":  # the estimate first, then offer the lead
+        # the estimate first, then offer the lead; "Do you have standing desks, and how much are they?" had its
+        # price said twice (the second clause's answer, then the whole turn's)
+        if priced is not None and priced[0].kind == "price":
             used, grounds = priced
-            yield used
-            agent.facts.append(grounds)
-            agent.history.append(ChatMessage("assistant", json.dumps({"action": "reply", "text": used.text})))
-            yield Sentence(used.text)
+            if used.text not in spoken:
+                yield used
+                agent.facts.append(grounds)
+                agent.history.append(ChatMessage("assistant", json.dumps({"action": "reply", "text": used.text})))
+                yield Sentence(used.text)
             if agent.knowledge.estimate is before and not asked_for(tool, [caller_text]):
                 return True  # "is the chair in stock?": its price answers it, no lead read back
     if tool in WRITE_TOOLS:
