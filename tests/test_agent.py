@@ -136,6 +136,35 @@ def test_a_pin_given_with_the_request_verifies_the_caller_without_asking(repo):
     assert wrong.context.verification.attempts_used == 1
 
 
+@pytest.mark.parametrize("said", ["1, 2, 3, 4.", "One two three four.", "Um, it's 1234."])
+def test_a_known_callers_bare_pin_said_before_it_was_asked_is_checked_as_the_pin(repo, said):
+    """On a SIP call Alice heard the invoices entry and then said "1, 2, 3, 4": it was looked up as order 1234, the
+    PIN was asked for all the same and her PIN stored in clear. Nothing but a number of a length no order number
+    has, from a caller known by number: the PIN, checked (an attempt like any other) and never in the history."""
+    agent = agent_for(repo, ScriptedChat([{"action": "reply", "text": "We deliver on weekdays."}]))
+    list(agent.turn("Do you deliver on Saturdays?"))
+    assert agent.identity.bare_pin(said, "We deliver on weekdays.")
+    spoken = " ".join(e.text for e in agent.turn(said) if isinstance(e, Sentence))
+    assert spoken == "Thank you, you're verified. How can I help?"
+    assert agent.context.verified_customer is not None
+    assert [m.content for m in agent.history if m.role == "user"][-1] == "Caller: (gives identity details)"
+    wrong = agent_for(repo, ScriptedChat())
+    spoken = " ".join(e.text for e in wrong.turn("9 9 9 9.") if isinstance(e, Sentence))
+    assert "did not match" in spoken.lower() and wrong.context.verification.attempts_used == 1
+
+
+def test_a_bare_number_is_not_a_pin_when_it_may_be_something_else(repo):
+    """An order number's length (the demo's are 5 digits), a number the bot asked for, words besides the number,
+    a stranger or a caller already verified: not a PIN said early."""
+    agent = agent_for(repo, ScriptedChat())
+    assert not agent.identity.bare_pin("10452")  # an order number's length
+    assert not agent.identity.bare_pin("1 2 3 4", "What is your order number?")
+    assert not agent.identity.bare_pin("Order 1234.") and not agent.identity.bare_pin("123")
+    assert not agent_for(repo, ScriptedChat(), caller="+15559990000").identity.bare_pin("1234")
+    list(agent.turn("My PIN is 1234."))
+    assert agent.context.verified_customer is not None and not agent.identity.bare_pin("1234")
+
+
 def test_a_complaint_about_the_driver_is_read_back_as_a_ticket_in_whole_sentences(repo):
     """"Your driver was rude and threw my package." went to the model, which promised to "address this issue"; the
     subject read back was cut at 100 characters ("... I want compensation. Give.")."""

@@ -363,3 +363,33 @@ def test_a_call_that_gives_a_pin_and_a_date_of_birth_leaves_them_nowhere(call_en
     patterns = [digit_pattern(p) for p in sorted(pins)] + DOB_PATTERNS
     assert any(found(t, patterns) for t in heard), heard  # the secrets were said and heard, so they could leak
     assert_nothing_leaked(deps, line.info.call_id, crm_before, patterns, caplog, capfd, synthesizer.texts)
+
+
+@pytest.mark.models
+@pytest.mark.timeout(600)
+def test_a_pin_said_bare_before_it_was_asked_verifies_and_is_stored_masked(call_env, caller_voice, caplog, capfd):
+    """A SIP caller said "1, 2, 3, 4" after a knowledge answer: it was taken for order 1234, the PIN asked for all
+    the same, and the transcript kept her PIN in clear. Through Whisper and Piper: she is verified at once, and the
+    PIN is in no table, log or synthesised text."""
+    from conftest import caller_says, run_call
+    from voicebot.telephony.sim import HangUp, WaitForBot
+
+    synthesizer = Recording(call_env.synthesizer, "tts")
+    transcriber = Recording(call_env.transcriber, "stt")
+    deps = dataclasses.replace(call_env, synthesizer=synthesizer, transcriber=transcriber)
+    capfd.readouterr()
+    caplog.clear()
+    caplog.set_level(logging.DEBUG)
+    script = [WaitForBot(), caller_says(caller_voice, "1, 2, 3, 4."), WaitForBot(), HangUp()]
+    line, _ = run_call(deps, script, caller_id="+15550102030")
+    call_id = line.info.call_id
+    assert any(digits_in(t) == ALICE.pin for t in transcriber.texts), transcriber.texts  # heard, so it could leak
+    bot = [t.text for t in deps.store.turns(call_id) if t.role == "bot"]
+    assert "Thank you, you're verified. How can I help?" in bot, bot
+    caller = [t.text for t in deps.store.turns(call_id) if t.role == "caller"]
+    assert caller and all(HIDDEN in t and not re.search(r"\d", t) for t in caller), caller
+    with sqlite3.connect(deps.store.path) as db:
+        stored = [v for _, _, v in text_values(db)]
+    logged = [r.getMessage() for r in caplog.records]
+    pin = digit_pattern(ALICE.pin)
+    assert not [t for t in stored + logged + synthesizer.texts if found(without_ids(t), [pin])]

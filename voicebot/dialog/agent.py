@@ -275,9 +275,9 @@ class DialogueAgent:
             self.history.append(ChatMessage("user", "Caller: (answers the identity question)"))
             yield from self._identified(identified)
             return
-        # the model never sees a PIN, a card number or a birth date, so it can neither repeat one nor write one into
-        # the CRM, and a spoken sentence holding one is ungrounded (its digits are in no evidence)
-        early, rest = self.identity.volunteered(caller_text)  # "Where's my order? My PIN is 1 2 3 4."
+        # the model never sees a PIN, a card number or a birth date: it can neither say nor write one (no evidence)
+        last_said = next((m.content for m in reversed(self.history) if m.role == "assistant"), "")
+        early, rest = self.identity.volunteered(caller_text, last_said)  # "Where's my order? My PIN is 1 2 3 4."
         if early is not None and (not early.verified or len(rest.split()) < 3):
             self.history.append(ChatMessage("user", "Caller: (gives identity details)"))
             yield from self._identified(early)  # a wrong one, or nothing asked besides: answered now

@@ -81,6 +81,7 @@ WHAT_PIN = ("Your PIN is the number you chose for your account with us. If you d
 
 _ANSWER_WORDS = frozenset("""my the pin code number is its it was er um uh oh yes yeah yep sure ok okay right so well
     i think believe guess sorry thats that and please account order phone mobile postcode zip here you go""".split())
+_FILLERS = frozenset("um uh er erm so its it is ok okay".split())  # "Um, it's 1 2 3 4." and nothing else
 _ASKING = frozenset("how what where when why which who much many cost costs price can could would do does".split())
 
 _LEAD_IN = re.compile(r"^\W*(?:(?:is|it'?s|its|my|the|and|of|postcode|zip|code)\b\W*)*", re.IGNORECASE)
@@ -136,7 +137,7 @@ class IdentityStep:
         self.awaiting_pin = True
         return [PIN_PROMPT if self._has_pin() else NO_PIN_PROMPT]
 
-    def volunteered(self, text: str) -> tuple[IdentityResult | None, str]:
+    def volunteered(self, text: str, bot_said: str = "") -> tuple[IdentityResult | None, str]:
         """A known caller's PIN, or date of birth and postcode, said before being asked (``volunteered``): the
         result of checking it and the rest of the turn; (None, text) when there is nothing to check."""
         if _FORGOT_PIN.search(normalize(text)) and self.context.verified_customer is None and not self.waiting:
@@ -147,6 +148,7 @@ class IdentityStep:
             self.awaiting_pin = True
             return IdentityResult(say=[BIRTH_PROMPT]), ""
         given, rest = volunteered(text, self.context.repo.region)
+        given, rest = (text, "") if not given and self.bare_pin(text, bot_said) else (given, rest)
         if not given or self.context.customer is None or self.context.verified_customer is not None or self.waiting:
             return None, text
         self.awaiting_pin = True
@@ -154,6 +156,22 @@ class IdentityStep:
         if result is None:
             self.awaiting_pin = False
         return result, rest
+
+    def bare_pin(self, text: str, bot_said: str = "") -> bool:
+        """Whether ``text`` is a known caller's PIN said before it was asked: nothing but a number of 4 to 8 digits
+        ("1, 2, 3, 4."), from a caller known by their phone number and not yet verified, the bot's last words
+        (``bot_said``) asking for no number, and no order number in the CRM that long. On a SIP call, said after a
+        knowledge answer, it was taken for an order number: the PIN was asked for all the same and the caller's PIN
+        stored in clear. It is checked as the PIN (an attempt, as any other) and stored masked."""
+        if (self.context.customer is None or self.context.verified_customer is not None or self.waiting
+                or re.search(r"\bnumbers?\b", bot_said, re.IGNORECASE) or not self._has_pin()):
+            return False
+        words = normalize(words_to_digits(text)).split()
+        digits = "".join(w for w in words if w.isdigit())
+        if not 4 <= len(digits) <= 8 or any(not w.isdigit() and w not in _FILLERS for w in words):
+            return False
+        return not self.context.repo.db.execute("select exists(select 1 from orders where length(number) = ?)",
+                                                (len(digits),)).fetchone()[0]
 
     def _without_orders(self, prompt: str) -> str:
         """``prompt`` without "or one of your order numbers" where the CRM holds no orders at all."""

@@ -121,7 +121,7 @@ class CallSession:
     def _private(self, text: str) -> str:
         """Caller words as they may be kept: PINs, dates of birth and card numbers masked (every number in an
         answer to a question for one). The guard and the agent get the raw words; nothing stored does."""
-        asked = bool(self.agent and self.agent.awaiting_pin)
+        asked = bool(self.agent and (self.agent.awaiting_pin or self.agent.identity.bare_pin(text, self._last_bot)))
         return mask_caller_turn(text, self.transcript, asked=asked)
 
     async def _turn(self, role: str, text: str, **kw: Any) -> None:
