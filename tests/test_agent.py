@@ -521,6 +521,21 @@ def test_an_order_number_at_the_pin_prompt_uses_no_attempt(repo):
     assert "10452" in " ".join(e.text for e in agent.turn("My PIN is 1234.") if isinstance(e, Sentence))
 
 
+def test_a_phone_number_at_the_pin_prompt_uses_no_attempt(repo):
+    """A caller who found the account by an order number said the account's phone number at the PIN prompt ("Five
+    five five, zero one zero, two zero three zero."): "That did not match. 2 attempt(s) left." A PIN is 4 to 8
+    digits, so a longer number is asked again, no attempt used, and the same for a decoy account."""
+    from voicebot.dialog.identity import TOO_LONG_FOR_A_PIN
+
+    for caller, order in (("+15559990000", "10452"), ("+15559990000", "99999"), ("+15550102030", "10452")):
+        agent = agent_for(repo, ScriptedChat(), caller=caller)
+        list(agent.turn(f"Where is order {order}?"))
+        assert agent.awaiting_pin
+        said = " ".join(e.text for e in agent.turn("555, 010, 2030.") if isinstance(e, Sentence))
+        assert said == TOO_LONG_FOR_A_PIN
+        assert agent.context.verification.attempts_used == 0 and agent.awaiting_pin
+
+
 @pytest.mark.parametrize("said", ["1, 0, 4, 5, 2.", "One zero four five two.", "104-52", "10452"])
 def test_an_order_number_alone_at_the_greeting_is_looked_up_not_handed_to_the_model(repo, said):
     """A caller in the street dictated "1, 0, 4, 5, 2." (Whisper's way with digits said one by one) as their first

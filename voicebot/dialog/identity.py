@@ -37,6 +37,9 @@ NO_ORDERS = ", or one of your order numbers?"
 """Left out of both prompts where the CRM holds no orders: a hair salon's caller was asked for an order number."""
 NOT_A_PHONE_PROMPT = ("Sorry, I did not get a whole phone number. What is the phone number on your account, with the "
                       "area code, or one of your order numbers?")
+PIN_MAX_DIGITS = 8  # a PIN is 4 to 8 digits (crm/importer.py)
+TOO_LONG_FOR_A_PIN = "That's longer than a PIN. For your security, I need your PIN: 4 to 8 digits."
+"""A phone number said at the PIN prompt by a caller who found the account by an order number used an attempt."""
 ORDER_NOT_PIN = "That sounds like an order number. For your security, I first need your PIN."
 BIRTH_PROMPT = "No problem. Please tell me your date of birth, and then the postcode on your account."
 NO_PIN_PROMPT = "For your security, please tell me your date of birth."
@@ -168,7 +171,7 @@ class IdentityStep:
             return False
         words = normalize(words_to_digits(text)).split()
         digits = "".join(w for w in words if w.isdigit())
-        if not 4 <= len(digits) <= 8 or any(not w.isdigit() and w not in _FILLERS for w in words):
+        if not 4 <= len(digits) <= PIN_MAX_DIGITS or any(not w.isdigit() and w not in _FILLERS for w in words):
             return False
         return not self.context.repo.db.execute("select exists(select 1 from orders where length(number) = ?)",
                                                 (len(digits),)).fetchone()[0]
@@ -213,6 +216,8 @@ class IdentityStep:
             return IdentityResult(say=[POSTCODE_PROMPT])
         if len(digits) >= 4 and re.search(r"\border\b", text, re.I) and not re.search(r"\b(pin|code)\b", text, re.I):
             return IdentityResult(say=[ORDER_NOT_PIN])  # "The order number is 55021.": no attempt used
+        if len(digits.replace(" ", "")) > PIN_MAX_DIGITS:  # "Five five five, zero one zero, ...": no attempt used
+            return IdentityResult(say=[TOO_LONG_FOR_A_PIN])
         if len(digits) >= 4:
             return self._pin(text)
         if _NO_PIN.search(normalize(text)):
