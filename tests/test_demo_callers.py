@@ -520,3 +520,15 @@ def test_a_price_asked_in_the_second_clause_of_a_lead_is_said_once(repo, intent_
     answer = said(agent.turn("Hi, do you have any standing desks, and how much are they?"))
     assert answer.count("$429 per desk") == 1, answer
     assert answer.startswith("Sit-stand desk, 140 cm costs $429 per desk."), answer
+
+
+@pytest.mark.parametrize("question", ["Can I pick up my order in person?", "Can I collect my order myself?"])
+def test_fetching_an_order_oneself_is_the_pickup_entry_not_the_orders_status(repo, intent_classifier,
+                                                                              knowledge_base, question):
+    """"Can I pick up my order in person?" was an order status (by 0.01): the PIN, then the order read out. How to
+    fetch an order is the company's (the knowledge base's pickup entry); "Where is my order?" stays the order's."""
+    agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
+    events = list(agent.turn(question))
+    assert "collect it at our Seattle showroom" in said(events) and not any(isinstance(e, ToolCalled) for e in events)
+    assert said(agent_for(repo, intent_classifier, knowledge_base, caller=ALICE).turn("Where is my order?")) == (
+        "For your security, please tell me your PIN.")

@@ -28,8 +28,10 @@ from voicebot.dialog.writes import WRITE_MARGIN
 from voicebot.knowledge.base import PRICE_WORDS
 from voicebot.text import normalize, words
 
-_RETURNING = re.compile(r"\b(return|returning)\b(?! (address|label))")
-"""Sending an order back: how is the knowledge base's (the policy, the label), not the order's status."""
+_RETURNING = re.compile(r"\b(return|returning)\b(?! (address|label))|\bpick(ing)? (\w+ ){0,2}up\b|\bpickup\b|"
+                        r"\bcollect(ing)?\b")
+"""Sending an order back or fetching it ("Can I pick up my order in person?" was an order status by 0.01, and read
+out the order): how is the knowledge base's (the policy, the label, the showroom), not the order's status."""
 OWN_RECORDS = frozenset({"order_status", "order_history", "ticket_status", "my_appointments"})
 """Intents that read the caller's own records: their words say whose."""
 CHANGES = frozenset({"reschedule", "cancel_booking"})
