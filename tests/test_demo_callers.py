@@ -532,3 +532,19 @@ def test_fetching_an_order_oneself_is_the_pickup_entry_not_the_orders_status(rep
     assert "collect it at our Seattle showroom" in said(events) and not any(isinstance(e, ToolCalled) for e in events)
     assert said(agent_for(repo, intent_classifier, knowledge_base, caller=ALICE).turn("Where is my order?")) == (
         "For your security, please tell me your PIN.")
+
+
+def test_an_order_asked_to_be_cancelled_by_number_hears_its_status_then_the_policy(repo, intent_classifier,
+                                                                                    knowledge_base):
+    """"I want to cancel order 10452." asked for the PIN and then read out the order's status and nothing more: the
+    caller had to ask again. Now the status, the company's policy and the offer of a ticket, whose yes reads the
+    caller's own words back; "Where is order 10452?" still ends with the status."""
+    agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
+    assert said(agent.turn("I want to cancel order 10452.")) == "For your security, please tell me your PIN."
+    answer = said(agent.turn("1234"))
+    assert answer.startswith("Order 10452 has shipped") and "cancel an order free of charge until it is packed" in \
+        answer and answer.endswith("Shall I do that?") and "anything else" not in answer, answer
+    assert said(agent.turn("Yes.")) == "I'll open a ticket saying: I want to cancel order 10452. Is that right?"
+    where = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
+    list(where.turn("Where is order 10452?"))
+    assert said(where.turn("1234")).endswith("Is there anything else I can help with?")

@@ -22,7 +22,7 @@ from voicebot.crm.toolkit import ToolRegistry
 from voicebot.dialog.identity import IdentityResult, IdentityStep
 from voicebot.dialog.intents import IntentClassifier
 from voicebot.dialog.knowledge_step import KnowledgeStep, KnowledgeUsed
-from voicebot.dialog.recognised import INTENT_TOOLS, also_asked, answer_recognised  # noqa: F401 (INTENT_TOOLS)
+from voicebot.dialog.recognised import INTENT_TOOLS, also_asked, answer_recognised, change_policy  # noqa: F401
 from voicebot.dialog.answers import bare_order_number, match_intent, pick_slot, tool_args
 from voicebot.dialog.rendered import render
 from voicebot.dialog.services import service_named
@@ -74,8 +74,7 @@ class DialogueAgent:
 
     def __post_init__(self) -> None:
         self.identity = IdentityStep(self.context, self.tools)
-        customer = self.context.customer
-        who = (f"known by phone number as {customer.name.split()[0]}, not verified" if customer
+        who = (f"known by phone number as {c.name.split()[0]}, not verified" if (c := self.context.customer)
                else "unknown caller (number not in the CRM)")
         self._note(f"Today is {self.today.isoformat()}. Caller: {who}.", {"today": self.today.isoformat()})
         self._verified_noted = False
@@ -89,8 +88,7 @@ class DialogueAgent:
         return full_system_prompt(self.company_prompt, self.tools.specs())
 
     def _note_verified(self) -> None:
-        customer = self.context.verified_customer
-        if customer is None or self._verified_noted:
+        if (customer := self.context.verified_customer) is None or self._verified_noted:
             return
         self._verified_noted = True
         orders = self.tools.call("list_open_orders", {}, self.context)
@@ -102,7 +100,7 @@ class DialogueAgent:
         customer = self.context.verified_customer or self.context.customer
         return customer.name if customer else introduced_name(self.caller_words)
 
-    def _services(self) -> list[str]:
+    def _services(self) -> list[str]:  # the company's services (a salon's, a repair desk's)
         return list(self.context.repo.services())
 
     def _price_names(self) -> list[tuple[str, ...]]:
@@ -126,8 +124,7 @@ class DialogueAgent:
 
     def instructions(self) -> str:
         """The part of the system prompt that must not be recited: the company prompt and the rules, not the tools
-        or the examples (they hold the bot's stock answers, "I can't help with that, but I can help with an
-        order...", and a guard that blocked those replaced good replies with non sequiturs)."""
+        or the examples (their stock answers, "I can't help with that, but ...": guarded, good replies were lost)."""
         return f"{self.company_prompt}\n{RULES}"
 
     def _speak(self, sentence: str, system: str, spoken: list[str]) -> Iterator[AgentEvent]:
@@ -168,7 +165,10 @@ class DialogueAgent:
         if (yield from self.appointments.after_tool(self, name, result)):
             return True  # the caller is moving or cancelling a booking (dialog/appointments.py)
         if spoken := render(name, args, result):
-            yield from self._reply(also_booking(self, name, spoken))  # "You also asked for ..." (followups)
+            policy = change_policy(self, name, result)  # "I want to cancel order 10452.": then what can be done
+            yield from self._reply(also_booking(self, name, spoken[:-1] if policy else spoken))  # "You also asked"
+            if policy is not None:
+                yield from self._know(*policy)
             return True
         return False
 

@@ -210,3 +210,18 @@ def answer_recognised(agent: Recognising, caller_text: str, allowed: list[str]) 
     if tool == "list_open_orders" and (number := match_intent(f"where is order {caller_text}")):
         tool, args = number  # "has order 10452 shipped?": the one order
     return False if args is None else (yield from agent._tool(tool, args))
+
+
+_CANCEL_OR_CHANGE = re.compile(r"\b(cancel|cancell?ing|change|changing|modify|amend)\b")
+
+
+def change_policy(agent: Recognising, tool: str, result: dict[str, Any]) -> tuple[KnowledgeUsed, str] | None:
+    """The company's policy for an order the caller asked, by its number, to cancel or change ("I want to cancel
+    order 10452."), to say after the order's record: verified, the caller heard the order's status and nothing
+    more, and had to ask again. None for any other request, a new delivery address (a ticket: ``ADDRESS_CHANGE``)
+    or a booking."""
+    request = normalize(agent.caller_words[-1]) if agent.caller_words else ""
+    if tool != "get_order" or not result.get("ok") or agent.knowledge is None or not _CANCEL_OR_CHANGE.search(
+            request) or ADDRESS_CHANGE.search(request) or _A_BOOKING.search(request):
+        return None
+    return agent.knowledge.ask("Can I change or cancel my order?", must=True)
