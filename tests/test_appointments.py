@@ -322,3 +322,18 @@ def test_when_no_offered_time_suits_the_caller_names_another_day(demo, intent_cl
     said = _said(agent.turn("No, leave it as it is."))
     assert said.startswith("All right, your printer repair on Tuesday, December 1st at 10 AM stays as it is.")
     assert not agent.appointments.waiting and agent.chat.calls == []
+
+
+def test_a_day_and_hour_with_no_free_time_that_day_are_answered_with_times_not_silence(demo, intent_classifier):
+    """"Tomorrow at 10." to two offered times, tomorrow a Sunday (closed): the lookup found Monday at 10 free, the
+    words picked no time on Monday, and the turn ended with nothing said (the caller left in silence). Now the
+    times that are free are offered, as for any other day asked for; nothing is booked before a yes."""
+    repo, _ = demo
+    agent = _agent(repo, intent_classifier)
+    assert "Which would suit you?" in _said(agent.turn("I'd like to book a printer repair."))
+    events = list(agent.turn("Next Sunday at 10."))
+    said = _said(events)
+    assert said.startswith("I have nothing free then. The earliest I can offer is printer repair on") and \
+        said.endswith("Which would suit you?"), said
+    assert "Sunday" not in said and agent.pending_write is None and agent.chat.calls == []
+    assert [c.name for c in _called(events)] == ["list_free_slots"]

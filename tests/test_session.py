@@ -244,6 +244,18 @@ def test_a_model_hand_over_on_a_misheard_word_asks_again_first(env):
     assert agreed.said("bot")[-1] == env.prompts.transfer and len(agreed.line.transfers) == 1  # "Yes." to a person
 
 
+def test_a_turn_with_nothing_to_say_is_answered_by_the_not_heard_prompt_never_silence(env):
+    """An agent turn that ended with no sentence ("Tomorrow at 10." to two offered times, tomorrow a closed Sunday:
+    the dialogue found no time to read back and said nothing) left the caller in silence. Whatever the cause, a
+    turn with nothing to say is a no-match: the not-heard prompt, and a person after the usual run of them."""
+    chat = ScriptedChat([reply(""), reply("")])
+    script = [WaitForBot(), env.voice.say("do you sell coffee"), WaitForBot(), env.voice.say("do you have tea"),
+              WaitForBot(), HangUp()]
+    call = run(env, line_for(env, script), chat)
+    assert call.said("bot")[1:] == [env.prompts.not_heard, env.prompts.transfer], call.said("bot")
+    assert len(call.line.transfers) == 1 and call.event("escalation").data["reason"] == "no_match"
+
+
 def test_a_model_that_did_not_understand_twice_reaches_a_person_not_the_same_reply_again(env):
     """Gibberish ("blorp fizzle the wombat canteen") heard the model's "I'm not sure what you're asking. Would you
     like me to pass your question to our sales team?" three times over and never reached a person: each model turn

@@ -131,8 +131,7 @@ class AppointmentStep:
             return (yield from _sooner(agent))  # "Do you have anything earlier?" is no pick of the first time
         if (agent.offered_slots and "book_appointment" in allowed
                 and pick_slot(text, agent.offered_slots, agent.today) is not None):
-            yield from agent._propose_write("book_appointment")
-            return True
+            return (yield from agent._propose_write("book_appointment"))
         when = (parse_when(text, agent.today) or said_hour(text)) if agent.offered_slots and "book_appointment" \
             in allowed else None
         if when is not None and (when.has_day or when.hours) and len(text.split()) <= 8:  # "Friday morning." or
@@ -145,8 +144,10 @@ class AppointmentStep:
                 args["from_hour"], args["to_hour"] = when.hours
             if when.hour is not None and (exact := _free_at(agent, args, when)):
                 agent.offered_slots = exact  # "Eleven." to 9 and 10 AM, 11 free: read back at once, not offered
-                yield from agent._propose_write("book_appointment")  # and asked "Would that suit you?" first
-                return True
+                if (yield from agent._propose_write("book_appointment")):  # and asked "Would that suit you?" first
+                    return True
+                # the words pick no time free then ("Tomorrow at 10." on a closed Sunday: Monday at 10 was free):
+                # offered, as any other day and time asked for; the turn had ended with nothing said
             return (yield from agent._tool("list_free_slots", args))
         if len(agent.offered_slots) > 1 and "book_appointment" in allowed and answer_to_readback(text) is True:
             times = " or ".join(spoken_time(str(s["starts_at"])) for s in agent.offered_slots[:2])

@@ -292,8 +292,8 @@ class CallSession:
             if self._last_bot == before and asks_again_before_hand_over(text, before, self.config.dialog.prompts):
                 return await self._no_match(clock)  # "Tune" (a misheard "Two.") is no reason to hand over
             return await self._transfer(TransferReason.MODEL, turn.transfer.reason, clock=clock)  # "Please hold"
-        if turn.held_back:  # "I'm not sure what you're asking." as the guard's last no-match: a person instead
-            await self._no_match(clock)
+        if turn.held_back or turn.first is None:  # the guard's last "I'm not sure what you're asking.", or no
+            await self._no_match(clock)  # sentence at all: never silence (the no-match's ladder ends with a person)
         else:  # a reply that did not understand is a no-match (never the last one: ``hold_back`` kept that unsaid)
             self.guard.note_no_match() if turn.lost else self.guard.note_progress()
 
