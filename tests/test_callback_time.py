@@ -171,3 +171,35 @@ def test_a_time_said_to_the_read_back_is_read_back_and_written(intent_classifier
     [row] = list(repo.db["callbacks"].rows_where("phone = ?", ["+15559990000"]))
     assert row["not_before"] == "2026-11-27T08:00:00-08:00"
     assert row["preferred_time"].startswith("tomorrow morning (closed on Thanksgiving")
+
+
+def test_a_number_to_call_said_to_the_read_back_or_in_the_request_is_read_back_and_written(intent_classifier,
+                                                                                           knowledge_base):
+    """"My number is 555 123 4567." to the callback's read-back dropped the read-back: the number went nowhere and
+    the caller's "Yes." after it to the model. Now the number is read back (grouped, as said) and written; one said
+    in the request is read back with its time."""
+    today = date(2026, 11, 25)  # a Wednesday
+    repo = Repository.open(None, clock=morning_of(today))
+    seed_demo(repo, today=today)
+    nine = datetime(2026, 11, 25, 9, 0, tzinfo=LA)
+
+    def agent() -> DialogueAgent:
+        return DialogueAgent(ScriptedChat(), CallerContext.start(repo, "+15559990000"), "Northwind.", today=today,
+                             intents=intent_classifier, knowledge=KnowledgeStep(knowledge_base, clock=lambda: nine))
+
+    def said(a: DialogueAgent, text: str) -> str:
+        return " ".join(e.text for e in a.turn(text) if isinstance(e, Sentence))
+
+    first = agent()
+    assert said(first, "Can someone call me back?") == "So I'll ask a colleague to call you back. Shall I do that?"
+    assert said(first, "My number is 555 123 4567.") == ("So I'll ask a colleague to call you back at 555-123-4567. "
+                                                         "Shall I do that?")
+    assert said(first, "Yes.").startswith("Done.")
+    second = agent()
+    assert said(second, "Could you call me back on 206-555-0188 at 3 pm?") == (
+        "So I'll ask a colleague to call you back at 206-555-0188 at 3 PM. Shall I do that?")
+    assert said(second, "Yes.").startswith("Done.")
+    rows = list(repo.db["callbacks"].rows_where("phone in (?, ?)", ["+15551234567", "+12065550188"]))
+    assert sorted(r["phone"] for r in rows) == ["+12065550188", "+15551234567"]
+    assert [r["not_before"] for r in rows if r["phone"] == "+12065550188"] == ["2026-11-25T15:00:00-08:00"]
+    assert not list(repo.db["callbacks"].rows_where("phone = ?", ["+15559990000"]))

@@ -43,3 +43,16 @@ def speakable_phone(e164: str) -> str:
     except phonenumbers.NumberParseException:
         return e164
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+
+
+def national(e164: str) -> str:
+    """A number as said to a caller in its own country: "555-123-4567" for +15551234567 (the groups
+    ``speech.voice_text`` reads digit by digit); international ("+44 20 7946 0958") where the national form has
+    brackets or no dashes to group it by."""
+    try:
+        number = phonenumbers.parse(e164, None)
+    except phonenumbers.NumberParseException:
+        return e164
+    said = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
+    said = re.sub(r"^\((\d+)\) ", r"\1-", said)
+    return said if re.fullmatch(r"[\d-]+", said) else speakable_phone(e164)

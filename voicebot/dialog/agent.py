@@ -143,8 +143,7 @@ class DialogueAgent:
                                              if (s := service_named(said, services, prices))), None)}
         if name == "list_free_slots" and (yield from self._ask_first(name, args)):
             return True  # "I need a repair visit": which service, before any times
-        key = json.dumps([name, args], sort_keys=True)
-        started = time.perf_counter()
+        key, started = json.dumps([name, args], sort_keys=True), time.perf_counter()
         repeated = seen is not None and key in seen
         result = {"ok": False, "error": "repeated", "message": "Same call as before; answer the caller."} if repeated \
             else self.tools.call(name, args, self.context)
@@ -194,7 +193,7 @@ class DialogueAgent:
             return False
         else:
             args = grounded_args(name, self.caller_words, self.today, caller_name=self._caller_name(),
-                                 knowledge=self.knowledge)  # the opening hours and the clock, for a callback
+                                 knowledge=self.knowledge, region=self.context.repo.region)  # a callback's
         if args is None:
             self.history.append(ChatMessage("system", f"{name} needs more detail: ask the caller for it."))
             return False
@@ -294,8 +293,9 @@ class DialogueAgent:
             args = {**pending.args, "name": named}  # "It's Maria Lopez.": the booking read back with her name
             yield from self._read_back(PendingWrite(pending.tool, args, readback(pending.tool, args, slot, True)))
             return
-        if pending is not None and (moved := new_callback_time(pending, said, self.today, self.knowledge)):
-            return (yield from self._read_back(moved))  # "In twenty minutes." to it: read back with that time
+        if pending is not None and (moved := new_callback_time(pending, said, self.today, self.knowledge,
+                                                               self.context.repo.region)):
+            return (yield from self._read_back(moved))  # "In twenty minutes." or a number: read back with it
         if pending is not None:
             answer = answer_to_readback(caller_text, pending.tool)
             if answer is True and not pending.read:  # "Yes, have sales call me." to the name: no name, no yes yet

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+from voicebot.crm.phone import national, normalize_phone
+from voicebot.crm.spoken import numbers_in
 from voicebot.dialog.callback_time import HoursSource, callback_time
 from voicebot.dialog.slots import When, parse_when, spoken_time
 from voicebot.review.redact import mask_secrets
@@ -246,9 +248,10 @@ class PendingWrite:
 
 
 def grounded_args(tool: str, caller_turns: Sequence[str], today: date, *, caller_name: str | None,
-                  knowledge: HoursSource | None = None) -> dict[str, Any] | None:
+                  knowledge: HoursSource | None = None, region: str = "US") -> dict[str, Any] | None:
     """Arguments of a write from the caller's words and the CRM (the name), or None when they do not give them;
-    a callback's time is also read against the opening hours and the clock of ``knowledge`` (``callback_time``)."""
+    a callback's time is also read against the opening hours and the clock of ``knowledge`` (``callback_time``),
+    and a number to call said in the request is read in the CRM's ``region`` (``callback_number``)."""
     request = caller_request(caller_turns)
     when = _latest_when(caller_turns, today)
     if tool == "create_ticket":
@@ -260,7 +263,8 @@ def grounded_args(tool: str, caller_turns: Sequence[str], today: date, *, caller
             return None
         return {"name": caller_name or "Caller", "interest": request}
     if tool == "request_callback":
-        return {"reason": request or "callback requested", **(_callback_when(when, today, knowledge) if when else {})}
+        return {"reason": request or "callback requested", **(_callback_when(when, today, knowledge) if when else {}),
+                **callback_number(request, region)}
     return None
 
 
@@ -272,18 +276,30 @@ def _callback_when(when: When, today: date, knowledge: HoursSource | None) -> di
     return args | ({"not_before": at.not_before.isoformat(timespec="minutes")} if at.not_before else {})
 
 
-def new_callback_time(pending: PendingWrite, said: str, today: date,
-                      knowledge: HoursSource | None) -> PendingWrite | None:
-    """A time said to a callback's read-back ("In twenty minutes.", "Yes, tomorrow morning.", "No, after 5."):
-    the callback read back again with it, its reason kept; None when the words name no time, or the same one.
-    Before, the caller's time went to the model, or with a "yes" was dropped from the row."""
-    if pending.tool != "request_callback" or not pending.read or (when := parse_when(said, today)) is None:
+def new_callback_time(pending: PendingWrite, said: str, today: date, knowledge: HoursSource | None,
+                      region: str = "US") -> PendingWrite | None:
+    """A time or a number to call said to a callback's read-back ("In twenty minutes.", "Yes, tomorrow morning.",
+    "No, after 5.", "My number is 555 123 4567."): the callback read back again with it, its reason kept; None when
+    the words name neither, or the same. Before, the caller's time went to the model, or with a "yes" was dropped
+    from the row; a number dropped the read-back, and the caller's "yes" after it went to the model."""
+    if pending.tool != "request_callback" or not pending.read:
         return None
-    args = {k: v for k, v in pending.args.items() if k not in ("preferred_time", "not_before")}
-    args |= _callback_when(when, today, knowledge)
-    if args.get("preferred_time") == pending.args.get("preferred_time"):
+    args = dict(pending.args) | callback_number(said, region)
+    if (when := parse_when(said, today)) is not None:
+        args = {k: v for k, v in args.items() if k not in ("preferred_time", "not_before")}
+        args |= _callback_when(when, today, knowledge)
+    if args == pending.args:
         return None
     return PendingWrite(pending.tool, args, readback(pending.tool, args))
+
+
+def callback_number(said: str, region: str) -> dict[str, str]:
+    """``{"phone_number": E.164}`` for a phone number in the caller's words ("Call me on 555 123 4567."), read in
+    the CRM's ``region``; {} when there is none (the callback goes to the caller ID). Secrets are masked first."""
+    for digits in numbers_in(mask_secrets(said)):
+        if len(digits) >= 7 and (number := normalize_phone(digits, region)):
+            return {"phone_number": number}
+    return {}
 
 
 def _latest_when(caller_turns: Sequence[str], today: date, last: int = 2) -> When | None:
@@ -305,7 +321,8 @@ def readback(tool: str, args: dict[str, Any], slot: dict[str, Any] | None = None
     if tool == "request_callback":
         when = args["preferred_time"].split(" (")[-1].rstrip(")") if args.get("preferred_time") else ""
         closed, _, when = when.rpartition("; ")  # "closed on Sunday, ...; Monday, ... at 8 AM" (callback_time)
-        ask = f"I'll ask a colleague to call you back{f' {when}' if when else ''}. Shall I do that?"
+        at = f" at {national(args['phone_number'])}" if args.get("phone_number") else ""
+        ask = f"I'll ask a colleague to call you back{at}{f' {when}' if when else ''}. Shall I do that?"
         return f"We're {closed}, so {ask}" if closed else f"So {ask}"
     if tool == "create_ticket":
         sorry = "I'm sorry about that. " if _UPSET.search(str(args.get("description", ""))) else ""
