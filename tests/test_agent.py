@@ -159,6 +159,8 @@ def test_a_bare_number_is_not_a_pin_when_it_may_be_something_else(repo):
     agent = agent_for(repo, ScriptedChat())
     assert not agent.identity.bare_pin("10452")  # an order number's length
     assert not agent.identity.bare_pin("1 2 3 4", "What is your order number?")
+    assert not agent.identity.bare_pin("1 2 3 4", "Which number should we call you on? Or press 0.")
+    assert agent.identity.bare_pin("1 2 3 4", "We can email you a copy: just ask us with the order number.")
     assert not agent.identity.bare_pin("Order 1234.") and not agent.identity.bare_pin("123")
     assert not agent_for(repo, ScriptedChat(), caller="+15559990000").identity.bare_pin("1234")
     list(agent.turn("My PIN is 1234."))

@@ -84,6 +84,9 @@ WHAT_PIN = ("Your PIN is the number you chose for your account with us. If you d
 
 _ANSWER_WORDS = frozenset("""my the pin code number is its it was er um uh oh yes yeah yep sure ok okay right so well
     i think believe guess sorry thats that and please account order phone mobile postcode zip here you go""".split())
+_ASKS_A_NUMBER = re.compile(r"\bnumbers?\b[^.!?]*\?", re.IGNORECASE)
+"""A question for a number ("What is your order number?"); not a statement with the word ("... just ask us with the
+order number.", the invoices entry: there a SIP caller's bare PIN was taken for an order number and kept in clear)."""
 _FILLERS = frozenset("um uh er erm so its it is ok okay".split())  # "Um, it's 1 2 3 4." and nothing else
 _ASKING = frozenset("how what where when why which who much many cost costs price can could would do does".split())
 
@@ -163,11 +166,11 @@ class IdentityStep:
     def bare_pin(self, text: str, bot_said: str = "") -> bool:
         """Whether ``text`` is a known caller's PIN said before it was asked: nothing but a number of 4 to 8 digits
         ("1, 2, 3, 4."), from a caller known by their phone number and not yet verified, the bot's last words
-        (``bot_said``) asking for no number, and no order number in the CRM that long. On a SIP call, said after a
+        (``bot_said``) asking no question for a number, and no order number in the CRM that long. On a SIP call, said after a
         knowledge answer, it was taken for an order number: the PIN was asked for all the same and the caller's PIN
         stored in clear. It is checked as the PIN (an attempt, as any other) and stored masked."""
         if (self.context.customer is None or self.context.verified_customer is not None or self.waiting
-                or re.search(r"\bnumbers?\b", bot_said, re.IGNORECASE) or not self._has_pin()):
+                or _ASKS_A_NUMBER.search(bot_said) or not self._has_pin()):
             return False
         words = normalize(words_to_digits(text)).split()
         digits = "".join(w for w in words if w.isdigit())
