@@ -548,3 +548,22 @@ def test_an_order_asked_to_be_cancelled_by_number_hears_its_status_then_the_poli
     where = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
     list(where.turn("Where is order 10452?"))
     assert said(where.turn("1234")).endswith("Is there anything else I can help with?")
+
+
+def test_whether_the_company_does_a_service_is_answered_then_a_visit_offered(repo, intent_classifier,
+                                                                             knowledge_base):
+    """"Do you fix printers?" was a booking and offered two times at once: the caller had asked whether the company
+    does it. Now the knowledge base's answer and the offer of a visit, whose yes offers the times; "Can you book me
+    a printer repair?" and a day asked for still offer times at once."""
+    from voicebot.dialog.followups import OFFER_VISIT
+
+    agent = agent_for(repo, intent_classifier, knowledge_base)
+    events = list(agent.turn("Do you fix printers?"))
+    assert said(events) == f"Our technicians repair office printers and copiers of all major brands at your office. " \
+        f"{OFFER_VISIT}" and not any(isinstance(e, ToolCalled) for e in events)
+    events = list(agent.turn("Yes please."))
+    assert said(events).startswith("I can offer printer repair on") and [e.name for e in events if isinstance(
+        e, ToolCalled)] == ["list_free_slots"]
+    for request in ("Can you book me a printer repair?", "Can you fix my printer on Tuesday?"):
+        assert said(agent_for(repo, intent_classifier, knowledge_base).turn(request)).startswith(
+            "I can offer printer repair on"), request

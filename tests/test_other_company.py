@@ -142,7 +142,9 @@ def test_the_service_question_is_asked_again_at_most_once():
     ("cancel_booking", "I need to cancel the fiber installation.", True),
     ("reschedule", "I can't make Tuesday, can we change that?", True),
     ("reschedule", "Можно перенести визит мастера на пятницу?", True),
-    ("booking", "Do you install fiber?", True),  # a clear booking pick (0.03) is no one's record: not this rule's
+    ("booking", "Do you install fiber?", False),  # whether they do it, not a time (then a visit is offered)
+    ("booking", "Can you install fiber on Friday?", True),  # a clear booking pick (0.03) asking for a day
+    ("booking", "I'd like a fiber installation.", True),
 ])
 def test_a_request_the_words_do_not_make_yields_to_a_good_knowledge_answer(intent, text, kept):
     found = Intent(intent, 0.9, 0.03, "example")

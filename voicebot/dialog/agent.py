@@ -176,7 +176,7 @@ class DialogueAgent:
         used, grounds = self.knowledge.not_again(used, grounds, self.history) if self.knowledge else (used, grounds)
         yield used
         self.facts.append(grounds)
-        said, self.detail_for = with_offer(used.text, self.caller_words[-1] if self.caller_words else "")
+        said, self.detail_for = with_offer(used.text, (self.caller_words or [""])[-1], self._services())
         yield from self._reply(said)  # "... we can open a ticket": a yes asks for that (followups)
 
     def _propose_write(self, name: str, evidence: bool = False) -> Iterator[AgentEvent]:

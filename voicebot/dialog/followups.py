@@ -17,9 +17,11 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from voicebot.dialog.answers import tool_args
+from voicebot.dialog.placing import IF_WE_DO
 from voicebot.dialog.services import also_asked_for, service_by_position, service_named
 from voicebot.dialog.slots import parse_when
 from voicebot.knowledge.base import PRICE_WORDS
+from voicebot.text import normalize
 from voicebot.dialog.writes import (DETAIL_QUESTION, PendingWrite, answer_to_readback, asked_for, corrects,
                                     grounded_args, readback, says_what_is_wrong, with_detail)
 
@@ -57,20 +59,26 @@ def offered(answer: str) -> str | None:
 
 
 OFFER_TICKET = "If you'd like, I can open a ticket so our team can take care of it. Shall I do that?"
+OFFER_VISIT = "Would you like me to book a visit?"
 _ACTION_ASKED = re.compile(r"\b(?:want|wanna|would like|i'd like|need|can you|could you|please|trying to|calling to|"
                            r"like to)\b.*\b(?:cancel|change|amend|modify|return|refund|exchange|replace)\b|"
                            r"^\W*(?:please )?(?:cancel|change|amend|return|refund|exchange|replace)\b", re.IGNORECASE)
 
 
-def with_offer(answer: str, request: str) -> tuple[list[str], str | None]:
+def with_offer(answer: str, request: str, services: Sequence[str] = ()) -> tuple[list[str], str | None]:
     """A knowledge answer as spoken, and what a yes to it asks for (``offered``). Why: "I want to cancel my order."
     had the cancellation policy ("You can change or cancel an order free of charge until it is packed ...") and
     nothing more, so a caller who asked for something to be done was left to ask again. An answer that offers
     nothing and asks nothing, to words that ask for a change, a cancellation, a return or a refund, ends with the
-    offer of a ticket (``OFFER_TICKET``), read back from the caller's own words like any write."""
+    offer of a ticket (``OFFER_TICKET``), read back from the caller's own words like any write; one to whether the
+    company does one of its bookable ``services`` ("Do you fix printers?") with the offer of a visit
+    (``OFFER_VISIT``), whose yes offers that service's free times."""
     made = offered(answer)
     if made is None and not answer.rstrip().endswith("?") and _ACTION_ASKED.search(request):
         return [answer, OFFER_TICKET], offered(OFFER_TICKET)
+    if made is None and not answer.rstrip().endswith("?") and IF_WE_DO.search(normalize(request)) and \
+            service_named(request, list(services)):
+        return [answer, OFFER_VISIT], offered(OFFER_VISIT)
     return [answer], made
 
 

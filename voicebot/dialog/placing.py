@@ -44,6 +44,10 @@ that do (which keep their intent)."""
 
 _ASKS_TO_BOOK = re.compile(r"\b(?:(?:can|could|may) (?:i|we|you)|(?:id|i would|we would|wed|i want|we want|want) "
                            r"(?:like )?to|please) (?:book|schedule)\b(?! (?:online|on line|on the|through|via|by)\b)")
+IF_WE_DO = re.compile(r"^(?:(?:hi|hello|yes|okay|ok|so|and|um|well)\W+)*(?:do|does|can|could|are) (?:you|your \w+|"
+                      r"you guys)\b(?! (?:(?:please|also) )?(?:book|schedule|send|come|arrange|make|fit me|get me))")
+"""Whether the company does something ("Do you fix printers?", "Can you set up laptops?"): the knowledge base's,
+and the offer of a visit after it (``followups.with_offer``); "Can you book me a printer repair?" is a booking."""
 _FIRST_PERSON = re.compile(
     r"\b(i|im|ive|id|ill|my|mine|me|myself|we|were|weve|wed|our|ours|us|я|мой|моя|моё|мое|мои|моего|моей|моём|моем|"
     r"моих|мне|меня|мы|наш|наша|наше|наши|нашего|нашей|нам|нас)\b")
@@ -135,6 +139,9 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
     elif found.name == "booking" and PRICE_WORDS.search(text) and not _ASKS_TO_BOOK.search(normalize(text)):
         # "How much is a repair visit?" was a booking (0.88) and offered times: a price asked, the price list's
         return None if knowledge_score(text) >= KNOWLEDGE_OVER_INTENT else found
+    elif found.name == "booking" and IF_WE_DO.search(normalize(text)) and not asks_for_a_visit(text, today) \
+            and knowledge_score(text) >= KNOWLEDGE_OVER_INTENT:
+        return None  # "Do you fix printers?" offered times: whether the company does it is the knowledge base's
     elif found.name == "booking" and not asks_for_a_visit(text, today) and not service_named(text, list(services)) \
             and knowledge_score(text) >= KNOWLEDGE_OVER_INTENT:
         return None  # "I'd like to open an account." was a booking (0.91) and asked which service to book
