@@ -567,3 +567,13 @@ def test_whether_the_company_does_a_service_is_answered_then_a_visit_offered(rep
     for request in ("Can you book me a printer repair?", "Can you fix my printer on Tuesday?"):
         assert said(agent_for(repo, intent_classifier, knowledge_base).turn(request)).startswith(
             "I can offer printer repair on"), request
+
+
+def test_when_will_it_arrive_after_an_order_history_is_the_one_order_still_coming(repo, intent_classifier,
+                                                                                 knowledge_base):
+    """After the order history (10452 shipped, 10398 delivered before it), "When will it arrive?" heard the delivery
+    times entry ("Items in stock are delivered in 2 to 3 business days"): the one order still on its way."""
+    agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
+    list(agent.turn("What did I order last time?"))
+    assert "10398" in said(agent.turn("1234"))
+    assert said(agent.turn("When will it arrive?")).startswith("Order 10452 has shipped")

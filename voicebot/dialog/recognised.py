@@ -107,11 +107,17 @@ def _orders(fact: Any) -> list[dict[str, Any]] | None:
 
 
 def last_order(facts: list[Any]) -> str | None:
-    """The number of the one order the CRM's latest order answer of this call was about, else None."""
+    """The number of the one order the CRM's latest order answer of this call was about, or of the one order in it
+    still on its way (an order history: "When will it arrive?" after the last order and one delivered before it
+    heard the delivery times entry), else None."""
     for fact in reversed(facts):
         if (orders := _orders(fact)) is not None:
-            return str(orders[0]["number"]) if len(orders) == 1 else None
+            coming = [o for o in orders if str(o.get("status")) not in _ARRIVED] if len(orders) > 1 else orders
+            return str(coming[0]["number"]) if len(coming) == 1 else None
     return None
+
+
+_ARRIVED = frozenset({"delivered", "cancelled", "returned"})
 
 
 def its_cost(facts: list[Any], caller_text: str) -> list[str] | None:
