@@ -389,6 +389,30 @@ def test_a_slow_callers_pause_is_one_turn_in_the_session(tmp_path, config):
     assert [t.text for t in turns if t.role == "caller"] == ["I need sales"]
 
 
+@pytest.mark.parametrize("number, whole", [("1 0 4 5 2", True), ("3 6 9", False)])
+def test_a_number_as_long_as_the_crms_order_numbers_ends_the_turn_without_the_dictation_wait(tmp_path, config,
+                                                                                             number, whole):
+    """Asked "Could you tell me your order number?", a caller said "1 0 4 5 2" and waited the dictation limit,
+    2.78 s voice to voice on a SIP call. The demo CRM's order numbers have 5 digits: a number that long is whole,
+    and the turn ends on the model's verdict; "3 6 9" is still dictation, and may go on."""
+    from fakes import ScriptedChat
+    from voicebot.telephony.sim import HangUp, WaitForBot
+
+    chat = ScriptedChat([{"action": "reply", "text": "Could you tell me your order number?"}], repeat=True)
+    line, session, turns, _ = call_with(tmp_path, config, ThreadNotingModel(True), lambda voice: [
+        WaitForBot(), voice.say("do you sell coffee", 0.9), WaitForBot(), voice.say(number, 1.2), WaitForBot(),
+        HangUp()], chat=chat)
+    assert session.listener.whole_numbers == frozenset({5})
+    caller = [t for t in turns if t.role == "caller"][1]
+    assert caller.text == number
+    answer = next(u for u in line.bot_utterances() if u.start_s > caller.timings.end_of_speech)
+    waited = answer.start_s - caller.timings.end_of_speech
+    if whole:
+        assert waited < config.turns.incomplete_silence_ms / 1000 - 0.1, waited
+    else:
+        assert waited >= config.turns.incomplete_silence_ms / 1000, waited
+
+
 def test_real_models_a_slow_callers_pause_is_one_turn_on_the_phone_line(tmp_path, config, model_store, transcriber,
                                                                        turn_model):
     """Whisper, webrtcvad and Smart Turn for real, over the simulated 8 kHz mu-law line: a caller speaking at 2/3
@@ -455,6 +479,21 @@ def test_a_partial_transcript_ending_in_digits_or_an_address_is_dictation(partia
     from voicebot.speech.dictation import sounds_like_dictation
 
     assert sounds_like_dictation(partial) is dictating
+
+
+@pytest.mark.parametrize("partial, kind", [
+    ("I want to cancel order one zero four five two.", "done"),  # as long as the CRM's order numbers: whole
+    ("Order 1 0 4, 5 2", "done"),
+    ("My zip code is 98101.", "done"),
+    ("It is 555 010", "dictation"),  # a phone number in its groups goes on
+    ("my order is three six nine", "dictation"),
+    ("12 Elm Street", "dictation"),
+])
+def test_a_number_as_long_as_a_whole_one_ends_the_dictation(partial, kind):
+    from voicebot.speech.dictation import partial_kind
+
+    assert partial_kind(partial, whole={5}) == kind
+    assert partial_kind(partial) in ("dictation", "preamble")  # without the CRM's lengths: as before
 
 
 @pytest.mark.parametrize("bot, asks", [

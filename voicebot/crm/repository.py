@@ -270,6 +270,12 @@ class Repository:
                     row["resource"])
 
     @_locked
+    def order_number_lengths(self) -> frozenset[int]:
+        """The lengths the CRM's order numbers have ("10452": 5): a number that long at the end of a turn is said
+        whole, not dictated in groups (``speech.dictation.partial_kind``)."""
+        return frozenset(r[0] for r in self.db.execute("select distinct length(number) from orders").fetchall())
+
+    @_locked
     def services(self) -> list[str]:
         return [r["service"] for r in self.db.query("select distinct service from appointment_slots order by 1")]
 

@@ -71,8 +71,7 @@ class CallSession:
         self.rate = transport.sample_rate
         self.state = State.GREETING
         self.call_id = transport.info.call_id
-        self.detector = TurnDetector(deps.vad, self.config.vad,  # turns: the turn model decides the end of a turn
-                                     turns=self.config.turns if deps.turn_model is not None else None)
+        self.detector = TurnDetector(deps.vad, self.config.vad, turns=self.config.turns if deps.turn_model else None)
         self.guard = EscalationGuard(self.config.escalation)
         self.flow = MenuFlow(self.config.dialog.menu)
         self.queue: asyncio.Queue[CallInput] = asyncio.Queue()
@@ -292,7 +291,7 @@ class CallSession:
             if self._last_bot == before and asks_again_before_hand_over(text, before, self.config.dialog.prompts):
                 return await self._no_match(clock)  # "Tune" (a misheard "Two.") is no reason to hand over
             return await self._transfer(TransferReason.MODEL, turn.transfer.reason, clock=clock)  # "Please hold"
-        if turn.held_back or turn.first is None:  # the guard's last "I'm not sure what you're asking.", or no
+        if turn.held_back or turn.said_nothing:  # the guard's last "I'm not sure what you're asking.", or no
             await self._no_match(clock)  # sentence at all: never silence (the no-match's ladder ends with a person)
         else:  # a reply that did not understand is a no-match (never the last one: ``hold_back`` kept that unsaid)
             self.guard.note_no_match() if turn.lost else self.guard.note_progress()
@@ -323,11 +322,12 @@ class CallSession:
     # -- the call ------------------------------------------------------------------------------------------
     async def _answer(self) -> CallerContext:
         """The call's row in the store, who the CRM says is calling, and the agent for this call."""
-        deps, info = self.deps, self.t.info
+        deps, info, crm_s = self.deps, self.t.info, self.config.faults.crm_timeout_s
         self.records.add(start_op(self.call_id, info.caller_id, deps.worker, test=deps.test_calls))
-        context = await in_thread("crm", self.config.faults.crm_timeout_s, CallerContext.start, deps.crm,
-                                  info.caller_id, max_attempts=self.config.crm.verification_attempts,
+        context = await in_thread("crm", crm_s, CallerContext.start, deps.crm, info.caller_id,
+                                  max_attempts=self.config.crm.verification_attempts,
                                   lockout_hours=self.config.crm.verification_lockout_hours)
+        self.listener.whole_numbers = await in_thread("crm", crm_s, deps.crm.order_number_lengths)  # said whole
         await self.records.settled(FIRST_ROW_WAIT_S)  # the call's row written, or the store known to have failed
         if context.customer is not None:
             self.records.add(update_op(self.call_id, customer_id=str(context.customer.id)))

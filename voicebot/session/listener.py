@@ -74,6 +74,8 @@ class Listener:
         self.on_hang_up = on_hang_up
         self.turn_model = turn_model
         self.turn_scores: list[TurnScore] = []  # every verdict of this call, for the benchmark
+        self.whole_numbers: frozenset[int] = frozenset()  # the CRM's order numbers' lengths (``partial_kind``)
+        self._pin = False  # a PIN is asked for: its length is the caller's, never a whole number's
         self._paused = False  # playback paused for caller speech, until its words decide
         self._ducked = False  # the bot's voice lowered under caller speech, until speech.overlap decides
         self._deciding: asyncio.Task | None = None
@@ -97,6 +99,7 @@ class Listener:
         and "anything else I can help with?" open the floor (``TurnDetector.set_open_floor``); a yes-or-no question
         expects no detail (``set_answer_expected``)."""
         self._asked = "?" in bot_said  # (after "I see.", words within 2.5 s may still be the cut turn going on)
+        self._pin = awaiting_pin
         self.detector.expect_digits(awaiting_pin)
         if asks_for_dictation(bot_said):
             self.detector.set_dictation(True)
@@ -262,7 +265,7 @@ class Listener:
         if done.cancelled() or not self.detector.in_speech:
             return
         text = "" if done.exception() is not None else done.result().text
-        kind = partial_kind(text, self._question)
+        kind = partial_kind(text, self._question, () if self._pin else self.whole_numbers)
         log.debug("partial at %.2f s (speech ended %.2f s): %d words, %s", self.detector.now_s, speech_ended_at_s,
                   len(text.split()), kind)  # the words themselves may hold a PIN: never logged
         self._handle(self.detector.resolve_partial(speech_ended_at_s, kind, slow_turn(text, speech_s)))

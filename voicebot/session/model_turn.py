@@ -51,6 +51,7 @@ class ModelTurn:
         self.first: str | None = None  # the reply's first sentence
         self.lost = False  # it did not understand the caller, or says the last reply again (``not_understood``)
         self.held_back = False  # ``hold_back`` kept it unsaid: nothing was said
+        self.said_nothing = False  # the agent's turn ended with no sentence (not cut short): never silence
 
     async def sentences(self) -> AsyncIterator[str]:
         """The agent's sentences as they come. The filler follows "nothing audible yet", not "no event yet": the
@@ -73,6 +74,7 @@ class ModelTurn:
                 event = await self._next(waiting, last)
                 last = loop.time()
                 if event is None:
+                    self.said_nothing = self.first is None and self.transfer is None
                     return
                 sentence = self._note(event)
                 if sentence is not None:
