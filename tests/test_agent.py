@@ -536,6 +536,9 @@ def test_a_phone_number_at_the_pin_prompt_uses_no_attempt(repo):
         said = " ".join(e.text for e in agent.turn("555, 010, 2030.") if isinstance(e, Sentence))
         assert said == TOO_LONG_FOR_A_PIN
         assert agent.context.verification.attempts_used == 0 and agent.awaiting_pin
+        agent.context.heard_also = ("5550102030",)  # on SIP Whisper wrote "55502030", and this as its other hearing
+        assert " ".join(e.text for e in agent.turn("55502030") if isinstance(e, Sentence)) == TOO_LONG_FOR_A_PIN
+        assert agent.context.verification.attempts_used == 0
 
 
 @pytest.mark.parametrize("said", ["1, 0, 4, 5, 2.", "One zero four five two.", "104-52", "10452"])

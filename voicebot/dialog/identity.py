@@ -219,8 +219,9 @@ class IdentityStep:
             return IdentityResult(say=[POSTCODE_PROMPT])
         if len(digits) >= 4 and re.search(r"\border\b", text, re.I) and not re.search(r"\b(pin|code)\b", text, re.I):
             return IdentityResult(say=[ORDER_NOT_PIN])  # "The order number is 55021.": no attempt used
-        if len(digits.replace(" ", "")) > PIN_MAX_DIGITS:  # "Five five five, zero one zero, ...": no attempt used
-            return IdentityResult(say=[TOO_LONG_FOR_A_PIN])
+        if len(digits) >= 7 and max(len(digits_in(t).replace(" ", "")) for t in (text, *self.context.heard_also)
+                                    if only_numbers(t)) > PIN_MAX_DIGITS:  # a phone number: no attempt used
+            return IdentityResult(say=[TOO_LONG_FOR_A_PIN])  # (Whisper wrote "55502030", its other hearing 10 digits)
         if len(digits) >= 4:
             return self._pin(text)
         if _NO_PIN.search(normalize(text)):
