@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -154,7 +155,7 @@ class IdentityStep:
             self.awaiting_pin = True
             return IdentityResult(say=[BIRTH_PROMPT]), ""
         given, rest = volunteered(text, self.context.repo.region)
-        given, rest = (text, "") if not given and self.bare_pin(text, bot_said) else (given, rest)
+        given, rest = (text, "") if not given and self.bare_pin(text, bot_said) and self._has_pin() else (given, rest)
         if not given or self.context.customer is None or self.context.verified_customer is not None or self.waiting:
             return None, text
         self.awaiting_pin = True
@@ -163,21 +164,23 @@ class IdentityStep:
             self.awaiting_pin = False
         return result, rest
 
-    def bare_pin(self, text: str, bot_said: str = "") -> bool:
-        """Whether ``text`` is a known caller's PIN said before it was asked: nothing but a number of 4 to 8 digits
-        ("1, 2, 3, 4."), from a caller known by their phone number and not yet verified, the bot's last words
-        (``bot_said``) asking no question for a number, and no order number in the CRM that long. On a SIP call, said after a
-        knowledge answer, it was taken for an order number: the PIN was asked for all the same and the caller's PIN
-        stored in clear. It is checked as the PIN (an attempt, as any other) and stored masked."""
+    def bare_pin(self, text: str, bot_said: str = "", order_lengths: Collection[int] | None = None) -> bool:
+        """Whether ``text`` may be a known caller's PIN said before it was asked: nothing but a number of 4 to 8
+        digits ("1, 2, 3, 4."), from a caller known by their phone number and not yet verified, the bot's last words
+        (``bot_said``) asking no question for a number, and no order number in the CRM that long
+        (``order_lengths``: ``Repository.order_number_lengths``, asked of the CRM when None). On a SIP call, said
+        after a knowledge answer, it was taken for an order number: the PIN was asked for all the same and the
+        caller's PIN stored in clear. It is checked as the PIN (an attempt, as any other) and stored masked. With
+        ``order_lengths`` given this reads no database: the session asks it on the event loop."""
         if (self.context.customer is None or self.context.verified_customer is not None or self.waiting
-                or _ASKS_A_NUMBER.search(bot_said) or not self._has_pin()):
+                or _ASKS_A_NUMBER.search(bot_said)):
             return False
         words = normalize(words_to_digits(text)).split()
         digits = "".join(w for w in words if w.isdigit())
         if not 4 <= len(digits) <= PIN_MAX_DIGITS or any(not w.isdigit() and w not in _FILLERS for w in words):
             return False
-        return not self.context.repo.db.execute("select exists(select 1 from orders where length(number) = ?)",
-                                                (len(digits),)).fetchone()[0]
+        return len(digits) not in (self.context.repo.order_number_lengths() if order_lengths is None else
+                                   order_lengths)
 
     def _without_orders(self, prompt: str) -> str:
         """``prompt`` without "or one of your order numbers" where the CRM holds no orders at all."""

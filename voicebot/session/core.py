@@ -118,9 +118,9 @@ class CallSession:
         return next((said for role, said in reversed(self.transcript) if role == "bot"), "")
 
     def _private(self, text: str) -> str:
-        """Caller words as they may be kept: PINs, dates of birth and card numbers masked (every number in an
-        answer to a question for one). The guard and the agent get the raw words; nothing stored does."""
-        asked = bool(self.agent and (self.agent.awaiting_pin or self.agent.identity.bare_pin(text, self._last_bot)))
+        """Caller words as they may be stored: PINs, birth dates and card numbers masked (the agent gets them raw)."""
+        asked = bool(self.agent and (self.agent.awaiting_pin or self.agent.identity.bare_pin(
+            text, self._last_bot, self.listener.whole_numbers)))  # no database read on the loop
         return mask_caller_turn(text, self.transcript, asked=asked)
 
     async def _turn(self, role: str, text: str, **kw: Any) -> None:
