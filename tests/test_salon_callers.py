@@ -91,6 +91,18 @@ def test_a_name_said_over_the_offered_times_is_kept_and_the_times_asked_again(sa
     assert agent.pending_write.args["name"] == "Jack Turner"
 
 
+def test_a_name_said_over_one_offered_time_is_its_read_back(salon, intent_classifier):
+    """"Bob Smith." to "... at 10 AM. Would that suit you?" heard the time asked again, then "Shall I book it?"
+    after the yes: three questions for one booking. The name over one time is the read-back's answer."""
+    agent = agent_for(salon, intent_classifier)
+    offer = said(agent.turn("I'd like to book a blow-dry for Saturday at 10 AM."))
+    assert offer.endswith("Saturday, December 5th at 10 AM. Would that suit you?"), offer
+    assert said(agent.turn("Bob Smith.")) == ("That's blow-dry on Saturday, December 5th at 10 AM for Bob Smith. "
+                                              "Shall I book it?")
+    assert agent.pending_write.args["name"] == "Bob Smith"
+    assert said(agent.turn("Yes.")).startswith("You're booked for blow-dry on Saturday, December 5th at 10 AM")
+
+
 def test_a_name_given_with_the_request_is_not_asked_for_again(salon, intent_classifier):
     agent = agent_for(salon, intent_classifier)
     list(agent.turn("Hi, this is Lucy Hall, can I book a haircut for Friday?"))

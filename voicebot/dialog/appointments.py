@@ -43,7 +43,7 @@ from voicebot.dialog.intents import Intent
 from voicebot.dialog.names import introduced_name
 from voicebot.dialog.prompting import compact_result
 from voicebot.dialog.slots import When, fitting_slots, near_offered, parse_when, said_hour, spoken_time
-from voicebot.dialog.writes import PendingWrite, answer_to_readback, asked_for
+from voicebot.dialog.writes import PendingWrite, answer_to_readback, asked_for, readback
 from voicebot.llm.base import ChatMessage
 from voicebot.text import normalize, words
 
@@ -154,10 +154,15 @@ class AppointmentStep:
             yield from agent._reply([f"Which would you like: {times}?"])  # "Yes." to two times picks neither
             return True
         if agent.offered_slots and "book_appointment" in allowed and (named := introduced_name([text])):
+            if len(agent.offered_slots) == 1:  # "Bob Smith." to "Would that suit you?": the read-back, which is
+                slot = agent.offered_slots[0]  # the question (it was asked three times: the time again, then it)
+                args = {"slot_id": slot["id"], "name": named, "notes": str(slot.get("service", ""))[:200]}
+                yield from agent._read_back(PendingWrite("book_appointment", args,
+                                                         readback("book_appointment", args, slot, True)))
+                return True
             times = " or ".join(spoken_time(str(s["starts_at"])) for s in agent.offered_slots[:2])
-            ask = "Which would you like" if len(agent.offered_slots) > 1 else "Would this suit you"
-            yield from agent._reply([f"Thank you, {named}. {ask}: {times}?"])  # "It's Jack Turner." over the times
-            return True  # offered: his name is kept for the booking (agent._caller_name), the times asked again
+            yield from agent._reply([f"Thank you, {named}. Which would you like: {times}?"])  # "It's Jack Turner."
+            return True  # over two times: his name is kept for the booking (agent._caller_name), the times asked again
         return False
 
     def _moving(self, agent: Dialogue, text: str) -> Iterator[AgentEvent]:
