@@ -43,17 +43,19 @@ def when(text: str):
 
 @pytest.mark.parametrize("words, closed, spoken, earliest", [
     ("on Sunday", "on Sunday, December 6th", "Monday, December 7th at 8 AM", "2026-12-07T08:00"),
-    ("Saturday at 3 pm", "at that time on Saturday, December 5th", "Monday, December 7th at 8 AM",
-     "2026-12-07T08:00"),
+    ("Saturday at 3 pm", "at that time on Saturday, December 5th", "Monday, December 7th at 3 PM",
+     "2026-12-07T15:00"),  # the caller's hour, on the next day open then: not Monday's opening at 8 AM
     ("Saturday at 10", "", "Saturday, December 5th at 10 AM", "2026-12-05T10:00"),
     ("tomorrow morning", "", "Thursday, December 3rd in the morning", "2026-12-03T08:00"),
     ("tomorrow evening", "", "Thursday, December 3rd in the evening", "2026-12-03T17:00"),  # open until 6 PM
-    ("Friday evening", "at that time on Friday, December 4th", "Saturday, December 5th at 9 AM",
-     "2026-12-05T09:00"),  # Friday closes at 5 PM
+    ("Friday evening", "at that time on Friday, December 4th", "Monday, December 7th in the evening",
+     "2026-12-07T17:00"),  # Friday closes at 5 PM, Saturday at 1 PM; Monday at 6 PM
     ("on December 25th", "on Christmas Day, Friday, December 25th", "Saturday, December 26th at 9 AM",
      "2026-12-26T09:00"),
-    ("December 25th at noon", "on Christmas Day, Friday, December 25th", "Saturday, December 26th at 9 AM",
-     "2026-12-26T09:00"),  # closed all day: not "at that time"
+    ("December 25th at noon", "on Christmas Day, Friday, December 25th", "Saturday, December 26th at 12 PM",
+     "2026-12-26T12:00"),  # closed all day: not "at that time"
+    ("Sunday at 7 pm", "on Sunday, December 6th", "Monday, December 7th at 8 AM",
+     "2026-12-07T08:00"),  # never open at 7 PM: the next opening
     ("in the afternoon", "", "in the afternoon", "2026-12-02T12:00"),
 ])
 def test_the_callers_time_or_the_next_opening_when_closed_then(words, closed, spoken, earliest):
@@ -165,8 +167,8 @@ def test_a_time_said_to_the_read_back_is_read_back_and_written(intent_classifier
     assert said("I would like a callback please.") == "So I'll ask a colleague to call you back. Shall I do that?"
     assert said("Yes, in twenty minutes.") == "So I'll ask a colleague to call you back at 9:20 AM. Shall I do that?"
     assert said("Actually, tomorrow morning.") == ("We're closed on Thanksgiving, Thursday, November 26th, so I'll ask "
-                                                   "a colleague to call you back Friday, November 27th at 8 AM. Shall "
-                                                   "I do that?")
+                                                   "a colleague to call you back Friday, November 27th in the morning. "
+                                                   "Shall I do that?")
     assert said("Yes.").startswith("Done.")
     [row] = list(repo.db["callbacks"].rows_where("phone = ?", ["+15559990000"]))
     assert row["not_before"] == "2026-11-27T08:00:00-08:00"

@@ -5,8 +5,9 @@ the company is closed on Sundays, a promise nobody keeps; and the dialer, which 
 took the callback as due at once, so "tomorrow at ten" could ring two minutes later. Here the caller's day and
 time (``slots.When``) become the earliest moment a call may come (``not_before``, kept in the callback's row and
 honoured by the dialer), and when the company is closed then (``hours.yaml``), the next opening instead, said as
-such in the read-back. A time of day without a day ("in the afternoon") means today, a time from now ("in an
-hour") is read on the clock; nothing named: no limit.
+such in the read-back; a clock time or a part of the day the caller named is kept, on the next day open then
+("Sunday at 3 PM": Monday at 3 PM). A time of day without a day ("in the afternoon") means today, a time from now
+("in an hour") is read on the clock; nothing named: no limit.
 """
 
 from __future__ import annotations
@@ -64,16 +65,29 @@ def callback_time(when: When, today: date, hours: OpeningHours | None, now: date
         when = replace(when, first_day=day, last_day=day)
     if hours is None or _open_in(hours, when, day, start):
         return CallbackTime(spoken_when(when), earliest)
-    opening = hours.next_opening(earliest)
-    if opening is None:  # closed for two weeks: keep the caller's time, the person reading the row decides
-        return CallbackTime(spoken_when(when), earliest)
-    open_day, open_at = opening
     closing = hours.on(day)
     named = f"{closing.holiday}, {spoken_date(day)}" if closing.holiday else spoken_date(day)
     closed = f"on {named}" if not closing.spans or (when.hour is None and when.part is None) else \
         "at that time today" if day == today else f"at that time on {named}"
+    if (later := _same_time_later(hours, when, day, start)) is not None:
+        return CallbackTime(spoken_when(replace(when, first_day=later, last_day=later)),
+                            datetime.combine(later, start, tzinfo=zone), closed)
+    opening = hours.next_opening(earliest)
+    if opening is None:  # closed for two weeks: keep the caller's time, the person reading the row decides
+        return CallbackTime(spoken_when(when), earliest)
+    open_day, open_at = opening
     return CallbackTime(spoken_when(When(open_day, open_day, open_at.hour, open_at.minute)),
                         datetime.combine(open_day, open_at, tzinfo=zone), closed)
+
+
+def _same_time_later(hours: OpeningHours, when: When, day: date, start: time, days: int = 7) -> date | None:
+    """The first day after ``day`` (within ``days``) open at the clock time or part of the day the caller named:
+    "Sunday at 3 PM" is Monday at 3 PM, as a person would offer, not Monday's opening at 8 AM (the caller may be
+    at work then; the hour is what they chose). None: no time named, or never open then (7 PM: the next opening)."""
+    if when.hour is None and when.part is None:
+        return None
+    return next((later for offset in range(1, days + 1)
+                 if _open_in(hours, when, later := day + timedelta(days=offset), start)), None)
 
 
 def _local(now: datetime, zone: ZoneInfo | None) -> datetime:
