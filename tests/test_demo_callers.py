@@ -90,6 +90,19 @@ def test_a_new_delivery_address_is_a_ticket_not_the_office_fit_out_entry(repo, i
         assert not ADDRESS_CHANGE.search(normalize(text)), text
 
 
+def test_a_complaint_about_the_delivery_is_a_ticket_not_the_orders_status(repo, intent_classifier, knowledge_base):
+    """"I want to complain about the delivery driver." asked for the PIN and read the order's status out: the
+    complaint was lost ("delivery" made it a where-is-my-order)."""
+    agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
+    assert said(agent.turn("I want to complain about the delivery driver.")) == (
+        "I'm sorry about that. I'll open a ticket saying: I want to complain about the delivery driver. "
+        "Is that right?")
+    (called,) = [e for e in agent.turn("Yes.") if isinstance(e, ToolCalled)]
+    assert called.name == "create_ticket" and called.result["ok"]
+    agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)  # asking after one is its status
+    assert "ticket saying" not in said(agent.turn("What happened to my complaint about the delivery?"))
+
+
 def test_a_billing_error_is_a_ticket_not_the_order_history(repo, intent_classifier, knowledge_base):
     """"I was charged twice for my last order." asked for the PIN and read out the order history."""
     agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)

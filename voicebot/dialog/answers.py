@@ -45,6 +45,10 @@ _ARRIVED_WRONG = re.compile(r"\b(damaged|broken|cracked|scratched|dented|faulty|
 """What came is wrong ("My order arrived damaged.", "My delivery came but one box is missing"): a problem for the
 intent step (a ticket), not where it is."""
 
+_COMPLAINS = re.compile(r"\b(complain|complaining|(make|file|lodge|raise) an? complaint)\b")
+"""A complaint made ("I want to complain about the delivery driver." read the PIN, then the order's status, and the
+complaint was lost): a ticket for the intent step, not where the order is. "What happened to my complaint?" asks
+after one, and is not this."""
 
 _ASKED_OTHER = re.compile(r"\b(pin|phone|birth|post ?code|zip|code|digits|card|account|reference|how (many|much|long)|"
                           r"quantity|(what|which) (time|day)|when|date|year|price|amount)\b", re.I)
@@ -81,7 +85,7 @@ def match_intent(text: str) -> tuple[str, dict[str, Any]] | None:
 
     Numbers are read from the text with its secrets masked: "where is my order? my PIN is 1234" must not make
     the PIN an order number (it would be looked up, stored in the tool call and read back to the caller)."""
-    if any(p.search(normalize(text)) for p in (BILLED_WRONG, _ARRIVED_WRONG, ADDRESS_CHANGE)):
+    if any(p.search(normalize(text)) for p in (BILLED_WRONG, _ARRIVED_WRONG, ADDRESS_CHANGE, _COMPLAINS)):
         return None
     if _HISTORY.search(text) and not _NUMBER.search(digits_in(mask_secrets(text))):
         return "list_recent_orders", {}

@@ -310,7 +310,7 @@ def _latest_when(caller_turns: Sequence[str], today: date, last: int = 2) -> Whe
     return None
 
 
-_UPSET = re.compile(r"\b(upset|mess|ruined|botched|angry|furious|disappointed|unhappy|awful|terrible|horrible|rude|"
+_UPSET = re.compile(r"\b(complain|complaining|complaint|upset|mess|ruined|botched|angry|furious|disappointed|unhappy|awful|terrible|horrible|rude|"
                     r"unacceptable|disgust\w*|not happy)\b", re.IGNORECASE)
 """A complaint said in so many words: its read-back begins with an apology."""
 
