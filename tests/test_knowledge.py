@@ -407,6 +407,17 @@ def test_holidays_override_the_week(hours):
     assert hours.on(date(2026, 12, 31)).spans[0][1].hour == 14
 
 
+@pytest.mark.parametrize("question, day", [
+    ("Are you open on Christmas?", date(2026, 12, 25)),  # heard the weekly hours
+    ("Are you open on Christmas Eve?", None),  # not in this file: never Christmas Day
+    ("What are your hours on New Year's Eve?", date(2026, 12, 31)), ("open new years eve", date(2026, 12, 31)),
+    ("What are your hours on New Year's?", None),  # New Year's Day is not in this file either
+])
+def test_a_holiday_is_known_by_its_short_name(hours, question, day):
+    monday = datetime(2026, 12, 21, 18, 0, tzinfo=UTC)
+    assert hours.day_asked(question.casefold(), monday).day == day
+
+
 def test_days_are_understood_in_english_and_russian(hours):
     monday = datetime(2026, 11, 23, 18, 0, tzinfo=UTC)  # 10:00 Monday in Seattle
     assert hours.answer("Are you open on Saturday?", monday) == "On Saturday, November 28, we're open from 9 AM " \

@@ -93,6 +93,22 @@ class OpeningHours:
                     return day, start
         return None
 
+    def _holiday_named(self, text: str, today: date) -> date | None:
+        """The next date of a holiday the words name: its whole name first ("Christmas Eve" is not Christmas Day),
+        then its name without "Day" or a bracket ("open on Christmas?" heard the weekly hours; "New Year",
+        "Independence Day" for "Independence Day (observed)"), never followed by "Eve" (a file without Christmas Eve
+        must not answer it with Christmas Day); apostrophes and a plural s as Whisper writes them."""
+        said = text.replace("'", "").replace("’", "")
+        coming = sorted((h for h in self.spec.holidays if h.date >= today), key=lambda h: h.date)
+        for whole in (True, False):
+            for holiday in coming:
+                name = holiday.name.casefold().replace("'", "").replace("’", "")
+                name = name if whole else re.sub(r"\s+day$", "", re.sub(r"\s*\(.*?\)", "", name)).strip()
+                parts = [re.escape(w[:-1]) + "s?" if w.endswith("s") else re.escape(w) for w in name.split()]
+                if parts and re.search(r"\b" + r"\s+".join(parts) + r"\b(?!\s+eve\b)", said):  # the day before
+                    return holiday.date
+        return None
+
     # -- questions -------------------------------------------------------------------------------------------
     def day_asked(self, question: str, now: datetime) -> DayAsked:
         local = self.local(now)
@@ -107,9 +123,8 @@ class OpeningHours:
         for stem, index in _RU_DAYS.items():
             if stem in text:
                 return DayAsked(day=_next_weekday(local.date(), index))
-        for holiday in sorted(self.spec.holidays, key=lambda h: h.date):  # "on Christmas Day": its next date
-            if holiday.date >= local.date() and holiday.name.casefold() in text:
-                return DayAsked(day=holiday.date)
+        if (holiday_day := self._holiday_named(text, local.date())) is not None:
+            return DayAsked(day=holiday_day)
         month_day = _MONTH_DAY.search(text)
         if month_day:
             parsed = _dateparser(month_day.group(0), local)
