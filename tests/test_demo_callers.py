@@ -580,6 +580,8 @@ def test_whether_the_company_does_a_service_is_answered_then_a_visit_offered(rep
     for request in ("Can you book me a printer repair?", "Can you fix my printer on Tuesday?"):
         assert said(agent_for(repo, intent_classifier, knowledge_base).turn(request)).startswith(
             "I can offer printer repair on"), request
+    stock = said(agent_for(repo, intent_classifier, knowledge_base).turn("Do you have the ergonomic chair in stock?"))
+    assert "Ergonomic office chair costs $189" in stock and OFFER_VISIT not in stock  # goods, not a service done
 
 
 def test_when_will_it_arrive_after_an_order_history_is_the_one_order_still_coming(repo, intent_classifier,

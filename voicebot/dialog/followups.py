@@ -60,6 +60,9 @@ def offered(answer: str) -> str | None:
 
 OFFER_TICKET = "If you'd like, I can open a ticket so our team can take care of it. Shall I do that?"
 OFFER_VISIT = "Would you like me to book a visit?"
+_STOCKED = re.compile(r"\b(?:have|has|got|sell|sells|stock|stocks|carry|carries)\b")
+"""Whether the company has a thing ("Do you have the ergonomic chair in stock?" was offered a visit, since chairs
+are what furniture fitting serves): a question about goods, not about a service it does."""
 _ACTION_ASKED = re.compile(r"\b(?:want|wanna|would like|i'd like|need|can you|could you|please|trying to|calling to|"
                            r"like to)\b.*\b(?:cancel|change|amend|modify|return|refund|exchange|replace)\b|"
                            r"^\W*(?:please )?(?:cancel|change|amend|return|refund|exchange|replace)\b", re.IGNORECASE)
@@ -77,7 +80,7 @@ def with_offer(answer: str, request: str, services: Sequence[str] = ()) -> tuple
     if made is None and not answer.rstrip().endswith("?") and _ACTION_ASKED.search(request):
         return [answer, OFFER_TICKET], offered(OFFER_TICKET)
     if made is None and not answer.rstrip().endswith("?") and IF_WE_DO.search(normalize(request)) and \
-            service_named(request, list(services)):
+            not _STOCKED.search(normalize(request)) and service_named(request, list(services)):
         return [answer, OFFER_VISIT], offered(OFFER_VISIT)
     return [answer], made
 
