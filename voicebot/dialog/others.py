@@ -31,12 +31,21 @@ _EVERYONE = re.compile(
     r"list|accounts?|information|info|bookings?|appointments?|orders?)\b|\b(?:customer|client|patient|user) "
     r"(?:list|database|records|data)\b|\blist of (?:all )?(?:your |the )?(?:customers|clients|patients|users)\b",
     re.IGNORECASE)
+_WHO_ELSE = re.compile(
+    r"\b(?i:who (?:else )?(?:has |have |had )?(?:ordered|bought|booked|purchased))\b|\b(?i:(?:which|what) (?:other )?"
+    r"(?:customers|clients|patients|people|companies) (?:have |has |had )?(?:ordered|bought|booked|purchased))\b|"
+    r"\b(?i:what (?:did|has|have)) (?P<name>[A-Z][a-z]+(?: [A-Z][a-z]+)?) "
+    r"(?i:order|ordered|buy|bought|book|booked)\b")
+"""Who else bought something, or what a named person bought ("Who else has ordered chairs this week?" heard the
+delivery entry; "What did Alice Martin order?" went to the model): other customers' records all the same."""
 _NOT_OTHERS = re.compile(r"^(?:what|whats|what's|when|where|which|it|that|this|there|here|let|who|how)$", re.IGNORECASE)
 
 
 def asks_for_others_data(text: str) -> bool:
     """Whether the caller asks to be told another person's records or every customer's (module docstring)."""
     if _EVERYONE.search(text):
+        return True
+    if (who := _WHO_ELSE.search(text)) and (who.group("name") is None or not _NOT_OTHERS.match(who.group("name"))):
         return True
     for match in _WHOSE.finditer(text):
         if match.group("name") is None or not _NOT_OTHERS.match(match.group("name").split()[0]):
