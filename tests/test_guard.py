@@ -301,10 +301,18 @@ def test_asking_to_hear_the_bot_again(said, again):
     ("Transfer me, please.", True), ("I need to speak with someone.", True), ("Can you put me through to sales?", True),
     ("Connect me to support.", True), ("Do you support Windows laptops?", False),
     ("I want to connect my printer to the network.", False), ("Can you transfer me the money back?", False),
-    ("Our manager wants a quote.", False)])
+    ("Our manager wants a quote.", False),
+    ("Put me through to a person please.", True), ("Is there anyone I can talk to?", True),
+    ("Speak to an actual person.", True), ("I don't want to talk to a machine.", True),
+    ("Stop, I want a person.", True), ("Customer service, please.", True),
+    ("I need a person to assemble the desks.", False), ("Do you have a person who can install the printer?", False),
+    ("The delivery person was rude.", False), ("Our customer service team needs ten chairs.", False),
+    ("We need a person for the setup on Tuesday.", False)])
 def test_a_person_asked_for_by_team_or_in_other_words_is_an_operator_request(text, person):
     """"Can I talk to somebody?", "Let me speak to customer service", "I want a supervisor", "Transfer me, please"
-    were no operator phrases: at a PIN prompt they went to the identity step, elsewhere to the model."""
+    were no operator phrases: at a PIN prompt they went to the identity step, elsewhere to the model. Later "Put me
+    through to a person", "Is there anyone I can talk to?", "I don't want to talk to a machine" and "Customer
+    service, please" heard a knowledge base entry or the model."""
     guard = EscalationGuard(EscalationConfig())
     escalation = guard.check_transcript(text)
     assert (escalation is not None and escalation.reason == "operator_request") is person

@@ -92,6 +92,18 @@ _ROLE = re.compile(r"\b(?:speak|talk|put me through|put me on|connect me|transfe
 """A person by role or team ("Can I speak to the manager?" was answered by the model; "Can I talk to somebody?",
 "Let me speak to customer service", "I want a supervisor", "Transfer me, please" were not operator phrases): as good
 as a name or "operator"."""
+_PERSON = re.compile(
+    r"(?<!\S)(?:(?:real|actual|live|proper) (?:person|human|human being|people)|"
+    r"(?:want|need|get me|give me|put me through to|connect me (?:to|with)|pass me to) (?:to (?:talk|speak) "
+    r"(?:to|with) )?(?:a |an )?(?:person|human|human being)(?! (?:to|who|that|for|with)(?!\S))|"
+    r"(?:anyone|someone|somebody|anybody) (?:there )?(?:i|we) (?:can|could) (?:talk|speak) (?:to|with)|"
+    r"(?:dont|do not) want (?:to (?:talk|speak) (?:to|with) )?(?:a |an |the |this |your )?"
+    r"(?:machine|robot|bot|computer|recording)s?|"
+    r"^(?:(?:hi|hello|yes|yeah|um|uh) )*(?:customer|client) (?:service|services|support|care)"
+    r"(?: team| department| desk)?(?: please)?$)(?!\S)")
+"""A person in the caller's own words, matched on ``normalize``d text: "Put me through to a person, please", "Is
+there anyone I can talk to?", "Speak to an actual person", "I don't want to talk to a machine", "Customer service,
+please" went to the knowledge base or the model. "I need a person to assemble the desks" asks for a service."""
 _NAMED = re.compile(r"\b(speak|talk|put me through|connect me|transfer me)\s+(?:to|with)\s+(?:(?:Mr|Mrs|Ms|Miss|Dr)\.?\s+)?"
                     r"((?!I\b|You\b|Your\b|The\b|This\b|That\b|It\b)[A-Z][a-z]+)\b")
 
@@ -167,7 +179,7 @@ class EscalationGuard:
                 after = padded[found.end() + 1:].split()[:1]
                 if not (set(before) & _NOT_AFTER or set(after) & _NOT_BEFORE):
                     return phrase
-        named = _NAMED.search(text) or _ROLE.search(text)  # "Can I speak to Bob from sales?" / "... the manager?"
+        named = _NAMED.search(text) or _ROLE.search(text) or _PERSON.search(words)  # "... Bob?" "... the manager?"
         return named.group(0) if named else None
 
     # --- events ----------------------------------------------------------------------------------------------
