@@ -325,6 +325,26 @@ def test_a_tag_said_in_full_finds_its_entry_and_a_yes_answers_only_its_own_quest
         assert other.text.startswith("Our technicians repair"), other.text  # the rest, without the "Yes."
 
 
+def test_a_tag_another_entry_is_titled_with_does_not_outweigh_that_entry(tmp_path, embedder):
+    """"What's the status of my refund?" heard the return policy: its tag "refund" added the tag bonus, although
+    both cosines and BM25 put "How long does a refund take?" first. A tag no other entry names still counts."""
+    folder = tmp_path / "kb"
+    folder.mkdir()
+    (folder / "returns.md").write_text(
+        "# Returns\n\n## What is your return policy?\ntags: return, refund, money back\n"
+        "You can return unused items within 30 days of delivery for a full refund.\n\n"
+        "## How long does a refund take?\ntags: refund time, credit\nasked: When will I get my refund?\n"
+        "We refund within 5 business days of receiving the return.\n\n"
+        "## Where are you located?\ntags: address, showroom\nOur showroom is at 1200 Harbor Avenue, Seattle.\n\n"
+        "## How can I track my order?\ntags: tracking number, parcel\nYou get a tracking link by email.\n",
+        encoding="utf-8")
+    base = KnowledgeBase(folder, embedder, check_interval_s=0)
+    refund = base.answer("What's the status of my refund?", FRIDAY_MORNING)
+    assert refund.kind == "entry" and refund.entry_ids == ("returns/how-long-does-a-refund-take",), refund
+    address = base.answer("What's your address?", FRIDAY_MORNING)
+    assert address.kind == "entry" and address.entry_ids == ("returns/where-are-you-located",), address
+
+
 def test_an_edit_is_live_on_the_next_question_without_a_restart(kb):
     before = kb.answer("Do you sell coffee machines?", FRIDAY_MORNING)
     assert before.kind in ("none", "weak")
