@@ -17,7 +17,7 @@ from voicebot.crm.verification import CallerContext
 from voicebot.dialog.agent import DialogueAgent, Sentence, ToolCalled
 from voicebot.dialog.knowledge_step import KnowledgeStep
 from voicebot.dialog.names import spoken_name
-from voicebot.dialog.writes import choosable
+from voicebot.dialog.writes import DETAIL_QUESTION, choosable
 from voicebot.knowledge.base import OFFER_PERSON
 
 TODAY = date(2026, 11, 22)
@@ -593,3 +593,25 @@ def test_when_will_it_arrive_after_an_order_history_is_the_one_order_still_comin
     list(agent.turn("What did I order last time?"))
     assert "10398" in said(agent.turn("1234"))
     assert said(agent.turn("When will it arrive?")).startswith("Order 10452 has shipped")
+
+
+@pytest.mark.parametrize("text", ["I want to open a ticket.", "Can you open a ticket for me?",
+                                  "I need to raise a support ticket."])
+def test_a_ticket_asked_for_by_name_asks_what_went_wrong(repo, intent_classifier, knowledge_base, text):
+    """"I want to open a ticket." was a booking (by 0.025) and asked which service to book, and the caller's "My
+    printer is jammed." then offered repair times; "Can you open a ticket for me?" was the ticket status and asked
+    for the PIN to read the caller's history. Now what went wrong is asked, and that answer is the ticket."""
+    agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
+    assert said(agent.turn(text)) == DETAIL_QUESTION
+    events = list(agent.turn("My printer is jammed."))
+    assert said(events) == "I'll open a ticket saying: My printer is jammed. Is that right?"
+    assert [e.name for e in events if isinstance(e, ToolCalled)] == []
+    assert "create_ticket" in [e.name for e in agent.turn("Yes.") if isinstance(e, ToolCalled)]
+    newest = next(repo.db["tickets"].rows_where(order_by="id desc", limit=1))
+    assert "printer is jammed" in newest["subject"], newest
+
+
+def test_a_question_after_a_ticket_still_asks_after_it(repo, intent_classifier, knowledge_base):
+    agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
+    events = list(agent.turn("What happened to the ticket I opened last week?"))
+    assert [e.name for e in events if isinstance(e, ToolCalled)] == ["get_caller_history"]

@@ -32,6 +32,10 @@ _RETURNING = re.compile(r"\b(return|returning)\b(?! (address|label))|\bpick(ing)
                         r"\bcollect(ing)?\b")
 """Sending an order back or fetching it ("Can I pick up my order in person?" was an order status by 0.01, and read
 out the order): how is the knowledge base's (the policy, the label, the showroom), not the order's status."""
+_OPENS_TICKET = re.compile(r"\b(?:open|file|raise|create|log|make|submit|lodge|put in|start|report)\b(?: \w+){0,3}? "
+                           r"(?:ticket|complaint|case|support request)\b")
+"""A ticket asked for by name ("I want to open a ticket" was a booking by 0.025 and asked which service to book; "Can
+you open a ticket for me?" the ticket status, and read the caller's history): what went wrong is asked next."""
 OWN_RECORDS = frozenset({"order_status", "order_history", "ticket_status", "my_appointments"})
 """Intents that read the caller's own records: their words say whose."""
 CHANGES = frozenset({"reschedule", "cancel_booking"})
@@ -108,6 +112,8 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
     do not make that request and the knowledge base answers the turn well (``knowledge_score``: the score of its
     answer, 0 when it has none to give): the rest of the turn then asks the knowledge base."""
     found = placed(found, text)
+    if _OPENS_TICKET.search(normalize(text)):
+        return Intent("ticket", found.score if found else 0.0, 1.0, "(the words ask to open a ticket)")
     if ADDRESS_CHANGE.search(normalize(text)):  # "Can you send it to my office instead?": the fit-out entry
         return Intent("ticket", found.score if found else 0.0, 1.0, "(the words ask to change a delivery address)")
     if (found is None or found.name == "booking") and _BOOKED_VISIT.search(normalize(text)):

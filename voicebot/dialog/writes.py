@@ -81,7 +81,7 @@ _NO_DETAIL = _FILLER | frozenset("""i im id ive am me my we weve our us you your
     question query complaint complain report ticket about with regarding concerning to talk speak who should could
     would can need want like make file raise open log help someone somebody anyone person sure not unsure know dont
     do order orders delivery purchase account item product thing something stuff and or but of for on in at
-    what how whom""".split())
+    what how whom support new case request""".split())
 NAME_QUESTION = "May I have your name for the booking?"
 NAME_QUESTIONS = {"book_appointment": NAME_QUESTION, "create_lead": "May I have your name for our sales team?"}
 """Writes that need the caller's name, asked once a call of a caller the CRM does not know (a lead for "Caller"
