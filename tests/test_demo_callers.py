@@ -615,3 +615,24 @@ def test_a_question_after_a_ticket_still_asks_after_it(repo, intent_classifier, 
     agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
     events = list(agent.turn("What happened to the ticket I opened last week?"))
     assert [e.name for e in events if isinstance(e, ToolCalled)] == ["get_caller_history"]
+
+
+def test_a_caller_on_another_phone_who_names_their_number_is_found_by_it(repo, intent_classifier, knowledge_base):
+    """"My phone number is 555 010 2030." from a phone the CRM does not know heard the company's contact entry, and
+    "Where is my order? My phone number is 555 010 2030." looked up order 2030 (the number's tail). Now the number
+    finds the account as it does when the bot asks for it, and the PIN follows; the order is never the number."""
+    agent = agent_for(repo, intent_classifier, knowledge_base)
+    events = list(agent.turn("I'm calling from a different phone. My phone number is 555 010 2030."))
+    assert said(events) == "Thank you. For your security, please tell me your PIN."
+    assert said(agent.turn("1 2 3 4")) == "Thank you, you're verified. How can I help?"
+    assert agent.context.verified_customer is not None and agent.context.verified_customer.phones == (ALICE,)
+
+    agent = agent_for(repo, intent_classifier, knowledge_base)
+    events = list(agent.turn("Where is my order? My phone number is 555 010 2030."))
+    assert said(events) == "Thank you. For your security, please tell me your PIN."
+    assert all(e.args.get("order_number") is None for e in events if isinstance(e, ToolCalled))
+    assert "Order 10452" in said(agent.turn("1 2 3 4"))
+
+    agent = agent_for(repo, intent_classifier, knowledge_base)  # a number with no account: the same words (decoy)
+    assert said(agent.turn("My phone number is 555 999 1111.")) == "Thank you. For your security, please tell me your PIN."
+    assert "did not match" in said(agent.turn("1 2 3 4"))

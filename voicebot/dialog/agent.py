@@ -19,7 +19,7 @@ from typing import Any
 from voicebot.crm.spoken import digits_in
 from voicebot.crm.tools import CRM_TOOLS
 from voicebot.crm.toolkit import ToolRegistry
-from voicebot.dialog.identity import IdentityResult, IdentityStep
+from voicebot.dialog.identity import IdentityResult, IdentityStep, stated_phone
 from voicebot.dialog.intents import IntentClassifier
 from voicebot.dialog.knowledge_step import KnowledgeStep, KnowledgeUsed
 from voicebot.dialog.recognised import INTENT_TOOLS, also_asked, answer_recognised, change_policy  # noqa: F401
@@ -158,7 +158,8 @@ class DialogueAgent:
             self.offered_slots = list(result["result"].get("slots") or [])[:2]
         if result.get("error") == "verification_required":
             self.pending_tool = (name, args)
-            yield from self._reply(self.identity.ask(digits_in(str(args.get("order_number") or ""))))
+            phone, _ = stated_phone(" ".join(self.caller_words[-2:]))
+            yield from self._reply(self.identity.ask(digits_in(str(args.get("order_number") or "")), phone))
             return True
         self.history.append(ChatMessage("system", f"Result of {name}: {compact_result(result)}"))
         if (yield from self.appointments.after_tool(self, name, result)):
@@ -276,7 +277,8 @@ class DialogueAgent:
             return
         # the model never sees a PIN, a card number or a birth date: it can neither say nor write one (no evidence)
         last_said = next((m.content for m in reversed(self.history) if m.role == "assistant"), "")
-        early, rest = self.identity.volunteered(caller_text, last_said)  # "Where's my order? My PIN is 1 2 3 4."
+        early, rest = self.identity.volunteered(  # "Where's my order? My PIN is 1 2 3 4."
+            caller_text, last_said, account=self.pending_write is None and self.detail_for is None)
         if early is not None and (not early.verified or len(rest.split()) < 3):
             self.history.append(ChatMessage("user", "Caller: (gives identity details)"))
             yield from self._identified(early)  # a wrong one, or nothing asked besides: answered now

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from voicebot.crm.spoken import digits_in, words_to_digits
-from voicebot.dialog.identity import only_numbers
+from voicebot.dialog.identity import only_numbers, stated_phone
 from voicebot.dialog.services import service_for
 from voicebot.dialog.slots import near_offered, parse_when
 from voicebot.dialog.writes import short_subject
@@ -90,7 +90,7 @@ def match_intent(text: str) -> tuple[str, dict[str, Any]] | None:
     if _HISTORY.search(text) and not _NUMBER.search(digits_in(mask_secrets(text))):
         return "list_recent_orders", {}
     if _ORDER_WORDS.search(text) and _WHERE_WORDS.search(text) and not _NEW_ORDER.search(text):
-        masked = mask_secrets(text)
+        masked = mask_secrets(stated_phone(text)[1])  # a phone number's tail is no order
         number = _NUMBER.search(masked) or _NUMBER.search(digits_in(masked))
         if number:
             return "get_order", {"order_number": number.group(0)}

@@ -133,9 +133,12 @@ class IdentityStep:
         self.awaiting_pin = self.awaiting_account = False
         self.birth = None
 
-    def ask(self, order_number: str = "") -> list[str]:
-        """A request needs verification: what to ask first (an order number in the request finds the account)."""
+    def ask(self, order_number: str = "", phone: str = "") -> list[str]:
+        """A request needs verification: what to ask first (an order number in the request finds the account, and
+        so does a phone number the caller named as theirs: ``stated_phone``)."""
         if self.context.customer is None and not self.decoy:
+            if phone and (numbers := self._account_numbers(phone, ())):
+                return self._find(numbers).say
             if not order_number:
                 self.awaiting_account = True
                 return [self._without_orders(ACCOUNT_PROMPT)]
@@ -144,9 +147,10 @@ class IdentityStep:
         self.awaiting_pin = True
         return [PIN_PROMPT if self._has_pin() else NO_PIN_PROMPT]
 
-    def volunteered(self, text: str, bot_said: str = "") -> tuple[IdentityResult | None, str]:
-        """A known caller's PIN, or date of birth and postcode, said before being asked (``volunteered``): the
-        result of checking it and the rest of the turn; (None, text) when there is nothing to check."""
+    def volunteered(self, text: str, bot_said: str = "", account: bool = True) -> tuple[IdentityResult | None, str]:
+        """A known caller's PIN, or date of birth and postcode, said before being asked (``volunteered``), or an
+        unknown caller's own phone number (``stated_phone``; only with ``account``: no read-back waits for a number
+        to call back on): the result of checking it and the rest of the turn; (None, text) when there is nothing."""
         if _FORGOT_PIN.search(normalize(text)) and self.context.verified_customer is None and not self.waiting:
             # "I forgot my PIN." before any was asked had the website's password reset entry: the other way now
             # (an account not found yet first: its phone number or an order number)
@@ -154,6 +158,11 @@ class IdentityStep:
                 return IdentityResult(say=self.ask()), ""
             self.awaiting_pin = True
             return IdentityResult(say=[BIRTH_PROMPT]), ""
+        phone, rest = stated_phone(text)
+        if phone and account and self.context.customer is None and not self.decoy and not self.waiting and (
+                len(rest.split()) < 3 or _OTHER_PHONE.search(rest)):
+            numbers = self._account_numbers(phone, ())  # "My phone number is 555 010 2030." and nothing more
+            return (self._find(numbers), "") if numbers else (None, text)
         given, rest = volunteered(text, self.context.repo.region)
         given, rest = (text, "") if not given and self.bare_pin(text, bot_said) and self._has_pin() else (given, rest)
         if not given or self.context.customer is None or self.context.verified_customer is not None or self.waiting:
@@ -334,6 +343,28 @@ def volunteered(text: str, region: str) -> tuple[str, str]:
     if _BIRTH_WORDS.search(text) and _POSTCODE_WORD.search(text) and find_dates(text, region):
         return text, ""
     return "", text
+
+
+_PHONE_SAID = re.compile(r"\b(?:my|our|the)\s+(?:(?:phone|mobile|cell|cellphone|telephone|home|work|account|contact|"
+                         r"other|usual|landline)\s+)?(?:phone\s+)?number(?:\s+on\s+(?:my|the|our)\s+account)?"
+                         r"\s*(?:is|was|'s|:)?\s*(?P<number>\+?\d[\d\s().-]{5,}\d)", re.IGNORECASE)
+
+
+_OTHER_PHONE = re.compile(r"^\W*(?:(?:hi|hello|yes|so|um|uh|well)\W+)*(?:i'?m|i am|we'?re|we are) (?:calling|ringing|phoning) "
+                          r"(?:from|on) [\w' ]{0,30}?(?:phone|number|line|mobile|cell)\W*$", re.IGNORECASE)
+"""All the rest of a turn that names the caller's number: "I'm calling from a different phone."."""
+
+
+def stated_phone(text: str) -> tuple[str, str]:
+    """A phone number the caller names as theirs ("my phone number is 555 010 2030", "my number's 555-010-2030"),
+    as digits, and the turn without it; ("", text) when there is none. An unknown caller calling from another
+    phone says it to be found: "My phone number is ..." heard the company's contact entry, and "Where is my order?
+    My phone number is 555 010 2030." looked up order 2030, the number's tail."""
+    found = _PHONE_SAID.search(words_to_digits(text))
+    if found is None or len(digits := re.sub(r"\D", "", found.group("number"))) < 7:
+        return "", text
+    spoken = words_to_digits(text)
+    return digits, (spoken[:found.start()] + spoken[found.end():]).strip(" ,.;")
 
 
 def only_numbers(text: str) -> bool:
