@@ -562,6 +562,7 @@ def test_digits_alone_answering_a_question_for_another_number_are_no_order_numbe
     assert bare_order_number("Where is 10452?", "How can I help you today?") == ""  # a question: match_intent's
     assert bare_order_number("4 2", "How can I help you today?") == ""  # not an order number's length
     assert bare_order_number("1030", "What time suits you best?") == ""
+    assert bare_order_number("2 November 1979", "How can I help you today?") == ""  # not order 21979
     assert bare_order_number("1 0 4 5 2", "Hello, you are speaking with the automated assistant of Northwind Supplies. "
                              "How can I help you today? You can say operator at any time.") == "10452"
 

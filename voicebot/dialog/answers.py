@@ -54,14 +54,18 @@ _ASKED_OTHER = re.compile(r"\b(pin|phone|birth|post ?code|zip|code|digits|card|a
                           r"quantity|(what|which) (time|day)|when|date|year|price|amount)\b", re.I)
 
 
+_MONTH = re.compile(r"\b(?:jan(?:uary)?|feb(?:ruary)?|march|april|may|june|july|aug(?:ust)?|sept?(?:ember)?|"
+                    r"oct(?:ober)?|nov(?:ember)?|dec(?:ember)?)\b", re.IGNORECASE)
+
+
 def bare_order_number(text: str, last_said: str) -> str:
     """The order number a turn of digits alone is ("1, 0, 4, 5, 2.", "one zero four five two", "10452"): when the
     bot asked for the order number, or asked for nothing in particular ("How can I help you today?"); "" when the
     bot's question was for another number (a PIN, a phone number, a quantity) or the digits are not an order
     number's 4-8. Said digit by digit at the greeting, the number went to the model, which handed the call over."""
     digits = digits_in(text)
-    if not _NUMBER.fullmatch(digits) or not only_numbers(text):
-        return ""
+    if not _NUMBER.fullmatch(digits) or not only_numbers(text) or _MONTH.search(text):
+        return ""  # "2 November 1979" (a date of birth said unasked) was looked up as order 21979
     return digits if "order number" in last_said.lower() or not _ASKED_OTHER.search(last_said) else ""
 
 

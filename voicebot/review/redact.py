@@ -32,6 +32,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import date
 from typing import Any
 from urllib.parse import unquote
 
@@ -59,6 +60,15 @@ _DOB = re.compile(
     rf"(?P<date>{_DATE_TOKEN}(?:{_DATE_GLUE}{_DATE_TOKEN}){{0,8}})(?!\w)",
     re.IGNORECASE,
 )
+# A whole date said without a keyword ("2 November 1979", "November 2nd, 1979", "02/11/1979"): group "year".
+_FULL_DATE = re.compile(
+    rf"(?<![\w/.-])(?:\d{{1,2}}(?:st|nd|rd|th)?(?:\s+of)?\s+{_MONTH_WORDS},?\s+|{_MONTH_WORDS}\s+(?:the\s+)?"
+    rf"\d{{1,2}}(?:st|nd|rd|th)?,?\s+|\d{{1,2}}[/.-]\d{{1,2}}[/.-])(?P<year>(?:19|20)\d\d)(?![\w/-])",
+    re.IGNORECASE,
+)
+BIRTH_YEARS_AGO = 10
+"""A whole date at least this many years back is a date of birth, keyword or not: "I want a refund for my desk. 2
+November 1979." went into a ticket's text in clear. No delivery, booking or order of a call is that old."""
 # In an answer to a question for a secret: any run of digits, number words and month names.
 _SECRET_TOKEN = rf"(?:\d+|{_DATE_TOKEN}|oh|nought|double|triple)"
 _SECRET_RUN = re.compile(rf"(?<!\w){_SECRET_TOKEN}(?:{_DATE_GLUE}{_SECRET_TOKEN})*(?!\w)", re.IGNORECASE)
@@ -168,9 +178,12 @@ def redact_text(text: str | None, role: str | None = SUPERVISOR, *, secret_answe
 
 
 def _mask_keyed(text: str) -> str:
-    """PINs and dates of birth found by their keyword masked: "my PIN is ••••", "date of birth ••••"."""
+    """PINs and dates of birth found by their keyword masked: "my PIN is ••••", "date of birth ••••"; and a whole
+    date ``BIRTH_YEARS_AGO`` years back or more without one (``_FULL_DATE``)."""
     text = _PIN.sub(lambda m: f"{m.group('key')}{m.group('sep')}{MASK}•", text)
-    return _DOB.sub(lambda m: f"{m.group('key')}{m.group('sep')}{MASK}•", text)
+    text = _DOB.sub(lambda m: f"{m.group('key')}{m.group('sep')}{MASK}•", text)
+    before = date.today().year - BIRTH_YEARS_AGO
+    return _FULL_DATE.sub(lambda m: MASK + "•" if int(m.group("year")) <= before else m.group(0), text)
 
 
 def _card_only(match: re.Match[str]) -> str:
