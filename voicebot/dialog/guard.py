@@ -87,7 +87,8 @@ _ROLE = re.compile(r"\b(?:speak|talk|put me through|put me on|connect me|transfe
                    r"anybody|anyone|"
                    r"(?:customer |technical |tech )?(?:service|support|services)(?: team| department| desk)?|sales"
                    r"(?: team| department)?|billing|accounts|accounting|reception|team member|live agent)\b|\b(?:want|"
-                   r"need|get|ask for|give me) (?:a |the |your )?(?:manager|supervisor)\b|^\W*(?:(?:please|can you|"
+                   r"need|get|ask for|give me) (?:a |the |your )?(?:manager|supervisor)\b|\b(?:complain|complaint|speak|talk) to (?:a |"
+                   r"the |your )?(?:manager|supervisor)\b|^\W*(?:(?:please|can you|"
                    r"could you|just),? )*(?:transfer me|put me through)\W*(?:please\W*)?$", re.IGNORECASE)
 """A person by role or team ("Can I speak to the manager?" was answered by the model; "Can I talk to somebody?",
 "Let me speak to customer service", "I want a supervisor", "Transfer me, please" were not operator phrases): as good
@@ -99,11 +100,13 @@ _PERSON = re.compile(
     r"(?:anyone|someone|somebody|anybody) (?:there )?(?:i|we) (?:can|could) (?:talk|speak) (?:to|with)|"
     r"(?:dont|do not) want (?:to (?:talk|speak) (?:to|with) )?(?:a |an |the |this |your )?"
     r"(?:machine|robot|bot|computer|recording)s?|"
+    r"(?:need|want|like|get) (?:some )?(?:help|assistance) from (?:a |an )?(?:person|human|human being)|"
+    r"^(?:(?:hi|hello|yes|yeah|um|uh) )*(?:a )?(?:person|human) please$|"
     r"^(?:(?:hi|hello|yes|yeah|um|uh) )*(?:customer|client) (?:service|services|support|care)"
     r"(?: team| department| desk)?(?: please)?$)(?!\S)")
 """A person in the caller's own words, matched on ``normalize``d text: "Put me through to a person, please", "Is
 there anyone I can talk to?", "Speak to an actual person", "I don't want to talk to a machine", "Customer service,
-please" went to the knowledge base or the model. "I need a person to assemble the desks" asks for a service."""
+please" went to the knowledge base or the model; so did "I need help from a person" and "Person, please". "I need a person to assemble the desks" asks for a service."""
 _NAMED = re.compile(r"\b(speak|talk|put me through|connect me|transfer me)\s+(?:to|with)\s+(?:(?:Mr|Mrs|Ms|Miss|Dr)\.?\s+)?"
                     r"((?!I\b|You\b|Your\b|The\b|This\b|That\b|It\b)[A-Z][a-z]+)\b")
 
