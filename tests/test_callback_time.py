@@ -205,3 +205,27 @@ def test_a_number_to_call_said_to_the_read_back_or_in_the_request_is_read_back_a
     assert sorted(r["phone"] for r in rows) == ["+12065550188", "+15551234567"]
     assert [r["not_before"] for r in rows if r["phone"] == "+12065550188"] == ["2026-11-25T15:00:00-08:00"]
     assert not list(repo.db["callbacks"].rows_where("phone = ?", ["+15559990000"]))
+
+
+def test_a_name_said_to_the_read_back_is_thanked_and_written_with_the_reason(intent_classifier, knowledge_base):
+    """"Jane Doe." to "So I'll ask a colleague to call you back ... Shall I do that?" (a caller the CRM does not
+    know) went to the model, and so did the "Yes." after it: the callback was not read back or written by code.
+    Now the read-back thanks her by name and the colleague's reason carries it, as she said it."""
+    today = date(2026, 11, 25)  # a Wednesday
+    repo = Repository.open(None, clock=morning_of(today))
+    seed_demo(repo, today=today)
+    agent = DialogueAgent(ScriptedChat(), CallerContext.start(repo, "+15559990000"), "Northwind.", today=today,
+                          intents=intent_classifier, knowledge=KnowledgeStep(
+                              knowledge_base, clock=lambda: datetime(2026, 11, 25, 9, 0, tzinfo=LA)))
+
+    def said(text: str) -> str:
+        return " ".join(e.text for e in agent.turn(text) if isinstance(e, Sentence))
+
+    assert said("Can someone call me back on Monday morning?").startswith("So I'll ask a colleague")
+    assert said("It's Jane Doe.") == ("Thank you, Jane Doe. So I'll ask a colleague to call you back Monday, "
+                                      "November 30th in the morning. Shall I do that?")
+    assert said("Yes, please.").startswith("Done.")
+    row = next(repo.db["callbacks"].rows_where("phone = ?", ["+15559990000"]))
+    assert row["reason"] == "Can someone call me back on Monday morning? The caller's name: Jane Doe.", row["reason"]
+    from voicebot.dialer.callback_call import spoken_reason
+    assert spoken_reason(row["reason"]) == "Can someone call me back on Monday morning"  # the dialer's opening

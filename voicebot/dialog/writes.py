@@ -20,6 +20,7 @@ from typing import Any
 from voicebot.crm.phone import national, normalize_phone
 from voicebot.crm.spoken import numbers_in
 from voicebot.dialog.callback_time import HoursSource, callback_time
+from voicebot.dialog.names import introduced_name
 from voicebot.dialog.slots import When, parse_when, spoken_time
 from voicebot.review.redact import mask_secrets
 from voicebot.text import normalize
@@ -281,16 +282,26 @@ def new_callback_time(pending: PendingWrite, said: str, today: date, knowledge: 
     """A time or a number to call said to a callback's read-back ("In twenty minutes.", "Yes, tomorrow morning.",
     "No, after 5.", "My number is 555 123 4567."): the callback read back again with it, its reason kept; None when
     the words name neither, or the same. Before, the caller's time went to the model, or with a "yes" was dropped
-    from the row; a number dropped the read-back, and the caller's "yes" after it went to the model."""
+    from the row; a number dropped the read-back, and the caller's "yes" after it went to the model.
+
+    A name ("Jane Doe.", "It's Jane Doe.") is who the colleague asks for: it is added to the reason as a sentence
+    of its own, as the caller said it, and the read-back thanks them by it (it went to the model, and the caller's
+    "yes" after it too). The dialer's opening says only the reason's first sentence (``spoken_reason``)."""
     if pending.tool != "request_callback" or not pending.read:
         return None
     args = dict(pending.args) | callback_number(said, region)
     if (when := parse_when(said, today)) is not None:
         args = {k: v for k, v in args.items() if k not in ("preferred_time", "not_before")}
         args |= _callback_when(when, today, knowledge)
+    named = introduced_name([said])
+    if named and _CALLER_NAME not in args["reason"]:  # a sentence of its own: the dialer's opening says the first
+        reason = args["reason"].rstrip()
+        args["reason"] = f"{reason}{'' if reason[-1:] in '.!?' else '.'}{_CALLER_NAME}{named}."
     if args == pending.args:
         return None
-    return PendingWrite(pending.tool, args, readback(pending.tool, args))
+    named = args["reason"].rpartition(_CALLER_NAME)[2].rstrip(".") if _CALLER_NAME in args["reason"] else ""
+    return PendingWrite(pending.tool, args, (f"Thank you, {named}. " if named else "") + readback(pending.tool, args))
+_CALLER_NAME = " The caller's name: "
 
 
 def callback_number(said: str, region: str) -> dict[str, str]:
