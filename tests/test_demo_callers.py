@@ -636,3 +636,25 @@ def test_a_caller_on_another_phone_who_names_their_number_is_found_by_it(repo, i
     agent = agent_for(repo, intent_classifier, knowledge_base)  # a number with no account: the same words (decoy)
     assert said(agent.turn("My phone number is 555 999 1111.")) == "Thank you. For your security, please tell me your PIN."
     assert "did not match" in said(agent.turn("1 2 3 4"))
+
+
+def test_a_new_order_asked_for_is_for_the_sales_team_not_the_callers_orders(repo, intent_classifier, knowledge_base):
+    """"I'd like to place an order", "Can I order 3 boxes of toner?" and "Can I order that again?" were order
+    statuses or histories by the word "order": a known caller was asked for the PIN, to hear orders no one asked
+    about. "How do I order from you?" read the open orders too. Now a new order is a lead read back (an estimate
+    first when the price list has the item), how to order the knowledge base's entry; the caller's own orders
+    are still asked after in their words."""
+    for request in ("I'd like to place an order.", "Can I order 3 boxes of toner?", "Can I order that again?",
+                    "I'm calling to place an order."):
+        agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
+        reply = said(agent.turn(request))
+        assert reply.startswith("I'll pass this to our sales team: ") and "PIN" not in reply, (request, reply)
+    agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
+    assert said(agent.turn("I need to order 5 chairs.")).startswith("For 5 chairs, at $")
+    for question in ("How do I order from you?", "How can I place an order?"):
+        agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
+        assert said(agent.turn(question)).startswith("You can order on our website"), question
+    for request in ("I placed an order on Monday, where is it now?", "I ordered a chair last week, has it shipped?",
+                    "I want to check on an order."):
+        agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
+        assert said(agent.turn(request)) == "For your security, please tell me your PIN.", request

@@ -16,7 +16,7 @@ from voicebot.crm.spoken import digits_in, words_to_digits
 from voicebot.dialog.identity import only_numbers, stated_phone
 from voicebot.dialog.services import service_for
 from voicebot.dialog.slots import near_offered, parse_when
-from voicebot.dialog.writes import short_subject
+from voicebot.dialog.writes import NEW_ORDER, short_subject
 from voicebot.review.redact import mask_secrets
 from voicebot.text import normalize
 
@@ -29,10 +29,6 @@ order status, 0.005 ahead of a ticket) was taken for a question about desks, and
 here" for one about chairs: each heard "I don't have that information"."""
 _NUMBER = re.compile(r"\b\d{4,8}\b")
 _MINE = re.compile(r"\b(my|our|mine|i|we)\b", re.I)
-_NEW_ORDER = re.compile(r"\b(?:to|can i|could i|can we|could we|i'?d|we'?d|i want|we want|i would|we would) "
-                        r"(?:(?:place|make|put in) an? )?order\b(?! (?:number|status))", re.I)
-"""Placing an order ("I'd like to order 3 desks and have them delivered Friday"), not asking after one."""
-
 _HISTORY = re.compile(r"\b((last|previous|recent|past|earlier) (order|purchase|delivery)s?|what did (i|we) "
                       r"(order|buy|get)|(my|our) order history|ordered (last|before))\b", re.I)
 
@@ -93,7 +89,7 @@ def match_intent(text: str) -> tuple[str, dict[str, Any]] | None:
         return None
     if _HISTORY.search(text) and not _NUMBER.search(digits_in(mask_secrets(text))):
         return "list_recent_orders", {}
-    if _ORDER_WORDS.search(text) and _WHERE_WORDS.search(text) and not _NEW_ORDER.search(text):
+    if _ORDER_WORDS.search(text) and _WHERE_WORDS.search(text) and not NEW_ORDER.search(normalize(text)):
         masked = mask_secrets(stated_phone(text)[1])  # a phone number's tail is no order
         number = _NUMBER.search(masked) or _NUMBER.search(digits_in(masked))
         if number:

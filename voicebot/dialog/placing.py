@@ -24,7 +24,7 @@ from voicebot.dialog.services import service_named
 from voicebot.dialog.appointments import placed
 from voicebot.dialog.intents import Intent
 from voicebot.dialog.slots import parse_when
-from voicebot.dialog.writes import WRITE_MARGIN
+from voicebot.dialog.writes import NEW_ORDER, WRITE_MARGIN
 from voicebot.knowledge.base import PRICE_WORDS
 from voicebot.text import normalize, words
 
@@ -36,6 +36,10 @@ _OPENS_TICKET = re.compile(r"\b(?:open|file|raise|create|log|make|submit|lodge|p
                            r"(?:ticket|complaint|case|support request)\b")
 """A ticket asked for by name ("I want to open a ticket" was a booking by 0.025 and asked which service to book; "Can
 you open a ticket for me?" the ticket status, and read the caller's history): what went wrong is asked next."""
+_HOW_TO_ORDER = re.compile(r"^(?:(?:hi|hello|yes|okay|ok|so|and|um|well) )*(?:how|where) (?:do|can|could|would|"
+                           r"should) (?:i|we) (?:\w+ ){0,2}(?:re)?order\b")
+"""How to order asked ("How do I order from you?", "How can I place an order?"): the knowledge base's ordering
+entry; as an order status it asked a known caller for the PIN and read out their open orders."""
 OWN_RECORDS = frozenset({"order_status", "order_history", "ticket_status", "my_appointments"})
 """Intents that read the caller's own records: their words say whose."""
 CHANGES = frozenset({"reschedule", "cancel_booking"})
@@ -127,6 +131,11 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
         # "I'd like to book a visit to set up my new office furniture" a lead (by 0.015), answered with the fit-out
         # entry, and the day the caller then gave with the next-day delivery entry
         return Intent("booking", 0.0, 1.0, "(the words ask to book a service, a visit or a day)")
+    if (found is None or found.name in ("order_status", "order_history")) and _HOW_TO_ORDER.search(
+            normalize(text)) and knowledge_score is not None and knowledge_score(text) >= KNOWLEDGE_OVER_INTENT:
+        return None  # "How do I order from you?": the ordering entry, not the caller's open orders
+    if (found is None or found.name in ("order_status", "order_history")) and NEW_ORDER.search(normalize(text)):
+        return Intent("lead", found.score if found else 0.0, 1.0, "(the words ask to place a new order)")
     if found is None or knowledge_score is None:
         return found
     if found.name in ("order_status", "order_history") and BILLED_WRONG.search(normalize(text)):

@@ -63,6 +63,14 @@ _ASKS = {
         r"shipment|subscription|account))|\bdont need (the|my|a|that) (visit|technician|engineer|appointment|"
         r"repair|fitting|setup) (any ?more|after all)\b"),
 }
+NEW_ORDER = re.compile(r"\b(?:(?:to|can i|could i|may i|can we|could we|may we|id|wed|i want|we want|i would|we would|"
+                       r"wanna) (?:please )?(?:(?:place|make|put in) (?:an?|a new|another) )?(?:re)?order\b"
+                       r"(?! (?:number|status))|(?:place|put in) (?:a new|another) order|order (?:\w+ ){0,4}again|"
+                       r"reorder|re order)\b")
+"""A new order asked for, in ``normalize``d words ("I'd like to order 3 desks", "I'd like to place an order", "Can I
+order the same as last time?"), not asking after one: "I'd like to place an order" and "Can I order 3 boxes of
+toner?" were order statuses or histories by the word "order", and asked a known caller for the PIN to read out
+orders no one asked about. "I placed an order on Monday" and "I ordered a chair" are the caller's records."""
 _YES = re.compile(r"^(?:just )?(yes|yeah|yep|yup|sure|ok|okay|correct|right|please do|go ahead|do it|that'?s (right|fine|"
                   r"correct|good|great)|sounds good|perfect|great|fine|absolutely|definitely|book it|"
                   r"no (problem|worries)|please)\b")
@@ -96,7 +104,7 @@ def asked_for(tool: str, caller_turns: Sequence[str], last: int = 3) -> bool:
     if pattern is None:
         return True
     recent = " ".join(normalize(t) for t in caller_turns[-last:])
-    return bool(pattern.search(recent))
+    return bool(pattern.search(recent) or tool == "create_lead" and NEW_ORDER.search(recent))
 
 
 WRITE_MARGIN = 0.02
