@@ -121,7 +121,8 @@ def test_a_quote_for_two_items_with_counts_prices_both_and_the_lead_keeps_both(r
     assert "For 25 chairs, at $189 per chair, the estimate is $4,725, or $4,488.75 after" in answer
     assert "That's $14,677.50 in all." in answer
     assert answer.endswith("May I have your name for our sales team?"), answer  # a stranger: the name first
-    assert said(agent.turn("It's Mark from Globex.")) == "Shall I pass this to our sales team for a written quote?"
+    assert said(agent.turn("It's Mark from Globex.")) == ("Thank you, Mark from Globex. Shall I pass this to our sales "
+                                                          "team for a written quote?")  # it said no name back
     (called,) = [e for e in agent.turn("Yes.") if isinstance(e, ToolCalled)]
     assert called.args["name"] == "Mark from Globex"
     assert "25 x Sit-stand desk, 140 cm" in called.args["notes"] and "25 x Ergonomic office chair" in \
@@ -290,7 +291,8 @@ def test_a_yes_to_the_name_question_hears_the_read_back_before_anything_is_writt
     events = list(agent.turn("Yes, please have sales call me."))
     assert not [e for e in events if isinstance(e, ToolCalled)]
     assert said(events) == "Shall I pass this to our sales team for a written quote?"
-    assert said(agent.turn("It's Dana Smith from Acme.")) == "Shall I pass this to our sales team for a written quote?"
+    assert said(agent.turn("It's Dana Smith from Acme.")) == ("Thank you, Dana Smith from Acme. Shall I pass this to "
+                                                              "our sales team for a written quote?")
     (called,) = [e for e in agent.turn("Yes.") if isinstance(e, ToolCalled)]
     assert called.args["name"] == "Dana Smith from Acme" and "25 x Ergonomic office chair" in called.args["notes"]
 

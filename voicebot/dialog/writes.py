@@ -346,10 +346,11 @@ def readback(tool: str, args: dict[str, Any], slot: dict[str, Any] | None = None
     if tool == "create_ticket":
         sorry = "I'm sorry about that. " if _UPSET.search(str(args.get("description", ""))) else ""
         return f"{sorry}I'll open a ticket saying: {args['subject'].rstrip('.!?')}. Is that right?"
-    if tool == "create_lead":
+    if tool == "create_lead":  # a name given when asked is thanked: the read-back said none, as if not heard
+        thanks = f"Thank you, {args['name']}. " if named and args.get("name") else ""
         if args.get("notes", "").startswith("Estimate"):
-            return "Shall I pass this to our sales team for a written quote?"
-        return f"I'll pass this to our sales team: {args['interest'].rstrip('.!?')}. Shall I send it?"
+            return f"{thanks}Shall I pass this to our sales team for a written quote?"
+        return f"{thanks}I'll pass this to our sales team: {args['interest'].rstrip('.!?')}. Shall I send it?"
     if tool == "book_appointment" and slot is not None:
         who = f" for {args['name']}" if named else ""  # a name the caller gave when asked (dialog/names.py)
         return (f"That's {slot.get('service', 'the visit')} on {spoken_time(str(slot['starts_at']))}{who}. "
