@@ -69,6 +69,15 @@ def test_birth_date_and_postcode_verify(repo):
     assert ctx.verified_customer.name == "Tom Baker"
 
 
+def test_a_date_in_figures_is_read_the_way_the_callers_country_writes_it(repo):
+    """Tom, calling from a British number, said "2/11/1979" (2 November): the US company's CRM read it as
+    February 11 and his right answer used an attempt. A US caller's "3/14/1985" is still March 14."""
+    ctx = CallerContext.start(repo, "+44 20 7946 0958")
+    assert ctx.verify(date_of_birth="2/11/1979", postcode="SW1A 1AA").verified
+    us = CallerContext.start(repo, "+1 555 010 2030")
+    assert us.verify(date_of_birth="3/14/1985", postcode="98101").verified
+
+
 def test_wrong_answers_use_attempts_then_lock_out(repo):
     ctx = CallerContext.start(repo, "555-010-2030")
     ctx.verification = Verification(max_attempts=3)

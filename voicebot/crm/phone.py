@@ -56,3 +56,13 @@ def national(e164: str) -> str:
     said = phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL)
     said = re.sub(r"^\((\d+)\) ", r"\1-", said)
     return said if re.fullmatch(r"[\d-]+", said) else speakable_phone(e164)
+
+
+def region_of(e164: str | None) -> str | None:
+    """The country a number belongs to ("GB" for +44 20 7946 0958), None when unknown: the caller's way of writing
+    a date ("2/11/1979" is 2 November in Britain, February 11 in the US)."""
+    try:
+        region = phonenumbers.region_code_for_number(phonenumbers.parse(e164 or "", None))
+    except phonenumbers.NumberParseException:
+        return None
+    return region if region and region != "ZZ" else None

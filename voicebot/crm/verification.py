@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from enum import Enum
 
 from voicebot.crm.models import Customer, NotFound, VerificationRecord
-from voicebot.crm.phone import normalize_phone
+from voicebot.crm.phone import normalize_phone, region_of
 from voicebot.crm.repository import Repository, pin_matches
 from voicebot.crm.spoken import digits_in, parse_date, words_to_digits
 
@@ -148,9 +148,11 @@ class CallerContext:
               lockout_hours: float = 24.0) -> CallerContext:
         """Normalise the caller ID and look the caller up: call this when the call is answered."""
         found = repo.find_customer_by_phone(raw_caller_id)
-        return cls(repo, normalize_phone(raw_caller_id, repo.region),
-                   None if isinstance(found, NotFound) else found,
-                   Verification(max_attempts=max_attempts, region=repo.region), lockout_hours)
+        caller_id = normalize_phone(raw_caller_id, repo.region)
+        # a date said in figures is read the caller's way: "2/11/1979" from a British number is 2 November (it was
+        # read as February 11 in a US company's CRM, and a British caller's right date of birth did not match)
+        return cls(repo, caller_id, None if isinstance(found, NotFound) else found,
+                   Verification(max_attempts=max_attempts, region=region_of(caller_id) or repo.region), lockout_hours)
 
     @property
     def verified_customer(self) -> Customer | None:
