@@ -660,3 +660,14 @@ def test_a_new_order_asked_for_is_for_the_sales_team_not_the_callers_orders(repo
                     "I want to check on an order."):
         agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
         assert said(agent.turn(request)) == "For your security, please tell me your PIN.", request
+
+
+@pytest.mark.parametrize("problem", ["The desk I got is wobbly.", "My monitor flickers.", "The chair leg came off."])
+def test_a_fault_in_everyday_words_is_a_ticket(repo, intent_classifier, knowledge_base, problem):
+    """"The desk I got is wobbly." was a ticket by 0.005 and "My monitor flickers." by 0.012, under the write
+    margin, and their words named no fault the code knew: the model was asked, and could not open a ticket either
+    (a write the words do not ask for is not offered to it). Faults in everyday words are now evidence."""
+    agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
+    assert said(agent.turn(problem)) == f"I'll open a ticket saying: {problem.rstrip('.')}. Is that right?"
+    (called,) = [e for e in agent.turn("Yes.") if isinstance(e, ToolCalled)]
+    assert called.name == "create_ticket"
