@@ -671,3 +671,19 @@ def test_a_fault_in_everyday_words_is_a_ticket(repo, intent_classifier, knowledg
     assert said(agent.turn(problem)) == f"I'll open a ticket saying: {problem.rstrip('.')}. Is that right?"
     (called,) = [e for e in agent.turn("Yes.") if isinstance(e, ToolCalled)]
     assert called.name == "create_ticket"
+
+
+def test_a_copy_of_an_invoice_asked_for_by_order_number_is_a_ticket(repo, intent_classifier, knowledge_base):
+    """"Can you email me a copy of my invoice for order 10452?" was an order status by 0.005: after the PIN it read
+    the order's delivery, and the copy was never asked for. Sending it is a colleague's task: a ticket in the
+    caller's words. Asked without a number, the knowledge base's entry says how; "Has order 10452 been sent?" is
+    still the order's status."""
+    agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
+    assert said(agent.turn("Can you email me a copy of my invoice for order 10452?")) == (
+        "I'll open a ticket saying: Can you email me a copy of my invoice for order 10452. Is that right?")
+    (called,) = [e for e in agent.turn("Yes.") if isinstance(e, ToolCalled)]
+    assert called.name == "create_ticket" and "10452" in called.args["description"]
+    agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
+    assert said(agent.turn("Can you resend my invoice?")).startswith("Every invoice is in your online account")
+    agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
+    assert said(agent.turn("Has order 10452 been sent?")) == "For your security, please tell me your PIN."
