@@ -237,6 +237,9 @@ def test_a_write_needs_the_callers_request(tool, said, asked):
     ("No, I don't want that, thanks", "create_ticket", False),
     ("No, not now, maybe later.", "book_appointment", False),
     ("No, just leave it for now, thanks", "create_lead", False),
+    ("Actually, never mind.", "request_callback", False),  # went to the model
+    ("Oh, no thanks.", "create_ticket", False), ("Um, yes please.", "create_ticket", True),
+    ("Actually no, it's the desk that is broken.", "create_ticket", None),
 ])
 def test_a_no_with_more_words_corrects_a_read_back(said, tool, answer):
     assert answer_to_readback(said, tool) is answer

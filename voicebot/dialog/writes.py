@@ -86,6 +86,7 @@ _FINE = re.compile(r"\b(no|not a) (problem|worries|issue)\b")
 _CANCEL_IT = re.compile(r"^(yes )?(please )?cancel( it| that| (the|my) (appointment|visit|booking))?( please| then)?$")
 _NO = re.compile(r"^(?!no (problem|worries)\b)(no|nope|nah|don'?t|do not|cancel|wait|stop|not (now|that|yet|really)|"
                  r"never ?mind|wrong|that'?s (wrong|not right))\b")
+_HEDGE = re.compile(r"^(?:(?:actually|oh|um+|uh+|er+|hmm+|ah|well|sorry) )+(?=\w)")
 _FILLER = frozenset("yes yeah no ok okay please thanks thank you hi hello um uh er so well just that one it".split())
 _NO_DETAIL = _FILLER | frozenset("""i im id ive am me my we weve our us you your a an the this there theres its is are was
     be been have has had got get some small little quick slight minor big real bit problem problems issue issues trouble
@@ -223,7 +224,7 @@ def answer_to_readback(text: str, tool: str | None = None) -> bool | None:
     taking it as a yes wrote a lead the caller had moved on from. So "please" is a yes only with nothing or a word of
     agreement after it, and any yes followed by a request for another kind of write (``tool``: the write being read
     back) is that request, not an answer."""
-    said = normalize(text)
+    said = _HEDGE.sub("", normalize(text))  # "Actually, never mind." went to the model: the no comes after it
     if tool == "cancel_appointment" and _CANCEL_IT.match(said):
         return True  # "cancel it", to "I'll cancel your ... Shall I do that?", is a yes
     if (no := _NO.search(said)):
