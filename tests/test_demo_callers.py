@@ -687,3 +687,18 @@ def test_a_copy_of_an_invoice_asked_for_by_order_number_is_a_ticket(repo, intent
     assert said(agent.turn("Can you resend my invoice?")).startswith("Every invoice is in your online account")
     agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
     assert said(agent.turn("Has order 10452 been sent?")) == "For your security, please tell me your PIN."
+
+
+def test_it_after_a_services_times_are_offered_is_that_service(repo, intent_classifier, knowledge_base):
+    """"How much does it cost?" after printer repair times were offered had the delivery charges entry ("Delivery
+    is free on orders from $50"): "it" is the service offered, until another price is said. "Is that OK?" to the
+    times is no question about the service."""
+    agent = agent_for(repo, intent_classifier, knowledge_base)
+    assert said(agent.turn("I need a printer repair.")).startswith("I can offer printer repair on")
+    assert said(agent.turn("How much does it cost?")).startswith("Printer repair visit costs $85 per hour.")
+    assert said(agent.turn("How much is the ergonomic office chair?")).startswith("Ergonomic office chair costs")
+    assert said(agent.turn("How much does that cost?")).startswith("Ergonomic office chair costs")
+    agent = agent_for(repo, intent_classifier, knowledge_base, chat=ScriptedChat([{"action": "reply",
+                                                                                  "text": "Shall I book it?"}]))
+    assert said(agent.turn("I need laptop setup.")).startswith("I can offer laptop setup on")
+    assert "laptop" not in said(agent.turn("Is that OK?")).lower()

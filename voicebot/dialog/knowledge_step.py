@@ -39,6 +39,11 @@ STRONG = 0.55
 NO_PRICE = "I don't have a price for that. Would you like me to connect you with a colleague?"
 """A price asked for something neither the price list nor an entry knows ("How much is a whiteboard?")."""
 _REFERS_BACK = re.compile(r"\b(them|those|these|it|ones?|that|той|тех|них|его|их)\b", re.IGNORECASE)
+_IT = re.compile(r"\b(it|that|this)\b", re.IGNORECASE)
+_ABOUT_IT = re.compile(r"^\W*(?:and |so |but |ok(?:ay)?,? )?(?:how|what|whats|what's|which|does|do|will|would|can|could)"
+                       r"\b", re.IGNORECASE)
+"""A question about the service just offered ("How much does it cost?", "What does that include?"); "Is that OK?"
+to the times offered is no question about the service."""
 _ASKS_A_PRICE = re.compile(r"\d|\b(how much|cost|costs|price|pricing|total|quote|estimate|dozen|hundred|thousand|"
                            r"(one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|"
                            r"forty|fifty|sixty|seventy|eighty|ninety)|сколько|стоит|стоят|цена)\b", re.IGNORECASE)
@@ -95,6 +100,7 @@ class KnowledgeStep:
     last_price: tuple[str, str] | None = None  # (price document id, question) of the last price answered
     on_item: bool = False  # an item was priced, and no other entry answered since: "they" may be that item
     last_kind: str = ""  # the kind of the last answer given ("hours": "What about Christmas Eve?" asks hours too)
+    topic: str | None = None  # the service whose times were just offered (the agent sets it), until a price is said
     _last: tuple[str, float, Any] | None = None  # (question, when, answer): one turn asks up to twice
 
     def _answer(self, question: str) -> Any:
@@ -167,6 +173,11 @@ class KnowledgeStep:
         when it is not one to give (see the module docstring). With ``items``, a question about an item
         (``about_an_item``) is always answered, and a weak match is no answer: "What colours do they come in?"
         after a chair's price was asked back "is your question: which carriers do you use?"."""
+        if self.topic and _ABOUT_IT.search(question) and len(question.split()) <= 8 and _IT.search(question) and not any(
+                name.lower() in question.lower() for names in self.price_names() for name in names):
+            # "How much does it cost?" after printer repair times were offered had the delivery charges entry, "How
+            # long does it take?" the delivery times: "it" is the service offered
+            question = _IT.sub(self.topic, question, count=1)
         answer = self._answer(question)
         if items and self.about_an_item(question):
             must = True
@@ -220,7 +231,7 @@ class KnowledgeStep:
         self.last_kind = answer.kind
         self.on_item = answer.kind == "price" or (self.on_item and answer.kind in ("weak", "none"))
         if answer.kind == "price" and answer.entry_ids:
-            self.last_price = (answer.entry_ids[0], question)
+            self.last_price, self.topic = (answer.entry_ids[0], question), None
         if getattr(answer, "estimate", None) is not None:
             self.estimate, self.also = answer.estimate, tuple(getattr(answer, "also", ()))
         event = KnowledgeUsed(answer.kind, tuple(answer.entry_ids), round(float(answer.score), 4),
