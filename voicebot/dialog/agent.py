@@ -156,8 +156,8 @@ class DialogueAgent:
         if name == "list_free_slots" and result.get("ok"):
             result = fitting_slots(result, " ".join(self.caller_words[self.detail_since:][-3:]), self.today)
             self.offered_slots = list(result["result"].get("slots") or [])[:2]
-            if self.knowledge is not None:  # "How much does it cost?" now asks the price of the service offered
-                self.knowledge.topic = next((str(s["service"]) for s in self.offered_slots if s.get("service")), None)
+            if self.knowledge is not None:  # "How much does it cost?": the service offered
+                self.knowledge.offered(self.offered_slots)
         if result.get("error") == "verification_required":
             self.pending_tool = (name, args)
             phone, _ = stated_phone(" ".join(self.caller_words[-2:]))

@@ -103,6 +103,10 @@ class KnowledgeStep:
     topic: str | None = None  # the service whose times were just offered (the agent sets it), until a price is said
     _last: tuple[str, float, Any] | None = None  # (question, when, answer): one turn asks up to twice
 
+    def offered(self, slots: list[dict[str, Any]]) -> None:
+        """Times were offered: their service is what "it" means in a question about it, until a price is said."""
+        self.topic = next((str(s["service"]) for s in slots if s.get("service")), None)
+
     def _answer(self, question: str) -> Any:
         """The base's answer, asked once a turn: the same question a turn later is asked again (the hours
         move on, an admin's edit is live on the next question)."""
