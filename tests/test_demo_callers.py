@@ -702,3 +702,22 @@ def test_it_after_a_services_times_are_offered_is_that_service(repo, intent_clas
                                                                                   "text": "Shall I book it?"}]))
     assert said(agent.turn("I need laptop setup.")).startswith("I can offer laptop setup on")
     assert "laptop" not in said(agent.turn("Is that OK?")).lower()
+
+
+def test_the_account_question_answered_without_a_number(repo, intent_classifier, knowledge_base):
+    """At "What is the phone number on your account, or one of your order numbers?", "I don't know my order
+    number." heard the same question again, and "It's under Alice Johnson." went to the model. The other number is
+    asked for, a name is no key, a caller with neither is offered a person, and their yes is the transfer."""
+    from voicebot.dialog.agent import TransferRequested
+    from voicebot.dialog.identity import NEITHER_NUMBER, NO_ORDER_NUMBER, NOT_BY_NAME
+
+    agent = agent_for(repo, intent_classifier, knowledge_base)
+    assert "phone number on your account" in said(agent.turn("Where is my order?"))
+    assert said(agent.turn("I don't know my order number.")) == NO_ORDER_NUMBER
+    assert said(agent.turn("I don't know the phone number either.")) == NEITHER_NUMBER
+    assert [e for e in agent.turn("Yes, please.") if isinstance(e, TransferRequested)]
+    agent = agent_for(repo, intent_classifier, knowledge_base)
+    list(agent.turn("Where is my order?"))
+    assert said(agent.turn("It's under Alice Johnson.")) == NOT_BY_NAME
+    assert said(agent.turn("555 010 2030")) == "Thank you. For your security, please tell me your PIN."
+    assert said(agent.turn("1234")).startswith("Order 10452")

@@ -252,9 +252,9 @@ class DialogueAgent:
         for checked in result.checked:
             self.facts.append(checked.result)
             yield ToolCalled(checked.name, checked.args, checked.result, checked.elapsed_s)
-        if result.locked:
-            self._note("Verification failed: no attempts left.")
-            yield TransferRequested("caller could not be verified")
+        if result.locked or result.hand_over:  # no attempts left, or the caller took the person offered
+            self._note(result.hand_over or "Verification failed: no attempts left.")
+            yield TransferRequested(result.hand_over or "caller could not be verified")
             return
         if result.say:
             self.history.append(ChatMessage("system", "Identity check: " + " ".join(result.say)))
