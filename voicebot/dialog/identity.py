@@ -242,7 +242,8 @@ class IdentityStep:
                 IdentityResult(say=["All right. What else can I help you with?"])
         if self.awaiting_account and not digits and (said := normalize(text)):
             if _DONT_KNOW.search(said):  # which number the caller lacks: both, and a person is offered
-                self.unknown |= {"order"} if re.search(r"\border", said) else {"phone"}
+                phone = re.search(r"\b(?:phone|mobile|cell)\b", said)  # "I don't know my quarter number." (Whisper,
+                self.unknown |= {"phone" if phone or "order" in self.unknown else "order"}  # SIP): the phone, first
                 if re.search(r"\b(?:account|either|neither)\b", said) or self._without_orders(NO_ORDERS) != NO_ORDERS:
                     self.unknown |= {"order", "phone"}
                 return IdentityResult(say=[NEITHER_NUMBER if len(self.unknown) == 2 else NO_ORDER_NUMBER
