@@ -723,3 +723,18 @@ def test_the_account_question_answered_without_a_number(repo, intent_classifier,
     # number named is no number of the account's, and the phone number is the one nearly every caller knows
     assert said(agent.turn("555 010 2030")) == "Thank you. For your security, please tell me your PIN."
     assert said(agent.turn("1234")).startswith("Order 10452")
+
+
+def test_a_refund_asked_after_by_order_number_hears_the_refund_policy_after_the_order(repo, intent_classifier,
+                                                                                      knowledge_base):
+    """"Where is my refund for order 10398?" heard only that the order was delivered on October 17th, and the
+    caller had to ask again. The CRM holds no refunds; after the order's record the company's refund entry says
+    when. "Where is order 10398?" still hears the record alone."""
+    agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
+    assert said(agent.turn("Where is my refund for order 10398?")) == "For your security, please tell me your PIN."
+    answer = said(agent.turn("1234"))
+    assert answer.startswith("Order 10398 was delivered on") and answer.endswith(
+        "We refund within 5 business days of receiving the return, to the card or account you paid with."), answer
+    agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
+    list(agent.turn("Where is order 10398?"))
+    assert "refund" not in said(agent.turn("1234"))
