@@ -738,3 +738,16 @@ def test_a_refund_asked_after_by_order_number_hears_the_refund_policy_after_the_
     agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
     list(agent.turn("Where is order 10398?"))
     assert "refund" not in said(agent.turn("1234"))
+
+
+def test_a_service_asked_for_with_no_word_of_moving_is_a_booking_not_a_move(repo, intent_classifier, knowledge_base):
+    """"I need someone to set up 5 laptops next Tuesday" was a move by 0.005 (nearest: "the laptop setup has to
+    move to another week") and heard the laptop setup entry, no times. With no word of moving or dropping a
+    booking, a turn that names a service is a booking; the moves and cancellations keep theirs."""
+    agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
+    assert said(agent.turn("I need someone to set up 5 laptops next Tuesday.")).startswith(
+        "I can offer laptop setup on Tuesday, November 24th at")
+    for change in ("The laptop setup has to move to another week.", "We won't need the furniture fitting after all.",
+                   "Cancel the printer repair please."):
+        agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
+        assert said(agent.turn(change)) == "For your security, please tell me your PIN.", change

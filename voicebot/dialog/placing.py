@@ -47,6 +47,11 @@ _SENDS_A_COPY = re.compile(r"\b(?:send|sent|email|e mail|mail|resend|re send|for
 """A copy of a paper asked for with the order's number ("Can you email me a copy of my invoice for order 10452?" was
 an order status by 0.005 and read the order's delivery): a colleague's task, a ticket in the caller's words. Asked
 without a number, the knowledge base says how (the demo's: "just ask us with the order number")."""
+_MOVES_OR_DROPS = re.compile(r"\b(?:move|moved|moving|shift|reschedul\w*|postpon\w*|push|bring|brought|chang\w*|"
+                             r"cancel\w*|call off|wont|dont|do not|will not|no longer|after all|cant make|cannot make|"
+                             r"another|different|instead|any ?more|earlier|later)\b")
+"""A word of moving or dropping a booking: without one, a move or a cancellation picked for a turn that names a
+service is a new booking."""
 OWN_RECORDS = frozenset({"order_status", "order_history", "ticket_status", "my_appointments"})
 """Intents that read the caller's own records: their words say whose."""
 CHANGES = frozenset({"reschedule", "cancel_booking"})
@@ -145,6 +150,14 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
         return None  # "How do I order from you?": the ordering entry, not the caller's open orders
     if (found is None or found.name in ("order_status", "order_history")) and NEW_ORDER.search(normalize(text)):
         return Intent("lead", found.score if found else 0.0, 1.0, "(the words ask to place a new order)")
+    if (found is None or found.name in CHANGES) and not _MOVES_OR_DROPS.search(normalize(text)) and not \
+            PRICE_WORDS.search(text) and service_named(text, list(services)) and (found or parse_when(text, today)) \
+            and not any(re.search(rf"\b(?:my|our) (?:\w+ )?{re.escape(normalize(s))}\b", normalize(text))
+                        for s in services):  # "My printer repair on Monday, is it still on?" is one booked
+        # "I need someone to set up 5 laptops next Tuesday" was a move by 0.005 ("the laptop setup has to move to
+        # another week"), with a full stop no pick at all, and heard the setup entry: a service named (with a day,
+        # when nothing was picked) and no word of moving or dropping a booking is a new booking
+        return Intent("booking", found.score if found else 0.0, 1.0, "(a service, and no move)")
     if found is None or knowledge_score is None:
         return found
     if found.name in ("order_status", "order_history") and BILLED_WRONG.search(normalize(text)):
