@@ -198,7 +198,16 @@ def test_a_menu_word_leads_to_its_node_without_the_model(env):
     assert call.outcome == Outcome.ABANDONED  # a menu prompt and a hang-up: no goal met (voicebot.outcomes)
 
 
-def test_free_speech_goes_to_the_model_and_its_reply_is_streamed_sentence_by_sentence(env):
+def test_free_speech_goes_to_the_model_and_its_reply_is_streamed_sentence_by_sentence(env, monkeypatch):
+    from voicebot.session import core, prefill
+
+    queued = []
+
+    def warm(agent, hung_up):  # recorded, then queued as the session queues it
+        queued.append(agent)
+        return prefill.prefill_soon(agent, hung_up)
+
+    monkeypatch.setattr(core, "prefill_soon", warm)
     chat = ScriptedChat([reply(COFFEE)])
     call = run(env, line_for(env, [WaitForBot(), env.voice.say("do you sell coffee"), WaitForBot(), HangUp()]),
                chat)
@@ -209,7 +218,10 @@ def test_free_speech_goes_to_the_model_and_its_reply_is_streamed_sentence_by_sen
     [request] = chat.calls
     assert request.messages[-1] == ChatMessage("user", "Caller: do you sell coffee")
     assert request.json_schema["properties"]["action"]["enum"][:2] == ["reply", "transfer"]
-    assert chat.finished == 1 and chat.prefills >= 1  # the model was warmed for the next turn while the bot spoke
+    # the model is warmed for the next turn while the bot speaks: the warm-up is asked for then. Whether it runs
+    # before this caller hangs up is a race on a line played at infinite speed (prefill.py drops the warm-up of a
+    # caller who has gone): a rehearsal of the whole suite saw prefills == 0, so the request is what is asserted
+    assert chat.finished == 1 and len(queued) >= 1
     t = call.turn("bot", COFFEE).timings
     assert t.end_of_speech < t.first_token <= t.first_sentence <= t.first_audio_out
     # the model's own words, with no tool result or knowledge answer behind them, are no evidence of a met goal
