@@ -709,7 +709,7 @@ def test_the_account_question_answered_without_a_number(repo, intent_classifier,
     number." heard the same question again, and "It's under Alice Johnson." went to the model. The other number is
     asked for, a name is no key, a caller with neither is offered a person, and their yes is the transfer."""
     from voicebot.dialog.agent import TransferRequested
-    from voicebot.dialog.identity import NEITHER_NUMBER, NO_ORDER_NUMBER, NOT_BY_NAME
+    from voicebot.dialog.no_number import NEITHER_NUMBER, NO_ORDER_NUMBER, NOT_BY_NAME
 
     agent = agent_for(repo, intent_classifier, knowledge_base)
     assert "phone number on your account" in said(agent.turn("Where is my order?"))

@@ -31,9 +31,8 @@ from voicebot.dialog.slots import fitting_slots
 from voicebot.dialog.followups import also_booking, follow_up, question_for, with_offer
 from voicebot.dialog.spoken_check import said_enough, spoken_or_safe
 from voicebot.dialog.names import introduced_name, spoken_name
-from voicebot.dialog.writes import (DETAIL_QUESTION, NAME_QUESTIONS, TEXT_UNUSED, WRITE_TOOLS, PendingWrite,
-                                    answer_to_readback, asked_for, choosable, grounded_args, new_callback_time,
-                                    readback)
+from voicebot.dialog.writes import (DETAIL_QUESTION, NAME_QUESTIONS, TEXT_UNUSED, WRITE_TOOLS, PendingWrite, readback,
+                                    answer_to_readback, asked_for, choosable, grounded_args, new_callback_time)
 from voicebot.crm.verification import CallerContext
 from voicebot.dialog.streaming import JsonTextStream, parse_json_object
 from voicebot.speech.tts import SentenceBuffer
@@ -185,7 +184,6 @@ class DialogueAgent:
     def _propose_write(self, name: str, evidence: bool = False) -> Iterator[AgentEvent]:
         """The model chose a CRM write: read it back from the caller's words (True: the turn is answered), or
         tell the model why not and let it answer (False). See voicebot/dialog/writes.py."""
-        slot = None
         if name in CHANGES and (evidence or asked_for(name, self.caller_words)):
             return (yield from self.appointments.start(self, name))  # which booking, which new time
         if name == "book_appointment":
@@ -195,8 +193,8 @@ class DialogueAgent:
                                                       "or ask what they need."))
             return False
         else:
-            args = grounded_args(name, self.caller_words, self.today, caller_name=self._caller_name(),
-                                 knowledge=self.knowledge, region=self.context.repo.region)  # a callback's
+            slot, args = None, grounded_args(name, self.caller_words, self.today, caller_name=self._caller_name(),
+                                             knowledge=self.knowledge, region=self.context.repo.region)  # a callback's
         if args is None:
             self.history.append(ChatMessage("system", f"{name} needs more detail: ask the caller for it."))
             return False
@@ -361,8 +359,7 @@ class DialogueAgent:
                             continue
                     break
             finally:
-                close = getattr(pieces, "close", None)
-                if close is not None:
+                if (close := getattr(pieces, "close", None)) is not None:
                     close()  # stops generation (a barge-in, a blocked sentence)
             action = parse_json_object(stream.raw) or stream.settled(TEXT_UNUSED)
             if said_enough(spoken):
@@ -392,10 +389,9 @@ class DialogueAgent:
                 if (yield from self._propose_write(name)):
                     return
                 continue
-            args = tool_args(name, str(action.get("text", "")), caller_name=self._caller_name(),
-                             services=self._services(), offered_slots=self.offered_slots,
-                             caller_text=(self.caller_words or [""])[-1], today=self.today,
-                             aliases=self._price_names())
+            args = tool_args(name, str(action.get("text", "")), caller_name=self._caller_name(), today=self.today,
+                             services=self._services(), offered_slots=self.offered_slots, aliases=self._price_names(),
+                             caller_text=(self.caller_words or [""])[-1])
             if args is None:
                 self.history.append(ChatMessage("system", f"{name} needs more detail: ask the caller for it."))
                 continue

@@ -26,8 +26,8 @@ from voicebot.crm.phone import normalize_phone
 from voicebot.crm.spoken import digits_in, find_dates, numbers_in, words_to_digits
 from voicebot.crm.toolkit import ToolRegistry
 from voicebot.crm.verification import CallerContext
-from voicebot.dialog.names import spoken_name
-from voicebot.dialog.writes import answer_to_readback, asked_for
+from voicebot.dialog.no_number import without_number
+from voicebot.dialog.writes import asked_for
 from voicebot.text import normalize
 
 PIN_PROMPT = "For your security, please tell me your PIN."  # 4 to 8 digits (crm import): no length said
@@ -39,19 +39,6 @@ NO_ORDERS = ", or one of your order numbers?"
 """Left out of both prompts where the CRM holds no orders: a hair salon's caller was asked for an order number."""
 NOT_A_PHONE_PROMPT = ("Sorry, I did not get a whole phone number. What is the phone number on your account, with the "
                       "area code, or one of your order numbers?")
-NO_ORDER_NUMBER = "No problem. What is the phone number on your account?"
-NO_PHONE_NUMBER = "No problem. What is one of your order numbers?"
-NEITHER_NUMBER = ("I can only find your account by its phone number or an order number. Would you like me to "
-                  "connect you with a colleague?")
-NOT_BY_NAME = ("I can't look an account up by name. What is the phone number on your account, or one of your order "
-               "numbers?")
-"""At the account question, "I don't know my order number." heard the same question again, and "It's under Alice
-Johnson." went to the model: the other number is asked for, a name is no key (names are not unique, and
-anyone can say one), and a caller with neither is offered a person."""
-_DONT_KNOW = re.compile(r"\b(?:dont|do not|cant|cannot|never) (?:know|remember|recall|have|find|got)\b|\bforg[eo]t|"
-                        r"\bno idea\b|\bnot sure\b|\blost\b")
-_UNDER_A_NAME = re.compile(r"\b(?:under|in) (?:the name(?: of)?|my name|(?:mr|mrs|ms|miss|dr) )|\bmy name is\b|"
-                           r"\bthe name is\b|\bits (?:for|under) [a-z]+ [a-z]+$")
 PIN_MAX_DIGITS = 8  # a PIN is 4 to 8 digits (crm/importer.py)
 TOO_LONG_FOR_A_PIN = "That's longer than a PIN. For your security, I need your PIN: 4 to 8 digits."
 """A phone number said at the PIN prompt by a caller who found the account by an order number used an attempt."""
@@ -235,21 +222,12 @@ class IdentityStep:
             numbers = self._account_numbers(digits, self.context.heard_also)
             return self._find(numbers) if numbers else \
                 IdentityResult(say=[self._without_orders(NOT_A_PHONE_PROMPT)])
-        if self.awaiting_account and not digits and len(self.unknown) == 2 and (yes := answer_to_readback(text)) \
-                is not None:  # the answer to NEITHER_NUMBER's offer of a person
-            self.awaiting_account = bool(yes)
-            return IdentityResult(hand_over="caller has no number to find the account by") if yes else \
-                IdentityResult(say=["All right. What else can I help you with?"])
-        if self.awaiting_account and not digits and (said := normalize(text)):
-            if _DONT_KNOW.search(said):  # which number the caller lacks: both, and a person is offered
-                phone = re.search(r"\b(?:phone|mobile|cell)\b", said)  # "I don't know my quarter number." (Whisper,
-                self.unknown |= {"phone" if phone or "order" in self.unknown else "order"}  # SIP): the phone, first
-                if re.search(r"\b(?:account|either|neither)\b", said) or self._without_orders(NO_ORDERS) != NO_ORDERS:
-                    self.unknown |= {"order", "phone"}
-                return IdentityResult(say=[NEITHER_NUMBER if len(self.unknown) == 2 else NO_ORDER_NUMBER
-                                           if "order" in self.unknown else NO_PHONE_NUMBER])
-            if _UNDER_A_NAME.search(said) or (spoken_name(text) and len(said.split()) <= 4):
-                return IdentityResult(say=[self._without_orders(NOT_BY_NAME)])
+        if self.awaiting_account and not digits and (reply := without_number(
+                text, self.unknown, self._without_orders(NO_ORDERS) == NO_ORDERS)):  # dialog/no_number.py
+            kind, words = reply
+            self.awaiting_account = kind == "say"  # the person taken, or not wanted: the question is closed
+            return IdentityResult(hand_over=words) if kind == "hand_over" else \
+                IdentityResult(say=[self._without_orders(words)])
         if not self.awaiting_pin or (self.context.customer is None and not self.decoy):
             return None
         if find_dates(text, self.context.repo.region):  # a day and a month: a date of birth, not a PIN
