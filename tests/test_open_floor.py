@@ -95,9 +95,11 @@ def test_off_the_open_floor_the_same_words_are_an_answer_and_end_the_turn():
     assert first.speech_ended_at_s == pytest.approx(2.0) and first.at_s < 2.6
 
 
-def test_asked_yes_or_no_a_scene_setting_first_half_is_not_a_turn_and_waits_the_usual_limit():
+def test_asked_yes_or_no_a_scene_setting_first_half_is_not_a_turn_and_waits_a_slow_callers_limit():
     """"Shall I book it?" "My husband placed the order on Friday," ... 1.4 s ... "and he ...": no yes, no no, no
-    request: the start of something else. It waits the usual incomplete limit (1.6 s), not the open floor's."""
+    request: the start of something else. It waits as long as words left hanging do (``slow_scale`` times the
+    incomplete limit, 2.4 s): at the usual 1.6 s, ``bench turns`` cut "Hello, this is Robert from the dental
+    clinic," ... 1.15 s ... "we ordered printer paper last month." """
     detector = gated(*SCENE)
     detector.set_answer_expected(False)
     on_frame = answer_partials({2.0: "preamble"})
@@ -107,7 +109,7 @@ def test_asked_yes_or_no_a_scene_setting_first_half_is_not_a_turn_and_waits_the_
     alone.set_answer_expected(False)
     on_frame = answer_partials({2.0: "preamble"})
     (utterance,) = of(drive(alone, 6, ScriptedTurnModel(True), on_frame=on_frame) + on_frame.events, Utterance)
-    assert utterance.at_s == pytest.approx(2.0 + 1.6, abs=0.03)
+    assert utterance.at_s == pytest.approx(2.0 + 1.6 * 1.5, abs=0.03)
     done = gated((0.5, 2.0))  # "Yes, please." ends as fast as anywhere
     done.set_answer_expected(False)
     on_frame = answer_partials({})
@@ -265,11 +267,14 @@ def test_real_models_asked_yes_or_no_a_scene_setting_start_is_one_turn(tmp_path,
     assert not [e for e in session.events if getattr(e, "kind", None) == "turn_resumed"]  # not cut, then joined
 
 
-def test_real_models_a_brisk_first_request_heard_as_likely_finished_waits_the_mid_call_limit(
-        config, model_store, transcriber, turn_model):  # noqa: F811
-    """Piper's "Where is my order?" a little slower than its own pace, over G.711 mu-law at 8 kHz, as the first turn:
-    Smart Turn scores it between ``threshold`` and ``open_threshold`` (0.71; 0.93 without the codec, as on the SIP
-    line where it scored 0.70), Whisper's partial is a brisk request, and the turn ends after the mid-call 1.6 s."""
+def test_real_speech_a_brisk_first_request_heard_as_likely_finished_waits_the_mid_call_limit(
+        config, model_store, transcriber):  # noqa: F811
+    """Piper's "Where is my order?" a little slower than its own pace, over G.711 mu-law at 8 kHz, as the first turn,
+    through the real VAD and Whisper's partial (a brisk request): a verdict between ``threshold`` and
+    ``open_threshold`` ends the turn after the mid-call 1.6 s, one under ``threshold`` after the open floor's 2.4 s.
+    The verdict is scripted: Smart Turn's own on this clip is a property of the CPU, not of the rule (0.71 on one
+    machine, 0.43 on an AMD EPYC of the same kind: the VAD's last speech frame moves the clip's silence by a frame,
+    and the model's verdict swings with it); it scored 0.70 on the SIP line."""
     import audioop
 
     from voicebot.bench_turns import run_detector
@@ -281,10 +286,12 @@ def test_real_models_a_brisk_first_request_heard_as_likely_finished_waits_the_mi
     voice = PiperSynthesizer(model_store.locate(config.tts.voice), voice=config.tts.voice, length_scale=1.15,
                              noise_scale=0.0, noise_w_scale=0.0)
     pcm = b"".join(c.pcm for c in voice.stream("Where is my order?", rate))
-    line = audioop.ulaw2lin(audioop.lin2ulaw(pcm, 2), 2)
-    detector = TurnDetector(make_voice_activity(config), config.vad, turns=config.turns)
-    detector.set_open_floor(True)
-    (utterance,) = run_detector(detector, turn_model, b"\0\0" * (rate // 2) + line + b"\0\0" * (rate * 3), rate,
-                                transcriber=transcriber)
-    assert config.turns.threshold <= utterance.turn_probability < config.turns.open_threshold
-    assert utterance.at_s - utterance.speech_ended_at_s == pytest.approx(1.6, abs=0.1)
+    line = b"\0\0" * (rate // 2) + audioop.ulaw2lin(audioop.lin2ulaw(pcm, 2), 2) + b"\0\0" * (rate * 3)
+    waits = {}
+    for probability in (0.7, 0.3):
+        detector = TurnDetector(make_voice_activity(config), config.vad, turns=config.turns)
+        detector.set_open_floor(True)
+        (utterance,) = run_detector(detector, Probability(probability), line, rate, transcriber=transcriber)
+        waits[probability] = utterance.at_s - utterance.speech_ended_at_s
+    assert waits[0.7] == pytest.approx(1.6, abs=0.1)
+    assert waits[0.3] == pytest.approx(1.6 * 1.5, abs=0.1)

@@ -83,6 +83,20 @@ def test_an_unfinished_last_word_overrules_a_complete_verdict():
     assert utterance.speech_ended_at_s == pytest.approx(3.2)
 
 
+def test_words_left_hanging_wait_as_long_as_a_slow_callers_pause_and_other_words_do_not():
+    """Mid-call, "I bought a chair and" ... 2 s ... "it broke" is one turn: the words are sure to go on, so the
+    pause waits ``slow_scale`` times the limit (2.4 s), as on the open floor; a sentence that sounded unfinished
+    but whose words are done ("Is it possible to book a visit?") still ends at the usual 1.6 s."""
+    on_frame = answer_partials({1.4: "unfinished"})
+    events = drive(gated((0.5, 1.4), (3.4, 4.0)), 8, ScriptedTurnModel(True), on_frame=on_frame) + on_frame.events
+    (utterance,) = of(events, Utterance)
+    assert utterance.speech_ended_at_s == pytest.approx(4.0)
+    on_frame = answer_partials({1.4: "done"})
+    events = drive(gated((0.5, 1.4), (3.4, 4.0)), 8, ScriptedTurnModel(False), on_frame=on_frame) + on_frame.events
+    first, _ = of(events, Utterance)
+    assert first.speech_ended_at_s == pytest.approx(1.4) and first.at_s == pytest.approx(1.4 + 1.6, abs=FRAME)
+
+
 def test_digits_in_the_partial_transcript_keep_a_dictated_number_whole():
     spans = ((0.5, 1.2), (2.2, 2.8), (3.8, 4.4))  # "three six nine" ... "five two" ... "one", no hint from the bot
     on_frame = answer_partials({1.2: "dictation", 2.8: "dictation", 4.4: "dictation"})
