@@ -139,3 +139,81 @@ def test_okay_with_another_day_is_that_day_not_a_bare_yes(salon, intent_classifi
     answer = said(agent.turn("Okay, whoever's free, Thursday at two then."))
     assert "Which would you like" not in answer, answer
     assert booked_time(salon, agent) == datetime(2026, 12, 3, 14, 0)  # free: read back (the name asked first)
+
+
+def test_the_latest_time_of_a_day_is_offered_alone(salon, intent_classifier):
+    """"What's the latest you have on Saturday?" was offered the day's first two times (9 and 10 AM, the tool's
+    earliest-first six); the end of that day is the answer, and yes books it."""
+    agent = agent_for(salon, intent_classifier)
+    list(agent.turn("Can I book a haircut?"))
+    events = list(agent.turn("What's the latest you have on Saturday?"))
+    listed = [e for e in events if isinstance(e, ToolCalled)][-1]
+    assert listed.args.get("latest") is True
+    assert said(events) == "The latest I have is haircut on Saturday, December 5th at 7:30 PM. Would that suit you?"
+    assert said(agent.turn("Yes, please.")) == "May I have your name for the booking?"
+    assert booked_time(salon, agent) == datetime(2026, 12, 5, 19, 30)
+
+
+def test_the_earliest_time_asked_for_is_offered_alone(salon, intent_classifier):
+    agent = agent_for(salon, intent_classifier)
+    answer = said(agent.turn("Book me the earliest haircut you have."))
+    assert answer == "The earliest I have is haircut on Thursday, December 3rd at 8 AM. Would that suit you?"
+
+
+def test_the_latest_without_a_day_is_the_end_of_the_first_free_day(salon):
+    """Never the last slot of the calendar: "the latest you have" is the end of a day."""
+    from voicebot.crm.tools import list_free_slots
+
+    context = CallerContext.start(salon, "+447700900999")
+    slots = list_free_slots(context, service="haircut", latest=True)["slots"]
+    assert slots[0].starts_at == datetime(2026, 12, 3, 19, 0)
+    assert [s.starts_at for s in slots] == sorted((s.starts_at for s in slots), reverse=True)
+    assert all(s.starts_at.date() == date(2026, 12, 3) for s in slots)
+
+
+@pytest.mark.parametrize(("text", "extreme"), [
+    ("What's the latest you have on Friday?", "latest"), ("as late as possible please", "latest"),
+    ("Book me the earliest printer repair", "earliest"), ("the first available slot", "earliest"),
+    ("as soon as possible", "earliest"), ("Friday at ten", None), ("the last one", None),
+    ("my last appointment was fine", None)])
+def test_the_words_for_one_end_of_the_times(text, extreme):
+    from voicebot.dialog.slots import extreme_asked
+
+    assert extreme_asked(text) == extreme
+
+
+def test_a_booking_moved_to_the_latest_time_of_a_day_is_offered_that_time(salon, intent_classifier):
+    from voicebot.dialog.appointments import _free
+
+    agent = agent_for(salon, intent_classifier)
+    times = list_of(_free(agent, {"service": "haircut", "date_from": "2026-12-03", "date_to": "2026-12-03"},
+                          "Move it to the latest you have on Thursday."))
+    assert [t["starts_at"] for t in times] == [datetime(2026, 12, 3, 19, 0).isoformat()]
+
+
+def list_of(steps):
+    """The value a step generator returns (its events dropped)."""
+    try:
+        while True:
+            next(steps)
+    except StopIteration as stop:
+        return stop.value
+
+
+def test_how_long_it_takes_is_the_offered_services_slot_length(salon, intent_classifier):
+    """"How long does it take?" to the times offered: the slots' length, from the CRM (an hour here), and the
+    times still open; "How long does delivery take?" is no question about the visit."""
+    from voicebot.dialog.rendered import slot_length
+
+    agent = agent_for(salon, intent_classifier)
+    list(agent.turn("Can I book a haircut for Thursday evening?"))
+    assert said(agent.turn("How long does it take?")) == "The haircut appointment takes an hour. Which would suit you?"
+    assert not agent.pending_write  # the times are still open: nothing picked
+    assert said(agent.turn("Seven o'clock.")) == "May I have your name for the booking?"
+    slots = [{"service": "laptop setup", "duration_min": 90}]
+    assert slot_length("How long is the appointment?", slots) == "The laptop setup appointment takes an hour and a half."
+    assert slot_length("How long does delivery take?", slots) is None
+    assert slot_length("How long does the laptop setup take?", [{"service": "laptop setup", "duration_min": 150}]) == (
+        "The laptop setup appointment takes 2 hours and 30 minutes.")
+    assert slot_length("How long does it take?", [{"service": "x", "duration_min": 30},
+                                                  {"service": "x", "duration_min": 60}]) is None  # which one?

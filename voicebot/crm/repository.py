@@ -281,9 +281,10 @@ class Repository:
 
     @_locked
     def list_free_slots(self, *, service: str | None = None, start: date | None = None, end: date | None = None,
-                        hours: tuple[int, int] | None = None, limit: int = 10) -> list[Slot]:
+                        hours: tuple[int, int] | None = None, limit: int = 10, latest: bool = False) -> list[Slot]:
         """Unbooked slots from now on (``start``/``end``: days, inclusive; ``hours``: start hour from, before), earliest
-        first. ``service`` matches part of the name, case-insensitively ("repair" finds "printer repair")."""
+        first (``latest``: latest first). ``service`` matches part of the name, case-insensitively ("repair" finds
+        "printer repair")."""
         where, params = ["s.starts_at > ?", "b.id is null"], [iso(self.now())]
         if service:
             where.append("s.service like ?")
@@ -298,7 +299,7 @@ class Repository:
             where.append("cast(strftime('%H', s.starts_at) as integer) between ? and ?")
             params += [hours[0], hours[1] - 1]
         sql = ("select s.* from appointment_slots s left join bookings b on b.slot_id = s.id "
-               f"where {' and '.join(where)} order by s.starts_at, s.resource limit ?")
+               f"where {' and '.join(where)} order by s.starts_at{' desc' if latest else ''}, s.resource limit ?")
         return [self._slot(r) for r in self.db.query(sql, [*params, limit])]
 
     def free_slot(self, slot_id: int) -> Slot | SlotTaken | NotFound:

@@ -156,9 +156,10 @@ def create_ticket(ctx: CallerContext, subject: Annotated[str, Field(min_length=3
 @CRM_TOOLS.tool()
 def list_free_slots(ctx: CallerContext, service: str | None = None, date_from: date | None = None,
                     date_to: date | None = None, from_hour: int | None = None,
-                    to_hour: int | None = None) -> dict[str, Any]:
+                    to_hour: int | None = None, latest: bool = False) -> dict[str, Any]:
     """Free service-desk appointment slots, earliest first (at most 6), and the services on offer. When nothing is
     free between date_from and date_to (and the hours), the earliest slots after it, with none_in_range true.
+    With latest, the latest free times of the first day that has any, latest first.
 
     Args:
         service: Part of a service name, e.g. "repair"; leave out for any.
@@ -166,9 +167,13 @@ def list_free_slots(ctx: CallerContext, service: str | None = None, date_from: d
         date_to: Last day to look at (YYYY-MM-DD).
         from_hour: Earliest start hour (0-23), e.g. 17 for the evening.
         to_hour: Start before this hour (1-24).
+        latest: True when the caller asks for the latest time ("What's the latest you have on Friday?").
     """
     hours = (from_hour or 0, to_hour or 24) if from_hour is not None or to_hour is not None else None
     slots: list[Slot] = ctx.repo.list_free_slots(service=service, start=date_from, end=date_to, hours=hours, limit=6)
+    if latest and slots:  # "the latest you have" is the end of a day, never the last slot of the calendar
+        day = slots[0].starts_at.date()
+        slots = ctx.repo.list_free_slots(service=service, start=day, end=day, hours=hours, limit=6, latest=True)
     if slots or (date_to is None and hours is None):
         return {"slots": slots, "services": ctx.repo.services()}
     # nothing free on the caller's days or hours: the earliest times from then on (at those hours first), said as

@@ -27,7 +27,7 @@ from voicebot.dialog.answers import bare_order_number, match_intent, pick_slot, 
 from voicebot.dialog.rendered import render
 from voicebot.dialog.services import service_named
 from voicebot.dialog.appointments import CHANGES, AppointmentStep, picked_booking
-from voicebot.dialog.slots import fitting_slots
+from voicebot.dialog.slots import extreme_asked, fitting_slots
 from voicebot.dialog.followups import also_booking, follow_up, question_for, with_offer
 from voicebot.dialog.spoken_check import said_enough, spoken_or_safe
 from voicebot.dialog.names import introduced_name, spoken_name
@@ -134,12 +134,13 @@ class DialogueAgent:
     def _tool(self, name: str, args: dict[str, Any], seen: set[str] | None = None) -> Iterator[AgentEvent]:
         """Run one tool in code. Returns True (via StopIteration) when the turn is answered already: a template
         spoke the result, or the caller must first give their PIN."""
-        if name == "list_free_slots" and not args.get("service"):
-            # the service named in the caller's last turns ("I'd like a checkup." ... "Anything on Thursday?"), by
-            # its own name or by its price item's words ("new tires": "Tyre fitting")
-            services, prices = self._services(), self._price_names()
-            args = {**args, "service": next((s for said in reversed(self.caller_words[-3:])
-                                             if (s := service_named(said, services, prices))), None)}
+        said = " ".join(self.caller_words[self.detail_since:][-3:])  # the request and its details, as said
+        if name == "list_free_slots":  # the service named in the caller's last turns ("I'd like a checkup." ...
+            # "Anything on Thursday?"), by its name or its price item's words ("new tires": "Tyre fitting"); the
+            # end of the day first for "What's the latest you have on Friday?"
+            services, prices, latest = self._services(), self._price_names(), extreme_asked(said) == "latest"
+            args = {**args, **({"latest": True} if latest else {}), "service": args.get("service") or next((
+                s for words in reversed(self.caller_words[-3:]) if (s := service_named(words, services, prices))), None)}
         if name == "list_free_slots" and (yield from self._ask_first(name, args)):
             return True  # "I need a repair visit": which service, before any times
         key, started = json.dumps([name, args], sort_keys=True), time.perf_counter()
@@ -153,7 +154,7 @@ class DialogueAgent:
         if name == "book_appointment" and result.get("ok"):
             self.offered_slots = []  # booked: a later "yes" answers something else
         if name == "list_free_slots" and result.get("ok"):
-            result = fitting_slots(result, " ".join(self.caller_words[self.detail_since:][-3:]), self.today)
+            result = fitting_slots(result, said, self.today)
             self.offered_slots = list(result["result"].get("slots") or [])[:2]
             if self.knowledge is not None:  # "How much does it cost?": the service offered
                 self.knowledge.offered(self.offered_slots)

@@ -38,11 +38,11 @@ from voicebot.crm.toolkit import ToolRegistry
 from voicebot.crm.verification import CallerContext
 from voicebot.dialog.agent_events import AgentEvent, ToolCalled
 from voicebot.dialog.answers import pick_slot
-from voicebot.dialog.rendered import appointment_phrase
+from voicebot.dialog.rendered import appointment_phrase, slot_length
 from voicebot.dialog.intents import Intent
 from voicebot.dialog.names import introduced_name
 from voicebot.dialog.prompting import compact_result
-from voicebot.dialog.slots import When, fitting_slots, near_offered, parse_when, said_hour, spoken_time
+from voicebot.dialog.slots import When, extreme_asked, fitting_slots, near_offered, parse_when, said_hour, spoken_time
 from voicebot.dialog.writes import PendingWrite, answer_to_readback, asked_for, readback
 from voicebot.llm.base import ChatMessage
 from voicebot.text import normalize, words
@@ -129,6 +129,10 @@ class AppointmentStep:
             return (yield from self._moving(agent, text))
         if agent.offered_slots and "book_appointment" in allowed and _SOONER.search(normalize(text)):
             return (yield from _sooner(agent))  # "Do you have anything earlier?" is no pick of the first time
+        if agent.offered_slots and (length := slot_length(text, agent.offered_slots)):  # "How long does it take?"
+            yield from agent._reply([length, "Which would suit you?" if len(agent.offered_slots) > 1 else
+                                     "Would that suit you?"])
+            return True
         if (agent.offered_slots and "book_appointment" in allowed
                 and pick_slot(text, agent.offered_slots, agent.today) is not None):
             return (yield from agent._propose_write("book_appointment"))
@@ -235,9 +239,10 @@ class AppointmentStep:
         return True
 
 
-_BOOK = re.compile(r"\b((book|schedule|arrange) (me |us |him |her |it |them |my \w+ )?(in|an?|for)|"
-                   r"(make|get|need|want|like|have) an? (appointment|visit)|(can|could) (you|someone|somebody) see (me|us)|see (someone|somebody) "
-                   r"(today|tomorrow|soon|as soon)|(can|could|may) (i|we) come in)\b")
+_BOOK = re.compile(r"\b((book|schedule|arrange) (me |us |him |her |it |them |my \w+ )?(in|an?|for|the (earliest|"
+                   r"soonest|first|next|latest|last))|"
+                   r"(make|get|need|want|like|have) an? (appointment|visit)|(can|could) (you|someone|somebody) see "
+                   r"(me|us)|see (someone|somebody) (today|tomorrow|soon|as soon)|(can|could|may) (i|we) come in)\b")
 
 
 def _free_at(agent: Dialogue, args: dict[str, Any], when: When) -> list[dict[str, Any]]:
@@ -350,7 +355,9 @@ def _which(bookings: list[dict[str, Any]], about: str, today: date) -> tuple[dic
 
 def _free(agent: Dialogue, args: dict[str, Any], said: str) -> Iterator[AgentEvent]:
     """Up to two free times for ``args`` (a ``list_free_slots`` call, recorded as the agent records its calls, not
-    spoken), at the hour or part of the day in ``said`` when any fits, two different times of that very service."""
+    spoken), at the hour or part of the day in ``said`` when any fits, two different times of that very service;
+    one, the end of the day, for "the latest you have" (``extreme_asked``)."""
+    args = {**args, "latest": True} if extreme_asked(said) == "latest" else args
     started = time.perf_counter()
     result = agent.tools.call("list_free_slots", args, agent.context)
     agent.facts.append(result)

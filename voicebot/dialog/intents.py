@@ -61,7 +61,8 @@ DEFAULT_EXAMPLES: dict[str, tuple[str, ...]] = {
         "when is my appointment", "what time is the technician coming", "do I have a booking with you",
         "remind me when my repair visit is", "is my laptop setup still on", "what day is my furniture fitting",
         "when is the engineer booked to come", "can you check my appointment time", "when's my next appointment",
-        "have I got anything booked", "what have I got booked with you", "когда придёт мастер",
+        "have I got anything booked", "what have I got booked with you", "is my repair visit still going ahead",
+        "is the technician still coming", "когда придёт мастер",
     ),
     "cancel_booking": (
         "I want to cancel my appointment", "please cancel the technician visit", "we don't need the repair visit "
@@ -98,14 +99,16 @@ DEFAULT_EXAMPLES: dict[str, tuple[str, ...]] = {
         "you accept", "how much is shipping", "do you have a warranty", "can I return an item",
         "what time do you open", "how do I send something back", "what does delivery cost",
         "what makes you different from other suppliers", "why should I buy from you", "tell me about your company",
-        "what kind of products do you sell", "do you sell printer paper",
+        "what kind of products do you sell", "do you sell printer paper", "when will I get my refund",
+        "I still haven't got my money back",
         "когда вы работаете", "как вернуть товар",
     ),
     OTHER: (
         "hello", "hello, can you hear me", "yes", "no", "okay", "thanks a lot", "thank you, bye", "um, I'm not sure",
         "tell me a joke", "what's the weather like", "my name is Sam", "who are you", "I like football",
         "I need help", "can you help me", "I have a question",
-        "sorry, I was talking to someone else", "hold on a second", "is this the right number", "алло", "да",
+        "sorry, I was talking to someone else", "hold on a second", "is this the right number",
+        "the repair visit went well, thank you", "алло", "да",
         "спасибо",
     ),
 }

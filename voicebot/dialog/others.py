@@ -38,13 +38,31 @@ _WHO_ELSE = re.compile(
     r"(?i:order|ordered|buy|bought|book|booked)\b")
 """Who else bought something, or what a named person bought ("Who else has ordered chairs this week?" heard the
 delivery entry; "What did Alice Martin order?" went to the model): other customers' records all the same."""
+_CONTACT = (r"(?:(?:(?:mobile|cell|home|work|tele)?phone |contact )?numbers?|(?:home |email |postal |street )?address|"
+            r"email|e-mail|date of birth|birthday|(?:contact |personal |account )?details|pin|password|account)")
+_OF_SOMEONE = re.compile(
+    rf"\b{_READ}\b[^.?!]{{0,30}}?\b(?:(?i:{_RECORDS}) (?i:of|for) (?P<name>[A-Z][a-z]+(?: [A-Z][a-z]+)?)\b|"
+    rf"(?i:{_CONTACT}) (?i:of|for) (?i:my {_RELATION}|him|her|them)\b)")
+"""A record named before its owner: "Tell me the phone number of Tom Baker." heard the company's contact entry.
+Of a relation only contact details: "Check the booking for my son" is the caller's own booking, made for him."""
+_NOT_A_PERSON = re.compile(r"^(?:customer|service|sales|support|billing|accounts?|returns|head|office|shop|store|"
+                           r"branch|department|team|warehouse|reception|the|your|our|this|that|order|ticket|"
+                           r"invoice|monday|tuesday|wednesday|thursday|friday|saturday|sunday|january|february|"
+                           r"march|april|may|june|july|august|september|october|november|december)$", re.IGNORECASE)
 _NOT_OTHERS = re.compile(r"^(?:what|whats|what's|when|where|which|it|that|this|there|here|let|who|how)$", re.IGNORECASE)
 
 
-def asks_for_others_data(text: str) -> bool:
-    """Whether the caller asks to be told another person's records or every customer's (module docstring)."""
+def asks_for_others_data(text: str, company: str = "") -> bool:
+    """Whether the caller asks to be told another person's records or every customer's (module docstring).
+    ``company``: the company's name, whose words name no person ("the address of Northwind Supplies")."""
     if _EVERYONE.search(text):
         return True
+    ours = {w.lower() for w in re.findall(r"\w+", company)}
+    for match in _OF_SOMEONE.finditer(text):
+        name = match.group("name")
+        if name is None or not (_NOT_A_PERSON.match(name.split()[0]) or _NOT_OTHERS.match(name.split()[0])
+                                or name.split()[0].lower() in ours):
+            return True
     if (who := _WHO_ELSE.search(text)) and (who.group("name") is None or not _NOT_OTHERS.match(who.group("name"))):
         return True
     for match in _WHOSE.finditer(text):

@@ -8,6 +8,7 @@ for a result it has no template for, and the model phrases it.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from voicebot.dialog.slots import spoken_date, spoken_time
@@ -94,6 +95,8 @@ def render(tool: str, args: dict[str, Any], result: dict[str, Any]) -> list[str]
         if value.get("none_in_range"):
             return [f"I have nothing free then. The earliest I can offer is {slots[0]['service']} on {offered}.",
                     question]
+        if value.get("extreme"):  # "What's the latest you have on Friday?"
+            return [f"The {value['extreme']} I have is {slots[0]['service']} on {offered}.", question]
         taken = f"{value['time_taken']} isn't free. " if value.get("time_taken") else ""
         return [f"{taken}I can offer {slots[0]['service']} on {offered}.", question]
     if tool == "book_appointment" and result.get("ok") and isinstance(value, dict) and value.get("slot"):
@@ -136,3 +139,25 @@ def render(tool: str, args: dict[str, Any], result: dict[str, Any]) -> list[str]
         return [*head, *(order_sentence(o, contents=True) for o in value[:3]),
                 "Is there anything else I can help with?"]
     return None
+
+
+_HOW_LONG = re.compile(r"\b(?:how long (?:does|will|would|is|do|are)|how much time (?:does|will|would|is)|how many "
+                       r"(?:minutes|hours)|duration)\b", re.IGNORECASE)
+_THE_VISIT = re.compile(r"\b(?:it|that|this|they|appointments?|visits?|slots?|sessions?|bookings?)\b", re.IGNORECASE)
+
+
+def slot_length(text: str, slots: list[dict[str, Any]]) -> str | None:
+    """How long the service offered takes, from its slots' ``duration_min``, when ``text`` asks it ("How long does
+    it take?" to laptop setup times was answered with the delivery times entry, and the setup entry that came
+    next has no length in it); None for any other question ("How long does delivery take?")."""
+    minutes = {int(s["duration_min"]) for s in slots if s.get("duration_min")}
+    service = str(slots[0].get("service") or "") if slots else ""
+    if len(minutes) != 1 or not _HOW_LONG.search(text) or len(text.split()) > 10 or not (
+            _THE_VISIT.search(text) or any(w in text.lower() for w in service.lower().split())):
+        return None
+    (length,) = minutes
+    hours, rest = divmod(length, 60)
+    said = (f"{length} minutes" if not hours else "an hour" if length == 60 else "an hour and a half"
+            if length == 90 else f"{hours} hours" if not rest else f"{hours} hours and {rest} minutes"
+            if hours > 1 else f"an hour and {rest} minutes")
+    return f"The {service} appointment takes {said}."

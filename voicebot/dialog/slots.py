@@ -340,11 +340,23 @@ def _clock(hour: int, minute: int) -> str:
     return f"{hour % 12 or 12}{'' if minute == 0 else f':{minute:02d}'} {'AM' if hour < 12 else 'PM'}"
 
 
+_LATEST = re.compile(r"\b(latest|as late as (?:possible|you can|you have)|last (?:slot|time|appointment|opening) "
+                     r"(?:you have|of the day|available)|last thing in the day|end of the day)\b", re.IGNORECASE)
+_EARLIEST = re.compile(r"\b(earliest|soonest|first (?:available|free|possible|opening|slot|appointment|time)|"
+                       r"as (?:early|soon) as (?:possible|you can)|asap)\b", re.IGNORECASE)
+
+
+def extreme_asked(text: str) -> str | None:
+    """"latest" or "earliest" when the caller asks for the one time at that end ("What's the latest you have on
+    Friday?", "Book me the earliest printer repair"), else None: such a caller was offered the first two times."""
+    return "latest" if _LATEST.search(text) else "earliest" if _EARLIEST.search(text) else None
+
+
 def fitting_slots(result: dict[str, Any], said: str, today: date) -> dict[str, Any]:
     """A ``list_free_slots`` result narrowed to the hour or part of the day in the caller's words, when they name
     one and any slot fits ("next Tuesday morning" is never offered 1 PM beside 9 AM), with one slot per service and
     start time: two fitters free at 9 AM are one time to the caller, and "Tuesday at 9 AM or Tuesday at 9 AM" was
-    offered."""
+    offered. Asked for the earliest or the latest time (``extreme_asked``), the one slot first, and ``extreme``."""
     value = to_jsonable(result["result"])
     slots, seen = [], set()
     for slot in value.get("slots") or []:
@@ -362,5 +374,7 @@ def fitting_slots(result: dict[str, Any], said: str, today: date) -> dict[str, A
             fits = sorted(near[:2], key=_minutes) + near[2:]
             value["time_taken"] = _clock(when.hour, when.minute)  # "10:30 AM isn't free. I can offer ..."
         slots = fits or slots
+    if (extreme := extreme_asked(said)) and slots and not value.get("time_taken"):
+        slots, value["extreme"] = slots[:1], extreme  # the tool put that end first (``latest``)
     value["slots"] = slots
     return {**result, "result": value}

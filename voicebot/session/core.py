@@ -214,8 +214,9 @@ class CallSession:
             return await self._escalate(escalation)
         if backchannel:
             return  # said while the bot talked: the guard heard it, nothing else to do
-        quick = quick_reply(text, self._last_bot, self.guard, self.config.dialog.prompts, self.deps.crm,
-                            self.deps.knowledge is not None, bool(self.agent and self.agent.pending_write))
+        dialog, writing = self.config.dialog, bool(self.agent and self.agent.pending_write)
+        quick = quick_reply(text, self._last_bot, self.guard, dialog.prompts, self.deps.crm,
+                            self.deps.knowledge is not None, writing, dialog.company)
         if quick is not None:  # "Sorry, what?", "are you a robot?", "that's all" (session/quick_replies.py)
             if quick.progress:
                 self.guard.note_progress()

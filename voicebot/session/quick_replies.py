@@ -48,7 +48,7 @@ class QuickReply:
 
 
 def quick_reply(text: str, last_bot: str, guard: EscalationGuard, prompts: PromptsConfig, crm: Repository | None,
-                has_knowledge: bool, write_pending: bool) -> QuickReply | None:
+                has_knowledge: bool, write_pending: bool, company: str = "") -> QuickReply | None:
     """The reply the session gives ``text`` in code (see the module docstring), or None: the menu and the model
     take the turn."""
     if last_bot and guard.asks_again(text):
@@ -57,7 +57,7 @@ def quick_reply(text: str, last_bot: str, guard: EscalationGuard, prompts: Promp
         return QuickReply([bot_answer(prompts, crm, has_knowledge)], progress=True)
     if asks_for_secret(text):
         return QuickReply([SECRET_REPLY], fixed=False)
-    if asks_for_others_data(text):
+    if asks_for_others_data(text, company):
         return QuickReply(split_sentences(OTHERS_REPLY), fixed=False)
     if asks_to_change_a_price(text):
         return QuickReply(split_sentences(PRICE_CHANGE_REPLY))
