@@ -525,7 +525,7 @@ def test_an_order_number_at_the_pin_prompt_uses_no_attempt(repo):
 
 def test_a_phone_number_at_the_pin_prompt_uses_no_attempt(repo):
     """A caller who found the account by an order number said the account's phone number at the PIN prompt ("Five
-    five five, zero one zero, two zero three zero."): "That did not match. 2 attempt(s) left." A PIN is 4 to 8
+    five five, zero one zero, two zero three zero."): "That did not match. 2 attempts left." A PIN is 4 to 8
     digits, so a longer number is asked again, no attempt used, and the same for a decoy account."""
     from voicebot.dialog.identity import TOO_LONG_FOR_A_PIN
 
@@ -877,6 +877,23 @@ def test_a_caller_without_a_pin_verifies_by_date_of_birth_and_postcode(repo):
     history = str(agent.history).lower()
     assert "second of november" not in history and "seventy" not in history and "s w one a" not in history
     assert "1979" not in str(agent.caller_words)
+
+
+def test_a_question_at_the_postcode_prompt_uses_no_attempt(repo):
+    """"What's the new delivery date?" to "And the postcode on your account?" was checked as the postcode: "That did
+    not match. 2 attempt(s) left." Words with no digit are no postcode: the question is asked again, the date of
+    birth is held, and the postcode then verifies."""
+    from voicebot.dialog.identity import STILL_NEED_POSTCODE
+
+    agent = agent_for(repo, ScriptedChat(), caller="+442079460958")
+    list(agent.turn("Hi, I'm calling about my order, it's late"))
+    list(agent.turn("2 November 1979"))
+    asked = list(agent.turn("What's the new delivery date?"))
+    assert [e.text for e in asked if isinstance(e, Sentence)] == [STILL_NEED_POSTCODE]
+    assert agent.context.verification.attempts_used == 0 and agent.awaiting_pin
+    answered = list(agent.turn("SW1A 1AA"))
+    assert agent.context.verified_customer is not None
+    assert "10460" in " ".join(e.text for e in answered if isinstance(e, Sentence))
 
 
 def test_a_date_of_birth_and_postcode_given_unasked_verify_the_caller(repo):

@@ -311,6 +311,10 @@ def test_whether_an_item_is_sold_and_a_count_of_them_are_answered_from_the_price
     assert kb.answer("What do you charge for a standing desk?", FRIDAY_MORNING).kind == "price"
     stock = kb.answer("Is the standing desk in stock?", FRIDAY_MORNING)  # the price list knows no shelf
     assert stock.kind == "price" and stock.text.startswith("I can't check stock from here"), stock.text
+    have = kb.answer("Do you have standing desks?", FRIDAY_MORNING)  # had the furniture delivery entry
+    assert have.kind == "price" and have.text.startswith("Yes, we do. Sit-stand desk costs $429"), have.text
+    black = kb.answer("Do you sell standing desks in black?", FRIDAY_MORNING)  # the list has no colours: no "yes"
+    assert black.kind == "price" and black.text.startswith("I can't check the details of that from here"), black.text
 
 
 def test_a_tag_said_in_full_finds_its_entry_and_a_yes_answers_only_its_own_question(kb):

@@ -127,7 +127,7 @@ CALL = [
     ("caller", "Hi, where is my order? My date of birth is March 14th, 1985."),
     ("bot", PIN_PROMPT),
     ("caller", "4 8 1 5"),
-    ("bot", "That did not match. 2 attempt(s) left. Please tell me your four-digit PIN again."),
+    ("bot", "That did not match. 2 attempts left. Please tell me your four-digit PIN again."),
     ("caller", "My PIN is one two three four."),
     ("bot", "Thank you. What else can I do for you?"),
     ("caller", "My card is 4111 1111 1111 1111, can I pay the invoice for order 10 452?"),

@@ -104,7 +104,12 @@ class Verification:
         if self.locked:
             return self._result(Outcome.LOCKED, "That did not match, and no attempts are left: verification is "
                                                  "locked for this call. Offer a transfer to a person.")
-        return self._result(Outcome.WRONG, f"That did not match. {self.attempts_left} attempt(s) left.")
+        return self._result(Outcome.WRONG, f"That did not match. {attempts_left(self.attempts_left)}")
+
+
+def attempts_left(count: int) -> str:
+    """"2 attempts left." / "1 attempt left.": said to the caller ("2 attempt(s) left." was read out as written)."""
+    return f"{count} attempt{'' if count == 1 else 's'} left."
 
 
 def note_failure(repo: Repository, customer_id: int) -> None:

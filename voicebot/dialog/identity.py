@@ -25,7 +25,7 @@ from voicebot.crm.models import NotFound
 from voicebot.crm.phone import normalize_phone
 from voicebot.crm.spoken import digits_in, find_dates, numbers_in, words_to_digits
 from voicebot.crm.toolkit import ToolRegistry
-from voicebot.crm.verification import CallerContext
+from voicebot.crm.verification import CallerContext, attempts_left
 from voicebot.dialog.no_number import without_number
 from voicebot.dialog.writes import asked_for
 from voicebot.text import normalize
@@ -55,6 +55,8 @@ _READY_WORDS = (r"(?:yes|yeah|yep|sure|ok|okay|right|alright|of course|fine|go o
 _READY = re.compile(rf"^{_READY_WORDS}(?: {_READY_WORDS})*$")
 """A caller who agrees to give the PIN, or asks for a moment, and says nothing more: asked again, gently."""
 POSTCODE_PROMPT = "Thank you. And the postcode on your account?"
+STILL_NEED_POSTCODE = "To check who you are, I still need the postcode on your account. What is it?"
+"""Words with no digit in them are no postcode (postcodes and ZIP codes have digits): no attempt is used."""
 STILL_NEED_PIN = ("I understand. I'll look into it as soon as you're verified. What is your PIN? If you don't have "
                   "one, just say so.")
 _ASKS = re.compile(r"^\W*(what|where|when|why|how|who|which|is|are|do|does|did|can|could|would|will|may|should)\b|\?|"
@@ -123,6 +125,7 @@ class IdentityStep:
     decoy: bool = False
     birth: str | None = None  # a date of birth said at the PIN prompt, until the postcode comes (never stored)
     reminded: bool = False  # STILL_NEED_PIN was said this call: once, never a loop
+    reminded_postcode: bool = False  # STILL_NEED_POSTCODE was said: once
     unknown: set[str] = field(default_factory=set)  # "order", "phone": the numbers the caller said they lack
 
     @property
@@ -215,6 +218,11 @@ class IdentityStep:
             if len(digits.replace(" ", "")) == 4 and (re.search(r"\bpin\b", text, re.I) or self._has_pin()):
                 self.birth = None  # four digits on an account with a PIN: the caller gave the PIN after all
                 return self._pin(text)
+            if not re.search(r"\d", words_to_digits(text)):  # "What's the new delivery date?" used an attempt
+                if self.reminded_postcode:  # the agent answers; the date is still held for the postcode
+                    return None
+                self.reminded_postcode = True
+                return IdentityResult(say=[STILL_NEED_POSTCODE])
             return self._birth_and_postcode(self.birth, text)
         if self.awaiting_account and re.search(r"\b(pin|passcode)\b", text, re.IGNORECASE):
             return IdentityResult(say=[self._without_orders(FIND_FIRST_PROMPT)])  # before the account: no attempt
@@ -315,7 +323,7 @@ class IdentityStep:
         if self.decoy and self.context.customer is None:  # no account matched: every answer is wrong
             verification.attempts_used += 1
             message = "That did not match." + ("" if verification.locked else
-                                              f" {verification.attempts_left} attempt(s) left.")
+                                              f" {attempts_left(verification.attempts_left)}")
             result = {"ok": True, "result": {"verified": False, "outcome": "wrong", "message": message}}
         else:
             result = self.tools.call("verify_caller", args, self.context)

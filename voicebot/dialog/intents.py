@@ -32,7 +32,8 @@ DEFAULT_EXAMPLES: dict[str, tuple[str, ...]] = {
     "order_history": (
         "what did I order last time", "what was my previous order", "can you tell me what I bought before",
         "I want to reorder what I got last month", "what have I ordered from you", "my order history",
-        "which products did we get from you last time", "read me my recent purchases",
+        "which products did we get from you last time", "read me my recent purchases", "can you look up my account",
+        "what's on my account",
         "что я заказывал в прошлый раз",
     ),
     "booking": (
@@ -99,7 +100,8 @@ DEFAULT_EXAMPLES: dict[str, tuple[str, ...]] = {
         "you accept", "how much is shipping", "do you have a warranty", "can I return an item",
         "what time do you open", "how do I send something back", "what does delivery cost",
         "what makes you different from other suppliers", "why should I buy from you", "tell me about your company",
-        "what kind of products do you sell", "do you sell printer paper", "when will I get my refund",
+        "what kind of products do you sell", "do you sell printer paper", "how do I open an account",
+        "when will I get my refund",
         "I still haven't got my money back",
         "когда вы работаете", "как вернуть товар",
     ),

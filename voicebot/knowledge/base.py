@@ -84,13 +84,10 @@ PRICE_WORDS = re.compile(r"\b(how much|cost\w*|price\w*|pricing|charge\w*|expens
 _TOGETHER = re.compile(r"\b(together|both|in total|altogether|combined|all in)\b", re.IGNORECASE)
 _COUNT = r"(\d+|a few|a dozen|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|" \
          r"forty|fifty|sixty|seventy|eighty|ninety|a hundred|hundred)"
-_SELLS = re.compile(r"\b(do|does|can) (you|u|your \w+|they|i) (sell|carry|stock|supply|buy|get|do|offer|provide)\b",
-                    re.IGNORECASE)
-_IN_STOCK = re.compile(r"\b(in stock|available|availability|on the shelf|out of stock|в наличии)\b", re.IGNORECASE)
 _SELL_WORDS = re.compile(r"\b(sell|sells|selling|stock|stocks|carry|supply|in stock|available|discount\w*|"
                          r"(?:tell me|find out|know|hear|learn|information|info|details) (?:a bit |a little |some"
                          r"thing |more )?(?:about|on)|"
-                         r"(?:do|does|can) (?:you|u|they) (?:do|offer|provide)|"
+                         r"(?:do|does|can) (?:you|u|they) (?:do|offer|provide|have)|"
                          rf"(order|buy|purchase|get|need|want) (\w+ )?{_COUNT}|продаёте|продаете|"
                          r"есть ли у вас|в наличии)\b", re.IGNORECASE)
 """A question whether an item is sold ("do you sell standing desks?"), or a request to buy a number of it ("I'd like
@@ -362,11 +359,7 @@ class KnowledgeBase:
             item, prices = snap.items[doc.id.removeprefix("price:")], snap.files.prices
             quantity = quantity_in(question, counted_words(item))
             if quantity is None:
-                text = say_unit_price(item, prices)
-                if _IN_STOCK.search(question):  # the price list says what is sold, never what is on the shelf
-                    text = f"I can't check stock from here, but I can tell you the price. {text}"
-                elif _SELLS.search(question) and not PRICE_WORDS.search(question):  # "do you sell desks?"
-                    text = f"Yes, we do. {text}"
+                text = say_unit_price(item, prices, question, bool(PRICE_WORDS.search(question)))
                 return KnowledgeAnswer("price", text, (doc.id,), score, grounds=text)
             est = estimate(item, quantity, prices.currency)
             text = say_estimate(est, item, prices, quantity)

@@ -187,8 +187,30 @@ def _cost(est: Estimate, item: PriceItem) -> str:
     return cost
 
 
-def say_unit_price(item: PriceItem, prices: PricesFile) -> str:
-    """No quantity said: the unit price, its best volume discount, the conditions."""
+_SELLS = re.compile(r"\b(do|does|can) (you|u|your \w+|they|i) (sell|carry|stock|supply|buy|get|do|offer|provide|"
+                    r"have)\b",
+                    re.IGNORECASE)
+_QUALIFIED = re.compile(r"\b(?:in (?!stock\b)(?:a |an )?\w+|with|without|that|which|under|below|over|bigger|"
+                        r"smaller|larger|cheaper|black|white|grey|gray|red|blue|green|brown|leather|wooden|metal)\b",
+                        re.IGNORECASE)
+"""An item asked for with something the price list does not hold ("office chairs in black", "a desk with drawers"):
+"Yes, we do." would promise it."""
+_IN_STOCK = re.compile(r"\b(in stock|available|availability|on the shelf|out of stock|в наличии)\b", re.IGNORECASE)
+
+
+def say_unit_price(item: PriceItem, prices: PricesFile, question: str = "", asks_price: bool = True) -> str:
+    """No quantity said: the unit price, its best volume discount, the conditions; asked whether it is sold ("do
+    you sell desks?", not ``asks_price``), "Yes, we do." first, unless stock or a detail the list lacks is asked."""
+    text = say_plain_unit_price(item, prices)
+    if _IN_STOCK.search(question):  # the price list says what is sold, never what is on the shelf
+        return f"I can't check stock from here, but I can tell you the price. {text}"
+    if _SELLS.search(question) and _QUALIFIED.search(question):  # "... chairs in black?": no "yes"
+        return f"I can't check the details of that from here, but I can tell you the price. {text}"
+    return f"Yes, we do. {text}" if _SELLS.search(question) and not asks_price else text
+
+
+def say_plain_unit_price(item: PriceItem, prices: PricesFile) -> str:
+    """The unit price, its best volume discount, the conditions."""
     text = f"{item.name} costs {money(item.price, prices.currency)} per {item.unit}."
     if item.discounts:
         best = item.discounts[-1]
