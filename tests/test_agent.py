@@ -966,3 +966,15 @@ def test_a_secret_asked_for_is_told_to_no_one(text, secret):
     from voicebot.dialog.answers import asks_for_secret
 
     assert asks_for_secret(text) is secret
+
+
+@pytest.mark.parametrize("text", [
+    "Hi, um, I was wondering if you could help me with something", "I need help.", "Could someone help me out please",
+    "I was hoping you could help me with a problem", "I have a quick question"])
+def test_asking_only_for_help_is_asked_what_about(text):
+    """The model answered the first "I'm sorry, but I don't know who you are. Could you please provide me with more
+    information?"; such a turn hears ``prompts.what_about`` in code."""
+    from voicebot.dialog.answers import asks_only_for_help
+
+    assert asks_only_for_help(text)
+    assert not asks_only_for_help("I need help with my order") and not asks_only_for_help("Can you help me book?")

@@ -751,3 +751,44 @@ def test_a_service_asked_for_with_no_word_of_moving_is_a_booking_not_a_move(repo
                    "Cancel the printer repair please."):
         agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
         assert said(agent.turn(change)) == "For your security, please tell me your PIN.", change
+
+
+def test_why_an_order_is_late_is_not_invented(repo, intent_classifier, knowledge_base):
+    """"Can you tell me why it's delayed?" after the order's status: the model said "the carrier DHL is experiencing
+    technical issues"; the record holds no reason, so the bot says so, what the record holds, and offers a ticket,
+    whose yes is read back from the caller's words."""
+    from voicebot.dialog.recognised import NO_REASON
+
+    chat = ScriptedChat()  # any model call fails the test
+    agent = agent_for(repo, intent_classifier, knowledge_base, caller=TOM, chat=chat)
+    list(agent.turn("Where's my order?"))
+    list(agent.turn("2 November 1979"))
+    assert said(agent.turn("SW1A 1AA")).startswith("Order 10460")
+    answer = said(agent.turn("Can you tell me why it's delayed?"))
+    assert answer.startswith(NO_REASON + " Order 10460 is delayed with DHL") and answer.endswith("Shall I do that?")
+    assert said(agent.turn("Yes, please.")).startswith("I'll open a ticket saying: Can you tell me why it's delayed")
+    assert not chat.calls
+
+
+def test_a_caller_who_never_ordered_is_answered_not_asked_for_an_account(repo, intent_classifier, knowledge_base):
+    """"Hi, I never ordered from you before. Do you deliver to Canada?" was read as an order status: "I can help with
+    that once I've found your account"."""
+    agent = agent_for(repo, intent_classifier, knowledge_base)
+    events = list(agent.turn("Hi, I never ordered from you before. Do you deliver to Canada?"))
+    assert not [e for e in events if isinstance(e, ToolCalled)], events
+    assert "account" not in said(events)
+
+
+def test_do_you_have_an_item_is_its_price_and_a_count_its_estimate(repo, intent_classifier, knowledge_base):
+    """"Do you have any printer paper?" had the printer repair entry ("Yes. Our technicians repair ..."), then "How
+    much for 30 boxes?" was asked back "the price of the a4 copy paper?"."""
+    agent = agent_for(repo, intent_classifier, knowledge_base)
+    assert said(agent.turn("Do you have any printer paper?")).startswith("Yes, we do. A4 copy paper costs $24.99")
+    assert said(agent.turn("How much for 30 boxes?")).startswith("For 30 boxes, at $24.99 per box")
+
+
+def test_a_price_asked_back_keeps_the_items_own_capitals():
+    from voicebot.knowledge.prices import in_sentence
+
+    assert in_sentence("A4 copy paper") == "A4 copy paper" and in_sentence("HP 26X toner cartridge") == (
+        "HP 26X toner cartridge") and in_sentence("Ergonomic office chair") == "ergonomic office chair"

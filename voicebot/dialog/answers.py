@@ -29,6 +29,10 @@ order status, 0.005 ahead of a ticket) was taken for a question about desks, and
 here" for one about chairs: each heard "I don't have that information"."""
 _NUMBER = re.compile(r"\b\d{4,8}\b")
 _MINE = re.compile(r"\b(my|our|mine|i|we)\b", re.I)
+_NO_ORDER_YET = re.compile(r"\b(?:never|not yet|havent|have not|didnt|did not|not) (?:\w+ )?(?:ordered|bought|"
+                           r"purchased|order(?:ed)? anything)\b|\bnew customer\b|\bfirst time\b", re.I)
+"""A caller with no order yet: "Hi, I never ordered from you before. Do you deliver to Canada?" was asked for the
+number of an account to read its open orders from."""
 _HISTORY = re.compile(r"\b((last|previous|recent|past|earlier) (order|purchase|delivery)s?|what did (i|we) "
                       r"(order|buy|get)|(my|our) order history|ordered (last|before))\b", re.I)
 
@@ -85,7 +89,8 @@ def match_intent(text: str) -> tuple[str, dict[str, Any]] | None:
 
     Numbers are read from the text with its secrets masked: "where is my order? my PIN is 1234" must not make
     the PIN an order number (it would be looked up, stored in the tool call and read back to the caller)."""
-    if any(p.search(normalize(text)) for p in (BILLED_WRONG, _ARRIVED_WRONG, ADDRESS_CHANGE, _COMPLAINS)):
+    if any(p.search(normalize(text)) for p in (BILLED_WRONG, _ARRIVED_WRONG, ADDRESS_CHANGE, _COMPLAINS,
+                                                _NO_ORDER_YET)):
         return None
     if _HISTORY.search(text) and not _NUMBER.search(digits_in(mask_secrets(text))):
         return "list_recent_orders", {}
@@ -122,10 +127,13 @@ _MORE = re.compile(r"^(?:(?:yes|yeah|yep|yup|sure|ok|okay|please|actually|well|u
 # a bare "yes" there hears dialog.prompts.anything_more: the model once answered it with "I'm glad to hear that."
 
 
-_HELP = re.compile(r"^(?:(?:hi|hello|hey|yes|yeah|um|uh|so|well|okay|ok|good (?:morning|afternoon|evening)) ?)*"
+_HELP = re.compile(r"^(?:(?:hi|hello|hey|there|yes|yeah|um|uh|so|well|okay|ok|good (?:morning|afternoon|evening)) ?)*"
                    r"(?:(?:i|we) (?:need|want|would like|could use)|id like|wed like|can (?:i|we) (?:get|have)|"
-                   r"(?:can|could) you|i have|ive got|i got|please)? ?(?:some |a little |a )?(?:help|assistance|"
-                   r"question|query)(?: me| us)?(?: please)?(?: with something)?(?: please)?$")
+                   r"(?:(?:i was|im|i am|we were|were) (?:wondering|hoping)|i wonder|i hope|maybe) (?:if |whether |"
+                   r"that )?(?:you|someone|somebody) (?:can|could|might)|(?:can|could|would) (?:you|someone|somebody)|"
+                   r"i have|ive got|i got|please)? ?(?:some |a little |a quick |a )?(?:help|assistance|question|query)"
+                   r"(?: me| us)?(?: out)?(?: please)?(?: with (?:something|a few things|a question|an issue|a "
+                   r"problem))?(?: please)?$")
 # such a turn hears dialog.prompts.what_about: the model once handed "I need help." straight to a person, and a good
 # agent first asks what it is about
 

@@ -45,6 +45,7 @@ class Recognising(Protocol):
     facts: list[Any]
     history: list[ChatMessage]
     offered_slots: list[dict[str, Any]]
+    detail_for: str | None
 
     def _services(self) -> list[str]: ...
 
@@ -158,6 +159,28 @@ def its_tracking(facts: list[Any], caller_text: str) -> list[str] | None:
     return [f"The tracking number of order {order['number']}{carrier} is {groups}.", ANYTHING_ELSE]
 
 
+_WHY = re.compile(r"\bwhy\b|\bwhat(?:s| is)? (?:the )?(?:reason|cause|problem|holdup|hold up|delay)\b|"
+                  r"\bhow come\b|\bwhat(?:s| is) (?:going on|happening|happened) with\b")
+NO_REASON = "I'm sorry, I don't have the reason here: our records only show the status."
+"""Asked why an order is late, the model said "the carrier DHL is experiencing technical issues with their delivery
+system": an invented cause. The CRM holds a status, a carrier and a date; a colleague can find out the rest."""
+
+
+def its_reason(facts: list[Any], caller_text: str) -> list[str] | None:
+    """"Can you tell me why it's delayed?" after the CRM's answer about one order (in the last three facts): that the
+    record holds no reason, what it holds, and the offer of a ticket (``followups.OFFER_TICKET``: a yes reads it
+    back from the caller's words)."""
+    from voicebot.dialog.followups import OFFER_TICKET
+    from voicebot.dialog.rendered import order_sentence
+
+    if not _WHY.search(caller_text.lower()) or _A_BOOKING.search(caller_text.lower()):
+        return None
+    orders = next((found for fact in reversed(facts[-3:]) if (found := _orders(fact)) is not None), None)
+    if orders is None or len(orders) != 1:
+        return None
+    return [NO_REASON, order_sentence(orders[0]), OFFER_TICKET]
+
+
 def answer_recognised(agent: Recognising, caller_text: str, allowed: list[str]) -> Iterator[AgentEvent]:
     """Answer a request the intent classifier recognises, without the model. True: the turn is answered."""
     found: Intent | None = None
@@ -169,6 +192,14 @@ def answer_recognised(agent: Recognising, caller_text: str, allowed: list[str]) 
         for text in said:
             yield Sentence(text)
         agent.history.append(ChatMessage("assistant", json.dumps({"action": "reply", "text": " ".join(said)})))
+        return True
+    if "get_order" in allowed and (said := its_reason(agent.facts, caller_text)):  # "Why is it late?"
+        from voicebot.dialog.followups import with_offer
+
+        agent.history.append(ChatMessage("assistant", json.dumps({"action": "reply", "text": " ".join(said)})))
+        agent.detail_for = with_offer(said[-1], caller_text)[1]  # a yes: the ticket, from the caller's words
+        for text in said:
+            yield Sentence(text)
         return True
     if (found is None or found.name in ("knowledge", "order_status")) and "get_order" in allowed and \
             _ITS_ARRIVAL.search(caller_text.lower()) and (number := last_order(agent.facts)):

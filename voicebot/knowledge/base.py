@@ -55,6 +55,8 @@ from voicebot.knowledge.prices import (
     quantity_in,
     say_estimate,
     say_prices,
+    SELLS,
+    in_sentence,
     say_unit_price,
     named_parts,
     say_estimates,
@@ -298,10 +300,11 @@ class KnowledgeBase:
         if len(parts) > 1 and (PRICE_WORDS.search(question) or _TOGETHER.search(question)):
             text = say_prices([item for item, _ in parts], snap.files.prices)  # "a haircut and a beard trim
             return KnowledgeAnswer("price", text, ids, self.confident, grounds=text)  # together?": each, and the sum
-        if (hits and hits[0].doc.kind == "entry" and PRICE_WORDS.search(question)
+        if (hits and hits[0].doc.kind == "entry" and (PRICE_WORDS.search(question) or SELLS.search(question))
                 and not PRICE_WORDS.search(entries[hits[0].doc.id].title)):
             # "how much is furniture assembly?" wants the figure: a price item it names, close behind an entry that
-            # only describes the service, answers it ("how much does shipping cost?" keeps "... for a desk?")
+            # only describes the service, answers it ("how much does shipping cost?" keeps "... for a desk?"); so
+            # does "do you have any printer paper?" (the printer repair entry was 0.09 ahead)
             priced = next((h for h in hits[1:3] if h.doc.kind == "price" and h.score >= hits[0].score - PRICE_FIRST
                            and names_item(question, items[h.doc.id.removeprefix("price:")])), None)
             if priced is not None:
@@ -323,21 +326,21 @@ class KnowledgeBase:
         if not hits or (top := hits[0]).score < self.weak:
             return KnowledgeAnswer("none", OFFER_PERSON, (), hits[0].score if hits else 0.0)
         lead = top.score - hits[1].score if len(hits) > 1 else top.score
+        item = items.get(top.doc.id.removeprefix("price:")) if top.doc.kind == "price" else None
         if top.score < self.confident or (lead < self.margin and top.score < self.confident + SURE_ABOVE) or (
                 top.doc.kind == "entry" and off_subject(question, entries[top.doc.id], entries)):  # sell, not repair
             candidates = tuple(h.doc.id for h in hits[:2] if h.score >= self.weak)
             if top.doc.kind == "entry":
                 text = clarifying_question(entries[top.doc.id].title)
-            elif top.doc.kind == "price":
-                text = clarifying_topic(f"the price of the {items[top.doc.id.removeprefix('price:')].name.lower()}")
+            elif item is not None:
+                text = clarifying_topic(f"the price of the {in_sentence(item.name)}")
             else:
                 text = clarifying_topic("our opening hours")
             return KnowledgeAnswer("weak", text, candidates, top.score)
-        if top.doc.kind == "price" and not names_item(question, items[top.doc.id.removeprefix("price:")]):
-            # "how much would twelve of them cost?" names no item: never a price for a guessed one
-            item = items[top.doc.id.removeprefix("price:")]
-            return KnowledgeAnswer("weak", clarifying_topic(f"the price of the {item.name.lower()}"), (top.doc.id,),
-                                   top.score)
+        if item is not None and not names_item(question, item):  # "how much would twelve of them cost?" names no
+            # item: never a price for a guessed one
+            return KnowledgeAnswer("weak", clarifying_topic(f"the price of the {in_sentence(item.name)}"),
+                                   (top.doc.id,), top.score)
         return self._from_document(top.doc, question, now, snap, top.score)
 
     def answer_document(self, document_id: str, question: str, now: datetime) -> KnowledgeAnswer:

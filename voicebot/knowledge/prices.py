@@ -187,7 +187,13 @@ def _cost(est: Estimate, item: PriceItem) -> str:
     return cost
 
 
-_SELLS = re.compile(r"\b(do|does|can) (you|u|your \w+|they|i) (sell|carry|stock|supply|buy|get|do|offer|provide|"
+def in_sentence(name: str) -> str:
+    """An item's name inside a sentence: lower case, but "A4" and "HP" as written ("the a4 copy paper" was said)."""
+    return " ".join(w if any(c.isdigit() for c in w) or (w.isupper() and len(w) > 1) else w.lower()
+                    for w in name.split())
+
+
+SELLS = re.compile(r"\b(do|does|can) (you|u|your \w+|they|i) (sell|carry|stock|supply|buy|get|do|offer|provide|"
                     r"have)\b",
                     re.IGNORECASE)
 _QUALIFIED = re.compile(r"\b(?:in (?!stock\b)(?:a |an )?\w+|with|without|that|which|under|below|over|bigger|"
@@ -204,9 +210,9 @@ def say_unit_price(item: PriceItem, prices: PricesFile, question: str = "", asks
     text = say_plain_unit_price(item, prices)
     if _IN_STOCK.search(question):  # the price list says what is sold, never what is on the shelf
         return f"I can't check stock from here, but I can tell you the price. {text}"
-    if _SELLS.search(question) and _QUALIFIED.search(question):  # "... chairs in black?": no "yes"
+    if SELLS.search(question) and _QUALIFIED.search(question):  # "... chairs in black?": no "yes"
         return f"I can't check the details of that from here, but I can tell you the price. {text}"
-    return f"Yes, we do. {text}" if _SELLS.search(question) and not asks_price else text
+    return f"Yes, we do. {text}" if SELLS.search(question) and not asks_price else text
 
 
 def say_plain_unit_price(item: PriceItem, prices: PricesFile) -> str:
