@@ -792,3 +792,12 @@ def test_a_price_asked_back_keeps_the_items_own_capitals():
 
     assert in_sentence("A4 copy paper") == "A4 copy paper" and in_sentence("HP 26X toner cartridge") == (
         "HP 26X toner cartridge") and in_sentence("Ergonomic office chair") == "ergonomic office chair"
+
+
+def test_a_refund_not_received_is_the_refund_entry_not_the_wrong_item_one(repo, intent_classifier, knowledge_base):
+    """"I haven't received my refund yet" had the wrong-item entry (its words "I received"); asking for a refund is
+    still a request of its own."""
+    agent = agent_for(repo, intent_classifier, knowledge_base)
+    assert said(agent.turn("I haven't received my refund yet")).startswith("We refund within 5 business days")
+    asked = said(agent_for(repo, intent_classifier, knowledge_base).turn("I want a refund for the broken lamp"))
+    assert not asked.startswith("We refund within"), asked
