@@ -978,3 +978,21 @@ def test_asking_only_for_help_is_asked_what_about(text):
 
     assert asks_only_for_help(text)
     assert not asks_only_for_help("I need help with my order") and not asks_only_for_help("Can you help me book?")
+
+
+def test_saying_a_visit_went_well_is_thanked_not_booked_again(config):
+    """"The printer repair on Monday went well" was offered printer repair times (and, with that fixed, read the
+    repair entry): a turn that only praises hears ``answers.GLAD``; praise with a request or a complaint does not."""
+    from voicebot.dialog.answers import GLAD
+    from voicebot.dialog.guard import EscalationGuard
+    from voicebot.session.quick_replies import quick_reply
+
+    guard = EscalationGuard(config.escalation)
+    for text in ("The printer repair on Monday went well", "Thanks for the quick delivery.",
+                 "The technician was very helpful"):
+        reply = quick_reply(text, "How can I help?", guard, config.dialog.prompts, None, True, False)
+        assert reply is not None and reply.sentences == [GLAD], text
+    for text in ("The repair went well, can I book another?", "The delivery was fine but the chair is broken",
+                 "My order was delivered", "Everything went well, thanks, bye"):
+        reply = quick_reply(text, "How can I help?", guard, config.dialog.prompts, None, True, False)
+        assert reply is None or reply.sentences != [GLAD], text

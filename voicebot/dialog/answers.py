@@ -178,6 +178,20 @@ def only_thanks(text: str) -> bool:
     return bool(said and _THANKS.match(said))
 
 
+_WENT_WELL = re.compile(r"\b(?:went|was|were|has been|have been) (?:really |very |all )?(?:well|great|fine|good|"
+                        r"perfect|excellent|brilliant|smoothly|quick|helpful)\b|\bthanks? (?:you )?for (?:the|your)\b")
+_BUT = re.compile(r"\b(?:but|however|except|though|not|no|still|can|could|would|need|want|book|problem|issue|wrong|"
+                  r"broke|broken)\b")
+GLAD = "I'm glad to hear it. Is there anything else I can help with?"
+
+
+def only_praise(text: str) -> bool:
+    """Whether the whole turn says something went well and asks nothing ("The printer repair on Monday went well.",
+    "Thanks for the quick delivery."): it was offered printer repair times, then read the repair entry."""
+    said = normalize(text)
+    return bool(_WENT_WELL.search(said)) and "?" not in text and not _BUT.search(said)
+
+
 def is_closing(text: str, last_bot: str = "") -> bool:
     """Whether the caller's whole turn only closes the conversation ("Thank you, that's all.", "No, that's it,
     bye."), so the bot says goodbye from a template instead of asking the model. After the bot asked "Is there

@@ -75,6 +75,9 @@ _BOOKED_THING = frozenset("""appointment appointments visit visits booking booki
     technicians engineer engineers fitter installer repairman plumber electrician it that this one time day date
     визит визита запись записи мастер мастера""".split())
 
+_WENT_WELL = re.compile(r"\b(?:went|was|were|has been) (?:really |very )?(?:well|great|fine|good|perfect|excellent|"
+                        r"brilliant|smoothly|quick)\b|\bthanks? (?:you )?for (?:the|your)\b")
+"""Thanks for a visit that happened: no request for another."""
 _A_VISIT = frozenset("""appointment visit slot technician engineer fitter installer repairman визит мастер""".split())
 """What a booking request books when it names no service and no day ("book a visit", "schedule a technician")."""
 _BOOKED_VISIT = re.compile(r"\b(?:(?:when|what time|what day) (?:is|does|will|s)|whens) (?:the|my|our) (?:technician|"
@@ -179,6 +182,8 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
     elif found.name == "booking" and IF_WE_DO.search(normalize(text)) and not asks_for_a_visit(text, today) \
             and knowledge_score(text) >= KNOWLEDGE_OVER_INTENT:
         return None  # "Do you fix printers?" offered times: whether the company does it is the knowledge base's
+    elif found.name == "booking" and _WENT_WELL.search(normalize(text)) and not _ASKS_TO_BOOK.search(normalize(text)):
+        return None  # "The printer repair on Monday went well" was offered printer repair times
     elif found.name == "booking" and not asks_for_a_visit(text, today) and not service_named(text, list(services)) \
             and knowledge_score(text) >= KNOWLEDGE_OVER_INTENT:
         return None  # "I'd like to open an account." was a booking (0.91) and asked which service to book

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 
 from voicebot.config import PromptsConfig
 from voicebot.crm.repository import Repository
-from voicebot.dialog.answers import (SECRET_REPLY, asks_for_number, asks_for_secret, asks_only_for_help, is_closing, only_thanks,
-                                     wants_more)
+from voicebot.dialog.answers import (GLAD, SECRET_REPLY, asks_for_number, asks_for_secret, asks_only_for_help,
+                                     is_closing, only_praise, only_thanks, wants_more)
 from voicebot.dialog.flow import MenuFlow
 from voicebot.dialog.capabilities import (ACCOUNT_CHANGE_REPLY, BALANCE_REPLY, PRICE_CHANGE_REPLY, asks_for_a_balance,
                                           asks_to_change_a_price, asks_to_change_account_details, bot_answer)
@@ -73,6 +73,8 @@ def quick_reply(text: str, last_bot: str, guard: EscalationGuard, prompts: Promp
     if is_closing(text, last_bot) and (not write_pending or _BYE.search(text)):  # "That's all, bye." to a read-back:
         # nothing is written (only a yes writes), and the caller is not kept for the model's "I can't help with that"
         return QuickReply([prompts.goodbye], progress=True)
+    if only_praise(text) and not write_pending and not _BYE.search(text):  # "The repair went well." (a booking)
+        return QuickReply([GLAD], progress=True)
     if only_thanks(text) and not last_bot.rstrip().endswith("?") and not write_pending:
         return QuickReply([prompts.welcome], progress=True)  # after an answer: a question waits for its answer
     return None
