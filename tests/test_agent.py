@@ -988,11 +988,11 @@ def test_saying_a_visit_went_well_is_thanked_not_booked_again(config):
     from voicebot.session.quick_replies import quick_reply
 
     guard = EscalationGuard(config.escalation)
-    for text in ("The printer repair on Monday went well", "Thanks for the quick delivery.",
+    for text in ("The printer repair on Monday went well", "The delivery was really quick.",
                  "The technician was very helpful"):
         reply = quick_reply(text, "How can I help?", guard, config.dialog.prompts, None, True, False)
         assert reply is not None and reply.sentences == [GLAD], text
     for text in ("The repair went well, can I book another?", "The delivery was fine but the chair is broken",
-                 "My order was delivered", "Everything went well, thanks, bye"):
+                 "My order was delivered", "Everything went well, thanks, bye", "Thank you for your help."):
         reply = quick_reply(text, "How can I help?", guard, config.dialog.prompts, None, True, False)
         assert reply is None or reply.sentences != [GLAD], text

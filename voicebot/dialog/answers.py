@@ -179,7 +179,7 @@ def only_thanks(text: str) -> bool:
 
 
 _WENT_WELL = re.compile(r"\b(?:went|was|were|has been|have been) (?:really |very |all )?(?:well|great|fine|good|"
-                        r"perfect|excellent|brilliant|smoothly|quick|helpful)\b|\bthanks? (?:you )?for (?:the|your)\b")
+                        r"perfect|excellent|brilliant|smoothly|quick|helpful)\b")
 _BUT = re.compile(r"\b(?:but|however|except|though|not|no|still|can|could|would|need|want|book|problem|issue|wrong|"
                   r"broke|broken)\b")
 GLAD = "I'm glad to hear it. Is there anything else I can help with?"
@@ -187,7 +187,8 @@ GLAD = "I'm glad to hear it. Is there anything else I can help with?"
 
 def only_praise(text: str) -> bool:
     """Whether the whole turn says something went well and asks nothing ("The printer repair on Monday went well.",
-    "Thanks for the quick delivery."): it was offered printer repair times, then read the repair entry."""
+    "The delivery was quick."): it was offered printer repair times, then read the repair entry. "Thank you for your
+    help." is thanks (``only_thanks``)."""
     said = normalize(text)
     return bool(_WENT_WELL.search(said)) and "?" not in text and not _BUT.search(said)
 
