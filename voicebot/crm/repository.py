@@ -13,9 +13,6 @@ since the model is given them on later calls.
 from __future__ import annotations
 
 import functools
-import hashlib
-import hmac
-import os
 import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -31,8 +28,8 @@ from voicebot.crm.models import (
     OrderItem, SlotTaken, Slot, Ticket, VerificationRecord, from_cents, iso, to_cents,
 )
 from voicebot.crm.phone import normalize_phone
+from voicebot.crm.pins import hash_pin
 from voicebot.crm.schema import open_database, write_transaction
-from voicebot.crm.spoken import digits_in
 from voicebot.review.redact import mask_secrets
 
 
@@ -51,28 +48,6 @@ class _Config(Protocol):
     def crm(self) -> _CrmSettings: ...
 
     def path(self, value: str) -> Path: ...
-
-
-_PIN_ITERATIONS = 10_000
-
-
-def hash_pin(pin: str, salt: bytes | None = None) -> str:
-    """``pbkdf2_sha256$iterations$salt$hash`` for a PIN (digits only are kept): what ``add_customer`` stores."""
-    salt = salt if salt is not None else os.urandom(16)
-    digest = hashlib.pbkdf2_hmac("sha256", digits_in(pin).encode(), salt, _PIN_ITERATIONS)
-    return f"pbkdf2_sha256${_PIN_ITERATIONS}${salt.hex()}${digest.hex()}"
-
-
-def pin_matches(pin_digits: str, stored: str) -> bool:
-    """Whether ``pin_digits`` is the PIN ``hash_pin`` stored (compared in constant time; verification asks)."""
-    try:
-        scheme, iterations, salt, expected = stored.split("$")
-    except ValueError:
-        return False
-    if scheme != "pbkdf2_sha256":
-        return False
-    digest = hashlib.pbkdf2_hmac("sha256", pin_digits.encode(), bytes.fromhex(salt), int(iterations))
-    return hmac.compare_digest(digest.hex(), expected)
 
 
 def _locked(method):

@@ -2,8 +2,8 @@
 the record. Attempts are limited per call (``crm.verification_attempts``); after the last wrong answer the call
 is locked out and account tools stay closed for the rest of it.
 
-PINs are stored as salted PBKDF2 hashes (``voicebot.crm.repository.hash_pin``, next to the code that writes
-them; this module only reads them). With four digits that is no defence against someone who has stolen the
+PINs are stored as salted PBKDF2 hashes (``voicebot.crm.pins``: hashed as the repository writes them; this
+module only compares). With four digits that is no defence against someone who has stolen the
 database file; it keeps the PIN out of dumps, logs, `crm show` and anything handed to the model.
 """
 
@@ -17,7 +17,8 @@ from enum import Enum
 
 from voicebot.crm.models import Customer, NotFound, VerificationRecord
 from voicebot.crm.phone import normalize_phone, region_of
-from voicebot.crm.repository import Repository, pin_matches
+from voicebot.crm.pins import pin_matches
+from voicebot.crm.repository import Repository
 from voicebot.crm.spoken import digits_in, parse_date, words_to_digits
 
 

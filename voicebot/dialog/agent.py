@@ -27,7 +27,7 @@ from voicebot.dialog.answers import bare_order_number, match_intent, pick_slot, 
 from voicebot.dialog.rendered import render
 from voicebot.dialog.services import service_named
 from voicebot.dialog.appointments import CHANGES, AppointmentStep, picked_booking
-from voicebot.dialog.slots import extreme_asked, fitting_slots
+from voicebot.dialog.slots import fitting_slots, latest_first
 from voicebot.dialog.followups import also_booking, follow_up, question_for, with_offer
 from voicebot.dialog.spoken_check import said_enough, spoken_or_safe
 from voicebot.dialog.names import introduced_name, spoken_name
@@ -115,9 +115,7 @@ class DialogueAgent:
             log.debug("prefill failed", exc_info=True)
 
     def _allowed(self, allowed_tools: list[str] | None) -> list[dict[str, Any]]:
-        skip = {"verify_caller"}  # verification runs in code, on what the caller said
-        if self.context.customer is not None:
-            skip.add("identify_caller")
+        skip = {"verify_caller", *(("identify_caller",) if self.context.customer else ())}  # both are done in code
         return [s for s in self.tools.specs()
                 if s["name"] not in skip and (allowed_tools is None or s["name"] in allowed_tools)]
 
@@ -134,13 +132,14 @@ class DialogueAgent:
     def _tool(self, name: str, args: dict[str, Any], seen: set[str] | None = None) -> Iterator[AgentEvent]:
         """Run one tool in code. Returns True (via StopIteration) when the turn is answered already: a template
         spoke the result, or the caller must first give their PIN."""
+        if name == "list_free_slots" and not args.get("service"):
+            # the service named in the caller's last turns ("I'd like a checkup." ... "Anything on Thursday?"), by
+            # its own name or by its price item's words ("new tires": "Tyre fitting")
+            services, prices = self._services(), self._price_names()
+            args = {**args, "service": next((s for said in reversed(self.caller_words[-3:])
+                                             if (s := service_named(said, services, prices))), None)}
         said = " ".join(self.caller_words[self.detail_since:][-3:])  # the request and its details, as said
-        if name == "list_free_slots":  # the service named in the caller's last turns ("I'd like a checkup." ...
-            # "Anything on Thursday?"), by its name or its price item's words ("new tires": "Tyre fitting"); the
-            # end of the day first for "What's the latest you have on Friday?"
-            services, prices, latest = self._services(), self._price_names(), extreme_asked(said) == "latest"
-            args = {**args, **({"latest": True} if latest else {}), "service": args.get("service") or next((
-                s for words in reversed(self.caller_words[-3:]) if (s := service_named(words, services, prices))), None)}
+        args = latest_first(args, said) if name == "list_free_slots" else args  # "the latest you have on Friday?"
         if name == "list_free_slots" and (yield from self._ask_first(name, args)):
             return True  # "I need a repair visit": which service, before any times
         key, started = json.dumps([name, args], sort_keys=True), time.perf_counter()

@@ -42,7 +42,7 @@ from voicebot.dialog.rendered import appointment_phrase, slot_length
 from voicebot.dialog.intents import Intent
 from voicebot.dialog.names import introduced_name
 from voicebot.dialog.prompting import compact_result
-from voicebot.dialog.slots import When, extreme_asked, fitting_slots, near_offered, parse_when, said_hour, spoken_time
+from voicebot.dialog.slots import When, fitting_slots, latest_first, near_offered, parse_when, said_hour, spoken_time
 from voicebot.dialog.writes import PendingWrite, answer_to_readback, asked_for, readback
 from voicebot.llm.base import ChatMessage
 from voicebot.text import normalize, words
@@ -357,7 +357,7 @@ def _free(agent: Dialogue, args: dict[str, Any], said: str) -> Iterator[AgentEve
     """Up to two free times for ``args`` (a ``list_free_slots`` call, recorded as the agent records its calls, not
     spoken), at the hour or part of the day in ``said`` when any fits, two different times of that very service;
     one, the end of the day, for "the latest you have" (``extreme_asked``)."""
-    args = {**args, "latest": True} if extreme_asked(said) == "latest" else args
+    args = latest_first(args, said)
     started = time.perf_counter()
     result = agent.tools.call("list_free_slots", args, agent.context)
     agent.facts.append(result)

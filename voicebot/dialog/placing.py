@@ -20,7 +20,7 @@ from collections.abc import Callable, Sequence
 from datetime import date
 
 from voicebot.crm.spoken import digits_in
-from voicebot.dialog.answers import ADDRESS_CHANGE, BILLED_WRONG
+from voicebot.dialog.answers import ADDRESS_CHANGE, BILLED_WRONG, only_praise
 from voicebot.dialog.services import service_named
 from voicebot.dialog.appointments import placed
 from voicebot.dialog.intents import Intent
@@ -75,9 +75,6 @@ _BOOKED_THING = frozenset("""appointment appointments visit visits booking booki
     technicians engineer engineers fitter installer repairman plumber electrician it that this one time day date
     визит визита запись записи мастер мастера""".split())
 
-_WENT_WELL = re.compile(r"\b(?:went|was|were|has been) (?:really |very )?(?:well|great|fine|good|perfect|excellent|"
-                        r"brilliant|smoothly|quick)\b|\bthanks? (?:you )?for (?:the|your)\b")
-"""Thanks for a visit that happened: no request for another."""
 _A_VISIT = frozenset("""appointment visit slot technician engineer fitter installer repairman визит мастер""".split())
 """What a booking request books when it names no service and no day ("book a visit", "schedule a technician")."""
 _BOOKED_VISIT = re.compile(r"\b(?:(?:when|what time|what day) (?:is|does|will|s)|whens) (?:the|my|our) (?:technician|"
@@ -182,7 +179,7 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
     elif found.name == "booking" and IF_WE_DO.search(normalize(text)) and not asks_for_a_visit(text, today) \
             and knowledge_score(text) >= KNOWLEDGE_OVER_INTENT:
         return None  # "Do you fix printers?" offered times: whether the company does it is the knowledge base's
-    elif found.name == "booking" and _WENT_WELL.search(normalize(text)) and not _ASKS_TO_BOOK.search(normalize(text)):
+    elif found.name == "booking" and only_praise(text):
         return None  # "The printer repair on Monday went well" was offered printer repair times
     elif found.name == "booking" and not asks_for_a_visit(text, today) and not service_named(text, list(services)) \
             and knowledge_score(text) >= KNOWLEDGE_OVER_INTENT:

@@ -19,9 +19,11 @@ from typing import Any, Protocol
 
 from voicebot.dialog.agent_events import AgentEvent, IntentFound, Sentence
 from voicebot.dialog.answers import ADDRESS_CHANGE, match_intent, tool_args
+from voicebot.dialog.followups import OFFER_TICKET, offered
 from voicebot.dialog.intents import Intent, IntentClassifier
 from voicebot.dialog.knowledge_step import KnowledgeStep, KnowledgeUsed
 from voicebot.dialog.placing import KNOWLEDGE_OVER_INTENT, placed_request
+from voicebot.dialog.rendered import order_sentence
 from voicebot.dialog.writes import WRITE_TOOLS, asked_for, write_evidence
 from voicebot.llm.base import ChatMessage
 from voicebot.text import normalize
@@ -48,6 +50,8 @@ class Recognising(Protocol):
     detail_for: str | None
 
     def _services(self) -> list[str]: ...
+
+    def _reply(self, sentences: list[str]) -> Iterator[AgentEvent]: ...
 
     def _caller_name(self) -> str | None: ...
 
@@ -175,9 +179,6 @@ def its_reason(facts: list[Any], caller_text: str) -> list[str] | None:
     """"Can you tell me why it's delayed?" after the CRM's answer about one order (in the last three facts): that the
     record holds no reason, what it holds, and the offer of a ticket (``followups.OFFER_TICKET``: a yes reads it
     back from the caller's words)."""
-    from voicebot.dialog.followups import OFFER_TICKET
-    from voicebot.dialog.rendered import order_sentence
-
     if not _WHY.search(caller_text.lower()) or _A_BOOKING.search(caller_text.lower()):
         return None
     orders = next((found for fact in reversed(facts[-3:]) if (found := _orders(fact)) is not None), None)
@@ -192,22 +193,14 @@ def answer_recognised(agent: Recognising, caller_text: str, allowed: list[str]) 
     if agent.intents is not None:
         found = placed_request(agent.intents.classify(caller_text), caller_text, agent._services(), agent.today,
                                agent.knowledge and agent.knowledge.score)
-    if "get_order" in allowed and (said := its_cost(agent.facts, caller_text) or its_tracking(agent.facts,
-                                                                                             caller_text)):
-        for text in said:
-            yield Sentence(text)
-        agent.history.append(ChatMessage("assistant", json.dumps({"action": "reply", "text": " ".join(said)})))
+    if "get_order" in allowed and (said := its_cost(agent.facts, caller_text) or its_tracking(
+            agent.facts, caller_text) or its_reason(agent.facts, caller_text)):  # "Why is it late?": a ticket offered
+        yield from agent._reply(said)
+        agent.detail_for = offered(said[-1])  # a yes to that offer: the ticket, read back from the caller's words
         return True
-    if "get_order" in allowed and (said := its_reason(agent.facts, caller_text)):  # "Why is it late?"
-        from voicebot.dialog.followups import with_offer
-
-        agent.history.append(ChatMessage("assistant", json.dumps({"action": "reply", "text": " ".join(said)})))
-        agent.detail_for = with_offer(said[-1], caller_text)[1]  # a yes: the ticket, from the caller's words
-        for text in said:
-            yield Sentence(text)
-        return True
-    if (agent.knowledge is not None and _REFUND.search(said := normalize(caller_text)) and not _ASKS_REFUND.search(said)
-            and not re.search(r"\d{4}", said) and (used := agent.knowledge.ask(REFUND_QUESTION, must=False))):
+    if (agent.knowledge is not None and _REFUND.search(plain := normalize(caller_text))
+            and not _ASKS_REFUND.search(plain) and not re.search(r"\d{4}", plain)
+            and (used := agent.knowledge.ask(REFUND_QUESTION, must=False))):
         yield from agent._know(*used)  # "I haven't received my refund yet" had the wrong-item entry (0.63)
         return True
     if (found is None or found.name in ("knowledge", "order_status")) and "get_order" in allowed and \

@@ -155,9 +155,7 @@ def slot_length(text: str, slots: list[dict[str, Any]]) -> str | None:
     if len(minutes) != 1 or not _HOW_LONG.search(text) or len(text.split()) > 10 or not (
             _THE_VISIT.search(text) or any(w in text.lower() for w in service.lower().split())):
         return None
-    (length,) = minutes
-    hours, rest = divmod(length, 60)
-    said = (f"{length} minutes" if not hours else "an hour" if length == 60 else "an hour and a half"
-            if length == 90 else f"{hours} hours" if not rest else f"{hours} hours and {rest} minutes"
-            if hours > 1 else f"an hour and {rest} minutes")
-    return f"The {service} appointment takes {said}."
+    hours, rest = divmod(minutes.pop(), 60)
+    whole = "" if not hours else "an hour" if hours == 1 else f"{hours} hours"
+    part = "" if not rest else "a half" if (hours, rest) == (1, 30) else f"{rest} minutes"
+    return f"The {service} appointment takes {' and '.join(p for p in (whole, part) if p)}."

@@ -352,6 +352,12 @@ def extreme_asked(text: str) -> str | None:
     return "latest" if _LATEST.search(text) else "earliest" if _EARLIEST.search(text) else None
 
 
+def latest_first(args: dict[str, Any], said: str) -> dict[str, Any]:
+    """``list_free_slots`` arguments, with ``latest`` when ``said`` asks for the latest time (the tool then reads
+    the end of the day; its earliest-first six never held "the latest you have on Friday")."""
+    return {**args, "latest": True} if extreme_asked(said) == "latest" else args
+
+
 def fitting_slots(result: dict[str, Any], said: str, today: date) -> dict[str, Any]:
     """A ``list_free_slots`` result narrowed to the hour or part of the day in the caller's words, when they name
     one and any slot fits ("next Tuesday morning" is never offered 1 PM beside 9 AM), with one slot per service and

@@ -204,10 +204,10 @@ _QUALIFIED = re.compile(r"\b(?:in (?!stock\b)(?:a |an )?\w+|with|without|that|wh
 _IN_STOCK = re.compile(r"\b(in stock|available|availability|on the shelf|out of stock|в наличии)\b", re.IGNORECASE)
 
 
-def say_unit_price(item: PriceItem, prices: PricesFile, question: str = "", asks_price: bool = True) -> str:
+def say_unit_price(item: PriceItem, prices: PricesFile, question: str, asks_price: bool) -> str:
     """No quantity said: the unit price, its best volume discount, the conditions; asked whether it is sold ("do
     you sell desks?", not ``asks_price``), "Yes, we do." first, unless stock or a detail the list lacks is asked."""
-    text = say_plain_unit_price(item, prices)
+    text = _plain_unit_price(item, prices)
     if _IN_STOCK.search(question):  # the price list says what is sold, never what is on the shelf
         return f"I can't check stock from here, but I can tell you the price. {text}"
     if SELLS.search(question) and _QUALIFIED.search(question):  # "... chairs in black?": no "yes"
@@ -215,7 +215,7 @@ def say_unit_price(item: PriceItem, prices: PricesFile, question: str = "", asks
     return f"Yes, we do. {text}" if SELLS.search(question) and not asks_price else text
 
 
-def say_plain_unit_price(item: PriceItem, prices: PricesFile) -> str:
+def _plain_unit_price(item: PriceItem, prices: PricesFile) -> str:
     """The unit price, its best volume discount, the conditions."""
     text = f"{item.name} costs {money(item.price, prices.currency)} per {item.unit}."
     if item.discounts:

@@ -245,8 +245,7 @@ class CallSession:
             return await self._model_turn(result.text or text, list(result.tools), clock)
 
     async def _no_match(self, clock: TurnClock | None, reprompt: str | None = None) -> None:
-        escalation = self.guard.note_no_match()
-        if escalation:
+        if escalation := self.guard.note_no_match():
             return await self._escalate(escalation)
         prompt = PIN_NOT_CAUGHT if self.agent and self.agent.awaiting_pin else self.config.dialog.prompts.not_heard
         await self._speak([reprompt or prompt], clock, fixed=True)  # asked for a PIN: how to give it (identity)
