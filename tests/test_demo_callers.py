@@ -766,7 +766,13 @@ def test_why_an_order_is_late_is_not_invented(repo, intent_classifier, knowledge
     assert said(agent.turn("SW1A 1AA")).startswith("Order 10460")
     answer = said(agent.turn("Can you tell me why it's delayed?"))
     assert answer.startswith(NO_REASON + " Order 10460 is delayed with DHL") and answer.endswith("Shall I do that?")
-    assert said(agent.turn("Yes, please.")).startswith("I'll open a ticket saying: Can you tell me why it's delayed")
+    assert said(agent.turn("Yes, please.")).startswith(
+        "I'll open a ticket about order 10460 saying: Can you tell me why it's delayed")
+    events = list(agent.turn("Yes."))
+    [ticket] = [e for e in events if isinstance(e, ToolCalled) and e.name == "create_ticket"]
+    assert ticket.args["order_number"] == "10460" and ticket.result["ok"], ticket  # linked to the order
+    assert repo.db.execute("select o.number from tickets t join orders o on o.id = t.order_id "
+                           "order by t.id desc limit 1").fetchone()[0] == "10460"
     assert not chat.calls
 
 

@@ -178,6 +178,10 @@ def test_greeting_names_a_known_caller_and_plays_out_before_a_silent_caller_hang
     assert call.outcome == Outcome.ABANDONED and call.record.outcome == Outcome.ABANDONED
     customer = env.crm.find_customer_by_phone(caller_id)
     assert call.record.customer_id == (str(customer.id) if name else None)
+    # the call's first row already names the customer: a live card never shows a known caller as unknown
+    [start] = [op for op in call.session.records.log if op["op"] == "start_call"]
+    assert start["customer_id"] == (str(customer.id) if name else None)
+    assert not [op for op in call.session.records.log if "customer_id" in op.get("values", {})]
 
 
 # -- a caller turn: menu, model -----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ the call (``end=True``: said, then hung up).
 
 from __future__ import annotations
 
+import asyncio
 import re
 from dataclasses import dataclass
 from typing import Protocol
@@ -123,7 +124,7 @@ class ScriptedSession(CallbackSession):
 
     async def _answer_with(self, answer: Answer, clock: TurnClock | None) -> None:
         self._set(State.THINKING)
-        reply = await self._db(self.script.step, answer)  # a step may write to the CRM: off the event loop
+        reply = await asyncio.to_thread(self.script.step, answer)  # a step may write to the CRM: off the event loop
         if reply is None:
             return await self._no_match(clock, self.script.question())
         self.guard.note_progress()

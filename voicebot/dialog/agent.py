@@ -22,7 +22,7 @@ from voicebot.crm.toolkit import ToolRegistry
 from voicebot.dialog.identity import IdentityResult, IdentityStep, stated_phone
 from voicebot.dialog.intents import IntentClassifier
 from voicebot.dialog.knowledge_step import KnowledgeStep, KnowledgeUsed
-from voicebot.dialog.recognised import INTENT_TOOLS, also_asked, answer_recognised, change_policy  # noqa: F401
+from voicebot.dialog.recognised import INTENT_TOOLS, also_asked, answer_recognised, change_policy, last_order  # noqa: F401
 from voicebot.dialog.answers import bare_order_number, match_intent, pick_slot, tool_args
 from voicebot.dialog.rendered import render
 from voicebot.dialog.services import service_named
@@ -315,7 +315,7 @@ class DialogueAgent:
         asked, self.detail_for = self.detail_for, None
         found = self.intents.classify(caller_text) if asked and self.intents is not None else None
         if asked and (step := follow_up(asked, self.caller_words[self.detail_since:], found and found.name,
-                                        self._services(), self.today)):
+                                        self._services(), self.today, last_order(self.facts[-1:]))):
             yield from (self._read_back(step) if isinstance(step, PendingWrite) else self._reply(step)
                         if isinstance(step, list) else self._tool(*step))
             return

@@ -136,10 +136,12 @@ def _another(asked: str, said: str) -> tuple[str, dict[str, Any]] | list[str] | 
 
 
 def follow_up(asked: str, caller_words: Sequence[str], intent: str | None, services: Sequence[str],
-              today: date) -> PendingWrite | tuple[str, dict[str, Any]] | list[str] | None:
+              today: date, order: str | None = None) -> PendingWrite | tuple[str, dict[str, Any]] | list[str] | None:
     """What the caller's last words (``caller_words[-1]``) answer to the question asked for ``asked``: a write to
-    read back, a tool to run (which may ask again), sentences to say, or None when they answered something else. ``caller_words``
-    start at the request the question completes; ``intent`` is the intent classifier's reading of the last."""
+    read back, a tool to run (which may ask again), sentences to say, or None when they answered something else.
+    ``caller_words`` start at the request the question completes; ``intent`` is the intent classifier's reading of
+    the last; ``order`` the one order the CRM's answer just before the question was about: a ticket offered then
+    is about it ("Why is it delayed?" had a ticket without the order's number)."""
     said = caller_words[-1] if caller_words else ""
     if asked.startswith(ANOTHER):
         return _another(asked, said)
@@ -151,6 +153,8 @@ def follow_up(asked: str, caller_words: Sequence[str], intent: str | None, servi
             return tool, tool_args(tool, "", caller_name=None, services=list(services), offered_slots=[],
                                    caller_text=" ".join(problem), today=today)
         args = grounded_args(tool, problem, today, caller_name=None)
+        if args and tool == "create_ticket" and order:
+            args["order_number"] = order
         return PendingWrite(tool, args, readback(tool, args)) if args else None
     if asked == "create_ticket":
         if says_what_is_wrong(said) and answer_to_readback(said, asked) is None and (

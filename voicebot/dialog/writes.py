@@ -348,7 +348,8 @@ def readback(tool: str, args: dict[str, Any], slot: dict[str, Any] | None = None
         return f"We're {closed}, so {ask}" if closed else f"So {ask}"
     if tool == "create_ticket":
         sorry = "I'm sorry about that. " if _UPSET.search(str(args.get("description", ""))) else ""
-        return f"{sorry}I'll open a ticket saying: {args['subject'].rstrip('.!?')}. Is that right?"
+        about = f" about order {args['order_number']}" if args.get("order_number") else ""
+        return f"{sorry}I'll open a ticket{about} saying: {args['subject'].rstrip('.!?')}. Is that right?"
     if tool == "create_lead":  # a name given when asked is thanked: the read-back said none, as if not heard
         thanks = f"Thank you, {args['name']}. " if named and args.get("name") else ""
         if args.get("notes", "").startswith("Estimate"):

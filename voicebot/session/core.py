@@ -105,9 +105,6 @@ class CallSession:
     def _set(self, state: State) -> None:
         self.state = checked(self.state, state)
 
-    async def _db(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        return await asyncio.to_thread(fn, *args, **kwargs)
-
     async def _record(self, event: StoredEvent) -> None:
         """Store one event (``events.to_row`` masks any PIN, date of birth or card number in it)."""
         self.events.append(event)
@@ -323,13 +320,17 @@ class CallSession:
     async def _answer(self) -> CallerContext:
         """The call's row in the store, who the CRM says is calling, and the agent for this call."""
         deps, info, crm_s = self.deps, self.t.info, self.config.faults.crm_timeout_s
-        self.records.add(start_op(self.call_id, info.caller_id, deps.worker, test=deps.test_calls))
-        context = await in_thread("crm", crm_s, CallerContext.start, deps.crm, info.caller_id,
-                                  max_attempts=self.config.crm.verification_attempts,
-                                  lockout_hours=self.config.crm.verification_lockout_hours)
+        start = start_op(self.call_id, info.caller_id, deps.worker, test=deps.test_calls)
+        lookup = asyncio.ensure_future(in_thread("crm", crm_s, CallerContext.start, deps.crm, info.caller_id,
+                                                 max_attempts=self.config.crm.verification_attempts,
+                                                 lockout_hours=self.config.crm.verification_lockout_hours))
+        await asyncio.wait([lookup], timeout=FIRST_ROW_WAIT_S)  # the first row names the customer (a live card
+        found = lookup.done() and not lookup.exception() and lookup.result().customer  # never shows them unknown)
+        self.records.add(start | {"customer_id": str(found.id) if found else None})  # a slow CRM: written now
+        context = await lookup
         self.listener.whole_numbers = await in_thread("crm", crm_s, deps.crm.order_number_lengths)  # said whole
         await self.records.settled(FIRST_ROW_WAIT_S)  # the call's row written, or the store known to have failed
-        if context.customer is not None:
+        if context.customer is not None and not found:
             self.records.add(update_op(self.call_id, customer_id=str(context.customer.id)))
         company_prompt = self.config.dialog.system_prompt.format(company=self.config.dialog.company)
         self.gate = HangUpGate(deps.chat, CRM_TOOLS, self.hung_up)

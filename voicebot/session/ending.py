@@ -39,9 +39,9 @@ async def finish(session: CallSession) -> None:
     store = session.deps.store
     caller, bot = session.t.recordings()
     try:
-        await session._db(store.save_recording, session.call_id, "caller", caller, session.rate)
-        await session._db(store.save_recording, session.call_id, "bot", bot, session.rate)
-        await session._db(store.save_recording, session.call_id, "mixed", mix(caller, bot), session.rate)
+        await asyncio.to_thread(store.save_recording, session.call_id, "caller", caller, session.rate)
+        await asyncio.to_thread(store.save_recording, session.call_id, "bot", bot, session.rate)
+        await asyncio.to_thread(store.save_recording, session.call_id, "mixed", mix(caller, bot), session.rate)
     except Exception:  # a full disk must not lose the call record
         log.exception("call %s: recordings not saved", session.call_id)
     summary = safe_summary(session, session.outcome_reason or "")

@@ -10,6 +10,7 @@ calls; that spoken brief leaves out the caller's number, which the operator's ph
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 
 from voicebot.crm.verification import CallerContext
@@ -72,7 +73,7 @@ async def hand_over(session: CallSession, reason: str, detail: str, prompt: str 
         session.outcome, session.outcome_reason, session.transfer_target = Outcome.TRANSFERRED, reason, target
         session._set(State.ENDED)
         return
-    callback = await session._db(session.deps.crm.request_callback, session.t.info.caller_id,
+    callback = await asyncio.to_thread(session.deps.crm.request_callback, session.t.info.caller_id,
                                  f"Transfer failed ({result.status} {result.reason}). {summary}",
                                  customer_id=caller.id if caller else None)
     await session._record(CallbackCreated(callback.id))
