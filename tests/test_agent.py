@@ -843,13 +843,19 @@ def test_a_question_the_knowledge_base_answers_never_reaches_the_model(repo):
 
 def test_without_a_confident_answer_an_unplaced_question_goes_to_the_model(repo):
     from voicebot.dialog.knowledge_step import KnowledgeStep
+    from voicebot.knowledge.base import OFFER_PERSON
 
     chat = ScriptedChat([{"action": "reply", "text": "We only sell office supplies."}])
     agent = agent_for(repo, chat)
     agent.knowledge = KnowledgeStep(FakeKnowledge())
-    events = list(agent.turn("Do you sell bicycles?"))
+    events = list(agent.turn("And bicycles, what about those?"))
     assert [e.text for e in events if isinstance(e, Sentence)] == ["We only sell office supplies."]
     assert len(chat.calls) == 1
+    # whether the company does a thing its files do not name is no question for the model: a person is offered
+    agent = agent_for(repo, chat)
+    agent.knowledge = KnowledgeStep(FakeKnowledge())
+    events = list(agent.turn("Do you sell bicycles?"))
+    assert [e.text for e in events if isinstance(e, Sentence)] == [OFFER_PERSON] and len(chat.calls) == 1
 
 
 def test_the_bots_own_stock_sentences_are_not_taken_for_a_leak(repo):

@@ -807,3 +807,33 @@ def test_a_refund_not_received_is_the_refund_entry_not_the_wrong_item_one(repo, 
     assert said(agent.turn("I haven't received my refund yet")).startswith("We refund within 5 business days")
     asked = said(agent_for(repo, intent_classifier, knowledge_base).turn("I want a refund for the broken lamp"))
     assert not asked.startswith("We refund within"), asked
+
+
+def test_a_price_for_them_with_no_item_spoken_of_asks_which_item_then_prices_it(repo, intent_classifier,
+                                                                                 knowledge_base):
+    """"How much would twelve of them cost?" as the call's first words was read back as a lead ("May I have your name
+    for our sales team?") for no item at all. Now the bot asks which item, and the item named next is "them"."""
+    from voicebot.dialog.knowledge_step import WHICH_ITEM
+
+    chat = ScriptedChat()  # any model call fails the test
+    agent = agent_for(repo, intent_classifier, knowledge_base, chat=chat)
+    events = list(agent.turn("How much would twelve of them cost?"))
+    assert said(events) == WHICH_ITEM
+    assert not [e for e in events if isinstance(e, ToolCalled)] and agent.pending_write is None
+    answer = said(agent.turn("Standing desks."))
+    assert answer.startswith("For 12 desks, at $429 per desk, the estimate is $5,148"), answer
+    assert not chat.calls
+
+
+def test_whether_the_company_does_something_its_files_do_not_say_is_a_person_not_the_models_policy(
+        repo, intent_classifier, knowledge_base):
+    """"Do you price match?" went to the model, which said "I'm sorry, I don't have the ability to price match": a
+    policy nobody wrote. With no entry for it, the caller is offered a person; a question about their own records
+    is still theirs."""
+    chat = ScriptedChat()  # any model call fails the test
+    agent = agent_for(repo, intent_classifier, knowledge_base, chat=chat)
+    assert said(agent.turn("Do you price match?")) == OFFER_PERSON
+    assert not chat.calls
+    agent = agent_for(repo, intent_classifier, knowledge_base, chat=chat)
+    events = list(agent.turn("Do you know where my order is?"))
+    assert [e.name for e in events if isinstance(e, ToolCalled)] == ["list_open_orders"]

@@ -55,6 +55,17 @@ _DISCOUNT = re.compile(r"\b(discount|deal|cheaper|reduction|volume price|bulk pr
 _QUESTION = re.compile(r"\?\s*$|^\W*(?:and |so |but )?(?:are|is|do|does|did|what|whats|what's|which|how|can|could|"
                        r"will|would|have|has)\b", re.IGNORECASE)
 _THEY = re.compile(r"\b(they|their|theirs)\b", re.IGNORECASE)
+_OF_THEM = re.compile(r"\b(?:of )?(?:them|those|these|it|they|that|ones?)\b", re.IGNORECASE)
+_DO_YOU = re.compile(r"^\W*(?:(?:hi|hello|and|so|ok|okay|um|also|just wondering)\W+)*(?:do|does) (?:you|you guys|your "
+                     r"(?:company|shop|store|firm|team))\b(?! (?:know|understand|hear|remember|think|mean|see|want)\b)",
+                     re.IGNORECASE)
+_ABOUT_THE_CALLER = re.compile(r"\b(?:i|i'm|i've|me|my|mine|we|our|us)\b", re.IGNORECASE)
+"""Whether the company does something, asked of it ("Do you price match?"), with nothing about the caller's own
+records. With no entry to answer it, the model said "I'm sorry, I don't have the ability to price match": a policy
+nobody wrote. Such a question is the offer of a person (and the supervisors' unanswered list), never the model's."""
+WHICH_ITEM = "Which item would you like a price for?"
+"""A price for "them" as nothing was spoken of yet ("How much would twelve of them cost?" as the call's first words
+was read back as a lead, asking the caller's name for the sales team, for no item at all)."""
 _ALSO_WHEN = re.compile(r"^\W*(?:and |so |ok(?:ay)?,? )?(?:(?:what|how) about|and(?: on)?)\b(?=.{3,40}$)",
                         re.IGNORECASE)
 """A follow-up that names only another day ("What about Christmas Eve?", "And the Sunday after?") or, after a price,
@@ -101,6 +112,7 @@ class KnowledgeStep:
     on_item: bool = False  # an item was priced, and no other entry answered since: "they" may be that item
     last_kind: str = ""  # the kind of the last answer given ("hours": "What about Christmas Eve?" asks hours too)
     topic: str | None = None  # the service whose times were just offered (the agent sets it), until a price is said
+    which: str | None = None  # a price question asked back with WHICH_ITEM: the item named next is "them"
     _last: tuple[str, float, Any] | None = None  # (question, when, answer): one turn asks up to twice
 
     def offered(self, slots: list[dict[str, Any]]) -> None:
@@ -128,6 +140,11 @@ class KnowledgeStep:
         """The caller's answer to a clarifying question: the confirmed entry's answer on a yes; or, right after an
         answer about opening hours, the hours of another day the caller names alone ("What about Christmas Eve?"
         was given to the model, which said "December 26"; "What about Thursday?" was a booking); else None."""
+        which, self.which = self.which, None
+        if which and any(names for names in self.price_names() if any(n.lower() in caller_text.lower() for n in names)):
+            named = _OF_THEM.sub(caller_text.strip(" ?.!"), which, count=1)  # "... twelve of them" -> "twelve desks"
+            if (price := self.kb.answer(named, self.clock())).kind == "price":
+                return self._used(price, named)
         if (self.pending is None and self.last_kind == "hours" and (also := _ALSO_WHEN.match(caller_text))
                 and names_a_day(day := caller_text[also.end():].strip(" ?."), self.clock().date())
                 and (hours := self.kb.answer(f"Are you open on {day}?", self.clock())).kind == "hours"):
@@ -210,11 +227,22 @@ class KnowledgeStep:
             # and asked for a name: no one here knows that price (the model cannot: any amount it said is held
             # back), a colleague may. A weak entry ("how much does shipping cost?") is left as it was.
             answer, must = replace(answer, kind="none", text=NO_PRICE, entry_ids=(), grounds=""), True
+        if items and not must and not answer.answered and _DO_YOU.search(question) and not _ABOUT_THE_CALLER.search(
+                question):  # "Do you price match?" with no entry: a person, not a policy the model makes up
+            answer, must = replace(answer, kind="none", text=OFFER_PERSON, entry_ids=(), grounds=""), True
         if not must and (not answer.answered or (strong and answer.score < STRONG) or self.only_a_day(question)):
             return None
         if answer.kind == "weak" and answer.entry_ids:
             self.pending = (answer.entry_ids[0], question)
         return self._used(answer, question)
+
+    def names_no_item(self, question: str, recent: str) -> bool:
+        """Whether ``question`` asks the price of "them" (or "it", "those") while no item, price or service was
+        spoken of in the call, and neither it nor the caller's ``recent`` words name one (``WHICH_ITEM``). "Can I
+        order that again?" asks no price: a reorder, for the sales team."""
+        return bool(PRICE_WORDS.search(question) and (_REFERS_BACK.search(question) or _THEY.search(question))) and \
+            not (self.last_price or self.on_item or self.topic) and not any(
+                name.lower() in f"{question} {recent}".lower() for names in self.price_names() for name in names)
 
     def not_again(self, used: KnowledgeUsed, grounds: str, history: list[Any]) -> tuple[KnowledgeUsed, str]:
         """``used``, unless it is the entry the bot's last reply said (``history``: the agent's messages), now for

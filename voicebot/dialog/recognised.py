@@ -21,7 +21,7 @@ from voicebot.dialog.agent_events import AgentEvent, IntentFound, Sentence
 from voicebot.dialog.answers import ADDRESS_CHANGE, match_intent, tool_args
 from voicebot.dialog.followups import OFFER_TICKET, offered
 from voicebot.dialog.intents import Intent, IntentClassifier
-from voicebot.dialog.knowledge_step import KnowledgeStep, KnowledgeUsed
+from voicebot.dialog.knowledge_step import WHICH_ITEM, KnowledgeStep, KnowledgeUsed
 from voicebot.dialog.placing import KNOWLEDGE_OVER_INTENT, placed_request
 from voicebot.dialog.rendered import order_sentence
 from voicebot.dialog.writes import WRITE_TOOLS, asked_for, write_evidence
@@ -229,6 +229,9 @@ def answer_recognised(agent: Recognising, caller_text: str, allowed: list[str]) 
     yield IntentFound(found)
     spoken = yield from also_asked(agent, caller_text)
     if tool == "create_lead" and agent.knowledge is not None:
+        if agent.knowledge.names_no_item(caller_text, " ".join(agent.caller_words[-3:])):  # "How much would 12 of them
+            agent.knowledge.which = caller_text  # cost?": which item, then that question for it
+            return (yield from agent._reply([WHICH_ITEM])) or True
         before = agent.knowledge.estimate
         priced = agent.knowledge.ask(caller_text, must=False)
         # the estimate first, then offer the lead; "Do you have standing desks, and how much are they?" had its
