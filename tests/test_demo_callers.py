@@ -837,3 +837,18 @@ def test_whether_the_company_does_something_its_files_do_not_say_is_a_person_not
     agent = agent_for(repo, intent_classifier, knowledge_base, chat=chat)
     events = list(agent.turn("Do you know where my order is?"))
     assert [e.name for e in events if isinstance(e, ToolCalled)] == ["list_open_orders"]
+
+
+def test_asking_to_return_something_hears_how_returns_work_then_a_ticket_is_offered(repo, intent_classifier,
+                                                                                    knowledge_base):
+    """"I'd like to return the chair." was a booking by the intent step and went to the model, which read a ticket
+    back at once: the caller never heard how returns work. Now the returns entry, then the offer of a ticket, whose
+    yes is read back from the caller's words; a broken item is still a ticket at once."""
+    chat = ScriptedChat()  # any model call fails the test
+    agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE, chat=chat)
+    answer = said(agent.turn("I'd like to return the chair."))
+    assert answer.startswith("Ask us for a return number") and answer.endswith("Shall I do that?"), answer
+    assert said(agent.turn("Yes.")) == "I'll open a ticket saying: I'd like to return the chair. Is that right?"
+    assert not chat.calls
+    agent = agent_for(repo, intent_classifier, knowledge_base, chat=chat)
+    assert said(agent.turn("I want to return the chair, it arrived broken.")).startswith("I'll open a ticket saying")

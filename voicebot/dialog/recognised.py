@@ -145,6 +145,12 @@ _ASKS_REFUND = re.compile(r"\b(want|would like|like|need|can i|could i|can we|ge
 REFUND_QUESTION = "When will I get my refund?"
 """Where a refund is, asked without an order number ("I haven't received my refund yet" had the wrong-item entry:
 its words "I received"): the CRM holds no refunds, the knowledge base's answer to this question says when."""
+_RETURN = re.compile(r"\b(?:want|would like|i'd like|need|like|can i|could i|how do i|how can i|have to|going to|"
+                     r"trying to)\b.*\b(?:return|send (?:\w+ )?back)\b(?!.*\b(?:refund|money back)\b)")
+RETURN_QUESTION = "How do I return an item?"
+"""Asking to return something ("I'd like to return the chair."): how returns work, from the knowledge base, then the
+offer of a ticket (``followups.with_offer``). It was a booking by the intent step and went to the model, which read
+back a ticket at once: the caller never heard the return process."""
 _A_BOOKING = re.compile(r"\b(appointment|visit|booking|technician|engineer|fitting|setup|repair|slot)\b")
 _TRACKING = re.compile(r"\b(tracking|track(ing)? (number|code|id|link)|waybill|consignment number)\b")
 ANYTHING_ELSE = "Is there anything else I can help with?"
@@ -202,6 +208,10 @@ def answer_recognised(agent: Recognising, caller_text: str, allowed: list[str]) 
             and not _ASKS_REFUND.search(plain) and not re.search(r"\d{4}", plain)
             and (used := agent.knowledge.ask(REFUND_QUESTION, must=False))):
         yield from agent._know(*used)  # "I haven't received my refund yet" had the wrong-item entry (0.63)
+        return True
+    if (agent.knowledge is not None and (found is None or found.name != "ticket") and _RETURN.search(plain)
+            and not re.search(r"\d{4}", plain) and (used := agent.knowledge.ask(RETURN_QUESTION, must=False))):
+        yield from agent._know(*used)  # "I'd like to return the chair.": the process, then a ticket offered
         return True
     if (found is None or found.name in ("knowledge", "order_status")) and "get_order" in allowed and \
             _ITS_ARRIVAL.search(caller_text.lower()) and (number := last_order(agent.facts)):
