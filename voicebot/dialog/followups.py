@@ -16,11 +16,13 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any, Protocol
 
+from voicebot.crm.spoken import digits_in
 from voicebot.dialog.answers import tool_args
-from voicebot.dialog.placing import IF_WE_DO
+from voicebot.dialog.placing import IF_WE_DO, SENDS_A_COPY
 from voicebot.dialog.services import also_asked_for, service_by_position, service_named
 from voicebot.dialog.slots import parse_when
 from voicebot.knowledge.base import PRICE_WORDS
+from voicebot.review.redact import mask_secrets
 from voicebot.text import normalize
 from voicebot.dialog.writes import (DETAIL_QUESTION, PendingWrite, answer_to_readback, asked_for, corrects,
                                     grounded_args, readback, says_what_is_wrong, with_detail)
@@ -58,6 +60,10 @@ def offered(answer: str) -> str | None:
 
 
 
+A_COPY = "a copy:"
+"""``DialogueAgent.detail_for`` after a copy of an invoice or receipt was asked for without the order's number and
+the knowledge base said how ("just ask us with the order number"): "It's order 10452." next read the order's
+status; now it is a ticket for the copy, read back from the caller's words with that number."""
 OFFER_TICKET = "If you'd like, I can open a ticket so our team can take care of it. Shall I do that?"
 OFFER_VISIT = "Would you like me to book a visit?"
 _STOCKED = re.compile(r"\b(?:have|has|got|sell|sells|stock|stocks|carry|carries)\b")
@@ -77,6 +83,8 @@ def with_offer(answer: str, request: str, services: Sequence[str] = ()) -> tuple
     company does one of its bookable ``services`` ("Do you fix printers?") with the offer of a visit
     (``OFFER_VISIT``), whose yes offers that service's free times."""
     made = offered(answer)
+    if made is None and SENDS_A_COPY.search(normalize(request)) and not re.search(r"\d{4,}", request):
+        return [answer], A_COPY  # "Can you resend my invoice?": the order's number said next makes it a ticket
     if made is None and not answer.rstrip().endswith("?") and _ACTION_ASKED.search(request):
         return [answer, OFFER_TICKET], offered(OFFER_TICKET)
     if made is None and not answer.rstrip().endswith("?") and IF_WE_DO.search(normalize(request)) and \
@@ -156,6 +164,13 @@ def follow_up(asked: str, caller_words: Sequence[str], intent: str | None, servi
         if args and tool == "create_ticket" and order:
             args["order_number"] = order
         return PendingWrite(tool, args, readback(tool, args)) if args else None
+    if asked == A_COPY:
+        number = re.search(r"\d{4,}", digits_in(mask_secrets(said)))
+        args = grounded_args("create_ticket", caller_words, today, caller_name=None) if number else None
+        if number is None or args is None:
+            return None
+        args["order_number"] = number.group()
+        return PendingWrite("create_ticket", args, readback("create_ticket", args))
     if asked == "create_ticket":
         if says_what_is_wrong(said) and answer_to_readback(said, asked) is None and (
                 intent in (None, "ticket") or corrects(said, asked)):

@@ -42,7 +42,7 @@ _HOW_TO_ORDER = re.compile(r"^(?:(?:hi|hello|yes|okay|ok|so|and|um|well) )*(?:ho
                            r"should) (?:i|we) (?:\w+ ){0,2}(?:re)?order\b")
 """How to order asked ("How do I order from you?", "How can I place an order?"): the knowledge base's ordering
 entry; as an order status it asked a known caller for the PIN and read out their open orders."""
-_SENDS_A_COPY = re.compile(r"\b(?:send|sent|email|e mail|mail|resend|re send|forward)\b(?: \w+){0,4}? (?:a |another )?"
+SENDS_A_COPY = re.compile(r"\b(?:send|sent|email|e mail|mail|resend|re send|forward)\b(?: \w+){0,4}? (?:a |another )?"
                            r"(?:copy|copies|invoice|invoices|receipt|receipts|statement|bill)\b")
 """A copy of a paper asked for with the order's number ("Can you email me a copy of my invoice for order 10452?" was
 an order status by 0.005 and read the order's delivery): a colleague's task, a ticket in the caller's words. Asked
@@ -130,7 +130,7 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
     found = placed(found, text)
     if _OPENS_TICKET.search(normalize(text)):
         return Intent("ticket", found.score if found else 0.0, 1.0, "(the words ask to open a ticket)")
-    if _SENDS_A_COPY.search(normalize(text)) and re.search(r"\d{4,}", digits_in(mask_secrets(text))):
+    if SENDS_A_COPY.search(normalize(text)) and re.search(r"\d{4,}", digits_in(mask_secrets(text))):
         return Intent("ticket", found.score if found else 0.0, 1.0, "(the words ask for a copy of a paper)")
     if ADDRESS_CHANGE.search(normalize(text)):  # "Can you send it to my office instead?": the fit-out entry
         return Intent("ticket", found.score if found else 0.0, 1.0, "(the words ask to change a delivery address)")
