@@ -16,13 +16,11 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from typing import Any, Protocol
 
-from voicebot.crm.spoken import digits_in
 from voicebot.dialog.answers import tool_args
-from voicebot.dialog.placing import IF_WE_DO, SENDS_A_COPY
+from voicebot.dialog.placing import IF_WE_DO, SENDS_A_COPY, number_said
 from voicebot.dialog.services import also_asked_for, service_by_position, service_named
 from voicebot.dialog.slots import parse_when
 from voicebot.knowledge.base import PRICE_WORDS
-from voicebot.review.redact import mask_secrets
 from voicebot.text import normalize
 from voicebot.dialog.writes import (DETAIL_QUESTION, PendingWrite, answer_to_readback, asked_for, corrects,
                                     grounded_args, readback, says_what_is_wrong, with_detail)
@@ -83,7 +81,7 @@ def with_offer(answer: str, request: str, services: Sequence[str] = ()) -> tuple
     company does one of its bookable ``services`` ("Do you fix printers?") with the offer of a visit
     (``OFFER_VISIT``), whose yes offers that service's free times."""
     made = offered(answer)
-    if made is None and SENDS_A_COPY.search(normalize(request)) and not re.search(r"\d{4,}", request):
+    if made is None and SENDS_A_COPY.search(normalize(request)) and not number_said(request):
         return [answer], A_COPY  # "Can you resend my invoice?": the order's number said next makes it a ticket
     if made is None and not answer.rstrip().endswith("?") and _ACTION_ASKED.search(request):
         return [answer, OFFER_TICKET], offered(OFFER_TICKET)
@@ -165,11 +163,11 @@ def follow_up(asked: str, caller_words: Sequence[str], intent: str | None, servi
             args["order_number"] = order
         return PendingWrite(tool, args, readback(tool, args)) if args else None
     if asked == A_COPY:
-        number = re.search(r"\d{4,}", digits_in(mask_secrets(said)))
+        number = number_said(said)
         args = grounded_args("create_ticket", caller_words, today, caller_name=None) if number else None
-        if number is None or args is None:
+        if args is None:
             return None
-        args["order_number"] = number.group()
+        args["order_number"] = number
         return PendingWrite("create_ticket", args, readback("create_ticket", args))
     if asked == "create_ticket":
         if says_what_is_wrong(said) and answer_to_readback(said, asked) is None and (

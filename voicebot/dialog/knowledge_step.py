@@ -141,7 +141,7 @@ class KnowledgeStep:
         answer about opening hours, the hours of another day the caller names alone ("What about Christmas Eve?"
         was given to the model, which said "December 26"; "What about Thursday?" was a booking); else None."""
         which, self.which = self.which, None
-        if which and any(names for names in self.price_names() if any(n.lower() in caller_text.lower() for n in names)):
+        if which and self._names_an_item(caller_text):
             named = _OF_THEM.sub(caller_text.strip(" ?.!"), which, count=1)  # "... twelve of them" -> "twelve desks"
             if (price := self.kb.answer(named, self.clock())).kind == "price":
                 return self._used(price, named)
@@ -194,8 +194,8 @@ class KnowledgeStep:
         when it is not one to give (see the module docstring). With ``items``, a question about an item
         (``about_an_item``) is always answered, and a weak match is no answer: "What colours do they come in?"
         after a chair's price was asked back "is your question: which carriers do you use?"."""
-        if self.topic and _ABOUT_IT.search(question) and len(question.split()) <= 8 and _IT.search(question) and not any(
-                name.lower() in question.lower() for names in self.price_names() for name in names):
+        if self.topic and _ABOUT_IT.search(question) and len(question.split()) <= 8 and _IT.search(question) and \
+                not self._names_an_item(question):
             # "How much does it cost?" after printer repair times were offered had the delivery charges entry, "How
             # long does it take?" the delivery times: "it" is the service offered
             question = _IT.sub(self.topic, question, count=1)
@@ -204,10 +204,9 @@ class KnowledgeStep:
             must = True
             if answer.kind == "weak":
                 answer = replace(answer, kind="none", text=OFFER_PERSON, entry_ids=(), grounds="")
-        said = question.lower()
         bare_count = (quantity_in(question) is not None  # "How much for 3?", "Can I get a discount if I buy 12?"
                       and (len(question.split()) <= 6 or (self.on_item and _DISCOUNT.search(question) is not None))
-                      and not any(name.lower() in said for names in self.price_names() for name in names))
+                      and not self._names_an_item(question))
         they = answer.kind == "entry" and self.on_item and (bare_count or len(question.split()) <= 6 and bool(
             _REFERS_BACK.search(question) or _THEY.search(question)))  # "How much are they?" after the chairs'
         # price had the delivery charges entry, "Can I get a discount if I buy 12?" the volume discount entry
@@ -236,13 +235,17 @@ class KnowledgeStep:
             self.pending = (answer.entry_ids[0], question)
         return self._used(answer, question)
 
+    def _names_an_item(self, text: str) -> bool:
+        """Whether ``text`` holds a price item's name or alias (as said, any case)."""
+        said = text.lower()
+        return any(name.lower() in said for names in self.price_names() for name in names)
+
     def names_no_item(self, question: str, recent: str) -> bool:
         """Whether ``question`` asks the price of "them" (or "it", "those") while no item, price or service was
         spoken of in the call, and neither it nor the caller's ``recent`` words name one (``WHICH_ITEM``). "Can I
         order that again?" asks no price: a reorder, for the sales team."""
         return bool(PRICE_WORDS.search(question) and (_REFERS_BACK.search(question) or _THEY.search(question))) and \
-            not (self.last_price or self.on_item or self.topic) and not any(
-                name.lower() in f"{question} {recent}".lower() for names in self.price_names() for name in names)
+            not (self.last_price or self.on_item or self.topic) and not self._names_an_item(f"{question} {recent}")
 
     def not_again(self, used: KnowledgeUsed, grounds: str, history: list[Any]) -> tuple[KnowledgeUsed, str]:
         """``used``, unless it is the entry the bot's last reply said (``history``: the agent's messages), now for

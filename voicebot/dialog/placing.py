@@ -47,6 +47,13 @@ SENDS_A_COPY = re.compile(r"\b(?:send|sent|email|e mail|mail|resend|re send|forw
 """A copy of a paper asked for with the order's number ("Can you email me a copy of my invoice for order 10452?" was
 an order status by 0.005 and read the order's delivery): a colleague's task, a ticket in the caller's words. Asked
 without a number, the knowledge base says how (the demo's: "just ask us with the order number")."""
+def number_said(text: str) -> str | None:
+    """The first number of four or more digits in ``text``, said or spoken ("one zero four five two"), a card number
+    or PIN masked first: the order's number a copy is asked for with."""
+    found = re.search(r"\d{4,}", digits_in(mask_secrets(text)))
+    return found.group() if found else None
+
+
 _MOVES_OR_DROPS = re.compile(r"\b(?:move|moved|moving|shift|reschedul\w*|postpon\w*|push|bring|brought|chang\w*|"
                              r"cancel\w*|call off|wont|dont|do not|will not|no longer|after all|cant make|cannot make|"
                              r"another|different|instead|any ?more|earlier|later)\b")
@@ -130,7 +137,7 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
     found = placed(found, text)
     if _OPENS_TICKET.search(normalize(text)):
         return Intent("ticket", found.score if found else 0.0, 1.0, "(the words ask to open a ticket)")
-    if SENDS_A_COPY.search(normalize(text)) and re.search(r"\d{4,}", digits_in(mask_secrets(text))):
+    if SENDS_A_COPY.search(normalize(text)) and number_said(text):
         return Intent("ticket", found.score if found else 0.0, 1.0, "(the words ask for a copy of a paper)")
     if ADDRESS_CHANGE.search(normalize(text)):  # "Can you send it to my office instead?": the fit-out entry
         return Intent("ticket", found.score if found else 0.0, 1.0, "(the words ask to change a delivery address)")

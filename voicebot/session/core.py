@@ -105,10 +105,11 @@ class CallSession:
     def _set(self, state: State) -> None:
         self.state = checked(self.state, state)
 
-    async def _record(self, event: StoredEvent) -> None:
-        """Store one event (``events.to_row`` masks any PIN, date of birth or card number in it)."""
-        self.events.append(event)
-        self.records.add(event_op(self.call_id, event, self.detector.now_s))
+    async def _record(self, *events: StoredEvent) -> None:
+        """Store events, in order (``events.to_row`` masks any PIN, date of birth or card number in them)."""
+        for event in events:
+            self.events.append(event)
+            self.records.add(event_op(self.call_id, event, self.detector.now_s))
 
     @property
     def _last_bot(self) -> str:
@@ -281,9 +282,9 @@ class CallSession:
             await self._speak(turn.sentences(), clock)
         except BaseException as exc:  # a fault (``run`` takes over) or a hang-up: what the filler and the tools did
             if not isinstance(exc, asyncio.CancelledError) or self.hung_up.is_set():  # stays on record
-                await self._record_all(turn.recorded)
+                await self._record(*turn.recorded)
             raise
-        await self._record_all(turn.recorded)
+        await self._record(*turn.recorded)
         if turn.transfer is not None:
             if self._last_bot == before and asks_again_before_hand_over(text, before, self.config.dialog.prompts):
                 return await self._no_match(clock)  # "Tune" (a misheard "Two.") is no reason to hand over
@@ -292,10 +293,6 @@ class CallSession:
             await self._no_match(clock)  # sentence at all: never silence (the no-match's ladder ends with a person)
         else:  # a reply that did not understand is a no-match (never the last one: ``hold_back`` kept that unsaid)
             self.guard.note_no_match() if turn.lost else self.guard.note_progress()
-
-    async def _record_all(self, events: list[StoredEvent]) -> None:
-        for event in events:
-            await self._record(event)
 
     # -- escalation and transfer ---------------------------------------------------------------------------
     async def _escalate(self, escalation: Escalation) -> None:
@@ -324,8 +321,8 @@ class CallSession:
         lookup = asyncio.ensure_future(in_thread("crm", crm_s, CallerContext.start, deps.crm, info.caller_id,
                                                  max_attempts=self.config.crm.verification_attempts,
                                                  lockout_hours=self.config.crm.verification_lockout_hours))
-        await asyncio.wait([lookup], timeout=FIRST_ROW_WAIT_S)  # the first row names the customer (a live card
-        found = lookup.done() and not lookup.exception() and lookup.result().customer  # never shows them unknown)
+        await asyncio.wait([lookup], timeout=FIRST_ROW_WAIT_S)  # the first row names the customer: a live card
+        found = lookup.done() and not lookup.exception() and lookup.result().customer  # never shows them unknown
         self.records.add(start | {"customer_id": str(found.id) if found else None})  # a slow CRM: written now
         context = await lookup
         self.listener.whole_numbers = await in_thread("crm", crm_s, deps.crm.order_number_lengths)  # said whole

@@ -74,8 +74,8 @@ async def hand_over(session: CallSession, reason: str, detail: str, prompt: str 
         session._set(State.ENDED)
         return
     callback = await asyncio.to_thread(session.deps.crm.request_callback, session.t.info.caller_id,
-                                 f"Transfer failed ({result.status} {result.reason}). {summary}",
-                                 customer_id=caller.id if caller else None)
+                                       f"Transfer failed ({result.status} {result.reason}). {summary}",
+                                       customer_id=caller.id if caller else None)
     await session._record(CallbackCreated(callback.id))
     session.outcome, session.outcome_reason = Outcome.TRANSFER_FAILED, f"{reason}; callback {callback.id}"
     session.guard.reset()
