@@ -134,10 +134,10 @@ class DialogueAgent:
         spoke the result, or the caller must first give their PIN."""
         if name == "list_free_slots" and not args.get("service"):
             # the service named in the caller's last turns ("I'd like a checkup." ... "Anything on Thursday?"), by
-            # its own name or by its price item's words ("new tires": "Tyre fitting")
-            services, prices = self._services(), self._price_names()
-            args = {**args, "service": next((s for said in reversed(self.caller_words[-3:])
-                                             if (s := service_named(said, services, prices))), None)}
+            # its own name or by its price item's words ("new tires": "Tyre fitting"), else the one just priced
+            services, prices, k = self._services(), self._price_names(), self.knowledge
+            args = {**args, "service": next((s for said in reversed(self.caller_words[-3:]) if (s := service_named(
+                said, services, prices))), None) or (k.priced_service(services, prices) if k else None)}
         said = " ".join(self.caller_words[self.detail_since:][-3:])  # the request and its details, as said
         args = latest_first(args, said) if name == "list_free_slots" else args  # "the latest you have on Friday?"
         if name == "list_free_slots" and (yield from self._ask_first(name, args)):

@@ -242,7 +242,9 @@ class AppointmentStep:
 _BOOK = re.compile(r"\b((book|schedule|arrange) (me |us |him |her |it |them |my \w+ )?(in|an?|for|the (earliest|"
                    r"soonest|first|next|latest|last))|"
                    r"(make|get|need|want|like|have) an? (appointment|visit)|(can|could) (you|someone|somebody) see "
-                   r"(me|us)|see (someone|somebody) (today|tomorrow|soon|as soon)|(can|could|may) (i|we) come in)\b")
+                   r"(me|us)|see (someone|somebody) (today|tomorrow|soon|as soon)|(can|could|may) (i|we) come in|"
+                   r"(can|could|may) (i|we) (book|schedule)|(book|schedule|arrange) (that|this|one)$)\b")
+"""Words that ask for a new booking. "Can I book that?" after a price was the caller's own bookings by 0.015."""
 
 
 def _free_at(agent: Dialogue, args: dict[str, Any], when: When) -> list[dict[str, Any]]:

@@ -25,10 +25,12 @@ from typing import Any, Protocol
 
 from voicebot.dialog.slots import parse_when
 from voicebot.dialog.writes import answer_to_readback
-from voicebot.knowledge.base import OFFER_PERSON, PRICE_WORDS
+from voicebot.dialog.services import service_named
+from voicebot.knowledge.base import OFFER_PERSON, PRICE_WORDS, KnowledgeAnswer
 from voicebot.knowledge.hours import OpeningHours
-from voicebot.knowledge.prices import quantity_in
+from voicebot.knowledge.prices import AMOUNT, quantity_in
 from voicebot.review.redact import mask_secrets
+from voicebot.speech.tts import split_sentences
 from voicebot.text import words
 
 
@@ -113,6 +115,8 @@ class KnowledgeStep:
     last_kind: str = ""  # the kind of the last answer given ("hours": "What about Christmas Eve?" asks hours too)
     topic: str | None = None  # the service whose times were just offered (the agent sets it), until a price is said
     which: str | None = None  # a price question asked back with WHICH_ITEM: the item named next is "them"
+    priced: str = ""  # the last price said, as said ("Drain unblocking costs $95 per job."): what "it" is to book
+    last_entry: tuple[str, str] | None = None  # (entry id, its whole answer) of the last entry said
     _last: tuple[str, float, Any] | None = None  # (question, when, answer): one turn asks up to twice
 
     def offered(self, slots: list[dict[str, Any]]) -> None:
@@ -199,7 +203,7 @@ class KnowledgeStep:
             # "How much does it cost?" after printer repair times were offered had the delivery charges entry, "How
             # long does it take?" the delivery times: "it" is the service offered
             question = _IT.sub(self.topic, question, count=1)
-        answer = self._answer(question)
+        answer = self._entry_price(question) or self._answer(question)
         if items and self.about_an_item(question):
             must = True
             if answer.kind == "weak":
@@ -262,8 +266,28 @@ class KnowledgeStep:
         self.pending, self.last_kind = None, "none"
         return replace(used, kind="none", entry_ids=(), text=OFFER_PERSON), OFFER_PERSON
 
+    def priced_service(self, services: list[str], price_names: list[tuple[str, ...]]) -> str | None:
+        """The CRM service the price just said is for, while no other entry answered since, or None. Why: "My
+        kitchen sink is blocked, how much do you charge?" heard drain unblocking's price, and "Can someone come
+        tomorrow?" was asked "Which service do you need: boiler service or drain unblocking?" twice."""
+        return service_named(self.priced, services, price_names) if self.on_item and self.priced else None
+
+    def _entry_price(self, question: str) -> Any:
+        """The last entry's sentences that carry an amount, as its answer to "How much is that?", or None. Why:
+        after the emergency call-out entry ("... An emergency call-out costs $150 plus parts and labour."), "How
+        much is that?" was asked back "are you asking about the price of the tap replacement?"."""
+        if self.last_kind != "entry" or self.last_entry is None or len(question.split()) > 8 or \
+                not (PRICE_WORDS.search(question) and _IT.search(question)) or self._names_an_item(question):
+            return None
+        said = " ".join(s for s in split_sentences(self.last_entry[1]) if AMOUNT.search(s))
+        return KnowledgeAnswer("entry", said, (self.last_entry[0],), 1.0, grounds=said) if said else None
+
     def _used(self, answer: Any, question: str) -> tuple[KnowledgeUsed, str]:
         self.last_kind = answer.kind
+        if answer.kind == "price":
+            self.priced = answer.text
+        if answer.kind == "entry" and answer.entry_ids:
+            self.last_entry = (answer.entry_ids[0], answer.grounds or answer.text)
         self.on_item = answer.kind == "price" or (self.on_item and answer.kind in ("weak", "none"))
         if answer.kind == "price" and answer.entry_ids:
             self.last_price, self.topic = (answer.entry_ids[0], question), None

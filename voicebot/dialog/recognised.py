@@ -24,6 +24,7 @@ from voicebot.dialog.intents import Intent, IntentClassifier
 from voicebot.dialog.knowledge_step import WHICH_ITEM, KnowledgeStep, KnowledgeUsed
 from voicebot.dialog.placing import KNOWLEDGE_OVER_INTENT, placed_request
 from voicebot.dialog.rendered import order_sentence
+from voicebot.dialog.services import service_named
 from voicebot.dialog.writes import WRITE_TOOLS, asked_for, write_evidence
 from voicebot.llm.base import ChatMessage
 from voicebot.text import normalize
@@ -50,6 +51,8 @@ class Recognising(Protocol):
     detail_for: str | None
 
     def _services(self) -> list[str]: ...
+
+    def _price_names(self) -> list[tuple[str, ...]]: ...
 
     def _reply(self, sentences: list[str]) -> Iterator[AgentEvent]: ...
 
@@ -193,6 +196,15 @@ def its_reason(facts: list[Any], caller_text: str) -> list[str] | None:
     return [NO_REASON, order_sentence(orders[0]), OFFER_TICKET]
 
 
+def _books_an_item(agent: Recognising, caller_text: str) -> bool:
+    """Whether "Can I book that?" asks for the item just priced while it is no service the CRM books, and the
+    words name no service. Why: a plumber's "How much is a new tap?" then "Can I book that?" was asked "Which
+    service do you need: boiler service or drain unblocking?"; the team arranges it (a lead, with the estimate)."""
+    services, prices, knowledge = agent._services(), agent._price_names(), agent.knowledge
+    return knowledge is not None and bool(knowledge.priced) and knowledge.on_item and \
+        knowledge.priced_service(services, prices) is None and service_named(caller_text, services, prices) is None
+
+
 def answer_recognised(agent: Recognising, caller_text: str, allowed: list[str]) -> Iterator[AgentEvent]:
     """Answer a request the intent classifier recognises, without the model. True: the turn is answered."""
     found: Intent | None = None
@@ -234,6 +246,9 @@ def answer_recognised(agent: Recognising, caller_text: str, allowed: list[str]) 
         yield from agent._know(*agent.knowledge.ask(caller_text, must=True))
         return True
     tool = INTENT_TOOLS.get(found.name) if found else None
+    if tool == "list_free_slots" and "create_lead" in allowed and _books_an_item(agent, caller_text):
+        yield IntentFound(Intent("lead", found.score, found.margin, "(the item just priced is no service booked)"))
+        return (yield from agent._propose_write("create_lead", evidence=True))  # the team arranges it
     if found is None or tool is None or tool not in allowed or not write_evidence(tool, caller_text, found.margin):
         return False
     yield IntentFound(found)

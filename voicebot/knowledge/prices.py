@@ -279,7 +279,7 @@ def say_prices(items: list[PriceItem], prices: PricesFile) -> str:
     return f"{listed}, so {total} for {both} together. {prices.note or ''}".strip()
 
 
-_AMOUNT = re.compile(r"[£$€]\s?(\d[\d,]*(?:\.\d{1,2})?)|\b(\d[\d,]*(?:\.\d{1,2})?)\s?(?:pounds?|dollars?|euros?|gbp|usd|eur)\b",
+AMOUNT = re.compile(r"[£$€]\s?(\d[\d,]*(?:\.\d{1,2})?)|\b(\d[\d,]*(?:\.\d{1,2})?)\s?(?:pounds?|dollars?|euros?|gbp|usd|eur)\b",
                      re.IGNORECASE)
 
 
@@ -292,9 +292,9 @@ def misprices(sentence: str, items: Sequence[PriceItem]) -> bool:
     if len(named) != 1:
         return False
     item = named[0]
-    stated = {_amount(m) for m in _AMOUNT.finditer(item.conditions)}  # "Delivery is free from $50."
+    stated = {_amount(m) for m in AMOUNT.finditer(item.conditions)}  # "Delivery is free from $50."
     factors = [Decimal(1), *((100 - tier.percent) / 100 for tier in item.discounts)]
-    for match in _AMOUNT.finditer(sentence):
+    for match in AMOUNT.finditer(sentence):
         amount = _amount(match)
         if not amount or item.price <= 0 or amount in stated:
             continue

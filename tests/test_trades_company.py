@@ -1,0 +1,114 @@
+"""A fourth company behind the same code: a plumber, whose callers describe a problem ("my kitchen sink is
+blocked") rather than name a service, ask "Can I book that?" after a price, and ask "How much is that?" after an
+entry that holds the amount. Turns that went wrong when called as its customers would (nothing here is in the demo
+company's data): the service just priced was forgotten ("Which service do you need?" twice), "Can I book that?" was
+the caller's own bookings (a phone number asked for), a tap replacement (priced, but no service the CRM books) was
+asked which service, "How much is that?" after the emergency call-out entry was asked back about taps, and "Yes, 24
+hours a day" lost its "Yes," and became a fragment. ``ScriptedChat()`` fails the test on any model call."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+
+import pytest
+
+from fakes import ScriptedChat
+from voicebot.crm.repository import Repository
+from voicebot.crm.verification import CallerContext
+from voicebot.dialog.agent import DialogueAgent, Sentence, ToolCalled
+from voicebot.dialog.knowledge_step import KnowledgeStep
+from voicebot.knowledge.base import KnowledgeBase
+
+TODAY = date(2026, 11, 30)  # a Monday
+DAN = "+13125550188"
+STRANGER = "+13125550999"
+
+PLUMBING_MD = """# About Northside Plumbing
+
+## What areas do you cover?
+tags: area, service area, coverage, towns
+We cover Springfield, Shelbyville and Ogdenville, within 25 miles of our depot.
+
+## Do you do emergency call-outs?
+tags: emergency, urgent, burst pipe, flood, out of hours, night
+Yes, 24 hours a day, 7 days a week. An emergency call-out costs $150 plus parts and labour.
+
+## Is your work guaranteed?
+tags: guarantee, warranty, workmanship
+All our work carries a 12-month workmanship guarantee. Parts carry the maker's warranty.
+"""
+PRICES = """currency: USD
+items:
+  - {id: drain, name: Drain unblocking, aliases: [blocked drain, drain cleaning, unblock], price: 95.00, unit: job}
+  - {id: boiler, name: Boiler service, aliases: [boiler check, annual service], price: 120.00, unit: visit}
+  - {id: tap, name: Tap replacement, aliases: [new tap, faucet], price: 75.00, unit: tap}
+"""
+
+
+@pytest.fixture
+def plumber(tmp_path, intent_classifier):
+    folder = tmp_path / "knowledge"
+    folder.mkdir()
+    (folder / "plumbing.md").write_text(PLUMBING_MD, encoding="utf-8")
+    (folder / "prices.yaml").write_text(PRICES, encoding="utf-8")
+    kb = KnowledgeBase(folder, intent_classifier.embedder, check_interval_s=0)
+    repo = Repository.open(None, region="US", clock=lambda: datetime.combine(TODAY, time(9)))
+    repo.add_customer("Dan Wilson", [DAN], pin="5511")
+    for day in (TODAY + timedelta(days=i) for i in range(1, 14)):
+        if day.weekday() < 5:
+            for hour in (8, 13):
+                repo.add_slot("boiler service", datetime.combine(day, time(hour)), resource="van 1", duration_min=60)
+            repo.add_slot("drain unblocking", datetime.combine(day, time(10)), resource="van 2")
+    return DialogueAgent(ScriptedChat(), CallerContext.start(repo, STRANGER), "Northside Plumbing.", today=TODAY,
+                         intents=intent_classifier, knowledge=KnowledgeStep(kb))
+
+
+def _said(events) -> str:
+    return " ".join(e.text for e in events if isinstance(e, Sentence))
+
+
+def _tools(events) -> list[ToolCalled]:
+    return [e for e in events if isinstance(e, ToolCalled)]
+
+
+def test_the_service_just_priced_is_the_one_booked_when_the_caller_asks_for_a_visit(plumber):
+    assert _said(plumber.turn("My kitchen sink is blocked, how much do you charge?")) == \
+        "Drain unblocking costs $95 per job."
+    events = list(plumber.turn("Can someone come tomorrow?"))
+    [listed] = _tools(events)
+    assert listed.name == "list_free_slots" and listed.args["service"] == "drain unblocking"
+    assert _said(events).startswith("I can offer drain unblocking on Tuesday, December 1st at 10 AM")
+
+
+@pytest.mark.parametrize("asked", ["Can I book that?", "Great, can I book that?", "Can I book one?"])
+def test_can_i_book_that_after_a_services_price_offers_its_times_not_the_callers_bookings(plumber, asked):
+    list(plumber.turn("How much is a boiler service?"))
+    events = list(plumber.turn(asked))
+    assert [t.name for t in _tools(events)] == ["list_free_slots"], _said(events)
+    assert _tools(events)[0].args["service"] == "boiler service"
+    assert "phone number" not in _said(events)
+
+
+def test_booking_an_item_no_service_books_is_a_lead_with_the_estimate(plumber):
+    assert _said(plumber.turn("How much would it cost to replace three taps?")) == \
+        "For 3 taps, at $75 per tap, the estimate is $225."
+    asked = _said(plumber.turn("Great, can I book that?"))
+    assert asked == "May I have your name for our sales team?", asked
+    assert "Shall I pass this" in _said(plumber.turn("John Smith."))
+    [lead] = _tools(list(plumber.turn("Yes.")))
+    assert lead.name == "create_lead" and lead.result["ok"] and lead.args["name"] == "John Smith"
+    assert "3 x Tap replacement at 75.00 USD per tap, 225.00 USD in total" in lead.args["notes"]
+
+
+def test_how_much_is_that_after_an_entry_with_an_amount_is_that_amount(plumber):
+    first = _said(plumber.turn("I have a burst pipe and water everywhere!"))
+    assert first.startswith("Yes, 24 hours a day, 7 days a week."), first  # not the fragment "24 hours a day, ..."
+    events = list(plumber.turn("How much is that?"))
+    assert _said(events) == "An emergency call-out costs $150 plus parts and labour.", _said(events)
+    assert "tap" not in _said(events).lower()
+
+
+def test_how_much_is_that_after_an_entry_without_an_amount_is_not_answered_from_it(plumber):
+    assert "12-month" in _said(plumber.turn("Is your work guaranteed?"))
+    said = _said(plumber.turn("How much is that?"))
+    assert "12-month" not in said and "$" not in said, said
