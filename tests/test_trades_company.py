@@ -37,6 +37,10 @@ Yes, 24 hours a day, 7 days a week. An emergency call-out costs $150 plus parts 
 tags: guarantee, warranty, workmanship
 All our work carries a 12-month workmanship guarantee. Parts carry the maker's warranty.
 """
+HOURS = """timezone: America/Chicago
+weekly: {monday: "08:00-18:00", tuesday: "08:00-18:00", wednesday: "08:00-18:00", thursday: "08:00-18:00",
+         friday: "08:00-17:00", saturday: "09:00-13:00", sunday: closed}
+"""
 PRICES = """currency: USD
 items:
   - {id: drain, name: Drain unblocking, aliases: [blocked drain, drain cleaning, unblock], price: 95.00, unit: job}
@@ -51,6 +55,7 @@ def plumber(tmp_path, intent_classifier):
     folder.mkdir()
     (folder / "plumbing.md").write_text(PLUMBING_MD, encoding="utf-8")
     (folder / "prices.yaml").write_text(PRICES, encoding="utf-8")
+    (folder / "hours.yaml").write_text(HOURS, encoding="utf-8")
     kb = KnowledgeBase(folder, intent_classifier.embedder, check_interval_s=0)
     repo = Repository.open(None, region="US", clock=lambda: datetime.combine(TODAY, time(9)))
     repo.add_customer("Dan Wilson", [DAN], pin="5511")
@@ -61,6 +66,12 @@ def plumber(tmp_path, intent_classifier):
             repo.add_slot("drain unblocking", datetime.combine(day, time(10)), resource="van 2")
     return DialogueAgent(ScriptedChat(), CallerContext.start(repo, STRANGER), "Northside Plumbing.", today=TODAY,
                          intents=intent_classifier, knowledge=KnowledgeStep(kb))
+
+
+def _known(plumber: DialogueAgent) -> DialogueAgent:
+    """The same plumber called by Dan, whom the CRM knows by his number."""
+    return DialogueAgent(plumber.chat, CallerContext.start(plumber.context.repo, DAN), "Northside Plumbing.",
+                         today=TODAY, intents=plumber.intents, knowledge=plumber.knowledge)
 
 
 def _said(events) -> str:
@@ -112,3 +123,22 @@ def test_how_much_is_that_after_an_entry_without_an_amount_is_not_answered_from_
     assert "12-month" in _said(plumber.turn("Is your work guaranteed?"))
     said = _said(plumber.turn("How much is that?"))
     assert "12-month" not in said and "$" not in said, said
+
+
+def test_when_is_my_boiler_service_asks_after_the_callers_booking(plumber):
+    dan = _known(plumber)
+    events = list(dan.turn("Hi, this is Dan. When is my boiler service?"))
+    assert [t.name for t in _tools(events)] == ["list_my_appointments"]
+    assert _said(events) == "For your security, please tell me your PIN."  # it had "I don't have that information"
+
+
+def test_someone_to_look_at_a_thing_a_service_names_is_offered_its_times(plumber):
+    events = list(plumber.turn("I need someone to look at my boiler, it's making a banging noise."))
+    [listed] = _tools(events)  # no pick by the classifier: the model had handed the caller over
+    assert listed.name == "list_free_slots" and listed.args["service"] == "boiler service"
+
+
+def test_what_about_an_emergency_after_the_hours_is_the_emergency_entry(plumber):
+    assert "Sunday" in _said(plumber.turn("Do you work on Sundays?"))
+    said = _said(plumber.turn("What about an emergency on a Sunday?"))
+    assert said.startswith("Yes, 24 hours a day, 7 days a week."), said  # it was the hours again, then a booking

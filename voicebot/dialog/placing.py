@@ -24,6 +24,7 @@ from voicebot.dialog.answers import ADDRESS_CHANGE, BILLED_WRONG, only_praise
 from voicebot.dialog.services import service_named
 from voicebot.dialog.appointments import placed
 from voicebot.dialog.intents import Intent
+from voicebot.dialog.knowledge_step import KNOWLEDGE_OVER_INTENT
 from voicebot.dialog.slots import parse_when
 from voicebot.dialog.writes import NEW_ORDER, WRITE_MARGIN
 from voicebot.knowledge.base import PRICE_WORDS
@@ -63,11 +64,6 @@ OWN_RECORDS = frozenset({"order_status", "order_history", "ticket_status", "my_a
 """Intents that read the caller's own records: their words say whose."""
 CHANGES = frozenset({"reschedule", "cancel_booking"})
 """Intents that change a booking: their words say what is moved or cancelled."""
-KNOWLEDGE_OVER_INTENT = 0.6
-"""The knowledge base's fused score (0-1) from which it takes a turn whose words do not make the intent's request.
-Questions the knowledge base holds scored 0.60-0.91 on two companies' files; order-status phrasings that name no
-order of the caller's do not occur in the labelled set, and the demo's delivery entries score up to 0.73 for ones
-that do (which keep their intent)."""
 
 _ASKS_TO_BOOK = re.compile(r"\b(?:(?:can|could|may) (?:i|we|you)|(?:id|i would|we would|wed|i want|we want|want) "
                            r"(?:like )?to|please) (?:book|schedule)\b(?! (?:online|on line|on the|through|via|by)\b)")
@@ -88,6 +84,21 @@ _BOOKED_VISIT = re.compile(r"\b(?:(?:when|what time|what day) (?:is|does|will|s)
                            r"engineer|fitter|installer|repair ?man|visit|appointment|repair|fitting|setup)\b"
                            r"(?! (?:be )?(?:available|free))")
 """A visit already booked asked after: "the technician", "my appointment", not "a technician" (a new booking)."""
+_WHEN_IS = re.compile(r"\b(?:(?:when|what time|what day) (?:is|does|will|s)|whens) (?:the|my|our) (\w+(?: \w+){0,2})")
+_SEND_SOMEONE = re.compile(r"\b(?:someone|somebody|an? (?:engineer|technician|plumber|electrician|fitter|mechanic))"
+                           r"(?: (?:to|who can|that can))? (?:come|look|check|fix|repair|see|sort|service)\b|"
+                           r"\bsend (?:someone|somebody|an? \w+) (?:out|round|over|to)\b")
+"""Asking for a person to come ("I need someone to look at my boiler"): with a service named, a booking."""
+
+
+def _when_is_my(said: str, services: Sequence[str]) -> bool:
+    """"When is my boiler service?": a CRM service of the caller's asked after by its own name (it had no pick and
+    heard "I don't have that information"), not when one is free ("When is the boiler service available?")."""
+    found = _WHEN_IS.search(said)
+    return found is not None and not re.search(r"\b(?:available|free|open)\b", said) and \
+        service_named(found.group(1), list(services)) is not None
+
+
 _VISIT_WORDS = frozenset("""book booking appointment appointments visit slot slots come coming technician engineer
     fitter schedule available availability opening openings free time когда записаться запись мастер""".split())
 _RECORD_WORDS = {
@@ -145,6 +156,12 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
         # "When does the technician come?" was a booking (by 0.012) and asked which service; "When is the technician
         # coming?" had no pick and heard the printer repair entry: the visit already booked, looked up
         return Intent("my_appointments", found.score if found else 0.0, 1.0, "(the words ask when the visit is)")
+    if (found is None or found.name in ("booking", "knowledge")) and _when_is_my(normalize(text), services):
+        return Intent("my_appointments", found.score if found else 0.0, 1.0, "(the words ask when the service is)")
+    if (found is None or found.name in ("ticket", "knowledge")) and _SEND_SOMEONE.search(normalize(text)) and \
+            service_named(text, list(services)) and not _MOVES_OR_DROPS.search(normalize(text)):
+        # "I need someone to look at my boiler, it's making a banging noise." had no pick, and the model handed over
+        return Intent("booking", found.score if found else 0.0, 1.0, "(the words ask for someone to come)")
     visit = bool(set(words(text)) & _A_VISIT)  # a lead's pick needs it: "book ten standing desks" buys desks
     if (found is None or found.name == "knowledge" or (found.name == "lead" and visit)) and _ASKS_TO_BOOK.search(
             normalize(text)) and (visit or service_named(text, list(services)) or parse_when(text, today)):
