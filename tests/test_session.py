@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import time
@@ -163,6 +163,16 @@ def played_s(line: SimulatedLine) -> float:
 
 
 # -- greeting -------------------------------------------------------------------------------------------------
+
+
+def test_a_calls_today_is_the_crm_clocks_date(env):
+    """No pinned ``today``: the dialogue's day (what "tomorrow" means) is the CRM clock's date, not the machine's."""
+    late = datetime(2026, 11, 24, 23, 30)  # a Tuesday night where the company is
+    crm = env.crm.with_clock(lambda: late)
+    deps = SessionDeps(env.config, env.transcriber, env.synth, ScriptedChat(), ScriptedVad(), crm, env.store)
+    session = CallSession(line_for(env, [WaitForBot(), HangUp()]), deps)
+    asyncio.run(asyncio.wait_for(session.run(), timeout=20))
+    assert session.agent.today == late.date()
 
 
 @pytest.mark.parametrize("caller_id, name", [(ALICE, "Alice"), (STRANGER, "")])

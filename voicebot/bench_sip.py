@@ -30,6 +30,7 @@ from pathlib import Path
 
 import yaml
 
+from voicebot.knowledge.hours import company_clock
 from voicebot.audio import write_wav
 from voicebot.bench import CALL_SCRIPTS, STAGES, Row
 from voicebot.config import Config
@@ -211,7 +212,7 @@ def bench_sip(config: Config, runs: int = 1, concurrency: tuple[int, ...] = (1, 
         folder = Path(tmp)
         cfg = _bench_config(config, folder, port)
         repo = Repository.open(folder / "crm.db", region=config.crm.default_region)
-        seed_demo(repo, today=date.today())
+        seed_demo(repo, today=company_clock(config)().date())  # the served CRM's clock
         repo.close()
         *scripts, interrupter = _caller_wavs(config, folder, log)
         log(f"starting voicebot serve on 127.0.0.1:{port} ...")

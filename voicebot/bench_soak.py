@@ -38,6 +38,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from voicebot.knowledge.hours import company_clock
 from voicebot.bench import Row
 from voicebot.bench_soak_store import audio_rows, stored_calls
 from voicebot.bench_sip import _bench_config, _Server
@@ -291,7 +292,7 @@ def prepare(config: Config, folder: Path, port: int, caller_says: str, hold_s: f
 
     cfg = _bench_config(config, folder, port)
     repo = Repository.open(folder / "crm.db", region=config.crm.default_region)
-    seed_demo(repo, today=date.today())
+    seed_demo(repo, today=company_clock(config)().date())  # the served CRM's clock
     repo.close()
     return (cfg, *caller_pcap(config, folder, caller_says,
                               max(hold_s - lead_ms_for(int(hold_s * 1000)) / 1000 - 0.2, 0.1)))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -23,8 +23,7 @@ crm_app = typer.Typer(help="The CRM database: demo data, CSV imports, and what t
 
 def open_repository(config_path: Path | None) -> Repository:
     """The CRM database the config names (folders created, schema migrated)."""
-    config = get_config(config_path)
-    return Repository.open(config.path(config.crm.database), region=config.crm.default_region)
+    return Repository.from_config(get_config(config_path))  # on the company's clock (hours.yaml's zone)
 
 
 def _table(title: str, columns: tuple[str, ...], rows: list[tuple]) -> Table | str:
@@ -54,7 +53,7 @@ def seed(
     The same --seed and --today always give the same data."""
     repo = open_repository(config_path)
     try:
-        summary = seed_demo(repo, today.date() if today else date.today(), random_seed, wipe=force)
+        summary = seed_demo(repo, today.date() if today else repo.now().date(), random_seed, wipe=force)
     except ValueError as exc:
         raise fail(str(exc)) from None
     finally:

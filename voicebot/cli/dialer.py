@@ -25,8 +25,7 @@ WHEN = ["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%d"]
 
 def _repository(config_path: Path | None) -> tuple[Repository, str]:
     config = get_config(config_path)
-    return Repository.open(config.path(config.crm.database), region=config.crm.default_region), \
-        config.crm.default_region
+    return Repository.from_config(config), config.crm.default_region
 
 
 @campaign_app.command("add")

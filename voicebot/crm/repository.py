@@ -77,7 +77,11 @@ class Repository:
 
     @classmethod
     def from_config(cls, config: _Config) -> Repository:
-        return cls.open(config.path(config.crm.database), region=config.crm.default_region)
+        """The company's CRM on the company's clock (``knowledge.hours.company_clock``: hours.yaml's zone)."""
+        from voicebot.knowledge.hours import company_clock
+
+        return cls.open(config.path(config.crm.database), region=config.crm.default_region,
+                        clock=company_clock(config))
 
     def with_clock(self, clock: Callable[[], datetime]) -> Repository:
         """The same database and lock, another clock (the seed writes history "as of" a given day)."""

@@ -17,6 +17,7 @@ reads ("December 31", "31 декабря").
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
@@ -262,3 +263,19 @@ def say_day(day: date, today: date, with_date: bool = False) -> str:
     if with_date or (day - today).days >= 7:
         return f"on {name}, {day.strftime('%B')} {day.day}"
     return f"on {name}"
+
+
+def company_clock(config) -> Callable[[], datetime]:
+    """The company's wall clock: naive local time in ``hours.yaml``'s zone, or the machine's own clock when the
+    company has no hours file (or knowledge is off, or the file does not parse). Why: the bot answered "Today,
+    Sunday, we're closed" (the hours, in the company's zone) and then booked "tomorrow" as Tuesday (the CRM and the
+    dialogue used the machine's date, UTC, already Monday): one call, two todays. The CRM's times (slots, bookings,
+    orders) are the company's local times, so its clock, and the call's "today", are this one."""
+    from voicebot.knowledge.files import HOURS_FILE, read_yaml_file
+
+    path = config.path(config.knowledge.dir) / HOURS_FILE
+    hours = read_yaml_file(path, HoursFile)[0] if config.knowledge.enabled and path.exists() else None
+    if not isinstance(hours, HoursFile):
+        return datetime.now
+    zone = ZoneInfo(hours.timezone)
+    return lambda: datetime.now(zone).replace(tzinfo=None)

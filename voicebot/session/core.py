@@ -18,7 +18,6 @@ import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterable
-from datetime import date
 from typing import Any, Literal
 
 from voicebot.crm.tools import CRM_TOOLS
@@ -332,7 +331,7 @@ class CallSession:
         company_prompt = self.config.dialog.system_prompt.format(company=self.config.dialog.company)
         self.gate = HangUpGate(deps.chat, CRM_TOOLS, self.hung_up)
         self.agent = DialogueAgent(self.gate, context, company_prompt, tools=self.gate,
-                                   today=deps.today or date.today(), intents=deps.intents,
+                                   today=deps.today or deps.crm.now().date(), intents=deps.intents,
                                    knowledge=KnowledgeStep(deps.knowledge) if deps.knowledge is not None else None)
         return context
 

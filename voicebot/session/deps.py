@@ -38,7 +38,7 @@ class SessionDeps:
     crm: Repository
     store: CallStore
     worker: str = "main"
-    today: date | None = None  # the CRM's "today" (tests pin it); None: the real date
+    today: date | None = None  # the CRM's "today" (tests pin it); None: the CRM clock's (the company's zone)
     on_call_end: Callable[[str], Any] | None = None  # called with the call id: e.g. the after-call analysis
     turn_model: EndOfTurnModel | None = None  # decides the end of each turn; None: a fixed silence
     intents: IntentClassifier | None = None  # recognises requests in code; None: the model decides each turn
