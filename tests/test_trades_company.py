@@ -142,3 +142,9 @@ def test_what_about_an_emergency_after_the_hours_is_the_emergency_entry(plumber)
     assert "Sunday" in _said(plumber.turn("Do you work on Sundays?"))
     said = _said(plumber.turn("What about an emergency on a Sunday?"))
     assert said.startswith("Yes, 24 hours a day, 7 days a week."), said  # it was the hours again, then a booking
+
+
+def test_a_quote_for_something_unpriced_names_no_item_by_a_word_like_new(plumber):
+    said = _said(plumber.turn("I would like a quote for a new bathroom."))
+    assert "tap" not in said.lower() and "$" not in said, said  # "new" (of the alias "new tap") named it
+    assert said == "May I have your name for our sales team?"

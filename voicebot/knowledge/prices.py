@@ -112,7 +112,12 @@ def names_item(text: str, item: PriceItem) -> bool:
     """Whether ``text`` names ``item`` by a word of its name or aliases ("how much are the desks?")."""
     names = {_singular(w) for phrase in (item.name, *item.aliases) for w in _TOKEN.findall(phrase.casefold())}
     said = {_singular(w) for w in _TOKEN.findall(text.casefold())}
-    return bool({w for w in names & said if w not in _FILLER and len(w) > 2})
+    return bool({w for w in names & said if w not in _FILLER and w not in _MODIFIERS and len(w) > 2})
+
+
+_MODIFIERS = frozenset("new old big small large extra other same next".split())
+"""Words of a name or alias that name nothing alone: "I'd like a quote for a new bathroom." was quoted a plumber's
+tap replacement (alias "new tap")."""
 
 
 def naming_strength(text: str, item: PriceItem) -> int:
