@@ -148,3 +148,13 @@ def test_a_quote_for_something_unpriced_names_no_item_by_a_word_like_new(plumber
     said = _said(plumber.turn("I would like a quote for a new bathroom."))
     assert "tap" not in said.lower() and "$" not in said, said  # "new" (of the alias "new tap") named it
     assert said == "May I have your name for our sales team?"
+
+
+@pytest.mark.parametrize("said", ["The engineer was supposed to come yesterday and never turned up.",
+                                  "Your plumber didn't show up.", "Nobody came for my appointment this morning."])
+def test_a_visit_that_never_happened_is_a_complaint_read_back_with_an_apology(plumber, said):
+    """It was a cancellation (by 0.011), an order's status, or a move of the booking."""
+    asked = _said(plumber.turn(said))
+    assert asked.startswith("I'm sorry about that. I'll open a ticket saying: "), asked
+    [ticket] = _tools(list(plumber.turn("Yes.")))
+    assert ticket.name == "create_ticket" and ticket.result["ok"]

@@ -39,6 +39,13 @@ _OPENS_TICKET = re.compile(r"\b(?:open|file|raise|create|log|make|submit|lodge|p
                            r"(?:ticket|complaint|case|support request)\b")
 """A ticket asked for by name ("I want to open a ticket" was a booking by 0.025 and asked which service to book; "Can
 you open a ticket for me?" the ticket status, and read the caller's history): what went wrong is asked next."""
+_NO_SHOW = re.compile(r"\b(?:engineer|technician|plumber|electrician|fitter|installer|mechanic|repair ?man|cleaner|"
+                      r"nurse|therapist|stylist)s?\b.{0,40}\b(?:never|didnt|did not|hasnt|has not|not|no)\b.{0,12}"
+                      r"\b(?:turn(?:ed)? up|show(?:ed)? up|came|come|arrived?)\b|"
+                      r"\b(?:nobody|no one|no-one|noone)\b.{0,12}\b(?:came|turned up|showed up|arrived)\b")
+"""A visit that did not happen ("The engineer was supposed to come yesterday and never turned up."): a complaint, a
+ticket read back from the caller's words. It was a cancellation by 0.011, "Your plumber didn't show up." an order
+status and "Nobody came for my appointment" a move (a goods delivery that never came stays an order's status)."""
 _HOW_TO_ORDER = re.compile(r"^(?:(?:hi|hello|yes|okay|ok|so|and|um|well) )*(?:how|where) (?:do|can|could|would|"
                            r"should) (?:i|we) (?:\w+ ){0,2}(?:re)?order\b")
 """How to order asked ("How do I order from you?", "How can I place an order?"): the knowledge base's ordering
@@ -148,6 +155,8 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
     found = placed(found, text)
     if _OPENS_TICKET.search(normalize(text)):
         return Intent("ticket", found.score if found else 0.0, 1.0, "(the words ask to open a ticket)")
+    if _NO_SHOW.search(normalize(text)):
+        return Intent("ticket", found.score if found else 0.0, 1.0, "(the words say a visit did not happen)")
     if SENDS_A_COPY.search(normalize(text)) and number_said(text):
         return Intent("ticket", found.score if found else 0.0, 1.0, "(the words ask for a copy of a paper)")
     if ADDRESS_CHANGE.search(normalize(text)):  # "Can you send it to my office instead?": the fit-out entry

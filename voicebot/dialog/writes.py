@@ -333,8 +333,9 @@ def _latest_when(caller_turns: Sequence[str], today: date, last: int = 2) -> Whe
 
 
 _UPSET = re.compile(r"\b(complain|complaining|complaint|upset|mess|ruined|botched|angry|furious|disappointed|unhappy|awful|terrible|horrible|rude|"
-                    r"unacceptable|disgust\w*|not happy)\b", re.IGNORECASE)
-"""A complaint said in so many words: its read-back begins with an apology."""
+                    r"unacceptable|disgust\w*|not happy|never (?:turned|showed) up|didn'?t (?:turn|show) up|no-?show|"
+                    r"(?:nobody|no one) (?:came|turned up|showed up))\b", re.IGNORECASE)
+"""A complaint said in so many words, or a visit that never happened: its read-back begins with an apology."""
 
 
 def readback(tool: str, args: dict[str, Any], slot: dict[str, Any] | None = None, named: bool = False) -> str:
