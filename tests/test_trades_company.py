@@ -158,3 +158,17 @@ def test_a_visit_that_never_happened_is_a_complaint_read_back_with_an_apology(pl
     assert asked.startswith("I'm sorry about that. I'll open a ticket saying: "), asked
     [ticket] = _tools(list(plumber.turn("Yes.")))
     assert ticket.name == "create_ticket" and ticket.result["ok"]
+
+
+def test_how_long_a_service_takes_is_its_length_in_the_crm_and_a_visit_is_offered(plumber):
+    said = _said(plumber.turn("How long does a boiler service take?"))
+    assert said == "The boiler service appointment takes an hour. Would you like me to book a visit?", said
+    [listed] = _tools(list(plumber.turn("Yes please.")))
+    assert listed.name == "list_free_slots" and listed.args["service"] == "boiler service"
+
+
+@pytest.mark.parametrize("asked", ["What is your address?", "Where are you based?", "What's your email address?"])
+def test_a_question_about_the_company_no_entry_answers_offers_a_person(plumber, asked):
+    """The model took "your address" for the caller's and asked for their phone number."""
+    assert _said(plumber.turn(asked)) == \
+        "I don't have that information. Would you like me to connect you with a colleague?"

@@ -66,6 +66,10 @@ _OF_THEM = re.compile(r"\b(?:of )?(?:them|those|these|it|they|that|ones?)\b", re
 _DO_YOU = re.compile(r"^\W*(?:(?:hi|hello|and|so|ok|okay|um|also|just wondering)\W+)*(?:do|does) (?:you|you guys|your "
                      r"(?:company|shop|store|firm|team))\b(?! (?:know|understand|hear|remember|think|mean|see|want)\b)",
                      re.IGNORECASE)
+_OF_YOURS = re.compile(r"^\W*(?:(?:hi|hello|and|so|ok|okay|um|also)\W+)*(?:what|where|who|which)(?:s|'s| is| are| was|"
+                       r" were)? (?:your\b(?! (?:name|job|role)\b)|you (?:located|based|situated)\b)", re.IGNORECASE)
+"""A question about the company's own things ("What's your address?", "Where are you based?", "Who is your
+manager?"): with no entry, the model took "your address" for the caller's and asked for their phone number."""
 _ABOUT_THE_CALLER = re.compile(r"\b(?:i|i'm|i've|me|my|mine|we|our|us)\b", re.IGNORECASE)
 """Whether the company does something, asked of it ("Do you price match?"), with nothing about the caller's own
 records. With no entry to answer it, the model said "I'm sorry, I don't have the ability to price match": a policy
@@ -253,8 +257,9 @@ class KnowledgeStep:
             # and asked for a name: no one here knows that price (the model cannot: any amount it said is held
             # back), a colleague may. A weak entry ("how much does shipping cost?") is left as it was.
             answer, must = replace(answer, kind="none", text=NO_PRICE, entry_ids=(), grounds=""), True
-        if items and not must and not answer.answered and _DO_YOU.search(question) and not _ABOUT_THE_CALLER.search(
-                question):  # "Do you price match?" with no entry: a person, not a policy the model makes up
+        if items and not must and not answer.answered and (_DO_YOU.search(question) or _OF_YOURS.search(
+                question)) and not _ABOUT_THE_CALLER.search(question):  # "Do you price match?", "What's your
+            # address?" with no entry: a person, not a policy the model makes up (or the caller's address asked)
             answer, must = replace(answer, kind="none", text=OFFER_PERSON, entry_ids=(), grounds=""), True
         if not must and (not answer.answered or (strong and answer.score < STRONG) or self.only_a_day(question)):
             return None

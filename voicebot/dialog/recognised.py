@@ -17,13 +17,14 @@ from collections.abc import Generator, Iterator
 from datetime import date
 from typing import Any, Protocol
 
+from voicebot.crm.verification import CallerContext
 from voicebot.dialog.agent_events import AgentEvent, IntentFound, Sentence
 from voicebot.dialog.answers import ADDRESS_CHANGE, match_intent, tool_args
-from voicebot.dialog.followups import OFFER_TICKET, offered
+from voicebot.dialog.followups import OFFER_TICKET, OFFER_VISIT, offered
 from voicebot.dialog.intents import Intent, IntentClassifier
 from voicebot.dialog.knowledge_step import WHICH_ITEM, KnowledgeStep, KnowledgeUsed
 from voicebot.dialog.placing import KNOWLEDGE_OVER_INTENT, placed_request
-from voicebot.dialog.rendered import order_sentence
+from voicebot.dialog.rendered import order_sentence, slot_length
 from voicebot.dialog.services import service_named
 from voicebot.dialog.writes import WRITE_TOOLS, asked_for, write_evidence
 from voicebot.llm.base import ChatMessage
@@ -44,6 +45,7 @@ class Recognising(Protocol):
 
     intents: IntentClassifier | None
     knowledge: KnowledgeStep | None
+    context: CallerContext
     today: date
     facts: list[Any]
     history: list[ChatMessage]
@@ -196,6 +198,16 @@ def its_reason(facts: list[Any], caller_text: str) -> list[str] | None:
     return [NO_REASON, order_sentence(orders[0]), OFFER_TICKET]
 
 
+def its_length(agent: Recognising, caller_text: str) -> list[str] | None:
+    """"How long does a boiler service take?" with no times offered yet: the service's length from its free slots in
+    the CRM (``rendered.slot_length``), and the offer of a visit. It was asked back "is your question: is your work
+    guaranteed?" (a plumber's knowledge base says nothing of lengths)."""
+    named = service_named(caller_text, agent._services(), agent._price_names())
+    slots = agent.context.repo.list_free_slots(service=named, limit=5) if named else []
+    length = slot_length(caller_text, [{"service": s.service, "duration_min": s.duration_min} for s in slots])
+    return [length, OFFER_VISIT] if length else None
+
+
 def _books_an_item(agent: Recognising, caller_text: str) -> bool:
     """Whether "Can I book that?" asks for the item just priced while it is no service the CRM books, and the
     words name no service. Why: a plumber's "How much is a new tap?" then "Can I book that?" was asked "Which
@@ -212,7 +224,9 @@ def answer_recognised(agent: Recognising, caller_text: str, allowed: list[str]) 
         found = placed_request(agent.intents.classify(caller_text), caller_text, agent._services(), agent.today,
                                agent.knowledge and agent.knowledge.score)
     if "get_order" in allowed and (said := its_cost(agent.facts, caller_text) or its_tracking(
-            agent.facts, caller_text) or its_reason(agent.facts, caller_text)):  # "Why is it late?": a ticket offered
+            agent.facts, caller_text) or its_reason(agent.facts, caller_text)) or (
+            not agent.offered_slots and "list_free_slots" in allowed and (said := its_length(agent, caller_text))):
+        # "Why is it late?": a ticket offered; "How long does a boiler service take?": a visit offered
         yield from agent._reply(said)
         agent.detail_for = offered(said[-1])  # a yes to that offer: the ticket, read back from the caller's words
         return True
