@@ -217,3 +217,13 @@ def test_how_long_it_takes_is_the_offered_services_slot_length(salon, intent_cla
         "The laptop setup appointment takes 2 hours and 30 minutes.")
     assert slot_length("How long does it take?", [{"service": "x", "duration_min": 30},
                                                   {"service": "x", "duration_min": 60}]) is None  # which one?
+
+
+@pytest.mark.parametrize("text", ["The 10 o'clock.", "The 10 o'clock one, please.", "the 10 am"])
+def test_the_10_oclock_is_a_time_not_the_10th(text):
+    """A garage offered Thursday at 8 and 10 AM; "The 10 o'clock." was read back as Thursday, December 10th."""
+    offered = [{"id": 1, "starts_at": "2026-12-03T08:00:00"}, {"id": 2, "starts_at": "2026-12-03T10:00:00"}]
+    when = parse_when(text, TODAY)
+    assert when is not None and when.first_day is None and when.hour == 10
+    assert pick_slot(text, offered, TODAY) == 2
+    assert parse_when("the 10th", TODAY).first_day == date(2026, 12, 10)  # a day of the month is still one

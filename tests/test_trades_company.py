@@ -1,4 +1,4 @@
-"""A fourth company behind the same code: a plumber, whose callers describe a problem ("my kitchen sink is
+"""A fourth and a fifth company behind the same code: a plumber and a garage (at the end), whose callers describe a problem ("my kitchen sink is
 blocked") rather than name a service, ask "Can I book that?" after a price, and ask "How much is that?" after an
 entry that holds the amount. Turns that went wrong when called as its customers would (nothing here is in the demo
 company's data): the service just priced was forgotten ("Which service do you need?" twice), "Can I book that?" was
@@ -172,3 +172,47 @@ def test_a_question_about_the_company_no_entry_answers_offers_a_person(plumber, 
     """The model took "your address" for the caller's and asked for their phone number."""
     assert _said(plumber.turn(asked)) == \
         "I don't have that information. Would you like me to connect you with a colleague?"
+
+
+GARAGE_MD = """# Riverside Motors
+
+## Can I wait while my car is serviced?
+tags: wait, waiting room, coffee, wifi
+Yes, our waiting room has free coffee and wifi. An MOT takes about 45 minutes.
+"""
+GARAGE_PRICES = """currency: GBP
+items:
+  - {id: mot, name: MOT test, aliases: [mot], price: 54.85, unit: test}
+  - {id: tyre, name: Tyre fitting, aliases: [tyres, new tyres], price: 25.00, unit: tyre}
+"""
+
+
+@pytest.fixture
+def garage(tmp_path, intent_classifier):
+    folder = tmp_path / "garage"
+    folder.mkdir()
+    (folder / "garage.md").write_text(GARAGE_MD, encoding="utf-8")
+    (folder / "prices.yaml").write_text(GARAGE_PRICES, encoding="utf-8")
+    kb = KnowledgeBase(folder, intent_classifier.embedder, check_interval_s=0)
+    repo = Repository.open(None, region="GB", clock=lambda: datetime.combine(TODAY, time(9)))
+    for day in (TODAY + timedelta(days=i) for i in range(1, 6)):
+        for hour in (8, 10, 14):
+            repo.add_slot("MOT test", datetime.combine(day, time(hour)), resource="bay 1", duration_min=45)
+        repo.add_slot("tyre fitting", datetime.combine(day, time(15)), resource="bay 3", duration_min=30)
+    return DialogueAgent(ScriptedChat(), CallerContext.start(repo, "+447700900999"), "Riverside Motors.",
+                         today=TODAY, intents=intent_classifier, knowledge=KnowledgeStep(kb))
+
+
+def test_a_question_an_entry_answers_almost_word_for_word_is_no_booking_and_it_is_its_item(garage):
+    """"Can I wait while you do the MOT?" was a move by 0.011, then a booking (a service named): MOT times offered.
+    "How much is it?" next was asked back about the tyre fitting: "it" is the MOT the question named."""
+    events = list(garage.turn("Can I wait while you do the MOT?"))
+    assert _tools(events) == [] and _said(events).startswith("Our waiting room has free coffee and wifi."), \
+        _said(events)
+    assert _said(garage.turn("How much is it?")) == "MOT test costs £54.85 per test."
+
+
+def test_the_10_oclock_books_that_hour_on_the_day_offered(garage):
+    assert "Thursday, December 3rd at 10 AM" in _said(garage.turn("My MOT is due, can I book it in for Thursday?"))
+    assert _said(garage.turn("The 10 o'clock.")) == "May I have your name for the booking?"
+    assert "Thursday, December 3rd at 10 AM for Peter Jones" in _said(garage.turn("Peter Jones."))

@@ -138,7 +138,7 @@ class KnowledgeStep:
     topic: str | None = None  # the service whose times were just offered (the agent sets it), until a price is said
     which: str | None = None  # a price question asked back with WHICH_ITEM: the item named next is "them"
     priced: str = ""  # the last price said, as said ("Drain unblocking costs $95 per job."): what "it" is to book
-    last_entry: tuple[str, str] | None = None  # (entry id, its whole answer) of the last entry said
+    last_entry: tuple[str, str, str] | None = None  # (entry id, its whole answer, the question) of the last entry
     _last: tuple[str, float, Any] | None = None  # (question, when, answer): one turn asks up to twice
 
     def offered(self, slots: list[dict[str, Any]]) -> None:
@@ -301,21 +301,27 @@ class KnowledgeStep:
         return service_named(self.priced, services, price_names) if self.on_item and self.priced else None
 
     def _entry_price(self, question: str) -> Any:
-        """The last entry's sentences that carry an amount, as its answer to "How much is that?", or None. Why:
-        after the emergency call-out entry ("... An emergency call-out costs $150 plus parts and labour."), "How
-        much is that?" was asked back "are you asking about the price of the tap replacement?"."""
+        """The last entry's sentences that carry an amount, as its answer to "How much is that?", else the price of
+        the one price item that entry or its question named, or None. Why: after the emergency call-out entry ("...
+        An emergency call-out costs $150 plus parts and labour."), "How much is that?" was asked back "are you
+        asking about the price of the tap replacement?"."""
         if self.last_kind != "entry" or self.last_entry is None or len(question.split()) > 8 or \
                 not (PRICE_WORDS.search(question) and _IT.search(question)) or self._names_an_item(question):
             return None
         said = " ".join(s for s in split_sentences(self.last_entry[1]) if AMOUNT.search(s))
-        return KnowledgeAnswer("entry", said, (self.last_entry[0],), 1.0, grounds=said) if said else None
+        if said:
+            return KnowledgeAnswer("entry", said, (self.last_entry[0],), 1.0, grounds=said)
+        named = {names[0] for names in self.price_names() for name in names if len(name) >= 3 and re.search(
+            rf"\b{re.escape(name.lower())}\b", f"{self.last_entry[2]} {self.last_entry[1]}".lower())}
+        # "Can I wait while you do the MOT?" (the waiting-room entry), then "How much is it?": the MOT test's price
+        return self.kb.answer(f"How much is the {named.pop()}?", self.clock()) if len(named) == 1 else None
 
     def _used(self, answer: Any, question: str) -> tuple[KnowledgeUsed, str]:
         self.last_kind = answer.kind
         if answer.kind == "price":
             self.priced = answer.text
         if answer.kind == "entry" and answer.entry_ids:
-            self.last_entry = (answer.entry_ids[0], answer.grounds or answer.text)
+            self.last_entry = (answer.entry_ids[0], answer.grounds or answer.text, question)
         self.on_item = answer.kind == "price" or (self.on_item and answer.kind in ("weak", "none"))
         if answer.kind == "price" and answer.entry_ids:
             self.last_price, self.topic = (answer.entry_ids[0], question), None

@@ -149,7 +149,8 @@ def _days(text: str, today: date) -> tuple[date, date, str] | None:
         d = _month_day(today, MONTHS[m.group(1)], _day_value(m.group(2), m.group(3)) or 0)
         if d:
             return d, d, m.group(0)
-    if m := re.search(rf"\bthe {_DAY_NUM}\b(?! (one|option|time|slot)s?\b)", text):  # not "the first one"
+    if m := re.search(rf"\bthe {_DAY_NUM}\b(?! (one|option|time|slot)s?\b)(?! ?(?:o'?clock|[ap]\.?m\b)|:\d)", text):
+        # not "the first one", nor "the 10 o'clock" (to 8 and 10 AM on Thursday: it read back the 10th at 10 AM)
         value = _day_value(m.group(1), m.group(2))
         d = _day_of_month(today, value) if value and 1 <= value <= 31 else None
         if d:
