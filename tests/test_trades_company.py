@@ -174,7 +174,12 @@ def test_a_question_about_the_company_no_entry_answers_offers_a_person(plumber, 
         "I don't have that information. Would you like me to connect you with a colleague?"
 
 
+EMMA = "+447700900123"
 GARAGE_MD = """# Riverside Motors
+
+## Do you provide courtesy cars?
+tags: courtesy car, loan car, replacement car, hire
+Yes, we have two courtesy cars. Please ask when you book; they go first come, first served.
 
 ## Can I wait while my car is serviced?
 tags: wait, waiting room, coffee, wifi
@@ -199,6 +204,8 @@ def garage(tmp_path, intent_classifier):
         for hour in (8, 10, 14):
             repo.add_slot("MOT test", datetime.combine(day, time(hour)), resource="bay 1", duration_min=45)
         repo.add_slot("tyre fitting", datetime.combine(day, time(15)), resource="bay 3", duration_min=30)
+    emma = repo.add_customer("Emma Clarke", [EMMA], pin="2580")
+    repo.book_slot(repo.list_free_slots(service="MOT", limit=1)[0].id, name="Emma Clarke", customer_id=emma.id)
     return DialogueAgent(ScriptedChat(), CallerContext.start(repo, "+447700900999"), "Riverside Motors.",
                          today=TODAY, intents=intent_classifier, knowledge=KnowledgeStep(kb))
 
@@ -216,3 +223,23 @@ def test_the_10_oclock_books_that_hour_on_the_day_offered(garage):
     assert "Thursday, December 3rd at 10 AM" in _said(garage.turn("My MOT is due, can I book it in for Thursday?"))
     assert _said(garage.turn("The 10 o'clock.")) == "May I have your name for the booking?"
     assert "Thursday, December 3rd at 10 AM for Peter Jones" in _said(garage.turn("Peter Jones."))
+
+
+def test_the_afternoon_to_a_days_times_for_a_move_keeps_that_day(garage):
+    """"Can I move it to Friday?" offered Friday at 8 and 10 AM; "The afternoon." offered Tuesday and Wednesday."""
+    emma = DialogueAgent(garage.chat, CallerContext.start(garage.context.repo, EMMA), "Riverside Motors.",
+                         today=TODAY, intents=garage.intents, knowledge=garage.knowledge)
+    assert _said(emma.turn("When is my MOT?")) == "For your security, please tell me your PIN."
+    assert "MOT test on Tuesday, December 1st at 8 AM" in _said(emma.turn("2580"))
+    assert "Friday, December 4th at 8 AM or Friday, December 4th at 10 AM" in _said(emma.turn("Can I move it to Friday?"))
+    assert _said(emma.turn("The afternoon.")) == "I can move it to Friday, December 4th at 2 PM. Would that suit you?"
+    assert _said(emma.turn("Yes.")) == ("I'll move your MOT test from Tuesday, December 1st at 8 AM to Friday, "
+                                        "December 4th at 2 PM. Shall I do that?")
+
+
+def test_bringing_the_car_in_for_a_service_is_a_booking(garage):
+    """It heard the courtesy-car entry ("car")."""
+    events = list(garage.turn("Great, can I bring my car in for new tyres?"))
+    [listed] = _tools(events)
+    assert listed.name == "list_free_slots" and listed.args["service"] == "tyre fitting"
+    assert _said(events).startswith("I can offer tyre fitting on Tuesday, December 1st at 3 PM")

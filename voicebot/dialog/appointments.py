@@ -89,6 +89,7 @@ class AppointmentStep:
     booking: dict[str, Any] | None = None  # the booking being moved, as the CRM tools return it
     offered: list[dict[str, Any]] = field(default_factory=list)  # the new times read out for it
     day_asked: bool = False  # none of them suited: which day would?
+    day_said: str = ""  # the words that named the day of the times offered ("Can I move it to Friday?")
     offer_new: bool = False  # NONE_BOOKED was said: a yes books a new visit
 
     @property
@@ -181,8 +182,10 @@ class AppointmentStep:
                         f" to {spoken_time(slot['starts_at'])}. Shall I do that?")
             return (yield from _read_back(agent, PendingWrite(MOVE, {"booking_id": booking["id"], "slot_id": slot_id},
                                                               sentence)))
-        if parse_when(text, agent.today) is not None:
-            return (yield from self._offer(agent, "", text))  # "have you got anything on Friday?"
+        if (when := parse_when(text, agent.today)) is not None:  # "have you got anything on Friday?"
+            # "The afternoon." to Friday's morning times: Friday afternoon (it offered Tuesday's and Wednesday's)
+            day = self.day_said if offered and when.first_day is None else ""
+            return (yield from self._offer(agent, "", f"{day} {text}".strip()))
         declined = answer_to_readback(text) is False or bool(_NONE.match(said))
         if offered and declined and not _KEEP.search(said):
             self.day_asked = True  # "none of those": another day may suit
@@ -219,6 +222,7 @@ class AppointmentStep:
         service = self.booking["slot"]["service"]
         when = parse_when(said, agent.today) if said else None
         times: list[dict[str, Any]] = []
+        self.day_said = said if when is not None and when.first_day is not None else ""
         if when is not None and when.first_day is not None:
             last = when.last_day or when.first_day
             times = yield from _free(agent, {"service": service, "date_from": when.first_day.isoformat(),

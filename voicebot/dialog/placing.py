@@ -77,7 +77,11 @@ CHANGES = frozenset({"reschedule", "cancel_booking"})
 """Intents that change a booking: their words say what is moved or cancelled."""
 
 _ASKS_TO_BOOK = re.compile(r"\b(?:(?:can|could|may) (?:i|we|you)|(?:id|i would|we would|wed|i want|we want|want) "
-                           r"(?:like )?to|please) (?:book|schedule)\b(?! (?:online|on line|on the|through|via|by)\b)")
+                           r"(?:like )?to|please) (?:book|schedule)\b(?! (?:online|on line|on the|through|via|by)\b)|"
+                           r"\b(?:can|could|may) (?:i|we) (?:bring|drop|take) (?:it|my \w+|the \w+|him|her|them) "
+                           r"(?:in|off|round|over)\b")
+"""Asking to book ("Can I book ...", "I'd like to schedule ...") or to bring something in ("Can I bring my car in
+then for new tyres?" heard the courtesy-car entry)."""
 IF_WE_DO = re.compile(r"^(?:(?:hi|hello|yes|okay|ok|so|and|um|well)\W+)*(?:do|does|can|could|are) (?:you|your \w+|"
                       r"you guys)\b(?! (?:(?:please|also) )?(?:book|schedule|send|come|arrange|make|fit me|get me))")
 """Whether the company does something ("Do you fix printers?", "Can you set up laptops?"): the knowledge base's,
