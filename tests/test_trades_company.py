@@ -243,3 +243,35 @@ def test_bringing_the_car_in_for_a_service_is_a_booking(garage):
     [listed] = _tools(events)
     assert listed.name == "list_free_slots" and listed.args["service"] == "tyre fitting"
     assert _said(events).startswith("I can offer tyre fitting on Tuesday, December 1st at 3 PM")
+
+
+RESTAURANT_MD = """# Luigi's Trattoria
+
+## Can I bring my own wine?
+tags: byob, corkage, wine, bring a bottle
+Yes, corkage is $15 per bottle.
+"""
+
+
+@pytest.fixture
+def restaurant(tmp_path, intent_classifier):
+    folder = tmp_path / "restaurant"
+    folder.mkdir()
+    (folder / "restaurant.md").write_text(RESTAURANT_MD, encoding="utf-8")
+    kb = KnowledgeBase(folder, intent_classifier.embedder, check_interval_s=0)
+    repo = Repository.open(None, region="US", clock=lambda: datetime.combine(TODAY, time(12)))
+    for day in (TODAY + timedelta(days=i) for i in range(1, 7)):
+        for hour in (18, 19, 20):
+            repo.add_slot("table", datetime.combine(day, time(hour)), resource="table 1", duration_min=90)
+    return DialogueAgent(ScriptedChat(), CallerContext.start(repo, STRANGER), "Luigi's Trattoria.", today=TODAY,
+                         intents=intent_classifier, knowledge=KnowledgeStep(kb))
+
+
+def test_a_table_at_7_is_7_pm_when_the_tables_are_in_the_evening(restaurant):
+    """"Saturday at 7" looked 5-10 AM and said "I have nothing free then. The earliest I can offer is ... 7 PM"."""
+    said = _said(restaurant.turn("Hi, can I book a table for four on Saturday at 7?"))
+    assert said == "I can offer table on Saturday, December 5th at 7 PM. Would that suit you?", said
+
+
+def test_an_entrys_yes_before_a_clause_goes_when_the_question_is_not_its_own(restaurant):
+    assert _said(restaurant.turn("How much is corkage?")) == "Corkage is $15 per bottle."  # not "Yes, corkage ..."

@@ -64,6 +64,9 @@ class When:
     def hours(self) -> tuple[int, int] | None:
         """The hours (from, to: exclusive) to look for free times in: the part of the day, or a few hours around a
         clock time (its neighbours are offered when it is taken); None when no time was named."""
+        if self.hour is not None and 7 <= self.hour <= 11 and self.part is None and not _HALF_OF_DAY.search(
+                self.text.lower()):  # "Saturday at 7": 7 AM or 7 PM (a restaurant's tables were "nothing free
+            return self.hour - 2, min(24, self.hour + 15)  # then" at 7 PM); the times found say which (near_offered)
         if self.hour is not None:
             return max(0, self.hour - 2), min(24, self.hour + 3)
         return PARTS[self.part] if self.part is not None else None

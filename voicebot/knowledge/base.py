@@ -96,13 +96,14 @@ _SELL_WORDS = re.compile(r"\b(sell|sells|selling|stock|stocks|carry|supply|in st
 to order 5 toner cartridges", "a discount if I order a hundred boxes?") is answered from the price list too: yes and
 its price, or the estimate; before, the nearest entry answered the first ("we deliver and assemble furniture") and
 the others were read back as leads with no figure."""
-_LEADING_YES_NO = re.compile(r"^(?:yes|no|да|нет)(?:[.!]\s*|,?\s*(?=(?:we|we're|we've|our|you|your|it|it's|its|they|"
-                             r"their|there|the|all|every|each|this|that|these|those|orders?|i|a|an|мы|вы|это)\b))",
-                             re.IGNORECASE)
+_LEADING_YES_NO = re.compile(r"^(?:yes|no|да|нет)(?:[.!]\s*|,?\s+(?!\d|(?:at|on|in|from|until|till|between|by|for|"
+                             r"within|during|up|around|about|any|anytime|every|always|seven|twenty|one|two|only|"
+                             r"just)\b))", re.IGNORECASE)
 """An entry's "Yes." or "No." answers its own question only. Said to a question with words its title, tags and
 ``asked:`` lines do not have, it is dropped and the rest is said: "do you deliver on Saturdays?" was answered "Yes.
 Orders placed before 2 PM on a business day can be delivered the next business day", and "do you sell laptops?"
-"Yes. We set up new laptops". A "Yes," that a clause follows goes too ("Yes, we ..."); one before a fragment stays:
+"Yes. We set up new laptops". A "Yes," that a clause follows goes too ("Yes, corkage is ..."); one before a fragment
+(a number, a preposition: "Yes, 24 hours a day", "Yes, until 9 PM") stays:
 "I have a burst pipe!" heard "24 hours a day, 7 days a week." of "Yes, 24 hours a day, 7 days a week."."""
 _BOUGHT = re.compile(r"\b(?:i|we|you|they|she|he)(?: have| had|'ve|'d)? (?:ordered|bought|purchased|received|got)\b|"
                      r"\b(?:was|were|been|never|wasn't|weren't|it|they|got|had|have|has|hasn't|haven't)(?: not| never)? "
