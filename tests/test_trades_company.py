@@ -275,3 +275,15 @@ def test_a_table_at_7_is_7_pm_when_the_tables_are_in_the_evening(restaurant):
 
 def test_an_entrys_yes_before_a_clause_goes_when_the_question_is_not_its_own(restaurant):
     assert _said(restaurant.turn("How much is corkage?")) == "Corkage is $15 per bottle."  # not "Yes, corkage ..."
+
+
+def test_a_tables_party_size_is_kept_in_the_bookings_note(restaurant):
+    """The booking kept only "table": the four people the caller said were lost."""
+    list(restaurant.turn("Hi, can I book a table for four on Saturday at 7?"))
+    assert _said(restaurant.turn("Yes.")) == "May I have your name for the booking?"
+    assert "for Maria Rossi" in _said(restaurant.turn("Maria Rossi."))
+    [booked] = _tools(list(restaurant.turn("Yes.")))
+    assert booked.name == "book_appointment" and booked.result["ok"], booked.result
+    assert booked.args["notes"] == "table, for 4 people"
+    [row] = list(restaurant.context.repo.db.query("select notes from bookings"))
+    assert row["notes"] == "table, for 4 people"

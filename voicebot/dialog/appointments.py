@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Protocol
 
+from voicebot.crm.spoken import words_to_digits
 from voicebot.crm.toolkit import ToolRegistry
 from voicebot.crm.verification import CallerContext
 from voicebot.dialog.agent_events import AgentEvent, ToolCalled
@@ -161,7 +162,7 @@ class AppointmentStep:
         if agent.offered_slots and "book_appointment" in allowed and (named := introduced_name([text])):
             if len(agent.offered_slots) == 1:  # "Bob Smith." to "Would that suit you?": the read-back, which is
                 slot = agent.offered_slots[0]  # the question (it was asked three times: the time again, then it)
-                args = {"slot_id": slot["id"], "name": named, "notes": str(slot.get("service", ""))[:200]}
+                args = {"slot_id": slot["id"], "name": named, "notes": booking_note(slot, agent.caller_words)}
                 yield from agent._read_back(PendingWrite("book_appointment", args,
                                                          readback("book_appointment", args, slot, True)))
                 return True
@@ -311,6 +312,19 @@ def placed(found: Intent | None, text: str) -> Intent | None:
     return found
 
 
+_PARTY = re.compile(r"\b(?:table for|party of|group of|booking for) (\d{1,3})\b(?! ?(?:am|pm|oclock|o clock|:))|"
+                    r"\b(\d{1,3}) (?:people|persons|guests|adults|diners|of us)\b")
+
+
+def booking_note(slot: dict[str, Any], caller_words: Sequence[str]) -> str:
+    """A booking's note: its service, and how many people the caller's last turns said ("a table for four": "table,
+    for 4 people"). Why: a restaurant's booking kept only "table", and the party size the caller gave was lost."""
+    service = str(slot.get("service", ""))
+    sizes = [int(m.group(1) or m.group(2)) for said in caller_words[-4:]
+             for m in _PARTY.finditer(words_to_digits(normalize(said)))]
+    return (f"{service}, for {sizes[-1]} people" if sizes and 1 < sizes[-1] <= 500 else service)[:200]
+
+
 def picked_booking(caller_words: Sequence[str], offered: list[dict[str, Any]], today: date, name: str | None) -> \
         tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """A new booking: the offered time the caller's last words pick (``answers.pick_slot``) and
@@ -320,7 +334,7 @@ def picked_booking(caller_words: Sequence[str], offered: list[dict[str, Any]], t
     slot = next((s for s in offered if s["id"] == slot_id), None)
     if slot is None:
         return None, None
-    return slot, {"slot_id": slot["id"], "name": name or "Caller", "notes": str(slot.get("service", ""))[:200]}
+    return slot, {"slot_id": slot["id"], "name": name or "Caller", "notes": booking_note(slot, caller_words)}
 
 
 def _request(caller_words: Sequence[str], tool: str, last: int = 3) -> str:
