@@ -261,8 +261,11 @@ def restaurant(tmp_path, intent_classifier):
     kb = KnowledgeBase(folder, intent_classifier.embedder, check_interval_s=0)
     repo = Repository.open(None, region="US", clock=lambda: datetime.combine(TODAY, time(12)))
     for day in (TODAY + timedelta(days=i) for i in range(1, 7)):
-        for hour in (18, 19, 20):
+        for hour in (12, 18, 19, 20):
             repo.add_slot("table", datetime.combine(day, time(hour)), resource="table 1", duration_min=90)
+    guest = repo.add_customer("Dan Wilson", [DAN], pin="5511")
+    repo.book_slot(repo.list_free_slots(start=TODAY + timedelta(days=2), limit=2)[1].id, name="Dan Wilson",
+                   customer_id=guest.id)  # Wednesday at 6 PM
     return DialogueAgent(ScriptedChat(), CallerContext.start(repo, STRANGER), "Luigi's Trattoria.", today=TODAY,
                          intents=intent_classifier, knowledge=KnowledgeStep(kb))
 
@@ -285,5 +288,21 @@ def test_a_tables_party_size_is_kept_in_the_bookings_note(restaurant):
     [booked] = _tools(list(restaurant.turn("Yes.")))
     assert booked.name == "book_appointment" and booked.result["ok"], booked.result
     assert booked.args["notes"] == "table, for 4 people"
-    [row] = list(restaurant.context.repo.db.query("select notes from bookings"))
+    [row] = list(restaurant.context.repo.db.query("select notes from bookings where name = 'Maria Rossi'"))
     assert row["notes"] == "table, for 4 people"
+
+
+def test_a_reservation_is_a_booking_to_move(restaurant):
+    """"I need to change my reservation to 8 o'clock." went to the model: no word of it was a booking's."""
+    dan = DialogueAgent(restaurant.chat, CallerContext.start(restaurant.context.repo, DAN), "Luigi's Trattoria.",
+                        today=TODAY, intents=restaurant.intents, knowledge=restaurant.knowledge)
+    assert _said(dan.turn("I need to change my reservation to 8 o'clock.")) == \
+        "For your security, please tell me your PIN."
+    said = _said(dan.turn("5511"))
+    assert "Wednesday, December 2nd at 6 PM" in said and "Wednesday, December 2nd at 8 PM" in said, said
+
+
+def test_tomorrow_night_is_the_evenings_tables(restaurant):
+    said = _said(restaurant.turn("Can I reserve a table for two tomorrow night?"))
+    assert said.startswith("I can offer table on Tuesday, December 1st at 6 PM or Tuesday, December 1st at 7 PM"), \
+        said  # not the noon table

@@ -230,6 +230,9 @@ class AppointmentStep:
                                              "date_to": last.isoformat()}, said)
             if not times:
                 lead = f"{lead} I have no free time for {service} then.".strip()
+        if when is not None and when.first_day is None and when.has_time:  # "to 8 o'clock": that day, first
+            day = str(self.booking["slot"]["starts_at"])[:10]
+            times = yield from _free(agent, {"service": service, "date_from": day, "date_to": day}, said)
         if not times:
             times = yield from _free(agent, {"service": service}, said)
         if not times:
@@ -244,7 +247,8 @@ class AppointmentStep:
         return True
 
 
-_BOOK = re.compile(r"\b((book|schedule|arrange) (me |us |him |her |it |them |my \w+ )?(in|an?|for|the (earliest|"
+_BOOK = re.compile(r"\b((book|schedule|arrange|reserve) (me |us |him |her |it |them |my \w+ )?(in|an?|for|the "
+                   r"(earliest|"
                    r"soonest|first|next|latest|last))|"
                    r"(make|get|need|want|like|have) an? (appointment|visit)|(can|could) (you|someone|somebody) see "
                    r"(me|us)|see (someone|somebody) (today|tomorrow|soon|as soon)|(can|could|may) (i|we) come in|"
@@ -278,10 +282,11 @@ def _sooner(agent: Dialogue) -> Iterator[AgentEvent]:
 
 _MINE_BOOKED = re.compile(r"\b(?:(?:have|did) (?:i|we)(?: got)?|do (?:i|we) have|what have (?:i|we) got)\b.{0,25}"
                           r"\b(?:booked|appointments?|bookings?|coming up)\b|\bwhen(?:s| is) (?:my|our) (?:next )?"
-                          r"(?:appointment|booking|visit)\b|\b(?:im sure|i think|i thought) (?:i|we) (?:had )?"
+                          r"(?:appointment|booking|reservation|visit)\b|\b(?:im sure|i think|i thought) (?:i|we) "
+                          r"(?:had )?"
                           r"(?:booked|made a booking|have an appointment)\b")
 """Asking after one's own bookings: "Have I got any appointments coming up?" was a new booking by 0.018."""
-_MY_VISIT = re.compile(r"\b(?:my|our|the) (?:\w+ )?(?:appointment|booking|visit|fitting|setup|repair)\b")
+_MY_VISIT = re.compile(r"\b(?:my|our|the) (?:\w+ )?(?:appointment|booking|reservation|visit|fitting|setup|repair)\b")
 """A booking of the caller's named ("my appointment", "the printer repair"): a move or a cancellation of it is no new
 request, even with no pick from the classifier."""
 

@@ -77,7 +77,8 @@ CHANGES = frozenset({"reschedule", "cancel_booking"})
 """Intents that change a booking: their words say what is moved or cancelled."""
 
 _ASKS_TO_BOOK = re.compile(r"\b(?:(?:can|could|may) (?:i|we|you)|(?:id|i would|we would|wed|i want|we want|want) "
-                           r"(?:like )?to|please) (?:book|schedule)\b(?! (?:online|on line|on the|through|via|by)\b)|"
+                           r"(?:like )?to|please) (?:book|schedule|reserve)\b"
+                           r"(?! (?:online|on line|on the|through|via|by)\b)|"
                            r"\b(?:can|could|may) (?:i|we) (?:bring|drop|take) (?:it|my \w+|the \w+|him|her|them) "
                            r"(?:in|off|round|over)\b")
 """Asking to book ("Can I book ...", "I'd like to schedule ...") or to bring something in ("Can I bring my car in
@@ -89,7 +90,8 @@ and the offer of a visit after it (``followups.with_offer``); "Can you book me a
 _FIRST_PERSON = re.compile(
     r"\b(i|im|ive|id|ill|my|mine|me|myself|we|were|weve|wed|our|ours|us|я|мой|моя|моё|мое|мои|моего|моей|моём|моем|"
     r"моих|мне|меня|мы|наш|наша|наше|наши|нашего|нашей|нам|нас)\b")
-_BOOKED_THING = frozenset("""appointment appointments visit visits booking bookings booked slot slots technician
+_BOOKED_THING = frozenset("""appointment appointments visit visits booking bookings booked reservation reservations
+    slot slots technician
     technicians engineer engineers fitter installer repairman plumber electrician it that this one time day date
     визит визита запись записи мастер мастера""".split())
 
@@ -114,7 +116,8 @@ def _when_is_my(said: str, services: Sequence[str]) -> bool:
         service_named(found.group(1), list(services)) is not None
 
 
-_VISIT_WORDS = frozenset("""book booking appointment appointments visit slot slots come coming technician engineer
+_VISIT_WORDS = frozenset("""book booking reserve reservation appointment appointments visit slot slots come coming
+    technician engineer
     fitter schedule available availability opening openings free time когда записаться запись мастер""".split())
 _RECORD_WORDS = {
     "order_status": frozenset("""order orders ordered package packages parcel parcels delivery deliveries delivered

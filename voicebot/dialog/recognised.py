@@ -156,7 +156,7 @@ RETURN_QUESTION = "How do I return an item?"
 """Asking to return something ("I'd like to return the chair."): how returns work, from the knowledge base, then the
 offer of a ticket (``followups.with_offer``). It was a booking by the intent step and went to the model, which read
 back a ticket at once: the caller never heard the return process."""
-_A_BOOKING = re.compile(r"\b(appointment|visit|booking|technician|engineer|fitting|setup|repair|slot)\b")
+_A_BOOKING = re.compile(r"\b(appointment|visit|booking|reservation|technician|engineer|fitting|setup|repair|slot)\b")
 _TRACKING = re.compile(r"\b(tracking|track(ing)? (number|code|id|link)|waybill|consignment number)\b")
 ANYTHING_ELSE = "Is there anything else I can help with?"
 

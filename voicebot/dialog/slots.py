@@ -25,7 +25,7 @@ from voicebot.review.redact import mask_secrets
 PARTS = {"morning": (8, 12), "lunchtime": (12, 14), "afternoon": (12, 17), "evening": (17, 21)}
 """Parts of the day as hours [start, end): what a service desk means by them."""
 _PART_WORDS = {"morning": "morning", "lunchtime": "lunchtime", "lunch": "lunchtime", "afternoon": "afternoon",
-               "evening": "evening", "tonight": "evening"}
+               "evening": "evening", "tonight": "evening", "night": "evening"}
 _HOUR_WORDS = {**{k: v for k, v in UNITS.items() if v}, **{k: v for k, v in TEENS.items() if v <= 12}}
 _MINUTE_WORDS = {"fifteen": 15, "thirty": 30, "forty-five": 45, "forty five": 45, "oh five": 5}
 _WORD_TIME = (r"(" + "|".join(sorted(_HOUR_WORDS, key=len, reverse=True)) + r")"
@@ -192,7 +192,7 @@ def _dateparser_day(text: str, today: date) -> tuple[date, date, str] | None:
 
 def _time(text: str) -> tuple[int | None, int, str | None, str]:
     """(hour, minute, part of day, the words) from cleaned ``text``; hour None when no clock time is named."""
-    part_match = re.search(r"\b(morning|lunchtime|lunch|afternoon|evening|tonight)\b", text)
+    part_match = re.search(r"\b(morning|lunchtime|lunch|afternoon|evening|tonight|(?<!last )night)\b", text)
     part = _PART_WORDS[part_match.group(1)] if part_match else None
     hour = minute = None
     said = ""
@@ -282,7 +282,7 @@ def _minutes(slot: dict[str, Any]) -> int:
     return start.hour * 60 + start.minute
 
 
-_HALF_OF_DAY = re.compile(r"\b(a\.? ?m|p\.? ?m|morning|afternoon|evening|tonight)\b")
+_HALF_OF_DAY = re.compile(r"\b(a\.? ?m|p\.? ?m|morning|afternoon|evening|tonight|night)\b")
 
 
 def near_offered(when: When, text: str, offered_hour: int) -> When:
@@ -362,6 +362,15 @@ def latest_first(args: dict[str, Any], said: str) -> dict[str, Any]:
     return {**args, "latest": True} if extreme_asked(said) == "latest" else args
 
 
+def _hour_free(when: When, slots: list[dict[str, Any]]) -> int | None:
+    """The one half of the day in which a clock time said without "am"/"pm" is free ("at 7" to a restaurant's
+    tables at noon and 6-8 PM: 7 PM), or None when both or neither are."""
+    if when.hour is None:
+        return None
+    free = {h for h in (when.hour % 12, when.hour % 12 + 12) if any(_minutes(s) // 60 == h for s in slots)}
+    return free.pop() if len(free) == 1 else None
+
+
 def fitting_slots(result: dict[str, Any], said: str, today: date) -> dict[str, Any]:
     """A ``list_free_slots`` result narrowed to the hour or part of the day in the caller's words, when they name
     one and any slot fits ("next Tuesday morning" is never offered 1 PM beside 9 AM), with one slot per service and
@@ -376,7 +385,7 @@ def fitting_slots(result: dict[str, Any], said: str, today: date) -> dict[str, A
     when = parse_when(said, today) or said_hour(said)  # "Eleven's fine." to the times offered
     if when is not None and when.has_time:
         if slots:
-            when = near_offered(when, said, _minutes(slots[0]) // 60)
+            when = near_offered(when, said, _hour_free(when, slots) or _minutes(slots[0]) // 60)
         fits = [s for s in slots if when.matches(datetime.fromisoformat(str(s["starts_at"])))]
         if not fits and when.hour is not None and slots:  # the time asked is taken: the nearest free ones, in order
             asked = when.hour * 60 + when.minute

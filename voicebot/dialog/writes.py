@@ -57,9 +57,11 @@ _ASKS = {
     # moving or cancelling a booked visit (dialog/appointments.py), never an order or a delivery
     "reschedule_appointment": re.compile(
         r"\b(re ?schedul\w*|(move|moving|shift) (?!(my|the|our) (order|delivery|parcel|package))(it|my|the|our|that|"
-        r"this)|chang\w* (the |my )?(date|day|time|appointment|visit|booking)|(another|a different|an other) (day|"
+        r"this)|chang\w* (the |my )?(date|day|time|appointment|visit|booking|reservation)|"
+        r"(another|a different|an other) (day|"
         r"date)|different time|(push|put|bring) (it|my|the|that|our)( \w+){0,2} (back|off|forward)|postpon\w*|"
-        r"cant make (it|my|the)|(appointment|visit|booking|fitting|setup|repair)( \w+){0,3} (be )?moved)\b"),
+        r"cant make (it|my|the)|(appointment|visit|booking|reservation|fitting|setup|repair)( \w+){0,3} "
+        r"(be )?moved)\b"),
     "cancel_appointment": re.compile(
         r"\b(cancel\w*|call(ing)? off)\b(?! (my|the|our|this|that|an?) (order|delivery|parcel|package|"
         r"shipment|subscription|account))|\bdont need (the|my|a|that) (visit|technician|engineer|appointment|"
@@ -83,7 +85,8 @@ _REFUSAL = frozenset("""no nope nah not dont do does want need it that this than
     maybe later anything else bye goodbye""".split())
 _CORRECTABLE = frozenset({"create_ticket", "create_lead", "request_callback", "book_appointment"})
 _FINE = re.compile(r"\b(no|not a) (problem|worries|issue)\b")
-_CANCEL_IT = re.compile(r"^(yes )?(please )?cancel( it| that| (the|my) (appointment|visit|booking))?( please| then)?$")
+_CANCEL_IT = re.compile(r"^(yes )?(please )?cancel( it| that| (the|my) (appointment|visit|booking|reservation))?"
+                        r"( please| then)?$")
 _NO = re.compile(r"^(?!no (problem|worries)\b)(no|nope|nah|don'?t|do not|cancel|wait|stop|not (now|that|yet|really)|"
                  r"never ?mind|wrong|that'?s (wrong|not right))\b")
 _HEDGE = re.compile(r"^(?:(?:actually|oh|um+|uh+|er+|hmm+|ah|well|sorry) )+(?=\w)")
@@ -147,12 +150,14 @@ _RECORD_TOOLS = frozenset({"list_open_orders", "list_recent_orders", "get_order"
                            "list_my_appointments"})
 _RECORDS_ASKED = re.compile(r"\b(orders?|ordered|deliver\w*|package|packages|parcels?|shipment|shipped|shipping|track"
                             r"\w*|purchase\w*|bought|account|tickets?|case|complaint|appointments?|bookings?|booked|"
+                            r"reservations?|"
                             r"visits?|history|invoices?|receipt|refund|arrive\w*|status|\d{3,})\b")
 """Words of a caller who asks after their own records: the model may read them only then (a question about "the
 ergonomic chairs" had the model list the caller's open orders, which asked a stranger for their account)."""
 
 
-_VISIT_ASKED = re.compile(r"\b(book\w*|appointments?|visits?|slots?|come|coming|technician|engineer|fitter|schedul\w*|"
+_VISIT_ASKED = re.compile(r"\b(book\w*|reserv\w*|appointments?|visits?|slots?|come|coming|technician|engineer|fitter|"
+                          r"schedul\w*|"
                           r"availab\w*|openings?|free|fix|fixed|fixing|repair\w*|install\w*|set ?up|setup|fitting|"
                           r"assembl\w*|service|see (me|us)|when can|today|tomorrow|monday|tuesday|wednesday|thursday|"
                           r"friday|saturday|sunday|next week|morning|afternoon|evening)\b")
