@@ -11,6 +11,7 @@ from datetime import date, datetime, time, timedelta
 
 import pytest
 
+from company_support import company_knowledge
 from fakes import ScriptedChat
 from voicebot.crm.repository import Repository
 from voicebot.crm.verification import CallerContext
@@ -21,7 +22,6 @@ from voicebot.dialog.intents import Intent
 from voicebot.dialog.knowledge_step import KnowledgeStep
 from voicebot.dialog.placing import KNOWLEDGE_OVER_INTENT, placed_request
 from voicebot.dialog.writes import NAME_QUESTION
-from voicebot.knowledge.base import KnowledgeBase
 
 TODAY = date(2026, 11, 30)  # a Monday
 MARIA = "+13125550147"
@@ -54,11 +54,8 @@ items:
 
 @pytest.fixture
 def clinic(tmp_path, intent_classifier):
-    folder = tmp_path / "knowledge"
-    folder.mkdir()
-    (folder / "clinic.md").write_text(CLINIC_MD, encoding="utf-8")
-    (folder / "prices.yaml").write_text(PRICES, encoding="utf-8")
-    kb = KnowledgeBase(folder, intent_classifier.embedder, check_interval_s=0)
+    kb = company_knowledge(tmp_path / "knowledge", intent_classifier.embedder,
+                           {"clinic.md": CLINIC_MD, "prices.yaml": PRICES})
     repo = Repository.open(None, region="US", clock=lambda: datetime.combine(TODAY, time(9)))
     repo.add_customer("Maria Lopez", [MARIA], pin="2468")
     for day in (TODAY + timedelta(days=i) for i in range(1, 14)):

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime
 
 import pytest
+from company_support import company_knowledge
 from fakes import ScriptedChat
 
 from voicebot.crm.repository import Repository
@@ -21,7 +22,6 @@ from voicebot.dialog.names import introduced_name
 from voicebot.dialog.others import OTHERS_REPLY, asks_for_others_data
 from voicebot.dialog.placing import placed_request
 from voicebot.dialog.writes import with_detail
-from voicebot.knowledge.base import KnowledgeBase
 
 TODAY = date(2026, 12, 1)  # a Tuesday
 SERVICES = ["beard trim", "blow-dry", "haircut"]
@@ -53,11 +53,8 @@ def salon():
 
 @pytest.fixture
 def salon_kb(tmp_path, intent_classifier):
-    folder = tmp_path / "knowledge"
-    folder.mkdir()
-    (folder / "prices.yaml").write_text(PRICES, encoding="utf-8")
-    (folder / "salon.md").write_text(WALK_INS, encoding="utf-8")
-    return KnowledgeBase(folder, intent_classifier.embedder, check_interval_s=0)
+    return company_knowledge(tmp_path / "knowledge", intent_classifier.embedder,
+                             {"prices.yaml": PRICES, "salon.md": WALK_INS})
 
 
 def agent_for(repo, intents, kb=None, caller="+447700900999"):

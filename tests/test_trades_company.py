@@ -12,12 +12,12 @@ from datetime import date, datetime, time, timedelta
 
 import pytest
 
+from company_support import company_knowledge
 from fakes import ScriptedChat
 from voicebot.crm.repository import Repository
 from voicebot.crm.verification import CallerContext
 from voicebot.dialog.agent import DialogueAgent, Sentence, ToolCalled
 from voicebot.dialog.knowledge_step import KnowledgeStep
-from voicebot.knowledge.base import KnowledgeBase
 
 TODAY = date(2026, 11, 30)  # a Monday
 DAN = "+13125550188"
@@ -51,12 +51,8 @@ items:
 
 @pytest.fixture
 def plumber(tmp_path, intent_classifier):
-    folder = tmp_path / "knowledge"
-    folder.mkdir()
-    (folder / "plumbing.md").write_text(PLUMBING_MD, encoding="utf-8")
-    (folder / "prices.yaml").write_text(PRICES, encoding="utf-8")
-    (folder / "hours.yaml").write_text(HOURS, encoding="utf-8")
-    kb = KnowledgeBase(folder, intent_classifier.embedder, check_interval_s=0)
+    kb = company_knowledge(tmp_path / "knowledge", intent_classifier.embedder,
+                           {"plumbing.md": PLUMBING_MD, "prices.yaml": PRICES, "hours.yaml": HOURS})
     repo = Repository.open(None, region="US", clock=lambda: datetime.combine(TODAY, time(9)))
     repo.add_customer("Dan Wilson", [DAN], pin="5511")
     for day in (TODAY + timedelta(days=i) for i in range(1, 14)):
@@ -194,11 +190,8 @@ items:
 
 @pytest.fixture
 def garage(tmp_path, intent_classifier):
-    folder = tmp_path / "garage"
-    folder.mkdir()
-    (folder / "garage.md").write_text(GARAGE_MD, encoding="utf-8")
-    (folder / "prices.yaml").write_text(GARAGE_PRICES, encoding="utf-8")
-    kb = KnowledgeBase(folder, intent_classifier.embedder, check_interval_s=0)
+    kb = company_knowledge(tmp_path / "garage", intent_classifier.embedder,
+                           {"garage.md": GARAGE_MD, "prices.yaml": GARAGE_PRICES})
     repo = Repository.open(None, region="GB", clock=lambda: datetime.combine(TODAY, time(9)))
     for day in (TODAY + timedelta(days=i) for i in range(1, 6)):
         for hour in (8, 10, 14):
@@ -255,10 +248,7 @@ Yes, corkage is $15 per bottle.
 
 @pytest.fixture
 def restaurant(tmp_path, intent_classifier):
-    folder = tmp_path / "restaurant"
-    folder.mkdir()
-    (folder / "restaurant.md").write_text(RESTAURANT_MD, encoding="utf-8")
-    kb = KnowledgeBase(folder, intent_classifier.embedder, check_interval_s=0)
+    kb = company_knowledge(tmp_path / "restaurant", intent_classifier.embedder, {"restaurant.md": RESTAURANT_MD})
     repo = Repository.open(None, region="US", clock=lambda: datetime.combine(TODAY, time(12)))
     for day in (TODAY + timedelta(days=i) for i in range(1, 7)):
         for hour in (12, 18, 19, 20):
