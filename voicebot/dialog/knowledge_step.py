@@ -181,7 +181,8 @@ class KnowledgeStep:
             return self._used(price, caller_text)  # "What about a beard trim?" after a price: the model said
             # "Beard trim costs £25" (the blow-dry's price, so its digits passed the grounding check)
         if (self.pending is None and self.last_kind == "hours" and _ALSO_WHEN.match(caller_text)
-                and names_a_day(caller_text, self.clock().date()) and (other := self.kb.answer(caller_text, self.clock())).kind == "entry"
+                and names_a_day(caller_text, self.clock().date())
+                and (other := self.kb.answer(caller_text, self.clock())).kind == "entry"
                 and other.score >= KNOWLEDGE_OVER_INTENT):
             return self._used(other, caller_text)  # "What about an emergency on a Sunday?" after the hours: the
             # emergency entry (a booking had asked which service: the words name a day)
