@@ -163,7 +163,8 @@ def test_how_long_a_service_takes_is_its_length_in_the_crm_and_a_visit_is_offere
     assert listed.name == "list_free_slots" and listed.args["service"] == "boiler service"
 
 
-@pytest.mark.parametrize("asked", ["What is your address?", "Where are you based?", "What's your email address?"])
+@pytest.mark.parametrize("asked", ["What is your address?", "Where are you based?", "What's your email address?",
+                                   "Is there a dress code?"])
 def test_a_question_about_the_company_no_entry_answers_offers_a_person(plumber, asked):
     """The model took "your address" for the caller's and asked for their phone number."""
     assert _said(plumber.turn(asked)) == \

@@ -67,9 +67,11 @@ _DO_YOU = re.compile(r"^\W*(?:(?:hi|hello|and|so|ok|okay|um|also|just wondering)
                      r"(?:company|shop|store|firm|team))\b(?! (?:know|understand|hear|remember|think|mean|see|want)\b)",
                      re.IGNORECASE)
 _OF_YOURS = re.compile(r"^\W*(?:(?:hi|hello|and|so|ok|okay|um|also)\W+)*(?:what|where|who|which)(?:s|'s| is| are| was|"
-                       r" were)? (?:your\b(?! (?:name|job|role)\b)|you (?:located|based|situated)\b)", re.IGNORECASE)
+                       r" were)? (?:your\b(?! (?:name|job|role)\b)|you (?:located|based|situated)\b)|"
+                       r"^\W*(?:(?:hi|hello|and|so|ok|okay|um|also)\W+)*(?:is|are) there (?:a|an|any)\b", re.IGNORECASE)
 """A question about the company's own things ("What's your address?", "Where are you based?", "Who is your
-manager?"): with no entry, the model took "your address" for the caller's and asked for their phone number."""
+manager?", "Is there a dress code?"): with no entry, the model took "your address" for the caller's and asked for
+their phone number, and may make up a rule."""
 _ABOUT_THE_CALLER = re.compile(r"\b(?:i|i'm|i've|me|my|mine|we|our|us)\b", re.IGNORECASE)
 """Whether the company does something, asked of it ("Do you price match?"), with nothing about the caller's own
 records. With no entry to answer it, the model said "I'm sorry, I don't have the ability to price match": a policy
