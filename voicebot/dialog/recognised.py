@@ -24,7 +24,7 @@ from voicebot.dialog.followups import OFFER_TICKET, OFFER_VISIT, offered
 from voicebot.dialog.intents import Intent, IntentClassifier
 from voicebot.dialog.knowledge_step import WHICH_ITEM, KnowledgeStep, KnowledgeUsed
 from voicebot.dialog.placing import KNOWLEDGE_OVER_INTENT, placed_request
-from voicebot.dialog.rendered import order_sentence, slot_length
+from voicebot.dialog.rendered import asks_how_long, order_sentence, slot_length
 from voicebot.dialog.services import service_named
 from voicebot.dialog.writes import WRITE_TOOLS, asked_for, write_evidence
 from voicebot.llm.base import ChatMessage
@@ -202,6 +202,8 @@ def its_length(agent: Recognising, caller_text: str) -> list[str] | None:
     """"How long does a boiler service take?" with no times offered yet: the service's length from its free slots in
     the CRM (``rendered.slot_length``), and the offer of a visit. It was asked back "is your question: is your work
     guaranteed?" (a plumber's knowledge base says nothing of lengths)."""
+    if not asks_how_long(caller_text):  # no CRM lookup for any other turn
+        return None
     named = service_named(caller_text, agent._services(), agent._price_names())
     slots = agent.context.repo.list_free_slots(service=named, limit=5) if named else []
     length = slot_length(caller_text, [{"service": s.service, "duration_min": s.duration_min} for s in slots])

@@ -146,6 +146,11 @@ _HOW_LONG = re.compile(r"\b(?:how long (?:does|will|would|is|do|are)|how much ti
 _THE_VISIT = re.compile(r"\b(?:it|that|this|they|appointments?|visits?|slots?|sessions?|bookings?)\b", re.IGNORECASE)
 
 
+def asks_how_long(text: str) -> bool:
+    """Whether the words ask how long something takes ("How long does it take?", "how many minutes")."""
+    return bool(_HOW_LONG.search(text))
+
+
 def slot_length(text: str, slots: list[dict[str, Any]]) -> str | None:
     """How long the service offered takes, from its slots' ``duration_min``, when ``text`` asks it ("How long does
     it take?" to laptop setup times was answered with the delivery times entry, and the setup entry that came
