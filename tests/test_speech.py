@@ -121,6 +121,48 @@ def test_silence_and_line_noise_are_not_heard_as_the_company_words(synthesizer, 
             assert normalize(transcriber.transcribe(audio + silence(300, 8000), 8000).text) == heard
 
 
+def test_a_quiet_word_is_raised_decoded_once_and_heard_alike_every_time(synthesizer, transcriber, monkeypatch):
+    """A one-word "No." 26 dB down scored under -1.0 and faster-whisper's fallback sampled five more passes, up to
+    temperature 1.0: 3.5 s instead of 1.1 s, and "No.", "No" or "now" at random from the same audio. Raised to the
+    line's level first (``stt.levelled``) it is sure at once; and a fallback is one pass at 0.2 at most."""
+    import numpy as np
+
+    temperatures: list[float] = []
+    real = transcriber._model.transcribe
+
+    def spy(*args, **kwargs):
+        segments, info = real(*args, **kwargs)
+        segments = list(segments)  # made inside the transcriber's window, as it does
+        temperatures.extend(s.temperature for s in segments)
+        return iter(segments), info
+
+    monkeypatch.setattr(transcriber._model, "transcribe", spy)
+    pcm = b"".join(chunk.pcm for chunk in synthesizer.stream("No.", 8000))
+    quiet = (np.frombuffer(pcm, "<i2") * 0.05).astype("<i2").tobytes() + silence(300, 8000)
+    heard = {transcriber.transcribe(quiet, 8000).text for _ in range(3)}
+    assert temperatures and set(temperatures) == {0.0}
+    assert len(heard) == 1 and normalize(heard.pop()) == "no"
+
+
+def test_a_quiet_line_is_raised_to_the_level_whisper_hears_best_and_a_loud_one_is_left_alone():
+    import numpy as np
+
+    from voicebot.speech.stt import LEVEL_DBFS, MAX_GAIN_DB, levelled
+
+    def loudest_dbfs(audio):
+        return max(20 * np.log10(np.sqrt(np.mean(np.square(audio[i:i + 1600])))) for i in range(0, len(audio), 1600))
+
+    tone = np.sin(np.arange(16000) * 2 * np.pi * 440 / 16000).astype(np.float32)  # loudest 100 ms at -3 dBFS
+    for quiet_db in (-42, -30):
+        raised = levelled(tone * np.float32(10 ** ((quiet_db + 3) / 20)))
+        assert raised.dtype == np.float32 and abs(loudest_dbfs(raised) - LEVEL_DBFS) < 0.1
+    assert loudest_dbfs(levelled(tone * np.float32(10 ** (-87 / 20)))) == pytest.approx(-90 + MAX_GAIN_DB, abs=0.1)
+    assert levelled(tone) is tone and levelled(tone * 0).max() == 0  # never lowered; silence stays silence
+    click = tone * np.float32(0.001)
+    click[8000] = 0.5  # a click: the gain stops short of full scale
+    assert np.abs(levelled(click)).max() <= 0.99
+
+
 def test_split_sentences():
     assert split_sentences("Hello there. How are you? Fine!") == ["Hello there.", "How are you?", "Fine!"]
     assert split_sentences("It costs 25.99 dollars.") == ["It costs 25.99 dollars."]
