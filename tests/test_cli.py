@@ -57,3 +57,15 @@ def test_check_config_takes_config_like_every_command(tmp_path):
     assert "bad.yaml:2" in result.output and "port" in result.output
     missing = runner.invoke(app, ["check-config", "--config", str(tmp_path / "nope.yaml")])
     assert missing.exit_code == 2 and "no such config file" in missing.output
+
+
+def test_bench_stt_prints_both_windows_on_a_clear_and_a_quiet_line(monkeypatch):
+    import voicebot.bench_stt
+
+    monkeypatch.setattr(voicebot.bench_stt, "PHRASINGS", ["Where is my order?", "Repairs."])
+    result = runner.invoke(app, ["bench", "stt", "--runs", "1"], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    for row in ("window 30 s (Whisper's own): wall", "window 10 s: CPU", "window 30 s (Whisper's own), line 26 dB down:",
+                "window 10 s, line 26 dB down: wall"):
+        assert row in result.output, row
+    assert result.output.count("phrasings heard differently") == 3
