@@ -338,7 +338,7 @@ def test_a_visit_with_no_service_named_asks_which_and_offers_distinct_times_of_i
     assert len(offered) == 2 and offered[0]["starts_at"] != offered[1]["starts_at"], offered
     assert {s["service"] for s in offered} == {"laptop setup"}
     spoken = " ".join(e.text for e in events if isinstance(e, Sentence))
-    assert spoken.startswith("I can offer laptop setup on ") and spoken.count(" or ") == 1, spoken
+    assert spoken.startswith("I can offer a laptop setup on ") and spoken.count(" or ") == 1, spoken
 
 
 @pytest.mark.parametrize("said, service", [
@@ -377,7 +377,7 @@ def test_nothing_free_on_the_callers_days_offers_the_earliest_after_and_says_so(
     (called,) = [e for e in events if isinstance(e, ToolCalled)]
     assert called.args["date_from"] == "2026-11-23" and called.result["result"]["none_in_range"] is True
     spoken = " ".join(e.text for e in events if isinstance(e, Sentence))
-    assert spoken.startswith("I have nothing free then. The earliest I can offer is laptop setup on "), spoken
+    assert spoken.startswith("I have nothing free then. The earliest I can offer is a laptop setup on "), spoken
     assert len(agent.offered_slots) == 2 and all(s["starts_at"] > "2026-11-30" for s in agent.offered_slots)
 
 

@@ -17,6 +17,7 @@ from voicebot.crm.seed import seed_demo
 from voicebot.crm.tools import CRM_TOOLS
 from voicebot.crm.verification import CallerContext
 from voicebot.dialog.agent import DialogueAgent, IntentFound, Sentence, ToolCalled
+from voicebot.dialog.rendered import offered_times
 from voicebot.dialog.slots import spoken_time
 from voicebot.dialog.writes import answer_to_readback, asked_for
 
@@ -184,8 +185,7 @@ def test_moving_a_visit_offers_two_times_of_its_service_next_week_reads_back_and
     first, second = _two_times(repo, "printer repair", date(2026, 11, 23), date(2026, 11, 29))
     assert first.starts_at != second.starts_at  # one time to the caller
     assert "printer repair on Tuesday, December 1st at 10 AM" in said
-    assert f"I can move it to {spoken_time(first.starts_at.isoformat())} or {spoken_time(second.starts_at.isoformat())}" \
-        in said
+    assert f"I can move it to {offered_times([{'starts_at': first.starts_at}, {'starts_at': second.starts_at}])}" in said
     events = list(agent.turn("the second one"))
     assert _called(events) == []  # read back first
     assert _said(events) == (f"I'll move your printer repair from Tuesday, December 1st at 10 AM to "
@@ -273,7 +273,7 @@ def test_no_booking_on_record_is_said_and_a_new_visit_is_offered(demo, intent_cl
     events = list(agent.turn("Yes, please."))
     listed = [c for c in _called(events) if c.name == "list_free_slots"]
     assert listed and listed[0].args["service"] == "printer repair"
-    assert "I can offer printer repair on" in _said(events) and agent.offered_slots
+    assert "I can offer a printer repair on" in _said(events) and agent.offered_slots
 
 
 def test_the_model_may_choose_a_move_only_when_the_caller_asks_for_one(demo):
@@ -333,7 +333,7 @@ def test_a_day_and_hour_with_no_free_time_that_day_are_answered_with_times_not_s
     assert "Which would suit you?" in _said(agent.turn("I'd like to book a printer repair."))
     events = list(agent.turn("Next Sunday at 10."))
     said = _said(events)
-    assert said.startswith("I have nothing free then. The earliest I can offer is printer repair on") and \
+    assert said.startswith("I have nothing free then. The earliest I can offer is a printer repair on") and \
         said.endswith("Which would suit you?"), said
     assert "Sunday" not in said and agent.pending_write is None and agent.chat.calls == []
     assert [c.name for c in _called(events)] == ["list_free_slots"]

@@ -94,13 +94,13 @@ def test_the_service_picked_by_its_place_in_the_list_keeps_the_week_asked_for(cl
     assert _said(clinic.turn("Next week if possible.")) == question
     events = list(clinic.turn("The first one."))
     assert _tools(events) == ["list_free_slots"]
-    assert _said(events).startswith("I can offer checkup on Monday, December 7th at 8 AM")
+    assert _said(events).startswith("I can offer a checkup on Monday, December 7th at 8 AM")
 
 
 def test_a_visit_is_not_the_emergency_visit_and_coming_in_is_a_booking(clinic):
     question = "Which service do you need: checkup, emergency visit or teeth whitening?"
     assert _said(clinic.turn("I'd like to book a visit.")) == question
-    assert _said(clinic.turn("The emergency one, please.")).startswith("I can offer emergency visit on Tuesday")
+    assert _said(clinic.turn("The emergency one, please.")).startswith("I can offer an emergency visit on Tuesday")
 
 
 @pytest.mark.parametrize("text", ["Can you see me today?", "Is there any chance I could come in tomorrow?"])
@@ -151,9 +151,9 @@ def test_book_in_so_many_words_is_a_booking_and_the_service_said_before_still_co
     and the knowledge base's new-patient entry answered it; "Anything on Thursday afternoon?" after a checkup
     was named asked which service."""
     events = list(clinic.turn("Hi, I'm a new patient, can I book a checkup?"))
-    assert _tools(events) == ["list_free_slots"] and _said(events).startswith("I can offer checkup on Tuesday")
+    assert _tools(events) == ["list_free_slots"] and _said(events).startswith("I can offer a checkup on Tuesday")
     said = _said(clinic.turn("Do you have anything on Thursday afternoon?"))
-    assert said.startswith("I can offer checkup on Thursday, December 3rd at 2 PM")
+    assert said.startswith("I can offer a checkup on Thursday, December 3rd at 2 PM")
 
 
 def test_a_price_question_is_no_answer_to_the_service_question(clinic):
@@ -166,10 +166,10 @@ def test_a_price_question_is_no_answer_to_the_service_question(clinic):
 def test_anything_earlier_is_no_pick_of_the_first_time(clinic):
     """"Do you have anything earlier?" matched "earlier" as a pick of the first time offered and read it back."""
     said = _said(clinic.turn("Can I book a checkup on Thursday afternoon?"))
-    assert said.startswith("I can offer checkup on Thursday, December 3rd at 2 PM")
+    assert said.startswith("I can offer a checkup on Thursday, December 3rd at 2 PM")
     events = list(clinic.turn("Do you have anything earlier?"))
     assert _tools(events) == ["list_free_slots"] and "Shall I book" not in _said(events)
-    assert _said(events).startswith("I can offer checkup on Tuesday, December 1st at 8 AM")
+    assert _said(events).startswith("I can offer a checkup on Tuesday, December 1st at 8 AM")
     assert _said(clinic.turn("Anything sooner than that?")) == EARLIEST
     assert _said(clinic.turn("Okay, the first one.")).endswith("Shall I book it?")
 
@@ -178,9 +178,9 @@ def test_anything_earlier_is_no_pick_of_the_first_time(clinic):
 def test_a_caller_the_crm_does_not_know_is_asked_for_a_name_before_the_booking(clinic, answer, name):
     """A new patient was booked as "Caller": the team met a stranger. The name is asked once and written as said."""
     agent = _stranger(clinic)
-    assert _said(agent.turn("Can I book a checkup on Thursday afternoon?")).startswith("I can offer checkup")
+    assert _said(agent.turn("Can I book a checkup on Thursday afternoon?")).startswith("I can offer a checkup")
     assert _said(agent.turn("The two o'clock, please.")) == NAME_QUESTION
-    assert _said(agent.turn(answer)) == f"That's checkup on Thursday, December 3rd at 2 PM for {name}. Shall I book it?"
+    assert _said(agent.turn(answer)) == f"That's a checkup on Thursday, December 3rd at 2 PM for {name}. Shall I book it?"
     events = list(agent.turn("Yes."))
     assert _tools(events) == ["book_appointment"]
     booking = agent.context.repo.db.execute("select name, phone from bookings").fetchone()
@@ -210,7 +210,7 @@ def test_book_in_so_many_words_outweighs_a_narrow_my_appointments(clinic):
     was asked for an account to look up."""
     events = list(_stranger(clinic).turn("Hi, I'm a new patient. Can I book a checkup next week?"))
     assert _tools(events) == ["list_free_slots"]
-    assert _said(events).startswith("I can offer checkup on Monday, December 7th at 8 AM")
+    assert _said(events).startswith("I can offer a checkup on Monday, December 7th at 8 AM")
 
 
 def test_what_the_bot_can_do_is_what_this_companys_data_allows(clinic):
@@ -231,7 +231,7 @@ def test_a_service_named_by_its_price_lists_word_another_day_and_a_time_in_words
     "checkup" (it asked which service); "Friday morning." to the times offered went to the model, which handed the
     caller over; "Ten is fine." picked nothing ("ten" a word, not a digit)."""
     events = list(clinic.turn("Hi, can I book it in for a cleaning?"))
-    assert _tools(events) == ["list_free_slots"] and _said(events).startswith("I can offer checkup on Tuesday")
+    assert _tools(events) == ["list_free_slots"] and _said(events).startswith("I can offer a checkup on Tuesday")
     said = _said(clinic.turn("Friday morning."))
-    assert said.startswith("I can offer checkup on Friday, December 4th at 8 AM or Friday, December 4th at 10 AM")
-    assert _said(clinic.turn("Ten is fine.")) == "That's checkup on Friday, December 4th at 10 AM. Shall I book it?"
+    assert said.startswith("I can offer a checkup on Friday, December 4th at 8 AM or 10 AM")
+    assert _said(clinic.turn("Ten is fine.")) == "That's a checkup on Friday, December 4th at 10 AM. Shall I book it?"

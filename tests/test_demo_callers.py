@@ -472,7 +472,7 @@ def test_the_price_of_a_visit_is_its_price_not_free_times(repo, intent_classifie
     assert not [e for e in events if isinstance(e, ToolCalled)]
     agent = agent_for(repo, intent_classifier, knowledge_base)
     heard = said(agent.turn("Can I book a repair visit? How much is it?"))
-    assert heard.startswith("Printer repair visit costs $85 per hour") and "I can offer printer repair" in heard, heard
+    assert heard.startswith("Printer repair visit costs $85 per hour") and "I can offer a printer repair" in heard, heard
     assert "Delivery" not in heard
 
 
@@ -578,11 +578,11 @@ def test_whether_the_company_does_a_service_is_answered_then_a_visit_offered(rep
     assert said(events) == f"Our technicians repair office printers and copiers of all major brands at your office. " \
         f"{OFFER_VISIT}" and not any(isinstance(e, ToolCalled) for e in events)
     events = list(agent.turn("Yes please."))
-    assert said(events).startswith("I can offer printer repair on") and [e.name for e in events if isinstance(
+    assert said(events).startswith("I can offer a printer repair on") and [e.name for e in events if isinstance(
         e, ToolCalled)] == ["list_free_slots"]
     for request in ("Can you book me a printer repair?", "Can you fix my printer on Tuesday?"):
         assert said(agent_for(repo, intent_classifier, knowledge_base).turn(request)).startswith(
-            "I can offer printer repair on"), request
+            "I can offer a printer repair on"), request
     stock = said(agent_for(repo, intent_classifier, knowledge_base).turn("Do you have the ergonomic chair in stock?"))
     assert "Ergonomic office chair costs $189" in stock and OFFER_VISIT not in stock  # goods, not a service done
 
@@ -694,13 +694,13 @@ def test_it_after_a_services_times_are_offered_is_that_service(repo, intent_clas
     is free on orders from $50"): "it" is the service offered, until another price is said. "Is that OK?" to the
     times is no question about the service."""
     agent = agent_for(repo, intent_classifier, knowledge_base)
-    assert said(agent.turn("I need a printer repair.")).startswith("I can offer printer repair on")
+    assert said(agent.turn("I need a printer repair.")).startswith("I can offer a printer repair on")
     assert said(agent.turn("How much does it cost?")).startswith("Printer repair visit costs $85 per hour.")
     assert said(agent.turn("How much is the ergonomic office chair?")).startswith("Ergonomic office chair costs")
     assert said(agent.turn("How much does that cost?")).startswith("Ergonomic office chair costs")
     agent = agent_for(repo, intent_classifier, knowledge_base, chat=ScriptedChat([{"action": "reply",
                                                                                   "text": "Shall I book it?"}]))
-    assert said(agent.turn("I need laptop setup.")).startswith("I can offer laptop setup on")
+    assert said(agent.turn("I need laptop setup.")).startswith("I can offer a laptop setup on")
     assert "laptop" not in said(agent.turn("Is that OK?")).lower()
 
 
@@ -746,7 +746,7 @@ def test_a_service_asked_for_with_no_word_of_moving_is_a_booking_not_a_move(repo
     booking, a turn that names a service is a booking; the moves and cancellations keep theirs."""
     agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
     assert said(agent.turn("I need someone to set up 5 laptops next Tuesday.")).startswith(
-        "I can offer laptop setup on Tuesday, November 24th at")
+        "I can offer a laptop setup on Tuesday, November 24th at")
     for change in ("The laptop setup has to move to another week.", "We won't need the furniture fitting after all.",
                    "Cancel the printer repair please."):
         agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)

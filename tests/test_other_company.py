@@ -112,7 +112,7 @@ def test_a_visit_asked_for_by_day_gets_the_service_question_until_a_service_is_n
     assert _said(agent.turn("Can you send a technician tomorrow?")) == question
     assert _said(agent.turn("The morning please.")) == question
     said = _said(agent.turn("Router replacement."))
-    assert said == "I can offer router replacement on Tuesday, December 1st at 10 AM. Would that suit you?"
+    assert said == "I can offer a router replacement on Tuesday, December 1st at 10 AM. Would that suit you?"
     assert _said(agent.turn("Yes, that works.")).endswith("Shall I book it?")
     assert "booked" in _said(agent.turn("Yes.")).lower()
     free = provider_crm.list_free_slots(service="router replacement", start=date(2026, 12, 1), end=date(2026, 12, 1))

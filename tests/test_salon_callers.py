@@ -83,7 +83,7 @@ def test_a_name_said_over_the_offered_times_is_kept_and_the_times_asked_again(sa
     list(agent.turn("I'd like to book a blow-dry for Saturday."))
     answer = said(agent.turn("It's Jack Turner."))
     assert answer.startswith("Thank you, Jack Turner. Which would you like: Saturday, December 5th at 9 AM or"), answer
-    assert said(agent.turn("Ten please.")) == ("That's blow-dry on Saturday, December 5th at 10 AM for Jack Turner. "
+    assert said(agent.turn("Ten please.")) == ("That's a blow-dry on Saturday, December 5th at 10 AM for Jack Turner. "
                                                "Shall I book it?")  # no "May I have your name?" again
     assert agent.pending_write.args["name"] == "Jack Turner"
 
@@ -94,23 +94,23 @@ def test_a_name_said_over_one_offered_time_is_its_read_back(salon, intent_classi
     agent = agent_for(salon, intent_classifier)
     offer = said(agent.turn("I'd like to book a blow-dry for Saturday at 10 AM."))
     assert offer.endswith("Saturday, December 5th at 10 AM. Would that suit you?"), offer
-    assert said(agent.turn("Bob Smith.")) == ("That's blow-dry on Saturday, December 5th at 10 AM for Bob Smith. "
+    assert said(agent.turn("Bob Smith.")) == ("That's a blow-dry on Saturday, December 5th at 10 AM for Bob Smith. "
                                               "Shall I book it?")
     assert agent.pending_write.args["name"] == "Bob Smith"
-    assert said(agent.turn("Yes.")).startswith("You're booked for blow-dry on Saturday, December 5th at 10 AM")
+    assert said(agent.turn("Yes.")).startswith("You're booked for a blow-dry on Saturday, December 5th at 10 AM")
 
 
 def test_a_name_given_with_the_request_is_not_asked_for_again(salon, intent_classifier):
     agent = agent_for(salon, intent_classifier)
     list(agent.turn("Hi, this is Lucy Hall, can I book a haircut for Friday?"))
-    assert said(agent.turn("Ten please.")) == ("That's haircut on Friday, December 4th at 10 AM for Lucy Hall. "
+    assert said(agent.turn("Ten please.")) == ("That's a haircut on Friday, December 4th at 10 AM for Lucy Hall. "
                                                "Shall I book it?")
 
 
 def test_a_known_caller_is_booked_under_the_crm_name_whatever_name_is_said(salon, intent_classifier):
     agent = agent_for(salon, intent_classifier, caller="+447700900123")
     list(agent.turn("This is Bob, can I book a haircut for Friday?"))
-    assert said(agent.turn("Ten please.")) == "That's haircut on Friday, December 4th at 10 AM. Shall I book it?"
+    assert said(agent.turn("Ten please.")) == "That's a haircut on Friday, December 4th at 10 AM. Shall I book it?"
     assert agent.pending_write.args["name"] == "Jack Turner"
 
 
@@ -177,7 +177,7 @@ def test_a_trim_booked_by_the_price_lists_word_is_offered_haircut_times(salon, i
     answer = said(agent.turn("Can I book a trim on Friday?"))
     assert "beard" not in answer.lower()
     list(agent.turn("It's Lucy Hall."))
-    assert said(agent.turn("Ten please.")).startswith("That's haircut on Friday, December 4th at 10 AM")
+    assert said(agent.turn("Ten please.")).startswith("That's a haircut on Friday, December 4th at 10 AM")
 
 
 
@@ -187,13 +187,13 @@ def test_the_second_service_of_one_booking_request_is_offered_after_the_first_is
     Now the bot asks after it, offers its times after the haircut on that day, and books it; then no more."""
     agent = agent_for(salon, intent_classifier, salon_kb)
     list(agent.turn("Hi, this is Lucy Hall, can I book a haircut and a beard trim for Saturday?"))
-    assert said(agent.turn("Ten please.")).startswith("That's haircut on Saturday, December 5th at 10 AM")
-    assert said(agent.turn("Yes.")) == ("You're booked for haircut on Saturday, December 5th at 10 AM. "
+    assert said(agent.turn("Ten please.")).startswith("That's a haircut on Saturday, December 5th at 10 AM")
+    assert said(agent.turn("Yes.")) == ("You're booked for a haircut on Saturday, December 5th at 10 AM. "
                                         "You also asked for beard trim. Shall I find a time for that too?")
     offer = said(agent.turn("Yes please."))
-    assert offer.startswith("I can offer beard trim on Saturday, December 5th at 11 AM"), offer  # after the haircut
-    assert said(agent.turn("Eleven.")).startswith("That's beard trim on Saturday, December 5th at 11 AM")
-    assert said(agent.turn("Yes.")) == ("You're booked for beard trim on Saturday, December 5th at 11 AM. "
+    assert offer.startswith("I can offer a beard trim on Saturday, December 5th at 11 AM"), offer  # after the haircut
+    assert said(agent.turn("Eleven.")).startswith("That's a beard trim on Saturday, December 5th at 11 AM")
+    assert said(agent.turn("Yes.")) == ("You're booked for a beard trim on Saturday, December 5th at 11 AM. "
                                         "Is there anything else I can help with?")
     booked = salon.db.query("select s.service, b.name from bookings b join appointment_slots s on s.id = b.slot_id order by 1")
     assert [(r["service"], r["name"]) for r in booked] == [("beard trim", "Lucy Hall"), ("haircut", "Lucy Hall")]
@@ -212,7 +212,7 @@ def test_both_services_named_in_answer_to_which_service_are_booked_one_after_the
     agent = agent_for(salon, intent_classifier, salon_kb)
     assert "Which service" in said(agent.turn("Hi, this is Lucy Hall, can I book an appointment for Saturday?"))
     list(agent.turn("A haircut and a beard trim."))
-    assert said(agent.turn("Ten please.")).startswith("That's haircut on Saturday, December 5th at 10 AM")
+    assert said(agent.turn("Ten please.")).startswith("That's a haircut on Saturday, December 5th at 10 AM")
     assert said(agent.turn("Yes.")).endswith("You also asked for beard trim. Shall I find a time for that too?")
 
 
@@ -280,9 +280,9 @@ def test_the_model_never_gives_an_item_another_items_price(salon, intent_classif
 
 
 def test_a_free_time_named_that_was_not_offered_is_read_back_at_once(salon, intent_classifier):
-    """"Eleven." to 9 and 10 AM was answered "I can offer haircut on Friday at 11 AM. Would that suit you?" and
+    """"Eleven." to 9 and 10 AM was answered "I can offer a haircut on Friday at 11 AM. Would that suit you?" and
     then "Shall I book it?": two questions for one answer."""
     agent = agent_for(salon, intent_classifier, caller="+447700900123")
     list(agent.turn("Book me a haircut on Friday please."))
-    assert said(agent.turn("Eleven.")) == "That's haircut on Friday, December 4th at 11 AM. Shall I book it?"
-    assert said(agent.turn("Nine then.")).startswith("That's haircut on Friday, December 4th at 9 AM.")
+    assert said(agent.turn("Eleven.")) == "That's a haircut on Friday, December 4th at 11 AM. Shall I book it?"
+    assert said(agent.turn("Nine then.")).startswith("That's a haircut on Friday, December 4th at 9 AM.")

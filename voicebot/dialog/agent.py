@@ -28,7 +28,7 @@ from voicebot.dialog.rendered import render
 from voicebot.dialog.services import service_named
 from voicebot.dialog.appointments import CHANGES, AppointmentStep, picked_booking
 from voicebot.dialog.slots import fitting_slots, latest_first
-from voicebot.dialog.followups import also_booking, follow_up, question_for, with_offer
+from voicebot.dialog.followups import also_booking, follow_up, more_for_the_lead, question_for, with_offer
 from voicebot.dialog.spoken_check import said_enough, spoken_or_safe
 from voicebot.dialog.names import introduced_name, spoken_name
 from voicebot.dialog.writes import (DETAIL_QUESTION, NAME_QUESTIONS, TEXT_UNUSED, WRITE_TOOLS, PendingWrite, readback,
@@ -106,8 +106,7 @@ class DialogueAgent:
         return self.knowledge.price_names() if self.knowledge is not None else []  # the company's words for services
 
     def prefill(self) -> None:
-        """Evaluate the call's history now (while the caller talks), so the next model turn pays only for the
-        caller's new words. Blocking: run it in a worker thread. Never raises: it is only an optimisation."""
+        """The call's history evaluated now, as the caller talks (blocking; never raises): the next turn pays less."""
         try:
             for _ in self.chat.stream([ChatMessage("system", self.system_prompt()), *self.history], max_tokens=1):
                 pass
@@ -120,8 +119,7 @@ class DialogueAgent:
                 if s["name"] not in skip and (allowed_tools is None or s["name"] in allowed_tools)]
 
     def instructions(self) -> str:
-        """The part of the system prompt that must not be recited: the company prompt and the rules, not the tools
-        or the examples (their stock answers, "I can't help with that, but ...": guarded, good replies were lost)."""
+        """Not to be recited: the company prompt and rules; not the examples (guarding those lost good replies)."""
         return f"{self.company_prompt}\n{RULES}"
 
     def _speak(self, sentence: str, system: str, spoken: list[str]) -> Iterator[AgentEvent]:
@@ -312,6 +310,8 @@ class DialogueAgent:
                 self._note(f"The caller did not confirm {pending.tool}: nothing was written.")
                 if pending.tool == "create_ticket":
                     self.detail_for = pending.tool  # "It's just the wrong colour": more of the same problem
+                elif (grown := more_for_the_lead(pending, caller_text)) is not None:
+                    return (yield from self._read_back(grown))  # "To the 900.": what the lead is for, said
         asked, self.detail_for = self.detail_for, None
         found = self.intents.classify(caller_text) if asked and self.intents is not None else None
         if asked and (step := follow_up(asked, self.caller_words[self.detail_since:], found and found.name,

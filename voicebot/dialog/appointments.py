@@ -39,7 +39,7 @@ from voicebot.crm.toolkit import ToolRegistry
 from voicebot.crm.verification import CallerContext
 from voicebot.dialog.agent_events import AgentEvent, ToolCalled
 from voicebot.dialog.answers import pick_slot
-from voicebot.dialog.rendered import appointment_phrase, slot_length
+from voicebot.dialog.rendered import appointment_phrase, offered_times, slot_length
 from voicebot.dialog.intents import Intent
 from voicebot.dialog.names import introduced_name
 from voicebot.dialog.prompting import compact_result
@@ -156,7 +156,7 @@ class AppointmentStep:
                 # offered, as any other day and time asked for; the turn had ended with nothing said
             return (yield from agent._tool("list_free_slots", args))
         if len(agent.offered_slots) > 1 and "book_appointment" in allowed and answer_to_readback(text) is True:
-            times = " or ".join(spoken_time(str(s["starts_at"])) for s in agent.offered_slots[:2])
+            times = offered_times(agent.offered_slots)
             yield from agent._reply([f"Which would you like: {times}?"])  # "Yes." to two times picks neither
             return True
         if agent.offered_slots and "book_appointment" in allowed and (named := introduced_name([text])):
@@ -166,7 +166,7 @@ class AppointmentStep:
                 yield from agent._read_back(PendingWrite("book_appointment", args,
                                                          readback("book_appointment", args, slot, True)))
                 return True
-            times = " or ".join(spoken_time(str(s["starts_at"])) for s in agent.offered_slots[:2])
+            times = offered_times(agent.offered_slots)
             yield from agent._reply([f"Thank you, {named}. Which would you like: {times}?"])  # "It's Jack Turner."
             return True  # over two times: his name is kept for the booking (agent._caller_name), the times asked again
         return False
@@ -194,7 +194,7 @@ class AppointmentStep:
             return True
         if declined:
             self.booking = None
-            yield from agent._reply([f"All right, your {appointment_phrase(booking)} stays as it is.",
+            yield from agent._reply([f"All right, your {appointment_phrase(booking, False)} stays as it is.",
                                      "What else can I help you with?"])
             return True
         return False
@@ -210,7 +210,7 @@ class AppointmentStep:
         lead = f"You have {len(bookings)} upcoming appointments. " if several else ""
         if wanted == CANCEL:
             return (yield from _read_back(agent, PendingWrite(CANCEL, {"booking_id": booking["id"]}, (
-                f"{lead}I'll cancel your {appointment_phrase(booking)}. Shall I do that?"))))
+                f"{lead}I'll cancel your {appointment_phrase(booking, False)}. Shall I do that?"))))
         self.booking = booking
         said = new_time or ("" if named_day else about)  # a day that named no booking is the new one
         return (yield from self._offer(agent, f"{lead}Your {'next ' if several else ''}appointment is "
@@ -241,7 +241,7 @@ class AppointmentStep:
             yield from agent._reply([f"{lead} {sorry}".strip(), "Shall I ask a colleague to call you?"])
             return True
         self.offered = times
-        offer = " or ".join(spoken_time(str(s["starts_at"])) for s in times)
+        offer = offered_times(times)
         question = "Which would suit you?" if len(times) > 1 else "Would that suit you?"
         yield from agent._reply([f"{lead} I can move it to {offer}.".strip(), question])
         return True

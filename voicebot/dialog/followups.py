@@ -21,6 +21,7 @@ from voicebot.dialog.placing import IF_WE_DO, SENDS_A_COPY, number_said
 from voicebot.dialog.services import also_asked_for, service_by_position, service_named
 from voicebot.dialog.slots import parse_when
 from voicebot.knowledge.base import PRICE_WORDS
+from voicebot.review.redact import mask_secrets
 from voicebot.text import normalize
 from voicebot.dialog.writes import (DETAIL_QUESTION, PendingWrite, answer_to_readback, asked_for, corrects,
                                     grounded_args, readback, says_what_is_wrong, with_detail)
@@ -190,3 +191,24 @@ def follow_up(asked: str, caller_words: Sequence[str], intent: str | None, servi
             return asked, tool_args(asked, "", caller_name=None, services=list(services), offered_slots=[],
                                     caller_text=request, today=today)
     return None
+
+
+_QUESTION = re.compile(r"^(?:(?:and|but|so|oh|um|uh|well) )*(?:what|whats|when|whens|where|wheres|who|whos|why|how|"
+                       r"which|do|does|did|are|is|can|could|will|would|should|have|has)\b")
+
+
+def more_for_the_lead(pending: PendingWrite, said: str) -> PendingWrite | None:
+    """The lead read back, grown by what the caller said instead of yes or no, when that says more of what they want
+    ("I want to upgrade my plan." read back, then "To the 900."; "About twenty of them."): it went to the model,
+    which asked what they would like to buy, and the next "Yes." read the lead back without the 900. Not a question
+    ("How long does it take?"), a request for another write, or a long turn (a new request): None."""
+    if pending.tool != "create_lead" or not pending.read or "interest" not in pending.args:
+        return None
+    plain = normalize(said)
+    if not plain or len(plain.split()) > 8 or said.rstrip().endswith("?") or _QUESTION.match(plain) or \
+            answer_to_readback(said, pending.tool) is not None or any(asked_for(tool, [said]) for tool in (
+                "request_callback", "create_ticket", "reschedule_appointment", "cancel_appointment")):
+        return None
+    detail = " ".join(mask_secrets(said).split()).strip()
+    args = {**pending.args, "interest": f"{str(pending.args['interest']).rstrip('.!?, ')}. {detail}"}
+    return PendingWrite(pending.tool, args, readback(pending.tool, args))

@@ -73,9 +73,45 @@ def history_sentences(history: dict[str, Any]) -> list[str]:
     return [s for s in out if s] + ["Is there anything else I can help with?"]
 
 
-def appointment_phrase(booking: dict[str, Any]) -> str:
-    """A booking as the bot says it, from the CRM record only: "printer repair on Tuesday, December 1st at 10 AM"."""
-    return f"{booking['slot']['service']} on {spoken_time(str(booking['slot']['starts_at']))}"
+def appointment_phrase(booking: dict[str, Any], article: bool = True) -> str:
+    """A booking as the bot says it, from the CRM record only: "a printer repair on Tuesday, December 1st at 10 AM"
+    (without ``article`` after "your")."""
+    service = booking["slot"]["service"]
+    return f"{a_service(service) if article else service} on {spoken_time(str(booking['slot']['starts_at']))}"
+
+
+_AN_LETTERS = frozenset("AEFHILMNORSX")  # letters whose names start with a vowel sound: "an MOT", "an HR review"
+_MASS = re.compile(r"(?:therapy|physio|care|advice|training|tuition|coaching|support|maintenance|cleaning|"
+                   r"removal|repairs|servicing)$", re.IGNORECASE)
+
+
+def a_service(name: str) -> str:
+    """A CRM service name as said in a sentence: "a haircut", "an engineer visit", "an MOT", "a table"; as it is
+    for a name that takes no article ("physiotherapy", "gel nails", "the usual"). Why: CRM services are nouns
+    ("checkup", "table", "engineer visit"), and "I can offer checkup on Monday", "You're booked for haircut" were
+    said as written."""
+    name = name.strip()
+    first = name.split(" ", 1)[0]
+    if not name or re.match(r"(?:a|an|the|my|your|our)\b", name, re.IGNORECASE) or _MASS.search(name) or \
+            (name.lower().endswith("s") and not name.lower().endswith(("ss", "us", "is"))):
+        return name
+    if first.isupper() and first.isalpha() and len(first) > 1:
+        return f"{'an' if first[0] in _AN_LETTERS else 'a'} {name}"
+    if first[0].isdigit():  # "an 8-week course", "an 11 AM class"
+        vowel = re.match(r"(?:8|11|18)(?:\D|$)", first) is not None
+    else:
+        vowel = (first[0].lower() in "aeiou" and not re.match(r"(?:uni|use|usu|eu|one|ur[aeiou])", first, re.I)) or \
+            re.match(r"(?:hour|honest|heir)", first, re.I) is not None
+    return f"{'an' if vowel else 'a'} {name}"
+
+
+def offered_times(slots: list[dict[str, Any]]) -> str:
+    """Two free times as said: "Tuesday, December 1st at 8 AM or 1 PM" when they share a day (the day was said
+    twice), else each whole."""
+    times = [spoken_time(str(s["starts_at"])) for s in slots[:2]]
+    if len(times) == 2 and times[0].rpartition(" at ")[0] == times[1].rpartition(" at ")[0] and " at " in times[1]:
+        return f"{times[0]} or {times[1].rpartition(' at ')[2]}"
+    return " or ".join(times)
 
 
 def render(tool: str, args: dict[str, Any], result: dict[str, Any]) -> list[str] | None:
@@ -90,18 +126,17 @@ def render(tool: str, args: dict[str, Any], result: dict[str, Any]) -> list[str]
         slots = value.get("slots") or []
         if not slots:
             return ["I'm sorry, I don't see any free times for that right now. Shall I ask a colleague to call you?"]
-        offered = " or ".join(spoken_time(str(s["starts_at"])) for s in slots[:2])
+        times, service = offered_times(slots), a_service(str(slots[0]["service"]))
         question = "Which would suit you?" if len(slots) > 1 else "Would that suit you?"
         if value.get("none_in_range"):
-            return [f"I have nothing free then. The earliest I can offer is {slots[0]['service']} on {offered}.",
-                    question]
+            return [f"I have nothing free then. The earliest I can offer is {service} on {times}.", question]
         if value.get("extreme"):  # "What's the latest you have on Friday?"
-            return [f"The {value['extreme']} I have is {slots[0]['service']} on {offered}.", question]
+            return [f"The {value['extreme']} I have is {service} on {times}.", question]
         taken = f"{value['time_taken']} isn't free. " if value.get("time_taken") else ""
-        return [f"{taken}I can offer {slots[0]['service']} on {offered}.", question]
+        return [f"{taken}I can offer {service} on {times}.", question]
     if tool == "book_appointment" and result.get("ok") and isinstance(value, dict) and value.get("slot"):
         slot = value["slot"]
-        return [f"You're booked for {slot['service']} on {spoken_time(str(slot['starts_at']))}.",
+        return [f"You're booked for {a_service(slot['service'])} on {spoken_time(str(slot['starts_at']))}.",
                 "Is there anything else I can help with?"]
     if tool == "book_appointment" and result.get("error") == "slot_taken":
         return ["I'm sorry, that time was just taken. Shall I offer you other times?"]

@@ -21,6 +21,7 @@ from voicebot.crm.phone import national, normalize_phone
 from voicebot.crm.spoken import numbers_in
 from voicebot.dialog.callback_time import HoursSource, callback_time
 from voicebot.dialog.names import introduced_name
+from voicebot.dialog.rendered import a_service
 from voicebot.dialog.slots import When, parse_when, spoken_time
 from voicebot.review.redact import mask_secrets
 from voicebot.text import normalize
@@ -33,6 +34,9 @@ TEXT_UNUSED = WRITE_TOOLS | {"transfer", "identify_caller", "list_open_orders", 
 """Model actions whose ``text`` code never reads: a write takes the caller's words, a lookup of the caller's own
 records needs none, a hand-over records what the caller said (streaming.JsonTextStream.settled)."""
 
+SWITCH_PLAN = (r"switch(?:ing)? (?:over )?to (?:the |a |your )?(?:\w+ ){0,2}(?:plan|package|tariff|deal|bundle|"
+               r"contract|subscription|membership|tier)")
+"""Buying another plan in the words of a subscription business ("Can I switch to the 500 plan?")."""
 _ASKS = {
     "request_callback": re.compile(
         r"\b(call(ed|ing)? (me|us|him|her) (back|later|tomorrow|again)|call ?back|ring (me|us)|phone (me|us)|"
@@ -50,7 +54,8 @@ _ASKS = {
         r"|shipping )?address|wrong (?:delivery |shipping )?address)\b"),
     "create_lead": re.compile(
         r"\b(buy|buying|purchase|quote|quotation|price|prices|pricing|cost|costs|how much|interested in|upgrad\w*|"
-        r"downgrad\w*|sign (me |us )?up|signing up|subscribe|(place|put in|make) an? (new |big |bulk |large )?order|"
+        r"downgrad\w*|sign (me |us )?up|signing up|subscribe|become a (member|customer)|" + SWITCH_PLAN +
+        r"|(place|put in|make) an? (new |big |bulk |large )?order|"
         r"looking for|estimate|order (some|more|new)|((to|i|we|id|wed|ill) order|need) (some|\d+|a few|new|"
         r"a dozen|(two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|"
         r"sixty|seventy|eighty|ninety|a hundred|hundreds)\b)|bulk|offer)\b"),
@@ -212,7 +217,7 @@ def with_detail(caller_turns: Sequence[str], limit: int = 100) -> dict[str, Any]
     (the first and the newest when all do not fit) ("... my haircut last week.", "The stylist was rude ...", "And I was
     charged twice." lost the haircut when only the last two were kept)."""
     detail = _plain(caller_turns[-1])  # "No wait, it's the desk, not the chair." after a read-back
-    before = [" ".join(mask_secrets(t).split()) for t in caller_turns[:-1]]
+    before = [_plain(t) for t in caller_turns[:-1]]  # "Hi, my internet has stopped working.": no "Hi," in the subject
     raised = [t for t in before if says_what_is_wrong(t)]
     subject = " ".join([*raised, detail])
     if len(subject) > limit:  # the newest words whole, not cut mid-clause ("... I'm really upset. It's uneven and")
@@ -363,6 +368,7 @@ def readback(tool: str, args: dict[str, Any], slot: dict[str, Any] | None = None
         return f"{thanks}I'll pass this to our sales team: {args['interest'].rstrip('.!?')}. Shall I send it?"
     if tool == "book_appointment" and slot is not None:
         who = f" for {args['name']}" if named else ""  # a name the caller gave when asked (dialog/names.py)
-        return (f"That's {slot.get('service', 'the visit')} on {spoken_time(str(slot['starts_at']))}{who}. "
+        return (f"That's {a_service(str(slot.get('service') or 'the visit'))} on {spoken_time(str(slot['starts_at']))}"
+                f"{who}. "
                 "Shall I book it?")
     return "Shall I go ahead?"
