@@ -120,6 +120,16 @@ def test_signing_up_for_a_plan_is_a_lead_not_the_speeds_entry(broadband, asked):
     assert lead.name == "create_lead" and lead.args["name"] == "Sam Patel"
 
 
+def test_can_i_order_one_after_a_price_is_a_lead_for_that_item_with_its_price_said_once(broadband):
+    agent = _agent(broadband, STRANGER)
+    assert _said(agent.turn("How much is the mesh kit?")) == "Mesh wifi kit costs £99 per kit."
+    assert _said(agent.turn("Can I order one?")) == "May I have your name for our sales team?"  # no price again
+    assert _said(agent.turn("Sam Patel.")) == \
+        "Thank you, Sam Patel. I'll pass this to our sales team, with the price I gave you. Shall I send it?"
+    [lead] = _tools(agent.turn("Yes."))
+    assert lead.args["notes"] == "Price given on the call: Mesh wifi kit costs £99 per kit."
+
+
 def test_how_do_i_sign_up_is_still_the_knowledge_bases_question(broadband):
     events = list(_agent(broadband, STRANGER).turn("How do I sign up?"))
     assert not _tools(events) and "sales team" not in _said(events)
@@ -138,6 +148,12 @@ def test_more_said_to_a_tickets_read_back_keeps_the_problem_without_the_greeting
     assert _said(agent.turn("I've already restarted it, it's still not working.")) == (
         "I'll open a ticket saying: My internet has stopped working. I've already restarted it, it's still not "
         "working. Is that right?")  # it said "Hi, my internet ..."
+
+
+@pytest.mark.parametrize("said", ["My wifi keeps dropping out every evening.", "The connection keeps cutting out.",
+                                  "My internet is really slow."])
+def test_a_failing_line_is_a_ticket_read_back(broadband, said):
+    assert _said(_agent(broadband, PRIYA).turn(said)) == f"I'll open a ticket saying: {said[:-1]}. Is that right?"
 
 
 @pytest.mark.parametrize("service,said", [

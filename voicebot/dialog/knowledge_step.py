@@ -335,9 +335,10 @@ class KnowledgeStep:
         return event, answer.grounds or answer.text
 
     def estimate_note(self) -> str | None:
-        """The last estimate in words, for a lead's notes (every figure computed in code from the price list)."""
+        """The last estimate in words, for a lead's notes (every figure computed in code from the price list), else
+        the price just said: "Can I order one?" after the mesh kit's price told the sales team nothing of the kit."""
         if self.estimate is None:
-            return None
+            return f"Price given on the call: {self.priced}" if self.on_item and self.priced else None
         said = []
         for e in (self.estimate, *self.also):  # cents always: 189.00, not 189.0
             discount = f" after {e.discount_percent}% off" if e.discount_percent else ""

@@ -26,7 +26,7 @@ from voicebot.dialog.appointments import placed
 from voicebot.dialog.intents import Intent
 from voicebot.dialog.knowledge_step import KNOWLEDGE_OVER_INTENT
 from voicebot.dialog.slots import parse_when
-from voicebot.dialog.writes import NEW_ORDER, SWITCH_PLAN, WRITE_MARGIN
+from voicebot.dialog.writes import NEW_ORDER, SERVICE_FAULT, SWITCH_PLAN, WRITE_MARGIN
 from voicebot.knowledge.base import PRICE_WORDS
 from voicebot.review.redact import mask_secrets
 from voicebot.text import normalize, words
@@ -180,6 +180,9 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
     found = placed(found, text)
     if _OPENS_TICKET.search(normalize(text)):
         return Intent("ticket", found.score if found else 0.0, 1.0, "(the words ask to open a ticket)")
+    if found is None and re.search(SERVICE_FAULT, normalize(text)) and not text.rstrip().endswith("?"):
+        # "My internet is really slow." had no pick at all and went to the model
+        return Intent("ticket", 0.0, 1.0, "(the words say a service is failing)")
     if _NO_SHOW.search(normalize(text)):
         return Intent("ticket", found.score if found else 0.0, 1.0, "(the words say a visit did not happen)")
     if SENDS_A_COPY.search(normalize(text)) and number_said(text):

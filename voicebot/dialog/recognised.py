@@ -279,7 +279,8 @@ def answer_recognised(agent: Recognising, caller_text: str, allowed: list[str]) 
         # price said twice (the second clause's answer, then the whole turn's)
         if priced is not None and priced[0].kind == "price":
             used, grounds = priced
-            if used.text not in spoken:
+            said_last = next((m.content for m in reversed(agent.history[:-1]) if m.role == "assistant"), "")
+            if used.text not in spoken and json.dumps(used.text)[1:-1] not in said_last:  # "Can I order one?" after its price
                 yield used
                 agent.facts.append(grounds)
                 agent.history.append(ChatMessage("assistant", json.dumps({"action": "reply", "text": used.text})))
