@@ -111,7 +111,8 @@ def test_a_question_instead_of_yes_to_a_lead_is_answered_not_added(broadband):
     assert said.startswith("Our plans run on a 12-month contract.") and "sales team" not in said
 
 
-@pytest.mark.parametrize("asked", ["I'd like to sign up for Fiber 900.", "Can I switch to the 500 plan?"])
+@pytest.mark.parametrize("asked", ["I'd like to sign up for Fiber 900.", "Can I switch to the 500 plan?",
+                                   "Hi, I'd like to add a mesh kit to my account."])
 def test_signing_up_for_a_plan_is_a_lead_not_the_speeds_entry(broadband, asked):
     agent = _agent(broadband, STRANGER)
     assert _said(agent.turn(asked)) == "May I have your name for our sales team?"
@@ -128,6 +129,12 @@ def test_can_i_order_one_after_a_price_is_a_lead_for_that_item_with_its_price_sa
         "Thank you, Sam Patel. I'll pass this to our sales team, with the price I gave you. Shall I send it?"
     [lead] = _tools(agent.turn("Yes."))
     assert lead.args["notes"] == "Price given on the call: Mesh wifi kit costs £99 per kit."
+
+
+def test_a_day_said_for_a_move_at_the_pin_prompt_is_told_the_pin_comes_first(broadband):
+    agent = _agent(broadband, PRIYA)
+    assert "PIN" in _said(agent.turn("I need to move my engineer visit."))
+    assert _said(agent.turn("Thursday please.")).startswith("I understand. I'll look into it as soon as you're verified.")
 
 
 def test_how_do_i_sign_up_is_still_the_knowledge_bases_question(broadband):

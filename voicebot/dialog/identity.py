@@ -72,7 +72,13 @@ def more_of_the_same(text: str) -> bool:
     weeks" was read back, and a knowledge entry about wrong items read out). A question, a request, a bid for a
     person or words that ask for a write of their own ("The table top is cracked.": a ticket, ``writes.asked_for``)
     are a new turn, answered as such."""
-    return len(text.split()) >= 3 and not _ASKS.search(text) and not any(asked_for(t, [text]) for t in ASKED_IN_WORDS)
+    return len(text.split()) >= 3 and not _ASKS.search(text) and not any(asked_for(t, [text]) for t in ASKED_IN_WORDS) \
+        or _A_DAY.match(normalize(text)) is not None  # "Thursday please." for the visit to move: it went to the model
+
+
+_A_DAY = re.compile(r"^(?:(?:on|next|this|the|in the|um|uh|er) )*(?:monday|tuesday|wednesday|thursday|friday|saturday|"
+                    r"sunday|tomorrow|today|morning|afternoon|evening|weekend)(?: (?:morning|afternoon|evening))?"
+                    r"(?: (?:please|if possible|would be (?:good|great|best)|is (?:fine|good|best)))?$")
 
 
 _NO_PIN = re.compile(r"\b(dont|do not|never) (have|know|remember|got)\b.*\b(pin|code|number|one|it)\b|\bforgot\b|"

@@ -26,7 +26,7 @@ from voicebot.dialog.appointments import placed
 from voicebot.dialog.intents import Intent
 from voicebot.dialog.knowledge_step import KNOWLEDGE_OVER_INTENT
 from voicebot.dialog.slots import parse_when
-from voicebot.dialog.writes import NEW_ORDER, SERVICE_FAULT, SWITCH_PLAN, WRITE_MARGIN
+from voicebot.dialog.writes import ADD_ON, NEW_ORDER, SERVICE_FAULT, SWITCH_PLAN, WRITE_MARGIN
 from voicebot.knowledge.base import PRICE_WORDS
 from voicebot.review.redact import mask_secrets
 from voicebot.text import normalize, words
@@ -110,7 +110,7 @@ _SEND_SOMEONE = re.compile(r"\b(?:someone|somebody|an? (?:engineer|technician|pl
 _SIGNS_UP = re.compile(r"\b(?:i want to|i wanna|id like to|i would like to|we want to|wed like to|we would like to|"
                        r"can i|could i|can we|could we|im looking to|were looking to|i need to|we need to|please) "
                        r"(?:\w+ )?(?:sign(?:ing)? up|subscribe|upgrade|take out|become a (?:member|customer))\b|"
-                       + SWITCH_PLAN)
+                       + SWITCH_PLAN + "|" + ADD_ON)
 """Buying a plan, a membership or a subscription in its own words: "I'd like to sign up for Fiber 900." heard the
 speeds entry, "I want to upgrade my plan." was a booking (0.90) and went to the model. A lead for the sales team;
 with a service the CRM books named, a booking ("I want to sign up for a yoga class"). "How do I sign up?" asks

@@ -43,7 +43,11 @@ SERVICE_FAULT = (r"(?:drop\w*|cut\w*) out|keeps? (?:dropping|cutting|disconnecti
 0.0056, with no word of a fault the words knew, and went to the model)."""
 SWITCH_PLAN = (r"switch(?:ing)? (?:over )?to (?:the |a |your )?(?:\w+ ){0,2}(?:plan|package|tariff|deal|bundle|"
                r"contract|subscription|membership|tier)")
-"""Buying another plan in the words of a subscription business ("Can I switch to the 500 plan?")."""
+ADD_ON = (r"(?:id like to|i want to|i would like to|we want to|wed like to|can i|could i|can we|could we|please) add "
+          r"(?:an? |the |some )?(?:\w+ ){1,3}to (?:my|our) (?:account|plan|package|subscription|contract|broadband|"
+          r"service|membership|line|bundle)")
+"""Buying another plan in the words of a subscription business ("Can I switch to the 500 plan?"), or something added
+to one ("I'd like to add a static IP to my account." heard the static IP entry, and its "Yes." went to the model)."""
 _ASKS = {
     "request_callback": re.compile(
         r"\b(call(ed|ing)? (me|us|him|her) (back|later|tomorrow|again)|call ?back|ring (me|us)|phone (me|us)|"
@@ -61,7 +65,7 @@ _ASKS = {
         r"|shipping )?address|wrong (?:delivery |shipping )?address)\b"),
     "create_lead": re.compile(
         r"\b(buy|buying|purchase|quote|quotation|price|prices|pricing|cost|costs|how much|interested in|upgrad\w*|"
-        r"downgrad\w*|sign (me |us )?up|signing up|subscribe|become a (member|customer)|" + SWITCH_PLAN +
+        r"downgrad\w*|sign (me |us )?up|signing up|subscribe|become a (member|customer)|" + SWITCH_PLAN + "|" + ADD_ON +
         r"|(place|put in|make) an? (new |big |bulk |large )?order|"
         r"looking for|estimate|order (some|more|new)|((to|i|we|id|wed|ill) order|need) (some|\d+|a few|new|"
         r"a dozen|(two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|forty|fifty|"
