@@ -35,10 +35,11 @@ TEXT_UNUSED = WRITE_TOOLS | {"transfer", "identify_caller", "list_open_orders", 
 records needs none, a hand-over records what the caller said (streaming.JsonTextStream.settled)."""
 
 SERVICE_FAULT = (r"(?:drop\w*|cut\w*) out|keeps? (?:dropping|cutting|disconnecting|crashing|freezing|buffering|"
-                 r"going off|switching off|turning off)|disconnect\w*|no (?:internet|signal|connection|service|dial tone|"
-                 r"power|hot water|heating|wifi|broadband)|(?:havent|hasnt|have not|has not) (?:had|got) (?:any )?"
-                 r"(?:internet|signal|connection|service|power|hot water|heating|wifi|broadband)|(?:is|are|keeps) "
-                 r"(?:really |very |so |too )?(?:slow|down|dead|intermittent)")
+                 r"going off|switching off|turning off)|disconnect\w*|no (?:internet|signal|connection|service|"
+                 r"dial tone|power|hot water|heating|wifi|broadband)|(?:havent|hasnt|have not|has not) (?:had|got) "
+                 r"(?:any )?(?:internet|signal|connection|service|power|hot water|heating|wifi|broadband)|"
+                 r"(?:is|are|keeps) "
+                 r"(?:really |very |so |too )?(?:slow|dead|intermittent|down(?! (?:the|to|there|here|by|at|in|on)\b))")
 """A service that fails as a line or a utility does ("My wifi keeps dropping out every evening." was a ticket by
 0.0056, with no word of a fault the words knew, and went to the model)."""
 SWITCH_PLAN = (r"switch(?:ing)? (?:over )?to (?:the |a |your )?(?:\w+ ){0,2}(?:plan|package|tariff|deal|bundle|"
