@@ -230,8 +230,8 @@ def test_a_short_encoder_window_hears_the_words_and_digits_are_heard_again_in_fu
     windows = []
     real = transcriber._run
     hinted = []
-    monkeypatch.setattr(transcriber, "_run", lambda audio, prompt, frames, hotwords: windows.append(frames) or
-                        hinted.append(hotwords is not None) or real(audio, prompt, frames, hotwords))
+    monkeypatch.setattr(transcriber, "_run", lambda audio, prompt, frames, hotwords, temps: windows.append(frames) or
+                        hinted.append(hotwords is not None) or real(audio, prompt, frames, hotwords, temps))
     speech = b"".join(c.pcm for c in synthesizer.stream("Where is my order, please?", 8000))
     assert_heard(transcriber.transcribe(speech, 8000).text, "Where is my order, please?", min_ratio=0.8)
     assert windows == [int(transcriber.window_s * 100)]
@@ -259,7 +259,7 @@ def test_a_second_hearing_that_changes_the_digits_keeps_the_first_as_an_alternat
 
     heard = {}
     info = SimpleNamespace(language="en", duration=2.0)
-    monkeypatch.setattr(transcriber, "_run", lambda audio, prompt, frames, hotwords: (
+    monkeypatch.setattr(transcriber, "_run", lambda audio, prompt, frames, hotwords, temps: (
         (Segment(heard["short" if frames else "full"], 0.0, 2.0, 0.01, -0.2),), info))
     speech = b"".join(c.pcm for c in synthesizer.stream("My number is five five five, zero one zero.", 8000))
     heard.update(short="My number is 555-010-2030", full="My number is 55502030.")
@@ -270,6 +270,34 @@ def test_a_second_hearing_that_changes_the_digits_keeps_the_first_as_an_alternat
     assert got.text == "My number is 555 010 2030." and got.alternatives == ()  # the same digits: nothing to weigh
     heard.update(short="Where is my order?", full="unused")
     assert transcriber.transcribe(speech, 8000).alternatives == ()  # no digits: heard once
+
+
+def test_an_unsure_short_window_is_heard_again_in_the_full_window_before_any_sampling(synthesizer, transcriber,
+                                                                                   monkeypatch):
+    """A recorded "Hello world" was "Hama world" (-1.14) greedy in the short window; the sampled pass that followed
+    found "Hello world" 2 times in 12, so a CI run on another machine failed. The full window heard it at -0.56."""
+    from types import SimpleNamespace
+
+    from voicebot.speech.stt import GREEDY, TEMPERATURE, Segment
+
+    runs = []
+    scores = {"short": -1.14, "full": -0.56}
+    info = SimpleNamespace(language="en", duration=2.0)
+
+    def run(audio, prompt, frames, hotwords, temps):
+        window = "short" if frames else "full"
+        runs.append((window, temps, hotwords is not None))
+        return (Segment(f"{window} hearing", 0.0, 2.0, 0.01, scores[window]),), info
+
+    monkeypatch.setattr(transcriber, "_run", run)
+    speech = b"".join(c.pcm for c in synthesizer.stream("Hello world.", 8000))
+    got = transcriber.transcribe(speech, 8000)
+    assert got.text == "full hearing" and got.avg_logprob == -0.56
+    assert runs == [("short", GREEDY, True), ("full", TEMPERATURE, True)]  # the company's words both times
+    runs.clear()
+    scores["short"] = -0.4
+    assert transcriber.transcribe(speech, 8000).text == "short hearing"
+    assert runs == [("short", GREEDY, True)]  # sure: one greedy pass, never sampled
 
 
 @pytest.mark.parametrize("text, dictated", [

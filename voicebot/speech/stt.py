@@ -125,8 +125,10 @@ class WhisperTranscriber:
     load_s: float = field(init=False, default=0.0)
 
     def __post_init__(self) -> None:
+        import ctranslate2
         from faster_whisper import WhisperModel  # heavy import, only when a transcriber is made
 
+        ctranslate2.set_random_seed(SEED)  # before the model's threads first sample (see ``TEMPERATURE``)
         started = time.perf_counter()
         model_class = WhisperModel if self.window_s >= 30 else _short_window_model(WhisperModel)
         self._model = model_class(str(self.model_dir), device="cpu", compute_type="int8",
@@ -150,7 +152,13 @@ class WhisperTranscriber:
             return Transcript("", self.language or "", (), len(audio) / WHISPER_RATE, time.perf_counter() - started)
         audio = levelled(audio)
         frames = self._frames(len(audio))
-        segs, info = self._run(audio, prompt, frames, self.hotwords)
+        segs, info = self._run(audio, prompt, frames, self.hotwords, GREEDY if frames else TEMPERATURE)
+        if frames and any(s.avg_logprob < UNSURE_LOGPROB for s in segs):
+            # the short window is a trade of accuracy for speed, so an unsure greedy pass in it is heard again with
+            # Whisper's own 30 s window before any sampling: a recorded "Hello world" was "Hama world" (-1.14) in
+            # the short window and "Hello world" (-0.56) in the full one; a sampled pass found it 2 times in 12
+            segs, info = self._run(audio, prompt, None, self.hotwords, TEMPERATURE)
+            frames = None
         text = " ".join(s.text for s in segs).strip()
         alternatives: tuple[str, ...] = ()
         dictated = _IDENTIFIER.search(_outside(text, self.hotwords)) is not None
@@ -160,14 +168,15 @@ class WhisperTranscriber:
             # A quantity or a time ("40 chairs", "at 10:30") keeps the speed: the bot reads it back anyway.
             # Digits that are not part of the company's words are heard again without those words: with them,
             # a bare dictated number gained a digit 4 times in 39 ("two four six eight." -> "22468"), 0 without.
-            first, (segs, info) = text, self._run(audio, prompt, None, None if dictated else self.hotwords)
+            first, (segs, info) = text, self._run(audio, prompt, None, None if dictated else self.hotwords,
+                                                  TEMPERATURE)
             text = " ".join(s.text for s in segs).strip()
             if re.sub(r"\D", "", first) != re.sub(r"\D", "", text):
                 alternatives = (first,)
         return Transcript(text, info.language, segs, info.duration, time.perf_counter() - started, alternatives)
 
     def _run(self, audio, prompt: str | None, frames: int | None,  # noqa: ANN001
-             hotwords: str | None) -> tuple[tuple[Segment, ...], object]:
+             hotwords: str | None, temperature: tuple[float, ...]) -> tuple[tuple[Segment, ...], object]:
         _window.frames = frames
         try:
             segments, info = self._model.transcribe(
@@ -177,7 +186,7 @@ class WhisperTranscriber:
                 initial_prompt=prompt or self.initial_prompt,
                 hotwords=hotwords,
                 condition_on_previous_text=False,
-                temperature=list(TEMPERATURE),
+                temperature=list(temperature),
                 vad_filter=False,  # turn-taking already cut the utterance
                 without_timestamps=True,
                 # at most ~6 tokens a second, so a decoder that starts to repeat stops early (a short window
@@ -219,13 +228,20 @@ def levelled(audio):  # noqa: ANN001, ANN201 - a 16 kHz float32 array in, the sa
     return audio if gain_db <= 0.5 else (audio * np.float32(10 ** (gain_db / 20))).astype(np.float32)
 
 
+GREEDY = (0.0,)
+UNSURE_LOGPROB = -1.0  # faster-whisper's own threshold for a fallback pass, and ``SttConfig.logprob_threshold``'s
+SEED = 0
 TEMPERATURE = (0.0, 0.2)
 """Greedy decoding, and when that pass is unsure (under -1.0 average log-probability) one sampled pass at 0.2, the
 better of the two kept; never faster-whisper's default fallback up to 1.0. Why: a quiet or unclear word is what
 scores low, and the default then sampled five more passes: a one-word "No." 26 dB down took 3.5 s instead of 1.1 s
 and came out "No.", "No" or "now" at random, and a quiet "Repairs." took 36 s (six passes of "repair" repeated to
-the token limit). One pass at 0.2 still rescues what greedy decoding misses on a clear line (a recorded "Hello
-world" was "Hama world", -1.14, greedy; "Hello world", -0.93, at 0.2), and beam search did not ("Hi my world")."""
+the token limit). One pass at 0.2 still rescues some of what greedy decoding misses, but at random (a recorded
+"Hello world", "Hama world" at -1.14 greedy in the short window, was "Hello world" in 2 of 12 sampled passes; it
+failed a CI run). So in the short encoder window only the greedy pass runs, and an unsure one is heard again in
+the full window, greedy then sampled. CTranslate2's generator is seeded once per thread, at its first use, and
+``SEED`` is set before the model loads: a process that hears the same turns in the same order hears them alike
+(a seed set before each pass changed nothing). Beam search did not help ("Hi my world")."""
 
 # three or more digits in a row, as dictated: "10452", "4 4 1 9", "44, 19", "555-010-2030" (never split by the
 # ":" of a time); a comma too, as Whisper puts one between digit groups the caller paused between
