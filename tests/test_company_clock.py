@@ -5,6 +5,7 @@ Tuesday's times for "tomorrow" (the dialogue and the CRM took the machine's date
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from voicebot.config import load_config
@@ -47,3 +48,27 @@ def test_without_an_hours_file_the_clock_is_the_machines(tmp_path):
     assert company_clock(config.model_copy(update={"knowledge": config.knowledge.model_copy(
         update={"enabled": False})}))().tzinfo is None
 
+
+
+def test_the_review_apps_days_and_the_calling_hours_are_the_companys_zone_unless_set(tmp_path):
+    """Both were UTC while the demo's hours are in Los Angeles: a dialer turned on called at 1 AM the callees' time
+    (9 AM UTC), and the review app's days began at 4 PM the day before."""
+    from voicebot.config import Config
+    from voicebot.config_dialer import DialerConfig
+    from voicebot.dialer.policy import CallingHours
+
+    config = _site(tmp_path / "a", "Pacific/Kiritimati")
+    assert (config.review.timezone, config.dialer.timezone) == ("Pacific/Kiritimati", "Pacific/Kiritimati")
+    assert CallingHours.of(config.dialer).zone == ZoneInfo("Pacific/Kiritimati")
+    set_here = tmp_path / "b"
+    _site(set_here, "Pacific/Kiritimati")
+    text = (set_here / "config.yaml").read_text(encoding="utf-8")
+    (set_here / "config.yaml").write_text(text + "review:\n  timezone: Europe/Berlin\n", encoding="utf-8")
+    config = load_config(set_here / "config.yaml")
+    assert (config.review.timezone, config.dialer.timezone) == ("Europe/Berlin", "Pacific/Kiritimati")
+    config = _site(tmp_path / "c", None)  # no hours file: UTC, as before
+    assert (config.review.timezone, config.dialer.timezone) == ("UTC", "UTC")
+    assert (Config().review.timezone, Config().dialer.timezone) == ("UTC", "UTC")  # made in code: no folder to read
+    assert CallingHours.of(DialerConfig()).zone == ZoneInfo("UTC")
+    demo = load_config(Path(__file__).resolve().parents[1] / "config.yaml")
+    assert demo.review.timezone == demo.dialer.timezone == "America/Los_Angeles"  # the demo's knowledge/hours.yaml

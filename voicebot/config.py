@@ -263,7 +263,8 @@ class ReviewConfig(Section):
     port: int = Field(8080, ge=1, le=65535)
     session_minutes: int = Field(30, ge=1, le=24 * 60, description="A login ends after this long idle.")
     database: str = Field("data/review.db", description="Users, login sessions and the access log.")
-    timezone: str = Field("UTC", description="IANA name; dates in the app and the per-day charts use it.")
+    timezone: str | None = Field(None, description="IANA name; dates in the app and the per-day charts use it. "
+                                 "Unset: the company's (the knowledge folder's hours.yaml), else UTC.")
     page_size: int = Field(25, ge=5, le=200)
     secure_cookies: bool = Field(False, description="Set true when the app is served over HTTPS.")
     long_silence_s: float = Field(5.0, gt=0, le=60, description="A gap this long in a call flags it.")
@@ -271,8 +272,8 @@ class ReviewConfig(Section):
 
     @field_validator("timezone")
     @classmethod
-    def _known_zone(cls, value: str) -> str:
-        return known_time_zone(value)
+    def _known_zone(cls, value: str | None) -> str | None:
+        return None if value is None else known_time_zone(value)
 
 
 class KnowledgeConfig(Section):
@@ -340,6 +341,24 @@ class Config(Section):
                              f"exceeds sip.max_calls ({self.sip.max_calls}): inbound callers would lose lines")
         if d.opt_out_key == self.escalation.dtmf_key:
             raise ValueError(f"dialer.opt_out_key {d.opt_out_key!r} is escalation.dtmf_key, the key for a person")
+        return self
+
+    @model_validator(mode="after")
+    def _company_zone(self, info: ValidationInfo) -> "Config":
+        """Unset time zones (``review``, ``dialer``) are the company's: ``hours.yaml``'s, the zone its opening hours,
+        its CRM's clock and its callers' "today" are in (``knowledge.hours.company_clock``); UTC when there is no file
+        to read it from (a config made in code, knowledge off, no or a broken hours file). Why: both were UTC while
+        the demo's hours are in Los Angeles: a dialer turned on called at 1 AM the callees' time, a reminder's "day
+        before" and the review app's days began at 4 PM the day before."""
+        if self.review.timezone is not None and self.dialer.timezone is not None:
+            return self
+        from voicebot.knowledge.hours import company_zone
+
+        base_dir = (info.context or {}).get("base_dir") if info is not None else None
+        zone = company_zone(Path(base_dir) / self.knowledge.dir) if base_dir and self.knowledge.enabled else None
+        for section in (self.review, self.dialer):
+            if section.timezone is None:
+                section.timezone = zone or "UTC"
         return self
 
     @model_validator(mode="after")

@@ -66,7 +66,8 @@ class DialerConfig(Section):
     lines for inbound callers. Off unless ``enabled``."""
 
     enabled: bool = Field(False, description="Work the CRM's due callbacks from `voicebot serve` (worker 0 only).")
-    timezone: str = Field("UTC", description="IANA zone the calling hours are in (the callees' local time).")
+    timezone: str | None = Field(None, description="IANA zone the calling hours are in (the callees' local time). "
+                                 "Unset: the company's (the knowledge folder's hours.yaml), else UTC.")
     hours: dict[str, str] = Field(default_factory=_default_hours, description="Calling hours per weekday (mon-sun):"
                                   " 'HH:MM-HH:MM', several spans separated by commas, or 'closed'; a day left out "
                                   "is closed.")
@@ -100,8 +101,8 @@ class DialerConfig(Section):
 
     @field_validator("timezone")
     @classmethod
-    def _known_zone(cls, value: str) -> str:
-        return known_time_zone(value)
+    def _known_zone(cls, value: str | None) -> str | None:
+        return None if value is None else known_time_zone(value)
 
     @field_validator("hours")
     @classmethod

@@ -70,7 +70,7 @@ class CallingHours:
 
     @classmethod
     def of(cls, config: DialerConfig) -> CallingHours:
-        return cls(config.hours, config.timezone)
+        return cls(config.hours, config.timezone or "UTC")  # set from hours.yaml when the whole config is read
 
     def open_at(self, now: datetime) -> bool:
         """Whether ``now`` (aware) is inside the calling hours, read on the local clock of the zone (so a change

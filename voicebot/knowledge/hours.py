@@ -20,9 +20,10 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from voicebot.knowledge.files import WEEKDAYS, HoursFile, parse_spans
+from voicebot.knowledge.files import HOURS_FILE, WEEKDAYS, HoursFile, parse_spans, read_yaml_file
 
 Spans = tuple[tuple[time, time], ...]
 
@@ -271,11 +272,16 @@ def company_clock(config) -> Callable[[], datetime]:
     Sunday, we're closed" (the hours, in the company's zone) and then booked "tomorrow" as Tuesday (the CRM and the
     dialogue used the machine's date, UTC, already Monday): one call, two todays. The CRM's times (slots, bookings,
     orders) are the company's local times, so its clock, and the call's "today", are this one."""
-    from voicebot.knowledge.files import HOURS_FILE, read_yaml_file
-
-    path = config.path(config.knowledge.dir) / HOURS_FILE
-    hours = read_yaml_file(path, HoursFile)[0] if config.knowledge.enabled and path.exists() else None
-    if not isinstance(hours, HoursFile):
+    name = company_zone(config.path(config.knowledge.dir)) if config.knowledge.enabled else None
+    if name is None:
         return datetime.now
-    zone = ZoneInfo(hours.timezone)
+    zone = ZoneInfo(name)
     return lambda: datetime.now(zone).replace(tzinfo=None)
+
+
+def company_zone(knowledge_dir: Path) -> str | None:
+    """The IANA zone of ``hours.yaml`` in ``knowledge_dir``; None when there is none or it does not parse (the
+    knowledge loader reports why). The config's unset ``review.timezone`` and ``dialer.timezone`` are this one."""
+    path = knowledge_dir / HOURS_FILE
+    hours = read_yaml_file(path, HoursFile)[0] if path.is_file() else None
+    return hours.timezone if isinstance(hours, HoursFile) else None
