@@ -170,3 +170,13 @@ def test_a_failing_line_is_a_ticket_read_back(broadband, said):
     ("the usual", "the usual"), ("carpet cleaning", "carpet cleaning")])
 def test_a_service_is_said_with_the_article_english_gives_it(service, said):
     assert a_service(service) == said
+
+
+@pytest.mark.parametrize("asked, said", [
+    ("What's the cheapest plan?", "Our cheapest plan is Fiber 500, at £35 per month."),  # was asked back about one
+    ("Which plan is the cheapest?", "Our cheapest plan is Fiber 500, at £35 per month."),  # was "no price for that"
+    ("How much are your plans?", "Fiber 500 costs £35 per month and Fiber 900 costs £50 per month."),  # was one
+])
+def test_the_cheapest_plan_and_the_plans_prices_are_the_price_lists(broadband, asked, said):
+    agent = _agent(broadband, STRANGER)
+    assert _said(agent.turn(asked)) == said

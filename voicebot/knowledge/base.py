@@ -46,6 +46,7 @@ from voicebot.knowledge.files import (
     plain_text,
 )
 from voicebot.knowledge.hours import OpeningHours
+from voicebot.knowledge.price_groups import group_price
 from voicebot.knowledge.prices import (
     Estimate,
     counted_words,
@@ -314,6 +315,10 @@ class KnowledgeBase:
             if priced is not None:
                 hits = (priced, *(h for h in hits if h is not priced))
         decided = self._retrieved(question, now, hits, snap)
+        if decided.kind not in ("entry", "hours") and snap.files.prices and not _BOUGHT.search(question) and (
+                grouped := group_price(question, items.values(), snap.files.prices)):  # "your cheapest plan?"
+            return KnowledgeAnswer("price", grouped[0], tuple(f"price:{i.id}" for i in grouped[1]), 1.0,
+                                   grounds=grouped[0])  # computed from the price list: certain, not retrieved
         if decided.kind in ("weak", "none") and not _BOUGHT.search(question):
             counted = max((i for i in items.values() if names_item(question, i)
                            and quantity_in(question, counted_words(i)) is not None),
