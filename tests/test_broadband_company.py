@@ -180,3 +180,23 @@ def test_a_service_is_said_with_the_article_english_gives_it(service, said):
 def test_the_cheapest_plan_and_the_plans_prices_are_the_price_lists(broadband, asked, said):
     agent = _agent(broadband, STRANGER)
     assert _said(agent.turn(asked)) == said
+
+
+@pytest.mark.parametrize("priced, takes", [
+    ("How much is Fiber 900?", "Great, I'd like to go ahead."), ("What's the cheapest plan?", "OK, I'll take it."),
+    ("How much is the mesh kit?", "Sounds good, sign me up.")])
+def test_taking_what_was_just_priced_is_a_lead_with_that_price(broadband, priced, takes):
+    """Each went to the model; the lead's notes say what was taken, at the price said on the call."""
+    agent = _agent(broadband, STRANGER)
+    price = _said(agent.turn(priced))
+    assert _said(agent.turn(takes)) == "May I have your name for our sales team?"
+    assert _said(agent.turn("Sam Patel.")) == \
+        "Thank you, Sam Patel. I'll pass this to our sales team, with the price I gave you. Shall I send it?"
+    [lead] = _tools(agent.turn("Yes."))
+    assert lead.args["notes"] == f"Price given on the call: {price}" and lead.args["name"] == "Sam Patel"
+
+
+def test_go_ahead_with_a_question_after_a_price_is_the_question(broadband):
+    agent = _agent(broadband, STRANGER)
+    list(agent.turn("How much is Fiber 900?"))
+    assert _said(agent.turn("Go ahead and tell me about the contract.")).startswith("Our plans run on a 12-month")

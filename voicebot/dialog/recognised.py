@@ -26,7 +26,7 @@ from voicebot.dialog.knowledge_step import WHICH_ITEM, KnowledgeStep, KnowledgeU
 from voicebot.dialog.placing import KNOWLEDGE_OVER_INTENT, placed_request
 from voicebot.dialog.rendered import asks_how_long, order_sentence, slot_length
 from voicebot.dialog.services import service_named
-from voicebot.dialog.writes import WRITE_TOOLS, asked_for, write_evidence
+from voicebot.dialog.writes import TAKES_IT, WRITE_TOOLS, asked_for, write_evidence
 from voicebot.llm.base import ChatMessage
 from voicebot.text import normalize
 
@@ -257,6 +257,10 @@ def answer_recognised(agent: Recognising, caller_text: str, allowed: list[str]) 
         asked = "Can I cancel my order?" if found.name == "cancel_booking" else "Can I change my order?"
         yield from agent._know(*agent.knowledge.ask(asked, must=True))
         return True
+    if "create_lead" in allowed and not agent.offered_slots and _books_an_item(agent, caller_text) and \
+            TAKES_IT.search(normalize(caller_text)):  # "OK, I'll take it." after a plan's price went to the model
+        yield IntentFound(Intent("lead", found.score if found else 0.0, 1.0, "(the item just priced is taken)"))
+        return (yield from agent._propose_write("create_lead", evidence=True))
     if found is not None and found.name == "knowledge" and agent.knowledge is not None:
         yield IntentFound(found)
         yield from agent._know(*agent.knowledge.ask(caller_text, must=True))
