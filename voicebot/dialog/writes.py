@@ -93,15 +93,15 @@ order the same as last time?"), not asking after one: "I'd like to place an orde
 toner?" were order statuses or histories by the word "order", and asked a known caller for the PIN to read out
 orders no one asked about. "I placed an order on Monday" and "I ordered a chair" are the caller's records."""
 _ENDS_ON_A_PRONOUN = re.compile(r"\b(?:one|it|that|this|them|those|these|some)\b\W*$")
-TAKES_IT = re.compile(r"^(?:(?:great|ok|okay|good|perfect|lovely|fine|right|yes|yeah|sure|then|so|well|in that case|"
-                      r"(?:that )?sounds good) )*(?:(?:ill|i will|we will|well) (?:take|have|get) (?:it|one|that|them)|"
-                      r"(?:id|i would|wed|we would|i want to|we want to) (?:like to )?go ahead|lets (?:do it|do that|"
-                      r"go ahead|go for it)|go ahead|sign (?:me|us) up|count (?:me|us) in|(?:i|we) want (?:it|one|that)|"
-                      r"(?:ill|well) go (?:for|with) (?:it|that|that one|this one))(?: please| then| thanks| thank you)*$")
-"""Taking what was just priced, in ``normalize``d words: "Great, I'd like to go ahead.", "OK, I'll take it.", "Sounds
-good, sign me up." after a plan's price went to the model. A lead with the price in its notes (``recognised``); the whole
-turn, so "Go ahead and tell me about the contract." is a question."""
 # "Can I order one?": the words name nothing the team can read; the price just given says what (``estimate_note``)
+TAKES_IT = re.compile(r"^(?:(?:great|ok|okay|good|perfect|lovely|fine|right|yes|yeah|sure|then|so|well|"
+                      r"in that case|(?:that )?sounds good) )*(?:(?:ill|i will|we will|well) (?:take|have|get) "
+                      r"(?:it|one|that|them)|(?:id|i would|wed|we would|i want to|we want to) (?:like to )?go ahead|"
+                      r"lets (?:do it|do that|go ahead|go for it)|go ahead|sign (?:me|us) up|count (?:me|us) in|"
+                      r"(?:i|we) want (?:it|one|that)|(?:ill|well) go (?:for|with) (?:it|that|that one|this one))"
+                      r"(?: please| then| thanks| thank you)*$")
+"""Taking what was just priced ("OK, I'll take it.", "Sounds good, sign me up."; ``normalize``d) went to the model:
+a lead with the price in its notes (``recognised``); the whole turn ("Go ahead and tell me about the contract." asks)."""
 _YES = re.compile(r"^(?:just )?(yes|yeah|yep|yup|sure|ok|okay|correct|right|please do|go ahead|do it|that'?s (right|fine|"
                   r"correct|good|great)|sounds good|perfect|great|fine|absolutely|definitely|book it|"
                   r"no (problem|worries)|please)\b")
@@ -387,9 +387,9 @@ def readback(tool: str, args: dict[str, Any], slot: dict[str, Any] | None = None
         thanks = f"Thank you, {args['name']}. " if named and args.get("name") else ""
         if args.get("notes", "").startswith("Estimate"):
             return f"{thanks}Shall I pass this to our sales team for a written quote?"
-        if args.get("notes", "").startswith("Price given") and (_ENDS_ON_A_PRONOUN.search(
-                interest := normalize(args["interest"])) or TAKES_IT.search(interest) or args["interest"].endswith("?")):
-            # "OK, I'll take it." after "What's the cheapest plan?": the question is the team's to read, not to hear
+        interest = normalize(args["interest"])  # "OK, I'll take it." after "What's the cheapest plan?": a question
+        if args.get("notes", "").startswith("Price given") and (_ENDS_ON_A_PRONOUN.search(interest) or TAKES_IT.search(
+                interest) or args["interest"].endswith("?")):  # is the team's to read, not the caller's to hear
             return f"{thanks}I'll pass this to our sales team, with the price I gave you. Shall I send it?"
         return f"{thanks}I'll pass this to our sales team: {args['interest'].rstrip('.!?')}. Shall I send it?"
     if tool == "book_appointment" and slot is not None:

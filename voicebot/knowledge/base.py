@@ -36,41 +36,13 @@ from typing import Literal
 
 from voicebot.knowledge.actions import off_subject
 from voicebot.knowledge.embed import Embedder
-from voicebot.knowledge.files import (
-    Entry,
-    KnowledgeFiles,
-    PriceItem,
-    Problem,
-    folder_stamp,
-    load_folder,
-    plain_text,
-)
+from voicebot.knowledge.files import Entry, KnowledgeFiles, PriceItem, Problem, folder_stamp, load_folder, plain_text
 from voicebot.knowledge.hours import OpeningHours
 from voicebot.knowledge.price_groups import group_price
-from voicebot.knowledge.prices import (
-    Estimate,
-    counted_words,
-    names_item,
-    naming_strength,
-    estimate,
-    quantity_in,
-    say_estimate,
-    say_prices,
-    SELLS,
-    in_sentence,
-    say_unit_price,
-    named_parts,
-    say_estimates,
-    misprices,
-)
-from voicebot.knowledge.retrieval import (
-    Document,
-    Hit,
-    HybridIndex,
-    load_vectors,
-    save_vectors,
-    tokens,
-)
+from voicebot.knowledge.prices import (SELLS, Estimate, counted_words, estimate, in_sentence, misprices, named_parts,
+                                       names_item, naming_strength, quantity_in, say_estimate, say_estimates,
+                                       say_prices, say_unit_price)
+from voicebot.knowledge.retrieval import Document, Hit, HybridIndex, load_vectors, save_vectors, tokens
 
 log = logging.getLogger(__name__)
 
@@ -317,8 +289,7 @@ class KnowledgeBase:
         decided = self._retrieved(question, now, hits, snap)
         if decided.kind not in ("entry", "hours") and snap.files.prices and not _BOUGHT.search(question) and (
                 grouped := group_price(question, items.values(), snap.files.prices)):  # "your cheapest plan?"
-            return KnowledgeAnswer("price", grouped[0], tuple(f"price:{i.id}" for i in grouped[1]), 1.0,
-                                   grounds=grouped[0])  # computed from the price list: certain, not retrieved
+            return KnowledgeAnswer("price", grouped[0], grouped[1], 1.0, grounds=grouped[0])  # computed: certain
         if decided.kind in ("weak", "none") and not _BOUGHT.search(question):
             counted = max((i for i in items.values() if names_item(question, i)
                            and quantity_in(question, counted_words(i)) is not None),

@@ -57,9 +57,9 @@ def kind_of(question: str, items: Iterable[PriceItem]) -> tuple[str, list[PriceI
     return word, kinds[word]
 
 
-def group_price(question: str, items: Iterable[PriceItem], prices: PricesFile) -> tuple[str, list[PriceItem]] | None:
-    """What to say to a price question about a kind of item, and the items it names; None when ``question`` is
-    not one (it names one item, or no kind, or asks nothing of price)."""
+def group_price(question: str, items: Iterable[PriceItem], prices: PricesFile) -> tuple[str, tuple[str, ...]] | None:
+    """What to say to a price question about a kind of item, and the price documents it names (``price:<id>``);
+    None when ``question`` is not one (it names one item, or no kind, or asks nothing of price)."""
     items = list(items)
     cheapest, dearest = bool(CHEAPEST.search(question)), bool(DEAREST.search(question))
     if not (cheapest or dearest or _ASKS_PRICE.search(question)) or len(named_parts(question, items)) == 1:
@@ -73,11 +73,15 @@ def group_price(question: str, items: Iterable[PriceItem], prices: PricesFile) -
     if (cheapest != dearest) and len({i.unit for i in group}) == 1 and not other:
         price = group[0].price if cheapest else group[-1].price
         chosen = [i for i in group if i.price == price]
-        return _superlative(chosen, word, cheapest, prices), chosen
+        return _superlative(chosen, word, cheapest, prices), _ids(chosen)
     plural = any(_singular(w) == word != w for w in _TOKEN.findall(question.casefold()))
     if not (plural or other or cheapest or dearest):
         return None  # "How much is the desk?": retrieval's pick of one item, as before
-    return each_price(group, prices), group
+    return each_price(group, prices), _ids(group)
+
+
+def _ids(items: list[PriceItem]) -> tuple[str, ...]:
+    return tuple(f"price:{i.id}" for i in items)
 
 
 def _superlative(chosen: list[PriceItem], word: str, cheapest: bool, prices: PricesFile) -> str:
