@@ -200,3 +200,30 @@ def test_go_ahead_with_a_question_after_a_price_is_the_question(broadband):
     agent = _agent(broadband, STRANGER)
     list(agent.turn("How much is Fiber 900?"))
     assert _said(agent.turn("Go ahead and tell me about the contract.")).startswith("Our plans run on a 12-month")
+
+
+@pytest.mark.parametrize("asked, service", [("Do you do installations?", "an installation"),
+                                            ("Do you offer engineer visits?", "an engineer visit")])
+def test_asked_whether_it_does_a_service_the_crm_books_it_says_yes_and_its_times(broadband, asked, service):
+    agent = _agent(broadband, STRANGER)  # no knowledge entry for either: it was "I don't have that information"
+    said = _said(agent.turn(asked))
+    assert said.startswith(f"Yes, we do. I can offer {service} on Tuesday, December 1st"), said
+    assert "Which would suit you?" in said
+
+
+def test_asked_for_a_service_on_a_day_its_times_then_say_whether(broadband):
+    said = _said(_agent(broadband, STRANGER).turn("Do you do installations on Saturdays?"))
+    assert not said.startswith("Yes") and "nothing free" in said and "Monday, December 7th" in said, said
+
+
+@pytest.mark.parametrize("asked, service", [("How much is installation?", "an installation"),
+                                            ("How much does an engineer visit cost?", "an engineer visit")])
+def test_the_price_of_a_service_the_price_list_lacks_is_not_known_not_another_items(broadband, asked, service):
+    agent = _agent(broadband, STRANGER)  # was the mesh kit's price asked back, and the PIN question
+    assert _said(agent.turn(asked)) == \
+        f"I don't have a price for {service}. Would you like me to connect you with a colleague?"
+
+
+def test_a_question_about_the_callers_own_booking_is_no_offer_of_the_service(broadband):
+    said = _said(_agent(broadband, PRIYA).turn("Do you have my installation booked?"))
+    assert not said.startswith("Yes, we do") and "I can offer" not in said, said

@@ -22,11 +22,13 @@ from voicebot.dialog.agent_events import AgentEvent, IntentFound, Sentence
 from voicebot.dialog.answers import ADDRESS_CHANGE, match_intent, tool_args
 from voicebot.dialog.followups import OFFER_TICKET, OFFER_VISIT, offered
 from voicebot.dialog.intents import Intent, IntentClassifier
-from voicebot.dialog.knowledge_step import WHICH_ITEM, KnowledgeStep, KnowledgeUsed
+from voicebot.dialog.knowledge_step import NO_PRICE, WHICH_ITEM, KnowledgeStep, KnowledgeUsed
 from voicebot.dialog.placing import KNOWLEDGE_OVER_INTENT, placed_request
-from voicebot.dialog.rendered import asks_how_long, order_sentence, slot_length
+from voicebot.dialog.rendered import a_service, asks_how_long, order_sentence, slot_length
 from voicebot.dialog.services import service_named
 from voicebot.dialog.writes import TAKES_IT, WRITE_TOOLS, asked_for, write_evidence
+from voicebot.knowledge.base import PRICE_WORDS
+from voicebot.knowledge.prices import SELLS
 from voicebot.llm.base import ChatMessage
 from voicebot.text import normalize
 
@@ -219,6 +221,22 @@ def _books_an_item(agent: Recognising, caller_text: str) -> bool:
         knowledge.priced_service(services, prices) is None and service_named(caller_text, services, prices) is None
 
 
+def unanswered_service(agent: Recognising, caller_text: str) -> str | None:
+    """The CRM service a question about the company's services names ("Do you do installations?", "How much does
+    an engineer visit cost?") when the knowledge base and the price list have no answer to it, or None. Each heard
+    "I don't have that information", another item's price or the PIN question: the company books the service, so
+    it does it (``answer_recognised``: "Yes, we do." and its free times), and no price for it is known. Not a
+    question about the caller's own booking ("Do you have my installation booked?")."""
+    plain = normalize(caller_text)
+    if agent.knowledge is None or not (SELLS.search(plain) or PRICE_WORDS.search(plain)) or _MINE.search(plain):
+        return None
+    service = service_named(caller_text, agent._services(), agent._price_names())
+    return service if service is not None and not agent.knowledge.score(caller_text) else None
+
+
+_MINE = re.compile(r"\b(my|our|mine|ours)\b")
+
+
 def answer_recognised(agent: Recognising, caller_text: str, allowed: list[str]) -> Iterator[AgentEvent]:
     """Answer a request the intent classifier recognises, without the model. True: the turn is answered."""
     found: Intent | None = None
@@ -261,6 +279,16 @@ def answer_recognised(agent: Recognising, caller_text: str, allowed: list[str]) 
             TAKES_IT.search(normalize(caller_text)):  # "OK, I'll take it." after a plan's price went to the model
         yield IntentFound(Intent("lead", found.score if found else 0.0, 1.0, "(the item just priced is taken)"))
         return (yield from agent._propose_write("create_lead", evidence=True))
+    if "list_free_slots" in allowed and not agent.offered_slots and (service := unanswered_service(agent,
+                                                                                                 caller_text)):
+        if PRICE_WORDS.search(caller_text):  # the price list has none: never another item's price, nor the PIN
+            yield from agent._reply([NO_PRICE.replace("that", a_service(service), 1)])
+            return True
+        args = tool_args("list_free_slots", "", caller_name=None, services=agent._services(), offered_slots=[],
+                         caller_text=caller_text, today=agent.today, aliases=agent._price_names()) or {}
+        if "date_from" not in args:  # "Do you do installations on Saturdays?": the times of that day say it
+            yield from agent._reply(["Yes, we do."])
+        return (yield from agent._tool("list_free_slots", {**args, "service": service}))
     if found is not None and found.name == "knowledge" and agent.knowledge is not None:
         yield IntentFound(found)
         yield from agent._know(*agent.knowledge.ask(caller_text, must=True))

@@ -81,8 +81,8 @@ class When:
 
 
 def _clean(text: str) -> str:
-    text = mask_secrets(text).lower().replace("’", "'")
-    return re.sub(r"[^\w:'\- ]+", " ", text)
+    text = mask_secrets(text).lower().replace("’", "'")  # "on Saturdays": the next one ("Do you do MOTs on ...?")
+    return re.sub(r"\b(mon|tues|wednes|thurs|fri|satur|sun)days\b", r"\1day", re.sub(r"[^\w:'\- ]+", " ", text))
 
 
 def _next_weekday(today: date, weekday: int, skip_today: bool = True) -> date:
