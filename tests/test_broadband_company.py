@@ -227,3 +227,19 @@ def test_the_price_of_a_service_the_price_list_lacks_is_not_known_not_another_it
 def test_a_question_about_the_callers_own_booking_is_no_offer_of_the_service(broadband):
     said = _said(_agent(broadband, PRIYA).turn("Do you have my installation booked?"))
     assert not said.startswith("Yes, we do") and "I can offer" not in said, said
+
+
+@pytest.mark.parametrize("priced, asked, said", [
+    ("How much is Fiber 900?", "Do you have anything cheaper?", "Fiber 500 costs £35 per month."),
+    ("How much is the 500 plan?", "Is there anything cheaper?", "Fiber 500 is the cheapest of its kind on our list."),
+    ("How much is the 500 plan?", "Do you have anything more expensive?", "Fiber 900 costs £50 per month.")])
+def test_anything_cheaper_after_a_price_compares_the_items_of_its_kind(broadband, priced, asked, said):
+    agent = _agent(broadband, STRANGER)  # "Do you have anything cheaper?" heard "I don't have a price for that"
+    list(agent.turn(priced))
+    assert _said(agent.turn(asked)) == said
+
+
+def test_anything_cheaper_after_an_item_of_no_kind_is_still_no_price(broadband):
+    agent = _agent(broadband, STRANGER)
+    list(agent.turn("How much is the mesh kit?"))  # the only kit: nothing to compare it with
+    assert _said(agent.turn("Do you have anything cheaper?")).startswith("I don't have a price for that")

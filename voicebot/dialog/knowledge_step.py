@@ -253,6 +253,9 @@ class KnowledgeStep:
                 else question  # "How much for 3?": 3 of the item just priced
             answer = self.kb.answer_document(self.last_price[0], asked if counted else self.last_price[1],
                                              self.clock())
+        if self.last_price and answer.kind in ("weak", "none") and not self._names_an_item(question) and (
+                compared := getattr(self.kb, "compare", lambda *_: None)(self.last_price[0], question)):
+            answer = compared  # "Do you have anything cheaper?" after Fiber 900's price: the cheaper plans
         weak_item = not must and answer.kind == "weak" and any(i.startswith("price:") for i in answer.entry_ids[:1])
         if (answer.kind == "none" or weak_item) and PRICE_WORDS.search(question) and _QUESTION.search(question) \
                 and not (_REFERS_BACK.search(question) or _THEY.search(question)):  # "them": which, is the model's

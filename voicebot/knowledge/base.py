@@ -38,7 +38,7 @@ from voicebot.knowledge.actions import off_subject
 from voicebot.knowledge.embed import Embedder
 from voicebot.knowledge.files import Entry, KnowledgeFiles, PriceItem, Problem, folder_stamp, load_folder, plain_text
 from voicebot.knowledge.hours import OpeningHours
-from voicebot.knowledge.price_groups import group_price
+from voicebot.knowledge.price_groups import compared_price, group_price
 from voicebot.knowledge.prices import (SELLS, Estimate, counted_words, estimate, in_sentence, misprices, named_parts,
                                        names_item, naming_strength, quantity_in, say_estimate, say_estimates,
                                        say_prices, say_unit_price)
@@ -331,6 +331,17 @@ class KnowledgeBase:
         if doc is None:
             return KnowledgeAnswer("none", OFFER_PERSON)
         return self._from_document(doc, question, now, snap, 1.0)
+
+    def compare(self, document_id: str, question: str) -> KnowledgeAnswer | None:
+        """"Anything cheaper?" after the price of item ``price:<id>``: those of its kind below (or above) it
+        (``price_groups.compared_price``); None when the question compares nothing or the item has no kind."""
+        snap = self._now
+        item = snap.items.get(document_id.removeprefix("price:"))
+        if item is None or snap.files.prices is None:
+            return None
+        compared = compared_price(question, item, snap.items.values(), snap.files.prices)
+        return None if compared is None else KnowledgeAnswer("price", compared[0], compared[1], 1.0,
+                                                            grounds=compared[0])
 
     @staticmethod
     def _from_document(doc: Document, question: str, now: datetime, snap: _Snapshot,

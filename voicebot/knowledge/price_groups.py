@@ -27,6 +27,8 @@ CHEAPEST = re.compile(r"\b(cheapest|cheaper|least expensive|less expensive|lowes
 DEAREST = re.compile(r"\b(most expensive|more expensive|dearest|priciest|pricier|highest[- ]priced|"
                      r"top[- ]of[- ]the[- ]range)\b", re.IGNORECASE)
 _ASKS_PRICE = re.compile(r"\b(how much|cost\w*|price\w*|pricing|charge\w*|rates?|fees?)\b", re.IGNORECASE)
+CHEAPER = re.compile(r"\b(cheaper|less expensive|more affordable|lower[- ]priced|lower price|for less)\b", re.IGNORECASE)
+DEARER = re.compile(r"\b(more expensive|pricier|dearer|higher[- ]priced|higher price|more premium)\b", re.IGNORECASE)
 _OTHER_SUPERLATIVE = re.compile(r"\b(fastest|quickest|slowest|best|biggest|largest|smallest|newest|most popular|"
                                 r"strongest|longest|shortest)\b", re.IGNORECASE)
 
@@ -101,3 +103,21 @@ def each_price(items: list[PriceItem], prices: PricesFile) -> str:
 def _listed(parts: list[str]) -> str:
     return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
 
+
+
+def compared_price(question: str, item: PriceItem, items: Iterable[PriceItem],
+                   prices: PricesFile) -> tuple[str, tuple[str, ...]] | None:
+    """"Do you have anything cheaper?" right after ``item``'s price: the items of its kind (a head word shared, the
+    same unit) priced below it, cheapest first, or that the list has none; the same for "more expensive". None when
+    ``question`` compares nothing, or nothing on the list is of the item's kind. It heard "I don't have a price
+    for that" (the question names no item)."""
+    cheaper, dearer = bool(CHEAPER.search(question)), bool(DEARER.search(question))
+    kin = [i for i in items if i.id != item.id and i.unit == item.unit and _heads(i) & _heads(item)]
+    if cheaper == dearer or not kin:
+        return None
+    found = sorted((i for i in kin if (i.price < item.price if cheaper else i.price > item.price)),
+                   key=lambda i: i.price, reverse=dearer)
+    if not found:
+        return f"{item.name} is the {'cheapest' if cheaper else 'most expensive'} of its kind on our list.", \
+            (f"price:{item.id}",)
+    return each_price(found, prices), _ids(found)
