@@ -243,3 +243,9 @@ def test_anything_cheaper_after_an_item_of_no_kind_is_still_no_price(broadband):
     agent = _agent(broadband, STRANGER)
     list(agent.turn("How much is the mesh kit?"))  # the only kit: nothing to compare it with
     assert _said(agent.turn("Do you have anything cheaper?")).startswith("I don't have a price for that")
+
+
+def test_asking_whether_it_offers_something_is_no_callback_unless_a_callback_is_named(broadband):
+    said = _said(_agent(broadband, STRANGER).turn("Do you offer phone lines?"))  # a callback by 0.022 ("phone")
+    assert "call you back" not in said, said
+    assert "call you back" in _said(_agent(broadband, STRANGER).turn("Do you do callbacks?"))

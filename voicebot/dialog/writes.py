@@ -51,7 +51,7 @@ ADD_ON = (r"(?:id like to|i want to|i would like to|we want to|wed like to|can i
 to one ("I'd like to add a static IP to my account." heard the static IP entry, and its "Yes." went to the model)."""
 _ASKS = {
     "request_callback": re.compile(
-        r"\b(call(ed|ing)? (me|us|him|her) (back|later|tomorrow|again)|call ?back|ring (me|us)|phone (me|us)|"
+        r"\b(call(ed|ing)? (me|us|him|her) (back|later|tomorrow|again)|call ?backs?|ring (me|us)|phone (me|us)|"
         r"get back to (me|us)|(someone|somebody|a person|colleague) (to )?call|give me a call|contact me)\b"),
     "create_ticket": re.compile(
         r"\b(broken|broke|damaged|damage|wrong|missing|faulty|defect\w*|not working|doesn'?t work|does not work|"
