@@ -12,7 +12,7 @@ from test_turn_model import ScriptedTurnModel, ThreadNotingModel, call_with, dri
 from test_turn_pace import answer_partials, gated
 from test_turns import of
 
-from voicebot.speech.dictation import partial_kind
+from voicebot.speech.dictation import YES_NO, partial_kind
 from voicebot.speech.preamble import asks_for_detail, invites_request, sounds_like_preamble
 from voicebot.speech.turn_model import TurnScore
 from voicebot.speech.turns import Utterance
@@ -26,7 +26,14 @@ from voicebot.speech.turns import Utterance
 ])
 def test_words_that_only_set_the_scene_are_a_preamble(partial):
     assert sounds_like_preamble(partial)
-    assert partial_kind(partial) == "preamble"
+    assert partial_kind(partial) == ("unfinished" if partial == "Hello" else "preamble")  # unfinished mid-call too
+
+
+@pytest.mark.parametrize("partial, kind", [("Hello", "unfinished"), ("Hi there,", "unfinished"),
+                                           ("Good morning", "unfinished"), ("Hello?", "done"), ("There.", "done")])
+def test_a_greeting_alone_is_unfinished_wherever_it_is_said_unless_it_asks(partial, kind):
+    # mid-call, asked "Which day suits you?": "Hello, ... this is Robert from ..." was cut at "Hello" (0.99)
+    assert partial_kind(partial) == partial_kind(partial, YES_NO) == kind
 
 
 @pytest.mark.parametrize("partial", [

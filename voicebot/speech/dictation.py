@@ -14,7 +14,7 @@ import re
 from collections.abc import Collection
 
 from voicebot.crm.spoken import words_to_digits
-from voicebot.speech.preamble import closed_answer, sounds_like_preamble
+from voicebot.speech.preamble import GREETING_WORDS, closed_answer, sounds_like_preamble
 
 NUMBER_WORDS = frozenset({
     "zero", "oh", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten", "eleven",
@@ -92,15 +92,23 @@ ANYTHING_ELSE = "anything_else"
 help you with?"): a no is a whole answer, a yes opens what follows."""
 
 
+def _greeting_alone(partial: str, words: list[str]) -> bool:
+    """"Hello," or "Hi there," and nothing yet, not asked ("Hello?" checks the line): mid-call, asked a detail,
+    "Hello, ... this is Robert from the dental clinic" was cut at "Hello" (the turn model: 0.99)."""
+    return bool(words) and words[0] in GREETING_WORDS and set(words) <= GREETING_WORDS | {"there"} and \
+        not partial.rstrip().endswith("?")
+
+
 def partial_kind(partial: str, question: str = "", whole: Collection[int] = ()) -> str:
     """What the caller's words so far say about the turn: ``dictation`` (digits or an address at the end, more may
     follow), ``unfinished`` (the last word cannot end a sentence: "and", "the", "my", a hesitation "um"; or the last
-    two open what follows: "could you tell me", ``UNFINISHED_ENDS``), ``preamble`` (it sets the scene and asks
-    nothing yet: ``speech.preamble``; unfinished only on the open floor), ``final`` (it ends in "goodbye", or it is
-    a whole answer to the bot's yes-or-no ``question``, ``preamble.closed_answer``: complete whatever the turn model
-    says) or ``done`` (nothing against the turn model's verdict). A copula or preposition at the end is unfinished
-    ("the problem is", "I called about") unless the sentence is a question or a question word comes just before it:
-    "...but I am not sure what it was." waited the whole 1.6 s limit although the turn model said complete.
+    two open what follows: "could you tell me", ``UNFINISHED_ENDS``; or a greeting alone, not asked: "Hello,"),
+    ``preamble`` (it sets the scene and asks nothing yet: ``speech.preamble``; unfinished only on the open floor),
+    ``final`` (it ends in "goodbye", or it is a whole answer to the bot's yes-or-no ``question``,
+    ``preamble.closed_answer``: complete whatever the turn model says) or ``done`` (nothing against the turn model's
+    verdict). A copula or preposition at the end is unfinished ("the problem is", "I called about") unless the
+    sentence is a question or a question word comes just before it: "...but I am not sure what it was." waited the
+    whole 1.6 s limit although the turn model said complete.
     A number at the end with as many digits as one of ``whole`` (the CRM's order numbers) is said whole: "I want to
     cancel order 1 0 4 5 2." waited the 2.5 s of dictation on a SIP call, 2.78 s voice to voice."""
     if sounds_like_dictation(partial):
@@ -110,7 +118,7 @@ def partial_kind(partial: str, question: str = "", whole: Collection[int] = ()) 
         return "final"
     if question in (YES_NO, ANYTHING_ELSE) and closed_answer(partial, only_no=question == ANYTHING_ELSE):
         return "final"
-    if tuple(words[-2:]) in UNFINISHED_ENDS:
+    if tuple(words[-2:]) in UNFINISHED_ENDS or _greeting_alone(partial, words):
         return "unfinished"
     if words and words[-1] in UNFINISHED_WORDS and not (words[-1] in STRANDED_WORDS and (
             partial.rstrip().endswith("?") or _QUESTION_WORDS & set(words[-5:-1]))):
