@@ -27,6 +27,7 @@ from voicebot.dialog.placing import KNOWLEDGE_OVER_INTENT, placed_request
 from voicebot.dialog.rendered import a_service, asks_how_long, order_sentence, slot_length
 from voicebot.dialog.services import service_named
 from voicebot.dialog.writes import TAKES_IT, WRITE_TOOLS, asked_for, write_evidence
+from voicebot.knowledge.actions import actions
 from voicebot.knowledge.base import PRICE_WORDS
 from voicebot.knowledge.prices import SELLS
 from voicebot.llm.base import ChatMessage
@@ -228,13 +229,15 @@ def unanswered_service(agent: Recognising, caller_text: str) -> str | None:
     it does it (``answer_recognised``: "Yes, we do." and its free times), and no price for it is known. Not a
     question about the caller's own booking ("Do you have my installation booked?")."""
     plain = normalize(caller_text)
-    if agent.knowledge is None or not (SELLS.search(plain) or PRICE_WORDS.search(plain)) or _MINE.search(plain):
+    if agent.knowledge is None or not (SELLS.search(plain) or PRICE_WORDS.search(plain) or (
+            _CAN_YOU.search(plain) and actions(plain))) or _MINE.search(plain):  # "Do you install routers?"
         return None
     service = service_named(caller_text, agent._services(), agent._price_names())
     return service if service is not None and not agent.knowledge.score(caller_text) else None
 
 
 _MINE = re.compile(r"\b(my|our|mine|ours)\b")
+_CAN_YOU = re.compile(r"\b(do|does|can|could|will|would) (you|your \w+|someone|somebody|anyone)\b")
 
 
 def answer_recognised(agent: Recognising, caller_text: str, allowed: list[str]) -> Iterator[AgentEvent]:
@@ -287,7 +290,8 @@ def answer_recognised(agent: Recognising, caller_text: str, allowed: list[str]) 
         args = tool_args("list_free_slots", "", caller_name=None, services=agent._services(), offered_slots=[],
                          caller_text=caller_text, today=agent.today, aliases=agent._price_names()) or {}
         if "date_from" not in args:  # "Do you do installations on Saturdays?": the times of that day say it
-            yield from agent._reply(["Yes, we do."])
+            yield from agent._reply(["Yes, we can." if re.search(r"\b(can|could|will|would) (you|your|some|any)",
+                                                                  normalize(caller_text)) else "Yes, we do."])
         return (yield from agent._tool("list_free_slots", {**args, "service": service}))
     if found is not None and found.name == "knowledge" and agent.knowledge is not None:
         yield IntentFound(found)

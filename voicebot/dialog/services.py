@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from voicebot.knowledge.actions import actions, object_words, other_action, said_words
+from voicebot.knowledge.actions import ACTIONS, actions, object_words, other_action, said_words
 
 _NOT_A_NAME = frozenset({"and", "the", "for", "with", "new", "our", "your", "visit", "visits", "appointment",
                          "appointments", "service", "services", "session", "booking", "consultation", "home", "call"})
@@ -40,6 +40,9 @@ def service_named(text: str, services: list[str], aliases: Sequence[Sequence[str
             if (found := re.search(rf"\b{re.escape(word)}", lowered)) and not other_job(text, service)]
     if said:  # the one said first: "a haircut and a beard trim" is the haircut (the caller's order, not the CRM's)
         return min(said)[2]
+    if len(asked := actions(text)) == 1 and len(doers := [s for s in services if actions(s) == asked and not any(
+            not ACTIONS[next(iter(asked))].search(w) for w in re.findall(r"\w+", s))]) == 1:
+        return doers[0]  # a service that is its action alone: "Do you install routers?" is the installation
     keywords = {"print": "printer", "laptop": "laptop", "computer": "laptop", "desk": "furniture",
                 "chair": "furniture", "cabinet": "furniture", "furniture": "furniture"}
     for key, word in keywords.items():

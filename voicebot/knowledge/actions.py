@@ -3,10 +3,11 @@
 Why: the embedding hears "Do you sell laser printers?" as close to "Do you repair printers?" (0.55 fused, above
 ``knowledge.confident``), and "Do you sell laptops?" as "Do you set up laptops and computers?" (0.78). Read out, the
 entry answers a question nobody asked, and the caller takes "Our technicians repair office printers" for a no, or
-a yes. When the question names one action (selling, repairing, setting up, delivering, taking away, renting) and
-the entry's title names only others, the match is made weak: the caller hears "Just to check, is your question:
-do you repair printers? If not, I can connect you with a colleague.", as for any unsure match. A question or a
-title that names no action is never judged: "How long does delivery take?" has nothing to contradict.
+a yes. When the question names one action (selling, repairing, setting up, delivering, taking away, renting,
+restarting) and the entry's title names only others, the match is made weak: the caller hears "Just to check, is
+your question: do you repair printers? If not, I can connect you with a colleague.", as for any unsure match
+("Do you install routers?" had the router restart steps read out). A question or a title that names no action is
+never judged: "How long does delivery take?" has nothing to contradict.
 
 The same action on another thing is no answer either: "Can you repair my laptop?" heard "Do you repair printers?"
 read out. When the words after the question's action (its object: "my laptop", "an old sofa") name nothing the
@@ -30,6 +31,7 @@ ACTIONS: dict[str, re.Pattern[str]] = {name: re.compile(rf"\b({words})\b", re.IG
     "deliver": r"deliver|delivers|delivered|delivery|ship|ships|shipping|shipped",
     "take away": r"take away|takes away|dispose|disposal|haul away",
     "rent": r"rent|rents|renting|rental|lease|leasing|hire",
+    "restart": r"restart|restarts|restarting|reboot|reboots|rebooting|reset|resets|resetting|power cycle",
 }.items()}
 
 
