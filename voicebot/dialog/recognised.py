@@ -308,8 +308,6 @@ def answer_recognised(agent: Recognising, caller_text: str, allowed: list[str]) 
         return (yield from agent._propose_write("create_lead", evidence=True))  # the team arranges it
     if found is None or tool is None or tool not in allowed or not write_evidence(tool, caller_text, found.margin):
         return False
-    if tool in WRITE_TOOLS and SELLS.search(caller_text) and not asked_for(tool, [caller_text]):
-        return False  # "Do you offer phone lines?" was a callback read back by 0.022: a question, not a request
     yield IntentFound(found)
     spoken = yield from also_asked(agent, caller_text)
     if tool == "create_lead" and agent.knowledge is not None:

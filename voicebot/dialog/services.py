@@ -40,8 +40,8 @@ def service_named(text: str, services: list[str], aliases: Sequence[Sequence[str
             if (found := re.search(rf"\b{re.escape(word)}", lowered)) and not other_job(text, service)]
     if said:  # the one said first: "a haircut and a beard trim" is the haircut (the caller's order, not the CRM's)
         return min(said)[2]
-    if len(asked := actions(text)) == 1 and len(doers := [s for s in services if actions(s) == asked and not any(
-            not ACTIONS[next(iter(asked))].search(w) for w in re.findall(r"\w+", s))]) == 1:
+    if len(asked := actions(text)) == 1 and len(doers := [s for s in services if actions(s) == asked and all(
+            ACTIONS[next(iter(asked))].search(w) for w in re.findall(r"\w+", s))]) == 1:
         return doers[0]  # a service that is its action alone: "Do you install routers?" is the installation
     keywords = {"print": "printer", "laptop": "laptop", "computer": "laptop", "desk": "furniture",
                 "chair": "furniture", "cabinet": "furniture", "furniture": "furniture"}

@@ -23,6 +23,7 @@ from voicebot.dialog.callback_time import HoursSource, callback_time
 from voicebot.dialog.names import introduced_name
 from voicebot.dialog.rendered import a_service
 from voicebot.dialog.slots import When, parse_when, spoken_time
+from voicebot.knowledge.prices import SELLS
 from voicebot.review.redact import mask_secrets
 from voicebot.text import normalize
 
@@ -150,11 +151,12 @@ move or a cancellation needs twice as much: "I want to cancel my order" was a bo
 def write_evidence(tool: str, text: str, margin: float) -> bool:
     """Whether the intent classifier's pick of ``tool`` for ``text`` is enough to read a write back: always for a
     tool that writes nothing; for a write, the caller's words ask for it or the classifier is clearly sure; for a
-    lead only the words (anything that mentions a product is near the sales examples)."""
+    lead only the words (anything that mentions a product is near the sales examples); never the margin alone for a
+    do-you-offer question ("Do you offer phone lines?" was a callback by 0.022)."""
     needed = WRITE_MARGIN * (2 if tool in ("reschedule_appointment", "cancel_appointment") else 1)
     if tool == "create_lead":  # "Write me a short poem about chairs." was a lead by 0.029
         return asked_for(tool, [text])
-    return tool not in WRITE_TOOLS or asked_for(tool, [text]) or margin >= needed
+    return tool not in WRITE_TOOLS or asked_for(tool, [text]) or (margin >= needed and not SELLS.search(text))
 
 
 def choosable(allowed: Sequence[str], caller_turns: Sequence[str], *, slot_picked: bool) -> list[str]:

@@ -104,7 +104,6 @@ def _listed(parts: list[str]) -> str:
     return parts[0] if len(parts) == 1 else f"{', '.join(parts[:-1])} and {parts[-1]}"
 
 
-
 def compared_price(question: str, item: PriceItem, items: Iterable[PriceItem],
                    prices: PricesFile) -> tuple[str, tuple[str, ...]] | None:
     """"Do you have anything cheaper?" right after ``item``'s price: the items of its kind (a head word shared, the
