@@ -191,6 +191,10 @@ class Worker:
         each). Raises ModelError (NativeLibraryError included) or LlmError."""
         self._expect("load", Phase.NEW)
         self.parts = compute.call(load_components, self.config, on_stage=on_stage)  # pools: compute's priority
+        # loading and warming freed hundreds of MB in the loader threads' arenas (how much depends on what else
+        # ran meanwhile: 200 MB more when two workers load side by side): hand it back, so that a worker starts
+        # at the size of its models, whether first or a recycled one's replacement
+        trim()
         self.phase = Phase.LOADED
         return self.parts
 
