@@ -62,3 +62,26 @@ def test_the_sip_endpoints_threads_keep_the_process_priority():
     asyncio.run(main())
     assert seen, "the endpoint started no thread"
     assert set(seen.values()) == {base}, seen
+
+
+def test_prestarted_pools_start_no_thread_for_the_calls_they_were_started_for():
+    """Threads started before the first call are the worker's baseline: two calls' worth of overlapping model
+    work and store writes afterwards start none."""
+    def names() -> set[str]:
+        return {t.name for t in threading.enumerate()}
+
+    async def main() -> tuple[set[str], set[str]]:
+        compute.prestart(2)
+        ready = names()
+        gate = threading.Barrier(compute.THREADS_PER_CALL * 2)
+        loop = asyncio.get_running_loop()
+        size = min(32, (os.cpu_count() or 1) + 4)
+        store_gate = threading.Barrier(size)
+        await asyncio.gather(*[compute.run(gate.wait, 5.0) for _ in range(compute.THREADS_PER_CALL * 2)],
+                             *[loop.run_in_executor(None, store_gate.wait, 5.0) for _ in range(size)])
+        return ready, names()
+
+    ready, after = asyncio.run(main())
+    assert sum(name.startswith("compute_") for name in ready) >= compute.THREADS_PER_CALL * 2
+    assert sum(name.startswith("asyncio_") for name in ready) == min(32, (os.cpu_count() or 1) + 4)
+    assert after == ready  # the overlapping tasks ran on the threads already there

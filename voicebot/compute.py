@@ -37,6 +37,9 @@ COMPUTE_NICE = 10
 """How much nicer model threads run than the process (Linux: nice 10 weighs 110 against nice 0's 1024)."""
 MAX_THREADS = 16
 """A hung model call is left behind by its timeout (``session.faults``), holding its thread: room for several."""
+THREADS_PER_CALL = 2
+"""Compute threads started before the first call for each line (``prestart``): a call's recognition, turn model
+and synthesis overlap by two at most (a 300-call soak, 2 calls at a time, reached 4)."""
 
 
 def lower_this_thread(steps: int = COMPUTE_NICE) -> None:
@@ -66,6 +69,34 @@ async def run(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
 def submit(fn: Callable[..., T], *args: Any) -> asyncio.Future[T]:
     """The future of ``fn(*args)`` on a compute thread, for code that awaits it later (the turn model's score)."""
     return asyncio.get_running_loop().run_in_executor(_POOL, fn, *args)
+
+
+def prestart(lines: int) -> None:
+    """Start the compute threads ``lines`` calls at once will use (``THREADS_PER_CALL`` each), and the running
+    loop's default executor's (store writes, the after-call trim) with it, before the worker says it is ready.
+
+    Why: both pools start a thread the first time more tasks overlap than they have idle threads, and each new
+    thread takes a malloc arena of its own, so a worker's threads and RSS went on growing for a hundred calls or
+    more after the warm-up as calls first happened to overlap (soak: 21 -> 25 threads over 300 calls), and never
+    came back to the figure taken at ready. Started now, they are the baseline: a thread is added later only past
+    that many overlapping tasks (a hung model call's, see ``MAX_THREADS``)."""
+    _fill(_POOL, min(MAX_THREADS, THREADS_PER_CALL * lines))
+    loop = asyncio.get_running_loop()
+    size = min(32, (os.cpu_count() or 1) + 4)  # asyncio's own default, made here so that its threads start now
+    executor = ThreadPoolExecutor(max_workers=size, thread_name_prefix="asyncio")
+    loop.set_default_executor(executor)
+    _fill(executor, size)
+
+
+def _fill(pool: ThreadPoolExecutor, n: int) -> None:
+    """Have ``pool`` run ``n`` tasks at once (so it has ``n`` threads); a pool that cannot (busy threads) is left
+    as it is after a second."""
+    barrier = threading.Barrier(n)
+    for future in [pool.submit(barrier.wait, 1.0) for _ in range(n)]:
+        try:
+            future.result()
+        except threading.BrokenBarrierError:
+            pass
 
 
 def call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -278,6 +278,7 @@ class Worker:
         ``on_ready(endpoint)`` is called once the transports are bound and the account takes INVITEs: only then
         may a readiness line be printed, or a script that dials on it races the endpoint's start."""
         self._expect("serve", Phase.STARTED)
+        compute.prestart(self.config.sip.max_calls)  # the pools' threads are part of a fresh worker's figures
         async with self.make_endpoint(self.config, self._on_call, self.rtp_port) as endpoint:
             self.endpoint, self.phase = endpoint, Phase.SERVING
             try:
