@@ -219,11 +219,21 @@ def test_asked_for_a_service_on_a_day_its_times_then_say_whether(broadband):
 
 
 @pytest.mark.parametrize("asked, service", [("How much is installation?", "an installation"),
-                                            ("How much does an engineer visit cost?", "an engineer visit")])
+                                            ("How much does an engineer visit cost?", "an engineer visit"),
+                                            ("Is installation free?", "an installation"),
+                                            ("Do I have to pay for the engineer?", "an engineer visit")])
 def test_the_price_of_a_service_the_price_list_lacks_is_not_known_not_another_items(broadband, asked, service):
-    agent = _agent(broadband, STRANGER)  # was the mesh kit's price asked back, and the PIN question
+    """The first two were the mesh kit's price asked back, and the PIN question; "Is installation free?" was
+    offered installation times, and "Do I have to pay for the engineer?" heard "Yes, we do." and times."""
+    agent = _agent(broadband, STRANGER)
     assert _said(agent.turn(asked)) == \
         f"I don't have a price for {service}. Would you like me to connect you with a colleague?"
+
+
+def test_a_free_time_asked_is_still_a_time_not_a_price(broadband):
+    agent = _agent(broadband, STRANGER)
+    said = _said(agent.turn("Is Friday free for an installation?"))
+    assert said.startswith("I can offer an installation on Friday, December 4th at 10 AM"), said
 
 
 def test_a_question_about_the_callers_own_booking_is_no_offer_of_the_service(broadband):
@@ -251,3 +261,20 @@ def test_asking_whether_it_offers_something_is_no_callback_unless_a_callback_is_
     said = _said(_agent(broadband, STRANGER).turn("Do you offer phone lines?"))  # a callback by 0.022 ("phone")
     assert "call you back" not in said, said
     assert "call you back" in _said(_agent(broadband, STRANGER).turn("Do you do callbacks?"))
+
+
+@pytest.mark.parametrize("asked", ["Is the router free?", "Do you charge for the router?", "How much is the router?"])
+def test_a_price_asked_of_an_entry_that_says_nothing_of_money_is_no_price(broadband, asked):
+    """Each had the router's restart steps read out (the entry nearest the word "router")."""
+    agent = _agent(broadband, STRANGER)
+    assert _said(agent.turn(asked)) == "I don't have a price for that. Would you like me to connect you with a colleague?"
+
+
+def test_a_price_asked_of_an_entry_that_speaks_of_money_is_still_that_entry(broadband, tmp_path, intent_classifier):
+    repo, _, intents = broadband
+    kb = company_knowledge(tmp_path / "k2", intent_classifier.embedder, {"b.md": BROADBAND_MD.replace(
+        "switch it back on.", "switch it back on. A replacement router is free with every plan."),
+        "prices.yaml": PRICES, "hours.yaml": HOURS})
+    agent = DialogueAgent(ScriptedChat(), CallerContext.start(repo, STRANGER), "Brightline Broadband.", today=TODAY,
+                          intents=intents, knowledge=KnowledgeStep(kb))
+    assert "A replacement router is free with every plan." in _said(agent.turn("Is the router free?"))

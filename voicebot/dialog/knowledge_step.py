@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from voicebot.dialog.slots import parse_when
 from voicebot.dialog.writes import answer_to_readback
 from voicebot.dialog.services import service_named
-from voicebot.knowledge.base import OFFER_PERSON, PRICE_WORDS, KnowledgeAnswer
+from voicebot.knowledge.base import OFFER_PERSON, PRICE_WORDS, KnowledgeAnswer, asks_price, says_a_price
 from voicebot.knowledge.hours import OpeningHours
 from voicebot.knowledge.prices import AMOUNT, quantity_in
 from voicebot.review.redact import mask_secrets
@@ -262,6 +262,10 @@ class KnowledgeStep:
             # "How much is a whiteboard?" (the fitting's price, weakly) went to the model, which took it for a lead
             # and asked for a name: no one here knows that price (the model cannot: any amount it said is held
             # back), a colleague may. A weak entry ("how much does shipping cost?") is left as it was.
+            answer, must = replace(answer, kind="none", text=NO_PRICE, entry_ids=(), grounds=""), True
+        elif answer.kind == "entry" and asks_price(question) and not says_a_price(answer.text) and not (
+                _REFERS_BACK.search(question) or _THEY.search(question)):  # "Is the router free?" had the
+            # router's restart steps: an entry that says nothing of money answers another question
             answer, must = replace(answer, kind="none", text=NO_PRICE, entry_ids=(), grounds=""), True
         if items and not must and not answer.answered and (_DO_YOU.search(question) or _OF_YOURS.search(
                 question)) and not _ABOUT_THE_CALLER.search(question):  # "Do you price match?", "What's your

@@ -27,6 +27,7 @@ from voicebot.dialog.placing import KNOWLEDGE_OVER_INTENT, placed_request
 from voicebot.dialog.rendered import a_service, asks_how_long, order_sentence, slot_length
 from voicebot.dialog.services import service_named
 from voicebot.dialog.writes import TAKES_IT, WRITE_TOOLS, asked_for, write_evidence
+from voicebot.knowledge.base import asks_price
 from voicebot.knowledge.actions import actions, said_words
 from voicebot.knowledge.prices import SELLS
 from voicebot.llm.base import ChatMessage
@@ -228,17 +229,13 @@ def unanswered_service(agent: Recognising, caller_text: str) -> str | None:
     it does it (``answer_recognised``: "Yes, we do." and its free times), and no price for it is known. Not a
     question about the caller's own booking ("Do you have my installation booked?")."""
     plain = normalize(caller_text)
-    if agent.knowledge is None or not (SELLS.search(plain) or _PRICE_ASKED.search(plain) or (
+    if agent.knowledge is None or not (SELLS.search(plain) or asks_price(plain) or (
             _CAN_YOU.search(plain) and actions(plain))) or _MINE.search(plain):  # "Do you install routers?"
         return None
     service = service_named(caller_text, agent._services(), agent._price_names())
     if service is None or not (said_words(service) & said_words(plain) or actions(service) == actions(plain) != set()):
         return None  # named by its own words or its action, never a guess: "a quote for ten desks" is no fitting
     return None if agent.knowledge.score(caller_text) else service
-
-
-_PRICE_ASKED = re.compile(r"\b(how much|cost|costs|price|prices|pricing|charge|charges|fee|fees)\b")
-"""A price asked ("How much is installation?"); not "a quote for ten desks", which is a lead for the sales team."""
 
 
 _MINE = re.compile(r"\b(my|our|mine|ours)\b")
@@ -289,7 +286,7 @@ def answer_recognised(agent: Recognising, caller_text: str, allowed: list[str]) 
         return (yield from agent._propose_write("create_lead", evidence=True))
     if "list_free_slots" in allowed and not agent.offered_slots and (service := unanswered_service(agent,
                                                                                                  caller_text)):
-        if _PRICE_ASKED.search(normalize(caller_text)):  # none on the price list: no other item's price, nor the PIN
+        if asks_price(normalize(caller_text)):  # none on the price list: no other item's price, nor the PIN
             yield from agent._reply([NO_PRICE.replace("that", a_service(service), 1)])
             return True
         args = tool_args("list_free_slots", "", caller_name=None, services=agent._services(), offered_slots=[],

@@ -56,6 +56,14 @@ _HOURS_WORDS = re.compile(r"\b(open(?!ings\b)\w*|clos\w*|hours?|work\w*|come (by
                           r"(any|some)(one|body) there|работа\w*|открыт\w*|закрыт\w*|час\w*)\b", re.IGNORECASE)
 PRICE_WORDS = re.compile(r"\b(how much|cost\w*|price\w*|pricing|charge\w*|expensive|cheap\w*|quote|rate|fee|"
                           r"сколько|стои\w*|стоимост\w*|цен\w*)\b", re.IGNORECASE)
+_PRICE_ASKED = re.compile(r"\b(how much|cost|costs|price|prices|pricing|charge|charges|fee|fees|for free|"
+                          r"(have|need|got) to pay|pay (for|anything|extra|more))\b", re.IGNORECASE)
+_FREE = re.compile(r"\bfree\b", re.IGNORECASE)
+_A_TIME = re.compile(r"\b(slots?|times?|when|days?|today|tonight|tomorrow|mornings?|afternoons?|evenings?|weeks?|"
+                     r"weekends?|(mon|tues|wednes|thurs|fri|satur|sun)days?|appointments?|available|availability|"
+                     r"dates?|hours?|\d+)\b", re.IGNORECASE)
+_SAYS_A_PRICE = re.compile(r"[£$€]|\b(free|charge\w*|cost\w*|price\w*|fees?|pay\w*|paid|included|discount\w*|"
+                           r"rates?|pounds?|dollars?|euros?|cents?|pence|gbp|usd|eur)\b", re.IGNORECASE)
 _TOGETHER = re.compile(r"\b(together|both|in total|altogether|combined|all in)\b", re.IGNORECASE)
 _COUNT = r"(\d+|a few|a dozen|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|" \
          r"forty|fifty|sixty|seventy|eighty|ninety|a hundred|hundred)"
@@ -385,3 +393,16 @@ def _fits(hit: Hit, question: str) -> bool:
     if hit.doc.kind == "hours":
         return bool(_HOURS_WORDS.search(question))
     return True
+
+
+def asks_price(text: str) -> bool:
+    """A price asked ("How much is installation?", "Do I have to pay for the engineer?", "Is installation free?");
+    not "a quote for ten desks", which is a lead for the sales team, nor a free time ("Is Friday free?", "Do you
+    have a free slot?"): "free" is a price only with no word of a time."""
+    return bool(_PRICE_ASKED.search(text) or (_FREE.search(text) and not _A_TIME.search(text)))
+
+
+def says_a_price(text: str) -> bool:
+    """Whether an answer speaks of money at all (an amount, "free", "included", a charge): a price question's
+    entry that does not ("Is the router free?" had the router's restart steps) answers something else."""
+    return bool(_SAYS_A_PRICE.search(text))
