@@ -871,3 +871,17 @@ def test_an_invoice_copy_asked_for_then_the_orders_number_is_a_ticket_for_the_co
     list(agent.turn("Can you resend my invoice?"))
     assert said(agent.turn("What are your opening hours?")).startswith("We're open Monday")
     assert not chat.calls
+
+
+@pytest.mark.parametrize("asked, price", [("Is printer repair free?", "Printer repair visit costs $85 per hour."),
+                                          ("Is the desk free?", "Sit-stand desk, 140 cm costs $429 per desk.")])
+def test_is_it_free_is_a_price_question_answered_from_the_price_list(repo, intent_classifier, knowledge_base, asked,
+                                                                      price):
+    """Both were offered furniture fitting or printer repair times ("free" read as a free time)."""
+    agent = agent_for(repo, intent_classifier, knowledge_base)
+    assert said(agent.turn(asked)).startswith(price)
+
+
+def test_a_free_time_asked_is_still_not_a_price(repo, intent_classifier, knowledge_base):
+    agent = agent_for(repo, intent_classifier, knowledge_base)
+    assert "$" not in said(agent.turn("Do you have a free slot for printer repair on Monday?"))

@@ -285,7 +285,7 @@ class KnowledgeBase:
         if len(parts) > 1 and (PRICE_WORDS.search(question) or _TOGETHER.search(question)):
             text = say_prices([item for item, _ in parts], snap.files.prices)  # "a haircut and a beard trim
             return KnowledgeAnswer("price", text, ids, self.confident, grounds=text)  # together?": each, and the sum
-        if (hits and hits[0].doc.kind == "entry" and (PRICE_WORDS.search(question) or SELLS.search(question))
+        if (hits and hits[0].doc.kind == "entry" and (_priced(question) or SELLS.search(question))
                 and not PRICE_WORDS.search(entries[hits[0].doc.id].title)):
             # "how much is furniture assembly?" wants the figure: a price item it names, close behind an entry that
             # only describes the service, answers it ("how much does shipping cost?" keeps "... for a desk?"); so
@@ -361,7 +361,7 @@ class KnowledgeBase:
             item, prices = snap.items[doc.id.removeprefix("price:")], snap.files.prices
             quantity = quantity_in(question, counted_words(item))
             if quantity is None:
-                text = say_unit_price(item, prices, question, bool(PRICE_WORDS.search(question)))
+                text = say_unit_price(item, prices, question, _priced(question))
                 return KnowledgeAnswer("price", text, (doc.id,), score, grounds=text)
             est = estimate(item, quantity, prices.currency)
             text = say_estimate(est, item, prices, quantity)
@@ -389,7 +389,7 @@ def _fits(hit: Hit, question: str) -> bool:
     """Computed answers only for questions of their kind: "how long is the guarantee on a desk?" is near the
     desk's price item, and "what's the weather tomorrow?" near "are you open tomorrow?"; neither is one."""
     if hit.doc.kind == "price":
-        return bool(PRICE_WORDS.search(question) or _SELL_WORDS.search(question))
+        return bool(_priced(question) or _SELL_WORDS.search(question))
     if hit.doc.kind == "hours":
         return bool(_HOURS_WORDS.search(question))
     return True
@@ -406,3 +406,8 @@ def says_a_price(text: str) -> bool:
     """Whether an answer speaks of money at all (an amount, "free", "included", a charge): a price question's
     entry that does not ("Is the router free?" had the router's restart steps) answers something else."""
     return bool(_SAYS_A_PRICE.search(text))
+
+
+def _priced(question: str) -> bool:
+    """The question is about a price, in the price list's words or in others ("Is printer repair free?")."""
+    return bool(PRICE_WORDS.search(question)) or asks_price(question)
