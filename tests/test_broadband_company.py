@@ -278,3 +278,10 @@ def test_a_price_asked_of_an_entry_that_speaks_of_money_is_still_that_entry(broa
     agent = DialogueAgent(ScriptedChat(), CallerContext.start(repo, STRANGER), "Brightline Broadband.", today=TODAY,
                           intents=intents, knowledge=KnowledgeStep(kb))
     assert "A replacement router is free with every plan." in _said(agent.turn("Is the router free?"))
+
+
+def test_a_fee_for_cancelling_asked_is_no_cancellation_of_a_booking(broadband):
+    """"Do I have to pay to cancel?" asked for the PIN and then listed the caller's bookings to cancel."""
+    agent = _agent(broadband, PRIYA)
+    assert _said(agent.turn("Do I have to pay to cancel?")) == \
+        "I don't have a price for that. Would you like me to connect you with a colleague?"

@@ -885,3 +885,10 @@ def test_is_it_free_is_a_price_question_answered_from_the_price_list(repo, inten
 def test_a_free_time_asked_is_still_not_a_price(repo, intent_classifier, knowledge_base):
     agent = agent_for(repo, intent_classifier, knowledge_base)
     assert "$" not in said(agent.turn("Do you have a free slot for printer repair on Monday?"))
+
+
+def test_a_charge_for_moving_a_booking_asked_is_the_policy_not_the_pin(repo, intent_classifier, knowledge_base):
+    """"Is there a charge to change my appointment?" asked for the PIN and then listed Alice's bookings."""
+    agent = agent_for(repo, intent_classifier, knowledge_base, caller=ALICE)
+    assert "free of charge" in said(agent.turn("Is there a charge to change my appointment?"))
+    assert "PIN" in said(agent.turn("Can I cancel my appointment?"))  # asking to do it still is

@@ -240,6 +240,8 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
         made = names_own_records(text) and (found.margin >= WRITE_MARGIN or named)
     elif found.name in CHANGES:
         made = names_a_booking(text, services, today)
+        if asks_price(normalize(text)):  # "Do I have to pay to cancel?", "Is there a charge to change my
+            return None  # appointment?" asked for the PIN and listed bookings: a fee asked, the files' answer
     elif found.name == "booking" and _priced(text) and not _ASKS_TO_BOOK.search(normalize(text)):
         # "How much is a repair visit?" was a booking (0.88) and offered times: a price asked, the price list's
         return None if knowledge_score(text) >= KNOWLEDGE_OVER_INTENT else found
