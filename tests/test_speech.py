@@ -335,3 +335,23 @@ def test_a_streamed_reply_hands_out_its_first_clause_as_soon_as_a_word_follows_i
         "Your order arrives on May 3, 2026,", "by courier today."]  # never cut before a digit
     short = SentenceBuffer(clause_first=True)
     assert short.feed("Yes, sure. I can do that. Thanks") == ["Yes, sure. I can do that."]  # no 3-word clause
+
+
+def test_each_call_gets_a_webrtcvad_of_its_own_so_one_callers_audio_never_moves_anothers(synthesizer):
+    """webrtcvad adapts to what it hears (noise and speech models, a hangover count). One instance was shared by a
+    worker's calls: the same clip's frames were decided differently after another call's audio, so a turn ended
+    40 ms apart and a recorded "Hello world" was heard "Hama world". A detector's own instance decides the same
+    clip alike whatever was heard before, and TurnDetector takes one per call."""
+    from voicebot.speech.turns import TurnDetector
+
+    rate = 8000
+    speech = b"".join(c.pcm for c in synthesizer.stream("Hello, I would like to check my order.", rate))
+    clip = silence(500, rate) + speech + silence(1500, rate)
+    shared = WebRtcVoiceActivity(3)
+    first = list(shared.for_call().decisions(clip, rate))
+    noisy = bytes((i * 7919) % 251 for i in range(rate * 2 * 3))  # three seconds of loud hash on another call
+    list(shared.decisions(noisy, rate))
+    assert list(shared.for_call().decisions(clip, rate)) == first
+    assert speech_regions(shared, clip, rate) == speech_regions(WebRtcVoiceActivity(3), clip, rate)
+    detectors = TurnDetector(shared), TurnDetector(shared)
+    assert detectors[0].vad is not detectors[1].vad and detectors[0].vad is not shared

@@ -92,7 +92,8 @@ class TurnDetector:
 
     def __init__(self, vad: VoiceActivity, config: VadConfig | None = None, *, echo_tail_ms: int = 500,
                  max_utterance_s: float = 30.0, turns: TurnsConfig | None = None):
-        self.vad = vad
+        fresh = getattr(vad, "for_call", None)  # a call's own webrtcvad state (``WebRtcVoiceActivity.for_call``)
+        self.vad = fresh() if fresh is not None else vad
         self.config = config or VadConfig()
         self.turns = turns if turns is not None and turns.model else None  # None: fixed silence
         self._check_seq = 0  # ids of TurnCheck requests

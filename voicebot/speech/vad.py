@@ -38,8 +38,17 @@ class WebRtcVoiceActivity:
     def __init__(self, aggressiveness: int = 2, second_opinion: object | None = None):
         if not 0 <= aggressiveness <= 3:
             raise ValueError("webrtcvad aggressiveness is 0..3")
+        self.aggressiveness = aggressiveness
         self._vad = webrtcvad.Vad(aggressiveness)
         self.second_opinion = second_opinion
+
+    def for_call(self) -> WebRtcVoiceActivity:
+        """A webrtcvad of its own for one call (or clip), with the same second opinion (whose streams are per call
+        already). Why: webrtcvad adapts as it hears: its noise and speech models and its hangover count carry over
+        from frame to frame. One instance shared by a worker's calls let one caller's line noise and last words
+        move another's decisions, and made the same audio end its turn 40 ms apart from one call to the next (a
+        recorded "Hello world" then came out "Hama world")."""
+        return WebRtcVoiceActivity(self.aggressiveness, self.second_opinion)
 
     def is_speech(self, frame: bytes, sample_rate: int) -> bool:
         if sample_rate not in VAD_RATES:
@@ -58,7 +67,7 @@ def speech_regions(vad: WebRtcVoiceActivity, pcm: bytes, sample_rate: int, frame
     """Regions of speech in a clip: runs of speech frames, bridged over gaps shorter than ``hangover_ms``."""
     regions: list[SpeechRegion] = []
     start = last = None
-    for index, speech in enumerate(vad.decisions(pcm, sample_rate, frame_ms)):
+    for index, speech in enumerate(vad.for_call().decisions(pcm, sample_rate, frame_ms)):
         t = index * frame_ms
         if speech:
             if start is None:
