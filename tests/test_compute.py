@@ -66,22 +66,26 @@ def test_the_sip_endpoints_threads_keep_the_process_priority():
 
 def test_prestarted_pools_start_no_thread_for_the_calls_they_were_started_for():
     """Threads started before the first call are the worker's baseline: two calls' worth of overlapping model
-    work and store writes afterwards start none."""
-    def names() -> set[str]:
-        return {t.name for t in threading.enumerate()}
+    work and store writes afterwards start none. (Threads are told apart by ident: other tests' threads may come
+    and go meanwhile, and their names may repeat.)"""
+    def alive() -> dict[int, str]:
+        return {t.ident: t.name for t in threading.enumerate() if t.ident is not None}
 
-    async def main() -> tuple[set[str], set[str]]:
+    size = min(32, (os.cpu_count() or 1) + 4)  # asyncio's default executor's size
+
+    async def main() -> tuple[dict[int, str], dict[int, str], dict[int, str]]:
+        before = alive()
         compute.prestart(2)
-        ready = names()
-        gate = threading.Barrier(compute.THREADS_PER_CALL * 2)
+        ready = alive()
+        gate, store_gate = threading.Barrier(compute.THREADS_PER_CALL * 2), threading.Barrier(size)
         loop = asyncio.get_running_loop()
-        size = min(32, (os.cpu_count() or 1) + 4)
-        store_gate = threading.Barrier(size)
         await asyncio.gather(*[compute.run(gate.wait, 5.0) for _ in range(compute.THREADS_PER_CALL * 2)],
                              *[loop.run_in_executor(None, store_gate.wait, 5.0) for _ in range(size)])
-        return ready, names()
+        return before, ready, alive()
 
-    ready, after = asyncio.run(main())
-    assert sum(name.startswith("compute_") for name in ready) >= compute.THREADS_PER_CALL * 2
-    assert sum(name.startswith("asyncio_") for name in ready) == min(32, (os.cpu_count() or 1) + 4)
-    assert after == ready  # the overlapping tasks ran on the threads already there
+    before, ready, after = asyncio.run(main())
+    started = {ident: name for ident, name in ready.items() if ident not in before}
+    assert sum(name.startswith("asyncio_") for name in started.values()) == size, started
+    assert sum(name.startswith("compute_") for name in ready.values()) >= compute.THREADS_PER_CALL * 2, ready
+    later = [name for ident, name in after.items() if ident not in ready]
+    assert not [name for name in later if name.startswith(("compute_", "asyncio_"))], later
