@@ -874,10 +874,12 @@ def test_an_invoice_copy_asked_for_then_the_orders_number_is_a_ticket_for_the_co
 
 
 @pytest.mark.parametrize("asked, price", [("Is printer repair free?", "Printer repair visit costs $85 per hour."),
-                                          ("Is the desk free?", "Sit-stand desk, 140 cm costs $429 per desk.")])
+                                          ("Is the desk free?", "Sit-stand desk, 140 cm costs $429 per desk."),
+                                          ("Is assembly free?", "Furniture fitting costs $55 per hour.")])
 def test_is_it_free_is_a_price_question_answered_from_the_price_list(repo, intent_classifier, knowledge_base, asked,
                                                                       price):
-    """Both were offered furniture fitting or printer repair times ("free" read as a free time)."""
+    """The first two were offered furniture fitting or printer repair times ("free" read as a free time), the
+    third asked which service to book."""
     agent = agent_for(repo, intent_classifier, knowledge_base)
     assert said(agent.turn(asked)).startswith(price)
 

@@ -243,8 +243,10 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
         if asks_price(normalize(text)):  # "Do I have to pay to cancel?", "Is there a charge to change my
             return None  # appointment?" asked for the PIN and listed bookings: a fee asked, the files' answer
     elif found.name == "booking" and _priced(text) and not _ASKS_TO_BOOK.search(normalize(text)):
-        # "How much is a repair visit?" was a booking (0.88) and offered times: a price asked, the price list's
-        return None if knowledge_score(text) >= KNOWLEDGE_OVER_INTENT else found
+        # "How much is a repair visit?" was a booking (0.88) and offered times: a price asked, the price list's;
+        # "Is assembly free?" names no service to book: asked which service, for a price (the files' or none)
+        return None if knowledge_score(text) >= KNOWLEDGE_OVER_INTENT or not service_named(
+            text, list(services)) else found
     elif found.name == "booking" and IF_WE_DO.search(normalize(text)) and not asks_for_a_visit(text, today) \
             and knowledge_score(text) >= KNOWLEDGE_OVER_INTENT:
         return None  # "Do you fix printers?" offered times: whether the company does it is the knowledge base's
