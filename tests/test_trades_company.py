@@ -297,3 +297,14 @@ def test_tomorrow_night_is_the_evenings_tables(restaurant):
     said = _said(restaurant.turn("Can I reserve a table for two tomorrow night?"))
     assert said.startswith("I can offer a table on Tuesday, December 1st at 6 PM or 7 PM"), \
         said  # not the noon table
+
+
+@pytest.mark.parametrize("asked", ["Is an emergency call-out free?", "Do you charge a call-out fee?"])
+def test_a_price_asked_of_an_entry_that_begins_with_its_yes_hears_the_price_without_the_yes(plumber, asked):
+    """Both heard "Yes, 24 hours a day, 7 days a week. An emergency call-out costs $150 ...": a "Yes" to "is it
+    free?" before the price that says it is not."""
+    assert _said(plumber.turn(asked)) == "An emergency call-out costs $150 plus parts and labour."
+
+
+def test_the_entrys_own_question_still_hears_its_yes(plumber):
+    assert _said(plumber.turn("Do you do emergency call-outs?")).startswith("Yes, 24 hours a day")

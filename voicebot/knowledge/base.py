@@ -86,6 +86,9 @@ Orders placed before 2 PM on a business day can be delivered the next business d
 "Yes. We set up new laptops". A "Yes," that a clause follows goes too ("Yes, corkage is ..."); one before a fragment
 (a number, a preposition: "Yes, 24 hours a day", "Yes, until 9 PM") stays:
 "I have a burst pipe!" heard "24 hours a day, 7 days a week." of "Yes, 24 hours a day, 7 days a week."."""
+_YES_NO_SENTENCE = re.compile(r"^(?:yes|no|да|нет)\b[^.!?]*[.!?]\s+(?=\S)", re.IGNORECASE)
+"""An entry's first sentence when it is its yes or no ("Yes, 24 hours a day, 7 days a week.") and more follows:
+asked a price ("Is an emergency call-out free?"), it is dropped when it says nothing of money and the rest does."""
 _BOUGHT = re.compile(r"\b(?:i|we|you|they|she|he)(?: have| had|'ve|'d)? (?:ordered|bought|purchased|received|got)\b|"
                      r"\b(?:was|were|been|never|wasn't|weren't|it|they|got|had|have|has|hasn't|haven't)(?: not| never)? "
                      r"(?:delivered|sent|shipped)\b|\b(?:arrived|ordered)\b(?! (?:by|before))", re.IGNORECASE)
@@ -369,6 +372,9 @@ class KnowledgeBase:
         entry = snap.entries[doc.id]
         text = spoken(entry.answer)
         if not set(tokens(question)) <= set(tokens(" ".join((entry.title, *entry.tags, *entry.asked)))):
+            if _priced(question) and (first := _YES_NO_SENTENCE.match(text)) and not says_a_price(first.group()) \
+                    and says_a_price(text[first.end():]):  # "Is an emergency call-out free?": "Yes, 24 hours a
+                text = text[first.end():]  # day, 7 days a week." answers whether they come; the price follows it
             text = _LEADING_YES_NO.sub("", text, count=1)
             text = text[:1].upper() + text[1:]
         return KnowledgeAnswer("entry", text, (entry.id,), score, grounds=plain_text(entry.answer))
