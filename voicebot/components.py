@@ -18,6 +18,7 @@ from voicebot.dialog.intents import IntentClassifier
 from voicebot.knowledge.base import KnowledgeBase
 from voicebot.knowledge.embed import Embedder, load_embedder
 from voicebot.llm.base import ChatModel
+from voicebot.memory import trim
 from voicebot.models import ModelError, ModelStore
 from voicebot.native_check import REBUILD_FIX, REINSTALL_FIX, Probe, check, check_llama
 from voicebot.speech.stt import Transcriber, WhisperTranscriber
@@ -232,5 +233,8 @@ def load_components(config: Config, store: ModelStore | None = None,
     if config.knowledge.enabled:
         knowledge = timed("knowledge", config.knowledge.dir, lambda: KnowledgeBase.from_config(config, embedder),
                           lambda kb: kb.answer("what are your opening hours", datetime.now(UTC)))
+    # loading and warming freed hundreds of MB in the loader threads' malloc arenas (200 MB more when two workers
+    # load side by side): handed back, a worker starts at its models' size, first or a recycled one's replacement
+    trim()
     return Components(transcriber, synthesizer, chat, vad, stages, turn_model, embedder, intents, knowledge)
 

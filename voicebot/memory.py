@@ -25,6 +25,7 @@ calls, and what grew besides was free memory left in the threads' arenas, which 
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import ctypes.util
 import gc
@@ -73,6 +74,16 @@ def trim() -> bool:
         return False
     libc.malloc_trim(0)
     return True
+
+
+def trim_soon() -> None:
+    """After a call: its buffers were freed in whichever threads' malloc arenas they came from, so give their free
+    pages back (``trim``) on the running loop's executor, unawaited, so that neither a cancelled call nor the next
+    INVITE waits for it."""
+    try:
+        asyncio.get_running_loop().run_in_executor(None, trim)
+    except RuntimeError:  # the loop's executor is shut down: the process is ending anyway
+        pass
 
 
 # -- the debug probe ------------------------------------------------------------------------------------------

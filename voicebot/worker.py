@@ -42,7 +42,7 @@ from voicebot import compute
 from voicebot.components import Components, Stage, load_components, system_prompt
 from voicebot.config import Config
 from voicebot.dialer.service import start_for_worker as start_dialer
-from voicebot.memory import trim
+from voicebot.memory import trim_soon
 from voicebot.recycle import RETIRE_SIGNAL
 from voicebot.review.worker import AnalysisWorker, unanalysed_calls
 from voicebot.session import CallSession, SessionDeps
@@ -191,10 +191,6 @@ class Worker:
         each). Raises ModelError (NativeLibraryError included) or LlmError."""
         self._expect("load", Phase.NEW)
         self.parts = compute.call(load_components, self.config, on_stage=on_stage)  # pools: compute's priority
-        # loading and warming freed hundreds of MB in the loader threads' arenas (how much depends on what else
-        # ran meanwhile: 200 MB more when two workers load side by side): hand it back, so that a worker starts
-        # at the size of its models, whether first or a recycled one's replacement
-        trim()
         self.phase = Phase.LOADED
         return self.parts
 
@@ -254,17 +250,7 @@ class Worker:
         finally:
             self.live -= 1
             self.finished += 1
-            self._trim_soon()
-
-    @staticmethod
-    def _trim_soon() -> None:
-        """A call's buffers were freed in whichever threads' malloc arenas they came from: give their free pages
-        back to the system (``voicebot.memory.trim``), off the loop and unawaited, so that neither a cancelled
-        call nor the next INVITE waits for it."""
-        try:
-            asyncio.get_running_loop().run_in_executor(None, trim)
-        except RuntimeError:  # the loop's executor is shut down: the process is ending anyway
-            pass
+            trim_soon()
 
     async def _on_call(self, call: CallTransport) -> None:
         outcome = await self.run_call(call)

@@ -16,7 +16,8 @@ from voicebot.crm.spoken import digits_in, words_to_digits
 from voicebot.dialog.identity import only_numbers, stated_phone
 from voicebot.dialog.services import service_for
 from voicebot.dialog.slots import near_offered, parse_when
-from voicebot.dialog.writes import NEW_ORDER, short_subject
+from voicebot.dialog.write_asks import NEW_ORDER
+from voicebot.dialog.writes import short_subject
 from voicebot.review.redact import mask_secrets
 from voicebot.text import normalize
 

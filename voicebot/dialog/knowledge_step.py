@@ -26,7 +26,8 @@ from typing import Any, Protocol
 from voicebot.dialog.slots import parse_when
 from voicebot.dialog.writes import answer_to_readback
 from voicebot.dialog.services import service_named
-from voicebot.knowledge.base import OFFER_PERSON, PRICE_WORDS, KnowledgeAnswer, asks_price, says_a_price
+from voicebot.knowledge.base import OFFER_PERSON, KnowledgeAnswer
+from voicebot.knowledge.price_asked import PRICE_WORDS, asks_price, says_a_price
 from voicebot.knowledge.hours import OpeningHours
 from voicebot.knowledge.prices import AMOUNT, quantity_in
 from voicebot.review.redact import mask_secrets

@@ -26,8 +26,9 @@ from voicebot.dialog.appointments import placed
 from voicebot.dialog.intents import Intent
 from voicebot.dialog.knowledge_step import KNOWLEDGE_OVER_INTENT
 from voicebot.dialog.slots import parse_when
-from voicebot.dialog.writes import ADD_ON, NEW_ORDER, SERVICE_FAULT, SWITCH_PLAN, WRITE_MARGIN
-from voicebot.knowledge.base import PRICE_WORDS, asks_price
+from voicebot.dialog.write_asks import ADD_ON, NEW_ORDER, SERVICE_FAULT, SWITCH_PLAN
+from voicebot.dialog.writes import WRITE_MARGIN
+from voicebot.knowledge.price_asked import asks_price, price_question
 from voicebot.review.redact import mask_secrets
 from voicebot.text import normalize, words
 
@@ -215,7 +216,7 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
             _SIGNS_UP.search(normalize(text)) and not service_named(text, list(services)):
         return Intent("lead", found.score if found else 0.0, 1.0, "(the words ask to sign up or upgrade)")
     if (found is None or found.name in CHANGES) and not _MOVES_OR_DROPS.search(normalize(text)) and not \
-            _priced(text) and service_named(text, list(services)) and (found or parse_when(text, today)) \
+            price_question(text) and service_named(text, list(services)) and (found or parse_when(text, today)) \
             and not any(re.search(rf"\b(?:my|our) (?:\w+ )?{re.escape(normalize(s))}\b", normalize(text))
                         for s in services):  # "My printer repair on Monday, is it still on?" is one booked
         # "I need someone to set up 5 laptops next Tuesday" was a move by 0.005 ("the laptop setup has to move to
@@ -242,7 +243,7 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
         made = names_a_booking(text, services, today)
         if asks_price(normalize(text)):  # "Do I have to pay to cancel?", "Is there a charge to change my
             return None  # appointment?" asked for the PIN and listed bookings: a fee asked, the files' answer
-    elif found.name == "booking" and _priced(text) and not _ASKS_TO_BOOK.search(normalize(text)):
+    elif found.name == "booking" and price_question(text) and not _ASKS_TO_BOOK.search(normalize(text)):
         # "How much is a repair visit?" was a booking (0.88) and offered times: a price asked, the price list's;
         # "Is assembly free?" names no service to book: asked which service, for a price (the files' or none)
         return None if knowledge_score(text) >= KNOWLEDGE_OVER_INTENT or not service_named(
@@ -260,8 +261,3 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
     else:
         return found
     return found if made or knowledge_score(text) < KNOWLEDGE_OVER_INTENT else None
-
-
-def _priced(text: str) -> bool:
-    """A price asked, in the price list's words or others ("Is printer repair free?" was offered its times)."""
-    return bool(PRICE_WORDS.search(text)) or asks_price(normalize(text))

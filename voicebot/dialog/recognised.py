@@ -27,7 +27,7 @@ from voicebot.dialog.placing import KNOWLEDGE_OVER_INTENT, placed_request
 from voicebot.dialog.rendered import a_service, asks_how_long, order_sentence, slot_length
 from voicebot.dialog.services import service_named
 from voicebot.dialog.writes import TAKES_IT, WRITE_TOOLS, asked_for, write_evidence
-from voicebot.knowledge.base import asks_price
+from voicebot.knowledge.price_asked import asks_price
 from voicebot.knowledge.actions import actions, said_words
 from voicebot.knowledge.prices import SELLS
 from voicebot.llm.base import ChatMessage

@@ -42,6 +42,7 @@ from voicebot.knowledge.price_groups import compared_price, group_price
 from voicebot.knowledge.prices import (SELLS, Estimate, counted_words, estimate, in_sentence, misprices, named_parts,
                                        names_item, naming_strength, quantity_in, say_estimate, say_estimates,
                                        say_prices, say_unit_price)
+from voicebot.knowledge.price_asked import PRICE_WORDS, price_question, says_a_price
 from voicebot.knowledge.retrieval import Document, Hit, HybridIndex, load_vectors, save_vectors, tokens
 
 log = logging.getLogger(__name__)
@@ -54,16 +55,6 @@ HOURS_KEYS = ("What are your opening hours?", "Are you open now?", "Are you open
               "When do you close today?", "What time do you open tomorrow?", "Are you open on the 31st?")
 _HOURS_WORDS = re.compile(r"\b(open(?!ings\b)\w*|clos\w*|hours?|work\w*|come (by|in|over)|visit|available|"
                           r"(any|some)(one|body) there|работа\w*|открыт\w*|закрыт\w*|час\w*)\b", re.IGNORECASE)
-PRICE_WORDS = re.compile(r"\b(how much|cost\w*|price\w*|pricing|charge\w*|expensive|cheap\w*|quote|rate|fee|"
-                          r"сколько|стои\w*|стоимост\w*|цен\w*)\b", re.IGNORECASE)
-_PRICE_ASKED = re.compile(r"\b(how much|cost|costs|price|prices|pricing|charge|charges|fee|fees|for free|"
-                          r"(have|need|got) to pay|pay (for|anything|extra|more))\b", re.IGNORECASE)
-_FREE = re.compile(r"\bfree\b", re.IGNORECASE)
-_A_TIME = re.compile(r"\b(slots?|times?|when|days?|today|tonight|tomorrow|mornings?|afternoons?|evenings?|weeks?|"
-                     r"weekends?|(mon|tues|wednes|thurs|fri|satur|sun)days?|appointments?|available|availability|"
-                     r"dates?|hours?|\d+)\b", re.IGNORECASE)
-_SAYS_A_PRICE = re.compile(r"[£$€]|\b(free|charge\w*|cost\w*|price\w*|fees?|pay\w*|paid|included|discount\w*|"
-                           r"rates?|pounds?|dollars?|euros?|cents?|pence|gbp|usd|eur)\b", re.IGNORECASE)
 _TOGETHER = re.compile(r"\b(together|both|in total|altogether|combined|all in)\b", re.IGNORECASE)
 _COUNT = r"(\d+|a few|a dozen|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|" \
          r"forty|fifty|sixty|seventy|eighty|ninety|a hundred|hundred)"
@@ -288,7 +279,7 @@ class KnowledgeBase:
         if len(parts) > 1 and (PRICE_WORDS.search(question) or _TOGETHER.search(question)):
             text = say_prices([item for item, _ in parts], snap.files.prices)  # "a haircut and a beard trim
             return KnowledgeAnswer("price", text, ids, self.confident, grounds=text)  # together?": each, and the sum
-        if (hits and hits[0].doc.kind == "entry" and (_priced(question) or SELLS.search(question))
+        if (hits and hits[0].doc.kind == "entry" and (price_question(question) or SELLS.search(question))
                 and not PRICE_WORDS.search(entries[hits[0].doc.id].title)):
             # "how much is furniture assembly?" wants the figure: a price item it names, close behind an entry that
             # only describes the service, answers it ("how much does shipping cost?" keeps "... for a desk?"); so
@@ -364,7 +355,7 @@ class KnowledgeBase:
             item, prices = snap.items[doc.id.removeprefix("price:")], snap.files.prices
             quantity = quantity_in(question, counted_words(item))
             if quantity is None:
-                text = say_unit_price(item, prices, question, _priced(question))
+                text = say_unit_price(item, prices, question, price_question(question))
                 return KnowledgeAnswer("price", text, (doc.id,), score, grounds=text)
             est = estimate(item, quantity, prices.currency)
             text = say_estimate(est, item, prices, quantity)
@@ -372,9 +363,9 @@ class KnowledgeBase:
         entry = snap.entries[doc.id]
         text = spoken(entry.answer)
         if not set(tokens(question)) <= set(tokens(" ".join((entry.title, *entry.tags, *entry.asked)))):
-            if _priced(question) and (first := _YES_NO_SENTENCE.match(text)) and not says_a_price(first.group()) \
-                    and says_a_price(text[first.end():]):  # "Is an emergency call-out free?": "Yes, 24 hours a
-                text = text[first.end():]  # day, 7 days a week." answers whether they come; the price follows it
+            first = _YES_NO_SENTENCE.match(text) if price_question(question) else None
+            if first is not None and not says_a_price(first.group()) and says_a_price(text[first.end():]):
+                text = text[first.end():]  # "Is an emergency call-out free?": "Yes, 24 hours a day, ..." is no answer
             text = _LEADING_YES_NO.sub("", text, count=1)
             text = text[:1].upper() + text[1:]
         return KnowledgeAnswer("entry", text, (entry.id,), score, grounds=plain_text(entry.answer))
@@ -395,25 +386,7 @@ def _fits(hit: Hit, question: str) -> bool:
     """Computed answers only for questions of their kind: "how long is the guarantee on a desk?" is near the
     desk's price item, and "what's the weather tomorrow?" near "are you open tomorrow?"; neither is one."""
     if hit.doc.kind == "price":
-        return bool(_priced(question) or _SELL_WORDS.search(question))
+        return bool(price_question(question) or _SELL_WORDS.search(question))
     if hit.doc.kind == "hours":
         return bool(_HOURS_WORDS.search(question))
     return True
-
-
-def asks_price(text: str) -> bool:
-    """A price asked ("How much is installation?", "Do I have to pay for the engineer?", "Is installation free?");
-    not "a quote for ten desks", which is a lead for the sales team, nor a free time ("Is Friday free?", "Do you
-    have a free slot?"): "free" is a price only with no word of a time."""
-    return bool(_PRICE_ASKED.search(text) or (_FREE.search(text) and not _A_TIME.search(text)))
-
-
-def says_a_price(text: str) -> bool:
-    """Whether an answer speaks of money at all (an amount, "free", "included", a charge): a price question's
-    entry that does not ("Is the router free?" had the router's restart steps) answers something else."""
-    return bool(_SAYS_A_PRICE.search(text))
-
-
-def _priced(question: str) -> bool:
-    """The question is about a price, in the price list's words or in others ("Is printer repair free?")."""
-    return bool(PRICE_WORDS.search(question)) or asks_price(question)

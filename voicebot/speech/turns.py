@@ -92,8 +92,7 @@ class TurnDetector:
 
     def __init__(self, vad: VoiceActivity, config: VadConfig | None = None, *, echo_tail_ms: int = 500,
                  max_utterance_s: float = 30.0, turns: TurnsConfig | None = None):
-        fresh = getattr(vad, "for_call", None)  # a call's own webrtcvad state (``WebRtcVoiceActivity.for_call``)
-        self.vad = fresh() if fresh is not None else vad
+        self.vad = vad.for_call() if hasattr(vad, "for_call") else vad  # a call's own webrtcvad state
         self.config = config or VadConfig()
         self.turns = turns if turns is not None and turns.model else None  # None: fixed silence
         self._check_seq = 0  # ids of TurnCheck requests
