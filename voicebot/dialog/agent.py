@@ -315,7 +315,7 @@ class DialogueAgent:
         asked, self.detail_for = self.detail_for, None
         found = self.intents.classify(caller_text) if asked and self.intents is not None else None
         if asked and (step := follow_up(asked, self.caller_words[self.detail_since:], found and found.name,
-                                        self._services(), self.today, last_order(self.facts[-1:]))):
+                                        self._services(), self.today, last_order(self.facts[-1:]), self._price_names())):
             yield from (self._read_back(step) if isinstance(step, PendingWrite) else self._reply(step)
                         if isinstance(step, list) else self._tool(*step))
             return

@@ -143,12 +143,14 @@ def _another(asked: str, said: str) -> tuple[str, dict[str, Any]] | list[str] | 
 
 
 def follow_up(asked: str, caller_words: Sequence[str], intent: str | None, services: Sequence[str],
-              today: date, order: str | None = None) -> PendingWrite | tuple[str, dict[str, Any]] | list[str] | None:
+              today: date, order: str | None = None, aliases: Sequence[Sequence[str]] = ()
+              ) -> PendingWrite | tuple[str, dict[str, Any]] | list[str] | None:
     """What the caller's last words (``caller_words[-1]``) answer to the question asked for ``asked``: a write to
     read back, a tool to run (which may ask again), sentences to say, or None when they answered something else.
     ``caller_words`` start at the request the question completes; ``intent`` is the intent classifier's reading of
     the last; ``order`` the one order the CRM's answer just before the question was about: a ticket offered then
-    is about it ("Why is it delayed?" had a ticket without the order's number)."""
+    is about it ("Why is it delayed?" had a ticket without the order's number); ``aliases`` the price list's words
+    for each service (``KnowledgeBase.price_names``): a vet's "A checkup." names its consultation."""
     said = caller_words[-1] if caller_words else ""
     if asked.startswith(ANOTHER):
         return _another(asked, said)
@@ -158,7 +160,7 @@ def follow_up(asked: str, caller_words: Sequence[str], intent: str | None, servi
             return None
         if tool == "list_free_slots":
             return tool, tool_args(tool, "", caller_name=None, services=list(services), offered_slots=[],
-                                   caller_text=" ".join(problem), today=today)
+                                   caller_text=" ".join(problem), today=today, aliases=aliases)
         args = grounded_args(tool, problem, today, caller_name=None)
         if args and tool == "create_ticket" and order:
             args["order_number"] = order
@@ -178,11 +180,11 @@ def follow_up(asked: str, caller_words: Sequence[str], intent: str | None, servi
     elif asked == "list_free_slots" and answer_to_readback(said) is not False and not PRICE_WORDS.search(said):
         # a price question is no answer: "How much would a checkup and whitening cost together?" was taken for
         # "checkup" and offered times
-        service = service_named(said, list(services)) or service_by_position(said, list(services))
+        service = service_named(said, list(services), aliases) or service_by_position(said, list(services))
         request = " ".join(caller_words[-3:])  # the day asked for earlier still counts: "a visit next Tuesday" ...
         if service is not None:  # ... "laptop setup"
             args = tool_args(asked, service, caller_name=None, services=list(services), offered_slots=[],
-                             caller_text=request, today=today)
+                             caller_text=request, today=today, aliases=aliases)
             return (asked, args) if args is not None else None
         if (len(caller_words) == 2 and parse_when(said, today) is not None and intent in (None, "booking", "callback")
                 and not asked_for("request_callback", [said])):

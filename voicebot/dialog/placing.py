@@ -84,6 +84,20 @@ _ASKS_TO_BOOK = re.compile(r"\b(?:(?:can|could|may) (?:i|we|you)|(?:id|i would|w
                            r"(?:in|off|round|over)\b")
 """Asking to book ("Can I book ...", "I'd like to schedule ...") or to bring something in ("Can I bring my car in
 then for new tyres?" heard the courtesy-car entry)."""
+_FREE_TIME = (r"(?:appointments?|slots?|times?|openings?|availability|spaces?|visits?|bookings?)")
+_ASKS_FREE_TIME = re.compile(
+    r"\b(?:do|have|has|would|will) (?:you|you guys|the \w+|your \w+) (?:have|got|get) (?:any(?:thing)?|an?|some|"
+    r"something) (?:free |open |available |spare |left )?" + _FREE_TIME + r"\b|"
+    r"\b(?:your|the) (?:next|earliest|first|soonest|nearest) (?:free |available |open |possible )?" + _FREE_TIME +
+    r"\b|\b(?:any|anything|something|somebody|someone) (?:free|available|open)\b|"
+    r"\b(?:free|available|open) " + _FREE_TIME + r"\b")
+"""The company's free times asked after ("Do you have any free appointments tomorrow?", "When is your next free
+appointment?", "What's your earliest appointment?"): a vet's callers heard the consultation's price after "Yes, we
+do." (the word "appointment" names it on the price list) or were asked for their phone number (their own
+bookings, by 0.04). A new booking: the free times, or which service first. Not the caller's own ("my next
+appointment", "do I have any appointments", "booked for me": ``_MINE_BOOKED``)."""
+_MINE_BOOKED = re.compile(r"\b(?:my|our) (?:\w+ )?(?:appointments?|bookings?|visits?|slots?|times?|reservations?)\b|"
+                          r"\b(?:mine|ours|do i|do we|have i|have we|i have|we have|booked|made)\b")
 IF_WE_DO = re.compile(r"^(?:(?:hi|hello|yes|okay|ok|so|and|um|well)\W+)*(?:do|does|can|could|are) (?:you|your \w+|"
                       r"you guys)\b(?! (?:(?:please|also) )?(?:book|schedule|send|come|arrange|make|fit me|get me))")
 """Whether the company does something ("Do you fix printers?", "Can you set up laptops?"): the knowledge base's,
@@ -190,6 +204,9 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
         return Intent("ticket", found.score if found else 0.0, 1.0, "(the words ask for a copy of a paper)")
     if ADDRESS_CHANGE.search(normalize(text)):  # "Can you send it to my office instead?": the fit-out entry
         return Intent("ticket", found.score if found else 0.0, 1.0, "(the words ask to change a delivery address)")
+    if (found is None or found.name in ("booking", "my_appointments", "knowledge")) and _ASKS_FREE_TIME.search(
+            normalize(text)) and not _MINE_BOOKED.search(normalize(text)) and not price_question(text):
+        return Intent("booking", found.score if found else 0.0, 1.0, "(the words ask for the company's free times)")
     if (found is None or found.name == "booking") and _BOOKED_VISIT.search(normalize(text)):
         # "When does the technician come?" was a booking (by 0.012) and asked which service; "When is the technician
         # coming?" had no pick and heard the printer repair entry: the visit already booked, looked up

@@ -238,6 +238,16 @@ def unanswered_service(agent: Recognising, caller_text: str) -> str | None:
     return None if agent.knowledge.score(caller_text) else service
 
 
+def another_service(agent: Recognising, caller_text: str) -> str | None:
+    """Another CRM service named in a few words while times for one are offered ("Vaccination." to the
+    consultation's times, after "When is your next free appointment?" named it by the price list's alias): it went to
+    the model. Its own free times, the day said with it kept. Not a price question, not a pick of a time offered."""
+    if not agent.offered_slots or len(caller_text.split()) > 6 or asks_price(normalize(caller_text)):
+        return None
+    service = service_named(caller_text, agent._services(), agent._price_names())
+    return service if service is not None and service != agent.offered_slots[0].get("service") else None
+
+
 _MINE = re.compile(r"\b(my|our|mine|ours)\b")
 _CAN_YOU = re.compile(r"\b(do|does|can|could|will|would) (you|your \w+|someone|somebody|anyone)\b")
 
@@ -280,6 +290,10 @@ def answer_recognised(agent: Recognising, caller_text: str, allowed: list[str]) 
         asked = "Can I cancel my order?" if found.name == "cancel_booking" else "Can I change my order?"
         yield from agent._know(*agent.knowledge.ask(asked, must=True))
         return True
+    if "list_free_slots" in allowed and (other := another_service(agent, caller_text)):
+        return (yield from agent._tool("list_free_slots", {**(tool_args(
+            "list_free_slots", "", caller_name=None, services=agent._services(), offered_slots=[],
+            caller_text=caller_text, today=agent.today) or {}), "service": other}))
     if "create_lead" in allowed and not agent.offered_slots and _books_an_item(agent, caller_text) and \
             TAKES_IT.search(normalize(caller_text)):  # "OK, I'll take it." after a plan's price went to the model
         yield IntentFound(Intent("lead", found.score if found else 0.0, 1.0, "(the item just priced is taken)"))

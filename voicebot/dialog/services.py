@@ -19,6 +19,14 @@ _NOT_A_NAME = frozenset({"and", "the", "for", "with", "new", "our", "your", "vis
 _ORDINALS = (("first|1st", "one"), ("second|2nd", "two"), ("third|3rd", "three"), ("fourth|4th", "four"))
 
 
+def _name_words(service: str) -> set[str]:
+    """The words of a service's name that name it: not the generic ones (``_NOT_A_NAME``), unless the name is
+    nothing else: a vet's "consultation" could not be named at all ("A checkup." after "Which service do you need:
+    consultation or vaccination?" went to the model, though the price list's Consultation has the alias)."""
+    said = {w for w in re.findall(r"\w+", service.lower()) if len(w) >= 3}
+    return (said - _NOT_A_NAME) or said
+
+
 def service_named(text: str, services: list[str], aliases: Sequence[Sequence[str]] = ()) -> str | None:
     """The CRM service the words name, or None: its whole name, else a whole name or alias of its price item
     (``aliases``: ``KnowledgeBase.price_names``), else a word of its name, else a thing it serves ("my laptop").
@@ -27,7 +35,7 @@ def service_named(text: str, services: list[str], aliases: Sequence[Sequence[str
     inspection"), never inside one ("the latest" is no "MOT test"); a word two services share ("repair") names
     neither."""
     lowered = text.lower()
-    named = {s: {w for w in re.findall(r"\w+", s.lower()) if len(w) >= 3 and w not in _NOT_A_NAME} for s in services}
+    named = {s: _name_words(s) for s in services}
     whole = [(min(found), n, service) for n, service in enumerate(services) if named[service]
              and len(found := [m.start() for w in named[service] if (m := re.search(rf"\b{re.escape(w)}", lowered))])
              == len(named[service])]

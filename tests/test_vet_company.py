@@ -1,0 +1,125 @@
+"""A sixth company behind the same code: a vet, whose one bookable service is a plain "consultation" (called an
+appointment, a checkup or an exam on its price list) beside vaccinations. Turns that went wrong when called as its
+customers would (nothing here is in the other companies' data): "Do you have any free appointments tomorrow?" heard
+"Yes, we do. Consultation costs $65 per visit." (the price list's alias "appointment", and a yes no file says),
+"When is your next free appointment?" and "What's your earliest appointment?" were the caller's own bookings (the
+phone number asked for), "A checkup for my dog." to "Which service do you need: consultation or vaccination?" went
+to the model (a service named "consultation" could not be named at all, and the price list's words for it were not
+heard there), and "Vaccination." while the consultation's times were offered went to the model too.
+``ScriptedChat()`` fails the test on any model call."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+
+import pytest
+from company_support import company_knowledge
+from fakes import ScriptedChat
+
+from voicebot.crm.repository import Repository
+from voicebot.crm.verification import CallerContext
+from voicebot.dialog.agent import DialogueAgent, Sentence, ToolCalled
+from voicebot.dialog.knowledge_step import KnowledgeStep
+from voicebot.dialog.services import service_named
+
+TODAY = date(2026, 11, 30)  # a Monday
+MEG = "+15035550142"
+STRANGER = "+15035550999"
+VET_MD = """# About Riverside Vets
+
+## Do you see exotic pets?
+tags: exotic, rabbit, reptile, bird, hamster, guinea pig
+
+We see cats, dogs and rabbits. For reptiles and birds we refer you to the Exotic Animal Centre on Hill Road.
+
+## Where are you?
+tags: address, location, parking, directions
+
+We are at 14 Mill Lane, Riverside. There is free parking behind the building.
+"""
+HOURS = """timezone: America/Los_Angeles
+weekly: {monday: "08:00-19:00", tuesday: "08:00-19:00", wednesday: "08:00-19:00", thursday: "08:00-19:00",
+         friday: "08:00-18:00", saturday: "09:00-13:00", sunday: closed}
+"""
+PRICES = """currency: USD
+items:
+  - {id: consult, name: Consultation, aliases: [check-up, checkup, appointment, exam], price: 65.00, unit: visit}
+  - {id: vacc, name: Vaccination, aliases: [booster, jabs, shots, vaccine], price: 55.00, unit: pet}
+  - {id: nails, name: Nail clipping, aliases: [nail trim, claws], price: 15.00, unit: pet}
+"""
+
+
+@pytest.fixture
+def vet(tmp_path, intent_classifier):
+    kb = company_knowledge(tmp_path / "knowledge", intent_classifier.embedder,
+                           {"vet.md": VET_MD, "prices.yaml": PRICES, "hours.yaml": HOURS})
+    repo = Repository.open(None, region="US", clock=lambda: datetime.combine(TODAY, time(9)))
+    repo.add_customer("Meg Turner", [MEG], pin="7321")
+    for day in (TODAY + timedelta(days=i) for i in range(1, 14)):
+        if day.weekday() < 5:
+            for hour in (9, 11, 15):
+                repo.add_slot("consultation", datetime.combine(day, time(hour)), resource="room 1", duration_min=20)
+            repo.add_slot("vaccination", datetime.combine(day, time(10)), resource="room 2", duration_min=15)
+
+    def call(caller: str = STRANGER) -> DialogueAgent:
+        return DialogueAgent(ScriptedChat(), CallerContext.start(repo, caller), "Riverside Vets.", today=TODAY,
+                             intents=intent_classifier, knowledge=KnowledgeStep(kb))
+    return call
+
+
+def _said(events) -> str:
+    return " ".join(e.text for e in events if isinstance(e, Sentence))
+
+
+def _tools(events) -> list[ToolCalled]:
+    return [e for e in events if isinstance(e, ToolCalled)]
+
+
+@pytest.mark.parametrize("asked", [
+    "Do you have any free appointments tomorrow?", "Do you have any appointments tomorrow?",
+    "When is your next free appointment?", "What's your earliest appointment?",
+    "Have you got anything free on Friday?", "Is there anything available tomorrow morning?",
+    "Do you have any appointments for my cat this week?"])
+def test_the_companys_free_times_asked_after_are_a_booking_never_a_price_or_the_callers_own(vet, asked):
+    events = list(vet().turn(asked))
+    said = _said(events)
+    assert "$" not in said and "phone number" not in said and "PIN" not in said, said
+    assert said.startswith(("Which service do you need: consultation or vaccination?", "I can offer a consultation",
+                            "The earliest I have is a consultation")), said
+    assert all(t.name == "list_free_slots" for t in _tools(events)), _tools(events)
+
+
+def test_the_callers_own_appointments_are_still_their_own(vet):
+    events = list(vet(MEG).turn("Do I have any appointments tomorrow?"))
+    assert [t.name for t in _tools(events)] == ["list_my_appointments"]
+    assert "PIN" in _said(events)
+
+
+def test_a_checkup_to_which_service_is_the_consultation_on_the_day_asked_and_is_booked(vet):
+    agent = vet()
+    assert _said(agent.turn("Do you have any free appointments tomorrow?")) == \
+        "Which service do you need: consultation or vaccination?"
+    events = list(agent.turn("A checkup for my dog."))
+    [listed] = _tools(events)
+    assert listed.args == {"service": "consultation", "date_from": "2026-12-01", "date_to": "2026-12-01"}
+    assert _said(events).startswith("I can offer a consultation on Tuesday, December 1st at 9 AM or 11 AM")
+    list(agent.turn("The first one."))
+    assert "for Meg Turner. Shall I book it?" in _said(agent.turn("Meg Turner."))
+    [booked] = _tools(list(agent.turn("Yes.")))
+    assert booked.name == "book_appointment" and booked.result["ok"] and booked.args["name"] == "Meg Turner"
+
+
+def test_another_service_named_while_times_are_offered_offers_its_times(vet):
+    agent = vet()
+    assert _said(agent.turn("Is there anything available tomorrow morning for a checkup?")).startswith(
+        "I can offer a consultation on Tuesday, December 1st at")
+    events = list(agent.turn("Actually, a vaccination."))
+    [listed] = _tools(events)
+    assert listed.args["service"] == "vaccination", listed.args
+    assert _said(events).startswith("I can offer a vaccination on Tuesday, December 1st at 10 AM")
+
+
+def test_a_service_named_only_in_generic_words_can_be_named():
+    assert service_named("A consultation, please.", ["consultation", "vaccination"]) == "consultation"
+    assert service_named("I'd like to book a visit", ["checkup", "emergency visit"]) is None  # still no guess
+    assert service_named("a design consultation", ["consultation", "design consultation"]) == "design consultation"
