@@ -310,7 +310,9 @@ def test_asking_to_hear_the_bot_again(said, again):
     ("We need a person for the setup on Tuesday.", False),
     ("I need help from a person.", True), ("Person, please.", True), ("I want to make a complaint to a manager.", True),
     ("I'd like to complain to your supervisor.", True), ("We got help from a person in your shop.", False),
-    ("The person please sign for the parcel.", False)])
+    ("The person please sign for the parcel.", False), ("Can I speak to a vet?", True),
+    ("I'd like to talk to the dentist.", True), ("Can I speak with your mechanic?", True),
+    ("The vet said to call you.", False), ("Can a technician come on Monday?", False)])
 def test_a_person_asked_for_by_team_or_in_other_words_is_an_operator_request(text, person):
     """"Can I talk to somebody?", "Let me speak to customer service", "I want a supervisor", "Transfer me, please"
     were no operator phrases: at a PIN prompt they went to the identity step, elsewhere to the model. Later "Put me

@@ -97,7 +97,7 @@ def test_the_callers_own_appointments_are_still_their_own(vet):
 
 def test_a_checkup_to_which_service_is_the_consultation_on_the_day_asked_and_is_booked(vet):
     agent = vet()
-    assert _said(agent.turn("Do you have any free appointments tomorrow?")) == \
+    assert _said(agent.turn("Have you got anything free tomorrow?")) == \
         "Which service do you need: consultation or vaccination?"
     events = list(agent.turn("A checkup for my dog."))
     [listed] = _tools(events)
@@ -123,3 +123,52 @@ def test_a_service_named_only_in_generic_words_can_be_named():
     assert service_named("A consultation, please.", ["consultation", "vaccination"]) == "consultation"
     assert service_named("I'd like to book a visit", ["checkup", "emergency visit"]) is None  # still no guess
     assert service_named("a design consultation", ["consultation", "design consultation"]) == "design consultation"
+
+
+@pytest.mark.parametrize("asked, service", [
+    ("What's the earliest I can get my cat vaccinated?", "vaccination"),  # went to the model
+    ("I need to book my two cats in for their boosters.", "vaccination"),  # a move (by 0.011), then the model
+    ("Can I get a checkup on Wednesday afternoon?", "consultation"),  # the caller's own bookings (by 0.005)
+    ("Do you have anything on Saturday?", None)])  # "I don't have that information"
+def test_a_visit_asked_for_in_other_words_offers_the_services_times(vet, asked, service):
+    events = list(vet().turn(asked))
+    if service is None:
+        assert _said(events) == "Which service do you need: consultation or vaccination?"
+        return
+    [listed] = _tools(events)
+    assert listed.name == "list_free_slots" and listed.args["service"] == service, listed.args
+    assert f"a {service} on" in _said(events), _said(events)
+
+
+def test_how_to_prepare_for_a_visit_is_no_booking(vet):
+    """"Do I need to bring anything to the appointment?" was a booking (by 0.012) and offered times."""
+    events = list(vet().turn("Do I need to bring anything to the appointment?"))
+    assert not _tools(events) and "I don't have that information" in _said(events), _said(events)
+
+
+def test_anything_later_offers_the_times_after_those_offered_and_picks_none(vet):
+    """"Do you have anything later in the day?" picked the second time offered ("later"), and went on to book it."""
+    agent = vet()
+    assert "Wednesday, December 2nd at 9 AM or 11 AM" in _said(agent.turn("Can I get a checkup on Wednesday?"))
+    events = list(agent.turn("Do you have anything later in the day?"))
+    [listed] = _tools(events)
+    assert listed.args == {"service": "consultation", "date_from": "2026-12-02", "date_to": "2026-12-02",
+                           "from_hour": 12}, listed.args
+    assert _said(events).startswith("I can offer a consultation on Wednesday, December 2nd at 3 PM."), _said(events)
+    events = list(agent.turn("Is there anything later?"))
+    assert _said(events).startswith("I can offer a consultation on Thursday, December 3rd at 9 AM"), _said(events)
+
+
+def test_a_yes_that_names_another_time_does_not_book_the_one_read_back(vet):
+    """"OK, the 3 PM then." to "That's a consultation on Wednesday, December 2nd at 11 AM ... Shall I book it?"
+    booked 11 AM."""
+    agent = vet()
+    list(agent.turn("Can I get a checkup on Wednesday?"))
+    list(agent.turn("The 11 o'clock."))
+    assert "at 11 AM for Meg Turner. Shall I book it?" in _said(agent.turn("Meg Turner."))
+    events = list(agent.turn("OK, the 3 PM then."))
+    assert not [t for t in _tools(events) if t.name == "book_appointment"], _said(events)
+    assert "3 PM" in _said(events), _said(events)
+    [booked] = _tools(list(agent.turn("Yes.")))
+    assert booked.name == "book_appointment" and booked.result["ok"]
+    assert booked.result["result"]["slot"]["starts_at"] == "2026-12-02T15:00:00", booked.result

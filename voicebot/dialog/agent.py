@@ -23,7 +23,7 @@ from voicebot.dialog.identity import IdentityResult, IdentityStep, stated_phone
 from voicebot.dialog.intents import IntentClassifier
 from voicebot.dialog.knowledge_step import KnowledgeStep, KnowledgeUsed
 from voicebot.dialog.recognised import INTENT_TOOLS, also_asked, answer_recognised, change_policy, last_order  # noqa: F401
-from voicebot.dialog.answers import bare_order_number, match_intent, pick_slot, tool_args
+from voicebot.dialog.answers import bare_order_number, match_intent, pick_slot, readback_answer, tool_args
 from voicebot.dialog.rendered import render
 from voicebot.dialog.services import service_named
 from voicebot.dialog.appointments import CHANGES, AppointmentStep, picked_booking
@@ -297,7 +297,7 @@ class DialogueAgent:
                                                                self.context.repo.region)):
             return (yield from self._read_back(moved))  # "In twenty minutes." or a number: read back with it
         if pending is not None:
-            answer = answer_to_readback(caller_text, pending.tool)
+            answer = readback_answer(caller_text, pending.tool, pending.args, self.offered_slots, self.today)
             if answer is True and not pending.read:  # "Yes, have sales call me." to the name: no name, no yes yet
                 return (yield from self._read_back(PendingWrite(pending.tool, pending.args, pending.readback, True)))
             if answer is True:

@@ -17,7 +17,7 @@ from voicebot.dialog.identity import only_numbers, stated_phone
 from voicebot.dialog.services import service_for
 from voicebot.dialog.slots import near_offered, parse_when
 from voicebot.dialog.write_asks import NEW_ORDER
-from voicebot.dialog.writes import short_subject
+from voicebot.dialog.writes import answer_to_readback, short_subject
 from voicebot.review.redact import mask_secrets
 from voicebot.text import normalize
 
@@ -242,11 +242,31 @@ _ONE_AS_PRONOUN = re.compile(r"\b(the|that|this|morning|afternoon|evening|early|
                              r"second|last|next|same) one\b")
 
 
+_OTHER_TIMES = re.compile(r"\b(?:anything|something|any \w+|nothing|is that|are those|is there) (?:later|earlier)\b|"
+                          r"\b(?:later|earlier) (?:than|in the day|that day|on)\b")
+
+
+def readback_answer(text: str, tool: str, args: dict[str, Any], offered: list[dict[str, Any]],
+                    today: date) -> bool | None:
+    """``writes.answer_to_readback``, and a yes to a booking read back is none when it names a day or a clock time
+    the slot is not at: "OK, the 3 PM then." to "That's a consultation on Wednesday at 11 AM. Shall I book it?"
+    booked 11 AM. None then: the words ask for that time (``appointments``)."""
+    answer = answer_to_readback(text, tool)
+    slot = next((s for s in offered if s["id"] == args.get("slot_id")), None)
+    when = parse_when(text, today) if answer is True and slot is not None else None
+    if slot is None or when is None or (when.hour is None and not when.has_day):
+        return answer
+    start = datetime.fromisoformat(str(slot["starts_at"]))
+    return answer if near_offered(when, text, start.hour).matches(start) else None
+
+
 def pick_slot(text: str, slots: list[dict[str, Any]], today: date | None = None) -> int | None:
     """The offered slot the caller chose ("Tuesday at 10", "the first one", "the day after tomorrow"), or None."""
     if not slots:
         return None
     lowered = text.lower().replace("'s", " is")  # "Eleven's fine."
+    if _OTHER_TIMES.search(lowered):  # "Anything later?" asks for other times: it picked the second
+        return None
     if re.search(r"\b(second|later|last|other)\b", lowered) and len(slots) > 1:
         return slots[1]["id"]
     if re.search(r"\b(first|earliest|earlier|that one)\b|^\W*yes\b" if len(slots) == 1 else

@@ -84,15 +84,15 @@ _CONFUSED_MAX_WORDS = 6
 _ROLE = re.compile(r"\b(?:speak|talk|put me through|put me on|connect me|transfer me|get me|pass me)\s+(?:to|with)\s+"
                    r"(?:the |your |a |an |some |one of your )?(?:manager|supervisor|boss|owner|person in charge|"
                    r"someone in charge|colleague|member of staff|staff member|receptionist|human being|someone|somebody|"
-                   r"anybody|anyone|"
-                   r"(?:customer |technical |tech )?(?:service|support|services)(?: team| department| desk)?|sales"
+                   r"anybody|anyone|vet|veterinarian|doctor|dentist|nurse|hygienist|pharmacist|mechanic|technician|engineer|"
+                   r"advisor|adviser|specialist|lawyer|accountant|(?:customer |technical |tech )?(?:service|support|services)(?: team| department| desk)?|sales"
                    r"(?: team| department)?|billing|accounts|accounting|reception|team member|live agent)\b|\b(?:want|"
                    r"need|get|ask for|give me) (?:a |the |your )?(?:manager|supervisor)\b|\b(?:complain|complaint|speak|talk) to (?:a |"
                    r"the |your )?(?:manager|supervisor)\b|^\W*(?:(?:please|can you|"
                    r"could you|just),? )*(?:transfer me|put me through)\W*(?:please\W*)?$", re.IGNORECASE)
 """A person by role or team ("Can I speak to the manager?" was answered by the model; "Can I talk to somebody?",
-"Let me speak to customer service", "I want a supervisor", "Transfer me, please" were not operator phrases): as good
-as a name or "operator"."""
+"Let me speak to customer service", "I want a supervisor", "Transfer me, please" were not operator phrases; nor was
+a vet's "Can I speak to a vet?", which went to the model): as good as a name or "operator"."""
 _PERSON = re.compile(
     r"(?<!\S)(?:(?:real|actual|live|proper) (?:person|human|human being|people)|"
     r"(?:want|need|get me|give me|put me through to|connect me (?:to|with)|pass me to) (?:to (?:talk|speak) "

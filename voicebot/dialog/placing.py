@@ -77,8 +77,8 @@ OWN_RECORDS = frozenset({"order_status", "order_history", "ticket_status", "my_a
 CHANGES = frozenset({"reschedule", "cancel_booking"})
 """Intents that change a booking: their words say what is moved or cancelled."""
 
-_ASKS_TO_BOOK = re.compile(r"\b(?:(?:can|could|may) (?:i|we|you)|(?:id|i would|we would|wed|i want|we want|want) "
-                           r"(?:like )?to|please) (?:book|schedule|reserve)\b"
+_ASKS_TO_BOOK = re.compile(r"\b(?:(?:can|could|may) (?:i|we|you)|(?:id|i would|we would|wed|i want|we want|want|i need|"
+                           r"we need) (?:like )?to|please) (?:book|schedule|reserve)\b"
                            r"(?! (?:online|on line|on the|through|via|by)\b)|"
                            r"\b(?:can|could|may) (?:i|we) (?:bring|drop|take) (?:it|my \w+|the \w+|him|her|them) "
                            r"(?:in|off|round|over)\b")
@@ -95,8 +95,19 @@ _ASKS_FREE_TIME = re.compile(
 appointment?", "What's your earliest appointment?"): a vet's callers heard the consultation's price after "Yes, we
 do." (the word "appointment" names it on the price list) or were asked for their phone number (their own
 bookings, by 0.04). A new booking: the free times, or which service first. Not the caller's own ("my next
-appointment", "do I have any appointments", "booked for me": ``_MINE_BOOKED``)."""
-_MINE_BOOKED = re.compile(r"\b(?:my|our) (?:\w+ )?(?:appointments?|bookings?|visits?|slots?|times?|reservations?)\b|"
+appointment", "do I have any appointments", "booked for me": ``_THEIR_OWN``)."""
+_ANYTHING = re.compile(r"\b(?:do|have) you (?:have|got) (?:anything|something)\b")
+_EARLIEST = re.compile(r"\b(?:the )?(?:earliest|soonest) (?:i|we|you) (?:can|could)\b|\bhow soon (?:can|could) (?:i|we|you)\b")
+"""Free times asked after in words that need a day or a service to be a booking ("Do you have anything on
+Saturday?" heard "I don't have that information"; "What's the earliest I can get my cat vaccinated?")."""
+_GET_ONE = re.compile(r"\b(?:can|could|may) (?:i|we) (?:get|have|grab|make) (?:a|an|one)\b")
+"""A visit or a service asked for as a thing to get: "Can I get a checkup on Wednesday afternoon?" was the caller's
+own bookings (by 0.005) and asked for their phone number."""
+_HOW_TO_PREPARE = re.compile(r"^(?:(?:and|so|um|ok|okay) )*(?:(?:do|should|must|shall) (?:i|we)|what (?:do|should|must) "
+                             r"(?:i|we)) (?:need to |have to )?(?:bring|wear|prepare|do before|eat|fast|arrive|fill)\b")
+"""How to prepare for a visit asked ("Do I need to bring anything to the appointment?" was a booking by 0.012, and
+offered times): the knowledge base's, whatever it holds."""
+_THEIR_OWN = re.compile(r"\b(?:my|our) (?:\w+ )?(?:appointments?|bookings?|visits?|slots?|times?|reservations?)\b|"
                           r"\b(?:mine|ours|do i|do we|have i|have we|i have|we have|booked|made)\b")
 IF_WE_DO = re.compile(r"^(?:(?:hi|hello|yes|okay|ok|so|and|um|well)\W+)*(?:do|does|can|could|are) (?:you|your \w+|"
                       r"you guys)\b(?! (?:(?:please|also) )?(?:book|schedule|send|come|arrange|make|fit me|get me))")
@@ -188,11 +199,23 @@ def names_the_record(intent: str, text: str, services: Sequence[str], today: dat
 
 
 def placed_request(found: Intent | None, text: str, services: Sequence[str], today: date,
-                   knowledge_score: Callable[[str], float] | None) -> Intent | None:
+                   knowledge_score: Callable[[str], float] | None, aliases: Sequence[Sequence[str]] = ()
+                   ) -> Intent | None:
     """The classifier's pick for ``text`` corrected by the words (``appointments.placed``), or None when the words
     do not make that request and the knowledge base answers the turn well (``knowledge_score``: the score of its
-    answer, 0 when it has none to give): the rest of the turn then asks the knowledge base."""
+    answer, 0 when it has none to give): the rest of the turn then asks the knowledge base. ``aliases``: the price
+    list's words for each service (``KnowledgeBase.price_names``)."""
     found = placed(found, text)
+    plain, service = normalize(text), service_named(text, list(services), aliases)
+    if (found is None or found.name in ("booking", "my_appointments", "knowledge", *CHANGES)) and not \
+            _THEIR_OWN.search(plain) and not price_question(text) and not _MOVES_OR_DROPS.search(plain) and (
+            _ASKS_FREE_TIME.search(plain) or _EARLIEST.search(plain)
+            or (_ANYTHING.search(plain) and (service or parse_when(text, today)))
+            or (_GET_ONE.search(plain) and (service or set(words(text)) & _A_VISIT))
+            or (_ASKS_TO_BOOK.search(plain) and service)):
+        return Intent("booking", found.score if found else 0.0, 1.0, "(the words ask for the company's free times)")
+    if found is not None and found.name == "booking" and _HOW_TO_PREPARE.search(plain):
+        return None
     if _OPENS_TICKET.search(normalize(text)):
         return Intent("ticket", found.score if found else 0.0, 1.0, "(the words ask to open a ticket)")
     if found is None and re.search(SERVICE_FAULT, normalize(text)) and not text.rstrip().endswith("?"):
@@ -204,9 +227,6 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
         return Intent("ticket", found.score if found else 0.0, 1.0, "(the words ask for a copy of a paper)")
     if ADDRESS_CHANGE.search(normalize(text)):  # "Can you send it to my office instead?": the fit-out entry
         return Intent("ticket", found.score if found else 0.0, 1.0, "(the words ask to change a delivery address)")
-    if (found is None or found.name in ("booking", "my_appointments", "knowledge")) and _ASKS_FREE_TIME.search(
-            normalize(text)) and not _MINE_BOOKED.search(normalize(text)) and not price_question(text):
-        return Intent("booking", found.score if found else 0.0, 1.0, "(the words ask for the company's free times)")
     if (found is None or found.name == "booking") and _BOOKED_VISIT.search(normalize(text)):
         # "When does the technician come?" was a booking (by 0.012) and asked which service; "When is the technician
         # coming?" had no pick and heard the printer repair entry: the visit already booked, looked up

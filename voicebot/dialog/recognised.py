@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Generator, Iterator
-from datetime import date
+from datetime import date, datetime
 from typing import Any, Protocol
 
 from voicebot.crm.verification import CallerContext
@@ -248,6 +248,31 @@ def another_service(agent: Recognising, caller_text: str) -> str | None:
     return service if service is not None and service != agent.offered_slots[0].get("service") else None
 
 
+_LATER = re.compile(r"\b(?:anything|something|any \w+|nothing|is that|are those) later\b|\blater (?:than|in the day|"
+                    r"that day|on|one)\b|\b(?:the )?(?:latest|last) (?:you have|one you have|time you have)\b")
+LATEST = "I don't have a later free time. Would one of those suit you?"
+
+
+def later_times(agent: Recognising, caller_text: str) -> Iterator[AgentEvent]:
+    """"Is there anything later?" while times are offered: it went to the model. The free times after the last one
+    offered, that day's first (from the next hour on), else the days after; ``LATEST`` when there are none, the
+    offer still open. False: no such question, or nothing offered."""
+    if not agent.offered_slots or not _LATER.search(normalize(caller_text)):
+        return False
+    service = str(agent.offered_slots[0].get("service") or "")
+    last = max(datetime.fromisoformat(str(s["starts_at"])) for s in agent.offered_slots)
+    after = [s for s in agent.context.repo.list_free_slots(service=service or None, start=last.date(), limit=50)
+             if s.starts_at > last]
+    if not after:
+        yield from agent._reply([LATEST])
+        return True
+    day = after[0].starts_at.date()
+    args = {"service": service, "date_from": day.isoformat(), "date_to": day.isoformat()}
+    if day == last.date():
+        args["from_hour"] = last.hour + 1
+    return (yield from agent._tool("list_free_slots", args))
+
+
 _MINE = re.compile(r"\b(my|our|mine|ours)\b")
 _CAN_YOU = re.compile(r"\b(do|does|can|could|will|would) (you|your \w+|someone|somebody|anyone)\b")
 
@@ -257,7 +282,7 @@ def answer_recognised(agent: Recognising, caller_text: str, allowed: list[str]) 
     found: Intent | None = None
     if agent.intents is not None:
         found = placed_request(agent.intents.classify(caller_text), caller_text, agent._services(), agent.today,
-                               agent.knowledge and agent.knowledge.score)
+                               agent.knowledge and agent.knowledge.score, agent._price_names())
     if "get_order" in allowed and (said := its_cost(agent.facts, caller_text) or its_tracking(
             agent.facts, caller_text) or its_reason(agent.facts, caller_text)) or (
             not agent.offered_slots and "list_free_slots" in allowed and (said := its_length(agent, caller_text))):
@@ -289,6 +314,8 @@ def answer_recognised(agent: Recognising, caller_text: str, allowed: list[str]) 
         # appointments"): it is the order, and what can be done about one is the company's policy
         asked = "Can I cancel my order?" if found.name == "cancel_booking" else "Can I change my order?"
         yield from agent._know(*agent.knowledge.ask(asked, must=True))
+        return True
+    if "list_free_slots" in allowed and (yield from later_times(agent, caller_text)):
         return True
     if "list_free_slots" in allowed and (other := another_service(agent, caller_text)):
         return (yield from agent._tool("list_free_slots", {**(tool_args(

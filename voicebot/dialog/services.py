@@ -19,6 +19,14 @@ _NOT_A_NAME = frozenset({"and", "the", "for", "with", "new", "our", "your", "vis
 _ORDINALS = (("first|1st", "one"), ("second|2nd", "two"), ("third|3rd", "three"), ("fourth|4th", "four"))
 
 
+def _stem(word: str) -> str:
+    """A service's word as a pattern for the start of a caller's word, its ending left off where the rest is a word
+    of its own: "vaccination" is said "vaccinated" or "vaccine", "installation" "installed", "cleaning" "cleaned"
+    ("What's the earliest I can get my cat vaccinated?" named no service)."""
+    stem = re.sub(r"(?:ation|ing|ment)$", "", word)
+    return re.escape(stem if len(stem) >= 5 else word)
+
+
 def _name_words(service: str) -> set[str]:
     """The words of a service's name that name it: not the generic ones (``_NOT_A_NAME``), unless the name is
     nothing else: a vet's "consultation" could not be named at all ("A checkup." after "Which service do you need:
@@ -37,7 +45,7 @@ def service_named(text: str, services: list[str], aliases: Sequence[Sequence[str
     lowered = text.lower()
     named = {s: _name_words(s) for s in services}
     whole = [(min(found), n, service) for n, service in enumerate(services) if named[service]
-             and len(found := [m.start() for w in named[service] if (m := re.search(rf"\b{re.escape(w)}", lowered))])
+             and len(found := [m.start() for w in named[service] if (m := re.search(rf"\b{_stem(w)}", lowered))])
              == len(named[service])]
     if whole:  # "a beard trim and a haircut": the beard trim, said first
         return min(whole)[2]
@@ -45,7 +53,7 @@ def service_named(text: str, services: list[str], aliases: Sequence[Sequence[str
         return by_price
     shared = {w for s in services for w in named[s] if sum(w in other for other in named.values()) > 1}
     said = [(found.start(), n, service) for n, service in enumerate(services) for word in named[service] - shared
-            if (found := re.search(rf"\b{re.escape(word)}", lowered)) and not other_job(text, service)]
+            if (found := re.search(rf"\b{_stem(word)}", lowered)) and not other_job(text, service)]
     if said:  # the one said first: "a haircut and a beard trim" is the haircut (the caller's order, not the CRM's)
         return min(said)[2]
     if len(asked := actions(text)) == 1 and len(doers := [s for s in services if actions(s) == asked and all(
@@ -81,11 +89,11 @@ def other_job(text: str, service: str) -> bool:
 def service_by_price_name(texts: Sequence[str], services: list[str],
                           price_names: Sequence[Sequence[str]]) -> str | None:
     """The service whose price item the words name by one of its aliases: "new tires" is "Tyre fitting" (aliases
-    tyres, tires) and so the service "tyre fitting"; "a cleaning" is "Checkup and cleaning", so "checkup". The
-    admin's price list is where the company's own words for a service are."""
+    tyres, tires) and so the service "tyre fitting"; "a cleaning" is "Checkup and cleaning", so "checkup"; plurals
+    too ("their boosters"). The admin's price list is where the company's own words for a service are."""
     for names in price_names:
         service = service_named(names[0], services)
-        if service is not None and any(re.search(rf"\b{re.escape(alias.lower())}\b", text.lower())
+        if service is not None and any(re.search(rf"\b{re.escape(alias.lower())}(?:s|es)?\b", text.lower())
                                        for text in texts for alias in names if len(alias) >= 3):
             return service
     return None
