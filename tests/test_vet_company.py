@@ -64,6 +64,7 @@ def vet(tmp_path, intent_classifier):
     def call(caller: str = STRANGER) -> DialogueAgent:
         return DialogueAgent(ScriptedChat(), CallerContext.start(repo, caller), "Riverside Vets.", today=TODAY,
                              intents=intent_classifier, knowledge=KnowledgeStep(kb))
+    call.repo = repo
     return call
 
 
@@ -129,7 +130,9 @@ def test_a_service_named_only_in_generic_words_can_be_named():
     ("What's the earliest I can get my cat vaccinated?", "vaccination"),  # went to the model
     ("I need to book my two cats in for their boosters.", "vaccination"),  # a move (by 0.011), then the model
     ("Can I get a checkup on Wednesday afternoon?", "consultation"),  # the caller's own bookings (by 0.005)
-    ("Do you have anything on Saturday?", None)])  # "I don't have that information"
+    ("Do you have anything on Saturday?", None),  # "I don't have that information"
+    ("Hi there, my name's Meg, I'd like to bring Bella in for a checkup next week.", "consultation"),  # the model
+    ("What days do you do vaccinations?", "vaccination")])  # "Yes, we do." and the price
 def test_a_visit_asked_for_in_other_words_offers_the_services_times(vet, asked, service):
     events = list(vet().turn(asked))
     if service is None:
@@ -172,3 +175,23 @@ def test_a_yes_that_names_another_time_does_not_book_the_one_read_back(vet):
     [booked] = _tools(list(agent.turn("Yes.")))
     assert booked.name == "book_appointment" and booked.result["ok"]
     assert booked.result["result"]["slot"]["starts_at"] == "2026-12-02T15:00:00", booked.result
+
+
+@pytest.mark.parametrize("cannot", ["I can't make it on Friday.", "I won't be able to come on Friday.",
+                                    "Something came up and I can't come in on Friday."])
+def test_a_visit_the_caller_cannot_keep_is_moved_to_after_that_day_or_cancelled(vet, cannot):
+    """"I can't make it tomorrow." was a callback (by 0.008) and went to the model; "I won't be able to come on
+    Tuesday." offered other times on that Tuesday (its "to come on Tuesday" read as the new day); "No, just cancel
+    it." to the new times asked which day would suit better."""
+    repo = vet.repo
+    [friday] = repo.list_free_slots(service="consultation", start=date(2026, 12, 4), limit=1)
+    repo.book_slot(friday.id, name="Meg Turner", phone=MEG, customer_id=repo.find_customer_by_phone(MEG).id)
+    agent = vet(MEG)
+    assert "PIN" in _said(agent.turn(cannot))
+    said = _said(agent.turn("7321"))
+    assert said.startswith("Your appointment is a consultation on Friday, December 4th at 9 AM. I can move it to "
+                           "Monday, December 7th at 9 AM or 11 AM."), said
+    assert _said(agent.turn("No, just cancel it.")) == \
+        "I'll cancel your consultation on Friday, December 4th at 9 AM. Shall I do that?"
+    [cancelled] = _tools(list(agent.turn("Yes.")))
+    assert cancelled.name == "cancel_appointment" and cancelled.result["ok"]

@@ -31,10 +31,9 @@ import re
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
-from voicebot.crm.spoken import words_to_digits
 from voicebot.crm.toolkit import ToolRegistry
 from voicebot.crm.verification import CallerContext
 from voicebot.dialog.agent_events import AgentEvent, ToolCalled
@@ -44,7 +43,8 @@ from voicebot.dialog.intents import Intent
 from voicebot.dialog.names import introduced_name
 from voicebot.dialog.prompting import compact_result
 from voicebot.dialog.slots import When, fitting_slots, latest_first, near_offered, parse_when, said_hour, spoken_time
-from voicebot.dialog.writes import PendingWrite, answer_to_readback, asked_for, readback
+from voicebot.dialog.write_asks import CANT_MAKE
+from voicebot.dialog.writes import PendingWrite, answer_to_readback, asked_for, booking_note, readback
 from voicebot.llm.base import ChatMessage
 from voicebot.text import normalize, words
 
@@ -92,6 +92,7 @@ class AppointmentStep:
     day_asked: bool = False  # none of them suited: which day would?
     day_said: str = ""  # the words that named the day of the times offered ("Can I move it to Friday?")
     offer_new: bool = False  # NONE_BOOKED was said: a yes books a new visit
+    not_before: str = ""  # "I can't make it tomorrow": the day after the booking's, where the new times begin
 
     @property
     def waiting(self) -> bool:
@@ -187,6 +188,8 @@ class AppointmentStep:
             # "The afternoon." to Friday's morning times: Friday afternoon (it offered Tuesday's and Wednesday's)
             day = self.day_said if offered and when.first_day is None else ""
             return (yield from self._offer(agent, "", f"{day} {text}".strip()))
+        if asked_for(CANCEL, [text]) and not _KEEP.search(said):  # "No, just cancel it." to the new times
+            return (yield from _cancel(agent, booking, ""))
         declined = answer_to_readback(text) is False or bool(_NONE.match(said))
         if offered and declined and not _KEEP.search(said):
             self.day_asked = True  # "none of those": another day may suit
@@ -204,14 +207,17 @@ class AppointmentStep:
             self.offer_new = True
             yield from agent._reply([NONE_BOOKED])
             return True
-        about, new_time = _split(self.request, agent.today)
+        cant = re.search(CANT_MAKE, normalize(self.request))  # "I won't be able to come on Tuesday": no new day
+        about, new_time = _split(normalize(self.request).replace(cant.group(), " ") if cant else self.request,
+                                 agent.today)
         booking, named, named_day = _which(bookings, about, agent.today)
         several = len(bookings) > 1 and not named
         lead = f"You have {len(bookings)} upcoming appointments. " if several else ""
         if wanted == CANCEL:
-            return (yield from _read_back(agent, PendingWrite(CANCEL, {"booking_id": booking["id"]}, (
-                f"{lead}I'll cancel your {appointment_phrase(booking, False)}. Shall I do that?"))))
+            return (yield from _cancel(agent, booking, lead))
         self.booking = booking
+        self.not_before = (date.fromisoformat(str(booking["slot"]["starts_at"])[:10]) + timedelta(days=1)
+                           ).isoformat() if cant and not new_time else ""
         said = new_time or ("" if named_day else about)  # a day that named no booking is the new one
         return (yield from self._offer(agent, f"{lead}Your {'next ' if several else ''}appointment is "
                                               f"{appointment_phrase(booking)}.", said))
@@ -233,8 +239,9 @@ class AppointmentStep:
         if when is not None and when.first_day is None and when.has_time:  # "to 8 o'clock": that day, first
             day = str(self.booking["slot"]["starts_at"])[:10]
             times = yield from _free(agent, {"service": service, "date_from": day, "date_to": day}, said)
-        if not times:
-            times = yield from _free(agent, {"service": service}, said)
+        if not times:  # after the day the caller cannot make, if they said so
+            times = yield from _free(agent, {"service": service, **({"date_from": self.not_before}
+                                                                     if self.not_before else {})}, said)
         if not times:
             self.booking = None
             sorry = f"I'm sorry, there is no other free time for {service} at the moment."
@@ -254,6 +261,12 @@ _BOOK = re.compile(r"\b((book|schedule|arrange|reserve) (me |us |him |her |it |t
                    r"(me|us)|see (someone|somebody) (today|tomorrow|soon|as soon)|(can|could|may) (i|we) come in|"
                    r"(can|could|may) (i|we) (book|schedule)|(book|schedule|arrange) (that|this|one)$)\b")
 """Words that ask for a new booking. "Can I book that?" after a price was the caller's own bookings by 0.015."""
+
+
+def _cancel(agent: Dialogue, booking: dict[str, Any], lead: str) -> Iterator[AgentEvent]:
+    """Read back the cancellation of ``booking``."""
+    return (yield from _read_back(agent, PendingWrite(CANCEL, {"booking_id": booking["id"]}, (
+        f"{lead}I'll cancel your {appointment_phrase(booking, False)}. Shall I do that?"))))
 
 
 def _free_at(agent: Dialogue, args: dict[str, Any], when: When) -> list[dict[str, Any]]:
@@ -315,19 +328,6 @@ def placed(found: Intent | None, text: str) -> Intent | None:
             return Intent(name, found.score if found else 0.0, found.margin if found else 1.0,
                           f"(the words ask for {tool}; nearest: {found.example if found else 'none'})")
     return found
-
-
-_PARTY = re.compile(r"\b(?:table for|party of|group of|booking for) (\d{1,3})\b(?! ?(?:am|pm|oclock|o clock|:))|"
-                    r"\b(\d{1,3}) (?:people|persons|guests|adults|diners|of us)\b")
-
-
-def booking_note(slot: dict[str, Any], caller_words: Sequence[str]) -> str:
-    """A booking's note: its service, and how many people the caller's last turns said ("a table for four": "table,
-    for 4 people"). Why: a restaurant's booking kept only "table", and the party size the caller gave was lost."""
-    service = str(slot.get("service", ""))
-    sizes = [int(m.group(1) or m.group(2)) for said in caller_words[-4:]
-             for m in _PARTY.finditer(words_to_digits(normalize(said)))]
-    return (f"{service}, for {sizes[-1]} people" if sizes and 1 < sizes[-1] <= 500 else service)[:200]
 
 
 def picked_booking(caller_words: Sequence[str], offered: list[dict[str, Any]], today: date, name: str | None) -> \

@@ -26,7 +26,7 @@ from voicebot.dialog.appointments import placed
 from voicebot.dialog.intents import Intent
 from voicebot.dialog.knowledge_step import KNOWLEDGE_OVER_INTENT
 from voicebot.dialog.slots import parse_when
-from voicebot.dialog.write_asks import ADD_ON, NEW_ORDER, SERVICE_FAULT, SWITCH_PLAN
+from voicebot.dialog.write_asks import ADD_ON, CANT_MAKE, NEW_ORDER, SERVICE_FAULT, SWITCH_PLAN
 from voicebot.dialog.writes import WRITE_MARGIN
 from voicebot.knowledge.price_asked import asks_price, price_question
 from voicebot.review.redact import mask_secrets
@@ -80,10 +80,12 @@ CHANGES = frozenset({"reschedule", "cancel_booking"})
 _ASKS_TO_BOOK = re.compile(r"\b(?:(?:can|could|may) (?:i|we|you)|(?:id|i would|we would|wed|i want|we want|want|i need|"
                            r"we need) (?:like )?to|please) (?:book|schedule|reserve)\b"
                            r"(?! (?:online|on line|on the|through|via|by)\b)|"
-                           r"\b(?:can|could|may) (?:i|we) (?:bring|drop|take) (?:it|my \w+|the \w+|him|her|them) "
+                           r"\b(?:(?:can|could|may) (?:i|we)|(?:id|i would|wed|we would|i want|we want|i need|we need) "
+                           r"(?:like )?to) (?:bring|drop|take) (?:it|my \w+|the \w+|our \w+|him|her|them|\w+) "
                            r"(?:in|off|round|over)\b")
 """Asking to book ("Can I book ...", "I'd like to schedule ...") or to bring something in ("Can I bring my car in
-then for new tyres?" heard the courtesy-car entry)."""
+then for new tyres?" heard the courtesy-car entry; a vet's "I'd like to bring Bella in for a checkup" went to the
+model)."""
 _FREE_TIME = (r"(?:appointments?|slots?|times?|openings?|availability|spaces?|visits?|bookings?)")
 _ASKS_FREE_TIME = re.compile(
     r"\b(?:do|have|has|would|will) (?:you|you guys|the \w+|your \w+) (?:have|got|get) (?:any(?:thing)?|an?|some|"
@@ -103,6 +105,13 @@ Saturday?" heard "I don't have that information"; "What's the earliest I can get
 _GET_ONE = re.compile(r"\b(?:can|could|may) (?:i|we) (?:get|have|grab|make) (?:a|an|one)\b")
 """A visit or a service asked for as a thing to get: "Can I get a checkup on Wednesday afternoon?" was the caller's
 own bookings (by 0.005) and asked for their phone number."""
+_FREE_WORD = re.compile(r"\b(?:available|availability|free|openings?|spaces?|room)\b")
+_WHEN_IS_IT_ON = re.compile(r"\b(?:what time|when|what days?) (?:does|do|is|are) (?:the |your )?(?:\w+ ){1,3}(?:start|"
+                            r"on|run|running|held|take place)\b|\b(?:what|which) (?:days?|times?) (?:do|does|are|is|can) "
+                            r"(?:you|they|i|we)\b")
+"""A service the CRM books asked after as free ("Do you have a personal trainer available on Saturday morning?" heard
+"I can't check stock from here") or as a timetable ("What time does yoga start?" heard "I don't have that
+information"; "What days do you do vaccinations?" heard "Yes, we do." and the price): its free times."""
 _HOW_TO_PREPARE = re.compile(r"^(?:(?:and|so|um|ok|okay) )*(?:(?:do|should|must|shall) (?:i|we)|what (?:do|should|must) "
                              r"(?:i|we)) (?:need to |have to )?(?:bring|wear|prepare|do before|eat|fast|arrive|fill)\b")
 """How to prepare for a visit asked ("Do I need to bring anything to the appointment?" was a booking by 0.012, and
@@ -135,20 +144,23 @@ _SEND_SOMEONE = re.compile(r"\b(?:someone|somebody|an? (?:engineer|technician|pl
 
 _SIGNS_UP = re.compile(r"\b(?:i want to|i wanna|id like to|i would like to|we want to|wed like to|we would like to|"
                        r"can i|could i|can we|could we|im looking to|were looking to|i need to|we need to|please) "
-                       r"(?:\w+ )?(?:sign(?:ing)? up|subscribe|upgrade|take out|become a (?:member|customer))\b|"
+                       r"(?:\w+ )?(?:sign(?:ing)? up|subscribe|upgrade|take out|become a (?:member|customer)|"
+                       r"join(?! (?:you|in|the call)\b))\b|"
                        + SWITCH_PLAN + "|" + ADD_ON)
 """Buying a plan, a membership or a subscription in its own words: "I'd like to sign up for Fiber 900." heard the
-speeds entry, "I want to upgrade my plan." was a booking (0.90) and went to the model. A lead for the sales team;
-with a service the CRM books named, a booking ("I want to sign up for a yoga class"). "How do I sign up?" asks
-the knowledge base."""
+speeds entry, "I want to upgrade my plan." was a booking (0.90) and went to the model, and a gym's "I want to join
+the gym." went to the model too. A lead for the sales team; with a service the CRM books named, a booking ("I want
+to sign up for a yoga class"). "How do I sign up?" asks the knowledge base."""
 
 
-def _when_is_my(said: str, services: Sequence[str]) -> bool:
+def _when_is_my(said: str, services: Sequence[str], today: date) -> bool:
     """"When is my boiler service?": a CRM service of the caller's asked after by its own name (it had no pick and
-    heard "I don't have that information"), not when one is free ("When is the boiler service available?")."""
+    heard "I don't have that information"), not when one is free ("When is the boiler service available?"), nor the
+    times of a day ("What time is the yoga class tomorrow?" asked a gym's caller for their phone number)."""
     found = _WHEN_IS.search(said)
     return found is not None and not re.search(r"\b(?:available|free|open)\b", said) and \
-        service_named(found.group(1), list(services)) is not None
+        service_named(found.group(1), list(services)) is not None and not (
+            re.search(r"\b(?:is|s) the\b", found.group()) and parse_when(said, today) is not None)
 
 
 _VISIT_WORDS = frozenset("""book booking reserve reservation appointment appointments visit slot slots come coming
@@ -212,6 +224,7 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
             _ASKS_FREE_TIME.search(plain) or _EARLIEST.search(plain)
             or (_ANYTHING.search(plain) and (service or parse_when(text, today)))
             or (_GET_ONE.search(plain) and (service or set(words(text)) & _A_VISIT))
+            or (service and (_FREE_WORD.search(plain) or _WHEN_IS_IT_ON.search(plain)))
             or (_ASKS_TO_BOOK.search(plain) and service)):
         return Intent("booking", found.score if found else 0.0, 1.0, "(the words ask for the company's free times)")
     if found is not None and found.name == "booking" and _HOW_TO_PREPARE.search(plain):
@@ -221,6 +234,9 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
     if found is None and re.search(SERVICE_FAULT, normalize(text)) and not text.rstrip().endswith("?"):
         # "My internet is really slow." had no pick at all and went to the model
         return Intent("ticket", 0.0, 1.0, "(the words say a service is failing)")
+    if (found is None or found.name in ("callback", "reschedule", "my_appointments")) and services and \
+            re.search(CANT_MAKE, plain) and (parse_when(text, today) or re.search(r"\b(?:it|my|our|the)\b", plain)):
+        return Intent("reschedule", found.score if found else 0.0, 1.0, "(the words say a visit cannot be kept)")
     if _NO_SHOW.search(normalize(text)):
         return Intent("ticket", found.score if found else 0.0, 1.0, "(the words say a visit did not happen)")
     if SENDS_A_COPY.search(normalize(text)) and number_said(text):
@@ -231,7 +247,7 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
         # "When does the technician come?" was a booking (by 0.012) and asked which service; "When is the technician
         # coming?" had no pick and heard the printer repair entry: the visit already booked, looked up
         return Intent("my_appointments", found.score if found else 0.0, 1.0, "(the words ask when the visit is)")
-    if (found is None or found.name in ("booking", "knowledge")) and _when_is_my(normalize(text), services):
+    if (found is None or found.name in ("booking", "knowledge")) and _when_is_my(normalize(text), services, today):
         return Intent("my_appointments", found.score if found else 0.0, 1.0, "(the words ask when the service is)")
     if (found is None or found.name in ("ticket", "knowledge")) and _SEND_SOMEONE.search(normalize(text)) and \
             service_named(text, list(services)) and not _MOVES_OR_DROPS.search(normalize(text)):

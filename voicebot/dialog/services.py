@@ -94,7 +94,8 @@ def service_by_price_name(texts: Sequence[str], services: list[str],
     for names in price_names:
         service = service_named(names[0], services)
         if service is not None and any(re.search(rf"\b{re.escape(alias.lower())}(?:s|es)?\b", text.lower())
-                                       for text in texts for alias in names if len(alias) >= 3):
+                                       for text in texts for alias in names if len(alias) >= 3 or (
+                                           len(alias) == 2 and alias.isupper())):  # "PT", "AC": the admin's acronyms
             return service
     return None
 

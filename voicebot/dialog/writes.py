@@ -18,7 +18,7 @@ from datetime import date
 from typing import Any
 
 from voicebot.crm.phone import national, normalize_phone
-from voicebot.crm.spoken import numbers_in
+from voicebot.crm.spoken import numbers_in, words_to_digits
 from voicebot.dialog.callback_time import HoursSource, callback_time
 from voicebot.dialog.names import introduced_name
 from voicebot.dialog.rendered import a_service
@@ -344,3 +344,16 @@ def readback(tool: str, args: dict[str, Any], slot: dict[str, Any] | None = None
                 f"{who}. "
                 "Shall I book it?")
     return "Shall I go ahead?"
+
+
+_PARTY = re.compile(r"\b(?:table for|party of|group of|booking for) (\d{1,3})\b(?! ?(?:am|pm|oclock|o clock|:))|"
+                    r"\b(\d{1,3}) (?:people|persons|guests|adults|diners|of us)\b")
+
+
+def booking_note(slot: dict[str, Any], caller_words: Sequence[str]) -> str:
+    """A booking's note: its service, and how many people the caller's last turns said ("a table for four": "table,
+    for 4 people"). Why: a restaurant's booking kept only "table", and the party size the caller gave was lost."""
+    service = str(slot.get("service", ""))
+    sizes = [int(m.group(1) or m.group(2)) for said in caller_words[-4:]
+             for m in _PARTY.finditer(words_to_digits(normalize(said)))]
+    return (f"{service}, for {sizes[-1]} people" if sizes and 1 < sizes[-1] <= 500 else service)[:200]

@@ -201,11 +201,11 @@ def in_sentence(name: str) -> str:
 SELLS = re.compile(r"\b(do|does|can) (you|u|your \w+|they|i) (sell|carry|stock|supply|buy|get|do|offer|provide|"
                     r"have)\b",
                     re.IGNORECASE)
-_QUALIFIED = re.compile(r"\b(?:in (?!stock\b)(?:a |an )?\w+|with|without|that|which|under|below|over|bigger|"
+_QUALIFIED = re.compile(r"\b(?:in (?!stock\b)(?:a |an )?\w+|with|without|that|which|for|under|below|over|bigger|"
                         r"smaller|larger|cheaper|black|white|grey|gray|red|blue|green|brown|leather|wooden|metal)\b",
                         re.IGNORECASE)
-"""An item asked for with something the price list does not hold ("office chairs in black", "a desk with drawers"):
-"Yes, we do." would promise it."""
+"""An item asked for with something the price list does not hold ("office chairs in black", "a desk with drawers",
+a gym's "classes for beginners"): "Yes, we do." would promise it."""
 _IN_STOCK = re.compile(r"\b(in stock|available|availability|on the shelf|out of stock|в наличии)\b", re.IGNORECASE)
 
 
