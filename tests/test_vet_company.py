@@ -195,3 +195,13 @@ def test_a_visit_the_caller_cannot_keep_is_moved_to_after_that_day_or_cancelled(
         "I'll cancel your consultation on Friday, December 4th at 9 AM. Shall I do that?"
     [cancelled] = _tools(list(agent.turn("Yes.")))
     assert cancelled.name == "cancel_appointment" and cancelled.result["ok"]
+
+
+def test_what_cannot_be_made_is_a_visit_only_when_the_words_say_one(vet):
+    """"I can't make the payment this month." is no move of a booking."""
+    from voicebot.dialog.placing import placed_request
+
+    for said, move in (("I can't make the payment this month.", False), ("I can't come in on Friday.", True),
+                       ("I can't make my appointment on Friday.", True)):
+        found = placed_request(None, said, ["consultation", "vaccination"], TODAY, None)
+        assert (found is not None and found.name == "reschedule") is move, said

@@ -235,7 +235,7 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
         # "My internet is really slow." had no pick at all and went to the model
         return Intent("ticket", 0.0, 1.0, "(the words say a service is failing)")
     if (found is None or found.name in ("callback", "reschedule", "my_appointments")) and services and \
-            re.search(CANT_MAKE, plain) and (parse_when(text, today) or re.search(r"\b(?:it|my|our|the)\b", plain)):
+            re.search(CANT_MAKE, plain) and (parse_when(text, today) or set(words(text)) & _BOOKED_THING):
         return Intent("reschedule", found.score if found else 0.0, 1.0, "(the words say a visit cannot be kept)")
     if _NO_SHOW.search(normalize(text)):
         return Intent("ticket", found.score if found else 0.0, 1.0, "(the words say a visit did not happen)")

@@ -23,9 +23,11 @@ ADD_ON = (r"(?:id like to|i want to|i would like to|we want to|wed like to|can i
 """Buying another plan in the words of a subscription business ("Can I switch to the 500 plan?"), or something added
 to one ("I'd like to add a static IP to my account." heard the static IP entry, and its "Yes." went to the model)."""
 CANT_MAKE = (r"(?:cant|cannot|can not|couldnt|wont be able to|will not be able to|(?:im|i am|were|we are) not able to|"
-             r"(?:im|i am|were|we are) unable to) (?:make (?:it|my|the|our)|come|attend|get there|be there)")
+             r"(?:im|i am|were|we are) unable to) (?:make (?:it\b|(?:my|the|our) (?:\w+ )?(?:appointment|booking|visit|"
+             r"session|class|reservation|slot|time)s?)|come|attend|get there|be there)")
 """A booked visit the caller cannot keep ("I can't make it tomorrow." was a callback by 0.008 and went to the model;
-"I won't be able to come on Tuesday." a move the words did not ask for): a move, which offers other times."""
+"I won't be able to come on Tuesday." a move the words did not ask for): a move, which offers other times. Not "I
+can't make the payment"."""
 ASKS = {
     "request_callback": re.compile(
         r"\b(call(ed|ing)? (me|us|him|her) (back|later|tomorrow|again)|call ?backs?|ring (me|us)|phone (me|us)|"
