@@ -7,16 +7,13 @@ PT session for Thursday evening?" asked which service (the price list's acronym 
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 
 import pytest
-from company_support import company_knowledge
-from fakes import ScriptedChat
+from company_support import add_daily_slots, company_agent, company_knowledge
 
 from voicebot.crm.repository import Repository
-from voicebot.crm.verification import CallerContext
-from voicebot.dialog.agent import DialogueAgent, Sentence, ToolCalled
-from voicebot.dialog.knowledge_step import KnowledgeStep
+from voicebot.dialog.agent import Sentence, ToolCalled
 
 TODAY = date(2026, 11, 30)  # a Monday
 STRANGER = "+12125550999"
@@ -49,12 +46,8 @@ def gym(tmp_path, intent_classifier):
     kb = company_knowledge(tmp_path / "knowledge", intent_classifier.embedder,
                            {"gym.md": GYM_MD, "prices.yaml": PRICES, "hours.yaml": HOURS})
     repo = Repository.open(None, region="US", clock=lambda: datetime.combine(TODAY, time(9)))
-    for day in (TODAY + timedelta(days=i) for i in range(1, 14)):
-        for hour in (8, 12, 18):
-            repo.add_slot("personal training", datetime.combine(day, time(hour)), resource="trainer", duration_min=60)
-        repo.add_slot("yoga class", datetime.combine(day, time(19)), resource="studio", duration_min=60)
-    return DialogueAgent(ScriptedChat(), CallerContext.start(repo, STRANGER), "Peak Fitness.", today=TODAY,
-                         intents=intent_classifier, knowledge=KnowledgeStep(kb))
+    add_daily_slots(repo, TODAY, {"personal training": ((8, 12, 18), 60), "yoga class": ((19,), 60)})
+    return company_agent(repo, STRANGER, "Peak Fitness.", TODAY, intent_classifier, kb)
 
 
 def _said(events) -> str:

@@ -308,3 +308,14 @@ def test_a_price_asked_of_an_entry_that_begins_with_its_yes_hears_the_price_with
 
 def test_the_entrys_own_question_still_hears_its_yes(plumber):
     assert _said(plumber.turn("Do you do emergency call-outs?")).startswith("Yes, 24 hours a day")
+
+
+def test_room_for_a_party_asked_after_is_the_free_tables_and_anything_later_the_later_ones(restaurant):
+    """"Do you have space for a party of ten?" heard "I don't have that information"; "Anything later?" to the tables
+    offered picked the second of them."""
+    assert _said(restaurant.turn("Do you have space for a party of ten?")).startswith("I can offer a table on")
+    said = _said(restaurant.turn("I'd like to book for two people on Friday."))
+    assert said == "I can offer a table on Friday, December 4th at 12 PM or 6 PM. Which would suit you?", said
+    events = list(restaurant.turn("Anything later?"))
+    assert [t.name for t in _tools(events)] == ["list_free_slots"], _said(events)
+    assert _said(events) == "I can offer a table on Friday, December 4th at 7 PM or 8 PM. Which would suit you?"

@@ -10,16 +10,13 @@ heard there), and "Vaccination." while the consultation's times were offered wen
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 
 import pytest
-from company_support import company_knowledge
-from fakes import ScriptedChat
+from company_support import add_daily_slots, company_agent, company_knowledge
 
 from voicebot.crm.repository import Repository
-from voicebot.crm.verification import CallerContext
 from voicebot.dialog.agent import DialogueAgent, Sentence, ToolCalled
-from voicebot.dialog.knowledge_step import KnowledgeStep
 from voicebot.dialog.services import service_named
 
 TODAY = date(2026, 11, 30)  # a Monday
@@ -55,15 +52,10 @@ def vet(tmp_path, intent_classifier):
                            {"vet.md": VET_MD, "prices.yaml": PRICES, "hours.yaml": HOURS})
     repo = Repository.open(None, region="US", clock=lambda: datetime.combine(TODAY, time(9)))
     repo.add_customer("Meg Turner", [MEG], pin="7321")
-    for day in (TODAY + timedelta(days=i) for i in range(1, 14)):
-        if day.weekday() < 5:
-            for hour in (9, 11, 15):
-                repo.add_slot("consultation", datetime.combine(day, time(hour)), resource="room 1", duration_min=20)
-            repo.add_slot("vaccination", datetime.combine(day, time(10)), resource="room 2", duration_min=15)
+    add_daily_slots(repo, TODAY, {"consultation": ((9, 11, 15), 20), "vaccination": ((10,), 15)}, weekdays_only=True)
 
     def call(caller: str = STRANGER) -> DialogueAgent:
-        return DialogueAgent(ScriptedChat(), CallerContext.start(repo, caller), "Riverside Vets.", today=TODAY,
-                             intents=intent_classifier, knowledge=KnowledgeStep(kb))
+        return company_agent(repo, caller, "Riverside Vets.", TODAY, intent_classifier, kb)
     call.repo = repo
     return call
 

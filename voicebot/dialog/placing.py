@@ -89,7 +89,7 @@ model)."""
 _FREE_TIME = (r"(?:appointments?|slots?|times?|openings?|availability|spaces?|visits?|bookings?)")
 _ASKS_FREE_TIME = re.compile(
     r"\b(?:do|have|has|would|will) (?:you|you guys|the \w+|your \w+) (?:have|got|get) (?:any(?:thing)?|an?|some|"
-    r"something) (?:free |open |available |spare |left )?" + _FREE_TIME + r"\b|"
+    r"something)? ?(?:free |open |available |spare |left )?" + _FREE_TIME + r"\b|"
     r"\b(?:your|the) (?:next|earliest|first|soonest|nearest) (?:free |available |open |possible )?" + _FREE_TIME +
     r"\b|\b(?:any|anything|something|somebody|someone) (?:free|available|open)\b|"
     r"\b(?:free|available|open) " + _FREE_TIME + r"\b")
