@@ -118,6 +118,13 @@ def test_a_service_named_only_in_generic_words_can_be_named():
     assert service_named("a design consultation", ["consultation", "design consultation"]) == "design consultation"
 
 
+def test_a_service_is_named_by_its_stem_but_not_by_a_short_or_generic_one():
+    assert service_named("my cat needs to be vaccinated", ["consultation", "vaccination"]) == "vaccination"
+    assert service_named("I need my car serviced", ["car servicing", "mot test"]) == "car servicing"
+    assert service_named("Do you sell dog treats?", ["dental treatment", "vaccination"]) is None  # no "treat"
+    assert service_named("What services do you offer?", ["car servicing", "mot test"]) is None  # no "servic"
+
+
 @pytest.mark.parametrize("asked, service", [
     ("What's the earliest I can get my cat vaccinated?", "vaccination"),  # went to the model
     ("I need to book my two cats in for their boosters.", "vaccination"),  # a move (by 0.011), then the model

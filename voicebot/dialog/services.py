@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from voicebot.knowledge.actions import ACTIONS, actions, object_words, other_action, said_words
 
 _NOT_A_NAME = frozenset({"and", "the", "for", "with", "new", "our", "your", "visit", "visits", "appointment",
-                         "appointments", "service", "services", "session", "booking", "consultation", "home", "call"})
+                         "appointments", "service", "services", "servicing", "session", "booking", "consultation",
+                         "home", "call"})
 """Words of a service's name that name no service on their own: "I'd like to book a visit" named "emergency visit"
 (a dental clinic's services: checkup, emergency visit, teeth whitening), any visit at all."""
 _ORDINALS = (("first|1st", "one"), ("second|2nd", "two"), ("third|3rd", "three"), ("fourth|4th", "four"))
@@ -22,9 +23,10 @@ _ORDINALS = (("first|1st", "one"), ("second|2nd", "two"), ("third|3rd", "three")
 def _stem(word: str) -> str:
     """A service's word as a pattern for the start of a caller's word, its ending left off where the rest is a word
     of its own: "vaccination" is said "vaccinated" or "vaccine", "installation" "installed", "cleaning" "cleaned"
-    ("What's the earliest I can get my cat vaccinated?" named no service)."""
+    ("What's the earliest I can get my cat vaccinated?" named no service). Generic words stay out
+    (``_NOT_A_NAME``: "servicing" is no stem of "services")."""
     stem = re.sub(r"(?:ation|ing|ment)$", "", word)
-    return re.escape(stem if len(stem) >= 5 else word)
+    return re.escape(stem if len(stem) >= 6 else word)  # not "treat" (treats) nor "train" (a train)
 
 
 def _name_words(service: str) -> set[str]:
