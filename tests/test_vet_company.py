@@ -155,7 +155,7 @@ def test_anything_later_offers_the_times_after_those_offered_and_picks_none(vet)
     events = list(agent.turn("Do you have anything later in the day?"))
     [listed] = _tools(events)
     assert listed.args == {"service": "consultation", "date_from": "2026-12-02", "date_to": "2026-12-02",
-                           "from_hour": 12}, listed.args
+                           "from_hour": 15}, listed.args  # the hour of the first later free time
     assert _said(events).startswith("I can offer a consultation on Wednesday, December 2nd at 3 PM."), _said(events)
     events = list(agent.turn("Is there anything later?"))
     assert _said(events).startswith("I can offer a consultation on Thursday, December 3rd at 9 AM"), _said(events)

@@ -242,8 +242,9 @@ _ONE_AS_PRONOUN = re.compile(r"\b(the|that|this|morning|afternoon|evening|early|
                              r"second|last|next|same) one\b")
 
 
-_OTHER_TIMES = re.compile(r"\b(?:anything|something|any \w+|nothing|is that|are those|is there) (?:later|earlier)\b|"
+OTHER_TIMES = re.compile(r"\b(?:anything|something|any \w+|nothing|is that|are those|is there) (?:later|earlier)\b|"
                           r"\b(?:later|earlier) (?:than|in the day|that day|on)\b")
+"""Times other than those offered asked for ("Anything later?", "Is there anything earlier?"): no pick of one."""
 
 
 def readback_answer(text: str, tool: str, args: dict[str, Any], offered: list[dict[str, Any]],
@@ -265,7 +266,7 @@ def pick_slot(text: str, slots: list[dict[str, Any]], today: date | None = None)
     if not slots:
         return None
     lowered = text.lower().replace("'s", " is")  # "Eleven's fine."
-    if _OTHER_TIMES.search(lowered):  # "Anything later?" asks for other times: it picked the second
+    if OTHER_TIMES.search(lowered):  # "Anything later?" asks for other times: it picked the second
         return None
     if re.search(r"\b(second|later|last|other)\b", lowered) and len(slots) > 1:
         return slots[1]["id"]

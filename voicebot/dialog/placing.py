@@ -99,7 +99,8 @@ do." (the word "appointment" names it on the price list) or were asked for their
 bookings, by 0.04). A new booking: the free times, or which service first. Not the caller's own ("my next
 appointment", "do I have any appointments", "booked for me": ``_THEIR_OWN``)."""
 _ANYTHING = re.compile(r"\b(?:do|have) you (?:have|got) (?:anything|something)\b")
-_EARLIEST = re.compile(r"\b(?:the )?(?:earliest|soonest) (?:i|we|you) (?:can|could)\b|\bhow soon (?:can|could) (?:i|we|you)\b")
+_EARLIEST = re.compile(r"\b(?:the )?(?:earliest|soonest) (?:i|we|you) (?:can|could)\b|"
+                       r"\bhow soon (?:can|could) (?:i|we|you)\b")
 """Free times asked after in words that need a day or a service to be a booking ("Do you have anything on
 Saturday?" heard "I don't have that information"; "What's the earliest I can get my cat vaccinated?")."""
 _GET_ONE = re.compile(r"\b(?:can|could|may) (?:i|we) (?:get|have|grab|make) (?:a|an|one)\b")
@@ -107,13 +108,14 @@ _GET_ONE = re.compile(r"\b(?:can|could|may) (?:i|we) (?:get|have|grab|make) (?:a
 own bookings (by 0.005) and asked for their phone number."""
 _FREE_WORD = re.compile(r"\b(?:available|availability|free|openings?|spaces?|room)\b")
 _WHEN_IS_IT_ON = re.compile(r"\b(?:what time|when|what days?) (?:does|do|is|are) (?:the |your )?(?:\w+ ){1,3}(?:start|"
-                            r"on|run|running|held|take place)\b|\b(?:what|which) (?:days?|times?) (?:do|does|are|is|can) "
-                            r"(?:you|they|i|we)\b")
+                            r"on|run|running|held|take place)\b|"
+                            r"\b(?:what|which) (?:days?|times?) (?:do|does|are|is|can) (?:you|they|i|we)\b")
 """A service the CRM books asked after as free ("Do you have a personal trainer available on Saturday morning?" heard
 "I can't check stock from here") or as a timetable ("What time does yoga start?" heard "I don't have that
 information"; "What days do you do vaccinations?" heard "Yes, we do." and the price): its free times."""
-_HOW_TO_PREPARE = re.compile(r"^(?:(?:and|so|um|ok|okay) )*(?:(?:do|should|must|shall) (?:i|we)|what (?:do|should|must) "
-                             r"(?:i|we)) (?:need to |have to )?(?:bring|wear|prepare|do before|eat|fast|arrive|fill)\b")
+_HOW_TO_PREPARE = re.compile(r"^(?:(?:and|so|um|ok|okay) )*(?:(?:do|should|must|shall) (?:i|we)|"
+                             r"what (?:do|should|must) (?:i|we)) (?:need to |have to )?"
+                             r"(?:bring|wear|prepare|do before|eat|fast|arrive|fill)\b")
 """How to prepare for a visit asked ("Do I need to bring anything to the appointment?" was a booking by 0.012, and
 offered times): the knowledge base's, whatever it holds."""
 _THEIR_OWN = re.compile(r"\b(?:my|our) (?:\w+ )?(?:appointments?|bookings?|visits?|slots?|times?|reservations?)\b|"

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 
 from voicebot.crm.verification import CallerContext
 from voicebot.dialog.agent_events import AgentEvent, IntentFound, Sentence
-from voicebot.dialog.answers import ADDRESS_CHANGE, match_intent, tool_args
+from voicebot.dialog.answers import ADDRESS_CHANGE, OTHER_TIMES, match_intent, tool_args
 from voicebot.dialog.followups import OFFER_TICKET, OFFER_VISIT, offered
 from voicebot.dialog.intents import Intent, IntentClassifier
 from voicebot.dialog.knowledge_step import NO_PRICE, WHICH_ITEM, KnowledgeStep, KnowledgeUsed
@@ -248,16 +248,16 @@ def another_service(agent: Recognising, caller_text: str) -> str | None:
     return service if service is not None and service != agent.offered_slots[0].get("service") else None
 
 
-_LATER = re.compile(r"\b(?:anything|something|any \w+|nothing|is that|are those) later\b|\blater (?:than|in the day|"
-                    r"that day|on|one)\b|\b(?:the )?(?:latest|last) (?:you have|one you have|time you have)\b")
 LATEST = "I don't have a later free time. Would one of those suit you?"
 
 
 def later_times(agent: Recognising, caller_text: str) -> Iterator[AgentEvent]:
     """"Is there anything later?" while times are offered: it went to the model. The free times after the last one
-    offered, that day's first (from the next hour on), else the days after; ``LATEST`` when there are none, the
-    offer still open. False: no such question, or nothing offered."""
-    if not agent.offered_slots or not _LATER.search(normalize(caller_text)):
+    offered, that day's first (from the hour of the first of them), else the days after; ``LATEST`` when there are
+    none, the offer still open. False: no such question (``answers.OTHER_TIMES`` saying "later"), or nothing
+    offered."""
+    asked = OTHER_TIMES.search(normalize(caller_text))
+    if not agent.offered_slots or asked is None or "later" not in asked.group():
         return False
     service = str(agent.offered_slots[0].get("service") or "")
     last = max(datetime.fromisoformat(str(s["starts_at"])) for s in agent.offered_slots)
@@ -269,7 +269,7 @@ def later_times(agent: Recognising, caller_text: str) -> Iterator[AgentEvent]:
     day = after[0].starts_at.date()
     args = {"service": service, "date_from": day.isoformat(), "date_to": day.isoformat()}
     if day == last.date():
-        args["from_hour"] = last.hour + 1
+        args["from_hour"] = after[0].starts_at.hour
     return (yield from agent._tool("list_free_slots", args))
 
 
@@ -320,7 +320,7 @@ def answer_recognised(agent: Recognising, caller_text: str, allowed: list[str]) 
     if "list_free_slots" in allowed and (other := another_service(agent, caller_text)):
         return (yield from agent._tool("list_free_slots", {**(tool_args(
             "list_free_slots", "", caller_name=None, services=agent._services(), offered_slots=[],
-            caller_text=caller_text, today=agent.today) or {}), "service": other}))
+            caller_text=caller_text, today=agent.today, aliases=agent._price_names()) or {}), "service": other}))
     if "create_lead" in allowed and not agent.offered_slots and _books_an_item(agent, caller_text) and \
             TAKES_IT.search(normalize(caller_text)):  # "OK, I'll take it." after a plan's price went to the model
         yield IntentFound(Intent("lead", found.score if found else 0.0, 1.0, "(the item just priced is taken)"))
