@@ -123,7 +123,7 @@ def test_the_service_question_is_asked_again_at_most_once():
     first = follow_up("list_free_slots", ["Can you send a technician tomorrow?", "The morning please."], "callback",
                       SERVICES, TODAY)
     assert first == ("list_free_slots", {"service": None, "date_from": "2026-12-01", "date_to": "2026-12-01",
-                                         "from_hour": 8, "to_hour": 12})
+                                         "from_hour": 5, "to_hour": 12})
     again = ["Can you send a technician tomorrow?", "The morning please.", "Early, please, at nine."]
     assert follow_up("list_free_slots", again, None, SERVICES, TODAY) is None
     assert follow_up("list_free_slots", ["A visit please.", "Call me back at nine."], "callback", SERVICES,

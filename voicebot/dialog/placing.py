@@ -100,9 +100,12 @@ bookings, by 0.04). A new booking: the free times, or which service first. Not t
 appointment", "do I have any appointments", "booked for me": ``_THEIR_OWN``)."""
 _ANYTHING = re.compile(r"\b(?:do|have) you (?:have|got) (?:anything|something)\b")
 _EARLIEST = re.compile(r"\b(?:the )?(?:earliest|soonest) (?:i|we|you) (?:can|could)\b|"
-                       r"\bhow soon (?:can|could) (?:i|we|you)\b")
+                       r"\bhow soon (?:can|could) (?:i|we|you)\b|"
+                       r"\bwhen (?:can|could|would) (?:you|i|we) (?:do (?:it|that|this|one|me|us)|fit (?:me|us|it|"
+                       r"him|her|them) in|see (?:me|us|it|him|her|them)|book (?:me|us|it|one)|come in)\b")
 """Free times asked after in words that need a day or a service to be a booking ("Do you have anything on
-Saturday?" heard "I don't have that information"; "What's the earliest I can get my cat vaccinated?")."""
+Saturday?" heard "I don't have that information"; "What's the earliest I can get my cat vaccinated?"; "My car needs
+an inspection, when can you do it?" heard "Yes, we do." and the price). Not "when can I pick it up" (their own)."""
 _GET_ONE = re.compile(r"\b(?:can|could|may) (?:i|we) (?:get|have|grab|make) (?:a|an|one)\b")
 """A visit or a service asked for as a thing to get: "Can I get a checkup on Wednesday afternoon?" was the caller's
 own bookings (by 0.005) and asked for their phone number."""
@@ -138,6 +141,16 @@ _BOOKED_VISIT = re.compile(r"\b(?:(?:when|what time|what day) (?:is|does|will|s)
                            r"engineer|fitter|installer|repair ?man|visit|appointment|repair|fitting|setup)\b"
                            r"(?! (?:be )?(?:available|free))")
 """A visit already booked asked after: "the technician", "my appointment", not "a technician" (a new booking)."""
+_HOW_IS_MY_THING = re.compile(
+    r"\b(?:is|are) (?:my|our) (?:\w+ ){1,2}(?:ready|done|finished|fixed|repaired|sorted)\b|"
+    r"\b(?:has|have) (?:my|our) (?:\w+ ){1,2}been (?:fixed|repaired|done|finished|looked at|serviced|sorted|seen to)\b|"
+    r"\b(?:status|progress) (?:of|on|with) (?:my|our)\b|\bwhen will (?:my|our) (?:\w+ ){1,2}be (?:ready|done|"
+    r"finished|fixed|repaired)\b|\bwhen (?:can|could|will) (?:i|we) (?:pick up|collect|come for|get back) (?:my|our)\b|"
+    r"\bwhen (?:can|could|will) (?:i|we) (?:pick|get|have) (?:my|our) (?:\w+ ){1,2}(?:up|back)\b")
+"""The state of something of the caller's left with the company ("Is my car ready?" heard a garage's courtesy-car
+entry, "What's the status of my repair?" went to the model): their records, a ticket when a ticket word is said,
+else their orders (a repair job is one in the CRM). Not a booking ("is my appointment ...": ``_THEIR_OWN``)."""
+_BOOKING_NOUNS = frozenset("appointment appointments booking bookings reservation reservations visit visits".split())
 _WHEN_IS = re.compile(r"\b(?:(?:when|what time|what day) (?:is|does|will|s)|whens) (?:the|my|our) (\w+(?: \w+){0,2})")
 _SEND_SOMEONE = re.compile(r"\b(?:someone|somebody|an? (?:engineer|technician|plumber|electrician|fitter|mechanic))"
                            r"(?: (?:to|who can|that can))? (?:come|look|check|fix|repair|see|sort|service)\b|"
@@ -249,6 +262,10 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
         # "When does the technician come?" was a booking (by 0.012) and asked which service; "When is the technician
         # coming?" had no pick and heard the printer repair entry: the visit already booked, looked up
         return Intent("my_appointments", found.score if found else 0.0, 1.0, "(the words ask when the visit is)")
+    if (found is None or found.name in ("booking", "knowledge", "my_appointments", "order_status", "order_history")) \
+            and _HOW_IS_MY_THING.search(plain) and not set(words(text)) & _BOOKING_NOUNS:
+        kind = "ticket_status" if set(words(text)) & _RECORD_WORDS["ticket_status"] else "order_status"
+        return Intent(kind, found.score if found else 0.0, 1.0, "(the words ask how the caller's own thing is)")
     if (found is None or found.name in ("booking", "knowledge")) and _when_is_my(normalize(text), services, today):
         return Intent("my_appointments", found.score if found else 0.0, 1.0, "(the words ask when the service is)")
     if (found is None or found.name in ("ticket", "knowledge")) and _SEND_SOMEONE.search(normalize(text)) and \

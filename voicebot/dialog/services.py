@@ -24,8 +24,9 @@ def _stem(word: str) -> str:
     """A service's word as a pattern for the start of a caller's word, its ending left off where the rest is a word
     of its own: "vaccination" is said "vaccinated" or "vaccine", "installation" "installed", "cleaning" "cleaned"
     ("What's the earliest I can get my cat vaccinated?" named no service). Generic words stay out
-    (``_NOT_A_NAME``: "servicing" is no stem of "services")."""
-    stem = re.sub(r"(?:ation|ing|ment)$", "", word)
+    (``_NOT_A_NAME``: "servicing" is no stem of "services"); "inspection" is said "inspected" ("I need my car
+    inspected this week." asked which service, a state inspection among them)."""
+    stem = re.sub(r"(?:ation|ion|ing|ment)$", "", word)
     return re.escape(stem if len(stem) >= 6 else word)  # not "treat" (treats) nor "train" (a train)
 
 

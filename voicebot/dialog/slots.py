@@ -23,7 +23,10 @@ from voicebot.crm.toolkit import to_jsonable
 from voicebot.review.redact import mask_secrets
 
 PARTS = {"morning": (8, 12), "lunchtime": (12, 14), "afternoon": (12, 17), "evening": (17, 21)}
-"""Parts of the day as hours [start, end): what a service desk means by them."""
+"""Parts of the day as hours [start, end): what a service desk means by them (a callback "in the morning" from 8)."""
+_OPEN_PARTS = {**PARTS, "morning": (5, 12), "evening": (17, 24)}
+"""The same parts for a company's free times: "tomorrow morning" at a garage that opens at 7 was offered 9 AM over
+its free 7 AM, and a gym's 9:30 PM class is in the evening. A callback keeps the desk's hours (``PARTS``)."""
 _PART_WORDS = {"morning": "morning", "lunchtime": "lunchtime", "lunch": "lunchtime", "afternoon": "afternoon",
                "evening": "evening", "tonight": "evening", "night": "evening"}
 _HOUR_WORDS = {**{k: v for k, v in UNITS.items() if v}, **{k: v for k, v in TEENS.items() if v <= 12}}
@@ -56,7 +59,7 @@ class When:
         if self.hour is not None:
             return start.hour == self.hour and (self.minute == 0 or start.minute == self.minute)
         if self.part is not None:
-            low, high = PARTS[self.part]
+            low, high = _OPEN_PARTS[self.part]
             return low <= start.hour < high
         return True
 
@@ -69,7 +72,7 @@ class When:
             return self.hour - 2, min(24, self.hour + 15)  # then" at 7 PM); the times found say which (near_offered)
         if self.hour is not None:
             return max(0, self.hour - 2), min(24, self.hour + 3)
-        return PARTS[self.part] if self.part is not None else None
+        return _OPEN_PARTS[self.part] if self.part is not None else None
 
     @property
     def has_day(self) -> bool:

@@ -1,0 +1,113 @@
+"""An eighth company behind the same code: a garage, whose CRM books oil changes, state inspections and diagnostic
+checks, and whose repair jobs are the customer's orders. Turns that went wrong when called as its customers would
+(nothing here is in the other companies' data): "Is my car ready?", "When can I pick up my car?" and "Is my car
+ready to be picked up?" heard the courtesy-car entry (the word "car"), "What's the status of my repair?" and "Has my
+car been fixed?" went to the model; "My car needs an inspection, when can you do it?" heard "Yes, we do." and the
+price, "I need my car inspected this week." asked which service; and "tomorrow morning" offered 9 AM over a free
+7 AM (a morning began at 8). ``ScriptedChat()`` fails the test on any model call."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+
+import pytest
+from company_support import add_daily_slots, company_agent, company_knowledge
+
+from voicebot.crm.models import OrderItem
+from voicebot.crm.repository import Repository
+from voicebot.dialog.agent import DialogueAgent, Sentence, ToolCalled
+
+TODAY = date(2026, 11, 30)  # a Monday
+DAN = "+16175550123"
+STRANGER = "+16175550999"
+GARAGE_MD = """# About Elm Street Auto
+
+## Do you offer a courtesy car?
+tags: loaner, courtesy car, rental, replacement car
+
+We have two courtesy cars. Book one when you book your service; they go first come, first served.
+
+## How long does a service take?
+tags: how long, duration, wait, waiting room
+
+An oil change takes about 30 minutes and you can wait in our waiting room. A full service takes about 3 hours.
+"""
+HOURS = """timezone: America/New_York
+weekly: {monday: "07:00-18:00", tuesday: "07:00-18:00", wednesday: "07:00-18:00", thursday: "07:00-18:00",
+         friday: "07:00-18:00", saturday: "08:00-12:00", sunday: closed}
+"""
+PRICES = """currency: USD
+items:
+  - {id: oil, name: Oil change, aliases: [oil and filter, lube], price: 59.00, unit: car}
+  - {id: inspect, name: State inspection, aliases: [inspection, sticker], price: 35.00, unit: car}
+  - {id: diag, name: Diagnostic check, aliases: [diagnostic, check engine light], price: 95.00, unit: car}
+"""
+
+
+@pytest.fixture
+def garage(tmp_path, intent_classifier):
+    kb = company_knowledge(tmp_path / "knowledge", intent_classifier.embedder,
+                           {"garage.md": GARAGE_MD, "prices.yaml": PRICES, "hours.yaml": HOURS})
+    repo = Repository.open(None, region="US", clock=lambda: datetime.combine(TODAY, time(9)))
+    dan = repo.add_customer("Dan Ortiz", [DAN], pin="4826")
+    repo.add_order("77120", dan.id, "processing", TODAY - timedelta(days=1),
+                   [OrderItem("BRK", "Front brake pads", 1, Decimal("180.00"))])
+    repo.create_ticket("Rattle after service", "A rattle from the back after my last service.", customer_id=dan.id)
+    add_daily_slots(repo, TODAY, {"oil change": ((7, 9, 13), 30), "state inspection": ((10, 14), 30),
+                                  "diagnostic check": ((8, 15), 60)}, weekdays_only=True)
+
+    def call(caller: str = STRANGER) -> DialogueAgent:
+        return company_agent(repo, caller, "Elm Street Auto.", TODAY, intent_classifier, kb)
+    return call
+
+
+def _said(events) -> str:
+    return " ".join(e.text for e in events if isinstance(e, Sentence))
+
+
+def _tools(events) -> list[ToolCalled]:
+    return [e for e in events if isinstance(e, ToolCalled)]
+
+
+@pytest.mark.parametrize("asked", [
+    "Is my car ready?", "Is my car ready to be picked up?", "When can I pick up my car?", "Has my car been fixed?",
+    "What's the status of my repair?", "When will my car be ready?"])
+def test_how_the_callers_own_thing_is_getting_on_is_their_orders_after_the_pin(garage, asked):
+    agent = garage(DAN)
+    first = list(agent.turn(asked))
+    assert _said(first) == "For your security, please tell me your PIN.", _said(first)
+    events = list(agent.turn("4 8 2 6."))
+    assert [t.name for t in _tools(events)] == ["verify_caller", "list_open_orders"], _tools(events)
+    assert "77120" in _said(events) and "brake pads" in _said(events).lower() and "courtesy" not in _said(events)
+
+
+def test_a_complaint_asked_after_the_same_way_is_their_tickets(garage):
+    agent = garage(DAN)
+    assert _said(agent.turn("What's the status of my complaint?")) == "For your security, please tell me your PIN."
+    events = list(agent.turn("4826"))
+    assert [t.name for t in _tools(events)] == ["verify_caller", "get_caller_history"], _tools(events)
+    assert "rattle" in _said(events).lower(), _said(events)
+
+
+@pytest.mark.parametrize("asked, day", [
+    ("My car needs an inspection, when can you do it?", None),
+    ("I need my car inspected this week.", "2026-11-30")])
+def test_a_service_asked_when_or_named_by_its_verb_is_its_free_times(garage, asked, day):
+    events = list(garage().turn(asked))
+    [listed] = _tools(events)
+    assert listed.name == "list_free_slots" and listed.args["service"] == "state inspection", listed.args
+    assert listed.args.get("date_from") == day, listed.args
+    assert _said(events).startswith("I can offer a state inspection on Tuesday, December 1st at 10 AM"), _said(events)
+
+
+def test_when_the_garage_can_fit_the_caller_in_asks_which_service(garage):
+    said = _said(garage().turn("When can you fit me in?"))
+    assert said == "Which service do you need: diagnostic check, oil change or state inspection?", said
+
+
+def test_a_morning_is_the_companys_morning_from_its_first_free_time(garage):
+    events = list(garage().turn("Can I bring my car in tomorrow morning for an oil change?"))
+    [listed] = _tools(events)
+    assert listed.args["date_from"] == "2026-12-01" and listed.args["from_hour"] <= 7, listed.args
+    assert _said(events).startswith("I can offer an oil change on Tuesday, December 1st at 7 AM or 9 AM"), _said(events)
