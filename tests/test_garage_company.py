@@ -111,3 +111,14 @@ def test_a_morning_is_the_companys_morning_from_its_first_free_time(garage):
     [listed] = _tools(events)
     assert listed.args["date_from"] == "2026-12-01" and listed.args["from_hour"] <= 7, listed.args
     assert _said(events).startswith("I can offer an oil change on Tuesday, December 1st at 7 AM or 9 AM"), _said(events)
+
+
+def test_a_name_said_in_its_own_clause_with_the_time_is_the_bookings_name(garage):
+    """"The 3 PM please, it's Jo Park." was asked "May I have your name for the booking?", and its "Yes." booked
+    "Caller"."""
+    agent = garage()
+    list(agent.turn("Can I book a diagnostic for Wednesday?"))
+    assert _said(agent.turn("The 3 PM please, it's Jo Park.")) == (
+        "That's a diagnostic check on Wednesday, December 2nd at 3 PM for Jo Park. Shall I book it?")
+    [booked] = _tools(list(agent.turn("Yes.")))
+    assert booked.name == "book_appointment" and booked.args["name"] == "Jo Park", booked.args

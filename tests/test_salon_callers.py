@@ -72,7 +72,9 @@ def said(events) -> str:
     ("This is Dana from Acme, we need 40 chairs", "Dana"), ("It's Anna.", "Anna"),
     ("It's Friday I wanted", None), ("I'm Not sure", None), ("Hi, I'm calling about my order", None),
     ("Perfect.", None), ("Lovely.", None), ("Friday Morning.", None), ("Half Ten.", None),
-    ("Yes. It's Fiber 500 I want.", None), ("I think it's OK", None)])
+    ("Yes. It's Fiber 500 I want.", None), ("I think it's OK", None),
+    ("The 3 PM please, it's Jo Park.", "Jo Park"), ("Ten o'clock, and it's Sam.", "Sam"),
+    ("Yes, it's Friday.", None), ("OK, it's fine.", None), ("Right, I'm Not sure.", None)])
 def test_a_name_the_caller_gives_unasked(text, name):
     assert introduced_name([text]) == name
 

@@ -74,4 +74,9 @@ def introduced_name(caller_turns: list[str]) -> str | None:
             if bare and (len(bare.split()) >= 2 or _IT_IS.match(sentence)) and \
                     not any(w.lower().strip(".") in _NOT_A_NAME for w in bare.split()):
                 return bare
+            for clause in reversed(sentence.split(",")[1:]):  # "The 3 PM please, it's Jo Park.": its own clause
+                clause = re.sub(r"^\s*and\s+", "", clause, flags=re.IGNORECASE)
+                bare = spoken_name(clause) if _IT_IS.match(clause) else None
+                if bare and not any(w.lower().strip(".") in _NOT_A_NAME for w in bare.split()):
+                    return bare
     return None
