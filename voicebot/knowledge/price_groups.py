@@ -20,7 +20,7 @@ import re
 from collections.abc import Iterable
 
 from voicebot.knowledge.files import PriceItem, PricesFile
-from voicebot.knowledge.prices import _FILLER, _MODIFIERS, _TOKEN, _singular, money, named_parts
+from voicebot.knowledge.prices import _FILLER, _MODIFIERS, _TOKEN, _singular, cost_of, money, named_parts
 
 CHEAPEST = re.compile(r"\b(cheapest|cheaper|least expensive|less expensive|lowest[- ]priced|lowest price|"
                       r"most affordable|budget|entry[- ]level)\b", re.IGNORECASE)
@@ -97,7 +97,7 @@ def _superlative(chosen: list[PriceItem], word: str, cheapest: bool, prices: Pri
 def each_price(items: list[PriceItem], prices: PricesFile) -> str:
     """Each item's unit price, cheapest first ("Fiber 500 costs £35 per month and Fiber 900 costs £50 per
     month."); no sum: nobody asked for all of them together."""
-    return _listed([f"{i.name} costs {money(i.price, prices.currency)} per {i.unit}" for i in items]) + "."
+    return _listed([f"{i.name} {cost_of(i, prices.currency)}" for i in items]) + "."
 
 
 def _listed(parts: list[str]) -> str:

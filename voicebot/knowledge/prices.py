@@ -160,6 +160,11 @@ def money(amount: Decimal, currency: str) -> str:
     return f"{_SYMBOL.get(currency, '')}{text}" if currency in _SYMBOL else f"{text} {currency}"
 
 
+def cost_of(item: PriceItem, currency: str) -> str:
+    """"costs $40 per shot", or "is free" for a price of 0 (a pharmacy's "Covid booster costs $0 per shot")."""
+    return "is free" if item.price == 0 else f"costs {money(item.price, currency)} per {item.unit}"
+
+
 def estimate(item: PriceItem, quantity: int, currency: str) -> Estimate:
     """The price of ``quantity`` of ``item``: the highest volume discount that applies, rounded to cents."""
     quantity = max(quantity, item.minimum)
@@ -222,7 +227,7 @@ def say_unit_price(item: PriceItem, prices: PricesFile, question: str, asks_pric
 
 def _plain_unit_price(item: PriceItem, prices: PricesFile) -> str:
     """The unit price, its best volume discount, the conditions."""
-    text = f"{item.name} costs {money(item.price, prices.currency)} per {item.unit}."
+    text = f"{item.name} {cost_of(item, prices.currency)}."
     if item.discounts:
         best = item.discounts[-1]
         first = item.discounts[0]
@@ -276,8 +281,8 @@ def say_estimates(parts: list[tuple[PriceItem, str]], prices: PricesFile) -> tup
 def say_prices(items: list[PriceItem], prices: PricesFile) -> str:
     """One of each of several items ("How much for a haircut and a beard trim together?"): each unit price and
     their sum, computed here; conditions and discounts are left to a question about one item."""
-    each = [f"{item.name if n == 0 or not item.name[1:2].islower() else item.name[:1].lower() + item.name[1:]} costs "
-            f"{money(item.price, prices.currency)} per {item.unit}" for n, item in enumerate(items)]
+    each = [f"{item.name if n == 0 or not item.name[1:2].islower() else item.name[:1].lower() + item.name[1:]} "
+            f"{cost_of(item, prices.currency)}" for n, item in enumerate(items)]
     listed = each[0] if len(each) == 1 else f"{', '.join(each[:-1])} and {each[-1]}"
     total = money(sum((item.price for item in items), Decimal(0)), prices.currency)
     both = "both" if len(items) == 2 else f"all {len(items)}"
