@@ -382,7 +382,7 @@ def test_nothing_free_on_the_callers_days_offers_the_earliest_after_and_says_so(
 
 
 def test_two_resources_free_at_the_same_time_are_one_time_to_the_caller():
-    from voicebot.dialog.slots import fitting_slots
+    from voicebot.dialog.offered_times import fitting_slots
 
     slots = [{"id": 1, "service": "fitting", "starts_at": "2026-12-01T09:00:00"},
              {"id": 2, "service": "fitting", "starts_at": "2026-12-01T09:00:00"},

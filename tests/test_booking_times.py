@@ -14,7 +14,8 @@ from voicebot.crm.repository import Repository
 from voicebot.crm.verification import CallerContext
 from voicebot.dialog.agent import DialogueAgent, Sentence, ToolCalled
 from voicebot.dialog.answers import pick_slot
-from voicebot.dialog.slots import near_offered, parse_when, said_hour
+from voicebot.dialog.offered_times import near_offered, said_hour
+from voicebot.dialog.slots import parse_when
 
 TODAY = date(2026, 12, 1)  # a Tuesday
 
@@ -50,6 +51,23 @@ def agent_for(repo, intents):
 def test_british_and_spoken_clock_times(text, hour, minute):
     when = parse_when(text, TODAY)
     assert (when.hour, when.minute) == (hour, minute)
+
+
+@pytest.mark.parametrize(("text", "hour", "bound", "hours"), [
+    ("After 5 PM?", 17, "after", (17, 24)), ("Anything after 3 on Friday?", 15, "after", (15, 24)),
+    ("Nothing before 10 works for me.", 10, "after", (10, 24)), ("No earlier than 9 am please.", 9, "after", (9, 24)),
+    ("Something later than 2 pm?", 14, "after", (14, 24)), ("Can I come by noon?", 12, "before", (0, 12)),
+    ("Before 11 am please.", 11, "before", (0, 11)), ("Not after 4.", 16, "before", (0, 16)),
+    ("Any time until 2.", 14, "before", (0, 14)), ("Drop by at 10.", 10, None, (8, 24)),
+    ("Tuesday at 10.", 10, None, (8, 24)), ("Around 3.", 15, None, (13, 18))])
+def test_a_clock_time_bounded_before_or_after_is_every_time_on_that_side(text, hour, bound, hours):
+    """"After 5 PM?" to the times offered looked for 3 to 8 PM around 5; "before noon" was offered 1 PM as the
+    time nearest noon."""
+    when = parse_when(text, TODAY)
+    assert (when.hour, when.bound, when.hours) == (hour, bound, hours), when
+    if bound is not None:
+        assert when.matches(datetime(2026, 12, 4, hour, 0)) is (bound == "after")
+        assert when.matches(datetime(2026, 12, 4, hour - 1, 30)) is (bound == "before")
 
 
 def test_half_an_hour_and_half_price_are_no_times():
@@ -176,7 +194,7 @@ def test_the_latest_without_a_day_is_the_end_of_the_first_free_day(salon):
     ("as soon as possible", "earliest"), ("Friday at ten", None), ("the last one", None),
     ("my last appointment was fine", None)])
 def test_the_words_for_one_end_of_the_times(text, extreme):
-    from voicebot.dialog.slots import extreme_asked
+    from voicebot.dialog.offered_times import extreme_asked
 
     assert extreme_asked(text) == extreme
 

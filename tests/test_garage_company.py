@@ -3,8 +3,10 @@ checks, and whose repair jobs are the customer's orders. Turns that went wrong w
 (nothing here is in the other companies' data): "Is my car ready?", "When can I pick up my car?" and "Is my car
 ready to be picked up?" heard the courtesy-car entry (the word "car"), "What's the status of my repair?" and "Has my
 car been fixed?" went to the model; "My car needs an inspection, when can you do it?" heard "Yes, we do." and the
-price, "I need my car inspected this week." asked which service; and "tomorrow morning" offered 9 AM over a free
-7 AM (a morning began at 8). ``ScriptedChat()`` fails the test on any model call."""
+price, "I need my car inspected this week." asked which service; "tomorrow morning" offered 9 AM over a free
+7 AM (a morning began at 8); the "change" of "oil change" was taken for a move ("Can I get an oil change on
+Wednesday after 10?" heard the wait entry); and times bounded ("after 10", "before noon", "nothing before 10") were
+read as the times around them. ``ScriptedChat()`` fails the test on any model call."""
 
 from __future__ import annotations
 
@@ -56,6 +58,9 @@ def garage(tmp_path, intent_classifier):
     repo.create_ticket("Rattle after service", "A rattle from the back after my last service.", customer_id=dan.id)
     add_daily_slots(repo, TODAY, {"oil change": ((7, 9, 13), 30), "state inspection": ((10, 14), 30),
                                   "diagnostic check": ((8, 15), 60)}, weekdays_only=True)
+    friday = next(s for s in repo.list_free_slots(service="oil change", start=date(2026, 12, 4), limit=5)
+                  if s.starts_at.hour == 13)
+    repo.book_slot(friday.id, name="Dan Ortiz", customer_id=dan.id)
 
     def call(caller: str = STRANGER) -> DialogueAgent:
         return company_agent(repo, caller, "Elm Street Auto.", TODAY, intent_classifier, kb)
@@ -122,3 +127,42 @@ def test_a_name_said_in_its_own_clause_with_the_time_is_the_bookings_name(garage
         "That's a diagnostic check on Wednesday, December 2nd at 3 PM for Jo Park. Shall I book it?")
     [booked] = _tools(list(agent.turn("Yes.")))
     assert booked.name == "book_appointment" and booked.args["name"] == "Jo Park", booked.args
+
+
+@pytest.mark.parametrize("asked, hours, offered", [
+    ("Can I get an oil change on Wednesday after 10?", (10, 24), "at 1 PM. Would that suit you?"),
+    ("Can I get an oil change on Wednesday before noon?", (0, 12), "at 7 AM or 9 AM. Which would suit you?")])
+def test_a_time_bounded_after_or_before_is_every_free_time_on_that_side(garage, asked, hours, offered):
+    """The first heard the wait entry (the "change" of "oil change" taken for a move), the second "12 PM isn't free"
+    and 1 PM."""
+    events = list(garage().turn(asked))
+    [listed] = _tools(events)
+    assert (listed.args["date_from"], listed.args["from_hour"], listed.args["to_hour"]) == ("2026-12-02", *hours)
+    assert _said(events) == f"I can offer an oil change on Wednesday, December 2nd {offered}", _said(events)
+
+
+def test_nothing_before_a_time_to_the_times_offered_is_the_times_after_it(garage):
+    """"Nothing before 10 works for me." to 7 and 9 AM went to the model."""
+    agent = garage()
+    list(agent.turn("I'd like to book an oil change."))
+    events = list(agent.turn("Nothing before 10 works for me."))
+    [listed] = _tools(events)
+    assert (listed.args["from_hour"], listed.args["to_hour"]) == (10, 24), listed.args
+    assert _said(events) == "I can offer an oil change on Tuesday, December 1st at 1 PM. Would that suit you?"
+
+
+@pytest.mark.parametrize("asked", ["I need an oil change.", "Hi, I'd like an oil change please."])
+def test_a_service_wanted_in_a_few_words_is_its_free_times(garage, asked):
+    """Both heard the wait entry ("An oil change takes about 30 minutes ...") and the offer of a ticket."""
+    events = list(garage().turn(asked))
+    [listed] = _tools(events)
+    assert listed.args == {"service": "oil change"}, listed.args
+
+
+def test_a_change_to_a_booking_named_by_its_service_is_a_move(garage):
+    """"I'd like to change my oil change appointment." had no pick, and heard the wait entry."""
+    agent = garage(DAN)
+    assert _said(agent.turn("I'd like to change my oil change appointment.")) == (
+        "For your security, please tell me your PIN.")
+    said = _said(agent.turn("4826"))
+    assert "Friday, December 4th at 1 PM" in said and "oil change" in said, said

@@ -289,6 +289,9 @@ def test_a_pin_said_twice_is_not_a_repeat_complaint():
 @pytest.mark.parametrize(("said", "again"), [
     ("What?", True), ("Sorry, what?", True), ("Pardon?", True), ("Could you say that again, please?", True),
     ("Sorry?", True), ("Excuse me?", True), ("I didn't catch that.", True),
+    ("Sorry, what were the times again?", True), ("What times did you say?", True), ("What was that?", True),
+    ("Could you read them again?", True), ("Sorry, I missed that.", True), ("One more time, please?", True),
+    ("Can you book me again?", False), ("It broke again.", False), ("What was the total?", False),
     ("Please.", False), ("Hmm.", False), ("What is the status of my order?", False), ("Yes.", False),
     ("Sorry, I need to cancel my booking for Tuesday.", False),
 ])

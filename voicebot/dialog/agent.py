@@ -27,7 +27,7 @@ from voicebot.dialog.answers import bare_order_number, match_intent, pick_slot, 
 from voicebot.dialog.rendered import render
 from voicebot.dialog.services import service_named
 from voicebot.dialog.appointments import CHANGES, AppointmentStep, picked_booking
-from voicebot.dialog.slots import fitting_slots, latest_first
+from voicebot.dialog.offered_times import fitting_slots, latest_first
 from voicebot.dialog.followups import also_booking, follow_up, more_for_the_lead, question_for, with_offer
 from voicebot.dialog.spoken_check import said_enough, spoken_or_safe
 from voicebot.dialog.names import introduced_name, spoken_name

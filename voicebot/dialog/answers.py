@@ -15,7 +15,8 @@ from typing import Any
 from voicebot.crm.spoken import digits_in, words_to_digits
 from voicebot.dialog.identity import only_numbers, stated_phone
 from voicebot.dialog.services import service_for
-from voicebot.dialog.slots import near_offered, parse_when
+from voicebot.dialog.offered_times import near_offered
+from voicebot.dialog.slots import parse_when
 from voicebot.dialog.write_asks import NEW_ORDER
 from voicebot.dialog.writes import answer_to_readback, short_subject
 from voicebot.review.redact import mask_secrets

@@ -42,7 +42,8 @@ from voicebot.dialog.rendered import appointment_phrase, offered_times, slot_len
 from voicebot.dialog.intents import Intent
 from voicebot.dialog.names import introduced_name
 from voicebot.dialog.prompting import compact_result
-from voicebot.dialog.slots import When, fitting_slots, latest_first, near_offered, parse_when, said_hour, spoken_time
+from voicebot.dialog.offered_times import fitting_slots, latest_first, near_offered, said_hour
+from voicebot.dialog.slots import When, parse_when, spoken_time
 from voicebot.dialog.write_asks import CANT_MAKE
 from voicebot.dialog.writes import PendingWrite, answer_to_readback, asked_for, booking_note, readback
 from voicebot.llm.base import ChatMessage
@@ -299,7 +300,7 @@ _MINE_BOOKED = re.compile(r"\b(?:(?:have|did) (?:i|we)(?: got)?|do (?:i|we) have
                           r"(?:had )?"
                           r"(?:booked|made a booking|have an appointment)\b")
 """Asking after one's own bookings: "Have I got any appointments coming up?" was a new booking by 0.018."""
-_MY_VISIT = re.compile(r"\b(?:my|our|the) (?:\w+ )?(?:appointment|booking|reservation|visit|fitting|setup|repair)\b")
+_MY_VISIT = re.compile(r"\b(?:my|our|the) (?:\w+ ){0,2}(?:appointment|booking|reservation|visit|fitting|setup|repair)\b")
 """A booking of the caller's named ("my appointment", "the printer repair"): a move or a cancellation of it is no new
 request, even with no pick from the classifier."""
 

@@ -75,8 +75,12 @@ _ANGER = re.compile(
 _CONFUSED_WORDS = frozenset("what sorry pardon huh eh excuse me come again please hm hmm".split())
 _CONFUSED_PHRASE = re.compile(
     r"(?<!\S)(?:dont understand|didnt understand|dont get it|didnt get that|didnt catch|didnt hear|cant hear|"
-    r"what do you mean|what did you say|say that again|say again|repeat that|come again|pardon)(?!\S)"
+    r"what do you mean|what did you say|say that again|say again|repeat that|come again|pardon|what was that|"
+    r"missed (?:that|it|the \w+)|what (?:\w+ )?did you (?:just )?say|(?:say|read|tell me|give me) (?:the |those |them |"
+    r"that |it )?(?:\w+ )?again|what (?:were|was) (?:the|those|that) \w+ again|one more time)(?!\S)"
 )
+"""Asked to hear it again in the caller's words: "Sorry, what were the times again?", "What times did you say?",
+"Could you read them again?", "Sorry, I missed that." went to the model (or a knowledge entry) before."""
 _ASKING_AGAIN = frozenset("what sorry pardon huh eh excuse".split())
 _CONFUSED_MAX_WORDS = 6
 

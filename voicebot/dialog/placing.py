@@ -72,6 +72,16 @@ _MOVES_OR_DROPS = re.compile(r"\b(?:move|moved|moving|shift|reschedul\w*|postpon
                              r"another|different|instead|any ?more|earlier|later)\b")
 """A word of moving or dropping a booking: without one, a move or a cancellation picked for a turn that names a
 service is a new booking."""
+
+
+def _moves_or_drops(plain: str, services: Sequence[str]) -> bool:
+    """A word of moving or dropping said outside the name of a service: "Can I get an oil change on Wednesday?"
+    (a garage's "oil change") heard the wait entry, its "change" taken for a move."""
+    for service in services:
+        plain = re.sub(rf"\b{re.escape(normalize(service))}s?\b", " ", plain)
+    return _MOVES_OR_DROPS.search(plain) is not None
+
+
 OWN_RECORDS = frozenset({"order_status", "order_history", "ticket_status", "my_appointments"})
 """Intents that read the caller's own records: their words say whose."""
 CHANGES = frozenset({"reschedule", "cancel_booking"})
@@ -157,6 +167,10 @@ _SEND_SOMEONE = re.compile(r"\b(?:someone|somebody|an? (?:engineer|technician|pl
                            r"\bsend (?:someone|somebody|an? \w+) (?:out|round|over|to)\b")
 """Asking for a person to come ("I need someone to look at my boiler"): with a service named, a booking."""
 
+_WANTS = re.compile(r"^(?:(?:hi|hello|yes|yeah|so|um|well|okay|ok)\W+)*(?:(?:i|we) (?:need|want|would like)|(?:id|wed) "
+                    r"like) (?:a|an|the|my|our|some|to (?:book|get|have|schedule|make|arrange))\b")
+"""A service asked for as wanted ("I need an oil change."), at the start of the turn: not "the car I need back"."""
+
 _SIGNS_UP = re.compile(r"\b(?:i want to|i wanna|id like to|i would like to|we want to|wed like to|we would like to|"
                        r"can i|could i|can we|could we|im looking to|were looking to|i need to|we need to|please) "
                        r"(?:\w+ )?(?:sign(?:ing)? up|subscribe|upgrade|take out|become a (?:member|customer)|"
@@ -235,7 +249,7 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
     found = placed(found, text)
     plain, service = normalize(text), service_named(text, list(services), aliases)
     if (found is None or found.name in ("booking", "my_appointments", "knowledge", *CHANGES)) and not \
-            _THEIR_OWN.search(plain) and not price_question(text) and not _MOVES_OR_DROPS.search(plain) and (
+            _THEIR_OWN.search(plain) and not price_question(text) and not _moves_or_drops(plain, services) and (
             _ASKS_FREE_TIME.search(plain) or _EARLIEST.search(plain)
             or (_ANYTHING.search(plain) and (service or parse_when(text, today)))
             or (_GET_ONE.search(plain) and (service or set(words(text)) & _A_VISIT))
@@ -269,7 +283,7 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
     if (found is None or found.name in ("booking", "knowledge")) and _when_is_my(normalize(text), services, today):
         return Intent("my_appointments", found.score if found else 0.0, 1.0, "(the words ask when the service is)")
     if (found is None or found.name in ("ticket", "knowledge")) and _SEND_SOMEONE.search(normalize(text)) and \
-            service_named(text, list(services)) and not _MOVES_OR_DROPS.search(normalize(text)):
+            service_named(text, list(services)) and not _moves_or_drops(normalize(text), services):
         # "I need someone to look at my boiler, it's making a banging noise." had no pick, and the model handed over
         return Intent("booking", found.score if found else 0.0, 1.0, "(the words ask for someone to come)")
     visit = bool(set(words(text)) & _A_VISIT)  # a lead's pick needs it: "book ten standing desks" buys desks
@@ -287,15 +301,17 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
     if (found is None or found.name in ("order_status", "order_history", "booking", "knowledge")) and \
             _SIGNS_UP.search(normalize(text)) and not service_named(text, list(services)):
         return Intent("lead", found.score if found else 0.0, 1.0, "(the words ask to sign up or upgrade)")
-    if (found is None or found.name in CHANGES) and not _MOVES_OR_DROPS.search(normalize(text)) and not \
-            price_question(text) and service_named(text, list(services)) and (found or parse_when(text, today)) \
-            and not any(re.search(rf"\b(?:my|our) (?:\w+ )?{re.escape(normalize(s))}\b", normalize(text))
-                        for s in services):  # "My printer repair on Monday, is it still on?" is one booked
+    if (found is None or found.name in CHANGES) and not _moves_or_drops(normalize(text), services) and not \
+            price_question(text) and service_named(text, list(services)) and (
+                found or parse_when(text, today) or _WANTS.search(plain)) and not any(
+                re.search(rf"\b(?:my|our) (?:\w+ )?{re.escape(normalize(s))}\b", normalize(text))
+                for s in services):  # "My printer repair on Monday, is it still on?" is one booked
         # "I need someone to set up 5 laptops next Tuesday" was a move by 0.005 ("the laptop setup has to move to
         # another week"), with a full stop no pick at all, and heard the setup entry: a service named (with a day,
         # when nothing was picked) and no word of moving or dropping a booking is a new booking; with no day, not
         # while an entry answers the words almost as written ("Can I wait while you do the MOT?", 0.92)
-        if parse_when(text, today) or knowledge_score is None or knowledge_score(text) < SURE_ENTRY:
+        if parse_when(text, today) or _WANTS.search(plain) or knowledge_score is None or \
+                knowledge_score(text) < SURE_ENTRY:  # "Hi, I'd like an oil change please." (no pick): the wait entry
             return Intent("booking", found.score if found else 0.0, 1.0, "(a service, and no move)")
         return None
     if found is None or knowledge_score is None:
@@ -328,8 +344,10 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
     elif found.name == "booking" and not asks_for_a_visit(text, today) and not service_named(text, list(services)) \
             and knowledge_score(text) >= KNOWLEDGE_OVER_INTENT:
         return None  # "I'd like to open an account." was a booking (0.91) and asked which service to book
-    elif found.name == "booking":  # a narrow guess the words do not make offers times no one asked for
-        return found if found.margin >= WRITE_MARGIN or asks_for_a_visit(text, today) else None
+    elif found.name == "booking":  # a narrow guess the words do not make offers times no one asked for; "I need
+        # an oil change." (by 0.019) heard the garage's wait entry and the offer of a ticket
+        return found if found.margin >= WRITE_MARGIN or asks_for_a_visit(text, today) or (
+            _WANTS.search(normalize(text)) and service_named(text, list(services), aliases)) else None
     else:
         return found
     return found if made or knowledge_score(text) < KNOWLEDGE_OVER_INTENT else None

@@ -14,12 +14,10 @@ start fits it, so the slot list and the caller's choice use one reading.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Any
 
-from voicebot.crm.spoken import MONTHS, ORDINALS, TEENS, TENS, UNITS, WEEKDAYS, words_to_digits
-from voicebot.crm.toolkit import to_jsonable
+from voicebot.crm.spoken import MONTHS, ORDINALS, TEENS, TENS, UNITS, WEEKDAYS
 from voicebot.review.redact import mask_secrets
 
 PARTS = {"morning": (8, 12), "lunchtime": (12, 14), "afternoon": (12, 17), "evening": (17, 21)}
@@ -27,6 +25,7 @@ PARTS = {"morning": (8, 12), "lunchtime": (12, 14), "afternoon": (12, 17), "even
 _OPEN_PARTS = {**PARTS, "morning": (5, 12), "evening": (17, 24)}
 """The same parts for a company's free times: "tomorrow morning" at a garage that opens at 7 was offered 9 AM over
 its free 7 AM, and a gym's 9:30 PM class is in the evening. A callback keeps the desk's hours (``PARTS``)."""
+HALF_OF_DAY = re.compile(r"\b(a\.? ?m|p\.? ?m|morning|afternoon|evening|tonight|night)\b")
 _PART_WORDS = {"morning": "morning", "lunchtime": "lunchtime", "lunch": "lunchtime", "afternoon": "afternoon",
                "evening": "evening", "tonight": "evening", "night": "evening"}
 _HOUR_WORDS = {**{k: v for k, v in UNITS.items() if v}, **{k: v for k, v in TEENS.items() if v <= 12}}
@@ -40,7 +39,8 @@ _SPAN_UNITS = {"day": 1, "days": 1, "week": 7, "weeks": 7, "fortnight": 14}
 @dataclass(frozen=True)
 class When:
     """A time the caller named. ``first_day``..``last_day`` (inclusive) is the span of days; ``hour``/``minute``
-    a clock time, ``part`` a part of the day; ``text`` the caller's words for it (kept in the CRM as said)."""
+    a clock time, ``part`` a part of the day; ``text`` the caller's words for it (kept in the CRM as said);
+    ``bound`` "after" or "before" the clock time ("after 5 PM", "nothing before 10", "by noon")."""
 
     first_day: date | None = None
     last_day: date | None = None
@@ -51,11 +51,14 @@ class When:
     in_minutes: int | None = None
     """A time from now ("in an hour", "in 20 minutes"): only a clock can place it (``callback_time``); a day,
     a clock time or a part of the day said with it comes first."""
+    bound: str | None = None
 
     def matches(self, start: datetime) -> bool:
         """True when a slot starting at ``start`` fits what the caller said."""
         if self.first_day is not None and not (self.first_day <= start.date() <= (self.last_day or self.first_day)):
             return False
+        if self.hour is not None and self.bound is not None:
+            return ((start.hour, start.minute) >= (self.hour, self.minute)) == (self.bound == "after")
         if self.hour is not None:
             return start.hour == self.hour and (self.minute == 0 or start.minute == self.minute)
         if self.part is not None:
@@ -66,8 +69,11 @@ class When:
     @property
     def hours(self) -> tuple[int, int] | None:
         """The hours (from, to: exclusive) to look for free times in: the part of the day, or a few hours around a
-        clock time (its neighbours are offered when it is taken); None when no time was named."""
-        if self.hour is not None and 7 <= self.hour <= 11 and self.part is None and not _HALF_OF_DAY.search(
+        clock time (its neighbours are offered when it is taken), or all after or before it; None when no time was
+        named."""
+        if self.hour is not None and self.bound is not None:
+            return (self.hour, 24) if self.bound == "after" else (0, self.hour + (self.minute > 0))
+        if self.hour is not None and 7 <= self.hour <= 11 and self.part is None and not HALF_OF_DAY.search(
                 self.text.lower()):  # "Saturday at 7": 7 AM or 7 PM (a restaurant's tables were "nothing free
             return self.hour - 2, min(24, self.hour + 15)  # then" at 7 PM); the times found say which (near_offered)
         if self.hour is not None:
@@ -209,12 +215,13 @@ def _time(text: str) -> tuple[int | None, int, str | None, str]:
     elif m := re.search(r"\b(" + "|".join(sorted(_HOUR_WORDS, key=len, reverse=True)) + r") (fifteen|thirty|"
                         r"forty-five|forty five)\b", text):  # "ten thirty": a time without "at" or "am"
         hour, minute, said = _with_meridiem(_hour_value(m.group(1)), None, part), _MINUTE_WORDS[m.group(2)], m.group(0)
-    elif m := re.search(r"\b(?:at |from |around |about |after )?(\d{1,2})(?::(\d{2}))? ?"
+    elif m := re.search(r"\b(?:(?:at|from|around|about|after|before|by|until|till) )?(\d{1,2})(?::(\d{2}))? ?"
                         r"(a\.? ?m\b\.?|p\.? ?m\b\.?|o'clock)", text) \
-            or re.search(r"\b(?:at|from|around|about|after) (\d{1,2})(?::(\d{2}))?\b()", text):
+            or re.search(r"\b(?:at|from|around|about|after|before|by|until|till) (\d{1,2})(?::(\d{2}))?\b()", text):
         hour, minute, said = int(m.group(1)), int(m.group(2) or 0), m.group(0)
         hour = _with_meridiem(hour, m.group(3), part)
-    elif m := (re.search(r"\b(?:at|from|around|about|after) " + _WORD_TIME + r"?(?! of\b)", text)  # "at one of"
+    elif m := (re.search(r"\b(?:at|from|around|about|after|before|by|until|till) " + _WORD_TIME + r"?(?! of\b)",
+                         text)  # "at one of"
                or re.search(r"\b" + _WORD_TIME, text)):
         hour, said = _hour_value(m.group(1)), m.group(0)
         minute = _MINUTE_WORDS.get(m.group(2) or "", 0)
@@ -255,7 +262,27 @@ def parse_when(text: str, today: date) -> When | None:
     if "this morning" in day_words or "this afternoon" in day_words or "this evening" in day_words:
         part = part or day_words.split()[-1]
     said = " ".join([day_words] + ([time_words] if time_words and time_words not in day_words else [])).strip()
-    return When(first, last, hour, minute, part, said)
+    return When(first, last, hour, minute, part, said, bound=_bound(cleaned, time_words) if hour is not None else None)
+
+
+_BOUNDS = re.compile(r"(?:\b(?P<no>not|nothing|no|none|anything but)\s+)?(?:(?P<after>after|from|later than|no earlier "
+                     r"than)|(?P<before>before|by|until|till|earlier than|no later than))$")
+
+
+def _bound(text: str, time_words: str) -> str | None:
+    """"after" or "before" when the words just before the clock time bound it: "after 5 PM", "from 3", "nothing
+    before 10" (after), "by noon", "until 2", "earlier than 11" (before). "After 5 PM?" to the times offered looked
+    for 3 to 8 PM around 5, and "Nothing before 10 works for me." went to the model."""
+    if re.match(r"(?:at|around|about)\b", time_words):
+        return None  # "Drop by at 10": the time itself
+    head = re.match(r"(after|from|before|by|until|till)\b\s*", time_words)
+    start = text.find(time_words)
+    before = (text[:start] + (head.group(0) if head else "")).strip() if start >= 0 else ""
+    found = _BOUNDS.search(" ".join(before.split()[-4:]))
+    if found is None or (found.group("after") == "from" and found.group("no")):
+        return None
+    after = found.group("after") is not None
+    return "after" if after != bool(found.group("no")) else "before"
 
 
 _COUNT_WORDS = {**{w: n for w, n in UNITS.items() if n}, **TEENS, **TENS, "a": 1, "an": 1, "forty-five": 45,
@@ -278,42 +305,6 @@ def _from_now(text: str) -> tuple[int, str] | None:
         count = int(m.group(2)) if m.group(2).isdigit() else _COUNT_WORDS[m.group(2)]
         minutes = count * (60 if m.group(3).startswith("hour") else 1)
     return (minutes, m.group(0)) if 0 < minutes <= 24 * 60 else None
-
-
-def _minutes(slot: dict[str, Any]) -> int:
-    start = datetime.fromisoformat(str(slot["starts_at"]))
-    return start.hour * 60 + start.minute
-
-
-_HALF_OF_DAY = re.compile(r"\b(a\.? ?m|p\.? ?m|morning|afternoon|evening|tonight|night)\b")
-
-
-def near_offered(when: When, text: str, offered_hour: int) -> When:
-    """A clock time said without "am"/"pm" to times offered: the half of the day nearer them ("Seven o'clock." to
-    6 and 7 PM is 7 PM; "Half ten." to 8:30 and 9:30 AM is 10:30 AM)."""
-    if when.hour is None or _HALF_OF_DAY.search(text.lower()):
-        return when
-    both = (when.hour % 12, when.hour % 12 + 12)
-    likely = [h for h in both if 7 <= h <= 21] or list(both)  # "two" is 2 PM whatever was offered
-    return replace(when, hour=min(likely, key=lambda h: abs(h - offered_hour)))
-
-
-def said_hour(text: str) -> When | None:
-    """A bare hour said to times offered ("Eleven's fine.", "Ten?", "11 please"): a clock time, which alone it
-    is not (``parse_when`` wants "at ten" or "ten o'clock"); None in a longer turn."""
-    if len(text.split()) > 5:
-        return None
-    said = words_to_digits(text.lower().replace("'s", " is"))
-    found = re.search(r"\b(\d{1,2})(?::(\d{2}))?\b", said)
-    if found is None or not 1 <= int(found.group(1)) <= 12:
-        return None
-    if set(re.findall(r"[a-z']+", said)) - _AROUND_A_TIME:  # "2 chairs", "printer repair for 2": no time
-        return None
-    return When(hour=int(found.group(1)), minute=int(found.group(2) or 0), text=found.group(0))
-
-
-_AROUND_A_TIME = frozenset("""is fine please ok okay then works would be great good thanks thank you at yes yeah how
-    about what maybe perhaps o'clock oclock sounds that suits me perfect lovely and or around""".split())
 
 
 def spoken_when(when: When) -> str:
@@ -339,64 +330,9 @@ def spoken_date(value: str | date) -> str:
 
 def spoken_time(value: str) -> str:
     start = datetime.fromisoformat(value)
-    return f"{spoken_date(start.date())} at {_clock(start.hour, start.minute)}"
+    return f"{spoken_date(start.date())} at {clock_time(start.hour, start.minute)}"
 
 
-def _clock(hour: int, minute: int) -> str:
+def clock_time(hour: int, minute: int) -> str:
     """"10:30 AM", "7 PM"."""
     return f"{hour % 12 or 12}{'' if minute == 0 else f':{minute:02d}'} {'AM' if hour < 12 else 'PM'}"
-
-
-_LATEST = re.compile(r"\b(latest|as late as (?:possible|you can|you have)|last (?:slot|time|appointment|opening) "
-                     r"(?:you have|of the day|available)|last thing in the day|end of the day)\b", re.IGNORECASE)
-_EARLIEST = re.compile(r"\b(earliest|soonest|first (?:available|free|possible|opening|slot|appointment|time)|"
-                       r"as (?:early|soon) as (?:possible|you can)|asap)\b", re.IGNORECASE)
-
-
-def extreme_asked(text: str) -> str | None:
-    """"latest" or "earliest" when the caller asks for the one time at that end ("What's the latest you have on
-    Friday?", "Book me the earliest printer repair"), else None: such a caller was offered the first two times."""
-    return "latest" if _LATEST.search(text) else "earliest" if _EARLIEST.search(text) else None
-
-
-def latest_first(args: dict[str, Any], said: str) -> dict[str, Any]:
-    """``list_free_slots`` arguments, with ``latest`` when ``said`` asks for the latest time (the tool then reads
-    the end of the day; its earliest-first six never held "the latest you have on Friday")."""
-    return {**args, "latest": True} if extreme_asked(said) == "latest" else args
-
-
-def _hour_free(when: When, slots: list[dict[str, Any]]) -> int | None:
-    """The one half of the day in which a clock time said without "am"/"pm" is free ("at 7" to a restaurant's
-    tables at noon and 6-8 PM: 7 PM), or None when both or neither are."""
-    if when.hour is None:
-        return None
-    free = {h for h in (when.hour % 12, when.hour % 12 + 12) if any(_minutes(s) // 60 == h for s in slots)}
-    return free.pop() if len(free) == 1 else None
-
-
-def fitting_slots(result: dict[str, Any], said: str, today: date) -> dict[str, Any]:
-    """A ``list_free_slots`` result narrowed to the hour or part of the day in the caller's words, when they name
-    one and any slot fits ("next Tuesday morning" is never offered 1 PM beside 9 AM), with one slot per service and
-    start time: two fitters free at 9 AM are one time to the caller, and "Tuesday at 9 AM or Tuesday at 9 AM" was
-    offered. Asked for the earliest or the latest time (``extreme_asked``), the one slot first, and ``extreme``."""
-    value = to_jsonable(result["result"])
-    slots, seen = [], set()
-    for slot in value.get("slots") or []:
-        if (key := (slot.get("service"), str(slot["starts_at"]))) not in seen:
-            seen.add(key)
-            slots.append(slot)
-    when = parse_when(said, today) or said_hour(said)  # "Eleven's fine." to the times offered
-    if when is not None and when.has_time:
-        if slots:
-            when = near_offered(when, said, _hour_free(when, slots) or _minutes(slots[0]) // 60)
-        fits = [s for s in slots if when.matches(datetime.fromisoformat(str(s["starts_at"])))]
-        if not fits and when.hour is not None and slots:  # the time asked is taken: the nearest free ones, in order
-            asked = when.hour * 60 + when.minute
-            near = sorted(slots, key=lambda s: abs(_minutes(s) - asked))
-            fits = sorted(near[:2], key=_minutes) + near[2:]
-            value["time_taken"] = _clock(when.hour, when.minute)  # "10:30 AM isn't free. I can offer ..."
-        slots = fits or slots
-    if (extreme := extreme_asked(said)) and slots and not value.get("time_taken"):
-        slots, value["extreme"] = slots[:1], extreme  # the tool put that end first (``latest``)
-    value["slots"] = slots
-    return {**result, "result": value}
