@@ -166,3 +166,26 @@ def test_a_change_to_a_booking_named_by_its_service_is_a_move(garage):
         "For your security, please tell me your PIN.")
     said = _said(agent.turn("4826"))
     assert "Friday, December 4th at 1 PM" in said and "oil change" in said, said
+
+
+@pytest.mark.parametrize("neither", ["Neither of those work for me.", "Those don't suit me, sorry.",
+                                     "I can't do either of those."])
+def test_none_of_the_times_offered_asks_for_a_better_day_and_keeps_the_service(garage, neither):
+    """Each went to the model."""
+    agent = garage()
+    list(agent.turn("I'd like to book an oil change."))
+    assert _said(agent.turn(neither)) == "What day or time would suit you better?"
+    events = list(agent.turn("Thursday afternoon."))
+    [listed] = _tools(events)
+    assert listed.args["service"] == "oil change" and listed.args["date_from"] == "2026-12-03", listed.args
+    assert _said(events) == "I can offer an oil change on Thursday, December 3rd at 1 PM. Would that suit you?"
+
+
+@pytest.mark.parametrize("dropped", ["Never mind.", "No, that's OK.", "Actually, forget it, I'll call back later.",
+                                     "Hmm, let me check my calendar and call you back."])
+def test_an_offer_let_go_is_closed_and_a_later_yes_books_nothing(garage, dropped):
+    """Each went to the model, and "Actually, forget it, I'll call back later." booked the later time offered."""
+    agent = garage()
+    list(agent.turn("I'd like to book an oil change."))
+    assert _said(agent.turn(dropped)) == "All right. Is there anything else I can help with?"
+    assert not agent.offered_slots and agent.pending_write is None

@@ -269,7 +269,9 @@ def pick_slot(text: str, slots: list[dict[str, Any]], today: date | None = None)
     lowered = text.lower().replace("'s", " is")  # "Eleven's fine."
     if OTHER_TIMES.search(lowered):  # "Anything later?" asks for other times: it picked the second
         return None
-    if re.search(r"\b(second|later|last|other)\b", lowered) and len(slots) > 1:
+    if re.search(r"\b(?:second|last)\b|\b(?:later|other) one\b|\bthe (?:later|other)\b(?! (?:days?|weeks?|times?))|"
+                 r"^\W*later\W*(?:please\W*)?$",
+                 lowered) and len(slots) > 1:  # not "I'll call back later", "any other times?"
         return slots[1]["id"]
     if re.search(r"\b(first|earliest|earlier|that one)\b|^\W*yes\b" if len(slots) == 1 else
                  r"\b(first|earliest|earlier)\b", lowered) and not re.search(r"\d", lowered):

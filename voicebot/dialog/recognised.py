@@ -19,10 +19,11 @@ from typing import Any, Protocol
 
 from voicebot.crm.verification import CallerContext
 from voicebot.dialog.agent_events import AgentEvent, IntentFound, Sentence
-from voicebot.dialog.answers import ADDRESS_CHANGE, OTHER_TIMES, match_intent, tool_args
+from voicebot.dialog.answers import ADDRESS_CHANGE, match_intent, tool_args
 from voicebot.dialog.followups import OFFER_TICKET, OFFER_VISIT, offered
 from voicebot.dialog.intents import Intent, IntentClassifier
 from voicebot.dialog.knowledge_step import NO_PRICE, WHICH_ITEM, KnowledgeStep, KnowledgeUsed
+from voicebot.dialog.other_times import another_service, later_times, neither_time, offer_dropped
 from voicebot.dialog.placing import KNOWLEDGE_OVER_INTENT, placed_request
 from voicebot.dialog.rendered import a_service, asks_how_long, order_sentence, slot_length
 from voicebot.dialog.services import service_named
@@ -238,41 +239,6 @@ def unanswered_service(agent: Recognising, caller_text: str) -> str | None:
     return None if agent.knowledge.score(caller_text) else service
 
 
-def another_service(agent: Recognising, caller_text: str) -> str | None:
-    """Another CRM service named in a few words while times for one are offered ("Vaccination." to the
-    consultation's times, after "When is your next free appointment?" named it by the price list's alias): it went to
-    the model. Its own free times, the day said with it kept. Not a price question, not a pick of a time offered."""
-    if not agent.offered_slots or len(caller_text.split()) > 6 or asks_price(normalize(caller_text)):
-        return None
-    service = service_named(caller_text, agent._services(), agent._price_names())
-    return service if service is not None and service != agent.offered_slots[0].get("service") else None
-
-
-LATEST = "I don't have a later free time. Would one of those suit you?"
-
-
-def later_times(agent: Recognising, caller_text: str) -> Iterator[AgentEvent]:
-    """"Is there anything later?" while times are offered: it went to the model. The free times after the last one
-    offered, that day's first (from the hour of the first of them), else the days after; ``LATEST`` when there are
-    none, the offer still open. False: no such question (``answers.OTHER_TIMES`` saying "later"), or nothing
-    offered."""
-    asked = OTHER_TIMES.search(normalize(caller_text))
-    if not agent.offered_slots or asked is None or "later" not in asked.group():
-        return False
-    service = str(agent.offered_slots[0].get("service") or "")
-    last = max(datetime.fromisoformat(str(s["starts_at"])) for s in agent.offered_slots)
-    after = [s for s in agent.context.repo.list_free_slots(service=service or None, start=last.date(), limit=50)
-             if s.starts_at > last]
-    if not after:
-        yield from agent._reply([LATEST])
-        return True
-    day = after[0].starts_at.date()
-    args = {"service": service, "date_from": day.isoformat(), "date_to": day.isoformat()}
-    if day == last.date():
-        args["from_hour"] = after[0].starts_at.hour
-    return (yield from agent._tool("list_free_slots", args))
-
-
 _MINE = re.compile(r"\b(my|our|mine|ours)\b")
 _CAN_YOU = re.compile(r"\b(do|does|can|could|will|would) (you|your \w+|someone|somebody|anyone)\b")
 
@@ -315,7 +281,8 @@ def answer_recognised(agent: Recognising, caller_text: str, allowed: list[str]) 
         asked = "Can I cancel my order?" if found.name == "cancel_booking" else "Can I change my order?"
         yield from agent._know(*agent.knowledge.ask(asked, must=True))
         return True
-    if "list_free_slots" in allowed and (yield from later_times(agent, caller_text)):
+    if "list_free_slots" in allowed and ((yield from later_times(agent, caller_text)) or (
+            yield from neither_time(agent, caller_text)) or (yield from offer_dropped(agent, caller_text))):
         return True
     if "list_free_slots" in allowed and (other := another_service(agent, caller_text)):
         return (yield from agent._tool("list_free_slots", {**(tool_args(
