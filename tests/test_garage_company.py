@@ -189,3 +189,20 @@ def test_an_offer_let_go_is_closed_and_a_later_yes_books_nothing(garage, dropped
     list(agent.turn("I'd like to book an oil change."))
     assert _said(agent.turn(dropped)) == "All right. Is there anything else I can help with?"
     assert not agent.offered_slots and agent.pending_write is None
+
+
+@pytest.mark.parametrize("asked", ["What's today's date?", "What day is it today?", "Sorry, what day is it?"])
+def test_todays_date_is_said_from_the_calls_date(garage, asked):
+    """"What's today's date?" was the caller's bookings (by 0.006) and asked for the phone number on the account."""
+    events = list(garage().turn(asked))
+    assert _said(events) == "Today is Monday, November 30th." and not _tools(events)
+
+
+@pytest.mark.parametrize("asked", ["Is the mechanic in on Saturday?", "Hi, is the mechanic in on Saturday?",
+                                   "Are you in on Saturday?"])
+def test_whether_someone_is_in_on_a_day_is_the_opening_hours(garage, asked):
+    """"Is the mechanic in on Saturday?" was the caller's bookings (by 0.013) and asked for their account; a vet's
+    "Is the vet in on Saturday?" was asked whether it meant the exotic-pets entry."""
+    events = list(garage().turn(asked))
+    assert "Saturday" in _said(events) and "open from 8 AM to noon" in _said(events), _said(events)
+    assert not _tools(events)

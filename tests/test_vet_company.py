@@ -204,3 +204,9 @@ def test_what_cannot_be_made_is_a_visit_only_when_the_words_say_one(vet):
                        ("I can't make my appointment on Friday.", True)):
         found = placed_request(None, said, ["consultation", "vaccination"], TODAY, None)
         assert (found is not None and found.name == "reschedule") is move, said
+
+
+def test_whether_the_vet_is_in_on_a_day_is_the_opening_hours(vet):
+    """"Is the vet in on Saturday?" was asked whether it meant the exotic-pets entry."""
+    said = _said(vet().turn("Is the vet in on Saturday?"))
+    assert "Saturday" in said and "open from 9 AM to 1 PM" in said, said

@@ -161,6 +161,8 @@ _HOW_IS_MY_THING = re.compile(
 entry, "What's the status of my repair?" went to the model): their records, a ticket when a ticket word is said,
 else their orders (a repair job is one in the CRM). Not a booking ("is my appointment ...": ``_THEIR_OWN``)."""
 _BOOKING_NOUNS = frozenset("appointment appointments booking bookings reservation reservations visit visits".split())
+_SOMEONE_IN = re.compile(r"^(?:\w+ )?(?:is|are) (?:the \w+|your \w+|you|you guys|anyone|anybody|someone|somebody) "
+                         r"(?:in|there|around) (?:on|this|next|today|tomorrow|tonight|at)\b")
 _WHEN_IS = re.compile(r"\b(?:(?:when|what time|what day) (?:is|does|will|s)|whens) (?:the|my|our) (\w+(?: \w+){0,2})")
 _SEND_SOMEONE = re.compile(r"\b(?:someone|somebody|an? (?:engineer|technician|plumber|electrician|fitter|mechanic))"
                            r"(?: (?:to|who can|that can))? (?:come|look|check|fix|repair|see|sort|service)\b|"
@@ -272,6 +274,8 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
         return Intent("ticket", found.score if found else 0.0, 1.0, "(the words ask for a copy of a paper)")
     if ADDRESS_CHANGE.search(normalize(text)):  # "Can you send it to my office instead?": the fit-out entry
         return Intent("ticket", found.score if found else 0.0, 1.0, "(the words ask to change a delivery address)")
+    if found is not None and found.name in ("my_appointments", "booking") and _SOMEONE_IN.search(plain):
+        return None  # "Is the mechanic in on Saturday?" asked for the caller's account: the opening hours
     if (found is None or found.name == "booking") and _BOOKED_VISIT.search(normalize(text)):
         # "When does the technician come?" was a booking (by 0.012) and asked which service; "When is the technician
         # coming?" had no pick and heard the printer repair entry: the visit already booked, looked up

@@ -27,6 +27,7 @@ from voicebot.dialog.other_times import another_service, later_times, neither_ti
 from voicebot.dialog.placing import KNOWLEDGE_OVER_INTENT, placed_request
 from voicebot.dialog.rendered import a_service, asks_how_long, order_sentence, slot_length
 from voicebot.dialog.services import service_named
+from voicebot.dialog.slots import spoken_date
 from voicebot.dialog.writes import TAKES_IT, WRITE_TOOLS, asked_for, write_evidence
 from voicebot.knowledge.price_asked import asks_price
 from voicebot.knowledge.actions import actions, said_words
@@ -243,8 +244,18 @@ _MINE = re.compile(r"\b(my|our|mine|ours)\b")
 _CAN_YOU = re.compile(r"\b(do|does|can|could|will|would) (you|your \w+|someone|somebody|anyone)\b")
 
 
+_TODAYS_DATE = re.compile(r"^(?:(?:sorry|um|so|and|hi|hello|oh)\W+)*(?:(?:can you tell me |do you know )?what(?:s| is) "
+                          r"(?:the date|todays date|the day|the date today|today)|what (?:day|date) is (?:it|today))"
+                          r"(?: today)?\W*$")
+""""What's today's date?" was the caller's bookings (by 0.006: "what day is my furniture fitting") and asked for the
+phone number on their account: the call's date, from code."""
+
+
 def answer_recognised(agent: Recognising, caller_text: str, allowed: list[str]) -> Iterator[AgentEvent]:
     """Answer a request the intent classifier recognises, without the model. True: the turn is answered."""
+    if _TODAYS_DATE.search(normalize(caller_text)):
+        yield from agent._reply([f"Today is {spoken_date(agent.today)}."])
+        return True
     found: Intent | None = None
     if agent.intents is not None:
         found = placed_request(agent.intents.classify(caller_text), caller_text, agent._services(), agent.today,
