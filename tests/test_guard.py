@@ -315,7 +315,10 @@ def test_asking_to_hear_the_bot_again(said, again):
     ("I'd like to complain to your supervisor.", True), ("We got help from a person in your shop.", False),
     ("The person please sign for the parcel.", False), ("Can I speak to a vet?", True),
     ("I'd like to talk to the dentist.", True), ("Can I speak with your mechanic?", True),
-    ("The vet said to call you.", False), ("Can a technician come on Monday?", False)])
+    ("The vet said to call you.", False), ("Can a technician come on Monday?", False),
+    ("Is the pharmacist available to answer a question?", True), ("Is a doctor free?", True),
+    ("Is the mechanic available on Saturday?", False), ("Is the engineer available tomorrow?", False),
+    ("Is the room available?", False)])
 def test_a_person_asked_for_by_team_or_in_other_words_is_an_operator_request(text, person):
     """"Can I talk to somebody?", "Let me speak to customer service", "I want a supervisor", "Transfer me, please"
     were no operator phrases: at a PIN prompt they went to the identity step, elsewhere to the model. Later "Put me

@@ -89,3 +89,19 @@ def test_a_prescription_asked_after_is_the_callers_order_after_the_pin(pharm, as
     events = list(agent.turn("1 3 5 7"))
     assert [t.name for t in _tools(events)] == ["verify_caller", "list_open_orders"], _tools(events)
     assert "45211" in _said(events) and "Lisinopril" in _said(events), _said(events)
+
+
+@pytest.mark.parametrize("asked, day, said", [
+    ("Do you have any flu shot appointments left this week?", "2026-11-30",
+     "I can offer a flu shot on Tuesday, December 1st at 9 AM or 11 AM."),
+    ("What's the earliest flu shot I can get?", None, "The earliest I have is a flu shot on Tuesday, December 1st"),
+    ("Can I get my flu shot and my blood pressure checked at the same time?", None,
+     "I can offer a flu shot on Tuesday, December 1st at 9 AM or 11 AM.")])
+def test_a_service_asked_after_as_free_soonest_or_wanted_is_its_free_times(pharm, asked, day, said):
+    """The first heard "Yes, we do." and the price (a service's name between "any" and "appointments"), the second
+    "I don't have that information", the third was the caller's bookings and asked for their account ("my flu
+    shot")."""
+    events = list(pharm().turn(asked))
+    [listed] = _tools(events)
+    assert listed.args["service"] == "flu shot" and listed.args.get("date_from") == day, listed.args
+    assert _said(events).startswith(said), _said(events)

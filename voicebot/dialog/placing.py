@@ -98,8 +98,8 @@ then for new tyres?" heard the courtesy-car entry; a vet's "I'd like to bring Be
 model)."""
 _FREE_TIME = (r"(?:appointments?|slots?|times?|openings?|availability|spaces?|visits?|bookings?)")
 _ASKS_FREE_TIME = re.compile(
-    r"\b(?:do|have|has|would|will) (?:you|you guys|the \w+|your \w+) (?:have|got|get) (?:any(?:thing)?|an?|some|"
-    r"something)? ?(?:free |open |available |spare |left )?" + _FREE_TIME + r"\b|"
+    r"\b(?:do|have|has|would|will) (?:you|you guys|the \w+|your \w+) (?:have|got|get) (?:(?:any(?:thing)?|an?|some|"
+    r"something) (?:\w+ ){0,2}?)?(?:free |open |available |spare |left )?" + _FREE_TIME + r"\b|"
     r"\b(?:your|the) (?:next|earliest|first|soonest|nearest) (?:free |available |open |possible )?" + _FREE_TIME +
     r"\b|\b(?:any|anything|something|somebody|someone) (?:free|available|open)\b|"
     r"\b(?:free|available|open) " + _FREE_TIME + r"\b")
@@ -116,9 +116,11 @@ _EARLIEST = re.compile(r"\b(?:the )?(?:earliest|soonest) (?:i|we|you) (?:can|cou
 """Free times asked after in words that need a day or a service to be a booking ("Do you have anything on
 Saturday?" heard "I don't have that information"; "What's the earliest I can get my cat vaccinated?"; "My car needs
 an inspection, when can you do it?" heard "Yes, we do." and the price). Not "when can I pick it up" (their own)."""
-_GET_ONE = re.compile(r"\b(?:can|could|may) (?:i|we) (?:get|have|grab|make) (?:a|an|one)\b")
+_GET_ONE = re.compile(r"\b(?:can|could|may) (?:i|we) (?:get|have|grab|make) (?:a|an|one|my|our)\b")
 """A visit or a service asked for as a thing to get: "Can I get a checkup on Wednesday afternoon?" was the caller's
 own bookings (by 0.005) and asked for their phone number."""
+_SOONEST = re.compile(r"\b(?:earliest|soonest|next available|first available)\b")
+"""With a service named: "What's the earliest flu shot I can get?" heard "I don't have that information"."""
 _FREE_WORD = re.compile(r"\b(?:available|availability|free|openings?|spaces?|room)\b")
 _WHEN_IS_IT_ON = re.compile(r"\b(?:what time|when|what days?) (?:does|do|is|are) (?:the |your )?(?:\w+ ){1,3}(?:start|"
                             r"on|run|running|held|take place)\b|"
@@ -255,7 +257,7 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
             _ASKS_FREE_TIME.search(plain) or _EARLIEST.search(plain)
             or (_ANYTHING.search(plain) and (service or parse_when(text, today)))
             or (_GET_ONE.search(plain) and (service or set(words(text)) & _A_VISIT))
-            or (service and (_FREE_WORD.search(plain) or _WHEN_IS_IT_ON.search(plain)))
+            or (service and (_FREE_WORD.search(plain) or _WHEN_IS_IT_ON.search(plain) or _SOONEST.search(plain)))
             or (_ASKS_TO_BOOK.search(plain) and service)):
         return Intent("booking", found.score if found else 0.0, 1.0, "(the words ask for the company's free times)")
     if found is not None and found.name == "booking" and _HOW_TO_PREPARE.search(plain):
