@@ -9,7 +9,7 @@ from fakes import ScriptedChat
 
 from voicebot.crm.repository import Repository
 from voicebot.crm.verification import CallerContext
-from voicebot.dialog.agent import DialogueAgent
+from voicebot.dialog.agent import DialogueAgent, Sentence, ToolCalled
 from voicebot.dialog.knowledge_step import KnowledgeStep
 from voicebot.knowledge.base import KnowledgeBase
 
@@ -39,3 +39,13 @@ def company_agent(repo: Repository, caller: str, company: str, today: date, inte
     """A call to the company from ``caller``, answered without the model (``ScriptedChat()`` fails on any call)."""
     return DialogueAgent(ScriptedChat(), CallerContext.start(repo, caller), company, today=today, intents=intents,
                          knowledge=KnowledgeStep(kb))
+
+
+def said_in(events) -> str:  # noqa: ANN001 - a turn's events
+    """What the bot said in a turn's events, as one string."""
+    return " ".join(e.text for e in events if isinstance(e, Sentence))
+
+
+def tools_in(events) -> list[ToolCalled]:  # noqa: ANN001 - a turn's events
+    """The tools a turn called, in order."""
+    return [e for e in events if isinstance(e, ToolCalled)]

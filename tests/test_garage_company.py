@@ -15,10 +15,12 @@ from decimal import Decimal
 
 import pytest
 from company_support import add_daily_slots, company_agent, company_knowledge
+from company_support import said_in as _said
+from company_support import tools_in as _tools
 
 from voicebot.crm.models import OrderItem
 from voicebot.crm.repository import Repository
-from voicebot.dialog.agent import DialogueAgent, Sentence, ToolCalled
+from voicebot.dialog.agent import DialogueAgent
 
 TODAY = date(2026, 11, 30)  # a Monday
 DAN = "+16175550123"
@@ -65,14 +67,6 @@ def garage(tmp_path, intent_classifier):
     def call(caller: str = STRANGER) -> DialogueAgent:
         return company_agent(repo, caller, "Elm Street Auto.", TODAY, intent_classifier, kb)
     return call
-
-
-def _said(events) -> str:
-    return " ".join(e.text for e in events if isinstance(e, Sentence))
-
-
-def _tools(events) -> list[ToolCalled]:
-    return [e for e in events if isinstance(e, ToolCalled)]
 
 
 @pytest.mark.parametrize("asked", [

@@ -11,9 +11,10 @@ from datetime import date, datetime, time
 
 import pytest
 from company_support import add_daily_slots, company_agent, company_knowledge
+from company_support import said_in as _said
+from company_support import tools_in as _tools
 
 from voicebot.crm.repository import Repository
-from voicebot.dialog.agent import Sentence, ToolCalled
 
 TODAY = date(2026, 11, 30)  # a Monday
 STRANGER = "+12125550999"
@@ -48,14 +49,6 @@ def gym(tmp_path, intent_classifier):
     repo = Repository.open(None, region="US", clock=lambda: datetime.combine(TODAY, time(9)))
     add_daily_slots(repo, TODAY, {"personal training": ((8, 12, 18), 60), "yoga class": ((19,), 60)})
     return company_agent(repo, STRANGER, "Peak Fitness.", TODAY, intent_classifier, kb)
-
-
-def _said(events) -> str:
-    return " ".join(e.text for e in events if isinstance(e, Sentence))
-
-
-def _tools(events) -> list[ToolCalled]:
-    return [e for e in events if isinstance(e, ToolCalled)]
 
 
 @pytest.mark.parametrize("asked", ["I want to join the gym.", "I'd like to join."])

@@ -12,10 +12,12 @@ from decimal import Decimal
 
 import pytest
 from company_support import add_daily_slots, company_agent, company_knowledge
+from company_support import said_in as _said
+from company_support import tools_in as _tools
 
 from voicebot.crm.models import OrderItem
 from voicebot.crm.repository import Repository
-from voicebot.dialog.agent import DialogueAgent, Sentence, ToolCalled
+from voicebot.dialog.agent import DialogueAgent
 
 TODAY = date(2026, 11, 30)  # a Monday
 ANA = "+13125550177"
@@ -62,14 +64,6 @@ def pharm(tmp_path, intent_classifier):
     def call(caller: str = STRANGER) -> DialogueAgent:
         return company_agent(repo, caller, "Oak Park Pharmacy.", TODAY, intent_classifier, kb)
     return call
-
-
-def _said(events) -> str:
-    return " ".join(e.text for e in events if isinstance(e, Sentence))
-
-
-def _tools(events) -> list[ToolCalled]:
-    return [e for e in events if isinstance(e, ToolCalled)]
 
 
 @pytest.mark.parametrize("asked, said", [

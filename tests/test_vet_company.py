@@ -14,9 +14,11 @@ from datetime import date, datetime, time
 
 import pytest
 from company_support import add_daily_slots, company_agent, company_knowledge
+from company_support import said_in as _said
+from company_support import tools_in as _tools
 
 from voicebot.crm.repository import Repository
-from voicebot.dialog.agent import DialogueAgent, Sentence, ToolCalled
+from voicebot.dialog.agent import DialogueAgent
 from voicebot.dialog.services import service_named
 
 TODAY = date(2026, 11, 30)  # a Monday
@@ -58,14 +60,6 @@ def vet(tmp_path, intent_classifier):
         return company_agent(repo, caller, "Riverside Vets.", TODAY, intent_classifier, kb)
     call.repo = repo
     return call
-
-
-def _said(events) -> str:
-    return " ".join(e.text for e in events if isinstance(e, Sentence))
-
-
-def _tools(events) -> list[ToolCalled]:
-    return [e for e in events if isinstance(e, ToolCalled)]
 
 
 @pytest.mark.parametrize("asked", [

@@ -300,9 +300,9 @@ _MINE_BOOKED = re.compile(r"\b(?:(?:have|did) (?:i|we)(?: got)?|do (?:i|we) have
                           r"(?:had )?"
                           r"(?:booked|made a booking|have an appointment)\b")
 """Asking after one's own bookings: "Have I got any appointments coming up?" was a new booking by 0.018."""
-_MY_VISIT = re.compile(r"\b(?:my|our|the) (?:\w+ ){0,2}(?:appointment|booking|reservation|visit|fitting|setup|repair)\b")
-"""A booking of the caller's named ("my appointment", "the printer repair"): a move or a cancellation of it is no new
-request, even with no pick from the classifier."""
+_MY_VISIT = re.compile(r"\b(?:my|our|the) (?:\w+ ){0,2}(?:appointment|booking|reservation|visit|fitting|setup|"
+                       r"repair)\b")
+"""A booking of the caller's ("my appointment", "the printer repair"): moved or cancelled, no new one, even unpicked."""
 
 
 def placed(found: Intent | None, text: str) -> Intent | None:

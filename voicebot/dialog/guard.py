@@ -98,10 +98,10 @@ _ROLE = re.compile(r"\b(?:speak|talk|put me through|put me on|connect me|transfe
 """A person by role or team ("Can I speak to the manager?" was answered by the model; "Can I talk to somebody?",
 "Let me speak to customer service", "I want a supervisor", "Transfer me, please" were not operator phrases; nor was
 a vet's "Can I speak to a vet?", which went to the model): as good as a name or "operator"."""
-_ROLE_FREE = re.compile(r"\b(?:is|are) (?:the|a|your|there a|there an|any) (?:manager|supervisor|owner|vet|veterinarian|"
-                        r"doctor|dentist|nurse|hygienist|pharmacist|mechanic|technician|engineer|advisor|adviser|"
-                        r"specialist|lawyer|accountant)s? (?:available|free|around)\b(?! (?:on|this|next|tomorrow|today|"
-                        r"tonight|at|in the)\b)", re.IGNORECASE)
+_ROLE_FREE = re.compile(r"\b(?:is|are) (?:the|a|your|there a|there an|any) (?:manager|supervisor|owner|vet|"
+                        r"veterinarian|doctor|dentist|nurse|hygienist|pharmacist|mechanic|technician|engineer|advisor|"
+                        r"adviser|specialist|lawyer|accountant)s? (?:available|free|around)\b(?! (?:on|this|next|"
+                        r"tomorrow|today|tonight|at|in the)\b)", re.IGNORECASE)
 """A person by role asked after as free now ("Is the pharmacist available to answer a question?" went to the model);
 with a day it is the opening hours ("Is the mechanic in on Saturday?")."""
 _PERSON = re.compile(

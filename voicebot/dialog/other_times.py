@@ -61,7 +61,8 @@ OTHER_DAY = "What day or time would suit you better?"
 _NEITHER = re.compile(r"\b(?:neither|none) (?:of )?(?:those|them|these|the two|that|one)\b|"
                       r"\b(?:those|these|they|that|neither|none of them) (?:dont|do not|doesnt|does not|wont|will not|"
                       r"cant|can not|cannot) (?:really )?(?:work|suit|do)\b|\bno good\b|"
-                      r"\b(?:i|we) (?:cant|cannot|can not) (?:do|make) (?:either|any of) (?:of )?(?:those|them|these)?\b")
+                      r"\b(?:i|we) (?:cant|cannot|can not) (?:do|make) (?:either|any of) (?:of )?"
+                      r"(?:those|them|these)?\b")
 """None of the times offered will do ("Neither of those work for me.", "Those don't suit me", "I can't do either"):
 it went to the model."""
 
@@ -76,10 +77,10 @@ def neither_time(agent: Recognising, caller_text: str) -> Iterator[AgentEvent]:
 
 
 DROPPED = "All right. Is there anything else I can help with?"
-_DROPPED = re.compile(r"^(?:(?:oh|ok|okay|ah|um|hmm|actually|no|well|sorry)\W+)*(?:never ?mind|forget (?:it|that|about it)|"
-                      r"dont worry(?: about it)?|leave it|thats (?:ok|okay|fine|alright|all right)|no thanks|no thank you"
-                      r")\b|\b(?:ill|i will|let me|ill have to|i need to) (?:check|look at) (?:my|the) (?:calendar|diary|"
-                      r"schedule)\b|\b(?:ill|i will|ill have to) call (?:you )?back\b")
+_DROPPED = re.compile(r"^(?:(?:oh|ok|okay|ah|um|hmm|actually|no|well|sorry)\W+)*(?:never ?mind|forget (?:it|that|"
+                      r"about it)|dont worry(?: about it)?|leave it|thats (?:ok|okay|fine|alright|all right)|no thanks|"
+                      r"no thank you)\b|\b(?:ill|i will|let me|ill have to|i need to) (?:check|look at) (?:my|the) "
+                      r"(?:calendar|diary|schedule)\b|\b(?:ill|i will|ill have to) call (?:you )?back\b")
 """The offer dropped ("Never mind.", "No, that's OK.", "Let me check my calendar and call you back."): it went to
 the model, and "Actually, forget it, I'll call back later." booked the later time."""
 

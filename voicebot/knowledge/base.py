@@ -55,7 +55,8 @@ HOURS_KEYS = ("What are your opening hours?", "Are you open now?", "Are you open
               "When do you close today?", "What time do you open tomorrow?", "Are you open on the 31st?")
 _HOURS_WORDS = re.compile(r"\b(open(?!ings\b)\w*|clos\w*|hours?|work\w*|come (by|in|over)|visit|available|"
                           r"(any|some)(one|body) there|(?:is|are) (?:the \w+|your \w+|you|you guys|any ?one|any ?body|"
-                          r"some ?one|some ?body) (?:in|there|around)(?= (?:on|this|next|today|tomorrow|tonight|at)\b)|работа\w*|открыт\w*|закрыт\w*|час\w*)\b", re.IGNORECASE)
+                          r"some ?one|some ?body) (?:in|there|around)(?= (?:on|this|next|today|tomorrow|tonight|at)\b)|"
+                          r"работа\w*|открыт\w*|закрыт\w*|час\w*)\b", re.IGNORECASE)
 _TOGETHER = re.compile(r"\b(together|both|in total|altogether|combined|all in)\b", re.IGNORECASE)
 _COUNT = r"(\d+|a few|a dozen|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|" \
          r"forty|fifty|sixty|seventy|eighty|ninety|a hundred|hundred)"
