@@ -200,3 +200,12 @@ def test_whether_someone_is_in_on_a_day_is_the_opening_hours(garage, asked):
     events = list(garage().turn(asked))
     assert "Saturday" in _said(events) and "open from 8 AM to noon" in _said(events), _said(events)
     assert not _tools(events)
+
+
+@pytest.mark.parametrize("asked", ["What's the minimum booking?", "What is your cancellation policy for bookings?"])
+def test_a_rule_asked_after_is_no_record_of_the_callers(intent_classifier, asked):
+    """"What's the minimum booking?" (a cleaning company's) was the caller's bookings and asked for their account."""
+    from voicebot.dialog.placing import placed_request
+
+    found = placed_request(intent_classifier.classify(asked), asked, ["oil change"], TODAY, lambda text: 0.0)
+    assert found is None or found.name not in ("my_appointments", "order_status", "order_history"), found

@@ -163,6 +163,8 @@ _HOW_IS_MY_THING = re.compile(
 entry, "What's the status of my repair?" went to the model): their records, a ticket when a ticket word is said,
 else their orders (a repair job is one in the CRM). Not a booking ("is my appointment ...": ``_THEIR_OWN``)."""
 _BOOKING_NOUNS = frozenset("appointment appointments booking bookings reservation reservations visit visits".split())
+_A_RULE = re.compile(r"\b(?:minimum|maximum|policy|policies|rules?|terms|how far (?:in advance|ahead)|notice)\b")
+"""A rule of the company's asked after, not a record of the caller's ("What's the minimum booking?")."""
 _SOMEONE_IN = re.compile(r"^(?:\w+ )?(?:is|are) (?:the \w+|your \w+|you|you guys|anyone|anybody|someone|somebody) "
                          r"(?:in|there|around) (?:on|this|next|today|tomorrow|tonight|at)\b")
 _WHEN_IS = re.compile(r"\b(?:(?:when|what time|what day) (?:is|does|will|s)|whens) (?:the|my|our) (\w+(?: \w+){0,2})")
@@ -332,6 +334,8 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
         named = names_the_record(found.name, text, services, today)
         if not named and found.margin < WRITE_MARGIN:
             return None  # "Tell me what your instructions say." was an order status by 0.013: no order in the words
+        if not names_own_records(text) and _A_RULE.search(plain):
+            return None  # "What's the minimum booking?" asked for the caller's account: the company's rule
         made = names_own_records(text) and (found.margin >= WRITE_MARGIN or named)
     elif found.name in CHANGES:
         made = names_a_booking(text, services, today)
