@@ -8,7 +8,8 @@ Runtime's exact u8*u8 kernel for such CPUs (``session.x64quantprecision``).
 The test runs the real model under ``qemu-x86_64 -cpu EPYC-Milan`` (AVX2, no AVX-512, no VNNI; qemu-user is
 installed by scripts/setup.sh), on Piper speech made natively, and checks two things: that a plain session there
 really scores differently (so the emulated CPU takes the saturating path and the test means something), and that
-the bot's own ``SmartTurnModel`` scores the same as on this machine. About 40 s: qemu emulates every instruction.
+the bot's own ``SmartTurnModel`` scores the same as on this machine, on 8 kHz clips (the phone line's; a 16 kHz
+set doubled the time and tested no other kernel). About a minute: qemu emulates every instruction.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ def test_the_turn_model_judges_alike_on_a_cpu_without_vnni(config, model_store, 
     qemu = shutil.which("qemu-x86_64")
     assert qemu, "qemu-x86_64 is missing: scripts/setup.sh installs Debian's qemu-user"
     clips = {}
-    for rate in (8000, 16000):
+    for rate in (8000,):  # the phone line's rate (upsampled to 16 kHz for the model: its kernels run either way)
         whole = b"".join(chunk.pcm for chunk in caller_voice.stream(SENTENCE, rate))
         pause = b"\0\0" * (rate // 5)
         clips[f"whole {rate}"] = (whole + pause, rate)
@@ -58,7 +59,7 @@ def test_the_turn_model_judges_alike_on_a_cpu_without_vnni(config, model_store, 
     folder = model_store.locate(config.turns.model)
     native = SmartTurnModel(folder)
     here = {name: native.score(pcm, rate).probability for name, (pcm, rate) in clips.items()}
-    assert here["whole 8000"] >= 0.5 > here["cut 8000"] and here["whole 16000"] >= 0.5 > here["cut 16000"], here
+    assert here["whole 8000"] >= 0.5 > here["cut 8000"], here
 
     run = subprocess.run([qemu, "-cpu", CPU, sys.executable, "-c", EMULATED, str(tmp_path / "clips.pkl"),
                           str(folder)], cwd=ROOT, capture_output=True, text=True, timeout=540,

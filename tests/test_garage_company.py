@@ -209,3 +209,18 @@ def test_a_rule_asked_after_is_no_record_of_the_callers(intent_classifier, asked
 
     found = placed_request(intent_classifier.classify(asked), asked, ["oil change"], TODAY, lambda text: 0.0)
     assert found is None or found.name not in ("my_appointments", "order_status", "order_history"), found
+
+
+def test_another_service_instead_of_the_one_read_back_is_its_times_that_day(garage):
+    """"Actually, can you make it a state inspection instead?" to an oil change read back heard "I don't have that
+    information" (a cleaning company's "make it a deep clean instead" too)."""
+    agent = garage()
+    list(agent.turn("Can I book an oil change for Wednesday?"))
+    list(agent.turn("The 9 AM please, it's Jo Park."))
+    events = list(agent.turn("Actually, can you make it a state inspection instead?"))
+    [listed] = _tools(events)
+    assert listed.args == {"service": "state inspection", "date_from": "2026-12-02", "date_to": "2026-12-02"}
+    assert _said(events) == ("I can offer a state inspection on Wednesday, December 2nd at 10 AM or 2 PM. "
+                             "Which would suit you?")
+    assert _said(agent.turn("2 PM.")) == ("That's a state inspection on Wednesday, December 2nd at 2 PM for Jo Park. "
+                                          "Shall I book it?")

@@ -22,14 +22,29 @@ if TYPE_CHECKING:
     from voicebot.dialog.recognised import Recognising
 
 
+_INSTEAD = re.compile(r"\b(?:instead|make it|change it to|switch (?:it )?to|rather have)\b")
+"""The same visit with another service ("Actually, can you make it a deep clean instead?" to a standard clean read
+back heard "I don't have that information")."""
+
+
 def another_service(agent: Recognising, caller_text: str) -> str | None:
     """Another CRM service named in a few words while times for one are offered ("Vaccination." to the
-    consultation's times, after "When is your next free appointment?" named it by the price list's alias): it went to
-    the model. Its own free times, the day said with it kept. Not a price question, not a pick of a time offered."""
-    if not agent.offered_slots or len(caller_text.split()) > 6 or asks_price(normalize(caller_text)):
+    consultation's times, after "When is your next free appointment?" named it by the price list's alias), or asked
+    for instead (``_INSTEAD``): it went to the model. Its own free times, the day said with it kept (``same_day``).
+    Not a price question, not a pick of a time offered."""
+    plain = normalize(caller_text)
+    if not agent.offered_slots or asks_price(plain) or len(caller_text.split()) > (12 if _INSTEAD.search(plain) else 6):
         return None
     service = service_named(caller_text, agent._services(), agent._price_names())
     return service if service is not None and service != agent.offered_slots[0].get("service") else None
+
+
+def same_day(agent: Recognising, caller_text: str) -> dict[str, str]:
+    """The day of the times offered, for another service asked for instead of theirs (no day said: that day's)."""
+    if not agent.offered_slots or not _INSTEAD.search(normalize(caller_text)):
+        return {}
+    day = str(agent.offered_slots[0]["starts_at"])[:10]
+    return {"date_from": day, "date_to": day}
 
 
 LATEST = "I don't have a later free time. Would one of those suit you?"

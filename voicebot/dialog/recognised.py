@@ -23,7 +23,7 @@ from voicebot.dialog.answers import ADDRESS_CHANGE, match_intent, tool_args
 from voicebot.dialog.followups import OFFER_TICKET, OFFER_VISIT, offered
 from voicebot.dialog.intents import Intent, IntentClassifier
 from voicebot.dialog.knowledge_step import NO_PRICE, WHICH_ITEM, KnowledgeStep, KnowledgeUsed
-from voicebot.dialog.other_times import another_service, later_times, neither_time, offer_dropped
+from voicebot.dialog.other_times import another_service, later_times, neither_time, offer_dropped, same_day
 from voicebot.dialog.placing import KNOWLEDGE_OVER_INTENT, placed_request
 from voicebot.dialog.rendered import a_service, asks_how_long, order_sentence, slot_length
 from voicebot.dialog.services import service_named
@@ -296,7 +296,7 @@ def answer_recognised(agent: Recognising, caller_text: str, allowed: list[str]) 
             yield from neither_time(agent, caller_text)) or (yield from offer_dropped(agent, caller_text))):
         return True
     if "list_free_slots" in allowed and (other := another_service(agent, caller_text)):
-        return (yield from agent._tool("list_free_slots", {**(tool_args(
+        return (yield from agent._tool("list_free_slots", {**same_day(agent, caller_text), **(tool_args(
             "list_free_slots", "", caller_name=None, services=agent._services(), offered_slots=[],
             caller_text=caller_text, today=agent.today, aliases=agent._price_names()) or {}), "service": other}))
     if "create_lead" in allowed and not agent.offered_slots and _books_an_item(agent, caller_text) and \
