@@ -224,3 +224,11 @@ def test_another_service_instead_of_the_one_read_back_is_its_times_that_day(gara
                              "Which would suit you?")
     assert _said(agent.turn("2 PM.")) == ("That's a state inspection on Wednesday, December 2nd at 2 PM for Jo Park. "
                                           "Shall I book it?")
+
+
+@pytest.mark.parametrize("said, service", [("Oil change.", "oil change"), ("Inspection.", "state inspection"),
+                                           ("A diagnostic, please.", "diagnostic check")])
+def test_a_service_named_alone_is_its_free_times(garage, said, service):
+    """"Oil change." heard the wait entry, "Inspection." went to the model."""
+    [listed] = _tools(list(garage().turn(said)))
+    assert listed.args == {"service": service}, listed.args

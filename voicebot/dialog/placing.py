@@ -165,6 +165,17 @@ else their orders (a repair job is one in the CRM). Not a booking ("is my appoin
 _BOOKING_NOUNS = frozenset("appointment appointments booking bookings reservation reservations visit visits".split())
 _A_RULE = re.compile(r"\b(?:minimum|maximum|policy|policies|rules?|terms|how far (?:in advance|ahead)|notice)\b")
 """A rule of the company's asked after, not a record of the caller's ("What's the minimum booking?")."""
+_FILLER = frozenset("a an the please um uh er erm hi hello yes yeah ok okay just for some".split())
+
+
+def _only_a_service(plain: str, services: Sequence[str], aliases: Sequence[Sequence[str]]) -> bool:
+    """Whether the turn is a service's name alone ("Oil change." heard a garage's wait entry; "Inspection." went to
+    the model): every word but a filler is a word of a service's name or of the price list's words for one."""
+    said = [w for w in plain.split() if w not in _FILLER]
+    known = {w for name in (*services, *(a for names in aliases for a in names)) for w in normalize(name).split()}
+    return 0 < len(said) <= 4 and all(w in known or w.rstrip("s") in known for w in said)
+
+
 _SOMEONE_IN = re.compile(r"^(?:\w+ )?(?:is|are) (?:the \w+|your \w+|you|you guys|anyone|anybody|someone|somebody) "
                          r"(?:in|there|around) (?:on|this|next|today|tomorrow|tonight|at)\b")
 _WHEN_IS = re.compile(r"\b(?:(?:when|what time|what day) (?:is|does|will|s)|whens) (?:the|my|our) (\w+(?: \w+){0,2})")
@@ -262,6 +273,9 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
             or (service and (_FREE_WORD.search(plain) or _WHEN_IS_IT_ON.search(plain) or _SOONEST.search(plain)))
             or (_ASKS_TO_BOOK.search(plain) and service)):
         return Intent("booking", found.score if found else 0.0, 1.0, "(the words ask for the company's free times)")
+    if (found is None or found.name in ("booking", "knowledge")) and service and _only_a_service(plain, services,
+                                                                                                 aliases):
+        return Intent("booking", found.score if found else 0.0, 1.0, "(a service named alone)")
     if found is not None and found.name == "booking" and _HOW_TO_PREPARE.search(plain):
         return None
     if _OPENS_TICKET.search(normalize(text)):
