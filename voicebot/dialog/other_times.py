@@ -10,16 +10,30 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
+from voicebot.crm.verification import CallerContext
 from voicebot.dialog.agent_events import AgentEvent
 from voicebot.dialog.answers import OTHER_TIMES
 from voicebot.dialog.services import service_named
 from voicebot.knowledge.price_asked import asks_price
 from voicebot.text import normalize
 
-if TYPE_CHECKING:
-    from voicebot.dialog.recognised import Recognising
+
+class Offering(Protocol):
+    """What these answers use of ``DialogueAgent`` (typed here: ``recognised``, which imports this module, has the
+    whole of it)."""
+
+    context: CallerContext
+    offered_slots: list[dict[str, Any]]
+
+    def _services(self) -> list[str]: ...
+
+    def _price_names(self) -> list[tuple[str, ...]]: ...
+
+    def _reply(self, sentences: list[str]) -> Iterator[AgentEvent]: ...
+
+    def _tool(self, name: str, args: dict[str, Any], seen: set[str] | None = None) -> Iterator[AgentEvent]: ...
 
 
 _INSTEAD = re.compile(r"\b(?:instead|make it|change it to|switch (?:it )?to|rather have)\b")
@@ -27,7 +41,7 @@ _INSTEAD = re.compile(r"\b(?:instead|make it|change it to|switch (?:it )?to|rath
 back heard "I don't have that information")."""
 
 
-def another_service(agent: Recognising, caller_text: str) -> str | None:
+def another_service(agent: Offering, caller_text: str) -> str | None:
     """Another CRM service named in a few words while times for one are offered ("Vaccination." to the
     consultation's times, after "When is your next free appointment?" named it by the price list's alias), or asked
     for instead (``_INSTEAD``): it went to the model. Its own free times, the day said with it kept (``same_day``).
@@ -39,7 +53,7 @@ def another_service(agent: Recognising, caller_text: str) -> str | None:
     return service if service is not None and service != agent.offered_slots[0].get("service") else None
 
 
-def same_day(agent: Recognising, caller_text: str) -> dict[str, str]:
+def same_day(agent: Offering, caller_text: str) -> dict[str, str]:
     """The day of the times offered, for another service asked for instead of theirs (no day said: that day's)."""
     if not agent.offered_slots or not _INSTEAD.search(normalize(caller_text)):
         return {}
@@ -50,7 +64,7 @@ def same_day(agent: Recognising, caller_text: str) -> dict[str, str]:
 LATEST = "I don't have a later free time. Would one of those suit you?"
 
 
-def later_times(agent: Recognising, caller_text: str) -> Iterator[AgentEvent]:
+def later_times(agent: Offering, caller_text: str) -> Iterator[AgentEvent]:
     """"Is there anything later?" while times are offered: it went to the model. The free times after the last one
     offered, that day's first (from the hour of the first of them), else the days after; ``LATEST`` when there are
     none, the offer still open. False: no such question (``answers.OTHER_TIMES`` saying "later"), or nothing
@@ -82,7 +96,7 @@ _NEITHER = re.compile(r"\b(?:neither|none) (?:of )?(?:those|them|these|the two|t
 it went to the model."""
 
 
-def neither_time(agent: Recognising, caller_text: str) -> Iterator[AgentEvent]:
+def neither_time(agent: Offering, caller_text: str) -> Iterator[AgentEvent]:
     """"Neither of those work for me." while times are offered: ``OTHER_DAY``, the offer's service kept, so the day or
     time said next is looked up for it. False: no such words, or nothing offered."""
     if not agent.offered_slots or not _NEITHER.search(normalize(caller_text)) or len(caller_text.split()) > 10:
@@ -100,7 +114,7 @@ _DROPPED = re.compile(r"^(?:(?:oh|ok|okay|ah|um|hmm|actually|no|well|sorry)\W+)*
 the model, and "Actually, forget it, I'll call back later." booked the later time."""
 
 
-def offer_dropped(agent: Recognising, caller_text: str) -> Iterator[AgentEvent]:
+def offer_dropped(agent: Offering, caller_text: str) -> Iterator[AgentEvent]:
     """``DROPPED`` for an offer of times the caller lets go, which is then no longer open (a later "yes" books
     nothing). False: no such words, or nothing offered."""
     if not agent.offered_slots or not _DROPPED.search(normalize(caller_text)) or len(caller_text.split()) > 14:
