@@ -85,11 +85,13 @@ _ASKING_AGAIN = frozenset("what sorry pardon huh eh excuse".split())
 _CONFUSED_MAX_WORDS = 6
 
 
+_ROLES = (r"vet|veterinarian|doctor|dentist|nurse|hygienist|pharmacist|mechanic|technician|engineer|advisor|adviser|"
+          r"specialist|lawyer|accountant")
+"""People by their trade, asked for by name of it ("a vet", "the pharmacist")."""
 _ROLE = re.compile(r"\b(?:speak|talk|put me through|put me on|connect me|transfer me|get me|pass me)\s+(?:to|with)\s+"
                    r"(?:the |your |a |an |some |one of your )?(?:manager|supervisor|boss|owner|person in charge|"
                    r"someone in charge|colleague|member of staff|staff member|receptionist|human being|someone|somebody|"
-                   r"anybody|anyone|vet|veterinarian|doctor|dentist|nurse|hygienist|pharmacist|mechanic|"
-                   r"technician|engineer|advisor|adviser|specialist|lawyer|accountant|"
+                   r"anybody|anyone|" + _ROLES + r"|"
                    r"(?:customer |technical |tech )?(?:service|support|services)(?: team| department| desk)?|sales"
                    r"(?: team| department)?|billing|accounts|accounting|reception|team member|live agent)\b|\b(?:want|"
                    r"need|get|ask for|give me) (?:a |the |your )?(?:manager|supervisor)\b|\b(?:complain|complaint|speak|talk) to (?:a |"
@@ -98,10 +100,9 @@ _ROLE = re.compile(r"\b(?:speak|talk|put me through|put me on|connect me|transfe
 """A person by role or team ("Can I speak to the manager?" was answered by the model; "Can I talk to somebody?",
 "Let me speak to customer service", "I want a supervisor", "Transfer me, please" were not operator phrases; nor was
 a vet's "Can I speak to a vet?", which went to the model): as good as a name or "operator"."""
-_ROLE_FREE = re.compile(r"\b(?:is|are) (?:the|a|your|there a|there an|any) (?:manager|supervisor|owner|vet|"
-                        r"veterinarian|doctor|dentist|nurse|hygienist|pharmacist|mechanic|technician|engineer|advisor|"
-                        r"adviser|specialist|lawyer|accountant)s? (?:available|free|around)\b(?! (?:on|this|next|"
-                        r"tomorrow|today|tonight|at|in the)\b)", re.IGNORECASE)
+_ROLE_FREE = re.compile(r"\b(?:is|are) (?:the|a|your|there a|there an|any) (?:manager|supervisor|owner|" + _ROLES +
+                        r")s? (?:available|free|around)\b(?! (?:on|this|next|tomorrow|today|tonight|at|in the)\b)",
+                        re.IGNORECASE)
 """A person by role asked after as free now ("Is the pharmacist available to answer a question?" went to the model);
 with a day it is the opening hours ("Is the mechanic in on Saturday?")."""
 _PERSON = re.compile(

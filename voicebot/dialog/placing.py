@@ -25,9 +25,11 @@ from voicebot.dialog.services import service_named
 from voicebot.dialog.appointments import placed
 from voicebot.dialog.intents import Intent
 from voicebot.dialog.knowledge_step import KNOWLEDGE_OVER_INTENT
+from voicebot.dialog.offered_times import extreme_asked
 from voicebot.dialog.slots import parse_when
 from voicebot.dialog.write_asks import ADD_ON, CANT_MAKE, NEW_ORDER, SERVICE_FAULT, SWITCH_PLAN
 from voicebot.dialog.writes import WRITE_MARGIN
+from voicebot.knowledge.hours import SOMEONE_IN
 from voicebot.knowledge.price_asked import asks_price, price_question
 from voicebot.review.redact import mask_secrets
 from voicebot.text import normalize, words
@@ -119,8 +121,6 @@ an inspection, when can you do it?" heard "Yes, we do." and the price). Not "whe
 _GET_ONE = re.compile(r"\b(?:can|could|may) (?:i|we) (?:get|have|grab|make) (?:a|an|one|my|our)\b")
 """A visit or a service asked for as a thing to get: "Can I get a checkup on Wednesday afternoon?" was the caller's
 own bookings (by 0.005) and asked for their phone number."""
-_SOONEST = re.compile(r"\b(?:earliest|soonest|next available|first available)\b")
-"""With a service named: "What's the earliest flu shot I can get?" heard "I don't have that information"."""
 _FREE_WORD = re.compile(r"\b(?:available|availability|free|openings?|spaces?|room)\b")
 _WHEN_IS_IT_ON = re.compile(r"\b(?:what time|when|what days?) (?:does|do|is|are) (?:the |your )?(?:\w+ ){1,3}(?:start|"
                             r"on|run|running|held|take place)\b|"
@@ -176,8 +176,6 @@ def _only_a_service(plain: str, services: Sequence[str], aliases: Sequence[Seque
     return 0 < len(said) <= 4 and all(w in known or w.rstrip("s") in known for w in said)
 
 
-_SOMEONE_IN = re.compile(r"^(?:\w+ )?(?:is|are) (?:the \w+|your \w+|you|you guys|anyone|anybody|someone|somebody) "
-                         r"(?:in|there|around) (?:on|this|next|today|tomorrow|tonight|at)\b")
 _WHEN_IS = re.compile(r"\b(?:(?:when|what time|what day) (?:is|does|will|s)|whens) (?:the|my|our) (\w+(?: \w+){0,2})")
 _SEND_SOMEONE = re.compile(r"\b(?:someone|somebody|an? (?:engineer|technician|plumber|electrician|fitter|mechanic))"
                            r"(?: (?:to|who can|that can))? (?:come|look|check|fix|repair|see|sort|service)\b|"
@@ -270,7 +268,8 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
             _ASKS_FREE_TIME.search(plain) or _EARLIEST.search(plain)
             or (_ANYTHING.search(plain) and (service or parse_when(text, today)))
             or (_GET_ONE.search(plain) and (service or set(words(text)) & _A_VISIT))
-            or (service and (_FREE_WORD.search(plain) or _WHEN_IS_IT_ON.search(plain) or _SOONEST.search(plain)))
+            or (service and (_FREE_WORD.search(plain) or _WHEN_IS_IT_ON.search(plain)
+                             or extreme_asked(text) == "earliest"))  # "the earliest flu shot I can get"
             or (_ASKS_TO_BOOK.search(plain) and service)):
         return Intent("booking", found.score if found else 0.0, 1.0, "(the words ask for the company's free times)")
     if (found is None or found.name in ("booking", "knowledge")) and service and _only_a_service(plain, services,
@@ -292,7 +291,7 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
         return Intent("ticket", found.score if found else 0.0, 1.0, "(the words ask for a copy of a paper)")
     if ADDRESS_CHANGE.search(normalize(text)):  # "Can you send it to my office instead?": the fit-out entry
         return Intent("ticket", found.score if found else 0.0, 1.0, "(the words ask to change a delivery address)")
-    if found is not None and found.name in ("my_appointments", "booking") and _SOMEONE_IN.search(plain):
+    if found is not None and found.name in ("my_appointments", "booking") and SOMEONE_IN.search(plain):
         return None  # "Is the mechanic in on Saturday?" asked for the caller's account: the opening hours
     if (found is None or found.name == "booking") and _BOOKED_VISIT.search(normalize(text)):
         # "When does the technician come?" was a booking (by 0.012) and asked which service; "When is the technician
@@ -371,7 +370,7 @@ def placed_request(found: Intent | None, text: str, services: Sequence[str], tod
     elif found.name == "booking":  # a narrow guess the words do not make offers times no one asked for; "I need
         # an oil change." (by 0.019) heard the garage's wait entry and the offer of a ticket
         return found if found.margin >= WRITE_MARGIN or asks_for_a_visit(text, today) or (
-            _WANTS.search(normalize(text)) and service_named(text, list(services), aliases)) else None
+            _WANTS.search(plain) and service) else None
     else:
         return found
     return found if made or knowledge_score(text) < KNOWLEDGE_OVER_INTENT else None

@@ -37,7 +37,7 @@ from typing import Literal
 from voicebot.knowledge.actions import off_subject
 from voicebot.knowledge.embed import Embedder
 from voicebot.knowledge.files import Entry, KnowledgeFiles, PriceItem, Problem, folder_stamp, load_folder, plain_text
-from voicebot.knowledge.hours import OpeningHours
+from voicebot.knowledge.hours import SOMEONE_IN, OpeningHours
 from voicebot.knowledge.price_groups import compared_price, group_price
 from voicebot.knowledge.prices import (SELLS, Estimate, counted_words, estimate, in_sentence, misprices, named_parts,
                                        names_item, naming_strength, quantity_in, say_estimate, say_estimates,
@@ -54,9 +54,8 @@ OFFER_PERSON = "I don't have that information. Would you like me to connect you 
 HOURS_KEYS = ("What are your opening hours?", "Are you open now?", "Are you open on Saturday?",
               "When do you close today?", "What time do you open tomorrow?", "Are you open on the 31st?")
 _HOURS_WORDS = re.compile(r"\b(open(?!ings\b)\w*|clos\w*|hours?|work\w*|come (by|in|over)|visit|available|"
-                          r"(any|some)(one|body) there|(?:is|are) (?:the \w+|your \w+|you|you guys|any ?one|any ?body|"
-                          r"some ?one|some ?body) (?:in|there|around)(?= (?:on|this|next|today|tomorrow|tonight|at)\b)|"
-                          r"работа\w*|открыт\w*|закрыт\w*|час\w*)\b", re.IGNORECASE)
+                          r"(any|some)(one|body) there|работа\w*|открыт\w*|закрыт\w*|час\w*)\b|" + SOMEONE_IN.pattern,
+                          re.IGNORECASE)
 _TOGETHER = re.compile(r"\b(together|both|in total|altogether|combined|all in)\b", re.IGNORECASE)
 _COUNT = r"(\d+|a few|a dozen|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve|fifteen|twenty|thirty|" \
          r"forty|fifty|sixty|seventy|eighty|ninety|a hundred|hundred)"

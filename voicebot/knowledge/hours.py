@@ -27,6 +27,10 @@ from voicebot.knowledge.files import HOURS_FILE, WEEKDAYS, HoursFile, parse_span
 
 Spans = tuple[tuple[time, time], ...]
 
+SOMEONE_IN = re.compile(r"\b(?:is|are) (?:the \w+|your \w+|you|you guys|any ?one|any ?body|some ?one|some ?body) "
+                        r"(?:in|there|around) (?:on|this|next|today|tomorrow|tonight|at)\b", re.IGNORECASE)
+"""Whether someone is in on a day ("Is the mechanic in on Saturday?", "Are you in tomorrow?"): the opening hours,
+never the caller's bookings (``dialog.placing``) nor a knowledge entry that shares a word (``knowledge.base``)."""
 _NOW = re.compile(r"\b(now|right now|at the moment|currently|still open|сейчас|сегодня сейчас)\b", re.IGNORECASE)
 _TODAY = re.compile(r"\b(today|tonight|this (morning|afternoon|evening)|сегодня)\b", re.IGNORECASE)
 _TOMORROW = re.compile(r"\b(tomorrow|завтра)\b", re.IGNORECASE)
